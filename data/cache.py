@@ -1,0 +1,276 @@
+"""The decoded cache: every PNG is decoded once into uint8 arrays on disk that later runs memory-map.
+
+One cache folder per split source holds `frames.npy` (N, T, 160, 240, 3), `masks.npy` (N, 22, 160, 240)
+for labelled splits, `ids.npy` (N,) and `manifest.json`, which records a fingerprint (name, size,
+mtime) of every source file. A changed, added or removed video is noticed on the next load: the cache is
+rebuilt, decoding only what changed and copying the rest. Builds happen in a temporary folder and are
+renamed into place under a file lock, so concurrent readers (several trials on one machine) decode once
+and never see a half-written cache.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import shutil
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from tqdm import tqdm
+
+from data.classes import FRAME_HEIGHT, FRAME_WIDTH, N_FRAMES
+from data.layout import DataError, VideoEntry, index_split, read_video, split_dir
+
+OnError = Literal["raise", "skip"]
+CACHE_VERSION = 1
+_CHUNK = 8  # videos per decoding job
+
+
+@dataclass(frozen=True)
+class DecodedSplit:
+    """A split held as memory-mapped uint8 arrays, rows in video-id order."""
+
+    split: str
+    source: Path  # the split folder the arrays were decoded from
+    ids: np.ndarray  # (N,) int64 video ids
+    frames: np.ndarray  # (N, T, 160, 240, 3) uint8; T = 22, or 11 for hidden
+    masks: np.ndarray | None  # (N, 22, 160, 240) uint8 class ids; None for unlabeled and hidden
+    skipped: tuple[tuple[int, str], ...] = ()  # (video id, reason) of bad videos left out
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.frames.shape[1])
+
+
+def default_cache_dir() -> Path:
+    """$SEGTUNE_CACHE, else ~/.cache/segtune/decoded."""
+    env = os.environ.get("SEGTUNE_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "segtune" / "decoded"
+
+
+def decode_split(
+    root: str | os.PathLike[str],
+    split: str,
+    *,
+    hidden: str | os.PathLike[str] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    on_error: OnError = "raise",
+    workers: int | None = None,
+    progress: bool = True,
+) -> DecodedSplit:
+    """Decode a split once and memory-map it. `on_error="raise"` fails on the first bad video with its
+    file and reason; `"skip"` leaves bad videos out with a warning that counts and names them."""
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    source = split_dir(root, split, hidden=hidden).resolve()
+    entries = index_split(root, split, hidden=hidden)
+    fingerprints = {e.video_id: _fingerprint(e) for e in entries}
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{split}-{hashlib.sha1(str(source).encode()).hexdigest()[:16]}"
+    with _locked(target.with_suffix(".lock")):
+        manifest = _read_manifest(target)
+        if not _is_current(manifest, source, fingerprints):
+            _build(target, entries, fingerprints, manifest, workers=workers, progress=progress)
+            manifest = _read_manifest(target)
+    assert manifest is not None
+    skipped = tuple((int(vid), reason) for vid, reason in manifest["bad"].items())
+    if skipped:
+        names = ", ".join(f"video {vid}: {reason}" for vid, reason in skipped[:5])
+        more = f" (and {len(skipped) - 5} more)" if len(skipped) > 5 else ""
+        if on_error == "raise":
+            raise DataError(f"{len(skipped)} bad video(s) in {source}: {names}{more}")
+        warnings.warn(f"skipping {len(skipped)} bad video(s) of {len(entries)} in {source}: {names}{more}", stacklevel=2)
+    masks_path = target / "masks.npy"
+    return DecodedSplit(
+        split=split,
+        source=source,
+        ids=np.load(target / "ids.npy"),
+        frames=np.load(target / "frames.npy", mmap_mode="r"),
+        masks=np.load(masks_path, mmap_mode="r") if masks_path.exists() else None,
+        skipped=skipped,
+    )
+
+
+def _fingerprint(entry: VideoEntry) -> list[list[object]]:
+    """(name, size, mtime_ns) of every source file; a missing file is recorded as missing, so that
+    adding it later is noticed."""
+    prints: list[list[object]] = []
+    for path in entry.source_files():
+        try:
+            st = path.stat()
+            prints.append([path.name, st.st_size, st.st_mtime_ns])
+        except FileNotFoundError:
+            prints.append([path.name, None, None])
+    return prints
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _read_manifest(target: Path) -> dict | None:
+    try:
+        return json.loads((target / "manifest.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def _is_current(manifest: dict | None, source: Path, fingerprints: dict[int, list]) -> bool:
+    return (
+        manifest is not None
+        and manifest.get("version") == CACHE_VERSION
+        and manifest.get("source") == str(source)
+        and manifest.get("videos") == {str(k): v for k, v in fingerprints.items()}
+    )
+
+
+def _build(
+    target: Path,
+    entries: Sequence[VideoEntry],
+    fingerprints: dict[int, list],
+    old: dict | None,
+    *,
+    workers: int | None,
+    progress: bool,
+) -> None:
+    """Write a fresh cache for `entries` into a temporary folder and swap it in. Rows whose video is
+    unchanged since the old cache are copied from it; the others are decoded in parallel."""
+    tmp = target.with_name(target.name + f".building-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    n, t = len(entries), entries[0].n_frames
+    labelled = entries[0].has_mask
+    frames = np.lib.format.open_memmap(tmp / "frames.npy", "w+", np.uint8, (n, t, FRAME_HEIGHT, FRAME_WIDTH, 3))
+    masks = (
+        np.lib.format.open_memmap(tmp / "masks.npy", "w+", np.uint8, (n, N_FRAMES, FRAME_HEIGHT, FRAME_WIDTH))
+        if labelled
+        else None
+    )
+    bad: dict[int, str] = {}
+    reusable = _old_rows(target, old, fingerprints)
+    todo: list[tuple[int, VideoEntry]] = []
+    for row, entry in enumerate(entries):
+        if entry.video_id in reusable:
+            old_row, old_frames, old_masks = reusable[entry.video_id]
+            frames[row] = old_frames[old_row]
+            if masks is not None and old_masks is not None:
+                masks[row] = old_masks[old_row]
+        elif old is not None and str(entry.video_id) in old.get("bad", {}) and _same(old, entry, fingerprints):
+            bad[entry.video_id] = old["bad"][str(entry.video_id)]
+        else:
+            todo.append((row, entry))
+    frames.flush()
+    del frames, masks
+    bad.update(_decode_rows(tmp, todo, workers=workers, progress=progress))
+    keep = np.array([e.video_id not in bad for e in entries])
+    if not keep.all():
+        _drop_rows(tmp, keep)
+    np.save(tmp / "ids.npy", np.array([e.video_id for e in entries], dtype=np.int64)[keep])
+    manifest = {
+        "version": CACHE_VERSION,
+        "source": str(Path(entries[0].path).parent.resolve()),
+        "videos": {str(k): v for k, v in fingerprints.items()},
+        "bad": {str(k): bad[k] for k in sorted(bad)},
+    }
+    (tmp / "manifest.json").write_text(json.dumps(manifest))
+    trash = target.with_name(target.name + f".old-{os.getpid()}")
+    if target.exists():
+        target.rename(trash)
+    tmp.rename(target)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def _same(old: dict, entry: VideoEntry, fingerprints: dict[int, list]) -> bool:
+    return old.get("videos", {}).get(str(entry.video_id)) == fingerprints[entry.video_id]
+
+
+def _old_rows(target: Path, old: dict | None, fingerprints: dict[int, list]) -> dict[int, tuple[int, np.ndarray, np.ndarray | None]]:
+    """Rows of the old cache that can be copied: the video's files have not changed."""
+    if old is None or old.get("version") != CACHE_VERSION or not (target / "ids.npy").exists():
+        return {}
+    try:
+        ids = np.load(target / "ids.npy")
+        frames = np.load(target / "frames.npy", mmap_mode="r")
+        masks = np.load(target / "masks.npy", mmap_mode="r") if (target / "masks.npy").exists() else None
+    except (OSError, ValueError):
+        return {}
+    return {
+        int(vid): (row, frames, masks)
+        for row, vid in enumerate(ids)
+        if old["videos"].get(str(int(vid))) == fingerprints.get(int(vid))
+    }
+
+
+def _decode_rows(folder: Path, todo: list[tuple[int, VideoEntry]], *, workers: int | None, progress: bool) -> dict[int, str]:
+    """Decode videos into their rows of the arrays in `folder`; returns {video id: reason} of bad ones."""
+    if not todo:
+        return {}
+    chunks = [(str(folder), todo[i : i + _CHUNK]) for i in range(0, len(todo), _CHUNK)]
+    workers = max(1, min(workers or os.cpu_count() or 1, len(chunks)))
+    bad: dict[int, str] = {}
+    with tqdm(total=len(todo), unit="video", desc=f"decoding {todo[0][1].split}", disable=not progress) as bar:
+        if workers == 1:
+            results: Iterator[list[tuple[int, str | None]]] = map(_decode_chunk, chunks)
+            for result in results:
+                bad.update({vid: reason for vid, reason in result if reason is not None})
+                bar.update(len(result))
+        else:
+            with mp.get_context("spawn").Pool(workers) as pool:
+                for result in pool.imap_unordered(_decode_chunk, chunks):
+                    bad.update({vid: reason for vid, reason in result if reason is not None})
+                    bar.update(len(result))
+    return bad
+
+
+def _decode_chunk(job: tuple[str, list[tuple[int, VideoEntry]]]) -> list[tuple[int, str | None]]:
+    folder, rows = job
+    frames = np.load(Path(folder) / "frames.npy", mmap_mode="r+")
+    masks = np.load(Path(folder) / "masks.npy", mmap_mode="r+") if (Path(folder) / "masks.npy").exists() else None
+    results: list[tuple[int, str | None]] = []
+    for row, entry in rows:
+        try:
+            video_frames, video_masks = read_video(entry)
+        except DataError as err:
+            results.append((entry.video_id, str(err)))
+            continue
+        frames[row] = video_frames
+        if masks is not None and video_masks is not None:
+            masks[row] = video_masks
+        results.append((entry.video_id, None))
+    frames.flush()
+    if masks is not None:
+        masks.flush()
+    return results
+
+
+def _drop_rows(folder: Path, keep: np.ndarray) -> None:
+    """Rewrite the arrays in `folder` without the rows of bad videos."""
+    for name in ("frames.npy", "masks.npy"):
+        path = folder / name
+        if not path.exists():
+            continue
+        old = np.load(path, mmap_mode="r")
+        new = np.lib.format.open_memmap(folder / f"kept-{name}", "w+", old.dtype, (int(keep.sum()), *old.shape[1:]))
+        for dst, src in enumerate(np.flatnonzero(keep)):
+            new[dst] = old[src]
+        new.flush()
+        del old, new
+        (folder / f"kept-{name}").replace(path)

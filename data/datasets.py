@@ -1,0 +1,164 @@
+"""Datasets and batch gathering over decoded splits, for the three tasks of the project:
+
+- segmentation: frames 1-11 -> mask 22;
+- frame prediction: frames 1-11 -> frame 22;
+- per-frame pairs: frame t -> mask t, over every frame of every video.
+
+Samples are uint8 tensors, frames channels-first (T, 3, H, W); scaling to float is the recipe's job,
+on the device. `DeviceSplit` holds a split whole on a (GPU) device as uint8, so that batches are
+gathered there by index with no host round trip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from data.cache import DecodedSplit
+from data.classes import N_INPUT_FRAMES, TARGET_FRAME
+
+INPUT_FRAMES = tuple(range(N_INPUT_FRAMES))  # image_0 .. image_10
+
+
+def _chw(frames: np.ndarray) -> torch.Tensor:
+    """(..., H, W, 3) uint8 array -> (..., 3, H, W) uint8 tensor."""
+    return torch.from_numpy(np.ascontiguousarray(frames)).movedim(-1, -3)
+
+
+def _require_masks(split: DecodedSplit, what: str) -> np.ndarray:
+    if split.masks is None:
+        raise ValueError(f"{what} needs masks, but split {split.split!r} ({split.source}) has none")
+    return split.masks
+
+
+def _require_frames(split: DecodedSplit, count: int, what: str) -> None:
+    if split.n_frames < count:
+        raise ValueError(f"{what} needs {count} frames per video, but split {split.split!r} has {split.n_frames}")
+
+
+class SegmentationDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
+    """(frames 1-11 (11, 3, H, W) uint8, mask of frame 22 (H, W) uint8)."""
+
+    def __init__(self, split: DecodedSplit) -> None:
+        self.masks = _require_masks(split, "SegmentationDataset")
+        self.frames = split.frames
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return _chw(self.frames[index, :N_INPUT_FRAMES]), torch.from_numpy(np.array(self.masks[index, TARGET_FRAME]))
+
+
+class FramePredictionDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
+    """(frames 1-11 (11, 3, H, W) uint8, frame 22 (3, H, W) uint8). Needs 22-frame videos."""
+
+    def __init__(self, split: DecodedSplit) -> None:
+        _require_frames(split, TARGET_FRAME + 1, "FramePredictionDataset")
+        self.frames = split.frames
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return _chw(self.frames[index, :N_INPUT_FRAMES]), _chw(self.frames[index, TARGET_FRAME])
+
+
+class FrameMaskDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
+    """Every (frame (3, H, W) uint8, its mask (H, W) uint8) pair; item k is frame k % T of video k // T."""
+
+    def __init__(self, split: DecodedSplit) -> None:
+        self.masks = _require_masks(split, "FrameMaskDataset")
+        self.frames = split.frames
+
+    def __len__(self) -> int:
+        return self.frames.shape[0] * self.frames.shape[1]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        video, t = divmod(index, self.frames.shape[1])
+        return _chw(self.frames[video, t]), torch.from_numpy(np.array(self.masks[video, t]))
+
+
+class DeviceSplit:
+    """A split held whole on a device as uint8 tensors; batches are gathered there by index.
+
+    Only the frames named in `frames` are kept (default: all), and masks only where kept frames have
+    them, to save device memory: 1,000 videos of 22 frames are 2.5 GB; their 11 inputs and target 1.4 GB.
+    """
+
+    def __init__(
+        self, split: DecodedSplit, device: torch.device | str, *, frames: Sequence[int] | None = None
+    ) -> None:
+        self.split = split.split
+        self.device = torch.device(device)
+        self.frame_index = tuple(range(split.n_frames)) if frames is None else tuple(frames)
+        if any(not 0 <= t < split.n_frames for t in self.frame_index):
+            raise ValueError(f"frames {self.frame_index} out of range for {split.n_frames}-frame split {split.split!r}")
+        self._slot = {t: k for k, t in enumerate(self.frame_index)}
+        self.frames = _stack_to_device(split.frames, self.frame_index, self.device)  # (N, F, H, W, 3) uint8
+        self.masks = _stack_to_device(split.masks, self.frame_index, self.device) if split.masks is not None else None
+        self.ids = torch.as_tensor(split.ids)
+
+    def __len__(self) -> int:
+        return int(self.frames.shape[0])
+
+    def gather_frames(self, index: torch.Tensor, times: Sequence[int]) -> torch.Tensor:
+        """Frames `times` of videos `index`: (B, len(times), 3, H, W) uint8, channels-last in memory."""
+        slots = [self._slot_of(t) for t in times]
+        return self.frames[index][:, slots].movedim(-1, -3)
+
+    def gather_masks(self, index: torch.Tensor, t: int) -> torch.Tensor:
+        """Mask of frame t of videos `index`: (B, H, W) uint8."""
+        if self.masks is None:
+            raise ValueError(f"split {self.split!r} has no masks")
+        return self.masks[index, self._slot_of(t)]
+
+    def segmentation_batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.gather_frames(index, INPUT_FRAMES), self.gather_masks(index, TARGET_FRAME)
+
+    def frame_prediction_batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.gather_frames(index, INPUT_FRAMES), self.gather_frames(index, (TARGET_FRAME,))[:, 0]
+
+    def frame_mask_batch(self, flat_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-frame pairs over the kept frames: item k is kept frame k % F of video k // F."""
+        if self.masks is None:
+            raise ValueError(f"split {self.split!r} has no masks")
+        video, slot = flat_index // len(self.frame_index), flat_index % len(self.frame_index)
+        return self.frames[video, slot].movedim(-1, -3), self.masks[video, slot]
+
+    def _slot_of(self, t: int) -> int:
+        if t not in self._slot:
+            raise ValueError(f"frame {t} is not held on the device (kept frames: {self.frame_index})")
+        return self._slot[t]
+
+
+def _stack_to_device(array: np.ndarray, times: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    out = torch.empty((array.shape[0], len(times), *array.shape[2:]), dtype=torch.uint8, device=device)
+    step = 64  # videos per host->device copy, to bound host memory
+    for start in range(0, array.shape[0], step):
+        chunk = np.ascontiguousarray(array[start : start + step][:, list(times)])
+        out[start : start + step] = torch.from_numpy(chunk).to(device, non_blocking=False)
+    return out
+
+
+def batch_indices(
+    n: int,
+    batch_size: int,
+    *,
+    shuffle: bool,
+    device: torch.device | str = "cpu",
+    generator: torch.Generator | None = None,
+    drop_last: bool = False,
+) -> Iterator[torch.Tensor]:
+    """Index tensors on `device` for one epoch over n items; drawn on the device, so no host sync."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    order = (
+        torch.randperm(n, device=device, generator=generator) if shuffle else torch.arange(n, device=device)
+    )
+    stop = n - n % batch_size if drop_last else n
+    for start in range(0, stop, batch_size):
+        yield order[start : start + batch_size]

@@ -1,0 +1,131 @@
+"""The competition layout (../shared/DATA.md): splits, video folders, frames and masks.
+
+Reading here is defensive: every bad input raises `DataError` naming the file and what was expected.
+RGBA or palette frames are converted to RGB, not rejected.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from data.classes import FRAME_HEIGHT, FRAME_WIDTH, N_FRAMES, N_INPUT_FRAMES, NUM_CLASSES
+
+SPLITS = ("train", "val", "unlabeled", "hidden")
+LABELLED_SPLITS = ("train", "val")
+_VIDEO_DIR = re.compile(r"^video_(\d+)$")
+
+
+class DataError(ValueError):
+    """Bad input data; the message names the file or folder and what was expected."""
+
+
+@dataclass(frozen=True)
+class VideoEntry:
+    """One video folder of a split."""
+
+    split: str  # one of SPLITS
+    video_id: int  # the global number in the folder name
+    path: Path  # the video folder
+
+    @property
+    def n_frames(self) -> int:
+        return N_INPUT_FRAMES if self.split == "hidden" else N_FRAMES
+
+    @property
+    def has_mask(self) -> bool:
+        return self.split in LABELLED_SPLITS
+
+    def frame_path(self, t: int) -> Path:
+        return self.path / f"image_{t}.png"
+
+    @property
+    def mask_path(self) -> Path:
+        return self.path / "mask.npy"
+
+    def source_files(self) -> list[Path]:
+        """Every file this video is read from."""
+        return [self.frame_path(t) for t in range(self.n_frames)] + ([self.mask_path] if self.has_mask else [])
+
+
+def split_dir(root: str | os.PathLike[str], split: str, *, hidden: str | os.PathLike[str] | None = None) -> Path:
+    """The folder of a split: ROOT/SPLIT, or `hidden` for the hidden split when given (it is often
+    shipped apart from the rest). A `hidden` path may be the split folder itself or a folder holding
+    a `hidden/` folder."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+    if split == "hidden" and hidden is not None:
+        path = Path(hidden)
+        return path / "hidden" if (path / "hidden").is_dir() else path
+    return Path(root) / split
+
+
+def index_split(
+    root: str | os.PathLike[str], split: str, *, hidden: str | os.PathLike[str] | None = None
+) -> list[VideoEntry]:
+    """The videos of a split in numeric id order. Accepts padded (`video_00017`) and unpadded
+    (`video_17`) folder names; ignores other entries."""
+    folder = split_dir(root, split, hidden=hidden)
+    if not folder.is_dir():
+        raise DataError(f"split folder {folder} does not exist (expected {split}/video_N folders)")
+    entries: dict[int, VideoEntry] = {}
+    for child in folder.iterdir():
+        match = _VIDEO_DIR.match(child.name)
+        if not match or not child.is_dir():
+            continue
+        vid = int(match.group(1))
+        if vid in entries:
+            raise DataError(f"{folder} holds two folders for video {vid}: {entries[vid].path.name} and {child.name}")
+        entries[vid] = VideoEntry(split, vid, child)
+    if not entries:
+        raise DataError(f"split {split!r} is empty: no video_N folders in {folder}")
+    return [entries[k] for k in sorted(entries)]
+
+
+def read_frame(path: str | os.PathLike[str]) -> np.ndarray:
+    """One frame as (160, 240, 3) uint8 RGB."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"missing frame {path}")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            rgb = image if image.mode == "RGB" else image.convert("RGB")
+            array = np.asarray(rgb, dtype=np.uint8)
+    except Exception as err:  # PIL raises OSError, SyntaxError, ValueError, zlib.error... for broken files
+        raise DataError(f"cannot decode image {path}: {err}") from err
+    if array.shape != (FRAME_HEIGHT, FRAME_WIDTH, 3):
+        h, w = array.shape[:2]
+        raise DataError(f"expected a {FRAME_WIDTH}x{FRAME_HEIGHT} (WxH) frame, got {w}x{h} in {path}")
+    return array
+
+
+def read_mask(path: str | os.PathLike[str]) -> np.ndarray:
+    """A video's masks as (22, 160, 240) uint8 class ids. Any integer dtype is accepted."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"missing mask {path}")
+    try:
+        mask = np.load(path, allow_pickle=False)
+    except Exception as err:
+        raise DataError(f"cannot read mask {path}: {err}") from err
+    expected = (N_FRAMES, FRAME_HEIGHT, FRAME_WIDTH)
+    if not isinstance(mask, np.ndarray) or not np.issubdtype(mask.dtype, np.integer):
+        raise DataError(f"expected integer class ids, got dtype {getattr(mask, 'dtype', type(mask))} in {path}")
+    if mask.shape != expected:
+        raise DataError(f"expected shape {expected}, got {mask.shape} in {path}")
+    low, high = int(mask.min()), int(mask.max())
+    if low < 0 or high >= NUM_CLASSES:
+        raise DataError(f"expected class ids in 0..{NUM_CLASSES - 1}, got values {low}..{high} in {path}")
+    return mask.astype(np.uint8, copy=False)
+
+
+def read_video(entry: VideoEntry) -> tuple[np.ndarray, np.ndarray | None]:
+    """Frames (T, 160, 240, 3) uint8 and, for train and val, masks (22, 160, 240) uint8."""
+    frames = np.stack([read_frame(entry.frame_path(t)) for t in range(entry.n_frames)])
+    return frames, read_mask(entry.mask_path) if entry.has_mask else None

@@ -1,0 +1,156 @@
+"""Write a synthetic data root in the competition layout, videos in parallel across cores.
+
+Video ids are global offsets in the order train, val, unlabeled, hidden; folder names are unpadded.
+Each video is drawn from its own seed (the data set seed and the video id), so the files do not depend
+on the number of workers, and the same seed writes byte-identical files.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import multiprocessing.util
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from data.classes import N_INPUT_FRAMES
+from data.synth.scene import SceneConfig, sample_scene
+
+SPLIT_ORDER = ("train", "val", "unlabeled", "hidden")
+MANIFEST = "synth.json"
+
+
+@dataclass(frozen=True)
+class SynthSpec:
+    """What to generate. Travels whole into OUT/synth.json."""
+
+    train: int = 0  # labelled videos, 22 frames + mask.npy
+    val: int = 0  # labelled videos, 22 frames + mask.npy
+    unlabeled: int = 0  # 22 frames, no mask
+    hidden: int = 0  # 11 frames, no mask
+    seed: int = 0  # data set seed; video k is drawn from (seed, k)
+    scene: SceneConfig = field(default_factory=SceneConfig)
+
+    def __post_init__(self) -> None:
+        for split in SPLIT_ORDER:
+            if getattr(self, split) < 0:
+                raise ValueError(f"SynthSpec.{split} must be >= 0, got {getattr(self, split)}")
+
+    def videos(self) -> Iterator[tuple[str, int]]:
+        """(split, video id) of every video, ids as global offsets in split order."""
+        offset = 0
+        for split in SPLIT_ORDER:
+            for k in range(getattr(self, split)):
+                yield split, offset + k
+            offset += getattr(self, split)
+
+
+@dataclass(frozen=True)
+class SynthReport:
+    written: int  # videos drawn by this call
+    skipped: int  # videos already complete in OUT from an earlier call with the same spec
+    seconds: float  # wall time
+    workers: int
+
+    @property
+    def videos_per_minute_per_core(self) -> float:
+        return 60.0 * self.written / max(self.seconds, 1e-9) / self.workers
+
+
+def generate(out: str | os.PathLike[str], spec: SynthSpec, *, workers: int | None = None, progress: bool = True) -> SynthReport:
+    """Write the data set `spec` under `out`. An interrupted call is finished by calling again with the
+    same spec: complete videos are kept, a half-written one is never visible under its final name."""
+    root = Path(out)
+    root.mkdir(parents=True, exist_ok=True)
+    _check_manifest(root, spec)
+    todo = [(split, vid) for split, vid in spec.videos() if not (root / split / f"video_{vid}").is_dir()]
+    for split in SPLIT_ORDER:
+        if getattr(spec, split):
+            (root / split).mkdir(exist_ok=True)
+    workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
+    started = time.perf_counter()
+    jobs = [(str(root), split, vid) for split, vid in todo]
+    bar = tqdm(total=len(jobs), unit="video", desc="generating", disable=not progress)
+    if workers == 1:
+        _init_worker(spec.seed, spec.scene)
+        for job in jobs:
+            _write_video(job)
+            bar.update()
+        _close_worker()
+    else:
+        ctx = mp.get_context("spawn")
+        pool = ctx.Pool(workers, initializer=_init_worker, initargs=(spec.seed, spec.scene))
+        try:
+            for _ in pool.imap_unordered(_write_video, jobs, chunksize=1):
+                bar.update()
+        except BaseException:
+            pool.terminate()
+            raise
+        else:
+            pool.close()  # a clean exit runs the workers' finalizers, which close their GL contexts
+        finally:
+            pool.join()
+    bar.close()
+    return SynthReport(len(jobs), sum(1 for _ in spec.videos()) - len(jobs), time.perf_counter() - started, workers)
+
+
+def _check_manifest(root: Path, spec: SynthSpec) -> None:
+    path = root / MANIFEST
+    wanted = json.loads(json.dumps(asdict(spec)))  # tuples as lists, as they read back
+    if path.exists():
+        found = json.loads(path.read_text())
+        if found != wanted:
+            raise FileExistsError(
+                f"{path} records a data set generated with other settings; use another OUT or delete it\n"
+                f"  found:  {found}\n  wanted: {wanted}"
+            )
+    elif any(root.iterdir()):
+        raise FileExistsError(f"{root} is not empty and holds no {MANIFEST}; refusing to write a data set into it")
+    else:
+        path.write_text(json.dumps(wanted, indent=2) + "\n")
+
+
+_worker: dict[str, object] = {}
+
+
+def _init_worker(seed: int, scene: SceneConfig) -> None:
+    from data.synth.render import SceneRenderer  # imports mujoco, which sets up GL: only in workers
+
+    renderer = SceneRenderer(scene)
+    _worker.update(seed=seed, scene=scene, renderer=renderer)
+    multiprocessing.util.Finalize(renderer, renderer.close, exitpriority=10)
+
+
+def _close_worker() -> None:
+    renderer = _worker.pop("renderer", None)
+    if renderer is not None:
+        renderer.close()  # type: ignore[attr-defined]
+
+
+def draw_video(seed: int, video_id: int, scene: SceneConfig, renderer: object) -> tuple[np.ndarray, np.ndarray]:
+    """Frames (T, H, W, 3) and masks (T, H, W) of one video, from (seed, video id) alone."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, video_id]))
+    return renderer.simulate(sample_scene(rng, scene))  # type: ignore[attr-defined]
+
+
+def _write_video(job: tuple[str, str, int]) -> None:
+    root, split, vid = job
+    frames, masks = draw_video(_worker["seed"], vid, _worker["scene"], _worker["renderer"])  # type: ignore[arg-type]
+    final = Path(root) / split / f"video_{vid}"
+    tmp = Path(root) / split / f".video_{vid}.partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    n = N_INPUT_FRAMES if split == "hidden" else len(frames)
+    for t in range(n):
+        Image.fromarray(frames[t]).save(tmp / f"image_{t}.png", compress_level=6)
+    if split in ("train", "val"):
+        np.save(tmp / "mask.npy", masks)
+    tmp.rename(final)

@@ -1,0 +1,1 @@
+"""Bare nn.Modules and one registry. Knows nothing of Ray, files or training policy."""
