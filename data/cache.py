@@ -31,7 +31,7 @@ from data.layout import DataError, VideoEntry, index_split, read_video, split_di
 
 OnError = Literal["raise", "skip"]
 CACHE_VERSION = 1
-_CHUNK = 8  # videos per decoding job
+_CHUNK = 8  # videos per decoding job, at most
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,9 @@ def decode_split(
         more = f" (and {len(skipped) - 5} more)" if len(skipped) > 5 else ""
         if on_error == "raise":
             raise DataError(f"{len(skipped)} bad video(s) in {source}: {names}{more}")
-        warnings.warn(f"skipping {len(skipped)} bad video(s) of {len(entries)} in {source}: {names}{more}", stacklevel=2)
+        warnings.warn(
+            f"skipping {len(skipped)} bad video(s) of {len(entries)} in {source}: {names}{more}", stacklevel=2
+        )
     masks_path = target / "masks.npy"
     return DecodedSplit(
         split=split,
@@ -202,7 +204,9 @@ def _same(old: dict, entry: VideoEntry, fingerprints: dict[int, list]) -> bool:
     return old.get("videos", {}).get(str(entry.video_id)) == fingerprints[entry.video_id]
 
 
-def _old_rows(target: Path, old: dict | None, fingerprints: dict[int, list]) -> dict[int, tuple[int, np.ndarray, np.ndarray | None]]:
+def _old_rows(
+    target: Path, old: dict | None, fingerprints: dict[int, list]
+) -> dict[int, tuple[int, np.ndarray, np.ndarray | None]]:
     """Rows of the old cache that can be copied: the video's files have not changed."""
     if old is None or old.get("version") != CACHE_VERSION or not (target / "ids.npy").exists():
         return {}
@@ -219,12 +223,15 @@ def _old_rows(target: Path, old: dict | None, fingerprints: dict[int, list]) -> 
     }
 
 
-def _decode_rows(folder: Path, todo: list[tuple[int, VideoEntry]], *, workers: int | None, progress: bool) -> dict[int, str]:
+def _decode_rows(
+    folder: Path, todo: list[tuple[int, VideoEntry]], *, workers: int | None, progress: bool
+) -> dict[int, str]:
     """Decode videos into their rows of the arrays in `folder`; returns {video id: reason} of bad ones."""
     if not todo:
         return {}
-    chunks = [(str(folder), todo[i : i + _CHUNK]) for i in range(0, len(todo), _CHUNK)]
-    workers = max(1, min(workers or os.cpu_count() or 1, len(chunks)))
+    workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
+    size = max(1, min(_CHUNK, len(todo) // (4 * workers)))  # several chunks per worker keep all busy
+    chunks = [(str(folder), todo[i : i + size]) for i in range(0, len(todo), size)]
     bad: dict[int, str] = {}
     with tqdm(total=len(todo), unit="video", desc=f"decoding {todo[0][1].split}", disable=not progress) as bar:
         if workers == 1:

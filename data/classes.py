@@ -52,7 +52,11 @@ class ObjectClass:
 
 def class_id(shape: str, material: str, color: str) -> int:
     """The competition's id of an object class (1..48)."""
-    for field, value, allowed in (("shape", shape, SHAPES), ("material", material, MATERIALS), ("color", color, COLORS)):
+    for field, value, allowed in (
+        ("shape", shape, SHAPES),
+        ("material", material, MATERIALS),
+        ("color", color, COLORS),
+    ):
         if value not in allowed:
             raise ValueError(f"unknown {field} {value!r}; expected one of {', '.join(allowed)}")
     return SHAPES.index(shape) * 16 + MATERIALS.index(material) * 8 + COLORS.index(color) + 1
@@ -80,5 +84,7 @@ def class_palette() -> list[tuple[int, int, int]]:
         r, g, b = COLOR_RGB[cls.color]
         scale = 1.0 if cls.material == "metal" else 0.6
         shift = 40 * SHAPES.index(cls.shape)
-        palette.append(tuple(min(255, int(v * scale) + shift) for v in (r, g, b)))  # type: ignore[misc]
+        palette.append(
+            (min(255, int(r * scale) + shift), min(255, int(g * scale) + shift), min(255, int(b * scale) + shift))
+        )
     return palette

@@ -25,7 +25,7 @@ INPUT_FRAMES = tuple(range(N_INPUT_FRAMES))  # image_0 .. image_10
 
 def _chw(frames: np.ndarray) -> torch.Tensor:
     """(..., H, W, 3) uint8 array -> (..., 3, H, W) uint8 tensor."""
-    return torch.from_numpy(np.ascontiguousarray(frames)).movedim(-1, -3)
+    return torch.from_numpy(np.array(frames)).movedim(-1, -3)  # a copy: memmaps are read-only
 
 
 def _require_masks(split: DecodedSplit, what: str) -> np.ndarray:
@@ -89,9 +89,7 @@ class DeviceSplit:
     them, to save device memory: 1,000 videos of 22 frames are 2.5 GB; their 11 inputs and target 1.4 GB.
     """
 
-    def __init__(
-        self, split: DecodedSplit, device: torch.device | str, *, frames: Sequence[int] | None = None
-    ) -> None:
+    def __init__(self, split: DecodedSplit, device: torch.device | str, *, frames: Sequence[int] | None = None) -> None:
         self.split = split.split
         self.device = torch.device(device)
         self.frame_index = tuple(range(split.n_frames)) if frames is None else tuple(frames)
@@ -156,9 +154,7 @@ def batch_indices(
     """Index tensors on `device` for one epoch over n items; drawn on the device, so no host sync."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    order = (
-        torch.randperm(n, device=device, generator=generator) if shuffle else torch.arange(n, device=device)
-    )
+    order = torch.randperm(n, device=device, generator=generator) if shuffle else torch.arange(n, device=device)
     stop = n - n % batch_size if drop_last else n
     for start in range(0, stop, batch_size):
         yield order[start : start + batch_size]

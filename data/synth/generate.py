@@ -65,7 +65,9 @@ class SynthReport:
         return 60.0 * self.written / max(self.seconds, 1e-9) / self.workers
 
 
-def generate(out: str | os.PathLike[str], spec: SynthSpec, *, workers: int | None = None, progress: bool = True) -> SynthReport:
+def generate(
+    out: str | os.PathLike[str], spec: SynthSpec, *, workers: int | None = None, progress: bool = True
+) -> SynthReport:
     """Write the data set `spec` under `out`. An interrupted call is finished by calling again with the
     same spec: complete videos are kept, a half-written one is never visible under its final name."""
     root = Path(out)

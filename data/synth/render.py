@@ -192,7 +192,7 @@ def _enter(model: mujoco.MjModel, data: mujoco.MjData, index: int, obj: ObjectSp
     direction = np.asarray(obj.velocity) / max(1e-9, float(np.linalg.norm(obj.velocity)))
     xy = np.asarray(obj.xy, dtype=float)
     others = [
-        (data.qpos[model.jnt_qposadr[model.body(f"obj{j}").jntadr[0]] : ][:2], other.bound)
+        (data.qpos[model.jnt_qposadr[model.body(f"obj{j}").jntadr[0]] :][:2], other.bound)
         for j, other in enumerate(scene.objects)
         if j != index and other.enter_frame < obj.enter_frame
     ]

@@ -67,7 +67,7 @@ class Camera:
     def _extent_inside(self, xy: np.ndarray, radius: float, *, margin: float, whole: bool) -> bool:
         angles = np.linspace(0, 2 * math.pi, 8, endpoint=False)
         ring = np.stack([np.cos(angles), np.sin(angles), np.zeros(8)], axis=1) * radius
-        corners = np.concatenate([ring, ring + [0.0, 0.0, 2 * radius]])
+        corners = np.concatenate([ring, ring + np.array([0.0, 0.0, 2 * radius])])
         uv = self.project(np.array([xy[0], xy[1], 0.0]) + corners)
         inside = (
             np.isfinite(uv).all(axis=1)
@@ -92,10 +92,11 @@ class SceneConfig:
     p_late_entry: float = 0.5  # chance that a video has an object entering between frames 11 and 22
     min_size: float = 0.3  # half-extent (cube), radius (sphere, cylinder), metres
     max_size: float = 0.55
-    max_speed: float = 3.0  # initial speed of objects in view, m/s
+    min_speed: float = 1.0  # initial speed of a moving object in view, m/s
+    max_speed: float = 4.0  # ... and at most
     p_still: float = 0.3  # chance that an object in view starts at rest
     entry_speed: tuple[float, float] = (2.5, 4.5)  # speed of an entering object, m/s
-    friction: float = 0.15  # sliding friction of the floor and objects
+    friction: float = 0.1  # sliding friction of the floor and objects
     camera: Camera = field(default_factory=Camera)
 
     def __post_init__(self) -> None:
@@ -162,14 +163,14 @@ def _sample_entry_frames(rng: np.random.Generator, cfg: SceneConfig) -> list[int
     late = [f for f in frames if f >= N_INPUT_FRAMES]
     if cfg.n_frames > N_INPUT_FRAMES and not late and rng.random() < cfg.p_late_entry:
         late_frame = int(rng.integers(N_INPUT_FRAMES, cfg.n_frames))
-        frames = frames[1:] + [late_frame] if len(frames) == cfg.max_entering else frames + [late_frame]
+        frames = [*frames[1:], late_frame] if len(frames) == cfg.max_entering else [*frames, late_frame]
     return sorted(frames)
 
 
 def _initial_velocity(rng: np.random.Generator, cfg: SceneConfig) -> tuple[float, float]:
     if rng.random() < cfg.p_still:
         return (0.0, 0.0)
-    speed = rng.uniform(0.5, cfg.max_speed)
+    speed = rng.uniform(cfg.min_speed, cfg.max_speed)
     angle = rng.uniform(0, 2 * math.pi)
     return (float(speed * math.cos(angle)), float(speed * math.sin(angle)))
 

@@ -1,0 +1,90 @@
+"""The decoded cache on real files: decode once, memory-map after, notice changes, handle bad videos."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from data.cache import decode_split
+from data.layout import DataError, index_split, read_video
+
+
+def test_decoded_arrays_equal_the_files(synth_root: Path, cache_dir: Path) -> None:
+    decoded = decode_split(synth_root, "train", cache_dir=cache_dir, progress=False)
+    assert decoded.ids.tolist() == [0, 1, 2, 3]
+    assert decoded.frames.shape == (4, 22, 160, 240, 3) and decoded.frames.dtype == np.uint8
+    assert decoded.masks is not None and decoded.masks.shape == (4, 22, 160, 240)
+    for row, entry in enumerate(index_split(synth_root, "train")):
+        frames, masks = read_video(entry)
+        assert masks is not None
+        assert np.array_equal(decoded.frames[row], frames)
+        assert np.array_equal(decoded.masks[row], masks)
+    hidden = decode_split(synth_root, "hidden", cache_dir=cache_dir, progress=False)
+    assert hidden.frames.shape == (2, 11, 160, 240, 3) and hidden.masks is None
+
+
+def test_second_load_memory_maps_without_decoding(synth_root: Path, cache_dir: Path) -> None:
+    decode_split(synth_root, "val", cache_dir=cache_dir, progress=False)
+    (built,) = [p for p in cache_dir.iterdir() if p.is_dir()]
+    stamp = (built / "frames.npy").stat().st_mtime_ns
+    again = decode_split(synth_root, "val", cache_dir=cache_dir, progress=False)
+    assert isinstance(again.frames, np.memmap) and isinstance(again.masks, np.memmap)
+    assert (built / "frames.npy").stat().st_mtime_ns == stamp
+
+
+def test_changed_added_and_removed_videos_are_noticed(copy_root: Path, cache_dir: Path) -> None:
+    first = decode_split(copy_root, "train", cache_dir=cache_dir, progress=False)
+    kept_row = np.array(first.frames[2])
+    path = copy_root / "train" / "video_1" / "image_4.png"
+    Image.new("RGB", (240, 160), (255, 0, 255)).save(path)
+    os.utime(path, ns=(1, 1))  # a changed file with an old mtime is still noticed by its size
+    changed = decode_split(copy_root, "train", cache_dir=cache_dir, progress=False)
+    assert (changed.frames[1, 4] == [255, 0, 255]).all()
+    assert np.array_equal(changed.frames[2], kept_row)
+
+    shutil.copytree(copy_root / "train" / "video_3", copy_root / "train" / "video_30")
+    shutil.rmtree(copy_root / "train" / "video_0")
+    updated = decode_split(copy_root, "train", cache_dir=cache_dir, progress=False)
+    assert updated.ids.tolist() == [1, 2, 3, 30]
+    assert np.array_equal(updated.frames[3], updated.frames[2])
+
+
+def test_bad_video_fails_the_load_by_default(copy_root: Path, cache_dir: Path) -> None:
+    (copy_root / "train" / "video_2" / "image_9.png").write_bytes(b"broken")
+    with pytest.raises(
+        DataError, match=r"1 bad video\(s\) in .*train: video 2: cannot decode image .*video_2/image_9\.png"
+    ):
+        decode_split(copy_root, "train", cache_dir=cache_dir, progress=False)
+
+
+def test_bad_video_can_be_skipped_with_a_warning_and_a_count(copy_root: Path, cache_dir: Path) -> None:
+    (copy_root / "train" / "video_2" / "image_9.png").write_bytes(b"broken")
+    np.save(copy_root / "train" / "video_0" / "mask.npy", np.full((22, 160, 240), 60, np.int32))
+    with pytest.warns(UserWarning, match=r"skipping 2 bad video\(s\) of 4 in .*video 0: expected class ids"):
+        decoded = decode_split(copy_root, "train", cache_dir=cache_dir, on_error="skip", progress=False)
+    assert decoded.ids.tolist() == [1, 3]
+    assert [vid for vid, _ in decoded.skipped] == [0, 2]
+    assert decoded.frames.shape[0] == 2 and decoded.masks is not None and decoded.masks.shape[0] == 2
+    expected, _ = read_video(index_split(copy_root, "train")[3])
+    assert np.array_equal(decoded.frames[1], expected)
+    # the same bad files under the strict policy still fail, from the cache's record
+    with pytest.raises(DataError, match=r"2 bad video\(s\)"):
+        decode_split(copy_root, "train", cache_dir=cache_dir, progress=False)
+
+
+def test_parallel_decoding_matches_serial(synth_root: Path, tmp_path: Path) -> None:
+    serial = decode_split(synth_root, "train", cache_dir=tmp_path / "a", workers=1, progress=False)
+    parallel = decode_split(synth_root, "train", cache_dir=tmp_path / "b", workers=2, progress=False)
+    assert np.array_equal(serial.frames, parallel.frames)
+    assert serial.masks is not None and parallel.masks is not None
+    assert np.array_equal(serial.masks, parallel.masks)
+
+
+def test_bad_policy_is_refused(synth_root: Path, cache_dir: Path) -> None:
+    with pytest.raises(ValueError, match="on_error must be 'raise' or 'skip'"):
+        decode_split(synth_root, "train", cache_dir=cache_dir, on_error="ignore")  # type: ignore[arg-type]
