@@ -158,3 +158,23 @@ def batch_indices(
     stop = n - n % batch_size if drop_last else n
     for start in range(0, stop, batch_size):
         yield order[start : start + batch_size]
+
+
+def concat_splits(splits: Sequence[DeviceSplit]) -> DeviceSplit:
+    """One DeviceSplit over several (e.g. unlabeled + train for pretraining). Masks are kept only if
+    every part has them; all parts must hold the same frames."""
+    if not splits:
+        raise ValueError("concat_splits needs at least one split")
+    first = splits[0]
+    if any(s.frame_index != first.frame_index or s.device != first.device for s in splits):
+        raise ValueError("concat_splits needs splits that hold the same frames on the same device")
+    joined = object.__new__(DeviceSplit)
+    joined.split = "+".join(s.split for s in splits)
+    joined.device = first.device
+    joined.frame_index = first.frame_index
+    joined._slot = dict(first._slot)
+    joined.frames = torch.cat([s.frames for s in splits])
+    masks = [s.masks for s in splits]
+    joined.masks = torch.cat(masks) if all(m is not None for m in masks) else None  # type: ignore[arg-type]
+    joined.ids = torch.cat([s.ids for s in splits])
+    return joined

@@ -1,0 +1,40 @@
+"""The embedded default data set: a small synthetic root generated once per machine, used whenever a
+command is given no `--data`."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+from data.synth.generate import SynthSpec, generate
+
+DEFAULT_SPEC = SynthSpec(train=60, val=20, unlabeled=60, hidden=20, seed=0)
+
+
+def default_synth_dir() -> Path:
+    """$SEGTUNE_SYNTH, else ~/.cache/segtune/synth."""
+    env = os.environ.get("SEGTUNE_SYNTH")
+    return Path(env) if env else Path.home() / ".cache" / "segtune" / "synth"
+
+
+def default_data_root(spec: SynthSpec = DEFAULT_SPEC, *, progress: bool = True) -> Path:
+    """The root of the default synthetic set, generated on first use (about a minute on 2 cores).
+    Concurrent callers wait for one generation instead of racing."""
+    digest = hashlib.sha1(json.dumps(asdict(spec), sort_keys=True).encode()).hexdigest()[:12]
+    root = default_synth_dir() / f"default-{digest}"
+    root.parent.mkdir(parents=True, exist_ok=True)
+    done = root / ".complete"
+    if done.exists():
+        return root
+    with open(root.parent / f"default-{digest}.lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            if progress:
+                print(f"generating the default synthetic data set into {root} (once per machine)")
+            generate(root, spec, progress=progress)
+            done.touch()
+    return root

@@ -1,0 +1,61 @@
+"""Frozen-dataclass configs to and from plain dicts (for checkpoints, Parquet rows and CLI overrides)."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def config_to_dict(cfg: object) -> dict[str, Any]:
+    """A config as nested dicts of plain values."""
+    if not dataclasses.is_dataclass(cfg) or isinstance(cfg, type):
+        raise TypeError(f"expected a dataclass instance, got {type(cfg).__name__}")
+    return dataclasses.asdict(cfg)
+
+
+def config_from_dict(cls: type[T], values: dict[str, Any]) -> T:
+    """Rebuild a (possibly nested) config; unknown keys are an error naming them."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} field(s) {unknown}; valid: {sorted(fields)}")
+    hints = typing.get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for name, value in values.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+            kwargs[name] = config_from_dict(hint, value)  # type: ignore[arg-type]
+        elif isinstance(value, list):
+            kwargs[name] = tuple(value)
+        else:
+            kwargs[name] = value
+    return cls(**kwargs)
+
+
+def parse_field(cls: type, name: str, text: str) -> Any:
+    """A command-line string converted to the type of field `name` of `cls`."""
+    hints = typing.get_type_hints(cls)
+    if name not in hints:
+        raise ValueError(f"{cls.__name__} has no field {name!r}; valid: {sorted(hints)}")
+    hint = hints[name]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if text.lower() in ("none", "null"):
+            return None
+        hint = args[0]
+    if hint is bool:
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"{cls.__name__}.{name} expects true or false, got {text!r}")
+    if hint in (int, float, str):
+        try:
+            return hint(text)
+        except ValueError:
+            raise ValueError(f"{cls.__name__}.{name} expects {hint.__name__}, got {text!r}") from None
+    raise ValueError(f"{cls.__name__}.{name} cannot be set from the command line")

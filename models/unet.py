@@ -1,0 +1,122 @@
+"""U-Net (Ronneberger et al., 2015) for 160x240 frames.
+
+Registered as `unet` (frames 1-11 stacked as 33 channels -> 49-class logits of mask 22) and
+`frame_segmenter` (one frame -> its 49-class logits; the per-frame segmenter of the references).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from data.classes import FRAME_HEIGHT, FRAME_WIDTH, N_INPUT_FRAMES, NUM_CLASSES
+from models.registry import register_model
+
+NORMS = ("batch", "group", "none")
+
+
+def max_depth(height: int = FRAME_HEIGHT, width: int = FRAME_WIDTH) -> int:
+    """Down-sampling steps that keep both sides whole: 4 for 160x240 (240 = 2^4 * 15)."""
+    depth = 0
+    while height % 2 ** (depth + 1) == 0 and width % 2 ** (depth + 1) == 0:
+        depth += 1
+    return depth
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    in_channels: int = 3 * N_INPUT_FRAMES  # 33: frames 1-11 stacked
+    num_classes: int = NUM_CLASSES  # 49, background included
+    width: int = 32  # channels at full resolution; doubled at each level down
+    depth: int = 4  # down-sampling steps; at most 4 at 160x240
+    norm: str = "batch"  # batch | group | none
+    dropout: float = 0.0  # dropout at the bottleneck and before the head
+
+    def __post_init__(self) -> None:
+        _check_positive(self, "in_channels", "width")
+        if self.num_classes < 2:
+            raise ValueError(f"UNetConfig.num_classes must be >= 2, got {self.num_classes}")
+        limit = max_depth()
+        if not 1 <= self.depth <= limit:
+            raise ValueError(
+                f"UNetConfig.depth must be in 1..{limit} for {FRAME_HEIGHT}x{FRAME_WIDTH} frames, got {self.depth}"
+            )
+        if self.norm not in NORMS:
+            raise ValueError(f"UNetConfig.norm must be one of {NORMS}, got {self.norm!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"UNetConfig.dropout must be in [0, 1), got {self.dropout}")
+
+
+def _check_positive(cfg: object, *names: str) -> None:
+    for name in names:
+        value = getattr(cfg, name)
+        if value < 1:
+            raise ValueError(f"{type(cfg).__name__}.{name} must be >= 1, got {value}")
+
+
+def norm_layer(kind: str, channels: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "group":
+        return nn.GroupNorm(math.gcd(channels, 8), channels)
+    return nn.Identity()
+
+
+class ConvBlock(nn.Sequential):
+    """(conv 3x3 -> norm -> ReLU) x 2."""
+
+    def __init__(self, c_in: int, c_out: int, norm: str) -> None:
+        bias = norm == "none"
+        super().__init__(
+            nn.Conv2d(c_in, c_out, 3, padding=1, bias=bias),
+            norm_layer(norm, c_out),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(c_out, c_out, 3, padding=1, bias=bias),
+            norm_layer(norm, c_out),
+            nn.ReLU(inplace=True),
+        )
+
+
+class UNet(nn.Module):
+    def __init__(self, cfg: UNetConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        widths = [cfg.width * 2**k for k in range(cfg.depth + 1)]
+        self.stem = ConvBlock(cfg.in_channels, widths[0], cfg.norm)
+        self.down = nn.ModuleList(ConvBlock(widths[k], widths[k + 1], cfg.norm) for k in range(cfg.depth))
+        self.pool = nn.MaxPool2d(2)
+        self.bottleneck_dropout = nn.Dropout2d(cfg.dropout)
+        self.up = nn.ModuleList(
+            nn.ConvTranspose2d(widths[k + 1], widths[k], 2, stride=2) for k in reversed(range(cfg.depth))
+        )
+        self.merge = nn.ModuleList(ConvBlock(2 * widths[k], widths[k], cfg.norm) for k in reversed(range(cfg.depth)))
+        self.head_dropout = nn.Dropout2d(cfg.dropout)
+        self.head = nn.Conv2d(widths[0], cfg.num_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # x: (B, C_in, H, W) float
+        skips = [self.stem(x)]  # (B, w, H, W)
+        for block in self.down:
+            skips.append(block(self.pool(skips[-1])))  # (B, w * 2^k, H / 2^k, W / 2^k)
+        h = self.bottleneck_dropout(skips.pop())
+        for up, merge in zip(self.up, self.merge, strict=True):
+            h = merge(torch.cat([up(h), skips.pop()], dim=1))
+        return self.head(self.head_dropout(h))  # (B, num_classes, H, W)
+
+
+@register_model("unet", UNetConfig, input_kind="stacked")
+def unet(cfg: UNetConfig) -> UNet:
+    return UNet(cfg)
+
+
+@dataclass(frozen=True)
+class FrameSegmenterConfig(UNetConfig):
+    in_channels: int = 3  # one RGB frame
+
+
+@register_model("frame_segmenter", FrameSegmenterConfig, input_kind="frame")
+def frame_segmenter(cfg: FrameSegmenterConfig) -> UNet:
+    return UNet(cfg)

@@ -1,0 +1,180 @@
+"""Training recipes on real (tiny) synthetic data on the CPU: every model trains through the CLI and
+writes a checkpoint; a resumed run ends exactly where an uninterrupted one does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from models.frame_predictor import FramePredictorConfig
+from models.registry import list_models
+from tune.recipes import (
+    RunConfig,
+    Trainer,
+    inverse_sqrt_class_weights,
+    load_checkpoint,
+    load_data,
+    soft_dice_loss,
+    ssim,
+)
+from tune.train import build_run, main
+
+TINY_SETS = {
+    "unet": ["width=4", "depth=2"],
+    "frame_segmenter": ["width=4", "depth=2", "frames_per_video=2"],
+    "frame_predictor": ["width=4", "hidden=4"],
+    "dual_phase": ["predictor.width=4", "predictor.hidden=4", "seg_width=4", "seg_depth=2", "use_features=true"],
+}
+STAGE_METRIC = {
+    "unet": "val_iou",
+    "frame_segmenter": "val_oracle_iou",
+    "frame_predictor": "val_frame_mse",
+    "dual_phase": "val_iou",
+}
+
+
+def _args(model: str, root: Path, out: Path, epochs: int = 1) -> list[str]:
+    sets = [x for s in [*TINY_SETS[model], "batch_size=2", "eval_batch_size=2"] for x in ("--set", s)]
+    return [
+        "--model",
+        model,
+        "--data",
+        str(root),
+        "--out",
+        str(out),
+        "--epochs",
+        str(epochs),
+        "--device",
+        "cpu",
+        "--quiet",
+        *sets,
+    ]
+
+
+@pytest.mark.parametrize("model", list_models())
+def test_cli_trains_each_model_and_writes_a_loadable_checkpoint(
+    model: str, synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
+    assert main(_args(model, synth_root, tmp_path / "run")) == 0
+    out = capsys.readouterr().out
+    assert f"[{model}] epoch 1/1" in out and STAGE_METRIC[model] in out
+    state = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    assert state["epoch"] == 1 and state["run"]["model"] == model
+    assert set(state) >= {"model", "optimizer", "scheduler", "rng", "history"}
+    if model == "dual_phase":
+        assert "[pretrain] epoch 1/1" in out
+        assert load_checkpoint(tmp_path / "run" / "pretrain" / "checkpoint.pt")["run"]["model"] == "frame_predictor"
+
+
+@pytest.mark.parametrize(
+    ("model", "extra"), [("unet", ["dropout=0.2"]), ("frame_segmenter", []), ("dual_phase", ["freeze_predictor=false"])]
+)
+def test_resumed_run_matches_an_uninterrupted_one(
+    model: str, extra: list[str], synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
+    run = build_run(model, [*TINY_SETS[model], *extra, "batch_size=2", "eval_batch_size=2"], epochs=3)
+    data = load_data(run.task, synth_root, "cpu", progress=False)
+
+    straight = Trainer(run, data)
+    straight_metrics = list(straight.epochs())
+
+    first = Trainer(run, data)
+    next(first.epochs())
+    first.save(tmp_path / "ckpt.pt")
+    del first
+    resumed = Trainer.resume(tmp_path / "ckpt.pt", data)
+    assert resumed.epoch == 1
+    resumed_metrics = list(resumed.epochs())
+
+    timing = {"train_samples_per_s", "epoch_seconds"}
+    assert [{k: v for k, v in m.items() if k not in timing} for m in straight_metrics[1:]] == [
+        {k: v for k, v in m.items() if k not in timing} for m in resumed_metrics
+    ]
+    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+
+
+def test_cli_resume_continues_after_the_last_saved_epoch(
+    synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
+    run = build_run("unet", [*TINY_SETS["unet"], "batch_size=2", "eval_batch_size=2"], epochs=2)
+    trainer = Trainer(run, load_data(run.task, synth_root, "cpu", progress=False))
+    next(trainer.epochs())
+    trainer.save(tmp_path / "run" / "checkpoint.pt")  # as if the process died after epoch 1
+    assert main([*_args("unet", synth_root, tmp_path / "run", epochs=2), "--resume"]) == 0
+    out = capsys.readouterr().out
+    assert "resuming" in out and "after epoch 1" in out
+    assert "epoch 2/2" in out and "epoch 1/2" not in out
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["epoch"] == 2
+
+
+def test_nan_loss_fails_the_run_with_its_reason(
+    synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
+    run = build_run("unet", [*TINY_SETS["unet"], "batch_size=2"], epochs=1)
+    trainer = Trainer(run, load_data(run.task, synth_root, "cpu", progress=False))
+    with torch.no_grad():
+        trainer.model.head.weight.fill_(float("nan"))  # type: ignore[union-attr, operator]
+    with pytest.raises(FloatingPointError, match="training loss became nan in epoch 1 of unet"):
+        next(trainer.epochs())
+
+
+def test_bad_checkpoints_and_mismatched_pretraining_are_refused(
+    synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match=r"cannot load checkpoint .*garbage\.pt"):
+        load_checkpoint(garbage)
+    torch.save({"weights": torch.zeros(1)}, tmp_path / "foreign.pt")
+    with pytest.raises(ValueError, match=r"foreign\.pt is not a checkpoint of this project"):
+        load_checkpoint(tmp_path / "foreign.pt")
+    with pytest.raises(FileNotFoundError, match="no checkpoint at"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+    predictor_run = build_run("frame_predictor", [*TINY_SETS["frame_predictor"], "batch_size=2"], epochs=1)
+    data = load_data(predictor_run.task, synth_root, "cpu", progress=False)
+    Trainer(predictor_run, data).save(tmp_path / "predictor.pt")
+    other = build_run("dual_phase", ["predictor.width=8", "predictor.hidden=4", "seg_width=4", "seg_depth=2"], epochs=1)
+    seg_data = load_data(other.task, synth_root, "cpu", progress=False)
+    with pytest.raises(
+        ValueError, match=r"predictor\.pt holds a frame predictor with config .*width=4.*expects .*width=8"
+    ):
+        Trainer(other, seg_data, pretrained=tmp_path / "predictor.pt")
+
+
+def test_cli_refuses_unknown_fields_and_shows_config(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--model", "unet", "--set", "colour=red"]) == 2
+    assert "UNetConfig has no field 'colour'" in capsys.readouterr().err
+    assert main(["--model", "unet", "--set", "width=wide"]) == 2
+    assert "UNetConfig.width expects int, got 'wide'" in capsys.readouterr().err
+    assert main(["--model", "dual_phase", "--set", "predictor.cell=gru", "--set", "lr=0.01", "--show-config"]) == 0
+    shown = capsys.readouterr().out
+    assert '"cell": "gru"' in shown and '"lr": 0.01' in shown
+
+
+def test_run_config_round_trips_through_a_dict() -> None:
+    run = build_run("dual_phase", ["predictor.hidden=16", "use_features=true", "dice_weight=0.5"], epochs=4)
+    again = RunConfig.from_dict(run.to_dict())
+    assert again == run
+    assert again.model_config.predictor == FramePredictorConfig(hidden=16)
+
+
+def test_losses_and_weights_behave() -> None:
+    target = torch.randint(0, 5, (2, 8, 8))
+    perfect = torch.nn.functional.one_hot(target, 49).movedim(-1, 1).float() * 50
+    assert soft_dice_loss(perfect, target) < 0.01
+    assert soft_dice_loss(torch.zeros(2, 49, 8, 8), target) > 0.5
+    image = torch.rand(1, 3, 16, 16)
+    assert ssim(image, image).item() == pytest.approx(1.0, abs=1e-4)
+    assert ssim(image, torch.rand(1, 3, 16, 16)).item() < 0.5
+    weights = inverse_sqrt_class_weights(torch.tensor([0, 0, 0, 0, 1]))
+    assert weights[0] < weights[1] and weights[2] == 0
+    assert weights[:2].mean() == pytest.approx(1.0)

@@ -1,0 +1,165 @@
+"""`python -m tune.train --model NAME [--data DIR] [--epochs N] [--out DIR] [--set FIELD=VALUE ...]`
+
+One run of one configuration outside any search: per-epoch metrics printed, a checkpoint written after
+every epoch to OUT/checkpoint.pt. `dual_phase` runs both phases: the frame predictor is pretrained into
+OUT/pretrain/checkpoint.pt, then the segmenter is fine-tuned on it. `frame_segmenter` reports the two
+references, copy-last and oracle. With no --data the embedded default synthetic set is used (generated
+on first use). `--resume` continues from the checkpoints in OUT.
+
+`--set` takes fields of the model's config (`width=64`, for dual_phase `predictor.hidden=32`) or of the
+training config (`lr=3e-4`, `batch_size=8`); `python -m tune.train --model unet --show-config` lists them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from models.config import config_to_dict, parse_field
+from models.registry import list_models, model_entry
+from tune.recipes import RunConfig, TrainConfig, Trainer, load_data, resolve_device, with_epochs
+
+
+def apply_overrides(config: Any, assignments: dict[str, str]) -> Any:
+    """`config` with dotted `field=value` strings applied, each parsed by its field's type."""
+    changes: dict[str, Any] = {}
+    nested: dict[str, dict[str, str]] = {}
+    for key, text in assignments.items():
+        head, _, rest = key.partition(".")
+        if rest:
+            nested.setdefault(head, {})[rest] = text
+        else:
+            changes[key] = parse_field(type(config), key, text)
+    for head, inner in nested.items():
+        if head not in {f.name for f in dataclasses.fields(config)}:
+            raise ValueError(f"{type(config).__name__} has no field {head!r}")
+        changes[head] = apply_overrides(getattr(config, head), inner)
+    return replace(config, **changes)
+
+
+def build_run(model: str, assignments: Sequence[str], *, epochs: int | None = None) -> RunConfig:
+    """A RunConfig from the defaults and `--set` assignments, split between model and training fields."""
+    entry = model_entry(model)
+    train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    model_sets: dict[str, str] = {}
+    train_sets: dict[str, str] = {}
+    for assignment in assignments:
+        key, sep, value = assignment.partition("=")
+        if not sep:
+            raise ValueError(f"--set expects FIELD=VALUE, got {assignment!r}")
+        (train_sets if key in train_fields else model_sets)[key] = value
+    train = apply_overrides(TrainConfig(), train_sets)
+    if epochs is not None:
+        train = replace(train, epochs=epochs)
+    return RunConfig(model, apply_overrides(entry.config_class(), model_sets), train)
+
+
+def _print_epoch(phase: str, epochs: int, metrics: dict[str, float]) -> None:
+    shown = "  ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k != "epoch")
+    print(f"[{phase}] epoch {int(metrics['epoch'])}/{epochs}  {shown}", flush=True)
+
+
+def train_run(
+    run: RunConfig,
+    data_root: Path,
+    out: Path,
+    *,
+    device: str = "auto",
+    pretrain_epochs: int | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> dict[str, float]:
+    """Train one run (both phases for dual_phase); returns the final epoch's metrics."""
+    dev = resolve_device(device)
+    pretrained = None
+    if run.model == "dual_phase":
+        predictor_run = RunConfig("frame_predictor", run.model_config.predictor, run.train)
+        predictor_run = with_epochs(predictor_run, pretrain_epochs or run.train.epochs)
+        pretrained = out / "pretrain" / "checkpoint.pt"
+        _train_phase("pretrain", predictor_run, data_root, pretrained, dev, resume=resume, progress=progress)
+    return _train_phase(
+        run.model, run, data_root, out / "checkpoint.pt", dev, resume=resume, progress=progress, pretrained=pretrained
+    )
+
+
+def _train_phase(
+    phase: str,
+    run: RunConfig,
+    data_root: Path,
+    checkpoint: Path,
+    device: Any,
+    *,
+    resume: bool,
+    progress: bool,
+    pretrained: Path | None = None,
+) -> dict[str, float]:
+    data = load_data(run.task, data_root, device, progress=progress)
+    if resume and checkpoint.exists():
+        trainer = Trainer.resume(checkpoint, data, device)
+        print(f"[{phase}] resuming {checkpoint} after epoch {trainer.epoch}")
+    else:
+        trainer = Trainer(run, data, device, pretrained=pretrained)
+        print(f"[{phase}] {run.model} on {device}: {json.dumps(config_to_dict(run.model_config))}")
+    for metrics in trainer.epochs():
+        trainer.save(checkpoint)
+        _print_epoch(phase, run.train.epochs, metrics)
+    print(f"[{phase}] checkpoint: {checkpoint}")
+    return trainer.history[-1] if trainer.history else {}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tune.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", required=True, choices=list_models(), help="registered model")
+    parser.add_argument(
+        "--data", type=Path, default=None, help="data root in the competition layout (default: embedded synthetic set)"
+    )
+    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: TrainConfig.epochs)")
+    parser.add_argument(
+        "--pretrain-epochs", type=int, default=None, help="dual_phase: phase-1 epochs (default: --epochs)"
+    )
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default: runs/train-MODEL)")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    parser.add_argument(
+        "--set", dest="sets", action="append", default=[], metavar="FIELD=VALUE", help="override a config field"
+    )
+    parser.add_argument("--resume", action="store_true", help="continue from the checkpoints in --out")
+    parser.add_argument("--show-config", action="store_true", help="print the run's config and exit")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    try:
+        run = build_run(args.model, args.sets, epochs=args.epochs)
+    except (ValueError, TypeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.show_config:
+        print(json.dumps(run.to_dict(), indent=2))
+        return 0
+    if args.data is None:
+        from data.synth.default import default_data_root
+
+        data_root = default_data_root(progress=not args.quiet)
+    else:
+        data_root = args.data
+    out = args.out or Path("runs") / f"train-{args.model}"
+    train_run(
+        run,
+        data_root,
+        out,
+        device=args.device,
+        pretrain_epochs=args.pretrain_epochs,
+        resume=args.resume,
+        progress=not args.quiet,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
