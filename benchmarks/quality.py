@@ -1,0 +1,104 @@
+"""Quality table: val IoU of each approach trained with a fixed budget on one synthetic set.
+
+    python benchmarks/quality.py --out docs/quality.md [--data DIR | --train 1000 --val 1000 --unlabeled 3000]
+                                 [--epochs 30] [--pretrain-epochs 30] [--width 64] [--batch 32] [--device auto]
+
+Approaches: `unet` (frames 1-11 stacked), `dual_phase` (frame predictor pretrained on unlabeled + train,
+then a U-Net on its frame 22), and the two references from one per-frame segmenter: `copy last` (its
+mask of frame 11 as the answer for frame 22) and `oracle` (its mask of the true frame 22; an upper bound).
+Without --data, the set is generated (seed 0) into --workdir. Appends a row per approach to a markdown
+table in --out, with the command, device and date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from data.synth.generate import SynthSpec, generate
+from tune.recipes import resolve_device
+from tune.train import build_run, train_run
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=None)
+    parser.add_argument("--train", type=int, default=1000)
+    parser.add_argument("--val", type=int, default=1000)
+    parser.add_argument("--unlabeled", type=int, default=3000)
+    parser.add_argument("--workdir", type=Path, default=Path("runs/quality"))
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--pretrain-epochs", type=int, default=30)
+    parser.add_argument("--width", type=int, default=64, help="U-Net widths (all approaches)")
+    parser.add_argument("--predictor-width", type=int, default=32)
+    parser.add_argument("--predictor-hidden", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument(
+        "--frames-per-video", type=int, default=4, help="per-frame segmenter: frames per video per epoch"
+    )
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--out", type=Path, default=Path("docs/quality.md"))
+    args = parser.parse_args(argv)
+    root = args.data
+    if root is None:
+        root = args.workdir / "data"
+        generate(root, SynthSpec(train=args.train, val=args.val, unlabeled=args.unlabeled, seed=0))
+    common = [
+        f"batch_size={args.batch}",
+        f"eval_batch_size={args.batch}",
+        "compile=true" if resolve_device(args.device).type == "cuda" else "compile=false",
+    ]
+    runs = {
+        "unet": build_run("unet", [f"width={args.width}", *common], epochs=args.epochs),
+        "dual_phase": build_run(
+            "dual_phase",
+            [
+                f"seg_width={args.width}",
+                f"predictor.width={args.predictor_width}",
+                f"predictor.hidden={args.predictor_hidden}",
+                *common,
+            ],
+            epochs=args.epochs,
+        ),
+        "frame_segmenter": build_run(
+            "frame_segmenter",
+            [f"width={args.width}", f"frames_per_video={args.frames_per_video}", *common],
+            epochs=args.epochs,
+        ),
+    }
+    rows: list[tuple[str, float, str]] = []
+    for name, run in runs.items():
+        started = time.perf_counter()
+        final = train_run(
+            run, root, args.workdir / name, device=args.device, pretrain_epochs=args.pretrain_epochs, progress=False
+        )
+        minutes = (time.perf_counter() - started) / 60
+        if name == "frame_segmenter":
+            rows.append(("copy last (per-frame U-Net on frame 11)", final["val_copy_last_iou"], f"{minutes:.1f}"))
+            rows.append(("oracle (per-frame U-Net on the true frame 22)", final["val_oracle_iou"], f"{minutes:.1f}"))
+        else:
+            rows.append((name, final["val_iou"], f"{minutes:.1f}"))
+    device = resolve_device(args.device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    lines = [
+        f"\n### {datetime.date.today()}, {name}\n",
+        f"`python benchmarks/quality.py {shlex.join(sys.argv[1:] if argv is None else argv)}`\n",
+        "| approach | val IoU | train minutes |",
+        "| --- | --- | --- |",
+        *[f"| {a} | {iou:.3f} | {m} |" for a, iou, m in rows],
+    ]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with args.out.open("a") as handle:
+        handle.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,132 @@
+"""Training throughput inside the recipe against a bare training loop of the same model and settings.
+
+    python benchmarks/train_speed.py [--model unet] [--width 64] [--batch 64] [--videos 512] [--steps 30]
+                                     [--device auto] [--no-compile] [--no-amp] [--no-channels-last]
+
+Both loops train the same model on the same device-resident uint8 data (random frames and masks at
+160x240), with the same optimizer, bf16 autocast, channels-last and torch.compile settings (the last
+three take effect on CUDA only). The recipe runs `Trainer` epochs (the first one warms up and compiles;
+its later epochs are timed, evaluation excluded); the bare loop runs `--steps` steps after a warm-up.
+Prints samples/s of both and their ratio (target: recipe >= 0.9 x bare). `--model frame_predictor`
+measures the phase-1 frame predictor instead (`--width` is then its encoder width).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from data.cache import DecodedSplit
+from data.classes import FRAME_HEIGHT, FRAME_WIDTH, N_FRAMES
+from data.datasets import INPUT_FRAMES, DeviceSplit, batch_indices
+from models.registry import create_model, model_config, model_entry
+from tune.recipes import RunConfig, TrainConfig, TrainData, Trainer, frames_needed, resolve_device
+
+
+def fake_split(n: int, seed: int) -> DecodedSplit:
+    rng = np.random.default_rng(seed)
+    frames = rng.integers(0, 256, (n, N_FRAMES, FRAME_HEIGHT, FRAME_WIDTH, 3), dtype=np.uint8)
+    masks = rng.integers(0, 49, (n, N_FRAMES, FRAME_HEIGHT, FRAME_WIDTH), dtype=np.uint8)
+    return DecodedSplit("train", Path("."), np.arange(n), frames, masks)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def bare_loop(run: RunConfig, split: DeviceSplit, device: torch.device, steps: int) -> float:
+    """Samples/s of the plainest loop with the same model, optimizer and speed settings."""
+    cfg = run.train
+    fast = device.type == "cuda"
+    torch.manual_seed(0)
+    model = create_model(run.model, run.model_config).to(device)
+    if fast and cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    forward = torch.compile(model) if cfg.compile else model
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    frame_task = model_entry(run.model).output == "frame"
+    stacked = model_entry(run.model).input_kind == "stacked"
+    gen = torch.Generator(device=device).manual_seed(0)
+
+    def step(index: torch.Tensor) -> None:
+        frames = split.gather_frames(index, INPUT_FRAMES).float() / 255
+        x = frames.flatten(1, 2) if stacked else frames
+        if fast and cfg.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=fast and cfg.amp):
+            out = forward(x)
+        if frame_task:
+            loss = F.mse_loss(out.frame.float(), split.gather_frames(index, (21,))[:, 0].float() / 255)
+        else:
+            loss = F.cross_entropy(out.float(), split.gather_masks(index, 21).long())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    batches = iter(batch_indices(10**9, cfg.batch_size, shuffle=False, device=device))
+    for _ in range(3):  # warm-up and compilation
+        step(next(batches) % len(split))
+    sync(device)
+    started = time.perf_counter()
+    for _ in range(steps):
+        step(torch.randint(0, len(split), (cfg.batch_size,), device=device, generator=gen))
+    sync(device)
+    return steps * cfg.batch_size / (time.perf_counter() - started)
+
+
+def recipe_loop(run: RunConfig, data: TrainData, device: torch.device) -> float:
+    trainer = Trainer(run, data, device)
+    rates = [m["train_samples_per_s"] for m in trainer.epochs()]
+    return float(np.median(rates[1:])) if len(rates) > 1 else rates[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="unet", choices=["unet", "frame_predictor", "frame_segmenter"])
+    parser.add_argument("--width", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--videos", type=int, default=512, help="videos held on the device")
+    parser.add_argument("--steps", type=int, default=30, help="timed steps of the bare loop")
+    parser.add_argument("--epochs", type=int, default=3, help="recipe epochs (the first is warm-up)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--no-compile", action="store_true")
+    parser.add_argument("--no-amp", action="store_true")
+    parser.add_argument("--no-channels-last", action="store_true")
+    args = parser.parse_args(argv)
+    device = resolve_device(args.device)
+    train = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch,
+        hflip=False,
+        compile=not args.no_compile,
+        amp=not args.no_amp,
+        channels_last=not args.no_channels_last,
+        schedule="constant",
+        eval_batch_size=args.batch,
+    )
+    run = RunConfig(args.model, model_config(args.model, width=args.width), train)
+    train_frames, val_frames = frames_needed(run.task)
+    split = DeviceSplit(fake_split(args.videos, 0), device, frames=train_frames)
+    data = TrainData(split, DeviceSplit(fake_split(2, 1), device, frames=val_frames))
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
+    print(f"device: {name}; torch {torch.__version__}; {args.model} width {args.width}, batch {args.batch}, 160x240")
+    print(
+        f"settings: bf16 autocast {train.amp}, channels_last {train.channels_last}, compile {train.compile} (CUDA only: the first two)"
+    )
+    bare = bare_loop(run, split, device, args.steps)
+    recipe = recipe_loop(replace(run, train=train), data, device)
+    print(f"bare loop: {bare:.1f} samples/s")
+    print(f"recipe:    {recipe:.1f} samples/s")
+    print(f"ratio:     {recipe / bare:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
