@@ -10,7 +10,6 @@ and never see a half-written cache.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import multiprocessing as mp
@@ -18,7 +17,6 @@ import os
 import shutil
 import warnings
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -28,6 +26,7 @@ from tqdm import tqdm
 
 from data.classes import FRAME_HEIGHT, FRAME_WIDTH, N_FRAMES
 from data.layout import DataError, VideoEntry, index_split, read_video, split_dir
+from data.locking import file_lock
 
 OnError = Literal["raise", "skip"]
 CACHE_VERSION = 1
@@ -79,7 +78,7 @@ def decode_split(
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{split}-{hashlib.sha1(str(source).encode()).hexdigest()[:16]}"
-    with _locked(target.with_suffix(".lock")):
+    with file_lock(target.with_suffix(".lock")):
         manifest = _read_manifest(target)
         if not _is_current(manifest, source, fingerprints):
             _build(target, entries, fingerprints, manifest, workers=workers, progress=progress)
@@ -116,16 +115,6 @@ def _fingerprint(entry: VideoEntry) -> list[list[object]]:
         except FileNotFoundError:
             prints.append([path.name, None, None])
     return prints
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with open(path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _read_manifest(target: Path) -> dict | None:

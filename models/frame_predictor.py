@@ -15,7 +15,7 @@ from torch import nn
 
 from data.classes import FRAME_HEIGHT, FRAME_WIDTH
 from models.registry import register_model
-from models.unet import NORMS, ConvBlock, _check_positive, max_depth, norm_layer
+from models.unet import NORMS, ConvBlock, check_positive, max_depth, norm_layer
 
 CELLS = ("lstm", "gru")
 
@@ -31,7 +31,7 @@ class FramePredictorConfig:
     norm: str = "batch"  # batch | group | none, in encoder and decoder
 
     def __post_init__(self) -> None:
-        _check_positive(self, "width", "hidden", "layers", "kernel")
+        check_positive(self, "width", "hidden", "layers", "kernel")
         limit = max_depth()
         if not 0 <= self.downsample <= limit:
             raise ValueError(

@@ -36,7 +36,7 @@ class UNetConfig:
     dropout: float = 0.0  # dropout at the bottleneck and before the head
 
     def __post_init__(self) -> None:
-        _check_positive(self, "in_channels", "width")
+        check_positive(self, "in_channels", "width")
         if self.num_classes < 2:
             raise ValueError(f"UNetConfig.num_classes must be >= 2, got {self.num_classes}")
         limit = max_depth()
@@ -50,7 +50,7 @@ class UNetConfig:
             raise ValueError(f"UNetConfig.dropout must be in [0, 1), got {self.dropout}")
 
 
-def _check_positive(cfg: object, *names: str) -> None:
+def check_positive(cfg: object, *names: str) -> None:
     for name in names:
         value = getattr(cfg, name)
         if value < 1:

@@ -3,13 +3,13 @@ command is given no `--data`."""
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 from dataclasses import asdict
 from pathlib import Path
 
+from data.locking import file_lock
 from data.synth.generate import SynthSpec, generate
 
 DEFAULT_SPEC = SynthSpec(train=60, val=20, unlabeled=60, hidden=20, seed=0)
@@ -30,8 +30,7 @@ def default_data_root(spec: SynthSpec = DEFAULT_SPEC, *, progress: bool = True) 
     done = root / ".complete"
     if done.exists():
         return root
-    with open(root.parent / f"default-{digest}.lock", "a+") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with file_lock(root.parent / f"default-{digest}.lock"):
         if not done.exists():
             if progress:
                 print(f"generating the default synthetic data set into {root} (once per machine)")

@@ -131,3 +131,16 @@ def test_an_object_entering_after_frame_11_is_absent_before_and_present_at_22() 
     present = [bool((m == newcomer.cls.class_id).any()) for m in masks]
     assert not any(present[:14]) and present[21]
     assert all((m == still.cls.class_id).sum() > 100 for m in masks)
+
+
+def test_default_root_is_generated_once_and_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from data.synth.default import default_data_root
+
+    monkeypatch.setenv("SEGTUNE_SYNTH", str(tmp_path))
+    spec = SynthSpec(train=1, val=1, seed=5)
+    root = default_data_root(spec, progress=False)
+    assert root.parent == tmp_path and (root / ".complete").exists()
+    stamp = (root / "train" / "video_0" / "mask.npy").stat().st_mtime_ns
+    assert default_data_root(spec, progress=False) == root
+    assert (root / "train" / "video_0" / "mask.npy").stat().st_mtime_ns == stamp
+    assert default_data_root(SynthSpec(train=1, val=1, seed=6), progress=False) != root
