@@ -34,9 +34,12 @@ class UNetConfig:
     depth: int = 4  # down-sampling steps; at most 4 at 160x240
     norm: str = "batch"  # batch | group | none
     dropout: float = 0.0  # dropout at the bottleneck and before the head
+    background_prior: float = 0.9  # initial probability of class 0 (background covers most pixels); 0: no prior
 
     def __post_init__(self) -> None:
         check_positive(self, "in_channels", "width")
+        if not 0.0 <= self.background_prior < 1.0:
+            raise ValueError(f"UNetConfig.background_prior must be in [0, 1), got {self.background_prior}")
         if self.num_classes < 2:
             raise ValueError(f"UNetConfig.num_classes must be >= 2, got {self.num_classes}")
         limit = max_depth()
@@ -95,6 +98,12 @@ class UNet(nn.Module):
         self.merge = nn.ModuleList(ConvBlock(2 * widths[k], widths[k], cfg.norm) for k in reversed(range(cfg.depth)))
         self.head_dropout = nn.Dropout2d(cfg.dropout)
         self.head = nn.Conv2d(widths[0], cfg.num_classes, 1)
+        if cfg.background_prior > 0:
+            # Start from the class prior (Lin et al., 2017): otherwise the first hundreds of steps are
+            # spent learning that almost every pixel is background.
+            others = (1 - cfg.background_prior) / (cfg.num_classes - 1)
+            nn.init.constant_(self.head.bias, math.log(others))
+            nn.init.constant_(self.head.bias[:1], math.log(cfg.background_prior))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: (B, C_in, H, W) float
