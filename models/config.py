@@ -59,3 +59,25 @@ def parse_field(cls: type, name: str, text: str) -> Any:
         except ValueError:
             raise ValueError(f"{cls.__name__}.{name} expects {hint.__name__}, got {text!r}") from None
     raise ValueError(f"{cls.__name__}.{name} cannot be set from the command line")
+
+
+def with_values(config: T, values: dict[str, Any], *, from_text: bool = False) -> T:
+    """`config` with `values` applied; keys may be dotted (`predictor.hidden`) for nested configs.
+    With `from_text`, values are command-line strings parsed by their field's type."""
+    changes: dict[str, Any] = {}
+    nested: dict[str, dict[str, Any]] = {}
+    for key, value in values.items():
+        head, _, rest = key.partition(".")
+        if rest:
+            nested.setdefault(head, {})[rest] = value
+        elif from_text:
+            changes[key] = parse_field(type(config), key, value)
+        else:
+            if key not in {f.name for f in dataclasses.fields(config)}:  # type: ignore[arg-type]
+                raise ValueError(f"{type(config).__name__} has no field {key!r}")
+            changes[key] = value
+    for head, inner in nested.items():
+        if head not in {f.name for f in dataclasses.fields(config)}:  # type: ignore[arg-type]
+            raise ValueError(f"{type(config).__name__} has no field {head!r}")
+        changes[head] = with_values(getattr(config, head), inner, from_text=from_text)
+    return dataclasses.replace(config, **changes)  # type: ignore[type-var]

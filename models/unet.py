@@ -102,8 +102,9 @@ class UNet(nn.Module):
             # Start from the class prior (Lin et al., 2017): otherwise the first hundreds of steps are
             # spent learning that almost every pixel is background.
             others = (1 - cfg.background_prior) / (cfg.num_classes - 1)
-            nn.init.constant_(self.head.bias, math.log(others))
-            nn.init.constant_(self.head.bias[:1], math.log(cfg.background_prior))
+            prior = torch.full((cfg.num_classes,), math.log(others))
+            prior[0] = math.log(cfg.background_prior)
+            self.head.bias = nn.Parameter(prior)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: (B, C_in, H, W) float

@@ -17,6 +17,7 @@ as an uninterrupted run.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -34,7 +35,7 @@ from data.cache import decode_split
 from data.classes import N_INPUT_FRAMES, NUM_CLASSES, TARGET_FRAME
 from data.datasets import INPUT_FRAMES, DeviceSplit, batch_indices, concat_splits
 from data.metric import IoUMeter
-from models.config import config_from_dict, config_to_dict
+from models.config import config_from_dict, config_to_dict, with_values
 from models.registry import create_model, model_entry
 
 Task = Literal["segmentation", "frame_prediction", "frame_segmentation"]
@@ -107,6 +108,20 @@ class RunConfig:
             "model_config": config_to_dict(self.model_config),
             "train": config_to_dict(self.train),
         }
+
+    @classmethod
+    def from_values(
+        cls, model: str, values: dict[str, Any], *, epochs: int | None = None, from_text: bool = False
+    ) -> RunConfig:
+        """A run from the defaults and flat `values`, each a field of TrainConfig or of the model's
+        config (dotted for nested ones, `predictor.hidden`); strings parsed by type with `from_text`."""
+        train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
+        train_values = {k: v for k, v in values.items() if k in train_fields}
+        model_values = {k: v for k, v in values.items() if k not in train_fields}
+        train = with_values(TrainConfig(), train_values, from_text=from_text)
+        if epochs is not None:
+            train = replace(train, epochs=epochs)
+        return cls(model, with_values(model_entry(model).config_class(), model_values, from_text=from_text), train)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RunConfig:

@@ -13,51 +13,26 @@ training config (`lr=3e-4`, `batch_size=8`); `python -m tune.train --model unet 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from models.config import config_to_dict, parse_field
-from models.registry import list_models, model_entry
-from tune.recipes import RunConfig, TrainConfig, Trainer, load_data, resolve_device, with_epochs
-
-
-def apply_overrides(config: Any, assignments: dict[str, str]) -> Any:
-    """`config` with dotted `field=value` strings applied, each parsed by its field's type."""
-    changes: dict[str, Any] = {}
-    nested: dict[str, dict[str, str]] = {}
-    for key, text in assignments.items():
-        head, _, rest = key.partition(".")
-        if rest:
-            nested.setdefault(head, {})[rest] = text
-        else:
-            changes[key] = parse_field(type(config), key, text)
-    for head, inner in nested.items():
-        if head not in {f.name for f in dataclasses.fields(config)}:
-            raise ValueError(f"{type(config).__name__} has no field {head!r}")
-        changes[head] = apply_overrides(getattr(config, head), inner)
-    return replace(config, **changes)
+from models.config import config_to_dict
+from models.registry import list_models
+from tune.recipes import RunConfig, Trainer, load_data, resolve_device, with_epochs
 
 
 def build_run(model: str, assignments: Sequence[str], *, epochs: int | None = None) -> RunConfig:
-    """A RunConfig from the defaults and `--set` assignments, split between model and training fields."""
-    entry = model_entry(model)
-    train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    model_sets: dict[str, str] = {}
-    train_sets: dict[str, str] = {}
+    """A RunConfig from the defaults and `--set FIELD=VALUE` assignments."""
+    values: dict[str, str] = {}
     for assignment in assignments:
         key, sep, value = assignment.partition("=")
         if not sep:
             raise ValueError(f"--set expects FIELD=VALUE, got {assignment!r}")
-        (train_sets if key in train_fields else model_sets)[key] = value
-    train = apply_overrides(TrainConfig(), train_sets)
-    if epochs is not None:
-        train = replace(train, epochs=epochs)
-    return RunConfig(model, apply_overrides(entry.config_class(), model_sets), train)
+        values[key] = value
+    return RunConfig.from_values(model, values, epochs=epochs, from_text=True)
 
 
 def _print_epoch(phase: str, epochs: int, metrics: dict[str, float]) -> None:
