@@ -1,0 +1,239 @@
+"""Search spaces: one registry; a space is a sequence of stages, each one Ray Tune experiment with its
+own metric, and each stage samples its hyperparameters with an Optuna define-by-run function.
+
+A define-by-run function takes the Optuna trial, the budget and, for a dependent stage, the best trials
+of the stage it builds on; it returns the run's flat values (fields of TrainConfig and of the model's
+config, dotted for nested ones). Everything sampled is recorded under its name in the trial's config.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import optuna
+
+Mode = Literal["min", "max"]
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How big a study is: trials, epochs, ASHA's rungs and the model sizes searched."""
+
+    name: str
+    samples: int  # trials per stage
+    max_epochs: int  # epochs of a trial that ASHA never stops
+    grace_period: int  # epochs before ASHA's first rung
+    reduction_factor: int  # ASHA keeps 1 / reduction_factor of the trials at each rung
+    widths: tuple[int, ...]  # U-Net widths searched
+    predictor_widths: tuple[int, ...]  # frame-predictor encoder widths searched
+    hidden: tuple[int, ...]  # frame-predictor recurrent channels searched
+    batch_sizes: tuple[int, ...]  # batch sizes searched
+    top_k: int = 3  # fine-tuning chooses its pretrained predictor among this many best pretraining trials
+    max_concurrent: int = 0  # trials at once; 0: as many as the resources allow
+
+    def __post_init__(self) -> None:
+        if self.samples < 1 or self.max_epochs < 1 or self.grace_period < 1 or self.top_k < 1:
+            raise ValueError(f"Budget {self.name!r}: samples, max_epochs, grace_period and top_k must be >= 1")
+        if self.grace_period > self.max_epochs:
+            raise ValueError(
+                f"Budget {self.name!r}: grace_period ({self.grace_period}) exceeds max_epochs ({self.max_epochs})"
+            )
+        if self.reduction_factor < 2:
+            raise ValueError(f"Budget {self.name!r}: reduction_factor must be >= 2, got {self.reduction_factor}")
+
+
+def budget_for(name: str, *, gpu: bool) -> Budget:
+    """The named budget, sized to the machine: the CPU versions search small models only."""
+    if name == "smoke":  # the tests' budget: seconds per trial, still enough epochs for ASHA to stop some
+        return Budget(
+            "smoke",
+            samples=6,
+            max_epochs=4,
+            grace_period=1,
+            reduction_factor=2,
+            widths=(4,),
+            predictor_widths=(4,),
+            hidden=(4,),
+            batch_sizes=(2, 4),
+            top_k=2,
+        )
+    if name == "default" and gpu:
+        return Budget(
+            "default",
+            samples=32,
+            max_epochs=40,
+            grace_period=4,
+            reduction_factor=3,
+            widths=(32, 64),
+            predictor_widths=(32, 64),
+            hidden=(64, 128),
+            batch_sizes=(16, 32, 64),
+            top_k=3,
+        )
+    if name == "default":  # a CPU machine: the embedded default finishes in minutes
+        return Budget(
+            "default",
+            samples=6,
+            max_epochs=4,
+            grace_period=1,
+            reduction_factor=2,
+            widths=(8,),
+            predictor_widths=(4,),
+            hidden=(8,),
+            batch_sizes=(4, 8),
+            top_k=2,
+        )
+    raise ValueError(f"unknown budget {name!r}; valid: smoke, default")
+
+
+Define = Callable[[optuna.Trial, Budget, Sequence[str]], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One Ray Tune experiment of a space."""
+
+    name: str  # unique within the space; also the experiment folder's name
+    model: str  # registered model each trial trains
+    metric: str  # what ASHA and Optuna optimise, reported every epoch
+    mode: Mode  # "max" or "min"
+    define: Define  # samples one trial's run values
+    parent: str | None = None  # the stage whose best trials this one starts from
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    name: str
+    stages: tuple[Stage, ...]
+    description: str = ""
+
+    def stage(self, name: str) -> Stage:
+        for stage in self.stages:
+            if stage.name == name:
+                return stage
+        raise KeyError(f"space {self.name!r} has no stage {name!r}; stages: {[s.name for s in self.stages]}")
+
+
+_SPACES: dict[str, SearchSpace] = {}
+
+
+def register_space(space: SearchSpace) -> SearchSpace:
+    if space.name in _SPACES:
+        raise ValueError(f"search space {space.name!r} is already registered")
+    names = [s.name for s in space.stages]
+    if len(set(names)) != len(names):
+        raise ValueError(f"search space {space.name!r} has duplicate stage names {names}")
+    for stage in space.stages:
+        if stage.parent is not None and stage.parent not in names[: names.index(stage.name)]:
+            raise ValueError(
+                f"stage {stage.name!r} of {space.name!r} builds on {stage.parent!r}, which does not come before it"
+            )
+    _SPACES[space.name] = space
+    return space
+
+
+def get_space(name: str) -> SearchSpace:
+    if name not in _SPACES:
+        raise KeyError(f"unknown search space {name!r}; valid: {', '.join(sorted(_SPACES))}")
+    return _SPACES[name]
+
+
+def list_spaces() -> list[str]:
+    return sorted(_SPACES)
+
+
+# ---------------------------------------------------------------- shared pieces
+
+
+def _optimisation(trial: optuna.Trial, budget: Budget) -> dict[str, Any]:
+    return {
+        "lr": trial.suggest_float("lr", 1e-4, 5e-3, log=True),
+        "weight_decay": trial.suggest_float("weight_decay", 1e-6, 1e-2, log=True),
+        "batch_size": trial.suggest_categorical("batch_size", list(budget.batch_sizes)),
+        "schedule": trial.suggest_categorical("schedule", ["onecycle", "cosine"]),
+    }
+
+
+def _segmentation_loss(trial: optuna.Trial) -> dict[str, Any]:
+    return {
+        "dice_weight": trial.suggest_float("dice_weight", 0.0, 1.0),
+        "class_weighting": trial.suggest_categorical("class_weighting", ["none", "inverse_sqrt"]),
+    }
+
+
+# ---------------------------------------------------------------- unet
+
+
+def define_unet(trial: optuna.Trial, budget: Budget, parents: Sequence[str]) -> dict[str, Any]:
+    return {
+        **_optimisation(trial, budget),
+        **_segmentation_loss(trial),
+        "width": trial.suggest_categorical("width", list(budget.widths)),
+        "depth": trial.suggest_int("depth", 3, 4),
+        "norm": trial.suggest_categorical("norm", ["batch", "group"]),
+        "dropout": trial.suggest_float("dropout", 0.0, 0.3),
+    }
+
+
+register_space(
+    SearchSpace(
+        "unet",
+        (Stage("main", "unet", "val_iou", "max", define_unet),),
+        "frames 1-11 stacked as 33 channels, a U-Net to the mask of frame 22",
+    )
+)
+
+
+# ---------------------------------------------------------------- dual_phase
+
+
+def define_pretrain(trial: optuna.Trial, budget: Budget, parents: Sequence[str]) -> dict[str, Any]:
+    values = {
+        **_optimisation(trial, budget),
+        "width": trial.suggest_categorical("width", list(budget.predictor_widths)),
+        "hidden": trial.suggest_categorical("hidden", list(budget.hidden)),
+        "cell": trial.suggest_categorical("cell", ["lstm", "gru"]),
+        "layers": trial.suggest_int("layers", 1, 2),
+        "frame_loss": trial.suggest_categorical("frame_loss", ["mse", "l1"]),
+        "ssim_weight": trial.suggest_float("ssim_weight", 0.0, 0.5),
+    }
+    return values
+
+
+def define_finetune(trial: optuna.Trial, budget: Budget, parents: Sequence[str]) -> dict[str, Any]:
+    if not parents:
+        raise ValueError("the finetune stage needs completed pretraining trials to start from")
+    return {
+        "parent_trial": trial.suggest_categorical("parent_trial", list(parents)),
+        **_optimisation(trial, budget),
+        **_segmentation_loss(trial),
+        "seg_width": trial.suggest_categorical("seg_width", list(budget.widths)),
+        "seg_depth": trial.suggest_int("seg_depth", 3, 4),
+        "seg_norm": trial.suggest_categorical("seg_norm", ["batch", "group"]),
+        "use_last_frame": trial.suggest_categorical("use_last_frame", [True, False]),
+        "use_features": trial.suggest_categorical("use_features", [False, True]),
+        "freeze_predictor": trial.suggest_categorical("freeze_predictor", [True, False]),
+    }
+
+
+register_space(
+    SearchSpace(
+        "dual_phase",
+        (
+            Stage("pretrain", "frame_predictor", "val_frame_mse", "min", define_pretrain),
+            Stage("finetune", "dual_phase", "val_iou", "max", define_finetune, parent="pretrain"),
+        ),
+        "self-supervised frame prediction (encoder + ConvLSTM), then a U-Net segmenting the predicted frame 22",
+    )
+)
+
+
+@dataclass(frozen=True)
+class MachineResources:
+    """What a local Ray may use (the whole machine unless told otherwise)."""
+
+    cpus: int = field(default_factory=lambda: os.cpu_count() or 1)
+    gpus: int = 0
