@@ -69,18 +69,25 @@ class ResultsWriter(Callback):
 
     # -- Ray's hooks
 
-    def setup(self, **info: Any) -> None:
+    def setup(
+        self, stop: Any = None, num_samples: int | None = None, total_num_samples: int | None = None, **info: Any
+    ) -> None:
         """Read back what an earlier (crashed) run of this study wrote."""
         self.folder.mkdir(parents=True, exist_ok=True)
         trials, epochs = read_results(self.folder)
         if len(trials):
             mine = trials["stage"] == self.stage
             self._others = trials[~mine]
-            self._trials = {row["trial_id"]: row for row in trials[mine].to_dict("records")}
+            self._trials = {
+                str(row["trial_id"]): {str(k): v for k, v in row.items()} for row in trials[mine].to_dict("records")
+            }
         if len(epochs):
             mine = epochs["stage"] == self.stage
             self._other_epochs = epochs[~mine]
-            self._epochs = {(r["trial_id"], int(r["epoch"])): r for r in epochs[mine].to_dict("records")}
+            self._epochs = {
+                (str(r["trial_id"]), int(r["epoch"])): {str(k): v for k, v in r.items()}
+                for r in epochs[mine].to_dict("records")
+            }
 
     def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         row = self._row(trial)
@@ -99,10 +106,12 @@ class ResultsWriter(Callback):
         }
         row = self._row(trial)
         value = result.get(self.metric)
-        if _is_number(value):
+        if isinstance(value, (int, float)) and _is_number(value):
             row["last_metric"] = float(value)
             best = row.get("best_metric")
-            if best is None or _is_nan(best) or (value > best if self.mode == "max" else value < best):
+            # ties go to the later epoch, as in Ray's checkpoint manager, so that the checkpoint we
+            # name is the one it keeps
+            if best is None or _is_nan(best) or (value >= best if self.mode == "max" else value <= best):
                 row["best_metric"] = float(value)
                 row["best_epoch"] = epoch
         row["epochs"] = epoch

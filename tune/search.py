@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import math
 import os
 import sys
@@ -132,7 +133,7 @@ class DefineByRun:
 def make_searcher(stage: Stage, budget: Budget, parents: tuple[str, ...], cfg: SearchConfig) -> Any:
     from ray.tune.search.optuna import OptunaSearch
 
-    class PrunedAwareOptunaSearch(OptunaSearch):  # type: ignore[misc]
+    class PrunedAwareOptunaSearch(OptunaSearch):
         """Tells Optuna that a trial ASHA stopped early was PRUNED at its last rung (its last reported
         value), not COMPLETE with a low-fidelity value, which would mislead TPE."""
 
@@ -161,7 +162,7 @@ def make_searcher(stage: Stage, budget: Budget, parents: tuple[str, ...], cfg: S
                 assert result is not None
                 if isinstance(result.get(self.metric), (int, float)):
                     ot_trial.report(float(result[self.metric]), int(result["training_iteration"]))
-                self._ot_study.tell(ot_trial, state=optuna.trial.TrialState.PRUNED)
+                self._ot_study.tell(ot_trial, state=optuna.trial.TrialState.PRUNED)  # type: ignore[attr-defined]
                 self._completed_trials.add(trial_id)
                 return
             super().on_trial_complete(trial_id, result, error)
@@ -199,11 +200,14 @@ def _init_ray(cfg: SearchConfig, gpus_per_trial: float) -> None:
     if ray.is_initialized():
         return
     if cfg.address:
-        ray.init(address=cfg.address, logging_level="warning")
+        ray.init(address=cfg.address, logging_level=logging.WARNING)
         print(f"joined the Ray cluster at {cfg.address}: {ray.cluster_resources()}")
         return
     context = ray.init(
-        include_dashboard=cfg.dashboard, dashboard_host="127.0.0.1", logging_level="warning", configure_logging=True
+        include_dashboard=cfg.dashboard,
+        dashboard_host="127.0.0.1",
+        logging_level=logging.WARNING,
+        configure_logging=True,
     )
     if cfg.dashboard and context.dashboard_url:
         print(
@@ -288,6 +292,7 @@ def run_stage(
                 num_samples=cfg.samples or budget.samples,
                 max_concurrent_trials=_concurrency(cfg, budget, gpus_per_trial),
                 trial_dirname_creator=trial_dirname,
+                reuse_actors=True,  # a new trial skips the process start and imports (seconds on a CPU)
             ),
             run_config=tune.RunConfig(
                 name=stage.name,
@@ -373,7 +378,7 @@ def print_summary(cfg: SearchConfig, space: SearchSpace) -> None:
         print("no trials ran")
         return
     counts = trials.groupby(["stage", "status"]).size()
-    print("trials: " + ", ".join(f"{stage} {status} {n}" for (stage, status), n in counts.items()))
+    print("trials: " + ", ".join(f"{key[0]} {key[1]} {n}" for key, n in counts.items()))  # type: ignore[index]
     final = space.stages[-1]
     top = best_trials(trials, final, final.mode, 5)
     if not len(top):

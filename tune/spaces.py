@@ -8,9 +8,8 @@ config, dotted for nested ones). Everything sampled is recorded under its name i
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import optuna
@@ -229,11 +228,3 @@ register_space(
         "self-supervised frame prediction (encoder + ConvLSTM), then a U-Net segmenting the predicted frame 22",
     )
 )
-
-
-@dataclass(frozen=True)
-class MachineResources:
-    """What a local Ray may use (the whole machine unless told otherwise)."""
-
-    cpus: int = field(default_factory=lambda: os.cpu_count() or 1)
-    gpus: int = 0

@@ -1,0 +1,139 @@
+"""The search on a real local Ray with real Optuna and real Parquet files, on the tiny synthetic root."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+import ray
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+
+from tune.recipes import load_checkpoint
+from tune.search import OPTUNA_FILE, SearchConfig, main, run_search
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def local_ray(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """One local Ray for the module (workers inherit SEGTUNE_CACHE, so the decoded cache is the test's)."""
+    os.environ["SEGTUNE_CACHE"] = str(tmp_path_factory.mktemp("decoded"))
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="error")
+    yield
+    ray.shutdown()
+    del os.environ["SEGTUNE_CACHE"]
+
+
+def _study(exp: Path, stage: str) -> optuna.Study:
+    storage = JournalStorage(JournalFileBackend(str(exp / OPTUNA_FILE)))
+    return optuna.load_study(study_name=f"{exp.name}/{stage}", storage=storage)
+
+
+def test_unet_smoke_records_completed_stopped_and_failed_trials(
+    local_ray: None, synth_root: Path, tmp_path: Path
+) -> None:
+    cfg = SearchConfig(
+        space="unet",
+        data=str(synth_root),
+        budget="smoke",
+        samples=8,
+        out=str(tmp_path),
+        name="u",
+        dashboard=False,
+        fail_trials=(3,),
+    )
+    assert run_search(cfg) == 0
+    exp = tmp_path / "u"
+    trials = pd.read_parquet(exp / "results" / "trials.parquet")
+    epochs = pd.read_parquet(exp / "results" / "epochs.parquet")
+
+    assert len(trials) == 8 and trials["trial_id"].is_unique
+    counts = trials["status"].value_counts().to_dict()
+    assert counts.get("failed") == 1 and counts.get("stopped", 0) >= 1 and counts.get("completed", 0) >= 1
+    failed = trials[trials["status"] == "failed"].iloc[0]
+    assert "fails on purpose" in failed["failure"]
+    assert {
+        "config/lr",
+        "config/width",
+        "config/depth",
+        "best_metric",
+        "last_metric",
+        "epochs",
+        "wall_time_s",
+        "gpu_hours",
+        "checkpoint",
+    } <= set(trials.columns)
+    assert (trials["space"] == "unet").all() and (trials["stage"] == "main").all()
+    assert (trials.loc[trials["status"] == "completed", "epochs"] == 4).all()
+    assert (trials.loc[trials["status"] == "stopped", "epochs"] < 4).all()
+    # one epoch row per trial per epoch run, holding every reported metric
+    assert len(epochs) == trials["epochs"].sum()
+    assert {"val_iou", "val_loss", "train_loss", "lr"} <= set(epochs.columns)
+    # Optuna's stored study: ASHA-stopped trials are PRUNED at their last rung, the failure FAIL
+    study = _study(exp, "main")
+    states = [t.state for t in study.trials]
+    assert states.count(optuna.trial.TrialState.PRUNED) == counts["stopped"]
+    assert states.count(optuna.trial.TrialState.FAIL) == 1
+    for frozen in study.trials:
+        if frozen.state == optuna.trial.TrialState.PRUNED:
+            assert frozen.value == frozen.intermediate_values[frozen.last_step]
+    best = trials.sort_values("best_metric", ascending=False).iloc[0]
+    assert load_checkpoint(best["checkpoint"])["run"]["model"] == "unet"
+
+
+def test_dual_phase_smoke_fine_tunes_from_the_best_pretraining_trials(
+    local_ray: None, synth_root: Path, tmp_path: Path
+) -> None:
+    cfg = SearchConfig(
+        space="dual_phase",
+        data=str(synth_root),
+        budget="smoke",
+        samples=4,
+        out=str(tmp_path),
+        name="d",
+        dashboard=False,
+    )
+    assert run_search(cfg) == 0
+    trials = pd.read_parquet(tmp_path / "d" / "results" / "trials.parquet")
+    pretrain, finetune = trials[trials["stage"] == "pretrain"], trials[trials["stage"] == "finetune"]
+    assert len(pretrain) == 4 and len(finetune) == 4
+    assert (pretrain["metric"] == "val_frame_mse").all() and (finetune["metric"] == "val_iou").all()
+    top = pretrain[pretrain["status"].isin(["completed", "stopped"])].sort_values("best_metric").head(2)
+    assert set(finetune["parent_trial"]) <= set(top["trial_id"])
+    assert finetune["parent_trial"].notna().all()
+    for path in finetune["checkpoint"].dropna():
+        run = load_checkpoint(path)["run"]
+        assert run["model"] == "dual_phase"
+
+
+def test_a_stage_with_no_successful_trial_exits_non_zero(local_ray: None, synth_root: Path, tmp_path: Path) -> None:
+    cfg = SearchConfig(
+        space="unet",
+        data=str(synth_root),
+        budget="smoke",
+        samples=2,
+        out=str(tmp_path),
+        name="f",
+        dashboard=False,
+        fail_trials=(1, 2),
+    )
+    assert run_search(cfg) == 1
+    trials = pd.read_parquet(tmp_path / "f" / "results" / "trials.parquet")
+    assert (trials["status"] == "failed").all() and len(trials) == 2
+
+
+def test_cli_refuses_to_overwrite_a_study_or_resume_a_missing_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "search.json").write_text("{}")
+    assert main(["--space", "unet", "--out", str(tmp_path), "--name", "taken"]) == 2
+    assert "already holds a study; pass --resume" in capsys.readouterr().err
+    assert main(["--space", "unet", "--out", str(tmp_path), "--name", "nothing", "--resume"]) == 2
+    assert "nothing to resume" in capsys.readouterr().err
