@@ -1,0 +1,43 @@
+"""The search joins an existing two-node Ray cluster (both nodes on this machine) and runs trials on both."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import ray
+from ray.cluster_utils import Cluster
+
+from tune.search import SearchConfig, run_search
+
+pytestmark = pytest.mark.slow
+
+
+def test_trials_run_on_both_nodes_of_a_cluster(
+    synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "decoded"))  # before the nodes start: they inherit it
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    try:
+        cfg = SearchConfig(
+            space="unet",
+            data=str(synth_root),
+            budget="smoke",
+            samples=4,
+            out=str(tmp_path),
+            name="c",
+            address=cluster.address,
+        )
+        assert run_search(cfg) == 0
+        assert len({node["NodeID"] for node in ray.nodes() if node["Alive"]}) == 2
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    trials = pd.read_parquet(tmp_path / "c" / "results" / "trials.parquet")
+    ran = trials[trials["status"].isin(["completed", "stopped"])]
+    assert len(ran) == 4
+    assert ran["node_id"].nunique() == 2
