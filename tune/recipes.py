@@ -248,6 +248,7 @@ class Trainer:
         self.scheduler = _make_schedule(self.optimizer, self.cfg, self.steps_per_epoch * self.cfg.epochs)
         self.class_weights = self._class_weights()
         self.epoch = 0
+        self.first_step_at: float | None = None  # wall-clock time of this process's first training step
         self.history: list[dict[str, float]] = []
         self._copy_last_mse: float | None = None
 
@@ -385,6 +386,8 @@ class Trainer:
         total = torch.zeros((), device=self.device)
         samples = 0
         for index in self._train_indices():
+            if self.first_step_at is None:
+                self.first_step_at = time.time()
             x, y = self._batch(index)
             if self.cfg.hflip:
                 x, y = self._flip(x, y)

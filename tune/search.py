@@ -111,7 +111,8 @@ def train_trial(config: dict[str, Any], *, job: StageJob) -> None:
     for metrics in trainer.epochs():
         with tempfile.TemporaryDirectory() as folder:
             trainer.save(Path(folder) / "checkpoint.pt")
-            tune.report({**metrics, "node_id": node_id}, checkpoint=tune.Checkpoint.from_directory(folder))
+            extra = {"node_id": node_id, "first_step_at": trainer.first_step_at or math.nan}
+            tune.report({**metrics, **extra}, checkpoint=tune.Checkpoint.from_directory(folder))
 
 
 def trial_dirname(trial: Any) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +25,7 @@ def local_ray(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """One local Ray for the module (workers inherit SEGTUNE_CACHE, so the decoded cache is the test's)."""
     os.environ["SEGTUNE_CACHE"] = str(tmp_path_factory.mktemp("decoded"))
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="error")
+    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR)
     yield
     ray.shutdown()
     del os.environ["SEGTUNE_CACHE"]
@@ -82,6 +83,7 @@ def test_unet_smoke_records_completed_stopped_and_failed_trials(
     assert states.count(optuna.trial.TrialState.FAIL) == 1
     for frozen in study.trials:
         if frozen.state == optuna.trial.TrialState.PRUNED:
+            assert frozen.last_step is not None
             assert frozen.value == frozen.intermediate_values[frozen.last_step]
     best = trials.sort_values("best_metric", ascending=False).iloc[0]
     assert load_checkpoint(best["checkpoint"])["run"]["model"] == "unet"
