@@ -11,7 +11,6 @@ extra=${1:-}
 
 need=()
 ldconfig -p 2>/dev/null | grep -q 'libOSMesa\.so' || need+=(libosmesa6)
-if [[ $extra == test ]]; then command -v chromium >/dev/null || need+=(chromium); fi
 if ((${#need[@]})); then
   sudo=""; [[ $(id -u) == 0 ]] || sudo="sudo"
   $sudo apt-get update -qq
