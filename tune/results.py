@@ -111,7 +111,7 @@ class ResultsWriter(Callback):
             best = row.get("best_metric")
             # ties go to the later epoch, as in Ray's checkpoint manager, so that the checkpoint we
             # name is the one it keeps
-            if best is None or _is_nan(best) or (value >= best if self.mode == "max" else value <= best):
+            if best is None or is_nan(best) or (value >= best if self.mode == "max" else value <= best):
                 row["best_metric"] = float(value)
                 row["best_epoch"] = epoch
         row["epochs"] = epoch
@@ -189,9 +189,9 @@ def _consistent(trials: pd.DataFrame) -> pd.DataFrame:
     """Columns whose values mix types across stages (a config value that is a bool in one stage and
     absent in another) are stored as strings, so that Parquet accepts them."""
     for column in trials.columns:
-        kinds = {type(v) for v in trials[column] if v is not None and not _is_nan(v)}
+        kinds = {type(v) for v in trials[column] if v is not None and not is_nan(v)}
         if len(kinds) > 1 and not kinds <= {int, float}:
-            trials[column] = trials[column].map(lambda v: None if v is None or _is_nan(v) else str(v))
+            trials[column] = trials[column].map(lambda v: None if v is None or is_nan(v) else str(v))
     return trials
 
 
@@ -199,7 +199,7 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _is_nan(value: Any) -> bool:
+def is_nan(value: Any) -> bool:
     return isinstance(value, float) and math.isnan(value)
 
 

@@ -27,7 +27,7 @@ import torch
 
 from data.cache import decode_split
 from tune.recipes import RunConfig, Trainer, load_checkpoint, load_data
-from tune.results import ResultsWriter, read_results
+from tune.results import ResultsWriter, is_nan, read_results
 from tune.spaces import Budget, SearchSpace, Stage, budget_for, get_space, list_spaces
 
 SEARCH_FILE = "search.json"
@@ -387,7 +387,7 @@ def print_summary(cfg: SearchConfig, space: SearchSpace) -> None:
     params = [c for c in top.columns if c.startswith("config/")]
     print(f"\ntop {len(top)} of stage {final.name} by {final.metric} ({final.mode}):")
     for rank, row in enumerate(top.to_dict("records"), 1):
-        shown = ", ".join(f"{c[7:]}={_short(row[c])}" for c in params if row[c] is not None and not _nan(row[c]))
+        shown = ", ".join(f"{c[7:]}={_short(row[c])}" for c in params if row[c] is not None and not is_nan(row[c]))
         print(
             f"  {rank}. {row['trial_id']}  {final.metric} {row['best_metric']:.4f}  [{row['status']}, {row['epochs']} epochs]  {shown}"
         )
@@ -396,10 +396,6 @@ def print_summary(cfg: SearchConfig, space: SearchSpace) -> None:
 
 def _short(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
-
-
-def _nan(value: Any) -> bool:
-    return isinstance(value, float) and math.isnan(value)
 
 
 def main(argv: list[str] | None = None) -> int:
