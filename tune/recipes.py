@@ -317,19 +317,6 @@ class Trainer:
             for module in self.frozen:
                 module.eval()
 
-    @torch.no_grad()
-    def predict_masks(self, split: DeviceSplit) -> torch.Tensor:
-        """Class ids of mask 22 (N, H, W) uint8 for every video of a split (for segmentation models)."""
-        if self.task != "segmentation":
-            raise ValueError(f"predict_masks needs a segmentation model, {self.run.model!r} is {self.task}")
-        self.model.eval()
-        out = [
-            self._logits(self._inputs(split.gather_frames(idx, INPUT_FRAMES))).argmax(1).to(torch.uint8)
-            for idx in self._eval_batches(split)
-        ]
-        self.model.train()
-        return torch.cat(out)
-
     # -- training
 
     def _frozen_modules(self) -> list[nn.Module]:
@@ -411,13 +398,7 @@ class Trainer:
         return nullcontext()
 
     def _inputs(self, frames: torch.Tensor) -> torch.Tensor:
-        """uint8 frames -> the float input the model takes, on the device."""
-        x = frames.float().div_(255)  # (B, T, 3, H, W) or (B, 3, H, W)
-        if self.input_kind == "stacked":
-            x = x.flatten(1, 2)  # (B, 33, H, W)
-        if self.fast and self.cfg.channels_last and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x
+        return model_inputs(frames, self.input_kind, channels_last=self.fast and self.cfg.channels_last)
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         out = self.forward(x)
@@ -490,6 +471,48 @@ class Trainer:
             "val_copy_last_iou": copy_last.compute(),
             "val_oracle_iou": oracle.compute(),
         }
+
+
+def model_inputs(frames: torch.Tensor, input_kind: str, *, channels_last: bool = False) -> torch.Tensor:
+    """uint8 frames -> the float input a model of `input_kind` takes, on the frames' device."""
+    x = frames.float().div_(255)  # (B, T, 3, H, W) or (B, 3, H, W)
+    if input_kind == "stacked":
+        x = x.flatten(1, 2)  # (B, 33, H, W)
+    if channels_last and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+def load_model(path: str | os.PathLike[str], device: torch.device | str = "cpu") -> tuple[RunConfig, nn.Module]:
+    """The run config and the trained model (in eval mode, on `device`) of a checkpoint."""
+    state = load_checkpoint(path)
+    run = RunConfig.from_dict(state["run"])
+    model = create_model(run.model, run.model_config)
+    model.load_state_dict(state["model"])
+    return run, model.to(device).eval()
+
+
+@torch.no_grad()
+def predict_masks(run: RunConfig, model: nn.Module, split: DeviceSplit, *, batch_size: int = 32) -> torch.Tensor:
+    """Class ids of mask 22, (N, H, W) uint8 on the CPU, for every video of a split, in its row order."""
+    if run.task != "segmentation":
+        raise ValueError(
+            f"a {run.model!r} checkpoint ({run.task}) does not predict masks of frame 22; use a unet or dual_phase one"
+        )
+    device = split.frames.device
+    kind = model_entry(run.model).input_kind
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+    out = []
+    for index in batch_indices(len(split), batch_size, shuffle=False, device=device):
+        with autocast:
+            logits = model(model_inputs(split.gather_frames(index, INPUT_FRAMES), kind))
+        if logits.shape[1] != NUM_CLASSES or logits.shape[-2:] != split.frames.shape[2:4]:
+            raise ValueError(
+                f"the checkpoint's model gives {tuple(logits.shape[1:])} (classes, H, W); the data needs "
+                f"({NUM_CLASSES}, {split.frames.shape[2]}, {split.frames.shape[3]})"
+            )
+        out.append(logits.argmax(1).to(torch.uint8).cpu())
+    return torch.cat(out)
 
 
 def _make_schedule(
