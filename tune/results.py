@@ -21,6 +21,7 @@ from ray.tune.experiment import Trial
 TRIALS = "trials.parquet"
 EPOCHS = "epochs.parquet"
 STATUSES = ("running", "completed", "stopped", "failed")
+LOST = "lost: the driver stopped before Ray saved this trial in its experiment state, so it was not resumed"
 _RESULT_KEYS_KEPT = ("node_id",)  # non-numeric result entries copied into the trial row
 
 
@@ -66,6 +67,7 @@ class ResultsWriter(Callback):
         self._others = pd.DataFrame()  # rows of other stages, kept as they are
         self._other_epochs = pd.DataFrame()
         self._last_write = 0.0
+        self._reconciled = False
 
     # -- Ray's hooks
 
@@ -88,6 +90,20 @@ class ResultsWriter(Callback):
                 (str(r["trial_id"]), int(r["epoch"])): {str(k): v for k, v in r.items()}
                 for r in epochs[mine].to_dict("records")
             }
+
+    def on_step_begin(self, iteration: int, trials: list[Trial], **info: Any) -> None:
+        """Once per (re)start: a row left 'running' by a killed driver whose trial Ray's saved state
+        does not hold will never be resumed; say so instead of leaving it running forever."""
+        if self._reconciled:
+            return
+        self._reconciled = True
+        known = {t.trial_id for t in trials}
+        lost = [row for trial_id, row in self._trials.items() if row["status"] == "running" and trial_id not in known]
+        for row in lost:
+            row["status"] = "failed"
+            row["failure"] = LOST
+        if lost:
+            self._write()
 
     def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         row = self._row(trial)

@@ -307,7 +307,20 @@ def run_stage(
             ),
         )
     tuner.fit()
+    _fail_orphaned_optuna_trials(cfg, stage)
     (stage_dir / DONE).touch()
+
+
+def _fail_orphaned_optuna_trials(cfg: SearchConfig, stage: Stage) -> None:
+    """After a stage, an Optuna trial still RUNNING was asked for by a driver that was killed before
+    Ray recorded it; it will never be told. Mark it FAIL so the stored study is consistent."""
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    storage = JournalStorage(JournalFileBackend(str(cfg.experiment_dir / OPTUNA_FILE)))
+    study = optuna.load_study(study_name=f"{cfg.name}/{stage.name}", storage=storage)
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
 
 
 def _prepare(cfg: SearchConfig, resume: bool) -> SearchConfig:

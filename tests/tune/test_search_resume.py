@@ -9,8 +9,13 @@ import sys
 import time
 from pathlib import Path
 
+import optuna
 import pandas as pd
 import pytest
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+
+from tune.search import OPTUNA_FILE
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,8 +72,16 @@ def test_killed_study_resumes_to_the_end(synth_root: Path, tmp_path: Path) -> No
     assert "resuming" in output
 
     trials = pd.read_parquet(tmp_path / "k" / "results" / "trials.parquet")
-    assert len(trials) == 6 and trials["trial_id"].is_unique
-    assert set(trials["status"]) <= {"completed", "stopped"}
+    assert trials["trial_id"].is_unique
+    assert set(before["trial_id"]) <= set(trials["trial_id"])
+    # a trial started just before the kill but not yet in Ray's saved state is not resumed: it stays
+    # in the results once, as failed with that reason; the study still runs its 6 trials
+    lost = trials["failure"].fillna("").str.startswith("lost:")
+    assert (trials.loc[lost, "status"] == "failed").all()
+    assert (~lost).sum() == 6
+    assert set(trials.loc[~lost, "status"]) <= {"completed", "stopped"}
     epochs = pd.read_parquet(tmp_path / "k" / "results" / "epochs.parquet")
     assert not epochs.duplicated(["trial_id", "epoch"]).any()
-    assert set(before["trial_id"]) <= set(trials["trial_id"])
+    storage = JournalStorage(JournalFileBackend(str(tmp_path / "k" / OPTUNA_FILE)))
+    study = optuna.load_study(study_name="k/main", storage=storage)
+    assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
