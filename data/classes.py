@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 FRAME_HEIGHT = 160
 FRAME_WIDTH = 240
 FRAME_SHAPE = (FRAME_HEIGHT, FRAME_WIDTH, 3)  # (H, W, C) as stored in the PNGs
@@ -88,3 +90,8 @@ def class_palette() -> list[tuple[int, int, int]]:
             (min(255, int(r * scale) + shift), min(255, int(g * scale) + shift), min(255, int(b * scale) + shift))
         )
     return palette
+
+
+def colour_masks(masks: np.ndarray) -> np.ndarray:
+    """Class-id masks (..., H, W) -> RGB pictures (..., H, W, 3) in the classes' display colours."""
+    return np.asarray(class_palette(), dtype=np.uint8)[masks]

@@ -11,6 +11,8 @@ extra=${1:-}
 
 need=()
 ldconfig -p 2>/dev/null | grep -q 'libOSMesa\.so' || need+=(libosmesa6)
+# the report tests open the HTML in Debian's Chromium, driven by Playwright (which downloads no browser)
+if [[ $extra == test ]]; then command -v chromium >/dev/null || need+=(chromium); fi
 if ((${#need[@]})); then
   sudo=""; [[ $(id -u) == 0 ]] || sudo="sudo"
   $sudo apt-get update -qq

@@ -31,3 +31,39 @@ def copy_root(synth_root: Path, tmp_path: Path) -> Path:
 @pytest.fixture
 def cache_dir(tmp_path: Path) -> Path:
     return tmp_path / "cache"
+
+
+def _study(tmp_path_factory: pytest.TempPathFactory, synth_root: Path, **settings: object) -> Path:
+    """Run a real smoke study on a local Ray (started for it, unless one is running) and return its folder."""
+    import logging
+    import os
+
+    import ray
+
+    from tune.search import SearchConfig, run_search
+
+    out = tmp_path_factory.mktemp("studies")
+    os.environ["SEGTUNE_CACHE"] = str(out / "decoded")  # the trials' workers inherit it
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR)
+    try:
+        cfg = SearchConfig(data=str(synth_root), budget="smoke", out=str(out), dashboard=False, **settings)  # type: ignore[arg-type]
+        assert run_search(cfg) == 0
+    finally:
+        if started:
+            ray.shutdown()
+    return out / str(settings["name"])
+
+
+@pytest.fixture(scope="session")
+def unet_study(tmp_path_factory: pytest.TempPathFactory, synth_root: Path) -> Path:
+    """A finished unet smoke study of 8 trials, the third failing on purpose."""
+    return _study(tmp_path_factory, synth_root, space="unet", samples=8, name="u", fail_trials=(3,))
+
+
+@pytest.fixture(scope="session")
+def dual_study(tmp_path_factory: pytest.TempPathFactory, synth_root: Path) -> Path:
+    """A finished dual_phase smoke study of 4 trials per stage."""
+    return _study(tmp_path_factory, synth_root, space="dual_phase", samples=4, name="d")

@@ -380,8 +380,24 @@ def run_search(cfg: SearchConfig, *, resume: bool = False) -> int:
             print(f"stage {stage.name}: no trial succeeded", file=sys.stderr)
             status = 1
             break
-    print_summary(cfg, space)
+    finish(cfg, space, root)
     return status
+
+
+def finish(cfg: SearchConfig, space: SearchSpace, root: Path) -> None:
+    """Evaluate the best model for the report, build the report, print the summary. A failure here is
+    reported and leaves the results as they are."""
+    from reports.build import build_report
+    from tune.evaluate import evaluate_best
+
+    exp = cfg.experiment_dir
+    try:
+        evaluate_best(exp, root)
+    except (FileNotFoundError, ValueError, RuntimeError) as err:
+        print(f"no per-class IoU or gallery: {err}", file=sys.stderr)
+    report = build_report([exp], exp / "report.html")
+    print_summary(cfg, space)
+    print(f"report: {report}")
 
 
 def print_summary(cfg: SearchConfig, space: SearchSpace) -> None:

@@ -12,13 +12,8 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
-from data.classes import class_palette
+from data.classes import colour_masks
 from data.layout import index_split, read_video
-
-
-def colour_masks(masks: np.ndarray) -> np.ndarray:
-    """Class-id masks (..., H, W) -> RGB pictures (..., H, W, 3) in the classes' display colours."""
-    return np.asarray(class_palette(), dtype=np.uint8)[masks]
 
 
 def video_strip(frames: np.ndarray, masks: np.ndarray | None, times: Sequence[int], *, gap: int = 2) -> np.ndarray:

@@ -1,0 +1,49 @@
+"""`python -m reports.build EXPERIMENT_DIR [EXPERIMENT_DIR ...] [--out report.html]`
+
+One self-contained HTML report (plotly.js embedded; opens offline) built from the studies' result files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from reports.load import load_experiment
+from reports.page import build_page
+
+
+def build_report(folders: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str]) -> Path:
+    """Write the report of one or more study folders to `out`."""
+    missing = [str(f) for f in folders if not Path(f).is_dir()]
+    if missing:
+        raise FileNotFoundError(f"not a study folder: {', '.join(missing)}")
+    page = build_page([load_experiment(f) for f in folders])
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(out)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m reports.build", description=__doc__)
+    parser.add_argument("experiments", nargs="+", help="study folders (OUT/NAME)")
+    parser.add_argument(
+        "--out", default=None, help="HTML file (default: report.html in the only study, else ./report.html)"
+    )
+    args = parser.parse_args(argv)
+    out = args.out or (Path(args.experiments[0]) / "report.html" if len(args.experiments) == 1 else Path("report.html"))
+    try:
+        path = build_report(args.experiments, out)
+    except FileNotFoundError as err:
+        print(f"error: {err}")
+        return 2
+    print(f"report: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

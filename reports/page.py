@@ -1,0 +1,197 @@
+"""One self-contained HTML page (plotly.js embedded, opens offline) from loaded experiments."""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+import plotly.io as pio
+from plotly.offline import get_plotlyjs
+
+from reports import figures
+from reports.load import Experiment
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; }
+h1 { margin-bottom: 0.2rem; } h2 { border-bottom: 1px solid #ccc; padding-bottom: 0.2rem; margin-top: 2rem; }
+.note { background: #fff4e5; border-left: 4px solid #ff9800; padding: 0.4rem 0.8rem; margin: 0.4rem 0; }
+table.leaderboard { border-collapse: collapse; font-size: 0.85rem; margin: 0.5rem 0; }
+table.leaderboard th, table.leaderboard td { border: 1px solid #ddd; padding: 0.2rem 0.45rem; text-align: right; }
+table.leaderboard th { background: #f3f3f3; cursor: pointer; position: sticky; top: 0; }
+table.leaderboard td.text { text-align: left; }
+tr.status-failed { color: #b71c1c; } tr.status-stopped { color: #8a4b00; } tr.status-running { color: #666; }
+.scroll { max-height: 32rem; overflow: auto; }
+.gallery { display: grid; grid-template-columns: repeat(6, auto); gap: 4px; align-items: end; }
+.gallery figure { margin: 0; font-size: 0.75rem; text-align: center; } .gallery img { width: 240px; image-rendering: pixelated; }
+"""
+
+SORT_SCRIPT = """
+document.querySelectorAll('table.leaderboard').forEach(function (table) {
+  table.querySelectorAll('th').forEach(function (th, column) {
+    th.addEventListener('click', function () {
+      var body = table.tBodies[0];
+      var rows = Array.prototype.slice.call(body.rows);
+      var ascending = th.dataset.order !== 'asc';
+      th.dataset.order = ascending ? 'asc' : 'desc';
+      rows.sort(function (a, b) {
+        var x = a.cells[column].dataset.value, y = b.cells[column].dataset.value;
+        var nx = parseFloat(x), ny = parseFloat(y);
+        var c = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : String(x).localeCompare(String(y));
+        return ascending ? c : -c;
+      });
+      rows.forEach(function (row) { body.appendChild(row); });
+    });
+  });
+});
+"""
+
+
+def figure_html(fig: go.Figure | None, div_id: str) -> str:
+    if fig is None:
+        return ""
+    parallel = any(isinstance(trace, go.Parcoords) for trace in fig.data)
+    # parallel coordinates put their axis labels above the plot: leave room for them under the title
+    fig.update_layout(height=460 if parallel else 430, margin={"t": 110 if parallel else 60, "l": 60, "r": 30, "b": 50})
+    return pio.to_html(fig, full_html=False, include_plotlyjs=False, div_id=div_id, config={"displaylogo": False})
+
+
+def leaderboard_html(trials: pd.DataFrame, table_id: str) -> str:
+    """All trials, ranked within each stage by its metric; failed and running trials last, unranked."""
+    if not len(trials):
+        return "<p>No trials.</p>"
+    params = figures.param_columns(trials)
+    columns = [
+        "rank",
+        "trial",
+        "stage",
+        "status",
+        "metric",
+        "value",
+        *[c[7:] for c in params],
+        "epochs",
+        "GPU h",
+        "wall min",
+        "failure",
+    ]
+    body = []
+    for stage in dict.fromkeys(trials["stage"]):
+        rows = trials[trials["stage"] == stage]
+        mode = rows["mode"].iloc[0]
+        ranked = rows[rows["best_metric"].notna()].sort_values("best_metric", ascending=mode == "min")
+        rest = rows[rows["best_metric"].isna()]
+        for rank, row in [(k + 1, r) for k, r in enumerate(ranked.to_dict("records"))] + [
+            (None, r) for r in rest.to_dict("records")
+        ]:
+            cells = [
+                _cell(rank if rank is not None else "", rank if rank is not None else 1e9),
+                _cell(row["trial_id"], text=True),
+                _cell(row["stage"], text=True),
+                _cell(row["status"], text=True),
+                _cell(row["metric"], text=True),
+                _cell(_fmt(row["best_metric"]), row["best_metric"]),
+                *[_cell(_fmt(row[c]), row[c], text=not _is_number(row[c])) for c in params],
+                _cell(row["epochs"], row["epochs"]),
+                _cell(_fmt(row["gpu_hours"]), row["gpu_hours"]),
+                _cell(_fmt((row["wall_time_s"] or 0) / 60), row["wall_time_s"]),
+                _cell(row.get("failure") or "", text=True),
+            ]
+            body.append(f'<tr class="status-{html.escape(str(row["status"]))}">{"".join(cells)}</tr>')
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    return f'<div class="scroll"><table class="leaderboard" id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _fmt(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _cell(shown: Any, sort_value: Any = None, *, text: bool = False) -> str:
+    key = shown if sort_value is None else sort_value
+    if key is None or (isinstance(key, float) and math.isnan(key)):
+        key = ""
+    cls = ' class="text"' if text else ""
+    return f'<td{cls} data-value="{html.escape(str(key))}">{html.escape(str(shown))}</td>'
+
+
+def gallery_html(gallery: pd.DataFrame | None) -> str:
+    if gallery is None or not len(gallery):
+        return ""
+    cells = [
+        f'<figure><img alt="{html.escape(r["label"])} of video {r["video_id"]}" src="{r["data_uri"]}"><figcaption>video {r["video_id"]}: {html.escape(r["label"])}</figcaption></figure>'
+        for r in gallery.sort_values(["video_id", "order"]).to_dict("records")
+    ]
+    return f'<h3>Gallery: val videos, the best model</h3><div class="gallery">{"".join(cells)}</div>'
+
+
+def experiment_html(exp: Experiment, index: int) -> str:
+    parts = [
+        f"<h2>{html.escape(exp.name)}</h2>",
+        f"<p>space <b>{html.escape(exp.space or '?')}</b>, folder <code>{html.escape(str(exp.folder))}</code></p>",
+    ]
+    parts += [f'<div class="note">{html.escape(note)}</div>' for note in exp.notes]
+    trials = exp.trials
+    if not len(trials):
+        parts.append("<p>This experiment has no results yet: nothing to show.</p>")
+        return "\n".join(parts)
+    counts = trials.groupby(["stage", "status"]).size()
+    parts.append("<p>" + ", ".join(f"{key[0]}: {n} {key[1]}" for key, n in counts.items()) + "</p>")  # type: ignore[index]
+    parts.append("<h3>Leaderboard</h3>" + leaderboard_html(trials, f"leaderboard-{index}"))
+    stages = exp.stages
+    for k, stage in enumerate(stages):
+        prefix = f"e{index}-s{k}"
+        parts.append(f"<h3>Stage {html.escape(stage)}</h3>")
+        parts.append(figure_html(figures.learning_curves(trials, exp.epochs, stage), f"{prefix}-curves"))
+        parts.append(figure_html(figures.optimisation_history(trials, stage), f"{prefix}-history"))
+        parts.append(figure_html(figures.parallel_coordinates(trials, stage), f"{prefix}-parallel"))
+        parts.append(figure_html(figures.importances(trials, stage), f"{prefix}-importance"))
+    for k in range(1, len(stages)):
+        parts.append(figure_html(figures.parent_vs_child(trials, stages[k - 1], stages[k]), f"e{index}-parents-{k}"))
+    parts.append(figure_html(figures.per_class_iou(exp.per_class), f"e{index}-per-class"))
+    parts.append(gallery_html(exp.gallery))
+    return "\n".join(parts)
+
+
+def build_page(experiments: Sequence[Experiment], *, title: str = "Hyperparameter search report") -> str:
+    sections = []
+    if len(experiments) > 1:
+        rows = "".join(
+            f"<tr><td class='text'>{html.escape(e.name)}</td><td class='text'>{html.escape(e.space)}</td><td>{len(e.trials)}</td><td>{_fmt(_best(e))}</td></tr>"
+            for e in experiments
+        )
+        sections.append(
+            "<h2>Side by side</h2><table class='leaderboard'><thead><tr><th>study</th><th>space</th><th>trials</th><th>best (final stage)</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table>"
+            + figure_html(figures.comparison([(e.name, e.trials) for e in experiments]), "comparison")
+        )
+    sections += [experiment_html(exp, k) for k, exp in enumerate(experiments)]
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>{STYLE}</style>
+<script type="text/javascript">{get_plotlyjs()}</script>
+</head><body>
+<h1>{html.escape(title)}</h1>
+<p>{len(experiments)} stud{"y" if len(experiments) == 1 else "ies"}: {", ".join(html.escape(e.name) for e in experiments)}</p>
+{"".join(sections)}
+<script>{SORT_SCRIPT}</script>
+</body></html>
+"""
+
+
+def _best(exp: Experiment) -> float:
+    if not exp.stages:
+        return math.nan
+    rows = exp.trials[(exp.trials["stage"] == exp.stages[-1]) & exp.trials["best_metric"].notna()]
+    if not len(rows):
+        return math.nan
+    return float(rows["best_metric"].max() if rows["mode"].iloc[0] == "max" else rows["best_metric"].min())

@@ -1,0 +1,115 @@
+"""The HTML report, opened in a real headless Chromium: no console errors, one leaderboard row per
+trial, every figure drawn, the gallery's pictures loaded."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from playwright.sync_api import Browser, sync_playwright
+
+from reports.build import build_report, main
+
+pytestmark = pytest.mark.slow
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert executable, "Debian's chromium is needed for the report tests (scripts/install.sh test installs it)"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+
+
+def open_report(browser: Browser, path: Path) -> dict[str, Any]:
+    """Load the page offline and read what a person would see."""
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.route(
+        "**/*", lambda route: route.continue_() if route.request.url.startswith(("file:", "data:")) else route.abort()
+    )
+    page.goto(path.as_uri())
+    page.wait_for_load_state("load")
+    seen = page.evaluate(
+        """() => ({
+        tables: Array.from(document.querySelectorAll('table.leaderboard[id]')).map(t => t.tBodies[0].rows.length),
+        figures: Array.from(document.querySelectorAll('.plotly-graph-div')).map(d => ({id: d.id, drawn: !!d.querySelector('.main-svg')})),
+        images: Array.from(document.querySelectorAll('.gallery img')).map(i => i.complete && i.naturalWidth === 240),
+        text: document.body.innerText,
+    })"""
+    )
+    page.close()
+    return {**seen, "errors": errors}
+
+
+def test_report_of_a_study_renders_everything(browser: Browser, unet_study: Path) -> None:
+    report = unet_study / "report.html"  # written by the search itself
+    assert report.exists()
+    seen = open_report(browser, report)
+    assert seen["errors"] == []
+    trials = pd.read_parquet(unet_study / "results" / "trials.parquet")
+    assert seen["tables"] == [len(trials)]
+    ids = {f["id"] for f in seen["figures"]}
+    assert {"e0-s0-curves", "e0-s0-history", "e0-s0-parallel", "e0-s0-importance", "e0-per-class"} <= ids
+    assert all(f["drawn"] for f in seen["figures"])
+    gallery = pd.read_parquet(unet_study / "results" / "gallery.parquet")
+    assert len(seen["images"]) == len(gallery) == 2 * 6 and all(seen["images"])  # both val videos, 6 pictures each
+    for status in ("completed", "stopped", "failed"):
+        assert status in seen["text"]
+    assert "fails on purpose" in seen["text"]
+
+
+def test_report_of_two_studies_side_by_side(
+    browser: Browser, unet_study: Path, dual_study: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "both.html"
+    assert main([str(unet_study), str(dual_study), "--out", str(out)]) == 0
+    seen = open_report(browser, out)
+    assert seen["errors"] == []
+    trials = [len(pd.read_parquet(s / "results" / "trials.parquet")) for s in (unet_study, dual_study)]
+    assert seen["tables"] == trials
+    ids = {f["id"] for f in seen["figures"]}
+    assert {"comparison", "e1-parents-1", "e1-s0-curves", "e1-s1-curves"} <= ids
+    assert all(f["drawn"] for f in seen["figures"])
+    assert "Side by side" in seen["text"]
+
+
+def test_empty_and_partial_studies_say_so(browser: Browser, unet_study: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "search.json").write_text(json.dumps({"space": "unet"}))
+    partial = tmp_path / "partial"
+    (partial / "results").mkdir(parents=True)
+    trials = pd.read_parquet(unet_study / "results" / "trials.parquet")
+    trials.loc[trials.index[:2], "status"] = "running"
+    trials.to_parquet(partial / "results" / "trials.parquet")
+    shutil.copy(unet_study / "results" / "epochs.parquet", partial / "results" / "epochs.parquet")
+    out = build_report([empty, partial], tmp_path / "report.html")
+    seen = open_report(browser, out)
+    assert seen["errors"] == []
+    assert "no results yet" in seen["text"]
+    assert "2 trial(s) still running or interrupted: the study is partial" in seen["text"]
+    assert seen["tables"] == [len(trials)]
+
+
+def test_missing_folder_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([str(tmp_path / "nope")]) == 2
+    assert "not a study folder" in capsys.readouterr().out

@@ -1,0 +1,62 @@
+"""tune.predict on a finished study: shape, dtype, video-id order, and the val IoU as the competition
+computes it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from data.cache import decode_split
+from data.metric import competition_iou
+from tune.predict import best_checkpoint, main
+
+pytestmark = pytest.mark.slow
+
+
+def test_hidden_predictions_have_the_submission_shape_and_order(
+    unet_study: Path, synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "submission.pt"
+    assert (
+        main(["--experiment", str(unet_study), "--data", str(synth_root), "--split", "hidden", "--out", str(out)]) == 0
+    )
+    masks = torch.load(out, weights_only=True)
+    assert masks.shape == (2, 160, 240) and masks.dtype == torch.uint8
+    assert int(masks.max()) < 49
+    assert "videos 8..9 in id order" in capsys.readouterr().out
+
+
+def test_val_iou_is_the_competition_metric_over_the_whole_set(
+    unet_study: Path, synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "val.pt"
+    assert main(["--experiment", str(unet_study), "--data", str(synth_root), "--split", "val", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    masks = torch.load(out, weights_only=True)
+    val = decode_split(synth_root, "val", progress=False)
+    assert val.masks is not None
+    expected = competition_iou(masks.long(), torch.from_numpy(np.array(val.masks[:, 21])).long())
+    assert f"val IoU (competition metric, whole set): {expected:.4f}" in printed
+    trials = pd.read_parquet(unet_study / "results" / "trials.parquet")
+    best = trials.sort_values("best_metric", ascending=False).iloc[0]
+    assert best_checkpoint(unet_study) == Path(best["checkpoint"])
+    assert expected == pytest.approx(best["best_metric"], abs=1e-6)
+
+
+def test_a_checkpoint_that_does_not_predict_masks_is_refused(
+    dual_study: Path, synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trials = pd.read_parquet(dual_study / "results" / "trials.parquet")
+    predictor = trials[(trials["stage"] == "pretrain") & trials["checkpoint"].notna()].iloc[0]["checkpoint"]
+    assert (
+        main(["--checkpoint", predictor, "--data", str(synth_root), "--split", "val", "--out", str(tmp_path / "x.pt")])
+        == 2
+    )
+    assert (
+        "a 'frame_predictor' checkpoint (frame_prediction) does not predict masks of frame 22"
+        in capsys.readouterr().err
+    )

@@ -1,0 +1,75 @@
+"""After a search: the best model's per-class IoU on val and a small gallery, written next to the
+results so that the report (which reads files only) can show them.
+
+OUT/NAME/results/per_class_iou.parquet: class_id, class_name, iou (NaN where a class is absent from both
+sides), target_pixels, predicted_pixels. OUT/NAME/results/gallery/: PNGs per val video (input frames 1,
+6, 11; the true mask 22; the predicted mask 22; the true mask 11, which is what copy-last answers at
+best) and gallery.parquet listing them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+
+from data.cache import decode_split
+from data.classes import NUM_CLASSES, TARGET_FRAME, class_names, colour_masks
+from data.metric import per_class_iou
+from tune.predict import best_checkpoint, predict
+from tune.results import write_parquet
+
+PER_CLASS = "per_class_iou.parquet"
+GALLERY = "gallery"
+GALLERY_FRAMES = (0, 5, 10)
+
+
+def evaluate_best(
+    experiment: str | os.PathLike[str], data_root: str | os.PathLike[str], *, videos: int = 4, device: str = "auto"
+) -> Path:
+    """Write the per-class IoU and the gallery of the study's best checkpoint; returns the results folder."""
+    results = Path(experiment) / "results"
+    checkpoint = best_checkpoint(experiment)
+    masks, ids, _ = predict(checkpoint, data_root, "val", device=device)
+    val = decode_split(data_root, "val", progress=False)
+    assert val.masks is not None
+    target = torch.from_numpy(np.array(val.masks[:, TARGET_FRAME]))
+    scores = per_class_iou(masks.long(), target.long())
+    names = class_names()
+    table = pd.DataFrame(
+        {
+            "class_id": range(NUM_CLASSES),
+            "class_name": names,
+            "iou": scores.numpy(),
+            "target_pixels": torch.bincount(target.reshape(-1).long(), minlength=NUM_CLASSES).numpy(),
+            "predicted_pixels": torch.bincount(masks.reshape(-1).long(), minlength=NUM_CLASSES).numpy(),
+        }
+    )
+    table["checkpoint"] = str(checkpoint)
+    write_parquet(table, results / PER_CLASS)
+
+    folder = results / GALLERY
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for row in _gallery_rows(val.masks, videos):
+        vid = int(ids[row])
+        pictures = {f"frame {t + 1}": np.asarray(val.frames[row, t]) for t in GALLERY_FRAMES}
+        pictures["true mask 22"] = colour_masks(np.asarray(val.masks[row, TARGET_FRAME]))
+        pictures["predicted mask 22"] = colour_masks(masks[row].numpy())
+        pictures["mask 11 (copy last, at best)"] = colour_masks(np.asarray(val.masks[row, 10]))
+        for order, (label, picture) in enumerate(pictures.items()):
+            name = f"video_{vid}_{order}.png"
+            Image.fromarray(picture).save(folder / name)
+            rows.append({"video_id": vid, "order": order, "label": label, "file": f"{GALLERY}/{name}"})
+    write_parquet(pd.DataFrame(rows), results / "gallery.parquet")
+    return results
+
+
+def _gallery_rows(masks: np.ndarray, count: int) -> list[int]:
+    """The val videos with the most objects in mask 22, as the most telling examples."""
+    objects = [len(np.unique(masks[k, TARGET_FRAME])) for k in range(len(masks))]
+    return sorted(np.argsort(objects, kind="stable")[::-1][:count].tolist())
