@@ -36,21 +36,8 @@ def _study(exp: Path, stage: str) -> optuna.Study:
     return optuna.load_study(study_name=f"{exp.name}/{stage}", storage=storage)
 
 
-def test_unet_smoke_records_completed_stopped_and_failed_trials(
-    local_ray: None, synth_root: Path, tmp_path: Path
-) -> None:
-    cfg = SearchConfig(
-        space="unet",
-        data=str(synth_root),
-        budget="smoke",
-        samples=8,
-        out=str(tmp_path),
-        name="u",
-        dashboard=False,
-        fail_trials=(3,),
-    )
-    assert run_search(cfg) == 0
-    exp = tmp_path / "u"
+def test_unet_smoke_records_completed_stopped_and_failed_trials(unet_study: Path) -> None:
+    exp = unet_study
     trials = pd.read_parquet(exp / "results" / "trials.parquet")
     epochs = pd.read_parquet(exp / "results" / "epochs.parquet")
 
@@ -89,20 +76,8 @@ def test_unet_smoke_records_completed_stopped_and_failed_trials(
     assert load_checkpoint(best["checkpoint"])["run"]["model"] == "unet"
 
 
-def test_dual_phase_smoke_fine_tunes_from_the_best_pretraining_trials(
-    local_ray: None, synth_root: Path, tmp_path: Path
-) -> None:
-    cfg = SearchConfig(
-        space="dual_phase",
-        data=str(synth_root),
-        budget="smoke",
-        samples=4,
-        out=str(tmp_path),
-        name="d",
-        dashboard=False,
-    )
-    assert run_search(cfg) == 0
-    trials = pd.read_parquet(tmp_path / "d" / "results" / "trials.parquet")
+def test_dual_phase_smoke_fine_tunes_from_the_best_pretraining_trials(dual_study: Path) -> None:
+    trials = pd.read_parquet(dual_study / "results" / "trials.parquet")
     pretrain, finetune = trials[trials["stage"] == "pretrain"], trials[trials["stage"] == "finetune"]
     assert len(pretrain) == 4 and len(finetune) == 4
     assert (pretrain["metric"] == "val_frame_mse").all() and (finetune["metric"] == "val_iou").all()
