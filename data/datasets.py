@@ -178,3 +178,44 @@ def concat_splits(splits: Sequence[DeviceSplit]) -> DeviceSplit:
     joined.masks = torch.cat(masks) if all(m is not None for m in masks) else None  # type: ignore[arg-type]
     joined.ids = torch.cat([s.ids for s in splits])
     return joined
+
+
+class MaskClips:
+    """Mask sequences held on a device, for predicting mask 22 from the masks of frames 1-11.
+
+    `inputs` are the masks a clip is normally given (ground truth for labelled training videos, a
+    segmenter's masks elsewhere), `pseudo_inputs` a segmenter's masks of the same frames, `target` the
+    mask of frame 22 (ground truth, or the segmenter's for unlabeled videos). All uint8 class ids.
+    """
+
+    def __init__(self, inputs: torch.Tensor, pseudo_inputs: torch.Tensor, target: torch.Tensor) -> None:
+        if (
+            inputs.shape != pseudo_inputs.shape
+            or inputs.shape[0] != target.shape[0]
+            or inputs.shape[2:] != target.shape[1:]
+        ):
+            raise ValueError(
+                f"MaskClips: inputs {tuple(inputs.shape)}, pseudo inputs {tuple(pseudo_inputs.shape)} and target {tuple(target.shape)} do not match"
+            )
+        self.inputs, self.pseudo_inputs, self.target = inputs, pseudo_inputs, target
+
+    def __len__(self) -> int:
+        return int(self.target.shape[0])
+
+    @property
+    def device(self) -> torch.device:
+        return self.target.device
+
+    def batch(self, index: torch.Tensor, use_pseudo: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(masks of frames 1-11 (B, 11, H, W), mask 22 (B, H, W)); where `use_pseudo` (B,) is true, the
+        segmenter's masks replace the clip's own inputs (scheduled sampling)."""
+        x = self.inputs[index]
+        if use_pseudo is not None:
+            x = torch.where(use_pseudo.view(-1, 1, 1, 1), self.pseudo_inputs[index], x)
+        return x, self.target[index]
+
+    @staticmethod
+    def concat(parts: Sequence[MaskClips]) -> MaskClips:
+        return MaskClips(
+            *(torch.cat([getattr(p, name) for p in parts]) for name in ("inputs", "pseudo_inputs", "target"))
+        )

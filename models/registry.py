@@ -11,8 +11,9 @@ from typing import Any, Literal
 
 from torch import nn
 
-InputKind = Literal["stacked", "sequence", "frame"]
-# stacked: (B, 33, H, W), frames 1-11 stacked on channels; sequence: (B, 11, 3, H, W); frame: (B, 3, H, W)
+InputKind = Literal["stacked", "sequence", "frame", "masks"]
+# stacked: (B, 33, H, W), frames 1-11 stacked on channels; sequence: (B, 11, 3, H, W); frame: (B, 3, H, W);
+# masks: (B, 11, H, W) class ids of frames 1-11
 
 
 @dataclass(frozen=True)
@@ -67,4 +68,4 @@ def create_model(name: str, cfg: Any = None) -> nn.Module:
 def _load_builtin_models() -> None:
     # Registration happens at import of the model modules; import them here so that the registry is
     # complete whichever module the caller imported first.
-    from models import dual_phase, frame_predictor, unet  # noqa: F401
+    from models import dual_phase, frame_predictor, mask_predictor, unet  # noqa: F401

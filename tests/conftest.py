@@ -67,3 +67,9 @@ def unet_study(tmp_path_factory: pytest.TempPathFactory, synth_root: Path) -> Pa
 def dual_study(tmp_path_factory: pytest.TempPathFactory, synth_root: Path) -> Path:
     """A finished dual_phase smoke study of 4 trials per stage."""
     return _study(tmp_path_factory, synth_root, space="dual_phase", samples=4, name="d")
+
+
+@pytest.fixture(scope="session")
+def mask_study(tmp_path_factory: pytest.TempPathFactory, synth_root: Path) -> Path:
+    """A finished mask_space smoke study of 4 trials per stage."""
+    return _study(tmp_path_factory, synth_root, space="mask_space", samples=4, name="m")

@@ -12,14 +12,16 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from data.cache import decode_split
 from data.classes import N_INPUT_FRAMES, TARGET_FRAME
-from data.datasets import INPUT_FRAMES, DeviceSplit
+from data.datasets import INPUT_FRAMES, DeviceSplit, MaskClips
 from data.layout import DataError
 from data.metric import competition_iou
-from tune.recipes import load_model, predict_masks, resolve_device
+from tune.pseudo import segment_frames
+from tune.recipes import load_checkpoint, load_model, predict_masks, resolve_device
 from tune.results import read_results
 
 
@@ -50,18 +52,25 @@ def predict(
     dev = resolve_device(device)
     run, model = load_model(checkpoint, dev)
     decoded = decode_split(data, split, hidden=hidden)
-    frames = INPUT_FRAMES if split == "hidden" else (*INPUT_FRAMES, TARGET_FRAME)
     if decoded.n_frames < N_INPUT_FRAMES:
         raise DataError(
             f"split {split!r} of {data} has {decoded.n_frames} frames per video, fewer than the {N_INPUT_FRAMES} inputs"
         )
-    held = DeviceSplit(decoded, dev, frames=frames)
-    masks = predict_masks(run, model, held, batch_size=batch_size)
-    iou = None
-    if split != "hidden" and held.masks is not None:
-        iou = competition_iou(
-            masks.long(), held.gather_masks(torch.arange(len(held), device=dev), TARGET_FRAME).cpu().long()
+    target = torch.from_numpy(np.array(decoded.masks[:, TARGET_FRAME])) if decoded.masks is not None else None
+    if run.task == "mask_prediction":
+        # the mask-space pipeline: its segmenter labels the input frames, the predictor takes those masks
+        segmenter_path = load_checkpoint(checkpoint).get("pipeline", {}).get("segmenter")
+        if not segmenter_path:
+            raise ValueError(f"{checkpoint} holds a mask predictor but names no segmenter checkpoint")
+        _, segmenter = load_model(segmenter_path, dev)
+        inputs = torch.from_numpy(segment_frames(segmenter, decoded.frames, INPUT_FRAMES, dev)).to(dev)
+        held: DeviceSplit | MaskClips = MaskClips(
+            inputs, inputs, torch.zeros(inputs.shape[0], *inputs.shape[2:], dtype=torch.uint8, device=dev)
         )
+    else:
+        held = DeviceSplit(decoded, dev, frames=INPUT_FRAMES)
+    masks = predict_masks(run, model, held, batch_size=batch_size)
+    iou = competition_iou(masks.long(), target.long()) if split != "hidden" and target is not None else None
     return masks, torch.as_tensor(decoded.ids), iou
 
 

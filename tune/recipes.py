@@ -27,18 +27,19 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from data.cache import decode_split
 from data.classes import N_INPUT_FRAMES, NUM_CLASSES, TARGET_FRAME
-from data.datasets import INPUT_FRAMES, DeviceSplit, batch_indices, concat_splits
+from data.datasets import INPUT_FRAMES, DeviceSplit, MaskClips, batch_indices, concat_splits
 from data.metric import IoUMeter
 from models.config import config_from_dict, config_to_dict, with_values
 from models.registry import create_model, model_entry
 
-Task = Literal["segmentation", "frame_prediction", "frame_segmentation"]
+Task = Literal["segmentation", "frame_prediction", "frame_segmentation", "mask_prediction"]
 SCHEDULES = ("onecycle", "cosine", "constant")
 CHECKPOINT_FORMAT = 1
 
@@ -57,6 +58,8 @@ class TrainConfig:
     ssim_weight: float = 0.0  # frame prediction: weight of a (1 - SSIM) term
     freeze_predictor: bool = True  # dual_phase fine-tune: keep the pretrained frame predictor fixed
     frames_per_video: int = 22  # per-frame segmentation: frames drawn from each video per epoch
+    pseudo_input_start: float = 0.0  # mask prediction, scheduled sampling: chance that a training clip gets
+    pseudo_input_end: float = 0.5  # ... the segmenter's input masks instead of its own, first to last epoch
     amp: bool = True  # bf16 autocast on CUDA (no effect on CPU)
     channels_last: bool = True  # channels-last memory format on CUDA (no effect on CPU)
     compile: bool = False  # torch.compile the model
@@ -78,6 +81,9 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name} must be one of {allowed}, got {value!r}")
         if self.dice_weight < 0 or self.ssim_weight < 0:
             raise ValueError("TrainConfig.dice_weight and ssim_weight must be >= 0")
+        for name in ("pseudo_input_start", "pseudo_input_end"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"TrainConfig.{name} must be in [0, 1], got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)
@@ -100,6 +106,8 @@ class RunConfig:
         entry = model_entry(self.model)
         if entry.output == "frame":
             return "frame_prediction"
+        if entry.input_kind == "masks":
+            return "mask_prediction"
         return "frame_segmentation" if entry.input_kind == "frame" else "segmentation"
 
     def to_dict(self) -> dict[str, Any]:
@@ -135,10 +143,10 @@ class RunConfig:
 
 @dataclass
 class TrainData:
-    """The device-resident splits a run trains and evaluates on."""
+    """The device-resident splits a run trains and evaluates on (mask sequences for mask prediction)."""
 
-    train: DeviceSplit
-    val: DeviceSplit
+    train: Any  # DeviceSplit, or MaskClips for mask prediction
+    val: Any
 
 
 def frames_needed(task: Task) -> tuple[tuple[int, ...] | None, tuple[int, ...]]:
@@ -157,17 +165,56 @@ def load_data(
     cache_dir: str | os.PathLike[str] | None = None,
     on_error: Literal["raise", "skip"] = "raise",
     progress: bool = True,
+    pseudo: str | os.PathLike[str] | None = None,
 ) -> TrainData:
     """Decode (once, cached) and move to `device` the splits a task needs: train + unlabeled frames for
-    frame prediction, train for the others; val for all."""
-    train_frames, val_frames = frames_needed(task)
+    frame prediction, train for the others; val for all. Mask prediction takes its inputs from the
+    pseudo-label folder `pseudo` (see tune.pseudo) and its targets from the true masks."""
     kwargs: dict[str, Any] = {"cache_dir": cache_dir, "on_error": on_error, "progress": progress}
+    if task == "mask_prediction":
+        if pseudo is None:
+            raise ValueError("mask prediction needs the pseudo-label folder of a segmenter")
+        return _load_mask_data(Path(root), Path(pseudo), torch.device(device), kwargs)
+    train_frames, val_frames = frames_needed(task)
     train = DeviceSplit(decode_split(root, "train", **kwargs), device, frames=train_frames)
     if task == "frame_prediction" and (Path(root) / "unlabeled").is_dir():
         unlabeled = DeviceSplit(decode_split(root, "unlabeled", **kwargs), device, frames=train_frames)
         train = concat_splits([unlabeled, train])
     val = DeviceSplit(decode_split(root, "val", **kwargs), device, frames=val_frames)
     return TrainData(train, val)
+
+
+def _load_mask_data(root: Path, pseudo: Path, device: torch.device, kwargs: dict[str, Any]) -> TrainData:
+    from tune.pseudo import load_pseudo
+
+    def on_device(array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.array(array)).to(device)
+
+    parts = []
+    train = decode_split(root, "train", **kwargs)
+    train_pseudo, train_ids = load_pseudo(pseudo, "train")
+    _same_ids(train.ids, train_ids, pseudo, "train")
+    assert train.masks is not None
+    parts.append(
+        MaskClips(
+            on_device(train.masks[:, :N_INPUT_FRAMES]), on_device(train_pseudo), on_device(train.masks[:, TARGET_FRAME])
+        )
+    )
+    if (pseudo / "unlabeled.npy").exists():
+        unlabeled, _ = load_pseudo(pseudo, "unlabeled")  # frames 1-11 and 22, all the segmenter's
+        inputs = on_device(unlabeled[:, :N_INPUT_FRAMES])
+        parts.append(MaskClips(inputs, inputs, on_device(unlabeled[:, N_INPUT_FRAMES])))
+    val = decode_split(root, "val", **kwargs)
+    val_pseudo, val_ids = load_pseudo(pseudo, "val")
+    _same_ids(val.ids, val_ids, pseudo, "val")
+    assert val.masks is not None
+    val_inputs = on_device(val_pseudo)  # val inputs are the segmenter's masks, never the ground truth
+    return TrainData(MaskClips.concat(parts), MaskClips(val_inputs, val_inputs, on_device(val.masks[:, TARGET_FRAME])))
+
+
+def _same_ids(decoded: np.ndarray, labelled: np.ndarray, pseudo: Path, split: str) -> None:
+    if not np.array_equal(decoded, labelled):
+        raise ValueError(f"the pseudo-labels in {pseudo} were made for other {split} videos than the data holds now")
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -223,8 +270,10 @@ class Trainer:
         device: torch.device | str = "cpu",
         *,
         pretrained: str | os.PathLike[str] | None = None,
+        pipeline: dict[str, str] | None = None,
     ) -> None:
         self.run = run
+        self.pipeline = dict(pipeline or {})  # other checkpoints this model works with (its segmenter)
         self.cfg = run.train
         self.data = data
         self.device = torch.device(device)
@@ -279,6 +328,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "rng": {"torch": torch.get_rng_state(), "generator": self.generator.get_state()},
             "history": self.history,
+            "pipeline": self.pipeline,
         }
 
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -293,7 +343,7 @@ class Trainer:
     @classmethod
     def resume(cls, path: str | os.PathLike[str], data: TrainData, device: torch.device | str = "cpu") -> Trainer:
         state = load_checkpoint(path)
-        trainer = cls(RunConfig.from_dict(state["run"]), data, device)
+        trainer = cls(RunConfig.from_dict(state["run"]), data, device, pipeline=state.get("pipeline"))
         trainer.model.load_state_dict(state["model"])
         trainer.optimizer.load_state_dict(state["optimizer"])
         trainer.scheduler.load_state_dict(state["scheduler"])
@@ -311,6 +361,8 @@ class Trainer:
                 return self._evaluate_frames()
             if self.task == "frame_segmentation":
                 return self._evaluate_per_frame()
+            if self.task == "mask_prediction":
+                return self._evaluate_masks()
             return self._evaluate_segmentation()
         finally:
             self.model.train()
@@ -332,9 +384,10 @@ class Trainer:
         return n
 
     def _class_weights(self) -> torch.Tensor | None:
-        if self.task == "frame_prediction" or self.cfg.class_weighting == "none" or self.data.train.masks is None:
+        if self.task == "frame_prediction" or self.cfg.class_weighting == "none":
             return None
-        return inverse_sqrt_class_weights(self.data.train.masks).to(self.device)
+        masks = self.data.train.target if self.task == "mask_prediction" else self.data.train.masks
+        return None if masks is None else inverse_sqrt_class_weights(masks).to(self.device)
 
     def _train_indices(self) -> Iterator[torch.Tensor]:
         if self.task != "frame_segmentation":
@@ -354,11 +407,21 @@ class Trainer:
 
     def _batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         split = self.data.train
+        if self.task == "mask_prediction":
+            use_pseudo = (
+                torch.rand(len(index), device=self.device, generator=self.generator) < self._pseudo_input_chance()
+            )
+            return split.batch(index, use_pseudo)
         if self.task == "frame_prediction":
             return split.frame_prediction_batch(index)
         if self.task == "frame_segmentation":
             return split.frame_mask_batch(index)
         return split.segmentation_batch(index)
+
+    def _pseudo_input_chance(self) -> float:
+        """Scheduled sampling: from pseudo_input_start at the first epoch to pseudo_input_end at the last."""
+        progress = self.epoch / max(1, self.cfg.epochs - 1)
+        return self.cfg.pseudo_input_start + (self.cfg.pseudo_input_end - self.cfg.pseudo_input_start) * progress
 
     def _flip(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         flip = torch.rand(x.shape[0], device=self.device, generator=self.generator) < 0.5
@@ -433,6 +496,28 @@ class Trainer:
             meter.update(logits.argmax(1), target)
         return {"val_iou": meter.compute(), "val_loss": float(loss) / len(val)}
 
+    def _evaluate_masks(self) -> dict[str, float]:
+        """IoU of mask 22 predicted from the segmenter's masks of val frames 1-11; and of the segmenter's
+        mask of frame 11 given as the answer (copy last)."""
+        meter, copy_last, loss, val = (
+            IoUMeter(self.device),
+            IoUMeter(self.device),
+            torch.zeros((), device=self.device),
+            self.data.val,
+        )
+        for index in self._eval_batches(val):
+            inputs, target = val.batch(index)
+            with self._autocast():
+                logits = self._logits(self._inputs(inputs))
+            loss += F.cross_entropy(logits.float(), target.long(), reduction="sum") / target[0].numel()
+            meter.update(logits.argmax(1), target)
+            copy_last.update(inputs[:, -1], target)
+        return {
+            "val_iou": meter.compute(),
+            "val_loss": float(loss) / len(val),
+            "val_copy_last_iou": copy_last.compute(),
+        }
+
     def _evaluate_frames(self) -> dict[str, float]:
         val = self.data.val
         sq, ab = torch.zeros((), device=self.device), torch.zeros((), device=self.device)
@@ -474,7 +559,10 @@ class Trainer:
 
 
 def model_inputs(frames: torch.Tensor, input_kind: str, *, channels_last: bool = False) -> torch.Tensor:
-    """uint8 frames -> the float input a model of `input_kind` takes, on the frames' device."""
+    """uint8 frames -> the float input a model of `input_kind` takes, on the frames' device (class-id
+    masks, for a mask model, go in as they are)."""
+    if input_kind == "masks":
+        return frames.long()  # (B, 11, H, W)
     x = frames.float().div_(255)  # (B, T, 3, H, W) or (B, 3, H, W)
     if input_kind == "stacked":
         x = x.flatten(1, 2)  # (B, 33, H, W)
@@ -493,23 +581,27 @@ def load_model(path: str | os.PathLike[str], device: torch.device | str = "cpu")
 
 
 @torch.no_grad()
-def predict_masks(run: RunConfig, model: nn.Module, split: DeviceSplit, *, batch_size: int = 32) -> torch.Tensor:
-    """Class ids of mask 22, (N, H, W) uint8 on the CPU, for every video of a split, in its row order."""
-    if run.task != "segmentation":
+def predict_masks(
+    run: RunConfig, model: nn.Module, split: DeviceSplit | MaskClips, *, batch_size: int = 32
+) -> torch.Tensor:
+    """Class ids of mask 22, (N, H, W) uint8 on the CPU, for every video of a split in its row order:
+    from its frames (a DeviceSplit) or, for a mask model, from its input masks (MaskClips)."""
+    if run.task not in ("segmentation", "mask_prediction"):
         raise ValueError(
-            f"a {run.model!r} checkpoint ({run.task}) does not predict masks of frame 22; use a unet or dual_phase one"
+            f"a {run.model!r} checkpoint ({run.task}) does not predict masks of frame 22; use a unet, dual_phase or mask_predictor one"
         )
-    device = split.frames.device
+    device = split.device
     kind = model_entry(run.model).input_kind
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
     out = []
     for index in batch_indices(len(split), batch_size, shuffle=False, device=device):
+        inputs = split.batch(index)[0] if isinstance(split, MaskClips) else split.gather_frames(index, INPUT_FRAMES)
         with autocast:
-            logits = model(model_inputs(split.gather_frames(index, INPUT_FRAMES), kind))
-        if logits.shape[1] != NUM_CLASSES or logits.shape[-2:] != split.frames.shape[2:4]:
+            logits = model(model_inputs(inputs, kind))
+        if logits.shape[1] != NUM_CLASSES or logits.shape[-2:] != inputs.shape[-2:]:
             raise ValueError(
                 f"the checkpoint's model gives {tuple(logits.shape[1:])} (classes, H, W); the data needs "
-                f"({NUM_CLASSES}, {split.frames.shape[2]}, {split.frames.shape[3]})"
+                f"({NUM_CLASSES}, {inputs.shape[-2]}, {inputs.shape[-1]})"
             )
         out.append(logits.argmax(1).to(torch.uint8).cpu())
     return torch.cat(out)

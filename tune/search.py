@@ -72,6 +72,8 @@ class StageJob:
     use_gpu: bool
     gpu_fraction: float
     parents: dict[str, str] = field(default_factory=dict)  # parent trial id -> its best checkpoint
+    parent_role: str = "pretrained"  # what the parent checkpoint is for (see Stage.parent_role)
+    pseudo_dir: str | None = None  # the pseudo-label folder, for a stage trained on a segmenter's masks
 
     def run_for(self, config: dict[str, Any]) -> tuple[RunConfig, str | None]:
         """The trial's RunConfig and, for a dependent stage, the checkpoint it starts from."""
@@ -79,7 +81,7 @@ class StageJob:
         values.pop(FAULT_KEY, None)
         parent = values.pop("parent_trial", None)
         pretrained = None
-        if parent is not None:
+        if parent is not None and self.parent_role == "pretrained":
             pretrained = self.parents[parent]
             values["predictor"] = RunConfig.from_dict(load_checkpoint(pretrained)["run"]).model_config
         return RunConfig.from_values(self.model, values, epochs=self.max_epochs), pretrained
@@ -98,13 +100,14 @@ def train_trial(config: dict[str, Any], *, job: StageJob) -> None:
         # A fraction of a GPU is a scheduling promise; this makes it a memory cap, so that a greedy
         # configuration runs out of memory alone instead of taking its neighbours down.
         torch.cuda.set_per_process_memory_fraction(job.gpu_fraction, device)
-    data = load_data(run.task, job.data_root, device, progress=False)
+    data = load_data(run.task, job.data_root, device, progress=False, pseudo=job.pseudo_dir)
+    pipeline = {"segmenter": job.parents[config["parent_trial"]]} if job.parent_role == "pseudo_labels" else {}
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
             trainer = Trainer.resume(Path(folder) / "checkpoint.pt", data, device)
     else:
-        trainer = Trainer(run, data, device, pretrained=pretrained)
+        trainer = Trainer(run, data, device, pretrained=pretrained, pipeline=pipeline)
     import ray
 
     node_id = ray.get_runtime_context().get_node_id()
@@ -127,8 +130,10 @@ class DefineByRun:
     def __init__(self, stage: Stage, budget: Budget, parents: tuple[str, ...]) -> None:
         self.stage, self.budget, self.parents = stage, budget, parents
 
-    def __call__(self, trial: optuna.Trial) -> None:
-        self.stage.define(trial, self.budget, self.parents)
+    def __call__(self, trial: optuna.Trial) -> dict[str, Any] | None:
+        values = self.stage.define(trial, self.budget, self.parents)
+        constants = {k: v for k, v in values.items() if k not in trial.params}
+        return constants or None  # Ray adds these to the trial's config beside the sampled values
 
 
 def make_searcher(stage: Stage, budget: Budget, parents: tuple[str, ...], cfg: SearchConfig) -> Any:
@@ -247,8 +252,19 @@ def run_stage(
         best = best_trials(trials, parent_stage, parent_stage.mode, budget.top_k)
         if not len(best):
             raise RuntimeError(f"stage {stage.name} needs finished {stage.parent} trials, and there are none")
+        if stage.parent_role == "pseudo_labels":
+            best = best.head(1)
         parents = dict(zip(best["trial_id"], best["checkpoint"], strict=True))
         print(f"stage {stage.name}: starting from the best {len(parents)} {stage.parent} trials: {', '.join(parents)}")
+    pseudo_dir = None
+    if stage.parent_role == "pseudo_labels" and parents:
+        from tune.pseudo import pseudo_label
+
+        segmenter = next(iter(parents.values()))
+        pseudo_dir = str(
+            pseudo_label(segmenter, root, hidden=cfg.hidden, device="cuda" if gpus_per_trial > 0 else "cpu")
+        )
+        print(f"stage {stage.name}: pseudo-labels of segmenter {next(iter(parents))} in {pseudo_dir}")
     job = StageJob(
         space.name,
         stage.name,
@@ -258,6 +274,8 @@ def run_stage(
         gpus_per_trial > 0,
         gpus_per_trial,
         parents,
+        stage.parent_role,
+        pseudo_dir,
     )
     trainable = tune.with_resources(
         tune.with_parameters(train_trial, job=job), {"cpu": cfg.cpus_per_trial, "gpu": gpus_per_trial}

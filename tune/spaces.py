@@ -30,6 +30,7 @@ class Budget:
     predictor_widths: tuple[int, ...]  # frame-predictor encoder widths searched
     hidden: tuple[int, ...]  # frame-predictor recurrent channels searched
     batch_sizes: tuple[int, ...]  # batch sizes searched
+    frames_per_video: int = 4  # per-frame segmenter: frames drawn from each training video per epoch
     top_k: int = 3  # fine-tuning chooses its pretrained predictor among this many best pretraining trials
     max_concurrent: int = 0  # trials at once; 0: as many as the resources allow
 
@@ -99,8 +100,10 @@ class Stage:
     model: str  # registered model each trial trains
     metric: str  # what ASHA and Optuna optimise, reported every epoch
     mode: Mode  # "max" or "min"
-    define: Define  # samples one trial's run values
+    define: Define  # samples one trial's run values (and may add constants, such as the parent trial)
     parent: str | None = None  # the stage whose best trials this one starts from
+    parent_role: Literal["pretrained", "pseudo_labels"] = "pretrained"  # weights to start from, or the
+    # segmenter whose masks of every frame (pseudo-labels) this stage trains and is evaluated on
 
 
 @dataclass(frozen=True)
@@ -226,5 +229,55 @@ register_space(
             Stage("finetune", "dual_phase", "val_iou", "max", define_finetune, parent="pretrain"),
         ),
         "self-supervised frame prediction (encoder + ConvLSTM), then a U-Net segmenting the predicted frame 22",
+    )
+)
+
+
+# ---------------------------------------------------------------- mask_space
+
+
+def define_segmenter(trial: optuna.Trial, budget: Budget, parents: Sequence[str]) -> dict[str, Any]:
+    return {
+        **_optimisation(trial, budget),
+        **_segmentation_loss(trial),
+        "width": trial.suggest_categorical("width", list(budget.widths)),
+        "depth": trial.suggest_int("depth", 3, 4),
+        "norm": trial.suggest_categorical("norm", ["batch", "group"]),
+        "frames_per_video": budget.frames_per_video,
+    }
+
+
+def define_mask_predictor(trial: optuna.Trial, budget: Budget, parents: Sequence[str]) -> dict[str, Any]:
+    if not parents:
+        raise ValueError("the predictor stage needs a finished segmenter trial for its pseudo-labels")
+    return {
+        **_optimisation(trial, budget),
+        **_segmentation_loss(trial),
+        "embed": trial.suggest_categorical("embed", [0, 16]),
+        "hid_s": trial.suggest_categorical("hid_s", list(budget.widths)),
+        "hid_t": trial.suggest_categorical("hid_t", [4 * w for w in budget.widths]),
+        "n_t": trial.suggest_int("n_t", 2, 6),
+        "pseudo_input_start": trial.suggest_float("pseudo_input_start", 0.0, 0.5),
+        "pseudo_input_end": trial.suggest_float("pseudo_input_end", 0.0, 1.0),
+        "parent_trial": parents[0],  # the segmenter that made the pseudo-labels (a constant, not searched)
+    }
+
+
+register_space(
+    SearchSpace(
+        "mask_space",
+        (
+            Stage("segmenter", "frame_segmenter", "val_iou", "max", define_segmenter),
+            Stage(
+                "predictor",
+                "mask_predictor",
+                "val_iou",
+                "max",
+                define_mask_predictor,
+                parent="segmenter",
+                parent_role="pseudo_labels",
+            ),
+        ),
+        "a per-frame U-Net segments every frame (pseudo-labels), a SimVP-style model predicts mask 22 from the masks of frames 1-11",
     )
 )

@@ -49,10 +49,29 @@ def train_run(
     pretrain_epochs: int | None = None,
     resume: bool = False,
     progress: bool = True,
+    segmenter: Path | None = None,
 ) -> dict[str, float]:
-    """Train one run (both phases for dual_phase); returns the final epoch's metrics."""
+    """Train one run (both phases for dual_phase; on `segmenter`'s pseudo-labels for mask_predictor);
+    returns the final epoch's metrics."""
     dev = resolve_device(device)
     pretrained = None
+    if run.task == "mask_prediction":
+        if segmenter is None:
+            raise ValueError("mask_predictor trains on a per-frame segmenter's masks: pass --segmenter CHECKPOINT")
+        from tune.pseudo import pseudo_label
+
+        pseudo = pseudo_label(segmenter, data_root, device=dev)
+        return _train_phase(
+            run.model,
+            run,
+            data_root,
+            out / "checkpoint.pt",
+            dev,
+            resume=resume,
+            progress=progress,
+            pseudo=pseudo,
+            pipeline={"segmenter": str(segmenter)},
+        )
     if run.model == "dual_phase":
         predictor_run = RunConfig("frame_predictor", run.model_config.predictor, run.train)
         predictor_run = with_epochs(predictor_run, pretrain_epochs or run.train.epochs)
@@ -73,13 +92,15 @@ def _train_phase(
     resume: bool,
     progress: bool,
     pretrained: Path | None = None,
+    pseudo: Path | None = None,
+    pipeline: dict[str, str] | None = None,
 ) -> dict[str, float]:
-    data = load_data(run.task, data_root, device, progress=progress)
+    data = load_data(run.task, data_root, device, progress=progress, pseudo=pseudo)
     if resume and checkpoint.exists():
         trainer = Trainer.resume(checkpoint, data, device)
         print(f"[{phase}] resuming {checkpoint} after epoch {trainer.epoch}")
     else:
-        trainer = Trainer(run, data, device, pretrained=pretrained)
+        trainer = Trainer(run, data, device, pretrained=pretrained, pipeline=pipeline)
         print(f"[{phase}] {run.model} on {device}: {json.dumps(config_to_dict(run.model_config))}")
     for metrics in trainer.epochs():
         trainer.save(checkpoint)
@@ -101,6 +122,12 @@ def main(argv: list[str] | None = None) -> int:
         "--pretrain-epochs", type=int, default=None, help="dual_phase: phase-1 epochs (default: --epochs)"
     )
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: runs/train-MODEL)")
+    parser.add_argument(
+        "--segmenter",
+        type=Path,
+        default=None,
+        help="mask_predictor: the frame_segmenter checkpoint whose masks it trains on",
+    )
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     parser.add_argument(
         "--set", dest="sets", action="append", default=[], metavar="FIELD=VALUE", help="override a config field"
@@ -124,15 +151,20 @@ def main(argv: list[str] | None = None) -> int:
     else:
         data_root = args.data
     out = args.out or Path("runs") / f"train-{args.model}"
-    train_run(
-        run,
-        data_root,
-        out,
-        device=args.device,
-        pretrain_epochs=args.pretrain_epochs,
-        resume=args.resume,
-        progress=not args.quiet,
-    )
+    try:
+        train_run(
+            run,
+            data_root,
+            out,
+            device=args.device,
+            pretrain_epochs=args.pretrain_epochs,
+            resume=args.resume,
+            progress=not args.quiet,
+            segmenter=args.segmenter,
+        )
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -22,6 +22,7 @@ TINY: dict[str, dict[str, Any]] = {
     "unet": {"width": 4, "depth": 2},
     "frame_segmenter": {"width": 4, "depth": 2},
     "frame_predictor": {"width": 4, "hidden": 4},
+    "mask_predictor": {"hid_s": 4, "hid_t": 8, "n_t": 2, "embed": 4},
     "dual_phase": {
         "predictor": FramePredictorConfig(width=4, hidden=4),
         "seg_width": 4,
@@ -33,6 +34,8 @@ TINY: dict[str, dict[str, Any]] = {
 
 def _inputs(name: str, batch: int = 2) -> torch.Tensor:
     gen = torch.Generator().manual_seed(0)
+    if model_entry(name).input_kind == "masks":
+        return torch.randint(0, NUM_CLASSES, (batch, N_INPUT_FRAMES, FRAME_HEIGHT, FRAME_WIDTH), generator=gen)
     shape = {
         "stacked": (batch, 3 * N_INPUT_FRAMES, FRAME_HEIGHT, FRAME_WIDTH),
         "sequence": (batch, N_INPUT_FRAMES, 3, FRAME_HEIGHT, FRAME_WIDTH),
@@ -104,6 +107,8 @@ def test_loss_falls_when_overfitting_one_batch(name: str) -> None:
         (lambda: FramePredictorConfig(hidden=0), "FramePredictorConfig.hidden"),
         (lambda: DualPhaseConfig(seg_depth=6), "UNetConfig.depth"),
         (lambda: model_config("unet", width=0), "UNetConfig.width"),
+        (lambda: model_config("mask_predictor", n_s=5), "MaskPredictorConfig.n_s must be in 1..4"),
+        (lambda: model_config("mask_predictor", embed=-1), "MaskPredictorConfig.embed"),
     ],
 )
 def test_configs_that_cannot_work_raise_naming_the_field(build: Any, field: str) -> None:

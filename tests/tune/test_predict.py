@@ -60,3 +60,15 @@ def test_a_checkpoint_that_does_not_predict_masks_is_refused(
         "a 'frame_predictor' checkpoint (frame_prediction) does not predict masks of frame 22"
         in capsys.readouterr().err
     )
+
+
+def test_mask_space_predictions_run_segmenter_then_predictor(
+    mask_study: Path, synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "mask.pt"
+    assert (
+        main(["--experiment", str(mask_study), "--data", str(synth_root), "--split", "hidden", "--out", str(out)]) == 0
+    )
+    masks = torch.load(out, weights_only=True)
+    assert masks.shape == (2, 160, 240) and masks.dtype == torch.uint8
+    assert "videos 8..9 in id order" in capsys.readouterr().out

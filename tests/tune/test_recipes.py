@@ -25,6 +25,7 @@ TINY_SETS = {
     "unet": ["width=4", "depth=2"],
     "frame_segmenter": ["width=4", "depth=2", "frames_per_video=2"],
     "frame_predictor": ["width=4", "hidden=4"],
+    "mask_predictor": ["hid_s=4", "hid_t=8", "n_t=2", "embed=4", "pseudo_input_end=1.0"],
     "dual_phase": ["predictor.width=4", "predictor.hidden=4", "seg_width=4", "seg_depth=2", "use_features=true"],
 }
 STAGE_METRIC = {
@@ -32,6 +33,7 @@ STAGE_METRIC = {
     "frame_segmenter": "val_oracle_iou",
     "frame_predictor": "val_frame_mse",
     "dual_phase": "val_iou",
+    "mask_predictor": "val_copy_last_iou",
 }
 
 
@@ -58,12 +60,19 @@ def test_cli_trains_each_model_and_writes_a_loadable_checkpoint(
     model: str, synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
-    assert main(_args(model, synth_root, tmp_path / "run")) == 0
+    extra = []
+    if model == "mask_predictor":  # it trains on a segmenter's masks: make one first
+        assert main(_args("frame_segmenter", synth_root, tmp_path / "seg")) == 0
+        extra = ["--segmenter", str(tmp_path / "seg" / "checkpoint.pt")]
+        capsys.readouterr()
+    assert main([*_args(model, synth_root, tmp_path / "run"), *extra]) == 0
     out = capsys.readouterr().out
     assert f"[{model}] epoch 1/1" in out and STAGE_METRIC[model] in out
     state = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
     assert state["epoch"] == 1 and state["run"]["model"] == model
     assert set(state) >= {"model", "optimizer", "scheduler", "rng", "history"}
+    if model == "mask_predictor":
+        assert state["pipeline"] == {"segmenter": str(tmp_path / "seg" / "checkpoint.pt")}
     if model == "dual_phase":
         assert "[pretrain] epoch 1/1" in out
         assert load_checkpoint(tmp_path / "run" / "pretrain" / "checkpoint.pt")["run"]["model"] == "frame_predictor"

@@ -114,3 +114,36 @@ def test_cli_refuses_to_overwrite_a_study_or_resume_a_missing_one(
     assert "already holds a study; pass --resume" in capsys.readouterr().err
     assert main(["--space", "unet", "--out", str(tmp_path), "--name", "nothing", "--resume"]) == 2
     assert "nothing to resume" in capsys.readouterr().err
+
+
+def test_mask_space_trains_the_predictor_on_the_best_segmenters_pseudo_labels(
+    mask_study: Path, synth_root: Path
+) -> None:
+    trials = pd.read_parquet(mask_study / "results" / "trials.parquet")
+    segmenter, predictor = trials[trials["stage"] == "segmenter"], trials[trials["stage"] == "predictor"]
+    assert len(segmenter) == 4 and len(predictor) == 4
+    best = (
+        segmenter[segmenter["status"].isin(["completed", "stopped"])]
+        .sort_values("best_metric", ascending=False)
+        .iloc[0]
+    )
+    assert (predictor["parent_trial"] == best["trial_id"]).all()
+    done = predictor[predictor["checkpoint"].notna()]
+    assert len(done)
+    state = load_checkpoint(done.iloc[0]["checkpoint"])
+    assert state["run"]["model"] == "mask_predictor" and state["pipeline"]["segmenter"] == best["checkpoint"]
+    # the pseudo-labels: frames 1-11 of train, val and hidden, 1-11 and 22 of unlabeled, in id order
+    from tune.pseudo import load_pseudo, pseudo_label_dir
+
+    folder = pseudo_label_dir(best["checkpoint"], synth_root)
+    for split, frames, ids in (
+        ("train", 11, [0, 1, 2, 3]),
+        ("val", 11, [4, 5]),
+        ("unlabeled", 12, [6, 7]),
+        ("hidden", 11, [8, 9]),
+    ):
+        masks, found = load_pseudo(folder, split)
+        assert masks.shape == (len(ids), frames, 160, 240) and masks.dtype == "uint8"
+        assert found.tolist() == ids
+    epochs = pd.read_parquet(mask_study / "results" / "epochs.parquet")
+    assert epochs.loc[epochs["stage"] == "predictor", "val_copy_last_iou"].notna().all()
