@@ -4,8 +4,10 @@
                                  [--epochs 30] [--pretrain-epochs 30] [--width 64] [--batch 32] [--device auto]
 
 Approaches: `unet` (frames 1-11 stacked), `dual_phase` (frame predictor pretrained on unlabeled + train,
-then a U-Net on its frame 22), and the two references from one per-frame segmenter: `copy last` (its
-mask of frame 11 as the answer for frame 22) and `oracle` (its mask of the true frame 22; an upper bound).
+then a U-Net on its frame 22), the two references from one per-frame segmenter: `copy last` (its mask of
+frame 11 as the answer for frame 22) and `oracle` (its mask of the true frame 22; an upper bound), and
+`mask_space` (a mask predictor trained on that segmenter's masks of every frame, evaluated on its masks
+of val frames 1-11).
 Without --data, the set is generated (seed 0) into --workdir. Appends a row per approach to a markdown
 table in --out, with the command, device and date.
 """
@@ -84,6 +86,21 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(("oracle (per-frame U-Net on the true frame 22)", final["val_oracle_iou"], f"{minutes:.1f}"))
         else:
             rows.append((name, final["val_iou"], f"{minutes:.1f}"))
+    started = time.perf_counter()
+    mask_run = build_run(
+        "mask_predictor", [f"hid_s={args.width}", f"hid_t={4 * args.width}", *common], epochs=args.epochs
+    )
+    segmenter = args.workdir / "frame_segmenter" / "checkpoint.pt"
+    final = train_run(
+        mask_run, root, args.workdir / "mask_predictor", device=args.device, progress=False, segmenter=segmenter
+    )
+    rows.append(
+        (
+            "mask_space (mask predictor on the segmenter's masks)",
+            final["val_iou"],
+            f"{(time.perf_counter() - started) / 60:.1f}",
+        )
+    )
     device = resolve_device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     lines = [

@@ -144,8 +144,9 @@ def _build(
 ) -> None:
     """Write a fresh cache for `entries` into a temporary folder and swap it in. Rows whose video is
     unchanged since the old cache are copied from it; the others are decoded in parallel."""
+    for stale in target.parent.glob(target.name + ".building-*"):  # left by a killed build; we hold the lock
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = target.with_name(target.name + f".building-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     n, t = len(entries), entries[0].n_frames
     labelled = entries[0].has_mask

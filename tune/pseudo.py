@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +57,8 @@ def pseudo_label(
         run, model = load_model(checkpoint, device)
         if run.task != "frame_segmentation":
             raise ValueError(f"pseudo-labels need a frame_segmenter checkpoint, {checkpoint} holds {run.model!r}")
+        for stale in folder.parent.glob(folder.name + ".building-*"):  # left by a killed build; we hold the lock
+            shutil.rmtree(stale, ignore_errors=True)
         tmp = folder.with_name(folder.name + f".building-{os.getpid()}")
         tmp.mkdir(parents=True, exist_ok=True)
         written = {}
