@@ -19,7 +19,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import optuna
 import pandas as pd
@@ -75,16 +75,27 @@ class StageJob:
     parent_role: str = "pretrained"  # what the parent checkpoint is for (see Stage.parent_role)
     pseudo_dir: str | None = None  # the pseudo-label folder, for a stage trained on a segmenter's masks
 
-    def run_for(self, config: dict[str, Any]) -> tuple[RunConfig, str | None]:
-        """The trial's RunConfig and, for a dependent stage, the checkpoint it starts from."""
+    def plan(self, config: dict[str, Any]) -> TrialPlan:
+        """What a trial's Ray config asks for: its run and, for a dependent stage, the parent's checkpoint
+        as the weights to start from (dual_phase) or as the segmenter it works with (mask_space)."""
         values = dict(config)
         values.pop(FAULT_KEY, None)
         parent = values.pop("parent_trial", None)
-        pretrained = None
+        pretrained, pipeline = None, {}
         if parent is not None and self.parent_role == "pretrained":
             pretrained = self.parents[parent]
             values["predictor"] = RunConfig.from_dict(load_checkpoint(pretrained)["run"]).model_config
-        return RunConfig.from_values(self.model, values, epochs=self.max_epochs), pretrained
+        elif parent is not None:
+            pipeline = {"segmenter": self.parents[parent]}
+        run = RunConfig.from_values(self.model, values, epochs=self.max_epochs)
+        return TrialPlan(run, pretrained, pipeline, bool(config.get(FAULT_KEY)))
+
+
+class TrialPlan(NamedTuple):
+    run: RunConfig
+    pretrained: str | None  # a phase-1 checkpoint whose weights the model starts from
+    pipeline: dict[str, str]  # other checkpoints the model works with, kept in its checkpoints
+    fail: bool  # fault injection: raise instead of training
 
 
 def train_trial(config: dict[str, Any], *, job: StageJob) -> None:
@@ -92,22 +103,21 @@ def train_trial(config: dict[str, Any], *, job: StageJob) -> None:
     resuming from its last checkpoint when Tune restores it."""
     from ray import tune
 
-    run, pretrained = job.run_for(config)
-    if config.get(FAULT_KEY):
+    plan = job.plan(config)
+    if plan.fail:
         raise RuntimeError("this trial fails on purpose (fault injection, --fail-trials)")
     device = torch.device("cuda" if job.use_gpu and torch.cuda.is_available() else "cpu")
     if device.type == "cuda" and 0 < job.gpu_fraction < 1:
         # A fraction of a GPU is a scheduling promise; this makes it a memory cap, so that a greedy
         # configuration runs out of memory alone instead of taking its neighbours down.
         torch.cuda.set_per_process_memory_fraction(job.gpu_fraction, device)
-    data = load_data(run.task, job.data_root, device, progress=False, pseudo=job.pseudo_dir)
-    pipeline = {"segmenter": job.parents[config["parent_trial"]]} if job.parent_role == "pseudo_labels" else {}
+    data = load_data(plan.run.task, job.data_root, device, progress=False, pseudo=job.pseudo_dir)
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
             trainer = Trainer.resume(Path(folder) / "checkpoint.pt", data, device)
     else:
-        trainer = Trainer(run, data, device, pretrained=pretrained, pipeline=pipeline)
+        trainer = Trainer(plan.run, data, device, pretrained=plan.pretrained, pipeline=plan.pipeline)
     import ray
 
     node_id = ray.get_runtime_context().get_node_id()

@@ -256,7 +256,8 @@ def define_mask_predictor(trial: optuna.Trial, budget: Budget, parents: Sequence
         "embed": trial.suggest_categorical("embed", [0, 16]),
         "hid_s": trial.suggest_categorical("hid_s", list(budget.widths)),
         "hid_t": trial.suggest_categorical("hid_t", [4 * w for w in budget.widths]),
-        "n_t": trial.suggest_int("n_t", 2, 6),
+        "n_s": trial.suggest_int("n_s", 2, 4),  # the real-data record used 4 spatial steps and 8 blocks
+        "n_t": trial.suggest_int("n_t", 2, 8),
         "pseudo_input_start": trial.suggest_float("pseudo_input_start", 0.0, 0.5),
         "pseudo_input_end": trial.suggest_float("pseudo_input_end", 0.0, 1.0),
         "parent_trial": parents[0],  # the segmenter that made the pseudo-labels (a constant, not searched)
