@@ -2,7 +2,7 @@
 once per segmenter checkpoint and cached beside the decoded data.
 
 PSEUDO/<split>.npy holds (N, F, 160, 240) uint8 class ids, rows in the split's video-id order: frames 1-11
-of train, val and hidden (the predictor's inputs), frames 1-11 and 22 of unlabeled (inputs and target).
+of train, val and hidden (the predictor's inputs), every frame of unlabeled (inputs and targets).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from data.cache import decode_split, default_cache_dir
-from data.classes import TARGET_FRAME
+from data.classes import N_FRAMES
 from data.datasets import INPUT_FRAMES
 from data.locking import file_lock
 from tune.recipes import load_model, model_inputs

@@ -201,9 +201,9 @@ def _load_mask_data(root: Path, pseudo: Path, device: torch.device, kwargs: dict
         )
     )
     if (pseudo / "unlabeled.npy").exists():
-        unlabeled, _ = load_pseudo(pseudo, "unlabeled")  # frames 1-11 and 22, all the segmenter's
+        unlabeled, _ = load_pseudo(pseudo, "unlabeled")  # every frame, all the segmenter's
         inputs = on_device(unlabeled[:, :N_INPUT_FRAMES])
-        parts.append(MaskClips(inputs, inputs, on_device(unlabeled[:, N_INPUT_FRAMES])))
+        parts.append(MaskClips(inputs, inputs, on_device(unlabeled[:, TARGET_FRAME])))
     val = decode_split(root, "val", **kwargs)
     val_pseudo, val_ids = load_pseudo(pseudo, "val")
     _same_ids(val.ids, val_ids, pseudo, "val")

@@ -132,14 +132,14 @@ def test_mask_space_trains_the_predictor_on_the_best_segmenters_pseudo_labels(
     assert len(done)
     state = load_checkpoint(done.iloc[0]["checkpoint"])
     assert state["run"]["model"] == "mask_predictor" and state["pipeline"]["segmenter"] == best["checkpoint"]
-    # the pseudo-labels: frames 1-11 of train, val and hidden, 1-11 and 22 of unlabeled, in id order
+    # the pseudo-labels: frames 1-11 of train, val and hidden, every frame of unlabeled, in id order
     from tune.pseudo import load_pseudo, pseudo_label_dir
 
     folder = pseudo_label_dir(best["checkpoint"], synth_root)
     for split, frames, ids in (
         ("train", 11, [0, 1, 2, 3]),
         ("val", 11, [4, 5]),
-        ("unlabeled", 12, [6, 7]),
+        ("unlabeled", 22, [6, 7]),
         ("hidden", 11, [8, 9]),
     ):
         masks, found = load_pseudo(folder, split)
