@@ -26,7 +26,7 @@ PSEUDO_FRAMES = {
     "train": INPUT_FRAMES,
     "val": INPUT_FRAMES,
     "hidden": INPUT_FRAMES,
-    "unlabeled": (*INPUT_FRAMES, TARGET_FRAME),
+    "unlabeled": tuple(range(N_FRAMES)),
 }
 
 
