@@ -22,6 +22,7 @@ from data.datasets import INPUT_FRAMES
 from data.locking import file_lock
 from tune.recipes import load_model, model_inputs
 
+PSEUDO_VERSION = 2  # part of the folder key: a change of what is labelled makes new folders
 PSEUDO_FRAMES = {
     "train": INPUT_FRAMES,
     "val": INPUT_FRAMES,
@@ -34,7 +35,7 @@ def pseudo_label_dir(
     checkpoint: str | os.PathLike[str], root: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None = None
 ) -> Path:
     stat = Path(checkpoint).stat()
-    key = f"{Path(checkpoint).resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{Path(root).resolve()}"
+    key = f"{PSEUDO_VERSION}|{Path(checkpoint).resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{Path(root).resolve()}"
     return Path(cache_dir or default_cache_dir()) / f"pseudo-{hashlib.sha1(key.encode()).hexdigest()[:16]}"
 
 
