@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from data.classes import FRAME_HEIGHT, FRAME_WIDTH, N_INPUT_FRAMES, NUM_CLASSES
+from models.heads import class_head
 from models.registry import register_model
 from models.unet import check_positive, max_depth
 
@@ -81,11 +82,7 @@ class MaskPredictor(nn.Module):
         self.translate_out = nn.Conv2d(cfg.hid_t, cfg.hid_s, 1)
         self.up = nn.Sequential(*[_conv(cfg.hid_s, cfg.hid_s, transpose=True) for _ in range(cfg.n_s)])
         self.merge = _conv(2 * cfg.hid_s, cfg.hid_s)
-        self.head = nn.Conv2d(cfg.hid_s, cfg.num_classes, 1)
-        if cfg.background_prior > 0:
-            prior = torch.full((cfg.num_classes,), math.log((1 - cfg.background_prior) / (cfg.num_classes - 1)))
-            prior[0] = math.log(cfg.background_prior)
-            self.head.bias = nn.Parameter(prior)
+        self.head = class_head(cfg.hid_s, cfg.num_classes, cfg.background_prior)
 
     def encode_classes(self, masks: torch.Tensor) -> torch.Tensor:
         """(N, H, W) class ids -> (N, C, H, W) float."""

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from data.classes import FRAME_HEIGHT, FRAME_WIDTH, N_INPUT_FRAMES, NUM_CLASSES
+from models.heads import class_head
 from models.registry import register_model
 
 NORMS = ("batch", "group", "none")
@@ -97,14 +98,7 @@ class UNet(nn.Module):
         )
         self.merge = nn.ModuleList(ConvBlock(2 * widths[k], widths[k], cfg.norm) for k in reversed(range(cfg.depth)))
         self.head_dropout = nn.Dropout2d(cfg.dropout)
-        self.head = nn.Conv2d(widths[0], cfg.num_classes, 1)
-        if cfg.background_prior > 0:
-            # Start from the class prior (Lin et al., 2017): otherwise the first hundreds of steps are
-            # spent learning that almost every pixel is background.
-            others = (1 - cfg.background_prior) / (cfg.num_classes - 1)
-            prior = torch.full((cfg.num_classes,), math.log(others))
-            prior[0] = math.log(cfg.background_prior)
-            self.head.bias = nn.Parameter(prior)
+        self.head = class_head(widths[0], cfg.num_classes, cfg.background_prior)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: (B, C_in, H, W) float
