@@ -135,7 +135,7 @@ def test_mask_space_trains_the_predictor_on_the_best_segmenters_pseudo_labels(
     # the pseudo-labels: frames 1-11 of train, val and hidden, every frame of unlabeled, in id order
     from tune.pseudo import load_pseudo, pseudo_label_dir
 
-    folder = pseudo_label_dir(best["checkpoint"], synth_root)
+    folder = pseudo_label_dir(best["checkpoint"], synth_root, mask_study.parent / "decoded")  # the study's cache
     for split, frames, ids in (
         ("train", 11, [0, 1, 2, 3]),
         ("val", 11, [4, 5]),
