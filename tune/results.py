@@ -53,14 +53,12 @@ class ResultsWriter(Callback):
         mode: str,
         max_epochs: int,
         gpus_per_trial: float,
-        parents: dict[str, str] | None = None,
         min_interval_s: float = 2.0,
     ) -> None:
         self.folder = Path(folder)
         self.space, self.stage, self.metric, self.mode = space, stage, metric, mode
         self.max_epochs = max_epochs
         self.gpus_per_trial = gpus_per_trial
-        self.parents = parents or {}  # parent trial id -> its checkpoint, for dependent stages
         self.min_interval_s = min_interval_s
         self._trials: dict[str, dict[str, Any]] = {}
         self._epochs: dict[tuple[str, int], dict[str, Any]] = {}

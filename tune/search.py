@@ -304,7 +304,6 @@ def run_stage(
             mode=stage.mode,
             max_epochs=budget.max_epochs,
             gpus_per_trial=gpus_per_trial,
-            parents=parents,
         )
         scheduler = tune.schedulers.ASHAScheduler(
             metric=stage.metric,
