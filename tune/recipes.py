@@ -361,8 +361,6 @@ class Trainer:
                 return self._evaluate_frames()
             if self.task == "frame_segmentation":
                 return self._evaluate_per_frame()
-            if self.task == "mask_prediction":
-                return self._evaluate_masks()
             return self._evaluate_segmentation()
         finally:
             self.model.train()
@@ -487,36 +485,24 @@ class Trainer:
         return batch_indices(len(split), self.cfg.eval_batch_size, shuffle=False, device=self.device)
 
     def _evaluate_segmentation(self) -> dict[str, float]:
-        meter, loss, val = IoUMeter(self.device), torch.zeros((), device=self.device), self.data.val
+        """Competition IoU of mask 22 on val, predicted from frames 1-11 or, for a mask model, from the
+        segmenter's masks of frames 1-11; for the latter also that segmenter's mask of frame 11 scored as
+        the answer (copy last)."""
+        from_masks = self.task == "mask_prediction"
+        meter, copy_last, val = IoUMeter(self.device), IoUMeter(self.device), self.data.val
+        loss = torch.zeros((), device=self.device)
         for index in self._eval_batches(val):
-            frames, target = val.segmentation_batch(index)
-            with self._autocast():
-                logits = self._logits(self._inputs(frames))
-            loss += F.cross_entropy(logits.float(), target.long(), reduction="sum") / target[0].numel()
-            meter.update(logits.argmax(1), target)
-        return {"val_iou": meter.compute(), "val_loss": float(loss) / len(val)}
-
-    def _evaluate_masks(self) -> dict[str, float]:
-        """IoU of mask 22 predicted from the segmenter's masks of val frames 1-11; and of the segmenter's
-        mask of frame 11 given as the answer (copy last)."""
-        meter, copy_last, loss, val = (
-            IoUMeter(self.device),
-            IoUMeter(self.device),
-            torch.zeros((), device=self.device),
-            self.data.val,
-        )
-        for index in self._eval_batches(val):
-            inputs, target = val.batch(index)
+            inputs, target = val.batch(index) if from_masks else val.segmentation_batch(index)
             with self._autocast():
                 logits = self._logits(self._inputs(inputs))
             loss += F.cross_entropy(logits.float(), target.long(), reduction="sum") / target[0].numel()
             meter.update(logits.argmax(1), target)
-            copy_last.update(inputs[:, -1], target)
-        return {
-            "val_iou": meter.compute(),
-            "val_loss": float(loss) / len(val),
-            "val_copy_last_iou": copy_last.compute(),
-        }
+            if from_masks:
+                copy_last.update(inputs[:, -1], target)
+        metrics = {"val_iou": meter.compute(), "val_loss": float(loss) / len(val)}
+        if from_masks:
+            metrics["val_copy_last_iou"] = copy_last.compute()
+        return metrics
 
     def _evaluate_frames(self) -> dict[str, float]:
         val = self.data.val

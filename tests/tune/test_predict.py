@@ -17,13 +17,13 @@ from tune.predict import best_checkpoint, main
 pytestmark = pytest.mark.slow
 
 
+@pytest.mark.parametrize("study", ["unet_study", "mask_study"])  # mask_space: segmenter, then predictor
 def test_hidden_predictions_have_the_submission_shape_and_order(
-    unet_study: Path, synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    study: str, request: pytest.FixtureRequest, synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "submission.pt"
-    assert (
-        main(["--experiment", str(unet_study), "--data", str(synth_root), "--split", "hidden", "--out", str(out)]) == 0
-    )
+    folder = request.getfixturevalue(study)
+    assert main(["--experiment", str(folder), "--data", str(synth_root), "--split", "hidden", "--out", str(out)]) == 0
     masks = torch.load(out, weights_only=True)
     assert masks.shape == (2, 160, 240) and masks.dtype == torch.uint8
     assert int(masks.max()) < 49
@@ -60,15 +60,3 @@ def test_a_checkpoint_that_does_not_predict_masks_is_refused(
         "a 'frame_predictor' checkpoint (frame_prediction) does not predict masks of frame 22"
         in capsys.readouterr().err
     )
-
-
-def test_mask_space_predictions_run_segmenter_then_predictor(
-    mask_study: Path, synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    out = tmp_path / "mask.pt"
-    assert (
-        main(["--experiment", str(mask_study), "--data", str(synth_root), "--split", "hidden", "--out", str(out)]) == 0
-    )
-    masks = torch.load(out, weights_only=True)
-    assert masks.shape == (2, 160, 240) and masks.dtype == torch.uint8
-    assert "videos 8..9 in id order" in capsys.readouterr().out
