@@ -60,3 +60,33 @@ def test_a_checkpoint_that_does_not_predict_masks_is_refused(
         "a 'frame_predictor' checkpoint (frame_prediction) does not predict masks of frame 22"
         in capsys.readouterr().err
     )
+
+
+def test_a_checkpoint_with_other_classes_is_refused(
+    synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tune.recipes import RunConfig, Trainer, load_data
+
+    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
+    run = RunConfig.from_values("unet", {"width": 4, "depth": 2, "num_classes": 10}, epochs=1)
+    Trainer(run, load_data(run.task, synth_root, "cpu", progress=False)).save(tmp_path / "ten.pt")
+    assert (
+        main(
+            [
+                "--checkpoint",
+                str(tmp_path / "ten.pt"),
+                "--data",
+                str(synth_root),
+                "--split",
+                "val",
+                "--out",
+                str(tmp_path / "x.pt"),
+            ]
+        )
+        == 2
+    )
+    assert (
+        "the checkpoint's model gives (10, 160, 240) (classes, H, W); the data needs (49, 160, 240)"
+        in capsys.readouterr().err
+    )
+    assert not (tmp_path / "x.pt").exists()
