@@ -35,7 +35,7 @@ def best_checkpoint(experiment: str | os.PathLike[str]) -> Path:
     if not len(final):
         raise FileNotFoundError(f"no trial of stage {stages[-1]!r} in {experiment} left a checkpoint")
     mode = final["mode"].iloc[0]
-    best = final.sort_values("best_metric", ascending=mode == "min").iloc[0]
+    best = final.sort_values("best_metric", ascending=mode == "min", kind="stable").iloc[0]
     return Path(best["checkpoint"])
 
 

@@ -206,7 +206,7 @@ def best_trials(results: pd.DataFrame, stage: Stage | str, mode: str, k: int) ->
         return results
     done = results[(results["stage"] == name) & results["status"].isin(["completed", "stopped"])]
     done = done[done["best_metric"].notna() & done["checkpoint"].notna()]
-    return done.sort_values("best_metric", ascending=mode == "min").head(k)
+    return done.sort_values("best_metric", ascending=mode == "min", kind="stable").head(k)
 
 
 def _init_ray(cfg: SearchConfig, gpus_per_trial: float) -> None:
