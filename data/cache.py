@@ -165,7 +165,11 @@ def _build(
             frames[row] = old_frames[old_row]
             if masks is not None and old_masks is not None:
                 masks[row] = old_masks[old_row]
-        elif old is not None and str(entry.video_id) in old.get("bad", {}) and _same(old, entry, fingerprints):
+        elif (
+            old is not None
+            and str(entry.video_id) in old.get("bad", {})
+            and _unchanged(old, entry.video_id, fingerprints)
+        ):
             bad[entry.video_id] = old["bad"][str(entry.video_id)]
         else:
             todo.append((row, entry))
@@ -190,8 +194,9 @@ def _build(
     shutil.rmtree(trash, ignore_errors=True)
 
 
-def _same(old: dict, entry: VideoEntry, fingerprints: dict[int, list]) -> bool:
-    return old.get("videos", {}).get(str(entry.video_id)) == fingerprints[entry.video_id]
+def _unchanged(old: dict, video_id: int, fingerprints: dict[int, list]) -> bool:
+    """Whether a video's files are as the old cache recorded them."""
+    return old.get("videos", {}).get(str(video_id)) == fingerprints.get(video_id)
 
 
 def _old_rows(
@@ -206,11 +211,7 @@ def _old_rows(
         masks = np.load(target / "masks.npy", mmap_mode="r") if (target / "masks.npy").exists() else None
     except (OSError, ValueError):
         return {}
-    return {
-        int(vid): (row, frames, masks)
-        for row, vid in enumerate(ids)
-        if old["videos"].get(str(int(vid))) == fingerprints.get(int(vid))
-    }
+    return {int(vid): (row, frames, masks) for row, vid in enumerate(ids) if _unchanged(old, int(vid), fingerprints)}
 
 
 def _decode_rows(

@@ -64,8 +64,6 @@ class SearchConfig:
 class StageJob:
     """What every trial of a stage needs besides its sampled values; goes in via with_parameters."""
 
-    space: str
-    stage: str
     model: str
     max_epochs: int
     data_root: str
@@ -276,8 +274,6 @@ def run_stage(
         )
         print(f"stage {stage.name}: pseudo-labels of segmenter {next(iter(parents))} in {pseudo_dir}")
     job = StageJob(
-        space.name,
-        stage.name,
         stage.model,
         budget.max_epochs,
         str(root),
