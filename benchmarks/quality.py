@@ -7,7 +7,9 @@ Approaches: `unet` (frames 1-11 stacked), `dual_phase` (frame predictor pretrain
 then a U-Net on its frame 22), the two references from one per-frame segmenter: `copy last` (its mask of
 frame 11 as the answer for frame 22) and `oracle` (its mask of the true frame 22; an upper bound), and
 `mask_space` (a mask predictor trained on that segmenter's masks of every frame, evaluated on its masks
-of val frames 1-11).
+of val frames 1-11), in the variants of MASK_VARIANTS (`--mask-variants` picks some).
+`--segmenter CKPT` reuses a trained per-frame segmenter (its references are then not re-measured) and
+`--only mask_space` skips the RGB approaches.
 Without --data, the set is generated (seed 0) into --workdir. Appends a row per approach to a markdown
 table in --out, with the command, device and date.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import re
 import shlex
 import sys
 import time
@@ -26,6 +29,13 @@ import torch
 from data.synth.generate import SynthSpec, generate
 from tune.recipes import resolve_device
 from tune.train import build_run, train_run
+
+MASK_VARIANTS = {  # mask_space rows: name -> extra --set assignments of the mask predictor
+    "one step": [],
+    "one step, copy prior": ["copy_prior=10"],
+    "rolled out (horizon 1), loss on masks 12-21, copy prior": ["horizon=1", "future_weight=0.5", "copy_prior=10"],
+}
+APPROACHES = ("unet", "dual_phase", "frame_segmenter", "mask_space")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--frames-per-video", type=int, default=4, help="per-frame segmenter: frames per video per epoch"
     )
+    parser.add_argument("--mask-variants", nargs="+", choices=list(MASK_VARIANTS), default=list(MASK_VARIANTS))
+    parser.add_argument("--only", nargs="+", choices=APPROACHES, default=list(APPROACHES))
+    parser.add_argument("--segmenter", type=Path, default=None, help="a trained frame_segmenter checkpoint to reuse")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", type=Path, default=Path("docs/quality.md"))
     args = parser.parse_args(argv)
@@ -74,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
             epochs=args.epochs,
         ),
     }
+    wanted = set(args.only)
+    if "mask_space" in wanted and args.segmenter is None:
+        wanted.add("frame_segmenter")  # mask_space trains on its masks
+    runs = {name: run for name, run in runs.items() if name in wanted}
     rows: list[tuple[str, float, str]] = []
     for name, run in runs.items():
         started = time.perf_counter()
@@ -86,21 +103,23 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(("oracle (per-frame U-Net on the true frame 22)", final["val_oracle_iou"], f"{minutes:.1f}"))
         else:
             rows.append((name, final["val_iou"], f"{minutes:.1f}"))
-    started = time.perf_counter()
-    mask_run = build_run(
-        "mask_predictor", [f"hid_s={args.width}", f"hid_t={4 * args.width}", *common], epochs=args.epochs
-    )
-    segmenter = args.workdir / "frame_segmenter" / "checkpoint.pt"
-    final = train_run(
-        mask_run, root, args.workdir / "mask_predictor", device=args.device, progress=False, segmenter=segmenter
-    )
-    rows.append(
-        (
-            "mask_space (mask predictor on the segmenter's masks)",
-            final["val_iou"],
-            f"{(time.perf_counter() - started) / 60:.1f}",
+    segmenter = args.segmenter or args.workdir / "frame_segmenter" / "checkpoint.pt"
+    for variant in args.mask_variants if "mask_space" in args.only else []:
+        started = time.perf_counter()
+        sets = [f"hid_s={args.width}", f"hid_t={4 * args.width}", *common, *MASK_VARIANTS[variant]]
+        out = args.workdir / ("mask_predictor-" + re.sub(r"\W+", "-", variant).strip("-"))
+        final = train_run(
+            build_run("mask_predictor", sets, epochs=args.epochs),
+            root,
+            out,
+            device=args.device,
+            progress=False,
+            segmenter=segmenter,
         )
-    )
+        took = f"{(time.perf_counter() - started) / 60:.1f}"
+        if args.segmenter is not None and variant == args.mask_variants[0]:  # the reused segmenter's copy-last
+            rows.append(("copy last (the segmenter's mask of frame 11)", final["val_copy_last_iou"], "-"))
+        rows.append((f"mask_space, {variant}", final["val_iou"], took))
     device = resolve_device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     lines = [

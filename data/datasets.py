@@ -185,14 +185,17 @@ class MaskClips:
 
     `inputs` are the masks a clip is normally given (ground truth for labelled training videos, a
     segmenter's masks elsewhere), `pseudo_inputs` a segmenter's masks of the same frames, `target` the
-    mask of frame 22 (ground truth, or the segmenter's for unlabeled videos). All uint8 class ids.
+    masks of the last F frames up to 22 (N, F, H, W): frames 12-22 where they are known for training
+    (ground truth, or the segmenter's for unlabeled videos), frame 22 alone (F = 1) for scoring. All
+    uint8 class ids.
     """
 
     def __init__(self, inputs: torch.Tensor, pseudo_inputs: torch.Tensor, target: torch.Tensor) -> None:
         if (
             inputs.shape != pseudo_inputs.shape
+            or target.dim() != 4
             or inputs.shape[0] != target.shape[0]
-            or inputs.shape[2:] != target.shape[1:]
+            or inputs.shape[2:] != target.shape[2:]
         ):
             raise ValueError(
                 f"MaskClips: inputs {tuple(inputs.shape)}, pseudo inputs {tuple(pseudo_inputs.shape)} and target {tuple(target.shape)} do not match"
@@ -207,8 +210,8 @@ class MaskClips:
         return self.target.device
 
     def batch(self, index: torch.Tensor, use_pseudo: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(masks of frames 1-11 (B, 11, H, W), mask 22 (B, H, W)); where `use_pseudo` (B,) is true, the
-        segmenter's masks replace the clip's own inputs (scheduled sampling)."""
+        """(masks of frames 1-11 (B, 11, H, W), target masks (B, F, H, W), the last of them mask 22); where
+        `use_pseudo` (B,) is true, the segmenter's masks replace the clip's own inputs (scheduled sampling)."""
         x = self.inputs[index]
         if use_pseudo is not None:
             x = torch.where(use_pseudo.view(-1, 1, 1, 1), self.pseudo_inputs[index], x)

@@ -2,8 +2,16 @@
 
 SimVP-style (Gao et al., 2022): a spatial encoder applied to each frame's class map (class embedding or
 one-hot), a temporal translator over the frames stacked on channels, and a decoder back to full
-resolution with frame 11's full-resolution features as a skip. On the real data this approach, trained on
-a per-frame segmenter's masks, reached 0.455 val IoU where RGB frame prediction reached 0.16-0.24.
+resolution with the last known frame's full-resolution features as a skip. On the real data this
+approach, trained on a per-frame segmenter's masks, reached 0.455 val IoU where RGB frame prediction
+reached 0.16-0.24.
+
+One step predicts the next `horizon` masks at once. With horizon 11 a single step reaches frame 22
+(masks 12-21 come with it, for an optional loss on them); with fewer the model is rolled out: each step's
+predicted class probabilities are encoded like input masks and join the window of the last 11 frames,
+so the prediction of frame 22 rests on the model's own earlier predictions, differentiably.
+`copy_prior` starts the model as "copy the last known mask": a learned bonus on the logit of the class
+each pixel held, so training begins from the copy-last answer instead of from all background.
 """
 
 from __future__ import annotations
@@ -15,10 +23,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from data.classes import FRAME_HEIGHT, FRAME_WIDTH, N_INPUT_FRAMES, NUM_CLASSES
+from data.classes import FRAME_HEIGHT, FRAME_WIDTH, N_INPUT_FRAMES, NUM_CLASSES, TARGET_FRAME
 from models.heads import class_head
 from models.registry import register_model
 from models.unet import check_positive, max_depth
+
+FUTURE_FRAMES = TARGET_FRAME + 1 - N_INPUT_FRAMES  # 11: frames 12-22 follow the inputs
 
 
 @dataclass(frozen=True)
@@ -31,9 +41,15 @@ class MaskPredictorConfig:
     n_t: int = 4  # translator blocks
     n_input: int = N_INPUT_FRAMES  # input frames
     background_prior: float = 0.9  # initial probability of class 0
+    horizon: int = FUTURE_FRAMES  # masks predicted per step; fewer than 11: rolled out on its own predictions
+    copy_prior: float = 0.0  # initial (learned) logit bonus for the class the last known mask holds; 0: none
 
     def __post_init__(self) -> None:
         check_positive(self, "hid_s", "hid_t", "n_t", "n_input")
+        if not 1 <= self.horizon <= FUTURE_FRAMES:
+            raise ValueError(f"MaskPredictorConfig.horizon must be in 1..{FUTURE_FRAMES}, got {self.horizon}")
+        if self.copy_prior < 0:
+            raise ValueError(f"MaskPredictorConfig.copy_prior must be >= 0, got {self.copy_prior}")
         if self.embed < 0:
             raise ValueError(f"MaskPredictorConfig.embed must be >= 0 (0: one-hot), got {self.embed}")
         limit = max_depth()
@@ -82,7 +98,9 @@ class MaskPredictor(nn.Module):
         self.translate_out = nn.Conv2d(cfg.hid_t, cfg.hid_s, 1)
         self.up = nn.Sequential(*[_conv(cfg.hid_s, cfg.hid_s, transpose=True) for _ in range(cfg.n_s)])
         self.merge = _conv(2 * cfg.hid_s, cfg.hid_s)
-        self.head = class_head(cfg.hid_s, cfg.num_classes, cfg.background_prior)
+        self.head = class_head(cfg.hid_s, cfg.num_classes, cfg.background_prior, frames=cfg.horizon)
+        self.copy_scale = nn.Parameter(torch.tensor(float(cfg.copy_prior))) if cfg.copy_prior else None
+        self.steps = math.ceil(FUTURE_FRAMES / cfg.horizon)
 
     def encode_classes(self, masks: torch.Tensor) -> torch.Tensor:
         """(N, H, W) class ids -> (N, C, H, W) float."""
@@ -90,15 +108,45 @@ class MaskPredictor(nn.Module):
             return self.embedding(masks).movedim(-1, 1)
         return F.one_hot(masks, self.cfg.num_classes).movedim(-1, 1).float()
 
-    def forward(self, masks: torch.Tensor) -> torch.Tensor:
-        b, t = masks.shape[:2]  # masks: (B, T, H, W) class ids
-        x = self.encode_classes(masks.long().flatten(0, 1))  # (B * T, C, H, W)
-        full = self.stem(x)  # (B * T, hid_s, H, W)
-        low = self.down(full)  # (B * T, hid_s, h, w)
-        z = self.translate_in(low.unflatten(0, (b, t)).flatten(1, 2))  # (B, hid_t, h, w)
-        z = self.translate_out(self.translator(z))  # (B, hid_s, h, w)
-        last = full.unflatten(0, (b, t))[:, -1]  # frame 11's features, (B, hid_s, H, W)
-        return self.head(self.merge(torch.cat([self.up(z), last], dim=1)))  # (B, num_classes, H, W)
+    def encode_probs(self, probs: torch.Tensor) -> torch.Tensor:
+        """(N, num_classes, H, W) class probabilities -> (N, C, H, W): the expected input encoding."""
+        if self.embedding is not None:
+            return torch.einsum("nkhw,kc->nchw", probs, self.embedding.weight)
+        return probs
+
+    def forward(self, masks: torch.Tensor, all_frames: bool = False) -> torch.Tensor:
+        """Masks of frames 1-11 (B, T, H, W) class ids -> logits of mask 22 (B, num_classes, H, W), or with
+        `all_frames` those of masks 12-22 (B, 11, num_classes, H, W)."""
+        b, t = masks.shape[:2]
+        k, horizon = self.cfg.num_classes, self.cfg.horizon
+        full = self.stem(self.encode_classes(masks.long().flatten(0, 1)))  # (B * T, hid_s, H, W)
+        fulls = list(full.unflatten(0, (b, t)).unbind(1))  # per frame (B, hid_s, H, W)
+        lows = list(self.down(full).unflatten(0, (b, t)).unbind(1))  # per frame (B, hid_s, h, w)
+        last = F.one_hot(masks[:, -1].long(), k).movedim(-1, 1).float() if self.copy_scale is not None else None
+        outputs: list[torch.Tensor] = []
+        for step in range(self.steps):
+            z = self.translate_in(torch.cat(lows[-self.cfg.n_input :], dim=1))  # (B, hid_t, h, w)
+            z = self.translate_out(self.translator(z))  # (B, hid_s, h, w)
+            h = self.merge(torch.cat([self.up(z), fulls[-1]], dim=1))  # (B, hid_s, H, W)
+            final = step == self.steps - 1
+            if final and not all_frames:  # only frame 22's logits of this step
+                i = FUTURE_FRAMES - 1 - step * horizon
+                rows, bias = slice(i * k, (i + 1) * k), self.head.bias
+                logits = F.conv2d(h, self.head.weight[rows], None if bias is None else bias[rows]).unsqueeze(1)
+            else:
+                logits = self.head(h).unflatten(1, (horizon, k))  # (B, horizon, K, H, W)
+            if last is not None and self.copy_scale is not None:
+                logits = logits + self.copy_scale * last.unsqueeze(1).to(logits.dtype)
+            outputs.append(logits)
+            if not final:  # the predicted masks join the window as class probabilities
+                probs = logits.float().softmax(dim=2)
+                full = self.stem(self.encode_probs(probs.flatten(0, 1)))
+                fulls += full.unflatten(0, (b, horizon)).unbind(1)
+                lows += self.down(full).unflatten(0, (b, horizon)).unbind(1)
+                last = probs[:, -1]
+        if not all_frames:
+            return outputs[-1][:, 0]
+        return torch.cat(outputs, dim=1)[:, :FUTURE_FRAMES]
 
 
 @register_model("mask_predictor", MaskPredictorConfig, input_kind="masks")

@@ -64,9 +64,8 @@ def predict(
             raise ValueError(f"{checkpoint} holds a mask predictor but names no segmenter checkpoint")
         _, segmenter = load_model(segmenter_path, dev)
         inputs = torch.from_numpy(segment_frames(segmenter, decoded.frames, INPUT_FRAMES, dev)).to(dev)
-        held: DeviceSplit | MaskClips = MaskClips(
-            inputs, inputs, torch.zeros(inputs.shape[0], *inputs.shape[2:], dtype=torch.uint8, device=dev)
-        )
+        no_target = torch.zeros_like(inputs[:, :1])  # only the inputs are read
+        held: DeviceSplit | MaskClips = MaskClips(inputs, inputs, no_target)
     else:
         held = DeviceSplit(decoded, dev, frames=INPUT_FRAMES)
     masks = predict_masks(run, model, held, batch_size=batch_size)

@@ -60,6 +60,7 @@ class TrainConfig:
     frames_per_video: int = 22  # per-frame segmentation: frames drawn from each video per epoch
     pseudo_input_start: float = 0.0  # mask prediction, scheduled sampling: chance that a training clip gets
     pseudo_input_end: float = 0.5  # ... the segmenter's input masks instead of its own, first to last epoch
+    future_weight: float = 0.0  # mask prediction: weight of the mean loss on the predicted masks 12-21 (beside 22's)
     amp: bool = True  # bf16 autocast on CUDA (no effect on CPU)
     channels_last: bool = True  # channels-last memory format on CUDA (no effect on CPU)
     compile: bool = False  # torch.compile the model
@@ -79,8 +80,9 @@ class TrainConfig:
         ):
             if value not in allowed:
                 raise ValueError(f"TrainConfig.{name} must be one of {allowed}, got {value!r}")
-        if self.dice_weight < 0 or self.ssim_weight < 0:
-            raise ValueError("TrainConfig.dice_weight and ssim_weight must be >= 0")
+        for name in ("dice_weight", "ssim_weight", "future_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)}")
         for name in ("pseudo_input_start", "pseudo_input_end"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"TrainConfig.{name} must be in [0, 1], got {getattr(self, name)}")
@@ -184,6 +186,9 @@ def load_data(
     return TrainData(train, val)
 
 
+FUTURE = slice(N_INPUT_FRAMES, TARGET_FRAME + 1)  # frames 12-22, the masks a mask model's training targets
+
+
 def _load_mask_data(root: Path, pseudo: Path, device: torch.device, kwargs: dict[str, Any]) -> TrainData:
     from tune.pseudo import load_pseudo
 
@@ -197,19 +202,20 @@ def _load_mask_data(root: Path, pseudo: Path, device: torch.device, kwargs: dict
     assert train.masks is not None
     parts.append(
         MaskClips(
-            on_device(train.masks[:, :N_INPUT_FRAMES]), on_device(train_pseudo), on_device(train.masks[:, TARGET_FRAME])
+            on_device(train.masks[:, :N_INPUT_FRAMES]), on_device(train_pseudo), on_device(train.masks[:, FUTURE])
         )
     )
     if (pseudo / "unlabeled.npy").exists():
         unlabeled, _ = load_pseudo(pseudo, "unlabeled")  # every frame, all the segmenter's
         inputs = on_device(unlabeled[:, :N_INPUT_FRAMES])
-        parts.append(MaskClips(inputs, inputs, on_device(unlabeled[:, TARGET_FRAME])))
+        parts.append(MaskClips(inputs, inputs, on_device(unlabeled[:, FUTURE])))
     val = decode_split(root, "val", **kwargs)
     val_pseudo, val_ids = load_pseudo(pseudo, "val")
     _same_ids(val.ids, val_ids, pseudo, "val")
     assert val.masks is not None
     val_inputs = on_device(val_pseudo)  # val inputs are the segmenter's masks, never the ground truth
-    return TrainData(MaskClips.concat(parts), MaskClips(val_inputs, val_inputs, on_device(val.masks[:, TARGET_FRAME])))
+    val_target = on_device(val.masks[:, TARGET_FRAME : TARGET_FRAME + 1])  # mask 22 alone
+    return TrainData(MaskClips.concat(parts), MaskClips(val_inputs, val_inputs, val_target))
 
 
 def _same_ids(decoded: np.ndarray, labelled: np.ndarray, pseudo: Path, split: str) -> None:
@@ -440,7 +446,7 @@ class Trainer:
             if self.cfg.hflip:
                 x, y = self._flip(x, y)
             with self._autocast():
-                out = self._logits(self._inputs(x))
+                out = self._logits(self._inputs(x), all_frames=self._future_loss)
             loss = self._loss(out, y)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -461,9 +467,15 @@ class Trainer:
     def _inputs(self, frames: torch.Tensor) -> torch.Tensor:
         return model_inputs(frames, self.input_kind, channels_last=self.fast and self.cfg.channels_last)
 
-    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+    def _logits(self, x: torch.Tensor, *, all_frames: bool = False) -> torch.Tensor:
+        if all_frames:  # a mask model's logits of masks 12-22, (B, 11, K, H, W)
+            return self.forward(x, all_frames=True)
         out = self.forward(x)
         return out.frame if self.task == "frame_prediction" else out
+
+    @property
+    def _future_loss(self) -> bool:
+        return self.task == "mask_prediction" and self.cfg.future_weight > 0
 
     def _loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.task == "frame_prediction":
@@ -473,10 +485,18 @@ class Trainer:
             if self.cfg.ssim_weight:
                 loss = loss + self.cfg.ssim_weight * (1 - ssim(pred.clamp(0, 1), target))
             return loss
+        future = None
+        if self.task == "mask_prediction":  # y: masks 12-22 (B, 11, H, W), or 22 alone (B, 1, H, W)
+            if out.dim() == 5:  # logits of masks 12-22: their mean loss on 12-21, weighted, beside 22's
+                future = F.cross_entropy(out[:, :-1].movedim(2, 1).float(), y[:, :-1].long(), weight=self.class_weights)
+                out = out[:, -1]
+            y = y[:, -1]
         target = y.long()
         loss = F.cross_entropy(out.float(), target, weight=self.class_weights)
         if self.cfg.dice_weight:
             loss = loss + self.cfg.dice_weight * soft_dice_loss(out, target)
+        if future is not None:
+            loss = loss + self.cfg.future_weight * future
         return loss
 
     # -- evaluation
@@ -493,6 +513,8 @@ class Trainer:
         loss = torch.zeros((), device=self.device)
         for index in self._eval_batches(val):
             inputs, target = val.batch(index) if from_masks else val.segmentation_batch(index)
+            if from_masks:
+                target = target[:, -1]  # mask 22
             with self._autocast():
                 logits = self._logits(self._inputs(inputs))
             loss += F.cross_entropy(logits.float(), target.long(), reduction="sum") / target[0].numel()

@@ -260,6 +260,10 @@ def define_mask_predictor(trial: optuna.Trial, budget: Budget, parents: Sequence
         "n_t": trial.suggest_int("n_t", 2, 8),
         "pseudo_input_start": trial.suggest_float("pseudo_input_start", 0.0, 0.5),
         "pseudo_input_end": trial.suggest_float("pseudo_input_end", 0.0, 1.0),
+        # one step to frame 22, or rolled out on its own predictions; masks 12-21 as extra targets
+        "horizon": trial.suggest_categorical("horizon", [1, 4, 11]),
+        "future_weight": trial.suggest_float("future_weight", 0.0, 1.0),
+        "copy_prior": trial.suggest_float("copy_prior", 0.0, 16.0),  # start from copy-last (>= ~7) or not
         "parent_trial": parents[0],  # the segmenter that made the pseudo-labels (a constant, not searched)
     }
 

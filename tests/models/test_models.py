@@ -109,6 +109,9 @@ def test_loss_falls_when_overfitting_one_batch(name: str) -> None:
         (lambda: model_config("unet", width=0), "UNetConfig.width"),
         (lambda: model_config("mask_predictor", n_s=5), "MaskPredictorConfig.n_s must be in 1..4"),
         (lambda: model_config("mask_predictor", embed=-1), "MaskPredictorConfig.embed"),
+        (lambda: model_config("mask_predictor", horizon=0), "MaskPredictorConfig.horizon must be in 1..11, got 0"),
+        (lambda: model_config("mask_predictor", horizon=12), "MaskPredictorConfig.horizon must be in 1..11, got 12"),
+        (lambda: model_config("mask_predictor", copy_prior=-1.0), "MaskPredictorConfig.copy_prior"),
     ],
 )
 def test_configs_that_cannot_work_raise_naming_the_field(build: Any, field: str) -> None:
@@ -128,3 +131,45 @@ def test_registry_refuses_duplicates_unknown_names_and_wrong_configs() -> None:
 def test_configs_are_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         UNetConfig().width = 8  # type: ignore[misc]
+
+
+def _block_masks(batch: int = 2) -> torch.Tensor:
+    """Masks of frames 1-11 like the data's: background with a few objects (40x40 blocks) that move."""
+    gen = torch.Generator().manual_seed(2)
+    masks = torch.zeros(batch, N_INPUT_FRAMES, FRAME_HEIGHT, FRAME_WIDTH, dtype=torch.long)
+    for b in range(batch):
+        for obj in range(3):
+            cls, row, col = torch.randint(1, NUM_CLASSES, (1,), generator=gen).item(), 40 * obj, 20 * b
+            for t in range(N_INPUT_FRAMES):
+                masks[b, t, row : row + 40, col + 4 * t : col + 4 * t + 40] = cls
+    return masks
+
+
+@pytest.mark.parametrize("horizon", [1, 4, 11])
+def test_mask_predictor_rollout_gives_masks_12_to_22_and_frame_22_alone(horizon: int) -> None:
+    torch.manual_seed(0)
+    model = create_model("mask_predictor", model_config("mask_predictor", **TINY["mask_predictor"], horizon=horizon))
+    x = _block_masks()
+    with torch.no_grad():
+        last, every = model.eval()(x), model(x, all_frames=True)
+    assert every.shape == (2, 11, NUM_CLASSES, FRAME_HEIGHT, FRAME_WIDTH)
+    torch.testing.assert_close(last, every[:, -1], rtol=1e-4, atol=1e-4)
+    if horizon < 11:  # frame 22 rests on the model's own predictions: their gradient reaches the early outputs
+        loss = model(x, all_frames=True)[:, -1].logsumexp(1).mean()
+        head = model.head
+        assert isinstance(head, nn.Conv2d)
+        (grad,) = torch.autograd.grad(loss, head.weight)
+        rows = grad.unflatten(0, (horizon, NUM_CLASSES)).abs().sum(dim=(1, 2, 3, 4))
+        assert (rows > 0).all(), rows  # every output of a step feeds a later one (or is frame 22)
+
+
+@pytest.mark.parametrize("horizon", [1, 11])
+def test_mask_predictor_copy_prior_starts_from_the_last_mask(horizon: int) -> None:
+    x = _block_masks()
+    torch.manual_seed(0)
+    cfg = model_config("mask_predictor", **TINY["mask_predictor"], horizon=horizon)
+    with torch.no_grad():
+        plain = create_model("mask_predictor", cfg).eval()(x).argmax(1)
+        copying = create_model("mask_predictor", dataclasses.replace(cfg, copy_prior=20.0)).eval()(x).argmax(1)
+    assert torch.equal(copying, x[:, -1])  # through the whole rollout for horizon 1
+    assert not torch.equal(plain, x[:, -1])

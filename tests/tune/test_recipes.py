@@ -25,7 +25,10 @@ TINY_SETS = {
     "unet": ["width=4", "depth=2"],
     "frame_segmenter": ["width=4", "depth=2", "frames_per_video=2"],
     "frame_predictor": ["width=4", "hidden=4"],
-    "mask_predictor": ["hid_s=4", "hid_t=8", "n_t=2", "embed=4", "pseudo_input_end=1.0"],
+    "mask_predictor": [
+        *("hid_s=4", "hid_t=8", "n_t=2", "embed=4", "pseudo_input_end=1.0"),
+        *("horizon=4", "future_weight=0.5", "copy_prior=8"),  # rolled out, with a loss on masks 12-21
+    ],
     "dual_phase": ["predictor.width=4", "predictor.hidden=4", "seg_width=4", "seg_depth=2", "use_features=true"],
 }
 STAGE_METRIC = {
