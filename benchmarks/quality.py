@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import re
 import shlex
 import sys
 import time
@@ -30,10 +29,14 @@ from data.synth.generate import SynthSpec, generate
 from tune.recipes import resolve_device
 from tune.train import build_run, train_run
 
-MASK_VARIANTS = {  # mask_space rows: name -> extra --set assignments of the mask predictor
-    "one step": [],
-    "one step, copy prior": ["copy_prior=10"],
-    "rolled out (horizon 1), loss on masks 12-21, copy prior": ["horizon=1", "future_weight=0.5", "copy_prior=10"],
+MASK_VARIANTS = {  # mask_space rows: key -> (row name, extra --set assignments of the mask predictor)
+    "plain": ("one step", []),
+    "copy": ("one step, copy prior", ["copy_prior=10"]),
+    "copy-future": ("one step, copy prior, loss on masks 12-21", ["copy_prior=10", "future_weight=0.5"]),
+    "rollout4": (
+        "rolled out 4 masks a step, copy prior, loss on masks 12-21",
+        ["horizon=4", "copy_prior=10", "future_weight=0.5"],
+    ),
 }
 APPROACHES = ("unet", "dual_phase", "frame_segmenter", "mask_space")
 
@@ -106,8 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     segmenter = args.segmenter or args.workdir / "frame_segmenter" / "checkpoint.pt"
     for variant in args.mask_variants if "mask_space" in args.only else []:
         started = time.perf_counter()
-        sets = [f"hid_s={args.width}", f"hid_t={4 * args.width}", *common, *MASK_VARIANTS[variant]]
-        out = args.workdir / ("mask_predictor-" + re.sub(r"\W+", "-", variant).strip("-"))
+        label, extra = MASK_VARIANTS[variant]
+        sets = [f"hid_s={args.width}", f"hid_t={4 * args.width}", *common, *extra]
+        out = args.workdir / f"mask_predictor-{variant}"
         final = train_run(
             build_run("mask_predictor", sets, epochs=args.epochs),
             root,
@@ -119,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         took = f"{(time.perf_counter() - started) / 60:.1f}"
         if args.segmenter is not None and variant == args.mask_variants[0]:  # the reused segmenter's copy-last
             rows.append(("copy last (the segmenter's mask of frame 11)", final["val_copy_last_iou"], "-"))
-        rows.append((f"mask_space, {variant}", final["val_iou"], took))
+        rows.append((f"mask_space, {label}", final["val_iou"], took))
     device = resolve_device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     lines = [
