@@ -30,7 +30,7 @@ from tune.recipes import resolve_device
 from tune.train import build_run, train_run
 
 MASK_VARIANTS = {  # mask_space rows: key -> (row name, extra --set assignments of the mask predictor)
-    "plain": ("one step", []),
+    "plain": ("one step, no copy prior", ["copy_prior=0"]),
     "copy": ("one step, copy prior", ["copy_prior=10"]),
     "copy-future": ("one step, copy prior, loss on masks 12-21", ["copy_prior=10", "future_weight=0.5"]),
     "rollout4": (

@@ -11,7 +11,8 @@ One step predicts the next `horizon` masks at once. With horizon 11 a single ste
 predicted class probabilities are encoded like input masks and join the window of the last 11 frames,
 so the prediction of frame 22 rests on the model's own earlier predictions, differentiably.
 `copy_prior` starts the model as "copy the last known mask": a learned bonus on the logit of the class
-each pixel held, so training begins from the copy-last answer instead of from all background.
+each pixel held, so training begins from the copy-last answer instead of from all background (on the CPU quality set,
+0.263 val IoU against 0.174 without it, same budget; docs/models.md).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class MaskPredictorConfig:
     n_input: int = N_INPUT_FRAMES  # input frames
     background_prior: float = 0.9  # initial probability of class 0
     horizon: int = FUTURE_FRAMES  # masks predicted per step; fewer than 11: rolled out on its own predictions
-    copy_prior: float = 0.0  # initial (learned) logit bonus for the class the last known mask holds; 0: none
+    copy_prior: float = 10.0  # initial (learned) logit bonus for the class the last known mask holds; 0: none
 
     def __post_init__(self) -> None:
         check_positive(self, "hid_s", "hid_t", "n_t", "n_input")

@@ -167,7 +167,7 @@ def test_mask_predictor_rollout_gives_masks_12_to_22_and_frame_22_alone(horizon:
 def test_mask_predictor_copy_prior_starts_from_the_last_mask(horizon: int) -> None:
     x = _block_masks()
     torch.manual_seed(0)
-    cfg = model_config("mask_predictor", **TINY["mask_predictor"], horizon=horizon)
+    cfg = model_config("mask_predictor", **TINY["mask_predictor"], horizon=horizon, copy_prior=0.0)
     with torch.no_grad():
         plain = create_model("mask_predictor", cfg).eval()(x).argmax(1)
         copying = create_model("mask_predictor", dataclasses.replace(cfg, copy_prior=20.0)).eval()(x).argmax(1)
