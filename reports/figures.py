@@ -125,7 +125,7 @@ def parallel_coordinates(trials: pd.DataFrame, stage: str, top_k: int = 20) -> g
         if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
             dims.append({"label": column[7:], "values": values.astype(float)})
         else:
-            labels = values.astype(str)
+            labels = values.map(lambda v: "-" if pd.isna(v) else str(v))  # a conditional one may be missing
             codes = {v: k for k, v in enumerate(sorted(set(labels)))}
             dims.append(
                 {
@@ -148,7 +148,7 @@ def importances(trials: pd.DataFrame, stage: str) -> go.Figure | None:
     rows = stage_trials(trials, stage)
     rows = rows[rows["status"].isin(["completed", "stopped"]) & rows["best_metric"].notna()]
     columns = [c for c in param_columns(rows) if rows[c].nunique(dropna=True) > 1]
-    if len(rows) < 3 or not columns:
+    if len(rows) < 3 or not columns or rows["best_metric"].nunique() < 2:  # fANOVA needs a spread of scores
         return None
     metric, mode = metric_of(trials, stage)
     optuna.logging.set_verbosity(optuna.logging.WARNING)

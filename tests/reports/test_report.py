@@ -110,6 +110,33 @@ def test_empty_and_partial_studies_say_so(browser: Browser, unet_study: Path, tm
     assert seen["tables"] == [len(trials)]
 
 
+def test_trials_that_all_score_the_same_leave_out_the_importances(
+    browser: Browser, unet_study: Path, tmp_path: Path
+) -> None:
+    same = tmp_path / "same"
+    shutil.copytree(unet_study / "results", same / "results")
+    shutil.copy(unet_study / "search.json", same / "search.json")
+    trials = pd.read_parquet(same / "results" / "trials.parquet")
+    trials.loc[trials["best_metric"].notna(), "best_metric"] = 0.25  # e.g. all still at the copy-last start
+    trials.to_parquet(same / "results" / "trials.parquet")
+    seen = open_report(browser, build_report([same], tmp_path / "report.html"))
+    assert seen["errors"] == []
+    ids = {f["id"] for f in seen["figures"]}
+    assert "e0-s0-curves" in ids and "e0-s0-importance" not in ids
+    assert seen["tables"] == [len(trials)]
+
+
+def test_parallel_coordinates_take_a_conditional_choice_missing_from_some_trials(unet_study: Path) -> None:
+    from reports import figures
+
+    trials = pd.read_parquet(unet_study / "results" / "trials.parquet")
+    trials["config/warp"] = [True, None] * (len(trials) // 2) + [False] * (len(trials) % 2)  # asked only sometimes
+    fig = figures.parallel_coordinates(trials, str(trials["stage"].iloc[0]))
+    assert fig is not None
+    dim = next(d for d in fig.data[0].dimensions if d.label == "warp")
+    assert "-" in dim.ticktext
+
+
 def test_missing_folder_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main([str(tmp_path / "nope")]) == 2
     assert "not a study folder" in capsys.readouterr().out
