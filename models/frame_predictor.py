@@ -13,9 +13,8 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from data.classes import FRAME_HEIGHT, FRAME_WIDTH
 from models.registry import register_model
-from models.unet import NORMS, ConvBlock, check_positive, max_depth, norm_layer
+from models.unet import NORMS, ConvBlock, check_depth, check_positive, norm_layer
 
 CELLS = ("lstm", "gru")
 
@@ -32,12 +31,7 @@ class FramePredictorConfig:
 
     def __post_init__(self) -> None:
         check_positive(self, "width", "hidden", "layers", "kernel")
-        limit = max_depth()
-        if not 0 <= self.downsample <= limit:
-            raise ValueError(
-                f"FramePredictorConfig.downsample must be in 0..{limit} for {FRAME_HEIGHT}x{FRAME_WIDTH} frames, "
-                f"got {self.downsample}"
-            )
+        check_depth(self, "downsample", lowest=0)
         if self.cell not in CELLS:
             raise ValueError(f"FramePredictorConfig.cell must be one of {CELLS}, got {self.cell!r}")
         if self.kernel % 2 == 0:

@@ -24,10 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from data.classes import FRAME_HEIGHT, FRAME_WIDTH, N_INPUT_FRAMES, NUM_CLASSES, TARGET_FRAME
+from data.classes import N_INPUT_FRAMES, NUM_CLASSES, TARGET_FRAME
 from models.heads import class_head
 from models.registry import register_model
-from models.unet import check_positive, max_depth
+from models.unet import check_depth, check_positive, check_prior
 
 FUTURE_FRAMES = TARGET_FRAME + 1 - N_INPUT_FRAMES  # 11: frames 12-22 follow the inputs
 
@@ -53,13 +53,8 @@ class MaskPredictorConfig:
             raise ValueError(f"MaskPredictorConfig.copy_prior must be >= 0, got {self.copy_prior}")
         if self.embed < 0:
             raise ValueError(f"MaskPredictorConfig.embed must be >= 0 (0: one-hot), got {self.embed}")
-        limit = max_depth()
-        if not 1 <= self.n_s <= limit:
-            raise ValueError(
-                f"MaskPredictorConfig.n_s must be in 1..{limit} for {FRAME_HEIGHT}x{FRAME_WIDTH} frames, got {self.n_s}"
-            )
-        if not 0.0 <= self.background_prior < 1.0:
-            raise ValueError(f"MaskPredictorConfig.background_prior must be in [0, 1), got {self.background_prior}")
+        check_depth(self, "n_s")
+        check_prior(self)
 
 
 def _conv(c_in: int, c_out: int, *, stride: int = 1, transpose: bool = False) -> nn.Sequential:

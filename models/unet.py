@@ -39,15 +39,10 @@ class UNetConfig:
 
     def __post_init__(self) -> None:
         check_positive(self, "in_channels", "width")
-        if not 0.0 <= self.background_prior < 1.0:
-            raise ValueError(f"UNetConfig.background_prior must be in [0, 1), got {self.background_prior}")
+        check_prior(self)
         if self.num_classes < 2:
             raise ValueError(f"UNetConfig.num_classes must be >= 2, got {self.num_classes}")
-        limit = max_depth()
-        if not 1 <= self.depth <= limit:
-            raise ValueError(
-                f"UNetConfig.depth must be in 1..{limit} for {FRAME_HEIGHT}x{FRAME_WIDTH} frames, got {self.depth}"
-            )
+        check_depth(self, "depth")
         if self.norm not in NORMS:
             raise ValueError(f"UNetConfig.norm must be one of {NORMS}, got {self.norm!r}")
         if not 0.0 <= self.dropout < 1.0:
@@ -59,6 +54,22 @@ def check_positive(cfg: object, *names: str) -> None:
         value = getattr(cfg, name)
         if value < 1:
             raise ValueError(f"{type(cfg).__name__}.{name} must be >= 1, got {value}")
+
+
+def check_depth(cfg: object, name: str, lowest: int = 1) -> None:
+    """A count of stride-2 steps must keep 160x240 whole (at most max_depth())."""
+    value, limit = getattr(cfg, name), max_depth()
+    if not lowest <= value <= limit:
+        raise ValueError(
+            f"{type(cfg).__name__}.{name} must be in {lowest}..{limit} for {FRAME_HEIGHT}x{FRAME_WIDTH} frames, "
+            f"got {value}"
+        )
+
+
+def check_prior(cfg: object) -> None:
+    value = getattr(cfg, "background_prior")  # noqa: B009
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{type(cfg).__name__}.background_prior must be in [0, 1), got {value}")
 
 
 def norm_layer(kind: str, channels: int) -> nn.Module:
