@@ -14,7 +14,6 @@ import hashlib
 import json
 import multiprocessing as mp
 import os
-import shutil
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -25,8 +24,8 @@ import numpy as np
 from tqdm import tqdm
 
 from data.classes import FRAME_HEIGHT, FRAME_WIDTH, N_FRAMES
+from data.files import build_folder
 from data.layout import DataError, VideoEntry, index_split, read_video, split_dir
-from data.locking import file_lock
 
 OnError = Literal["raise", "skip"]
 CACHE_VERSION = 1
@@ -78,11 +77,12 @@ def decode_split(
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{split}-{hashlib.sha1(str(source).encode()).hexdigest()[:16]}"
-    with file_lock(target.with_suffix(".lock")):
-        manifest = _read_manifest(target)
-        if not _is_current(manifest, source, fingerprints):
-            _build(target, entries, fingerprints, manifest, workers=workers, progress=progress)
-            manifest = _read_manifest(target)
+    build_folder(
+        target,
+        lambda folder: _is_current(_read_manifest(folder), source, fingerprints),
+        lambda tmp: _build(tmp, target, entries, fingerprints, workers=workers, progress=progress),
+    )
+    manifest = _read_manifest(target)
     assert manifest is not None
     skipped = tuple((int(vid), reason) for vid, reason in manifest["bad"].items())
     if skipped:
@@ -134,20 +134,17 @@ def _is_current(manifest: dict | None, source: Path, fingerprints: dict[int, lis
 
 
 def _build(
+    tmp: Path,
     target: Path,
     entries: Sequence[VideoEntry],
     fingerprints: dict[int, list],
-    old: dict | None,
     *,
     workers: int | None,
     progress: bool,
 ) -> None:
-    """Write a fresh cache for `entries` into a temporary folder and swap it in. Rows whose video is
-    unchanged since the old cache are copied from it; the others are decoded in parallel."""
-    for stale in target.parent.glob(target.name + ".building-*"):  # left by a killed build; we hold the lock
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = target.with_name(target.name + f".building-{os.getpid()}")
-    tmp.mkdir()
+    """Write a fresh cache for `entries` into the empty folder `tmp`. Rows whose video is unchanged
+    since the old cache in `target` are copied from it; the others are decoded in parallel."""
+    old = _read_manifest(target)
     n, t = len(entries), entries[0].n_frames
     labelled = entries[0].has_mask
     frames = np.lib.format.open_memmap(tmp / "frames.npy", "w+", np.uint8, (n, t, FRAME_HEIGHT, FRAME_WIDTH, 3))
@@ -187,11 +184,6 @@ def _build(
         "bad": {str(k): bad[k] for k in sorted(bad)},
     }
     (tmp / "manifest.json").write_text(json.dumps(manifest))
-    trash = target.with_name(target.name + f".old-{os.getpid()}")
-    if target.exists():
-        target.rename(trash)
-    tmp.rename(target)
-    shutil.rmtree(trash, ignore_errors=True)
 
 
 def _unchanged(old: dict, video_id: int, fingerprints: dict[int, list]) -> bool:

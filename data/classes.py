@@ -1,4 +1,4 @@
-"""The competition's 49 classes and frame geometry (../shared/DATA.md).
+"""The competition's 49 classes, frame geometry and frame indices (../shared/DATA.md).
 
 class id = shape * 16 + material * 8 + color + 1, background 0.
 """
@@ -15,6 +15,10 @@ FRAME_SHAPE = (FRAME_HEIGHT, FRAME_WIDTH, 3)  # (H, W, C) as stored in the PNGs
 N_FRAMES = 22  # frames of a labelled or unlabeled video
 N_INPUT_FRAMES = 11  # frames given as input (image_0 .. image_10); the hidden split has only these
 TARGET_FRAME = 21  # index of the frame whose mask is predicted (frame 22)
+INPUT_FRAMES = tuple(range(N_INPUT_FRAMES))  # indices of the input frames 1-11 (image_0 .. image_10)
+LAST_INPUT_FRAME = N_INPUT_FRAMES - 1  # index of frame 11, the last one given
+FUTURE = slice(N_INPUT_FRAMES, TARGET_FRAME + 1)  # frames 12-22, the ones after the inputs up to the target
+FUTURE_FRAMES = TARGET_FRAME + 1 - N_INPUT_FRAMES  # 11: how many frames FUTURE holds
 
 SHAPES = ("cube", "sphere", "cylinder")
 MATERIALS = ("metal", "rubber")

@@ -1,10 +1,10 @@
-"""Datasets and batch gathering over decoded splits, for the three tasks of the project:
+"""Datasets and batch gathering over decoded splits (the mask sequences of mask prediction: `MaskClips`):
 
 - segmentation: frames 1-11 -> mask 22;
 - frame prediction: frames 1-11 -> frame 22;
 - per-frame pairs: frame t -> mask t, over every frame of every video.
 
-Samples are uint8 tensors, frames channels-first (T, 3, H, W); scaling to float is the recipe's job,
+Samples are uint8 tensors, frames channels-first (T, 3, H, W); scaling to float is the training task's job,
 on the device. `DeviceSplit` holds a split whole on a (GPU) device as uint8, so that batches are
 gathered there by index with no host round trip.
 """
@@ -18,9 +18,7 @@ import torch
 from torch.utils.data import Dataset
 
 from data.cache import DecodedSplit
-from data.classes import N_INPUT_FRAMES, TARGET_FRAME
-
-INPUT_FRAMES = tuple(range(N_INPUT_FRAMES))  # image_0 .. image_10
+from data.classes import INPUT_FRAMES, N_INPUT_FRAMES, TARGET_FRAME
 
 
 def _chw(frames: np.ndarray) -> torch.Tensor:

@@ -1,0 +1,55 @@
+"""Writing files and folders so that a crash or a concurrent reader never sees half of one.
+
+`atomic_write`: a file is written beside its target and renamed over it. `build_folder`: a folder is
+built under a file lock in a temporary sibling and renamed into place, so that processes on one machine
+(several trials) build it once and a killed build leaves nothing a reader would take for finished.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from data.locking import file_lock
+
+
+@contextmanager
+def atomic_write(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; once the block ends without error it replaces `path`
+    (a reader sees the old file or the new one, never half of one). On error the temporary file goes."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def build_folder(target: Path, is_current: Callable[[Path], bool], build: Callable[[Path], None]) -> Path:
+    """Make `target` once: under a lock, unless `is_current(target)`, call `build(tmp)` on a fresh
+    temporary folder and swap it in for `target` (an old one is replaced). Folders left by a killed
+    build are removed first; we hold the lock, so nobody else is building."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(target.with_suffix(".lock")):
+        if is_current(target):
+            return target
+        for stale in target.parent.glob(target.name + ".building-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = target.with_name(target.name + f".building-{os.getpid()}")
+        tmp.mkdir()
+        try:
+            build(tmp)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        trash = target.with_name(target.name + f".old-{os.getpid()}")
+        if target.exists():
+            target.rename(trash)
+        tmp.rename(target)
+        shutil.rmtree(trash, ignore_errors=True)
+    return target
