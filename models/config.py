@@ -1,4 +1,5 @@
-"""Frozen-dataclass configs to and from plain dicts (for checkpoints, Parquet rows and CLI overrides)."""
+"""Helpers for the models' frozen-dataclass configs: the checks their __post_init__ share, and configs
+to and from plain dicts (for checkpoints, Parquet rows and CLI overrides)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,42 @@ import types
 import typing
 from typing import Any, TypeVar
 
+from data.classes import FRAME_HEIGHT, FRAME_WIDTH
+
 T = TypeVar("T")
+
+
+def max_depth(height: int = FRAME_HEIGHT, width: int = FRAME_WIDTH) -> int:
+    """Down-sampling steps that keep both sides whole: 4 for 160x240 (240 = 2^4 * 15)."""
+    depth = 0
+    while height % 2 ** (depth + 1) == 0 and width % 2 ** (depth + 1) == 0:
+        depth += 1
+    return depth
+
+
+def check_positive(cfg: object, *names: str) -> None:
+    """Fields `names` of `cfg` are counts of at least 1."""
+    for name in names:
+        value = getattr(cfg, name)
+        if value < 1:
+            raise ValueError(f"{type(cfg).__name__}.{name} must be >= 1, got {value}")
+
+
+def check_depth(cfg: object, name: str, lowest: int = 1) -> None:
+    """A count of stride-2 steps must keep 160x240 whole (at most max_depth())."""
+    value, limit = getattr(cfg, name), max_depth()
+    if not lowest <= value <= limit:
+        raise ValueError(
+            f"{type(cfg).__name__}.{name} must be in {lowest}..{limit} for {FRAME_HEIGHT}x{FRAME_WIDTH} frames, "
+            f"got {value}"
+        )
+
+
+def check_prior(cfg: object) -> None:
+    """`cfg.background_prior` is a probability below 1 (0: no prior)."""
+    value = getattr(cfg, "background_prior")  # noqa: B009
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{type(cfg).__name__}.background_prior must be in [0, 1), got {value}")
 
 
 def config_to_dict(cfg: object) -> dict[str, Any]:

@@ -1,8 +1,10 @@
 """Dual-phase model, phase 2: a U-Net segments the frame predictor's frame 22.
 
 The segmenter sees the predicted frame and, as options, the last real frame (frame 11) and the
-predictor's final recurrent state upsampled to full resolution. Whether the predictor is frozen during
-fine-tuning is the recipe's choice, not the model's.
+predictor's final recurrent state upsampled to full resolution. The predictor is the model's pretrained
+part: its registry entry names it (`PretrainedPart("predictor", "frame_predictor")`), so a recipe can load
+a `frame_predictor` checkpoint into it; whether it stays frozen during fine-tuning is the recipe's choice,
+not the model's.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.frame_predictor import FramePrediction, FramePredictor, FramePredictorConfig
-from models.registry import register_model
+from models.registry import PretrainedPart, register_model
 from models.unet import UNet, UNetConfig
 
 
@@ -65,6 +67,8 @@ class DualPhase(nn.Module):
         return self.predict(frames)[0]
 
 
-@register_model("dual_phase", DualPhaseConfig, input_kind="sequence")
+@register_model(
+    "dual_phase", DualPhaseConfig, input_kind="sequence", pretrained=PretrainedPart("predictor", "frame_predictor")
+)
 def dual_phase(cfg: DualPhaseConfig) -> DualPhase:
     return DualPhase(cfg)

@@ -13,8 +13,9 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from models.blocks import NORMS, ConvBlock, conv_norm_relu
+from models.config import check_depth, check_positive
 from models.registry import register_model
-from models.unet import NORMS, ConvBlock, check_depth, check_positive, norm_layer
 
 CELLS = ("lstm", "gru")
 
@@ -69,14 +70,6 @@ class ConvGRUCell(nn.Module):
         return ((1 - z) * h + z * n,)
 
 
-def _conv_norm_relu(c_in: int, c_out: int, norm: str, *, stride: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=norm == "none"),
-        norm_layer(norm, c_out),
-        nn.ReLU(inplace=True),
-    )
-
-
 class FramePrediction(NamedTuple):
     frame: torch.Tensor  # (B, 3, H, W), in the input's [0, 1] scale
     features: torch.Tensor  # (B, hidden, H / 2^d, W / 2^d), the final recurrent state
@@ -89,9 +82,9 @@ class FramePredictor(nn.Module):
         widths = [cfg.width * 2**k for k in range(cfg.downsample + 1)]
         # The encoder runs on all 11 frames: one convolution per level keeps it cheap; the capacity sits
         # in the recurrence and the decoder, which run once.
-        self.stem = _conv_norm_relu(3, widths[0], cfg.norm, stride=1)
+        self.stem = conv_norm_relu(3, widths[0], cfg.norm, stride=1)
         self.down = nn.ModuleList(
-            _conv_norm_relu(widths[k], widths[k + 1], cfg.norm, stride=2) for k in range(cfg.downsample)
+            conv_norm_relu(widths[k], widths[k + 1], cfg.norm, stride=2) for k in range(cfg.downsample)
         )
         cell = ConvLSTMCell if cfg.cell == "lstm" else ConvGRUCell
         self.cells = nn.ModuleList(

@@ -24,12 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from data.classes import N_INPUT_FRAMES, NUM_CLASSES, TARGET_FRAME
-from models.heads import class_head
+from data.classes import FUTURE_FRAMES, N_INPUT_FRAMES, NUM_CLASSES
+from models.blocks import class_head, norm_layer
+from models.config import check_depth, check_positive, check_prior
 from models.registry import register_model
-from models.unet import check_depth, check_positive, check_prior
-
-FUTURE_FRAMES = TARGET_FRAME + 1 - N_INPUT_FRAMES  # 11: frames 12-22 follow the inputs
 
 
 @dataclass(frozen=True)
@@ -63,7 +61,7 @@ def _conv(c_in: int, c_out: int, *, stride: int = 1, transpose: bool = False) ->
         if transpose
         else nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1)
     )
-    return nn.Sequential(conv, nn.GroupNorm(math.gcd(c_out, 8), c_out), nn.SiLU(inplace=True))
+    return nn.Sequential(conv, norm_layer("group", c_out), nn.SiLU(inplace=True))
 
 
 class TranslatorBlock(nn.Module):
@@ -74,7 +72,7 @@ class TranslatorBlock(nn.Module):
         self.body = nn.Sequential(
             _conv(channels, channels),
             nn.Conv2d(channels, channels, 3, padding=1),
-            nn.GroupNorm(math.gcd(channels, 8), channels),
+            norm_layer("group", channels),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

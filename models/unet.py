@@ -6,25 +6,15 @@ Registered as `unet` (frames 1-11 stacked as 33 channels -> 49-class logits of m
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from data.classes import FRAME_HEIGHT, FRAME_WIDTH, N_INPUT_FRAMES, NUM_CLASSES
-from models.heads import class_head
+from data.classes import N_INPUT_FRAMES, NUM_CLASSES
+from models.blocks import NORMS, ConvBlock, class_head
+from models.config import check_depth, check_positive, check_prior
 from models.registry import register_model
-
-NORMS = ("batch", "group", "none")
-
-
-def max_depth(height: int = FRAME_HEIGHT, width: int = FRAME_WIDTH) -> int:
-    """Down-sampling steps that keep both sides whole: 4 for 160x240 (240 = 2^4 * 15)."""
-    depth = 0
-    while height % 2 ** (depth + 1) == 0 and width % 2 ** (depth + 1) == 0:
-        depth += 1
-    return depth
 
 
 @dataclass(frozen=True)
@@ -47,52 +37,6 @@ class UNetConfig:
             raise ValueError(f"UNetConfig.norm must be one of {NORMS}, got {self.norm!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"UNetConfig.dropout must be in [0, 1), got {self.dropout}")
-
-
-def check_positive(cfg: object, *names: str) -> None:
-    for name in names:
-        value = getattr(cfg, name)
-        if value < 1:
-            raise ValueError(f"{type(cfg).__name__}.{name} must be >= 1, got {value}")
-
-
-def check_depth(cfg: object, name: str, lowest: int = 1) -> None:
-    """A count of stride-2 steps must keep 160x240 whole (at most max_depth())."""
-    value, limit = getattr(cfg, name), max_depth()
-    if not lowest <= value <= limit:
-        raise ValueError(
-            f"{type(cfg).__name__}.{name} must be in {lowest}..{limit} for {FRAME_HEIGHT}x{FRAME_WIDTH} frames, "
-            f"got {value}"
-        )
-
-
-def check_prior(cfg: object) -> None:
-    value = getattr(cfg, "background_prior")  # noqa: B009
-    if not 0.0 <= value < 1.0:
-        raise ValueError(f"{type(cfg).__name__}.background_prior must be in [0, 1), got {value}")
-
-
-def norm_layer(kind: str, channels: int) -> nn.Module:
-    if kind == "batch":
-        return nn.BatchNorm2d(channels)
-    if kind == "group":
-        return nn.GroupNorm(math.gcd(channels, 8), channels)
-    return nn.Identity()
-
-
-class ConvBlock(nn.Sequential):
-    """(conv 3x3 -> norm -> ReLU) x 2."""
-
-    def __init__(self, c_in: int, c_out: int, norm: str) -> None:
-        bias = norm == "none"
-        super().__init__(
-            nn.Conv2d(c_in, c_out, 3, padding=1, bias=bias),
-            norm_layer(norm, c_out),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(c_out, c_out, 3, padding=1, bias=bias),
-            norm_layer(norm, c_out),
-            nn.ReLU(inplace=True),
-        )
 
 
 class UNet(nn.Module):

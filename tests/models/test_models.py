@@ -15,7 +15,15 @@ from torch import nn
 from data.classes import FRAME_HEIGHT, FRAME_WIDTH, N_INPUT_FRAMES, NUM_CLASSES
 from models.dual_phase import DualPhaseConfig
 from models.frame_predictor import FramePredictorConfig
-from models.registry import create_model, list_models, model_config, model_entry, register_model
+from models.registry import (
+    PretrainedPart,
+    create_model,
+    list_models,
+    model_config,
+    model_entry,
+    pretrained_part,
+    register_model,
+)
 from models.unet import UNetConfig
 
 TINY: dict[str, dict[str, Any]] = {
@@ -126,6 +134,34 @@ def test_registry_refuses_duplicates_unknown_names_and_wrong_configs() -> None:
         create_model("resnet")
     with pytest.raises(TypeError, match="takes a UNetConfig, got FramePredictorConfig"):
         create_model("unet", FramePredictorConfig())
+
+
+def test_dual_phase_names_its_predictor_as_pretrained() -> None:
+    assert model_entry("dual_phase").pretrained == PretrainedPart("predictor", "frame_predictor")
+    model = create_model("dual_phase", model_config("dual_phase", **TINY["dual_phase"]))
+    assert pretrained_part(model, "dual_phase") is model.predictor
+    assert pretrained_part(create_model("unet", model_config("unet", **TINY["unet"])), "unet") is None
+
+
+@pytest.mark.parametrize("name", [name for name in list_models() if model_entry(name).pretrained])
+def test_pretrained_part_is_built_as_its_registered_model(name: str) -> None:
+    part = model_entry(name).pretrained
+    assert part is not None
+    cfg = model_config(name, **TINY[name])
+    part_cfg = getattr(cfg, part.attribute)
+    assert isinstance(part_cfg, model_entry(part.model).config_class)
+    built = pretrained_part(create_model(name, cfg), name)
+    alone = create_model(part.model, part_cfg)
+    assert built is not None
+    assert type(built) is type(alone)
+    assert built.state_dict().keys() == alone.state_dict().keys()  # a checkpoint of the part loads into it
+
+
+def test_pretrained_part_must_be_a_config_field() -> None:
+    with pytest.raises(ValueError, match="pretrained part 'encoder' must be a field of UNetConfig"):
+        register_model(
+            "unet_pretrained", UNetConfig, input_kind="stacked", pretrained=PretrainedPart("encoder", "unet")
+        )
 
 
 def test_configs_are_frozen() -> None:
