@@ -1,1 +1,2 @@
-"""Parquet in, HTML out: pure functions from DataFrames to plotly figures, one page builder."""
+"""Parquet and the Optuna journal in, HTML out: the results schema (schema.py), pure functions from
+DataFrames to plotly figures, one page builder."""

@@ -1,48 +1,75 @@
-"""Pure functions from result tables to plotly figures. None where a figure has nothing to show."""
+"""Pure functions from result tables (and a stage's Optuna study) to plotly figures. None where a figure
+has nothing to show.
+
+Most figures are drawn by hand rather than by `optuna.visualization`: they read the trial and epoch
+tables, which know what Optuna does not (ASHA's rungs, a trial's status, its best epoch, its compute
+time). Each figure's docstring says why, where Optuna has a figure of the same kind.
+"""
 
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 import optuna
 import pandas as pd
 import plotly.graph_objects as go
+from optuna.importance import FanovaImportanceEvaluator
+from optuna.search_space import intersection_search_space
+from optuna.trial import TrialState
 from plotly.subplots import make_subplots
+
+from reports.schema import (
+    BEST_METRIC,
+    CLASS_NAME,
+    EPOCH,
+    EPOCHS,
+    IOU,
+    METRIC,
+    MODE,
+    PARENT_TRIAL,
+    STAGE,
+    STARTED_AT,
+    STATUS,
+    TARGET_PIXELS,
+    TRIAL_ID,
+    WALL_TIME_S,
+    param_columns,
+    param_name,
+    ranked,
+    stage_order,
+)
 
 STATUS_COLOURS = {"completed": "#1f77b4", "stopped": "#ff7f0e", "failed": "#d62728", "running": "#7f7f7f"}
 
 
 def stage_trials(trials: pd.DataFrame, stage: str) -> pd.DataFrame:
-    return trials[trials["stage"] == stage]
+    return trials[trials[STAGE] == stage]
 
 
 def metric_of(trials: pd.DataFrame, stage: str) -> tuple[str, str]:
     rows = stage_trials(trials, stage)
-    return str(rows["metric"].iloc[0]), str(rows["mode"].iloc[0])
-
-
-def param_columns(trials: pd.DataFrame) -> list[str]:
-    """The hyperparameter columns that vary or are set in these trials."""
-    return [c for c in trials.columns if c.startswith("config/") and trials[c].notna().any()]
+    return str(rows[METRIC].iloc[0]), str(rows[MODE].iloc[0])
 
 
 def learning_curves(trials: pd.DataFrame, epochs: pd.DataFrame, stage: str) -> go.Figure | None:
-    """The stage metric per trial over epochs; stopped trials dashed, ASHA's rungs as vertical lines."""
+    """The stage metric per trial over epochs; stopped trials dashed, ASHA's rungs as vertical lines.
+
+    Hand-made rather than optuna.visualization.plot_intermediate_values, which knows neither the
+    trials' statuses nor ASHA's rungs, nor the trials Optuna was never told about."""
     if not len(epochs):
         return None
     metric, _ = metric_of(trials, stage)
-    rows = epochs[(epochs["stage"] == stage) & epochs[metric].notna()] if metric in epochs else epochs.iloc[:0]
+    rows = epochs[(epochs[STAGE] == stage) & epochs[metric].notna()] if metric in epochs else epochs.iloc[:0]
     if not len(rows):
         return None
-    status = stage_trials(trials, stage).set_index("trial_id")["status"]
+    status = stage_trials(trials, stage).set_index(TRIAL_ID)[STATUS]
     fig = go.Figure()
-    for trial_id, curve in rows.groupby("trial_id", sort=False):
+    for trial_id, curve in rows.groupby(TRIAL_ID, sort=False):
         state = status.get(trial_id, "running")
         fig.add_trace(
             go.Scatter(
-                x=curve["epoch"],
+                x=curve[EPOCH],
                 y=curve[metric],
                 mode="lines+markers",
                 name=f"{trial_id} ({state})",
@@ -64,31 +91,38 @@ def learning_curves(trials: pd.DataFrame, epochs: pd.DataFrame, stage: str) -> g
 
 def asha_rungs(trials: pd.DataFrame) -> list[int]:
     """The epochs at which ASHA stopped trials: its rungs, as far as the results show them."""
-    stopped = trials[trials["status"] == "stopped"]["epochs"].dropna()
+    stopped = trials[trials[STATUS] == "stopped"][EPOCHS].dropna()
     return sorted({int(e) for e in stopped})
 
 
+def best_so_far(values: pd.Series, mode: str) -> pd.Series:
+    return values.cummax() if mode == "max" else values.cummin()
+
+
 def optimisation_history(trials: pd.DataFrame, stage: str) -> go.Figure | None:
-    """Each trial's best value and the best so far, against trial number and against compute time."""
+    """Each trial's best value and the best so far, against trial number and against compute time.
+
+    Hand-made rather than optuna.visualization.plot_optimization_history, which has no compute-time
+    axis, no status colours, and shows an ASHA-stopped trial at its last rung's value, not its best."""
     rows = stage_trials(trials, stage)
-    rows = rows[rows["best_metric"].notna()].sort_values("started_at")
+    rows = rows[rows[BEST_METRIC].notna()].sort_values(STARTED_AT)
     if not len(rows):
         return None
     metric, mode = metric_of(trials, stage)
-    best = rows["best_metric"].cummax() if mode == "max" else rows["best_metric"].cummin()
+    best = best_so_far(rows[BEST_METRIC], mode)
     number = np.arange(1, len(rows) + 1)
-    hours = rows["wall_time_s"].fillna(0).cumsum() / 3600
+    hours = rows[WALL_TIME_S].fillna(0).cumsum() / 3600
     fig = make_subplots(rows=1, cols=2, subplot_titles=("against trial number", "against compute time (trial-hours)"))
-    colours = [STATUS_COLOURS.get(s, "#7f7f7f") for s in rows["status"]]
+    colours = [STATUS_COLOURS.get(s, "#7f7f7f") for s in rows[STATUS]]
     for col, x in ((1, number), (2, hours)):
         fig.add_trace(
             go.Scatter(
                 x=x,
-                y=rows["best_metric"],
+                y=rows[BEST_METRIC],
                 mode="markers",
                 marker={"color": colours},
                 name="trial",
-                text=rows["trial_id"],
+                text=rows[TRIAL_ID],
                 showlegend=col == 1,
             ),
             row=1,
@@ -112,102 +146,110 @@ def optimisation_history(trials: pd.DataFrame, stage: str) -> go.Figure | None:
 
 
 def parallel_coordinates(trials: pd.DataFrame, stage: str, top_k: int = 20) -> go.Figure | None:
-    """Hyperparameters of the top_k trials by the stage metric, coloured by it."""
-    rows = stage_trials(trials, stage)
-    rows = rows[rows["best_metric"].notna()]
+    """Hyperparameters of the top_k trials by the stage metric, coloured by it.
+
+    Hand-made rather than optuna.visualization.plot_parallel_coordinate, which draws every COMPLETE
+    trial (no top k, no ASHA-stopped trials at their best value) and drops a trial that lacks a
+    conditional choice, where we show it as "-"."""
+    rows = ranked(trials, stage).head(top_k)
     if len(rows) < 2:
         return None
-    metric, mode = metric_of(trials, stage)
-    rows = rows.sort_values("best_metric", ascending=mode == "min").head(top_k)
+    metric, _ = metric_of(trials, stage)
     dims = []
     for column in param_columns(rows):
         values = rows[column]
         if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-            dims.append({"label": column[7:], "values": values.astype(float)})
+            dims.append({"label": param_name(column), "values": values.astype(float)})
         else:
             labels = values.map(lambda v: "-" if pd.isna(v) else str(v))  # a conditional one may be missing
             codes = {v: k for k, v in enumerate(sorted(set(labels)))}
             dims.append(
                 {
-                    "label": column[7:],
+                    "label": param_name(column),
                     "values": labels.map(codes),
                     "tickvals": list(codes.values()),
                     "ticktext": list(codes),
                 }
             )
-    dims.append({"label": metric, "values": rows["best_metric"]})
+    dims.append({"label": metric, "values": rows[BEST_METRIC]})
     fig = go.Figure(
-        go.Parcoords(line={"color": rows["best_metric"], "colorscale": "Viridis", "showscale": True}, dimensions=dims)
+        go.Parcoords(line={"color": rows[BEST_METRIC], "colorscale": "Viridis", "showscale": True}, dimensions=dims)
     )
     fig.update_layout(title=f"Hyperparameters of the top {len(rows)} trials, stage {stage}, coloured by {metric}")
     return fig
 
 
-def importances(trials: pd.DataFrame, stage: str) -> go.Figure | None:
-    """Optuna's fANOVA importance of each hyperparameter for the stage metric (finished trials)."""
-    rows = stage_trials(trials, stage)
-    rows = rows[rows["status"].isin(["completed", "stopped"]) & rows["best_metric"].notna()]
-    columns = [c for c in param_columns(rows) if rows[c].nunique(dropna=True) > 1]
-    if len(rows) < 3 or not columns or rows["best_metric"].nunique() < 2:  # fANOVA needs a spread of scores
+def importances(trials: pd.DataFrame, stage: str, study: optuna.Study | None) -> go.Figure | None:
+    """Optuna's fANOVA importance of each hyperparameter for the stage metric, over the finished trials
+    of the stage's own Optuna study (its distributions as sampled; the value Optuna was told: a completed
+    trial's last epoch, an ASHA-stopped trial's last rung). Parameters Optuna did not ask in every
+    finished trial (conditional ones) are left out, as fANOVA needs one search space.
+
+    Drawn by optuna.visualization.plot_param_importances: the same bar chart we drew by hand, with each
+    parameter's distribution in its hover text."""
+    if study is None:
         return None
-    metric, mode = metric_of(trials, stage)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize" if mode == "max" else "minimize")
-    distributions = {c[7:]: _distribution(rows[c]) for c in columns}
-    for record in rows.to_dict("records"):
-        params = {c[7:]: _plain(record[c]) for c in columns}
-        if any(v is None for v in params.values()):
-            continue
-        study.add_trial(
-            optuna.trial.create_trial(params=params, distributions=distributions, value=float(record["best_metric"]))
+    finished = finished_study(study)
+    values = {t.value for t in finished.trials}
+    if len(finished.trials) < 3 or len(values) < 2:  # fANOVA needs a spread of scores
+        return None
+    space = intersection_search_space(finished.trials)
+    varying = sorted(p for p in space if len({repr(t.params[p]) for t in finished.trials}) > 1)
+    if not varying:
+        return None
+    metric, _ = metric_of(trials, stage)
+    try:
+        fig = optuna.visualization.plot_param_importances(
+            finished, evaluator=FanovaImportanceEvaluator(seed=0), params=varying, target_name=metric
         )
-    if len(study.trials) < 3:
-        return None
-    scores = optuna.importance.get_param_importances(
-        study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0)
-    )
-    names = list(scores)[::-1]
-    fig = go.Figure(go.Bar(x=[scores[n] for n in names], y=names, orientation="h"))
+    except RuntimeError as err:  # scores that no split of the parameters separates: nothing to attribute
+        if "zero total variance" in str(err):
+            return None
+        raise
     fig.update_layout(
-        title=f"Hyperparameter importance for {metric}, stage {stage} (fANOVA over {len(study.trials)} trials)",
+        title=f"Hyperparameter importance for {metric}, stage {stage} (fANOVA over {len(finished.trials)} trials)",
         xaxis_title="importance",
     )
     return fig
 
 
-def _plain(value: Any) -> Any:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    return value.item() if hasattr(value, "item") else value
+def finished_study(study: optuna.Study) -> optuna.Study:
+    """An in-memory copy of a study holding its finished trials, all as COMPLETE.
 
-
-def _distribution(values: pd.Series) -> optuna.distributions.BaseDistribution:
-    present = [_plain(v) for v in values if _plain(v) is not None]
-    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
-        if all(isinstance(v, int) for v in present):
-            return optuna.distributions.IntDistribution(min(present), max(present))
-        return optuna.distributions.FloatDistribution(float(min(present)), float(max(present)))
-    return optuna.distributions.CategoricalDistribution(sorted(set(present), key=str))
+    Optuna's importance evaluators (and plot_param_importances) read COMPLETE trials only
+    (optuna.importance._base._get_filtered_trials; `target` cannot widen that). ASHA's stopped trials
+    are PRUNED in the journal, and Optuna gave them their last rung's value when they were told; copied
+    as COMPLETE they count, as the stopped trials always did in this figure."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    copy = optuna.create_study(direction=study.direction)
+    copy.add_trials(
+        [
+            optuna.trial.create_trial(params=t.params, distributions=t.distributions, value=t.value)
+            for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+            if t.value is not None and math.isfinite(t.value)
+        ]
+    )
+    return copy
 
 
 def parent_vs_child(trials: pd.DataFrame, parent_stage: str, child_stage: str) -> go.Figure | None:
     """For a staged space: each parent trial's metric against the metrics of the trials built on it."""
     children = stage_trials(trials, child_stage)
-    parents = stage_trials(trials, parent_stage).set_index("trial_id")
-    if "parent_trial" not in children or not len(children) or not len(parents):
+    parents = stage_trials(trials, parent_stage).set_index(TRIAL_ID)
+    if PARENT_TRIAL not in children or not len(children) or not len(parents):
         return None
-    rows = children[children["parent_trial"].isin(parents.index) & children["best_metric"].notna()]
+    rows = children[children[PARENT_TRIAL].isin(parents.index) & children[BEST_METRIC].notna()]
     if not len(rows):
         return None
     parent_metric, _ = metric_of(trials, parent_stage)
     child_metric, _ = metric_of(trials, child_stage)
     fig = go.Figure(
         go.Scatter(
-            x=parents.loc[rows["parent_trial"], "best_metric"],
-            y=rows["best_metric"],
+            x=parents.loc[rows[PARENT_TRIAL], BEST_METRIC],
+            y=rows[BEST_METRIC],
             mode="markers",
-            text=[f"{c} from {p}" for c, p in zip(rows["trial_id"], rows["parent_trial"], strict=True)],
-            marker={"color": [STATUS_COLOURS.get(s, "#7f7f7f") for s in rows["status"]], "size": 10},
+            text=[f"{c} from {p}" for c, p in zip(rows[TRIAL_ID], rows[PARENT_TRIAL], strict=True)],
+            marker={"color": [STATUS_COLOURS.get(s, "#7f7f7f") for s in rows[STATUS]], "size": 10},
         )
     )
     fig.update_layout(
@@ -222,12 +264,12 @@ def per_class_iou(table: pd.DataFrame | None) -> go.Figure | None:
     """The best model's IoU per class on val; classes absent from both sides left out."""
     if table is None or not len(table):
         return None
-    rows = table[table["iou"].notna()]
+    rows = table[table[IOU].notna()]
     fig = go.Figure(
         go.Bar(
-            x=rows["class_name"],
-            y=rows["iou"],
-            customdata=rows["target_pixels"],
+            x=rows[CLASS_NAME],
+            y=rows[IOU],
+            customdata=rows[TARGET_PIXELS],
             hovertemplate="%{x}: IoU %{y:.3f}<br>%{customdata} target pixels<extra></extra>",
         )
     )
@@ -245,16 +287,19 @@ def comparison(experiments: list[tuple[str, pd.DataFrame]]) -> go.Figure | None:
     for name, trials in experiments:
         if not len(trials):
             continue
-        stage = list(dict.fromkeys(trials["stage"]))[-1]
+        stage = stage_order(trials)[-1]
         rows = stage_trials(trials, stage)
-        rows = rows[rows["best_metric"].notna()].sort_values("started_at")
+        rows = rows[rows[BEST_METRIC].notna()].sort_values(STARTED_AT)
         if not len(rows):
             continue
         _, mode = metric_of(trials, stage)
-        best = rows["best_metric"].cummax() if mode == "max" else rows["best_metric"].cummin()
         fig.add_trace(
             go.Scatter(
-                x=np.arange(1, len(rows) + 1), y=best, mode="lines", line={"shape": "hv"}, name=f"{name} ({stage})"
+                x=np.arange(1, len(rows) + 1),
+                y=best_so_far(rows[BEST_METRIC], mode),
+                mode="lines",
+                line={"shape": "hv"},
+                name=f"{name} ({stage})",
             )
         )
     if not fig.data:

@@ -1,4 +1,4 @@
-"""Read one experiment folder's result files (Parquet and the gallery's PNGs); nothing else."""
+"""Read one study folder's result files (Parquet, the Optuna journal, the gallery's PNGs); nothing else."""
 
 from __future__ import annotations
 
@@ -7,8 +7,31 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import optuna
 import pandas as pd
+
+from reports.schema import (
+    EPOCHS_FILE,
+    FILE,
+    GALLERY_FILE,
+    OPTUNA_FILE,
+    PER_CLASS_FILE,
+    RESULTS_DIR,
+    SPACE,
+    STATUS,
+    STUDY_FILE,
+    TRIALS_FILE,
+    optuna_study_name,
+    read_results,
+    stage_order,
+)
+
+NO_TRIALS = f"no {TRIALS_FILE}: the study has not reported any trial yet"
+NO_EPOCHS = f"no {EPOCHS_FILE}: no trial has finished an epoch yet"
+NO_PER_CLASS = "no per-class IoU: the study has not finished (or had no successful trial)"
+NO_JOURNAL = f"no {OPTUNA_FILE}: no hyperparameter importances"
 
 
 @dataclass
@@ -21,36 +44,57 @@ class Experiment:
     gallery: pd.DataFrame | None = None  # video_id, order, label, data_uri
     space: str = ""
     notes: list[str] = field(default_factory=list)  # what is missing or partial, said in the report
+    studies: dict[str, optuna.Study] = field(default_factory=dict)  # stage -> its Optuna study, from the journal
 
     @property
     def stages(self) -> list[str]:
-        return list(dict.fromkeys(self.trials["stage"])) if len(self.trials) else []
+        return stage_order(self.trials)
 
 
 def load_experiment(folder: str | os.PathLike[str]) -> Experiment:
     folder = Path(folder)
-    results = folder / "results"
+    results = folder / RESULTS_DIR
     notes: list[str] = []
-    trials = _read(results / "trials.parquet", notes, "no trials.parquet: the study has not reported any trial yet")
-    epochs = _read(results / "epochs.parquet", notes, "no epochs.parquet: no trial has finished an epoch yet")
-    per_class = _read(
-        results / "per_class_iou.parquet",
-        notes,
-        "no per-class IoU: the study has not finished (or had no successful trial)",
-    )
-    gallery = _read(results / "gallery.parquet", notes, None)
+    trials, epochs = _read_results(results, notes)
+    per_class = _read(results / PER_CLASS_FILE, notes, NO_PER_CLASS)
+    gallery = _read(results / GALLERY_FILE, notes, None)
     if gallery is not None and len(gallery):
-        gallery = gallery.assign(data_uri=[_data_uri(results / f) for f in gallery["file"]])
+        gallery = gallery.assign(data_uri=[_data_uri(results / f) for f in gallery[FILE]])
+    settings: dict[str, Any] = {}
     space = ""
-    if (folder / "search.json").exists():
-        space = json.loads((folder / "search.json").read_text()).get("space", "")
+    if (folder / STUDY_FILE).exists():
+        settings = json.loads((folder / STUDY_FILE).read_text())
+        space = settings.get("space", "")
     elif len(trials):
-        space = str(trials["space"].iloc[0])
-    if len(trials) and (trials["status"] == "running").any():
-        notes.append(
-            f"{int((trials['status'] == 'running').sum())} trial(s) still running or interrupted: the study is partial"
-        )
-    return Experiment(folder.name, folder, trials, epochs, per_class, gallery, space, notes)
+        space = str(trials[SPACE].iloc[0])
+    running = int((trials[STATUS] == "running").sum()) if len(trials) else 0
+    if running:
+        notes.append(f"{running} trial(s) still running or interrupted: the study is partial")
+    studies = _load_studies(folder, settings.get("name") or folder.name, stage_order(trials), notes)
+    return Experiment(
+        name=folder.name,
+        folder=folder,
+        trials=trials,
+        epochs=epochs,
+        per_class=per_class,
+        gallery=gallery,
+        space=space,
+        notes=notes,
+        studies=studies,
+    )
+
+
+def _read_results(results: Path, notes: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    try:
+        trials, epochs = read_results(results)
+    except Exception:  # a half-copied or foreign file: read them one by one to say which, keep the other
+        trials = _read(results / TRIALS_FILE, notes, None)
+        epochs = _read(results / EPOCHS_FILE, notes, None)
+    if not (results / TRIALS_FILE).exists():
+        notes.append(NO_TRIALS)
+    if not (results / EPOCHS_FILE).exists():
+        notes.append(NO_EPOCHS)
+    return trials, epochs
 
 
 def _read(path: Path, notes: list[str], missing: str | None) -> pd.DataFrame:
@@ -63,6 +107,34 @@ def _read(path: Path, notes: list[str], missing: str | None) -> pd.DataFrame:
     if missing:
         notes.append(missing)
     return pd.DataFrame()
+
+
+def _load_studies(folder: Path, name: str, stages: list[str], notes: list[str]) -> dict[str, optuna.Study]:
+    """The Optuna study of each stage, read from the journal. Reading takes no lock and writes nothing
+    (JournalFileBackend only creates the file when it is missing, which is checked first), so a running
+    search is not disturbed."""
+    if not stages:
+        return {}
+    path = folder / OPTUNA_FILE
+    if not path.exists():
+        notes.append(NO_JOURNAL)
+        return {}
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    try:
+        storage = JournalStorage(JournalFileBackend(str(path)))
+    except Exception as err:  # a truncated or foreign file
+        notes.append(f"cannot read {OPTUNA_FILE}: {err}")
+        return {}
+    studies: dict[str, optuna.Study] = {}
+    for stage in stages:
+        study_name = optuna_study_name(name, stage)
+        try:
+            studies[stage] = optuna.load_study(study_name=study_name, storage=storage)
+        except KeyError:
+            notes.append(f"no Optuna study {study_name!r} in {OPTUNA_FILE}: no importances for stage {stage}")
+    return studies
 
 
 def _data_uri(path: Path) -> str:

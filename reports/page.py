@@ -14,6 +14,25 @@ from plotly.offline import get_plotlyjs
 
 from reports import figures
 from reports.load import Experiment
+from reports.schema import (
+    BEST_METRIC,
+    EPOCHS,
+    FAILURE,
+    GPU_HOURS,
+    LABEL,
+    METRIC,
+    ORDER,
+    STAGE,
+    STATUS,
+    TRIAL_ID,
+    VIDEO_ID,
+    WALL_TIME_S,
+    best_value,
+    param_columns,
+    param_name,
+    ranked,
+    stage_order,
+)
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; }
@@ -60,10 +79,11 @@ def figure_html(fig: go.Figure | None, div_id: str) -> str:
 
 
 def leaderboard_html(trials: pd.DataFrame, table_id: str) -> str:
-    """All trials, ranked within each stage by its metric; failed and running trials last, unranked."""
+    """All trials, ranked within each stage by its metric; those without a value yet (failed early,
+    running) last, unranked."""
     if not len(trials):
         return "<p>No trials.</p>"
-    params = figures.param_columns(trials)
+    params = param_columns(trials)
     columns = [
         "rank",
         "trial",
@@ -71,35 +91,33 @@ def leaderboard_html(trials: pd.DataFrame, table_id: str) -> str:
         "status",
         "metric",
         "value",
-        *[c[7:] for c in params],
+        *[param_name(c) for c in params],
         "epochs",
         "GPU h",
         "wall min",
         "failure",
     ]
     body = []
-    for stage in dict.fromkeys(trials["stage"]):
-        rows = trials[trials["stage"] == stage]
-        mode = rows["mode"].iloc[0]
-        ranked = rows[rows["best_metric"].notna()].sort_values("best_metric", ascending=mode == "min")
-        rest = rows[rows["best_metric"].isna()]
-        for rank, row in [(k + 1, r) for k, r in enumerate(ranked.to_dict("records"))] + [
+    for stage in stage_order(trials):
+        best_first = ranked(trials, stage)
+        rest = trials[(trials[STAGE] == stage) & trials[BEST_METRIC].isna()]
+        for rank, row in [(k + 1, r) for k, r in enumerate(best_first.to_dict("records"))] + [
             (None, r) for r in rest.to_dict("records")
         ]:
             cells = [
                 _cell(rank if rank is not None else "", rank if rank is not None else 1e9),
-                _cell(row["trial_id"], text=True),
-                _cell(row["stage"], text=True),
-                _cell(row["status"], text=True),
-                _cell(row["metric"], text=True),
-                _cell(_fmt(row["best_metric"]), row["best_metric"]),
+                _cell(row[TRIAL_ID], text=True),
+                _cell(row[STAGE], text=True),
+                _cell(row[STATUS], text=True),
+                _cell(row[METRIC], text=True),
+                _cell(_fmt(row[BEST_METRIC]), row[BEST_METRIC]),
                 *[_cell(_fmt(row[c]), row[c], text=not _is_number(row[c])) for c in params],
-                _cell(row["epochs"], row["epochs"]),
-                _cell(_fmt(row["gpu_hours"]), row["gpu_hours"]),
-                _cell(_fmt((row["wall_time_s"] or 0) / 60), row["wall_time_s"]),
-                _cell(row.get("failure") or "", text=True),
+                _cell(row[EPOCHS], row[EPOCHS]),
+                _cell(_fmt(row[GPU_HOURS]), row[GPU_HOURS]),
+                _cell(_fmt((row[WALL_TIME_S] or 0) / 60), row[WALL_TIME_S]),
+                _cell(row.get(FAILURE) or "", text=True),
             ]
-            body.append(f'<tr class="status-{html.escape(str(row["status"]))}">{"".join(cells)}</tr>')
+            body.append(f'<tr class="status-{html.escape(str(row[STATUS]))}">{"".join(cells)}</tr>')
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     return f'<div class="scroll"><table class="leaderboard" id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
 
@@ -128,8 +146,8 @@ def gallery_html(gallery: pd.DataFrame | None) -> str:
     if gallery is None or not len(gallery):
         return ""
     cells = [
-        f'<figure><img alt="{html.escape(r["label"])} of video {r["video_id"]}" src="{r["data_uri"]}"><figcaption>video {r["video_id"]}: {html.escape(r["label"])}</figcaption></figure>'
-        for r in gallery.sort_values(["video_id", "order"]).to_dict("records")
+        f'<figure><img alt="{html.escape(r[LABEL])} of video {r[VIDEO_ID]}" src="{r["data_uri"]}"><figcaption>video {r[VIDEO_ID]}: {html.escape(r[LABEL])}</figcaption></figure>'
+        for r in gallery.sort_values([VIDEO_ID, ORDER]).to_dict("records")
     ]
     return f'<h3>Gallery: val videos, the best model</h3><div class="gallery">{"".join(cells)}</div>'
 
@@ -144,7 +162,7 @@ def experiment_html(exp: Experiment, index: int) -> str:
     if not len(trials):
         parts.append("<p>This experiment has no results yet: nothing to show.</p>")
         return "\n".join(parts)
-    counts = trials.groupby(["stage", "status"]).size()
+    counts = trials.groupby([STAGE, STATUS]).size()
     parts.append("<p>" + ", ".join(f"{key[0]}: {n} {key[1]}" for key, n in counts.items()) + "</p>")  # type: ignore[index]
     parts.append("<h3>Leaderboard</h3>" + leaderboard_html(trials, f"leaderboard-{index}"))
     stages = exp.stages
@@ -154,7 +172,7 @@ def experiment_html(exp: Experiment, index: int) -> str:
         parts.append(figure_html(figures.learning_curves(trials, exp.epochs, stage), f"{prefix}-curves"))
         parts.append(figure_html(figures.optimisation_history(trials, stage), f"{prefix}-history"))
         parts.append(figure_html(figures.parallel_coordinates(trials, stage), f"{prefix}-parallel"))
-        parts.append(figure_html(figures.importances(trials, stage), f"{prefix}-importance"))
+        parts.append(figure_html(figures.importances(trials, stage, exp.studies.get(stage)), f"{prefix}-importance"))
     for k in range(1, len(stages)):
         parts.append(figure_html(figures.parent_vs_child(trials, stages[k - 1], stages[k]), f"e{index}-parents-{k}"))
     parts.append(figure_html(figures.per_class_iou(exp.per_class), f"e{index}-per-class"))
@@ -189,9 +207,4 @@ def build_page(experiments: Sequence[Experiment], *, title: str = "Hyperparamete
 
 
 def _best(exp: Experiment) -> float:
-    if not exp.stages:
-        return math.nan
-    rows = exp.trials[(exp.trials["stage"] == exp.stages[-1]) & exp.trials["best_metric"].notna()]
-    if not len(rows):
-        return math.nan
-    return float(rows["best_metric"].max() if rows["mode"].iloc[0] == "max" else rows["best_metric"].min())
+    return best_value(exp.trials, exp.stages[-1]) if exp.stages else math.nan

@@ -9,10 +9,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import optuna
 import pandas as pd
 import pytest
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
 from playwright.sync_api import Browser, sync_playwright
 
+from reports import schema
 from reports.build import build_report, main
 
 pytestmark = pytest.mark.slow
@@ -119,11 +123,25 @@ def test_trials_that_all_score_the_same_leave_out_the_importances(
     trials = pd.read_parquet(same / "results" / "trials.parquet")
     trials.loc[trials["best_metric"].notna(), "best_metric"] = 0.25  # e.g. all still at the copy-last start
     trials.to_parquet(same / "results" / "trials.parquet")
+    rescore_journal(unet_study / schema.OPTUNA_FILE, same / schema.OPTUNA_FILE, 0.25)  # the importances' source
     seen = open_report(browser, build_report([same], tmp_path / "report.html"))
     assert seen["errors"] == []
     ids = {f["id"] for f in seen["figures"]}
     assert "e0-s0-curves" in ids and "e0-s0-importance" not in ids
     assert seen["tables"] == [len(trials)]
+
+
+def rescore_journal(source: Path, dest: Path, value: float) -> None:
+    """A copy of a study's journal whose finished trials all scored `value`."""
+    read = JournalStorage(JournalFileBackend(str(source)))
+    write = JournalStorage(JournalFileBackend(str(dest)))
+    for name in optuna.study.get_all_study_names(read):
+        study = optuna.load_study(study_name=name, storage=read)
+        copy = optuna.create_study(study_name=name, storage=write, direction=study.direction)
+        finished = study.get_trials(states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED))
+        for trial in finished:
+            trial.value = value
+        copy.add_trials(finished)
 
 
 def test_parallel_coordinates_take_a_conditional_choice_missing_from_some_trials(unet_study: Path) -> None:

@@ -1,0 +1,136 @@
+"""The results schema: file names, column names and the best-trial rule, written once.
+
+`tune` writes its results with these names and `reports` reads them back with them; neither spells a
+column or a file as a bare string. No Ray here (and no `tune`, `models` or `data`): only pandas.
+
+A study folder OUT/NAME holds:
+    search.json              the study's settings (STUDY_FILE)
+    optuna.journal           one Optuna study per stage, named optuna_study_name(NAME, stage) (OPTUNA_FILE)
+    results/trials.parquet   one row per trial, all stages (TRIALS_FILE; the trial-table columns below)
+    results/epochs.parquet   one row per trial per epoch: TRIAL_ID, SPACE, STAGE, EPOCH and every number
+                             the trial reported (EPOCHS_FILE)
+    results/per_class_iou.parquet, results/gallery.parquet and results/gallery/  the best model on val
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import pandas as pd
+
+STUDY_FILE = "search.json"
+OPTUNA_FILE = "optuna.journal"
+RESULTS_DIR = "results"
+TRIALS_FILE = "trials.parquet"
+EPOCHS_FILE = "epochs.parquet"
+PER_CLASS_FILE = "per_class_iou.parquet"
+GALLERY_FILE = "gallery.parquet"
+GALLERY_DIR = "gallery"
+
+# trial-table columns
+TRIAL_ID = "trial_id"  # Ray's trial id, unique within a study
+SPACE = "space"  # the registered search space
+STAGE = "stage"  # the stage of the space the trial belongs to
+STATUS = "status"  # one of STATUSES
+FAILURE = "failure"  # why a failed trial failed; None otherwise
+METRIC = "metric"  # the stage's metric, the name of a column of the epochs table
+MODE = "mode"  # "max" or "min": which way the metric is better
+BEST_METRIC = "best_metric"  # the trial's best metric over its epochs (NaN before its first epoch)
+LAST_METRIC = "last_metric"  # the metric of its last epoch
+BEST_EPOCH = "best_epoch"  # the epoch of BEST_METRIC (ties: the later one, the one the checkpoint holds)
+EPOCHS = "epochs"  # epochs run
+MAX_EPOCHS = "max_epochs"  # epochs a trial that ASHA does not stop runs
+WALL_TIME_S = "wall_time_s"  # the trial's training time
+GPU_HOURS = "gpu_hours"  # WALL_TIME_S times the GPUs it held
+CHECKPOINT = "checkpoint"  # the checkpoint of BEST_EPOCH; None before one is saved
+PARENT_TRIAL = "parent_trial"  # in a staged space, the earlier stage's trial this one builds on
+STARTED_AT = "started_at"  # UTC timestamp
+
+EPOCH = "epoch"  # epochs-table column: 1-based epoch (Ray's training_iteration)
+
+STATUSES = ("running", "completed", "stopped", "failed")  # stopped: by ASHA, before MAX_EPOCHS
+FINISHED = ("completed", "stopped")
+
+CONFIG_PREFIX = "config/"  # a trial's hyperparameters are the columns config/NAME
+
+# per-class table (PER_CLASS_FILE): the best model's IoU per class on val
+CLASS_ID = "class_id"
+CLASS_NAME = "class_name"
+IOU = "iou"  # NaN where a class is absent from both the prediction and the truth
+TARGET_PIXELS = "target_pixels"
+PREDICTED_PIXELS = "predicted_pixels"
+# gallery table (GALLERY_FILE): one row per picture of a val video
+VIDEO_ID = "video_id"
+ORDER = "order"  # the picture's place in its video's row
+LABEL = "label"
+FILE = "file"  # path relative to the results folder
+MODES = ("max", "min")
+
+
+def config_column(param: str) -> str:
+    """The trial-table column of a hyperparameter: "width" -> "config/width"."""
+    return CONFIG_PREFIX + param
+
+
+def param_name(column: str) -> str:
+    """The hyperparameter of a trial-table column: "config/width" -> "width"."""
+    if not column.startswith(CONFIG_PREFIX):
+        raise ValueError(f"expected a column starting with {CONFIG_PREFIX!r}, got {column!r}")
+    return column[len(CONFIG_PREFIX) :]
+
+
+def param_columns(trials: pd.DataFrame) -> list[str]:
+    """The hyperparameter columns set in at least one of these trials, in table order."""
+    return [c for c in trials.columns if c.startswith(CONFIG_PREFIX) and trials[c].notna().any()]
+
+
+def stage_order(trials: pd.DataFrame) -> list[str]:
+    """The stages of these trials in the order they ran; [] for an empty table."""
+    return [str(s) for s in dict.fromkeys(trials[STAGE])] if len(trials) else []
+
+
+def optuna_study_name(study: str, stage: str) -> str:
+    """The name, in the study's Optuna journal, of the Optuna study of one stage."""
+    return f"{study}/{stage}"
+
+
+def read_results(folder: str | os.PathLike[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(trials, epochs) of a results folder (OUT/NAME/results); empty frames where a file is missing."""
+    folder = Path(folder)
+    trials = pd.read_parquet(folder / TRIALS_FILE) if (folder / TRIALS_FILE).exists() else pd.DataFrame()
+    epochs = pd.read_parquet(folder / EPOCHS_FILE) if (folder / EPOCHS_FILE).exists() else pd.DataFrame()
+    return trials, epochs
+
+
+def ranked(
+    trials: pd.DataFrame,
+    stage: str,
+    *,
+    statuses: tuple[str, ...] | None = None,
+    with_checkpoint: bool = False,
+) -> pd.DataFrame:
+    """The best-trial rule: the trials of `stage` that have a BEST_METRIC, best first by the stage's
+    MODE; ties keep their table order. Only those with a status in `statuses` if given, and only those
+    with a checkpoint if `with_checkpoint`. Empty in, empty out."""
+    if not len(trials):
+        return trials
+    rows = trials[trials[STAGE] == stage]
+    if not len(rows):
+        return rows
+    mode = rows[MODE].iloc[0]
+    if mode not in MODES:
+        raise ValueError(f"expected the {MODE} of stage {stage!r} to be one of {MODES}, got {mode!r}")
+    keep = rows[BEST_METRIC].notna()
+    if statuses is not None:
+        keep &= rows[STATUS].isin(statuses)
+    if with_checkpoint:
+        keep &= rows[CHECKPOINT].notna() if CHECKPOINT in rows else False
+    return rows[keep].sort_values(BEST_METRIC, ascending=mode == "min", kind="stable")
+
+
+def best_value(trials: pd.DataFrame, stage: str) -> float:
+    """The best BEST_METRIC of a stage by its mode; NaN if no trial of it has one."""
+    rows = ranked(trials, stage)
+    return float(rows[BEST_METRIC].iloc[0]) if len(rows) else math.nan

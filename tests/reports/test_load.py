@@ -1,0 +1,63 @@
+"""Loading a study folder: its tables, and the Optuna study of each stage from the journal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from reports import schema
+from reports.load import NO_EPOCHS, NO_JOURNAL, NO_TRIALS, load_experiment
+from tests.reports.study_files import trial_row, write_journal, write_study_folder
+
+ROWS = [trial_row("a", 0.2), trial_row("b", 0.4, stage="finetune")]
+OUTCOMES = [({"lr": 1e-3, "width": 8}, [0.2], "complete")]
+
+
+def test_the_studies_are_found_by_the_name_in_search_json(tmp_path: Path) -> None:
+    folder = write_study_folder(tmp_path / "copied", ROWS, settings={"name": "u", "space": "unet"})
+    for stage in ("train", "finetune"):
+        write_journal(folder / schema.OPTUNA_FILE, schema.optuna_study_name("u", stage), OUTCOMES)
+    exp = load_experiment(folder)
+    assert {stage: s.study_name for stage, s in exp.studies.items()} == {"train": "u/train", "finetune": "u/finetune"}
+    assert len(exp.studies["train"].trials) == 1
+
+
+def test_without_a_name_in_search_json_the_folder_names_the_studies(tmp_path: Path) -> None:
+    folder = write_study_folder(tmp_path / "u", ROWS[:1])
+    write_journal(folder / schema.OPTUNA_FILE, schema.optuna_study_name("u", "train"), OUTCOMES)
+    assert list(load_experiment(folder).studies) == ["train"]
+
+
+def test_a_missing_journal_is_a_note(tmp_path: Path) -> None:
+    exp = load_experiment(write_study_folder(tmp_path / "u", ROWS))
+    assert exp.studies == {}
+    assert NO_JOURNAL in exp.notes
+
+
+def test_a_stage_missing_from_the_journal_is_a_note(tmp_path: Path) -> None:
+    folder = write_study_folder(tmp_path / "u", ROWS)
+    write_journal(folder / schema.OPTUNA_FILE, schema.optuna_study_name("u", "train"), OUTCOMES)
+    exp = load_experiment(folder)
+    assert list(exp.studies) == ["train"]
+    assert any("'u/finetune'" in note for note in exp.notes)
+
+
+def test_loading_leaves_the_journal_as_it_was(tmp_path: Path) -> None:
+    folder = write_study_folder(tmp_path / "u", ROWS[:1])
+    write_journal(folder / schema.OPTUNA_FILE, schema.optuna_study_name("u", "train"), OUTCOMES)
+    before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+    load_experiment(folder)
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} == before
+
+
+def test_an_empty_folder_says_what_is_missing(tmp_path: Path) -> None:
+    exp = load_experiment(tmp_path)
+    assert exp.trials.empty and exp.stages == [] and exp.studies == {}
+    assert NO_TRIALS in exp.notes and NO_EPOCHS in exp.notes
+
+
+def test_an_unreadable_table_is_a_note_and_the_other_is_kept(tmp_path: Path) -> None:
+    folder = write_study_folder(tmp_path / "u", ROWS)
+    (folder / schema.RESULTS_DIR / schema.EPOCHS_FILE).write_bytes(b"not parquet")
+    exp = load_experiment(folder)
+    assert len(exp.trials) == 2 and exp.epochs.empty
+    assert any(note.startswith(f"cannot read {schema.EPOCHS_FILE}") for note in exp.notes)

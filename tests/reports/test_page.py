@@ -1,0 +1,53 @@
+"""The page's HTML from handmade studies (the browser tests in test_report.py need a search run)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from reports import schema
+from reports.load import NO_JOURNAL, load_experiment
+from reports.page import build_page, leaderboard_html
+from tests.reports.study_files import SPREAD, trial_row, write_journal, write_study_folder
+
+ROWS = [
+    trial_row(f"t{k}", curve[-1], params=params, status="completed" if state == "complete" else "stopped")
+    for k, (params, curve, state) in enumerate(SPREAD)
+]
+
+
+def test_the_leaderboard_ranks_each_stage_by_its_mode_and_puts_trials_without_a_value_last() -> None:
+    trials = pd.DataFrame(
+        [
+            trial_row("a", 0.3, mode="min"),
+            trial_row("b", status="failed"),
+            trial_row("c", 0.1, mode="min"),
+            trial_row("d", 0.2, mode="min"),
+        ]
+    )
+    page = leaderboard_html(trials, "board")
+    assert re.findall(r'<td class="text" data-value="(\w)">', page) == ["c", "d", "a", "b"]
+
+
+def test_a_study_with_a_journal_shows_its_importances(tmp_path: Path) -> None:
+    folder = write_study_folder(tmp_path / "u", ROWS, settings={"name": "u", "space": "unet"})
+    write_journal(folder / schema.OPTUNA_FILE, schema.optuna_study_name("u", "train"), SPREAD)
+    page = build_page([load_experiment(folder)])
+    assert 'id="e0-s0-importance"' in page and 'id="e0-s0-parallel"' in page
+
+
+def test_a_study_without_a_journal_says_so_and_shows_no_importances(tmp_path: Path) -> None:
+    folder = write_study_folder(tmp_path / "u", ROWS, settings={"name": "u", "space": "unet"})
+    page = build_page([load_experiment(folder)])
+    assert 'id="e0-s0-importance"' not in page and 'id="e0-s0-parallel"' in page
+    assert NO_JOURNAL in page
+
+
+def test_side_by_side_shows_the_best_of_each_final_stage(tmp_path: Path) -> None:
+    low = write_study_folder(tmp_path / "low", [trial_row("a", 0.3, mode="min"), trial_row("b", 0.1, mode="min")])
+    high = write_study_folder(tmp_path / "high", [trial_row("a", 0.3), trial_row("b", 0.1)])
+    page = build_page([load_experiment(low), load_experiment(high)])
+    assert "<td class='text'>low</td><td class='text'>unet</td><td>2</td><td>0.1</td>" in page
+    assert "<td class='text'>high</td><td class='text'>unet</td><td>2</td><td>0.3</td>" in page

@@ -1,0 +1,109 @@
+"""The results schema: names, the best-trial rule, reading a results folder."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from reports import schema
+from tests.reports.study_files import trial_row, write_study_folder
+
+
+def table(*rows: dict) -> pd.DataFrame:
+    return pd.DataFrame(list(rows))
+
+
+def ids(frame: pd.DataFrame) -> list[str]:
+    return list(frame[schema.TRIAL_ID])
+
+
+def test_ranked_puts_the_highest_first_when_the_mode_is_max() -> None:
+    trials = table(trial_row("a", 0.2), trial_row("b", 0.5), trial_row("c", 0.3))
+    assert ids(schema.ranked(trials, "train")) == ["b", "c", "a"]
+
+
+def test_ranked_puts_the_lowest_first_when_the_mode_is_min() -> None:
+    trials = table(*(trial_row(t, v, mode="min") for t, v in [("a", 0.2), ("b", 0.5), ("c", 0.3)]))
+    assert ids(schema.ranked(trials, "train")) == ["a", "c", "b"]
+
+
+def test_ranked_keeps_ties_in_table_order() -> None:
+    trials = table(*(trial_row(t, 0.4) for t in "edcba"), trial_row("top", 0.9))
+    assert ids(schema.ranked(trials, "train")) == ["top", "e", "d", "c", "b", "a"]
+
+
+def test_ranked_leaves_out_other_stages_and_trials_without_a_value() -> None:
+    trials = table(trial_row("a", 0.2), trial_row("b", status="failed"), trial_row("c", 0.9, stage="other"))
+    assert ids(schema.ranked(trials, "train")) == ["a"]
+
+
+def test_ranked_keeps_only_the_statuses_asked_for() -> None:
+    trials = table(trial_row("a", 0.9, status="running"), trial_row("b", 0.5, status="stopped"), trial_row("c", 0.1))
+    assert ids(schema.ranked(trials, "train", statuses=schema.FINISHED)) == ["b", "c"]
+
+
+def test_ranked_keeps_only_trials_with_a_checkpoint_when_asked() -> None:
+    trials = table(trial_row("a", 0.9, checkpoint=None), trial_row("b", 0.5))
+    assert ids(schema.ranked(trials, "train", with_checkpoint=True)) == ["b"]
+    assert ids(schema.ranked(trials, "train")) == ["a", "b"]
+
+
+def test_ranked_of_an_empty_table_is_empty() -> None:
+    assert schema.ranked(pd.DataFrame(), "train").empty
+
+
+def test_ranked_rejects_an_unknown_mode() -> None:
+    with pytest.raises(ValueError, match="got 'maximize'"):
+        schema.ranked(table(trial_row("a", 0.2, mode="maximize")), "train")
+
+
+@pytest.mark.parametrize(("mode", "best"), [("max", 0.5), ("min", 0.2)])
+def test_best_value_follows_the_mode(mode: str, best: float) -> None:
+    trials = table(trial_row("a", 0.2, mode=mode), trial_row("b", 0.5, mode=mode), trial_row("c", mode=mode))
+    assert schema.best_value(trials, "train") == best
+
+
+def test_best_value_of_a_stage_without_values_is_nan() -> None:
+    assert math.isnan(schema.best_value(table(trial_row("a", status="failed")), "train"))
+
+
+def test_param_name_and_config_column_round_trip() -> None:
+    assert schema.config_column("width") == "config/width"
+    assert schema.param_name(schema.config_column("lr")) == "lr"
+
+
+def test_param_name_rejects_a_column_that_is_not_a_hyperparameter() -> None:
+    with pytest.raises(ValueError, match="got 'best_metric'"):
+        schema.param_name(schema.BEST_METRIC)
+
+
+def test_param_columns_are_those_set_in_some_trial() -> None:
+    trials = table(
+        trial_row("a", params={"width": 8, "warp": None}), trial_row("b", params={"width": 16, "warp": None})
+    )
+    trials[schema.config_column("lr")] = [None, 0.01]
+    assert schema.param_columns(trials) == ["config/width", "config/lr"]
+
+
+def test_stage_order_is_the_order_stages_ran() -> None:
+    trials = table(trial_row("a", stage="phase_b"), trial_row("b", stage="phase_a"), trial_row("c", stage="phase_b"))
+    assert schema.stage_order(trials) == ["phase_b", "phase_a"]
+    assert schema.stage_order(pd.DataFrame()) == []
+
+
+def test_optuna_study_name_joins_study_and_stage() -> None:
+    assert schema.optuna_study_name("u", "train") == "u/train"
+
+
+def test_read_results_of_a_missing_folder_is_two_empty_frames(tmp_path: Path) -> None:
+    trials, epochs = schema.read_results(tmp_path / "nope" / schema.RESULTS_DIR)
+    assert trials.empty and epochs.empty
+
+
+def test_read_results_reads_what_the_search_wrote(tmp_path: Path) -> None:
+    write_study_folder(tmp_path, [trial_row("a", 0.2), trial_row("b", 0.4)])
+    trials, epochs = schema.read_results(tmp_path / schema.RESULTS_DIR)
+    assert ids(trials) == ["a", "b"] and list(epochs[schema.EPOCH]) == [1, 1]
