@@ -17,7 +17,9 @@ import torch
 
 from benchmarks.train_speed import fake_split
 from models.registry import model_config
-from tune.recipes import RunConfig, TrainConfig, TrainData, Trainer, frames_needed
+from tune.training.config import RunConfig, TrainConfig
+from tune.training.tasks import TrainData, task_for
+from tune.training.trainer import Trainer
 
 
 def _trial(args: tuple[int, int, int, int, int, float], queue: mp.Queue) -> None:
@@ -30,10 +32,10 @@ def _trial(args: tuple[int, int, int, int, int, float], queue: mp.Queue) -> None
         model_config("unet", width=width),
         TrainConfig(epochs=epochs, batch_size=batch, compile=True, schedule="constant", hflip=False),
     )
-    frames, val_frames = frames_needed(run.task)
+    task = task_for(run.model)
     data = TrainData(
-        DeviceSplit(fake_split(videos, seed), "cuda", frames=frames),
-        DeviceSplit(fake_split(2, seed + 100), "cuda", frames=val_frames),
+        DeviceSplit(fake_split(videos, seed), "cuda", frames=task.train_frames),
+        DeviceSplit(fake_split(2, seed + 100), "cuda", frames=task.val_frames),
     )
     trainer = Trainer(run, data, "cuda")
     rates = [m["train_samples_per_s"] for m in trainer.epochs()]

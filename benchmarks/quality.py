@@ -26,8 +26,8 @@ from pathlib import Path
 import torch
 
 from data.synth.generate import SynthSpec, generate
-from tune.recipes import resolve_device
 from tune.train import build_run, train_run
+from tune.training.inference import resolve_device
 
 MASK_VARIANTS = {  # mask_space rows: key -> (row name, extra --set assignments of the mask predictor)
     "plain": ("one step, no copy prior", ["copy_prior=0"]),

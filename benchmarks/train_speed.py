@@ -23,10 +23,13 @@ import torch
 import torch.nn.functional as F
 
 from data.cache import DecodedSplit
-from data.classes import FRAME_HEIGHT, FRAME_WIDTH, N_FRAMES
-from data.datasets import INPUT_FRAMES, DeviceSplit, batch_indices
+from data.classes import FRAME_HEIGHT, FRAME_WIDTH, INPUT_FRAMES, N_FRAMES
+from data.datasets import DeviceSplit, batch_indices
 from models.registry import create_model, model_config, model_entry
-from tune.recipes import RunConfig, TrainConfig, TrainData, Trainer, frames_needed, resolve_device
+from tune.training.config import RunConfig, TrainConfig
+from tune.training.inference import resolve_device
+from tune.training.tasks import TrainData, task_for
+from tune.training.trainer import Trainer
 
 
 def fake_split(n: int, seed: int) -> DecodedSplit:
@@ -112,9 +115,9 @@ def main(argv: list[str] | None = None) -> int:
         eval_batch_size=args.batch,
     )
     run = RunConfig(args.model, model_config(args.model, width=args.width), train)
-    train_frames, val_frames = frames_needed(run.task)
-    split = DeviceSplit(fake_split(args.videos, 0), device, frames=train_frames)
-    data = TrainData(split, DeviceSplit(fake_split(2, 1), device, frames=val_frames))
+    task = task_for(run.model)
+    split = DeviceSplit(fake_split(args.videos, 0), device, frames=task.train_frames)
+    data = TrainData(split, DeviceSplit(fake_split(2, 1), device, frames=task.val_frames))
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
     print(f"device: {name}; torch {torch.__version__}; {args.model} width {args.width}, batch {args.batch}, 160x240")
     print(

@@ -17,7 +17,8 @@ from pathlib import Path
 import pandas as pd
 
 from data.synth.generate import SynthSpec, generate
-from tune.search import SearchConfig, run_search
+from tune.search.config import SearchConfig
+from tune.search.driver import run_search
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -40,7 +40,8 @@ def _study(tmp_path_factory: pytest.TempPathFactory, synth_root: Path, **setting
 
     import ray
 
-    from tune.search import SearchConfig, run_search
+    from tune.search.config import SearchConfig
+    from tune.search.driver import run_search
 
     out = tmp_path_factory.mktemp("studies")
     os.environ["SEGTUNE_CACHE"] = str(out / "decoded")  # the trials' workers inherit it

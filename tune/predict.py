@@ -8,69 +8,12 @@ submission format. With `--split val` it also prints the IoU exactly as the comp
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from data.cache import decode_split
-from data.classes import N_INPUT_FRAMES, TARGET_FRAME
-from data.datasets import INPUT_FRAMES, DeviceSplit, MaskClips
-from data.layout import DataError
-from data.metric import competition_iou
-from tune.pseudo import segment_frames
-from tune.recipes import load_checkpoint, load_model, predict_masks, resolve_device
-from tune.results import read_results
-
-
-def best_checkpoint(experiment: str | os.PathLike[str]) -> Path:
-    """The best checkpoint of the last stage of a study (by its metric), from its results."""
-    trials, _ = read_results(Path(experiment) / "results")
-    if not len(trials):
-        raise FileNotFoundError(f"no results in {Path(experiment) / 'results'}: is {experiment} a study folder?")
-    stages = list(dict.fromkeys(trials["stage"]))  # in the order they ran
-    final = trials[(trials["stage"] == stages[-1]) & trials["checkpoint"].notna() & trials["best_metric"].notna()]
-    if not len(final):
-        raise FileNotFoundError(f"no trial of stage {stages[-1]!r} in {experiment} left a checkpoint")
-    mode = final["mode"].iloc[0]
-    best = final.sort_values("best_metric", ascending=mode == "min", kind="stable").iloc[0]
-    return Path(best["checkpoint"])
-
-
-def predict(
-    checkpoint: str | os.PathLike[str],
-    data: str | os.PathLike[str],
-    split: str,
-    *,
-    hidden: str | os.PathLike[str] | None = None,
-    device: str = "auto",
-    batch_size: int = 32,
-) -> tuple[torch.Tensor, torch.Tensor, float | None]:
-    """(predicted masks (N, H, W) uint8, video ids (N,), competition IoU for val else None)."""
-    dev = resolve_device(device)
-    run, model = load_model(checkpoint, dev)
-    decoded = decode_split(data, split, hidden=hidden)
-    if decoded.n_frames < N_INPUT_FRAMES:
-        raise DataError(
-            f"split {split!r} of {data} has {decoded.n_frames} frames per video, fewer than the {N_INPUT_FRAMES} inputs"
-        )
-    target = torch.from_numpy(np.array(decoded.masks[:, TARGET_FRAME])) if decoded.masks is not None else None
-    if run.task == "mask_prediction":
-        # the mask-space pipeline: its segmenter labels the input frames, the predictor takes those masks
-        segmenter_path = load_checkpoint(checkpoint).get("pipeline", {}).get("segmenter")
-        if not segmenter_path:
-            raise ValueError(f"{checkpoint} holds a mask predictor but names no segmenter checkpoint")
-        _, segmenter = load_model(segmenter_path, dev)
-        inputs = torch.from_numpy(segment_frames(segmenter, decoded.frames, INPUT_FRAMES, dev)).to(dev)
-        no_target = torch.zeros_like(inputs[:, :1])  # only the inputs are read
-        held: DeviceSplit | MaskClips = MaskClips(inputs, inputs, no_target)
-    else:
-        held = DeviceSplit(decoded, dev, frames=INPUT_FRAMES)
-    masks = predict_masks(run, model, held, batch_size=batch_size)
-    iou = competition_iou(masks.long(), target.long()) if split != "hidden" and target is not None else None
-    return masks, torch.as_tensor(decoded.ids), iou
+from tune.training.prediction import best_checkpoint, predict
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,8 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from models.config import config_to_dict
-from models.registry import list_models
-from tune.recipes import RunConfig, Trainer, load_data, resolve_device, with_epochs
+from models.registry import list_models, model_entry
+from tune.training.config import RunConfig
+from tune.training.inference import resolve_device
+from tune.training.pseudo import pseudo_label
+from tune.training.tasks import task_for
+from tune.training.trainer import Trainer, load_data
 
 
 def build_run(model: str, assignments: Sequence[str], *, epochs: int | None = None) -> RunConfig:
@@ -51,15 +55,13 @@ def train_run(
     progress: bool = True,
     segmenter: Path | None = None,
 ) -> dict[str, float]:
-    """Train one run (both phases for dual_phase; on `segmenter`'s pseudo-labels for mask_predictor);
-    returns the final epoch's metrics."""
+    """Train one run (its pretrained part first, for dual_phase; on `segmenter`'s pseudo-labels for
+    mask_predictor); returns the final epoch's metrics."""
     dev = resolve_device(device)
     pretrained = None
-    if run.task == "mask_prediction":
+    if task_for(run.model).needs_segmenter:
         if segmenter is None:
-            raise ValueError("mask_predictor trains on a per-frame segmenter's masks: pass --segmenter CHECKPOINT")
-        from tune.pseudo import pseudo_label
-
+            raise ValueError(f"{run.model} trains on a per-frame segmenter's masks: pass --segmenter CHECKPOINT")
         pseudo = pseudo_label(segmenter, data_root, device=dev)
         return _train_phase(
             run.model,
@@ -72,11 +74,12 @@ def train_run(
             pseudo=pseudo,
             pipeline={"segmenter": str(segmenter)},
         )
-    if run.model == "dual_phase":
-        predictor_run = RunConfig("frame_predictor", run.model_config.predictor, run.train)
-        predictor_run = with_epochs(predictor_run, pretrain_epochs or run.train.epochs)
+    part = model_entry(run.model).pretrained
+    if part is not None:
+        part_run = RunConfig(part.model, getattr(run.model_config, part.attribute), run.train)
+        part_run = part_run.with_epochs(pretrain_epochs or run.train.epochs)
         pretrained = out / "pretrain" / "checkpoint.pt"
-        _train_phase("pretrain", predictor_run, data_root, pretrained, dev, resume=resume, progress=progress)
+        _train_phase("pretrain", part_run, data_root, pretrained, dev, resume=resume, progress=progress)
     return _train_phase(
         run.model, run, data_root, out / "checkpoint.pt", dev, resume=resume, progress=progress, pretrained=pretrained
     )
@@ -95,7 +98,7 @@ def _train_phase(
     pseudo: Path | None = None,
     pipeline: dict[str, str] | None = None,
 ) -> dict[str, float]:
-    data = load_data(run.task, data_root, device, progress=progress, pseudo=pseudo)
+    data = load_data(run, data_root, device, progress=progress, pseudo=pseudo)
     if resume and checkpoint.exists():
         trainer = Trainer.resume(checkpoint, data, device)
         print(f"[{phase}] resuming {checkpoint} after epoch {trainer.epoch}")

@@ -12,7 +12,8 @@ import torch
 
 from data.cache import decode_split
 from data.metric import competition_iou
-from tune.predict import best_checkpoint, main
+from tune.predict import main
+from tune.training.prediction import best_checkpoint
 
 pytestmark = pytest.mark.slow
 
@@ -65,11 +66,12 @@ def test_a_checkpoint_that_does_not_predict_masks_is_refused(
 def test_a_checkpoint_with_other_classes_is_refused(
     synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tune.recipes import RunConfig, Trainer, load_data
+    from tune.training.config import RunConfig
+    from tune.training.trainer import Trainer, load_data
 
     monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
     run = RunConfig.from_values("unet", {"width": 4, "depth": 2, "num_classes": 10}, epochs=1)
-    Trainer(run, load_data(run.task, synth_root, "cpu", progress=False)).save(tmp_path / "ten.pt")
+    Trainer(run, load_data(run, synth_root, "cpu", progress=False)).save(tmp_path / "ten.pt")
     assert (
         main(
             [

@@ -10,16 +10,11 @@ import torch
 
 from models.frame_predictor import FramePredictorConfig
 from models.registry import list_models
-from tune.recipes import (
-    RunConfig,
-    Trainer,
-    inverse_sqrt_class_weights,
-    load_checkpoint,
-    load_data,
-    soft_dice_loss,
-    ssim,
-)
 from tune.train import build_run, main
+from tune.training.checkpoints import load_checkpoint
+from tune.training.config import RunConfig
+from tune.training.losses import inverse_sqrt_class_weights, soft_dice_loss, ssim
+from tune.training.trainer import Trainer, load_data
 
 TINY_SETS = {
     "unet": ["width=4", "depth=2"],
@@ -89,7 +84,7 @@ def test_resumed_run_matches_an_uninterrupted_one(
 ) -> None:
     monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
     run = build_run(model, [*TINY_SETS[model], *extra, "batch_size=2", "eval_batch_size=2"], epochs=3)
-    data = load_data(run.task, synth_root, "cpu", progress=False)
+    data = load_data(run, synth_root, "cpu", progress=False)
 
     straight = Trainer(run, data)
     straight_metrics = list(straight.epochs())
@@ -115,7 +110,7 @@ def test_cli_resume_continues_after_the_last_saved_epoch(
 ) -> None:
     monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
     run = build_run("unet", [*TINY_SETS["unet"], "batch_size=2", "eval_batch_size=2"], epochs=2)
-    trainer = Trainer(run, load_data(run.task, synth_root, "cpu", progress=False))
+    trainer = Trainer(run, load_data(run, synth_root, "cpu", progress=False))
     next(trainer.epochs())
     trainer.save(tmp_path / "run" / "checkpoint.pt")  # as if the process died after epoch 1
     assert main([*_args("unet", synth_root, tmp_path / "run", epochs=2), "--resume"]) == 0
@@ -130,7 +125,7 @@ def test_nan_loss_fails_the_run_with_its_reason(
 ) -> None:
     monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
     run = build_run("unet", [*TINY_SETS["unet"], "batch_size=2"], epochs=1)
-    trainer = Trainer(run, load_data(run.task, synth_root, "cpu", progress=False))
+    trainer = Trainer(run, load_data(run, synth_root, "cpu", progress=False))
     with torch.no_grad():
         trainer.model.head.weight.fill_(float("nan"))  # type: ignore[union-attr, operator]
     with pytest.raises(FloatingPointError, match="training loss became nan in epoch 1 of unet"):
@@ -152,10 +147,10 @@ def test_bad_checkpoints_and_mismatched_pretraining_are_refused(
         load_checkpoint(tmp_path / "missing.pt")
 
     predictor_run = build_run("frame_predictor", [*TINY_SETS["frame_predictor"], "batch_size=2"], epochs=1)
-    data = load_data(predictor_run.task, synth_root, "cpu", progress=False)
+    data = load_data(predictor_run, synth_root, "cpu", progress=False)
     Trainer(predictor_run, data).save(tmp_path / "predictor.pt")
     other = build_run("dual_phase", ["predictor.width=8", "predictor.hidden=4", "seg_width=4", "seg_depth=2"], epochs=1)
-    seg_data = load_data(other.task, synth_root, "cpu", progress=False)
+    seg_data = load_data(other, synth_root, "cpu", progress=False)
     with pytest.raises(
         ValueError, match=r"predictor\.pt holds a frame predictor with config .*width=4.*expects .*width=8"
     ):

@@ -15,10 +15,10 @@ import pytest
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
-from tune.search import OPTUNA_FILE
+from reports.schema import OPTUNA_FILE
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _search(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:

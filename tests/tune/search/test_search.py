@@ -14,8 +14,11 @@ import ray
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
-from tune.recipes import load_checkpoint
-from tune.search import OPTUNA_FILE, SearchConfig, main, run_search
+from reports.schema import OPTUNA_FILE
+from tune.search.cli import main
+from tune.search.config import SearchConfig
+from tune.search.driver import run_search
+from tune.training.checkpoints import load_checkpoint
 
 pytestmark = pytest.mark.slow
 
@@ -133,7 +136,7 @@ def test_mask_space_trains_the_predictor_on_the_best_segmenters_pseudo_labels(
     state = load_checkpoint(done.iloc[0]["checkpoint"])
     assert state["run"]["model"] == "mask_predictor" and state["pipeline"]["segmenter"] == best["checkpoint"]
     # the pseudo-labels: frames 1-11 of train, val and hidden, every frame of unlabeled, in id order
-    from tune.pseudo import load_pseudo, pseudo_label_dir
+    from tune.training.pseudo_store import load_pseudo, pseudo_label_dir
 
     folder = pseudo_label_dir(best["checkpoint"], synth_root, mask_study.parent / "decoded")  # the study's cache
     for split, frames, ids in (

@@ -9,7 +9,8 @@ import pytest
 import ray
 from ray.cluster_utils import Cluster
 
-from tune.search import SearchConfig, run_search
+from tune.search.config import SearchConfig
+from tune.search.driver import run_search
 
 pytestmark = pytest.mark.slow
 

@@ -18,13 +18,27 @@ import torch
 from PIL import Image
 
 from data.cache import decode_split
-from data.classes import NUM_CLASSES, TARGET_FRAME, class_names, colour_masks
+from data.classes import LAST_INPUT_FRAME, NUM_CLASSES, TARGET_FRAME, class_names, colour_masks
 from data.metric import per_class_iou
-from tune.predict import best_checkpoint, predict
-from tune.results import write_parquet
+from reports.schema import (
+    CHECKPOINT,
+    CLASS_ID,
+    CLASS_NAME,
+    FILE,
+    GALLERY_DIR,
+    GALLERY_FILE,
+    IOU,
+    LABEL,
+    ORDER,
+    PER_CLASS_FILE,
+    PREDICTED_PIXELS,
+    RESULTS_DIR,
+    TARGET_PIXELS,
+    VIDEO_ID,
+)
+from tune.search.results import write_parquet
+from tune.training.prediction import best_checkpoint, predict
 
-PER_CLASS = "per_class_iou.parquet"
-GALLERY = "gallery"
 GALLERY_FRAMES = (0, 5, 10)
 
 
@@ -32,7 +46,7 @@ def evaluate_best(
     experiment: str | os.PathLike[str], data_root: str | os.PathLike[str], *, videos: int = 4, device: str = "auto"
 ) -> Path:
     """Write the per-class IoU and the gallery of the study's best checkpoint; returns the results folder."""
-    results = Path(experiment) / "results"
+    results = Path(experiment) / RESULTS_DIR
     checkpoint = best_checkpoint(experiment)
     masks, ids, _ = predict(checkpoint, data_root, "val", device=device)
     val = decode_split(data_root, "val", progress=False)
@@ -42,17 +56,17 @@ def evaluate_best(
     names = class_names()
     table = pd.DataFrame(
         {
-            "class_id": range(NUM_CLASSES),
-            "class_name": names,
-            "iou": scores.numpy(),
-            "target_pixels": torch.bincount(target.reshape(-1).long(), minlength=NUM_CLASSES).numpy(),
-            "predicted_pixels": torch.bincount(masks.reshape(-1).long(), minlength=NUM_CLASSES).numpy(),
+            CLASS_ID: range(NUM_CLASSES),
+            CLASS_NAME: names,
+            IOU: scores.numpy(),
+            TARGET_PIXELS: torch.bincount(target.reshape(-1).long(), minlength=NUM_CLASSES).numpy(),
+            PREDICTED_PIXELS: torch.bincount(masks.reshape(-1).long(), minlength=NUM_CLASSES).numpy(),
         }
     )
-    table["checkpoint"] = str(checkpoint)
-    write_parquet(table, results / PER_CLASS)
+    table[CHECKPOINT] = str(checkpoint)
+    write_parquet(table, results / PER_CLASS_FILE)
 
-    folder = results / GALLERY
+    folder = results / GALLERY_DIR
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
     for row in _gallery_rows(val.masks, videos):
@@ -60,12 +74,12 @@ def evaluate_best(
         pictures = {f"frame {t + 1}": np.asarray(val.frames[row, t]) for t in GALLERY_FRAMES}
         pictures["true mask 22"] = colour_masks(np.asarray(val.masks[row, TARGET_FRAME]))
         pictures["predicted mask 22"] = colour_masks(masks[row].numpy())
-        pictures["mask 11 (copy last, at best)"] = colour_masks(np.asarray(val.masks[row, 10]))
+        pictures["mask 11 (copy last, at best)"] = colour_masks(np.asarray(val.masks[row, LAST_INPUT_FRAME]))
         for order, (label, picture) in enumerate(pictures.items()):
             name = f"video_{vid}_{order}.png"
             Image.fromarray(picture).save(folder / name)
-            rows.append({"video_id": vid, "order": order, "label": label, "file": f"{GALLERY}/{name}"})
-    write_parquet(pd.DataFrame(rows), results / "gallery.parquet")
+            rows.append({VIDEO_ID: vid, ORDER: order, LABEL: label, FILE: f"{GALLERY_DIR}/{name}"})
+    write_parquet(pd.DataFrame(rows), results / GALLERY_FILE)
     return results
 
 

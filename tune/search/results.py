@@ -1,15 +1,15 @@
-"""Study results as Parquet, written while the study runs.
+"""Study results as Parquet, written while the study runs by a Ray Tune callback.
 
 OUT/NAME/results/trials.parquet holds one row per trial (all stages), epochs.parquet one row per trial
-per epoch. Each write goes to a temporary file that is renamed over the old one, so a crash leaves
-readable files holding everything finished so far; a resumed study reads them back and updates rows
-in place, so every trial appears exactly once.
+per epoch; their columns are named in reports.schema, which the report reads them with. Each write goes
+to a temporary file that is renamed over the old one, so a crash leaves readable files holding
+everything finished so far; a resumed study reads them back and updates rows in place, so every trial
+appears exactly once.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -18,26 +18,43 @@ import pandas as pd
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 
-TRIALS = "trials.parquet"
-EPOCHS = "epochs.parquet"
-STATUSES = ("running", "completed", "stopped", "failed")
+from data.files import atomic_write
+from reports.schema import (
+    BEST_EPOCH,
+    BEST_METRIC,
+    CHECKPOINT,
+    CONFIG_PREFIX,
+    EPOCH,
+    EPOCHS,
+    EPOCHS_FILE,
+    FAILURE,
+    GPU_HOURS,
+    LAST_METRIC,
+    MAX_EPOCHS,
+    METRIC,
+    MODE,
+    PARENT_TRIAL,
+    SPACE,
+    STAGE,
+    STARTED_AT,
+    STATUS,
+    TRIAL_ID,
+    TRIALS_FILE,
+    WALL_TIME_S,
+    config_column,
+    read_results,
+)
+from tune.search.searcher import TRAINING_ITERATION
+from tune.search.trainable import CHECKPOINT_NAME
+
 LOST = "lost: the driver stopped before Ray saved this trial in its experiment state, so it was not resumed"
 _RESULT_KEYS_KEPT = ("node_id",)  # non-numeric result entries copied into the trial row
 
 
 def write_parquet(frame: pd.DataFrame, path: Path) -> None:
     """Write atomically: a reader sees the old file or the new one, never half of one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    frame.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
-
-
-def read_results(folder: str | os.PathLike[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(trials, epochs) of a results folder; empty frames where a file is missing."""
-    folder = Path(folder)
-    trials = pd.read_parquet(folder / TRIALS) if (folder / TRIALS).exists() else pd.DataFrame()
-    epochs = pd.read_parquet(folder / EPOCHS) if (folder / EPOCHS).exists() else pd.DataFrame()
-    return trials, epochs
+    with atomic_write(path) as tmp:
+        frame.to_parquet(tmp, index=False)
 
 
 class ResultsWriter(Callback):
@@ -76,16 +93,16 @@ class ResultsWriter(Callback):
         self.folder.mkdir(parents=True, exist_ok=True)
         trials, epochs = read_results(self.folder)
         if len(trials):
-            mine = trials["stage"] == self.stage
+            mine = trials[STAGE] == self.stage
             self._others = trials[~mine]
             self._trials = {
-                str(row["trial_id"]): {str(k): v for k, v in row.items()} for row in trials[mine].to_dict("records")
+                str(row[TRIAL_ID]): {str(k): v for k, v in row.items()} for row in trials[mine].to_dict("records")
             }
         if len(epochs):
-            mine = epochs["stage"] == self.stage
+            mine = epochs[STAGE] == self.stage
             self._other_epochs = epochs[~mine]
             self._epochs = {
-                (str(r["trial_id"]), int(r["epoch"])): {str(k): v for k, v in r.items()}
+                (str(r[TRIAL_ID]), int(r[EPOCH])): {str(k): v for k, v in r.items()}
                 for r in epochs[mine].to_dict("records")
             }
 
@@ -96,41 +113,41 @@ class ResultsWriter(Callback):
             return
         self._reconciled = True
         known = {t.trial_id for t in trials}
-        lost = [row for trial_id, row in self._trials.items() if row["status"] == "running" and trial_id not in known]
+        lost = [row for trial_id, row in self._trials.items() if row[STATUS] == "running" and trial_id not in known]
         for row in lost:
-            row["status"] = "failed"
-            row["failure"] = LOST
+            row[STATUS] = "failed"
+            row[FAILURE] = LOST
         if lost:
             self._write()
 
     def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         row = self._row(trial)
-        row["status"] = "running"
+        row[STATUS] = "running"
         self._write()
 
     def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial, result: dict, **info: Any) -> None:
-        epoch = int(result.get("training_iteration", 0))
-        numeric = {k: float(v) for k, v in result.items() if _is_number(v) and not k.startswith("config/")}
+        epoch = int(result.get(TRAINING_ITERATION, 0))
+        numeric = {k: float(v) for k, v in result.items() if _is_number(v) and not k.startswith(CONFIG_PREFIX)}
         self._epochs[(trial.trial_id, epoch)] = {
-            "trial_id": trial.trial_id,
-            "space": self.space,
-            "stage": self.stage,
-            "epoch": epoch,
+            TRIAL_ID: trial.trial_id,
+            SPACE: self.space,
+            STAGE: self.stage,
+            EPOCH: epoch,
             **numeric,
         }
         row = self._row(trial)
         value = result.get(self.metric)
         if isinstance(value, (int, float)) and _is_number(value):
-            row["last_metric"] = float(value)
-            best = row.get("best_metric")
+            row[LAST_METRIC] = float(value)
+            best = row.get(BEST_METRIC)
             # ties go to the later epoch, as in Ray's checkpoint manager, so that the checkpoint we
             # name is the one it keeps
             if best is None or is_nan(best) or (value >= best if self.mode == "max" else value <= best):
-                row["best_metric"] = float(value)
-                row["best_epoch"] = epoch
-        row["epochs"] = epoch
-        row["wall_time_s"] = float(result.get("time_total_s", row.get("wall_time_s") or 0.0))
-        row["gpu_hours"] = row["wall_time_s"] * self.gpus_per_trial / 3600
+                row[BEST_METRIC] = float(value)
+                row[BEST_EPOCH] = epoch
+        row[EPOCHS] = epoch
+        row[WALL_TIME_S] = float(result.get("time_total_s", row.get(WALL_TIME_S) or 0.0))
+        row[GPU_HOURS] = row[WALL_TIME_S] * self.gpus_per_trial / 3600
         for key in _RESULT_KEYS_KEPT:
             if key in result:
                 row[key] = str(result[key])
@@ -138,19 +155,19 @@ class ResultsWriter(Callback):
 
     def on_checkpoint(self, iteration: int, trials: list[Trial], trial: Trial, checkpoint: Any, **info: Any) -> None:
         row = self._row(trial)
-        if row.get("best_epoch") == row.get("epochs"):  # this checkpoint holds the best epoch so far
-            row["checkpoint"] = str(Path(checkpoint.path) / "checkpoint.pt")
+        if row.get(BEST_EPOCH) == row.get(EPOCHS):  # this checkpoint holds the best epoch so far
+            row[CHECKPOINT] = str(Path(checkpoint.path) / CHECKPOINT_NAME)
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         row = self._row(trial)
-        row["status"] = "completed" if (row.get("epochs") or 0) >= self.max_epochs else "stopped"
-        row["failure"] = None
+        row[STATUS] = "completed" if (row.get(EPOCHS) or 0) >= self.max_epochs else "stopped"
+        row[FAILURE] = None
         self._write()
 
     def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         row = self._row(trial)
-        row["status"] = "failed"
-        row["failure"] = _failure_reason(trial)
+        row[STATUS] = "failed"
+        row[FAILURE] = _failure_reason(trial)
         self._write()
 
     def on_experiment_end(self, trials: list[Trial], **info: Any) -> None:
@@ -162,29 +179,29 @@ class ResultsWriter(Callback):
         row = self._trials.get(trial.trial_id)
         if row is None:
             row = {
-                "trial_id": trial.trial_id,
-                "space": self.space,
-                "stage": self.stage,
-                "status": "running",
-                "failure": None,
-                "metric": self.metric,
-                "mode": self.mode,
-                "best_metric": math.nan,
-                "last_metric": math.nan,
-                "best_epoch": None,
-                "epochs": 0,
-                "max_epochs": self.max_epochs,
-                "wall_time_s": 0.0,
-                "gpu_hours": 0.0,
-                "checkpoint": None,
-                "parent_trial": None,
-                "started_at": pd.Timestamp.now(tz="UTC"),
+                TRIAL_ID: trial.trial_id,
+                SPACE: self.space,
+                STAGE: self.stage,
+                STATUS: "running",
+                FAILURE: None,
+                METRIC: self.metric,
+                MODE: self.mode,
+                BEST_METRIC: math.nan,
+                LAST_METRIC: math.nan,
+                BEST_EPOCH: None,
+                EPOCHS: 0,
+                MAX_EPOCHS: self.max_epochs,
+                WALL_TIME_S: 0.0,
+                GPU_HOURS: 0.0,
+                CHECKPOINT: None,
+                PARENT_TRIAL: None,
+                STARTED_AT: pd.Timestamp.now(tz="UTC"),
             }
             self._trials[trial.trial_id] = row
         for key, value in trial.config.items():
-            row[f"config/{key}"] = value
-        if "parent_trial" in trial.config:
-            row["parent_trial"] = trial.config["parent_trial"]
+            row[config_column(key)] = value
+        if PARENT_TRIAL in trial.config:
+            row[PARENT_TRIAL] = trial.config[PARENT_TRIAL]
         return row
 
     def _write(self, *, throttle: bool = False) -> None:
@@ -194,9 +211,9 @@ class ResultsWriter(Callback):
         self._last_write = now
         trials = pd.concat([self._others, pd.DataFrame(list(self._trials.values()))], ignore_index=True)
         epochs = pd.concat([self._other_epochs, pd.DataFrame(list(self._epochs.values()))], ignore_index=True)
-        write_parquet(_consistent(trials), self.folder / TRIALS)
+        write_parquet(_consistent(trials), self.folder / TRIALS_FILE)
         if len(epochs):
-            write_parquet(epochs.sort_values(["stage", "trial_id", "epoch"]), self.folder / EPOCHS)
+            write_parquet(epochs.sort_values([STAGE, TRIAL_ID, EPOCH]), self.folder / EPOCHS_FILE)
 
 
 def _consistent(trials: pd.DataFrame) -> pd.DataFrame:

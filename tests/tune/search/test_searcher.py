@@ -1,0 +1,58 @@
+"""The Optuna searcher with real Ray and real Optuna (no cluster needed): ASHA-stopped trials are told
+as PRUNED, finished ones as COMPLETE, and the private attributes of Ray's OptunaSearch it relies on are
+still there (this test fails when a Ray release renames them)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+
+from reports.schema import optuna_study_name
+from tune.search.searcher import TRAINING_ITERATION, journal_storage, make_searcher
+from tune.search.spaces import Stage, budget_for
+from tune.search.trainable import FAULT_KEY
+
+
+def _define(trial: optuna.Trial, budget: Any, parents: Sequence[str]) -> dict[str, Any]:
+    return {"lr": trial.suggest_float("lr", 1e-4, 1e-2, log=True)}
+
+
+@pytest.fixture
+def searcher(tmp_path: Path) -> Any:
+    stage = Stage("main", "unet", "val_iou", "max", _define)
+    return make_searcher(stage, budget_for("smoke", gpu=False), (), experiment_dir=tmp_path, study="s", seed=0)
+
+
+def test_ray_still_has_the_private_attributes_the_searcher_reads(searcher: Any) -> None:
+    searcher.suggest("a")
+    assert isinstance(searcher._ot_trials, dict) and isinstance(searcher._ot_trials["a"], optuna.Trial)
+    assert isinstance(searcher._completed_trials, set)
+    assert isinstance(searcher._ot_study, optuna.Study)
+
+
+def test_a_trial_stopped_before_max_t_is_pruned_at_its_last_value(searcher: Any, tmp_path: Path) -> None:
+    max_t = budget_for("smoke", gpu=False).max_epochs
+    for trial_id in ("stopped", "finished"):
+        assert "lr" in searcher.suggest(trial_id)
+        searcher.on_trial_result(trial_id, {"val_iou": 0.1, TRAINING_ITERATION: 1})
+    searcher.on_trial_complete("stopped", {"val_iou": 0.2, TRAINING_ITERATION: 2})
+    searcher.on_trial_complete("finished", {"val_iou": 0.5, TRAINING_ITERATION: max_t})
+    stored = optuna.load_study(study_name=optuna_study_name("s", "main"), storage=journal_storage(tmp_path))
+    stopped, finished = stored.get_trials(deepcopy=False)
+    assert stopped.state == optuna.trial.TrialState.PRUNED
+    assert stopped.intermediate_values == {1: 0.1, 2: 0.2}
+    assert finished.state == optuna.trial.TrialState.COMPLETE and finished.value == 0.5
+    assert searcher._completed_trials == {"stopped", "finished"}
+
+
+def test_the_named_trials_carry_the_fault_flag(tmp_path: Path) -> None:
+    stage = Stage("main", "unet", "val_iou", "max", _define)
+    searcher = make_searcher(
+        stage, budget_for("smoke", gpu=False), (), experiment_dir=tmp_path, study="s", seed=0, fail_trials=(2,)
+    )
+    flags = [bool((searcher.suggest(f"t{k}") or {}).get(FAULT_KEY)) for k in range(3)]
+    assert flags == [False, True, False]

@@ -1,0 +1,63 @@
+"""`python -m tune.search --space {dual_phase,unet,mask_space} [--data DIR] [--samples N] [--budget smoke|default] ...`
+
+The product's main job: a staged hyperparameter search with Ray Tune, the Optuna TPE searcher and the
+ASHA scheduler. Each stage of the space is one Ray Tune experiment in OUT/NAME/STAGE; results go to
+OUT/NAME/results/*.parquet while the study runs; the Optuna studies to OUT/NAME/optuna.journal
+(`optuna-dashboard OUT/NAME/optuna.journal` opens them). `--resume` continues a killed study.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from tune.search.config import SearchConfig
+from tune.search.driver import run_search
+from tune.search.spaces import list_spaces
+
+
+def main(argv: list[str] | None = None) -> int:
+    defaults = SearchConfig()
+    parser = argparse.ArgumentParser(
+        prog="python -m tune.search", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--space", default=defaults.space, choices=list_spaces(), help="search space")
+    parser.add_argument("--data", default=None, help="data root (default: the embedded synthetic set, generated once)")
+    parser.add_argument("--hidden", default=None, help="the hidden split's folder, when shipped apart")
+    parser.add_argument("--samples", type=int, default=None, help="trials per stage (default: the budget's)")
+    parser.add_argument("--budget", default=defaults.budget, choices=["smoke", "default"], help="study size")
+    parser.add_argument("--out", default=defaults.out, help="folder for experiments (shared storage with --address)")
+    parser.add_argument("--name", default=None, help="experiment name (default: SPACE-TIME)")
+    parser.add_argument(
+        "--gpus-per-trial",
+        type=float,
+        default=None,
+        help="GPUs per trial; fractions pack trials (default: 1 with a GPU, else 0)",
+    )
+    parser.add_argument("--cpus-per-trial", type=float, default=defaults.cpus_per_trial, help="CPUs per trial")
+    parser.add_argument("--address", default=None, help="join an existing Ray cluster")
+    parser.add_argument("--resume", action="store_true", help="continue the study OUT/NAME after a crash or kill")
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="TPE sampler seed")
+    parser.add_argument("--no-dashboard", action="store_true", help="do not start the Ray dashboard")
+    parser.add_argument("--fail-trials", type=int, nargs="*", default=[], help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    cfg = SearchConfig(
+        space=args.space,
+        data=args.data,
+        hidden=args.hidden,
+        samples=args.samples,
+        budget=args.budget,
+        out=args.out,
+        name=args.name,
+        gpus_per_trial=args.gpus_per_trial,
+        cpus_per_trial=args.cpus_per_trial,
+        address=args.address,
+        seed=args.seed,
+        dashboard=not args.no_dashboard,
+        fail_trials=tuple(args.fail_trials),
+    )
+    try:
+        return run_search(cfg, resume=args.resume)
+    except (FileExistsError, FileNotFoundError, ValueError, KeyError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2

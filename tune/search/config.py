@@ -1,0 +1,76 @@
+"""A study's config (SearchConfig, saved to OUT/NAME/search.json) and how a study folder is started or
+read back for --resume."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from reports.schema import STUDY_FILE
+from tune.search.spaces import get_space
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """One study. Saved to OUT/NAME/search.json; --resume reads it back."""
+
+    space: str = "dual_phase"  # registered search space
+    data: str | None = None  # data root; None: the embedded synthetic set
+    hidden: str | None = None  # the hidden split's folder when it is shipped apart
+    samples: int | None = None  # trials per stage; None: the budget's
+    budget: str = "default"  # smoke | default, sized to the machine
+    out: str = "runs"  # where experiment folders go (shared storage for a cluster)
+    name: str | None = None  # experiment folder; None: SPACE-YYYYMMDD-HHMMSS
+    gpus_per_trial: float | None = None  # None: 1 where a GPU is visible, else 0; fractions pack trials
+    cpus_per_trial: float = 1.0  # CPUs each trial asks for (and its torch threads)
+    address: str | None = None  # join this Ray cluster instead of starting a local one
+    seed: int = 0  # the TPE sampler's seed
+    dashboard: bool = True  # start the Ray dashboard (local Ray only), on 127.0.0.1
+    fail_trials: tuple[int, ...] = ()  # fault injection for tests: the n-th suggested trials (1-based) raise
+
+    @property
+    def experiment_dir(self) -> Path:
+        assert self.name is not None
+        return Path(self.out).absolute() / self.name
+
+    @property
+    def gpus(self) -> float:
+        """GPUs per trial, once `resolved()` has decided them for this machine."""
+        if self.gpus_per_trial is None:
+            raise ValueError("SearchConfig.gpus_per_trial is not resolved yet: call resolved() first")
+        return self.gpus_per_trial
+
+    def resolved(self) -> SearchConfig:
+        """This config with what it leaves to the machine decided: a whole GPU per trial where one is
+        visible, else none. search.json keeps what the user asked for; this is resolved on every run."""
+        if self.gpus_per_trial is not None:
+            return self
+        return dataclasses.replace(self, gpus_per_trial=1.0 if torch.cuda.is_available() else 0.0)
+
+
+def prepare_study(cfg: SearchConfig, resume: bool) -> SearchConfig:
+    """Name the experiment, and save or (for --resume) read back its config."""
+    if cfg.name is None:
+        if resume:
+            raise ValueError("--resume needs the --name of the study to continue")
+        cfg = dataclasses.replace(cfg, name=f"{cfg.space}-{time.strftime('%Y%m%d-%H%M%S')}")
+    path = cfg.experiment_dir / STUDY_FILE
+    if resume:
+        if not path.exists():
+            raise FileNotFoundError(f"nothing to resume: {path} does not exist")
+        saved = json.loads(path.read_text())
+        saved["fail_trials"] = tuple(saved.get("fail_trials", ()))
+        return dataclasses.replace(SearchConfig(**saved), out=cfg.out, address=cfg.address, dashboard=cfg.dashboard)
+    if path.exists():
+        raise FileExistsError(
+            f"{cfg.experiment_dir} already holds a study; pass --resume to continue it, or another --name"
+        )
+    get_space(cfg.space)  # fail early on an unknown space
+    cfg.experiment_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
+    return cfg

@@ -1,0 +1,139 @@
+"""The study driver: starts (or joins) Ray, runs the space's stages in order, and ends with the best
+model's evaluation, the report and a summary."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from data.cache import decode_split
+from reports.schema import (
+    BEST_METRIC,
+    CHECKPOINT,
+    EPOCHS,
+    STAGE,
+    STATUS,
+    TRIAL_ID,
+    param_columns,
+    param_name,
+    read_results,
+)
+from tune.search.config import SearchConfig, prepare_study
+from tune.search.results import is_nan
+from tune.search.spaces import budget_for, get_space
+from tune.search.stages import Study, finished_trials, run_stage
+
+
+def run_search(cfg: SearchConfig, *, resume: bool = False) -> int:
+    """Run (or resume) a study; returns the exit status: 1 if a stage had no successful trial."""
+    study = open_study(prepare_study(cfg, resume).resolved())
+    space = study.space
+    print(
+        f"study {study.cfg.name}: space {space.name} ({' -> '.join(s.name for s in space.stages)}), "
+        f"budget {study.budget.name}, data {study.root}"
+    )
+    for split in ("train", "val", "unlabeled"):  # decode once on this machine, before any trial starts
+        if split != "unlabeled" or (study.root / split).is_dir():
+            decode_split(study.root, split)
+    init_ray(study.cfg)
+    status = 0
+    for stage in space.stages:
+        try:
+            run_stage(study, stage)
+        except RuntimeError as err:
+            print(f"stage {stage.name}: {err}", file=sys.stderr)
+            status = 1
+            break
+        trials, _ = read_results(study.results_dir)
+        if not len(finished_trials(trials, stage.name)):
+            print(f"stage {stage.name}: no trial succeeded", file=sys.stderr)
+            status = 1
+            break
+    finish(study)
+    return status
+
+
+def open_study(cfg: SearchConfig) -> Study:
+    """The study's space, budget and data root (the embedded synthetic set when it names none)."""
+    if cfg.data is None:
+        from data.synth.default import default_data_root
+
+        root = default_data_root()
+    else:
+        root = Path(cfg.data).absolute()
+    return Study(cfg, get_space(cfg.space), budget_for(cfg.budget, gpu=cfg.gpus > 0), root)
+
+
+def init_ray(cfg: SearchConfig) -> None:
+    import ray
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # With CheckpointConfig(num_to_keep=1) Ray snapshots the experiment state after every trial checkpoint,
+    # since the checkpoint before it is deleted at once; that is what keeps a resume after kill -9 pointing
+    # at checkpoints that exist (with num_to_keep=None, 2 of 3 kill -9 tries failed to restore). On local
+    # disk a snapshot takes ~10 ms, so Ray's "snapshotting has been triggered multiple times" hint, printed
+    # ~15 times a default run, is noise: 0 silences that hint alone (the slow-sync warning stays).
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    if ray.is_initialized():
+        return
+    if cfg.address:
+        ray.init(address=cfg.address, logging_level=logging.WARNING)
+        print(f"joined the Ray cluster at {cfg.address}: {ray.cluster_resources()}")
+        return
+    context = ray.init(
+        include_dashboard=cfg.dashboard,
+        dashboard_host="127.0.0.1",
+        logging_level=logging.WARNING,
+        configure_logging=True,
+    )
+    if cfg.dashboard and context.dashboard_url:
+        print(
+            f"Ray dashboard: http://{context.dashboard_url}  (it asks for Ray's auth token: "
+            "`ray get-auth-token`, or the file ~/.ray/auth_token)"
+        )
+
+
+def finish(study: Study) -> None:
+    """Evaluate the best model for the report, build the report, print the summary. A failure here is
+    reported and leaves the results as they are."""
+    from reports.build import build_report
+    from tune.search.evaluate import evaluate_best
+
+    try:
+        evaluate_best(study.folder, study.root)
+    except (FileNotFoundError, ValueError, RuntimeError) as err:
+        print(f"no per-class IoU or gallery: {err}", file=sys.stderr)
+    report = build_report([study.folder], study.folder / "report.html")
+    print_summary(study)
+    print(f"report: {report}")
+
+
+def print_summary(study: Study) -> None:
+    trials, _ = read_results(study.results_dir)
+    print(f"\nresults: {study.results_dir}")
+    if not len(trials):
+        print("no trials ran")
+        return
+    counts = trials.groupby([STAGE, STATUS]).size()
+    print("trials: " + ", ".join(f"{key[0]} {key[1]} {n}" for key, n in counts.items()))  # type: ignore[index]
+    final = study.space.stages[-1]
+    top = finished_trials(trials, final.name).head(5)
+    if not len(top):
+        return
+    params = param_columns(top)
+    print(f"\ntop {len(top)} of stage {final.name} by {final.metric} ({final.mode}):")
+    for rank, row in enumerate(top.to_dict("records"), 1):
+        shown = ", ".join(
+            f"{param_name(c)}={_short(row[c])}" for c in params if row[c] is not None and not is_nan(row[c])
+        )
+        print(
+            f"  {rank}. {row[TRIAL_ID]}  {final.metric} {row[BEST_METRIC]:.4f}  [{row[STATUS]}, {row[EPOCHS]} epochs]  {shown}"
+        )
+    print(f"\nbest checkpoint: {top.iloc[0][CHECKPOINT]}")
+
+
+def _short(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)

@@ -1,0 +1,105 @@
+"""The Optuna side of a stage: TPE through Ray's OptunaSearch, told PRUNED for trials ASHA stopped, with
+its study kept in the study folder's Optuna journal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from ray.tune.search.optuna import OptunaSearch
+
+from reports.schema import OPTUNA_FILE, optuna_study_name
+from tune.search.spaces import Budget, Stage
+from tune.search.trainable import FAULT_KEY
+
+TRAINING_ITERATION = "training_iteration"  # Ray's count of a trial's reported results: its epochs here
+
+
+def journal_storage(experiment_dir: Path) -> JournalStorage:
+    """The study folder's Optuna journal (`optuna-dashboard OUT/NAME/optuna.journal` opens it)."""
+    return JournalStorage(JournalFileBackend(str(experiment_dir / OPTUNA_FILE)))
+
+
+class PrunedAwareOptunaSearch(OptunaSearch):
+    """Tells Optuna that a trial ASHA stopped early was PRUNED at its last rung (its last reported value),
+    not COMPLETE with a low-fidelity value, which would mislead TPE. Also marks the trials --fail-trials
+    names, for the tests' fault injection.
+
+    Ray has no public hook for this, so it reads three private attributes of OptunaSearch (Ray 2.60):
+    `_ot_trials` (Ray trial id -> optuna.Trial), `_completed_trials` (Ray trial ids already told) and
+    `_ot_study` (the optuna.Study). tests/tune/search/test_searcher.py fails if a Ray release changes them.
+    """
+
+    def __init__(self, *args: Any, max_t: int, fail_trials: tuple[int, ...] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._max_t = max_t
+        self._fail_trials = set(fail_trials)
+        self._suggested = 0
+
+    def suggest(self, trial_id: str) -> dict | None:
+        config = super().suggest(trial_id)
+        if config is not None:
+            self._suggested += 1
+            if self._suggested in self._fail_trials:
+                config[FAULT_KEY] = True
+        return config
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        stopped_early = not error and result is not None and result.get(TRAINING_ITERATION, self._max_t) < self._max_t
+        if stopped_early and trial_id in self._ot_trials and trial_id not in self._completed_trials:
+            # Ray hands the result that triggered the stop to on_trial_complete, not on_trial_result:
+            # record it as the last rung's value, which Optuna keeps as the pruned trial's value.
+            ot_trial = self._ot_trials[trial_id]
+            assert result is not None
+            if isinstance(result.get(self.metric), (int, float)):
+                ot_trial.report(float(result[self.metric]), int(result[TRAINING_ITERATION]))
+            self._ot_study.tell(ot_trial, state=optuna.trial.TrialState.PRUNED)  # type: ignore[attr-defined]
+            self._completed_trials.add(trial_id)
+            return
+        super().on_trial_complete(trial_id, result, error)
+
+
+class DefineByRun:
+    """The stage's define-by-run function bound to its budget and parents; picklable, so that the
+    searcher can be saved with the experiment."""
+
+    def __init__(self, stage: Stage, budget: Budget, parents: tuple[str, ...]) -> None:
+        self.stage, self.budget, self.parents = stage, budget, parents
+
+    def __call__(self, trial: optuna.Trial) -> dict[str, Any] | None:
+        values = self.stage.define(trial, self.budget, self.parents)
+        constants = {k: v for k, v in values.items() if k not in trial.params}
+        return constants or None  # Ray adds these to the trial's config beside the sampled values
+
+
+def make_searcher(
+    stage: Stage,
+    budget: Budget,
+    parents: tuple[str, ...],
+    *,
+    experiment_dir: Path,
+    study: str,
+    seed: int,
+    fail_trials: tuple[int, ...] = (),
+) -> PrunedAwareOptunaSearch:
+    return PrunedAwareOptunaSearch(
+        space=DefineByRun(stage, budget, parents),
+        metric=stage.metric,
+        mode=stage.mode,
+        sampler=optuna.samplers.TPESampler(seed=seed),
+        storage=journal_storage(experiment_dir),
+        study_name=optuna_study_name(study, stage.name),
+        max_t=budget.max_epochs,
+        fail_trials=fail_trials,
+    )
+
+
+def fail_orphaned_optuna_trials(experiment_dir: Path, study: str, stage: Stage) -> None:
+    """After a stage, an Optuna trial still RUNNING was asked for by a driver that was killed before
+    Ray recorded it; it will never be told. Mark it FAIL so the stored study is consistent."""
+    loaded = optuna.load_study(study_name=optuna_study_name(study, stage.name), storage=journal_storage(experiment_dir))
+    for trial in loaded.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        loaded.tell(trial.number, state=optuna.trial.TrialState.FAIL)

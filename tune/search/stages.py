@@ -1,0 +1,161 @@
+"""One stage of a study, in small steps: the parent trials it builds on, the pseudo-labels it trains on,
+and the Ray Tune experiment, built new or restored after a crash."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from ray import tune
+
+from reports.schema import CHECKPOINT, FINISHED, RESULTS_DIR, TRIAL_ID, ranked, read_results
+from tune.search.config import SearchConfig
+from tune.search.results import ResultsWriter
+from tune.search.searcher import fail_orphaned_optuna_trials, make_searcher
+from tune.search.spaces import Budget, SearchSpace, Stage
+from tune.search.trainable import StageJob, train_trial, trial_dirname
+from tune.training.pseudo import pseudo_label
+
+DONE = ".done"  # written in a stage's folder once its experiment has ended
+
+
+@dataclass(frozen=True)
+class Study:
+    """A study as a run sees it: its config (resources resolved), space, budget and data root."""
+
+    cfg: SearchConfig
+    space: SearchSpace
+    budget: Budget
+    root: Path
+
+    @property
+    def folder(self) -> Path:
+        return self.cfg.experiment_dir
+
+    @property
+    def results_dir(self) -> Path:
+        return self.folder / RESULTS_DIR
+
+
+def run_stage(study: Study, stage: Stage) -> None:
+    """Run (or resume, or skip when done) one stage's Ray Tune experiment."""
+    stage_dir = study.folder / stage.name
+    if (stage_dir / DONE).exists():
+        print(f"stage {stage.name}: already finished")
+        return
+    parents = choose_parents(study, stage)
+    job = StageJob(
+        stage.model,
+        study.budget.max_epochs,
+        str(study.root),
+        study.cfg.gpus,
+        parents,
+        stage.parent_role,
+        make_pseudo_labels(study, stage, parents),
+    )
+    make_tuner(study, stage, job, stage_dir).fit()
+    fail_orphaned_optuna_trials(study.folder, str(study.cfg.name), stage)
+    (stage_dir / DONE).touch()
+
+
+def choose_parents(study: Study, stage: Stage) -> dict[str, str]:
+    """The best finished trials of the stage this one builds on (one, for pseudo-labels): trial id ->
+    its best checkpoint. Empty for a stage with no parent."""
+    if stage.parent is None:
+        return {}
+    trials, _ = read_results(study.results_dir)
+    best = finished_trials(trials, stage.parent).head(1 if stage.parent_role == "pseudo_labels" else study.budget.top_k)
+    if not len(best):
+        raise RuntimeError(f"stage {stage.name} needs finished {stage.parent} trials, and there are none")
+    parents = dict(zip(best[TRIAL_ID], best[CHECKPOINT], strict=True))
+    print(f"stage {stage.name}: starting from the best {len(parents)} {stage.parent} trials: {', '.join(parents)}")
+    return parents
+
+
+def finished_trials(trials: pd.DataFrame, stage: str) -> pd.DataFrame:
+    """The finished trials of a stage that left a checkpoint, best first."""
+    return ranked(trials, stage, statuses=FINISHED, with_checkpoint=True)
+
+
+def make_pseudo_labels(study: Study, stage: Stage, parents: dict[str, str]) -> str | None:
+    """The pseudo-label folder of the parent segmenter, for a stage that trains on its masks."""
+    if stage.parent_role != "pseudo_labels" or not parents:
+        return None
+    segmenter = next(iter(parents.values()))
+    device = "cuda" if study.cfg.gpus > 0 else "cpu"
+    folder = pseudo_label(segmenter, study.root, hidden=study.cfg.hidden, device=device)
+    print(f"stage {stage.name}: pseudo-labels of segmenter {next(iter(parents))} in {folder}")
+    return str(folder)
+
+
+def make_tuner(study: Study, stage: Stage, job: StageJob, stage_dir: Path) -> tune.Tuner:
+    """The stage's Tuner: restored from its folder after a crash, else new."""
+    cfg = study.cfg
+    trainable = tune.with_resources(
+        tune.with_parameters(train_trial, job=job), {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus}
+    )
+    if tune.Tuner.can_restore(str(stage_dir)):
+        print(f"stage {stage.name}: resuming {stage_dir}")
+        return tune.Tuner.restore(
+            str(stage_dir), trainable, resume_unfinished=True, resume_errored=False, restart_errored=False
+        )
+    budget = study.budget
+    writer = ResultsWriter(
+        study.results_dir,
+        space=study.space.name,
+        stage=stage.name,
+        metric=stage.metric,
+        mode=stage.mode,
+        max_epochs=budget.max_epochs,
+        gpus_per_trial=cfg.gpus,
+    )
+    scheduler = tune.schedulers.ASHAScheduler(
+        metric=stage.metric,
+        mode=stage.mode,
+        max_t=budget.max_epochs,
+        grace_period=budget.grace_period,
+        reduction_factor=budget.reduction_factor,
+    )
+    searcher = make_searcher(
+        stage,
+        budget,
+        tuple(job.parents),
+        experiment_dir=study.folder,
+        study=str(cfg.name),
+        seed=cfg.seed,
+        fail_trials=cfg.fail_trials,
+    )
+    return tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=searcher,
+            scheduler=scheduler,
+            num_samples=cfg.samples or budget.samples,
+            max_concurrent_trials=_concurrency(cfg, budget),
+            trial_dirname_creator=trial_dirname,
+            reuse_actors=True,  # a new trial skips the process start and imports (seconds on a CPU)
+        ),
+        run_config=tune.RunConfig(
+            name=stage.name,
+            storage_path=str(study.folder),
+            failure_config=tune.FailureConfig(max_failures=0),
+            checkpoint_config=tune.CheckpointConfig(
+                num_to_keep=1, checkpoint_score_attribute=stage.metric, checkpoint_score_order=stage.mode
+            ),
+            callbacks=[writer],
+            verbose=1,
+        ),
+    )
+
+
+def _concurrency(cfg: SearchConfig, budget: Budget) -> int:
+    import ray
+
+    if budget.max_concurrent:
+        return budget.max_concurrent
+    resources = ray.cluster_resources()
+    slots = resources.get("CPU", 1) / cfg.cpus_per_trial
+    if cfg.gpus > 0:
+        slots = min(slots, resources.get("GPU", 0) / cfg.gpus)
+    return max(1, int(slots))

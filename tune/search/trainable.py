@@ -1,0 +1,95 @@
+"""The Ray Tune trainable: one sampled configuration of a stage trained by tune.training's Trainer,
+reporting and checkpointing every epoch, resuming from its last checkpoint when Tune restores it."""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+
+from models.registry import model_entry
+from tune.training.checkpoints import load_checkpoint
+from tune.training.config import RunConfig
+from tune.training.trainer import Trainer, load_data
+
+FAULT_KEY = "fault_injection"  # set in the config of the trials --fail-trials names
+PARENT_KEY = "parent_trial"  # the config entry naming the parent trial a dependent stage's trial builds on
+CHECKPOINT_NAME = "checkpoint.pt"  # the file in each of a trial's Ray checkpoints
+
+
+class TrialPlan(NamedTuple):
+    run: RunConfig
+    pretrained: str | None  # a checkpoint of the model's pretrained part, whose weights it starts from
+    pipeline: dict[str, str]  # other checkpoints the model works with, kept in its checkpoints
+    fail: bool  # fault injection: raise instead of training
+
+
+@dataclass(frozen=True)
+class StageJob:
+    """What every trial of a stage needs besides its sampled values; goes in via with_parameters."""
+
+    model: str
+    max_epochs: int
+    data_root: str
+    gpus_per_trial: float
+    parents: dict[str, str] = field(default_factory=dict)  # parent trial id -> its best checkpoint
+    parent_role: str = "pretrained"  # what the parent checkpoint is for (see Stage.parent_role)
+    pseudo_dir: str | None = None  # the pseudo-label folder, for a stage trained on a segmenter's masks
+
+    def plan(self, config: dict[str, Any]) -> TrialPlan:
+        """What a trial's Ray config asks for: its run and, for a dependent stage, the parent's checkpoint
+        as the weights of the model's pretrained part (dual_phase) or as the segmenter it works with
+        (mask_space)."""
+        values = dict(config)
+        values.pop(FAULT_KEY, None)
+        parent = values.pop(PARENT_KEY, None)
+        pretrained, pipeline = None, {}
+        if parent is not None and self.parent_role == "pretrained":
+            part = model_entry(self.model).pretrained
+            if part is None:
+                raise ValueError(f"model {self.model!r} has no pretrained part for parent trial {parent} to fill")
+            pretrained = self.parents[parent]
+            values[part.attribute] = RunConfig.from_dict(load_checkpoint(pretrained)["run"]).model_config
+        elif parent is not None:
+            pipeline = {"segmenter": self.parents[parent]}
+        run = RunConfig.from_values(self.model, values, epochs=self.max_epochs)
+        return TrialPlan(run, pretrained, pipeline, bool(config.get(FAULT_KEY)))
+
+
+def train_trial(config: dict[str, Any], *, job: StageJob) -> None:
+    """The Ray Tune trainable."""
+    import ray
+    from ray import tune
+
+    logging.getLogger("ray.train").setLevel(logging.WARNING)  # not a "checkpoint created" line per epoch
+    plan = job.plan(config)
+    if plan.fail:
+        raise RuntimeError("this trial fails on purpose (fault injection, --fail-trials)")
+    device = torch.device("cuda" if job.gpus_per_trial > 0 and torch.cuda.is_available() else "cpu")
+    if device.type == "cuda" and 0 < job.gpus_per_trial < 1:
+        # A fraction of a GPU is a scheduling promise; this makes it a memory cap, so that a greedy
+        # configuration runs out of memory alone instead of taking its neighbours down.
+        torch.cuda.set_per_process_memory_fraction(job.gpus_per_trial, device)
+    data = load_data(plan.run, job.data_root, device, progress=False, pseudo=job.pseudo_dir)
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            trainer = Trainer.resume(Path(folder) / CHECKPOINT_NAME, data, device)
+    else:
+        trainer = Trainer(plan.run, data, device, pretrained=plan.pretrained, pipeline=plan.pipeline)
+    node_id = ray.get_runtime_context().get_node_id()
+    for metrics in trainer.epochs():
+        with tempfile.TemporaryDirectory() as folder:
+            trainer.save(Path(folder) / CHECKPOINT_NAME)
+            extra = {"node_id": node_id, "first_step_at": trainer.first_step_at or math.nan}
+            tune.report({**metrics, **extra}, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def trial_dirname(trial: Any) -> str:
+    """Short trial folders (Ray's default name carries every hyperparameter)."""
+    return f"trial_{trial.trial_id}"

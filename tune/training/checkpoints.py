@@ -1,0 +1,70 @@
+"""Checkpoints: written atomically by the trainer, loaded with weights_only=True, refused with a clear
+error when they are missing or not this project's."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from data.files import atomic_write
+from models.registry import create_model, model_entry, pretrained_part
+from tune.training.config import RunConfig
+
+CHECKPOINT_FORMAT = 1
+
+
+def save_checkpoint(state: dict[str, Any], path: str | os.PathLike[str]) -> Path:
+    """Write a checkpoint atomically (a crash mid-write leaves the previous one)."""
+    with atomic_write(path) as tmp:
+        torch.save(state, tmp)
+    return Path(path)
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A checkpoint written by save_checkpoint, loaded with weights_only=True; clear errors for files that
+    are missing or not checkpoints of this project."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ValueError(f"cannot load checkpoint {path}: {err}") from err
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or "run" not in state:
+        raise ValueError(f"{path} is not a checkpoint of this project (format {CHECKPOINT_FORMAT})")
+    return state
+
+
+def model_from_state(state: dict[str, Any], device: torch.device | str = "cpu") -> tuple[RunConfig, nn.Module]:
+    """The run config and the trained model (in eval mode, on `device`) of a loaded checkpoint."""
+    run = RunConfig.from_dict(state["run"])
+    model = create_model(run.model, run.model_config)
+    model.load_state_dict(state["model"])
+    return run, model.to(device).eval()
+
+
+def load_model(path: str | os.PathLike[str], device: torch.device | str = "cpu") -> tuple[RunConfig, nn.Module]:
+    """The run config and the trained model (in eval mode, on `device`) of a checkpoint."""
+    return model_from_state(load_checkpoint(path), device)
+
+
+def load_pretrained_part(model: nn.Module, run: RunConfig, path: str | os.PathLike[str]) -> None:
+    """Put the weights of a separately trained part (dual_phase's frame predictor) into `model`; the
+    checkpoint must hold that part's model with the config `run` expects."""
+    part = model_entry(run.model).pretrained
+    module = pretrained_part(model, run.model)
+    if part is None or module is None:
+        raise ValueError(f"a {run.model!r} model has no pretrained part to load {path} into")
+    state = load_checkpoint(path)
+    loaded = RunConfig.from_dict(state["run"])
+    if loaded.model != part.model:
+        raise ValueError(f"{path} holds a {loaded.model!r} checkpoint; a {run.model} model needs a {part.model} one")
+    expected = getattr(run.model_config, part.attribute)
+    if loaded.model_config != expected:
+        what = part.model.replace("_", " ")
+        raise ValueError(f"{path} holds a {what} with config {loaded.model_config}, the model expects {expected}")
+    module.load_state_dict(state["model"])

@@ -1,0 +1,106 @@
+"""Run configs: how to train (TrainConfig) and which model with which config (RunConfig). Both are
+frozen and travel whole into every checkpoint."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from models.config import config_from_dict, config_to_dict, with_values
+from models.registry import model_entry
+
+SCHEDULES = ("onecycle", "cosine", "constant")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 10  # passes over the training set
+    batch_size: int = 16  # samples per step
+    lr: float = 1e-3  # peak learning rate (AdamW)
+    weight_decay: float = 1e-4  # AdamW weight decay
+    schedule: str = "onecycle"  # onecycle | cosine | constant, stepped per batch
+    hflip: bool = True  # flip each training clip horizontally with probability 1/2
+    dice_weight: float = 0.0  # segmentation: weight of a soft dice term added to cross-entropy
+    class_weighting: str = "none"  # segmentation: none | inverse_sqrt (of the train target pixel counts)
+    frame_loss: str = "mse"  # frame prediction: mse | l1
+    ssim_weight: float = 0.0  # frame prediction: weight of a (1 - SSIM) term
+    freeze_predictor: bool = True  # a model with a pretrained part (dual_phase's predictor): keep it fixed
+    frames_per_video: int = 22  # per-frame segmentation: frames drawn from each video per epoch
+    pseudo_input_start: float = 0.0  # mask prediction, scheduled sampling: chance that a training clip gets
+    pseudo_input_end: float = 0.5  # ... the segmenter's input masks instead of its own, first to last epoch
+    future_weight: float = 0.0  # mask prediction: weight of the mean loss on the predicted masks 12-21 (beside 22's)
+    amp: bool = True  # bf16 autocast on CUDA (no effect on CPU)
+    channels_last: bool = True  # channels-last memory format on CUDA (no effect on CPU)
+    compile: bool = False  # torch.compile the model
+    eval_batch_size: int = 32  # samples per evaluation step
+    seed: int = 0  # initialisation, shuffling, augmentation and dropout
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "eval_batch_size", "frames_per_video"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr}")
+        for name, value, allowed in (
+            ("schedule", self.schedule, SCHEDULES),
+            ("class_weighting", self.class_weighting, ("none", "inverse_sqrt")),
+            ("frame_loss", self.frame_loss, ("mse", "l1")),
+        ):
+            if value not in allowed:
+                raise ValueError(f"TrainConfig.{name} must be one of {allowed}, got {value!r}")
+        for name in ("dice_weight", "ssim_weight", "future_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("pseudo_input_start", "pseudo_input_end"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"TrainConfig.{name} must be in [0, 1], got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One training run: which model, its config, and how to train it. Travels whole into checkpoints."""
+
+    model: str  # a registered model name
+    model_config: Any  # that model's config dataclass
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        entry = model_entry(self.model)
+        if not isinstance(self.model_config, entry.config_class):
+            raise TypeError(
+                f"model {self.model!r} takes a {entry.config_class.__name__}, got {type(self.model_config).__name__}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "model_config": config_to_dict(self.model_config),
+            "train": config_to_dict(self.train),
+        }
+
+    def with_epochs(self, epochs: int) -> RunConfig:
+        return replace(self, train=replace(self.train, epochs=epochs))
+
+    @classmethod
+    def from_values(
+        cls, model: str, values: dict[str, Any], *, epochs: int | None = None, from_text: bool = False
+    ) -> RunConfig:
+        """A run from the defaults and flat `values`, each a field of TrainConfig or of the model's
+        config (dotted for nested ones, `predictor.hidden`); strings parsed by type with `from_text`."""
+        train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
+        train_values = {k: v for k, v in values.items() if k in train_fields}
+        model_values = {k: v for k, v in values.items() if k not in train_fields}
+        train = with_values(TrainConfig(), train_values, from_text=from_text)
+        if epochs is not None:
+            train = replace(train, epochs=epochs)
+        return cls(model, with_values(model_entry(model).config_class(), model_values, from_text=from_text), train)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> RunConfig:
+        entry = model_entry(values["model"])
+        return cls(
+            values["model"],
+            config_from_dict(entry.config_class, values["model_config"]),
+            config_from_dict(TrainConfig, values["train"]),
+        )

@@ -1,0 +1,162 @@
+"""What a training task is: the object the trainer, prediction and pseudo-labelling call, so that none
+of them asks which task it runs. One registry picks the task of a model from the model's interface."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from data.cache import DecodedSplit
+from data.classes import INPUT_FRAMES, NUM_CLASSES, TARGET_FRAME
+from data.datasets import batch_indices
+from models.registry import ModelEntry, model_entry
+from tune.training.config import RunConfig, TrainConfig
+from tune.training.inference import Infer
+from tune.training.losses import segmentation_loss
+
+CLIP = (*INPUT_FRAMES, TARGET_FRAME)  # the frames a clip task holds on the device
+
+
+@dataclass
+class TrainData:
+    """The device-resident splits a run trains and evaluates on (mask sequences for mask prediction)."""
+
+    train: Any  # DeviceSplit, or MaskClips for mask prediction
+    val: Any
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How a task reads its splits (see data.cache.decode_split)."""
+
+    cache_dir: str | os.PathLike[str] | None = None
+    on_error: Literal["raise", "skip"] = "raise"
+    progress: bool = True
+    pseudo: str | os.PathLike[str] | None = None  # the pseudo-label folder of a segmenter (mask prediction)
+
+    def decode_kwargs(self) -> dict[str, Any]:
+        return {"cache_dir": self.cache_dir, "on_error": self.on_error, "progress": self.progress}
+
+
+class Task:
+    """One training task: its data, batches, loss, evaluation and prediction. Subclasses override what
+    differs; the defaults are those of a task trained on whole clips, one sample per video."""
+
+    name: ClassVar[str]
+    needs_segmenter: ClassVar[bool] = False  # whether it trains on a per-frame segmenter's pseudo-labels
+    train_frames: ClassVar[tuple[int, ...] | None] = CLIP  # frames of a training video held on the device (None: all)
+    val_frames: ClassVar[tuple[int, ...]] = CLIP  # frames of a val video held on the device
+
+    @staticmethod
+    def handles(entry: ModelEntry) -> bool:
+        """Whether this task trains models with `entry`'s interface."""
+        raise NotImplementedError
+
+    def load(self, root: str | os.PathLike[str], device: torch.device, options: LoadOptions) -> TrainData:
+        raise NotImplementedError
+
+    def epoch_size(self, data: TrainData, cfg: TrainConfig) -> int:
+        return len(data.train)
+
+    def train_indices(self, data: TrainData, cfg: TrainConfig, generator: torch.Generator) -> Iterator[torch.Tensor]:
+        """Index batches of one training epoch, drawn on the device."""
+        return batch_indices(
+            len(data.train), cfg.batch_size, shuffle=True, device=generator.device, generator=generator
+        )
+
+    def batch(
+        self, train: Any, index: torch.Tensor, cfg: TrainConfig, epoch: int, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(inputs, targets) of one training batch, uint8 on the device."""
+        raise NotImplementedError
+
+    def class_weight_masks(self, data: TrainData) -> torch.Tensor | None:
+        """The target masks whose class frequencies weight the loss (None: no class weighting)."""
+        return data.train.masks
+
+    def output(self, out: Any) -> torch.Tensor:
+        """The tensor of the model's output the loss and the metrics read."""
+        return out
+
+    def wants_all_frames(self, cfg: TrainConfig) -> bool:
+        """Whether training asks the model for all its predicted frames (a mask model's 12-22)."""
+        return False
+
+    def loss(
+        self, out: torch.Tensor, target: torch.Tensor, cfg: TrainConfig, class_weights: torch.Tensor | None
+    ) -> torch.Tensor:
+        """By default, class logits (B, K, H, W) against class ids (B, H, W): cross-entropy (+ dice)."""
+        return segmentation_loss(out, target, cfg, class_weights)
+
+    def evaluate(self, infer: Infer, val: Any, batch_size: int) -> dict[str, float]:
+        """The val metrics (a stage picks the one the search optimises); `infer` maps a uint8 batch to
+        the model's output as `output` reads it."""
+        raise NotImplementedError
+
+    def predict(
+        self,
+        run: RunConfig,
+        model: nn.Module,
+        decoded: DecodedSplit,
+        device: torch.device,
+        *,
+        pipeline: dict[str, str],
+        batch_size: int = 32,
+    ) -> torch.Tensor:
+        """Class ids of mask 22, (N, H, W) uint8 on the CPU, for every video of a decoded split in its row order."""
+        raise ValueError(
+            f"a {run.model!r} checkpoint ({self.name}) does not predict masks of frame 22; "
+            "use a unet, dual_phase or mask_predictor one"
+        )
+
+
+def predict_in_batches(
+    infer: Infer, n: int, inputs: Callable[[torch.Tensor], torch.Tensor], device: torch.device, batch_size: int
+) -> torch.Tensor:
+    """Argmax class ids (N, H, W) uint8 on the CPU of a mask-22 model over n videos, `inputs(index)` giving
+    each batch's uint8 inputs; refuses a model whose classes or size do not fit the data."""
+    out = []
+    with torch.no_grad():
+        for index in batch_indices(n, batch_size, shuffle=False, device=device):
+            x = inputs(index)
+            logits = infer(x)
+            if logits.shape[1] != NUM_CLASSES or logits.shape[-2:] != x.shape[-2:]:
+                raise ValueError(
+                    f"the checkpoint's model gives {tuple(logits.shape[1:])} (classes, H, W); the data needs "
+                    f"({NUM_CLASSES}, {x.shape[-2]}, {x.shape[-1]})"
+                )
+            out.append(logits.argmax(1).to(torch.uint8).cpu())
+    return torch.cat(out)
+
+
+def on_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    """A (memory-mapped) array copied to a tensor on `device`."""
+    return torch.from_numpy(np.array(array)).to(device)
+
+
+_TASKS: list[Task] = []
+
+
+def register_task(cls: type[Task]) -> type[Task]:
+    if any(type(t).name == cls.name for t in _TASKS):
+        raise ValueError(f"task {cls.name!r} is already registered")
+    _TASKS.append(cls())
+    return cls
+
+
+def task_for(model: str) -> Task:
+    """The task that trains the registered model `model`, chosen by the model's interface."""
+    entry = model_entry(model)
+    found = [task for task in _TASKS if task.handles(entry)]
+    if len(found) != 1:
+        raise ValueError(
+            f"model {model!r} (input {entry.input_kind}, output {entry.output}) matches {len(found)} training "
+            f"tasks of {[t.name for t in _TASKS]}; it must match exactly one"
+        )
+    return found[0]

@@ -1,0 +1,73 @@
+"""Frame prediction (`frame_predictor`, phase 1 of dual_phase): frames 1-11 -> frame 22, MSE or L1
+(+ SSIM), scored by val MSE beside copy-last's. Pretraining reads the unlabeled split too."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from data.cache import decode_split
+from data.datasets import DeviceSplit, batch_indices, concat_splits
+from models.registry import ModelEntry
+from tune.training.config import TrainConfig
+from tune.training.inference import Infer
+from tune.training.losses import frame_loss
+from tune.training.tasks.base import LoadOptions, Task, TrainData, register_task
+
+
+@register_task
+class FramePrediction(Task):
+    name = "frame_prediction"
+
+    @staticmethod
+    def handles(entry: ModelEntry) -> bool:
+        return entry.output == "frame"
+
+    def load(self, root: str | os.PathLike[str], device: torch.device, options: LoadOptions) -> TrainData:
+        kwargs = options.decode_kwargs()
+        train = DeviceSplit(decode_split(root, "train", **kwargs), device, frames=self.train_frames)
+        if (Path(root) / "unlabeled").is_dir():
+            unlabeled = DeviceSplit(decode_split(root, "unlabeled", **kwargs), device, frames=self.train_frames)
+            train = concat_splits([unlabeled, train])
+        val = DeviceSplit(decode_split(root, "val", **kwargs), device, frames=self.val_frames)
+        return TrainData(train, val)
+
+    def batch(
+        self, train: Any, index: torch.Tensor, cfg: TrainConfig, epoch: int, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return train.frame_prediction_batch(index)
+
+    def class_weight_masks(self, data: TrainData) -> torch.Tensor | None:
+        return None
+
+    def output(self, out: Any) -> torch.Tensor:
+        return out.frame
+
+    def loss(
+        self, out: torch.Tensor, target: torch.Tensor, cfg: TrainConfig, class_weights: torch.Tensor | None
+    ) -> torch.Tensor:
+        return frame_loss(out, target, cfg)
+
+    def evaluate(self, infer: Infer, val: Any, batch_size: int) -> dict[str, float]:
+        device = val.device
+        sq, ab, copy_sq = (torch.zeros((), device=device) for _ in range(3))
+        for index in batch_indices(len(val), batch_size, shuffle=False, device=device):
+            frames, target = val.frame_prediction_batch(index)
+            pred = infer(frames).float().clamp(0, 1)
+            truth = target.float() / 255
+            sq += F.mse_loss(pred, truth, reduction="sum")
+            ab += F.l1_loss(pred, truth, reduction="sum")
+            copy_sq += F.mse_loss(frames[:, -1].float() / 255, truth, reduction="sum")
+        pixels = len(val) * val.frames[0, 0].numel()
+        mse = float(sq) / pixels
+        return {
+            "val_frame_mse": mse,
+            "val_frame_l1": float(ab) / pixels,
+            "val_psnr": -10 * math.log10(max(mse, 1e-12)),
+            "val_copy_last_mse": float(copy_sq) / pixels,
+        }

@@ -1,0 +1,99 @@
+"""Per-frame segmentation (`frame_segmenter`): frame -> its mask, over every frame of every training
+video; scored per frame on val frames 11 and 22, and as the two references: "copy last" (its mask of
+frame 11 given as the answer for frame 22) and "oracle" (its mask of the true frame 22). Its masks are
+the inputs of the mask-space predictor (`segment_frames`, the pseudo-labels)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+
+from data.cache import decode_split
+from data.classes import LAST_INPUT_FRAME, TARGET_FRAME
+from data.datasets import DeviceSplit, batch_indices
+from data.metric import IoUMeter
+from models.registry import ModelEntry
+from tune.training.config import TrainConfig
+from tune.training.inference import Infer, model_inputs
+from tune.training.tasks.base import LoadOptions, Task, TrainData, register_task
+
+SCORED = (LAST_INPUT_FRAME, TARGET_FRAME)  # the val frames a segmenter is scored on
+
+
+@register_task
+class FrameSegmentation(Task):
+    name = "frame_segmentation"
+    train_frames = None  # every frame of every training video
+    val_frames = SCORED
+
+    @staticmethod
+    def handles(entry: ModelEntry) -> bool:
+        return entry.output == "mask" and entry.input_kind == "frame"
+
+    def load(self, root: str | os.PathLike[str], device: torch.device, options: LoadOptions) -> TrainData:
+        kwargs = options.decode_kwargs()
+        train = DeviceSplit(decode_split(root, "train", **kwargs), device, frames=self.train_frames)
+        val = DeviceSplit(decode_split(root, "val", **kwargs), device, frames=self.val_frames)
+        return TrainData(train, val)
+
+    def epoch_size(self, data: TrainData, cfg: TrainConfig) -> int:
+        return len(data.train) * min(cfg.frames_per_video, len(data.train.frame_index))
+
+    def train_indices(self, data: TrainData, cfg: TrainConfig, generator: torch.Generator) -> Iterator[torch.Tensor]:
+        """`frames_per_video` distinct frames of every video, shuffled together (flat indices)."""
+        device = generator.device
+        n, t = len(data.train), len(data.train.frame_index)
+        k = min(cfg.frames_per_video, t)
+        scores = torch.rand(n, t, device=device, generator=generator)
+        frames = scores.argsort(dim=1)[:, :k]  # (n, k)
+        flat = (torch.arange(n, device=device)[:, None] * t + frames).reshape(-1)
+        order = torch.randperm(len(flat), device=device, generator=generator)
+        for start in range(0, len(flat), cfg.batch_size):
+            yield flat[order[start : start + cfg.batch_size]]
+
+    def batch(
+        self, train: Any, index: torch.Tensor, cfg: TrainConfig, epoch: int, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return train.frame_mask_batch(index)
+
+    def evaluate(self, infer: Infer, val: Any, batch_size: int) -> dict[str, float]:
+        per_frame, copy_last, oracle = (IoUMeter(val.device) for _ in range(3))
+        for index in batch_indices(len(val), batch_size, shuffle=False, device=val.device):
+            frames = val.gather_frames(index, SCORED)  # (B, 2, 3, H, W)
+            pred = infer(frames.flatten(0, 1)).argmax(1).unflatten(0, (len(index), 2))
+            mask_last, mask_future = (val.gather_masks(index, t) for t in SCORED)
+            per_frame.update(pred, torch.stack([mask_last, mask_future], dim=1))
+            copy_last.update(pred[:, 0], mask_future)
+            oracle.update(pred[:, 1], mask_future)
+        return {
+            "val_iou": per_frame.compute(),
+            "val_copy_last_iou": copy_last.compute(),
+            "val_oracle_iou": oracle.compute(),
+        }
+
+
+@torch.no_grad()
+def segment_frames(
+    model: torch.nn.Module,
+    frames: np.ndarray,
+    times: tuple[int, ...],
+    device: str | torch.device,
+    *,
+    batch_size: int = 32,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """A per-frame segmenter's class ids (N, len(times), H, W) uint8 for frames `times` of videos (N, T, H, W, 3)."""
+    if out is None:
+        out = np.empty((len(frames), len(times), *frames.shape[2:4]), dtype=np.uint8)
+    step = max(1, batch_size // len(times))
+    for start in range(0, len(frames), step):
+        chunk = torch.from_numpy(np.array(frames[start : start + step][:, list(times)])).to(device)
+        x = model_inputs(chunk.movedim(-1, -3).flatten(0, 1), "frame")  # (B * F, 3, H, W)
+        out[start : start + len(chunk)] = (
+            model(x).argmax(1).unflatten(0, (len(chunk), len(times))).to(torch.uint8).cpu().numpy()
+        )
+    return out

@@ -1,0 +1,136 @@
+"""Mask prediction (`mask_predictor`, the second stage of mask_space): the masks of frames 1-11 -> mask
+22 (and, rolled out, 12-21). Trained on the true masks of train and a segmenter's masks of unlabeled
+(its pseudo-labels), with scheduled sampling of the segmenter's input masks; scored on val from the
+segmenter's masks, never the ground truth, beside copy-last from the same masks."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from data.cache import DecodedSplit, decode_split
+from data.classes import FUTURE, INPUT_FRAMES, N_INPUT_FRAMES, TARGET_FRAME
+from data.datasets import MaskClips, batch_indices
+from data.metric import IoUMeter
+from models.registry import ModelEntry
+from tune.training.checkpoints import load_model
+from tune.training.config import RunConfig, TrainConfig
+from tune.training.inference import Infer, ModelRunner
+from tune.training.losses import segmentation_loss
+from tune.training.pseudo_store import has_pseudo, load_pseudo
+from tune.training.tasks.base import LoadOptions, Task, TrainData, on_device, predict_in_batches, register_task
+from tune.training.tasks.frame_segmentation import segment_frames
+
+
+@register_task
+class MaskPrediction(Task):
+    name = "mask_prediction"
+    needs_segmenter = True
+
+    @staticmethod
+    def handles(entry: ModelEntry) -> bool:
+        return entry.input_kind == "masks"
+
+    def load(self, root: str | os.PathLike[str], device: torch.device, options: LoadOptions) -> TrainData:
+        """Inputs from the pseudo-label folder `options.pseudo` (see tune.training.pseudo), targets from the
+        true masks."""
+        if options.pseudo is None:
+            raise ValueError("mask prediction needs the pseudo-label folder of a segmenter")
+        pseudo, kwargs = Path(options.pseudo), options.decode_kwargs()
+        train = decode_split(root, "train", **kwargs)
+        train_pseudo = _pseudo_of(pseudo, "train", train.ids)
+        assert train.masks is not None
+        parts = [
+            MaskClips(
+                on_device(train.masks[:, :N_INPUT_FRAMES], device),
+                on_device(train_pseudo, device),
+                on_device(train.masks[:, FUTURE], device),
+            )
+        ]
+        if has_pseudo(pseudo, "unlabeled"):
+            unlabeled, _ = load_pseudo(pseudo, "unlabeled")  # every frame, all the segmenter's
+            inputs = on_device(unlabeled[:, :N_INPUT_FRAMES], device)
+            parts.append(MaskClips(inputs, inputs, on_device(unlabeled[:, FUTURE], device)))
+        val = decode_split(root, "val", **kwargs)
+        val_inputs = on_device(_pseudo_of(pseudo, "val", val.ids), device)  # the segmenter's, never the truth
+        assert val.masks is not None
+        val_target = on_device(val.masks[:, TARGET_FRAME : TARGET_FRAME + 1], device)  # mask 22 alone
+        return TrainData(MaskClips.concat(parts), MaskClips(val_inputs, val_inputs, val_target))
+
+    def batch(
+        self, train: Any, index: torch.Tensor, cfg: TrainConfig, epoch: int, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scheduled sampling: a clip gets the segmenter's input masks with a chance that goes from
+        pseudo_input_start at the first epoch to pseudo_input_end at the last."""
+        progress = epoch / max(1, cfg.epochs - 1)
+        chance = cfg.pseudo_input_start + (cfg.pseudo_input_end - cfg.pseudo_input_start) * progress
+        use_pseudo = torch.rand(len(index), device=generator.device, generator=generator) < chance
+        return train.batch(index, use_pseudo)
+
+    def class_weight_masks(self, data: TrainData) -> torch.Tensor | None:
+        return data.train.target
+
+    def wants_all_frames(self, cfg: TrainConfig) -> bool:
+        return cfg.future_weight > 0
+
+    def loss(
+        self, out: torch.Tensor, target: torch.Tensor, cfg: TrainConfig, class_weights: torch.Tensor | None
+    ) -> torch.Tensor:
+        """target: masks 12-22 (B, 11, H, W), or 22 alone (B, 1, H, W); out: the logits of mask 22, or of
+        masks 12-22 (B, 11, K, H, W), whose mean loss on 12-21 is added with future_weight."""
+        future = None
+        if out.dim() == 5:
+            future = F.cross_entropy(out[:, :-1].movedim(2, 1).float(), target[:, :-1].long(), weight=class_weights)
+            out = out[:, -1]
+        loss = segmentation_loss(out, target[:, -1], cfg, class_weights)
+        return loss if future is None else loss + cfg.future_weight * future
+
+    def evaluate(self, infer: Infer, val: Any, batch_size: int) -> dict[str, float]:
+        """Competition IoU of mask 22 on val from the segmenter's masks of frames 1-11, and that
+        segmenter's mask of frame 11 scored as the answer (copy last)."""
+        meter, copy_last, loss = IoUMeter(val.device), IoUMeter(val.device), torch.zeros((), device=val.device)
+        for index in batch_indices(len(val), batch_size, shuffle=False, device=val.device):
+            inputs, target = val.batch(index)
+            target = target[:, -1]  # mask 22
+            logits = infer(inputs)
+            loss += F.cross_entropy(logits.float(), target.long(), reduction="sum") / target[0].numel()
+            meter.update(logits.argmax(1), target)
+            copy_last.update(inputs[:, -1], target)
+        return {
+            "val_iou": meter.compute(),
+            "val_loss": float(loss) / len(val),
+            "val_copy_last_iou": copy_last.compute(),
+        }
+
+    def predict(
+        self,
+        run: RunConfig,
+        model: nn.Module,
+        decoded: DecodedSplit,
+        device: torch.device,
+        *,
+        pipeline: dict[str, str],
+        batch_size: int = 32,
+    ) -> torch.Tensor:
+        """The mask-space pipeline: its segmenter labels the input frames, the predictor takes those masks."""
+        segmenter_path = pipeline.get("segmenter")
+        if not segmenter_path:
+            raise ValueError(f"a {run.model!r} checkpoint predicts from masks but names no segmenter checkpoint")
+        _, segmenter = load_model(segmenter_path, device)
+        inputs = torch.from_numpy(segment_frames(segmenter, decoded.frames, INPUT_FRAMES, device)).to(device)
+        infer = ModelRunner(model, run.model, device)
+        return predict_in_batches(infer, len(inputs), lambda index: inputs[index], device, batch_size)
+
+
+def _pseudo_of(pseudo: Path, split: str, ids: np.ndarray) -> np.ndarray:
+    """A split's pseudo-labels, checked to be of the videos the data holds now."""
+    masks, labelled = load_pseudo(pseudo, split)
+    if not np.array_equal(ids, labelled):
+        raise ValueError(f"the pseudo-labels in {pseudo} were made for other {split} videos than the data holds now")
+    return masks

@@ -1,0 +1,66 @@
+"""Segmentation (`unet`, `dual_phase`): frames 1-11 -> mask 22, cross-entropy (+ dice, class weights),
+scored with the competition IoU on val."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from data.cache import DecodedSplit, decode_split
+from data.classes import INPUT_FRAMES
+from data.datasets import DeviceSplit, batch_indices
+from data.metric import IoUMeter
+from models.registry import ModelEntry
+from tune.training.config import RunConfig, TrainConfig
+from tune.training.inference import Infer, ModelRunner
+from tune.training.tasks.base import LoadOptions, Task, TrainData, predict_in_batches, register_task
+
+
+@register_task
+class Segmentation(Task):
+    name = "segmentation"
+
+    @staticmethod
+    def handles(entry: ModelEntry) -> bool:
+        return entry.output == "mask" and entry.input_kind in ("stacked", "sequence")
+
+    def load(self, root: str | os.PathLike[str], device: torch.device, options: LoadOptions) -> TrainData:
+        kwargs = options.decode_kwargs()
+        train = DeviceSplit(decode_split(root, "train", **kwargs), device, frames=self.train_frames)
+        val = DeviceSplit(decode_split(root, "val", **kwargs), device, frames=self.val_frames)
+        return TrainData(train, val)
+
+    def batch(
+        self, train: Any, index: torch.Tensor, cfg: TrainConfig, epoch: int, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return train.segmentation_batch(index)
+
+    def evaluate(self, infer: Infer, val: Any, batch_size: int) -> dict[str, float]:
+        """Competition IoU of mask 22 on val, predicted from frames 1-11."""
+        meter, loss = IoUMeter(val.device), torch.zeros((), device=val.device)
+        for index in batch_indices(len(val), batch_size, shuffle=False, device=val.device):
+            frames, target = val.segmentation_batch(index)
+            logits = infer(frames)
+            loss += F.cross_entropy(logits.float(), target.long(), reduction="sum") / target[0].numel()
+            meter.update(logits.argmax(1), target)
+        return {"val_iou": meter.compute(), "val_loss": float(loss) / len(val)}
+
+    def predict(
+        self,
+        run: RunConfig,
+        model: nn.Module,
+        decoded: DecodedSplit,
+        device: torch.device,
+        *,
+        pipeline: dict[str, str],
+        batch_size: int = 32,
+    ) -> torch.Tensor:
+        held = DeviceSplit(decoded, device, frames=INPUT_FRAMES)
+        infer = ModelRunner(model, run.model, device)
+        return predict_in_batches(
+            infer, len(held), lambda index: held.gather_frames(index, INPUT_FRAMES), device, batch_size
+        )

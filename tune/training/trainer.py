@@ -1,0 +1,192 @@
+"""The trainer: trains one run epoch by epoch through its task object (tune.training.tasks), with no
+Ray and no knowledge of which task it runs.
+
+Data is held on the training device as uint8 and batches are gathered there; metrics are accumulated
+on the device and read once per epoch. Checkpoints hold model, optimizer, scheduler, epoch, RNG states
+and the full run config, load with `weights_only=True`, and resume to the same result as an
+uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from models.registry import create_model, pretrained_part
+from tune.training.checkpoints import CHECKPOINT_FORMAT, load_checkpoint, load_pretrained_part, save_checkpoint
+from tune.training.config import RunConfig, TrainConfig
+from tune.training.inference import ModelRunner
+from tune.training.losses import inverse_sqrt_class_weights
+from tune.training.tasks import LoadOptions, TrainData, task_for
+
+
+def load_data(run: RunConfig, root: str | os.PathLike[str], device: torch.device | str, **options: Any) -> TrainData:
+    """Decode (once, cached) and move to `device` the splits `run`'s task trains and evaluates on;
+    `options` are those of LoadOptions (cache_dir, on_error, progress, pseudo)."""
+    return task_for(run.model).load(root, torch.device(device), LoadOptions(**options))
+
+
+class Trainer:
+    """Trains one run epoch by epoch. `epochs()` yields a metrics dict per epoch; `save()` writes a
+    checkpoint that `Trainer.resume()` continues from."""
+
+    def __init__(
+        self,
+        run: RunConfig,
+        data: TrainData,
+        device: torch.device | str = "cpu",
+        *,
+        pretrained: str | os.PathLike[str] | None = None,
+        pipeline: dict[str, str] | None = None,
+    ) -> None:
+        self.run = run
+        self.pipeline = dict(pipeline or {})  # other checkpoints this model works with (its segmenter)
+        self.cfg = run.train
+        self.data = data
+        self.device = torch.device(device)
+        self.task = task_for(run.model)
+        torch.manual_seed(self.cfg.seed)
+        self.generator = torch.Generator(device=self.device).manual_seed(self.cfg.seed)
+        self.model = create_model(run.model, run.model_config).to(self.device)
+        if pretrained is not None:
+            load_pretrained_part(self.model, run, pretrained)
+        part = pretrained_part(self.model, run.model)
+        self.frozen = [part.eval()] if part is not None and self.cfg.freeze_predictor else []
+        for module in self.frozen:
+            module.requires_grad_(False)
+        fast = self.device.type == "cuda"
+        if fast and self.cfg.channels_last:
+            self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        self.runner = ModelRunner(
+            self.model,
+            run.model,
+            self.device,
+            amp=self.cfg.amp,
+            channels_last=fast and self.cfg.channels_last,
+            forward=torch.compile(self.model) if self.cfg.compile else None,
+        )
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        self.steps_per_epoch = math.ceil(self.task.epoch_size(data, self.cfg) / self.cfg.batch_size)
+        self.scheduler = _make_schedule(self.optimizer, self.cfg, self.steps_per_epoch * self.cfg.epochs)
+        self.class_weights = self._class_weights()
+        self.epoch = 0
+        self.first_step_at: float | None = None  # wall-clock time of this process's first training step
+        self.history: list[dict[str, float]] = []
+
+    # -- public API
+
+    def epochs(self) -> Iterator[dict[str, float]]:
+        """Train the remaining epochs, yielding each epoch's metrics."""
+        while self.epoch < self.cfg.epochs:
+            started = time.perf_counter()
+            train_loss, samples = self._train_epoch()
+            train_seconds = time.perf_counter() - started
+            metrics = {"epoch": float(self.epoch + 1), "train_loss": train_loss, **self.evaluate()}
+            metrics["lr"] = float(self.optimizer.param_groups[0]["lr"])
+            metrics["train_samples_per_s"] = samples / max(train_seconds, 1e-9)
+            metrics["epoch_seconds"] = time.perf_counter() - started
+            self.epoch += 1
+            self.history.append(metrics)
+            yield metrics
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "run": self.run.to_dict(),
+            "task": self.task.name,
+            "epoch": self.epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": {"torch": torch.get_rng_state(), "generator": self.generator.get_state()},
+            "history": self.history,
+            "pipeline": self.pipeline,
+        }
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write a checkpoint atomically (a crash mid-write leaves the previous one)."""
+        return save_checkpoint(self.state_dict(), path)
+
+    @classmethod
+    def resume(cls, path: str | os.PathLike[str], data: TrainData, device: torch.device | str = "cpu") -> Trainer:
+        state = load_checkpoint(path)
+        trainer = cls(RunConfig.from_dict(state["run"]), data, device, pipeline=state.get("pipeline"))
+        trainer.model.load_state_dict(state["model"])
+        trainer.optimizer.load_state_dict(state["optimizer"])
+        trainer.scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"]["torch"])
+        trainer.generator.set_state(state["rng"]["generator"])
+        trainer.epoch = int(state["epoch"])
+        trainer.history = list(state["history"])
+        return trainer
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        self.model.eval()
+        try:
+            return self.task.evaluate(self._infer, self.data.val, self.cfg.eval_batch_size)
+        finally:
+            self._train_mode()
+
+    # -- training
+
+    def _train_mode(self) -> None:
+        self.model.train()
+        for module in self.frozen:
+            module.eval()
+
+    def _infer(self, raw: torch.Tensor) -> torch.Tensor:
+        return self.task.output(self.runner(raw))
+
+    def _class_weights(self) -> torch.Tensor | None:
+        if self.cfg.class_weighting == "none":
+            return None
+        masks = self.task.class_weight_masks(self.data)
+        return None if masks is None else inverse_sqrt_class_weights(masks).to(self.device)
+
+    def _flip(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        flip = torch.rand(x.shape[0], device=self.device, generator=self.generator) < 0.5
+        x = torch.where(flip.view(-1, *[1] * (x.dim() - 1)), x.flip(-1), x)
+        y = torch.where(flip.view(-1, *[1] * (y.dim() - 1)), y.flip(-1), y)
+        return x, y
+
+    def _train_epoch(self) -> tuple[float, int]:
+        self._train_mode()
+        total = torch.zeros((), device=self.device)
+        samples = 0
+        all_frames = self.task.wants_all_frames(self.cfg)
+        for index in self.task.train_indices(self.data, self.cfg, self.generator):
+            if self.first_step_at is None:
+                self.first_step_at = time.time()
+            x, y = self.task.batch(self.data.train, index, self.cfg, self.epoch, self.generator)
+            if self.cfg.hflip:
+                x, y = self._flip(x, y)
+            out = self.runner(x, all_frames=True) if all_frames else self.task.output(self.runner(x))
+            loss = self.task.loss(out, y, self.cfg, self.class_weights)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.scheduler.step()
+            total += loss.detach() * len(index)
+            samples += len(index)
+        mean = float(total) / max(samples, 1)  # the epoch's one host synchronisation
+        if not math.isfinite(mean):
+            raise FloatingPointError(f"training loss became {mean} in epoch {self.epoch + 1} of {self.run.model}")
+        return mean, samples
+
+
+def _make_schedule(
+    optimizer: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int
+) -> torch.optim.lr_scheduler.LRScheduler:
+    if cfg.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=max(total_steps, 1))
+    if cfg.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(total_steps, 1))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
