@@ -10,9 +10,11 @@ One step predicts the next `horizon` masks at once. With horizon 11 a single ste
 (masks 12-21 come with it, for an optional loss on them); with fewer the model is rolled out: each step's
 predicted class probabilities are encoded like input masks and join the window of the last 11 frames,
 so the prediction of frame 22 rests on the model's own earlier predictions, differentiably.
-`copy_prior` starts the model as "copy the last known mask": a learned bonus on the logit of the class
-each pixel held, so training begins from the copy-last answer instead of from all background (on the CPU quality set,
-0.263 val IoU against 0.174 without it, same budget; docs/models.md).
+A prior starts the model from a rule's answer: a learned bonus (initially `copy_prior`) on the logit of
+the class the rule gives each pixel, so training begins from the rule instead of from all background and
+the network learns what the rule gets wrong. `prior="copy"`: the last known mask (on the CPU quality set,
+0.263 val IoU against 0.174 without it, same budget; docs/models.md); `prior="motion"`: each object of
+the last known mask moved along its track, as far as the frame predicted (models.motion); `"none"`.
 """
 
 from __future__ import annotations
@@ -27,7 +29,10 @@ from torch import nn
 from data.classes import FUTURE_FRAMES, N_INPUT_FRAMES, NUM_CLASSES
 from models.blocks import class_head, norm_layer
 from models.config import check_depth, check_positive, check_prior
+from models.motion import extrapolate_masks
 from models.registry import register_model
+
+PRIORS = ("copy", "motion", "none")
 
 
 @dataclass(frozen=True)
@@ -41,7 +46,8 @@ class MaskPredictorConfig:
     n_input: int = N_INPUT_FRAMES  # input frames
     background_prior: float = 0.9  # initial probability of class 0
     horizon: int = FUTURE_FRAMES  # masks predicted per step; fewer than 11: rolled out on its own predictions
-    copy_prior: float = 10.0  # initial (learned) logit bonus for the class the last known mask holds; 0: none
+    copy_prior: float = 10.0  # initial (learned) logit bonus for the class the prior gives a pixel; 0: no prior
+    prior: str = "copy"  # copy (the last known mask) | motion (its objects moved along their tracks) | none
 
     def __post_init__(self) -> None:
         check_positive(self, "hid_s", "hid_t", "n_t", "n_input")
@@ -49,6 +55,8 @@ class MaskPredictorConfig:
             raise ValueError(f"MaskPredictorConfig.horizon must be in 1..{FUTURE_FRAMES}, got {self.horizon}")
         if self.copy_prior < 0:
             raise ValueError(f"MaskPredictorConfig.copy_prior must be >= 0, got {self.copy_prior}")
+        if self.prior not in PRIORS:
+            raise ValueError(f"MaskPredictorConfig.prior must be one of {PRIORS}, got {self.prior!r}")
         if self.embed < 0:
             raise ValueError(f"MaskPredictorConfig.embed must be >= 0 (0: one-hot), got {self.embed}")
         check_depth(self, "n_s")
@@ -93,7 +101,8 @@ class MaskPredictor(nn.Module):
         self.up = nn.Sequential(*[_conv(cfg.hid_s, cfg.hid_s, transpose=True) for _ in range(cfg.n_s)])
         self.merge = _conv(2 * cfg.hid_s, cfg.hid_s)
         self.head = class_head(cfg.hid_s, cfg.num_classes, cfg.background_prior, frames=cfg.horizon)
-        self.copy_scale = nn.Parameter(torch.tensor(float(cfg.copy_prior))) if cfg.copy_prior else None
+        with_prior = cfg.copy_prior and cfg.prior != "none"
+        self.copy_scale = nn.Parameter(torch.tensor(float(cfg.copy_prior))) if with_prior else None
         self.steps = math.ceil(FUTURE_FRAMES / cfg.horizon)
 
     def encode_classes(self, masks: torch.Tensor) -> torch.Tensor:
@@ -108,6 +117,16 @@ class MaskPredictor(nn.Module):
             return torch.einsum("nkhw,kc->nchw", probs, self.embedding.weight)
         return probs
 
+    def _add_motion_prior(self, logits: torch.Tensor, masks: torch.Tensor, ahead: list[int]) -> torch.Tensor:
+        """logits (B, F, K, H, W) of the frames `ahead` of the last input (1-based), plus the learned bonus on
+        the class of each pixel in the input masks moved that far along their tracks."""
+        assert self.copy_scale is not None
+        rule = torch.stack([extrapolate_masks(masks, steps=a) for a in ahead if a <= FUTURE_FRAMES], dim=1)
+        rule = rule.unsqueeze(2)  # (B, F', 1, H, W) class ids; a rolled-out step may run past frame 22
+        bonus = self.copy_scale.to(logits.dtype).expand(rule.shape)
+        head, tail = logits[:, : rule.shape[1]], logits[:, rule.shape[1] :]
+        return torch.cat([head.scatter_add(2, rule, bonus), tail], dim=1)
+
     def forward(self, masks: torch.Tensor, all_frames: bool = False) -> torch.Tensor:
         """Masks of frames 1-11 (B, T, H, W) class ids -> logits of mask 22 (B, num_classes, H, W), or with
         `all_frames` those of masks 12-22 (B, 11, num_classes, H, W)."""
@@ -116,7 +135,8 @@ class MaskPredictor(nn.Module):
         full = self.stem(self.encode_classes(masks.long().flatten(0, 1)))  # (B * T, hid_s, H, W)
         fulls = list(full.unflatten(0, (b, t)).unbind(1))  # per frame (B, hid_s, H, W)
         lows = list(self.down(full).unflatten(0, (b, t)).unbind(1))  # per frame (B, hid_s, h, w)
-        last = F.one_hot(masks[:, -1].long(), k).movedim(-1, 1).float() if self.copy_scale is not None else None
+        copy = self.copy_scale is not None and self.cfg.prior == "copy"
+        last = F.one_hot(masks[:, -1].long(), k).movedim(-1, 1).float() if copy else None
         outputs: list[torch.Tensor] = []
         for step in range(self.steps):
             z = self.translate_in(torch.cat(lows[-self.cfg.n_input :], dim=1))  # (B, hid_t, h, w)
@@ -131,13 +151,18 @@ class MaskPredictor(nn.Module):
                 logits = self.head(h).unflatten(1, (horizon, k))  # (B, horizon, K, H, W)
             if last is not None and self.copy_scale is not None:
                 logits = logits + self.copy_scale * last.unsqueeze(1).to(logits.dtype)
+            elif self.copy_scale is not None:  # motion: frames step * horizon + 1 .. on, or frame 22 alone
+                only_22 = final and not all_frames
+                ahead = [FUTURE_FRAMES] if only_22 else list(range(step * horizon + 1, (step + 1) * horizon + 1))
+                logits = self._add_motion_prior(logits, masks, ahead)
             outputs.append(logits)
             if not final:  # the predicted masks join the window as class probabilities
                 probs = logits.float().softmax(dim=2)
                 full = self.stem(self.encode_probs(probs.flatten(0, 1)))
                 fulls += full.unflatten(0, (b, horizon)).unbind(1)
                 lows += self.down(full).unflatten(0, (b, horizon)).unbind(1)
-                last = probs[:, -1]
+                if last is not None:  # the copy prior copies the model's own last prediction
+                    last = probs[:, -1]
         if not all_frames:
             return outputs[-1][:, 0]
         return torch.cat(outputs, dim=1)[:, :FUTURE_FRAMES]

@@ -15,6 +15,7 @@ from torch import nn
 from data.classes import FRAME_HEIGHT, FRAME_WIDTH, N_INPUT_FRAMES, NUM_CLASSES
 from models.dual_phase import DualPhaseConfig
 from models.frame_predictor import FramePredictorConfig
+from models.motion import extrapolate_masks
 from models.registry import (
     PretrainedPart,
     create_model,
@@ -120,6 +121,7 @@ def test_loss_falls_when_overfitting_one_batch(name: str) -> None:
         (lambda: model_config("mask_predictor", horizon=0), "MaskPredictorConfig.horizon must be in 1..11, got 0"),
         (lambda: model_config("mask_predictor", horizon=12), "MaskPredictorConfig.horizon must be in 1..11, got 12"),
         (lambda: model_config("mask_predictor", copy_prior=-1.0), "MaskPredictorConfig.copy_prior"),
+        (lambda: model_config("mask_predictor", prior="flow"), "MaskPredictorConfig.prior must be one of"),
     ],
 )
 def test_configs_that_cannot_work_raise_naming_the_field(build: Any, field: str) -> None:
@@ -209,3 +211,35 @@ def test_mask_predictor_copy_prior_starts_from_the_last_mask(horizon: int) -> No
         copying = create_model("mask_predictor", dataclasses.replace(cfg, copy_prior=20.0)).eval()(x).argmax(1)
     assert torch.equal(copying, x[:, -1])  # through the whole rollout for horizon 1
     assert not torch.equal(plain, x[:, -1])
+
+
+def _moving_masks() -> torch.Tensor:
+    """Masks of frames 1-11 (2, 11, H, W): one object moving 3 px a frame to the right, one still."""
+    x = torch.zeros(2, N_INPUT_FRAMES, FRAME_HEIGHT, FRAME_WIDTH, dtype=torch.long)
+    for t in range(N_INPUT_FRAMES):
+        x[:, t, 50:60, 10 + 3 * t : 20 + 3 * t] = 7
+    x[:, :, 100:110, 100:110] = 3
+    return x
+
+
+@pytest.mark.parametrize("horizon", [1, 4, 11])
+def test_mask_predictor_motion_prior_with_a_silent_network_is_the_extrapolation(horizon: int) -> None:
+    x = _moving_masks()
+    cfg = model_config("mask_predictor", **TINY["mask_predictor"], horizon=horizon, prior="motion")
+    model = create_model("mask_predictor", cfg).eval()
+    head = model.head
+    assert isinstance(head, nn.Conv2d) and head.bias is not None
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.zero_()
+        mask_22 = model(x).argmax(1)
+        masks_12_22 = model(x, all_frames=True).argmax(2)
+    assert torch.equal(mask_22, extrapolate_masks(x))
+    for ahead in range(1, 12):  # every rolled-out step has the rule of its own frame
+        assert torch.equal(masks_12_22[:, ahead - 1], extrapolate_masks(x, steps=ahead))
+    assert not torch.equal(mask_22, x[:, -1])  # the object moved
+
+
+def test_mask_predictor_prior_none_adds_no_bonus() -> None:
+    cfg = model_config("mask_predictor", **TINY["mask_predictor"], prior="none")
+    assert create_model("mask_predictor", cfg).copy_scale is None
