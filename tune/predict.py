@@ -1,8 +1,10 @@
-"""`python -m tune.predict --experiment DIR [--checkpoint PATH] --data DIR --split {val,hidden} --out FILE`
+"""`python -m tune.predict --experiment DIR [--checkpoint PATH] --data DIR --split {val,hidden} --out FILE [--rule R]`
 
 Predicts the mask of frame 22 for every video of a split with the study's best checkpoint (or the one
 named), and saves the (N, 160, 240) integer tensor in video-id order with torch.save, the competition's
 submission format. With `--split val` it also prints the IoU exactly as the competition computes it.
+`--rule extrapolate` (or `copy_last`) answers with a rule on a per-frame segmenter's masks instead: the
+checkpoint is a frame_segmenter, or a mask_space predictor whose segmenter is used.
 """
 
 from __future__ import annotations
@@ -28,6 +30,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hidden", type=Path, default=None, help="the hidden split's folder, when shipped apart")
     parser.add_argument("--split", choices=["val", "hidden"], required=True)
     parser.add_argument("--out", type=Path, required=True, help="file for torch.save of the (N, 160, 240) tensor")
+    parser.add_argument(
+        "--rule",
+        choices=["copy_last", "extrapolate"],
+        default=None,
+        help="answer with a rule on the segmenter's masks instead of the model (the checkpoint is a frame_segmenter "
+        "or names one): copy_last (its mask of frame 11) or extrapolate (each object moved along its track)",
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args(argv)
@@ -36,7 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         checkpoint = args.checkpoint or best_checkpoint(args.experiment)
         masks, ids, iou = predict(
-            checkpoint, args.data, args.split, hidden=args.hidden, device=args.device, batch_size=args.batch_size
+            checkpoint,
+            args.data,
+            args.split,
+            hidden=args.hidden,
+            device=args.device,
+            batch_size=args.batch_size,
+            rule=args.rule,
         )
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

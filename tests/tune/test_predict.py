@@ -92,3 +92,42 @@ def test_a_checkpoint_with_other_classes_is_refused(
         in capsys.readouterr().err
     )
     assert not (tmp_path / "x.pt").exists()
+
+
+@pytest.mark.parametrize("rule", ["copy_last", "extrapolate"])
+def test_a_rule_answers_from_the_segmenter_of_a_mask_study(
+    rule: str, mask_study: Path, synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from models.motion import extrapolate_masks
+    from tune.training.checkpoints import load_checkpoint, load_model
+    from tune.training.tasks import segment_frames
+
+    predictor = best_checkpoint(mask_study)  # a mask predictor that names its segmenter
+    segmenter = load_checkpoint(predictor)["pipeline"]["segmenter"]
+    outputs = {}
+    for name, checkpoint in (("predictor", predictor), ("segmenter", segmenter)):
+        outputs[name] = tmp_path / f"{name}.pt"
+        args = ["--checkpoint", str(checkpoint), "--data", str(synth_root), "--split", "val", "--rule", rule]
+        assert main([*args, "--out", str(outputs[name])]) == 0
+    masks = torch.load(outputs["predictor"], weights_only=True)
+    assert torch.equal(masks, torch.load(outputs["segmenter"], weights_only=True))
+
+    val = decode_split(synth_root, "val", progress=False)
+    _, model = load_model(segmenter)
+    seg = torch.from_numpy(segment_frames(model, val.frames, (9, 10), "cpu")).long()
+    expected = seg[:, -1] if rule == "copy_last" else extrapolate_masks(seg)
+    assert masks.dtype == torch.uint8 and torch.equal(masks.long(), expected)
+    assert val.masks is not None
+    iou = competition_iou(expected, torch.from_numpy(np.array(val.masks[:, 21])).long())
+    assert f"val IoU (competition metric, whole set): {iou:.4f}" in capsys.readouterr().out
+
+
+def test_a_rule_needs_a_segmenter(
+    unet_study: Path, synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["--experiment", str(unet_study), "--data", str(synth_root), "--split", "val", "--rule", "extrapolate"]
+    assert main([*args, "--out", str(tmp_path / "x.pt")]) == 2
+    assert (
+        "rule 'extrapolate' needs a frame_segmenter checkpoint, or one that names its segmenter"
+        in capsys.readouterr().err
+    )

@@ -1,22 +1,32 @@
-"""Prediction of mask 22 for a whole split from a checkpoint, through the checkpoint's task, and the
-best checkpoint of a finished study (by the results schema's best-trial rule)."""
+"""Prediction of mask 22 for a whole split from a checkpoint, through the checkpoint's task or by a rule
+on a per-frame segmenter's masks (copy last, extrapolate), and the best checkpoint of a finished study
+(by the results schema's best-trial rule)."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from data.cache import decode_split
-from data.classes import N_INPUT_FRAMES, TARGET_FRAME
+from data.classes import LAST_INPUT_FRAME, N_INPUT_FRAMES, TARGET_FRAME
 from data.layout import DataError
 from data.metric import competition_iou
+from models.motion import extrapolate_masks
 from reports.schema import CHECKPOINT, RESULTS_DIR, ranked, read_results, stage_order
-from tune.training.checkpoints import load_checkpoint, model_from_state
+from tune.training.checkpoints import load_checkpoint, load_model, model_from_state
 from tune.training.inference import resolve_device
-from tune.training.tasks import task_for
+from tune.training.tasks import FrameSegmentation, segment_frames, task_for
+
+# rules that answer from a per-frame segmenter's masks of the last input frames (frames 10, 11), no training
+RULES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "copy_last": lambda masks: masks[:, -1].long(),
+    "extrapolate": extrapolate_masks,
+}
+RULE_FRAMES = (LAST_INPUT_FRAME - 1, LAST_INPUT_FRAME)
 
 
 def best_checkpoint(experiment: str | os.PathLike[str]) -> Path:
@@ -40,8 +50,11 @@ def predict(
     hidden: str | os.PathLike[str] | None = None,
     device: str = "auto",
     batch_size: int = 32,
+    rule: str | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, float | None]:
-    """(predicted masks (N, H, W) uint8, video ids (N,), competition IoU for val else None)."""
+    """(predicted masks (N, H, W) uint8, video ids (N,), competition IoU for val else None). With `rule`
+    (a key of RULES) the answer is that rule's on the segmenter's masks: the checkpoint is a
+    frame_segmenter, or a model that names its segmenter (a mask_space predictor)."""
     dev = resolve_device(device)
     state = load_checkpoint(checkpoint)
     run, model = model_from_state(state, dev)
@@ -51,7 +64,33 @@ def predict(
             f"split {split!r} of {data} has {decoded.n_frames} frames per video, fewer than the {N_INPUT_FRAMES} inputs"
         )
     pipeline = dict(state.get("pipeline") or {})
-    masks = task_for(run.model).predict(run, model, decoded, dev, pipeline=pipeline, batch_size=batch_size)
+    if rule is not None:
+        if rule not in RULES:
+            raise ValueError(f"unknown rule {rule!r}; valid: {', '.join(RULES)}")
+        if not isinstance(task_for(run.model), FrameSegmentation):
+            if not pipeline.get("segmenter"):
+                raise ValueError(f"rule {rule!r} needs a frame_segmenter checkpoint, or one that names its segmenter")
+            _, model = load_model(pipeline["segmenter"], dev)
+        masks = _predict_by_rule(RULES[rule], model, decoded.frames, dev, batch_size)
+    else:
+        masks = task_for(run.model).predict(run, model, decoded, dev, pipeline=pipeline, batch_size=batch_size)
     target = torch.from_numpy(np.array(decoded.masks[:, TARGET_FRAME])) if decoded.masks is not None else None
     iou = competition_iou(masks.long(), target.long()) if split != "hidden" and target is not None else None
     return masks, torch.as_tensor(decoded.ids), iou
+
+
+def _predict_by_rule(
+    rule: Callable[[torch.Tensor], torch.Tensor],
+    segmenter: torch.nn.Module,
+    frames: np.ndarray,
+    device: torch.device,
+    batch_size: int,
+) -> torch.Tensor:
+    """The rule's mask 22 (N, H, W) uint8 from the segmenter's masks of frames 10 and 11, a chunk at a time."""
+    out = []
+    for start in range(0, len(frames), batch_size):
+        masks = segment_frames(
+            segmenter, frames[start : start + batch_size], RULE_FRAMES, device, batch_size=batch_size
+        )
+        out.append(rule(torch.from_numpy(masks).to(device)).to(torch.uint8).cpu())
+    return torch.cat(out)

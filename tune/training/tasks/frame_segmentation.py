@@ -1,7 +1,8 @@
 """Per-frame segmentation (`frame_segmenter`): frame -> its mask, over every frame of every training
 video; scored per frame on val frames 11 and 22, and as the two references: "copy last" (its mask of
-frame 11 given as the answer for frame 22) and "oracle" (its mask of the true frame 22). Its masks are
-the inputs of the mask-space predictor (`segment_frames`, the pseudo-labels)."""
+frame 11 given as the answer for frame 22), "extrapolate" (its masks of frames 10 and 11, each object
+moved along its track to frame 22, models.motion) and "oracle" (its mask of the true frame 22). Its
+masks are the inputs of the mask-space predictor (`segment_frames`, the pseudo-labels)."""
 
 from __future__ import annotations
 
@@ -16,19 +17,21 @@ from data.cache import decode_split
 from data.classes import LAST_INPUT_FRAME, TARGET_FRAME
 from data.datasets import DeviceSplit, batch_indices
 from data.metric import IoUMeter
+from models.motion import extrapolate_masks
 from models.registry import ModelEntry
 from tune.training.config import TrainConfig
 from tune.training.inference import Infer, model_inputs
 from tune.training.tasks.base import LoadOptions, Task, TrainData, register_task
 
 SCORED = (LAST_INPUT_FRAME, TARGET_FRAME)  # the val frames a segmenter is scored on
+TRACKED = (LAST_INPUT_FRAME - 1, LAST_INPUT_FRAME)  # the frames its extrapolation starts from
 
 
 @register_task
 class FrameSegmentation(Task):
     name = "frame_segmentation"
     train_frames = None  # every frame of every training video
-    val_frames = SCORED
+    val_frames = (TRACKED[0], *SCORED)
 
     @staticmethod
     def handles(entry: ModelEntry) -> bool:
@@ -61,17 +64,20 @@ class FrameSegmentation(Task):
         return train.frame_mask_batch(index)
 
     def evaluate(self, infer: Infer, val: Any, batch_size: int) -> dict[str, float]:
-        per_frame, copy_last, oracle = (IoUMeter(val.device) for _ in range(3))
+        per_frame, copy_last, oracle, extrapolate = (IoUMeter(val.device) for _ in range(4))
         for index in batch_indices(len(val), batch_size, shuffle=False, device=val.device):
-            frames = val.gather_frames(index, SCORED)  # (B, 2, 3, H, W)
-            pred = infer(frames.flatten(0, 1)).argmax(1).unflatten(0, (len(index), 2))
+            frames = val.gather_frames(index, self.val_frames)  # (B, 3, 3, H, W): frames 10, 11 and 22
+            pred = infer(frames.flatten(0, 1)).argmax(1).unflatten(0, (len(index), len(self.val_frames)))
+            pred_before, pred_last, pred_future = pred.unbind(1)
             mask_last, mask_future = (val.gather_masks(index, t) for t in SCORED)
-            per_frame.update(pred, torch.stack([mask_last, mask_future], dim=1))
-            copy_last.update(pred[:, 0], mask_future)
-            oracle.update(pred[:, 1], mask_future)
+            per_frame.update(torch.stack([pred_last, pred_future], dim=1), torch.stack([mask_last, mask_future], dim=1))
+            copy_last.update(pred_last, mask_future)
+            extrapolate.update(extrapolate_masks(torch.stack([pred_before, pred_last], dim=1)), mask_future)
+            oracle.update(pred_future, mask_future)
         return {
             "val_iou": per_frame.compute(),
             "val_copy_last_iou": copy_last.compute(),
+            "val_extrapolate_iou": extrapolate.compute(),
             "val_oracle_iou": oracle.compute(),
         }
 

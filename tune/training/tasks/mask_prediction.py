@@ -1,7 +1,8 @@
 """Mask prediction (`mask_predictor`, the second stage of mask_space): the masks of frames 1-11 -> mask
 22 (and, rolled out, 12-21). Trained on the true masks of train and a segmenter's masks of unlabeled
 (its pseudo-labels), with scheduled sampling of the segmenter's input masks; scored on val from the
-segmenter's masks, never the ground truth, beside copy-last from the same masks."""
+segmenter's masks, never the ground truth, beside copy-last and the motion rule (extrapolate) from the
+same masks."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from data.cache import DecodedSplit, decode_split
 from data.classes import FUTURE, INPUT_FRAMES, N_INPUT_FRAMES, TARGET_FRAME
 from data.datasets import MaskClips, batch_indices
 from data.metric import IoUMeter
+from models.motion import extrapolate_masks
 from models.registry import ModelEntry
 from tune.training.checkpoints import load_model
 from tune.training.config import RunConfig, TrainConfig
@@ -92,9 +94,11 @@ class MaskPrediction(Task):
         return loss if future is None else loss + cfg.future_weight * future
 
     def evaluate(self, infer: Infer, val: Any, batch_size: int) -> dict[str, float]:
-        """Competition IoU of mask 22 on val from the segmenter's masks of frames 1-11, and that
-        segmenter's mask of frame 11 scored as the answer (copy last)."""
-        meter, copy_last, loss = IoUMeter(val.device), IoUMeter(val.device), torch.zeros((), device=val.device)
+        """Competition IoU of mask 22 on val from the segmenter's masks of frames 1-11, and two rules on the
+        same masks: its mask of frame 11 as the answer (copy last), and that mask's objects moved along
+        their tracks (extrapolate)."""
+        meter, copy_last, extrapolate = (IoUMeter(val.device) for _ in range(3))
+        loss = torch.zeros((), device=val.device)
         for index in batch_indices(len(val), batch_size, shuffle=False, device=val.device):
             inputs, target = val.batch(index)
             target = target[:, -1]  # mask 22
@@ -102,10 +106,12 @@ class MaskPrediction(Task):
             loss += F.cross_entropy(logits.float(), target.long(), reduction="sum") / target[0].numel()
             meter.update(logits.argmax(1), target)
             copy_last.update(inputs[:, -1], target)
+            extrapolate.update(extrapolate_masks(inputs), target)
         return {
             "val_iou": meter.compute(),
             "val_loss": float(loss) / len(val),
             "val_copy_last_iou": copy_last.compute(),
+            "val_extrapolate_iou": extrapolate.compute(),
         }
 
     def predict(
