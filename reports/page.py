@@ -15,13 +15,16 @@ from plotly.offline import get_plotlyjs
 from reports import figures
 from reports.load import Experiment
 from reports.schema import (
+    BEST_EPOCH,
     BEST_METRIC,
+    EPOCH,
     EPOCHS,
     FAILURE,
     GPU_HOURS,
     LABEL,
     METRIC,
     ORDER,
+    REFERENCES,
     STAGE,
     STATUS,
     TRIAL_ID,
@@ -152,6 +155,25 @@ def gallery_html(gallery: pd.DataFrame | None) -> str:
     return f'<h3>Gallery: val videos, the best model</h3><div class="gallery">{"".join(cells)}</div>'
 
 
+def references_html(trials: pd.DataFrame, epochs: pd.DataFrame, stage: str) -> str:
+    """The stage's best trial beside the rules measured at its best epoch (copy last, extrapolate,
+    oracle), where its task reports them; empty otherwise."""
+    best = ranked(trials, stage)
+    if not len(best) or not len(epochs):
+        return ""
+    top = best.iloc[0]
+    rows = epochs[(epochs[TRIAL_ID] == top[TRIAL_ID]) & (epochs[EPOCH] == top[BEST_EPOCH])]
+    shown = [(label, rows[column].iloc[0]) for column, label in REFERENCES.items() if column in rows and len(rows)]
+    shown = [(label, value) for label, value in shown if not pd.isna(value)]
+    if not shown:
+        return ""
+    items = "".join(f"<li>{html.escape(label)}: {_fmt(value)}</li>" for label, value in shown)
+    return (
+        f'<div class="references"><p>Best trial {html.escape(str(top[TRIAL_ID]))}: {html.escape(str(top[METRIC]))} '
+        f"{_fmt(top[BEST_METRIC])}; the rules on the same masks at its best epoch:</p><ul>{items}</ul></div>"
+    )
+
+
 def experiment_html(exp: Experiment, index: int) -> str:
     parts = [
         f"<h2>{html.escape(exp.name)}</h2>",
@@ -169,6 +191,7 @@ def experiment_html(exp: Experiment, index: int) -> str:
     for k, stage in enumerate(stages):
         prefix = f"e{index}-s{k}"
         parts.append(f"<h3>Stage {html.escape(stage)}</h3>")
+        parts.append(references_html(trials, exp.epochs, stage))
         parts.append(figure_html(figures.learning_curves(trials, exp.epochs, stage), f"{prefix}-curves"))
         parts.append(figure_html(figures.optimisation_history(trials, stage), f"{prefix}-history"))
         parts.append(figure_html(figures.parallel_coordinates(trials, stage), f"{prefix}-parallel"))

@@ -55,6 +55,13 @@ FINISHED = ("completed", "stopped")
 
 CONFIG_PREFIX = "config/"  # a trial's hyperparameters are the columns config/NAME
 
+# epochs-table metrics of the rules a mask stage is measured against, with the segmenter's masks it uses
+REFERENCES = {
+    "val_copy_last_iou": "copy last (the mask of frame 11)",
+    "val_extrapolate_iou": "extrapolate (the objects of frame 11 moved along their tracks)",
+    "val_oracle_iou": "oracle (the segmenter on the true frame 22)",
+}
+
 # per-class table (PER_CLASS_FILE): the best model's IoU per class on val
 CLASS_ID = "class_id"
 CLASS_NAME = "class_name"

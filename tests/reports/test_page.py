@@ -51,3 +51,22 @@ def test_side_by_side_shows_the_best_of_each_final_stage(tmp_path: Path) -> None
     page = build_page([load_experiment(low), load_experiment(high)])
     assert "<td class='text'>low</td><td class='text'>unet</td><td>2</td><td>0.1</td>" in page
     assert "<td class='text'>high</td><td class='text'>unet</td><td>2</td><td>0.3</td>" in page
+
+
+def test_a_stage_shows_the_rules_measured_at_its_best_trials_best_epoch(tmp_path: Path) -> None:
+    folder = write_study_folder(tmp_path / "m", [trial_row("a", 0.3), trial_row("b", 0.5)])
+    epochs_file = folder / schema.RESULTS_DIR / schema.EPOCHS_FILE
+    epochs = pd.read_parquet(epochs_file)
+    epochs["val_copy_last_iou"] = [0.11, 0.21]
+    epochs["val_extrapolate_iou"] = [0.12, 0.42]
+    epochs.to_parquet(epochs_file, index=False)
+    page = build_page([load_experiment(folder)])
+    assert "Best trial b: val_iou 0.5; the rules on the same masks at its best epoch" in page
+    assert f"<li>{schema.REFERENCES['val_copy_last_iou']}: 0.21</li>" in page
+    assert f"<li>{schema.REFERENCES['val_extrapolate_iou']}: 0.42</li>" in page
+    assert "oracle" not in page  # not reported by this study
+
+
+def test_a_stage_without_rules_shows_no_references(tmp_path: Path) -> None:
+    page = build_page([load_experiment(write_study_folder(tmp_path / "u", ROWS))])
+    assert 'class="references"' not in page
