@@ -4,11 +4,13 @@
                                  [--epochs 30] [--pretrain-epochs 30] [--width 64] [--batch 32] [--device auto]
 
 Approaches: `unet` (frames 1-11 stacked), `dual_phase` (frame predictor pretrained on unlabeled + train,
-then a U-Net on its frame 22), the two references from one per-frame segmenter: `copy last` (its mask of
-frame 11 as the answer for frame 22) and `oracle` (its mask of the true frame 22; an upper bound), and
+then a U-Net on its frame 22), the three references from one per-frame segmenter: `copy last` (its mask
+of frame 11 as the answer for frame 22), `extrapolate` (its masks of frames 10-11, each object moved along
+its track, no training) and `oracle` (its mask of the true frame 22; an upper bound), and
 `mask_space` (a mask predictor trained on that segmenter's masks of every frame, evaluated on its masks
 of val frames 1-11), in the variants of MASK_VARIANTS (`--mask-variants` picks some).
-`--segmenter CKPT` reuses a trained per-frame segmenter (its references are then not re-measured) and
+`--segmenter CKPT` reuses a trained per-frame segmenter (its copy-last and extrapolate rows then come from
+the mask predictor's val masks, the oracle is not re-measured) and
 `--only mask_space` skips the RGB approaches.
 Without --data, the set is generated (seed 0) into --workdir. Appends a row per approach to a markdown
 table in --out, with the command, device and date.
@@ -30,12 +32,13 @@ from tune.train import build_run, train_run
 from tune.training.inference import resolve_device
 
 MASK_VARIANTS = {  # mask_space rows: key -> (row name, extra --set assignments of the mask predictor)
-    "plain": ("one step, no copy prior", ["copy_prior=0"]),
-    "copy": ("one step, copy prior", ["copy_prior=10"]),
-    "copy-future": ("one step, copy prior, loss on masks 12-21", ["copy_prior=10", "future_weight=0.5"]),
+    "plain": ("one step, no prior", ["prior=none"]),
+    "copy": ("one step, copy prior", ["prior=copy", "copy_prior=10"]),
+    "motion": ("one step, motion prior", ["prior=motion", "copy_prior=10"]),
+    "copy-future": ("one step, copy prior, loss on masks 12-21", ["prior=copy", "copy_prior=10", "future_weight=0.5"]),
     "rollout4": (
         "rolled out 4 masks a step, copy prior, loss on masks 12-21",
-        ["horizon=4", "copy_prior=10", "future_weight=0.5"],
+        ["horizon=4", "prior=copy", "copy_prior=10", "future_weight=0.5"],
     ),
 }
 APPROACHES = ("unet", "dual_phase", "frame_segmenter", "mask_space")
@@ -103,6 +106,13 @@ def main(argv: list[str] | None = None) -> int:
         minutes = (time.perf_counter() - started) / 60
         if name == "frame_segmenter":
             rows.append(("copy last (per-frame U-Net on frame 11)", final["val_copy_last_iou"], f"{minutes:.1f}"))
+            rows.append(
+                (
+                    "extrapolate (its masks of frames 10-11, objects moved)",
+                    final["val_extrapolate_iou"],
+                    f"{minutes:.1f}",
+                )
+            )
             rows.append(("oracle (per-frame U-Net on the true frame 22)", final["val_oracle_iou"], f"{minutes:.1f}"))
         else:
             rows.append((name, final["val_iou"], f"{minutes:.1f}"))
@@ -123,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         took = f"{(time.perf_counter() - started) / 60:.1f}"
         if args.segmenter is not None and variant == args.mask_variants[0]:  # the reused segmenter's copy-last
             rows.append(("copy last (the segmenter's mask of frame 11)", final["val_copy_last_iou"], "-"))
+            rows.append(("extrapolate (the segmenter's masks, objects moved)", final["val_extrapolate_iou"], "-"))
         rows.append((f"mask_space, {label}", final["val_iou"], took))
     device = resolve_device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"

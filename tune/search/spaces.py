@@ -263,7 +263,8 @@ def define_mask_predictor(trial: optuna.Trial, budget: Budget, parents: Sequence
         # one step to frame 22, or rolled out on its own predictions; masks 12-21 as extra targets
         "horizon": trial.suggest_categorical("horizon", [1, 4, 11]),
         "future_weight": trial.suggest_float("future_weight", 0.0, 1.0),
-        "copy_prior": trial.suggest_categorical("copy_prior", [0.0, 10.0]),  # start from copy-last or not
+        # start from a rule's answer: nothing, copy-last, or each object moved along its track (models.motion)
+        "prior": trial.suggest_categorical("prior", ["none", "copy", "motion"]),
         "parent_trial": parents[0],  # the segmenter that made the pseudo-labels (a constant, not searched)
     }
 
