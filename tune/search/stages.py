@@ -9,8 +9,9 @@ from pathlib import Path
 import pandas as pd
 from ray import tune
 
-from reports.schema import CHECKPOINT, FINISHED, RESULTS_DIR, TRIAL_ID, ranked, read_results
+from reports.schema import CHECKPOINT, FINISHED, RESULTS_DIR, STAGE, TRIAL_ID, ranked, read_results
 from tune.search.config import SearchConfig
+from tune.search.keeper import CheckpointKeeper, drop_kept, restore_kept
 from tune.search.results import ResultsWriter
 from tune.search.searcher import fail_orphaned_optuna_trials, make_searcher
 from tune.search.spaces import Budget, SearchSpace, Stage
@@ -56,6 +57,9 @@ def run_stage(study: Study, stage: Stage) -> None:
     )
     make_tuner(study, stage, job, stage_dir).fit()
     fail_orphaned_optuna_trials(study.folder, str(study.cfg.name), stage)
+    trials, _ = read_results(study.results_dir)
+    named: list[str] = list(trials[trials[STAGE] == stage.name][CHECKPOINT].dropna()) if len(trials) else []
+    drop_kept(stage_dir, keep={str(Path(path).parent) for path in named})
     (stage_dir / DONE).touch()
 
 
@@ -97,6 +101,8 @@ def make_tuner(study: Study, stage: Stage, job: StageJob, stage_dir: Path) -> tu
     )
     if tune.Tuner.can_restore(str(stage_dir)):
         print(f"stage {stage.name}: resuming {stage_dir}")
+        for folder in restore_kept(stage_dir):
+            print(f"stage {stage.name}: put back {folder.parent.name}/{folder.name}, deleted by Ray before the kill")
         return tune.Tuner.restore(
             str(stage_dir), trainable, resume_unfinished=True, resume_errored=False, restart_errored=False
         )
@@ -143,7 +149,7 @@ def make_tuner(study: Study, stage: Stage, job: StageJob, stage_dir: Path) -> tu
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=1, checkpoint_score_attribute=stage.metric, checkpoint_score_order=stage.mode
             ),
-            callbacks=[writer],
+            callbacks=[writer, CheckpointKeeper()],
             verbose=1,
         ),
     )

@@ -1,0 +1,81 @@
+"""Keeping the checkpoint a saved experiment state names, so that a resume after kill -9 finds it.
+
+With CheckpointConfig(num_to_keep=1), Ray deletes a trial's previous checkpoint as soon as the next one
+is registered, and saves the experiment state that names the new one a moment later, at the end of its
+loop step. A kill -9 in between leaves a saved state naming a deleted checkpoint: on --resume that trial
+failed with "Could not recover from checkpoint as it does not exist on storage anymore" (seen in
+tests/tune/search/test_search_resume.py under load). CheckpointKeeper hard-links (no copy) each trial's
+last two checkpoints into TRIAL/.kept when Ray reports them, which is before Ray deletes anything;
+`restore_kept` puts back the missing ones before Tuner.restore, and `drop_kept` removes the links and
+any checkpoint left over once the stage has ended.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+from ray.tune import Callback
+
+KEPT_DIR = ".kept"  # in a trial's folder
+KEPT_PER_TRIAL = 2  # the latest and the one before it: a saved state names one of them
+_CHECKPOINT = re.compile(r"checkpoint_(\d+)$")
+
+
+def link_tree(source: Path, target: Path) -> None:
+    """`target` as a copy of the folder `source` made of hard links (copies where links fail)."""
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(source, tmp, copy_function=_link_or_copy)
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def _checkpoints(folder: Path) -> list[Path]:
+    """A trial folder's checkpoint_N folders, oldest first."""
+    found = [p for p in folder.glob("checkpoint_*") if p.is_dir() and _CHECKPOINT.search(p.name)]
+    return sorted(found, key=lambda p: int(_CHECKPOINT.search(p.name).group(1)))  # type: ignore[union-attr]
+
+
+class CheckpointKeeper(Callback):
+    """A Ray Tune callback keeping hard links to each trial's last KEPT_PER_TRIAL checkpoints."""
+
+    def on_checkpoint(self, iteration: int, trials: list[Any], trial: Any, checkpoint: Any, **info: Any) -> None:
+        source = Path(checkpoint.path)
+        kept = source.parent / KEPT_DIR
+        link_tree(source, kept / source.name)
+        for old in _checkpoints(kept)[:-KEPT_PER_TRIAL]:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def restore_kept(stage_dir: Path) -> list[Path]:
+    """Put back every kept checkpoint Ray has deleted, before Tuner.restore; returns those put back."""
+    restored = []
+    for kept in stage_dir.glob(f"*/{KEPT_DIR}"):
+        for saved in _checkpoints(kept):
+            original = kept.parent / saved.name
+            if not original.exists():
+                link_tree(saved, original)
+                restored.append(original)
+    return restored
+
+
+def drop_kept(stage_dir: Path, keep: set[str]) -> None:
+    """Once a stage has ended: remove the kept links, and the checkpoints of each trial other than its
+    latest and those in `keep` (the best ones the results name), which a restore may have put back."""
+    for kept in stage_dir.glob(f"*/{KEPT_DIR}"):
+        shutil.rmtree(kept, ignore_errors=True)
+    for trial_dir in stage_dir.glob("trial_*"):
+        for folder in _checkpoints(trial_dir)[:-1]:
+            if str(folder) not in keep:
+                shutil.rmtree(folder, ignore_errors=True)
