@@ -9,11 +9,24 @@ OUT/NAME/results/*.parquet while the study runs; the Optuna studies to OUT/NAME/
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 from tune.search.config import SearchConfig
 from tune.search.driver import run_search
 from tune.search.spaces import list_spaces
+
+STUDY_FLAGS = (
+    "space",
+    "data",
+    "hidden",
+    "samples",
+    "budget",
+    "gpus_per_trial",
+    "cpus_per_trial",
+    "seed",
+    "fail_trials",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,43 +34,46 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tune.search", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--space", default=defaults.space, choices=list_spaces(), help="search space")
-    parser.add_argument("--data", default=None, help="data root (default: the embedded synthetic set, generated once)")
-    parser.add_argument("--hidden", default=None, help="the hidden split's folder, when shipped apart")
-    parser.add_argument("--samples", type=int, default=None, help="trials per stage (default: the budget's)")
-    parser.add_argument("--budget", default=defaults.budget, choices=["smoke", "default"], help="study size")
+    given = argparse.SUPPRESS  # the study's settings: only those on the command line reach the namespace
+    parser.add_argument(
+        "--space", default=given, choices=list_spaces(), help=f"search space (default: {defaults.space})"
+    )
+    parser.add_argument("--data", default=given, help="data root (default: the embedded synthetic set, generated once)")
+    parser.add_argument("--hidden", default=given, help="the hidden split's folder, when shipped apart")
+    parser.add_argument("--samples", type=int, default=given, help="trials per stage (default: the budget's)")
+    parser.add_argument(
+        "--budget", default=given, choices=["smoke", "default"], help=f"study size (default: {defaults.budget})"
+    )
     parser.add_argument("--out", default=defaults.out, help="folder for experiments (shared storage with --address)")
     parser.add_argument("--name", default=None, help="experiment name (default: SPACE-TIME)")
     parser.add_argument(
         "--gpus-per-trial",
         type=float,
-        default=None,
+        default=given,
         help="GPUs per trial; fractions pack trials (default: 1 with a GPU, else 0)",
     )
-    parser.add_argument("--cpus-per-trial", type=float, default=defaults.cpus_per_trial, help="CPUs per trial")
+    parser.add_argument(
+        "--cpus-per-trial", type=float, default=given, help=f"CPUs per trial (default: {defaults.cpus_per_trial})"
+    )
     parser.add_argument("--address", default=None, help="join an existing Ray cluster")
     parser.add_argument("--resume", action="store_true", help="continue the study OUT/NAME after a crash or kill")
-    parser.add_argument("--seed", type=int, default=defaults.seed, help="TPE sampler seed")
+    parser.add_argument("--seed", type=int, default=given, help=f"TPE sampler seed (default: {defaults.seed})")
     parser.add_argument("--no-dashboard", action="store_true", help="do not start the Ray dashboard")
-    parser.add_argument("--fail-trials", type=int, nargs="*", default=[], help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    cfg = SearchConfig(
-        space=args.space,
-        data=args.data,
-        hidden=args.hidden,
-        samples=args.samples,
-        budget=args.budget,
-        out=args.out,
-        name=args.name,
-        gpus_per_trial=args.gpus_per_trial,
-        cpus_per_trial=args.cpus_per_trial,
-        address=args.address,
-        seed=args.seed,
-        dashboard=not args.no_dashboard,
-        fail_trials=tuple(args.fail_trials),
+    parser.add_argument("--fail-trials", type=int, nargs="*", default=given, help=argparse.SUPPRESS)
+    args = vars(parser.parse_args(argv))
+    settings = {key: args[key] for key in STUDY_FLAGS if key in args}
+    if "fail_trials" in settings:
+        settings["fail_trials"] = tuple(settings["fail_trials"])
+    cfg = dataclasses.replace(
+        defaults,
+        **settings,
+        out=args["out"],
+        name=args["name"],
+        address=args["address"],
+        dashboard=not args["no_dashboard"],
     )
     try:
-        return run_search(cfg, resume=args.resume)
+        return run_search(cfg, resume=args["resume"], given=frozenset(settings))
     except (FileExistsError, FileNotFoundError, ValueError, KeyError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

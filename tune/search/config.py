@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from reports.schema import STUDY_FILE
+from reports.schema import OPTUNA_FILE, STUDY_FILE
 from tune.search.spaces import get_space
 
 
@@ -53,8 +53,9 @@ class SearchConfig:
         return dataclasses.replace(self, gpus_per_trial=1.0 if torch.cuda.is_available() else 0.0)
 
 
-def prepare_study(cfg: SearchConfig, resume: bool) -> SearchConfig:
-    """Name the experiment, and save or (for --resume) read back its config."""
+def prepare_study(cfg: SearchConfig, resume: bool, *, given: frozenset[str] = frozenset()) -> SearchConfig:
+    """Name the experiment, and save or (for --resume) read back its config. `given`: the study settings
+    named on the command line; a resume refuses those that differ from the saved study's."""
     if cfg.name is None:
         if resume:
             raise ValueError("--resume needs the --name of the study to continue")
@@ -63,14 +64,42 @@ def prepare_study(cfg: SearchConfig, resume: bool) -> SearchConfig:
     if resume:
         if not path.exists():
             raise FileNotFoundError(f"nothing to resume: {path} does not exist")
-        saved = json.loads(path.read_text())
-        saved["fail_trials"] = tuple(saved.get("fail_trials", ()))
-        return dataclasses.replace(SearchConfig(**saved), out=cfg.out, address=cfg.address, dashboard=cfg.dashboard)
+        return _resumed(cfg, path, given)
     if path.exists():
-        raise FileExistsError(
-            f"{cfg.experiment_dir} already holds a study; pass --resume to continue it, or another --name"
-        )
+        if _started(cfg.experiment_dir):
+            raise FileExistsError(
+                f"{cfg.experiment_dir} already holds a study; pass --resume to continue it, or another --name"
+            )
+        print(f"{cfg.experiment_dir} holds a study whose stages never started: starting it anew")
     get_space(cfg.space)  # fail early on an unknown space
     cfg.experiment_dir.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
     return cfg
+
+
+def _resumed(cfg: SearchConfig, path: Path, given: frozenset[str]) -> SearchConfig:
+    values = json.loads(path.read_text())
+    values["fail_trials"] = tuple(values.get("fail_trials", ()))
+    saved = SearchConfig(**values)
+    if saved.name != cfg.name:
+        raise ValueError(
+            f"{path} belongs to the study {saved.name!r}, which Ray's and Optuna's saved state place in "
+            f"{Path(cfg.out).absolute() / str(saved.name)}: move the folder back there to resume it"
+        )
+    differ = [
+        f"--{key.replace('_', '-')} {getattr(cfg, key)!r} (the study has {getattr(saved, key)!r})"
+        for key in sorted(given)
+        if getattr(cfg, key) != getattr(saved, key)
+    ]
+    if differ:
+        raise ValueError(
+            f"{path} holds a study with other settings than those given: {'; '.join(differ)}. "
+            "Leave them out to resume it, or give another --name for a new study"
+        )
+    return dataclasses.replace(saved, out=cfg.out, address=cfg.address, dashboard=cfg.dashboard)
+
+
+def _started(folder: Path) -> bool:
+    """Whether any stage of the study in `folder` ever started (its experiment folder, the Optuna
+    journal or results exist): a study that failed before, on bad data say, can be started anew."""
+    return (folder / OPTUNA_FILE).exists() or any(child.is_dir() for child in folder.iterdir())

@@ -23,19 +23,21 @@ from reports.schema import (
 )
 from tune.search.config import SearchConfig, prepare_study
 from tune.search.results import is_nan
-from tune.search.spaces import budget_for, get_space
+from tune.search.spaces import SearchSpace, budget_for, get_space
 from tune.search.stages import Study, finished_trials, run_stage
+from tune.training.tasks import task_for
 
 
-def run_search(cfg: SearchConfig, *, resume: bool = False) -> int:
-    """Run (or resume) a study; returns the exit status: 1 if a stage had no successful trial."""
-    study = open_study(prepare_study(cfg, resume).resolved())
+def run_search(cfg: SearchConfig, *, resume: bool = False, given: frozenset[str] = frozenset()) -> int:
+    """Run (or resume) a study; returns the exit status: 1 if a stage had no successful trial. `given`:
+    the study settings the user named, which a resume refuses to change."""
+    study = open_study(prepare_study(cfg, resume, given=given).resolved())
     space = study.space
     print(
         f"study {study.cfg.name}: space {space.name} ({' -> '.join(s.name for s in space.stages)}), "
         f"budget {study.budget.name}, data {study.root}"
     )
-    for split in ("train", "val", "unlabeled"):  # decode once on this machine, before any trial starts
+    for split in splits_used(space):  # decode once on this machine, before any trial starts
         if split != "unlabeled" or (study.root / split).is_dir():
             decode_split(study.root, split)
     init_ray(study.cfg)
@@ -54,6 +56,11 @@ def run_search(cfg: SearchConfig, *, resume: bool = False) -> int:
             break
     finish(study)
     return status
+
+
+def splits_used(space: SearchSpace) -> list[str]:
+    """The splits the stages of a space read (a unet study never opens unlabeled)."""
+    return list(dict.fromkeys(split for stage in space.stages for split in task_for(stage.model).splits))
 
 
 def open_study(cfg: SearchConfig) -> Study:
@@ -89,11 +96,20 @@ def init_ray(cfg: SearchConfig) -> None:
         logging_level=logging.WARNING,
         configure_logging=True,
     )
+    _private_token()
     if cfg.dashboard and context.dashboard_url:
         print(
             f"Ray dashboard: http://{context.dashboard_url}  (it asks for Ray's auth token: "
             "`ray get-auth-token`, or the file ~/.ray/auth_token)"
         )
+
+
+def _private_token() -> None:
+    """Ray writes the dashboard's token to ~/.ray/auth_token readable by all; on a shared login node that
+    hands the dashboard to anyone. Owner-only, like ssh's keys."""
+    token = Path.home() / ".ray" / "auth_token"
+    if token.is_file() and token.stat().st_mode & 0o077:
+        token.chmod(0o600)
 
 
 def finish(study: Study) -> None:

@@ -113,7 +113,7 @@ def test_a_stage_with_no_successful_trial_exits_non_zero(local_ray: None, synth_
 def test_cli_refuses_to_overwrite_a_study_or_resume_a_missing_one(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "main").mkdir(parents=True)  # a stage of it started
     (tmp_path / "taken" / "search.json").write_text("{}")
     assert main(["--space", "unet", "--out", str(tmp_path), "--name", "taken"]) == 2
     assert "already holds a study; pass --resume" in capsys.readouterr().err

@@ -50,6 +50,7 @@ class Task:
 
     name: ClassVar[str]
     needs_segmenter: ClassVar[bool] = False  # whether it trains on a per-frame segmenter's pseudo-labels
+    splits: ClassVar[tuple[str, ...]] = ("train", "val")  # the splits it reads (unlabeled where it exists)
     train_frames: ClassVar[tuple[int, ...] | None] = CLIP  # frames of a training video held on the device (None: all)
     val_frames: ClassVar[tuple[int, ...]] = CLIP  # frames of a val video held on the device
 

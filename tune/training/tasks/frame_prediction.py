@@ -23,6 +23,7 @@ from tune.training.tasks.base import LoadOptions, Task, TrainData, register_task
 @register_task
 class FramePrediction(Task):
     name = "frame_prediction"
+    splits = ("unlabeled", "train", "val")
 
     @staticmethod
     def handles(entry: ModelEntry) -> bool:

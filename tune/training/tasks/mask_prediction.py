@@ -34,6 +34,7 @@ from tune.training.tasks.frame_segmentation import segment_frames
 class MaskPrediction(Task):
     name = "mask_prediction"
     needs_segmenter = True
+    splits = ("train", "val", "unlabeled")  # unlabeled through the segmenter's pseudo-labels
 
     @staticmethod
     def handles(entry: ModelEntry) -> bool:

@@ -1,0 +1,60 @@
+"""A study's folder and settings, without Ray: a study that never started can be started again, and a
+resume refuses settings that differ from the saved study's and a folder moved away from its name."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from reports.schema import STUDY_FILE
+from tune.search.cli import STUDY_FLAGS
+from tune.search.config import SearchConfig, prepare_study
+
+
+def _saved(tmp_path: Path, **settings: object) -> SearchConfig:
+    cfg = SearchConfig(space="unet", out=str(tmp_path), name="s", **settings)  # type: ignore[arg-type]
+    return prepare_study(cfg, resume=False)
+
+
+def test_a_study_whose_stages_never_started_is_started_anew(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _saved(tmp_path, budget="smoke")  # then it failed on bad data, say, before any stage
+    again = prepare_study(SearchConfig(space="unet", out=str(tmp_path), name="s", budget="default"), resume=False)
+    assert "stages never started: starting it anew" in capsys.readouterr().out
+    assert json.loads((tmp_path / "s" / STUDY_FILE).read_text())["budget"] == again.budget == "default"
+
+
+def test_a_started_study_is_not_overwritten(tmp_path: Path) -> None:
+    cfg = _saved(tmp_path)
+    (cfg.experiment_dir / "main").mkdir()
+    with pytest.raises(FileExistsError, match="already holds a study; pass --resume"):
+        prepare_study(cfg, resume=False)
+
+
+def test_resume_reads_the_saved_settings_and_takes_the_runtime_ones_given(tmp_path: Path) -> None:
+    _saved(tmp_path, budget="smoke", seed=3)
+    given = SearchConfig(space="dual_phase", out=str(tmp_path), name="s", dashboard=False, address="ray://x:1")
+    resumed = prepare_study(given, resume=True)
+    assert (resumed.space, resumed.budget, resumed.seed) == ("unet", "smoke", 3)
+    assert (resumed.dashboard, resumed.address) == (False, "ray://x:1")
+
+
+def test_resume_refuses_settings_that_differ_from_the_saved_study(tmp_path: Path) -> None:
+    _saved(tmp_path, budget="smoke")
+    given = SearchConfig(space="dual_phase", out=str(tmp_path), name="s", budget="smoke")
+    with pytest.raises(ValueError, match=r"--space 'dual_phase' \(the study has 'unet'\)") as err:
+        prepare_study(given, resume=True, given=frozenset({"space", "budget"}))
+    assert "budget" not in str(err.value)  # the same as saved: not a contradiction
+
+
+def test_resume_of_a_moved_folder_says_where_its_state_belongs(tmp_path: Path) -> None:
+    cfg = _saved(tmp_path)
+    cfg.experiment_dir.rename(tmp_path / "moved")
+    with pytest.raises(ValueError, match=r"belongs to the study 's'.*move the folder back"):
+        prepare_study(dataclasses.replace(cfg, name="moved"), resume=True)
+
+
+def test_every_study_flag_is_a_setting() -> None:
+    assert set(STUDY_FLAGS) <= {f.name for f in dataclasses.fields(SearchConfig)}
