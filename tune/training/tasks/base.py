@@ -12,9 +12,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from data.cache import DecodedSplit
+from data.cache import DecodedSplit, decode_split
 from data.classes import INPUT_FRAMES, NUM_CLASSES, TARGET_FRAME
-from data.datasets import batch_indices
+from data.datasets import DeviceSplit, batch_indices
 from models.registry import ModelEntry, model_entry
 from tune.training.config import RunConfig, TrainConfig
 from tune.training.inference import Infer
@@ -60,7 +60,11 @@ class Task:
         raise NotImplementedError
 
     def load(self, root: str | os.PathLike[str], device: torch.device, options: LoadOptions) -> TrainData:
-        raise NotImplementedError
+        """Decode (once, cached) train and val and hold the task's frames of them on `device`."""
+        kwargs = options.decode_kwargs()
+        train = DeviceSplit(decode_split(root, "train", **kwargs), device, frames=self.train_frames)
+        val = DeviceSplit(decode_split(root, "val", **kwargs), device, frames=self.val_frames)
+        return TrainData(train, val)
 
     def epoch_size(self, data: TrainData, cfg: TrainConfig) -> int:
         return len(data.train)

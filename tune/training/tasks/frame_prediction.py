@@ -30,13 +30,12 @@ class FramePrediction(Task):
         return entry.output == "frame"
 
     def load(self, root: str | os.PathLike[str], device: torch.device, options: LoadOptions) -> TrainData:
-        kwargs = options.decode_kwargs()
-        train = DeviceSplit(decode_split(root, "train", **kwargs), device, frames=self.train_frames)
+        """Train and val, and the unlabeled videos (where there are) before train's for pretraining."""
+        data = super().load(root, device, options)
         if (Path(root) / "unlabeled").is_dir():
-            unlabeled = DeviceSplit(decode_split(root, "unlabeled", **kwargs), device, frames=self.train_frames)
-            train = concat_splits([unlabeled, train])
-        val = DeviceSplit(decode_split(root, "val", **kwargs), device, frames=self.val_frames)
-        return TrainData(train, val)
+            unlabeled = decode_split(root, "unlabeled", **options.decode_kwargs())
+            data.train = concat_splits([DeviceSplit(unlabeled, device, frames=self.train_frames), data.train])
+        return data
 
     def batch(
         self, train: Any, index: torch.Tensor, cfg: TrainConfig, epoch: int, generator: torch.Generator

@@ -6,22 +6,20 @@ masks are the inputs of the mask-space predictor (`segment_frames`, the pseudo-l
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import torch
 
-from data.cache import decode_split
 from data.classes import LAST_INPUT_FRAME, TARGET_FRAME
-from data.datasets import DeviceSplit, batch_indices
+from data.datasets import batch_indices
 from data.metric import IoUMeter
 from models.motion import extrapolate_masks
 from models.registry import ModelEntry
 from tune.training.config import TrainConfig
 from tune.training.inference import Infer, model_inputs
-from tune.training.tasks.base import LoadOptions, Task, TrainData, register_task
+from tune.training.tasks.base import Task, TrainData, register_task
 
 SCORED = (LAST_INPUT_FRAME, TARGET_FRAME)  # the val frames a segmenter is scored on
 TRACKED = (LAST_INPUT_FRAME - 1, LAST_INPUT_FRAME)  # the frames its extrapolation starts from
@@ -36,12 +34,6 @@ class FrameSegmentation(Task):
     @staticmethod
     def handles(entry: ModelEntry) -> bool:
         return entry.output == "mask" and entry.input_kind == "frame"
-
-    def load(self, root: str | os.PathLike[str], device: torch.device, options: LoadOptions) -> TrainData:
-        kwargs = options.decode_kwargs()
-        train = DeviceSplit(decode_split(root, "train", **kwargs), device, frames=self.train_frames)
-        val = DeviceSplit(decode_split(root, "val", **kwargs), device, frames=self.val_frames)
-        return TrainData(train, val)
 
     def epoch_size(self, data: TrainData, cfg: TrainConfig) -> int:
         return len(data.train) * min(cfg.frames_per_video, len(data.train.frame_index))

@@ -3,21 +3,20 @@ scored with the competition IoU on val."""
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from data.cache import DecodedSplit, decode_split
+from data.cache import DecodedSplit
 from data.classes import INPUT_FRAMES
 from data.datasets import DeviceSplit, batch_indices
 from data.metric import IoUMeter
 from models.registry import ModelEntry
 from tune.training.config import RunConfig, TrainConfig
 from tune.training.inference import Infer, ModelRunner
-from tune.training.tasks.base import LoadOptions, Task, TrainData, predict_in_batches, register_task
+from tune.training.tasks.base import Task, predict_in_batches, register_task
 
 
 @register_task
@@ -27,12 +26,6 @@ class Segmentation(Task):
     @staticmethod
     def handles(entry: ModelEntry) -> bool:
         return entry.output == "mask" and entry.input_kind in ("stacked", "sequence")
-
-    def load(self, root: str | os.PathLike[str], device: torch.device, options: LoadOptions) -> TrainData:
-        kwargs = options.decode_kwargs()
-        train = DeviceSplit(decode_split(root, "train", **kwargs), device, frames=self.train_frames)
-        val = DeviceSplit(decode_split(root, "val", **kwargs), device, frames=self.val_frames)
-        return TrainData(train, val)
 
     def batch(
         self, train: Any, index: torch.Tensor, cfg: TrainConfig, epoch: int, generator: torch.Generator
