@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from tune.training.prediction import best_checkpoint, predict
+from tune.training.prediction import RULES, best_checkpoint, predict
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="file for torch.save of the (N, 160, 240) tensor")
     parser.add_argument(
         "--rule",
-        choices=["copy_last", "extrapolate"],
+        choices=list(RULES),
         default=None,
         help="answer with a rule on the segmenter's masks instead of the model (the checkpoint is a frame_segmenter "
         "or names one): copy_last (its mask of frame 11) or extrapolate (each object moved along its track)",
