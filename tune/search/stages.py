@@ -3,6 +3,7 @@ and the Ray Tune experiment, built new or restored after a crash."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,6 +101,7 @@ def make_tuner(study: Study, stage: Stage, job: StageJob, stage_dir: Path) -> tu
         tune.with_parameters(train_trial, job=job), {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus}
     )
     if tune.Tuner.can_restore(str(stage_dir)):
+        check_trusted(stage_dir)
         print(f"stage {stage.name}: resuming {stage_dir}")
         for folder in restore_kept(stage_dir):
             print(f"stage {stage.name}: put back {folder.parent.name}/{folder.name}, deleted by Ray before the kill")
@@ -153,6 +155,25 @@ def make_tuner(study: Study, stage: Stage, job: StageJob, stage_dir: Path) -> tu
             verbose=1,
         ),
     )
+
+
+def check_trusted(stage_dir: Path) -> None:
+    """Refuse to restore from state others could have written, as ssh treats its keys: Tuner.restore
+    unpickles the files of the stage folder (tuner.pkl, the searcher's state), and a pickle runs code.
+    The study folder, the stage folder and every file in it must be the user's and not group- or
+    world-writable."""
+    for path in [stage_dir.parent, stage_dir, *sorted(p for p in stage_dir.iterdir() if p.is_file())]:
+        info = path.stat()
+        if info.st_uid != os.getuid():
+            why, fix = f"owned by uid {info.st_uid}, not you (uid {os.getuid()})", f"chown $(id -u) {path}"
+        elif info.st_mode & 0o022:
+            why, fix = "writable by group or others", f"chmod go-w {path}"
+        else:
+            continue
+        raise ValueError(
+            f"refusing to resume: {path} is {why}, and resuming runs the code its pickles hold; "
+            f"if you trust it, `{fix}` and resume again"
+        )
 
 
 def _concurrency(cfg: SearchConfig, budget: Budget) -> int:

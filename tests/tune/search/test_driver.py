@@ -1,8 +1,9 @@
-"""Parts of the driver that need no Ray cluster: which splits a study decodes, and the dashboard token
-made private."""
+"""Parts of the driver that need no Ray cluster: which splits a study decodes, the dashboard token made
+private, and the state a resume trusts."""
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from tune.search.driver import _private_token, splits_used
 from tune.search.spaces import get_space
+from tune.search.stages import check_trusted
 
 
 @pytest.mark.parametrize(
@@ -34,3 +36,36 @@ def test_the_dashboard_token_is_made_readable_by_its_owner_alone(
     token.chmod(0o644)
     _private_token()
     assert stat.S_IMODE(token.stat().st_mode) == 0o600
+
+
+def _stage_folder(tmp_path: Path) -> Path:
+    stage = tmp_path / "study" / "main"
+    stage.mkdir(parents=True)
+    (stage / "tuner.pkl").write_bytes(b"state")
+    return stage
+
+
+def test_a_private_stage_folder_may_be_restored(tmp_path: Path) -> None:
+    check_trusted(_stage_folder(tmp_path))
+
+
+def test_a_state_file_others_can_write_is_refused(tmp_path: Path) -> None:
+    stage = _stage_folder(tmp_path)
+    (stage / "tuner.pkl").chmod(0o664)
+    with pytest.raises(ValueError, match=r"tuner\.pkl is writable by group or others.*`chmod go-w .*tuner\.pkl`"):
+        check_trusted(stage)
+
+
+def test_a_group_writable_study_folder_is_refused(tmp_path: Path) -> None:
+    stage = _stage_folder(tmp_path)
+    stage.parent.chmod(0o775)
+    with pytest.raises(ValueError, match=r"refusing to resume: .*study is writable by group or others"):
+        check_trusted(stage)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="planting a file of another user needs root")
+def test_a_state_file_planted_by_another_user_is_refused(tmp_path: Path) -> None:
+    stage = _stage_folder(tmp_path)
+    os.chown(stage / "tuner.pkl", 65534, 65534)
+    with pytest.raises(ValueError, match=r"tuner\.pkl is owned by uid 65534, not you"):
+        check_trusted(stage)
