@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from data.classes import FRAME_HEIGHT, FRAME_WIDTH, N_FRAMES, N_INPUT_FRAMES, NU
 SPLITS = ("train", "val", "unlabeled", "hidden")
 LABELLED_SPLITS = ("train", "val")
 _VIDEO_DIR = re.compile(r"^video_(\d+)$")
+_NPY_MAGIC = b"\x93NUMPY"  # how every .npy file begins
 
 
 class DataError(ValueError):
@@ -69,14 +72,18 @@ def index_split(
     root: str | os.PathLike[str], split: str, *, hidden: str | os.PathLike[str] | None = None
 ) -> list[VideoEntry]:
     """The videos of a split in numeric id order. Accepts padded (`video_00017`) and unpadded
-    (`video_17`) folder names; ignores other entries."""
+    (`video_17`) folder names; other entries are left out with a warning naming them (hidden ones, such
+    as a generator's `.video_N.partial`, silently)."""
     folder = split_dir(root, split, hidden=hidden)
     if not folder.is_dir():
         raise DataError(f"split folder {folder} does not exist (expected {split}/video_N folders)")
     entries: dict[int, VideoEntry] = {}
-    for child in folder.iterdir():
+    others = []
+    for child in sorted(folder.iterdir()):
         match = _VIDEO_DIR.match(child.name)
         if not match or not child.is_dir():
+            if not child.name.startswith("."):
+                others.append(child.name)
             continue
         vid = int(match.group(1))
         if vid in entries:
@@ -84,7 +91,24 @@ def index_split(
         entries[vid] = VideoEntry(split, vid, child)
     if not entries:
         raise DataError(f"split {split!r} is empty: no video_N folders in {folder}")
+    if others:
+        more = f" (and {len(others) - 5} more)" if len(others) > 5 else ""
+        warnings.warn(
+            f"{folder}: left out {len(others)} entries that are not video_N folders: {', '.join(others[:5])}{more}",
+            stacklevel=2,
+        )
     return [entries[k] for k in sorted(entries)]
+
+
+def shared_ids(root: str | os.PathLike[str], splits: Sequence[str]) -> dict[int, list[str]]:
+    """Video ids that more than one of `splits` of `root` holds (ids are global in the competition
+    layout, so one id in two splits is a copy or a mislabelled folder): id -> the splits holding it."""
+    holders: dict[int, list[str]] = {}
+    for split in splits:
+        if split_dir(root, split).is_dir():
+            for entry in index_split(root, split):
+                holders.setdefault(entry.video_id, []).append(split)
+    return {vid: where for vid, where in sorted(holders.items()) if len(where) > 1}
 
 
 def read_frame(path: str | os.PathLike[str]) -> np.ndarray:
@@ -110,6 +134,9 @@ def read_mask(path: str | os.PathLike[str]) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"missing mask {path}")
+    with path.open("rb") as handle:
+        if handle.read(len(_NPY_MAGIC)) != _NPY_MAGIC:
+            raise DataError(f"{path} is not a numpy .npy file (no .npy header); expected masks saved with numpy.save")
     try:
         mask = np.load(path, allow_pickle=False)
     except Exception as err:

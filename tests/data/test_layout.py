@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from data.layout import DataError, index_split, read_frame, read_mask, read_video, split_dir
+from data.layout import DataError, index_split, read_frame, read_mask, read_video, shared_ids, split_dir
 
 
 def test_reads_the_generated_root_in_global_id_order(synth_root: Path) -> None:
@@ -29,7 +30,8 @@ def test_padded_and_unpadded_names_sort_by_number(copy_root: Path) -> None:
     (train / "video_2").rename(train / "video_00002")
     (train / "video_3").rename(train / "video_10")
     (train / "notes.txt").write_text("not a video")
-    assert [e.video_id for e in index_split(copy_root, "train")] == [0, 1, 2, 10]
+    with pytest.warns(UserWarning, match=r"left out 1 entries that are not video_N folders: notes\.txt"):
+        assert [e.video_id for e in index_split(copy_root, "train")] == [0, 1, 2, 10]
 
 
 def test_two_folders_for_one_video_is_an_error(copy_root: Path) -> None:
@@ -131,3 +133,27 @@ def test_missing_and_unreadable_masks_are_named(copy_root: Path) -> None:
     path.unlink()
     with pytest.raises(DataError, match=r"missing mask .*video_5/mask\.npy"):
         read_video(index_split(copy_root, "val")[1])
+
+
+def test_folders_not_named_video_n_are_named_in_a_warning_and_hidden_ones_ignored(copy_root: Path) -> None:
+    (copy_root / "train" / "video_abc").mkdir()
+    (copy_root / "train" / ".video_9.partial").mkdir()  # a generator's half-written video
+    with pytest.warns(UserWarning, match=r"left out 1 entries that are not video_N folders: video_abc$"):
+        index_split(copy_root, "train")
+    shutil.rmtree(copy_root / "train" / "video_abc")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        index_split(copy_root, "train")
+
+
+def test_a_mask_that_is_not_a_numpy_file_says_so(copy_root: Path) -> None:
+    path = copy_root / "val" / "video_5" / "mask.npy"
+    path.write_text("0 0 0\n1 1 1\n")
+    with pytest.raises(DataError, match=r"video_5/mask\.npy is not a numpy \.npy file"):
+        read_mask(path)
+
+
+def test_an_id_held_by_two_splits_is_found(copy_root: Path) -> None:
+    assert shared_ids(copy_root, ["train", "val", "unlabeled"]) == {}
+    shutil.copytree(copy_root / "val" / "video_5", copy_root / "train" / "video_5")
+    assert shared_ids(copy_root, ["train", "val", "unlabeled"]) == {5: ["train", "val"]}

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from data.cache import decode_split
+from data.layout import shared_ids
 from reports.schema import (
     BEST_METRIC,
     CHECKPOINT,
@@ -37,6 +38,8 @@ def run_search(cfg: SearchConfig, *, resume: bool = False, given: frozenset[str]
         f"study {study.cfg.name}: space {space.name} ({' -> '.join(s.name for s in space.stages)}), "
         f"budget {study.budget.name}, data {study.root}"
     )
+    for vid, holders in shared_ids(study.root, splits_used(space)).items():
+        print(f"warning: video {vid} of {study.root} is in more than one split: {', '.join(holders)}", file=sys.stderr)
     for split in splits_used(space):  # decode once on this machine, before any trial starts
         if split != "unlabeled" or (study.root / split).is_dir():
             decode_split(study.root, split)
