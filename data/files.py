@@ -53,3 +53,18 @@ def build_folder(target: Path, is_current: Callable[[Path], bool], build: Callab
         tmp.rename(target)
         shutil.rmtree(trash, ignore_errors=True)
     return target
+
+
+def ensure_writable(folder: Path) -> None:
+    """Make `folder` and check a file can be written in it, before any work whose result would go there
+    (an OSError naming the path if not: read-only, full, no permission)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    probe = folder / f".write-test-{os.getpid()}"
+    probe.write_bytes(b"")
+    probe.unlink()
+
+
+def os_error_line(err: OSError) -> str:
+    """An OSError as one line naming the path: `runs/x: Read-only file system`."""
+    where = f"{err.filename}: " if err.filename else ""
+    return f"{where}{err.strerror or err}"

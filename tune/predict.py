@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from data.files import atomic_write, ensure_writable, os_error_line
 from tune.training.prediction import RULES, best_checkpoint, predict
 
 
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.checkpoint is None and args.experiment is None:
         parser.error("give --experiment or --checkpoint")
     try:
+        ensure_writable(args.out.parent)  # before the predictions are computed
         checkpoint = args.checkpoint or best_checkpoint(args.experiment)
         masks, ids, iou = predict(
             checkpoint,
@@ -53,11 +55,14 @@ def main(argv: list[str] | None = None) -> int:
             batch_size=args.batch_size,
             rule=args.rule,
         )
+        with atomic_write(args.out) as tmp:
+            torch.save(masks, tmp)
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(masks, args.out)
+    except OSError as err:  # read-only, full disk, no permission: one line naming the path
+        print(f"error: {os_error_line(err)}", file=sys.stderr)
+        return 2
     print(f"checkpoint: {checkpoint}")
     print(f"wrote {args.out}: {tuple(masks.shape)} {masks.dtype}, videos {int(ids[0])}..{int(ids[-1])} in id order")
     if iou is not None:

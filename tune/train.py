@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from data.files import ensure_writable, os_error_line
 from models.config import config_to_dict
 from models.registry import list_models, model_entry
 from tune.training.config import RunConfig
@@ -155,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         data_root = args.data
     out = args.out or Path("runs") / f"train-{args.model}"
     try:
+        ensure_writable(out)  # before an epoch is spent on a run whose checkpoint could not be saved
         train_run(
             run,
             data_root,
@@ -167,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # read-only, full disk, no permission: one line naming the path
+        print(f"error: {os_error_line(err)}", file=sys.stderr)
         return 2
     return 0
 

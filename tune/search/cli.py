@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import sys
 
+from data.files import os_error_line
 from tune.search.config import SearchConfig
 from tune.search.driver import run_search
 from tune.search.spaces import list_spaces
@@ -76,4 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_search(cfg, resume=args["resume"], given=frozenset(settings))
     except (FileExistsError, FileNotFoundError, ValueError, KeyError) as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # read-only, full disk, no permission: one line naming the path
+        print(f"error: {os_error_line(err)}", file=sys.stderr)
         return 2

@@ -58,3 +58,11 @@ def test_resume_of_a_moved_folder_says_where_its_state_belongs(tmp_path: Path) -
 
 def test_every_study_flag_is_a_setting() -> None:
     assert set(STUDY_FLAGS) <= {f.name for f in dataclasses.fields(SearchConfig)}
+
+
+def test_an_out_folder_that_cannot_be_written_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tune.search.cli import main
+
+    (tmp_path / "a-file").write_text("not a folder")
+    assert main(["--space", "unet", "--out", str(tmp_path / "a-file"), "--name", "s", "--no-dashboard"]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'a-file' / 's'}: Not a directory"

@@ -185,3 +185,13 @@ def test_losses_and_weights_behave() -> None:
     weights = inverse_sqrt_class_weights(torch.tensor([0, 0, 0, 0, 1]))
     assert weights[0] < weights[1] and weights[2] == 0
     assert weights[:2].mean() == pytest.approx(1.0)
+
+
+def test_cli_checks_it_can_write_before_it_trains(
+    synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    assert main(_args("unet", synth_root, tmp_path / "a-file" / "run")) == 2
+    out, err = capsys.readouterr()
+    assert err.strip() == f"error: {tmp_path / 'a-file' / 'run'}: Not a directory"
+    assert "epoch" not in out and "Traceback" not in err
