@@ -24,7 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from data.classes import FRAME_HEIGHT, FRAME_WIDTH, N_FRAMES
-from data.files import build_folder
+from data.files import build_folder, check_free_space
 from data.layout import DataError, VideoEntry, index_split, read_video, split_dir
 
 OnError = Literal["raise", "skip"]
@@ -147,6 +147,8 @@ def _build(
     old = _read_manifest(target)
     n, t = len(entries), entries[0].n_frames
     labelled = entries[0].has_mask
+    pixels = n * FRAME_HEIGHT * FRAME_WIDTH
+    check_free_space(tmp, pixels * (3 * t + (N_FRAMES if labelled else 0)), f"the decoded {entries[0].split} split")
     frames = np.lib.format.open_memmap(tmp / "frames.npy", "w+", np.uint8, (n, t, FRAME_HEIGHT, FRAME_WIDTH, 3))
     masks = (
         np.lib.format.open_memmap(tmp / "masks.npy", "w+", np.uint8, (n, N_FRAMES, FRAME_HEIGHT, FRAME_WIDTH))

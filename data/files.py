@@ -7,6 +7,7 @@ built under a file lock in a temporary sibling and renamed into place, so that p
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -68,3 +69,16 @@ def os_error_line(err: OSError) -> str:
     """An OSError as one line naming the path: `runs/x: Read-only file system`."""
     where = f"{err.filename}: " if err.filename else ""
     return f"{where}{err.strerror or err}"
+
+
+def check_free_space(folder: Path, needed: int, what: str) -> None:
+    """Refuse to start writing `needed` bytes of `what` in `folder` when the disk has less free, rather
+    than failing half-way (an OSError, ENOSPC, naming the folder, the size needed and the size free)."""
+    free = shutil.disk_usage(folder).free
+    if needed > free:
+        raise OSError(
+            errno.ENOSPC,
+            f"{what} needs {needed / 1e9:.1f} GB and {free / 1e9:.1f} GB are free; free some space or point "
+            "SEGTUNE_CACHE at a larger disk",
+            str(folder),
+        )

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from data.cache import decode_split
+from data.files import check_free_space
 from data.layout import DataError, index_split, read_video
 
 
@@ -88,3 +89,10 @@ def test_parallel_decoding_matches_serial(synth_root: Path, tmp_path: Path) -> N
 def test_bad_policy_is_refused(synth_root: Path, cache_dir: Path) -> None:
     with pytest.raises(ValueError, match="on_error must be 'raise' or 'skip'"):
         decode_split(synth_root, "train", cache_dir=cache_dir, on_error="ignore")  # type: ignore[arg-type]
+
+
+def test_a_build_that_cannot_fit_on_the_disk_is_refused_before_it_starts(tmp_path: Path) -> None:
+    check_free_space(tmp_path, 1, "a byte")
+    with pytest.raises(OSError, match=r"the decoded train split needs \d+\.\d GB and \d+\.\d GB are free") as err:
+        check_free_space(tmp_path, 10**18, "the decoded train split")
+    assert err.value.filename == str(tmp_path)
