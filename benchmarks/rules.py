@@ -23,18 +23,7 @@ from data.cache import decode_split
 from data.classes import LAST_INPUT_FRAME, TARGET_FRAME
 from data.metric import competition_iou
 from data.synth.generate import SynthSpec, generate
-from models.motion import extrapolate_masks, move_objects, object_tracks
-
-
-def shift_between(first: torch.Tensor, second: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per class, `scale` times the move of its centroid from mask `first` to mask `second` (B, H, W),
-    rounded to pixels (B, K); 0 for a class missing from either."""
-    count, row, col, _ = object_tracks(first)
-    later_count, later_row, later_col, _ = object_tracks(second)
-    both = (count > 0) & (later_count > 0)
-    dy = torch.where(both, (later_row - row) * scale, 0).round().long()
-    dx = torch.where(both, (later_col - col) * scale, 0).round().long()
-    return dy, dx
+from models.motion import centroid_velocity, extrapolate_masks, move_objects
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,8 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.perf_counter() - started
     ahead = TARGET_FRAME - LAST_INPUT_FRAME
     four_back = masks[:, LAST_INPUT_FRAME - 4]  # frame 7: the mean velocity over frames 7-11
-    rows["velocity over frames 7-11"] = move_objects(last, *shift_between(four_back, last, ahead / 4))
-    rows["ceiling: each object moved by its true displacement"] = move_objects(last, *shift_between(last, target, 1.0))
+    vy, vx = centroid_velocity(four_back, last)
+    scale = ahead / 4
+    rows["velocity over frames 7-11"] = move_objects(last, (vy * scale).round().long(), (vx * scale).round().long())
+    dy, dx = centroid_velocity(last, target)
+    rows["ceiling: each object moved by its true displacement"] = move_objects(
+        last, dy.round().long(), dx.round().long()
+    )
     print(f"{len(target)} val videos of {root}; extrapolate took {seconds:.2f} s on the CPU")
     print("| rule (true input masks, no training) | IoU of mask 22 |\n| --- | --- |")
     for name, pred in rows.items():

@@ -29,7 +29,7 @@ from torch import nn
 from data.classes import FUTURE_FRAMES, N_INPUT_FRAMES, NUM_CLASSES
 from models.blocks import class_head, norm_layer
 from models.config import check_depth, check_positive, check_prior
-from models.motion import extrapolate_masks
+from models.motion import extrapolate_steps
 from models.registry import register_model
 
 PRIORS = ("copy", "motion", "none")
@@ -121,7 +121,7 @@ class MaskPredictor(nn.Module):
         """logits (B, F, K, H, W) of the frames `ahead` of the last input (1-based), plus the learned bonus on
         the class of each pixel in the input masks moved that far along their tracks."""
         assert self.copy_scale is not None
-        rule = torch.stack([extrapolate_masks(masks, steps=a) for a in ahead if a <= FUTURE_FRAMES], dim=1)
+        rule = extrapolate_steps(masks, [a for a in ahead if a <= FUTURE_FRAMES])
         rule = rule.unsqueeze(2)  # (B, F', 1, H, W) class ids; a rolled-out step may run past frame 22
         bonus = self.copy_scale.to(logits.dtype).expand(rule.shape)
         head, tail = logits[:, : rule.shape[1]], logits[:, rule.shape[1] :]

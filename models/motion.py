@@ -13,6 +13,8 @@ classes, on the masks' device; the baseline pipeline and the mask predictor's mo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 from data.classes import FUTURE_FRAMES, NUM_CLASSES
@@ -34,30 +36,54 @@ def object_tracks(mask: torch.Tensor, num_classes: int = NUM_CLASSES) -> tuple[t
     return count, row, col, lowest
 
 
+def centroid_velocity(
+    first: torch.Tensor, second: torch.Tensor, num_classes: int = NUM_CLASSES
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per class, the move of its centroid (rows, columns) from class-id masks `first` to `second`
+    (B, H, W): two (B, num_classes) float tensors, 0 for a class missing from either."""
+    count, row, col, _ = object_tracks(first, num_classes)
+    later_count, later_row, later_col, _ = object_tracks(second, num_classes)
+    both = (count > 0) & (later_count > 0)
+    return torch.where(both, later_row - row, 0), torch.where(both, later_col - col, 0)
+
+
 def extrapolate_masks(masks: torch.Tensor, steps: int = FUTURE_FRAMES, num_classes: int = NUM_CLASSES) -> torch.Tensor:
     """Class-id masks of consecutive frames (B, T, H, W), T >= 2 -> the last one moved `steps` frames on
     (B, H, W) long: each object (class) shifted by `steps` times its centroid velocity between the last
     two frames (not moved if it is missing from the second last), clipped at the picture's edges, the
     nearer object drawn where two overlap."""
+    return extrapolate_steps(masks, (steps,), num_classes)[:, 0]
+
+
+def extrapolate_steps(masks: torch.Tensor, steps: Sequence[int], num_classes: int = NUM_CLASSES) -> torch.Tensor:
+    """`extrapolate_masks` for each of `steps` at once, the tracks measured once: (B, len(steps), H, W)."""
     if masks.dim() != 4 or masks.shape[1] < 2:
         raise ValueError(f"extrapolate_masks needs masks (B, T >= 2, H, W), got {tuple(masks.shape)}")
-    count, row, col, _ = object_tracks(masks[:, -1], num_classes)
-    prev_count, prev_row, prev_col, _ = object_tracks(masks[:, -2], num_classes)
-    moving = (count > 0) & (prev_count > 0)
-    dy = torch.where(moving, (row - prev_row) * steps, 0).round().long()  # (B, K)
-    dx = torch.where(moving, (col - prev_col) * steps, 0).round().long()
-    return move_objects(masks[:, -1], dy, dx, num_classes)
+    last = masks[:, -1]
+    vy, vx = centroid_velocity(masks[:, -2], last, num_classes)  # (B, K) pixels a frame
+    lowest = object_tracks(last, num_classes)[3]
+    moved = [
+        move_objects(last, (vy * s).round().long(), (vx * s).round().long(), num_classes, lowest=lowest) for s in steps
+    ]
+    return torch.stack(moved, dim=1)
 
 
 def move_objects(
-    mask: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, num_classes: int = NUM_CLASSES
+    mask: torch.Tensor,
+    dy: torch.Tensor,
+    dx: torch.Tensor,
+    num_classes: int = NUM_CLASSES,
+    *,
+    lowest: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Class-id masks (B, H, W) with each object (class c) shifted by (dy[:, c], dx[:, c]) pixels (B, K),
     clipped at the edges; where two land on one pixel, the one whose lowest row after the move is lower
-    in the picture (the nearer) is drawn. Background does not move. (B, H, W) long."""
+    in the picture (the nearer) is drawn. Background does not move. (B, H, W) long. `lowest`: the
+    objects' lowest rows in `mask` where the caller has them (object_tracks)."""
     b, h, w = mask.shape
     flat = mask.reshape(b, -1).long()  # (B, H * W)
-    _, _, _, lowest = object_tracks(mask, num_classes)
+    if lowest is None:
+        lowest = object_tracks(mask, num_classes)[3]
     pixel = torch.arange(h * w, device=mask.device)
     to_row = pixel.div(w, rounding_mode="floor") + dy.gather(1, flat)  # where each pixel goes
     to_col = pixel % w + dx.gather(1, flat)
