@@ -38,9 +38,10 @@ def run_search(cfg: SearchConfig, *, resume: bool = False, given: frozenset[str]
         f"study {study.cfg.name}: space {space.name} ({' -> '.join(s.name for s in space.stages)}), "
         f"budget {study.budget.name}, data {study.root}"
     )
-    for vid, holders in shared_ids(study.root, splits_used(space)).items():
+    splits = splits_used(space)
+    for vid, holders in shared_ids(study.root, splits).items():
         print(f"warning: video {vid} of {study.root} is in more than one split: {', '.join(holders)}", file=sys.stderr)
-    for split in splits_used(space):  # decode once on this machine, before any trial starts
+    for split in splits:  # decode once on this machine, before any trial starts
         if split != "unlabeled" or (study.root / split).is_dir():
             decode_split(study.root, split)
     init_ray(study.cfg)
