@@ -17,7 +17,7 @@ from data.classes import INPUT_FRAMES, NUM_CLASSES, TARGET_FRAME
 from data.datasets import DeviceSplit, batch_indices
 from models.registry import ModelEntry, model_entry
 from tune.training.config import RunConfig, TrainConfig
-from tune.training.inference import Infer
+from tune.training.inference import Infer, ModelRunner
 from tune.training.losses import segmentation_loss
 
 CLIP = (*INPUT_FRAMES, TARGET_FRAME)  # the frames a clip task holds on the device
@@ -122,10 +122,16 @@ class Task:
 
 
 def predict_in_batches(
-    infer: Infer, n: int, inputs: Callable[[torch.Tensor], torch.Tensor], device: torch.device, batch_size: int
+    run: RunConfig,
+    model: nn.Module,
+    n: int,
+    inputs: Callable[[torch.Tensor], torch.Tensor],
+    device: torch.device,
+    batch_size: int,
 ) -> torch.Tensor:
-    """Argmax class ids (N, H, W) uint8 on the CPU of a mask-22 model over n videos, `inputs(index)` giving
-    each batch's uint8 inputs; refuses a model whose classes or size do not fit the data."""
+    """Argmax class ids (N, H, W) uint8 on the CPU of `run`'s mask-22 model over n videos, `inputs(index)`
+    giving each batch's uint8 inputs; refuses a model whose classes or size do not fit the data."""
+    infer = ModelRunner(model, run.model, device)
     out = []
     with torch.no_grad():
         for index in batch_indices(n, batch_size, shuffle=False, device=device):

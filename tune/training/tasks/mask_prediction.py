@@ -23,7 +23,7 @@ from models.motion import extrapolate_masks
 from models.registry import ModelEntry
 from tune.training.checkpoints import load_model
 from tune.training.config import RunConfig, TrainConfig
-from tune.training.inference import Infer, ModelRunner
+from tune.training.inference import Infer
 from tune.training.losses import segmentation_loss
 from tune.training.pseudo_store import has_pseudo, load_pseudo
 from tune.training.tasks.base import LoadOptions, Task, TrainData, on_device, predict_in_batches, register_task
@@ -131,8 +131,7 @@ class MaskPrediction(Task):
             raise ValueError(f"a {run.model!r} checkpoint predicts from masks but names no segmenter checkpoint")
         _, segmenter = load_model(segmenter_path, device)
         inputs = torch.from_numpy(segment_frames(segmenter, decoded.frames, INPUT_FRAMES, device)).to(device)
-        infer = ModelRunner(model, run.model, device)
-        return predict_in_batches(infer, len(inputs), lambda index: inputs[index], device, batch_size)
+        return predict_in_batches(run, model, len(inputs), lambda index: inputs[index], device, batch_size)
 
 
 def _pseudo_of(pseudo: Path, split: str, ids: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ from data.datasets import DeviceSplit, batch_indices
 from data.metric import IoUMeter
 from models.registry import ModelEntry
 from tune.training.config import RunConfig, TrainConfig
-from tune.training.inference import Infer, ModelRunner
+from tune.training.inference import Infer
 from tune.training.tasks.base import Task, predict_in_batches, register_task
 
 
@@ -53,7 +53,6 @@ class Segmentation(Task):
         batch_size: int = 32,
     ) -> torch.Tensor:
         held = DeviceSplit(decoded, device, frames=INPUT_FRAMES)
-        infer = ModelRunner(model, run.model, device)
         return predict_in_batches(
-            infer, len(held), lambda index: held.gather_frames(index, INPUT_FRAMES), device, batch_size
+            run, model, len(held), lambda index: held.gather_frames(index, INPUT_FRAMES), device, batch_size
         )
