@@ -73,7 +73,10 @@ def predict(
             _, model = load_model(pipeline["segmenter"], dev)
         masks = _predict_by_rule(RULES[rule], model, decoded.frames, dev, batch_size)
     else:
-        masks = task_for(run.model).predict(run, model, decoded, dev, pipeline=pipeline, batch_size=batch_size)
+        task = task_for(run.model)
+        if task.needs_segmenter and not pipeline.get("segmenter"):
+            raise ValueError(f"{checkpoint} holds a {run.model} but names no segmenter checkpoint")
+        masks = task.predict(run, model, decoded, dev, pipeline=pipeline, batch_size=batch_size)
     target = torch.from_numpy(np.array(decoded.masks[:, TARGET_FRAME])) if decoded.masks is not None else None
     iou = competition_iou(masks.long(), target.long()) if split != "hidden" and target is not None else None
     return masks, torch.as_tensor(decoded.ids), iou
