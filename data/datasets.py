@@ -158,6 +158,25 @@ def batch_indices(
         yield order[start : start + batch_size]
 
 
+def stream_batches(
+    n: int, samples: int, epoch: int, batch_size: int, *, seed: int, device: torch.device | str = "cpu"
+) -> Iterator[torch.Tensor]:
+    """Index batches of epoch `epoch` (from 0) when an epoch is a fixed `samples` items, whatever n is: the
+    epochs walk one endless stream of seeded permutations of the n items, so every item comes once per pass
+    and a pass may span epochs (or an epoch several passes). Stateless: an epoch's batches depend only on
+    (n, samples, epoch, seed), so a resumed run draws the same ones."""
+    if n < 1 or samples < 1 or batch_size < 1:
+        raise ValueError(f"stream_batches needs n, samples and batch_size >= 1, got {n}, {samples}, {batch_size}")
+    start, stop = epoch * samples, (epoch + 1) * samples
+    parts = []
+    for k in range(start // n, (stop - 1) // n + 1):
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + k))
+        parts.append(perm[max(start - k * n, 0) : min(stop - k * n, n)])
+    order = torch.cat(parts).to(device)
+    for first in range(0, samples, batch_size):
+        yield order[first : first + batch_size]
+
+
 def concat_splits(splits: Sequence[DeviceSplit]) -> DeviceSplit:
     """One DeviceSplit over several (e.g. unlabeled + train for pretraining). Masks are kept only if
     every part has them; all parts must hold the same frames."""

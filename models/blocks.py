@@ -46,3 +46,14 @@ def class_head(channels: int, num_classes: int, background_prior: float, *, fram
         prior[0] = math.log(background_prior)
         head.bias = nn.Parameter(prior.repeat(frames))
     return head
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """`x` (..., H, W) zero-padded at the bottom and right to sides divisible by `multiple`, and the original
+    (H, W) to crop the output back to: a model with stride-2 steps then takes any input size (frames at a
+    reduced input scale, 40x60 at 0.25, are not divisible by 16)."""
+    h, w = x.shape[-2:]
+    pad_h, pad_w = -h % multiple, -w % multiple
+    if pad_h or pad_w:
+        x = nn.functional.pad(x, (0, pad_w, 0, pad_h))
+    return x, (h, w)

@@ -66,6 +66,15 @@ class DualPhase(nn.Module):
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         return self.predict(frames)[0]
 
+    def segment(self, frame: torch.Tensor) -> torch.Tensor:
+        """Mask logits (B, 49, H, W) of real frames (B, 3, H, W), segmented as if each were the predicted frame
+        (and the last frame, and no recurrent state): the per-frame supervision of the segmenter that every
+        labelled frame gives (TrainConfig.frame_weight)."""
+        inputs = [frame, frame] if self.cfg.use_last_frame else [frame]
+        if self.cfg.use_features:
+            inputs.append(frame.new_zeros(frame.shape[0], self.cfg.predictor.hidden, *frame.shape[-2:]))
+        return self.segmenter(torch.cat(inputs, dim=1))
+
 
 @register_model(
     "dual_phase", DualPhaseConfig, input_kind="sequence", pretrained=PretrainedPart("predictor", "frame_predictor")

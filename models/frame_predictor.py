@@ -13,7 +13,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from models.blocks import NORMS, ConvBlock, conv_norm_relu
+from models.blocks import NORMS, ConvBlock, conv_norm_relu, pad_to_multiple
 from models.config import check_depth, check_positive
 from models.registry import register_model
 
@@ -108,7 +108,8 @@ class FramePredictor(nn.Module):
         return levels
 
     def forward(self, frames: torch.Tensor) -> FramePrediction:
-        b, t = frames.shape[:2]  # frames: (B, T, 3, H, W) float in [0, 1]
+        b, t = frames.shape[:2]  # frames: (B, T, 3, H, W) float in [0, 1]; any H, W (padded, cropped back)
+        frames, (height, width) = pad_to_multiple(frames, 2**self.cfg.downsample)
         # Frame 11 is encoded apart: the decoder takes its features at every level as skips, and
         # slicing them out of all frames' features would cost a full-size gradient buffer per level.
         last = self.encode(frames[:, -1])  # per level (B, C_k, H_k, W_k)
@@ -128,7 +129,7 @@ class FramePredictor(nn.Module):
         x = self.fuse(torch.cat([features, last[-1]], dim=1))
         for k, (up, merge) in enumerate(zip(self.up, self.merge, strict=True)):
             x = merge(torch.cat([up(x), last[-2 - k]], dim=1))
-        return FramePrediction(frames[:, -1] + self.head(x), features)
+        return FramePrediction((frames[:, -1] + self.head(x))[..., :height, :width], features)
 
 
 @register_model("frame_predictor", FramePredictorConfig, input_kind="sequence", output="frame")

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from data.classes import FUTURE_FRAMES, N_INPUT_FRAMES, NUM_CLASSES
-from models.blocks import class_head, norm_layer
+from models.blocks import class_head, norm_layer, pad_to_multiple
 from models.config import check_depth, check_positive, check_prior
 from models.motion import extrapolate_steps
 from models.registry import register_model
@@ -131,6 +131,7 @@ class MaskPredictor(nn.Module):
         """Masks of frames 1-11 (B, T, H, W) class ids -> logits of mask 22 (B, num_classes, H, W), or with
         `all_frames` those of masks 12-22 (B, 11, num_classes, H, W)."""
         b, t = masks.shape[:2]
+        masks, (height, width) = pad_to_multiple(masks, 2**self.cfg.n_s)  # any H, W: background added, cropped back
         k, horizon = self.cfg.num_classes, self.cfg.horizon
         full = self.stem(self.encode_classes(masks.long().flatten(0, 1)))  # (B * T, hid_s, H, W)
         fulls = list(full.unflatten(0, (b, t)).unbind(1))  # per frame (B, hid_s, H, W)
@@ -164,8 +165,8 @@ class MaskPredictor(nn.Module):
                 if last is not None:  # the copy prior copies the model's own last prediction
                     last = probs[:, -1]
         if not all_frames:
-            return outputs[-1][:, 0]
-        return torch.cat(outputs, dim=1)[:, :FUTURE_FRAMES]
+            return outputs[-1][:, 0, :, :height, :width]
+        return torch.cat(outputs, dim=1)[:, :FUTURE_FRAMES, :, :height, :width]
 
 
 @register_model("mask_predictor", MaskPredictorConfig, input_kind="masks")

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from data.classes import N_INPUT_FRAMES, NUM_CLASSES
-from models.blocks import NORMS, ConvBlock, class_head
+from models.blocks import NORMS, ConvBlock, class_head, pad_to_multiple
 from models.config import check_depth, check_positive, check_prior
 from models.registry import register_model
 
@@ -56,14 +56,15 @@ class UNet(nn.Module):
         self.head = class_head(widths[0], cfg.num_classes, cfg.background_prior)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # x: (B, C_in, H, W) float
+        # x: (B, C_in, H, W) float; any H, W (padded to a multiple of 2^depth, cropped back)
+        x, (height, width) = pad_to_multiple(x, 2**self.cfg.depth)
         skips = [self.stem(x)]  # (B, w, H, W)
         for block in self.down:
             skips.append(block(self.pool(skips[-1])))  # (B, w * 2^k, H / 2^k, W / 2^k)
         h = self.bottleneck_dropout(skips.pop())
         for up, merge in zip(self.up, self.merge, strict=True):
             h = merge(torch.cat([up(h), skips.pop()], dim=1))
-        return self.head(self.head_dropout(h))  # (B, num_classes, H, W)
+        return self.head(self.head_dropout(h))[..., :height, :width]  # (B, num_classes, H, W)
 
 
 @register_model("unet", UNetConfig, input_kind="stacked")

@@ -16,6 +16,7 @@ from data.datasets import (
     FramePredictionDataset,
     SegmentationDataset,
     batch_indices,
+    stream_batches,
 )
 
 
@@ -101,3 +102,15 @@ def test_batch_indices_cover_an_epoch_once(drop_last: bool, sizes: list[int]) ->
     if not drop_last:
         assert sorted(seen) == list(range(10))
     assert torch.cat(list(batch_indices(5, 2, shuffle=False))).tolist() == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize(("n", "samples"), [(10, 4), (10, 25), (7, 7)])
+def test_fixed_size_epochs_walk_every_item_once_per_pass_and_are_stateless(n: int, samples: int) -> None:
+    epochs = [list(stream_batches(n, samples, e, 3, seed=5)) for e in range(6)]
+    assert all(sum(len(b) for b in batches) == samples for batches in epochs)
+    stream = torch.cat([torch.cat(batches) for batches in epochs]).tolist()
+    for start in range(0, len(stream) - n + 1, n):  # each whole pass holds every item once
+        assert sorted(stream[start : start + n]) == list(range(n))
+    again = list(stream_batches(n, samples, 3, 3, seed=5))  # epoch 3 drawn alone, as a resumed run draws it
+    assert len(again) == len(epochs[3]) and all(torch.equal(a, b) for a, b in zip(epochs[3], again, strict=True))
+    assert torch.cat(list(stream_batches(n, samples, 0, 3, seed=6))).tolist() != stream[:samples]  # the seed counts

@@ -73,6 +73,24 @@ def test_output_shape_and_finite(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("size", [(40, 60), (80, 120), (36, 50)])
+def test_any_input_size_gives_outputs_of_that_size(name: str, size: tuple[int, int]) -> None:
+    """A reduced input scale (40x60 at 0.25) is not divisible by a model's deepest stride: models pad and crop."""
+    deep = {"unet": {"depth": 4}, "frame_segmenter": {"depth": 4}, "mask_predictor": {"n_s": 4}}.get(name, {})
+    model = create_model(name, model_config(name, **{**TINY[name], **deep})).eval()
+    x = (
+        F.interpolate(_inputs(name).float(), size=size)
+        if _inputs(name).dim() == 4
+        else _inputs(name)[..., : size[0], : size[1]]
+    )
+    if model_entry(name).input_kind == "masks":
+        x = x.long()
+    with torch.no_grad():
+        out = _output(model, x)
+    assert out.shape[-2:] == size and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", list_models())
 def test_loss_falls_when_overfitting_one_batch(name: str) -> None:
     torch.manual_seed(0)
     model = create_model(name, model_config(name, **TINY[name]))

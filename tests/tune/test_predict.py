@@ -113,8 +113,8 @@ def test_a_rule_answers_from_the_segmenter_of_a_mask_study(
     assert torch.equal(masks, torch.load(outputs["segmenter"], weights_only=True))
 
     val = decode_split(synth_root, "val", progress=False)
-    _, model = load_model(segmenter)
-    seg = torch.from_numpy(segment_frames(model, val.frames, (9, 10), "cpu")).long()
+    run, model = load_model(segmenter)
+    seg = torch.from_numpy(segment_frames(run, model, val.frames, (9, 10), "cpu")).long()
     expected = seg[:, -1] if rule == "copy_last" else extrapolate_masks(seg)
     assert masks.dtype == torch.uint8 and torch.equal(masks.long(), expected)
     assert val.masks is not None

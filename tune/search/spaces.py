@@ -30,6 +30,8 @@ class Budget:
     predictor_widths: tuple[int, ...]  # frame-predictor encoder widths searched
     hidden: tuple[int, ...]  # frame-predictor recurrent channels searched
     batch_sizes: tuple[int, ...]  # batch sizes searched
+    input_scales: tuple[float, ...] = (1.0,)  # input scales searched (TrainConfig.input_scale)
+    epoch_samples: int = 0  # training samples in an epoch, the fidelity unit (0: one pass over the split)
     frames_per_video: int = 4  # per-frame segmenter: frames drawn from each training video per epoch
     top_k: int = 3  # fine-tuning chooses its pretrained predictor among this many best pretraining trials
     max_concurrent: int = 0  # trials at once; 0: as many as the resources allow
@@ -58,6 +60,7 @@ def budget_for(name: str, *, gpu: bool) -> Budget:
             predictor_widths=(4,),
             hidden=(4,),
             batch_sizes=(2, 4),
+            input_scales=(0.5, 1.0),  # both paths tested; at 0.25 tiny models all score the same, leaving no spread
             top_k=2,
         )
     if name == "default" and gpu:
@@ -71,19 +74,23 @@ def budget_for(name: str, *, gpu: bool) -> Budget:
             predictor_widths=(32, 64),
             hidden=(64, 128),
             batch_sizes=(16, 32, 64),
+            input_scales=(0.5, 1.0),
+            epoch_samples=2000,  # 2 passes of 1,000 train videos; 1/7 of unlabeled + train for pretraining
             top_k=3,
         )
-    if name == "default":  # a CPU machine: the embedded default finishes in minutes
+    if name == "default":  # a CPU machine: the embedded default finishes in minutes and shows learning
         return Budget(
             "default",
-            samples=6,
-            max_epochs=4,
-            grace_period=1,
+            samples=4,
+            max_epochs=8,
+            grace_period=2,
             reduction_factor=2,
-            widths=(8,),
+            widths=(16,),
             predictor_widths=(4,),
             hidden=(8,),
             batch_sizes=(4, 8),
+            input_scales=(0.25,),  # 40x60: a CPU trial learns in minutes (docs/search.md)
+            epoch_samples=240,
             top_k=2,
         )
     raise ValueError(f"unknown budget {name!r}; valid: smoke, default")
@@ -156,6 +163,9 @@ def _optimisation(trial: optuna.Trial, budget: Budget) -> dict[str, Any]:
         "weight_decay": trial.suggest_float("weight_decay", 1e-6, 1e-2, log=True),
         "batch_size": trial.suggest_categorical("batch_size", list(budget.batch_sizes)),
         "schedule": trial.suggest_categorical("schedule", ["onecycle", "cosine"]),
+        # cheap early trials: the model sees its inputs reduced, its logits come back to 160x240 for the metric
+        "input_scale": trial.suggest_categorical("input_scale", list(budget.input_scales)),
+        "epoch_samples": budget.epoch_samples,  # a constant of the budget, recorded with the trial
     }
 
 
@@ -216,6 +226,9 @@ def define_finetune(trial: optuna.Trial, budget: Budget, parents: Sequence[str])
         "seg_depth": trial.suggest_int("seg_depth", 3, 4),
         "seg_norm": trial.suggest_categorical("seg_norm", ["batch", "group"]),
         "use_last_frame": trial.suggest_categorical("use_last_frame", [True, False]),
+        # the segmenter also learns to segment the true frames the clips hold (1-11, 22), all labelled
+        "frame_weight": trial.suggest_float("frame_weight", 4.0, 64.0, log=True),
+        "frames_per_video": budget.frames_per_video,
         "use_features": trial.suggest_categorical("use_features", [False, True]),
         "freeze_predictor": trial.suggest_categorical("freeze_predictor", [True, False]),
     }

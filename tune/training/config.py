@@ -11,11 +11,15 @@ from models.config import config_from_dict, config_to_dict, with_values
 from models.registry import model_entry
 
 SCHEDULES = ("onecycle", "cosine", "constant")
+INPUT_SCALES = (1.0, 0.5, 0.25)  # 160x240, 80x120, 40x60
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 10  # passes over the training set
+    epochs: int = 10  # training epochs: passes over the training set, or of epoch_samples samples each
+    epoch_samples: int = 0  # samples (clips; frames for a per-frame segmenter) in an epoch; 0: one pass over
+    # the training split (frames_per_video frames a video for a per-frame segmenter). A study sets it so that
+    # an epoch, its fidelity unit, means the same on 60 videos or 14,000
     batch_size: int = 16  # samples per step
     lr: float = 1e-3  # peak learning rate (AdamW)
     weight_decay: float = 1e-4  # AdamW weight decay
@@ -27,6 +31,9 @@ class TrainConfig:
     ssim_weight: float = 0.0  # frame prediction: weight of a (1 - SSIM) term
     freeze_predictor: bool = True  # a model with a pretrained part (dual_phase's predictor): keep it fixed
     frames_per_video: int = 22  # per-frame segmentation: frames drawn from each video per epoch
+    frame_weight: float = 0.0  # a model with a segmenter part (dual_phase): weight of a per-frame segmentation
+    # loss on the true frames and masks each training clip holds (frames 1-11 and 22), beside mask 22's
+    input_scale: float = 1.0  # the model sees its inputs at this scale (1, 0.5, 0.25); logits come back to 160x240
     pseudo_input_start: float = 0.0  # mask prediction, scheduled sampling: chance that a training clip gets
     pseudo_input_end: float = 0.5  # ... the segmenter's input masks instead of its own, first to last epoch
     future_weight: float = 0.0  # mask prediction: weight of the mean loss on the predicted masks 12-21 (beside 22's)
@@ -37,6 +44,8 @@ class TrainConfig:
     seed: int = 0  # initialisation, shuffling, augmentation and dropout
 
     def __post_init__(self) -> None:
+        if self.epoch_samples < 0:
+            raise ValueError(f"TrainConfig.epoch_samples must be >= 0 (0: one pass), got {self.epoch_samples}")
         for name in ("epochs", "batch_size", "eval_batch_size", "frames_per_video"):
             if getattr(self, name) < 1:
                 raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
@@ -49,7 +58,9 @@ class TrainConfig:
         ):
             if value not in allowed:
                 raise ValueError(f"TrainConfig.{name} must be one of {allowed}, got {value!r}")
-        for name in ("dice_weight", "ssim_weight", "future_weight"):
+        if self.input_scale not in INPUT_SCALES:
+            raise ValueError(f"TrainConfig.input_scale must be one of {INPUT_SCALES}, got {self.input_scale}")
+        for name in ("dice_weight", "ssim_weight", "future_weight", "frame_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)}")
         for name in ("pseudo_input_start", "pseudo_input_end"):

@@ -1,13 +1,16 @@
-"""Running a model on uint8 batches: the device, bf16 autocast on CUDA, and the float inputs each kind of
-model takes. Used by the trainer, by evaluation and by prediction alike."""
+"""Running a model on uint8 batches: the device, bf16 autocast on CUDA, the float inputs each kind of
+model takes, and the input scale (inputs reduced before the model, its full-size outputs brought back to
+160x240 for the loss and the metric). Used by the trainer, by evaluation and by prediction alike."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from models.registry import model_entry
@@ -28,7 +31,7 @@ def autocast(device: torch.device, enabled: bool = True) -> AbstractContextManag
     return nullcontext()
 
 
-def model_inputs(frames: torch.Tensor, input_kind: str, *, channels_last: bool = False) -> torch.Tensor:
+def model_inputs(frames: torch.Tensor, input_kind: str) -> torch.Tensor:
     """uint8 frames -> the float input a model of `input_kind` takes, on the frames' device (class-id
     masks, for a mask model, go in as they are)."""
     if input_kind == "masks":
@@ -36,13 +39,47 @@ def model_inputs(frames: torch.Tensor, input_kind: str, *, channels_last: bool =
     x = frames.float().div_(255)  # (B, T, 3, H, W) or (B, 3, H, W)
     if input_kind == "stacked":
         x = x.flatten(1, 2)  # (B, 33, H, W)
-    if channels_last and x.dim() == 4:
-        x = x.contiguous(memory_format=torch.channels_last)
     return x
 
 
+def reduce_inputs(x: torch.Tensor, factor: int) -> torch.Tensor:
+    """Model inputs (..., H, W) at 1/factor of their size: float frames averaged over factor x factor
+    blocks, class-id masks sampled at each block's centre (classes are not averaged)."""
+    if factor == 1:
+        return x
+    if not x.is_floating_point():
+        return x[..., factor // 2 :: factor, factor // 2 :: factor]
+    lead = x.shape[:-2]
+    return F.avg_pool2d(x.reshape(-1, 1, *x.shape[-2:]), factor).reshape(*lead, *(s // factor for s in x.shape[-2:]))
+
+
+def restore_size(out: Any, reduced: tuple[int, ...], size: tuple[int, ...]) -> Any:
+    """A model's output at the reduced input size brought back to `size`: every tensor whose last two
+    sides are the reduced input's (logits, a predicted frame; also inside a tuple such as FramePrediction)
+    is upsampled bilinearly; others (low-resolution features) are left as they are."""
+    if isinstance(out, torch.Tensor):
+        if tuple(out.shape[-2:]) != reduced or reduced == size:
+            return out
+        flat = out.reshape(-1, *out.shape[-3:]) if out.dim() > 4 else out
+        up = F.interpolate(flat, size=size, mode="bilinear", align_corners=False)
+        return up.reshape(*out.shape[:-2], *size)
+    if isinstance(out, tuple):
+        parts = [restore_size(part, reduced, size) for part in out]
+        return type(out)(*parts) if hasattr(out, "_fields") else tuple(parts)
+    return out
+
+
+def scale_factor(input_scale: float) -> int:
+    """The integer reduction of an input scale (0.25 -> 4)."""
+    factor = round(1 / input_scale)
+    if factor < 1 or abs(factor * input_scale - 1) > 1e-6:
+        raise ValueError(f"an input scale must be 1 / an integer, got {input_scale}")
+    return factor
+
+
 class ModelRunner:
-    """Calls a model (or its compiled form) on uint8 batches: inputs converted for its kind, under autocast."""
+    """Calls a model (or its compiled form) on uint8 batches: inputs converted for its kind and reduced to
+    `input_scale`, under autocast; outputs at full size."""
 
     def __init__(
         self,
@@ -53,13 +90,41 @@ class ModelRunner:
         amp: bool = True,
         channels_last: bool = False,
         forward: Callable[..., Any] | None = None,
+        input_scale: float = 1.0,
+        input_kind: str | None = None,
     ) -> None:
         self.forward = forward or model
-        self.input_kind = model_entry(model_name).input_kind
+        self.input_kind = input_kind or model_entry(model_name).input_kind
         self.device = device
         self.amp = amp
         self.channels_last = channels_last
+        self.factor = scale_factor(input_scale)
+        self.full_size = True  # outputs brought back to the input's size (False: at the model's reduced size)
+
+    @classmethod
+    def of_run(cls, model: nn.Module, run: Any, device: torch.device, **options: Any) -> ModelRunner:
+        """The runner of a RunConfig's model: its registered name and its training input scale."""
+        return cls(model, run.model, device, input_scale=run.train.input_scale, **options)
+
+    def with_forward(self, forward: Callable[..., Any], input_kind: str) -> ModelRunner:
+        """The same runner (device, autocast, scale) calling another entry point of the model."""
+        other = copy.copy(self)
+        other.forward, other.input_kind = forward, input_kind
+        return other
+
+    def at_model_size(self) -> ModelRunner:
+        """The same runner with outputs left at the reduced size: training computes its loss there (against
+        targets reduced alike, Task.reduce_target), since upsampling 49-class logits to 160x240 and their
+        cross-entropy took 3/4 of a CPU training step at scale 0.25 (measured); the metric stays at full size."""
+        other = copy.copy(self)
+        other.full_size = False
+        return other
 
     def __call__(self, raw: torch.Tensor, **kwargs: Any) -> Any:
+        size = tuple(raw.shape[-2:])
+        x = reduce_inputs(model_inputs(raw, self.input_kind), self.factor)
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
         with autocast(self.device, self.amp):
-            return self.forward(model_inputs(raw, self.input_kind, channels_last=self.channels_last), **kwargs)
+            out = self.forward(x, **kwargs)
+        return restore_size(out, tuple(x.shape[-2:]), size) if self.full_size else out

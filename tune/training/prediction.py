@@ -18,6 +18,7 @@ from data.metric import competition_iou
 from models.motion import extrapolate_masks
 from reports.schema import CHECKPOINT, RESULTS_DIR, ranked, read_results, stage_order
 from tune.training.checkpoints import load_checkpoint, load_model, model_from_state
+from tune.training.config import RunConfig
 from tune.training.inference import resolve_device
 from tune.training.tasks import FrameSegmentation, segment_frames, task_for
 
@@ -70,8 +71,8 @@ def predict(
         if not isinstance(task_for(run.model), FrameSegmentation):
             if not pipeline.get("segmenter"):
                 raise ValueError(f"rule {rule!r} needs a frame_segmenter checkpoint, or one that names its segmenter")
-            _, model = load_model(pipeline["segmenter"], dev)
-        masks = _predict_by_rule(RULES[rule], model, decoded.frames, dev, batch_size)
+            run, model = load_model(pipeline["segmenter"], dev)
+        masks = _predict_by_rule(RULES[rule], run, model, decoded.frames, dev, batch_size)
     else:
         task = task_for(run.model)
         if task.needs_segmenter and not pipeline.get("segmenter"):
@@ -84,6 +85,7 @@ def predict(
 
 def _predict_by_rule(
     rule: Callable[[torch.Tensor], torch.Tensor],
+    run: RunConfig,
     segmenter: torch.nn.Module,
     frames: np.ndarray,
     device: torch.device,
@@ -93,7 +95,7 @@ def _predict_by_rule(
     out = []
     for start in range(0, len(frames), batch_size):
         masks = segment_frames(
-            segmenter, frames[start : start + batch_size], RULE_FRAMES, device, batch_size=batch_size
+            run, segmenter, frames[start : start + batch_size], RULE_FRAMES, device, batch_size=batch_size
         )
         out.append(rule(torch.from_numpy(masks).to(device)).to(torch.uint8).cpu())
     return torch.cat(out)

@@ -26,8 +26,10 @@ def pseudo_label(
     device: str | torch.device = "cpu",
     batch_size: int = 32,
     cache_dir: str | os.PathLike[str] | None = None,
+    unlabeled: int | None = None,
 ) -> Path:
-    """Label every split of `root` with the segmenter `checkpoint` (once; later calls reuse the files)."""
+    """Label every split of `root` with the segmenter `checkpoint` (once; later calls reuse the files);
+    of unlabeled, only the first `unlabeled` videos where given."""
 
     def build(tmp: Path) -> None:
         run, model = load_model(checkpoint, device)
@@ -36,13 +38,15 @@ def pseudo_label(
         written = {}
         for split, frames in PSEUDO_FRAMES.items():
             source = Path(hidden) if split == "hidden" and hidden else Path(root) / split
-            if not source.is_dir():
+            if not source.is_dir() or (split == "unlabeled" and unlabeled == 0):
                 continue
             decoded = decode_split(root, split, hidden=hidden, progress=False)
+            if split == "unlabeled":
+                decoded = decoded.head(unlabeled)
             out = np.lib.format.open_memmap(
                 tmp / f"{split}.npy", "w+", np.uint8, (len(decoded), len(frames), *decoded.frames.shape[2:4])
             )
-            segment_frames(model, decoded.frames, frames, device, batch_size=batch_size, out=out)
+            segment_frames(run, model, decoded.frames, frames, device, batch_size=batch_size, out=out)
             out.flush()
             np.save(tmp / f"{split}_ids.npy", decoded.ids)
             written[split] = list(frames)
@@ -50,5 +54,5 @@ def pseudo_label(
             json.dumps({"checkpoint": str(checkpoint), "root": str(root), "frames": written}, indent=2)
         )
 
-    folder = pseudo_label_dir(checkpoint, root, cache_dir)
+    folder = pseudo_label_dir(checkpoint, root, cache_dir, unlabeled=unlabeled)
     return build_folder(folder, lambda target: (target / MANIFEST).exists(), build)

@@ -27,10 +27,16 @@ MANIFEST = "manifest.json"
 
 
 def pseudo_label_dir(
-    checkpoint: str | os.PathLike[str], root: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None = None
+    checkpoint: str | os.PathLike[str],
+    root: str | os.PathLike[str],
+    cache_dir: str | os.PathLike[str] | None = None,
+    *,
+    unlabeled: int | None = None,
 ) -> Path:
     stat = Path(checkpoint).stat()
     key = f"{PSEUDO_VERSION}|{Path(checkpoint).resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{Path(root).resolve()}"
+    if unlabeled is not None:  # a study that uses part of unlabeled labels only that part
+        key += f"|unlabeled:{unlabeled}"
     return Path(cache_dir or default_cache_dir()) / f"pseudo-{hashlib.sha1(key.encode()).hexdigest()[:16]}"
 
 

@@ -23,12 +23,12 @@ from tune.training.checkpoints import CHECKPOINT_FORMAT, load_checkpoint, load_p
 from tune.training.config import RunConfig, TrainConfig
 from tune.training.inference import ModelRunner
 from tune.training.losses import inverse_sqrt_class_weights
-from tune.training.tasks import LoadOptions, TrainData, task_for
+from tune.training.tasks import LoadOptions, TrainData, random_hflip, task_for
 
 
 def load_data(run: RunConfig, root: str | os.PathLike[str], device: torch.device | str, **options: Any) -> TrainData:
     """Decode (once, cached) and move to `device` the splits `run`'s task trains and evaluates on;
-    `options` are those of LoadOptions (cache_dir, on_error, progress, pseudo)."""
+    `options` are those of LoadOptions (cache_dir, on_error, progress, pseudo, unlabeled)."""
     return task_for(run.model).load(root, torch.device(device), LoadOptions(**options))
 
 
@@ -63,9 +63,9 @@ class Trainer:
         fast = self.device.type == "cuda"
         if fast and self.cfg.channels_last:
             self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-        self.runner = ModelRunner(
+        self.runner = ModelRunner.of_run(
             self.model,
-            run.model,
+            run,
             self.device,
             amp=self.cfg.amp,
             channels_last=fast and self.cfg.channels_last,
@@ -151,25 +151,25 @@ class Trainer:
         masks = self.task.class_weight_masks(self.data)
         return None if masks is None else inverse_sqrt_class_weights(masks).to(self.device)
 
-    def _flip(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        flip = torch.rand(x.shape[0], device=self.device, generator=self.generator) < 0.5
-        x = torch.where(flip.view(-1, *[1] * (x.dim() - 1)), x.flip(-1), x)
-        y = torch.where(flip.view(-1, *[1] * (y.dim() - 1)), y.flip(-1), y)
-        return x, y
-
     def _train_epoch(self) -> tuple[float, int]:
         self._train_mode()
         total = torch.zeros((), device=self.device)
         samples = 0
         all_frames = self.task.wants_all_frames(self.cfg)
-        for index in self.task.train_indices(self.data, self.cfg, self.generator):
+        runner = self.runner.at_model_size()  # the loss at the model's input scale
+        for index in self.task.train_indices(self.data, self.cfg, self.generator, self.epoch):
             if self.first_step_at is None:
                 self.first_step_at = time.time()
             x, y = self.task.batch(self.data.train, index, self.cfg, self.epoch, self.generator)
             if self.cfg.hflip:
-                x, y = self._flip(x, y)
-            out = self.runner(x, all_frames=True) if all_frames else self.task.output(self.runner(x))
-            loss = self.task.loss(out, y, self.cfg, self.class_weights)
+                x, y = random_hflip(x, y, self.generator)
+            out = runner(x, all_frames=True) if all_frames else self.task.output(runner(x))
+            loss = self.task.loss(out, self.task.reduce_target(y, runner.factor), self.cfg, self.class_weights)
+            extra = self.task.auxiliary_loss(
+                runner, self.data.train, index, self.cfg, self.generator, self.class_weights
+            )
+            if extra is not None:
+                loss = loss + extra
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()

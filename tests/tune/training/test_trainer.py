@@ -77,7 +77,15 @@ def test_cli_trains_each_model_and_writes_a_loadable_checkpoint(
 
 
 @pytest.mark.parametrize(
-    ("model", "extra"), [("unet", ["dropout=0.2"]), ("frame_segmenter", []), ("dual_phase", ["freeze_predictor=false"])]
+    ("model", "extra"),
+    [
+        ("unet", ["dropout=0.2"]),
+        ("unet", ["epoch_samples=5", "input_scale=0.5"]),  # fixed-size epochs: passes span epochs
+        ("frame_segmenter", []),
+        ("frame_segmenter", ["epoch_samples=7", "input_scale=0.25"]),
+        ("dual_phase", ["freeze_predictor=false"]),
+        ("dual_phase", ["frame_weight=2", "frames_per_video=2", "input_scale=0.25"]),
+    ],
 )
 def test_resumed_run_matches_an_uninterrupted_one(
     model: str, extra: list[str], synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -195,3 +203,13 @@ def test_cli_checks_it_can_write_before_it_trains(
     out, err = capsys.readouterr()
     assert err.strip() == f"error: {tmp_path / 'a-file' / 'run'}: Not a directory"
     assert "epoch" not in out and "Traceback" not in err
+
+
+def test_a_study_may_train_on_part_of_unlabeled(
+    synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
+    run = build_run("frame_predictor", TINY_SETS["frame_predictor"], epochs=1)
+    sizes = {n: len(load_data(run, synth_root, "cpu", progress=False, unlabeled=n).train) for n in (None, 1, 0)}
+    train = len(load_data(build_run("unet", TINY_SETS["unet"], epochs=1), synth_root, "cpu", progress=False).train)
+    assert sizes == {None: train + 2, 1: train + 1, 0: train}  # the tiny root has 2 unlabeled videos

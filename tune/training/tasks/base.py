@@ -14,10 +14,10 @@ from torch import nn
 
 from data.cache import DecodedSplit, decode_split
 from data.classes import INPUT_FRAMES, NUM_CLASSES, TARGET_FRAME
-from data.datasets import DeviceSplit, batch_indices
+from data.datasets import DeviceSplit, batch_indices, stream_batches
 from models.registry import ModelEntry, model_entry
 from tune.training.config import RunConfig, TrainConfig
-from tune.training.inference import Infer, ModelRunner
+from tune.training.inference import Infer, ModelRunner, reduce_inputs
 from tune.training.losses import segmentation_loss
 
 CLIP = (*INPUT_FRAMES, TARGET_FRAME)  # the frames a clip task holds on the device
@@ -39,6 +39,7 @@ class LoadOptions:
     on_error: Literal["raise", "skip"] = "raise"
     progress: bool = True
     pseudo: str | os.PathLike[str] | None = None  # the pseudo-label folder of a segmenter (mask prediction)
+    unlabeled: int | None = None  # how many unlabeled videos to train on (the first, by id); None: all
 
     def decode_kwargs(self) -> dict[str, Any]:
         return {"cache_dir": self.cache_dir, "on_error": self.on_error, "progress": self.progress}
@@ -66,11 +67,30 @@ class Task:
         val = DeviceSplit(decode_split(root, "val", **kwargs), device, frames=self.val_frames)
         return TrainData(train, val)
 
-    def epoch_size(self, data: TrainData, cfg: TrainConfig) -> int:
+    def items(self, data: TrainData) -> int:
+        """How many training items `batch` indexes (videos; frames of videos for a per-frame task)."""
         return len(data.train)
 
-    def train_indices(self, data: TrainData, cfg: TrainConfig, generator: torch.Generator) -> Iterator[torch.Tensor]:
-        """Index batches of one training epoch, drawn on the device."""
+    def epoch_size(self, data: TrainData, cfg: TrainConfig) -> int:
+        """Training samples in an epoch: epoch_samples where set, else one pass."""
+        return cfg.epoch_samples or self.pass_size(data, cfg)
+
+    def pass_size(self, data: TrainData, cfg: TrainConfig) -> int:
+        return len(data.train)
+
+    def train_indices(
+        self, data: TrainData, cfg: TrainConfig, generator: torch.Generator, epoch: int
+    ) -> Iterator[torch.Tensor]:
+        """Index batches of training epoch `epoch` (from 0), on the device: with epoch_samples, that many from a
+        stream of seeded permutations (data.datasets.stream_batches), else one pass drawn with `generator`."""
+        if cfg.epoch_samples:
+            return stream_batches(
+                self.items(data), cfg.epoch_samples, epoch, cfg.batch_size, seed=cfg.seed, device=generator.device
+            )
+        return self.one_pass(data, cfg, generator)
+
+    def one_pass(self, data: TrainData, cfg: TrainConfig, generator: torch.Generator) -> Iterator[torch.Tensor]:
+        """Index batches of one pass over the training split, drawn on the device with `generator`."""
         return batch_indices(
             len(data.train), cfg.batch_size, shuffle=True, device=generator.device, generator=generator
         )
@@ -80,6 +100,11 @@ class Task:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(inputs, targets) of one training batch, uint8 on the device."""
         raise NotImplementedError
+
+    def reduce_target(self, target: torch.Tensor, factor: int) -> torch.Tensor:
+        """A training target at 1/factor of its size, as the model's reduced output is: class ids sampled at
+        each block's centre, as the inputs' masks are."""
+        return reduce_inputs(target, factor)
 
     def class_weight_masks(self, data: TrainData) -> torch.Tensor | None:
         """The target masks whose class frequencies weight the loss (None: no class weighting)."""
@@ -98,6 +123,18 @@ class Task:
     ) -> torch.Tensor:
         """By default, class logits (B, K, H, W) against class ids (B, H, W): cross-entropy (+ dice)."""
         return segmentation_loss(out, target, cfg, class_weights)
+
+    def auxiliary_loss(
+        self,
+        runner: ModelRunner,
+        train: Any,
+        index: torch.Tensor,
+        cfg: TrainConfig,
+        generator: torch.Generator,
+        class_weights: torch.Tensor | None,
+    ) -> torch.Tensor | None:
+        """A second loss of the training batch `index`, already weighted (None: none), added to `loss`."""
+        return None
 
     def evaluate(self, infer: Infer, val: Any, batch_size: int) -> dict[str, float]:
         """The val metrics (a stage picks the one the search optimises); `infer` maps a uint8 batch to
@@ -121,6 +158,14 @@ class Task:
         )
 
 
+def random_hflip(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each sample of a batch (inputs x, targets y, both ending in H, W) flipped horizontally with probability 1/2."""
+    flip = torch.rand(x.shape[0], device=x.device, generator=generator) < 0.5
+    x = torch.where(flip.view(-1, *[1] * (x.dim() - 1)), x.flip(-1), x)
+    y = torch.where(flip.view(-1, *[1] * (y.dim() - 1)), y.flip(-1), y)
+    return x, y
+
+
 def predict_in_batches(
     run: RunConfig,
     model: nn.Module,
@@ -131,7 +176,7 @@ def predict_in_batches(
 ) -> torch.Tensor:
     """Argmax class ids (N, H, W) uint8 on the CPU of `run`'s mask-22 model over n videos, `inputs(index)`
     giving each batch's uint8 inputs; refuses a model whose classes or size do not fit the data."""
-    infer = ModelRunner(model, run.model, device)
+    infer = ModelRunner.of_run(model, run, device)
     out = []
     with torch.no_grad():
         for index in batch_indices(n, batch_size, shuffle=False, device=device):

@@ -15,7 +15,7 @@ from data.cache import decode_split
 from data.datasets import DeviceSplit, batch_indices, concat_splits
 from models.registry import ModelEntry
 from tune.training.config import TrainConfig
-from tune.training.inference import Infer
+from tune.training.inference import Infer, reduce_inputs
 from tune.training.losses import frame_loss
 from tune.training.tasks.base import LoadOptions, Task, TrainData, register_task
 
@@ -32,8 +32,8 @@ class FramePrediction(Task):
     def load(self, root: str | os.PathLike[str], device: torch.device, options: LoadOptions) -> TrainData:
         """Train and val, and the unlabeled videos (where there are) before train's for pretraining."""
         data = super().load(root, device, options)
-        if (Path(root) / "unlabeled").is_dir():
-            unlabeled = decode_split(root, "unlabeled", **options.decode_kwargs())
+        if (Path(root) / "unlabeled").is_dir() and options.unlabeled != 0:
+            unlabeled = decode_split(root, "unlabeled", **options.decode_kwargs()).head(options.unlabeled)
             data.train = concat_splits([DeviceSplit(unlabeled, device, frames=self.train_frames), data.train])
         return data
 
@@ -41,6 +41,10 @@ class FramePrediction(Task):
         self, train: Any, index: torch.Tensor, cfg: TrainConfig, epoch: int, generator: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
         return train.frame_prediction_batch(index)
+
+    def reduce_target(self, target: torch.Tensor, factor: int) -> torch.Tensor:
+        """Frame 22 averaged over factor x factor blocks as the input frames are (still on the 0-255 scale)."""
+        return reduce_inputs(target.float(), factor) if factor > 1 else target
 
     def class_weight_masks(self, data: TrainData) -> torch.Tensor | None:
         return None

@@ -17,8 +17,8 @@ from data.datasets import batch_indices
 from data.metric import IoUMeter
 from models.motion import extrapolate_masks
 from models.registry import ModelEntry
-from tune.training.config import TrainConfig
-from tune.training.inference import Infer, model_inputs
+from tune.training.config import RunConfig, TrainConfig
+from tune.training.inference import Infer, ModelRunner
 from tune.training.tasks.base import Task, TrainData, register_task
 
 SCORED = (LAST_INPUT_FRAME, TARGET_FRAME)  # the val frames a segmenter is scored on
@@ -35,10 +35,13 @@ class FrameSegmentation(Task):
     def handles(entry: ModelEntry) -> bool:
         return entry.output == "mask" and entry.input_kind == "frame"
 
-    def epoch_size(self, data: TrainData, cfg: TrainConfig) -> int:
+    def items(self, data: TrainData) -> int:
+        return len(data.train) * len(data.train.frame_index)  # flat: frame k % T of video k // T
+
+    def pass_size(self, data: TrainData, cfg: TrainConfig) -> int:
         return len(data.train) * min(cfg.frames_per_video, len(data.train.frame_index))
 
-    def train_indices(self, data: TrainData, cfg: TrainConfig, generator: torch.Generator) -> Iterator[torch.Tensor]:
+    def one_pass(self, data: TrainData, cfg: TrainConfig, generator: torch.Generator) -> Iterator[torch.Tensor]:
         """`frames_per_video` distinct frames of every video, shuffled together (flat indices)."""
         device = generator.device
         n, t = len(data.train), len(data.train.frame_index)
@@ -76,6 +79,7 @@ class FrameSegmentation(Task):
 
 @torch.no_grad()
 def segment_frames(
+    run: RunConfig,
     model: torch.nn.Module,
     frames: np.ndarray,
     times: tuple[int, ...],
@@ -84,14 +88,16 @@ def segment_frames(
     batch_size: int = 32,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """A per-frame segmenter's class ids (N, len(times), H, W) uint8 for frames `times` of videos (N, T, H, W, 3)."""
+    """A per-frame segmenter's (`run`'s `model`) class ids (N, len(times), H, W) uint8 for frames `times` of
+    videos (N, T, H, W, 3)."""
+    infer = ModelRunner.of_run(model, run, torch.device(device))
     if out is None:
         out = np.empty((len(frames), len(times), *frames.shape[2:4]), dtype=np.uint8)
     step = max(1, batch_size // len(times))
     for start in range(0, len(frames), step):
         chunk = torch.from_numpy(np.array(frames[start : start + step][:, list(times)])).to(device)
-        x = model_inputs(chunk.movedim(-1, -3).flatten(0, 1), "frame")  # (B * F, 3, H, W)
+        logits = infer(chunk.movedim(-1, -3).flatten(0, 1))  # (B * F, K, H, W)
         out[start : start + len(chunk)] = (
-            model(x).argmax(1).unflatten(0, (len(chunk), len(times))).to(torch.uint8).cpu().numpy()
+            logits.argmax(1).unflatten(0, (len(chunk), len(times))).to(torch.uint8).cpu().numpy()
         )
     return out

@@ -58,6 +58,7 @@ class MaskPrediction(Task):
         ]
         if has_pseudo(pseudo, "unlabeled"):
             unlabeled, _ = load_pseudo(pseudo, "unlabeled")  # every frame, all the segmenter's
+            unlabeled = unlabeled[: options.unlabeled]  # a view: the first ones, where a study uses part
             inputs = on_device(unlabeled[:, :N_INPUT_FRAMES], device)
             parts.append(MaskClips(inputs, inputs, on_device(unlabeled[:, FUTURE], device)))
         val = decode_split(root, "val", **kwargs)
@@ -129,8 +130,10 @@ class MaskPrediction(Task):
         segmenter_path = pipeline.get("segmenter")
         if not segmenter_path:
             raise ValueError(f"a {run.model!r} checkpoint predicts from masks but names no segmenter checkpoint")
-        _, segmenter = load_model(segmenter_path, device)
-        inputs = torch.from_numpy(segment_frames(segmenter, decoded.frames, INPUT_FRAMES, device)).to(device)
+        segmenter_run, segmenter = load_model(segmenter_path, device)
+        inputs = torch.from_numpy(segment_frames(segmenter_run, segmenter, decoded.frames, INPUT_FRAMES, device)).to(
+            device
+        )
         return predict_in_batches(run, model, len(inputs), lambda index: inputs[index], device, batch_size)
 
 

@@ -15,8 +15,9 @@ from data.datasets import DeviceSplit, batch_indices
 from data.metric import IoUMeter
 from models.registry import ModelEntry
 from tune.training.config import RunConfig, TrainConfig
-from tune.training.inference import Infer
-from tune.training.tasks.base import Task, predict_in_batches, register_task
+from tune.training.inference import Infer, ModelRunner
+from tune.training.losses import segmentation_loss
+from tune.training.tasks.base import Task, predict_in_batches, random_hflip, register_task
 
 
 @register_task
@@ -31,6 +32,31 @@ class Segmentation(Task):
         self, train: Any, index: torch.Tensor, cfg: TrainConfig, epoch: int, generator: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
         return train.segmentation_batch(index)
+
+    def auxiliary_loss(
+        self,
+        runner: ModelRunner,
+        train: Any,
+        index: torch.Tensor,
+        cfg: TrainConfig,
+        generator: torch.Generator,
+        class_weights: torch.Tensor | None,
+    ) -> torch.Tensor | None:
+        """With frame_weight, for a model with a segmenter part (one that has `segment`, dual_phase): the
+        segmentation loss of `frames_per_video` random held frames of each clip (of frames 1-11 and 22, all
+        labelled) against their true masks, so the segmenter learns from up to 12 masks a video, not one."""
+        segment = getattr(runner.forward, "segment", None)
+        if cfg.frame_weight == 0 or segment is None:
+            return None
+        slots = len(train.frame_index)
+        scores = torch.rand(len(index), slots, device=index.device, generator=generator)
+        picks = scores.argsort(dim=1)[:, : min(cfg.frames_per_video, slots)]
+        frames, masks = train.frame_mask_batch((index[:, None] * slots + picks).reshape(-1))
+        if cfg.hflip:
+            frames, masks = random_hflip(frames, masks, generator)
+        logits = runner.with_forward(segment, "frame")(frames)
+        masks = self.reduce_target(masks, runner.factor) if not runner.full_size else masks
+        return cfg.frame_weight * segmentation_loss(logits, masks, cfg, class_weights)
 
     def evaluate(self, infer: Infer, val: Any, batch_size: int) -> dict[str, float]:
         """Competition IoU of mask 22 on val, predicted from frames 1-11."""
