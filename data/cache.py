@@ -10,6 +10,7 @@ and never see a half-written cache.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import multiprocessing as mp
@@ -49,6 +50,13 @@ class DecodedSplit:
     @property
     def n_frames(self) -> int:
         return int(self.frames.shape[1])
+
+    def head(self, n: int | None) -> DecodedSplit:
+        """The first n videos (in id order) as views of the same memory-mapped arrays; None: all."""
+        if n is None or n >= len(self):
+            return self
+        masks = None if self.masks is None else self.masks[:n]
+        return dataclasses.replace(self, ids=self.ids[:n], frames=self.frames[:n], masks=masks)
 
 
 def default_cache_dir() -> Path:

@@ -67,6 +67,8 @@ def load_experiment(folder: str | os.PathLike[str]) -> Experiment:
         space = settings.get("space", "")
     elif len(trials):
         space = str(trials[SPACE].iloc[0])
+    if settings.get("unlabeled") is not None:
+        notes.append(f"the study trained on the first {settings['unlabeled']} unlabeled videos only (--unlabeled)")
     running = int((trials[STATUS] == "running").sum()) if len(trials) else 0
     if running:
         notes.append(f"{running} trial(s) still running or interrupted: the study is partial")

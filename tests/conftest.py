@@ -72,5 +72,5 @@ def dual_study(tmp_path_factory: pytest.TempPathFactory, synth_root: Path) -> Pa
 
 @pytest.fixture(scope="session")
 def mask_study(tmp_path_factory: pytest.TempPathFactory, synth_root: Path) -> Path:
-    """A finished mask_space smoke study of 4 trials per stage."""
-    return _study(tmp_path_factory, synth_root, space="mask_space", samples=4, name="m")
+    """A finished mask_space smoke study of 4 trials per stage, on the first of the 2 unlabeled videos."""
+    return _study(tmp_path_factory, synth_root, space="mask_space", samples=4, name="m", unlabeled=1)

@@ -26,8 +26,16 @@ STUDY_FLAGS = (
     "gpus_per_trial",
     "cpus_per_trial",
     "seed",
+    "unlabeled",
     "fail_trials",
 )
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a count of videos (>= 0), got {value}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,6 +64,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--cpus-per-trial", type=float, default=given, help=f"CPUs per trial (default: {defaults.cpus_per_trial})"
     )
+    parser.add_argument(
+        "--unlabeled",
+        type=_count,
+        default=given,
+        metavar="N",
+        help="train on the first N unlabeled videos only, for a quick study (default: all; 0: none)",
+    )
     parser.add_argument("--address", default=None, help="join an existing Ray cluster")
     parser.add_argument("--resume", action="store_true", help="continue the study OUT/NAME after a crash or kill")
     parser.add_argument("--seed", type=int, default=given, help=f"TPE sampler seed (default: {defaults.seed})")
@@ -75,6 +90,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return run_search(cfg, resume=args["resume"], given=frozenset(settings))
+    except KeyboardInterrupt:  # outside a stage's experiment (decoding, the report): nothing half-written stays
+        name = cfg.name or "NAME (the folder it printed)"
+        print(
+            f"interrupted; resume with: python -m tune.search --out {cfg.out} --name {name} --resume", file=sys.stderr
+        )
+        return 130
     except (FileExistsError, FileNotFoundError, ValueError, KeyError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

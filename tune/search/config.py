@@ -31,7 +31,12 @@ class SearchConfig:
     address: str | None = None  # join this Ray cluster instead of starting a local one
     seed: int = 0  # the TPE sampler's seed
     dashboard: bool = True  # start the Ray dashboard (local Ray only), on 127.0.0.1
+    unlabeled: int | None = None  # how many unlabeled videos the study trains on (the first by id); None: all
     fail_trials: tuple[int, ...] = ()  # fault injection for tests: the n-th suggested trials (1-based) raise
+
+    def __post_init__(self) -> None:
+        if self.unlabeled is not None and self.unlabeled < 0:
+            raise ValueError(f"--unlabeled must be >= 0 (videos of the unlabeled split to use), got {self.unlabeled}")
 
     @property
     def experiment_dir(self) -> Path:

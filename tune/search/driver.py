@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from reports.schema import (
 from tune.search.config import SearchConfig, prepare_study
 from tune.search.results import is_nan
 from tune.search.spaces import SearchSpace, budget_for, get_space
-from tune.search.stages import Study, finished_trials, run_stage
+from tune.search.stages import StageInterrupted, Study, finished_trials, run_stage
 from tune.training.tasks import task_for
 
 
@@ -37,6 +38,7 @@ def run_search(cfg: SearchConfig, *, resume: bool = False, given: frozenset[str]
     print(
         f"study {study.cfg.name}: space {space.name} ({' -> '.join(s.name for s in space.stages)}), "
         f"budget {study.budget.name}, data {study.root}"
+        + ("" if study.cfg.unlabeled is None else f", the first {study.cfg.unlabeled} unlabeled videos only")
     )
     splits = splits_used(space)
     for vid, holders in shared_ids(study.root, splits).items():
@@ -46,9 +48,18 @@ def run_search(cfg: SearchConfig, *, resume: bool = False, given: frozenset[str]
             decode_split(study.root, split)
     init_ray(study.cfg)
     status = 0
+    received = stop_on_sigterm()
     for stage in space.stages:
         try:
             run_stage(study, stage)
+        except (StageInterrupted, KeyboardInterrupt) as err:
+            why = received[-1] if received else "SIGINT"
+            print(
+                f"{err or 'stopped at once'} ({why}); nothing unfinished is marked finished. Resume with: "
+                f"python -m tune.search --out {study.cfg.out} --name {study.cfg.name} --resume",
+                file=sys.stderr,
+            )
+            return 128 + int(getattr(signal, why))
         except RuntimeError as err:
             print(f"stage {stage.name}: {err}", file=sys.stderr)
             status = 1
@@ -60,6 +71,20 @@ def run_search(cfg: SearchConfig, *, resume: bool = False, given: frozenset[str]
             break
     finish(study)
     return status
+
+
+def stop_on_sigterm() -> list[str]:
+    """SIGTERM (what a cluster scheduler sends before it kills) stops the study as Ctrl-C does: it is turned
+    into a SIGINT, which Ray Tune takes as "save the state and end the experiment" while a stage runs (a
+    second one stops at once). Returns the list the signals received are appended to."""
+    received: list[str] = []
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        received.append("SIGTERM")
+        signal.raise_signal(signal.SIGINT)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    return received
 
 
 def splits_used(space: SearchSpace) -> list[str]:

@@ -14,12 +14,18 @@ from reports.schema import CHECKPOINT, FINISHED, RESULTS_DIR, STAGE, TRIAL_ID, r
 from tune.search.config import SearchConfig
 from tune.search.keeper import CheckpointKeeper, drop_kept, restore_kept
 from tune.search.results import ResultsWriter
+from tune.search.scheduler import ResumableASHA
 from tune.search.searcher import fail_orphaned_optuna_trials, make_searcher
 from tune.search.spaces import Budget, SearchSpace, Stage
 from tune.search.trainable import StageJob, train_trial, trial_dirname
 from tune.training.pseudo import pseudo_label
 
 DONE = ".done"  # written in a stage's folder once its experiment has ended
+
+
+class StageInterrupted(Exception):
+    """A stage's experiment ended before its trials did (Ctrl-C, SIGTERM): Ray saved its state, running
+    trials resume from their last checkpoint on --resume, and nothing is marked finished."""
 
 
 @dataclass(frozen=True)
@@ -55,8 +61,14 @@ def run_stage(study: Study, stage: Stage) -> None:
         parents,
         stage.parent_role,
         make_pseudo_labels(study, stage, parents),
+        study.cfg.unlabeled,
     )
-    make_tuner(study, stage, job, stage_dir).fit()
+    grid = make_tuner(study, stage, job, stage_dir).fit()
+    unfinished = len(grid) - grid.num_terminated - grid.num_errors
+    if unfinished or len(grid) < (study.cfg.samples or study.budget.samples):
+        raise StageInterrupted(
+            f"stage {stage.name} was interrupted with {unfinished} of {len(grid)} started trials unfinished"
+        )
     fail_orphaned_optuna_trials(study.folder, str(study.cfg.name), stage)
     trials, _ = read_results(study.results_dir)
     named: list[str] = list(trials[trials[STAGE] == stage.name][CHECKPOINT].dropna()) if len(trials) else []
@@ -89,7 +101,7 @@ def make_pseudo_labels(study: Study, stage: Stage, parents: dict[str, str]) -> s
         return None
     segmenter = next(iter(parents.values()))
     device = "cuda" if study.cfg.gpus > 0 else "cpu"
-    folder = pseudo_label(segmenter, study.root, hidden=study.cfg.hidden, device=device)
+    folder = pseudo_label(segmenter, study.root, hidden=study.cfg.hidden, device=device, unlabeled=study.cfg.unlabeled)
     print(f"stage {stage.name}: pseudo-labels of segmenter {next(iter(parents))} in {folder}")
     return str(folder)
 
@@ -118,7 +130,9 @@ def make_tuner(study: Study, stage: Stage, job: StageJob, stage_dir: Path) -> tu
         max_epochs=budget.max_epochs,
         gpus_per_trial=cfg.gpus,
     )
-    scheduler = tune.schedulers.ASHAScheduler(
+    scheduler = ResumableASHA(
+        results_dir=study.results_dir,
+        stage=stage.name,
         metric=stage.metric,
         mode=stage.mode,
         max_t=budget.max_epochs,

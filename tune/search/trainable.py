@@ -40,6 +40,7 @@ class StageJob:
     parents: dict[str, str] = field(default_factory=dict)  # parent trial id -> its best checkpoint
     parent_role: str = "pretrained"  # what the parent checkpoint is for (see Stage.parent_role)
     pseudo_dir: str | None = None  # the pseudo-label folder, for a stage trained on a segmenter's masks
+    unlabeled: int | None = None  # how many unlabeled videos trials train on; None: all
 
     def plan(self, config: dict[str, Any]) -> TrialPlan:
         """What a trial's Ray config asks for: its run and, for a dependent stage, the parent's checkpoint
@@ -75,7 +76,7 @@ def train_trial(config: dict[str, Any], *, job: StageJob) -> None:
         # A fraction of a GPU is a scheduling promise; this makes it a memory cap, so that a greedy
         # configuration runs out of memory alone instead of taking its neighbours down.
         torch.cuda.set_per_process_memory_fraction(job.gpus_per_trial, device)
-    data = load_data(plan.run, job.data_root, device, progress=False, pseudo=job.pseudo_dir)
+    data = load_data(plan.run, job.data_root, device, progress=False, pseudo=job.pseudo_dir, unlabeled=job.unlabeled)
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:

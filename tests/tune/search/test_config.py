@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from reports.schema import STUDY_FILE
-from tune.search.cli import STUDY_FLAGS
+from tune.search.cli import STUDY_FLAGS, main
 from tune.search.config import SearchConfig, prepare_study
 
 
@@ -61,8 +61,15 @@ def test_every_study_flag_is_a_setting() -> None:
 
 
 def test_an_out_folder_that_cannot_be_written_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from tune.search.cli import main
-
     (tmp_path / "a-file").write_text("not a folder")
     assert main(["--space", "unet", "--out", str(tmp_path / "a-file"), "--name", "s", "--no-dashboard"]) == 2
     assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'a-file' / 's'}: Not a directory"
+
+
+def test_a_negative_count_of_unlabeled_videos_is_refused_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(["--unlabeled", "-3"])
+    assert stop.value.code == 2
+    assert "argument --unlabeled: must be a count of videos (>= 0), got -3" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="--unlabeled must be >= 0"):
+        SearchConfig(unlabeled=-1)

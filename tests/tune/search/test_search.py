@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Iterator
@@ -138,11 +139,12 @@ def test_mask_space_trains_the_predictor_on_the_best_segmenters_pseudo_labels(
     # the pseudo-labels: frames 1-11 of train, val and hidden, every frame of unlabeled, in id order
     from tune.training.pseudo_store import load_pseudo, pseudo_label_dir
 
-    folder = pseudo_label_dir(best["checkpoint"], synth_root, mask_study.parent / "decoded")  # the study's cache
+    # the study's cache; only the unlabeled video it uses (--unlabeled 1)
+    folder = pseudo_label_dir(best["checkpoint"], synth_root, mask_study.parent / "decoded", unlabeled=1)
     for split, frames, ids in (
         ("train", 11, [0, 1, 2, 3]),
         ("val", 11, [4, 5]),
-        ("unlabeled", 22, [6, 7]),
+        ("unlabeled", 22, [6]),
         ("hidden", 11, [8, 9]),
     ):
         masks, found = load_pseudo(folder, split)
@@ -150,3 +152,8 @@ def test_mask_space_trains_the_predictor_on_the_best_segmenters_pseudo_labels(
         assert found.tolist() == ids
     epochs = pd.read_parquet(mask_study / "results" / "epochs.parquet")
     assert epochs.loc[epochs["stage"] == "predictor", "val_copy_last_iou"].notna().all()
+    # the part of unlabeled it used is in its config and its report
+    from reports.load import load_experiment
+
+    assert json.loads((mask_study / "search.json").read_text())["unlabeled"] == 1
+    assert "the study trained on the first 1 unlabeled videos only (--unlabeled)" in load_experiment(mask_study).notes

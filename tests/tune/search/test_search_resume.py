@@ -85,3 +85,56 @@ def test_killed_study_resumes_to_the_end(synth_root: Path, tmp_path: Path) -> No
     storage = JournalStorage(JournalFileBackend(str(tmp_path / "k" / OPTUNA_FILE)))
     study = optuna.load_study(study_name="k/main", storage=storage)
     assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
+
+
+def _wait_for_epochs(driver: subprocess.Popen[str], epochs_file: Path, count: int) -> None:
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and driver.poll() is None:
+        if epochs_file.exists() and len(pd.read_parquet(epochs_file)) >= count:
+            return
+        time.sleep(0.5)
+    assert driver.poll() is None, "the study ended before it could be interrupted:\n" + (
+        driver.stdout.read() if driver.stdout else ""
+    )
+
+
+def test_ctrl_c_and_sigterm_stop_the_study_resumably(synth_root: Path, tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT to the process group, as a terminal sends it), then SIGTERM to the driver during the
+    resume (as a cluster scheduler sends it): each stops with a non-zero status, saying how to resume, and
+    marks nothing finished; the second --resume completes with every trial once and every epoch once."""
+    env = {**os.environ, "SEGTUNE_CACHE": str(tmp_path / "decoded"), "RAY_USAGE_STATS_ENABLED": "0"}
+    args = ["--space", "unet", "--data", str(synth_root), "--budget", "smoke", "--samples", "6"]
+    args += ["--out", str(tmp_path), "--name", "i", "--no-dashboard"]
+    results = tmp_path / "i" / "results"
+
+    driver = _search(args, env)
+    _wait_for_epochs(driver, results / "epochs.parquet", 2)
+    os.killpg(driver.pid, signal.SIGINT)
+    output, _ = driver.communicate(timeout=120)
+    assert driver.returncode == 130, output
+    assert "(SIGINT)" in output and "--resume" in output
+    assert not (tmp_path / "i" / "main" / ".done").exists()
+    seen = len(pd.read_parquet(results / "epochs.parquet"))
+
+    resumed = _search([*args, "--resume"], env)
+    _wait_for_epochs(resumed, results / "epochs.parquet", seen + 2)
+    os.kill(resumed.pid, signal.SIGTERM)
+    output, _ = resumed.communicate(timeout=120)
+    assert resumed.returncode == 143, output
+    assert "(SIGTERM)" in output and "--resume" in output
+    assert not (tmp_path / "i" / "main" / ".done").exists()
+
+    final = _search([*args, "--resume"], env)
+    output, _ = final.communicate(timeout=600)
+    assert final.returncode == 0, output
+    trials = pd.read_parquet(results / "trials.parquet")
+    assert trials["trial_id"].is_unique and len(trials) == 6, trials
+    assert set(trials["status"]) <= {"completed", "stopped"}, trials[["trial_id", "status", "failure"]]
+    epochs = pd.read_parquet(results / "epochs.parquet")
+    for trial_id, rows in epochs.groupby("trial_id"):
+        ran = int(trials.loc[trials["trial_id"] == trial_id, "epochs"].iloc[0])
+        assert sorted(rows["epoch"].astype(int)) == list(range(1, ran + 1)), (trial_id, list(rows["epoch"]))
+    storage = JournalStorage(JournalFileBackend(str(tmp_path / "i" / OPTUNA_FILE)))
+    study = optuna.load_study(study_name="i/main", storage=storage)
+    assert len(study.trials) == 6
+    assert {t.state for t in study.trials} <= {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED}
