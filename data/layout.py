@@ -152,6 +152,28 @@ def read_mask(path: str | os.PathLike[str]) -> np.ndarray:
     return mask.astype(np.uint8, copy=False)
 
 
+def read_video_repaired(entry: VideoEntry) -> tuple[np.ndarray, str]:
+    """A video of the hidden split some of whose frames cannot be read, made whole for prediction: the
+    frames that decode, each other one a copy of the nearest that does (the earlier on a tie), and a line
+    naming the frames replaced. DataError when no frame decodes."""
+    frames: list[np.ndarray | None] = []
+    errors: dict[int, str] = {}
+    for t in range(entry.n_frames):
+        try:
+            frames.append(read_frame(entry.frame_path(t)))
+        except DataError as err:
+            frames.append(None)
+            errors[t] = str(err)
+    good = [t for t, frame in enumerate(frames) if frame is not None]
+    if not good:
+        raise DataError(f"no frame of {entry.path} decodes: {errors[0]}")
+    whole = [frames[t] if t in good else frames[min(good, key=lambda g: (abs(g - t), g))] for t in range(len(frames))]
+    first = next(iter(errors.values()), "")
+    return np.stack(
+        [frame for frame in whole if frame is not None]
+    ), f"frames {sorted(errors)} copied from the nearest good frame ({first})"
+
+
 def read_video(entry: VideoEntry) -> tuple[np.ndarray, np.ndarray | None]:
     """Frames (T, 160, 240, 3) uint8 and, for train and val, masks (22, 160, 240) uint8."""
     frames = np.stack([read_frame(entry.frame_path(t)) for t in range(entry.n_frames)])

@@ -19,6 +19,7 @@ from reports.schema import (
     OPTUNA_FILE,
     PER_CLASS_FILE,
     RESULTS_DIR,
+    SKIPPED_FILE,
     SPACE,
     STATUS,
     STUDY_FILE,
@@ -67,6 +68,12 @@ def load_experiment(folder: str | os.PathLike[str]) -> Experiment:
         space = settings.get("space", "")
     elif len(trials):
         space = str(trials[SPACE].iloc[0])
+    if (folder / SKIPPED_FILE).exists():
+        left_out = json.loads((folder / SKIPPED_FILE).read_text())
+        for split, videos in left_out.items():
+            if videos:
+                named = "; ".join(f"video {vid}: {reason}" for vid, reason in videos.items())
+                notes.append(f"{len(videos)} bad {split} video(s) left out (--skip-bad-videos): {named}")
     if settings.get("unlabeled") is not None:
         notes.append(f"the study trained on the first {settings['unlabeled']} unlabeled videos only (--unlabeled)")
     running = int((trials[STATUS] == "running").sum()) if len(trials) else 0

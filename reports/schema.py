@@ -28,6 +28,7 @@ EPOCHS_FILE = "epochs.parquet"
 PER_CLASS_FILE = "per_class_iou.parquet"
 GALLERY_FILE = "gallery.parquet"
 GALLERY_DIR = "gallery"
+SKIPPED_FILE = "skipped_videos.json"  # {split: {video id: reason}} of the bad videos a study left out
 
 # trial-table columns
 TRIAL_ID = "trial_id"  # Ray's trial id, unique within a study

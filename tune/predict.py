@@ -32,6 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", choices=["val", "hidden"], required=True)
     parser.add_argument("--out", type=Path, required=True, help="file for torch.save of the (N, 160, 240) tensor")
     parser.add_argument(
+        "--skip-bad-videos",
+        action="store_true",
+        help="val: leave broken videos out; hidden: predict them from the frames that decode (each named)",
+    )
+    parser.add_argument(
         "--rule",
         choices=list(RULES),
         default=None,
@@ -53,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             hidden=args.hidden,
             device=args.device,
             batch_size=args.batch_size,
+            on_error="skip" if args.skip_bad_videos else "raise",
             rule=args.rule,
         )
         with atomic_write(args.out) as tmp:

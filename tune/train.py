@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from data.cache import OnError
 from data.files import ensure_writable, os_error_line
 from models.config import config_to_dict
 from models.registry import list_models, model_entry
@@ -55,6 +56,7 @@ def train_run(
     resume: bool = False,
     progress: bool = True,
     segmenter: Path | None = None,
+    on_error: OnError = "raise",
 ) -> dict[str, float]:
     """Train one run (its pretrained part first, for dual_phase; on `segmenter`'s pseudo-labels for
     mask_predictor); returns the final epoch's metrics."""
@@ -63,7 +65,7 @@ def train_run(
     if task_for(run.model).needs_segmenter:
         if segmenter is None:
             raise ValueError(f"{run.model} trains on a per-frame segmenter's masks: pass --segmenter CHECKPOINT")
-        pseudo = pseudo_label(segmenter, data_root, device=dev)
+        pseudo = pseudo_label(segmenter, data_root, device=dev, on_error=on_error)
         return _train_phase(
             run.model,
             run,
@@ -74,15 +76,26 @@ def train_run(
             progress=progress,
             pseudo=pseudo,
             pipeline={"segmenter": str(segmenter)},
+            on_error=on_error,
         )
     part = model_entry(run.model).pretrained
     if part is not None:
         part_run = RunConfig(part.model, getattr(run.model_config, part.attribute), run.train)
         part_run = part_run.with_epochs(pretrain_epochs or run.train.epochs)
         pretrained = out / "pretrain" / "checkpoint.pt"
-        _train_phase("pretrain", part_run, data_root, pretrained, dev, resume=resume, progress=progress)
+        _train_phase(
+            "pretrain", part_run, data_root, pretrained, dev, resume=resume, progress=progress, on_error=on_error
+        )
     return _train_phase(
-        run.model, run, data_root, out / "checkpoint.pt", dev, resume=resume, progress=progress, pretrained=pretrained
+        run.model,
+        run,
+        data_root,
+        out / "checkpoint.pt",
+        dev,
+        resume=resume,
+        progress=progress,
+        pretrained=pretrained,
+        on_error=on_error,
     )
 
 
@@ -98,8 +111,9 @@ def _train_phase(
     pretrained: Path | None = None,
     pseudo: Path | None = None,
     pipeline: dict[str, str] | None = None,
+    on_error: OnError = "raise",
 ) -> dict[str, float]:
-    data = load_data(run, data_root, device, progress=progress, pseudo=pseudo)
+    data = load_data(run, data_root, device, progress=progress, pseudo=pseudo, on_error=on_error)
     if resume and checkpoint.exists():
         trainer = Trainer.resume(checkpoint, data, device)
         print(f"[{phase}] resuming {checkpoint} after epoch {trainer.epoch}")
@@ -139,6 +153,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoints in --out")
     parser.add_argument("--show-config", action="store_true", help="print the run's config and exit")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--skip-bad-videos",
+        action="store_true",
+        help="leave out videos whose files are broken, each named in a warning",
+    )
     args = parser.parse_args(argv)
     try:
         run = build_run(args.model, args.sets, epochs=args.epochs)
@@ -166,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
             resume=args.resume,
             progress=not args.quiet,
             segmenter=args.segmenter,
+            on_error="skip" if args.skip_bad_videos else "raise",
         )
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -96,3 +96,28 @@ def test_a_build_that_cannot_fit_on_the_disk_is_refused_before_it_starts(tmp_pat
     with pytest.raises(OSError, match=r"the decoded train split needs \d+\.\d GB and \d+\.\d GB are free") as err:
         check_free_space(tmp_path, 10**18, "the decoded train split")
     assert err.value.filename == str(tmp_path)
+
+
+def test_a_broken_hidden_video_is_kept_from_the_frames_that_decode(copy_root: Path, cache_dir: Path) -> None:
+    """A submission needs a row for every hidden video: a broken one is made whole (frames copied from the
+    nearest good one) under the skip policy, and refused, named, under the strict one."""
+    (copy_root / "hidden" / "video_8" / "image_3.png").write_bytes(b"broken")
+    truncated = copy_root / "hidden" / "video_8" / "image_4.png"
+    truncated.write_bytes(truncated.read_bytes()[:200])
+    with pytest.raises(DataError, match=r"1 broken video\(s\) in .*hidden: video 8: frames \[3, 4\] copied"):
+        decode_split(copy_root, "hidden", cache_dir=cache_dir, progress=False)
+    with pytest.warns(UserWarning, match=r"predicting 1 broken video\(s\) .*video 8: frames \[3, 4\] copied"):
+        decoded = decode_split(copy_root, "hidden", cache_dir=cache_dir, on_error="skip", progress=False)
+    assert decoded.ids.tolist() == [8, 9] and [vid for vid, _ in decoded.repaired] == [8]
+    entry = index_split(copy_root, "hidden")[0]
+    good = {t: np.asarray(Image.open(entry.frame_path(t)).convert("RGB")) for t in (2, 5)}
+    assert np.array_equal(decoded.frames[0, 3], good[2]) and np.array_equal(decoded.frames[0, 4], good[5])
+    assert np.array_equal(decoded.frames[0, 2], good[2])
+
+
+def test_a_hidden_video_with_no_frame_that_decodes_is_left_out(copy_root: Path, cache_dir: Path) -> None:
+    for frame in (copy_root / "hidden" / "video_9").glob("image_*.png"):
+        frame.write_bytes(b"broken")
+    with pytest.warns(UserWarning, match=r"skipping 1 bad video\(s\) of 2 .*video 9: no frame of .*video_9 decodes"):
+        decoded = decode_split(copy_root, "hidden", cache_dir=cache_dir, on_error="skip", progress=False)
+    assert decoded.ids.tolist() == [8]

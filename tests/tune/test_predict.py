@@ -131,3 +131,20 @@ def test_a_rule_needs_a_segmenter(
         "rule 'extrapolate' needs a frame_segmenter checkpoint, or one that names its segmenter"
         in capsys.readouterr().err
     )
+
+
+def test_a_broken_hidden_video_is_still_predicted_with_skip_bad_videos(
+    unet_study: Path,
+    copy_root: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
+    (copy_root / "hidden" / "video_9" / "image_10.png").write_bytes(b"broken")
+    args = ["--experiment", str(unet_study), "--data", str(copy_root), "--split", "hidden"]
+    assert main([*args, "--out", str(tmp_path / "strict.pt")]) == 2
+    assert "--skip-bad-videos predicts them" in capsys.readouterr().err
+    with pytest.warns(UserWarning, match=r"predicting 1 broken video\(s\) .*video 9: frames \[10\] copied"):
+        assert main([*args, "--out", str(tmp_path / "sub.pt"), "--skip-bad-videos"]) == 0
+    assert torch.load(tmp_path / "sub.pt", weights_only=True).shape == (2, 160, 240)  # every hidden video

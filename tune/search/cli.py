@@ -27,6 +27,7 @@ STUDY_FLAGS = (
     "cpus_per_trial",
     "seed",
     "unlabeled",
+    "skip_bad_videos",
     "fail_trials",
 )
 
@@ -70,6 +71,13 @@ def main(argv: list[str] | None = None) -> int:
         default=given,
         metavar="N",
         help="train on the first N unlabeled videos only, for a quick study (default: all; 0: none)",
+    )
+    parser.add_argument(
+        "--skip-bad-videos",
+        action="store_true",
+        default=given,
+        help="leave out videos whose files are broken (each named in a warning, the study's folder and report) "
+        "instead of failing",
     )
     parser.add_argument("--address", default=None, help="join an existing Ray cluster")
     parser.add_argument("--resume", action="store_true", help="continue the study OUT/NAME after a crash or kill")

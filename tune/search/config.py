@@ -31,6 +31,7 @@ class SearchConfig:
     address: str | None = None  # join this Ray cluster instead of starting a local one
     seed: int = 0  # the TPE sampler's seed
     dashboard: bool = True  # start the Ray dashboard (local Ray only), on 127.0.0.1
+    skip_bad_videos: bool = False  # leave bad videos out (with a warning naming each) instead of failing
     unlabeled: int | None = None  # how many unlabeled videos the study trains on (the first by id); None: all
     fail_trials: tuple[int, ...] = ()  # fault injection for tests: the n-th suggested trials (1-based) raise
 

@@ -3,6 +3,7 @@ model's evaluation, the report and a summary."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -16,6 +17,7 @@ from reports.schema import (
     BEST_METRIC,
     CHECKPOINT,
     EPOCHS,
+    SKIPPED_FILE,
     STAGE,
     STATUS,
     TRIAL_ID,
@@ -43,9 +45,13 @@ def run_search(cfg: SearchConfig, *, resume: bool = False, given: frozenset[str]
     splits = splits_used(space)
     for vid, holders in shared_ids(study.root, splits).items():
         print(f"warning: video {vid} of {study.root} is in more than one split: {', '.join(holders)}", file=sys.stderr)
+    skipped = {}
     for split in splits:  # decode once on this machine, before any trial starts
         if split != "unlabeled" or (study.root / split).is_dir():
-            decode_split(study.root, split)
+            decoded = decode_split(study.root, split, on_error=study.on_error)
+            skipped[split] = {str(vid): reason for vid, reason in decoded.skipped}
+    if any(skipped.values()):
+        (study.folder / SKIPPED_FILE).write_text(json.dumps(skipped, indent=2))
     init_ray(study.cfg)
     status = 0
     received = stop_on_sigterm()
@@ -148,7 +154,7 @@ def finish(study: Study) -> None:
     from tune.search.evaluate import evaluate_best
 
     try:
-        evaluate_best(study.folder, study.root)
+        evaluate_best(study.folder, study.root, on_error=study.on_error)
     except (FileNotFoundError, ValueError, RuntimeError) as err:
         print(f"no per-class IoU or gallery: {err}", file=sys.stderr)
     report = build_report([study.folder], study.folder / "report.html")

@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from data.cache import decode_split
+from data.cache import OnError, decode_split
 from data.classes import LAST_INPUT_FRAME, NUM_CLASSES, TARGET_FRAME, class_names, colour_masks
 from data.metric import per_class_iou
 from reports.schema import (
@@ -43,13 +43,18 @@ GALLERY_FRAMES = (0, 5, 10)
 
 
 def evaluate_best(
-    experiment: str | os.PathLike[str], data_root: str | os.PathLike[str], *, videos: int = 4, device: str = "auto"
+    experiment: str | os.PathLike[str],
+    data_root: str | os.PathLike[str],
+    *,
+    videos: int = 4,
+    device: str = "auto",
+    on_error: OnError = "raise",
 ) -> Path:
     """Write the per-class IoU and the gallery of the study's best checkpoint; returns the results folder."""
     results = Path(experiment) / RESULTS_DIR
     checkpoint = best_checkpoint(experiment)
-    masks, ids, _ = predict(checkpoint, data_root, "val", device=device)
-    val = decode_split(data_root, "val", progress=False)
+    masks, ids, _ = predict(checkpoint, data_root, "val", device=device, on_error=on_error)
+    val = decode_split(data_root, "val", progress=False, on_error=on_error)
     assert val.masks is not None
     target = torch.from_numpy(np.array(val.masks[:, TARGET_FRAME]))
     scores = per_class_iou(masks.long(), target.long())

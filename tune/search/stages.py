@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 from ray import tune
 
+from data.cache import OnError
 from reports.schema import CHECKPOINT, FINISHED, RESULTS_DIR, STAGE, TRIAL_ID, ranked, read_results
 from tune.search.config import SearchConfig
 from tune.search.keeper import CheckpointKeeper, drop_kept, restore_kept
@@ -45,6 +46,11 @@ class Study:
     def results_dir(self) -> Path:
         return self.folder / RESULTS_DIR
 
+    @property
+    def on_error(self) -> OnError:
+        """What reading a bad video does: "skip" it (--skip-bad-videos) or "raise"."""
+        return "skip" if self.cfg.skip_bad_videos else "raise"
+
 
 def run_stage(study: Study, stage: Stage) -> None:
     """Run (or resume, or skip when done) one stage's Ray Tune experiment."""
@@ -62,6 +68,7 @@ def run_stage(study: Study, stage: Stage) -> None:
         stage.parent_role,
         make_pseudo_labels(study, stage, parents),
         study.cfg.unlabeled,
+        study.on_error,
     )
     grid = make_tuner(study, stage, job, stage_dir).fit()
     unfinished = len(grid) - grid.num_terminated - grid.num_errors
@@ -101,7 +108,14 @@ def make_pseudo_labels(study: Study, stage: Stage, parents: dict[str, str]) -> s
         return None
     segmenter = next(iter(parents.values()))
     device = "cuda" if study.cfg.gpus > 0 else "cpu"
-    folder = pseudo_label(segmenter, study.root, hidden=study.cfg.hidden, device=device, unlabeled=study.cfg.unlabeled)
+    folder = pseudo_label(
+        segmenter,
+        study.root,
+        hidden=study.cfg.hidden,
+        device=device,
+        unlabeled=study.cfg.unlabeled,
+        on_error=study.on_error,
+    )
     print(f"stage {stage.name}: pseudo-labels of segmenter {next(iter(parents))} in {folder}")
     return str(folder)
 

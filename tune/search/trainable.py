@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 
 import torch
 
+from data.cache import OnError
 from models.registry import model_entry
 from tune.training.checkpoints import load_checkpoint
 from tune.training.config import RunConfig
@@ -41,6 +42,7 @@ class StageJob:
     parent_role: str = "pretrained"  # what the parent checkpoint is for (see Stage.parent_role)
     pseudo_dir: str | None = None  # the pseudo-label folder, for a stage trained on a segmenter's masks
     unlabeled: int | None = None  # how many unlabeled videos trials train on; None: all
+    on_error: OnError = "raise"  # a bad video: "raise", or "skip" it (--skip-bad-videos)
 
     def plan(self, config: dict[str, Any]) -> TrialPlan:
         """What a trial's Ray config asks for: its run and, for a dependent stage, the parent's checkpoint
@@ -76,7 +78,15 @@ def train_trial(config: dict[str, Any], *, job: StageJob) -> None:
         # A fraction of a GPU is a scheduling promise; this makes it a memory cap, so that a greedy
         # configuration runs out of memory alone instead of taking its neighbours down.
         torch.cuda.set_per_process_memory_fraction(job.gpus_per_trial, device)
-    data = load_data(plan.run, job.data_root, device, progress=False, pseudo=job.pseudo_dir, unlabeled=job.unlabeled)
+    data = load_data(
+        plan.run,
+        job.data_root,
+        device,
+        progress=False,
+        pseudo=job.pseudo_dir,
+        unlabeled=job.unlabeled,
+        on_error=job.on_error,
+    )
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:

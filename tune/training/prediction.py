@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from data.cache import decode_split
+from data.cache import OnError, decode_split
 from data.classes import LAST_INPUT_FRAME, N_INPUT_FRAMES, TARGET_FRAME
 from data.layout import DataError
 from data.metric import competition_iou
@@ -52,6 +52,7 @@ def predict(
     device: str = "auto",
     batch_size: int = 32,
     rule: str | None = None,
+    on_error: OnError = "raise",
 ) -> tuple[torch.Tensor, torch.Tensor, float | None]:
     """(predicted masks (N, H, W) uint8, video ids (N,), competition IoU for val else None). With `rule`
     (a key of RULES) the answer is that rule's on the segmenter's masks: the checkpoint is a
@@ -59,7 +60,7 @@ def predict(
     dev = resolve_device(device)
     state = load_checkpoint(checkpoint)
     run, model = model_from_state(state, dev)
-    decoded = decode_split(data, split, hidden=hidden)
+    decoded = decode_split(data, split, hidden=hidden, on_error=on_error)
     if decoded.n_frames < N_INPUT_FRAMES:
         raise DataError(
             f"split {split!r} of {data} has {decoded.n_frames} frames per video, fewer than the {N_INPUT_FRAMES} inputs"

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from data.cache import decode_split
+from data.cache import OnError, decode_split
 from data.files import build_folder
 from tune.training.checkpoints import load_model
 from tune.training.pseudo_store import MANIFEST, PSEUDO_FRAMES, pseudo_label_dir
@@ -27,6 +27,7 @@ def pseudo_label(
     batch_size: int = 32,
     cache_dir: str | os.PathLike[str] | None = None,
     unlabeled: int | None = None,
+    on_error: OnError = "raise",
 ) -> Path:
     """Label every split of `root` with the segmenter `checkpoint` (once; later calls reuse the files);
     of unlabeled, only the first `unlabeled` videos where given."""
@@ -40,7 +41,7 @@ def pseudo_label(
             source = Path(hidden) if split == "hidden" and hidden else Path(root) / split
             if not source.is_dir() or (split == "unlabeled" and unlabeled == 0):
                 continue
-            decoded = decode_split(root, split, hidden=hidden, progress=False)
+            decoded = decode_split(root, split, hidden=hidden, progress=False, on_error=on_error)
             if split == "unlabeled":
                 decoded = decoded.head(unlabeled)
             out = np.lib.format.open_memmap(

@@ -157,3 +157,28 @@ def test_mask_space_trains_the_predictor_on_the_best_segmenters_pseudo_labels(
 
     assert json.loads((mask_study / "search.json").read_text())["unlabeled"] == 1
     assert "the study trained on the first 1 unlabeled videos only (--unlabeled)" in load_experiment(mask_study).notes
+
+
+def test_bad_videos_fail_a_study_in_one_line_or_are_skipped_and_listed(
+    local_ray: None, copy_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (copy_root / "train" / "video_1" / "image_5.png").write_bytes(b"broken")
+    truncated = copy_root / "val" / "video_5" / "image_2.png"
+    truncated.write_bytes(truncated.read_bytes()[:300])
+    (copy_root / "unlabeled" / "video_6" / "image_0.png").write_bytes(b"broken")  # a unet study never reads it
+    args = ["--space", "unet", "--data", str(copy_root), "--budget", "smoke", "--samples", "2"]
+    args += ["--out", str(tmp_path), "--name", "b", "--no-dashboard"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]  # after the decoding progress bar, one line, no traceback
+    assert "Traceback" not in err and last.startswith("error: 1 bad video(s) in") and "video_1/image_5.png" in last
+
+    assert main([*args, "--skip-bad-videos"]) == 0  # the failed study never started: no --resume needed
+    left_out = json.loads((tmp_path / "b" / "skipped_videos.json").read_text())
+    assert list(left_out) == ["train", "val"] and list(left_out["train"]) == ["1"] and list(left_out["val"]) == ["5"]
+    assert json.loads((tmp_path / "b" / "search.json").read_text())["skip_bad_videos"] is True
+    from reports.load import load_experiment
+
+    notes = load_experiment(tmp_path / "b").notes
+    assert any(n.startswith("1 bad train video(s) left out (--skip-bad-videos): video 1: cannot decode") for n in notes)
+    assert any(n.startswith("1 bad val video(s) left out") for n in notes)

@@ -213,3 +213,15 @@ def test_a_study_may_train_on_part_of_unlabeled(
     sizes = {n: len(load_data(run, synth_root, "cpu", progress=False, unlabeled=n).train) for n in (None, 1, 0)}
     train = len(load_data(build_run("unet", TINY_SETS["unet"], epochs=1), synth_root, "cpu", progress=False).train)
     assert sizes == {None: train + 2, 1: train + 1, 0: train}  # the tiny root has 2 unlabeled videos
+
+
+def test_cli_skips_bad_videos_when_asked(
+    copy_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
+    (copy_root / "train" / "video_2" / "image_9.png").write_bytes(b"broken")
+    assert main(_args("unet", copy_root, tmp_path / "strict")) == 2
+    assert "video_2/image_9.png" in capsys.readouterr().err
+    with pytest.warns(UserWarning, match=r"skipping 1 bad video\(s\) of 4 .*video 2: cannot decode"):
+        assert main([*_args("unet", copy_root, tmp_path / "skip"), "--skip-bad-videos"]) == 0
+    assert load_checkpoint(tmp_path / "skip" / "checkpoint.pt")["epoch"] == 1
