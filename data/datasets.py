@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import Dataset
 
 from data.cache import DecodedSplit
-from data.classes import INPUT_FRAMES, N_INPUT_FRAMES, TARGET_FRAME
+from data.classes import INPUT_FRAMES, N_INPUT_FRAMES, NUM_CLASSES, TARGET_FRAME
 
 
 def _chw(frames: np.ndarray) -> torch.Tensor:
@@ -80,7 +80,40 @@ class FrameMaskDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         return _chw(self.frames[video, t]), torch.from_numpy(np.array(self.masks[video, t]))
 
 
-class DeviceSplit:
+class _HeldFrames:
+    """What DeviceSplit and StreamSplit share: the frames kept of each video, and the batches built from
+    `gather_frames` / `gather_masks`."""
+
+    split: str
+    device: torch.device
+    frame_index: tuple[int, ...]
+    _slot: dict[int, int]
+
+    def _keep(self, n_frames: int, frames: Sequence[int] | None) -> None:
+        self.frame_index = tuple(range(n_frames)) if frames is None else tuple(frames)
+        if any(not 0 <= t < n_frames for t in self.frame_index):
+            raise ValueError(f"frames {self.frame_index} out of range for {n_frames}-frame split {self.split!r}")
+        self._slot = {t: k for k, t in enumerate(self.frame_index)}
+
+    def gather_frames(self, index: torch.Tensor, times: Sequence[int]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def gather_masks(self, index: torch.Tensor, t: int) -> torch.Tensor:
+        raise NotImplementedError
+
+    def segmentation_batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.gather_frames(index, INPUT_FRAMES), self.gather_masks(index, TARGET_FRAME)
+
+    def frame_prediction_batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.gather_frames(index, INPUT_FRAMES), self.gather_frames(index, (TARGET_FRAME,))[:, 0]
+
+    def _slot_of(self, t: int) -> int:
+        if t not in self._slot:
+            raise ValueError(f"frame {t} is not held on the device (kept frames: {self.frame_index})")
+        return self._slot[t]
+
+
+class DeviceSplit(_HeldFrames):
     """A split held whole on a device as uint8 tensors; batches are gathered there by index.
 
     Only the frames named in `frames` are kept (default: all), and masks only where kept frames have
@@ -90,10 +123,7 @@ class DeviceSplit:
     def __init__(self, split: DecodedSplit, device: torch.device | str, *, frames: Sequence[int] | None = None) -> None:
         self.split = split.split
         self.device = torch.device(device)
-        self.frame_index = tuple(range(split.n_frames)) if frames is None else tuple(frames)
-        if any(not 0 <= t < split.n_frames for t in self.frame_index):
-            raise ValueError(f"frames {self.frame_index} out of range for {split.n_frames}-frame split {split.split!r}")
-        self._slot = {t: k for k, t in enumerate(self.frame_index)}
+        self._keep(split.n_frames, frames)
         self.frames = _stack_to_device(split.frames, self.frame_index, self.device)  # (N, F, H, W, 3) uint8
         self.masks = _stack_to_device(split.masks, self.frame_index, self.device) if split.masks is not None else None
         self.ids = torch.as_tensor(split.ids)
@@ -112,12 +142,6 @@ class DeviceSplit:
             raise ValueError(f"split {self.split!r} has no masks")
         return self.masks[index, self._slot_of(t)]
 
-    def segmentation_batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.gather_frames(index, INPUT_FRAMES), self.gather_masks(index, TARGET_FRAME)
-
-    def frame_prediction_batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.gather_frames(index, INPUT_FRAMES), self.gather_frames(index, (TARGET_FRAME,))[:, 0]
-
     def frame_mask_batch(self, flat_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-frame pairs over the kept frames: item k is kept frame k % F of video k // F."""
         if self.masks is None:
@@ -125,10 +149,82 @@ class DeviceSplit:
         video, slot = flat_index // len(self.frame_index), flat_index % len(self.frame_index)
         return self.frames[video, slot].movedim(-1, -3), self.masks[video, slot]
 
-    def _slot_of(self, t: int) -> int:
-        if t not in self._slot:
-            raise ValueError(f"frame {t} is not held on the device (kept frames: {self.frame_index})")
-        return self._slot[t]
+    def class_counts(self) -> torch.Tensor:
+        """Pixels of each class (49,) over the held masks."""
+        if self.masks is None:
+            raise ValueError(f"split {self.split!r} has no masks")
+        return torch.bincount(self.masks.reshape(-1).long(), minlength=NUM_CLASSES)
+
+
+class StreamSplit(_HeldFrames):
+    """DeviceSplit's interface over the memory-mapped decoded cache of one or more splits (unlabeled +
+    train for pretraining): a batch is read when asked, its frames from the operating system's page cache
+    (which holds the cache once for every trial of a machine), and copied to the device, through pinned
+    memory without blocking on CUDA. A trial's memory does not grow with the split. For the same indices
+    its batches are those of a DeviceSplit, byte for byte."""
+
+    def __init__(
+        self, splits: Sequence[DecodedSplit], device: torch.device | str, *, frames: Sequence[int] | None = None
+    ) -> None:
+        if not splits or len({s.n_frames for s in splits}) != 1:
+            raise ValueError("StreamSplit needs one or more splits with the same number of frames")
+        self.split = "+".join(s.split for s in splits)
+        self.device = torch.device(device)
+        self._keep(splits[0].n_frames, frames)
+        self._frames = [s.frames for s in splits]
+        masks = [s.masks for s in splits]
+        self._masks = [m for m in masks if m is not None] if all(m is not None for m in masks) else None
+        self._starts = np.cumsum([0, *(len(s) for s in splits)])
+        self.ids = torch.as_tensor(np.concatenate([s.ids for s in splits]))
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    def _read(self, arrays: Sequence[np.ndarray], videos: np.ndarray, times: np.ndarray) -> torch.Tensor:
+        """arrays[part][video, time] for global video numbers and times of equal shape, from each part."""
+        part = np.searchsorted(self._starts, videos, side="right") - 1
+        first = arrays[0]
+        out = np.empty((*videos.shape, *first.shape[2:]), dtype=first.dtype)
+        for k, array in enumerate(arrays):
+            rows = part == k
+            if rows.any():
+                out[rows] = array[videos[rows] - self._starts[k], times[rows]]
+        tensor = torch.from_numpy(out)
+        if self.device.type == "cuda":
+            return tensor.pin_memory().to(self.device, non_blocking=True)
+        return tensor.to(self.device)
+
+    def _times(self, times: Sequence[int]) -> np.ndarray:
+        return np.array([self.frame_index[self._slot_of(t)] for t in times])
+
+    def gather_frames(self, index: torch.Tensor, times: Sequence[int]) -> torch.Tensor:
+        videos = index.cpu().numpy()
+        grid = np.broadcast_arrays(videos[:, None], self._times(times)[None, :])
+        return self._read(self._frames, grid[0], grid[1]).movedim(-1, -3)
+
+    def gather_masks(self, index: torch.Tensor, t: int) -> torch.Tensor:
+        if self._masks is None:
+            raise ValueError(f"split {self.split!r} has no masks")
+        videos = index.cpu().numpy()
+        return self._read(self._masks, videos, np.full_like(videos, self._times([t])[0]))
+
+    def frame_mask_batch(self, flat_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._masks is None:
+            raise ValueError(f"split {self.split!r} has no masks")
+        flat = flat_index.cpu().numpy()
+        videos, times = flat // len(self.frame_index), np.array(self.frame_index)[flat % len(self.frame_index)]
+        return self._read(self._frames, videos, times).movedim(-1, -3), self._read(self._masks, videos, times)
+
+    def class_counts(self) -> torch.Tensor:
+        """Pixels of each class (49,) over the kept frames' masks, read a few videos at a time."""
+        if self._masks is None:
+            raise ValueError(f"split {self.split!r} has no masks")
+        counts = np.zeros(NUM_CLASSES, dtype=np.int64)
+        for masks in self._masks:
+            for start in range(0, len(masks), 64):
+                chunk = np.asarray(masks[start : start + 64][:, list(self.frame_index)])
+                counts += np.bincount(chunk.reshape(-1), minlength=NUM_CLASSES)[:NUM_CLASSES]
+        return torch.from_numpy(counts).to(self.device)
 
 
 def _stack_to_device(array: np.ndarray, times: tuple[int, ...], device: torch.device) -> torch.Tensor:
@@ -234,8 +330,69 @@ class MaskClips:
             x = torch.where(use_pseudo.view(-1, 1, 1, 1), self.pseudo_inputs[index], x)
         return x, self.target[index]
 
+    def class_counts(self) -> torch.Tensor:
+        """Pixels of each class (49,) over the targets."""
+        return torch.bincount(self.target.reshape(-1).long(), minlength=NUM_CLASSES)
+
     @staticmethod
     def concat(parts: Sequence[MaskClips]) -> MaskClips:
         return MaskClips(
             *(torch.cat([getattr(p, name) for p in parts]) for name in ("inputs", "pseudo_inputs", "target"))
         )
+
+
+class StreamMaskClips:
+    """MaskClips' interface over memory-mapped mask arrays (the true masks in the decoded cache, a
+    segmenter's pseudo-labels), in parts (train, unlabeled): a batch is read when asked and copied to the
+    device, so 13,000 unlabeled videos' pseudo-labels (11 GB) are never held. Each part is (inputs,
+    pseudo_inputs, target) arrays of (N, 11, H, W), (N, 11, H, W) and (N, F, H, W) uint8. For the same
+    indices its batches are MaskClips.concat's, byte for byte."""
+
+    def __init__(self, parts: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], device: torch.device | str) -> None:
+        for inputs, pseudo_inputs, target in parts:
+            if (
+                inputs.shape != pseudo_inputs.shape
+                or len(inputs) != len(target)
+                or inputs.shape[2:] != target.shape[2:]
+            ):
+                raise ValueError(
+                    f"StreamMaskClips: part shapes {inputs.shape}, {pseudo_inputs.shape}, {target.shape} do not match"
+                )
+        self.parts = list(parts)
+        self._device = torch.device(device)
+        self._starts = np.cumsum([0, *(len(p[0]) for p in parts)])
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
+
+    def _read(self, which: int, rows: np.ndarray) -> torch.Tensor:
+        part = np.searchsorted(self._starts, rows, side="right") - 1
+        first = self.parts[0][which]
+        out = np.empty((len(rows), *first.shape[1:]), dtype=first.dtype)
+        for k, arrays in enumerate(self.parts):
+            mine = part == k
+            if mine.any():
+                out[mine] = arrays[which][rows[mine] - self._starts[k]]
+        tensor = torch.from_numpy(out)
+        return tensor.pin_memory().to(self._device, non_blocking=True) if self._device.type == "cuda" else tensor
+
+    def batch(self, index: torch.Tensor, use_pseudo: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = index.cpu().numpy()
+        x = self._read(0, rows)
+        if use_pseudo is not None:
+            x = torch.where(use_pseudo.view(-1, 1, 1, 1), self._read(1, rows), x)
+        return x, self._read(2, rows)
+
+    def class_counts(self) -> torch.Tensor:
+        """Pixels of each class (49,) over the targets, read a few videos at a time."""
+        counts = np.zeros(NUM_CLASSES, dtype=np.int64)
+        for _, _, target in self.parts:
+            for start in range(0, len(target), 64):
+                counts += np.bincount(np.asarray(target[start : start + 64]).reshape(-1), minlength=NUM_CLASSES)[
+                    :NUM_CLASSES
+                ]
+        return torch.from_numpy(counts).to(self._device)

@@ -3,6 +3,7 @@ code runs on a GPU)."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +15,16 @@ from data.datasets import (
     DeviceSplit,
     FrameMaskDataset,
     FramePredictionDataset,
+    MaskClips,
     SegmentationDataset,
+    StreamMaskClips,
+    StreamSplit,
     batch_indices,
+    concat_splits,
     stream_batches,
 )
+
+INPUT_FRAMES_AND_TARGET = (*range(11), 21)
 
 
 @pytest.fixture(scope="module")
@@ -114,3 +121,53 @@ def test_fixed_size_epochs_walk_every_item_once_per_pass_and_are_stateless(n: in
     again = list(stream_batches(n, samples, 3, 3, seed=5))  # epoch 3 drawn alone, as a resumed run draws it
     assert len(again) == len(epochs[3]) and all(torch.equal(a, b) for a, b in zip(epochs[3], again, strict=True))
     assert torch.cat(list(stream_batches(n, samples, 0, 3, seed=6))).tolist() != stream[:samples]  # the seed counts
+
+
+@pytest.mark.parametrize("frames", [None, (*range(11), 21)])
+def test_streamed_batches_are_the_held_batches_byte_for_byte(
+    splits: dict[str, DecodedSplit], frames: tuple[int, ...] | None
+) -> None:
+    train = splits["train"]
+    held, streamed = DeviceSplit(train, "cpu", frames=frames), StreamSplit([train], "cpu", frames=frames)
+    assert len(streamed) == len(held) and torch.equal(streamed.ids, held.ids)
+    index = torch.tensor([3, 0, 3, 1])
+    for name in ("segmentation_batch", "frame_prediction_batch"):
+        for a, b in zip(getattr(held, name)(index), getattr(streamed, name)(index), strict=True):
+            assert a.dtype == b.dtype == torch.uint8 and torch.equal(a, b), name
+    flat = torch.tensor([0, 5, len(held.frame_index) * 2 + 7, len(held.frame_index) * 4 - 1])
+    for a, b in zip(held.frame_mask_batch(flat), streamed.frame_mask_batch(flat), strict=True):
+        assert torch.equal(a, b)
+    assert torch.equal(held.class_counts(), streamed.class_counts())
+    with pytest.raises(ValueError, match="frame 15 is not held") if frames else contextlib.nullcontext():
+        streamed.gather_frames(index, [15])
+
+
+def test_a_streamed_join_of_splits_is_the_held_concatenation(splits: dict[str, DecodedSplit]) -> None:
+    parts = [splits["unlabeled"], splits["train"]]
+    held = concat_splits([DeviceSplit(s, "cpu", frames=INPUT_FRAMES_AND_TARGET) for s in parts])
+    streamed = StreamSplit(parts, "cpu", frames=INPUT_FRAMES_AND_TARGET)
+    assert len(streamed) == len(held) == 6 and torch.equal(streamed.ids, held.ids)
+    index = torch.tensor([5, 0, 2, 1, 3])  # across both parts, out of order
+    for a, b in zip(held.frame_prediction_batch(index), streamed.frame_prediction_batch(index), strict=True):
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="has no masks"):
+        streamed.gather_masks(index, 21)  # unlabeled has none
+
+
+def test_streamed_mask_clips_are_the_held_ones_byte_for_byte(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    arrays = []
+    for n in (3, 4):  # two parts (train, unlabeled), memory-mapped as the cache and pseudo-labels are
+        part = []
+        for name, frames in (("inputs", 11), ("pseudo", 11), ("target", 11)):
+            path = tmp_path / f"{name}{n}.npy"
+            np.save(path, rng.integers(0, 49, (n, frames, 8, 12), dtype=np.uint8))
+            part.append(np.load(path, mmap_mode="r"))
+        arrays.append(tuple(part))
+    held = MaskClips.concat([MaskClips(*(torch.from_numpy(np.array(a)) for a in part)) for part in arrays])
+    streamed = StreamMaskClips(arrays, "cpu")
+    assert len(streamed) == len(held) == 7
+    index, use_pseudo = torch.tensor([6, 0, 3, 2, 6]), torch.tensor([True, False, True, False, False])
+    for a, b in zip(held.batch(index, use_pseudo), streamed.batch(index, use_pseudo), strict=True):
+        assert a.dtype == b.dtype and torch.equal(a, b)
+    assert torch.equal(held.class_counts(), streamed.class_counts())

@@ -42,7 +42,12 @@ def ssim(x: torch.Tensor, y: torch.Tensor, window: int = 7) -> torch.Tensor:
 
 def inverse_sqrt_class_weights(masks: torch.Tensor) -> torch.Tensor:
     """Class weights (49,) ~ 1 / sqrt(pixel frequency), normalised to mean 1 over present classes."""
-    counts = torch.bincount(masks.reshape(-1).long(), minlength=NUM_CLASSES).float()
+    return inverse_sqrt_weights(torch.bincount(masks.reshape(-1).long(), minlength=NUM_CLASSES))
+
+
+def inverse_sqrt_weights(pixel_counts: torch.Tensor) -> torch.Tensor:
+    """inverse_sqrt_class_weights from the pixel count of each class (49,)."""
+    counts = pixel_counts.float()
     weights = torch.where(counts > 0, counts.clamp(min=1).rsqrt(), torch.zeros_like(counts))
     return weights * (counts > 0).sum() / weights.sum()
 

@@ -22,7 +22,7 @@ from models.registry import create_model, pretrained_part
 from tune.training.checkpoints import CHECKPOINT_FORMAT, load_checkpoint, load_pretrained_part, save_checkpoint
 from tune.training.config import RunConfig, TrainConfig
 from tune.training.inference import ModelRunner
-from tune.training.losses import inverse_sqrt_class_weights
+from tune.training.losses import inverse_sqrt_weights
 from tune.training.tasks import LoadOptions, TrainData, random_hflip, task_for
 
 
@@ -148,8 +148,8 @@ class Trainer:
     def _class_weights(self) -> torch.Tensor | None:
         if self.cfg.class_weighting == "none":
             return None
-        masks = self.task.class_weight_masks(self.data)
-        return None if masks is None else inverse_sqrt_class_weights(masks).to(self.device)
+        counts = self.task.class_counts(self.data)
+        return None if counts is None else inverse_sqrt_weights(counts).to(self.device)
 
     def _train_epoch(self) -> tuple[float, int]:
         self._train_mode()

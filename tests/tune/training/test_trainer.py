@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from data.datasets import DeviceSplit, StreamSplit
 from models.frame_predictor import FramePredictorConfig
 from models.registry import list_models
 from tune.train import build_run, main
@@ -225,3 +226,30 @@ def test_cli_skips_bad_videos_when_asked(
     with pytest.warns(UserWarning, match=r"skipping 1 bad video\(s\) of 4 .*video 2: cannot decode"):
         assert main([*_args("unet", copy_root, tmp_path / "skip"), "--skip-bad-videos"]) == 0
     assert load_checkpoint(tmp_path / "skip" / "checkpoint.pt")["epoch"] == 1
+
+
+@pytest.mark.parametrize(
+    ("model", "extra"),
+    [
+        ("unet", ["class_weighting=inverse_sqrt"]),
+        ("frame_predictor", []),  # unlabeled + train joined
+        ("frame_segmenter", ["class_weighting=inverse_sqrt"]),
+        ("dual_phase", ["frame_weight=2", "frames_per_video=2"]),
+    ],
+)
+def test_a_split_over_the_memory_cap_streams_and_trains_exactly_as_a_held_one(
+    model: str, extra: list[str], synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
+    run = build_run(model, [*TINY_SETS[model], *extra, "batch_size=2", "eval_batch_size=2"], epochs=2)
+    held = load_data(run, synth_root, "cpu", progress=False)
+    monkeypatch.setenv("SEGTUNE_HOLD_GB", "0.0001")  # a 100 KB cap: every split streams from the cache
+    streamed = load_data(run, synth_root, "cpu", progress=False)
+    assert isinstance(held.train, DeviceSplit) and isinstance(streamed.train, StreamSplit)
+    assert isinstance(streamed.val, StreamSplit)
+    trainers = Trainer(run, held), Trainer(run, streamed)
+    timing = {"train_samples_per_s", "epoch_seconds"}
+    metrics = [[{k: v for k, v in m.items() if k not in timing} for m in t.epochs()] for t in trainers]
+    assert metrics[0] == metrics[1]
+    for (name, a), b in zip(*(t.model.state_dict().items() for t in trainers), strict=True):
+        assert torch.equal(a, b[1]), name

@@ -13,14 +13,16 @@ import torch
 from torch import nn
 
 from data.cache import DecodedSplit, decode_split
-from data.classes import INPUT_FRAMES, NUM_CLASSES, TARGET_FRAME
-from data.datasets import DeviceSplit, batch_indices, stream_batches
+from data.classes import FRAME_HEIGHT, FRAME_WIDTH, INPUT_FRAMES, NUM_CLASSES, TARGET_FRAME
+from data.datasets import DeviceSplit, StreamSplit, batch_indices, concat_splits, stream_batches
 from models.registry import ModelEntry, model_entry
 from tune.training.config import RunConfig, TrainConfig
 from tune.training.inference import Infer, ModelRunner, reduce_inputs
 from tune.training.losses import segmentation_loss
 
 CLIP = (*INPUT_FRAMES, TARGET_FRAME)  # the frames a clip task holds on the device
+HOLD_ENV = "SEGTUNE_HOLD_GB"
+HOLD_LIMIT_GB = 2.0  # the real train or val split's 12 clip frames (1.4 GB) are held; unlabeled + train streams
 
 
 @dataclass
@@ -40,6 +42,13 @@ class LoadOptions:
     progress: bool = True
     pseudo: str | os.PathLike[str] | None = None  # the pseudo-label folder of a segmenter (mask prediction)
     unlabeled: int | None = None  # how many unlabeled videos to train on (the first, by id); None: all
+    hold_limit_gb: float | None = None  # a split whose kept frames are larger streams from the cache (see
+    # `hold`); None: $SEGTUNE_HOLD_GB, else HOLD_LIMIT_GB
+
+    def hold_limit(self) -> float:
+        """Bytes of kept frames (and masks) above which a split is streamed instead of held on the device."""
+        gb = self.hold_limit_gb if self.hold_limit_gb is not None else float(os.environ.get(HOLD_ENV, HOLD_LIMIT_GB))
+        return gb * 2**30
 
     def decode_kwargs(self) -> dict[str, Any]:
         return {"cache_dir": self.cache_dir, "on_error": self.on_error, "progress": self.progress}
@@ -63,8 +72,8 @@ class Task:
     def load(self, root: str | os.PathLike[str], device: torch.device, options: LoadOptions) -> TrainData:
         """Decode (once, cached) train and val and hold the task's frames of them on `device`."""
         kwargs = options.decode_kwargs()
-        train = DeviceSplit(decode_split(root, "train", **kwargs), device, frames=self.train_frames)
-        val = DeviceSplit(decode_split(root, "val", **kwargs), device, frames=self.val_frames)
+        train = hold([decode_split(root, "train", **kwargs)], device, self.train_frames, options)
+        val = hold([decode_split(root, "val", **kwargs)], device, self.val_frames, options)
         return TrainData(train, val)
 
     def items(self, data: TrainData) -> int:
@@ -106,9 +115,9 @@ class Task:
         each block's centre, as the inputs' masks are."""
         return reduce_inputs(target, factor)
 
-    def class_weight_masks(self, data: TrainData) -> torch.Tensor | None:
-        """The target masks whose class frequencies weight the loss (None: no class weighting)."""
-        return data.train.masks
+    def class_counts(self, data: TrainData) -> torch.Tensor | None:
+        """Pixels of each class (49,) in the training targets, which weight the loss (None: no class weighting)."""
+        return data.train.class_counts()
 
     def output(self, out: Any) -> torch.Tensor:
         """The tensor of the model's output the loss and the metrics read."""
@@ -156,6 +165,20 @@ class Task:
             f"a {run.model!r} checkpoint ({self.name}) does not predict masks of frame 22; "
             "use a unet, dual_phase or mask_predictor one"
         )
+
+
+def hold(
+    splits: list[DecodedSplit], device: torch.device, frames: tuple[int, ...] | None, options: LoadOptions
+) -> DeviceSplit | StreamSplit:
+    """The decoded splits (one, or unlabeled + train) as one split of `frames` of each video: held on the
+    device (gathered there, fastest) when they fit the options' hold limit, else streamed from the
+    memory-mapped cache (StreamSplit: a trial's memory does not grow with the data)."""
+    kept = len(frames) if frames is not None else splits[0].n_frames
+    per_frame = FRAME_HEIGHT * FRAME_WIDTH * (3 + all(s.masks is not None for s in splits))
+    if sum(len(s) for s in splits) * kept * per_frame > options.hold_limit():
+        return StreamSplit(splits, device, frames=frames)
+    held = [DeviceSplit(s, device, frames=frames) for s in splits]
+    return held[0] if len(held) == 1 else concat_splits(held)
 
 
 def random_hflip(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

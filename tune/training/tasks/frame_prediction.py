@@ -12,12 +12,12 @@ import torch
 import torch.nn.functional as F
 
 from data.cache import decode_split
-from data.datasets import DeviceSplit, batch_indices, concat_splits
+from data.datasets import batch_indices
 from models.registry import ModelEntry
 from tune.training.config import TrainConfig
 from tune.training.inference import Infer, reduce_inputs
 from tune.training.losses import frame_loss
-from tune.training.tasks.base import LoadOptions, Task, TrainData, register_task
+from tune.training.tasks.base import LoadOptions, Task, TrainData, hold, register_task
 
 
 @register_task
@@ -31,11 +31,12 @@ class FramePrediction(Task):
 
     def load(self, root: str | os.PathLike[str], device: torch.device, options: LoadOptions) -> TrainData:
         """Train and val, and the unlabeled videos (where there are) before train's for pretraining."""
-        data = super().load(root, device, options)
+        kwargs = options.decode_kwargs()
+        splits = [decode_split(root, "train", **kwargs)]
         if (Path(root) / "unlabeled").is_dir() and options.unlabeled != 0:
-            unlabeled = decode_split(root, "unlabeled", **options.decode_kwargs()).head(options.unlabeled)
-            data.train = concat_splits([DeviceSplit(unlabeled, device, frames=self.train_frames), data.train])
-        return data
+            splits.insert(0, decode_split(root, "unlabeled", **kwargs).head(options.unlabeled))
+        val = hold([decode_split(root, "val", **kwargs)], device, self.val_frames, options)
+        return TrainData(hold(splits, device, self.train_frames, options), val)
 
     def batch(
         self, train: Any, index: torch.Tensor, cfg: TrainConfig, epoch: int, generator: torch.Generator
@@ -46,7 +47,7 @@ class FramePrediction(Task):
         """Frame 22 averaged over factor x factor blocks as the input frames are (still on the 0-255 scale)."""
         return reduce_inputs(target.float(), factor) if factor > 1 else target
 
-    def class_weight_masks(self, data: TrainData) -> torch.Tensor | None:
+    def class_counts(self, data: TrainData) -> torch.Tensor | None:
         return None
 
     def output(self, out: Any) -> torch.Tensor:
@@ -60,6 +61,7 @@ class FramePrediction(Task):
     def evaluate(self, infer: Infer, val: Any, batch_size: int) -> dict[str, float]:
         device = val.device
         sq, ab, copy_sq = (torch.zeros((), device=device) for _ in range(3))
+        pixels = 0
         for index in batch_indices(len(val), batch_size, shuffle=False, device=device):
             frames, target = val.frame_prediction_batch(index)
             pred = infer(frames).float().clamp(0, 1)
@@ -67,7 +69,7 @@ class FramePrediction(Task):
             sq += F.mse_loss(pred, truth, reduction="sum")
             ab += F.l1_loss(pred, truth, reduction="sum")
             copy_sq += F.mse_loss(frames[:, -1].float() / 255, truth, reduction="sum")
-        pixels = len(val) * val.frames[0, 0].numel()
+            pixels += truth.numel()
         mse = float(sq) / pixels
         return {
             "val_frame_mse": mse,

@@ -17,7 +17,7 @@ from torch import nn
 
 from data.cache import DecodedSplit, decode_split
 from data.classes import FUTURE, INPUT_FRAMES, N_INPUT_FRAMES, TARGET_FRAME
-from data.datasets import MaskClips, batch_indices
+from data.datasets import MaskClips, StreamMaskClips, batch_indices
 from data.metric import IoUMeter
 from models.motion import extrapolate_masks
 from models.registry import ModelEntry
@@ -49,23 +49,28 @@ class MaskPrediction(Task):
         train = decode_split(root, "train", **kwargs)
         train_pseudo = _pseudo_of(pseudo, "train", train.ids)
         assert train.masks is not None
-        parts = [
-            MaskClips(
-                on_device(train.masks[:, :N_INPUT_FRAMES], device),
-                on_device(train_pseudo, device),
-                on_device(train.masks[:, FUTURE], device),
-            )
-        ]
+        # (inputs, the segmenter's inputs, targets) of each part, views of the memory-mapped files
+        parts = [(train.masks[:, :N_INPUT_FRAMES], train_pseudo, train.masks[:, FUTURE])]
         if has_pseudo(pseudo, "unlabeled"):
             unlabeled, _ = load_pseudo(pseudo, "unlabeled")  # every frame, all the segmenter's
-            unlabeled = unlabeled[: options.unlabeled]  # a view: the first ones, where a study uses part
-            inputs = on_device(unlabeled[:, :N_INPUT_FRAMES], device)
-            parts.append(MaskClips(inputs, inputs, on_device(unlabeled[:, FUTURE], device)))
+            unlabeled = unlabeled[: options.unlabeled]  # the first ones, where a study uses part
+            inputs = unlabeled[:, :N_INPUT_FRAMES]
+            parts.append((inputs, inputs, unlabeled[:, FUTURE]))  # its own inputs are the segmenter's
         val = decode_split(root, "val", **kwargs)
         val_inputs = on_device(_pseudo_of(pseudo, "val", val.ids), device)  # the segmenter's, never the truth
         assert val.masks is not None
         val_target = on_device(val.masks[:, TARGET_FRAME : TARGET_FRAME + 1], device)  # mask 22 alone
-        return TrainData(MaskClips.concat(parts), MaskClips(val_inputs, val_inputs, val_target))
+        held = sum(a.nbytes + c.nbytes + (b.nbytes if b is not a else 0) for a, b, c in parts)
+        if held > options.hold_limit():  # streamed from the files: a trial's memory does not grow with them
+            train_clips: MaskClips | StreamMaskClips = StreamMaskClips(parts, device)
+        else:
+            held_parts = []
+            for a, b, c in parts:
+                held_inputs = on_device(a, device)
+                pseudo_inputs = held_inputs if b is a else on_device(b, device)
+                held_parts.append(MaskClips(held_inputs, pseudo_inputs, on_device(c, device)))
+            train_clips = MaskClips.concat(held_parts)
+        return TrainData(train_clips, MaskClips(val_inputs, val_inputs, val_target))
 
     def batch(
         self, train: Any, index: torch.Tensor, cfg: TrainConfig, epoch: int, generator: torch.Generator
@@ -77,8 +82,8 @@ class MaskPrediction(Task):
         use_pseudo = torch.rand(len(index), device=generator.device, generator=generator) < chance
         return train.batch(index, use_pseudo)
 
-    def class_weight_masks(self, data: TrainData) -> torch.Tensor | None:
-        return data.train.target
+    def class_counts(self, data: TrainData) -> torch.Tensor | None:
+        return data.train.class_counts()
 
     def wants_all_frames(self, cfg: TrainConfig) -> bool:
         return cfg.future_weight > 0

@@ -1,0 +1,143 @@
+"""The real data set's size on this machine: a full-size layout, decoded, and smoke studies on it, with
+their wall time and peak memory beside the same at a tenth of the size.
+
+    python benchmarks/full_scale.py [--out /tmp/full_scale] [--fraction 1.0] [--spaces dual_phase mask_space]
+                                    [--source 24] [--unlabeled N]
+
+The layout (1,000 train / 1,000 val / 13,000 unlabeled / 2,000 hidden videos, times --fraction) is built
+cheaply: `--source` videos per split are generated once, and every video folder of the big layout holds
+hard links to the files of one of them (the decoded cache, keyed by files, decodes each as a video of its
+own). Then each split is decoded (all cores), and `python -m tune.search --budget smoke` runs each space,
+first on the layout at --fraction / 10, then at --fraction.
+
+Memory is what the system cannot take back: anonymous and shared-memory PSS (Pss_Anon + Pss_Shmem of
+/proc/PID/smaps_rollup) summed over the study's processes (the driver and every descendant: Ray's GCS,
+raylet, workers, object store), sampled every 0.5 s; pages of the memory-mapped cache are page cache the
+system can drop and are not counted. Target (issue 11): each full-size study's peak at most 1.2x the
+tenth-size one's and under 6 GiB on a 2-core, 24 GiB machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+from data.cache import decode_split
+from data.synth.generate import SynthSpec, generate
+
+SIZES = {"train": 1000, "val": 1000, "unlabeled": 13000, "hidden": 2000}
+FIRST_ID = {"train": 0, "val": 1000, "unlabeled": 2000, "hidden": 15000}
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def build_layout(source: Path, target: Path, fraction: float, per_split: int) -> dict[str, int]:
+    """A layout of SIZES x fraction videos hard-linked from `per_split` source videos a split."""
+    counts = {}
+    for split, size in SIZES.items():
+        n = max(1, round(size * fraction))
+        counts[split] = n
+        sources = sorted((source / split).iterdir(), key=lambda p: int(p.name.split("_")[1]))[:per_split]
+        for k in range(n):
+            folder = target / split / f"video_{FIRST_ID[split] + k}"
+            if folder.exists():
+                continue
+            tmp = folder.with_name(f".{folder.name}.partial")
+            tmp.mkdir(parents=True, exist_ok=True)
+            for file in sources[k % len(sources)].iterdir():
+                if not (tmp / file.name).exists():
+                    os.link(file, tmp / file.name)
+            tmp.rename(folder)
+    return counts
+
+
+def memory_of_tree(pid: int) -> int:
+    """Pss_Anon + Pss_Shmem bytes of a process and all its descendants."""
+    try:
+        procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0
+    total = 0
+    for proc in procs:
+        try:
+            text = Path(f"/proc/{proc.pid}/smaps_rollup").read_text()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            if line.startswith(("Pss_Anon:", "Pss_Shmem:")):
+                total += int(line.split()[1]) * 1024
+    return total
+
+
+def run_study(space: str, data: Path, out: Path, name: str, unlabeled: int | None) -> tuple[float, int, int]:
+    """(wall seconds, peak bytes, exit status) of a smoke study."""
+    cmd = [sys.executable, "-m", "tune.search", "--space", space, "--budget", "smoke", "--data", str(data)]
+    cmd += ["--out", str(out), "--name", name, "--no-dashboard"]
+    if unlabeled is not None:
+        cmd += ["--unlabeled", str(unlabeled)]
+    env = {**os.environ, "SEGTUNE_CACHE": str(out / "decoded"), "RAY_USAGE_STATS_ENABLED": "0"}
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, memory_of_tree(proc.pid))
+            time.sleep(0.5)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    _, err = proc.communicate()
+    done.set()
+    sampler.join()
+    if proc.returncode:
+        print(err[-2000:], file=sys.stderr)
+    return time.perf_counter() - started, peak, proc.returncode
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("/tmp/full_scale"))
+    parser.add_argument("--fraction", type=float, default=1.0, help="of the real sizes (1: 1,000/1,000/13,000/2,000)")
+    parser.add_argument("--spaces", nargs="+", default=["dual_phase", "mask_space"])
+    parser.add_argument("--source", type=int, default=24, help="generated videos per split, hard-linked over")
+    parser.add_argument("--unlabeled", type=int, default=None, help="passed to the studies (--unlabeled N)")
+    args = parser.parse_args(argv)
+    source = args.out / "source"
+    generate(source, SynthSpec(train=args.source, val=args.source, unlabeled=args.source, hidden=args.source, seed=7))
+    rows = []
+    for fraction in (args.fraction / 10, args.fraction):
+        root = args.out / f"root-{fraction:g}"
+        started = time.perf_counter()
+        counts = build_layout(source, root, fraction, args.source)
+        print(f"layout {root}: {counts} in {time.perf_counter() - started:.1f} s")
+        os.environ["SEGTUNE_CACHE"] = str(args.out / "decoded")
+        for split in SIZES:
+            started = time.perf_counter()
+            decode_split(root, split)
+            print(f"  decoded {split}: {time.perf_counter() - started:.1f} s")
+        for space in args.spaces:
+            name = f"{space}-{fraction:g}"
+            seconds, peak, status = run_study(space, root, args.out, name, args.unlabeled)
+            rows.append((space, fraction, seconds, peak, status))
+            print(f"  {space} smoke study: {seconds:.0f} s, peak {peak / 2**30:.2f} GiB, exit {status}")
+    print("\n| space | fraction | wall s | peak GiB (Pss_Anon + Pss_Shmem) | exit |")
+    print("| --- | --- | --- | --- | --- |")
+    for space, fraction, seconds, peak, status in rows:
+        print(f"| {space} | {fraction:g} | {seconds:.0f} | {peak / 2**30:.2f} | {status} |")
+    for space in args.spaces:
+        small, big = (r[3] for r in rows if r[0] == space)
+        print(f"{space}: full / tenth peak = {big / max(small, 1):.2f} (target <= 1.2, and < 6 GiB)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
