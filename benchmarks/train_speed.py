@@ -29,7 +29,8 @@ import torch.nn.functional as F
 
 from data.cache import DecodedSplit
 from data.classes import FRAME_HEIGHT, FRAME_WIDTH, INPUT_FRAMES, N_FRAMES
-from data.datasets import DeviceSplit, StreamSplit, batch_indices
+from data.datasets import DeviceSplit, batch_indices
+from data.streaming import StreamSplit
 from models.registry import create_model, model_config, model_entry
 from tune.training.config import RunConfig, TrainConfig
 from tune.training.inference import resolve_device

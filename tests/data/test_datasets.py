@@ -17,12 +17,11 @@ from data.datasets import (
     FramePredictionDataset,
     MaskClips,
     SegmentationDataset,
-    StreamMaskClips,
-    StreamSplit,
     batch_indices,
     concat_splits,
     stream_batches,
 )
+from data.streaming import StreamMaskClips, StreamSplit
 
 INPUT_FRAMES_AND_TARGET = (*range(11), 21)
 

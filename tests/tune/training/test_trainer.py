@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from data.datasets import DeviceSplit, StreamSplit
+from data.datasets import DeviceSplit
+from data.streaming import StreamSplit
 from models.frame_predictor import FramePredictorConfig
 from models.registry import list_models
 from tune.train import build_run, main

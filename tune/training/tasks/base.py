@@ -14,7 +14,8 @@ from torch import nn
 
 from data.cache import DecodedSplit, decode_split
 from data.classes import FRAME_HEIGHT, FRAME_WIDTH, INPUT_FRAMES, NUM_CLASSES, TARGET_FRAME
-from data.datasets import DeviceSplit, StreamSplit, batch_indices, concat_splits, stream_batches
+from data.datasets import DeviceSplit, batch_indices, concat_splits, stream_batches
+from data.streaming import StreamSplit
 from models.registry import ModelEntry, model_entry
 from tune.training.config import RunConfig, TrainConfig
 from tune.training.inference import Infer, ModelRunner, reduce_inputs

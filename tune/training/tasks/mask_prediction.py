@@ -17,8 +17,9 @@ from torch import nn
 
 from data.cache import DecodedSplit, decode_split
 from data.classes import FUTURE, INPUT_FRAMES, N_INPUT_FRAMES, TARGET_FRAME
-from data.datasets import MaskClips, StreamMaskClips, batch_indices
+from data.datasets import MaskClips, batch_indices
 from data.metric import IoUMeter
+from data.streaming import StreamMaskClips
 from models.motion import extrapolate_masks
 from models.registry import ModelEntry
 from tune.training.checkpoints import load_model
