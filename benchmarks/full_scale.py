@@ -27,8 +27,6 @@ import threading
 import time
 from pathlib import Path
 
-import psutil
-
 from data.cache import decode_split
 from data.synth.generate import SynthSpec, generate
 
@@ -57,16 +55,28 @@ def build_layout(source: Path, target: Path, fraction: float, per_split: int) ->
     return counts
 
 
+def descendants(pid: int) -> list[int]:
+    """A process and all its descendants, from /proc/PID/stat's parent ids."""
+    parent: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parent[int(stat.parent.name)] = int(fields[1])
+    tree, frontier = [pid], [pid]
+    while frontier:
+        frontier = [child for child, up in parent.items() if up in frontier]
+        tree += frontier
+    return tree
+
+
 def memory_of_tree(pid: int) -> int:
     """Pss_Anon + Pss_Shmem bytes of a process and all its descendants."""
-    try:
-        procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0
     total = 0
-    for proc in procs:
+    for proc in descendants(pid):
         try:
-            text = Path(f"/proc/{proc.pid}/smaps_rollup").read_text()
+            text = Path(f"/proc/{proc}/smaps_rollup").read_text()
         except OSError:
             continue
         for line in text.splitlines():

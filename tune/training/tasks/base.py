@@ -23,7 +23,10 @@ from tune.training.losses import segmentation_loss
 
 CLIP = (*INPUT_FRAMES, TARGET_FRAME)  # the frames a clip task holds on the device
 HOLD_ENV = "SEGTUNE_HOLD_GB"
-HOLD_LIMIT_GB = 2.0  # the real train or val split's 12 clip frames (1.4 GB) are held; unlabeled + train streams
+# Above these, a split streams. On a GPU the real train or val split's 12 clip frames (1.4 GB) are held, gathered
+# on the device; on a CPU streaming from the page cache measured no slower than held (benchmarks/train_speed.py
+# --stream), and each held copy is a trial's own, so only small splits (the embedded default's) are held there.
+HOLD_LIMIT_GB = {"cuda": 2.0, "cpu": 0.25}
 
 
 @dataclass
@@ -44,11 +47,13 @@ class LoadOptions:
     pseudo: str | os.PathLike[str] | None = None  # the pseudo-label folder of a segmenter (mask prediction)
     unlabeled: int | None = None  # how many unlabeled videos to train on (the first, by id); None: all
     hold_limit_gb: float | None = None  # a split whose kept frames are larger streams from the cache (see
-    # `hold`); None: $SEGTUNE_HOLD_GB, else HOLD_LIMIT_GB
+    # `hold`); None: $SEGTUNE_HOLD_GB, else HOLD_LIMIT_GB of the device
 
-    def hold_limit(self) -> float:
-        """Bytes of kept frames (and masks) above which a split is streamed instead of held on the device."""
-        gb = self.hold_limit_gb if self.hold_limit_gb is not None else float(os.environ.get(HOLD_ENV, HOLD_LIMIT_GB))
+    def hold_limit(self, device: torch.device) -> float:
+        """Bytes of kept frames (and masks) above which a split is streamed instead of held on `device`."""
+        gb = self.hold_limit_gb
+        if gb is None:
+            gb = float(os.environ.get(HOLD_ENV, HOLD_LIMIT_GB["cuda" if device.type == "cuda" else "cpu"]))
         return gb * 2**30
 
     def decode_kwargs(self) -> dict[str, Any]:
@@ -176,7 +181,7 @@ def hold(
     memory-mapped cache (StreamSplit: a trial's memory does not grow with the data)."""
     kept = len(frames) if frames is not None else splits[0].n_frames
     per_frame = FRAME_HEIGHT * FRAME_WIDTH * (3 + all(s.masks is not None for s in splits))
-    if sum(len(s) for s in splits) * kept * per_frame > options.hold_limit():
+    if sum(len(s) for s in splits) * kept * per_frame > options.hold_limit(device):
         return StreamSplit(splits, device, frames=frames)
     held = [DeviceSplit(s, device, frames=frames) for s in splits]
     return held[0] if len(held) == 1 else concat_splits(held)

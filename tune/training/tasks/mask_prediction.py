@@ -62,7 +62,7 @@ class MaskPrediction(Task):
         assert val.masks is not None
         val_target = on_device(val.masks[:, TARGET_FRAME : TARGET_FRAME + 1], device)  # mask 22 alone
         held = sum(a.nbytes + c.nbytes + (b.nbytes if b is not a else 0) for a, b, c in parts)
-        if held > options.hold_limit():  # streamed from the files: a trial's memory does not grow with them
+        if held > options.hold_limit(device):  # streamed from the files: a trial's memory does not grow with them
             train_clips: MaskClips | StreamMaskClips = StreamMaskClips(parts, device)
         else:
             held_parts = []
