@@ -61,7 +61,7 @@ def run_search(cfg: SearchConfig, *, resume: bool = False, given: frozenset[str]
         except (StageInterrupted, KeyboardInterrupt) as err:
             why = received[-1] if received else "SIGINT"
             print(
-                f"{err or 'stopped at once'} ({why}); nothing unfinished is marked finished. Resume with: "
+                f"{str(err) or 'stopped at once'} ({why}); nothing unfinished is marked finished. Resume with: "
                 f"python -m tune.search --out {study.cfg.out} --name {study.cfg.name} --resume",
                 file=sys.stderr,
             )
