@@ -21,6 +21,31 @@ def _to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
     return tensor.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else tensor.to(device)
 
 
+def _gather(arrays: Sequence[np.ndarray], starts: np.ndarray, rows: np.ndarray, *more: np.ndarray) -> np.ndarray:
+    """arrays[part][row - starts[part], *more] for global row numbers over parts joined end to end (`starts`:
+    their first rows, and the total); `more` index the next axes alike, all of the shape of `rows`."""
+    part = np.searchsorted(starts, rows, side="right") - 1
+    out = np.empty((*rows.shape, *arrays[0].shape[1 + len(more) :]), dtype=arrays[0].dtype)
+    for k, array in enumerate(arrays):
+        mine = part == k
+        if mine.any():
+            out[mine] = array[(rows[mine] - starts[k], *(m[mine] for m in more))]
+    return out
+
+
+def _class_counts(arrays: Sequence[np.ndarray], frames: Sequence[int] | None = None) -> np.ndarray:
+    """Pixels of each class (49,) over mask arrays (N, F, H, W), frames `frames` of each (default all), read
+    64 videos at a time."""
+    counts = np.zeros(NUM_CLASSES, dtype=np.int64)
+    for masks in arrays:
+        for start in range(0, len(masks), 64):
+            chunk = np.asarray(
+                masks[start : start + 64] if frames is None else masks[start : start + 64][:, list(frames)]
+            )
+            counts += np.bincount(chunk.reshape(-1), minlength=NUM_CLASSES)[:NUM_CLASSES]
+    return counts
+
+
 class StreamSplit(_HeldFrames):
     """DeviceSplit's interface over the memory-mapped decoded cache of one or more splits (unlabeled +
     train for pretraining): a batch is read when asked, its frames from the operating system's page cache
@@ -46,15 +71,8 @@ class StreamSplit(_HeldFrames):
         return int(self._starts[-1])
 
     def _read(self, arrays: Sequence[np.ndarray], videos: np.ndarray, times: np.ndarray) -> torch.Tensor:
-        """arrays[part][video, time] for global video numbers and times of equal shape, from each part."""
-        part = np.searchsorted(self._starts, videos, side="right") - 1
-        first = arrays[0]
-        out = np.empty((*videos.shape, *first.shape[2:]), dtype=first.dtype)
-        for k, array in enumerate(arrays):
-            rows = part == k
-            if rows.any():
-                out[rows] = array[videos[rows] - self._starts[k], times[rows]]
-        return _to_device(out, self.device)
+        """arrays[part][video, time] for global video numbers and times of equal shape, on the device."""
+        return _to_device(_gather(arrays, self._starts, videos, times), self.device)
 
     def _times(self, times: Sequence[int]) -> np.ndarray:
         return np.array([self.frame_index[self._slot_of(t)] for t in times])
@@ -81,11 +99,7 @@ class StreamSplit(_HeldFrames):
         """Pixels of each class (49,) over the kept frames' masks, read a few videos at a time."""
         if self._masks is None:
             raise ValueError(f"split {self.split!r} has no masks")
-        counts = np.zeros(NUM_CLASSES, dtype=np.int64)
-        for masks in self._masks:
-            for start in range(0, len(masks), 64):
-                chunk = np.asarray(masks[start : start + 64][:, list(self.frame_index)])
-                counts += np.bincount(chunk.reshape(-1), minlength=NUM_CLASSES)[:NUM_CLASSES]
+        counts = _class_counts(self._masks, self.frame_index)
         return torch.from_numpy(counts).to(self.device)
 
 
@@ -118,14 +132,7 @@ class StreamMaskClips:
         return self._device
 
     def _read(self, which: int, rows: np.ndarray) -> torch.Tensor:
-        part = np.searchsorted(self._starts, rows, side="right") - 1
-        first = self.parts[0][which]
-        out = np.empty((len(rows), *first.shape[1:]), dtype=first.dtype)
-        for k, arrays in enumerate(self.parts):
-            mine = part == k
-            if mine.any():
-                out[mine] = arrays[which][rows[mine] - self._starts[k]]
-        return _to_device(out, self._device)
+        return _to_device(_gather([part[which] for part in self.parts], self._starts, rows), self._device)
 
     def batch(self, index: torch.Tensor, use_pseudo: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         rows = index.cpu().numpy()
@@ -136,10 +143,5 @@ class StreamMaskClips:
 
     def class_counts(self) -> torch.Tensor:
         """Pixels of each class (49,) over the targets, read a few videos at a time."""
-        counts = np.zeros(NUM_CLASSES, dtype=np.int64)
-        for _, _, target in self.parts:
-            for start in range(0, len(target), 64):
-                counts += np.bincount(np.asarray(target[start : start + 64]).reshape(-1), minlength=NUM_CLASSES)[
-                    :NUM_CLASSES
-                ]
+        counts = _class_counts([target for _, _, target in self.parts])
         return torch.from_numpy(counts).to(self._device)

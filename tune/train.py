@@ -62,41 +62,24 @@ def train_run(
     mask_predictor); returns the final epoch's metrics."""
     dev = resolve_device(device)
     pretrained = None
+
+    def phase(name: str, phase_run: RunConfig, checkpoint: Path, **extra: Any) -> dict[str, float]:
+        return _train_phase(
+            name, phase_run, data_root, checkpoint, dev, resume=resume, progress=progress, on_error=on_error, **extra
+        )
+
     if task_for(run.model).needs_segmenter:
         if segmenter is None:
             raise ValueError(f"{run.model} trains on a per-frame segmenter's masks: pass --segmenter CHECKPOINT")
         pseudo = pseudo_label(segmenter, data_root, device=dev, on_error=on_error)
-        return _train_phase(
-            run.model,
-            run,
-            data_root,
-            out / "checkpoint.pt",
-            dev,
-            resume=resume,
-            progress=progress,
-            pseudo=pseudo,
-            pipeline={"segmenter": str(segmenter)},
-            on_error=on_error,
-        )
+        return phase(run.model, run, out / "checkpoint.pt", pseudo=pseudo, pipeline={"segmenter": str(segmenter)})
     part = model_entry(run.model).pretrained
     if part is not None:
         part_run = RunConfig(part.model, getattr(run.model_config, part.attribute), run.train)
         part_run = part_run.with_epochs(pretrain_epochs or run.train.epochs)
         pretrained = out / "pretrain" / "checkpoint.pt"
-        _train_phase(
-            "pretrain", part_run, data_root, pretrained, dev, resume=resume, progress=progress, on_error=on_error
-        )
-    return _train_phase(
-        run.model,
-        run,
-        data_root,
-        out / "checkpoint.pt",
-        dev,
-        resume=resume,
-        progress=progress,
-        pretrained=pretrained,
-        on_error=on_error,
-    )
+        phase("pretrain", part_run, pretrained)
+    return phase(run.model, run, out / "checkpoint.pt", pretrained=pretrained)
 
 
 def _train_phase(
