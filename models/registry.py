@@ -70,7 +70,9 @@ def register_model(
 
 def model_entry(name: str) -> ModelEntry:
     if name not in _MODELS:
-        raise KeyError(f"unknown model {name!r}; valid: {', '.join(sorted(_MODELS))}")
+        raise KeyError(
+            f"unknown model {name!r}; valid: {', '.join(sorted(_MODELS))} (a plugin's model: pass its --plugin)"
+        )
     return _MODELS[name]
 
 

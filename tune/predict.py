@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from data.files import atomic_write, ensure_writable, os_error_line
+from tune.plugins import add_plugin_argument, early_plugins, load_plugins, study_plugins
 from tune.training.prediction import RULES, best_checkpoint, predict
 
 
@@ -43,12 +44,15 @@ def main(argv: list[str] | None = None) -> int:
         help="answer with a rule on the segmenter's masks instead of the model (the checkpoint is a frame_segmenter "
         "or names one): copy_last (its mask of frame 11) or extrapolate (each object moved along its track)",
     )
+    add_plugin_argument(parser)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args(argv)
     if args.checkpoint is None and args.experiment is None:
         parser.error("give --experiment or --checkpoint")
     try:
+        early_plugins(argv)  # the checkpoint's model may be a plugin's; a study's plugins are in its search.json
+        load_plugins(study_plugins(args.experiment) if args.experiment else [])
         ensure_writable(args.out.parent)  # before the predictions are computed
         checkpoint = args.checkpoint or best_checkpoint(args.experiment)
         masks, ids, iou = predict(
@@ -65,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
             torch.save(masks, tmp)
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyError as err:  # a model the registry does not know
+        print(f"error: {err.args[0]}", file=sys.stderr)
         return 2
     except OSError as err:  # read-only, full disk, no permission: one line naming the path
         print(f"error: {os_error_line(err)}", file=sys.stderr)

@@ -23,6 +23,7 @@ from data.cache import OnError
 from data.files import ensure_writable, os_error_line
 from models.config import config_to_dict
 from models.registry import list_models, model_entry
+from tune.plugins import add_plugin_argument, early_plugins
 from tune.training.config import RunConfig
 from tune.training.inference import resolve_device
 from tune.training.pseudo import pseudo_label
@@ -111,6 +112,11 @@ def _train_phase(
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        early_plugins(argv)  # first: a plugin adds models to --model's choices
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     parser = argparse.ArgumentParser(
         prog="python -m tune.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -133,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--set", dest="sets", action="append", default=[], metavar="FIELD=VALUE", help="override a config field"
     )
+    add_plugin_argument(parser)
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoints in --out")
     parser.add_argument("--show-config", action="store_true", help="print the run's config and exit")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -11,10 +11,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from pathlib import Path
 
 from data.files import os_error_line
+from tune.plugins import add_plugin_argument, early_plugins
 from tune.search.config import SearchConfig
-from tune.search.driver import run_search
+from tune.search.driver import describe_space, run_search
+from tune.search.overrides import KINDS, overrides_from_file
 from tune.search.spaces import list_spaces
 
 STUDY_FLAGS = (
@@ -28,8 +31,16 @@ STUDY_FLAGS = (
     "seed",
     "unlabeled",
     "skip_bad_videos",
+    "overrides",
+    "plugins",
+    "mlflow",
     "fail_trials",
 )
+
+
+def mlflow_uri(text: str) -> str:
+    """A tracking URI as given (http://, sqlite://, file://...), or a folder as a local file store's URI."""
+    return text if "://" in text else Path(text).absolute().as_uri()
 
 
 def _count(text: str) -> int:
@@ -41,6 +52,11 @@ def _count(text: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     defaults = SearchConfig()
+    try:
+        plugins = early_plugins(argv)  # first: a plugin adds spaces to --space's choices
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     parser = argparse.ArgumentParser(
         prog="python -m tune.search", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -79,6 +95,31 @@ def main(argv: list[str] | None = None) -> int:
         help="leave out videos whose files are broken (each named in a warning, the study's folder and report) "
         "instead of failing",
     )
+    for kind, example, what in (
+        ("set", "width=32", "fix a parameter (it is not searched)"),
+        ("range", "lr=1e-4:3e-3", "search a number in this range"),
+        ("choices", "batch_size=16,32", "search among these choices"),
+    ):
+        parser.add_argument(
+            f"--{kind}",
+            action="append",
+            default=[],
+            metavar="[STAGE.]NAME=VALUE",
+            help=f"{what}, in every stage that has it or in STAGE only; repeatable (e.g. --{kind} {example})",
+        )
+    parser.add_argument(
+        "--overrides",
+        metavar="FILE",
+        help="a TOML file of overrides: tables [set], [range], [choices] (docs/search.md)",
+    )
+    add_plugin_argument(parser, default=given)
+    parser.add_argument(
+        "--mlflow",
+        default=given,
+        metavar="URI",
+        help="also log every trial to MLflow (a tracking server, or a folder for a local file store)",
+    )
+    parser.add_argument("--show-space", action="store_true", help="print the space after overrides, and exit")
     parser.add_argument("--address", default=None, help="join an existing Ray cluster")
     parser.add_argument("--resume", action="store_true", help="continue the study OUT/NAME after a crash or kill")
     parser.add_argument("--seed", type=int, default=given, help=f"TPE sampler seed (default: {defaults.seed})")
@@ -88,6 +129,18 @@ def main(argv: list[str] | None = None) -> int:
     settings = {key: args[key] for key in STUDY_FLAGS if key in args}
     if "fail_trials" in settings:
         settings["fail_trials"] = tuple(settings["fail_trials"])
+    if plugins:
+        settings["plugins"] = plugins
+    if "mlflow" in settings:
+        settings["mlflow"] = mlflow_uri(settings["mlflow"])
+    try:
+        overrides = overrides_from_file(args["overrides"]) if args["overrides"] else []
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    overrides += [f"{kind} {text}" for kind in KINDS for text in args[kind]]
+    if overrides:
+        settings["overrides"] = tuple(overrides)
     cfg = dataclasses.replace(
         defaults,
         **settings,
@@ -97,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
         dashboard=not args["no_dashboard"],
     )
     try:
+        if args["show_space"]:
+            print(describe_space(cfg))
+            return 0
         return run_search(cfg, resume=args["resume"], given=frozenset(settings))
     except KeyboardInterrupt:  # outside a stage's experiment (decoding, the report): nothing half-written stays
         name = cfg.name or "NAME (the folder it printed)"
@@ -105,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 130
     except (FileExistsError, FileNotFoundError, ValueError, KeyError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {err.args[0] if isinstance(err, KeyError) else err}", file=sys.stderr)
         return 2
     except OSError as err:  # read-only, full disk, no permission: one line naming the path
         print(f"error: {os_error_line(err)}", file=sys.stderr)

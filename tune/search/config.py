@@ -33,6 +33,9 @@ class SearchConfig:
     dashboard: bool = True  # start the Ray dashboard (local Ray only), on 127.0.0.1
     skip_bad_videos: bool = False  # leave bad videos out (with a warning naming each) instead of failing
     unlabeled: int | None = None  # how many unlabeled videos the study trains on (the first by id); None: all
+    mlflow: str | None = None  # MLflow tracking URI each trial is logged to as a run; None: no MLflow
+    plugins: tuple[str, ...] = ()  # files (absolute paths) or modules that register models and spaces
+    overrides: tuple[str, ...] = ()  # space overrides as text: "set width=32", "range lr=1e-4:3e-3", ...
     fail_trials: tuple[int, ...] = ()  # fault injection for tests: the n-th suggested trials (1-based) raise
 
     def __post_init__(self) -> None:
@@ -85,7 +88,8 @@ def prepare_study(cfg: SearchConfig, resume: bool, *, given: frozenset[str] = fr
 
 def _resumed(cfg: SearchConfig, path: Path, given: frozenset[str]) -> SearchConfig:
     values = json.loads(path.read_text())
-    values["fail_trials"] = tuple(values.get("fail_trials", ()))
+    for key in ("fail_trials", "overrides", "plugins"):  # JSON has lists
+        values[key] = tuple(values.get(key, ()))
     saved = SearchConfig(**values)
     if saved.name != cfg.name:
         raise ValueError(

@@ -25,7 +25,9 @@ from reports.schema import (
     param_name,
     read_results,
 )
+from tune.plugins import load_plugins
 from tune.search.config import SearchConfig, prepare_study
+from tune.search.overrides import parse_overrides, show_space
 from tune.search.results import is_nan
 from tune.search.spaces import SearchSpace, budget_for, get_space
 from tune.search.stages import StageInterrupted, Study, finished_trials, run_stage
@@ -35,7 +37,10 @@ from tune.training.tasks import task_for
 def run_search(cfg: SearchConfig, *, resume: bool = False, given: frozenset[str] = frozenset()) -> int:
     """Run (or resume) a study; returns the exit status: 1 if a stage had no successful trial. `given`:
     the study settings the user named, which a resume refuses to change."""
-    study = open_study(prepare_study(cfg, resume, given=given).resolved())
+    cfg = prepare_study(cfg, resume, given=given)
+    load_plugins(cfg.plugins)  # a resumed study's, from its search.json
+    study = open_study(cfg.resolved())
+    check_mlflow(study.cfg.mlflow)
     space = study.space
     print(
         f"study {study.cfg.name}: space {space.name} ({' -> '.join(s.name for s in space.stages)}), "
@@ -93,6 +98,19 @@ def stop_on_sigterm() -> list[str]:
     return received
 
 
+def check_mlflow(uri: str | None) -> None:
+    """--mlflow: before anything runs, that MLflow is installed; a local file store allowed (MLflow 3 keeps
+    it in maintenance and refuses it unless told)."""
+    if uri is None:
+        return
+    try:
+        import mlflow  # noqa: F401
+    except ImportError:
+        raise ValueError("--mlflow needs MLflow: pip install -e '.[mlflow]' (or mlflow-skinny)") from None
+    if uri.startswith("file:"):
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+
+
 def splits_used(space: SearchSpace) -> list[str]:
     """The splits the stages of a space read (a unet study never opens unlabeled)."""
     return list(dict.fromkeys(split for stage in space.stages for split in task_for(stage.model).splits))
@@ -106,7 +124,15 @@ def open_study(cfg: SearchConfig) -> Study:
         root = default_data_root()
     else:
         root = Path(cfg.data).absolute()
-    return Study(cfg, get_space(cfg.space), budget_for(cfg.budget, gpu=cfg.gpus > 0), root)
+    space, budget = get_space(cfg.space), budget_for(cfg.budget, gpu=cfg.gpus > 0)
+    return Study(cfg, space, budget, root, parse_overrides(space, budget, cfg.overrides))
+
+
+def describe_space(cfg: SearchConfig) -> str:
+    """--show-space: the study's space as its budget sizes it on this machine, after its overrides."""
+    cfg = cfg.resolved()
+    space, budget = get_space(cfg.space), budget_for(cfg.budget, gpu=cfg.gpus > 0)
+    return show_space(space, budget, parse_overrides(space, budget, cfg.overrides))
 
 
 def init_ray(cfg: SearchConfig) -> None:

@@ -12,6 +12,7 @@ from optuna.storages.journal import JournalFileBackend
 from ray.tune.search.optuna import OptunaSearch
 
 from reports.schema import OPTUNA_FILE, optuna_study_name
+from tune.search.overrides import OverriddenTrial, Override
 from tune.search.spaces import Budget, Stage
 from tune.search.trainable import FAULT_KEY
 
@@ -66,11 +67,14 @@ class DefineByRun:
     """The stage's define-by-run function bound to its budget and parents; picklable, so that the
     searcher can be saved with the experiment."""
 
-    def __init__(self, stage: Stage, budget: Budget, parents: tuple[str, ...]) -> None:
-        self.stage, self.budget, self.parents = stage, budget, parents
+    def __init__(
+        self, stage: Stage, budget: Budget, parents: tuple[str, ...], overrides: tuple[Override, ...] = ()
+    ) -> None:
+        self.stage, self.budget, self.parents, self.overrides = stage, budget, parents, overrides
 
     def __call__(self, trial: optuna.Trial) -> dict[str, Any] | None:
-        values = self.stage.define(trial, self.budget, self.parents)
+        overridden = OverriddenTrial(trial, self.overrides)
+        values = overridden.constants(self.stage.define(overridden, self.budget, self.parents))  # type: ignore[arg-type]
         constants = {k: v for k, v in values.items() if k not in trial.params}
         return constants or None  # Ray adds these to the trial's config beside the sampled values
 
@@ -83,10 +87,12 @@ def make_searcher(
     experiment_dir: Path,
     study: str,
     seed: int,
+    overrides: tuple[Override, ...] = (),
     fail_trials: tuple[int, ...] = (),
 ) -> PrunedAwareOptunaSearch:
+    """The stage's searcher; `overrides`: those of this stage."""
     return PrunedAwareOptunaSearch(
-        space=DefineByRun(stage, budget, parents),
+        space=DefineByRun(stage, budget, parents, overrides),
         metric=stage.metric,
         mode=stage.mode,
         sampler=optuna.samplers.TPESampler(seed=seed),

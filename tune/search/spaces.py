@@ -155,10 +155,11 @@ def list_spaces() -> list[str]:
     return sorted(_SPACES)
 
 
-# ---------------------------------------------------------------- shared pieces
+# ---------------------------------------------------------------- shared pieces (a plugin's space may use them)
 
 
-def _optimisation(trial: optuna.Trial, budget: Budget) -> dict[str, Any]:
+def optimisation(trial: optuna.Trial, budget: Budget) -> dict[str, Any]:
+    """What every stage searches about training: lr, weight decay, batch size, schedule, input scale."""
     return {
         "lr": trial.suggest_float("lr", 1e-4, 5e-3, log=True),
         "weight_decay": trial.suggest_float("weight_decay", 1e-6, 1e-2, log=True),
@@ -170,7 +171,8 @@ def _optimisation(trial: optuna.Trial, budget: Budget) -> dict[str, Any]:
     }
 
 
-def _segmentation_loss(trial: optuna.Trial) -> dict[str, Any]:
+def segmentation_loss(trial: optuna.Trial) -> dict[str, Any]:
+    """The loss of a stage that predicts masks: dice weight and class weighting."""
     return {
         "dice_weight": trial.suggest_float("dice_weight", 0.0, 1.0),
         "class_weighting": trial.suggest_categorical("class_weighting", ["none", "inverse_sqrt"]),
@@ -182,8 +184,8 @@ def _segmentation_loss(trial: optuna.Trial) -> dict[str, Any]:
 
 def define_unet(trial: optuna.Trial, budget: Budget, parents: Sequence[str]) -> dict[str, Any]:
     return {
-        **_optimisation(trial, budget),
-        **_segmentation_loss(trial),
+        **optimisation(trial, budget),
+        **segmentation_loss(trial),
         "width": trial.suggest_categorical("width", list(budget.widths)),
         "depth": trial.suggest_int("depth", 3, 4),
         "norm": trial.suggest_categorical("norm", ["batch", "group"]),
@@ -205,7 +207,7 @@ register_space(
 
 def define_pretrain(trial: optuna.Trial, budget: Budget, parents: Sequence[str]) -> dict[str, Any]:
     values = {
-        **_optimisation(trial, budget),
+        **optimisation(trial, budget),
         "width": trial.suggest_categorical("width", list(budget.predictor_widths)),
         "hidden": trial.suggest_categorical("hidden", list(budget.hidden)),
         "cell": trial.suggest_categorical("cell", ["lstm", "gru"]),
@@ -221,8 +223,8 @@ def define_finetune(trial: optuna.Trial, budget: Budget, parents: Sequence[str])
         raise ValueError("the finetune stage needs completed pretraining trials to start from")
     return {
         "parent_trial": trial.suggest_categorical("parent_trial", list(parents)),
-        **_optimisation(trial, budget),
-        **_segmentation_loss(trial),
+        **optimisation(trial, budget),
+        **segmentation_loss(trial),
         "seg_width": trial.suggest_categorical("seg_width", list(budget.widths)),
         "seg_depth": trial.suggest_int("seg_depth", 3, 4),
         "seg_norm": trial.suggest_categorical("seg_norm", ["batch", "group"]),
@@ -252,8 +254,8 @@ register_space(
 
 def define_segmenter(trial: optuna.Trial, budget: Budget, parents: Sequence[str]) -> dict[str, Any]:
     return {
-        **_optimisation(trial, budget),
-        **_segmentation_loss(trial),
+        **optimisation(trial, budget),
+        **segmentation_loss(trial),
         "width": trial.suggest_categorical("width", list(budget.widths)),
         "depth": trial.suggest_int("depth", 3, 4),
         "norm": trial.suggest_categorical("norm", ["batch", "group"]),
@@ -265,8 +267,8 @@ def define_mask_predictor(trial: optuna.Trial, budget: Budget, parents: Sequence
     if not parents:
         raise ValueError("the predictor stage needs a finished segmenter trial for its pseudo-labels")
     return {
-        **_optimisation(trial, budget),
-        **_segmentation_loss(trial),
+        **optimisation(trial, budget),
+        **segmentation_loss(trial),
         "embed": trial.suggest_categorical("embed", [0, 16]),
         "hid_s": trial.suggest_categorical("hid_s", list(budget.widths)),
         "hid_t": trial.suggest_categorical("hid_t", [4 * w for w in budget.widths]),

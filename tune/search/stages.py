@@ -14,6 +14,7 @@ from data.cache import OnError
 from reports.schema import CHECKPOINT, FINISHED, RESULTS_DIR, STAGE, STATUS, TRIAL_ID, ranked, read_results
 from tune.search.config import SearchConfig
 from tune.search.keeper import CheckpointKeeper, drop_kept, restore_kept
+from tune.search.overrides import Override
 from tune.search.results import ResultsWriter
 from tune.search.scheduler import ResumableASHA
 from tune.search.searcher import fail_orphaned_optuna_trials, make_searcher
@@ -37,6 +38,7 @@ class Study:
     space: SearchSpace
     budget: Budget
     root: Path
+    overrides: tuple[Override, ...] = ()  # checked against the space (tune/search/overrides.py)
 
     @property
     def folder(self) -> Path:
@@ -69,6 +71,7 @@ def run_stage(study: Study, stage: Stage) -> None:
         make_pseudo_labels(study, stage, parents),
         study.cfg.unlabeled,
         study.on_error,
+        study.cfg.plugins,
     )
     grid = make_tuner(study, stage, job, stage_dir).fit()
     # Interrupted (Ray ends the experiment on SIGINT and returns normally): trials Ray left unfinished, or
@@ -163,6 +166,7 @@ def make_tuner(study: Study, stage: Stage, job: StageJob, stage_dir: Path) -> tu
         experiment_dir=study.folder,
         study=str(cfg.name),
         seed=cfg.seed,
+        overrides=tuple(o for o in study.overrides if o.stage == stage.name),
         fail_trials=cfg.fail_trials,
     )
     return tune.Tuner(
@@ -182,10 +186,25 @@ def make_tuner(study: Study, stage: Stage, job: StageJob, stage_dir: Path) -> tu
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=1, checkpoint_score_attribute=stage.metric, checkpoint_score_order=stage.mode
             ),
-            callbacks=[writer, CheckpointKeeper()],
+            callbacks=[writer, CheckpointKeeper(), *trackers(study, stage)],
             verbose=1,
         ),
     )
+
+
+def trackers(study: Study, stage: Stage) -> list[tune.Callback]:
+    """Ray Tune's own logger callbacks: TensorBoard event files in every trial's folder
+    (`tensorboard --logdir OUT/NAME`), and each trial as an MLflow run with --mlflow URI (the study's
+    name is the MLflow experiment, tagged with the stage)."""
+    from ray.tune.logger import TBXLoggerCallback
+
+    found: list[tune.Callback] = [TBXLoggerCallback()]
+    if study.cfg.mlflow:
+        from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+        tags = {"segtune.space": study.space.name, "segtune.stage": stage.name, "segtune.study": str(study.cfg.name)}
+        found.append(MLflowLoggerCallback(tracking_uri=study.cfg.mlflow, experiment_name=study.cfg.name, tags=tags))
+    return found
 
 
 def check_trusted(stage_dir: Path) -> None:

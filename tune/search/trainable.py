@@ -14,6 +14,7 @@ import torch
 
 from data.cache import OnError
 from models.registry import model_entry
+from tune.plugins import load_plugins
 from tune.training.checkpoints import load_checkpoint
 from tune.training.config import RunConfig
 from tune.training.trainer import Trainer, load_data
@@ -43,6 +44,7 @@ class StageJob:
     pseudo_dir: str | None = None  # the pseudo-label folder, for a stage trained on a segmenter's masks
     unlabeled: int | None = None  # how many unlabeled videos trials train on; None: all
     on_error: OnError = "raise"  # a bad video: "raise", or "skip" it (--skip-bad-videos)
+    plugins: tuple[str, ...] = ()  # the study's --plugin files and modules, imported by each trial's process
 
     def plan(self, config: dict[str, Any]) -> TrialPlan:
         """What a trial's Ray config asks for: its run and, for a dependent stage, the parent's checkpoint
@@ -70,6 +72,7 @@ def train_trial(config: dict[str, Any], *, job: StageJob) -> None:
     from ray import tune
 
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # not a "checkpoint created" line per epoch
+    load_plugins(job.plugins)
     plan = job.plan(config)
     if plan.fail:
         raise RuntimeError("this trial fails on purpose (fault injection, --fail-trials)")

@@ -1,0 +1,108 @@
+"""`--plugin my_models.py` (a file) or `--plugin my_package.models` (an importable module): the user's own
+code, imported before anything else, registers models (`@register_model`, models/registry.py) and
+search spaces (`register_space`, tune/search/spaces.py) as the built-in ones do. docs/plugin_example.py
+is an example.
+
+A study records its plugins (absolute paths) in search.json; every process that needs the registries
+imports them again: Ray's trial workers, `--resume`, and `tune.predict --experiment`. A file is imported
+as the module `segtune_plugin_STEM`, once per process, so that what Ray and Optuna pickle from it (a
+space's define function) is found under the same name by the next process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+import re
+import sys
+import traceback
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from reports.schema import STUDY_FILE
+
+
+def early_plugins(argv: list[str] | None) -> tuple[str, ...]:
+    """Load the --plugin arguments of a command line before its parser is built (a plugin adds choices:
+    models, spaces); returns what to record for them."""
+    early = argparse.ArgumentParser(add_help=False)
+    early.add_argument("--plugin", action="append", default=[])
+    specs = tuple(plugin_spec(text) for text in early.parse_known_args(argv)[0].plugin)
+    load_plugins(specs)
+    return specs
+
+
+def add_plugin_argument(parser: argparse.ArgumentParser, **kwargs: Any) -> None:
+    """The --plugin option in a command's help (early_plugins has loaded them already)."""
+    parser.add_argument(
+        "--plugin",
+        action="append",
+        metavar="FILE_OR_MODULE",
+        help="import your own models and spaces first (docs/plugin_example.py); repeatable",
+        **kwargs,
+    )
+
+
+def plugin_spec(text: str) -> str:
+    """What to record for `--plugin TEXT`: a file's absolute path (so that workers in other folders find
+    it), or a module name as given."""
+    path = Path(text)
+    if text.endswith(".py") or path.exists():
+        if not path.is_file():
+            raise FileNotFoundError(f"--plugin {text}: no such file")
+        return str(path.resolve())
+    return text
+
+
+def load_plugins(specs: Iterable[str]) -> None:
+    """Import each plugin once in this process; a plugin that fails is one line naming it and the line."""
+    for spec in specs:
+        if spec.endswith(".py"):
+            _load_file(Path(spec))
+        else:
+            try:
+                importlib.import_module(spec)
+            except ModuleNotFoundError as err:
+                if err.name is not None and spec.startswith(err.name):
+                    raise ValueError(f"--plugin {spec}: no such file or importable module") from None
+                raise ValueError(f"--plugin {spec}: {_why(err, None)}") from None
+            except Exception as err:
+                raise ValueError(f"--plugin {spec}: {_why(err, None)}") from None
+
+
+def study_plugins(folder: Path) -> list[str]:
+    """The plugins a study folder's search.json records ([] without one)."""
+    path = Path(folder) / STUDY_FILE
+    return list(json.loads(path.read_text()).get("plugins", ())) if path.is_file() else []
+
+
+def _load_file(path: Path) -> None:
+    name = "segtune_plugin_" + re.sub(r"\W", "_", path.stem)
+    loaded = sys.modules.get(name)
+    if loaded is not None:
+        if Path(str(loaded.__file__)).resolve() != path.resolve():
+            raise ValueError(f"--plugin {path}: another plugin named {path.stem} is loaded ({loaded.__file__})")
+        return
+    if not path.is_file():
+        raise FileNotFoundError(f"--plugin {path}: no such file")
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as err:
+        del sys.modules[name]
+        raise ValueError(f"--plugin {path}: {_why(err, path)}") from None
+
+
+def _why(err: Exception, path: Path | None) -> str:
+    """The error and where in the plugin it happened (its deepest frame in the plugin's file)."""
+    frames = list(traceback.extract_tb(err.__traceback__))
+    if path is not None:
+        frames = [f for f in frames if Path(f.filename).resolve() == path.resolve()] or frames
+    where = f" (line {frames[-1].lineno} of {frames[-1].filename})" if frames else ""
+    return f"{type(err).__name__}: {err}{where}"
