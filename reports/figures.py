@@ -40,7 +40,13 @@ from reports.schema import (
     stage_order,
 )
 
-STATUS_COLOURS = {"completed": "#1f77b4", "stopped": "#ff7f0e", "failed": "#d62728", "running": "#7f7f7f"}
+STATUS_COLOURS = {
+    "completed": "#1f77b4",
+    "stopped": "#ff7f0e",
+    "cut": "#9467bd",  # stopped by the time budget
+    "failed": "#d62728",
+    "running": "#7f7f7f",
+}
 
 
 def stage_trials(trials: pd.DataFrame, stage: str) -> pd.DataFrame:
@@ -73,7 +79,10 @@ def learning_curves(trials: pd.DataFrame, epochs: pd.DataFrame, stage: str) -> g
                 y=curve[metric],
                 mode="lines+markers",
                 name=f"{trial_id} ({state})",
-                line={"color": STATUS_COLOURS.get(state, "#7f7f7f"), "dash": "dash" if state == "stopped" else "solid"},
+                line={
+                    "color": STATUS_COLOURS.get(state, "#7f7f7f"),
+                    "dash": "dash" if state in ("stopped", "cut") else "solid",
+                },
                 legendgroup=state,
             )
         )
@@ -82,7 +91,7 @@ def learning_curves(trials: pd.DataFrame, epochs: pd.DataFrame, stage: str) -> g
             x=rung, line={"color": "#999", "dash": "dot"}, annotation_text=f"rung {rung}", annotation_position="top"
         )
     fig.update_layout(
-        title=f"Learning curves, stage {stage}: {metric} per epoch (dashed: stopped by ASHA)",
+        title=f"Learning curves, stage {stage}: {metric} per epoch (dashed: stopped by ASHA or the time budget)",
         xaxis_title="epoch",
         yaxis_title=metric,
     )

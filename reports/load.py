@@ -13,6 +13,7 @@ import optuna
 import pandas as pd
 
 from reports.schema import (
+    BUDGET_FILE,
     EPOCHS_FILE,
     FILE,
     GALLERY_FILE,
@@ -74,6 +75,13 @@ def load_experiment(folder: str | os.PathLike[str]) -> Experiment:
             if videos:
                 named = "; ".join(f"video {vid}: {reason}" for vid, reason in videos.items())
                 notes.append(f"{len(videos)} bad {split} video(s) left out (--skip-bad-videos): {named}")
+    if (folder / BUDGET_FILE).exists():
+        budget = json.loads((folder / BUDGET_FILE).read_text())
+        if budget.get("cut"):
+            cut = "; ".join(f"stage {stage}: {what}" for stage, what in budget["cut"].items())
+            notes.append(
+                f"the study was cut by its time budget ({budget.get('time_budget')}): {cut}; --resume completes it"
+            )
     if settings.get("unlabeled") is not None:
         notes.append(f"the study trained on the first {settings['unlabeled']} unlabeled videos only (--unlabeled)")
     running = int((trials[STATUS] == "running").sum()) if len(trials) else 0

@@ -29,6 +29,7 @@ PER_CLASS_FILE = "per_class_iou.parquet"
 GALLERY_FILE = "gallery.parquet"
 GALLERY_DIR = "gallery"
 SKIPPED_FILE = "skipped_videos.json"  # {split: {video id: reason}} of the bad videos a study left out
+BUDGET_FILE = "budget.json"  # the time budget of a study's last run and the stages it cut (tune/search/deadline.py)
 
 # trial-table columns
 TRIAL_ID = "trial_id"  # Ray's trial id, unique within a study
@@ -51,8 +52,8 @@ STARTED_AT = "started_at"  # UTC timestamp
 
 EPOCH = "epoch"  # epochs-table column: 1-based epoch (Ray's training_iteration)
 
-STATUSES = ("running", "completed", "stopped", "failed")  # stopped: by ASHA, before MAX_EPOCHS
-FINISHED = ("completed", "stopped")
+STATUSES = ("running", "completed", "stopped", "cut", "failed")  # stopped: by ASHA; cut: by the time budget
+FINISHED = ("completed", "stopped", "cut")
 
 CONFIG_PREFIX = "config/"  # a trial's hyperparameters are the columns config/NAME
 

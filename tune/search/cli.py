@@ -16,6 +16,7 @@ from pathlib import Path
 from data.files import os_error_line
 from tune.plugins import add_plugin_argument, early_plugins
 from tune.search.config import SearchConfig
+from tune.search.deadline import parse_duration
 from tune.search.driver import describe_space, run_search
 from tune.search.overrides import KINDS, overrides_from_file
 from tune.search.spaces import list_spaces
@@ -33,6 +34,8 @@ STUDY_FLAGS = (
     "skip_bad_videos",
     "overrides",
     "plugins",
+    "warm_start",
+    "warm_start_best",
     "mlflow",
     "fail_trials",
 )
@@ -43,10 +46,17 @@ def mlflow_uri(text: str) -> str:
     return text if "://" in text else Path(text).absolute().as_uri()
 
 
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def _count(text: str) -> int:
     value = int(text)
     if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a count of videos (>= 0), got {value}")
+        raise argparse.ArgumentTypeError(f"must be a count (>= 0), got {value}")
     return value
 
 
@@ -109,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     parser.add_argument(
         "--overrides",
+        dest="overrides_file",
         metavar="FILE",
         help="a TOML file of overrides: tables [set], [range], [choices] (docs/search.md)",
     )
@@ -120,6 +131,34 @@ def main(argv: list[str] | None = None) -> int:
         help="also log every trial to MLflow (a tracking server, or a folder for a local file store)",
     )
     parser.add_argument("--show-space", action="store_true", help="print the space after overrides, and exit")
+    parser.add_argument(
+        "--warm-start",
+        default=given,
+        metavar="OLD",
+        help="start TPE from the finished trials of the earlier study OLD (a folder OUT/NAME) of the same space",
+    )
+    parser.add_argument(
+        "--warm-start-best",
+        type=_count,
+        default=given,
+        metavar="K",
+        help="with --warm-start: run OLD's best K configurations again first",
+    )
+    parser.add_argument(
+        "--time-budget",
+        type=_duration,
+        default=None,
+        metavar="T",
+        help="stop starting trials after T (6h, 90m, 1h30m, seconds), shared among the stages; running trials "
+        "end at their next epoch; --resume completes a cut study, with a new budget if given",
+    )
+    parser.add_argument(
+        "--gpu-hours",
+        type=float,
+        default=None,
+        metavar="H",
+        help="a budget in GPU-hours: the time budget is H over the cluster's GPUs",
+    )
     parser.add_argument("--address", default=None, help="join an existing Ray cluster")
     parser.add_argument("--resume", action="store_true", help="continue the study OUT/NAME after a crash or kill")
     parser.add_argument("--seed", type=int, default=given, help=f"TPE sampler seed (default: {defaults.seed})")
@@ -131,10 +170,12 @@ def main(argv: list[str] | None = None) -> int:
         settings["fail_trials"] = tuple(settings["fail_trials"])
     if plugins:
         settings["plugins"] = plugins
+    if "warm_start" in settings:
+        settings["warm_start"] = str(Path(settings["warm_start"]).absolute())
     if "mlflow" in settings:
         settings["mlflow"] = mlflow_uri(settings["mlflow"])
     try:
-        overrides = overrides_from_file(args["overrides"]) if args["overrides"] else []
+        overrides = overrides_from_file(args["overrides_file"]) if args["overrides_file"] else []
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -148,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
         name=args["name"],
         address=args["address"],
         dashboard=not args["no_dashboard"],
+        time_budget_s=args["time_budget"],
+        gpu_hours=args["gpu_hours"],
     )
     try:
         if args["show_space"]:

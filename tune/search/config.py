@@ -36,9 +36,17 @@ class SearchConfig:
     mlflow: str | None = None  # MLflow tracking URI each trial is logged to as a run; None: no MLflow
     plugins: tuple[str, ...] = ()  # files (absolute paths) or modules that register models and spaces
     overrides: tuple[str, ...] = ()  # space overrides as text: "set width=32", "range lr=1e-4:3e-3", ...
+    warm_start: str | None = None  # an earlier study of the same space whose finished trials TPE starts from
+    warm_start_best: int = 0  # ... and how many of its best configurations run again first
+    time_budget_s: float | None = None  # this run's time budget (--time-budget); None: none
+    gpu_hours: float | None = None  # this run's budget in GPU-hours (--gpu-hours); None: none
     fail_trials: tuple[int, ...] = ()  # fault injection for tests: the n-th suggested trials (1-based) raise
 
     def __post_init__(self) -> None:
+        if self.warm_start_best < 0 or (self.warm_start_best and self.warm_start is None):
+            raise ValueError("--warm-start-best K needs --warm-start OLD and K >= 0")
+        if self.gpu_hours is not None and self.gpu_hours <= 0:
+            raise ValueError(f"--gpu-hours must be > 0, got {self.gpu_hours}")
         if self.unlabeled is not None and self.unlabeled < 0:
             raise ValueError(f"--unlabeled must be >= 0 (videos of the unlabeled split to use), got {self.unlabeled}")
 
@@ -106,7 +114,8 @@ def _resumed(cfg: SearchConfig, path: Path, given: frozenset[str]) -> SearchConf
             f"{path} holds a study with other settings than those given: {'; '.join(differ)}. "
             "Leave them out to resume it, or give another --name for a new study"
         )
-    return dataclasses.replace(saved, out=cfg.out, address=cfg.address, dashboard=cfg.dashboard)
+    runtime = ("out", "address", "dashboard", "time_budget_s", "gpu_hours")  # a resume may give new ones
+    return dataclasses.replace(saved, **{key: getattr(cfg, key) for key in runtime})
 
 
 def _started(folder: Path) -> bool:

@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,21 +27,25 @@ from reports.schema import (
     read_results,
 )
 from tune.plugins import load_plugins
+from tune.search.clock import StudyClock, budget_seconds
 from tune.search.config import SearchConfig, prepare_study
 from tune.search.overrides import parse_overrides, show_space
 from tune.search.results import is_nan
 from tune.search.spaces import SearchSpace, budget_for, get_space
 from tune.search.stages import StageInterrupted, Study, finished_trials, run_stage
+from tune.search.warm_start import check_warm_start, warm_start
 from tune.training.tasks import task_for
 
 
 def run_search(cfg: SearchConfig, *, resume: bool = False, given: frozenset[str] = frozenset()) -> int:
     """Run (or resume) a study; returns the exit status: 1 if a stage had no successful trial. `given`:
     the study settings the user named, which a resume refuses to change."""
+    started = time.time()  # a time budget counts from here
     cfg = prepare_study(cfg, resume, given=given)
     load_plugins(cfg.plugins)  # a resumed study's, from its search.json
     study = open_study(cfg.resolved())
     check_mlflow(study.cfg.mlflow)
+    check_warm_start(study)
     space = study.space
     print(
         f"study {study.cfg.name}: space {space.name} ({' -> '.join(s.name for s in space.stages)}), "
@@ -60,9 +65,13 @@ def run_search(cfg: SearchConfig, *, resume: bool = False, given: frozenset[str]
     init_ray(study.cfg)
     status = 0
     received = stop_on_sigterm()
+    clock = StudyClock(study, budget_seconds(study.cfg), started)
     for stage in space.stages:
+        if not clock.start(stage):
+            break
         try:
-            run_stage(study, stage)
+            warm_start(study, stage)
+            clock.ran(stage, run_stage(study, stage))
         except (StageInterrupted, KeyboardInterrupt) as err:
             why = received[-1] if received else "SIGINT"
             print(
@@ -80,7 +89,8 @@ def run_search(cfg: SearchConfig, *, resume: bool = False, given: frozenset[str]
             print(f"stage {stage.name}: no trial succeeded", file=sys.stderr)
             status = 1
             break
-    finish(study)
+    clock.end()
+    finish(study, clock)
     return status
 
 
@@ -173,7 +183,7 @@ def _private_token() -> None:
         token.chmod(0o600)
 
 
-def finish(study: Study) -> None:
+def finish(study: Study, clock: StudyClock | None = None) -> None:
     """Evaluate the best model for the report, build the report, print the summary. A failure here is
     reported and leaves the results as they are."""
     from reports.build import build_report
@@ -185,6 +195,8 @@ def finish(study: Study) -> None:
         print(f"no per-class IoU or gallery: {err}", file=sys.stderr)
     report = build_report([study.folder], study.folder / "report.html")
     print_summary(study)
+    if clock is not None:
+        print(clock.summary())
     print(f"report: {report}")
 
 

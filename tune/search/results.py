@@ -44,6 +44,7 @@ from reports.schema import (
     config_column,
     read_results,
 )
+from tune.search.deadline import Deadline
 from tune.search.searcher import TRAINING_ITERATION
 from tune.search.trainable import CHECKPOINT_NAME
 
@@ -70,12 +71,14 @@ class ResultsWriter(Callback):
         mode: str,
         max_epochs: int,
         gpus_per_trial: float,
+        deadline: Deadline | None = None,
         min_interval_s: float = 2.0,
     ) -> None:
         self.folder = Path(folder)
         self.space, self.stage, self.metric, self.mode = space, stage, metric, mode
         self.max_epochs = max_epochs
         self.gpus_per_trial = gpus_per_trial
+        self.deadline = deadline
         self.min_interval_s = min_interval_s
         self._trials: dict[str, dict[str, Any]] = {}
         self._epochs: dict[tuple[str, int], dict[str, Any]] = {}
@@ -160,7 +163,10 @@ class ResultsWriter(Callback):
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         row = self._row(trial)
-        row[STATUS] = "completed" if (row.get(EPOCHS) or 0) >= self.max_epochs else "stopped"
+        if (row.get(EPOCHS) or 0) >= self.max_epochs:
+            row[STATUS] = "completed"
+        else:  # stopped early: by ASHA, or by the time budget's deadline
+            row[STATUS] = "cut" if self.deadline is not None and self.deadline.passed() else "stopped"
         row[FAILURE] = None
         self._write()
 

@@ -9,9 +9,11 @@ from typing import Any
 import optuna
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
+from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from reports.schema import OPTUNA_FILE, optuna_study_name
+from tune.search.deadline import Deadline
 from tune.search.overrides import OverriddenTrial, Override
 from tune.search.spaces import Budget, Stage
 from tune.search.trainable import FAULT_KEY
@@ -34,13 +36,23 @@ class PrunedAwareOptunaSearch(OptunaSearch):
     `_ot_study` (the optuna.Study). tests/tune/search/test_searcher.py fails if a Ray release changes them.
     """
 
-    def __init__(self, *args: Any, max_t: int, fail_trials: tuple[int, ...] = (), **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        max_t: int,
+        deadline: Deadline | None = None,
+        fail_trials: tuple[int, ...] = (),
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._max_t = max_t
+        self._deadline = deadline
         self._fail_trials = set(fail_trials)
         self._suggested = 0
 
     def suggest(self, trial_id: str) -> dict | None:
+        if self._deadline is not None and self._deadline.passed():
+            return Searcher.FINISHED  # type: ignore[return-value]  # no trial starts after the time budget's deadline
         config = super().suggest(trial_id)
         if config is not None:
             self._suggested += 1
@@ -88,6 +100,7 @@ def make_searcher(
     study: str,
     seed: int,
     overrides: tuple[Override, ...] = (),
+    deadline: Deadline | None = None,
     fail_trials: tuple[int, ...] = (),
 ) -> PrunedAwareOptunaSearch:
     """The stage's searcher; `overrides`: those of this stage."""
@@ -99,6 +112,7 @@ def make_searcher(
         storage=journal_storage(experiment_dir),
         study_name=optuna_study_name(study, stage.name),
         max_t=budget.max_epochs,
+        deadline=deadline,
         fail_trials=fail_trials,
     )
 

@@ -3,6 +3,7 @@ and the Ray Tune experiment, built new or restored after a crash."""
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,8 +12,10 @@ import pandas as pd
 from ray import tune
 
 from data.cache import OnError
+from data.files import atomic_write
 from reports.schema import CHECKPOINT, FINISHED, RESULTS_DIR, STAGE, STATUS, TRIAL_ID, ranked, read_results
 from tune.search.config import SearchConfig
+from tune.search.deadline import Deadline, DeadlineStopper, reopen_search
 from tune.search.keeper import CheckpointKeeper, drop_kept, restore_kept
 from tune.search.overrides import Override
 from tune.search.results import ResultsWriter
@@ -23,6 +26,7 @@ from tune.search.trainable import StageJob, train_trial, trial_dirname
 from tune.training.pseudo import pseudo_label
 
 DONE = ".done"  # written in a stage's folder once its experiment has ended
+PARENTS_FILE = "parents.json"  # in a dependent stage's folder: the parent trials its trials choose among
 
 
 class StageInterrupted(Exception):
@@ -49,18 +53,29 @@ class Study:
         return self.folder / RESULTS_DIR
 
     @property
+    def samples(self) -> int:
+        """Trials a stage runs."""
+        return self.cfg.samples or self.budget.samples
+
+    @property
+    def deadline(self) -> Deadline:
+        """The running stage's deadline (the time budget's), kept in the study folder."""
+        return Deadline(self.folder)
+
+    @property
     def on_error(self) -> OnError:
         """What reading a bad video does: "skip" it (--skip-bad-videos) or "raise"."""
         return "skip" if self.cfg.skip_bad_videos else "raise"
 
 
-def run_stage(study: Study, stage: Stage) -> None:
-    """Run (or resume, or skip when done) one stage's Ray Tune experiment."""
+def run_stage(study: Study, stage: Stage) -> bool:
+    """Run (or resume, or skip when done) one stage's Ray Tune experiment. Returns False when the time
+    budget's deadline cut it before all its trials started: it stays open, for --resume to complete."""
     stage_dir = study.folder / stage.name
     if (stage_dir / DONE).exists():
         print(f"stage {stage.name}: already finished")
-        return
-    parents = choose_parents(study, stage)
+        return True
+    parents = stage_parents(study, stage, stage_dir)
     job = StageJob(
         stage.model,
         study.budget.max_epochs,
@@ -79,7 +94,9 @@ def run_stage(study: Study, stage: Stage) -> None:
     trials, _ = read_results(study.results_dir)
     running = int(((trials[STAGE] == stage.name) & (trials[STATUS] == "running")).sum()) if len(trials) else 0
     unfinished = max(running, len(grid) - grid.num_terminated - grid.num_errors)
-    if unfinished or len(grid) < (study.cfg.samples or study.budget.samples):
+    if not unfinished and len(grid) < study.samples and study.deadline.passed():
+        return False
+    if unfinished or len(grid) < study.samples:
         raise StageInterrupted(
             f"stage {stage.name} was interrupted with {unfinished} of {len(grid)} started trials unfinished"
         )
@@ -87,6 +104,21 @@ def run_stage(study: Study, stage: Stage) -> None:
     named: list[str] = list(trials[trials[STAGE] == stage.name][CHECKPOINT].dropna()) if len(trials) else []
     drop_kept(stage_dir, keep={str(Path(path).parent) for path in named})
     (stage_dir / DONE).touch()
+    return True
+
+
+def stage_parents(study: Study, stage: Stage, stage_dir: Path) -> dict[str, str]:
+    """The parents a stage's trials choose among: chosen once, when the stage first starts, and kept in
+    STAGE/parents.json, so that a resumed stage (whose searcher was saved with them) gets the same ones
+    even when its parent stage has finished more trials since (a stage cut by the time budget)."""
+    path = stage_dir / PARENTS_FILE
+    if path.is_file():
+        return dict(json.loads(path.read_text()))
+    parents = choose_parents(study, stage)
+    if parents:
+        with atomic_write(path) as tmp:
+            tmp.write_text(json.dumps(parents, indent=2))
+    return parents
 
 
 def choose_parents(study: Study, stage: Stage) -> dict[str, str]:
@@ -134,6 +166,7 @@ def make_tuner(study: Study, stage: Stage, job: StageJob, stage_dir: Path) -> tu
     )
     if tune.Tuner.can_restore(str(stage_dir)):
         check_trusted(stage_dir)
+        reopen_search(stage_dir)
         print(f"stage {stage.name}: resuming {stage_dir}")
         for folder in restore_kept(stage_dir):
             print(f"stage {stage.name}: put back {folder.parent.name}/{folder.name}, deleted by Ray before the kill")
@@ -149,6 +182,7 @@ def make_tuner(study: Study, stage: Stage, job: StageJob, stage_dir: Path) -> tu
         mode=stage.mode,
         max_epochs=budget.max_epochs,
         gpus_per_trial=cfg.gpus,
+        deadline=study.deadline,
     )
     scheduler = ResumableASHA(
         results_dir=study.results_dir,
@@ -167,6 +201,7 @@ def make_tuner(study: Study, stage: Stage, job: StageJob, stage_dir: Path) -> tu
         study=str(cfg.name),
         seed=cfg.seed,
         overrides=tuple(o for o in study.overrides if o.stage == stage.name),
+        deadline=study.deadline,
         fail_trials=cfg.fail_trials,
     )
     return tune.Tuner(
@@ -174,7 +209,7 @@ def make_tuner(study: Study, stage: Stage, job: StageJob, stage_dir: Path) -> tu
         tune_config=tune.TuneConfig(
             search_alg=searcher,
             scheduler=scheduler,
-            num_samples=cfg.samples or budget.samples,
+            num_samples=study.samples,
             max_concurrent_trials=_concurrency(cfg, budget),
             trial_dirname_creator=trial_dirname,
             reuse_actors=True,  # a new trial skips the process start and imports (seconds on a CPU)
@@ -183,6 +218,7 @@ def make_tuner(study: Study, stage: Stage, job: StageJob, stage_dir: Path) -> tu
             name=stage.name,
             storage_path=str(study.folder),
             failure_config=tune.FailureConfig(max_failures=0),
+            stop=DeadlineStopper(study.deadline),
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=1, checkpoint_score_attribute=stage.metric, checkpoint_score_order=stage.mode
             ),

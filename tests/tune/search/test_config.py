@@ -70,6 +70,6 @@ def test_a_negative_count_of_unlabeled_videos_is_refused_in_one_line(capsys: pyt
     with pytest.raises(SystemExit) as stop:
         main(["--unlabeled", "-3"])
     assert stop.value.code == 2
-    assert "argument --unlabeled: must be a count of videos (>= 0), got -3" in capsys.readouterr().err
+    assert "argument --unlabeled: must be a count (>= 0), got -3" in capsys.readouterr().err
     with pytest.raises(ValueError, match="--unlabeled must be >= 0"):
         SearchConfig(unlabeled=-1)

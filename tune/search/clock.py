@@ -1,0 +1,114 @@
+"""A study's time budget across its stages (`--time-budget`, `--gpu-hours`), and the compute it spent.
+
+Each stage still to run gets an equal share of the time left when it starts (a stage that ends early
+leaves more to the next): its deadline (tune/search/deadline.py) stops new trials and ends running ones
+at their next epoch. A stage cut that way stays open; the stages after it run with what it finished;
+`--resume` (with a new budget, or none) completes the cut stages. What was cut is kept in
+OUT/NAME/budget.json for the summary and the report.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from reports.schema import BUDGET_FILE, GPU_HOURS, STAGE, STATUS, WALL_TIME_S, read_results
+from tune.search.config import SearchConfig
+from tune.search.deadline import write_budget
+from tune.search.spaces import Stage
+from tune.search.stages import DONE, Study
+
+
+def budget_seconds(cfg: SearchConfig) -> float | None:
+    """This run's time budget in seconds: --time-budget, or --gpu-hours over the cluster's GPUs (all busy,
+    the study spends that many GPU-hours an hour), the smaller of the two; None without either."""
+    limits = [cfg.time_budget_s] if cfg.time_budget_s else []
+    if cfg.gpu_hours:
+        import ray
+
+        gpus = ray.cluster_resources().get("GPU", 0.0)
+        if gpus <= 0 or cfg.gpus <= 0:
+            raise ValueError("--gpu-hours needs trials on GPUs, and this Ray cluster has none: use --time-budget")
+        limits.append(cfg.gpu_hours * 3600 / gpus)
+    return min(limits) if limits else None
+
+
+class StudyClock:
+    """Deadlines for the stages of one run of a study, and what its budget cut."""
+
+    def __init__(self, study: Study, seconds: float | None, started: float) -> None:
+        self.study, self.seconds = study, seconds
+        self.started = started
+        self.end_at = None if seconds is None else self.started + seconds
+        self.cut: dict[str, str] = {}
+
+    def start(self, stage: Stage) -> bool:
+        """Set `stage`'s deadline before it runs; False when the budget is spent and it must not start."""
+        if self.end_at is None:
+            self.study.deadline.set(None)
+            return True
+        stages = self.study.space.stages
+        left = [s for s in stages[stages.index(stage) :] if not (self.study.folder / s.name / DONE).exists()]
+        share = (self.end_at - time.time()) / max(1, len(left))
+        if share <= 0 and stage in left:
+            self.cut[stage.name] = "not started: the time budget was spent"
+            return False
+        self.study.deadline.set(time.time() + max(share, 0.0))
+        return True
+
+    def ran(self, stage: Stage, complete: bool) -> None:
+        """Record what the budget cut of `stage` (run_stage returned `complete`)."""
+        trials, _ = read_results(self.study.results_dir)
+        mine = trials[trials[STAGE] == stage.name] if len(trials) else trials
+        stopped = int((mine[STATUS] == "cut").sum()) if len(mine) else 0
+        if not complete:
+            self.cut[stage.name] = f"{len(mine)} of {self.study.samples} trials started"
+        elif stopped and self.end_at is not None:
+            self.cut[stage.name] = f"all {self.study.samples} trials started"
+        if stage.name in self.cut and stopped:
+            self.cut[stage.name] += f", {stopped} stopped at the deadline"
+
+    def end(self) -> None:
+        """No deadline is left behind; budget.json records this run's budget and cuts (and is rewritten by a
+        resume, so a completed study shows none)."""
+        self.study.deadline.set(None)
+        path = self.study.folder / BUDGET_FILE
+        if self.seconds is not None or path.exists():
+            record: dict[str, Any] = {
+                "time_budget_s": self.seconds,
+                "time_budget": None if self.seconds is None else duration_text(self.seconds),
+                "gpu_hours_budget": self.study.cfg.gpu_hours,
+                "used_s": round(time.time() - self.started, 1),
+                "cut": self.cut,
+            }
+            write_budget(self.study.folder, record)
+
+    def summary(self) -> str:
+        """The compute the study's trials spent, and what the budget left or cut."""
+        trials, _ = read_results(self.study.results_dir)
+        gpu_hours = float(trials[GPU_HOURS].fillna(0).sum()) if len(trials) else 0.0
+        cpu_hours = (
+            float(trials[WALL_TIME_S].fillna(0).sum()) * self.study.cfg.cpus_per_trial / 3600 if len(trials) else 0.0
+        )
+        lines = [f"compute: {gpu_hours:.3f} GPU-hours, {cpu_hours:.3f} CPU-hours of trials"]
+        if self.seconds is not None:
+            used = time.time() - self.started
+            budget = f"time budget {duration_text(self.seconds)}: used {duration_text(used)}"
+            if self.study.cfg.gpu_hours:
+                budget += f" (of {self.study.cfg.gpu_hours:g} GPU-hours, {max(0.0, self.study.cfg.gpu_hours - gpu_hours):.2f} left)"
+            lines.append(budget + f", {duration_text(max(0.0, self.seconds - used))} left")
+        if self.cut:
+            lines.append("cut by the time budget: " + "; ".join(f"stage {k}: {v}" for k, v in self.cut.items()))
+            lines.append(
+                f"complete it with: python -m tune.search --out {self.study.cfg.out} --name {self.study.cfg.name} "
+                "--resume [--time-budget T]"
+            )
+        return "\n".join(lines)
+
+
+def duration_text(seconds: float) -> str:
+    """1h02m, 3m05s, 42s."""
+    seconds = round(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"

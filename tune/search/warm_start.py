@@ -1,0 +1,161 @@
+"""`--warm-start runs/OLD`: a new study of the same space starts from an earlier study's finished trials.
+
+Before a stage's first trial, the finished (COMPLETE and PRUNED) Optuna trials of the same stage of OLD
+are added to this study's Optuna study, with their values and intermediate values, so that TPE's first
+suggestions are informed by them; with `--warm-start-best K` the best K of them are also enqueued, to be
+run again first. Parameters the new study does not search (fixed by --set, or `parent_trial`, whose
+trials belong to OLD) are left out of the copies. The two spaces must agree on every parameter both
+search: the same kind, the same log scale, the same choices (Optuna cannot mix them); a difference is
+one error naming each parameter, before Ray starts.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import optuna
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import FrozenTrial, TrialState
+
+from reports.schema import OPTUNA_FILE, STUDY_FILE, optuna_study_name
+from tune.search.overrides import NOT_OVERRIDABLE, Param, describe_stage
+from tune.search.searcher import journal_storage
+from tune.search.spaces import Stage
+from tune.search.stages import Study
+
+COPIED = (TrialState.COMPLETE, TrialState.PRUNED)
+SOURCE_ATTR = "segtune.warm_start"  # on each copied trial: "OLD_NAME/STAGE #NUMBER"
+
+
+def check_warm_start(study: Study) -> None:
+    """Before Ray starts: OLD is a study of the same space whose searched parameters agree with this one's."""
+    old = study.cfg.warm_start
+    if old is None:
+        return
+    folder = Path(old)
+    if not (folder / STUDY_FILE).is_file() or not (folder / OPTUNA_FILE).is_file():
+        raise FileNotFoundError(f"--warm-start {old}: not a study folder (no {STUDY_FILE} and {OPTUNA_FILE})")
+    space = json.loads((folder / STUDY_FILE).read_text()).get("space")
+    if space != study.space.name:
+        raise ValueError(f"--warm-start {old}: a study of space {space!r}, and this one searches {study.space.name!r}")
+    for stage in study.space.stages:
+        differ = _differences(_old_trials(study, stage), _distributions(study, stage))
+        if differ:
+            raise ValueError(
+                f"--warm-start {old}: stage {stage.name} searches its parameters differently: {'; '.join(differ)}"
+            )
+
+
+def warm_start(study: Study, stage: Stage) -> None:
+    """Copy OLD's finished trials of `stage` into this study's Optuna study (once: not when the stage
+    already holds trials, as after a resume), and enqueue the best K of them."""
+    if study.cfg.warm_start is None:
+        return
+    target = optuna.create_study(
+        study_name=optuna_study_name(str(study.cfg.name), stage.name),
+        storage=journal_storage(study.folder),
+        direction="maximize" if stage.mode == "max" else "minimize",
+        load_if_exists=True,
+    )
+    if target.get_trials(deepcopy=False):
+        return
+    searched = _distributions(study, stage)
+    copies = [_copy(trial, searched) for trial in _old_trials(study, stage)]
+    target.add_trials(copies)
+    best = sorted(
+        (t for t in copies if t.state == TrialState.COMPLETE and t.value is not None),
+        key=lambda t: float(t.value),  # type: ignore[arg-type]
+        reverse=stage.mode == "max",
+    )[: study.cfg.warm_start_best]
+    for trial in best:
+        target.enqueue_trial(trial.params, user_attrs={SOURCE_ATTR: trial.user_attrs[SOURCE_ATTR] + " (again)"})
+    print(
+        f"stage {stage.name}: warm start from {study.cfg.warm_start}: {len(copies)} finished trials"
+        + (f", the best {len(best)} run again first" if best else "")
+    )
+
+
+def _old_trials(study: Study, stage: Stage) -> list[FrozenTrial]:
+    folder = Path(str(study.cfg.warm_start))
+    name = json.loads((folder / STUDY_FILE).read_text()).get("name") or folder.name
+    try:
+        old = optuna.load_study(study_name=optuna_study_name(name, stage.name), storage=journal_storage(folder))
+    except KeyError:  # OLD never ran this stage
+        return []
+    trials = old.get_trials(deepcopy=True, states=COPIED)
+    for trial in trials:
+        trial.set_user_attr(SOURCE_ATTR, f"{name}/{stage.name} #{trial.number}")
+    return trials
+
+
+def _distributions(study: Study, stage: Stage) -> dict[str, BaseDistribution]:
+    """What this study's stage searches, as Optuna distributions (constants and fixed values left out)."""
+    params = describe_stage(stage, study.budget, [o for o in study.overrides if o.stage == stage.name])
+    return {
+        name: dist
+        for name, p in params.items()
+        if name not in NOT_OVERRIDABLE and (dist := _distribution(p)) is not None
+    }
+
+
+def _distribution(param: Param) -> BaseDistribution | None:
+    if param.kind == "float":
+        return FloatDistribution(param.low, param.high, log=param.log)
+    if param.kind == "int":
+        return IntDistribution(int(param.low), int(param.high), log=param.log)
+    if param.kind == "categorical":
+        return CategoricalDistribution(param.choices)
+    return None
+
+
+def _differences(trials: list[FrozenTrial], searched: dict[str, BaseDistribution]) -> list[str]:
+    found: dict[str, str] = {}
+    for trial in trials:
+        for name, old in trial.distributions.items():
+            new = searched.get(name)
+            if new is None or name in found:
+                continue
+            if (
+                type(old) is not type(new)
+                or getattr(old, "log", False) != getattr(new, "log", False)
+                or (
+                    isinstance(old, CategoricalDistribution) and old.choices != new.choices  # type: ignore[attr-defined]
+                )
+            ):
+                found[name] = f"{name} (there: {_text(old)}; here: {_text(new)})"
+    return list(found.values())
+
+
+def _text(dist: BaseDistribution) -> str:
+    if isinstance(dist, CategoricalDistribution):
+        return "one of " + ", ".join(map(str, dist.choices))
+    assert isinstance(dist, (FloatDistribution, IntDistribution))
+    kind = "float" if isinstance(dist, FloatDistribution) else "int"
+    return f"{kind} in [{dist.low:g}, {dist.high:g}]{' log' if dist.log else ''}"
+
+
+def _copy(trial: FrozenTrial, searched: dict[str, BaseDistribution]) -> FrozenTrial:
+    """The trial with only the parameters this study searches (in their new distributions: a narrowed
+    range may leave an old value outside it, which TPE still learns from)."""
+    keep = {name: value for name, value in trial.params.items() if name in searched}
+    distributions = {name: _widened(searched[name], value) for name, value in keep.items()}
+    return optuna.trial.create_trial(
+        state=trial.state,
+        value=trial.value if trial.state == TrialState.COMPLETE else None,
+        params=keep,
+        distributions=distributions,
+        user_attrs=trial.user_attrs,
+        intermediate_values=trial.intermediate_values,
+    )
+
+
+def _widened(dist: BaseDistribution, value: object) -> BaseDistribution:
+    """A float or int distribution stretched to hold `value` (Optuna refuses a trial outside its own)."""
+    if isinstance(dist, FloatDistribution):
+        low, high = min(dist.low, float(value)), max(dist.high, float(value))  # type: ignore[arg-type]
+        return FloatDistribution(low, high, log=dist.log)
+    if isinstance(dist, IntDistribution):
+        low_i, high_i = min(dist.low, int(value)), max(dist.high, int(value))  # type: ignore[call-overload]
+        return IntDistribution(low_i, high_i, log=dist.log)
+    return dist
