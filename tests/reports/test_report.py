@@ -42,8 +42,8 @@ def browser() -> Iterator[Browser]:
 
 
 def open_report(browser: Browser, path: Path) -> dict[str, Any]:
-    """Load the page offline and read what a person would see."""
-    page = browser.new_page()
+    """Load the page offline, in a laptop's 1400-pixel-wide window, and read what a person would see."""
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
     errors: list[str] = []
     page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -58,6 +58,9 @@ def open_report(browser: Browser, path: Path) -> dict[str, Any]:
         figures: Array.from(document.querySelectorAll('.plotly-graph-div')).map(d => ({id: d.id, drawn: !!d.querySelector('.main-svg')})),
         images: Array.from(document.querySelectorAll('.gallery img')).map(i => i.complete && i.naturalWidth === 240),
         text: document.body.innerText,
+        pageWidth: document.documentElement.scrollWidth,
+        galleryRight: Math.max(0, ...Array.from(document.querySelectorAll('.gallery img')).map(i => i.getBoundingClientRect().right)),
+        boards: Array.from(document.querySelectorAll('.scroll')).map(w => ({shown: w.clientWidth, wide: w.scrollWidth})),
     })"""
     )
     page.close()
@@ -76,6 +79,12 @@ def test_report_of_a_study_renders_everything(browser: Browser, unet_study: Path
     assert all(f["drawn"] for f in seen["figures"])
     gallery = pd.read_parquet(unet_study / "results" / "gallery.parquet")
     assert len(seen["images"]) == len(gallery) == 2 * 6 and all(seen["images"])  # both val videos, 6 pictures each
+    # it fits the window: the gallery's last column (copy-last) is not cut off, and the leaderboard's many
+    # hyperparameter columns scroll inside the table, not the page
+    assert seen["pageWidth"] <= 1400 and 0 < seen["galleryRight"] <= 1400
+    assert all(board["shown"] <= 1400 for board in seen["boards"]) and any(
+        b["wide"] > b["shown"] for b in seen["boards"]
+    )
     for status in ("completed", "stopped", "failed"):
         assert status in seen["text"]
     assert "fails on purpose" in seen["text"]

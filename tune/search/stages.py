@@ -87,6 +87,7 @@ def run_stage(study: Study, stage: Stage) -> bool:
         study.cfg.unlabeled,
         study.on_error,
         study.cfg.plugins,
+        stage.metric,
     )
     grid = make_tuner(study, stage, job, stage_dir).fit()
     # Interrupted (Ray ends the experiment on SIGINT and returns normally): trials Ray left unfinished, or

@@ -45,6 +45,7 @@ class StageJob:
     unlabeled: int | None = None  # how many unlabeled videos trials train on; None: all
     on_error: OnError = "raise"  # a bad video: "raise", or "skip" it (--skip-bad-videos)
     plugins: tuple[str, ...] = ()  # the study's --plugin files and modules, imported by each trial's process
+    metric: str = ""  # the stage's metric, reported right after the epoch
 
     def plan(self, config: dict[str, Any]) -> TrialPlan:
         """What a trial's Ray config asks for: its run and, for a dependent stage, the parent's checkpoint
@@ -101,7 +102,9 @@ def train_trial(config: dict[str, Any], *, job: StageJob) -> None:
         with tempfile.TemporaryDirectory() as folder:
             trainer.save(Path(folder) / CHECKPOINT_NAME)
             extra = {"node_id": node_id, "first_step_at": trainer.first_step_at or math.nan}
-            tune.report({**metrics, **extra}, checkpoint=tune.Checkpoint.from_directory(folder))
+            # Ray's live trial table shows the first 4 metrics of a result: the epoch, the stage's metric first
+            first = {key: metrics[key] for key in ("epoch", job.metric, "train_loss") if key in metrics}
+            tune.report({**first, **metrics, **extra}, checkpoint=tune.Checkpoint.from_directory(folder))
 
 
 def trial_dirname(trial: Any) -> str:

@@ -1,0 +1,211 @@
+"""What students steer a study with, through the real command (real Ray, Optuna, TensorBoard event files,
+an MLflow file store): space overrides, their own plugin, trackers, time budgets and warm starts."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+import ray
+import torch
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+
+from reports.load import load_experiment
+from reports.schema import OPTUNA_FILE
+from tune.predict import main as predict
+from tune.search.cli import main
+from tune.search.config import SearchConfig, prepare_study
+from tune.search.searcher import DefineByRun
+from tune.search.spaces import budget_for, get_space
+
+PLUGIN = Path(__file__).resolve().parents[3] / "docs" / "plugin_example.py"
+
+
+@pytest.fixture(scope="module")
+def local_ray(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    os.environ["SEGTUNE_CACHE"] = str(tmp_path_factory.mktemp("decoded"))
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR)
+    yield
+    ray.shutdown()
+    del os.environ["SEGTUNE_CACHE"]
+
+
+def optuna_study(exp: Path, stage: str) -> optuna.Study:
+    storage = JournalStorage(JournalFileBackend(str(exp / OPTUNA_FILE)))
+    return optuna.load_study(study_name=f"{exp.name}/{stage}", storage=storage)
+
+
+# ---------------------------------------------------------------- overrides, without Ray
+
+
+def test_show_space_prints_the_space_after_overrides_from_flags_and_a_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "o.toml").write_text('[set]\n"finetune.freeze_predictor" = false\n[range]\nlr = "1e-4:2e-3"\n')
+    args = ["--space", "dual_phase", "--budget", "smoke", "--show-space", "--overrides", str(tmp_path / "o.toml")]
+    assert main([*args, "--set", "width=8", "--choices", "batch_size=2"]) == 0
+    shown = capsys.readouterr().out
+    pretrain, finetune = shown.split("stage finetune")
+    assert "width          fixed 8   (--set)" in pretrain and "batch_size     one of 2   (--choices)" in pretrain
+    assert "lr             float in [0.0001, 0.002] log   (--range)" in pretrain
+    assert "freeze_predictor  fixed false   (--set)" in finetune and "freeze_predictor" not in pretrain
+    assert "parent_trial      one of the best pretrain trials" in finetune
+    assert "seg_width         one of 4" in finetune  # untouched
+
+
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [
+        (["--set", "widht=8"], "--set widht: no parameter 'widht' in stage main; valid: main: lr, weight_decay"),
+        (["--set", "finetune.width=8"], "no parameter 'finetune.width' in stage main"),
+        (["--set", "norm=layer"], "--set norm=layer: UNetConfig.norm must be one of ('batch', 'group', 'none')"),
+        (["--range", "lr=1e-3:1e-4"], "needs LOW < HIGH and LOW > 0 (a log range)"),
+        (["--range", "batch_size=1:3"], "batch_size is one of 2, 4, not a range: use --set or --choices"),
+        (["--choices", "lr=1,2"], "lr is float in [0.0001, 0.005] log, not a choice: use --range or --set"),
+        (["--set", "batch_size=0"], "TrainConfig.batch_size must be >= 1, got 0"),
+        (["--set", "dropout=x"], "'x' is not a float"),
+        (["--set", "width"], "expected --set NAME=VALUE"),
+        (["--set", "lr=1e-3", "--range", "lr=1e-4:1e-2"], "stage main's lr is overridden twice"),
+    ],
+)
+def test_overrides_are_checked_against_the_space_in_one_line(
+    flag: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--space", "unet", "--budget", "smoke", "--show-space", *flag]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_a_resume_refuses_other_overrides(tmp_path: Path) -> None:
+    cfg = SearchConfig(space="unet", out=str(tmp_path), name="s", overrides=("set width=8",))
+    prepare_study(cfg, resume=False)
+    assert prepare_study(cfg, resume=True, given=frozenset({"overrides"})).overrides == ("set width=8",)
+    other = SearchConfig(space="unet", out=str(tmp_path), name="s", overrides=("set width=16",))
+    with pytest.raises(ValueError, match=r"--overrides \('set width=16',\) \(the study has \('set width=8',\)\)"):
+        prepare_study(other, resume=True, given=frozenset({"overrides"}))
+
+
+def test_a_broken_plugin_is_one_line_naming_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "broken.py").write_text("import os\n\nx = 1 / 0\n")
+    assert main(["--plugin", str(tmp_path / "broken.py"), "--show-space"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: --plugin {tmp_path / 'broken.py'}: ZeroDivisionError: division by zero "
+        f"(line 3 of {tmp_path / 'broken.py'})"
+    )
+    assert main(["--plugin", "no_such_module_here", "--show-space"]) == 2
+    assert "no such file or importable module" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- through a real study
+
+
+def test_a_plugin_study_with_overrides_logs_to_tensorboard_and_mlflow_and_predicts(
+    local_ray: None, synth_root: Path, tmp_path: Path
+) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    mlruns = tmp_path / "mlruns"
+    args = ["--plugin", str(PLUGIN), "--space", "shallow_unet", "--data", str(synth_root), "--budget", "smoke"]
+    args += ["--samples", "3", "--out", str(tmp_path), "--name", "p", "--no-dashboard", "--mlflow", str(mlruns)]
+    args += ["--set", "kernel=5", "--range", "lr=2e-4:1e-3", "--choices", "batch_size=2"]
+    assert main(args) == 0
+    exp = tmp_path / "p"
+    trials = pd.read_parquet(exp / "results" / "trials.parquet")
+    epochs = pd.read_parquet(exp / "results" / "epochs.parquet")
+    assert len(trials) == 3 and (trials["config/kernel"] == 5).all() and (trials["config/batch_size"] == 2).all()
+    assert trials["config/lr"].between(2e-4, 1e-3).all()
+    ot = optuna_study(exp, "main")
+    assert all("kernel" not in t.params for t in ot.trials)  # fixed: not searched
+    assert ot.trials[0].distributions["lr"] == optuna.distributions.FloatDistribution(2e-4, 1e-3, log=True)
+    assert json.loads((exp / "search.json").read_text())["plugins"] == [str(PLUGIN)]
+
+    # TensorBoard: every trial's folder holds its curve, one point an epoch
+    for trial_id in trials["trial_id"]:
+        events = EventAccumulator(str(exp / "main" / f"trial_{trial_id}"))
+        events.Reload()
+        curve = events.Scalars("ray/tune/val_iou")
+        ran = epochs[epochs["trial_id"] == trial_id].sort_values("epoch")
+        assert [e.step for e in curve] == ran["epoch"].tolist()
+        assert [e.value for e in curve] == pytest.approx(ran["val_iou"].tolist(), rel=1e-5)
+
+    # MLflow: one run per trial in the study's experiment, with its parameters and every epoch's metric
+    import mlflow
+
+    os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"
+    client = mlflow.tracking.MlflowClient(mlruns.as_uri())
+    runs = client.search_runs([client.get_experiment_by_name("p").experiment_id])
+    assert len(runs) == 3 and {r.data.tags["segtune.stage"] for r in runs} == {"main"}
+    assert {r.data.params["kernel"] for r in runs} == {"5"}
+    steps = sorted(len(client.get_metric_history(r.info.run_id, "val_iou")) for r in runs)
+    assert steps == sorted(epochs.groupby("trial_id").size().tolist())
+
+    # the report, and a submission from the plugin's model (the study's search.json names the plugin)
+    assert "shallow_unet" in load_experiment(exp).space
+    assert (exp / "report.html").exists()
+    out = tmp_path / "val.pt"
+    assert predict(["--experiment", str(exp), "--data", str(synth_root), "--split", "val", "--out", str(out)]) == 0
+    assert torch.load(out).shape == (2, 160, 240)
+
+
+def test_a_time_budget_cuts_the_study_and_a_resume_completes_it_then_a_warm_start_learns_from_it(
+    local_ray: None, synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["--space", "unet", "--data", str(synth_root), "--budget", "smoke", "--out", str(tmp_path)]
+    base += ["--no-dashboard"]
+    began = time.time()
+    assert main([*base, "--samples", "16", "--name", "cut", "--time-budget", "12s"]) == 0
+    assert time.time() - began < 12 + 30  # ends within 30 s of its deadline
+    out = capsys.readouterr().out
+    assert "cut by the time budget: stage main:" in out and "--resume [--time-budget T]" in out
+    exp = tmp_path / "cut"
+    budget = json.loads((exp / "budget.json").read_text())
+    assert budget["time_budget"] == "12s" and "main" in budget["cut"]
+    trials = pd.read_parquet(exp / "results" / "trials.parquet")
+    assert 0 < len(trials) < 16 and trials["trial_id"].is_unique
+    assert set(trials["status"]) <= {"completed", "stopped", "cut", "failed"}  # nothing left running
+    assert any("cut by its time budget (12s)" in note for note in load_experiment(exp).notes)
+
+    assert main(["--out", str(tmp_path), "--name", "cut", "--resume", "--no-dashboard"]) == 0
+    trials = pd.read_parquet(exp / "results" / "trials.parquet")
+    epochs = pd.read_parquet(exp / "results" / "epochs.parquet")
+    assert len(trials) == 16 and trials["trial_id"].is_unique and not epochs.duplicated(["trial_id", "epoch"]).any()
+    ran = epochs.groupby("trial_id")["epoch"].max().astype(int).to_dict()
+    assert ran == trials.set_index("trial_id")["epochs"].astype(int).to_dict()  # every epoch once
+    assert json.loads((exp / "budget.json").read_text())["cut"] == {}
+    assert not any("time budget" in note for note in load_experiment(exp).notes)
+
+    # a warm start: the earlier trials are in the new Optuna study, the best one runs again first, and
+    # TPE's first suggestion differs from a cold start's with the same seed (16 finished trials are past
+    # TPE's 10 random start-up ones; an enqueued trial draws nothing from the sampler)
+    args = [*base, "--samples", "2", "--name", "warm", "--warm-start", str(exp), "--warm-start-best", "1"]
+    assert main(args) == 0
+    warm = optuna_study(tmp_path / "warm", "main")
+    old = [t for t in optuna_study(exp, "main").trials if t.state.name in ("COMPLETE", "PRUNED")]
+    copies, new = warm.trials[: len(old)], warm.trials[len(old) :]
+    assert [(t.params, t.value, t.state) for t in copies] == [
+        (t.params, t.value if t.state.name == "COMPLETE" else None, t.state) for t in old
+    ]
+    assert len(new) == 2 and new[0].user_attrs["segtune.warm_start"].endswith("(again)")
+    best = max(t.value for t in old if t.state.name == "COMPLETE")
+    assert new[0].params in [t.params for t in old if t.value == best]
+    cold = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=0))
+    first = cold.ask()
+    DefineByRun(get_space("unet").stage("main"), budget_for("smoke", gpu=False), ())(first)
+    assert new[1].params != first.params
+
+    # another space, or a choice the old study searched differently, is refused before Ray starts
+    assert main([*base, "--space", "dual_phase", "--name", "w2", "--warm-start", str(exp)]) == 2
+    assert "a study of space 'unet', and this one searches 'dual_phase'" in capsys.readouterr().err
+    assert main([*base, "--name", "w3", "--warm-start", str(exp), "--choices", "norm=batch"]) == 2
+    assert "stage main searches its parameters differently: norm (there: one of batch, group; here: one of batch)" in (
+        capsys.readouterr().err
+    )
