@@ -4,16 +4,13 @@ an MLflow file store): space overrides, their own plugin, trackers, time budgets
 from __future__ import annotations
 
 import json
-import logging
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
 import pandas as pd
 import pytest
-import ray
 import torch
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
@@ -27,16 +24,6 @@ from tune.search.searcher import DefineByRun
 from tune.search.spaces import budget_for, get_space
 
 PLUGIN = Path(__file__).resolve().parents[3] / "docs" / "plugin_example.py"
-
-
-@pytest.fixture(scope="module")
-def local_ray(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    os.environ["SEGTUNE_CACHE"] = str(tmp_path_factory.mktemp("decoded"))
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR)
-    yield
-    ray.shutdown()
-    del os.environ["SEGTUNE_CACHE"]
 
 
 def optuna_study(exp: Path, stage: str) -> optuna.Study:
@@ -142,7 +129,9 @@ def test_a_plugin_study_with_overrides_logs_to_tensorboard_and_mlflow_and_predic
 
     os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"
     client = mlflow.tracking.MlflowClient(mlruns.as_uri())
-    runs = client.search_runs([client.get_experiment_by_name("p").experiment_id])
+    experiment = client.get_experiment_by_name("p")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
     assert len(runs) == 3 and {r.data.tags["segtune.stage"] for r in runs} == {"main"}
     assert {r.data.params["kernel"] for r in runs} == {"5"}
     steps = sorted(len(client.get_metric_history(r.info.run_id, "val_iou")) for r in runs)
@@ -195,7 +184,7 @@ def test_a_time_budget_cuts_the_study_and_a_resume_completes_it_then_a_warm_star
         (t.params, t.value if t.state.name == "COMPLETE" else None, t.state) for t in old
     ]
     assert len(new) == 2 and new[0].user_attrs["segtune.warm_start"].endswith("(again)")
-    best = max(t.value for t in old if t.state.name == "COMPLETE")
+    best = max(float(t.value) for t in old if t.state.name == "COMPLETE" and t.value is not None)
     assert new[0].params in [t.params for t in old if t.value == best]
     cold = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=0))
     first = cold.ask()

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import json
-import logging
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
 import pandas as pd
 import pytest
-import ray
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
@@ -22,17 +18,6 @@ from tune.search.driver import run_search
 from tune.training.checkpoints import load_checkpoint
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def local_ray(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """One local Ray for the module (workers inherit SEGTUNE_CACHE, so the decoded cache is the test's)."""
-    os.environ["SEGTUNE_CACHE"] = str(tmp_path_factory.mktemp("decoded"))
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR)
-    yield
-    ray.shutdown()
-    del os.environ["SEGTUNE_CACHE"]
 
 
 def _study(exp: Path, stage: str) -> optuna.Study:
