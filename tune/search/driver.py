@@ -45,6 +45,8 @@ def run_search(cfg: SearchConfig, *, resume: bool = False, given: frozenset[str]
     load_plugins(cfg.plugins)  # a resumed study's, from its search.json
     study = open_study(cfg.resolved())
     check_mlflow(study.cfg.mlflow)
+    if study.cfg.gpu_hours and study.cfg.gpus <= 0:  # before anything runs; the cluster's GPUs are counted later
+        raise ValueError("--gpu-hours needs trials on GPUs, and this study's trials have none: use --time-budget")
     check_warm_start(study)
     space = study.space
     print(

@@ -4,6 +4,8 @@ error when they are missing or not this project's."""
 from __future__ import annotations
 
 import os
+import pickle
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +33,18 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about the pickle protocol of a foreign file
+            warnings.simplefilter("ignore", UserWarning)
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:  # torch's message spans paragraphs; keep the one naming what it refused
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        refused = next((line for line in lines if line.startswith("Unsupported")), type(err).__name__)
+        raise ValueError(
+            f"cannot load checkpoint {path}: it holds objects other than tensors and plain values, which "
+            f"weights-only loading refuses (they could run code): {refused}"
+        ) from err
     except Exception as err:
-        raise ValueError(f"cannot load checkpoint {path}: {err}") from err
+        raise ValueError(f"cannot load checkpoint {path}: {' '.join(str(err).split())}") from err
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or "run" not in state:
         raise ValueError(f"{path} is not a checkpoint of this project (format {CHECKPOINT_FORMAT})")
     return state

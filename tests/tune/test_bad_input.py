@@ -1,0 +1,189 @@
+"""The bad-input table, through the real commands: each bad file, folder or flag a user may meet is one
+line on stderr (`error: ...`, naming the file or the flag and what was wrong), no traceback, exit 2,
+before any trial starts. Every case errs before Ray starts, so the table runs in seconds."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tune.predict import main as predict
+from tune.search.cli import main as search
+from tune.train import main as train
+
+Setup = Callable[[Path, Path], list[str]]  # (a damaged copy of the root, a scratch folder) -> the command line
+
+
+def _search(root: Path, tmp: Path, *extra: str) -> list[str]:
+    study = ["--budget", "smoke", "--out", str(tmp / "runs"), "--name", "s", "--no-dashboard"]
+    return ["search", "--space", "unet", "--data", str(root), *study, *extra]
+
+
+def _damage(path: str, content: bytes | None) -> Setup:
+    """A study on a root whose file `path` holds `content` (None: deleted)."""
+
+    def setup(root: Path, tmp: Path) -> list[str]:
+        target = root / path
+        if content is None:
+            target.unlink()
+        else:
+            target.write_bytes(content)
+        return _search(root, tmp)
+
+    return setup
+
+
+def _mask(array: np.ndarray) -> Setup:
+    def setup(root: Path, tmp: Path) -> list[str]:
+        np.save(root / "val" / "video_5" / "mask.npy", array)
+        return _search(root, tmp)
+
+    return setup
+
+
+def _truncated(root: Path, tmp: Path) -> list[str]:
+    frame = root / "train" / "video_2" / "image_7.png"
+    frame.write_bytes(frame.read_bytes()[:200])
+    return _search(root, tmp)
+
+
+def _wrong_size(root: Path, tmp: Path) -> list[str]:
+    from PIL import Image
+
+    Image.new("RGB", (120, 80)).save(root / "train" / "video_1" / "image_3.png")
+    return _search(root, tmp)
+
+
+def _two_folders(root: Path, tmp: Path) -> list[str]:
+    shutil.copytree(root / "train" / "video_1", root / "train" / "video_01")
+    return _search(root, tmp)
+
+
+def _empty_split(root: Path, tmp: Path) -> list[str]:
+    for child in (root / "val").iterdir():
+        shutil.rmtree(child)
+    return _search(root, tmp)
+
+
+def _started_study(root: Path, tmp: Path) -> list[str]:
+    (tmp / "runs" / "s" / "main").mkdir(parents=True)
+    (tmp / "runs" / "s" / "search.json").write_text("{}")
+    return _search(root, tmp)
+
+
+def _contradicting_resume(root: Path, tmp: Path) -> list[str]:
+    folder = tmp / "runs" / "s"
+    folder.mkdir(parents=True)
+    (folder / "search.json").write_text(json.dumps({"space": "unet", "name": "s", "data": str(root)}))
+    return ["search", "--out", str(tmp / "runs"), "--name", "s", "--resume", "--space", "dual_phase"]
+
+
+def _moved_study(root: Path, tmp: Path) -> list[str]:
+    folder = tmp / "runs" / "b"
+    folder.mkdir(parents=True)
+    (folder / "search.json").write_text(json.dumps({"space": "unet", "name": "a"}))
+    return ["search", "--out", str(tmp / "runs"), "--name", "b", "--resume"]
+
+
+def _file_as_out(root: Path, tmp: Path) -> list[str]:
+    (tmp / "a-file").write_text("not a folder")
+    return ["search", "--space", "unet", "--data", str(root), "--out", str(tmp / "a-file"), "--name", "s"]
+
+
+def _broken_plugin(root: Path, tmp: Path) -> list[str]:
+    (tmp / "mine.py").write_text("from models.registry import register_model\nregister_model('unet')\n")
+    return _search(root, tmp, "--plugin", str(tmp / "mine.py"))
+
+
+def _bad_overrides_file(root: Path, tmp: Path) -> list[str]:
+    (tmp / "o.toml").write_text("[set\nwidth = 8\n")
+    return _search(root, tmp, "--overrides", str(tmp / "o.toml"))
+
+
+def _not_a_study(root: Path, tmp: Path) -> list[str]:
+    (tmp / "old").mkdir()
+    return _search(root, tmp, "--warm-start", str(tmp / "old"))
+
+
+def _planted_checkpoint(root: Path, tmp: Path) -> list[str]:
+    import pickle
+
+    class Planted:
+        def __reduce__(self) -> tuple[object, ...]:
+            return (os.system, (f"touch {tmp / 'ran'}",))
+
+    (tmp / "evil.pt").write_bytes(pickle.dumps(Planted()))
+    return ["predict", "--checkpoint", str(tmp / "evil.pt"), *_predict_args(root, tmp)]
+
+
+def _no_results(root: Path, tmp: Path) -> list[str]:
+    (tmp / "empty-study").mkdir()
+    return ["predict", "--experiment", str(tmp / "empty-study"), *_predict_args(root, tmp)]
+
+
+def _predict_args(root: Path, tmp: Path) -> list[str]:
+    return ["--data", str(root), "--split", "val", "--out", str(tmp / "p.pt")]
+
+
+def _train_out_under_a_file(root: Path, tmp: Path) -> list[str]:
+    (tmp / "a-file").write_text("not a folder")
+    return ["train", "--model", "unet", "--data", str(root), "--out", str(tmp / "a-file" / "run"), "--epochs", "1"]
+
+
+CASES: dict[str, tuple[Setup, str]] = {
+    "a missing frame": (_damage("train/video_0/image_4.png", None), "missing frame"),
+    "a truncated PNG": (_truncated, "cannot decode image"),
+    "a file that is no image": (_damage("val/video_4/image_0.png", b"hello"), "cannot decode image"),
+    "a frame of the wrong size": (_wrong_size, "expected a 240x160 (WxH) frame, got 120x80"),
+    "a missing mask": (_damage("train/video_3/mask.npy", None), "missing mask"),
+    "a mask that is a text file": (_damage("val/video_5/mask.npy", b"0 0 0\n"), "is not a numpy .npy file"),
+    "a mask of the wrong shape": (_mask(np.zeros((21, 160, 240), np.uint8)), "expected shape (22, 160, 240)"),
+    "a mask of floats": (_mask(np.zeros((22, 160, 240), np.float32)), "expected integer class ids"),
+    "a mask with class 49": (_mask(np.full((22, 160, 240), 49, np.int32)), "expected class ids in 0..48"),
+    "a pickled mask": (_mask(np.array([{"a": 1}] * 3, dtype=object)), "video_5/mask.npy"),
+    "two folders for one video": (_two_folders, "holds two folders for video 1"),
+    "an empty split": (_empty_split, "split 'val' is empty"),
+    "a data root that does not exist": (lambda r, t: _search(t / "nowhere", t), "does not exist"),
+    "a study folder that already started": (_started_study, "already holds a study; pass --resume"),
+    "nothing to resume": (lambda r, t: [*_search(r, t), "--resume"], "nothing to resume"),
+    "a resume with other settings": (_contradicting_resume, "--space 'dual_phase' (the study has 'unet')"),
+    "a study folder moved away from its name": (_moved_study, "move the folder back there"),
+    "an out folder that is a file": (_file_as_out, "Not a directory"),
+    "an unknown parameter": (lambda r, t: _search(r, t, "--set", "widht=8"), "no parameter 'widht'"),
+    "a value out of bounds": (lambda r, t: _search(r, t, "--set", "dropout=1.5"), "UNetConfig.dropout must be"),
+    "a plugin that fails": (_broken_plugin, "mine.py: TypeError"),
+    "a plugin that does not exist": (lambda r, t: _search(r, t, "--plugin", "nope.py"), "--plugin nope.py: no such"),
+    "an overrides file that is not TOML": (_bad_overrides_file, "o.toml: not valid TOML"),
+    "a warm start from no study": (_not_a_study, "not a study folder"),
+    "GPU-hours without a GPU": (lambda r, t: _search(r, t, "--gpu-hours", "2"), "--gpu-hours needs trials on GPUs"),
+    "a planted checkpoint": (_planted_checkpoint, "evil.pt"),
+    "a study with no results": (_no_results, "empty-study"),
+    "a training folder that cannot be made": (_train_out_under_a_file, "a-file/run"),
+}
+COMMANDS = {"search": search, "predict": predict, "train": train}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_is_one_line_naming_what_is_wrong(
+    case: str,
+    copy_root: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
+    setup, expected = CASES[case]
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    command, *args = setup(copy_root, scratch)
+    assert COMMANDS[command](args) == 2
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]  # after a decoding progress bar, if any
+    assert "Traceback" not in err and last.startswith("error: ") and expected in last, err
+    assert not (scratch / "ran").exists()  # nothing planted ran
