@@ -1,0 +1,132 @@
+"""The curve bank: a grid of configurations of one stage, each trained once to the full budget, every
+epoch's metrics kept, for the replay benchmark (benchmarks/replay.py) to play back.
+
+    python benchmarks/curve_bank.py [--out benchmarks/results/curve_bank.parquet] [--data DIR]
+                                    [--epochs 10] [--epoch-samples 120] [--repeats 4]
+
+The stage is the `mask_space` segmenter (a per-frame U-Net, `frame_segmenter`) at input scale 0.25 (40x60) on the embedded default synthetic set
+(60 train, 20 val videos; generated once) on the CPU: U-Net width 8, the grid GRID (48 configurations),
+the rest fixed (FIXED). `--repeats K` trains the first K configurations again with another seed, to
+record the noise. Each finished configuration is appended to the Parquet file at once (a rerun skips
+those already there, so a killed build goes on); the file's metadata holds the command that made it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+GRID: dict[str, tuple[Any, ...]] = {
+    "lr": (3e-4, 1e-3, 3e-3),
+    "batch_size": (4, 8),
+    "dice_weight": (0.0, 0.5),
+    "depth": (3, 4),
+    "class_weighting": ("none", "inverse_sqrt"),
+}
+FIXED: dict[str, Any] = {
+    "width": 8,
+    "norm": "batch",
+    "dropout": 0.0,
+    "weight_decay": 1e-4,
+    "schedule": "cosine",
+    "input_scale": 0.25,
+    "frames_per_video": 4,
+}
+MODEL = "frame_segmenter"  # the mask_space segmenter stage: learns within minutes on a CPU
+METRIC = "val_iou"
+OUT = Path(__file__).parent / "results" / "curve_bank.parquet"
+
+
+def grid() -> list[dict[str, Any]]:
+    """The grid's configurations, in a fixed order (config_id is the index)."""
+    return [dict(zip(GRID, values, strict=True)) for values in itertools.product(*GRID.values())]
+
+
+def config_id(config: dict[str, Any]) -> int:
+    """The index of a configuration of the grid (the replay maps a sampled configuration back with it)."""
+    return grid().index({name: config[name] for name in GRID})
+
+
+def train_curve(config: dict[str, Any], root: Path, *, epochs: int, epoch_samples: int, seed: int) -> pd.DataFrame:
+    """Train one configuration to the full budget; one row per epoch."""
+    from tune.training.config import RunConfig
+    from tune.training.trainer import Trainer, load_data
+
+    values = {**FIXED, **config, "epoch_samples": epoch_samples, "seed": seed}
+    run = RunConfig.from_values(MODEL, values, epochs=epochs)
+    device = torch.device("cpu")
+    trainer = Trainer(run, load_data(run, root, device, progress=False), device)
+    rows, started = [], time.perf_counter()
+    for metrics in trainer.epochs():
+        rows.append({**metrics, "elapsed_s": time.perf_counter() - started})
+    return pd.DataFrame(rows)
+
+
+def build(out: Path, root: Path, *, epochs: int, epoch_samples: int, repeats: int, command: str) -> pd.DataFrame:
+    done = pd.read_parquet(out) if out.exists() else pd.DataFrame()
+    plan = [(i, config, 0) for i, config in enumerate(grid())] + [(i, grid()[i], 1) for i in range(repeats)]
+    for index, config, seed in plan:
+        if len(done) and ((done["config_id"] == index) & (done["seed"] == seed)).any():
+            continue
+        curve = train_curve(config, root, epochs=epochs, epoch_samples=epoch_samples, seed=seed)
+        curve = curve.assign(config_id=index, seed=seed, **{name: config[name] for name in GRID})
+        done = pd.concat([done, curve], ignore_index=True)
+        _write(done, out, command)
+        last = curve.iloc[-1]
+        print(
+            f"config {index:2d} seed {seed}: {METRIC} {last[METRIC]:.4f} after {len(curve)} epochs, {last['elapsed_s']:.0f} s"
+        )
+    return done
+
+
+def _write(frame: pd.DataFrame, out: Path, command: str) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), b"command": command.encode()})
+    tmp = out.with_suffix(".tmp")
+    pq.write_table(table, tmp)
+    tmp.replace(out)
+
+
+def bank_command(path: Path) -> str:
+    """The command that made a bank (its Parquet metadata)."""
+    return (pq.read_schema(path).metadata or {}).get(b"command", b"").decode()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--data", type=Path, default=None, help="data root (default: the embedded synthetic set)")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epoch-samples", type=int, default=120)
+    parser.add_argument("--repeats", type=int, default=4, help="configurations trained twice, for the noise")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(2)
+    if args.data is None:
+        from data.synth.default import default_data_root
+
+        args.data = default_data_root()
+    command = "python benchmarks/curve_bank.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    bank = build(
+        args.out, args.data, epochs=args.epochs, epoch_samples=args.epoch_samples, repeats=args.repeats, command=command
+    )
+    finals = bank[bank["epoch"] == bank["epoch"].max()]
+    print(
+        f"{args.out}: {bank['config_id'].nunique()} configurations, {METRIC} at the last epoch "
+        f"{finals[METRIC].min():.4f}..{finals[METRIC].max():.4f}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,79 @@
+"""The replay benchmark runs the real engine (Ray Tune, the project's Optuna searcher, its ASHA) on a bank
+of curves: the bank's values are played back exactly, ASHA stops trials at its rungs only, the project's
+searcher tells those trials to Optuna as PRUNED where Ray's tells COMPLETE, and a seed gives one sequence."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import ray
+
+from benchmarks.curve_bank import METRIC, grid
+from benchmarks.replay import curves, run_study, summarise
+
+pytestmark = pytest.mark.slow
+EPOCHS = 4
+
+
+def bank() -> pd.DataFrame:
+    """Curves that rise to a final value set by the configuration; some cross (late bloomers)."""
+    rows = []
+    for index, config in enumerate(grid()):
+        final = 0.02 + 0.002 * ((index * 7) % 48)
+        speed = 1.0 if index % 3 else 4.0  # every third learns late
+        for epoch in range(1, EPOCHS + 1):
+            rows.append(
+                {
+                    **config,
+                    "config_id": index,
+                    "seed": 0,
+                    "epoch": epoch,
+                    METRIC: final * (1 - math.exp(-epoch / speed)),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[None]:
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
+    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR)
+    yield
+    ray.shutdown()
+    del os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"]
+
+
+def test_replayed_studies_play_the_bank_back_through_the_real_searcher_and_asha(
+    local_ray: None, tmp_path: Path
+) -> None:
+    table = curves(bank())
+    settings = {"trials": 8, "grace": 1, "reduction": 2, "storage": tmp_path}
+    ours = run_study("tpe_asha_pruned", 0, table, **settings)  # type: ignore[arg-type]
+    again = run_study("tpe_asha_pruned", 0, table, **settings)  # type: ignore[arg-type]
+    rays = run_study("tpe_asha_complete", 0, table, **settings)  # type: ignore[arg-type]
+    full = run_study("random_full", 0, table, **{**settings, "trials": 3})  # type: ignore[arg-type]
+
+    assert len(ours) == 8 and ours["order"].tolist() == list(range(8))
+    cols = ["config_id", "epochs", "last_value"]
+    assert ours[cols].equals(again[cols])  # one seed, one sequence
+    for cid, ran, last in zip(ours["config_id"], ours["epochs"], ours["last_value"], strict=True):
+        assert last == table[int(cid)][int(ran) - 1]  # the bank's values, exactly
+    assert set(ours["epochs"]) <= {1, 2, EPOCHS} and (ours["epochs"] < EPOCHS).any()  # rungs 1, 2
+    stopped = ours["epochs"] < EPOCHS
+    assert (ours.loc[stopped, "optuna_state"] == "PRUNED").all() and (
+        ours.loc[~stopped, "optuna_state"] == "COMPLETE"
+    ).all()
+    assert (rays["optuna_state"] == "COMPLETE").all() and (
+        rays["epochs"] < EPOCHS
+    ).any()  # Ray's default tells COMPLETE
+    assert (full["epochs"] == EPOCHS).all()
+
+    report = summarise(pd.concat([ours, rays, full]), bank(), "replay test")
+    assert "| tpe_asha_pruned |" in report and "| random_full |" in report
