@@ -31,6 +31,7 @@ from reports.schema import (
     VIDEO_ID,
     WALL_TIME_S,
     best_value,
+    epochs_spent_text,
     param_columns,
     param_name,
     ranked,
@@ -192,6 +193,8 @@ def experiment_html(exp: Experiment, index: int) -> str:
     for k, stage in enumerate(stages):
         prefix = f"e{index}-s{k}"
         parts.append(f"<h3>Stage {html.escape(stage)}</h3>")
+        spent = epochs_spent_text(trials, stage)
+        parts.append(f'<p class="spent">Compute: {html.escape(spent)}</p>' if spent else "")
         parts.append(references_html(trials, exp.epochs, stage))
         parts.append(figure_html(figures.learning_curves(trials, exp.epochs, stage), f"{prefix}-curves"))
         parts.append(figure_html(figures.optimisation_history(trials, stage), f"{prefix}-history"))

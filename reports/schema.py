@@ -143,3 +143,22 @@ def best_value(trials: pd.DataFrame, stage: str) -> float:
     """The best BEST_METRIC of a stage by its mode; NaN if no trial of it has one."""
     rows = ranked(trials, stage)
     return float(rows[BEST_METRIC].iloc[0]) if len(rows) else math.nan
+
+
+def epochs_spent(trials: pd.DataFrame, stage: str) -> tuple[int, int]:
+    """What ASHA (and the time budget) spent on a stage: the epochs its trials ran, and what the same trials
+    would have cost at the full budget (each MAX_EPOCHS)."""
+    mine = trials[trials[STAGE] == stage] if len(trials) else trials
+    if not len(mine):
+        return 0, 0
+    return int(mine[EPOCHS].fillna(0).sum()), int(mine[MAX_EPOCHS].fillna(0).sum())
+
+
+def epochs_spent_text(trials: pd.DataFrame, stage: str) -> str:
+    spent, full = epochs_spent(trials, stage)
+    if not full:
+        return ""
+    return (
+        f"{spent} epochs run, of the {full} that these {int((trials[STAGE] == stage).sum())} trials would have cost "
+        f"at the full budget ({spent / full:.0%}; ASHA saved {full - spent})"
+    )

@@ -88,6 +88,9 @@ def test_report_of_a_study_renders_everything(browser: Browser, unet_study: Path
     for status in ("completed", "stopped", "failed"):
         assert status in seen["text"]
     assert "fails on purpose" in seen["text"]
+    spent, full = int(trials["epochs"].fillna(0).sum()), int(trials["max_epochs"].sum())
+    assert f"Compute: {spent} epochs run, of the {full} that these {len(trials)} trials would have cost" in seen["text"]
+    assert spent < full  # ASHA stopped some
 
 
 def test_report_of_two_studies_side_by_side(

@@ -22,6 +22,7 @@ from reports.schema import (
     STAGE,
     STATUS,
     TRIAL_ID,
+    epochs_spent_text,
     param_columns,
     param_name,
     read_results,
@@ -210,6 +211,9 @@ def print_summary(study: Study) -> None:
         return
     counts = trials.groupby([STAGE, STATUS]).size()
     print("trials: " + ", ".join(f"{key[0]} {key[1]} {n}" for key, n in counts.items()))  # type: ignore[index]
+    for stage in study.space.stages:
+        if spent := epochs_spent_text(trials, stage.name):
+            print(f"stage {stage.name}: {spent}")
     final = study.space.stages[-1]
     top = finished_trials(trials, final.name).head(5)
     if not len(top):

@@ -87,8 +87,8 @@ def test_killed_study_resumes_to_the_end(synth_root: Path, tmp_path: Path) -> No
     assert set(trials.loc[~lost, "status"]) <= {"completed", "stopped"}
     ran = pd.read_parquet(results / "epochs.parquet")
     assert not ran.duplicated(["trial_id", "epoch"]).any()
-    for row in trials[~lost].itertuples():  # every epoch a trial ran is there, once
-        assert sorted(ran.loc[ran["trial_id"] == row.trial_id, "epoch"]) == list(range(1, int(row.epochs) + 1))
+    for trial_id, count in zip(trials.loc[~lost, "trial_id"], trials.loc[~lost, "epochs"], strict=True):
+        assert sorted(ran.loc[ran["trial_id"] == trial_id, "epoch"]) == list(range(1, int(count) + 1))  # each once
     storage = JournalStorage(JournalFileBackend(str(tmp_path / "k" / OPTUNA_FILE)))
     study = optuna.load_study(study_name="k/main", storage=storage)
     assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
