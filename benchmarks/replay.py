@@ -1,7 +1,7 @@
 """Replay: the real search engine (Ray Tune, the project's Optuna searcher, its ASHA scheduler) runs many
 studies whose trainable plays the curve bank's curves back instead of training.
 
-    python benchmarks/replay.py [--bank benchmarks/results/curve_bank.parquet] [--seeds 50] [--trials 24]
+    python -m benchmarks.replay [--bank benchmarks/results/curve_bank.parquet] [--seeds 50] [--trials 24]
                                 [--out benchmarks/results/replay.parquet] [--report benchmarks/results/replay.md]
 
 Strategies, each with the same seeds: `random` (Optuna's RandomSampler) at full budget and with ASHA;
@@ -184,6 +184,22 @@ def summarise(runs: pd.DataFrame, bank: pd.DataFrame, command: str) -> str:
             reached = study["full_value"].fillna(-np.inf).to_numpy() >= targets.get(seed, np.inf)
             needed.append(study["epochs"].cumsum().to_numpy()[reached.argmax()] if reached.any() else np.inf)
         lines.append(f"| {strategy} | " + " | ".join(cells) + f" | {np.median(needed):.0f} |")
+    lines += [
+        "",
+        "Budget advice: how often ASHA ran its sample's best configuration to the full budget, and the compute:",
+        "",
+    ]
+    lines += ["| strategy | best sampled configuration kept | epochs spent of full budget |", "| --- | --- | --- |"]
+    for strategy in STRATEGIES:
+        mine = runs[runs["strategy"] == strategy]
+        if not len(mine):
+            continue
+        kept = []
+        for _, study in mine.groupby("seed"):
+            values = study["config_id"].map(finals).to_numpy()
+            kept.append(bool(study["epochs"].to_numpy()[values.argmax()] == max_epochs))
+        share = mine["epochs"].sum() / (len(mine) * max_epochs)
+        lines.append(f"| {strategy} | {np.mean(kept):.0%} of {len(kept)} seeds | {share:.0%} |")
     return "\n".join(lines) + "\n"
 
 
@@ -226,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = pd.concat(frames, ignore_index=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     runs.to_parquet(args.out, index=False)
-    command = "python benchmarks/replay.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    command = "python -m benchmarks.replay " + shlex.join(sys.argv[1:] if argv is None else argv)
     args.report.write_text(summarise(runs, bank, command))
     print(args.report.read_text())
     return 0
