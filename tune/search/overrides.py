@@ -91,11 +91,17 @@ class _Recorder:
         return choices[0]
 
 
-def describe_stage(stage: Stage, budget: Budget, overrides: Sequence[Override] = ()) -> dict[str, Param]:
-    """What a stage's trials are made of, by name, after `overrides` (already checked)."""
+def _dry_run(stage: Stage, budget: Budget) -> tuple[dict[str, Param], dict[str, Any]]:
+    """The stage's define function run once on a recording trial: what it asks for, and the run values it
+    returns (each searched one at its low end or first choice)."""
     recorder = _Recorder()
     values = stage.define(recorder, budget, ("PARENT",))  # type: ignore[arg-type]
-    params = dict(recorder.asked)
+    return dict(recorder.asked), values
+
+
+def describe_stage(stage: Stage, budget: Budget, overrides: Sequence[Override] = ()) -> dict[str, Param]:
+    """What a stage's trials are made of, by name, after `overrides` (already checked)."""
+    params, values = _dry_run(stage, budget)
     for name, value in values.items():
         if name not in params:
             params[name] = Param(name, "constant", choices=(value,))
@@ -136,8 +142,7 @@ def parse_overrides(space: SearchSpace, budget: Budget, texts: Sequence[str]) ->
 def _check_runs(stage: Stage, budget: Budget, name: str, values: Sequence[Any], where: str) -> None:
     """Build the stage's run with each value (a range's ends, every choice) in turn: the model's and the
     training config's own checks say what is out of bounds (`--set norm=layer`, `--range dropout=0:2`)."""
-    recorder = _Recorder()
-    base = stage.define(recorder, budget, ("PARENT",))  # type: ignore[arg-type]
+    _, base = _dry_run(stage, budget)
     base.pop(PARENT_KEY, None)
     for value in values:
         try:
