@@ -71,18 +71,21 @@ def descendants(pid: int) -> list[int]:
     return tree
 
 
-def memory_of_tree(pid: int) -> int:
-    """Pss_Anon + Pss_Shmem bytes of a process and all its descendants."""
-    total = 0
+def memory_of_tree(pid: int) -> dict[str, int]:
+    """Pss_Anon + Pss_Shmem bytes of a process and each of its descendants, by "pid name"."""
+    by_process = {}
     for proc in descendants(pid):
         try:
             text = Path(f"/proc/{proc}/smaps_rollup").read_text()
+            name = Path(f"/proc/{proc}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
+        total = 0
         for line in text.splitlines():
             if line.startswith(("Pss_Anon:", "Pss_Shmem:")):
                 total += int(line.split()[1]) * 1024
-    return total
+        by_process[f"{proc} {name[:70]}"] = total
+    return by_process
 
 
 def run_study(space: str, data: Path, out: Path, name: str, unlabeled: int | None) -> tuple[float, int, int]:
@@ -94,13 +97,15 @@ def run_study(space: str, data: Path, out: Path, name: str, unlabeled: int | Non
     env = {**os.environ, "SEGTUNE_CACHE": str(out / "decoded"), "RAY_USAGE_STATS_ENABLED": "0"}
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    peak = 0
+    peak, at_peak = 0, {}
     done = threading.Event()
 
     def sample() -> None:
-        nonlocal peak
+        nonlocal peak, at_peak
         while not done.is_set():
-            peak = max(peak, memory_of_tree(proc.pid))
+            now = memory_of_tree(proc.pid)
+            if sum(now.values()) > peak:
+                peak, at_peak = sum(now.values()), now
             time.sleep(0.5)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -110,6 +115,10 @@ def run_study(space: str, data: Path, out: Path, name: str, unlabeled: int | Non
     sampler.join()
     if proc.returncode:
         print(err[-2000:], file=sys.stderr)
+    print(f"  {name} at its peak ({peak / 2**30:.2f} GiB), processes over 50 MiB:")
+    for what, size in sorted(at_peak.items(), key=lambda kv: -kv[1]):
+        if size > 50 * 2**20:
+            print(f"    {size / 2**30:6.2f} GiB  {what}")
     return time.perf_counter() - started, peak, proc.returncode
 
 

@@ -12,6 +12,7 @@ gathered there by index with no host round trip.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -120,6 +121,8 @@ class DeviceSplit(_HeldFrames):
     them, to save device memory: 1,000 videos of 22 frames are 2.5 GB; their 11 inputs and target 1.4 GB.
     """
 
+    read_ahead: ClassVar[int] = 0  # gathered on the device: read when wanted
+
     def __init__(self, split: DecodedSplit, device: torch.device | str, *, frames: Sequence[int] | None = None) -> None:
         self.split = split.split
         self.device = torch.device(device)
@@ -222,6 +225,15 @@ def concat_splits(splits: Sequence[DeviceSplit]) -> DeviceSplit:
     return joined
 
 
+def with_pseudo(
+    clips: tuple[torch.Tensor, torch.Tensor, torch.Tensor], use_pseudo: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input masks, target masks) of read (inputs, pseudo inputs, target) clips: the segmenter's masks where
+    `use_pseudo` (B,) is true, the clip's own elsewhere (scheduled sampling)."""
+    inputs, pseudo_inputs, target = clips
+    return torch.where(use_pseudo.view(-1, 1, 1, 1), pseudo_inputs, inputs), target
+
+
 class MaskClips:
     """Mask sequences held on a device, for predicting mask 22 from the masks of frames 1-11.
 
@@ -251,13 +263,18 @@ class MaskClips:
     def device(self) -> torch.device:
         return self.target.device
 
+    read_ahead: ClassVar[int] = 0  # held on the device: read when wanted
+
     def batch(self, index: torch.Tensor, use_pseudo: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(masks of frames 1-11 (B, 11, H, W), target masks (B, F, H, W), the last of them mask 22); where
         `use_pseudo` (B,) is true, the segmenter's masks replace the clip's own inputs (scheduled sampling)."""
-        x = self.inputs[index]
-        if use_pseudo is not None:
-            x = torch.where(use_pseudo.view(-1, 1, 1, 1), self.pseudo_inputs[index], x)
-        return x, self.target[index]
+        if use_pseudo is None:
+            return self.inputs[index], self.target[index]
+        return with_pseudo(self.read(index), use_pseudo)
+
+    def read(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(inputs, pseudo inputs, target) of clips `index`, for `with_pseudo` to choose from."""
+        return self.inputs[index], self.pseudo_inputs[index], self.target[index]
 
     def class_counts(self) -> torch.Tensor:
         """Pixels of each class (49,) over the targets."""

@@ -1,18 +1,25 @@
 """Splits streamed from the memory-mapped decoded cache instead of held on the device: `StreamSplit`
 (DeviceSplit's interface) and `StreamMaskClips` (MaskClips'), for data larger than a trial may hold
 (unlabeled + train for pretraining, a segmenter's pseudo-labels of 13,000 videos). A batch is read when
-asked, from the operating system's page cache, and copied to the device."""
+asked, from the operating system's page cache, and copied to the device; `read_ahead` reads the next
+batches of a training epoch in a background thread while the model trains on the current one."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
 
 from data.cache import DecodedSplit
 from data.classes import NUM_CLASSES
-from data.datasets import _HeldFrames
+from data.datasets import _HeldFrames, with_pseudo
+
+T = TypeVar("T")
+READ_AHEAD = 2  # training batches a streamed split reads ahead of the one the model trains on
 
 
 def _to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -52,6 +59,8 @@ class StreamSplit(_HeldFrames):
     (which holds the cache once for every trial of a machine), and copied to the device, through pinned
     memory without blocking on CUDA. A trial's memory does not grow with the split. For the same indices
     its batches are those of a DeviceSplit, byte for byte."""
+
+    read_ahead: ClassVar[int] = READ_AHEAD  # training batches read ahead in the background (see `read_ahead`)
 
     def __init__(
         self, splits: Sequence[DecodedSplit], device: torch.device | str, *, frames: Sequence[int] | None = None
@@ -110,6 +119,8 @@ class StreamMaskClips:
     pseudo_inputs, target) arrays of (N, 11, H, W), (N, 11, H, W) and (N, F, H, W) uint8. For the same
     indices its batches are MaskClips.concat's, byte for byte."""
 
+    read_ahead: ClassVar[int] = READ_AHEAD
+
     def __init__(self, parts: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], device: torch.device | str) -> None:
         for inputs, pseudo_inputs, target in parts:
             if (
@@ -136,12 +147,77 @@ class StreamMaskClips:
 
     def batch(self, index: torch.Tensor, use_pseudo: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         rows = index.cpu().numpy()
-        x = self._read(0, rows)
-        if use_pseudo is not None:
-            x = torch.where(use_pseudo.view(-1, 1, 1, 1), self._read(1, rows), x)
-        return x, self._read(2, rows)
+        if use_pseudo is None:
+            return self._read(0, rows), self._read(2, rows)
+        return with_pseudo((self._read(0, rows), self._read(1, rows), self._read(2, rows)), use_pseudo)
+
+    def read(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        rows = index.cpu().numpy()
+        return self._read(0, rows), self._read(1, rows), self._read(2, rows)
 
     def class_counts(self) -> torch.Tensor:
         """Pixels of each class (49,) over the targets, read a few videos at a time."""
         counts = _class_counts([target for _, _, target in self.parts])
         return torch.from_numpy(counts).to(self._device)
+
+
+def read_ahead(
+    read: Callable[[torch.Tensor], T], indices: Iterable[torch.Tensor], depth: int = READ_AHEAD
+) -> Iterator[tuple[torch.Tensor, T]]:
+    """(index, read(index)) for each index batch, in order, each read started `depth` batches before it is
+    wanted, in a background thread: a streamed batch is gathered from the page cache, pinned and copied to
+    the GPU (on a CUDA stream of its own) while the model trains on the batches before it. The indices are
+    drawn here, in the caller's thread, as they would be without it, so `read` must draw nothing random:
+    a seed gives the same batches, byte for byte, at any depth. depth 0: each read when it is wanted."""
+    batches = iter(indices)
+    if depth < 1:
+        for index in batches:
+            yield index, read(index)
+        return
+    pool = ThreadPoolExecutor(1, thread_name_prefix="segtune-read-ahead")
+    pending: deque[tuple[torch.Tensor, Future[tuple[T, Any]]]] = deque()
+    side = None
+
+    def submit() -> None:
+        nonlocal side
+        index = next(batches, None)
+        if index is None:
+            return
+        ready = None
+        if index.device.type == "cuda":  # the copies wait for the index, made on the caller's stream
+            side = side or torch.cuda.Stream(index.device)
+            ready = torch.cuda.current_stream(index.device).record_event()
+        pending.append((index, pool.submit(_read_on_side, read, index, side, ready)))
+
+    try:
+        for _ in range(depth):
+            submit()
+        while pending:
+            index, future = pending.popleft()
+            submit()
+            out, done = future.result()
+            if done is not None:  # the caller's stream waits for the copies, and owns their memory from here
+                stream = torch.cuda.current_stream(index.device)
+                stream.wait_event(done)
+                for tensor in _tensors(out):
+                    tensor.record_stream(stream)
+            yield index, out
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _read_on_side(read: Callable[[torch.Tensor], T], index: torch.Tensor, side: Any, ready: Any) -> tuple[T, Any]:
+    if side is None:
+        return read(index), None
+    with torch.cuda.stream(side):
+        side.wait_event(ready)
+        out = read(index)
+        return out, side.record_event()
+
+
+def _tensors(out: object) -> Iterator[torch.Tensor]:
+    if isinstance(out, torch.Tensor):
+        yield out
+    elif isinstance(out, tuple | list):
+        for part in out:
+            yield from _tensors(part)

@@ -169,4 +169,6 @@ def test_streamed_mask_clips_are_the_held_ones_byte_for_byte(tmp_path: Path) -> 
     index, use_pseudo = torch.tensor([6, 0, 3, 2, 6]), torch.tensor([True, False, True, False, False])
     for a, b in zip(held.batch(index, use_pseudo), streamed.batch(index, use_pseudo), strict=True):
         assert a.dtype == b.dtype and torch.equal(a, b)
+    for a, b in zip(held.read(index), streamed.read(index), strict=True):  # what a training batch reads ahead
+        assert a.dtype == b.dtype and torch.equal(a, b)
     assert torch.equal(held.class_counts(), streamed.class_counts())

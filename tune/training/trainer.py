@@ -13,11 +13,13 @@ import math
 import os
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from data.streaming import read_ahead
 from models.registry import create_model, pretrained_part
 from tune.training.checkpoints import CHECKPOINT_FORMAT, load_checkpoint, load_pretrained_part, save_checkpoint
 from tune.training.config import RunConfig, TrainConfig
@@ -157,10 +159,12 @@ class Trainer:
         samples = 0
         all_frames = self.task.wants_all_frames(self.cfg)
         runner = self.runner.at_model_size()  # the loss at the model's input scale
-        for index in self.task.train_indices(self.data, self.cfg, self.generator, self.epoch):
+        train = self.data.train
+        indices = self.task.train_indices(self.data, self.cfg, self.generator, self.epoch)
+        for index, read in read_ahead(partial(self.task.read, train), indices, getattr(train, "read_ahead", 0)):
             if self.first_step_at is None:
                 self.first_step_at = time.time()
-            x, y = self.task.batch(self.data.train, index, self.cfg, self.epoch, self.generator)
+            x, y = self.task.batch(read, index, self.cfg, self.epoch, self.generator)
             if self.cfg.hflip:
                 x, y = random_hflip(x, y, self.generator)
             out = runner(x, all_frames=True) if all_frames else self.task.output(runner(x))

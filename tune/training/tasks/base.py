@@ -110,11 +110,17 @@ class Task:
             len(data.train), cfg.batch_size, shuffle=True, device=generator.device, generator=generator
         )
 
-    def batch(
-        self, train: Any, index: torch.Tensor, cfg: TrainConfig, epoch: int, generator: torch.Generator
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(inputs, targets) of one training batch, uint8 on the device."""
+    def read(self, train: Any, index: torch.Tensor) -> Any:
+        """What one training batch reads of `train` for `index`, on the device. It draws nothing random, so a
+        streamed split's reads may run ahead of training in a background thread (data.streaming.read_ahead)."""
         raise NotImplementedError
+
+    def batch(
+        self, read: Any, index: torch.Tensor, cfg: TrainConfig, epoch: int, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(inputs, targets) of one training batch, uint8 on the device, from what `read` returned (and
+        this batch's random draws with `generator`, in the trainer's thread)."""
+        return read
 
     def reduce_target(self, target: torch.Tensor, factor: int) -> torch.Tensor:
         """A training target at 1/factor of its size, as the model's reduced output is: class ids sampled at

@@ -38,9 +38,7 @@ class FramePrediction(Task):
         val = hold([decode_split(root, "val", **kwargs)], device, self.val_frames, options)
         return TrainData(hold(splits, device, self.train_frames, options), val)
 
-    def batch(
-        self, train: Any, index: torch.Tensor, cfg: TrainConfig, epoch: int, generator: torch.Generator
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def read(self, train: Any, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return train.frame_prediction_batch(index)
 
     def reduce_target(self, target: torch.Tensor, factor: int) -> torch.Tensor:

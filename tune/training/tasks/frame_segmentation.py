@@ -53,9 +53,7 @@ class FrameSegmentation(Task):
         for start in range(0, len(flat), cfg.batch_size):
             yield flat[order[start : start + cfg.batch_size]]
 
-    def batch(
-        self, train: Any, index: torch.Tensor, cfg: TrainConfig, epoch: int, generator: torch.Generator
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def read(self, train: Any, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return train.frame_mask_batch(index)
 
     def evaluate(self, infer: Infer, val: Any, batch_size: int) -> dict[str, float]:

@@ -17,7 +17,7 @@ from torch import nn
 
 from data.cache import DecodedSplit, decode_split
 from data.classes import FUTURE, INPUT_FRAMES, N_INPUT_FRAMES, TARGET_FRAME
-from data.datasets import MaskClips, batch_indices
+from data.datasets import MaskClips, batch_indices, with_pseudo
 from data.metric import IoUMeter
 from data.streaming import StreamMaskClips
 from models.motion import extrapolate_masks
@@ -73,15 +73,18 @@ class MaskPrediction(Task):
             train_clips = MaskClips.concat(held_parts)
         return TrainData(train_clips, MaskClips(val_inputs, val_inputs, val_target))
 
+    def read(self, train: Any, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return train.read(index)
+
     def batch(
-        self, train: Any, index: torch.Tensor, cfg: TrainConfig, epoch: int, generator: torch.Generator
+        self, read: Any, index: torch.Tensor, cfg: TrainConfig, epoch: int, generator: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Scheduled sampling: a clip gets the segmenter's input masks with a chance that goes from
         pseudo_input_start at the first epoch to pseudo_input_end at the last."""
         progress = epoch / max(1, cfg.epochs - 1)
         chance = cfg.pseudo_input_start + (cfg.pseudo_input_end - cfg.pseudo_input_start) * progress
         use_pseudo = torch.rand(len(index), device=generator.device, generator=generator) < chance
-        return train.batch(index, use_pseudo)
+        return with_pseudo(read, use_pseudo)
 
     def class_counts(self, data: TrainData) -> torch.Tensor | None:
         return data.train.class_counts()

@@ -28,9 +28,7 @@ class Segmentation(Task):
     def handles(entry: ModelEntry) -> bool:
         return entry.output == "mask" and entry.input_kind in ("stacked", "sequence")
 
-    def batch(
-        self, train: Any, index: torch.Tensor, cfg: TrainConfig, epoch: int, generator: torch.Generator
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def read(self, train: Any, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return train.segmentation_batch(index)
 
     def auxiliary_loss(

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Every GPU figure the open issues still ask for, in one run: under 8 minutes on one H100.
+#
+#   bash benchmarks/gpu_suite.sh                  on a CUDA machine: appends the figures to docs/gpu_figures.md
+#   bash benchmarks/gpu_suite.sh --dry-run [FILE] the same steps at toy sizes on the CPU (CI runs this; not figures),
+#                                                 written to FILE (default: a temporary file)
+#
+# Steps (each under its own time limit, so one slow step cannot eat the others' time; a failed step is written
+# down with its exit status and the suite goes on):
+#   1. the recipe against a bare loop, and the training split streamed from the memory-mapped cache (read ahead in
+#      a background thread) against held on the device: U-Net width 64, batch 64 (benchmarks/train_speed.py)
+#   2. the same for the phase-1 frame predictor
+#   3. 1, 2 and 4 trials packed on one GPU (benchmarks/gpu_packing.py), and 4 packed trials pretraining the frame
+#      predictor on a full-size unlabeled + train split (14,000 clips) streamed from one memory-mapped file
+#   4. a shortened quality run (benchmarks/quality.py: copy-last, extrapolate, oracle, mask_space with each prior)
+#
+# On the lent GPU machine (no Ray, Optuna or MuJoCo there): install them with the tested recipe of DEVELOPERS.md
+# (.dev1, .dev2), then `export PYTHONPATH=/tmp/site:$PWD MUJOCO_GL=egl ...` and run this script.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python}
+
+if [[ "${1:-}" == "--dry-run" ]]; then
+  OUT=${2:-$(mktemp -d)/gpu_figures.md}
+  WORK=$(mktemp -d)
+  SPEED=(--device cpu --no-compile --width 8 --batch 4 --videos 8 --steps 2 --epochs 2 --stream)
+  PREDICTOR=(--device cpu --no-compile --model frame_predictor --width 8 --batch 4 --videos 8 --steps 2 --epochs 2 --stream)
+  PACK=(--device cpu --trials 1 2 --width 8 --batch 4 --videos 8 --epochs 2)
+  PRETRAIN=(--device cpu --trials 2 --width 8 --batch 4 --epochs 2 --stream-videos 64 --epoch-samples 8)
+  QUALITY=(--device cpu --train 4 --val 2 --unlabeled 2 --epochs 1 --width 8 --batch 4 --predictor-width 8
+           --predictor-hidden 8 --only mask_space --mask-variants copy motion)
+  LIMIT=300
+  TITLE="dry run on the CPU (toy sizes: not figures)"
+else
+  OUT=docs/gpu_figures.md
+  WORK=${SEGTUNE_SUITE_WORK:-/tmp/gpu_suite}
+  SPEED=(--width 64 --batch 64 --videos 512 --steps 30 --epochs 3 --stream)
+  PREDICTOR=(--model frame_predictor --width 64 --batch 32 --videos 512 --steps 30 --epochs 3 --stream)
+  PACK=(--trials 1 2 4 --width 64 --batch 64 --videos 256 --epochs 3)
+  PRETRAIN=(--trials 4 --width 64 --batch 32 --epochs 3 --stream-videos 14000 --epoch-samples 2000)
+  QUALITY=(--train 300 --val 100 --unlabeled 300 --epochs 8 --width 32 --batch 32 --only mask_space
+           --mask-variants plain copy motion)
+  LIMIT=150
+  TITLE=$($PY -c "import torch; print(torch.cuda.get_device_name())" 2>/dev/null || echo "no CUDA device")
+fi
+mkdir -p "$(dirname "$OUT")" "$WORK"
+
+step() {  # step NAME LIMIT_S COMMAND...: the command's output as a section of $OUT
+  local name=$1 limit=$2
+  shift 2
+  local started=$SECONDS
+  {
+    echo
+    echo "#### $name"
+    echo
+    echo '```'
+    echo "\$ $*"
+  } >>"$OUT"
+  timeout "$limit" "$@" >>"$OUT" 2>&1
+  local status=$?
+  {
+    echo '```'
+    echo "exit $status after $((SECONDS - started)) s"
+  } >>"$OUT"
+  echo "$name: exit $status after $((SECONDS - started)) s"
+}
+
+{
+  echo
+  echo "### $(date -u +%Y-%m-%d), $TITLE, commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+} >>"$OUT"
+step "U-Net: recipe against bare loop, streamed against held" "$LIMIT" $PY -m benchmarks.train_speed "${SPEED[@]}"
+step "Frame predictor: recipe against bare loop, streamed against held" "$LIMIT" \
+  $PY -m benchmarks.train_speed "${PREDICTOR[@]}"
+step "Packed trials on one GPU" "$LIMIT" $PY -m benchmarks.gpu_packing "${PACK[@]}"
+step "Packed trials pretraining on a full-size streamed split" "$LIMIT" $PY -m benchmarks.gpu_packing "${PRETRAIN[@]}"
+step "Shortened quality run" "$((2 * LIMIT))" \
+  $PY -m benchmarks.quality --workdir "$WORK/quality" --out "$WORK/quality.md" "${QUALITY[@]}"
+echo "figures written to $OUT"
