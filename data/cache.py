@@ -16,7 +16,7 @@ import json
 import multiprocessing as mp
 import os
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -32,6 +32,7 @@ OnError = Literal["raise", "skip"]
 CACHE_VERSION = 1
 REPAIRED = "repaired: "  # a decoding result's prefix for a hidden video kept with frames copied (read_video_repaired)
 _CHUNK = 8  # videos per decoding job, at most
+_PLAN, _LOG = "plan.json", "decoded.jsonl"  # a build's videos, and the rows it finished (see _carry_on)
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,7 @@ def decode_split(
         target,
         lambda folder: _is_current(_read_manifest(folder), source, fingerprints),
         lambda tmp: _build(tmp, target, entries, fingerprints, workers=workers, progress=progress),
+        resumable=True,
     )
     manifest = _read_manifest(target)
     assert manifest is not None
@@ -161,55 +163,107 @@ def _build(
     workers: int | None,
     progress: bool,
 ) -> None:
-    """Write a fresh cache for `entries` into the empty folder `tmp`. Rows whose video is unchanged
-    since the old cache in `target` are copied from it; the others are decoded in parallel."""
+    """Write a fresh cache for `entries` into `tmp`. Rows whose video is unchanged since the old cache in
+    `target` are copied from it; the others are decoded in parallel. Each finished row is logged in `tmp`
+    (after its bytes are written), so that a build killed half-way carries on where it stopped when `tmp`
+    holds the plan of the same videos (`_carry_on`), instead of decoding everything again."""
     old = _read_manifest(target)
     n, t = len(entries), entries[0].n_frames
     labelled = entries[0].has_mask
-    pixels = n * FRAME_HEIGHT * FRAME_WIDTH
-    check_free_space(tmp, pixels * (3 * t + (N_FRAMES if labelled else 0)), f"the decoded {entries[0].split} split")
-    frames = np.lib.format.open_memmap(tmp / "frames.npy", "w+", np.uint8, (n, t, FRAME_HEIGHT, FRAME_WIDTH, 3))
-    masks = (
-        np.lib.format.open_memmap(tmp / "masks.npy", "w+", np.uint8, (n, N_FRAMES, FRAME_HEIGHT, FRAME_WIDTH))
-        if labelled
-        else None
-    )
-    bad: dict[int, str] = {}
-    reusable = _old_rows(target, old, fingerprints)
-    todo: list[tuple[int, VideoEntry]] = []
-    for row, entry in enumerate(entries):
-        if entry.video_id in reusable:
-            old_row, old_frames, old_masks = reusable[entry.video_id]
-            frames[row] = old_frames[old_row]
-            if masks is not None and old_masks is not None:
-                masks[row] = old_masks[old_row]
-        elif (
-            old is not None
-            and str(entry.video_id) in old.get("bad", {})
-            and _unchanged(old, entry.video_id, fingerprints)
-        ):
-            bad[entry.video_id] = old["bad"][str(entry.video_id)]
-        else:
-            todo.append((row, entry))
-    frames.flush()
-    del frames, masks
-    problems = _decode_rows(tmp, todo, workers=workers, progress=progress)
+    source = str(Path(entries[0].path).parent.resolve())
+    rows = [[e.video_id, fingerprints[e.video_id]] for e in entries]
+    plan = {"version": CACHE_VERSION, "source": source, "rows": rows}
+    shapes: dict[str, tuple[int, ...]] = {"frames.npy": (n, t, FRAME_HEIGHT, FRAME_WIDTH, 3)}
+    if labelled:
+        shapes["masks.npy"] = (n, N_FRAMES, FRAME_HEIGHT, FRAME_WIDTH)
+    done = _carry_on(tmp, plan, shapes)
+    if done is None:
+        for stale in tmp.iterdir():
+            stale.unlink()
+        (tmp / _PLAN).write_text(json.dumps(plan))
+        done = {}
+    elif progress:
+        print(f"carrying on with the decode of {entries[0].split} that stopped: {len(done)} of {n} videos done")
+    video_bytes = FRAME_HEIGHT * FRAME_WIDTH * (3 * t + (N_FRAMES if labelled else 0))
+    check_free_space(tmp, video_bytes * (n - len(done)), f"the decoded {entries[0].split} split")
+    arrays = {
+        name: np.lib.format.open_memmap(tmp / name, "r+" if (tmp / name).exists() else "w+", np.uint8, shape)
+        for name, shape in shapes.items()
+    }
+    frames, masks = arrays.pop("frames.npy"), arrays.pop("masks.npy", None)
+    with (tmp / _LOG).open("a") as log:
+        reusable = _old_rows(target, old, fingerprints)
+        copied: list[tuple[int, str | None]] = []
+        todo: list[tuple[int, VideoEntry]] = []
+        for row, entry in enumerate(entries):
+            if entry.video_id in done:
+                continue
+            if entry.video_id in reusable:
+                old_row, old_frames, old_masks = reusable[entry.video_id]
+                frames[row] = old_frames[old_row]
+                if masks is not None and old_masks is not None:
+                    masks[row] = old_masks[old_row]
+                copied.append((entry.video_id, None))
+            elif (
+                old is not None
+                and str(entry.video_id) in old.get("bad", {})
+                and _unchanged(old, entry.video_id, fingerprints)
+            ):
+                copied.append((entry.video_id, old["bad"][str(entry.video_id)]))
+            else:
+                todo.append((row, entry))
+        frames.flush()
+        del frames, masks
+
+        def record(results: list[tuple[int, str | None]]) -> None:
+            """Log finished rows (their bytes already flushed to the arrays)."""
+            done.update(results)
+            log.write("".join(json.dumps(r) + "\n" for r in results))
+            log.flush()
+
+        record(copied)
+        _decode_rows(tmp, todo, workers=workers, progress=progress, record=record)
+    problems = {vid: why for vid, why in done.items() if why is not None}
     repaired = {vid: why[len(REPAIRED) :] for vid, why in problems.items() if why.startswith(REPAIRED)}
     old_repaired = (old or {}).get("repaired", {})  # reused rows of hidden videos repaired before
     repaired.update({vid: old_repaired[str(vid)] for vid in reusable if str(vid) in old_repaired})
-    bad.update({vid: why for vid, why in problems.items() if vid not in repaired})
+    bad = {vid: why for vid, why in problems.items() if vid not in repaired}
     keep = np.array([e.video_id not in bad for e in entries])
     if not keep.all():
         _drop_rows(tmp, keep)
     np.save(tmp / "ids.npy", np.array([e.video_id for e in entries], dtype=np.int64)[keep])
     manifest = {
         "version": CACHE_VERSION,
-        "source": str(Path(entries[0].path).parent.resolve()),
+        "source": source,
         "videos": {str(k): v for k, v in fingerprints.items()},
         "bad": {str(k): bad[k] for k in sorted(bad)},
         "repaired": {str(k): repaired[k] for k in sorted(repaired)},
     }
+    (tmp / _PLAN).unlink()
+    (tmp / _LOG).unlink()
     (tmp / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _carry_on(tmp: Path, plan: dict, shapes: dict[str, tuple[int, ...]]) -> dict[int, str | None] | None:
+    """{video id: None, or why it is bad} of the rows a stopped build in `tmp` finished, when it was building
+    the same videos from the same files into arrays of the same shapes; None: start afresh."""
+    try:
+        if json.loads((tmp / _PLAN).read_text()) != plan:
+            return None
+        for name, shape in shapes.items():
+            if np.load(tmp / name, mmap_mode="r").shape != shape:
+                return None
+        lines = (tmp / _LOG).read_text().splitlines()
+    except (OSError, ValueError):
+        return None
+    done: dict[int, str | None] = {}
+    for line in lines:
+        try:
+            vid, why = json.loads(line)
+        except ValueError:  # the last line, cut by the kill
+            continue
+        done[int(vid)] = why
+    return done
 
 
 def _unchanged(old: dict, video_id: int, fingerprints: dict[int, list]) -> bool:
@@ -233,27 +287,31 @@ def _old_rows(
 
 
 def _decode_rows(
-    folder: Path, todo: list[tuple[int, VideoEntry]], *, workers: int | None, progress: bool
-) -> dict[int, str]:
-    """Decode videos into their rows of the arrays in `folder`; returns {video id: reason} of bad ones."""
+    folder: Path,
+    todo: list[tuple[int, VideoEntry]],
+    *,
+    workers: int | None,
+    progress: bool,
+    record: Callable[[list[tuple[int, str | None]]], None],
+) -> None:
+    """Decode videos into their rows of the arrays in `folder`, passing each finished chunk's (video id,
+    None or why it is bad) to `record` once its rows are written."""
     if not todo:
-        return {}
+        return
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
     size = max(1, min(_CHUNK, len(todo) // (4 * workers)))  # several chunks per worker keep all busy
     chunks = [(str(folder), todo[i : i + size]) for i in range(0, len(todo), size)]
-    bad: dict[int, str] = {}
     with tqdm(total=len(todo), unit="video", desc=f"decoding {todo[0][1].split}", disable=not progress) as bar:
         if workers == 1:
             results: Iterator[list[tuple[int, str | None]]] = map(_decode_chunk, chunks)
             for result in results:
-                bad.update({vid: reason for vid, reason in result if reason is not None})
+                record(result)
                 bar.update(len(result))
         else:
             with mp.get_context("spawn").Pool(workers) as pool:
                 for result in pool.imap_unordered(_decode_chunk, chunks):
-                    bad.update({vid: reason for vid, reason in result if reason is not None})
+                    record(result)
                     bar.update(len(result))
-    return bad
 
 
 def _decode_chunk(job: tuple[str, list[tuple[int, VideoEntry]]]) -> list[tuple[int, str | None]]:

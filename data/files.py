@@ -2,7 +2,8 @@
 
 `atomic_write`: a file is written beside its target and renamed over it. `build_folder`: a folder is
 built under a file lock in a temporary sibling and renamed into place, so that processes on one machine
-(several trials) build it once and a killed build leaves nothing a reader would take for finished.
+(several trials) build it once and a killed build leaves nothing a reader would take for finished (a
+resumable build leaves its temporary folder for the next one to carry on from).
 """
 
 from __future__ import annotations
@@ -31,22 +32,27 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def build_folder(target: Path, is_current: Callable[[Path], bool], build: Callable[[Path], None]) -> Path:
-    """Make `target` once: under a lock, unless `is_current(target)`, call `build(tmp)` on a fresh
-    temporary folder and swap it in for `target` (an old one is replaced). Folders left by a killed
-    build are removed first; we hold the lock, so nobody else is building."""
+def build_folder(
+    target: Path, is_current: Callable[[Path], bool], build: Callable[[Path], None], *, resumable: bool = False
+) -> Path:
+    """Make `target` once: under a lock, unless `is_current(target)`, call `build(tmp)` on a temporary
+    folder and swap it in for `target` (an old one is replaced). Folders left by a killed build are
+    removed first (we hold the lock, so nobody else is building), except with `resumable`: then the
+    temporary folder has a fixed name, a failed or killed build leaves it, and the next build is given
+    it as it was, to carry on from what it finished (its `build` checks what it finds there)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     with file_lock(target.with_suffix(".lock")):
         if is_current(target):
             return target
         for stale in target.parent.glob(target.name + ".building-*"):
             shutil.rmtree(stale, ignore_errors=True)
-        tmp = target.with_name(target.name + f".building-{os.getpid()}")
-        tmp.mkdir()
+        tmp = target.with_name(target.name + (".building" if resumable else f".building-{os.getpid()}"))
+        tmp.mkdir(exist_ok=resumable)
         try:
             build(tmp)
         except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
+            if not resumable:
+                shutil.rmtree(tmp, ignore_errors=True)
             raise
         trash = target.with_name(target.name + f".old-{os.getpid()}")
         if target.exists():

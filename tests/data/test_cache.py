@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -121,3 +126,41 @@ def test_a_hidden_video_with_no_frame_that_decodes_is_left_out(copy_root: Path, 
     with pytest.warns(UserWarning, match=r"skipping 1 bad video\(s\) of 2 .*video 9: no frame of .*video_9 decodes"):
         decoded = decode_split(copy_root, "hidden", cache_dir=cache_dir, on_error="skip", progress=False)
     assert decoded.ids.tolist() == [8]
+
+
+def test_a_killed_decode_carries_on_where_it_stopped(synth_root: Path, tmp_path: Path) -> None:
+    """kill -9 in the middle of a first decode; the next decode decodes only the videos not finished (one
+    finished video's frame is replaced, same size and time, by bytes that do not decode: read again, it
+    would be refused) and its arrays are the files' videos."""
+    root, cache_dir = tmp_path / "root", tmp_path / "cache"
+    sources = index_split(synth_root, "train")
+    for k in range(96):  # 96 videos, hard links to the 4 generated ones: seconds to decode on one core
+        folder = root / "train" / f"video_{k}"
+        folder.mkdir(parents=True)
+        for file in sources[k % 4].source_files():
+            os.link(file, folder / file.name)
+    code = f"from data.cache import decode_split; decode_split({str(root)!r}, 'train', cache_dir={str(cache_dir)!r}, workers=1, progress=False)"
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2])
+    log = None
+    while proc.poll() is None:
+        log = next(cache_dir.glob("train-*.building*/decoded.jsonl"), None)
+        if log is not None and len(log.read_text().splitlines()) >= 2:
+            proc.kill()
+            break
+        time.sleep(0.01)
+    assert proc.wait() == -signal.SIGKILL, "the decode finished before it could be killed"
+    assert log is not None
+    finished = [json.loads(line)[0] for line in log.read_text().splitlines()]
+    assert 2 <= len(finished) < 96
+    frame = root / "train" / f"video_{finished[0]}" / "image_5.png"
+    stat = frame.stat()
+    frame.unlink()  # a file of its own (the others keep the hard-linked original)
+    frame.write_bytes(b"\0" * stat.st_size)
+    os.utime(frame, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    decoded = decode_split(root, "train", cache_dir=cache_dir, progress=False)  # would raise, had it re-read it
+    assert decoded.ids.tolist() == list(range(96))
+    assert not list(cache_dir.glob("*.building*"))
+    assert decoded.masks is not None
+    for row in (0, finished[0], 95):
+        frames, masks = read_video(sources[row % 4])
+        assert np.array_equal(decoded.frames[row], frames) and np.array_equal(decoded.masks[row], masks)
