@@ -3,7 +3,8 @@
 #
 #   bash benchmarks/gpu_suite.sh                  on a CUDA machine: appends the figures to docs/gpu_figures.md
 #   bash benchmarks/gpu_suite.sh --dry-run [FILE] the same steps at toy sizes on the CPU (CI runs this; not figures),
-#                                                 written to FILE (default: a temporary file)
+#                                                 written to FILE (default: a temporary file); its quality step
+#                                                 trains on $SEGTUNE_SUITE_DATA where set, else generates 8 videos
 #
 # Steps (each under its own time limit, so one slow step cannot eat the others' time; a failed step is written
 # down with its exit status and the suite goes on):
@@ -23,12 +24,14 @@ PY=${PYTHON:-python}
 if [[ "${1:-}" == "--dry-run" ]]; then
   OUT=${2:-$(mktemp -d)/gpu_figures.md}
   WORK=$(mktemp -d)
-  SPEED=(--device cpu --no-compile --width 8 --batch 4 --videos 8 --steps 2 --epochs 2 --stream)
-  PREDICTOR=(--device cpu --no-compile --model frame_predictor --width 8 --batch 4 --videos 8 --steps 2 --epochs 2 --stream)
-  PACK=(--device cpu --trials 1 2 --width 8 --batch 4 --videos 8 --epochs 2)
-  PRETRAIN=(--device cpu --trials 2 --width 8 --batch 4 --epochs 2 --stream-videos 64 --epoch-samples 8)
-  QUALITY=(--device cpu --train 4 --val 2 --unlabeled 2 --epochs 1 --width 8 --batch 4 --predictor-width 8
-           --predictor-hidden 8 --only mask_space --mask-variants copy motion)
+  SPEED=(--device cpu --no-compile --width 4 --batch 2 --videos 4 --steps 1 --epochs 2 --stream)
+  PREDICTOR=(--device cpu --no-compile --model frame_predictor --width 4 --batch 2 --videos 4 --steps 1 --epochs 2
+             --stream)
+  PACK=(--device cpu --trials 1 2 --width 4 --batch 2 --videos 4 --epochs 2)
+  PRETRAIN=(--device cpu --trials 2 --width 4 --batch 2 --epochs 2 --stream-videos 16 --epoch-samples 4)
+  QUALITY=(--device cpu --epochs 1 --width 4 --batch 2 --predictor-width 4 --predictor-hidden 4 --frames-per-video 1
+           --only mask_space --mask-variants copy motion)
+  if [[ -n "${SEGTUNE_SUITE_DATA:-}" ]]; then QUALITY+=(--data "$SEGTUNE_SUITE_DATA"); else QUALITY+=(--train 4 --val 2 --unlabeled 2); fi
   LIMIT=300
   TITLE="dry run on the CPU (toy sizes: not figures)"
 else

@@ -7,7 +7,7 @@ batches of a training epoch in a background thread while the model trains on the
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, ClassVar, TypeVar
 
@@ -163,7 +163,7 @@ class StreamMaskClips:
 
 def read_ahead(
     read: Callable[[torch.Tensor], T], indices: Iterable[torch.Tensor], depth: int = READ_AHEAD
-) -> Iterator[tuple[torch.Tensor, T]]:
+) -> Generator[tuple[torch.Tensor, T], None, None]:
     """(index, read(index)) for each index batch, in order, each read started `depth` batches before it is
     wanted, in a background thread: a streamed batch is gathered from the page cache, pinned and copied to
     the GPU (on a CUDA stream of its own) while the model trains on the batches before it. The indices are

@@ -9,11 +9,13 @@ import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 import ray
 
+from benchmarks.advice import advise, page, play
 from benchmarks.curve_bank import METRIC, grid
 from benchmarks.replay import curves, run_study, summarise
 
@@ -77,3 +79,26 @@ def test_replayed_studies_play_the_bank_back_through_the_real_searcher_and_asha(
 
     report = summarise(pd.concat([ours, rays, full]), bank(), "replay test")
     assert "| tpe_asha_pruned |" in report and "| random_full |" in report
+
+
+def test_budget_advice_plays_asha_as_a_replayed_study_does(local_ray: None, tmp_path: Path) -> None:
+    """benchmarks.advice feeds the project's ASHA class without the Tune loop: for the configurations a real
+    replayed study ran, in its order, it stops each at the same epoch; its measures and page follow."""
+    table = curves(bank())
+    real = run_study("random_asha", 3, table, trials=10, grace=1, reduction=2, storage=tmp_path)
+    order = [int(c) for c in real["config_id"]]
+    assert (real["epochs"] < EPOCHS).any()
+    assert play(order, table, grace=1, reduction=2, folder=tmp_path / "none") == real["epochs"].tolist()
+
+    def setting(trials: int, grace: int, reduction: int) -> dict[str, Any]:
+        return advise(table, trials=trials, grace=grace, reduction=reduction, orders=200, seed=0, folder=tmp_path)
+
+    rows = [setting(t, 1, r) for r in (2, 4) for t in (8, 24)]
+    assert all(0 <= r["kept"] <= 1 and 0 <= r["bank_best"] <= r["kept"] and 0 < r["compute"] < 1 for r in rows)
+    assert rows[1]["bank_best"] > rows[0]["bank_best"]  # 24 trials draw the bank's best more often than 8
+    assert rows[2]["compute"] < rows[0]["compute"]  # keeping 1 in 4 at each rung spends less than 1 in 2
+    assert min(r["kept"] for r in rows) < 1  # the late bloomers: ASHA stops some bests
+    no_rungs = setting(8, EPOCHS, 2)  # the first rung at the full budget: every trial runs it
+    assert no_rungs["kept"] == 1 and no_rungs["compute"] == 1 and no_rungs["rungs"] == ""
+    text = page(pd.DataFrame([*rows, no_rungs]), "python -m benchmarks.advice", "a made-up bank")
+    assert text.count("<tr>") == 1 + 5 and 'id="advice-kept"' in text and 'id="advice-bank_best"' in text

@@ -163,4 +163,5 @@ def test_a_killed_decode_carries_on_where_it_stopped(synth_root: Path, tmp_path:
     assert decoded.masks is not None
     for row in (0, finished[0], 95):
         frames, masks = read_video(sources[row % 4])
+        assert masks is not None
         assert np.array_equal(decoded.frames[row], frames) and np.array_equal(decoded.masks[row], masks)
