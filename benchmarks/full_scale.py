@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -94,6 +95,7 @@ def run_study(space: str, data: Path, out: Path, name: str, unlabeled: int | Non
     cmd += ["--out", str(out), "--name", name, "--no-dashboard"]
     if unlabeled is not None:
         cmd += ["--unlabeled", str(unlabeled)]
+    shutil.rmtree(out / name, ignore_errors=True)  # a fresh study each run (the decoded cache is kept)
     env = {**os.environ, "SEGTUNE_CACHE": str(out / "decoded"), "RAY_USAGE_STATS_ENABLED": "0"}
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -154,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {space} | {fraction:g} | {seconds:.0f} | {peak / 2**30:.2f} | {status} |")
     for space in args.spaces:
         small, big = (r[3] for r in rows if r[0] == space)
+        if any(r[4] for r in rows if r[0] == space):
+            print(f"{space}: a study failed; no ratio")
+            continue
         print(f"{space}: full / tenth peak = {big / max(small, 1):.2f} (target <= 1.2, and < 6 GiB)")
     return 0
 

@@ -76,7 +76,8 @@ def _trial(trial: Trial, queue: mp.Queue) -> None:
     trainer = Trainer(run, data, trial.device)
     rates = [m["train_samples_per_s"] for m in trainer.epochs()]
     peak = torch.cuda.max_memory_allocated() / 2**30 if trial.device == "cuda" else 0.0
-    queue.put((sum(rates[1:]) / max(1, len(rates) - 1), peak))  # the first epoch compiles
+    timed = rates[1:] or rates  # the first epoch compiles
+    queue.put((sum(timed) / len(timed), peak))
 
 
 def sparse_split(path: Path, videos: int) -> Path:

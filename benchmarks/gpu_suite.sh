@@ -24,13 +24,13 @@ PY=${PYTHON:-python}
 if [[ "${1:-}" == "--dry-run" ]]; then
   OUT=${2:-$(mktemp -d)/gpu_figures.md}
   WORK=$(mktemp -d)
-  SPEED=(--device cpu --no-compile --width 4 --batch 2 --videos 4 --steps 1 --epochs 2 --stream)
-  PREDICTOR=(--device cpu --no-compile --model frame_predictor --width 4 --batch 2 --videos 4 --steps 1 --epochs 2
+  SPEED=(--device cpu --no-compile --width 4 --batch 2 --videos 2 --steps 1 --epochs 1 --stream)
+  PREDICTOR=(--device cpu --no-compile --model frame_predictor --width 4 --batch 2 --videos 2 --steps 1 --epochs 1
              --stream)
-  PACK=(--device cpu --trials 1 2 --width 4 --batch 2 --videos 4 --epochs 2)
-  PRETRAIN=(--device cpu --trials 2 --width 4 --batch 2 --epochs 2 --stream-videos 16 --epoch-samples 4)
+  PACK=(--device cpu --trials 1 --width 4 --batch 2 --videos 2 --epochs 1)
+  PRETRAIN=(--device cpu --trials 2 --width 4 --batch 2 --epochs 1 --stream-videos 16 --epoch-samples 2)
   QUALITY=(--device cpu --epochs 1 --width 4 --batch 2 --predictor-width 4 --predictor-hidden 4 --frames-per-video 1
-           --only mask_space --mask-variants copy motion)
+           --only mask_space --mask-variants motion)
   if [[ -n "${SEGTUNE_SUITE_DATA:-}" ]]; then QUALITY+=(--data "$SEGTUNE_SUITE_DATA"); else QUALITY+=(--train 4 --val 2 --unlabeled 2); fi
   LIMIT=300
   TITLE="dry run on the CPU (toy sizes: not figures)"
