@@ -35,12 +35,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.offline import get_plotlyjs
 
 from benchmarks.curve_bank import METRIC
 from benchmarks.curve_bank import OUT as BANK
 from benchmarks.replay import curves
-from reports.page import STYLE, figure_html
+from reports.page import figure_html, html_page, table_html
 from tune.search.scheduler import ResumableASHA
 
 RESULTS = Path(__file__).parent / "results"
@@ -139,27 +138,10 @@ def page(advice: pd.DataFrame, command: str, bank_note: str) -> str:
             yaxis_title=f"{label}, %",
         )
         figures.append(figure_html(fig, f"advice-{measure}"))
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in advice.columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row) + "</tr>"
-        for row in advice.itertuples(index=False)
+    return html_page(
+        "Budget advice",
+        f"<p>{html.escape(bank_note)}</p>\n<p><code>{html.escape(command)}</code></p>\n{''.join(figures)}\n{table_html(advice)}",
     )
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Budget advice</title>
-<style>{STYLE}</style>
-<script type="text/javascript">{get_plotlyjs()}</script>
-</head><body>
-<h1>Budget advice</h1>
-<p>{html.escape(bank_note)}</p>
-<p><code>{html.escape(command)}</code></p>
-{"".join(figures)}
-<div class="scroll"><table class="leaderboard"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>
-</body></html>
-"""
-
-
-def _cell(value: object) -> str:
-    return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
 def markdown(advice: pd.DataFrame) -> str:

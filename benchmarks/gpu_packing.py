@@ -109,7 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("gpu_packing needs a CUDA GPU (--device cpu: a dry run)")
     name = torch.cuda.get_device_name() if args.device == "cuda" else "CPU (dry run, one thread a trial)"
-    print(f"device: {name}; U-Net width {args.width}, batch {args.batch}, 160x240, bf16 + channels_last + compile")
+    model = "frame predictor" if args.stream_videos else "U-Net"
+    speed = "bf16 + channels_last + compile" if args.device == "cuda" else "float32, no compilation"
+    print(f"device: {name}; {model} width {args.width}, batch {args.batch}, 160x240, {speed}")
     stream = None
     if args.stream_videos:
         args.workdir.mkdir(parents=True, exist_ok=True)

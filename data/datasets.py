@@ -265,15 +265,14 @@ class MaskClips:
 
     read_ahead: ClassVar[int] = 0  # held on the device: read when wanted
 
-    def batch(self, index: torch.Tensor, use_pseudo: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(masks of frames 1-11 (B, 11, H, W), target masks (B, F, H, W), the last of them mask 22); where
-        `use_pseudo` (B,) is true, the segmenter's masks replace the clip's own inputs (scheduled sampling)."""
-        if use_pseudo is None:
-            return self.inputs[index], self.target[index]
-        return with_pseudo(self.read(index), use_pseudo)
+    def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(masks of frames 1-11 (B, 11, H, W), target masks (B, F, H, W), the last of them mask 22): the
+        clips' own inputs (scoring)."""
+        return self.inputs[index], self.target[index]
 
     def read(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(inputs, pseudo inputs, target) of clips `index`, for `with_pseudo` to choose from."""
+        """(inputs, pseudo inputs, target) of clips `index`, for `with_pseudo` to choose from (training with
+        scheduled sampling)."""
         return self.inputs[index], self.pseudo_inputs[index], self.target[index]
 
     def class_counts(self) -> torch.Tensor:

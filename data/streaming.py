@@ -16,7 +16,7 @@ import torch
 
 from data.cache import DecodedSplit
 from data.classes import NUM_CLASSES
-from data.datasets import _HeldFrames, with_pseudo
+from data.datasets import _HeldFrames
 
 T = TypeVar("T")
 READ_AHEAD = 2  # training batches a streamed split reads ahead of the one the model trains on
@@ -145,11 +145,9 @@ class StreamMaskClips:
     def _read(self, which: int, rows: np.ndarray) -> torch.Tensor:
         return _to_device(_gather([part[which] for part in self.parts], self._starts, rows), self._device)
 
-    def batch(self, index: torch.Tensor, use_pseudo: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         rows = index.cpu().numpy()
-        if use_pseudo is None:
-            return self._read(0, rows), self._read(2, rows)
-        return with_pseudo((self._read(0, rows), self._read(1, rows), self._read(2, rows)), use_pseudo)
+        return self._read(0, rows), self._read(2, rows)
 
     def read(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         rows = index.cpu().numpy()

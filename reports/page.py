@@ -127,6 +127,16 @@ def leaderboard_html(trials: pd.DataFrame, table_id: str) -> str:
     return f'<div class="scroll"><table class="leaderboard" id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
 
 
+def table_html(frame: pd.DataFrame) -> str:
+    """Any table in the leaderboard's style, each column sortable by a click on its head."""
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    rows = "".join(
+        "<tr>" + "".join(_cell(_fmt(v), v, text=not _is_number(v)) for v in row) + "</tr>"
+        for row in frame.itertuples(index=False)
+    )
+    return f"<div class='scroll'><table class='leaderboard'><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>"
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -220,14 +230,20 @@ def build_page(experiments: Sequence[Experiment], *, title: str = "Hyperparamete
             + figure_html(figures.comparison([(e.name, e.trials) for e in experiments]), "comparison")
         )
     sections += [experiment_html(exp, k) for k, exp in enumerate(experiments)]
+    studies = f"{len(experiments)} stud{'y' if len(experiments) == 1 else 'ies'}: {', '.join(html.escape(e.name) for e in experiments)}"
+    return html_page(title, f"<p>{studies}</p>\n{''.join(sections)}")
+
+
+def html_page(title: str, body: str) -> str:
+    """A self-contained page (plotly.js embedded, opens offline) in the report's style: the title as its
+    heading, then `body`; tables of class `leaderboard` sort by a click on a column's head."""
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>{STYLE}</style>
 <script type="text/javascript">{get_plotlyjs()}</script>
 </head><body>
 <h1>{html.escape(title)}</h1>
-<p>{len(experiments)} stud{"y" if len(experiments) == 1 else "ies"}: {", ".join(html.escape(e.name) for e in experiments)}</p>
-{"".join(sections)}
+{body}
 <script>{SORT_SCRIPT}</script>
 </body></html>
 """

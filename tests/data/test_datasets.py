@@ -20,6 +20,7 @@ from data.datasets import (
     batch_indices,
     concat_splits,
     stream_batches,
+    with_pseudo,
 )
 from data.streaming import StreamMaskClips, StreamSplit
 
@@ -167,8 +168,11 @@ def test_streamed_mask_clips_are_the_held_ones_byte_for_byte(tmp_path: Path) -> 
     streamed = StreamMaskClips(arrays, "cpu")
     assert len(streamed) == len(held) == 7
     index, use_pseudo = torch.tensor([6, 0, 3, 2, 6]), torch.tensor([True, False, True, False, False])
-    for a, b in zip(held.batch(index, use_pseudo), streamed.batch(index, use_pseudo), strict=True):
-        assert a.dtype == b.dtype and torch.equal(a, b)
-    for a, b in zip(held.read(index), streamed.read(index), strict=True):  # what a training batch reads ahead
+    pairs = [
+        *zip(held.batch(index), streamed.batch(index), strict=True),  # scoring
+        *zip(held.read(index), streamed.read(index), strict=True),  # what a training batch reads ahead
+        *zip(with_pseudo(held.read(index), use_pseudo), with_pseudo(streamed.read(index), use_pseudo), strict=True),
+    ]
+    for a, b in pairs:
         assert a.dtype == b.dtype and torch.equal(a, b)
     assert torch.equal(held.class_counts(), streamed.class_counts())
