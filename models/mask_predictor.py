@@ -33,6 +33,7 @@ from models.motion import extrapolate_steps
 from models.registry import register_model
 
 PRIORS = ("copy", "motion", "none")
+INFER_BYTES = 128 << 20  # without gradients, clips are predicted in groups whose logits of one step stay under this
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,30 @@ class MaskPredictor(nn.Module):
             return self.embedding(masks).movedim(-1, 1)
         return F.one_hot(masks, self.cfg.num_classes).movedim(-1, 1).float()
 
+    def stem_classes(self, masks: torch.Tensor) -> torch.Tensor:
+        """(N, H, W) class ids -> (N, hid_s, H, W): `stem(encode_classes(masks))` without the encoded input.
+
+        The stem's 3x3 convolution of a one-hot (or embedded) class map is, at each of its 9 offsets, a
+        lookup of the class there in a (classes, hid_s) table (the embedding times that offset's weights).
+        So no (N, classes, H, W) tensor is made: for 11 frames of 32 clips at 160x240 the one-hot alone is
+        2.6 GB (5.3 GB more as integers on the way), the largest thing a mask-space trial held (docs/search.md).
+        The border reads an extra all-zero row, the convolution's zero padding."""
+        conv = self.stem[0]
+        assert isinstance(conv, nn.Conv2d)
+        tables = conv.weight.permute(2, 3, 1, 0)  # (3, 3, C, hid_s)
+        if self.embedding is not None:
+            tables = self.embedding.weight @ tables  # (3, 3, classes, hid_s)
+        tables = F.pad(tables, (0, 0, 0, 1))  # class `classes`: outside the picture
+        height, width = masks.shape[-2:]
+        padded = F.pad(masks.long(), (1, 1, 1, 1), value=self.cfg.num_classes)
+        out = sum(
+            F.embedding(padded[:, dy : dy + height, dx : dx + width], tables[dy, dx])
+            for dy in range(3)
+            for dx in range(3)
+        )
+        assert isinstance(out, torch.Tensor) and conv.bias is not None
+        return self.stem[1:]((out + conv.bias).movedim(-1, 1))  # norm and activation
+
     def encode_probs(self, probs: torch.Tensor) -> torch.Tensor:
         """(N, num_classes, H, W) class probabilities -> (N, C, H, W): the expected input encoding."""
         if self.embedding is not None:
@@ -129,11 +154,17 @@ class MaskPredictor(nn.Module):
 
     def forward(self, masks: torch.Tensor, all_frames: bool = False) -> torch.Tensor:
         """Masks of frames 1-11 (B, T, H, W) class ids -> logits of mask 22 (B, num_classes, H, W), or with
-        `all_frames` those of masks 12-22 (B, 11, num_classes, H, W)."""
+        `all_frames` those of masks 12-22 (B, 11, num_classes, H, W).
+
+        Without gradients (evaluation, prediction) the clips go through in groups, so that memory does not
+        grow with the batch: a rolled-out step's logits and probabilities of 32 clips at 160x240 are ~1 GB each."""
         b, t = masks.shape[:2]
+        group = max(1, INFER_BYTES // (self.cfg.horizon * self.cfg.num_classes * masks[0, 0].numel() * 4))
+        if b > group and not torch.is_grad_enabled():
+            return torch.cat([self(part, all_frames) for part in masks.split(group)])
         masks, (height, width) = pad_to_multiple(masks, 2**self.cfg.n_s)  # any H, W: background added, cropped back
         k, horizon = self.cfg.num_classes, self.cfg.horizon
-        full = self.stem(self.encode_classes(masks.long().flatten(0, 1)))  # (B * T, hid_s, H, W)
+        full = self.stem_classes(masks.flatten(0, 1))  # (B * T, hid_s, H, W)
         fulls = list(full.unflatten(0, (b, t)).unbind(1))  # per frame (B, hid_s, H, W)
         lows = list(self.down(full).unflatten(0, (b, t)).unbind(1))  # per frame (B, hid_s, h, w)
         copy = self.copy_scale is not None and self.cfg.prior == "copy"
@@ -156,7 +187,8 @@ class MaskPredictor(nn.Module):
                 only_22 = final and not all_frames
                 ahead = [FUTURE_FRAMES] if only_22 else list(range(step * horizon + 1, (step + 1) * horizon + 1))
                 logits = self._add_motion_prior(logits, masks, ahead)
-            outputs.append(logits)
+            if all_frames or final:  # 11 rolled-out steps of 32 clips' logits are 2.6 GB at 160x240
+                outputs.append(logits)
             if not final:  # the predicted masks join the window as class probabilities
                 probs = logits.float().softmax(dim=2)
                 full = self.stem(self.encode_probs(probs.flatten(0, 1)))
