@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--html", type=Path, default=RESULTS / "advice.html")
     args = parser.parse_args(argv)
     if not args.bank.exists():
-        parser.error(f"{args.bank}: no curve bank (python benchmarks/curve_bank.py makes it)")
+        parser.error(f"{args.bank}: no curve bank (python -m benchmarks.curve_bank makes it)")
     bank = pd.read_parquet(args.bank)
     table = curves(bank)
     max_t = len(next(iter(table.values())))

@@ -1,13 +1,14 @@
 """The curve bank: a grid of configurations of one stage, each trained once to the full budget, every
 epoch's metrics kept, for the replay benchmark (benchmarks/replay.py) to play back.
 
-    python benchmarks/curve_bank.py [--out benchmarks/results/curve_bank.parquet] [--data DIR]
-                                    [--epochs 10] [--epoch-samples 120] [--repeats 4]
+    python -m benchmarks.curve_bank [--out benchmarks/results/curve_bank.parquet] [--data DIR]
+                                   [--epochs 10] [--epoch-samples 120] [--repeats 4]
 
-The stage is the `mask_space` segmenter (a per-frame U-Net, `frame_segmenter`) at input scale 0.25 (40x60) on the embedded default synthetic set
-(60 train, 20 val videos; generated once) on the CPU: U-Net width 8, the grid GRID (48 configurations),
-the rest fixed (FIXED). `--repeats K` trains the first K configurations again with another seed, to
-record the noise. Each finished configuration is appended to the Parquet file at once (a rerun skips
+The stage is the `mask_space` segmenter (a per-frame U-Net, `frame_segmenter`) at input scale 0.25 (40x60)
+on the embedded default synthetic set (60 train, 20 val videos; generated once) on the CPU: U-Net width 8,
+the grid GRID (48 configurations), the rest fixed (FIXED); both in benchmarks/bank_space.py, the plugin
+that searches the same grid in a real study. `--repeats K` trains the first K configurations again with
+another seed, to record the noise. Each finished configuration is appended to the Parquet file at once (a rerun skips
 those already there, so a killed build goes on); the file's metadata holds the command that made it.
 """
 
@@ -26,24 +27,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-GRID: dict[str, tuple[Any, ...]] = {
-    "lr": (3e-4, 1e-3, 3e-3),
-    "batch_size": (4, 8),
-    "dice_weight": (0.0, 0.5),
-    "depth": (3, 4),
-    "class_weighting": ("none", "inverse_sqrt"),
-}
-FIXED: dict[str, Any] = {
-    "width": 8,
-    "norm": "batch",
-    "dropout": 0.0,
-    "weight_decay": 1e-4,
-    "schedule": "cosine",
-    "input_scale": 0.25,
-    "frames_per_video": 4,
-}
-MODEL = "frame_segmenter"  # the mask_space segmenter stage: learns within minutes on a CPU
-METRIC = "val_iou"
+from benchmarks.bank_space import FIXED, GRID, METRIC, MODEL
+
 OUT = Path(__file__).parent / "results" / "curve_bank.parquet"
 
 
@@ -116,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         from data.synth.default import default_data_root
 
         args.data = default_data_root()
-    command = "python benchmarks/curve_bank.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    command = "python -m benchmarks.curve_bank " + shlex.join(sys.argv[1:] if argv is None else argv)
     bank = build(
         args.out, args.data, epochs=args.epochs, epoch_samples=args.epoch_samples, repeats=args.repeats, command=command
     )

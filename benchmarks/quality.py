@@ -2,6 +2,7 @@
 
     python benchmarks/quality.py --out docs/quality.md [--data DIR | --train 1000 --val 1000 --unlabeled 3000]
                                  [--epochs 30] [--pretrain-epochs 30] [--width 64] [--batch 32] [--device auto]
+                                 [--input-scale 1.0]
 
 Approaches: `unet` (frames 1-11 stacked), `dual_phase` (frame predictor pretrained on unlabeled + train,
 then a U-Net on its frame 22), the three references from one per-frame segmenter: `copy last` (its mask
@@ -58,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--predictor-hidden", type=int, default=64)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument(
+        "--input-scale", type=float, default=1.0, help="every model's input scale (its logits come back to 160x240)"
+    )
+    parser.add_argument(
         "--frames-per-video", type=int, default=4, help="per-frame segmenter: frames per video per epoch"
     )
     parser.add_argument("--mask-variants", nargs="+", choices=list(MASK_VARIANTS), default=list(MASK_VARIANTS))
@@ -73,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     common = [
         f"batch_size={args.batch}",
         f"eval_batch_size={args.batch}",
+        f"input_scale={args.input_scale}",
         "compile=true" if resolve_device(args.device).type == "cuda" else "compile=false",
     ]
     runs = {

@@ -9,7 +9,8 @@ Strategies, each with the same seeds: `random` (Optuna's RandomSampler) at full 
 default) and told PRUNED (tune.search.searcher.PrunedAwareOptunaSearch, what a study uses). ASHA is
 tune.search.scheduler.ResumableASHA with rungs from `--grace 2 --reduction 2` over the bank's epochs.
 Trials run one at a time, so that a seed gives one sequence. A configuration is the grid's
-(benchmarks/curve_bank.GRID): the define-by-run function suggests each axis as a choice.
+(benchmarks/bank_space.GRID), suggested by the define-by-run function a real study over the grid uses
+(benchmarks/bank_space.py, a plugin).
 
 Output: one row per trial per study (Parquet), and a markdown table: regret (the bank's best final value
 minus the best final value among the trials run to the full budget so far) against epochs spent, median
@@ -26,7 +27,6 @@ import shlex
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +35,9 @@ import optuna
 import pandas as pd
 from ray import tune
 
-from benchmarks.curve_bank import GRID, METRIC, config_id
+from benchmarks.bank_space import METRIC, STAGE
 from benchmarks.curve_bank import OUT as BANK
+from benchmarks.curve_bank import config_id
 
 STRATEGIES = ("random_full", "random_asha", "tpe_full", "tpe_asha_complete", "tpe_asha_pruned")
 RESULTS = Path(__file__).parent / "results"
@@ -51,11 +52,6 @@ def final_values(bank: pd.DataFrame) -> pd.Series:
 def curves(bank: pd.DataFrame) -> dict[int, list[float]]:
     first = bank[bank["seed"] == 0].sort_values("epoch")
     return {int(cid): first.loc[first["config_id"] == cid, METRIC].tolist() for cid in first["config_id"].unique()}
-
-
-def define_grid(trial: optuna.Trial, budget: Any, parents: Sequence[str]) -> dict[str, Any]:
-    """The replay stage's define-by-run function: one choice per axis of the bank's grid."""
-    return {name: trial.suggest_categorical(name, list(values)) for name, values in GRID.items()}
 
 
 def replay_trial(config: dict[str, Any], *, table: dict[int, list[float]]) -> None:
@@ -83,17 +79,16 @@ def run_study(
 
     from tune.search.scheduler import ResumableASHA
     from tune.search.searcher import DefineByRun, PrunedAwareOptunaSearch
-    from tune.search.spaces import Budget, Stage
+    from tune.search.spaces import Budget
 
     max_epochs = len(next(iter(table.values())))
     budget = Budget("replay", trials, max_epochs, grace, reduction, (8,), (8,), (8,), (4,))
-    stage = Stage("replay", "frame_segmenter", METRIC, "max", define_grid)
     sampler: optuna.samplers.BaseSampler = (
         optuna.samplers.RandomSampler(seed=seed)
         if strategy.startswith("random")
         else optuna.samplers.TPESampler(seed=seed)
     )
-    space = DefineByRun(stage, budget, ())
+    space = DefineByRun(STAGE, budget, ())
     if strategy == "tpe_asha_complete":
         searcher: Any = OptunaSearch(space=space, metric=METRIC, mode="max", sampler=sampler)
     else:
@@ -102,7 +97,7 @@ def run_study(
     if strategy.endswith(("asha", "complete", "pruned")):
         scheduler = ResumableASHA(
             results_dir=storage / "none",
-            stage=stage.name,
+            stage=STAGE.name,
             metric=METRIC,
             mode="max",
             max_t=max_epochs,

@@ -16,8 +16,13 @@ import pytest
 import ray
 
 from benchmarks.advice import advise, page, play
-from benchmarks.curve_bank import METRIC, grid
+from benchmarks.bank_space import STAGE
+from benchmarks.curve_bank import METRIC, config_id, grid
 from benchmarks.replay import curves, run_study, summarise
+from reports.schema import optuna_study_name
+from tune.search.config import SearchConfig
+from tune.search.driver import run_search
+from tune.search.searcher import journal_storage
 
 pytestmark = pytest.mark.slow
 EPOCHS = 4
@@ -102,3 +107,34 @@ def test_budget_advice_plays_asha_as_a_replayed_study_does(local_ray: None, tmp_
     assert no_rungs["kept"] == 1 and no_rungs["compute"] == 1 and no_rungs["rungs"] == ""
     text = page(pd.DataFrame([*rows, no_rungs]), "python -m benchmarks.advice", "a made-up bank")
     assert text.count("<tr>") == 1 + 5 and 'id="advice-kept"' in text and 'id="advice-bank_best"' in text
+
+
+def test_a_real_study_and_its_replay_run_the_same_trials(
+    local_ray: None, synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real study (the driver, real training) over the bank's grid (benchmarks/bank_space.py), trials one
+    at a time; its trials' curves become a bank; the replay of that bank with the same seed runs the same
+    configurations in the same order, stops each at the same epoch and tells Optuna the same. 12 trials:
+    TPE's 10 random start-up trials, then 2 that TPE chooses from the values it was told."""
+    import optuna
+
+    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "decoded"))
+    cfg = SearchConfig(
+        space="curve_bank", data=str(synth_root), budget="smoke", samples=12, max_concurrent=1, seed=5,
+        out=str(tmp_path), name="real", dashboard=False,
+    )  # fmt: skip
+    assert run_search(cfg) == 0
+    study = optuna.load_study(
+        study_name=optuna_study_name("real", STAGE.name), storage=journal_storage(tmp_path / "real")
+    )
+    real, table = [], dict[int, list[float]]()
+    for trial in study.trials:  # each epoch's value: a finished trial's last is its value, not an intermediate
+        values = [trial.intermediate_values[e] for e in sorted(trial.intermediate_values)]
+        values += [float(trial.value or 0)] if trial.state.name == "COMPLETE" and len(values) < 4 else []
+        real.append((trial.number, config_id(trial.params), len(values), trial.state.name))
+        curve = values + values[-1:] * (4 - len(values))  # a stopped trial's curve goes on at its last value:
+        # if the replay's ASHA let it go on, it would run more epochs than the real one did
+        assert table.setdefault(config_id(trial.params), curve)[: len(values)] == values  # training is seeded
+    assert len(real) == 12 and {state for *_, state in real} == {"PRUNED", "COMPLETE"}
+    replayed = run_study("tpe_asha_pruned", 5, table, trials=12, grace=1, reduction=2, storage=tmp_path / "replay")
+    assert list(replayed[["order", "config_id", "epochs", "optuna_state"]].itertuples(index=False, name=None)) == real

@@ -29,6 +29,7 @@ STUDY_FLAGS = (
     "budget",
     "gpus_per_trial",
     "cpus_per_trial",
+    "max_concurrent",
     "seed",
     "unlabeled",
     "skip_bad_videos",
@@ -90,6 +91,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--cpus-per-trial", type=float, default=given, help=f"CPUs per trial (default: {defaults.cpus_per_trial})"
+    )
+    parser.add_argument(
+        "--max-concurrent",
+        type=_count,
+        default=given,
+        metavar="N",
+        help="trials at once (default: as many as the cluster's CPUs and GPUs allow); 1: one at a time, so that "
+        "a seed gives the same trials",
     )
     parser.add_argument(
         "--unlabeled",

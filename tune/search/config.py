@@ -28,6 +28,7 @@ class SearchConfig:
     name: str | None = None  # experiment folder; None: SPACE-YYYYMMDD-HHMMSS
     gpus_per_trial: float | None = None  # None: 1 where a GPU is visible, else 0; fractions pack trials
     cpus_per_trial: float = 1.0  # CPUs each trial asks for (and its torch threads)
+    max_concurrent: int = 0  # trials at once; 0: as many as the resources allow; 1: a seed gives one sequence
     address: str | None = None  # join this Ray cluster instead of starting a local one
     seed: int = 0  # the TPE sampler's seed
     dashboard: bool = True  # start the Ray dashboard (local Ray only), on 127.0.0.1
@@ -47,6 +48,10 @@ class SearchConfig:
             raise ValueError("--warm-start-best K needs --warm-start OLD and K >= 0")
         if self.gpu_hours is not None and self.gpu_hours <= 0:
             raise ValueError(f"--gpu-hours must be > 0, got {self.gpu_hours}")
+        if self.max_concurrent < 0:
+            raise ValueError(
+                f"--max-concurrent must be >= 0 (0: as many as the resources allow), got {self.max_concurrent}"
+            )
         if self.unlabeled is not None and self.unlabeled < 0:
             raise ValueError(f"--unlabeled must be >= 0 (videos of the unlabeled split to use), got {self.unlabeled}")
 
