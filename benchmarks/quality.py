@@ -36,6 +36,7 @@ MASK_VARIANTS = {  # mask_space rows: key -> (row name, extra --set assignments 
     "plain": ("one step, no prior", ["prior=none"]),
     "copy": ("one step, copy prior", ["prior=copy", "copy_prior=10"]),
     "motion": ("one step, motion prior", ["prior=motion", "copy_prior=10"]),
+    "motion-input": ("one step, motion prior and input", ["prior=motion", "copy_prior=10", "motion_input=true"]),
     "copy-future": ("one step, copy prior, loss on masks 12-21", ["prior=copy", "copy_prior=10", "future_weight=0.5"]),
     "rollout4": (
         "rolled out 4 masks a step, copy prior, loss on masks 12-21",

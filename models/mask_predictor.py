@@ -15,6 +15,9 @@ the class the rule gives each pixel, so training begins from the rule instead of
 the network learns what the rule gets wrong. `prior="copy"`: the last known mask (on the CPU quality set,
 0.263 val IoU against 0.174 without it, same budget; docs/models.md); `prior="motion"`: each object of
 the last known mask moved along its track, as far as the frame predicted (models.motion); `"none"`.
+With `motion_input`, each step also sees that rule's masks of the frames it predicts, encoded like the
+input masks: beside the window in the translator, and the last one's full-resolution features as a second
+skip of the decoder, so the network sees where the rule puts each object at full resolution.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ class MaskPredictorConfig:
     horizon: int = FUTURE_FRAMES  # masks predicted per step; fewer than 11: rolled out on its own predictions
     copy_prior: float = 10.0  # initial (learned) logit bonus for the class the prior gives a pixel; 0: no prior
     prior: str = "copy"  # copy (the last known mask) | motion (its objects moved along their tracks) | none
+    motion_input: bool = False  # each step also sees the motion rule's masks of the frames it predicts
 
     def __post_init__(self) -> None:
         check_positive(self, "hid_s", "hid_t", "n_t", "n_input")
@@ -96,11 +100,12 @@ class MaskPredictor(nn.Module):
         self.embedding = nn.Embedding(cfg.num_classes, cfg.embed) if cfg.embed else None
         self.stem = _conv(channels_in, cfg.hid_s)
         self.down = nn.Sequential(*[_conv(cfg.hid_s, cfg.hid_s, stride=2) for _ in range(cfg.n_s)])
-        self.translate_in = nn.Conv2d(cfg.n_input * cfg.hid_s, cfg.hid_t, 1)
+        extra = cfg.horizon if cfg.motion_input else 0  # the rule's masks of the frames a step predicts
+        self.translate_in = nn.Conv2d((cfg.n_input + extra) * cfg.hid_s, cfg.hid_t, 1)
         self.translator = nn.Sequential(*[TranslatorBlock(cfg.hid_t) for _ in range(cfg.n_t)])
         self.translate_out = nn.Conv2d(cfg.hid_t, cfg.hid_s, 1)
         self.up = nn.Sequential(*[_conv(cfg.hid_s, cfg.hid_s, transpose=True) for _ in range(cfg.n_s)])
-        self.merge = _conv(2 * cfg.hid_s, cfg.hid_s)
+        self.merge = _conv((3 if cfg.motion_input else 2) * cfg.hid_s, cfg.hid_s)
         self.head = class_head(cfg.hid_s, cfg.num_classes, cfg.background_prior, frames=cfg.horizon)
         with_prior = cfg.copy_prior and cfg.prior != "none"
         self.copy_scale = nn.Parameter(torch.tensor(float(cfg.copy_prior))) if with_prior else None
@@ -152,6 +157,17 @@ class MaskPredictor(nn.Module):
         head, tail = logits[:, : rule.shape[1]], logits[:, rule.shape[1] :]
         return torch.cat([head.scatter_add(2, rule, bonus), tail], dim=1)
 
+    def _motion_inputs(self, masks: torch.Tensor, step: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """The motion rule's masks of the frames step `step` predicts (past frame 22: frame 22's), encoded
+        like input masks: per frame, full-resolution (B, hid_s, H, W) and low-resolution features."""
+        horizon = self.cfg.horizon
+        ahead = [min(a, FUTURE_FRAMES) for a in range(step * horizon + 1, (step + 1) * horizon + 1)]
+        b = masks.shape[0]
+        full = self.stem_classes(extrapolate_steps(masks, ahead).flatten(0, 1))  # (B * horizon, hid_s, H, W)
+        return list(full.unflatten(0, (b, horizon)).unbind(1)), list(
+            self.down(full).unflatten(0, (b, horizon)).unbind(1)
+        )
+
     def forward(self, masks: torch.Tensor, all_frames: bool = False) -> torch.Tensor:
         """Masks of frames 1-11 (B, T, H, W) class ids -> logits of mask 22 (B, num_classes, H, W), or with
         `all_frames` those of masks 12-22 (B, 11, num_classes, H, W).
@@ -171,9 +187,13 @@ class MaskPredictor(nn.Module):
         last = F.one_hot(masks[:, -1].long(), k).movedim(-1, 1).float() if copy else None
         outputs: list[torch.Tensor] = []
         for step in range(self.steps):
-            z = self.translate_in(torch.cat(lows[-self.cfg.n_input :], dim=1))  # (B, hid_t, h, w)
+            window, skips = lows[-self.cfg.n_input :], [fulls[-1]]
+            if self.cfg.motion_input:  # the rule's answer for the frames of this step, beside the window
+                rule_full, rule_low = self._motion_inputs(masks, step)
+                window, skips = window + rule_low, skips + rule_full[-1:]
+            z = self.translate_in(torch.cat(window, dim=1))  # (B, hid_t, h, w)
             z = self.translate_out(self.translator(z))  # (B, hid_s, h, w)
-            h = self.merge(torch.cat([self.up(z), fulls[-1]], dim=1))  # (B, hid_s, H, W)
+            h = self.merge(torch.cat([self.up(z), *skips], dim=1))  # (B, hid_s, H, W)
             final = step == self.steps - 1
             if final and not all_frames:  # only frame 22's logits of this step
                 i = FUTURE_FRAMES - 1 - step * horizon

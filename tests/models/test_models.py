@@ -201,10 +201,12 @@ def _block_masks(batch: int = 2) -> torch.Tensor:
     return masks
 
 
+@pytest.mark.parametrize("motion_input", [False, True])
 @pytest.mark.parametrize("horizon", [1, 4, 11])
-def test_mask_predictor_rollout_gives_masks_12_to_22_and_frame_22_alone(horizon: int) -> None:
+def test_mask_predictor_rollout_gives_masks_12_to_22_and_frame_22_alone(horizon: int, motion_input: bool) -> None:
     torch.manual_seed(0)
-    model = create_model("mask_predictor", model_config("mask_predictor", **TINY["mask_predictor"], horizon=horizon))
+    cfg = model_config("mask_predictor", **TINY["mask_predictor"], horizon=horizon, motion_input=motion_input)
+    model = create_model("mask_predictor", cfg)
     x = _block_masks()
     with torch.no_grad():
         last, every = model.eval()(x), model(x, all_frames=True)
@@ -240,10 +242,15 @@ def _moving_masks() -> torch.Tensor:
     return x
 
 
+@pytest.mark.parametrize("motion_input", [False, True])
 @pytest.mark.parametrize("horizon", [1, 4, 11])
-def test_mask_predictor_motion_prior_with_a_silent_network_is_the_extrapolation(horizon: int) -> None:
+def test_mask_predictor_motion_prior_with_a_silent_network_is_the_extrapolation(
+    horizon: int, motion_input: bool
+) -> None:
     x = _moving_masks()
-    cfg = model_config("mask_predictor", **TINY["mask_predictor"], horizon=horizon, prior="motion")
+    cfg = model_config(
+        "mask_predictor", **TINY["mask_predictor"], horizon=horizon, prior="motion", motion_input=motion_input
+    )
     model = create_model("mask_predictor", cfg).eval()
     head = model.head
     assert isinstance(head, nn.Conv2d) and head.bias is not None
@@ -256,6 +263,18 @@ def test_mask_predictor_motion_prior_with_a_silent_network_is_the_extrapolation(
     for ahead in range(1, 12):  # every rolled-out step has the rule of its own frame
         assert torch.equal(masks_12_22[:, ahead - 1], extrapolate_masks(x, steps=ahead))
     assert not torch.equal(mask_22, x[:, -1])  # the object moved
+
+
+def test_mask_predictor_motion_input_is_the_rule_of_each_frame_a_step_predicts() -> None:
+    """horizon 4, third step: frames 9, 10, 11 ahead, then 12, past frame 22: frame 22's again."""
+    x = _moving_masks()
+    cfg = model_config("mask_predictor", **TINY["mask_predictor"], horizon=4, motion_input=True)
+    model = create_model("mask_predictor", cfg).eval()
+    with torch.no_grad():
+        full, low = model._motion_inputs(x, step=2)
+        for features, ahead in zip(full, [9, 10, 11, 11], strict=True):
+            torch.testing.assert_close(features, model.stem_classes(extrapolate_masks(x, steps=ahead)))
+    assert len(low) == 4 and low[0].shape == (2, cfg.hid_s, FRAME_HEIGHT // 4, FRAME_WIDTH // 4)
 
 
 def test_mask_predictor_prior_none_adds_no_bonus() -> None:

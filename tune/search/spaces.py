@@ -281,6 +281,7 @@ def define_mask_predictor(trial: optuna.Trial, budget: Budget, parents: Sequence
         "future_weight": trial.suggest_float("future_weight", 0.0, 1.0),
         # start from a rule's answer: nothing, copy-last, or each object moved along its track (models.motion)
         "prior": trial.suggest_categorical("prior", ["none", "copy", "motion"]),
+        "motion_input": trial.suggest_categorical("motion_input", [False, True]),  # the rule's masks as input too
         "parent_trial": parents[0],  # the segmenter that made the pseudo-labels (a constant, not searched)
     }
 
