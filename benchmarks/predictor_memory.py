@@ -1,0 +1,54 @@
+"""Peak memory of one mask-predictor evaluation or training step at full resolution, on the CPU.
+
+    python -m benchmarks.predictor_memory [--embed 0] [--horizon 1] [--batch 32] [--train] [--motion-input]
+
+Each run is a fresh process (the peak resident set, ru_maxrss, only grows): random class-id masks of 11
+frames at 160x240, the smoke budget's smallest predictor (hid_s 4, hid_t 16, n_s 2, n_t 2), copy prior.
+Evaluation: one forward pass without gradients over --batch clips (a trial's eval_batch_size is 32).
+Training (--train): forward over masks 12-22 (all_frames, as with future_weight > 0), cross-entropy, backward.
+Prints the peak and the process's size before the step (torch and the model).
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+
+import torch
+
+from data.classes import FRAME_HEIGHT, FRAME_WIDTH, N_INPUT_FRAMES, NUM_CLASSES
+from models.mask_predictor import MaskPredictor, MaskPredictorConfig
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--embed", type=int, default=0, help="class embedding channels; 0: one-hot")
+    parser.add_argument("--horizon", type=int, default=1)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--train", action="store_true")
+    parser.add_argument("--motion-input", action="store_true")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(2)
+    cfg = MaskPredictorConfig(
+        embed=args.embed, hid_s=4, hid_t=16, n_s=2, n_t=2, horizon=args.horizon, motion_input=args.motion_input
+    )
+    model = MaskPredictor(cfg)
+    shape = (args.batch, N_INPUT_FRAMES, FRAME_HEIGHT, FRAME_WIDTH)
+    masks = torch.randint(0, NUM_CLASSES, shape, dtype=torch.uint8)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if args.train:
+        out = model(masks, all_frames=True)
+        target = torch.randint(0, NUM_CLASSES, (args.batch, 11, FRAME_HEIGHT, FRAME_WIDTH))
+        torch.nn.functional.cross_entropy(out.movedim(2, 1), target).backward()
+    else:
+        with torch.no_grad():
+            model.eval()(masks)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    step = "training step" if args.train else "evaluation"
+    print(f"{step}, embed {args.embed}, horizon {args.horizon}, batch {args.batch}: peak {peak / 2**20:.2f} GiB")
+    print(f"(before the step {before / 2**20:.2f} GiB)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
