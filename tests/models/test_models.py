@@ -15,6 +15,7 @@ from torch import nn
 from data.classes import FRAME_HEIGHT, FRAME_WIDTH, N_INPUT_FRAMES, NUM_CLASSES
 from models.dual_phase import DualPhaseConfig
 from models.frame_predictor import FramePredictorConfig
+from models.mask_predictor import MaskPredictor
 from models.motion import extrapolate_masks
 from models.registry import (
     PretrainedPart,
@@ -270,6 +271,7 @@ def test_mask_predictor_motion_input_is_the_rule_of_each_frame_a_step_predicts()
     x = _moving_masks()
     cfg = model_config("mask_predictor", **TINY["mask_predictor"], horizon=4, motion_input=True)
     model = create_model("mask_predictor", cfg).eval()
+    assert isinstance(model, MaskPredictor)
     with torch.no_grad():
         full, low = model._motion_inputs(x, step=2)
         for features, ahead in zip(full, [9, 10, 11, 11], strict=True):
