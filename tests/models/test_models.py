@@ -266,6 +266,25 @@ def test_mask_predictor_motion_prior_with_a_silent_network_is_the_extrapolation(
     assert not torch.equal(mask_22, x[:, -1])  # the object moved
 
 
+@pytest.mark.parametrize("embed", [0, 4])
+def test_mask_predictor_stem_of_class_ids_is_the_stem_of_their_encoding(embed: int) -> None:
+    """stem_classes (9 table lookups) computes stem(encode_classes(...)) without the encoded input, its
+    gradients included; in float64 the two agree to rounding."""
+    cfg = model_config("mask_predictor", **{**TINY["mask_predictor"], "embed": embed})
+    model = create_model("mask_predictor", cfg).double()
+    assert isinstance(model, MaskPredictor)
+    x = torch.randint(0, NUM_CLASSES, (3, 20, 28))
+    looked_up, convolved = model.stem_classes(x), model.stem(model.encode_classes(x).double())
+    torch.testing.assert_close(looked_up, convolved, rtol=0, atol=1e-12)
+    params = list(model.stem.parameters()) + ([model.embedding.weight] if model.embedding is not None else [])
+    for a, b in zip(
+        torch.autograd.grad(looked_up.square().sum(), params),
+        torch.autograd.grad(convolved.square().sum(), params),
+        strict=True,
+    ):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-9)
+
+
 def test_mask_predictor_motion_input_is_the_rule_of_each_frame_a_step_predicts() -> None:
     """horizon 4, third step: frames 9, 10, 11 ahead, then 12, past frame 22: frame 22's again."""
     x = _moving_masks()
