@@ -266,8 +266,9 @@ def check_trusted(stage_dir: Path) -> None:
 def _concurrency(cfg: SearchConfig, budget: Budget) -> int:
     import ray
 
-    if cfg.max_concurrent or budget.max_concurrent:
-        return cfg.max_concurrent or budget.max_concurrent
+    capped = cfg.max_concurrent or budget.max_concurrent  # --max-concurrent first
+    if capped:
+        return capped
     resources = ray.cluster_resources()
     slots = resources.get("CPU", 1) / cfg.cpus_per_trial
     if cfg.gpus > 0:
