@@ -2,7 +2,7 @@
 their wall time and peak memory beside the same at a tenth of the size.
 
     python benchmarks/full_scale.py [--out /tmp/full_scale] [--fraction 1.0] [--spaces dual_phase mask_space]
-                                    [--source 24] [--unlabeled N] [--skip-tenth]
+                                    [--source 24] [--unlabeled N] [--skip-tenth] [--resume]
 
 The layout (1,000 train / 1,000 val / 13,000 unlabeled / 2,000 hidden videos, times --fraction) is built
 cheaply: `--source` videos per split are generated once, and every video folder of the big layout holds
@@ -89,13 +89,18 @@ def memory_of_tree(pid: int) -> dict[str, int]:
     return by_process
 
 
-def run_study(space: str, data: Path, out: Path, name: str, unlabeled: int | None) -> tuple[float, int, int]:
-    """(wall seconds, peak bytes, exit status) of a smoke study."""
-    cmd = [sys.executable, "-m", "tune.search", "--space", space, "--budget", "smoke", "--data", str(data)]
-    cmd += ["--out", str(out), "--name", name, "--no-dashboard"]
-    if unlabeled is not None:
-        cmd += ["--unlabeled", str(unlabeled)]
-    shutil.rmtree(out / name, ignore_errors=True)  # a fresh study each run (the decoded cache is kept)
+def run_study(
+    space: str, data: Path, out: Path, name: str, unlabeled: int | None, resume: bool = False
+) -> tuple[float, int, int]:
+    """(wall seconds, peak bytes, exit status) of a smoke study: a fresh one, or the stopped OUT/NAME resumed."""
+    if resume:
+        cmd = [sys.executable, "-m", "tune.search", "--out", str(out), "--name", name, "--resume"]
+    else:
+        cmd = [sys.executable, "-m", "tune.search", "--space", space, "--budget", "smoke", "--data", str(data)]
+        cmd += ["--out", str(out), "--name", name, "--no-dashboard"]
+        if unlabeled is not None:
+            cmd += ["--unlabeled", str(unlabeled)]
+        shutil.rmtree(out / name, ignore_errors=True)  # a fresh study each run (the decoded cache is kept)
     env = {**os.environ, "SEGTUNE_CACHE": str(out / "decoded"), "RAY_USAGE_STATS_ENABLED": "0"}
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -132,7 +137,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source", type=int, default=24, help="generated videos per split, hard-linked over")
     parser.add_argument("--unlabeled", type=int, default=None, help="passed to the studies (--unlabeled N)")
     parser.add_argument("--skip-tenth", action="store_true", help="run --fraction only (the tenth measured before)")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="finish the stopped studies of --out at --fraction (implies --skip-tenth; their time and memory "
+        "are those of the resumed part)",
+    )
     args = parser.parse_args(argv)
+    args.skip_tenth = args.skip_tenth or args.resume
     source = args.out / "source"
     generate(source, SynthSpec(train=args.source, val=args.source, unlabeled=args.source, hidden=args.source, seed=7))
     rows = []
@@ -148,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  decoded {split}: {time.perf_counter() - started:.1f} s")
         for space in args.spaces:
             name = f"{space}-{fraction:g}"
-            seconds, peak, status = run_study(space, root, args.out, name, args.unlabeled)
+            seconds, peak, status = run_study(space, root, args.out, name, args.unlabeled, args.resume)
             rows.append((space, fraction, seconds, peak, status))
             print(f"  {space} smoke study: {seconds:.0f} s, peak {peak / 2**30:.2f} GiB, exit {status}")
     print("\n| space | fraction | wall s | peak GiB (Pss_Anon + Pss_Shmem) | exit |")
