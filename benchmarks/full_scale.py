@@ -94,7 +94,7 @@ def run_study(
 ) -> tuple[float, int, int]:
     """(wall seconds, peak bytes, exit status) of a smoke study: a fresh one, or the stopped OUT/NAME resumed."""
     if resume:
-        cmd = [sys.executable, "-m", "tune.search", "--out", str(out), "--name", name, "--resume"]
+        cmd = [sys.executable, "-m", "tune.search", "--out", str(out), "--name", name, "--resume", "--no-dashboard"]
     else:
         cmd = [sys.executable, "-m", "tune.search", "--space", space, "--budget", "smoke", "--data", str(data)]
         cmd += ["--out", str(out), "--name", name, "--no-dashboard"]
