@@ -72,7 +72,7 @@ def train_run(
     if task_for(run.model).needs_segmenter:
         if segmenter is None:
             raise ValueError(f"{run.model} trains on a per-frame segmenter's masks: pass --segmenter CHECKPOINT")
-        pseudo = pseudo_label(segmenter, data_root, device=dev, on_error=on_error)
+        pseudo = pseudo_label(segmenter, data_root, device=dev, on_error=on_error, progress=progress)
         return phase(run.model, run, out / "checkpoint.pt", pseudo=pseudo, pipeline={"segmenter": str(segmenter)})
     part = model_entry(run.model).pretrained
     if part is not None:

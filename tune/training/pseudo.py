@@ -9,12 +9,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from data.cache import OnError, decode_split
 from data.files import build_folder
 from tune.training.checkpoints import load_model
 from tune.training.pseudo_store import MANIFEST, PSEUDO_FRAMES, pseudo_label_dir
 from tune.training.tasks import FrameSegmentation, segment_frames, task_for
+
+CHUNK_VIDEOS = 64  # videos labelled between two flushes: what a killed build loses at most, per split
 
 
 @torch.no_grad()
@@ -28,9 +31,11 @@ def pseudo_label(
     cache_dir: str | os.PathLike[str] | None = None,
     unlabeled: int | None = None,
     on_error: OnError = "raise",
+    progress: bool = True,
 ) -> Path:
     """Label every split of `root` with the segmenter `checkpoint` (once; later calls reuse the files);
-    of unlabeled, only the first `unlabeled` videos where given."""
+    of unlabeled, only the first `unlabeled` videos where given. A killed or failed build is resumed by the
+    next call: the videos it had labelled are kept (the folder's key names the checkpoint's exact file)."""
 
     def build(tmp: Path) -> None:
         run, model = load_model(checkpoint, device)
@@ -44,16 +49,45 @@ def pseudo_label(
             decoded = decode_split(root, split, hidden=hidden, progress=False, on_error=on_error)
             if split == "unlabeled":
                 decoded = decoded.head(unlabeled)
-            out = np.lib.format.open_memmap(
-                tmp / f"{split}.npy", "w+", np.uint8, (len(decoded), len(frames), *decoded.frames.shape[2:4])
+            out, done = _open_split(tmp, split, decoded.ids, (len(decoded), len(frames), *decoded.frames.shape[2:4]))
+            bar = tqdm(
+                total=len(decoded), initial=done, unit="video", desc=f"pseudo-labels {split}", disable=not progress
             )
-            segment_frames(run, model, decoded.frames, frames, device, batch_size=batch_size, out=out)
-            out.flush()
-            np.save(tmp / f"{split}_ids.npy", decoded.ids)
+            with bar:
+                for start in range(done, len(decoded), CHUNK_VIDEOS):
+                    stop = min(start + CHUNK_VIDEOS, len(decoded))
+                    segment_frames(
+                        run,
+                        model,
+                        decoded.frames[start:stop],
+                        frames,
+                        device,
+                        batch_size=batch_size,
+                        out=out[start:stop],
+                    )
+                    out.flush()
+                    (tmp / f"{split}.done").write_text(str(stop))
+                    bar.update(stop - start)
             written[split] = list(frames)
+        for marker in tmp.glob("*.done"):
+            marker.unlink()
         (tmp / MANIFEST).write_text(
             json.dumps({"checkpoint": str(checkpoint), "root": str(root), "frames": written}, indent=2)
         )
 
     folder = pseudo_label_dir(checkpoint, root, cache_dir, unlabeled=unlabeled)
-    return build_folder(folder, lambda target: (target / MANIFEST).exists(), build)
+    return build_folder(folder, lambda target: (target / MANIFEST).exists(), build, resumable=True)
+
+
+def _open_split(tmp: Path, split: str, ids: np.ndarray, shape: tuple[int, ...]) -> tuple[np.memmap, int]:
+    """The split's mask file in a build folder, and how many of its videos an earlier build finished (`<split>.done`;
+    0, and a new file, where there is none or it was made for other videos)."""
+    path, ids_path, done_path = tmp / f"{split}.npy", tmp / f"{split}_ids.npy", tmp / f"{split}.done"
+    if path.exists() and ids_path.exists() and done_path.exists():
+        out = np.lib.format.open_memmap(path, "r+")
+        if out.shape == shape and out.dtype == np.uint8 and np.array_equal(np.load(ids_path), ids):
+            return out, min(int(done_path.read_text() or 0), shape[0])
+        del out
+    done_path.unlink(missing_ok=True)
+    np.save(ids_path, ids)
+    return np.lib.format.open_memmap(path, "w+", np.uint8, shape), 0

@@ -1,0 +1,66 @@
+"""Pseudo-labels of a real (tiny) segmenter on the synthetic root: a build cut short carries on from the
+videos it had finished, and starts a split over where what it finds was made for other videos."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tune.train import main
+from tune.training.pseudo import pseudo_label
+from tune.training.pseudo_store import MANIFEST, load_pseudo, pseudo_label_dir
+
+SPLITS = ("train", "val", "unlabeled", "hidden")
+
+
+@pytest.fixture
+def segmenter(synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "decoded"))
+    out = tmp_path / "segmenter"
+    sets = ["width=4", "depth=2", "frames_per_video=2", "batch_size=2", "eval_batch_size=2"]
+    args = ["--model", "frame_segmenter", "--data", str(synth_root), "--out", str(out), "--epochs", "1"]
+    args += ["--device", "cpu", "--quiet"]
+    assert main([*args, *(x for s in sets for x in ("--set", s))]) == 0
+    return out / "checkpoint.pt"
+
+
+def test_a_cut_build_keeps_what_it_finished_and_labels_the_rest(
+    segmenter: Path, synth_root: Path, tmp_path: Path
+) -> None:
+    reference = pseudo_label(segmenter, synth_root, cache_dir=tmp_path / "whole", progress=False)
+    target = pseudo_label_dir(segmenter, synth_root, tmp_path / "cut")
+    partial = target.with_name(target.name + ".building")  # what a killed build leaves
+    shutil.copytree(reference, partial)
+    (partial / MANIFEST).unlink()
+    for split in ("unlabeled", "hidden"):  # not reached before the kill
+        (partial / f"{split}.npy").unlink()
+        (partial / f"{split}_ids.npy").unlink()
+    train = np.load(partial / "train.npy", mmap_mode="r+")
+    train[:2], train[2:] = 255, 0  # 255: no class; kept only if the first two videos are not labelled again
+    train.flush()
+    (partial / "train.done").write_text("2")
+    val = np.load(partial / "val.npy", mmap_mode="r+")
+    val[:] = 255
+    val.flush()
+    (partial / "val.done").write_text("2")  # finished, but for other videos: it must be made again
+    np.save(partial / "val_ids.npy", np.load(partial / "val_ids.npy") + 100)
+    del train, val
+
+    folder = pseudo_label(segmenter, synth_root, cache_dir=tmp_path / "cut", progress=False)
+
+    assert folder == target and not partial.exists() and not list(folder.glob("*.done"))
+    assert json.loads((folder / MANIFEST).read_text())["frames"].keys() == set(SPLITS)
+    for split in SPLITS:
+        masks, ids = load_pseudo(folder, split)
+        want, want_ids = load_pseudo(reference, split)
+        np.testing.assert_array_equal(ids, want_ids)
+        if split == "train":
+            assert (masks[:2] == 255).all()
+            np.testing.assert_array_equal(masks[2:], want[2:])
+        else:
+            np.testing.assert_array_equal(masks, want)
+    assert (load_pseudo(reference, "train")[0] < 49).all()
