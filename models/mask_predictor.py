@@ -147,23 +147,24 @@ class MaskPredictor(nn.Module):
             return torch.einsum("nkhw,kc->nchw", probs, self.embedding.weight)
         return probs
 
-    def _add_motion_prior(self, logits: torch.Tensor, masks: torch.Tensor, ahead: list[int]) -> torch.Tensor:
+    def _add_motion_prior(self, logits: torch.Tensor, rule: torch.Tensor, ahead: list[int]) -> torch.Tensor:
         """logits (B, F, K, H, W) of the frames `ahead` of the last input (1-based), plus the learned bonus on
-        the class of each pixel in the input masks moved that far along their tracks."""
+        the class of each pixel of the motion rule's masks of those frames (`rule`: (B, 11, H, W), frames 12-22)."""
         assert self.copy_scale is not None
-        rule = extrapolate_steps(masks, [a for a in ahead if a <= FUTURE_FRAMES])
-        rule = rule.unsqueeze(2)  # (B, F', 1, H, W) class ids; a rolled-out step may run past frame 22
+        rule = rule[:, [a - 1 for a in ahead if a <= FUTURE_FRAMES]]  # a rolled-out step may run past frame 22
+        rule = rule.unsqueeze(2)  # (B, F', 1, H, W) class ids
         bonus = self.copy_scale.to(logits.dtype).expand(rule.shape)
         head, tail = logits[:, : rule.shape[1]], logits[:, rule.shape[1] :]
         return torch.cat([head.scatter_add(2, rule, bonus), tail], dim=1)
 
-    def _motion_inputs(self, masks: torch.Tensor, step: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """The motion rule's masks of the frames step `step` predicts (past frame 22: frame 22's), encoded
-        like input masks: per frame, full-resolution (B, hid_s, H, W) and low-resolution features."""
+    def _motion_inputs(self, rule: torch.Tensor, step: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """The motion rule's masks (`rule`: (B, 11, H, W), frames 12-22) of the frames step `step` predicts
+        (past frame 22: frame 22's), encoded like input masks: per frame, full-resolution (B, hid_s, H, W) and
+        low-resolution features."""
         horizon = self.cfg.horizon
         ahead = [min(a, FUTURE_FRAMES) for a in range(step * horizon + 1, (step + 1) * horizon + 1)]
-        b = masks.shape[0]
-        full = self.stem_classes(extrapolate_steps(masks, ahead).flatten(0, 1))  # (B * horizon, hid_s, H, W)
+        b = rule.shape[0]
+        full = self.stem_classes(rule[:, [a - 1 for a in ahead]].flatten(0, 1))  # (B * horizon, hid_s, H, W)
         return list(full.unflatten(0, (b, horizon)).unbind(1)), list(
             self.down(full).unflatten(0, (b, horizon)).unbind(1)
         )
@@ -185,11 +186,13 @@ class MaskPredictor(nn.Module):
         lows = list(self.down(full).unflatten(0, (b, t)).unbind(1))  # per frame (B, hid_s, h, w)
         copy = self.copy_scale is not None and self.cfg.prior == "copy"
         last = F.one_hot(masks[:, -1].long(), k).movedim(-1, 1).float() if copy else None
+        motion = self.cfg.motion_input or (self.copy_scale is not None and not copy)
+        rule = extrapolate_steps(masks, range(1, FUTURE_FRAMES + 1)) if motion else masks  # frames 12-22, once
         outputs: list[torch.Tensor] = []
         for step in range(self.steps):
             window, skips = lows[-self.cfg.n_input :], [fulls[-1]]
             if self.cfg.motion_input:  # the rule's answer for the frames of this step, beside the window
-                rule_full, rule_low = self._motion_inputs(masks, step)
+                rule_full, rule_low = self._motion_inputs(rule, step)
                 window, skips = window + rule_low, skips + rule_full[-1:]
             z = self.translate_in(torch.cat(window, dim=1))  # (B, hid_t, h, w)
             z = self.translate_out(self.translator(z))  # (B, hid_s, h, w)
@@ -206,7 +209,7 @@ class MaskPredictor(nn.Module):
             elif self.copy_scale is not None:  # motion: frames step * horizon + 1 .. on, or frame 22 alone
                 only_22 = final and not all_frames
                 ahead = [FUTURE_FRAMES] if only_22 else list(range(step * horizon + 1, (step + 1) * horizon + 1))
-                logits = self._add_motion_prior(logits, masks, ahead)
+                logits = self._add_motion_prior(logits, rule, ahead)
             if all_frames or final:  # 11 rolled-out steps of 32 clips' logits are 2.6 GB at 160x240
                 outputs.append(logits)
             if not final:  # the predicted masks join the window as class probabilities

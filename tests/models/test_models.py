@@ -16,7 +16,7 @@ from data.classes import FRAME_HEIGHT, FRAME_WIDTH, N_INPUT_FRAMES, NUM_CLASSES
 from models.dual_phase import DualPhaseConfig
 from models.frame_predictor import FramePredictorConfig
 from models.mask_predictor import MaskPredictor
-from models.motion import extrapolate_masks
+from models.motion import extrapolate_masks, extrapolate_steps
 from models.registry import (
     PretrainedPart,
     create_model,
@@ -292,7 +292,7 @@ def test_mask_predictor_motion_input_is_the_rule_of_each_frame_a_step_predicts()
     model = create_model("mask_predictor", cfg).eval()
     assert isinstance(model, MaskPredictor)
     with torch.no_grad():
-        full, low = model._motion_inputs(x, step=2)
+        full, low = model._motion_inputs(extrapolate_steps(x, range(1, 12)), step=2)  # the rule of frames 12-22
         for features, ahead in zip(full, [9, 10, 11, 11], strict=True):
             torch.testing.assert_close(features, model.stem_classes(extrapolate_masks(x, steps=ahead)))
     assert len(low) == 4 and low[0].shape == (2, cfg.hid_s, FRAME_HEIGHT // 4, FRAME_WIDTH // 4)
