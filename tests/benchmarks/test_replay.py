@@ -23,6 +23,7 @@ from reports.schema import optuna_study_name
 from tune.search.config import SearchConfig
 from tune.search.driver import run_search
 from tune.search.searcher import journal_storage
+from tune.search.spaces import budget_for
 
 pytestmark = pytest.mark.slow
 EPOCHS = 4
@@ -124,17 +125,21 @@ def test_a_real_study_and_its_replay_run_the_same_trials(
         out=str(tmp_path), name="real", dashboard=False,
     )  # fmt: skip
     assert run_search(cfg) == 0
+    smoke = budget_for("smoke", gpu=False)  # the study's epochs and ASHA, which the replay is given
     study = optuna.load_study(
         study_name=optuna_study_name("real", STAGE.name), storage=journal_storage(tmp_path / "real")
     )
-    real, table = [], dict[int, list[float]]()
+    real, table, epochs = [], dict[int, list[float]](), smoke.max_epochs
     for trial in study.trials:  # each epoch's value: a finished trial's last is its value, not an intermediate
         values = [trial.intermediate_values[e] for e in sorted(trial.intermediate_values)]
-        values += [float(trial.value or 0)] if trial.state.name == "COMPLETE" and len(values) < 4 else []
+        values += [float(trial.value or 0)] if trial.state.name == "COMPLETE" and len(values) < epochs else []
         real.append((trial.number, config_id(trial.params), len(values), trial.state.name))
-        curve = values + values[-1:] * (4 - len(values))  # a stopped trial's curve goes on at its last value:
+        curve = values + values[-1:] * (epochs - len(values))  # a stopped trial's curve goes on at its last value:
         # if the replay's ASHA let it go on, it would run more epochs than the real one did
         assert table.setdefault(config_id(trial.params), curve)[: len(values)] == values  # training is seeded
     assert len(real) == 12 and {state for *_, state in real} == {"PRUNED", "COMPLETE"}
-    replayed = run_study("tpe_asha_pruned", 5, table, trials=12, grace=1, reduction=2, storage=tmp_path / "replay")
+    replayed = run_study(
+        "tpe_asha_pruned", 5, table, trials=12, grace=smoke.grace_period, reduction=smoke.reduction_factor,
+        storage=tmp_path / "replay",
+    )  # fmt: skip
     assert list(replayed[["order", "config_id", "epochs", "optuna_state"]].itertuples(index=False, name=None)) == real
