@@ -55,19 +55,13 @@ def pseudo_label(
             )
             with bar:
                 for start in range(done, len(decoded), CHUNK_VIDEOS):
-                    stop = min(start + CHUNK_VIDEOS, len(decoded))
+                    part = slice(start, min(start + CHUNK_VIDEOS, len(decoded)))
                     segment_frames(
-                        run,
-                        model,
-                        decoded.frames[start:stop],
-                        frames,
-                        device,
-                        batch_size=batch_size,
-                        out=out[start:stop],
+                        run, model, decoded.frames[part], frames, device, batch_size=batch_size, out=out[part]
                     )
                     out.flush()
-                    (tmp / f"{split}.done").write_text(str(stop))
-                    bar.update(stop - start)
+                    (tmp / f"{split}.done").write_text(str(part.stop))
+                    bar.update(part.stop - start)
             written[split] = list(frames)
         for marker in tmp.glob("*.done"):
             marker.unlink()
