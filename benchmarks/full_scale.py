@@ -2,7 +2,7 @@
 their wall time and peak memory beside the same at a tenth of the size.
 
     python benchmarks/full_scale.py [--out /tmp/full_scale] [--fraction 1.0] [--spaces dual_phase mask_space]
-                                    [--source 24] [--unlabeled N] [--skip-tenth] [--resume]
+                                    [--source 24] [--unlabeled N] [--val-videos N] [--skip-tenth] [--resume]
 
 The layout (1,000 train / 1,000 val / 13,000 unlabeled / 2,000 hidden videos, times --fraction) is built
 cheaply: `--source` videos per split are generated once, and every video folder of the big layout holds
@@ -90,16 +90,16 @@ def memory_of_tree(pid: int) -> dict[str, int]:
 
 
 def run_study(
-    space: str, data: Path, out: Path, name: str, unlabeled: int | None, resume: bool = False
+    space: str, data: Path, out: Path, name: str, parts: list[str], resume: bool = False
 ) -> tuple[float, int, int]:
-    """(wall seconds, peak bytes, exit status) of a smoke study: a fresh one, or the stopped OUT/NAME resumed."""
+    """(wall seconds, peak bytes, exit status) of a smoke study: a fresh one, or the stopped OUT/NAME resumed.
+    `parts`: the study's flags for using part of a split (--unlabeled N, --val-videos N)."""
     if resume:
         cmd = [sys.executable, "-m", "tune.search", "--out", str(out), "--name", name, "--resume", "--no-dashboard"]
     else:
         cmd = [sys.executable, "-m", "tune.search", "--space", space, "--budget", "smoke", "--data", str(data)]
         cmd += ["--out", str(out), "--name", name, "--no-dashboard"]
-        if unlabeled is not None:
-            cmd += ["--unlabeled", str(unlabeled)]
+        cmd += parts
         shutil.rmtree(out / name, ignore_errors=True)  # a fresh study each run (the decoded cache is kept)
     env = {**os.environ, "SEGTUNE_CACHE": str(out / "decoded"), "RAY_USAGE_STATS_ENABLED": "0"}
     started = time.perf_counter()
@@ -136,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spaces", nargs="+", default=["dual_phase", "mask_space"])
     parser.add_argument("--source", type=int, default=24, help="generated videos per split, hard-linked over")
     parser.add_argument("--unlabeled", type=int, default=None, help="passed to the studies (--unlabeled N)")
+    parser.add_argument("--val-videos", type=int, default=None, help="passed to the studies (--val-videos N)")
     parser.add_argument("--skip-tenth", action="store_true", help="run --fraction only (the tenth measured before)")
     parser.add_argument(
         "--resume",
@@ -145,6 +146,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     args.skip_tenth = args.skip_tenth or args.resume
+    parts = [
+        x
+        for flag, n in (("--unlabeled", args.unlabeled), ("--val-videos", args.val_videos))
+        if n is not None
+        for x in (flag, str(n))
+    ]
     source = args.out / "source"
     generate(source, SynthSpec(train=args.source, val=args.source, unlabeled=args.source, hidden=args.source, seed=7))
     rows = []
@@ -160,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  decoded {split}: {time.perf_counter() - started:.1f} s")
         for space in args.spaces:
             name = f"{space}-{fraction:g}"
-            seconds, peak, status = run_study(space, root, args.out, name, args.unlabeled, args.resume)
+            seconds, peak, status = run_study(space, root, args.out, name, parts, args.resume)
             rows.append((space, fraction, seconds, peak, status))
             print(f"  {space} smoke study: {seconds:.0f} s, peak {peak / 2**30:.2f} GiB, exit {status}")
     print("\n| space | fraction | wall s | peak GiB (Pss_Anon + Pss_Shmem) | exit |")

@@ -84,6 +84,10 @@ def load_experiment(folder: str | os.PathLike[str]) -> Experiment:
             )
     if settings.get("unlabeled") is not None:
         notes.append(f"the study trained on the first {settings['unlabeled']} unlabeled videos only (--unlabeled)")
+    if settings.get("val_videos") is not None:
+        notes.append(
+            f"trials and the best model were scored on the first {settings['val_videos']} val videos only (--val-videos)"
+        )
     running = int((trials[STATUS] == "running").sum()) if len(trials) else 0
     if running:
         notes.append(f"{running} trial(s) still running or interrupted: the study is partial")

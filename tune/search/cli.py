@@ -32,6 +32,7 @@ STUDY_FLAGS = (
     "max_concurrent",
     "seed",
     "unlabeled",
+    "val_videos",
     "skip_bad_videos",
     "overrides",
     "plugins",
@@ -106,6 +107,14 @@ def main(argv: list[str] | None = None) -> int:
         default=given,
         metavar="N",
         help="train on the first N unlabeled videos only, for a quick study (default: all; 0: none)",
+    )
+    parser.add_argument(
+        "--val-videos",
+        type=_count,
+        default=given,
+        metavar="N",
+        help="score trials (and the report's best model) on the first N val videos only, for a quick study: each "
+        "epoch evaluates the whole val split otherwise (default: all)",
     )
     parser.add_argument(
         "--skip-bad-videos",

@@ -34,6 +34,7 @@ class SearchConfig:
     dashboard: bool = True  # start the Ray dashboard (local Ray only), on 127.0.0.1
     skip_bad_videos: bool = False  # leave bad videos out (with a warning naming each) instead of failing
     unlabeled: int | None = None  # how many unlabeled videos the study trains on (the first by id); None: all
+    val_videos: int | None = None  # how many val videos trials are scored on (the first by id); None: all
     mlflow: str | None = None  # MLflow tracking URI each trial is logged to as a run; None: no MLflow
     plugins: tuple[str, ...] = ()  # files (absolute paths) or modules that register models and spaces
     overrides: tuple[str, ...] = ()  # space overrides as text: "set width=32", "range lr=1e-4:3e-3", ...
@@ -54,6 +55,8 @@ class SearchConfig:
             )
         if self.unlabeled is not None and self.unlabeled < 0:
             raise ValueError(f"--unlabeled must be >= 0 (videos of the unlabeled split to use), got {self.unlabeled}")
+        if self.val_videos is not None and self.val_videos < 1:
+            raise ValueError(f"--val-videos must be >= 1 (val videos to score trials on), got {self.val_videos}")
 
     @property
     def experiment_dir(self) -> Path:

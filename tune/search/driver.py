@@ -54,6 +54,7 @@ def run_search(cfg: SearchConfig, *, resume: bool = False, given: frozenset[str]
         f"study {study.cfg.name}: space {space.name} ({' -> '.join(s.name for s in space.stages)}), "
         f"budget {study.budget.name}, data {study.root}"
         + ("" if study.cfg.unlabeled is None else f", the first {study.cfg.unlabeled} unlabeled videos only")
+        + ("" if study.cfg.val_videos is None else f", scored on the first {study.cfg.val_videos} val videos only")
     )
     splits = splits_used(space)
     for vid, holders in shared_ids(study.root, splits).items():
@@ -193,7 +194,7 @@ def finish(study: Study, clock: StudyClock | None = None) -> None:
     from tune.search.evaluate import evaluate_best
 
     try:
-        evaluate_best(study.folder, study.root, on_error=study.on_error)
+        evaluate_best(study.folder, study.root, on_error=study.on_error, val_videos=study.cfg.val_videos)
     except (FileNotFoundError, ValueError, RuntimeError) as err:
         print(f"no per-class IoU or gallery: {err}", file=sys.stderr)
     report = build_report([study.folder], study.folder / "report.html")

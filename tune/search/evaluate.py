@@ -49,12 +49,14 @@ def evaluate_best(
     videos: int = 4,
     device: str = "auto",
     on_error: OnError = "raise",
+    val_videos: int | None = None,
 ) -> Path:
-    """Write the per-class IoU and the gallery of the study's best checkpoint; returns the results folder."""
+    """Write the per-class IoU and the gallery of the study's best checkpoint (on the first `val_videos` val
+    videos where given, as its trials were scored); returns the results folder."""
     results = Path(experiment) / RESULTS_DIR
     checkpoint = best_checkpoint(experiment)
-    masks, ids, _ = predict(checkpoint, data_root, "val", device=device, on_error=on_error)
-    val = decode_split(data_root, "val", progress=False, on_error=on_error)
+    masks, ids, _ = predict(checkpoint, data_root, "val", device=device, on_error=on_error, first=val_videos)
+    val = decode_split(data_root, "val", progress=False, on_error=on_error).head(val_videos)
     assert val.masks is not None
     target = torch.from_numpy(np.array(val.masks[:, TARGET_FRAME]))
     scores = per_class_iou(masks.long(), target.long())

@@ -88,6 +88,7 @@ def run_stage(study: Study, stage: Stage) -> bool:
         study.on_error,
         study.cfg.plugins,
         stage.metric,
+        study.cfg.val_videos,
     )
     grid = make_tuner(study, stage, job, stage_dir).fit()
     # Interrupted (Ray ends the experiment on SIGINT and returns normally): trials Ray left unfinished, or
@@ -150,9 +151,9 @@ def make_pseudo_labels(study: Study, stage: Stage, parents: dict[str, str]) -> s
     folder = pseudo_label(
         segmenter,
         study.root,
-        hidden=study.cfg.hidden,
         device=device,
         unlabeled=study.cfg.unlabeled,
+        val=study.cfg.val_videos,
         on_error=study.on_error,
     )
     print(f"stage {stage.name}: pseudo-labels of segmenter {next(iter(parents))} in {folder}")

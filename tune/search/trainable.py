@@ -46,6 +46,7 @@ class StageJob:
     on_error: OnError = "raise"  # a bad video: "raise", or "skip" it (--skip-bad-videos)
     plugins: tuple[str, ...] = ()  # the study's --plugin files and modules, imported by each trial's process
     metric: str = ""  # the stage's metric, reported right after the epoch
+    val_videos: int | None = None  # how many val videos trials are scored on; None: all
 
     def plan(self, config: dict[str, Any]) -> TrialPlan:
         """What a trial's Ray config asks for: its run and, for a dependent stage, the parent's checkpoint
@@ -89,6 +90,7 @@ def train_trial(config: dict[str, Any], *, job: StageJob) -> None:
         progress=False,
         pseudo=job.pseudo_dir,
         unlabeled=job.unlabeled,
+        val_videos=job.val_videos,
         on_error=job.on_error,
     )
     checkpoint = tune.get_checkpoint()

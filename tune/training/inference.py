@@ -69,6 +69,13 @@ def restore_size(out: Any, reduced: tuple[int, ...], size: tuple[int, ...]) -> A
     return out
 
 
+def class_ids(logits: torch.Tensor) -> torch.Tensor:
+    """Each pixel's class, the first of its largest logits: (N, K, H, W) -> (N, H, W) int64. The same answer as
+    argmax(1), which took 3x as long on a CPU (49 classes at 160x240: 9.5 against 3.3 ms a frame, measured), a
+    third of the time of labelling a frame with the smoke budget's segmenter."""
+    return logits.max(1).indices
+
+
 def scale_factor(input_scale: float) -> int:
     """The integer reduction of an input scale (0.25 -> 4)."""
     factor = round(1 / input_scale)

@@ -53,14 +53,16 @@ def predict(
     batch_size: int = 32,
     rule: str | None = None,
     on_error: OnError = "raise",
+    first: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, float | None]:
-    """(predicted masks (N, H, W) uint8, video ids (N,), competition IoU for val else None). With `rule`
+    """(predicted masks (N, H, W) uint8, video ids (N,), competition IoU for val else None), of the split's
+    videos or of its `first` ones (by id). With `rule`
     (a key of RULES) the answer is that rule's on the segmenter's masks: the checkpoint is a
     frame_segmenter, or a model that names its segmenter (a mask_space predictor)."""
     dev = resolve_device(device)
     state = load_checkpoint(checkpoint)
     run, model = model_from_state(state, dev)
-    decoded = decode_split(data, split, hidden=hidden, on_error=on_error)
+    decoded = decode_split(data, split, hidden=hidden, on_error=on_error).head(first)
     if decoded.n_frames < N_INPUT_FRAMES:
         raise DataError(
             f"split {split!r} of {data} has {decoded.n_frames} frames per video, fewer than the {N_INPUT_FRAMES} inputs"

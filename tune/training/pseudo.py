@@ -25,16 +25,16 @@ def pseudo_label(
     checkpoint: str | os.PathLike[str],
     root: str | os.PathLike[str],
     *,
-    hidden: str | os.PathLike[str] | None = None,
     device: str | torch.device = "cpu",
     batch_size: int = 32,
     cache_dir: str | os.PathLike[str] | None = None,
     unlabeled: int | None = None,
+    val: int | None = None,
     on_error: OnError = "raise",
     progress: bool = True,
 ) -> Path:
     """Label every split of `root` with the segmenter `checkpoint` (once; later calls reuse the files);
-    of unlabeled, only the first `unlabeled` videos where given. A killed or failed build is resumed by the
+    of unlabeled and val, only the first `unlabeled` and `val` videos where given. A killed or failed build is resumed by the
     next call: the videos it had labelled are kept (the folder's key names the checkpoint's exact file)."""
 
     def build(tmp: Path) -> None:
@@ -43,12 +43,10 @@ def pseudo_label(
             raise ValueError(f"pseudo-labels need a frame_segmenter checkpoint, {checkpoint} holds {run.model!r}")
         written = {}
         for split, frames in PSEUDO_FRAMES.items():
-            source = Path(hidden) if split == "hidden" and hidden else Path(root) / split
-            if not source.is_dir() or (split == "unlabeled" and unlabeled == 0):
+            first = {"unlabeled": unlabeled, "val": val}.get(split)
+            if not (Path(root) / split).is_dir() or first == 0:
                 continue
-            decoded = decode_split(root, split, hidden=hidden, progress=False, on_error=on_error)
-            if split == "unlabeled":
-                decoded = decoded.head(unlabeled)
+            decoded = decode_split(root, split, progress=False, on_error=on_error).head(first)
             out, done = _open_split(tmp, split, decoded.ids, (len(decoded), len(frames), *decoded.frames.shape[2:4]))
             bar = tqdm(
                 total=len(decoded), initial=done, unit="video", desc=f"pseudo-labels {split}", disable=not progress
@@ -69,7 +67,7 @@ def pseudo_label(
             json.dumps({"checkpoint": str(checkpoint), "root": str(root), "frames": written}, indent=2)
         )
 
-    folder = pseudo_label_dir(checkpoint, root, cache_dir, unlabeled=unlabeled)
+    folder = pseudo_label_dir(checkpoint, root, cache_dir, unlabeled=unlabeled, val=val)
     return build_folder(folder, lambda target: (target / MANIFEST).exists(), build, resumable=True)
 
 

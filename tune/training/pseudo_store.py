@@ -1,8 +1,10 @@
 """The pseudo-label folder: where a segmenter's masks of a data root are kept, and how they are read.
 
 PSEUDO/<split>.npy holds (N, F, 160, 240) uint8 class ids, rows in the split's video-id order, and
-PSEUDO/<split>_ids.npy their video ids: frames 1-11 of train, val and hidden (the predictor's inputs),
-every frame of unlabeled (inputs and targets). `tune.training.pseudo` builds it.
+PSEUDO/<split>_ids.npy their video ids: frames 1-11 of train and val (the predictor's inputs), every frame of
+unlabeled (inputs and targets). Not hidden: a prediction segments the frames it is given itself
+(MaskPrediction.predict), so labelling hidden here (2,000 videos, a third of the work at full size) was never read.
+`tune.training.pseudo` builds it.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ PSEUDO_VERSION = 2  # part of the folder key: a change of what is labelled makes
 PSEUDO_FRAMES = {
     "train": INPUT_FRAMES,
     "val": INPUT_FRAMES,
-    "hidden": INPUT_FRAMES,
     "unlabeled": tuple(range(N_FRAMES)),
 }
 MANIFEST = "manifest.json"
@@ -32,11 +33,14 @@ def pseudo_label_dir(
     cache_dir: str | os.PathLike[str] | None = None,
     *,
     unlabeled: int | None = None,
+    val: int | None = None,
 ) -> Path:
     stat = Path(checkpoint).stat()
     key = f"{PSEUDO_VERSION}|{Path(checkpoint).resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{Path(root).resolve()}"
     if unlabeled is not None:  # a study that uses part of unlabeled labels only that part
         key += f"|unlabeled:{unlabeled}"
+    if val is not None:  # a study scored on part of val labels only that part
+        key += f"|val:{val}"
     return Path(cache_dir or default_cache_dir()) / f"pseudo-{hashlib.sha1(key.encode()).hexdigest()[:16]}"
 
 

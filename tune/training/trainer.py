@@ -30,7 +30,7 @@ from tune.training.tasks import LoadOptions, TrainData, random_hflip, task_for
 
 def load_data(run: RunConfig, root: str | os.PathLike[str], device: torch.device | str, **options: Any) -> TrainData:
     """Decode (once, cached) and move to `device` the splits `run`'s task trains and evaluates on;
-    `options` are those of LoadOptions (cache_dir, on_error, progress, pseudo, unlabeled)."""
+    `options` are those of LoadOptions (cache_dir, on_error, progress, pseudo, unlabeled, val_videos)."""
     return task_for(run.model).load(root, torch.device(device), LoadOptions(**options))
 
 

@@ -11,7 +11,7 @@ import pytest
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
-from reports.schema import OPTUNA_FILE
+from reports.schema import OPTUNA_FILE, PER_CLASS_FILE
 from tune.search.cli import main
 from tune.search.config import SearchConfig
 from tune.search.driver import run_search
@@ -121,27 +121,30 @@ def test_mask_space_trains_the_predictor_on_the_best_segmenters_pseudo_labels(
     assert len(done)
     state = load_checkpoint(done.iloc[0]["checkpoint"])
     assert state["run"]["model"] == "mask_predictor" and state["pipeline"]["segmenter"] == best["checkpoint"]
-    # the pseudo-labels: frames 1-11 of train, val and hidden, every frame of unlabeled, in id order
-    from tune.training.pseudo_store import load_pseudo, pseudo_label_dir
+    # the pseudo-labels: frames 1-11 of train and val, every frame of unlabeled, in id order; not hidden (a
+    # prediction segments its frames itself)
+    from tune.training.pseudo_store import has_pseudo, load_pseudo, pseudo_label_dir
 
-    # the study's cache; only the unlabeled video it uses (--unlabeled 1)
-    folder = pseudo_label_dir(best["checkpoint"], synth_root, mask_study.parent / "decoded", unlabeled=1)
-    for split, frames, ids in (
-        ("train", 11, [0, 1, 2, 3]),
-        ("val", 11, [4, 5]),
-        ("unlabeled", 22, [6]),
-        ("hidden", 11, [8, 9]),
-    ):
+    # the study's cache; only the unlabeled and val videos it uses (--unlabeled 1 --val-videos 1)
+    folder = pseudo_label_dir(best["checkpoint"], synth_root, mask_study.parent / "decoded", unlabeled=1, val=1)
+    for split, frames, ids in (("train", 11, [0, 1, 2, 3]), ("val", 11, [4]), ("unlabeled", 22, [6])):
         masks, found = load_pseudo(folder, split)
         assert masks.shape == (len(ids), frames, 160, 240) and masks.dtype == "uint8"
         assert found.tolist() == ids
+    assert not has_pseudo(folder, "hidden")
     epochs = pd.read_parquet(mask_study / "results" / "epochs.parquet")
     assert epochs.loc[epochs["stage"] == "predictor", "val_copy_last_iou"].notna().all()
-    # the part of unlabeled it used is in its config and its report
+    # the best model's per-class IoU counts the pixels of the one val video scored, not of both
     from reports.load import load_experiment
 
-    assert json.loads((mask_study / "search.json").read_text())["unlabeled"] == 1
-    assert "the study trained on the first 1 unlabeled videos only (--unlabeled)" in load_experiment(mask_study).notes
+    per_class = pd.read_parquet(mask_study / "results" / PER_CLASS_FILE)
+    assert per_class["target_pixels"].sum() == 160 * 240
+    # the parts of unlabeled and val it used are in its config and its report
+    settings = json.loads((mask_study / "search.json").read_text())
+    assert settings["unlabeled"] == 1 and settings["val_videos"] == 1
+    notes = load_experiment(mask_study).notes
+    assert "the study trained on the first 1 unlabeled videos only (--unlabeled)" in notes
+    assert "trials and the best model were scored on the first 1 val videos only (--val-videos)" in notes
 
 
 def test_bad_videos_fail_a_study_in_one_line_or_are_skipped_and_listed(

@@ -13,7 +13,7 @@ from models.frame_predictor import FramePrediction
 from models.registry import create_model, model_config
 from tune.train import build_run
 from tune.training.config import TrainConfig
-from tune.training.inference import ModelRunner, reduce_inputs, restore_size
+from tune.training.inference import ModelRunner, class_ids, reduce_inputs, restore_size
 from tune.training.tasks import task_for
 from tune.training.trainer import Trainer, load_data
 
@@ -24,6 +24,14 @@ def test_reduced_inputs_average_frames_and_sample_masks_at_block_centres() -> No
     masks = torch.arange(16).reshape(1, 4, 4)
     assert reduce_inputs(masks, 2).flatten().tolist() == [5, 7, 13, 15]
     assert reduce_inputs(masks, 1) is masks
+
+
+def test_class_ids_are_argmaxs_answer_ties_included() -> None:
+    logits = torch.randn(3, 49, 16, 24).round()  # integers: many pixels with two or more largest logits
+    logits[0] = 0.0  # every class tied: class 0
+    assert (logits.amax(1, keepdim=True) == logits).sum(1).gt(1).any()
+    ids = class_ids(logits)
+    assert ids.shape == (3, 16, 24) and torch.equal(ids, logits.argmax(1)) and (ids[0] == 0).all()
 
 
 def test_outputs_at_the_reduced_size_come_back_full_size_and_features_stay() -> None:

@@ -14,7 +14,7 @@ from tune.train import main
 from tune.training.pseudo import pseudo_label
 from tune.training.pseudo_store import MANIFEST, load_pseudo, pseudo_label_dir
 
-SPLITS = ("train", "val", "unlabeled", "hidden")
+SPLITS = ("train", "val", "unlabeled")  # not hidden: a prediction segments the frames it is given
 
 
 @pytest.fixture
@@ -36,9 +36,8 @@ def test_a_cut_build_keeps_what_it_finished_and_labels_the_rest(
     partial = target.with_name(target.name + ".building")  # what a killed build leaves
     shutil.copytree(reference, partial)
     (partial / MANIFEST).unlink()
-    for split in ("unlabeled", "hidden"):  # not reached before the kill
-        (partial / f"{split}.npy").unlink()
-        (partial / f"{split}_ids.npy").unlink()
+    (partial / "unlabeled.npy").unlink()  # not reached before the kill
+    (partial / "unlabeled_ids.npy").unlink()
     train = np.load(partial / "train.npy", mmap_mode="r+")
     train[:2], train[2:] = 255, 0  # 255: no class; kept only if the first two videos are not labelled again
     train.flush()

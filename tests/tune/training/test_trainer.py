@@ -207,14 +207,22 @@ def test_cli_checks_it_can_write_before_it_trains(
     assert "epoch" not in out and "Traceback" not in err
 
 
-def test_a_study_may_train_on_part_of_unlabeled(
+def test_a_study_may_train_on_part_of_unlabeled_and_score_on_part_of_val(
     synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
     run = build_run("frame_predictor", TINY_SETS["frame_predictor"], epochs=1)
     sizes = {n: len(load_data(run, synth_root, "cpu", progress=False, unlabeled=n).train) for n in (None, 1, 0)}
-    train = len(load_data(build_run("unet", TINY_SETS["unet"], epochs=1), synth_root, "cpu", progress=False).train)
+    unet = build_run("unet", TINY_SETS["unet"], epochs=1)
+    train = len(load_data(unet, synth_root, "cpu", progress=False).train)
     assert sizes == {None: train + 2, 1: train + 1, 0: train}  # the tiny root has 2 unlabeled videos
+    for model in (run, unet):  # the first val video (id 4) alone, or both
+        whole = load_data(model, synth_root, "cpu", progress=False).val
+        first = load_data(model, synth_root, "cpu", progress=False, val_videos=1).val
+        assert (len(whole), len(first)) == (2, 1)
+        assert torch.equal(
+            first.gather_frames(torch.tensor([0]), (0, 21)), whole.gather_frames(torch.tensor([0]), (0, 21))
+        )
 
 
 def test_cli_skips_bad_videos_when_asked(

@@ -18,7 +18,7 @@ from data.datasets import DeviceSplit, batch_indices, concat_splits, stream_batc
 from data.streaming import StreamSplit
 from models.registry import ModelEntry, model_entry
 from tune.training.config import RunConfig, TrainConfig
-from tune.training.inference import Infer, ModelRunner, reduce_inputs
+from tune.training.inference import Infer, ModelRunner, class_ids, reduce_inputs
 from tune.training.losses import segmentation_loss
 
 CLIP = (*INPUT_FRAMES, TARGET_FRAME)  # the frames a clip task holds on the device
@@ -46,6 +46,7 @@ class LoadOptions:
     progress: bool = True
     pseudo: str | os.PathLike[str] | None = None  # the pseudo-label folder of a segmenter (mask prediction)
     unlabeled: int | None = None  # how many unlabeled videos to train on (the first, by id); None: all
+    val_videos: int | None = None  # how many val videos to evaluate on (the first, by id); None: all
     hold_limit_gb: float | None = None  # a split whose kept frames are larger streams from the cache (see
     # `hold`); None: $SEGTUNE_HOLD_GB, else HOLD_LIMIT_GB of the device
 
@@ -58,6 +59,10 @@ class LoadOptions:
 
     def decode_kwargs(self) -> dict[str, Any]:
         return {"cache_dir": self.cache_dir, "on_error": self.on_error, "progress": self.progress}
+
+    def val(self, root: str | os.PathLike[str]) -> DecodedSplit:
+        """The val videos evaluated on: all of `root`'s, or the first `val_videos`."""
+        return decode_split(root, "val", **self.decode_kwargs()).head(self.val_videos)
 
 
 class Task:
@@ -79,7 +84,7 @@ class Task:
         """Decode (once, cached) train and val and hold the task's frames of them on `device`."""
         kwargs = options.decode_kwargs()
         train = hold([decode_split(root, "train", **kwargs)], device, self.train_frames, options)
-        val = hold([decode_split(root, "val", **kwargs)], device, self.val_frames, options)
+        val = hold([options.val(root)], device, self.val_frames, options)
         return TrainData(train, val)
 
     def items(self, data: TrainData) -> int:
@@ -222,7 +227,7 @@ def predict_in_batches(
                     f"the checkpoint's model gives {tuple(logits.shape[1:])} (classes, H, W); the data needs "
                     f"({NUM_CLASSES}, {x.shape[-2]}, {x.shape[-1]})"
                 )
-            out.append(logits.argmax(1).to(torch.uint8).cpu())
+            out.append(class_ids(logits).to(torch.uint8).cpu())
     return torch.cat(out)
 
 

@@ -35,7 +35,7 @@ class FramePrediction(Task):
         splits = [decode_split(root, "train", **kwargs)]
         if (Path(root) / "unlabeled").is_dir() and options.unlabeled != 0:
             splits.insert(0, decode_split(root, "unlabeled", **kwargs).head(options.unlabeled))
-        val = hold([decode_split(root, "val", **kwargs)], device, self.val_frames, options)
+        val = hold([options.val(root)], device, self.val_frames, options)
         return TrainData(hold(splits, device, self.train_frames, options), val)
 
     def read(self, train: Any, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

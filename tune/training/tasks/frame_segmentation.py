@@ -18,7 +18,7 @@ from data.metric import IoUMeter
 from models.motion import extrapolate_masks
 from models.registry import ModelEntry
 from tune.training.config import RunConfig, TrainConfig
-from tune.training.inference import Infer, ModelRunner
+from tune.training.inference import Infer, ModelRunner, class_ids
 from tune.training.tasks.base import Task, TrainData, register_task
 
 SCORED = (LAST_INPUT_FRAME, TARGET_FRAME)  # the val frames a segmenter is scored on
@@ -60,7 +60,7 @@ class FrameSegmentation(Task):
         per_frame, copy_last, oracle, extrapolate = (IoUMeter(val.device) for _ in range(4))
         for index in batch_indices(len(val), batch_size, shuffle=False, device=val.device):
             frames = val.gather_frames(index, self.val_frames)  # (B, 3, 3, H, W): frames 10, 11 and 22
-            pred = infer(frames.flatten(0, 1)).argmax(1).unflatten(0, (len(index), len(self.val_frames)))
+            pred = class_ids(infer(frames.flatten(0, 1))).unflatten(0, (len(index), len(self.val_frames)))
             pred_before, pred_last, pred_future = pred.unbind(1)
             mask_last, mask_future = (val.gather_masks(index, t) for t in SCORED)
             per_frame.update(torch.stack([pred_last, pred_future], dim=1), torch.stack([mask_last, mask_future], dim=1))
@@ -96,6 +96,6 @@ def segment_frames(
         chunk = torch.from_numpy(np.array(frames[start : start + step][:, list(times)])).to(device)
         logits = infer(chunk.movedim(-1, -3).flatten(0, 1))  # (B * F, K, H, W)
         out[start : start + len(chunk)] = (
-            logits.argmax(1).unflatten(0, (len(chunk), len(times))).to(torch.uint8).cpu().numpy()
+            class_ids(logits).unflatten(0, (len(chunk), len(times))).to(torch.uint8).cpu().numpy()
         )
     return out

@@ -24,7 +24,7 @@ from models.motion import extrapolate_masks
 from models.registry import ModelEntry
 from tune.training.checkpoints import load_model
 from tune.training.config import RunConfig, TrainConfig
-from tune.training.inference import Infer
+from tune.training.inference import Infer, class_ids
 from tune.training.losses import segmentation_loss
 from tune.training.pseudo_store import has_pseudo, load_pseudo
 from tune.training.tasks.base import LoadOptions, Task, TrainData, on_device, predict_in_batches, register_task
@@ -57,7 +57,7 @@ class MaskPrediction(Task):
             unlabeled = unlabeled[: options.unlabeled]  # the first ones, where a study uses part
             inputs = unlabeled[:, :N_INPUT_FRAMES]
             parts.append((inputs, inputs, unlabeled[:, FUTURE]))  # its own inputs are the segmenter's
-        val = decode_split(root, "val", **kwargs)
+        val = options.val(root)
         val_inputs = on_device(_pseudo_of(pseudo, "val", val.ids), device)  # the segmenter's, never the truth
         assert val.masks is not None
         val_target = on_device(val.masks[:, TARGET_FRAME : TARGET_FRAME + 1], device)  # mask 22 alone
@@ -115,7 +115,7 @@ class MaskPrediction(Task):
             target = target[:, -1]  # mask 22
             logits = infer(inputs)
             loss += F.cross_entropy(logits.float(), target.long(), reduction="sum") / target[0].numel()
-            meter.update(logits.argmax(1), target)
+            meter.update(class_ids(logits), target)
             copy_last.update(inputs[:, -1], target)
             extrapolate.update(extrapolate_masks(inputs), target)
         return {

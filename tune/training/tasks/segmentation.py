@@ -15,7 +15,7 @@ from data.datasets import DeviceSplit, batch_indices
 from data.metric import IoUMeter
 from models.registry import ModelEntry
 from tune.training.config import RunConfig, TrainConfig
-from tune.training.inference import Infer, ModelRunner
+from tune.training.inference import Infer, ModelRunner, class_ids
 from tune.training.losses import segmentation_loss
 from tune.training.tasks.base import Task, predict_in_batches, random_hflip, register_task
 
@@ -63,7 +63,7 @@ class Segmentation(Task):
             frames, target = val.segmentation_batch(index)
             logits = infer(frames)
             loss += F.cross_entropy(logits.float(), target.long(), reduction="sum") / target[0].numel()
-            meter.update(logits.argmax(1), target)
+            meter.update(class_ids(logits), target)
         return {"val_iou": meter.compute(), "val_loss": float(loss) / len(val)}
 
     def predict(
