@@ -73,10 +73,15 @@ def load_plugins(specs: Iterable[str]) -> None:
                 raise ValueError(f"--plugin {spec}: {_why(err, None)}") from None
 
 
+def study_settings(folder: Path) -> dict[str, Any]:
+    """The settings a study folder's search.json records ({} without one)."""
+    path = Path(folder) / STUDY_FILE
+    return dict(json.loads(path.read_text())) if path.is_file() else {}
+
+
 def study_plugins(folder: Path) -> list[str]:
     """The plugins a study folder's search.json records ([] without one)."""
-    path = Path(folder) / STUDY_FILE
-    return list(json.loads(path.read_text()).get("plugins", ())) if path.is_file() else []
+    return list(study_settings(folder).get("plugins", ()))
 
 
 def _load_file(path: Path) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from data.files import atomic_write, ensure_writable, os_error_line
-from tune.plugins import add_plugin_argument, early_plugins, load_plugins, study_plugins
+from tune.plugins import add_plugin_argument, early_plugins, load_plugins, study_plugins, study_settings
 from tune.training.prediction import RULES, best_checkpoint, predict
 
 
@@ -29,7 +29,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--checkpoint", type=Path, default=None, help="a checkpoint.pt to use instead")
     parser.add_argument("--data", type=Path, required=True, help="data root in the competition layout")
-    parser.add_argument("--hidden", type=Path, default=None, help="the hidden split's folder, when shipped apart")
+    parser.add_argument(
+        "--hidden",
+        type=Path,
+        default=None,
+        help="the hidden split's folder, when shipped apart (default: the --hidden the study was given)",
+    )
     parser.add_argument("--split", choices=["val", "hidden"], required=True)
     parser.add_argument("--out", type=Path, required=True, help="file for torch.save of the (N, 160, 240) tensor")
     parser.add_argument(
@@ -55,11 +60,14 @@ def main(argv: list[str] | None = None) -> int:
         load_plugins(study_plugins(args.experiment) if args.experiment else [])
         ensure_writable(args.out.parent)  # before the predictions are computed
         checkpoint = args.checkpoint or best_checkpoint(args.experiment)
+        hidden = args.hidden
+        if hidden is None and args.experiment is not None:
+            hidden = study_settings(args.experiment).get("hidden")
         masks, ids, iou = predict(
             checkpoint,
             args.data,
             args.split,
-            hidden=args.hidden,
+            hidden=hidden,
             device=args.device,
             batch_size=args.batch_size,
             on_error="skip" if args.skip_bad_videos else "raise",

@@ -3,6 +3,8 @@ computes it."""
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -148,3 +150,21 @@ def test_a_broken_hidden_video_is_still_predicted_with_skip_bad_videos(
     with pytest.warns(UserWarning, match=r"predicting 1 broken video\(s\) .*video 9: frames \[10\] copied"):
         assert main([*args, "--out", str(tmp_path / "sub.pt"), "--skip-bad-videos"]) == 0
     assert torch.load(tmp_path / "sub.pt", weights_only=True).shape == (2, 160, 240)  # every hidden video
+
+
+def test_a_hidden_split_shipped_apart_is_found_from_the_study(
+    unet_study: Path, copy_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A study given --hidden DIR records it; tune.predict --experiment predicts that folder's videos without
+    being told again."""
+    apart = copy_root.parent / "hidden_set"
+    (copy_root / "hidden").rename(apart)
+    study = Path(shutil.copytree(unet_study, tmp_path / "study", ignore=shutil.ignore_patterns("*.pt")))
+    settings = json.loads((study / "search.json").read_text())
+    (study / "search.json").write_text(json.dumps({**settings, "hidden": str(apart)}))
+    args = ["--experiment", str(study), "--data", str(copy_root), "--split", "hidden"]
+    assert main([*args, "--out", str(tmp_path / "found.pt")]) == 0
+    assert "videos 8..9 in id order" in capsys.readouterr().out
+    (study / "search.json").write_text(json.dumps(settings))  # without it, the root has no hidden split
+    assert main([*args, "--out", str(tmp_path / "lost.pt")]) == 2
+    assert "hidden" in capsys.readouterr().err

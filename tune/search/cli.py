@@ -77,7 +77,12 @@ def main(argv: list[str] | None = None) -> int:
         "--space", default=given, choices=list_spaces(), help=f"search space (default: {defaults.space})"
     )
     parser.add_argument("--data", default=given, help="data root (default: the embedded synthetic set, generated once)")
-    parser.add_argument("--hidden", default=given, help="the hidden split's folder, when shipped apart")
+    parser.add_argument(
+        "--hidden",
+        default=given,
+        help="the hidden split's folder, when shipped apart: saved in search.json, where tune.predict --experiment "
+        "finds it for the submission",
+    )
     parser.add_argument("--samples", type=int, default=given, help="trials per stage (default: the budget's)")
     parser.add_argument(
         "--budget", default=given, choices=["smoke", "default"], help=f"study size (default: {defaults.budget})"
@@ -188,8 +193,9 @@ def main(argv: list[str] | None = None) -> int:
         settings["fail_trials"] = tuple(settings["fail_trials"])
     if plugins:
         settings["plugins"] = plugins
-    if "warm_start" in settings:
-        settings["warm_start"] = str(Path(settings["warm_start"]).absolute())
+    for key in ("warm_start", "hidden"):  # found again from another folder (a resume, tune.predict)
+        if settings.get(key) is not None:
+            settings[key] = str(Path(settings[key]).absolute())
     if "mlflow" in settings:
         settings["mlflow"] = mlflow_uri(settings["mlflow"])
     try:

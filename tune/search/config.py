@@ -21,7 +21,7 @@ class SearchConfig:
 
     space: str = "dual_phase"  # registered search space
     data: str | None = None  # data root; None: the embedded synthetic set
-    hidden: str | None = None  # the hidden split's folder when it is shipped apart
+    hidden: str | None = None  # the hidden split's folder when it is shipped apart (for tune.predict --experiment)
     samples: int | None = None  # trials per stage; None: the budget's
     budget: str = "default"  # smoke | default, sized to the machine
     out: str = "runs"  # where experiment folders go (shared storage for a cluster)
