@@ -1,6 +1,7 @@
 """Peak memory of one mask-predictor evaluation or training step at full resolution, on the CPU.
 
     python -m benchmarks.predictor_memory [--embed 0] [--horizon 1] [--batch 32] [--train] [--motion-input]
+                                          [--checkpoint-steps]
 
 Each run is a fresh process (the peak resident set, ru_maxrss, only grows): random class-id masks of 11
 frames at 160x240, the smoke budget's smallest predictor (hid_s 4, hid_t 16, n_s 2, n_t 2), copy prior.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import resource
+import time
 
 import torch
 
@@ -27,15 +29,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--train", action="store_true")
     parser.add_argument("--motion-input", action="store_true")
+    parser.add_argument("--checkpoint-steps", action="store_true", help="recompute each rolled-out step in backward")
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
     cfg = MaskPredictorConfig(
-        embed=args.embed, hid_s=4, hid_t=16, n_s=2, n_t=2, horizon=args.horizon, motion_input=args.motion_input
+        embed=args.embed,
+        hid_s=4,
+        hid_t=16,
+        n_s=2,
+        n_t=2,
+        horizon=args.horizon,
+        motion_input=args.motion_input,
+        checkpoint_steps=args.checkpoint_steps,
     )
     model = MaskPredictor(cfg)
     shape = (args.batch, N_INPUT_FRAMES, FRAME_HEIGHT, FRAME_WIDTH)
     masks = torch.randint(0, NUM_CLASSES, shape, dtype=torch.uint8)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.perf_counter()
     if args.train:
         out = model(masks, all_frames=True)
         target = torch.randint(0, NUM_CLASSES, (args.batch, 11, FRAME_HEIGHT, FRAME_WIDTH))
@@ -44,8 +55,12 @@ def main(argv: list[str] | None = None) -> int:
         with torch.no_grad():
             model.eval()(masks)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    seconds = time.perf_counter() - started
     step = "training step" if args.train else "evaluation"
-    print(f"{step}, embed {args.embed}, horizon {args.horizon}, batch {args.batch}: peak {peak / 2**20:.2f} GiB")
+    print(
+        f"{step}, embed {args.embed}, horizon {args.horizon}, batch {args.batch}"
+        f"{', steps checkpointed' if args.checkpoint_steps else ''}: peak {peak / 2**20:.2f} GiB, {seconds:.1f} s"
+    )
     print(f"(before the step {before / 2**20:.2f} GiB)")
     return 0
 

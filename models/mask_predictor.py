@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from data.classes import FUTURE_FRAMES, N_INPUT_FRAMES, NUM_CLASSES
 from models.blocks import class_head, norm_layer, pad_to_multiple
@@ -53,6 +54,8 @@ class MaskPredictorConfig:
     copy_prior: float = 10.0  # initial (learned) logit bonus for the class the prior gives a pixel; 0: no prior
     prior: str = "copy"  # copy (the last known mask) | motion (its objects moved along their tracks) | none
     motion_input: bool = False  # each step also sees the motion rule's masks of the frames it predicts
+    checkpoint_steps: bool = False  # training: each rolled-out step recomputed in backward instead of its
+    # 49-class tensors kept (less memory, one more forward pass)
 
     def __post_init__(self) -> None:
         check_positive(self, "hid_s", "hid_t", "n_t", "n_input")
@@ -169,6 +172,45 @@ class MaskPredictor(nn.Module):
             self.down(full).unflatten(0, (b, horizon)).unbind(1)
         )
 
+    def _step(
+        self,
+        step: int,
+        final: bool,
+        all_frames: bool,
+        window: list[torch.Tensor],
+        skips: list[torch.Tensor],
+        rule: torch.Tensor,
+        last: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One rolled-out step: its logits (B, horizon or 1, K, H, W), and unless it is the last, the full-resolution
+        features of its predicted masks (B * horizon, hid_s, H, W) and the probabilities of its last one (the copy
+        prior's next `last`); empty tensors where not needed."""
+        k, horizon = self.cfg.num_classes, self.cfg.horizon
+        if self.cfg.motion_input:  # the rule's answer for the frames of this step, beside the window
+            rule_full, rule_low = self._motion_inputs(rule, step)
+            window, skips = window + rule_low, skips + rule_full[-1:]
+        z = self.translate_in(torch.cat(window, dim=1))  # (B, hid_t, h, w)
+        z = self.translate_out(self.translator(z))  # (B, hid_s, h, w)
+        h = self.merge(torch.cat([self.up(z), *skips], dim=1))  # (B, hid_s, H, W)
+        if final and not all_frames:  # only frame 22's logits of this step
+            i = FUTURE_FRAMES - 1 - step * horizon
+            rows, bias = slice(i * k, (i + 1) * k), self.head.bias
+            logits = F.conv2d(h, self.head.weight[rows], None if bias is None else bias[rows]).unsqueeze(1)
+        else:
+            logits = self.head(h).unflatten(1, (horizon, k))  # (B, horizon, K, H, W)
+        if last is not None and self.copy_scale is not None:
+            logits = logits + self.copy_scale * last.unsqueeze(1).to(logits.dtype)
+        elif self.copy_scale is not None:  # motion: frames step * horizon + 1 .. on, or frame 22 alone
+            only_22 = final and not all_frames
+            ahead = [FUTURE_FRAMES] if only_22 else list(range(step * horizon + 1, (step + 1) * horizon + 1))
+            logits = self._add_motion_prior(logits, rule, ahead)
+        none = logits.new_zeros(0)
+        if final:
+            return logits, none, none
+        probs = logits.float().softmax(dim=2)
+        full = self.stem(self.encode_probs(probs.flatten(0, 1)))
+        return logits, full, probs[:, -1] if last is not None else none
+
     def forward(self, masks: torch.Tensor, all_frames: bool = False) -> torch.Tensor:
         """Masks of frames 1-11 (B, T, H, W) class ids -> logits of mask 22 (B, num_classes, H, W), or with
         `all_frames` those of masks 12-22 (B, 11, num_classes, H, W).
@@ -190,35 +232,19 @@ class MaskPredictor(nn.Module):
         rule = extrapolate_steps(masks, range(1, FUTURE_FRAMES + 1)) if motion else masks  # frames 12-22, once
         outputs: list[torch.Tensor] = []
         for step in range(self.steps):
-            window, skips = lows[-self.cfg.n_input :], [fulls[-1]]
-            if self.cfg.motion_input:  # the rule's answer for the frames of this step, beside the window
-                rule_full, rule_low = self._motion_inputs(rule, step)
-                window, skips = window + rule_low, skips + rule_full[-1:]
-            z = self.translate_in(torch.cat(window, dim=1))  # (B, hid_t, h, w)
-            z = self.translate_out(self.translator(z))  # (B, hid_s, h, w)
-            h = self.merge(torch.cat([self.up(z), *skips], dim=1))  # (B, hid_s, H, W)
             final = step == self.steps - 1
-            if final and not all_frames:  # only frame 22's logits of this step
-                i = FUTURE_FRAMES - 1 - step * horizon
-                rows, bias = slice(i * k, (i + 1) * k), self.head.bias
-                logits = F.conv2d(h, self.head.weight[rows], None if bias is None else bias[rows]).unsqueeze(1)
+            args = (step, final, all_frames, lows[-self.cfg.n_input :], [fulls[-1]], rule, last)
+            if self.cfg.checkpoint_steps and torch.is_grad_enabled():  # recomputed in backward, not kept
+                logits, full, new_last = checkpoint(self._step, *args, use_reentrant=False)
             else:
-                logits = self.head(h).unflatten(1, (horizon, k))  # (B, horizon, K, H, W)
-            if last is not None and self.copy_scale is not None:
-                logits = logits + self.copy_scale * last.unsqueeze(1).to(logits.dtype)
-            elif self.copy_scale is not None:  # motion: frames step * horizon + 1 .. on, or frame 22 alone
-                only_22 = final and not all_frames
-                ahead = [FUTURE_FRAMES] if only_22 else list(range(step * horizon + 1, (step + 1) * horizon + 1))
-                logits = self._add_motion_prior(logits, rule, ahead)
+                logits, full, new_last = self._step(*args)
             if all_frames or final:  # 11 rolled-out steps of 32 clips' logits are 2.6 GB at 160x240
                 outputs.append(logits)
             if not final:  # the predicted masks join the window as class probabilities
-                probs = logits.float().softmax(dim=2)
-                full = self.stem(self.encode_probs(probs.flatten(0, 1)))
                 fulls += full.unflatten(0, (b, horizon)).unbind(1)
                 lows += self.down(full).unflatten(0, (b, horizon)).unbind(1)
-                if last is not None:  # the copy prior copies the model's own last prediction
-                    last = probs[:, -1]
+                if copy:  # the copy prior copies the model's own last prediction
+                    last = new_last
         if not all_frames:
             return outputs[-1][:, 0, :, :height, :width]
         return torch.cat(outputs, dim=1)[:, :FUTURE_FRAMES, :, :height, :width]

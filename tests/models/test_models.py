@@ -222,6 +222,29 @@ def test_mask_predictor_rollout_gives_masks_12_to_22_and_frame_22_alone(horizon:
         assert (rows > 0).all(), rows  # every output of a step feeds a later one (or is frame 22)
 
 
+@pytest.mark.parametrize(("prior", "motion_input"), [("copy", False), ("motion", True), ("none", False)])
+@pytest.mark.parametrize("horizon", [1, 4])
+def test_mask_predictor_checkpointed_steps_train_exactly_as_kept_ones(
+    horizon: int, prior: str, motion_input: bool
+) -> None:
+    cfg = model_config(
+        "mask_predictor", **TINY["mask_predictor"], horizon=horizon, prior=prior, motion_input=motion_input
+    )
+    x = _block_masks()
+    results = []
+    for checkpoint_steps in (False, True):
+        torch.manual_seed(0)
+        model = create_model("mask_predictor", dataclasses.replace(cfg, checkpoint_steps=checkpoint_steps)).train()
+        out = model(x, all_frames=True)
+        out.logsumexp(2).mean().backward()
+        results.append((out.detach(), {name: p.grad for name, p in model.named_parameters()}))
+    (out, grads), (again, grads_again) = results
+    assert torch.equal(out, again) and grads.keys() == grads_again.keys()
+    for name, grad in grads.items():
+        kept = grads_again[name]
+        assert grad is not None and kept is not None and torch.equal(grad, kept), name
+
+
 @pytest.mark.parametrize("horizon", [1, 11])
 def test_mask_predictor_copy_prior_starts_from_the_last_mask(horizon: int) -> None:
     x = _block_masks()
