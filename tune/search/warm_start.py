@@ -11,7 +11,6 @@ one error naming each parameter, before Ray starts.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import optuna
@@ -19,6 +18,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 from optuna.trial import FrozenTrial, TrialState
 
 from reports.schema import OPTUNA_FILE, STUDY_FILE, optuna_study_name
+from tune.plugins import study_settings
 from tune.search.overrides import NOT_OVERRIDABLE, Param, describe_stage
 from tune.search.searcher import journal_storage
 from tune.search.spaces import Stage
@@ -36,7 +36,7 @@ def check_warm_start(study: Study) -> None:
     folder = Path(old)
     if not (folder / STUDY_FILE).is_file() or not (folder / OPTUNA_FILE).is_file():
         raise FileNotFoundError(f"--warm-start {old}: not a study folder (no {STUDY_FILE} and {OPTUNA_FILE})")
-    space = json.loads((folder / STUDY_FILE).read_text()).get("space")
+    space = study_settings(folder).get("space")
     if space != study.space.name:
         raise ValueError(f"--warm-start {old}: a study of space {space!r}, and this one searches {study.space.name!r}")
     for stage in study.space.stages:
@@ -78,7 +78,7 @@ def warm_start(study: Study, stage: Stage) -> None:
 
 def _old_trials(study: Study, stage: Stage) -> list[FrozenTrial]:
     folder = Path(str(study.cfg.warm_start))
-    name = json.loads((folder / STUDY_FILE).read_text()).get("name") or folder.name
+    name = study_settings(folder).get("name") or folder.name
     try:
         old = optuna.load_study(study_name=optuna_study_name(name, stage.name), storage=journal_storage(folder))
     except KeyError:  # OLD never ran this stage
