@@ -2,6 +2,7 @@
 # Every GPU figure the open issues still ask for, in one run: under 8 minutes on one H100.
 #
 #   bash benchmarks/gpu_suite.sh                  on a CUDA machine: appends the figures to docs/gpu_figures.md
+#                                                 (or to $SEGTUNE_SUITE_OUT, written as each step goes)
 #   bash benchmarks/gpu_suite.sh --dry-run [FILE] the same steps at toy sizes on the CPU (CI runs this; not figures),
 #                                                 written to FILE (default: a temporary file); its quality step
 #                                                 trains on $SEGTUNE_SUITE_DATA where set, else generates 8 videos
@@ -30,23 +31,24 @@ if [[ "${1:-}" == "--dry-run" ]]; then
   PACK=(--device cpu --trials 1 --width 4 --batch 2 --videos 2 --epochs 1)
   PRETRAIN=(--device cpu --trials 2 --width 4 --batch 2 --epochs 1 --stream-videos 16 --epoch-samples 2)
   QUALITY=(--device cpu --epochs 1 --width 4 --batch 2 --predictor-width 4 --predictor-hidden 4 --frames-per-video 1
-           --only mask_space --mask-variants motion)
+           --only mask_space --mask-variants motion --no-compile)
   if [[ -n "${SEGTUNE_SUITE_DATA:-}" ]]; then QUALITY+=(--data "$SEGTUNE_SUITE_DATA"); else QUALITY+=(--train 4 --val 2 --unlabeled 2); fi
-  LIMIT=300
+  LIMITS=(300 300 300 300 600)
   TITLE="dry run on the CPU (toy sizes: not figures)"
 else
-  OUT=docs/gpu_figures.md
+  OUT=${SEGTUNE_SUITE_OUT:-docs/gpu_figures.md}
   WORK=${SEGTUNE_SUITE_WORK:-/tmp/gpu_suite}
   SPEED=(--width 64 --batch 64 --videos 512 --steps 30 --epochs 3 --stream)
   PREDICTOR=(--model frame_predictor --width 64 --batch 32 --videos 512 --steps 30 --epochs 3 --stream)
   PACK=(--trials 1 2 4 --width 64 --batch 64 --videos 256 --epochs 3)
   PRETRAIN=(--trials 4 --width 64 --batch 32 --epochs 3 --stream-videos 14000 --epoch-samples 2000)
-  QUALITY=(--train 300 --val 100 --unlabeled 300 --epochs 8 --width 32 --batch 32 --only mask_space
-           --mask-variants plain copy motion)
-  LIMIT=150
+  QUALITY=(--train 300 --val 100 --unlabeled 300 --epochs 10 --width 32 --batch 32 --only mask_space
+           --mask-variants motion --no-compile)
+  LIMITS=(90 75 80 60 250)  # the most each step may take (555 s in all); they should end well inside them
   TITLE=$($PY -c "import torch; print(torch.cuda.get_device_name())" 2>/dev/null || echo "no CUDA device")
 fi
 mkdir -p "$(dirname "$OUT")" "$WORK"
+export PYTHONUNBUFFERED=1  # a step stopped at its limit still leaves what it printed
 
 step() {  # step NAME LIMIT_S COMMAND...: the command's output as a section of $OUT
   local name=$1 limit=$2
@@ -72,11 +74,11 @@ step() {  # step NAME LIMIT_S COMMAND...: the command's output as a section of $
   echo
   echo "### $(date -u +%Y-%m-%d), $TITLE, commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 } >>"$OUT"
-step "U-Net: recipe against bare loop, streamed against held" "$LIMIT" $PY -m benchmarks.train_speed "${SPEED[@]}"
-step "Frame predictor: recipe against bare loop, streamed against held" "$LIMIT" \
+step "U-Net: recipe against bare loop, streamed against held" "${LIMITS[0]}" $PY -m benchmarks.train_speed "${SPEED[@]}"
+step "Frame predictor: recipe against bare loop, streamed against held" "${LIMITS[1]}" \
   $PY -m benchmarks.train_speed "${PREDICTOR[@]}"
-step "Packed trials on one GPU" "$LIMIT" $PY -m benchmarks.gpu_packing "${PACK[@]}"
-step "Packed trials pretraining on a full-size streamed split" "$LIMIT" $PY -m benchmarks.gpu_packing "${PRETRAIN[@]}"
-step "Shortened quality run" "$((2 * LIMIT))" \
+step "Packed trials on one GPU" "${LIMITS[2]}" $PY -m benchmarks.gpu_packing "${PACK[@]}"
+step "Packed trials pretraining on a full-size streamed split" "${LIMITS[3]}" $PY -m benchmarks.gpu_packing "${PRETRAIN[@]}"
+step "Shortened quality run" "${LIMITS[4]}" \
   $PY -m benchmarks.quality --workdir "$WORK/quality" --out "$WORK/quality.md" "${QUALITY[@]}"
 echo "figures written to $OUT"

@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", choices=APPROACHES, default=list(APPROACHES))
     parser.add_argument("--segmenter", type=Path, default=None, help="a trained frame_segmenter checkpoint to reuse")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--no-compile", action="store_true", help="no torch.compile on CUDA (quicker to start)")
     parser.add_argument("--out", type=Path, default=Path("docs/quality.md"))
     args = parser.parse_args(argv)
     root = args.data
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         f"batch_size={args.batch}",
         f"eval_batch_size={args.batch}",
         f"input_scale={args.input_scale}",
-        "compile=true" if resolve_device(args.device).type == "cuda" else "compile=false",
+        "compile=true" if resolve_device(args.device).type == "cuda" and not args.no_compile else "compile=false",
     ]
     runs = {
         "unet": build_run("unet", [f"width={args.width}", *common], epochs=args.epochs),
