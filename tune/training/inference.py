@@ -100,7 +100,7 @@ class ModelRunner:
         input_scale: float = 1.0,
         input_kind: str | None = None,
     ) -> None:
-        self.forward = forward or model
+        self.forward = model if forward is None else forward  # not `or`: a compiled module refuses len()
         self.input_kind = input_kind or model_entry(model_name).input_kind
         self.device = device
         self.amp = amp

@@ -14,8 +14,9 @@ from models.frame_predictor import FramePredictorConfig
 from models.registry import list_models
 from tune.train import build_run, main
 from tune.training.checkpoints import load_checkpoint
-from tune.training.config import RunConfig
-from tune.training.losses import inverse_sqrt_class_weights, soft_dice_loss, ssim
+from tune.training.config import RunConfig, TrainConfig
+from tune.training.losses import inverse_sqrt_class_weights, segmentation_loss, soft_dice_loss, ssim
+from tune.training.tasks import task_for
 from tune.training.trainer import Trainer, load_data
 
 TINY_SETS = {
@@ -197,6 +198,27 @@ def test_losses_and_weights_behave() -> None:
     assert weights[:2].mean() == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("dice", [0.0, 0.5])
+def test_the_mask_predictors_loss_on_masks_12_to_22_is_mask_22s_plus_the_weighted_mean_on_the_others(
+    weighted: bool, dice: float
+) -> None:
+    """The loss over the masks at once (no copy of the logits) is what the plain formula gives: mask 22's
+    segmentation loss plus future_weight times the (class-weighted) mean cross-entropy over masks 12-21."""
+    torch.manual_seed(0)
+    logits = torch.randn(3, 11, 49, 6, 7, requires_grad=True)
+    target = torch.randint(0, 49, (3, 11, 6, 7), dtype=torch.uint8)
+    weights = torch.rand(49) if weighted else None
+    cfg = TrainConfig(future_weight=0.7, dice_weight=dice)
+    ours = task_for("mask_predictor").loss(logits, target, cfg, weights)
+    (grad,) = torch.autograd.grad(ours, logits)
+    future = torch.nn.functional.cross_entropy(logits[:, :-1].movedim(2, 1), target[:, :-1].long(), weight=weights)
+    plain = segmentation_loss(logits[:, -1], target[:, -1], cfg, weights) + 0.7 * future
+    (plain_grad,) = torch.autograd.grad(plain, logits)
+    assert ours.item() == pytest.approx(plain.item(), rel=1e-6)
+    assert torch.allclose(grad, plain_grad, rtol=1e-5, atol=1e-9)
+
+
 def test_cli_checks_it_can_write_before_it_trains(
     synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -262,3 +284,26 @@ def test_a_split_over_the_memory_cap_streams_and_trains_exactly_as_a_held_one(
     assert metrics[0] == metrics[1]
     for (name, a), b in zip(*(t.model.state_dict().items() for t in trainers), strict=True):
         assert torch.equal(a, b[1]), name
+
+
+def test_a_model_that_cannot_be_compiled_here_trains_uncompiled_with_a_warning(
+    synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """compile=true on a machine whose toolchain cannot build the kernels (here: no C++ compiler for the CPU's
+    kernels; on a GPU machine, no C compiler for Triton) trains the same model uncompiled, saying why."""
+    import torch._inductor.config as inductor
+
+    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(inductor.cpp, "cxx", ("/nonexistent/c++",))
+    sets = [*TINY_SETS["unet"], "batch_size=2", "eval_batch_size=2"]
+    plain = build_run("unet", sets, epochs=1)
+    data = load_data(plain, synth_root, "cpu", progress=False)
+    compiled = Trainer(build_run("unet", [*sets, "compile=true"], epochs=1), data)
+    with pytest.warns(UserWarning, match="torch.compile failed for unet, training it uncompiled: .*C\\+\\+ compiler"):
+        compiled_metrics = next(compiled.epochs())
+    assert compiled.compile_error is not None and "nonexistent" in compiled.compile_error
+    eager = Trainer(plain, data)
+    eager_metrics = next(eager.epochs())
+    assert eager.compile_error is None
+    assert compiled_metrics["train_loss"] == eager_metrics["train_loss"]
+    assert compiled_metrics["val_iou"] == eager_metrics["val_iou"]

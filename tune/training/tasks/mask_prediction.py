@@ -25,7 +25,7 @@ from models.registry import ModelEntry
 from tune.training.checkpoints import load_model
 from tune.training.config import RunConfig, TrainConfig
 from tune.training.inference import Infer, class_ids
-from tune.training.losses import segmentation_loss
+from tune.training.losses import masks_cross_entropy, segmentation_loss, soft_dice_loss
 from tune.training.pseudo_store import has_pseudo, load_pseudo
 from tune.training.tasks.base import LoadOptions, Task, TrainData, on_device, predict_in_batches, register_task
 from tune.training.tasks.frame_segmentation import segment_frames
@@ -97,12 +97,13 @@ class MaskPrediction(Task):
     ) -> torch.Tensor:
         """target: masks 12-22 (B, 11, H, W), or 22 alone (B, 1, H, W); out: the logits of mask 22, or of
         masks 12-22 (B, 11, K, H, W), whose mean loss on 12-21 is added with future_weight."""
-        future = None
-        if out.dim() == 5:
-            future = F.cross_entropy(out[:, :-1].movedim(2, 1).float(), target[:, :-1].long(), weight=class_weights)
-            out = out[:, -1]
-        loss = segmentation_loss(out, target[:, -1], cfg, class_weights)
-        return loss if future is None else loss + cfg.future_weight * future
+        if out.dim() == 4:
+            return segmentation_loss(out, target[:, -1], cfg, class_weights)
+        sums, weights = masks_cross_entropy(out, target, class_weights)
+        loss = sums[-1] / weights[-1] + cfg.future_weight * sums[:-1].sum() / weights[:-1].sum()
+        if cfg.dice_weight:  # as segmentation_loss adds it to mask 22's
+            loss = loss + cfg.dice_weight * soft_dice_loss(out[:, -1], target[:, -1].long())
+        return loss
 
     def evaluate(self, infer: Infer, val: Any, batch_size: int) -> dict[str, float]:
         """Competition IoU of mask 22 on val from the segmenter's masks of frames 1-11, and two rules on the
