@@ -18,8 +18,11 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
+from queue import Empty
+from typing import Any
 
 import numpy as np
 import torch
@@ -48,6 +51,14 @@ class Trial:
 
 
 def _trial(trial: Trial, queue: mp.Queue) -> None:
+    try:
+        queue.put(_train(trial))
+    except BaseException as error:  # the parent waits for one message per trial: an error is one
+        queue.put(f"trial {trial.seed}: {type(error).__name__}: {error}\n{traceback.format_exc()}")
+        raise SystemExit(1) from None
+
+
+def _train(trial: Trial) -> tuple[float, float]:
     if trial.device == "cuda":
         torch.cuda.set_per_process_memory_fraction(trial.fraction)
     else:
@@ -77,7 +88,9 @@ def _trial(trial: Trial, queue: mp.Queue) -> None:
     rates = [m["train_samples_per_s"] for m in trainer.epochs()]
     peak = torch.cuda.max_memory_allocated() / 2**30 if trial.device == "cuda" else 0.0
     timed = rates[1:] or rates  # the first epoch compiles
-    queue.put((sum(timed) / len(timed), peak))
+    if trainer.compile_error:
+        print(f"trial {trial.seed} ran uncompiled: {trainer.compile_error}", flush=True)
+    return sum(timed) / len(timed), peak
 
 
 def sparse_split(path: Path, videos: int) -> Path:
@@ -87,6 +100,18 @@ def sparse_split(path: Path, videos: int) -> Path:
         array = np.lib.format.open_memmap(path, "w+", np.uint8, (videos, N_FRAMES, FRAME_HEIGHT, FRAME_WIDTH, 3))
         del array
     return path
+
+
+def _result(queue: mp.Queue, procs: list[Any]) -> Any:
+    """The next trial's message: (samples/s, peak GiB), or a failure's text; a trial process that died
+    without a word (killed, out of memory) is a failure too, not a wait for ever."""
+    while True:
+        try:
+            return queue.get(timeout=5)
+        except Empty:
+            dead = [p for p in procs if p.exitcode not in (None, 0)]
+            if dead and queue.empty():
+                return f"trial process {dead[0].pid} died with exit code {dead[0].exitcode} and no result"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -144,7 +169,15 @@ def main(argv: list[str] | None = None) -> int:
         ]
         for p in procs:
             p.start()
-        results = [queue.get() for _ in procs]
+        results = []
+        for _ in procs:
+            result = _result(queue, procs)
+            if isinstance(result, str):  # one failed trial fails the packing: stop the others, say why
+                for p in procs:
+                    p.terminate()
+                    p.join()
+                raise SystemExit(f"{k} packed trials: {result}")
+            results.append(result)
         total = sum(rate for rate, _ in results)
         peaks = ", ".join(f"{peak:.1f}" for _, peak in results)
         for p in procs:

@@ -42,9 +42,9 @@ else
   PREDICTOR=(--model frame_predictor --width 64 --batch 32 --videos 512 --steps 30 --epochs 3 --stream)
   PACK=(--trials 1 2 4 --width 64 --batch 64 --videos 256 --epochs 3)
   PRETRAIN=(--trials 4 --width 64 --batch 32 --epochs 3 --stream-videos 14000 --epoch-samples 2000)
-  QUALITY=(--train 300 --val 100 --unlabeled 300 --epochs 10 --width 32 --batch 32 --only mask_space
+  QUALITY=(--train 300 --val 100 --unlabeled 300 --epochs 8 --width 32 --batch 32 --only mask_space
            --mask-variants motion --no-compile)
-  LIMITS=(90 75 80 60 250)  # the most each step may take (555 s in all); they should end well inside them
+  LIMITS=(85 75 90 60 170)  # the most each step may take (480 s in all); they should end well inside them
   TITLE=$($PY -c "import torch; print(torch.cuda.get_device_name())" 2>/dev/null || echo "no CUDA device")
 fi
 mkdir -p "$(dirname "$OUT")" "$WORK"
