@@ -295,6 +295,8 @@ def test_a_model_that_cannot_be_compiled_here_trains_uncompiled_with_a_warning(
 
     monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(inductor.cpp, "cxx", ("/nonexistent/c++",))
+    monkeypatch.setattr(inductor, "fx_graph_cache", False)  # no kernels built earlier on this machine
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
     sets = [*TINY_SETS["unet"], "batch_size=2", "eval_batch_size=2"]
     plain = build_run("unet", sets, epochs=1)
     data = load_data(plain, synth_root, "cpu", progress=False)
