@@ -224,9 +224,22 @@ def release_freed_memory() -> None:
     step's large CPU tensors (a mask predictor's 49-class logits: tens of MB each) are freed to the heap, and
     glibc keeps such freed memory in the process: measured, a process that had trained and evaluated mask
     predictors held 2.19 GiB after them, 0.36 GiB once trimmed, so two packed trials added up each other's
-    past peaks. Called between an epoch's training and its evaluation, and after it (milliseconds)."""
-    if _LIBC is not None:
+    past peaks. Called between an epoch's training and its evaluation, and after it, in a process over
+    TRIM_ABOVE_BYTES resident: a small one is not worth the time (trimming every epoch of the test suite's tiny
+    trials made one study test 78 -> 93 s: the next epoch faults the pages back in)."""
+    if _LIBC is not None and _resident_bytes() > TRIM_ABOVE_BYTES:
         _LIBC.malloc_trim(0)
+
+
+TRIM_ABOVE_BYTES = 2**30
+
+
+def _resident_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def _glibc() -> ctypes.CDLL | None:
