@@ -317,11 +317,10 @@ def test_memory_a_training_step_freed_goes_back_to_the_system() -> None:
     evaluation, hands it back."""
     from benchmarks.predictor_memory import training_loss
     from models.mask_predictor import MaskPredictor, MaskPredictorConfig
-    from tune.training.trainer import release_freed_memory
+    from tune.training.trainer import _resident_bytes, release_freed_memory
 
-    def resident() -> float:
-        status = Path("/proc/self/status").read_text()
-        return int(next(line for line in status.splitlines() if line.startswith("VmRSS")).split()[1]) / 2**20
+    def resident() -> float:  # GiB
+        return _resident_bytes() / 2**30
 
     torch.manual_seed(0)
     model = MaskPredictor(MaskPredictorConfig(embed=4, hid_s=4, hid_t=8, n_s=2, n_t=2, horizon=1))
