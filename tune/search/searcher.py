@@ -60,7 +60,13 @@ class PrunedAwareOptunaSearch(OptunaSearch):
                 config[FAULT_KEY] = True
         return config
 
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if not self._already_told(trial_id):
+            super().on_trial_result(trial_id, result)
+
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if self._already_told(trial_id):
+            return
         stopped_early = not error and result is not None and result.get(TRAINING_ITERATION, self._max_t) < self._max_t
         if stopped_early and trial_id in self._ot_trials and trial_id not in self._completed_trials:
             # Ray hands the result that triggered the stop to on_trial_complete, not on_trial_result:
@@ -73,6 +79,19 @@ class PrunedAwareOptunaSearch(OptunaSearch):
             self._completed_trials.add(trial_id)
             return
         super().on_trial_complete(trial_id, result, error)
+
+    def _already_told(self, trial_id: str) -> bool:
+        """Whether the journal holds this trial as finished though this searcher does not know it: after a kill -9,
+        Ray restores the searcher state it saved before the trial's end was told, then hands that end over again,
+        and Optuna refuses to update a finished trial (UpdateFinishedTrialError ended a resumed study)."""
+        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            return False
+        number = self._ot_trials[trial_id].number
+        stored = self._ot_study.get_trials(deepcopy=False)  # type: ignore[attr-defined]
+        if not any(t.number == number and t.state.is_finished() for t in stored):
+            return False
+        self._completed_trials.add(trial_id)
+        return True
 
 
 class DefineByRun:

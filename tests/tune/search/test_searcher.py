@@ -56,3 +56,28 @@ def test_the_named_trials_carry_the_fault_flag(tmp_path: Path) -> None:
     )
     flags = [bool((searcher.suggest(f"t{k}") or {}).get(FAULT_KEY)) for k in range(3)]
     assert flags == [False, True, False]
+
+
+def test_a_trial_told_again_after_a_restore_is_not_told_twice(searcher: Any, tmp_path: Path) -> None:
+    """kill -9 after Optuna's journal recorded a trial's end but before Ray saved the searcher: the restored
+    searcher does not know the trial ended, and Ray hands its last result and its end over again."""
+    searcher.suggest("stopped")
+    searcher.on_trial_result("stopped", {"val_iou": 0.1, TRAINING_ITERATION: 1})
+    saved = tmp_path / "searcher.pkl"
+    searcher.save(str(saved))
+    searcher.on_trial_complete("stopped", {"val_iou": 0.2, TRAINING_ITERATION: 2})
+    restored = make_searcher(
+        Stage("main", "unet", "val_iou", "max", _define),
+        budget_for("smoke", gpu=False),
+        (),
+        experiment_dir=tmp_path,
+        study="s",
+        seed=0,
+    )
+    restored.restore(str(saved))
+    assert "stopped" not in restored._completed_trials
+    restored.on_trial_result("stopped", {"val_iou": 0.2, TRAINING_ITERATION: 2})
+    restored.on_trial_complete("stopped", {"val_iou": 0.2, TRAINING_ITERATION: 2})
+    assert "stopped" in restored._completed_trials
+    (stored,) = optuna.load_study(study_name=optuna_study_name("s", "main"), storage=journal_storage(tmp_path)).trials
+    assert stored.state == optuna.trial.TrialState.PRUNED and stored.intermediate_values == {1: 0.1, 2: 0.2}
