@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from data.cache import DecodedSplit
 from data.classes import FRAME_HEIGHT, FRAME_WIDTH, INPUT_FRAMES, N_FRAMES
-from data.datasets import DeviceSplit, batch_indices
+from data.datasets import DeviceSplit
 from data.streaming import StreamSplit
 from models.registry import create_model, model_config, model_entry
 from tune.training.config import RunConfig, TrainConfig
@@ -79,14 +79,16 @@ def bare_loop(run: RunConfig, split: DeviceSplit, device: torch.device, steps: i
         loss.backward()
         optimizer.step()
 
-    batches = iter(batch_indices(10**9, cfg.batch_size, shuffle=False, device=device))
+    def in_order(k: int) -> torch.Tensor:  # the k-th batch of the split in order, wrapping round
+        return torch.arange(k * cfg.batch_size, (k + 1) * cfg.batch_size, device=device) % len(split)
+
     try:
-        step(next(batches) % len(split))  # compilation
+        step(in_order(0))  # compilation
     except Exception as error:  # as the recipe does (Trainer._first_compiled_step): go on uncompiled
         print(f"bare loop ran uncompiled: {type(error).__name__}: {str(error).strip()[:300]}")
         forward = model
-    for _ in range(2):  # warm-up
-        step(next(batches) % len(split))
+    for k in (1, 2):  # warm-up
+        step(in_order(k))
     sync(device)
     started = time.perf_counter()
     for _ in range(steps):

@@ -32,6 +32,10 @@ OnError = Literal["raise", "skip"]
 CACHE_VERSION = 1
 REPAIRED = "repaired: "  # a decoding result's prefix for a hidden video kept with frames copied (read_video_repaired)
 _CHUNK = 8  # videos per decoding job, at most
+# Fewer videos than this are decoded in the calling process unless `workers` is given: a video decodes in ~50 ms,
+# while a spawned worker first re-imports the parent's main module (torch and Ray under `python -m tune.search`:
+# ~5 s, the whole decode of a small study's splits).
+_POOL_FROM = 64
 _PLAN, _LOG = "plan.json", "decoded.jsonl"  # a build's videos, and the rows it finished (see _carry_on)
 
 
@@ -79,7 +83,8 @@ def decode_split(
     progress: bool = True,
 ) -> DecodedSplit:
     """Decode a split once and memory-map it. `on_error="raise"` fails on the first bad video with its
-    file and reason; `"skip"` leaves bad videos out with a warning that counts and names them."""
+    file and reason; `"skip"` leaves bad videos out with a warning that counts and names them. `workers`: decoding
+    processes (default: one per core from 64 videos to decode, else this process)."""
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     source = split_dir(root, split, hidden=hidden).resolve()
@@ -298,6 +303,8 @@ def _decode_rows(
     None or why it is bad) to `record` once its rows are written."""
     if not todo:
         return
+    if workers is None and len(todo) < _POOL_FROM:
+        workers = 1
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
     size = max(1, min(_CHUNK, len(todo) // (4 * workers)))  # several chunks per worker keep all busy
     chunks = [(str(folder), todo[i : i + size]) for i in range(0, len(todo), size)]
