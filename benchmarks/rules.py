@@ -23,7 +23,24 @@ from data.cache import decode_split
 from data.classes import LAST_INPUT_FRAME, TARGET_FRAME
 from data.metric import competition_iou
 from data.synth.generate import SynthSpec, generate
-from models.motion import centroid_velocity, extrapolate_masks, move_objects
+from models.motion import RETENTION, centroid_velocity, extrapolate_masks, move_objects, travel
+
+
+def fit_retention(inputs: torch.Tensor, target: torch.Tensor) -> float:
+    """The retention whose travel best matches the objects' true moves, by least squares: masks of frames 10-11
+    (N, 2, H, W) and true masks of frame 22 (N, H, W); objects moving in frames 10-11 and present in frame 22."""
+    vy, vx = centroid_velocity(inputs[:, 0], inputs[:, 1])
+    dy, dx = centroid_velocity(inputs[:, 1], target)
+    moving = ((vy != 0) | (vx != 0)) & ((dy != 0) | (dx != 0))
+    frames = float((dy * vy + dx * vx)[moving].sum() / (vy**2 + vx**2)[moving].sum().clamp(min=1e-9))
+    ahead = TARGET_FRAME - LAST_INPUT_FRAME
+    low, high = 1e-3, 1.0  # travel grows with the retention: bisect for travel(ahead, r) = frames
+    if frames >= travel(ahead, high):
+        return high
+    for _ in range(40):
+        mid = (low + high) / 2
+        low, high = (mid, high) if travel(ahead, mid) < frames else (low, mid)
+    return (low + high) / 2
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,22 +59,30 @@ def main(argv: list[str] | None = None) -> int:
     masks = torch.from_numpy(np.array(val.masks)).long()  # (N, 22, H, W)
     target = masks[:, TARGET_FRAME]
     last = masks[:, LAST_INPUT_FRAME]
+    inputs = masks[:, LAST_INPUT_FRAME - 1 : LAST_INPUT_FRAME + 1]
     started = time.perf_counter()
     rows = {
         "copy last (mask 11)": last,
-        "extrapolate: velocity over frames 10-11 (models.motion)": extrapolate_masks(
-            masks[:, LAST_INPUT_FRAME - 1 : LAST_INPUT_FRAME + 1]
+        f"extrapolate (models.motion: velocity over frames 10-11, speed kept {RETENTION} a frame)": extrapolate_masks(
+            inputs
         ),
     }
     seconds = time.perf_counter() - started
+    rows["the same at constant speed (retention 1)"] = extrapolate_masks(inputs, retention=1.0)
     ahead = TARGET_FRAME - LAST_INPUT_FRAME
     four_back = masks[:, LAST_INPUT_FRAME - 4]  # frame 7: the mean velocity over frames 7-11
     vy, vx = centroid_velocity(four_back, last)
     scale = ahead / 4
-    rows["velocity over frames 7-11"] = move_objects(last, (vy * scale).round().long(), (vx * scale).round().long())
+    rows["constant speed over frames 7-11"] = move_objects(
+        last, (vy * scale).round().long(), (vx * scale).round().long()
+    )
     dy, dx = centroid_velocity(last, target)
     rows["ceiling: each object moved by its true displacement"] = move_objects(
         last, dy.round().long(), dx.round().long()
+    )
+    fitted = fit_retention(inputs, target)
+    rows[f"extrapolate with the retention fitted to these masks ({fitted:.3f})"] = extrapolate_masks(
+        inputs, retention=fitted
     )
     print(f"{len(target)} val videos of {root}; extrapolate took {seconds:.2f} s on the CPU")
     print("| rule (true input masks, no training) | IoU of mask 22 |\n| --- | --- |")

@@ -33,7 +33,7 @@ from torch.utils.checkpoint import checkpoint
 from data.classes import FUTURE_FRAMES, N_INPUT_FRAMES, NUM_CLASSES
 from models.blocks import class_head, norm_layer, pad_to_multiple
 from models.config import check_depth, check_positive, check_prior
-from models.motion import extrapolate_steps
+from models.motion import RETENTION, extrapolate_steps
 from models.registry import register_model
 
 PRIORS = ("copy", "motion", "none")
@@ -54,6 +54,7 @@ class MaskPredictorConfig:
     copy_prior: float = 10.0  # initial (learned) logit bonus for the class the prior gives a pixel; 0: no prior
     prior: str = "copy"  # copy (the last known mask) | motion (its objects moved along their tracks) | none
     motion_input: bool = False  # each step also sees the motion rule's masks of the frames it predicts
+    motion_retention: float = RETENTION  # the motion rule's share of speed an object keeps a frame (models.motion)
     checkpoint_steps: bool = False  # training: each rolled-out step recomputed in backward instead of its
     # 49-class tensors kept (less memory, one more forward pass)
 
@@ -65,6 +66,8 @@ class MaskPredictorConfig:
             raise ValueError(f"MaskPredictorConfig.copy_prior must be >= 0, got {self.copy_prior}")
         if self.prior not in PRIORS:
             raise ValueError(f"MaskPredictorConfig.prior must be one of {PRIORS}, got {self.prior!r}")
+        if not 0 < self.motion_retention <= 1:
+            raise ValueError(f"MaskPredictorConfig.motion_retention must be in (0, 1], got {self.motion_retention}")
         if self.embed < 0:
             raise ValueError(f"MaskPredictorConfig.embed must be >= 0 (0: one-hot), got {self.embed}")
         check_depth(self, "n_s")
@@ -229,7 +232,12 @@ class MaskPredictor(nn.Module):
         copy = self.copy_scale is not None and self.cfg.prior == "copy"
         last = F.one_hot(masks[:, -1].long(), k).movedim(-1, 1).float() if copy else None
         motion = self.cfg.motion_input or (self.copy_scale is not None and not copy)
-        rule = extrapolate_steps(masks, range(1, FUTURE_FRAMES + 1)) if motion else masks  # frames 12-22, once
+        # the rule's masks of frames 12-22, once
+        rule = (
+            extrapolate_steps(masks, range(1, FUTURE_FRAMES + 1), retention=self.cfg.motion_retention)
+            if motion
+            else masks
+        )
         outputs: list[torch.Tensor] = []
         for step in range(self.steps):
             final = step == self.steps - 1

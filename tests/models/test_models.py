@@ -273,7 +273,12 @@ def test_mask_predictor_motion_prior_with_a_silent_network_is_the_extrapolation(
 ) -> None:
     x = _moving_masks()
     cfg = model_config(
-        "mask_predictor", **TINY["mask_predictor"], horizon=horizon, prior="motion", motion_input=motion_input
+        "mask_predictor",
+        **TINY["mask_predictor"],
+        horizon=horizon,
+        prior="motion",
+        motion_input=motion_input,
+        motion_retention=0.9,  # not the rule's default: the config's value is the one used
     )
     model = create_model("mask_predictor", cfg).eval()
     head = model.head
@@ -283,9 +288,10 @@ def test_mask_predictor_motion_prior_with_a_silent_network_is_the_extrapolation(
         head.bias.zero_()
         mask_22 = model(x).argmax(1)
         masks_12_22 = model(x, all_frames=True).argmax(2)
-    assert torch.equal(mask_22, extrapolate_masks(x))
+    assert torch.equal(mask_22, extrapolate_masks(x, retention=0.9))
+    assert not torch.equal(mask_22, extrapolate_masks(x))
     for ahead in range(1, 12):  # every rolled-out step has the rule of its own frame
-        assert torch.equal(masks_12_22[:, ahead - 1], extrapolate_masks(x, steps=ahead))
+        assert torch.equal(masks_12_22[:, ahead - 1], extrapolate_masks(x, steps=ahead, retention=0.9))
     assert not torch.equal(mask_22, x[:, -1])  # the object moved
 
 

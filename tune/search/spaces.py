@@ -280,9 +280,20 @@ def define_mask_predictor(trial: optuna.Trial, budget: Budget, parents: Sequence
         "horizon": trial.suggest_categorical("horizon", [1, 4, 11]),
         "future_weight": trial.suggest_float("future_weight", 0.0, 1.0),
         # start from a rule's answer: nothing, copy-last, or each object moved along its track (models.motion)
+        **motion_rule(trial),
+        "parent_trial": parents[0],  # the segmenter that made the pseudo-labels (a constant, not searched)
+    }
+
+
+def motion_rule(trial: optuna.Trial) -> dict[str, Any]:
+    """How the mask predictor uses a rule (models.motion): its prior, the rule's masks as input, and the share
+    of its speed an object keeps a frame in the motion rule (0.97 fits the synthetic sets; the real data's
+    physics may differ). Always suggested, so that `--set motion_retention=...` is a name the space knows; it
+    changes nothing in a trial with neither the motion prior nor the motion input."""
+    return {
         "prior": trial.suggest_categorical("prior", ["none", "copy", "motion"]),
         "motion_input": trial.suggest_categorical("motion_input", [False, True]),  # the rule's masks as input too
-        "parent_trial": parents[0],  # the segmenter that made the pseudo-labels (a constant, not searched)
+        "motion_retention": trial.suggest_float("motion_retention", 0.9, 1.0),
     }
 
 
