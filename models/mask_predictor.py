@@ -33,7 +33,7 @@ from torch.utils.checkpoint import checkpoint
 from data.classes import FUTURE_FRAMES, N_INPUT_FRAMES, NUM_CLASSES
 from models.blocks import class_head, norm_layer, pad_to_multiple
 from models.config import check_depth, check_positive, check_prior
-from models.motion import RETENTION, extrapolate_steps
+from models.motion import RETENTION, TRACK_FRAMES, extrapolate_steps
 from models.registry import register_model
 
 PRIORS = ("copy", "motion", "none")
@@ -55,6 +55,7 @@ class MaskPredictorConfig:
     prior: str = "copy"  # copy (the last known mask) | motion (its objects moved along their tracks) | none
     motion_input: bool = False  # each step also sees the motion rule's masks of the frames it predicts
     motion_retention: float = RETENTION  # the motion rule's share of speed an object keeps a frame (models.motion)
+    motion_track_frames: int = TRACK_FRAMES  # the last input masks the motion rule fits each velocity over
     checkpoint_steps: bool = False  # training: each rolled-out step recomputed in backward instead of its
     # 49-class tensors kept (less memory, one more forward pass)
 
@@ -68,6 +69,10 @@ class MaskPredictorConfig:
             raise ValueError(f"MaskPredictorConfig.prior must be one of {PRIORS}, got {self.prior!r}")
         if not 0 < self.motion_retention <= 1:
             raise ValueError(f"MaskPredictorConfig.motion_retention must be in (0, 1], got {self.motion_retention}")
+        if not 2 <= self.motion_track_frames <= self.n_input:
+            raise ValueError(
+                f"MaskPredictorConfig.motion_track_frames must be in 2..{self.n_input}, got {self.motion_track_frames}"
+            )
         if self.embed < 0:
             raise ValueError(f"MaskPredictorConfig.embed must be >= 0 (0: one-hot), got {self.embed}")
         check_depth(self, "n_s")
@@ -234,7 +239,12 @@ class MaskPredictor(nn.Module):
         motion = self.cfg.motion_input or (self.copy_scale is not None and not copy)
         # the rule's masks of frames 12-22, once
         rule = (
-            extrapolate_steps(masks, range(1, FUTURE_FRAMES + 1), retention=self.cfg.motion_retention)
+            extrapolate_steps(
+                masks,
+                range(1, FUTURE_FRAMES + 1),
+                retention=self.cfg.motion_retention,
+                track_frames=self.cfg.motion_track_frames,
+            )
             if motion
             else masks
         )

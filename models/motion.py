@@ -23,9 +23,11 @@ from collections.abc import Sequence
 
 import torch
 
-from data.classes import FUTURE_FRAMES, NUM_CLASSES
+from data.classes import FUTURE_FRAMES, LAST_INPUT_FRAME, NUM_CLASSES
 
 RETENTION = 0.97  # the share of its speed an object keeps from one frame to the next (friction slows it)
+TRACK_FRAMES = 3  # the last masks an object's velocity is fitted over (2: its move from frame 10 to 11)
+TRACKED = tuple(range(LAST_INPUT_FRAME + 1 - TRACK_FRAMES, LAST_INPUT_FRAME + 1))  # their indices: frames 9-11
 
 
 def travel(steps: int, retention: float = RETENTION) -> float:
@@ -63,28 +65,60 @@ def centroid_velocity(
     return torch.where(both, later_row - row, 0), torch.where(both, later_col - col, 0)
 
 
+def track_velocity(
+    masks: torch.Tensor, frames: int = TRACK_FRAMES, num_classes: int = NUM_CLASSES
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per class, its centroid's velocity (rows, columns a frame) over the last `frames` of class-id masks
+    (B, T, H, W): the slope of the least-squares line through the frames of that window where the object is
+    present; two (B, num_classes) float tensors, 0 for a class missing from the last frame or from all the others.
+    frames=2 is `centroid_velocity` of the last two."""
+    if frames < 2:
+        raise ValueError(f"a track needs at least 2 frames, got {frames}")
+    if frames == 2 or masks.shape[1] == 2:
+        return centroid_velocity(masks[:, -2], masks[:, -1], num_classes)
+    window = masks[:, -frames:]
+    b, t = window.shape[:2]
+    count, row, col, _ = (x.unflatten(0, (b, t)) for x in object_tracks(window.flatten(0, 1), num_classes))
+    present = (count > 0).float()  # (B, T, K)
+    times = torch.arange(t, device=masks.device, dtype=torch.float32)[None, :, None]
+    seen = present.sum(1)
+    centred = (times - (present * times).sum(1, keepdim=True) / seen.clamp(min=1)[:, None]) * present
+    spread = (centred * centred).sum(1)
+    tracked = (present[:, -1] > 0) & (seen >= 2)
+    return tuple(  # type: ignore[return-value]
+        torch.where(tracked, (centred * y).sum(1) / spread.clamp(min=1e-9), 0) for y in (row, col)
+    )
+
+
 def extrapolate_masks(
     masks: torch.Tensor,
     steps: int = FUTURE_FRAMES,
     num_classes: int = NUM_CLASSES,
     *,
     retention: float = RETENTION,
+    track_frames: int = TRACK_FRAMES,
 ) -> torch.Tensor:
     """Class-id masks of consecutive frames (B, T, H, W), T >= 2 -> the last one moved `steps` frames on
-    (B, H, W) long: each object (class) shifted along its centroid velocity between the last two frames,
-    slowing down by `retention` a frame (`travel`; 1: constant speed), not moved if it is missing from the
-    second last, clipped at the picture's edges, the nearer object drawn where two overlap."""
-    return extrapolate_steps(masks, (steps,), num_classes, retention=retention)[:, 0]
+    (B, H, W) long: each object (class) shifted along its centroid velocity over the last `track_frames`
+    (`track_velocity`), slowing down by `retention` a frame (`travel`; 1: constant speed), not moved if it is
+    missing from the window's other frames, clipped at the picture's edges, the nearer object drawn where two
+    overlap."""
+    return extrapolate_steps(masks, (steps,), num_classes, retention=retention, track_frames=track_frames)[:, 0]
 
 
 def extrapolate_steps(
-    masks: torch.Tensor, steps: Sequence[int], num_classes: int = NUM_CLASSES, *, retention: float = RETENTION
+    masks: torch.Tensor,
+    steps: Sequence[int],
+    num_classes: int = NUM_CLASSES,
+    *,
+    retention: float = RETENTION,
+    track_frames: int = TRACK_FRAMES,
 ) -> torch.Tensor:
     """`extrapolate_masks` for each of `steps` at once, the tracks measured once: (B, len(steps), H, W)."""
     if masks.dim() != 4 or masks.shape[1] < 2:
         raise ValueError(f"extrapolate_masks needs masks (B, T >= 2, H, W), got {tuple(masks.shape)}")
     last = masks[:, -1]
-    vy, vx = centroid_velocity(masks[:, -2], last, num_classes)  # (B, K) pixels a frame
+    vy, vx = track_velocity(masks, track_frames, num_classes)  # (B, K) pixels a frame
     lowest = object_tracks(last, num_classes)[3]
     moved = []
     for s in steps:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.motion import RETENTION, extrapolate_masks, travel
+from models.motion import RETENTION, extrapolate_masks, track_velocity, travel
 
 
 def _clip(frames: int = 11, height: int = 40, width: int = 120) -> torch.Tensor:
@@ -34,7 +34,26 @@ def test_fewer_steps_move_it_less_and_only_the_last_two_frames_set_the_velocity(
     clip[0, 0, 10:12, 0:2] = 5  # frame 1 far away: ignored
     clip[0, 1, 10:12, 40:42] = 5
     clip[0, 2, 12:14, 42:44] = 5  # velocity (2, 2) per frame
-    assert _box(extrapolate_masks(clip, steps=4, retention=1.0)[0], 5) == (20, 21, 50, 51)
+    assert _box(extrapolate_masks(clip, steps=4, retention=1.0, track_frames=2)[0], 5) == (20, 21, 50, 51)
+
+
+def test_a_track_over_more_frames_is_the_least_squares_slope_of_the_frames_with_the_object() -> None:
+    clip = _clip(frames=5)
+    for t, col in enumerate((0, 10, 18, 32, 40)):  # 10 px a frame with a jitter of +-2
+        clip[0, t, 10:12, col : col + 2] = 5
+    clip[0, 3:, 20:22, 100:102] = 6  # only in the last two frames of a window of 3
+    clip[0, 4, 30:32, 50:52] = 7  # only in the last frame
+    clip[0, :4, 5:7, 5:7] = 8  # not in the last frame
+    vy, vx = track_velocity(clip, frames=5)
+    assert vx[0, 5].item() == pytest.approx(10.2) and vy[0, 5].item() == 0  # slope of 0, 10, 18, 32, 40: 102 / 10
+    assert track_velocity(clip, frames=2)[1][0, 5].item() == 8  # the last move alone
+    assert track_velocity(clip, frames=3)[1][0, 5].item() == 11  # (40 - 18) / 2
+    assert track_velocity(clip, frames=3)[1][0, 6].item() == 0 and track_velocity(clip, frames=3)[1][0, 7] == 0
+    assert track_velocity(clip, frames=3)[1][0, 8].item() == 0
+    clip[0, 3, 10:12, 32:34] = 0  # missing from frame 4: the line through the other three
+    assert track_velocity(clip, frames=3)[1][0, 5].item() == 11
+    with pytest.raises(ValueError, match="a track needs at least 2 frames, got 1"):
+        track_velocity(clip, frames=1)
 
 
 def test_a_slowing_object_travels_the_sum_of_its_shrinking_steps() -> None:

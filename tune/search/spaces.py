@@ -288,12 +288,14 @@ def define_mask_predictor(trial: optuna.Trial, budget: Budget, parents: Sequence
 def motion_rule(trial: optuna.Trial) -> dict[str, Any]:
     """How the mask predictor uses a rule (models.motion): its prior, the rule's masks as input, and the share
     of its speed an object keeps a frame in the motion rule (0.97 fits the synthetic sets; the real data's
-    physics may differ). Always suggested, so that `--set motion_retention=...` is a name the space knows; it
-    changes nothing in a trial with neither the motion prior nor the motion input."""
+    physics may differ) and how many frames it fits velocities over (more is steadier on noisy masks, fewer
+    follows changes sooner). Always suggested, so that `--set motion_retention=...` is a name the space knows;
+    they change nothing in a trial with neither the motion prior nor the motion input."""
     return {
         "prior": trial.suggest_categorical("prior", ["none", "copy", "motion"]),
         "motion_input": trial.suggest_categorical("motion_input", [False, True]),  # the rule's masks as input too
         "motion_retention": trial.suggest_float("motion_retention", 0.9, 1.0),
+        "motion_track_frames": trial.suggest_int("motion_track_frames", 2, 5),  # 2: the move from frame 10 to 11
     }
 
 

@@ -12,22 +12,22 @@ import numpy as np
 import torch
 
 from data.cache import OnError, decode_split
-from data.classes import LAST_INPUT_FRAME, N_INPUT_FRAMES, TARGET_FRAME
+from data.classes import N_INPUT_FRAMES, TARGET_FRAME
 from data.layout import DataError
 from data.metric import competition_iou
-from models.motion import extrapolate_masks
+from models.motion import TRACKED, extrapolate_masks
 from reports.schema import CHECKPOINT, RESULTS_DIR, ranked, read_results, stage_order
 from tune.training.checkpoints import load_checkpoint, load_model, model_from_state
 from tune.training.config import RunConfig
 from tune.training.inference import resolve_device
 from tune.training.tasks import FrameSegmentation, segment_frames, task_for
 
-# rules that answer from a per-frame segmenter's masks of the last input frames (frames 10, 11), no training
+# rules that answer from a per-frame segmenter's masks of the last input frames (frames 9-11), no training
 RULES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "copy_last": lambda masks: masks[:, -1].long(),
     "extrapolate": extrapolate_masks,
 }
-RULE_FRAMES = (LAST_INPUT_FRAME - 1, LAST_INPUT_FRAME)
+RULE_FRAMES = TRACKED
 
 
 def best_checkpoint(experiment: str | os.PathLike[str]) -> Path:

@@ -15,21 +15,20 @@ import torch
 from data.classes import LAST_INPUT_FRAME, TARGET_FRAME
 from data.datasets import batch_indices
 from data.metric import IoUMeter
-from models.motion import extrapolate_masks
+from models.motion import TRACKED, extrapolate_masks
 from models.registry import ModelEntry
 from tune.training.config import RunConfig, TrainConfig
 from tune.training.inference import Infer, ModelRunner, class_ids
 from tune.training.tasks.base import Task, TrainData, register_task
 
 SCORED = (LAST_INPUT_FRAME, TARGET_FRAME)  # the val frames a segmenter is scored on
-TRACKED = (LAST_INPUT_FRAME - 1, LAST_INPUT_FRAME)  # the frames its extrapolation starts from
 
 
 @register_task
 class FrameSegmentation(Task):
     name = "frame_segmentation"
     train_frames = None  # every frame of every training video
-    val_frames = (TRACKED[0], *SCORED)
+    val_frames = (*TRACKED[:-1], *SCORED)  # the frames its extrapolation starts from, up to 11, and 22
 
     @staticmethod
     def handles(entry: ModelEntry) -> bool:
@@ -59,13 +58,14 @@ class FrameSegmentation(Task):
     def evaluate(self, infer: Infer, val: Any, batch_size: int) -> dict[str, float]:
         per_frame, copy_last, oracle, extrapolate = (IoUMeter(val.device) for _ in range(4))
         for index in batch_indices(len(val), batch_size, shuffle=False, device=val.device):
-            frames = val.gather_frames(index, self.val_frames)  # (B, 3, 3, H, W): frames 10, 11 and 22
+            frames = val.gather_frames(index, self.val_frames)  # (B, F, 3, H, W): frames 9, 10, 11 and 22
             pred = class_ids(infer(frames.flatten(0, 1))).unflatten(0, (len(index), len(self.val_frames)))
-            pred_before, pred_last, pred_future = pred.unbind(1)
+            tracked, pred_future = pred[:, :-1], pred[:, -1]
+            pred_last = tracked[:, -1]
             mask_last, mask_future = (val.gather_masks(index, t) for t in SCORED)
             per_frame.update(torch.stack([pred_last, pred_future], dim=1), torch.stack([mask_last, mask_future], dim=1))
             copy_last.update(pred_last, mask_future)
-            extrapolate.update(extrapolate_masks(torch.stack([pred_before, pred_last], dim=1)), mask_future)
+            extrapolate.update(extrapolate_masks(tracked), mask_future)
             oracle.update(pred_future, mask_future)
         return {
             "val_iou": per_frame.compute(),
