@@ -32,10 +32,7 @@ OnError = Literal["raise", "skip"]
 CACHE_VERSION = 1
 REPAIRED = "repaired: "  # a decoding result's prefix for a hidden video kept with frames copied (read_video_repaired)
 _CHUNK = 8  # videos per decoding job, at most
-# Fewer videos than this are decoded in the calling process unless `workers` is given: a video decodes in ~50 ms,
-# while a spawned worker first re-imports the parent's main module (torch and Ray under `python -m tune.search`:
-# ~5 s, the whole decode of a small study's splits).
-_POOL_FROM = 64
+_POOL_FROM = 64  # fewer videos decode in this process (~50 ms each): a spawned worker re-imports torch and Ray (~5 s)
 _PLAN, _LOG = "plan.json", "decoded.jsonl"  # a build's videos, and the rows it finished (see _carry_on)
 
 
@@ -82,9 +79,8 @@ def decode_split(
     workers: int | None = None,
     progress: bool = True,
 ) -> DecodedSplit:
-    """Decode a split once and memory-map it. `on_error="raise"` fails on the first bad video with its
-    file and reason; `"skip"` leaves bad videos out with a warning that counts and names them. `workers`: decoding
-    processes (default: one per core from 64 videos to decode, else this process)."""
+    """Decode a split once and memory-map it (`workers`: processes, default one per core from 64 videos). `on_error`:
+    "raise" fails on the first bad video with its file and reason; "skip" leaves bad videos out, named in a warning."""
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     source = split_dir(root, split, hidden=hidden).resolve()
@@ -131,8 +127,7 @@ def decode_split(
 
 
 def _fingerprint(entry: VideoEntry) -> list[list[object]]:
-    """(name, size, mtime_ns) of every source file; a missing file is recorded as missing, so that
-    adding it later is noticed."""
+    """(name, size, mtime_ns) of every source file; a missing file is recorded as missing (adding it is noticed)."""
     prints: list[list[object]] = []
     for path in entry.source_files():
         try:
@@ -303,9 +298,8 @@ def _decode_rows(
     None or why it is bad) to `record` once its rows are written."""
     if not todo:
         return
-    if workers is None and len(todo) < _POOL_FROM:
-        workers = 1
-    workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
+    auto = os.cpu_count() if len(todo) >= _POOL_FROM else 1
+    workers = max(1, min(workers or auto or 1, len(todo)))
     size = max(1, min(_CHUNK, len(todo) // (4 * workers)))  # several chunks per worker keep all busy
     chunks = [(str(folder), todo[i : i + size]) for i in range(0, len(todo), size)]
     with tqdm(total=len(todo), unit="video", desc=f"decoding {todo[0][1].split}", disable=not progress) as bar:
