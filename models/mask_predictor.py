@@ -10,9 +10,9 @@ One step predicts the next `horizon` masks at once. With horizon 11 a single ste
 (masks 12-21 come with it, for an optional loss on them); with fewer the model is rolled out: each step's
 predicted class probabilities are encoded like input masks and join the window of the last 11 frames,
 so the prediction of frame 22 rests on the model's own earlier predictions, differentiably.
-A prior starts the model from a rule's answer: a learned bonus (initially `copy_prior`) on the logit of
-the class the rule gives each pixel, so training begins from the rule instead of from all background and
-the network learns what the rule gets wrong. `prior="copy"`: the last known mask (on the CPU quality set,
+A prior starts the model from a rule's answer: a learned bonus (initially `copy_prior`; fixed with
+`learn_prior=False`) on the logit of the class the rule gives each pixel, so training begins from the rule
+instead of from all background and the network learns what the rule gets wrong. `prior="copy"`: the last known mask (on the CPU quality set,
 0.263 val IoU against 0.174 without it, same budget; docs/models.md); `prior="motion"`: each object of
 the last known mask moved along its track, as far as the frame predicted (models.motion); `"none"`.
 With `motion_input`, each step also sees that rule's masks of the frames it predicts, encoded like the
@@ -52,6 +52,7 @@ class MaskPredictorConfig:
     background_prior: float = 0.9  # initial probability of class 0
     horizon: int = FUTURE_FRAMES  # masks predicted per step; fewer than 11: rolled out on its own predictions
     copy_prior: float = 10.0  # initial (learned) logit bonus for the class the prior gives a pixel; 0: no prior
+    learn_prior: bool = True  # the bonus is learned; False: fixed, the network overturns the rule only where sure
     prior: str = "copy"  # copy (the last known mask) | motion (its objects moved along their tracks) | none
     motion_input: bool = False  # each step also sees the motion rule's masks of the frames it predicts
     motion_retention: float = RETENTION  # the motion rule's share of speed an object keeps a frame (models.motion)
@@ -119,7 +120,8 @@ class MaskPredictor(nn.Module):
         self.merge = _conv((3 if cfg.motion_input else 2) * cfg.hid_s, cfg.hid_s)
         self.head = class_head(cfg.hid_s, cfg.num_classes, cfg.background_prior, frames=cfg.horizon)
         with_prior = cfg.copy_prior and cfg.prior != "none"
-        self.copy_scale = nn.Parameter(torch.tensor(float(cfg.copy_prior))) if with_prior else None
+        bonus = torch.tensor(float(cfg.copy_prior))
+        self.copy_scale = nn.Parameter(bonus, requires_grad=cfg.learn_prior) if with_prior else None
         self.steps = math.ceil(FUTURE_FRAMES / cfg.horizon)
 
     def encode_classes(self, masks: torch.Tensor) -> torch.Tensor:

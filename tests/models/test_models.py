@@ -330,3 +330,21 @@ def test_mask_predictor_motion_input_is_the_rule_of_each_frame_a_step_predicts()
 def test_mask_predictor_prior_none_adds_no_bonus() -> None:
     cfg = model_config("mask_predictor", **TINY["mask_predictor"], prior="none")
     assert create_model("mask_predictor", cfg).copy_scale is None
+
+
+@pytest.mark.parametrize("learn_prior", [True, False])
+def test_mask_predictor_prior_bonus_is_trained_only_when_learned(learn_prior: bool) -> None:
+    """learn_prior=False: a training step (AdamW, weight decay) moves the network, not the rule's bonus."""
+    x = _moving_masks()
+    cfg = model_config("mask_predictor", **TINY["mask_predictor"], prior="motion", learn_prior=learn_prior)
+    model = create_model("mask_predictor", cfg)
+    assert isinstance(model, MaskPredictor) and model.copy_scale is not None
+    head_before = model.head.weight.detach().clone()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.1, weight_decay=0.1)
+    F.cross_entropy(model(x), torch.zeros_like(x[:, -1])).backward()  # all background: the bonus is wrong
+    optimizer.step()
+    assert not torch.equal(model.head.weight, head_before)
+    if learn_prior:
+        assert float(model.copy_scale) < cfg.copy_prior
+    else:
+        assert float(model.copy_scale) == cfg.copy_prior

@@ -293,6 +293,7 @@ def motion_rule(trial: optuna.Trial) -> dict[str, Any]:
     they change nothing in a trial with neither the motion prior nor the motion input."""
     return {
         "prior": trial.suggest_categorical("prior", ["none", "copy", "motion"]),
+        "learn_prior": trial.suggest_categorical("learn_prior", [True, False]),  # False: the rule's bonus is fixed
         "motion_input": trial.suggest_categorical("motion_input", [False, True]),  # the rule's masks as input too
         "motion_retention": trial.suggest_float("motion_retention", 0.9, 1.0),
         "motion_track_frames": trial.suggest_int("motion_track_frames", 2, 5),  # 2: the move from frame 10 to 11
