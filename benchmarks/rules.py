@@ -11,6 +11,12 @@ of rigid moves (each object of mask 11 moved by its true displacement to frame 2
 the retention fitted to the split's true moves (least squares: what a data set of its own physics would
 want). Competition IoU of mask 22 over the val split.
 Without --data, a val split is generated (--val videos, --seed) into --workdir.
+
+With --segmenter CKPT (a frame_segmenter checkpoint), the same rules are scored again on that segmenter's masks
+of val frames 1-11 (as its pseudo-labels give them to the mask-space pipeline), with what bounds them there: the
+segmenter's mask 22 (the oracle of issue 12's gap), each object of its mask 11 moved by the velocity fitted to the
+true masks (a perfect track) and by its true displacement (a perfect move), and how it errs on frame 11
+(foreground found, and the share of the pixels found whose class is right).
 """
 
 from __future__ import annotations
@@ -23,10 +29,20 @@ import numpy as np
 import torch
 
 from data.cache import decode_split
-from data.classes import LAST_INPUT_FRAME, TARGET_FRAME
+from data.classes import INPUT_FRAMES, LAST_INPUT_FRAME, TARGET_FRAME
 from data.metric import competition_iou
 from data.synth.generate import SynthSpec, generate
-from models.motion import RETENTION, TRACKED, centroid_velocity, extrapolate_masks, move_objects, travel
+from models.motion import (
+    RETENTION,
+    TRACKED,
+    centroid_velocity,
+    extrapolate_masks,
+    move_objects,
+    track_velocity,
+    travel,
+)
+from tune.training.checkpoints import load_model
+from tune.training.tasks import segment_frames
 
 
 def fit_retention(inputs: torch.Tensor, target: torch.Tensor) -> float:
@@ -46,12 +62,75 @@ def fit_retention(inputs: torch.Tensor, target: torch.Tensor) -> float:
     return (low + high) / 2
 
 
+def rule_rows(masks: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Each rule's mask 22 (N, H, W) from masks of frames 1-11 (N, 11+, H, W), and the ceiling of rigid moves
+    (each object of mask 11 moved by its true displacement to `target`, the true masks of frame 22)."""
+    last = masks[:, LAST_INPUT_FRAME]
+    inputs = masks[:, LAST_INPUT_FRAME - 1 : LAST_INPUT_FRAME + 1]  # frames 10-11
+    first, final = TRACKED[0] + 1, TRACKED[-1] + 1
+    rows = {
+        "copy last (mask 11)": last,
+        f"extrapolate (models.motion as the pipelines run it: velocity over frames {first}-{final}, speed kept "
+        f"{RETENTION} a frame)": extrapolate_masks(masks[:, list(TRACKED)]),
+        f"velocity over frames 10-11, speed kept {RETENTION} a frame": extrapolate_masks(inputs),
+        "velocity over frames 10-11, constant speed (retention 1)": extrapolate_masks(inputs, retention=1.0),
+    }
+    ahead = TARGET_FRAME - LAST_INPUT_FRAME
+    vy, vx = centroid_velocity(masks[:, LAST_INPUT_FRAME - 4], last)  # frame 7 to 11: the mean velocity
+    scale = ahead / 4
+    rows["constant speed over frames 7-11"] = move_objects(
+        last, (vy * scale).round().long(), (vx * scale).round().long()
+    )
+    dy, dx = centroid_velocity(last, target)
+    rows["ceiling: each object moved by its true displacement"] = move_objects(
+        last, dy.round().long(), dx.round().long()
+    )
+    return rows
+
+
+def segmenter_rows(segmented: torch.Tensor, true: torch.Tensor, oracle: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The rules on a segmenter's masks of frames 1-11 (N, 11, H, W) against the true masks (N, 22, H, W), and
+    what bounds them: `oracle` (its mask 22), a perfect track (velocities fitted to the true masks of frames 9-11
+    moving its mask 11's objects) and the ceiling of rigid moves."""
+    rows = {"oracle (the segmenter's mask 22)": oracle, **rule_rows(segmented, true[:, TARGET_FRAME])}
+    vy, vx = track_velocity(true[:, list(TRACKED)])
+    ahead = travel(TARGET_FRAME - LAST_INPUT_FRAME)
+    rows["perfect track: velocities of the true masks of frames 9-11, its mask 11's objects moved"] = move_objects(
+        segmented[:, LAST_INPUT_FRAME], (vy * ahead).round().long(), (vx * ahead).round().long()
+    )
+    return rows
+
+
+def segmenter_errors(segmented: torch.Tensor, true: torch.Tensor) -> tuple[float, float]:
+    """How a segmenter's mask errs against the true one (N, H, W): the IoU of foreground (any object) against
+    background, and the share of the pixels both call foreground whose class it gets right."""
+    found, real = segmented > 0, true > 0
+    both = found & real
+    return float(both.sum() / (found | real).sum().clamp(min=1)), float((both & (segmented == true)).sum() / both.sum())
+
+
+def segment_val(checkpoint: Path, frames: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """A segmenter's masks of frames 1-11 (N, 11, H, W) of videos (N, T, H, W, 3), as its pseudo-labels give
+    them to the mask-space pipeline, and of frame 22 (N, H, W)."""
+    run, model = load_model(checkpoint, "cpu")
+    masks = segment_frames(run, model, frames, (*INPUT_FRAMES, TARGET_FRAME), torch.device("cpu"))
+    labelled = torch.from_numpy(masks).long()
+    return labelled[:, :-1], labelled[:, -1]
+
+
+def _table(title: str, rows: dict[str, torch.Tensor], target: torch.Tensor) -> None:
+    print(f"| {title} | IoU of mask 22 |\n| --- | --- |")
+    for name, pred in rows.items():
+        print(f"| {name} | {competition_iou(pred, target):.3f} |")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=None)
     parser.add_argument("--val", type=int, default=200)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--workdir", type=Path, default=Path("runs/rules"))
+    parser.add_argument("--segmenter", type=Path, default=None, help="also score the rules on its masks")
     args = parser.parse_args(argv)
     root = args.data
     if root is None:
@@ -61,37 +140,27 @@ def main(argv: list[str] | None = None) -> int:
     assert val.masks is not None
     masks = torch.from_numpy(np.array(val.masks)).long()  # (N, 22, H, W)
     target = masks[:, TARGET_FRAME]
-    last = masks[:, LAST_INPUT_FRAME]
-    inputs = masks[:, LAST_INPUT_FRAME - 1 : LAST_INPUT_FRAME + 1]  # frames 10-11
-    first, final = TRACKED[0] + 1, TRACKED[-1] + 1
     started = time.perf_counter()
-    rows = {
-        "copy last (mask 11)": last,
-        f"extrapolate (models.motion as the pipelines run it: velocity over frames {first}-{final}, speed kept "
-        f"{RETENTION} a frame)": extrapolate_masks(masks[:, list(TRACKED)]),
-    }
+    extrapolate_masks(masks[:, list(TRACKED)])
     seconds = time.perf_counter() - started
-    rows[f"velocity over frames 10-11, speed kept {RETENTION} a frame"] = extrapolate_masks(inputs)
-    rows["velocity over frames 10-11, constant speed (retention 1)"] = extrapolate_masks(inputs, retention=1.0)
-    ahead = TARGET_FRAME - LAST_INPUT_FRAME
-    four_back = masks[:, LAST_INPUT_FRAME - 4]  # frame 7: the mean velocity over frames 7-11
-    vy, vx = centroid_velocity(four_back, last)
-    scale = ahead / 4
-    rows["constant speed over frames 7-11"] = move_objects(
-        last, (vy * scale).round().long(), (vx * scale).round().long()
-    )
-    dy, dx = centroid_velocity(last, target)
-    rows["ceiling: each object moved by its true displacement"] = move_objects(
-        last, dy.round().long(), dx.round().long()
-    )
+    rows = rule_rows(masks, target)
+    inputs = masks[:, LAST_INPUT_FRAME - 1 : LAST_INPUT_FRAME + 1]
     fitted = fit_retention(inputs, target)
     rows[f"velocity over frames 10-11, the retention fitted to these masks ({fitted:.3f})"] = extrapolate_masks(
         inputs, retention=fitted
     )
     print(f"{len(target)} val videos of {root}; extrapolate took {seconds:.2f} s on the CPU")
-    print("| rule (true input masks, no training) | IoU of mask 22 |\n| --- | --- |")
-    for name, pred in rows.items():
-        print(f"| {name} | {competition_iou(pred, target):.3f} |")
+    _table("rule (true input masks, no training)", rows, target)
+    if args.segmenter is not None:
+        segmented, oracle = segment_val(args.segmenter, val.frames)
+        print(f"\n{args.segmenter}'s masks of the same videos:")
+        _table("rule (the segmenter's input masks, no training)", segmenter_rows(segmented, masks, oracle), target)
+        last = LAST_INPUT_FRAME
+        found, right = segmenter_errors(segmented[:, last], masks[:, last])
+        print(
+            f"its frame 11: IoU {competition_iou(segmented[:, last], masks[:, last]):.3f}; foreground against "
+            f"background {found:.3f}; class right on {right:.1%} of the pixels both call foreground"
+        )
     return 0
 
 
