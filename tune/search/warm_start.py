@@ -1,4 +1,5 @@
-"""`--warm-start runs/OLD`: a new study of the same space starts from an earlier study's finished trials.
+"""Where TPE starts. `--warm-start runs/OLD`: a new study of the same space starts from an earlier study's
+finished trials; and a stage's own first configurations (`Stage.first`) are tried before TPE's random start.
 
 Before a stage's first trial, the finished (COMPLETE and PRUNED) Optuna trials of the same stage of OLD
 are added to this study's Optuna study, with their values and intermediate values, so that TPE's first
@@ -7,6 +8,10 @@ run again first. Parameters the new study does not search (fixed by --set, or `p
 trials belong to OLD) are left out of the copies. The two spaces must agree on every parameter both
 search: the same kind, the same log scale, the same choices (Optuna cannot mix them); a difference is
 one error naming each parameter, before Ray starts.
+
+A stage's first configurations name a few parameters (the rest sampled as usual): what the space's author knows
+works, such as the motion prior of mask_space's predictor, which a few random trials may otherwise never try.
+Of each, the parameters the overrides leave searched with that value in range are enqueued; none, nothing.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from tune.search.spaces import Stage
 from tune.search.stages import Study
 
 COPIED = (TrialState.COMPLETE, TrialState.PRUNED)
-SOURCE_ATTR = "segtune.warm_start"  # on each copied trial: "OLD_NAME/STAGE #NUMBER"
+SOURCE_ATTR = "segtune.warm_start"  # on each copied trial: "OLD_NAME/STAGE #NUMBER"; where an enqueued one came from
 
 
 def check_warm_start(study: Study) -> None:
@@ -48,9 +53,10 @@ def check_warm_start(study: Study) -> None:
 
 
 def warm_start(study: Study, stage: Stage) -> None:
-    """Copy OLD's finished trials of `stage` into this study's Optuna study (once: not when the stage
-    already holds trials, as after a resume), and enqueue the best K of them."""
-    if study.cfg.warm_start is None:
+    """Before a stage's first trial (not when the stage already holds trials, as after a resume): copy OLD's
+    finished trials of `stage` into this study's Optuna study and enqueue the best K of them; then enqueue the
+    stage's own first configurations (`Stage.first`), so that TPE's random start tries them."""
+    if study.cfg.warm_start is None and not stage.first:
         return
     target = optuna.create_study(
         study_name=optuna_study_name(str(study.cfg.name), stage.name),
@@ -61,19 +67,32 @@ def warm_start(study: Study, stage: Stage) -> None:
     if target.get_trials(deepcopy=False):
         return
     searched = _distributions(study, stage)
-    copies = [_copy(trial, searched) for trial in _old_trials(study, stage)]
-    target.add_trials(copies)
-    best = sorted(
-        (t for t in copies if t.state == TrialState.COMPLETE and t.value is not None),
-        key=lambda t: float(t.value),  # type: ignore[arg-type]
-        reverse=stage.mode == "max",
-    )[: study.cfg.warm_start_best]
-    for trial in best:
-        target.enqueue_trial(trial.params, user_attrs={SOURCE_ATTR: trial.user_attrs[SOURCE_ATTR] + " (again)"})
-    print(
-        f"stage {stage.name}: warm start from {study.cfg.warm_start}: {len(copies)} finished trials"
-        + (f", the best {len(best)} run again first" if best else "")
-    )
+    if study.cfg.warm_start is not None:
+        copies = [_copy(trial, searched) for trial in _old_trials(study, stage)]
+        target.add_trials(copies)
+        best = sorted(
+            (t for t in copies if t.state == TrialState.COMPLETE and t.value is not None),
+            key=lambda t: float(t.value),  # type: ignore[arg-type]
+            reverse=stage.mode == "max",
+        )[: study.cfg.warm_start_best]
+        for trial in best:
+            target.enqueue_trial(trial.params, user_attrs={SOURCE_ATTR: trial.user_attrs[SOURCE_ATTR] + " (again)"})
+        print(
+            f"stage {stage.name}: warm start from {study.cfg.warm_start}: {len(copies)} finished trials"
+            + (f", the best {len(best)} run again first" if best else "")
+        )
+    for point in stage.first:  # what the overrides leave searched of it; the other parameters sampled as usual
+        params = {name: value for name, value in point.items() if name in searched and _holds(searched[name], value)}
+        if params:
+            target.enqueue_trial(params, user_attrs={SOURCE_ATTR: f"the space's first choice {params}"})
+            print(f"stage {stage.name}: tried first: {params}")
+
+
+def _holds(distribution: BaseDistribution, value: object) -> bool:
+    if isinstance(distribution, CategoricalDistribution):
+        return value in distribution.choices
+    assert isinstance(distribution, (FloatDistribution, IntDistribution))
+    return isinstance(value, (int, float)) and distribution.low <= value <= distribution.high
 
 
 def _old_trials(study: Study, stage: Stage) -> list[FrozenTrial]:

@@ -1,0 +1,49 @@
+"""A stage's first configurations (Stage.first) are enqueued in its Optuna study before TPE's random start: the
+first trial Optuna hands out has them; a resume does not enqueue them again; overrides that rule a value out
+leave it out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+
+from reports.schema import optuna_study_name
+from tune.search.config import SearchConfig
+from tune.search.driver import open_study
+from tune.search.searcher import journal_storage
+from tune.search.warm_start import warm_start
+
+PRIORS = ["none", "copy", "motion"]
+
+
+def _study(tmp_path: Path, *overrides: str) -> tuple[optuna.Study, int]:
+    """warm_start of mask_space's predictor stage, twice (the second as a resume): its Optuna study and how
+    many trials it holds."""
+    cfg = SearchConfig(
+        space="mask_space", data=str(tmp_path), out=str(tmp_path), name="s", gpus_per_trial=0.0, overrides=overrides
+    )
+    study = open_study(cfg)
+    stage = study.space.stage("predictor")
+    assert stage.first == ({"prior": "motion"},)
+    study.folder.mkdir(parents=True, exist_ok=True)
+    warm_start(study, stage)
+    warm_start(study, stage)  # a resume: the stage already holds its trials
+    ot = optuna.load_study(study_name=optuna_study_name("s", "predictor"), storage=journal_storage(study.folder))
+    return ot, len(ot.get_trials(deepcopy=False))
+
+
+def test_the_first_trial_of_mask_space_predictors_has_the_motion_prior_and_the_rest_sampled(tmp_path: Path) -> None:
+    ot, held = _study(tmp_path)
+    assert held == 1
+    trial = ot.ask()
+    assert trial.suggest_categorical("prior", PRIORS) == "motion"
+    assert 0.9 <= trial.suggest_float("motion_retention", 0.9, 1.0) <= 1.0  # not named: sampled
+    assert "segtune.warm_start" in ot.trials[0].user_attrs
+    assert [ot.ask().suggest_categorical("prior", PRIORS) for _ in range(30)].count("motion") < 30  # then TPE
+
+
+@pytest.mark.parametrize("override", ["set prior=copy", "choices prior=none,copy"])
+def test_overrides_that_rule_the_first_value_out_enqueue_nothing(tmp_path: Path, override: str) -> None:
+    assert _study(tmp_path, override)[1] == 0
