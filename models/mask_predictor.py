@@ -12,9 +12,10 @@ predicted class probabilities are encoded like input masks and join the window o
 so the prediction of frame 22 rests on the model's own earlier predictions, differentiably.
 A prior starts the model from a rule's answer: a learned bonus (initially `copy_prior`; fixed with
 `learn_prior=False`) on the logit of the class the rule gives each pixel, so training begins from the rule
-instead of from all background and the network learns what the rule gets wrong. `prior="copy"`: the last known mask (on the CPU quality set,
-0.263 val IoU against 0.174 without it, same budget; docs/models.md); `prior="motion"`: each object of
-the last known mask moved along its track, as far as the frame predicted (models.motion); `"none"`.
+instead of from all background and the network learns what the rule gets wrong. `prior="copy"`: the last
+known mask (on the CPU quality set, 0.263 val IoU against 0.174 without it, same budget; docs/models.md);
+`prior="motion"`: each object of the last known mask moved along its track, as far as the frame predicted
+(models.motion); `"none"`.
 With `motion_input`, each step also sees that rule's masks of the frames it predicts, encoded like the
 input masks: beside the window in the translator, and the last one's full-resolution features as a second
 skip of the decoder, so the network sees where the rule puts each object at full resolution.
