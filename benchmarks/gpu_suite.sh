@@ -16,8 +16,9 @@
 #      predictor on a full-size unlabeled + train split (14,000 clips) streamed from one memory-mapped file
 #   4. a shortened quality run (benchmarks/quality.py: copy-last, extrapolate, oracle, mask_space with each prior)
 #
-# On the lent GPU machine (no Ray, Optuna or MuJoCo there): install them with the tested recipe of DEVELOPERS.md
-# (.dev1, .dev2), then `export PYTHONPATH=/tmp/site:$PWD MUJOCO_GL=egl ...` and run this script.
+# On the lent GPU machine (no Ray, Optuna or MuJoCo there, and maybe no SciPy, which models.objects needs): install
+# them with the tested recipe of DEVELOPERS.md, SciPy added (`bash ../shared/offline-wheels/prepare.sh scipy`, then
+# .dev1, .dev2, ... in order), then `export PYTHONPATH=/tmp/site:$PWD MUJOCO_GL=egl ...` and run this script.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}

@@ -16,7 +16,8 @@ With --segmenter CKPT (a frame_segmenter checkpoint), the same rules are scored 
 of val frames 1-11 (as its pseudo-labels give them to the mask-space pipeline), with what bounds them there: the
 segmenter's mask 22 (the oracle of issue 12's gap), each object of its mask 11 moved by the velocity fitted to the
 true masks (a perfect track) and by its true displacement (a perfect move), and how it errs on frame 11
-(foreground found, and the share of the pixels found whose class is right).
+(foreground found, and the share of the pixels found whose class is right). Both on its masks as the pipelines
+get them (one shape per object, models.objects) and on each pixel's most likely class.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from models.motion import (
     track_velocity,
     travel,
 )
+from models.objects import one_shape_per_object
 from tune.training.checkpoints import load_model
 from tune.training.tasks import segment_frames
 
@@ -110,10 +112,10 @@ def segmenter_errors(segmented: torch.Tensor, true: torch.Tensor) -> tuple[float
 
 
 def segment_val(checkpoint: Path, frames: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    """A segmenter's masks of frames 1-11 (N, 11, H, W) of videos (N, T, H, W, 3), as its pseudo-labels give
-    them to the mask-space pipeline, and of frame 22 (N, H, W)."""
+    """A segmenter's masks of frames 1-11 (N, 11, H, W) of videos (N, T, H, W, 3), each pixel's most likely
+    class (before `one_shape_per_object`), and of frame 22 (N, H, W)."""
     run, model = load_model(checkpoint, "cpu")
-    masks = segment_frames(run, model, frames, (*INPUT_FRAMES, TARGET_FRAME), torch.device("cpu"))
+    masks = segment_frames(run, model, frames, (*INPUT_FRAMES, TARGET_FRAME), torch.device("cpu"), one_shape=False)
     labelled = torch.from_numpy(masks).long()
     return labelled[:, :-1], labelled[:, -1]
 
@@ -122,6 +124,18 @@ def _table(title: str, rows: dict[str, torch.Tensor], target: torch.Tensor) -> N
     print(f"| {title} | IoU of mask 22 |\n| --- | --- |")
     for name, pred in rows.items():
         print(f"| {name} | {competition_iou(pred, target):.3f} |")
+
+
+def _segmenter_tables(title: str, segmented: torch.Tensor, oracle: torch.Tensor, masks: torch.Tensor) -> None:
+    """The rules on a segmenter's masks of frames 1-11 and their bounds, then how it errs on frame 11."""
+    print(f"\n{title}:")
+    target, last = masks[:, TARGET_FRAME], LAST_INPUT_FRAME
+    _table("rule (the segmenter's input masks, no training)", segmenter_rows(segmented, masks, oracle), target)
+    found, right = segmenter_errors(segmented[:, last], masks[:, last])
+    print(
+        f"its frame 11: IoU {competition_iou(segmented[:, last], masks[:, last]):.3f}; foreground against "
+        f"background {found:.3f}; class right on {right:.1%} of the pixels both call foreground"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,15 +166,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(target)} val videos of {root}; extrapolate took {seconds:.2f} s on the CPU")
     _table("rule (true input masks, no training)", rows, target)
     if args.segmenter is not None:
-        segmented, oracle = segment_val(args.segmenter, val.frames)
-        print(f"\n{args.segmenter}'s masks of the same videos:")
-        _table("rule (the segmenter's input masks, no training)", segmenter_rows(segmented, masks, oracle), target)
-        last = LAST_INPUT_FRAME
-        found, right = segmenter_errors(segmented[:, last], masks[:, last])
-        print(
-            f"its frame 11: IoU {competition_iou(segmented[:, last], masks[:, last]):.3f}; foreground against "
-            f"background {found:.3f}; class right on {right:.1%} of the pixels both call foreground"
+        pixels, pixels_oracle = segment_val(args.segmenter, val.frames)
+        voted, voted_oracle = one_shape_per_object(pixels), one_shape_per_object(pixels_oracle)
+        _segmenter_tables(
+            f"{args.segmenter}'s masks, as the pipelines get them (one shape per object)", voted, voted_oracle, masks
         )
+        _segmenter_tables(f"{args.segmenter}'s masks, each pixel's most likely class", pixels, pixels_oracle, masks)
     return 0
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from data.cache import default_cache_dir
 from data.classes import INPUT_FRAMES, N_FRAMES
 
-PSEUDO_VERSION = 2  # part of the folder key: a change of what is labelled makes new folders
+PSEUDO_VERSION = 3  # part of the folder key: a change of what is labelled, or how, makes new folders
 PSEUDO_FRAMES = {
     "train": INPUT_FRAMES,
     "val": INPUT_FRAMES,

@@ -1,12 +1,16 @@
 """Every registered model is trained by exactly one task object, chosen from its interface; the task
-names are those the checkpoints record."""
+names are those the checkpoints record; a segmenter's masks have one shape per object."""
 
 from __future__ import annotations
 
 import pytest
+import torch
 
+from data.classes import NUM_CLASSES
 from models.registry import list_models, model_entry
+from tune.training.inference import class_ids
 from tune.training.tasks import task_for
+from tune.training.tasks.frame_segmentation import segmenter_masks
 
 EXPECTED = {
     "unet": "segmentation",
@@ -29,3 +33,14 @@ def test_task_names_are_those_checkpoints_record() -> None:
 
 def test_only_the_mask_task_trains_on_a_segmenter() -> None:
     assert {m for m in list_models() if task_for(m).needs_segmenter} == {"mask_predictor"}
+
+
+def test_a_segmenters_masks_have_one_shape_per_object_unless_asked_for_each_pixels_class() -> None:
+    logits = torch.zeros(1, NUM_CLASSES, 10, 10)
+    logits[0, 0] = 1.0  # background
+    logits[0, 1, 2:6, 2:6] = 5.0  # a red metal cube
+    logits[0, 17, 2:4, 2:4] = 9.0  # a quarter of it read as a red metal sphere
+    raw = segmenter_masks(logits, one_shape=False)
+    assert torch.equal(raw, class_ids(logits)) and set(raw.unique().tolist()) == {0, 1, 17}
+    voted = segmenter_masks(logits)
+    assert (voted[0, 2:6, 2:6] == 1).all() and int((voted > 0).sum()) == 16

@@ -1,8 +1,9 @@
 """Per-frame segmentation (`frame_segmenter`): frame -> its mask, over every frame of every training
 video; scored per frame on val frames 11 and 22, and as the two references: "copy last" (its mask of
-frame 11 given as the answer for frame 22), "extrapolate" (its masks of frames 10 and 11, each object
+frame 11 given as the answer for frame 22), "extrapolate" (its masks of frames 9-11, each object
 moved along its track to frame 22, models.motion) and "oracle" (its mask of the true frame 22). Its
-masks are the inputs of the mask-space predictor (`segment_frames`, the pseudo-labels)."""
+masks are the inputs of the mask-space predictor (`segment_frames`, the pseudo-labels). Its class ids
+become masks with one shape per object (models.objects), in scoring as in the pipelines."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from data.classes import LAST_INPUT_FRAME, TARGET_FRAME
 from data.datasets import batch_indices
 from data.metric import IoUMeter
 from models.motion import TRACKED, extrapolate_masks
+from models.objects import one_shape_per_object
 from models.registry import ModelEntry
 from tune.training.config import RunConfig, TrainConfig
 from tune.training.inference import Infer, ModelRunner, class_ids
@@ -59,7 +61,7 @@ class FrameSegmentation(Task):
         per_frame, copy_last, oracle, extrapolate = (IoUMeter(val.device) for _ in range(4))
         for index in batch_indices(len(val), batch_size, shuffle=False, device=val.device):
             frames = val.gather_frames(index, self.val_frames)  # (B, F, 3, H, W): frames 9, 10, 11 and 22
-            pred = class_ids(infer(frames.flatten(0, 1))).unflatten(0, (len(index), len(self.val_frames)))
+            pred = segmenter_masks(infer(frames.flatten(0, 1))).unflatten(0, (len(index), len(self.val_frames)))
             tracked, pred_future = pred[:, :-1], pred[:, -1]
             pred_last = tracked[:, -1]
             mask_last, mask_future = (val.gather_masks(index, t) for t in SCORED)
@@ -85,9 +87,10 @@ def segment_frames(
     *,
     batch_size: int = 32,
     out: np.ndarray | None = None,
+    one_shape: bool = True,
 ) -> np.ndarray:
     """A per-frame segmenter's (`run`'s `model`) class ids (N, len(times), H, W) uint8 for frames `times` of
-    videos (N, T, H, W, 3)."""
+    videos (N, T, H, W, 3), one shape per object unless not `one_shape` (`segmenter_masks`)."""
     infer = ModelRunner.of_run(model, run, torch.device(device))
     if out is None:
         out = np.empty((len(frames), len(times), *frames.shape[2:4]), dtype=np.uint8)
@@ -96,6 +99,13 @@ def segment_frames(
         chunk = torch.from_numpy(np.array(frames[start : start + step][:, list(times)])).to(device)
         logits = infer(chunk.movedim(-1, -3).flatten(0, 1))  # (B * F, K, H, W)
         out[start : start + len(chunk)] = (
-            class_ids(logits).unflatten(0, (len(chunk), len(times))).to(torch.uint8).cpu().numpy()
+            segmenter_masks(logits, one_shape).unflatten(0, (len(chunk), len(times))).to(torch.uint8).cpu().numpy()
         )
     return out
+
+
+def segmenter_masks(logits: torch.Tensor, one_shape: bool = True) -> torch.Tensor:
+    """A per-frame segmenter's masks from its logits (B, K, H, W): class ids (B, H, W), one shape per object
+    (`one_shape`; else each pixel's most likely class)."""
+    ids = class_ids(logits)
+    return one_shape_per_object(ids) if one_shape else ids
