@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from data.cache import decode_split
 from data.layout import shared_ids
 from reports.schema import (
@@ -35,6 +37,7 @@ from tune.search.results import is_nan
 from tune.search.spaces import SearchSpace, budget_for, get_space
 from tune.search.stages import StageInterrupted, Study, finished_trials, run_stage
 from tune.search.warm_start import check_warm_start, warm_start
+from tune.training.prediction import RULE_REFERENCES
 from tune.training.tasks import task_for
 
 
@@ -205,7 +208,7 @@ def finish(study: Study, clock: StudyClock | None = None) -> None:
 
 
 def print_summary(study: Study) -> None:
-    trials, _ = read_results(study.results_dir)
+    trials, epochs = read_results(study.results_dir)
     print(f"\nresults: {study.results_dir}")
     if not len(trials):
         print("no trials ran")
@@ -229,6 +232,25 @@ def print_summary(study: Study) -> None:
             f"  {rank}. {row[TRIAL_ID]}  {final.metric} {row[BEST_METRIC]:.4f}  [{row[STATUS]}, {row[EPOCHS]} epochs]  {shown}"
         )
     print(f"\nbest checkpoint: {top.iloc[0][CHECKPOINT]}")
+    if final.mode != "max":
+        return
+    for rule, score in rules_above(epochs, top.iloc[0]).items():
+        print(
+            f"the rule {rule} scores {score:.4f} on the best trial's val masks, above it (no training): "
+            f"python -m tune.predict --experiment {study.folder} --data {study.root} --rule {rule} --split ... --out ..."
+        )
+
+
+def rules_above(epochs: pd.DataFrame, best: pd.Series) -> dict[str, float]:
+    """The rules (`tune.predict --rule`) that scored above the `best` trial on the masks it was scored on (the
+    references its epochs recorded, last value): rule -> its score."""
+    rows = epochs[epochs[TRIAL_ID] == best[TRIAL_ID]] if TRIAL_ID in epochs else epochs
+    above = {}
+    for column, rule in RULE_REFERENCES.items():
+        scores = rows[column].dropna() if column in rows else pd.Series(dtype=float)
+        if len(scores) and float(scores.iloc[-1]) > float(best[BEST_METRIC]):
+            above[rule] = float(scores.iloc[-1])
+    return above
 
 
 def _short(value: Any) -> str:

@@ -28,6 +28,8 @@ RULES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "extrapolate": extrapolate_masks,
 }
 RULE_FRAMES = TRACKED
+# the val metric each rule is recorded as, beside a model's, where the model answers from a segmenter's masks
+RULE_REFERENCES = {"val_copy_last_iou": "copy_last", "val_extrapolate_iou": "extrapolate"}
 
 
 def best_checkpoint(experiment: str | os.PathLike[str]) -> Path:
