@@ -232,12 +232,13 @@ def print_summary(study: Study) -> None:
             f"  {rank}. {row[TRIAL_ID]}  {final.metric} {row[BEST_METRIC]:.4f}  [{row[STATUS]}, {row[EPOCHS]} epochs]  {shown}"
         )
     print(f"\nbest checkpoint: {top.iloc[0][CHECKPOINT]}")
-    if final.mode != "max":
+    if final.mode != "max" or not task_for(final.model).needs_segmenter:  # the rules answer from a segmenter's masks
         return
     for rule, score in rules_above(epochs, top.iloc[0]).items():
         print(
-            f"the rule {rule} scores {score:.4f} on the best trial's val masks, above it (no training): "
-            f"python -m tune.predict --experiment {study.folder} --data {study.root} --rule {rule} --split ... --out ..."
+            f"the rule {rule} scores {score:.4f} on the best trial's val masks, above it (no training); to submit it: "
+            f"python -m tune.predict --experiment {study.folder} --data {study.root} --rule {rule} "
+            "--split hidden --out submission.pt"
         )
 
 
