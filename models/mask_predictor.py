@@ -222,6 +222,25 @@ class MaskPredictor(nn.Module):
         full = self.stem(self.encode_probs(probs.flatten(0, 1)))
         return logits, full, probs[:, -1] if last is not None else none
 
+    def prior_of(self, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The part of mask 22's logits that a rule computes from the input masks alone: the class the prior
+        gives each pixel (B, H, W) and the bonus added to that class's logit (a scalar tensor). None without a
+        prior, or when it rests on the model's own predictions (the copy prior of a rolled-out model).
+
+        The logits are `forward`'s network part plus this, so a caller that gave the model reduced masks can
+        put the prior back at full size: on the CPU quality set a motion-prior predictor at input scale 0.5
+        scored 0.245 with its prior computed on 80x120 masks and upsampled, 0.256 with it computed on the
+        160x240 masks (the rule itself: 0.256; docs/models.md)."""
+        if self.copy_scale is None:
+            return None
+        if self.cfg.prior == "copy":
+            return (masks[:, -1].long(), self.copy_scale) if self.steps == 1 else None
+        padded, (height, width) = pad_to_multiple(masks, 2**self.cfg.n_s)  # as forward extrapolates them
+        rule = extrapolate_steps(
+            padded, (FUTURE_FRAMES,), retention=self.cfg.motion_retention, track_frames=self.cfg.motion_track_frames
+        )
+        return rule[:, 0, :height, :width], self.copy_scale
+
     def forward(self, masks: torch.Tensor, all_frames: bool = False) -> torch.Tensor:
         """Masks of frames 1-11 (B, T, H, W) class ids -> logits of mask 22 (B, num_classes, H, W), or with
         `all_frames` those of masks 12-22 (B, 11, num_classes, H, W).

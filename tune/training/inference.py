@@ -107,6 +107,10 @@ class ModelRunner:
         self.channels_last = channels_last
         self.factor = scale_factor(input_scale)
         self.full_size = True  # outputs brought back to the input's size (False: at the model's reduced size)
+        # the part of the logits a rule computes from the inputs (a mask predictor's prior), made again at full size
+        self.prior_of: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor] | None] | None = getattr(
+            model, "prior_of", None
+        )
 
     @classmethod
     def of_run(cls, model: nn.Module, run: Any, device: torch.device, **options: Any) -> ModelRunner:
@@ -116,7 +120,7 @@ class ModelRunner:
     def with_forward(self, forward: Callable[..., Any], input_kind: str) -> ModelRunner:
         """The same runner (device, autocast, scale) calling another entry point of the model."""
         other = copy.copy(self)
-        other.forward, other.input_kind = forward, input_kind
+        other.forward, other.input_kind, other.prior_of = forward, input_kind, None
         return other
 
     def at_model_size(self) -> ModelRunner:
@@ -129,9 +133,30 @@ class ModelRunner:
 
     def __call__(self, raw: torch.Tensor, **kwargs: Any) -> Any:
         size = tuple(raw.shape[-2:])
-        x = reduce_inputs(model_inputs(raw, self.input_kind), self.factor)
+        full = model_inputs(raw, self.input_kind)
+        x = reduce_inputs(full, self.factor)
         if self.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast(self.device, self.amp):
             out = self.forward(x, **kwargs)
-        return restore_size(out, tuple(x.shape[-2:]), size) if self.full_size else out
+        if not self.full_size:
+            return out
+        out = restore_size(out, tuple(x.shape[-2:]), size)
+        return self._prior_at_full_size(out, full, x) if self.factor > 1 and self.prior_of is not None else out
+
+    def _prior_at_full_size(self, logits: Any, full: torch.Tensor, reduced: torch.Tensor) -> Any:
+        """Upsampled logits (B, K, H, W) whose prior (`prior_of`: a class per pixel and a bonus on its logit) was
+        computed on the reduced inputs: that prior, upsampled as the logits were, taken out, and the prior of
+        the full-size inputs put in. Exact, the upsampling being linear; the logits come back in float32 (bf16
+        would round a bonus of 10 to a few hundredths). Other outputs are returned as they are."""
+        assert self.prior_of is not None
+        if not isinstance(logits, torch.Tensor) or logits.dim() != 4 or logits.shape[-2:] != full.shape[-2:]:
+            return logits
+        small, large = self.prior_of(reduced), self.prior_of(full)
+        if small is None or large is None:
+            return logits
+        (ids, bonus), (full_ids, _) = small, large
+        bonus = bonus.float()
+        onehot = F.one_hot(ids, logits.shape[1]).movedim(-1, 1).float() * bonus  # (B, K, h, w)
+        out = logits.float() - restore_size(onehot, tuple(reduced.shape[-2:]), tuple(full.shape[-2:]))
+        return out.scatter_add_(1, full_ids[:, None], bonus.expand(full_ids[:, None].shape).contiguous())

@@ -97,3 +97,79 @@ def test_dual_phase_frame_weight_trains_the_segmenter_on_true_frames(
         )
         is None
     )
+
+
+def _silent_mask_predictor(**settings: object) -> torch.nn.Module:
+    """A mask predictor whose network says nothing (head zeroed): its logits are its prior's bonus alone."""
+    cfg = model_config("mask_predictor", hid_s=4, hid_t=8, n_t=2, embed=4, **settings)
+    model = create_model("mask_predictor", cfg).eval()
+    with torch.no_grad():
+        model.head.weight.zero_()
+        model.head.bias.zero_()
+    return model
+
+
+def _moving_object_masks() -> torch.Tensor:
+    """uint8 masks of frames 1-11 (2, 11, 160, 240): an object of odd size at odd offsets moving 3 px a frame
+    to the right and 1 down, and a still one; at half size both lose a row or a column."""
+    x = torch.zeros(2, 11, 160, 240, dtype=torch.uint8)
+    for t in range(11):
+        x[:, t, 51 + t : 62 + t, 13 + 3 * t : 24 + 3 * t] = 7
+    x[:, :, 101:110, 99:110] = 3
+    return x
+
+
+@pytest.mark.parametrize("scale", [0.5, 0.25])
+def test_a_reduced_mask_predictor_puts_its_motion_prior_back_at_full_size(scale: float) -> None:
+    """At a reduced input scale the runner's logits carry the motion rule of the full-size masks: a silent
+    network answers exactly the rule at 160x240, where the same model's upsampled logits answer the rule of the
+    reduced masks (blockier, and off by the rounding of a slower track). Training's loss stays at the model's size."""
+    from models.motion import extrapolate_masks
+
+    model = _silent_mask_predictor(prior="motion")
+    x = _moving_object_masks()
+    runner = ModelRunner(model, "mask_predictor", torch.device("cpu"), input_scale=scale)
+    with torch.no_grad():
+        logits, small = runner(x), runner.at_model_size()(x)
+    rule = extrapolate_masks(x.long())
+    assert logits.dtype == torch.float32 and torch.equal(class_ids(logits), rule)
+    side = round(1 / scale)
+    assert small.shape == (2, 49, 160 // side, 240 // side)
+    upsampled = class_ids(restore_size(small, small.shape[-2:], (160, 240)))
+    assert not torch.equal(upsampled, rule)
+    assert torch.equal(class_ids(small), extrapolate_masks(reduce_inputs(x.long(), side)))
+
+
+def test_a_reduced_copy_prior_is_the_full_size_last_mask_unless_rolled_out() -> None:
+    """The copy prior of a one-step model is mask 11 at full size; a rolled-out one copies its own reduced
+    predictions, which have no full-size form: its logits are the upsampled ones."""
+    x = _moving_object_masks()
+    one_step = ModelRunner(_silent_mask_predictor(prior="copy"), "mask_predictor", torch.device("cpu"), input_scale=0.5)
+    rolled = _silent_mask_predictor(prior="copy", horizon=4)
+    rolled_runner = ModelRunner(rolled, "mask_predictor", torch.device("cpu"), input_scale=0.5)
+    with torch.no_grad():
+        assert torch.equal(class_ids(one_step(x)), x[:, -1].long())
+        small = rolled_runner.at_model_size()(x)
+        torch.testing.assert_close(rolled_runner(x), restore_size(small, small.shape[-2:], (160, 240)))
+        assert not torch.equal(class_ids(rolled_runner(x)), x[:, -1].long())
+
+
+def test_the_full_size_prior_keeps_the_networks_part() -> None:
+    """A trained-like network (random weights): the runner's logits less the full-size prior are the
+    upsampled logits less the upsampled reduced prior, to rounding."""
+    torch.manual_seed(0)
+    cfg = model_config("mask_predictor", hid_s=4, hid_t=8, n_t=2, embed=4, prior="motion")
+    model = create_model("mask_predictor", cfg).eval()
+    x = _moving_object_masks()
+    runner = ModelRunner(model, "mask_predictor", torch.device("cpu"), input_scale=0.5)
+    with torch.no_grad():
+        logits, small = runner(x), runner.at_model_size()(x)
+        full_prior, reduced_prior = model.prior_of(x.long()), model.prior_of(reduce_inputs(x.long(), 2))
+    assert full_prior is not None and reduced_prior is not None
+    bonus = float(model.copy_scale.detach())
+
+    def prior_logits(ids: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.one_hot(ids, 49).movedim(-1, 1).float() * bonus
+
+    network = restore_size(small - prior_logits(reduced_prior[0]), small.shape[-2:], (160, 240))
+    torch.testing.assert_close(logits - prior_logits(full_prior[0]), network, rtol=0, atol=1e-4)
