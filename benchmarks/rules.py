@@ -7,7 +7,8 @@ Rows: copy last (mask 11 as mask 22), extrapolate as the pipelines run it (model
 object of mask 11 moved along its centroid velocity fitted over frames 9-11, 11 frames on, slowing down by
 the default retention a frame), the velocity over frames 10-11 alone with that retention and at constant
 speed, constant speed over frames 7-11 (a straight line through the first and last centroid), the ceiling
-of rigid moves (each object of mask 11 moved by its true displacement to frame 22), and frames 10-11 with
+of rigid moves (each object of mask 11 moved by its true displacement to frame 22), the bound of any answer
+built from mask 11's objects (frame 22's true mask without the objects that entered after frame 11), and frames 10-11 with
 the retention fitted to the split's true moves (least squares: what a data set of its own physics would
 want). Competition IoU of mask 22 over the val split.
 Without --data, a val split is generated (--val videos, --seed) into --workdir.
@@ -30,7 +31,7 @@ import numpy as np
 import torch
 
 from data.cache import decode_split
-from data.classes import INPUT_FRAMES, LAST_INPUT_FRAME, TARGET_FRAME
+from data.classes import INPUT_FRAMES, LAST_INPUT_FRAME, NUM_CLASSES, TARGET_FRAME
 from data.metric import competition_iou
 from data.synth.generate import SynthSpec, generate
 from models.motion import (
@@ -87,7 +88,18 @@ def rule_rows(masks: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tens
     rows["ceiling: each object moved by its true displacement"] = move_objects(
         last, dy.round().long(), dx.round().long()
     )
+    rows["bound: every object of mask 11 exactly as in frame 22 (objects that enter later: background)"] = (
+        known_objects(last, target)
+    )
     return rows
+
+
+def known_objects(last: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """`target` (N, H, W) with the classes missing from `last` (N, H, W) made background: the best any answer
+    built from mask 11's objects can do."""
+    present = torch.zeros(len(last), NUM_CLASSES, dtype=torch.bool, device=last.device)
+    present.scatter_(1, last.flatten(1).long(), True)
+    return torch.where(present.gather(1, target.flatten(1).long()).view_as(target), target, 0)
 
 
 def segmenter_rows(segmented: torch.Tensor, true: torch.Tensor, oracle: torch.Tensor) -> dict[str, torch.Tensor]:

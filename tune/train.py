@@ -58,9 +58,11 @@ def train_run(
     progress: bool = True,
     segmenter: Path | None = None,
     on_error: OnError = "raise",
+    pseudo: Path | None = None,
 ) -> dict[str, float]:
     """Train one run (its pretrained part first, for dual_phase; on `segmenter`'s pseudo-labels for
-    mask_predictor); returns the final epoch's metrics."""
+    mask_predictor, or on the pseudo-label folder `pseudo`: benchmarks/true_masks.py gives one holding the
+    true masks); returns the final epoch's metrics."""
     dev = resolve_device(device)
     pretrained = None
 
@@ -70,6 +72,8 @@ def train_run(
         )
 
     if task_for(run.model).needs_segmenter:
+        if pseudo is not None:
+            return phase(run.model, run, out / "checkpoint.pt", pseudo=pseudo)
         if segmenter is None:
             raise ValueError(f"{run.model} trains on a per-frame segmenter's masks: pass --segmenter CHECKPOINT")
         pseudo = pseudo_label(segmenter, data_root, device=dev, on_error=on_error, progress=progress)

@@ -50,3 +50,16 @@ def test_on_true_masks_the_perfect_track_is_the_rule_and_the_ceiling_is_exact() 
     assert torch.equal(track, extrapolate_masks(masks[:, list(TRACKED)]))
     assert torch.equal(rows["ceiling: each object moved by its true displacement"], masks[:, 21])
     assert torch.equal(rows["copy last (mask 11)"], masks[:, 10])
+
+
+def test_the_bound_of_known_objects_keeps_them_and_blanks_the_ones_that_enter() -> None:
+    from benchmarks.rules import known_objects
+
+    last = torch.zeros(1, 10, 10, dtype=torch.long)
+    last[0, 0:2, 0:2] = 3
+    target = torch.zeros_like(last)
+    target[0, 5:7, 5:7] = 3  # moved: kept where it is in frame 22
+    target[0, 8:10, 8:10] = 9  # entered after frame 11: background
+    expected = torch.zeros_like(last)
+    expected[0, 5:7, 5:7] = 3
+    assert torch.equal(known_objects(last, target), expected)

@@ -10,6 +10,7 @@ import torch
 
 from models.dual_phase import DualPhase
 from models.frame_predictor import FramePrediction
+from models.mask_predictor import MaskPredictor
 from models.registry import create_model, model_config
 from tune.train import build_run
 from tune.training.config import TrainConfig
@@ -99,10 +100,16 @@ def test_dual_phase_frame_weight_trains_the_segmenter_on_true_frames(
     )
 
 
-def _silent_mask_predictor(**settings: object) -> torch.nn.Module:
+def _mask_predictor(**settings: object) -> MaskPredictor:
+    model = create_model("mask_predictor", model_config("mask_predictor", hid_s=4, hid_t=8, n_t=2, embed=4, **settings))
+    assert isinstance(model, MaskPredictor)
+    return model.eval()
+
+
+def _silent_mask_predictor(**settings: object) -> MaskPredictor:
     """A mask predictor whose network says nothing (head zeroed): its logits are its prior's bonus alone."""
-    cfg = model_config("mask_predictor", hid_s=4, hid_t=8, n_t=2, embed=4, **settings)
-    model = create_model("mask_predictor", cfg).eval()
+    model = _mask_predictor(**settings)
+    assert model.head.bias is not None
     with torch.no_grad():
         model.head.weight.zero_()
         model.head.bias.zero_()
@@ -158,14 +165,13 @@ def test_the_full_size_prior_keeps_the_networks_part() -> None:
     """A trained-like network (random weights): the runner's logits less the full-size prior are the
     upsampled logits less the upsampled reduced prior, to rounding."""
     torch.manual_seed(0)
-    cfg = model_config("mask_predictor", hid_s=4, hid_t=8, n_t=2, embed=4, prior="motion")
-    model = create_model("mask_predictor", cfg).eval()
+    model = _mask_predictor(prior="motion")
     x = _moving_object_masks()
     runner = ModelRunner(model, "mask_predictor", torch.device("cpu"), input_scale=0.5)
     with torch.no_grad():
         logits, small = runner(x), runner.at_model_size()(x)
         full_prior, reduced_prior = model.prior_of(x.long()), model.prior_of(reduce_inputs(x.long(), 2))
-    assert full_prior is not None and reduced_prior is not None
+    assert full_prior is not None and reduced_prior is not None and model.copy_scale is not None
     bonus = float(model.copy_scale.detach())
 
     def prior_logits(ids: torch.Tensor) -> torch.Tensor:
