@@ -2,10 +2,12 @@
 (DeviceSplit's interface) and `StreamMaskClips` (MaskClips'), for data larger than a trial may hold
 (unlabeled + train for pretraining, a segmenter's pseudo-labels of 13,000 videos). A batch is read when
 asked, from the operating system's page cache, and copied to the device; `read_ahead` reads the next
-batches of a training epoch in a background thread while the model trains on the current one."""
+batches of a training epoch in background threads while the model trains on the current one."""
 
 from __future__ import annotations
 
+import itertools
+import threading
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -19,25 +21,83 @@ from data.classes import NUM_CLASSES
 from data.datasets import _HeldFrames
 
 T = TypeVar("T")
-READ_AHEAD = 2  # training batches a streamed split reads ahead of the one the model trains on
+READ_AHEAD = 4  # training batches a streamed split reads ahead of the one the model trains on
+READ_THREADS = 2  # of those, how many are read at once
+GATHER_THREADS = 4  # threads that gather one large batch together (a U-Net batch of 64 clips is 81 MB)
+GATHER_PIECE = 1 << 24  # bytes of a batch one of them gathers at the least: a small batch is gathered by one
 
 
-def _to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
-    """A batch read from the cache on `device`: through pinned memory, without blocking, on CUDA."""
-    tensor = torch.from_numpy(array)
-    return tensor.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else tensor.to(device)
+def _read_to(
+    device: torch.device, arrays: Sequence[np.ndarray], starts: np.ndarray, rows: np.ndarray, *more: np.ndarray
+) -> torch.Tensor:
+    """`_gather`'s batch on `device`. On CUDA it is gathered straight into pinned host memory, one copy out of
+    the page cache (gathering into a fresh array, then pinning it, copied each batch three times and paid a
+    fresh array's page faults), and copied to the GPU without blocking, on the caller's current stream. That
+    memory comes from torch's caching host allocator, which records an event on the stream of each copy out
+    of it and hands it out again only once the event has passed: buffers are reused batch after batch, never
+    while a copy still reads one (tests/data/test_streaming_gpu.py)."""
+    if device.type != "cuda":
+        return torch.from_numpy(_gather(arrays, starts, rows, *more)).to(device)
+    shape = (*rows.shape, *arrays[0].shape[1 + len(more) :])
+    dtype = torch.from_numpy(np.empty(0, dtype=arrays[0].dtype)).dtype
+    host = torch.empty(shape, dtype=dtype, pin_memory=True)
+    _gather(arrays, starts, rows, *more, out=host.numpy())
+    return host.to(device, non_blocking=True)  # `host` itself, not a view made by numpy: its event is recorded
 
 
-def _gather(arrays: Sequence[np.ndarray], starts: np.ndarray, rows: np.ndarray, *more: np.ndarray) -> np.ndarray:
+def _gather(
+    arrays: Sequence[np.ndarray], starts: np.ndarray, rows: np.ndarray, *more: np.ndarray, out: np.ndarray | None = None
+) -> np.ndarray:
     """arrays[part][row - starts[part], *more] for global row numbers over parts joined end to end (`starts`:
-    their first rows, and the total); `more` index the next axes alike, all of the shape of `rows`."""
+    their first rows, and the total); `more` index the next axes alike, all of the shape of `rows`. Written
+    into `out` (C-contiguous; default a new array), each item copied once, by several threads at once for a
+    large batch (`_in_pieces`): a batch within one contiguous part with np.take, else item by item."""
+    lead = 1 + len(more)
+    shape = (*rows.shape, *arrays[0].shape[lead:])
+    out = np.empty(shape, dtype=arrays[0].dtype) if out is None else out
+    if out.shape != shape or not out.flags.c_contiguous:
+        raise ValueError(f"expected a C-contiguous output of shape {shape}, got {out.shape}")
+    if rows.size == 0:
+        return out
+    if rows.min() < 0 or rows.max() >= starts[-1]:
+        raise IndexError(f"rows {rows.min()} to {rows.max()} out of range for {starts[-1]} videos")
     part = np.searchsorted(starts, rows, side="right") - 1
-    out = np.empty((*rows.shape, *arrays[0].shape[1 + len(more) :]), dtype=arrays[0].dtype)
-    for k, array in enumerate(arrays):
-        mine = part == k
-        if mine.any():
-            out[mine] = array[(rows[mine] - starts[k], *(m[mine] for m in more))]
+    at = (rows - starts[part], *more)
+    items = out.reshape(-1, *shape[rows.ndim :])  # a view: out is contiguous
+    first = arrays[int(part.flat[0])]
+    if (part == part.flat[0]).all() and first.flags.c_contiguous:
+        source = first.reshape(-1, *first.shape[lead:])
+        flat = np.ravel_multi_index(at, first.shape[:lead]).reshape(-1)  # raises for an index out of range
+
+        def copy(a: int, b: int) -> None:  # mode="clip" changes nothing in range, and spares "raise"'s temporary
+            np.take(source, flat[a:b], axis=0, out=items[a:b], mode="clip")
+
+    else:  # parts mixed (or a strided array): item by item, each copy without the GIL too
+        which = part.reshape(-1).tolist()
+        where = np.stack([np.broadcast_to(a, rows.shape).reshape(-1) for a in at], axis=1).tolist()
+
+        def copy(a: int, b: int) -> None:
+            for i in range(a, b):
+                items[i] = arrays[which[i]][tuple(where[i])]
+
+    _in_pieces(copy, len(items), out.nbytes)
     return out
+
+
+def _in_pieces(copy: Callable[[int, int], None], n: int, nbytes: int) -> None:
+    """copy(a, b) over consecutive pieces of range(n), of GATHER_PIECE bytes or more, on up to GATHER_THREADS
+    threads at once: numpy copies without the GIL, so a large batch (the first of an epoch too, which
+    nothing reads ahead of) is gathered several times faster than by one thread."""
+    pieces = max(1, min(GATHER_THREADS, n, nbytes // GATHER_PIECE))
+    first, *rest = itertools.pairwise(np.linspace(0, n, pieces + 1).astype(int).tolist())
+    if not rest:
+        copy(*first)
+        return
+    with ThreadPoolExecutor(len(rest), thread_name_prefix="segtune-gather") as pool:
+        others = [pool.submit(copy, a, b) for a, b in rest]
+        copy(*first)
+        for piece in others:
+            piece.result()
 
 
 def _class_counts(arrays: Sequence[np.ndarray], frames: Sequence[int] | None = None) -> np.ndarray:
@@ -81,7 +141,7 @@ class StreamSplit(_HeldFrames):
 
     def _read(self, arrays: Sequence[np.ndarray], videos: np.ndarray, times: np.ndarray) -> torch.Tensor:
         """arrays[part][video, time] for global video numbers and times of equal shape, on the device."""
-        return _to_device(_gather(arrays, self._starts, videos, times), self.device)
+        return _read_to(self.device, arrays, self._starts, videos, times)
 
     def _times(self, times: Sequence[int]) -> np.ndarray:
         return np.array([self.frame_index[self._slot_of(t)] for t in times])
@@ -143,7 +203,7 @@ class StreamMaskClips:
         return self._device
 
     def _read(self, which: int, rows: np.ndarray) -> torch.Tensor:
-        return _to_device(_gather([part[which] for part in self.parts], self._starts, rows), self._device)
+        return _read_to(self._device, [part[which] for part in self.parts], self._starts, rows)
 
     def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         rows = index.cpu().numpy()
@@ -160,32 +220,36 @@ class StreamMaskClips:
 
 
 def read_ahead(
-    read: Callable[[torch.Tensor], T], indices: Iterable[torch.Tensor], depth: int = READ_AHEAD
+    read: Callable[[torch.Tensor], T],
+    indices: Iterable[torch.Tensor],
+    depth: int = READ_AHEAD,
+    threads: int = READ_THREADS,
 ) -> Generator[tuple[torch.Tensor, T], None, None]:
     """(index, read(index)) for each index batch, in order, each read started `depth` batches before it is
-    wanted, in a background thread: a streamed batch is gathered from the page cache, pinned and copied to
-    the GPU (on a CUDA stream of its own) while the model trains on the batches before it. The indices are
-    drawn here, in the caller's thread, as they would be without it, so `read` must draw nothing random:
-    a seed gives the same batches, byte for byte, at any depth. depth 0: each read when it is wanted."""
+    wanted, by `threads` background threads (at most `depth`), so that several batches are read at once: a
+    streamed batch is gathered from the page cache into pinned memory and copied to the GPU (each thread on
+    a CUDA stream of its own) while the model trains on the batches before it. The indices are drawn here,
+    in the caller's thread, as they would be without it, so `read` must draw nothing random: a seed gives
+    the same batches, byte for byte, at any depth and any number of threads. depth 0: each read when it is
+    wanted. A caller that stops (an error, a trial cut short) leaves no thread behind: the reads under way
+    are finished and those not started are dropped."""
     batches = iter(indices)
     if depth < 1:
         for index in batches:
             yield index, read(index)
         return
-    pool = ThreadPoolExecutor(1, thread_name_prefix="segtune-read-ahead")
+    pool = ThreadPoolExecutor(max(1, min(threads, depth)), thread_name_prefix="segtune-read-ahead")
     pending: deque[tuple[torch.Tensor, Future[tuple[T, Any]]]] = deque()
-    side = None
+    sides = threading.local()  # each reader thread's CUDA stream
 
     def submit() -> None:
-        nonlocal side
         index = next(batches, None)
         if index is None:
             return
         ready = None
         if index.device.type == "cuda":  # the copies wait for the index, made on the caller's stream
-            side = side or torch.cuda.Stream(index.device)
             ready = torch.cuda.current_stream(index.device).record_event()
-        pending.append((index, pool.submit(_read_on_side, read, index, side, ready)))
+        pending.append((index, pool.submit(_read_on_side, read, index, ready, sides)))
 
     try:
         for _ in range(depth):
@@ -204,9 +268,14 @@ def read_ahead(
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _read_on_side(read: Callable[[torch.Tensor], T], index: torch.Tensor, side: Any, ready: Any) -> tuple[T, Any]:
-    if side is None:
+def _read_on_side(
+    read: Callable[[torch.Tensor], T], index: torch.Tensor, ready: Any, sides: threading.local
+) -> tuple[T, Any]:
+    if ready is None:
         return read(index), None
+    side = getattr(sides, "stream", None)
+    if side is None:
+        side = sides.stream = torch.cuda.Stream(index.device)
     with torch.cuda.stream(side):
         side.wait_event(ready)
         out = read(index)
