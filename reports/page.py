@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
-from reports import figures
+from reports import figures, resource_figures, resources
 from reports.load import Experiment
 from reports.schema import (
     BEST_EPOCH,
@@ -212,9 +212,75 @@ def experiment_html(exp: Experiment, index: int) -> str:
         parts.append(figure_html(figures.importances(trials, stage, exp.studies.get(stage)), f"{prefix}-importance"))
     for k in range(1, len(stages)):
         parts.append(figure_html(figures.parent_vs_child(trials, stages[k - 1], stages[k]), f"e{index}-parents-{k}"))
+    parts.append(resources_html(exp, index))
     parts.append(figure_html(figures.per_class_iou(exp.per_class), f"e{index}-per-class"))
     parts.append(gallery_html(exp.gallery))
     return "\n".join(parts)
+
+
+NO_TIMINGS = "No timing columns in this study's epochs (made before segtune recorded them): no resource use to show."
+
+
+def resources_html(exp: Experiment, index: int) -> str:
+    """The "Resource use" section: the study's GPU-busy share and idle time in a sentence, where the epochs'
+    time went per stage, and per stage a table of its numbers and its GPU's busy share over time."""
+    parts = ['<h3>Resource use</h3><div class="resources">']
+    epochs = exp.epochs
+    timed = resources.timed(epochs)
+    if not len(timed):
+        parts.append(f"<p>{html.escape(NO_TIMINGS if len(epochs) else 'No epochs yet: no resource use to show.')}</p>")
+        return "".join([*parts, "</div>"])
+    if len(timed) < len(epochs):
+        parts.append(
+            f"<p>Timings for {len(timed)} of {len(epochs)} epochs; the others were made before segtune recorded them.</p>"
+        )
+    share, idle = resources.gpu_busy_share(epochs), resources.idle_totals(resources.idle_gaps(epochs))
+    intervals = resources.trial_intervals(epochs)
+    span = float(intervals[resources.END].max() - intervals[resources.START].min())
+    busy = (
+        "No GPU columns in the epochs (the trials ran on CPUs): no GPU-busy share."
+        if share is None
+        else f"The GPU was busy {share:.0%} of the study's time ({_duration(span)}, its first trial's start to its last trial's end)."
+    )
+    gaps = " and ".join(f"{_duration(seconds)} {kind}" for kind, seconds in idle.items() if seconds)
+    idle_text = f"No trial ran for {gaps}." if gaps else "A trial was running throughout."
+    parts.append(f"<p class='busy'>{html.escape(busy)} {html.escape(idle_text)}</p>")
+    parts.append(figure_html(resource_figures.phase_time(epochs), f"e{index}-phases"))
+    use = {str(stage): row for stage, row in resources.stage_use(epochs).iterrows()}
+    for k, stage in enumerate(exp.stages):
+        if stage not in use:
+            continue
+        parts.append(f"<h4>Stage {html.escape(stage)}</h4>" + table_html(stage_use_table(use[stage])))
+        parts.append(figure_html(resource_figures.gpu_busy_over_time(epochs, stage), f"e{index}-s{k}-gpu"))
+    return "".join([*parts, "</div>"])
+
+
+def stage_use_table(row: pd.Series) -> pd.DataFrame:
+    """One stage's row of resources.stage_use as (what, value, share) lines; what it lacks left out."""
+    total, span = row[resources.EPOCHS_S], row[resources.SPAN_S]
+    lines = [
+        (label, _duration(row[column]), f"{row[column] / total:.0%} of the epochs' time" if total else "")
+        for column, label in resource_figures.PHASE_LABELS.items()
+        if not pd.isna(row[column])
+    ]
+    lines += [
+        ("epochs in all", _duration(total), ""),
+        ("the stage's time (first trial's start to last trial's end)", _duration(span), ""),
+    ]
+    if not pd.isna(row[resources.BUSY_SHARE]):
+        lines.append(("GPU busy", "", f"{row[resources.BUSY_SHARE]:.0%} of the stage's time"))
+    idle = row[resources.IDLE_TRIALS_S]
+    lines.append(("idle between trials", _duration(idle), f"{idle / span:.0%} of the stage's time" if span else ""))
+    lines.append(("idle before the stage (between stages)", _duration(row[resources.IDLE_STAGES_S]), ""))
+    if not pd.isna(row[resources.PEAK_GB]):
+        lines.append(("peak GPU memory (the largest of any epoch)", f"{row[resources.PEAK_GB]:.2f} GiB", ""))
+    return pd.DataFrame(lines, columns=["", "value", "share"])
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.2f} h"
 
 
 def build_page(experiments: Sequence[Experiment], *, title: str = "Hyperparameter search report") -> str:

@@ -46,11 +46,24 @@ EPOCHS = "epochs"  # epochs run
 MAX_EPOCHS = "max_epochs"  # epochs a trial that ASHA does not stop runs
 WALL_TIME_S = "wall_time_s"  # the trial's training time
 GPU_HOURS = "gpu_hours"  # WALL_TIME_S times the GPUs it held
+CPUS = "cpus"  # the CPUs Ray reserved for the trial
+GPUS = "gpus"  # the GPUs (a fraction: packed) Ray reserved for the trial
 CHECKPOINT = "checkpoint"  # the checkpoint of BEST_EPOCH; None before one is saved
 PARENT_TRIAL = "parent_trial"  # in a staged space, the earlier stage's trial this one builds on
 STARTED_AT = "started_at"  # UTC timestamp
 
 EPOCH = "epoch"  # epochs-table column: 1-based epoch (Ray's training_iteration)
+# epochs-table columns of where an epoch's time went (seconds; Ray's EPOCH_END and EPOCH_SECONDS included)
+EPOCH_END = "timestamp"  # when the epoch's result was reported (Unix seconds, Ray's)
+EPOCH_SECONDS = "time_this_iter_s"  # the epoch's wall time in the trial, Ray's
+DATA_WAIT_S = "time_data_s"  # training waiting for its next batch (reading, decoding, copying to the device)
+TRAIN_S = "time_train_s"  # training steps, the wait for data left out
+EVAL_S = "time_eval_s"  # evaluation on val
+CHECKPOINT_S = "time_checkpoint_s"  # writing the epoch's checkpoint
+PHASES = (DATA_WAIT_S, TRAIN_S, EVAL_S, CHECKPOINT_S)
+GPU_BUSY = "gpu_busy"  # on CUDA: the share of the epoch the trial's GPU was busy (NVML's utilisation), 0-1
+GPU_PEAK_GB = "gpu_peak_memory_gb"  # on CUDA: the trial's peak allocated GPU memory in the epoch, GiB
+TORCH_THREADS = "torch_threads"  # the trial's torch threads (its CPUs)
 
 STATUSES = ("running", "completed", "stopped", "cut", "failed")  # stopped: by ASHA; cut: by the time budget
 FINISHED = ("completed", "stopped", "cut")
@@ -154,11 +167,35 @@ def epochs_spent(trials: pd.DataFrame, stage: str) -> tuple[int, int]:
     return int(mine[EPOCHS].fillna(0).sum()), int(mine[MAX_EPOCHS].fillna(0).sum())
 
 
+def epochs_not_run(trials: pd.DataFrame, stage: str) -> dict[str, int]:
+    """The epochs a stage's trials did not run (MAX_EPOCHS - EPOCHS), per STATUS: "stopped" is what ASHA
+    saved, "cut" what the time budget cut, "failed" and "running" what failures and unfinished trials left;
+    a status with none left out."""
+    mine = trials[trials[STAGE] == stage] if len(trials) else trials
+    if not len(mine):
+        return {}
+    left = (mine[MAX_EPOCHS].fillna(0) - mine[EPOCHS].fillna(0)).clip(lower=0)
+    per_status = left.groupby(mine[STATUS]).sum()
+    return {str(status): int(n) for status, n in per_status.items() if n > 0}
+
+
+NOT_RUN_TEXT = {  # how the compute line names each status's epochs not run
+    "stopped": "ASHA saved {n}",
+    "cut": "the time budget cut {n}",
+    "failed": "failed trials left {n}",
+    "running": "{n} still to run",
+}
+
+
 def epochs_spent_text(trials: pd.DataFrame, stage: str) -> str:
+    """The compute line of a stage: epochs run, of how many at the full budget, and which of ASHA, the time
+    budget and failures account for the rest: "... (62%; ASHA saved 40, the time budget cut 52)"."""
     spent, full = epochs_spent(trials, stage)
     if not full:
         return ""
+    not_run = epochs_not_run(trials, stage)
+    why = [NOT_RUN_TEXT[s].format(n=not_run.get(s, 0)) for s in NOT_RUN_TEXT if s == "stopped" or s in not_run]
     return (
         f"{spent} epochs run, of the {full} that these {int((trials[STAGE] == stage).sum())} trials would have cost "
-        f"at the full budget ({spent / full:.0%}; ASHA saved {full - spent})"
+        f"at the full budget ({spent / full:.0%}; {', '.join(why)})"
     )

@@ -83,9 +83,51 @@ def trial_row(
     return {**row, **fields}
 
 
-def write_study_folder(folder: Path, rows: Sequence[dict[str, Any]], *, settings: dict[str, Any] | None = None) -> Path:
+def timed_epoch(
+    trial_id: str, stage: str, epoch: int, end: float, seconds: float, gpu_busy: float | None = None
+) -> dict[str, Any]:
+    """An epochs-table row with the timing columns, as segtune records them: the epoch ended at Unix second
+    `end` after `seconds`: 1 s waiting for data, 1 s of evaluation, 0.5 s writing its checkpoint, 0.5 s
+    else, training the rest. With `gpu_busy`, as on CUDA: that busy share and a peak of 1 GiB per epoch."""
+    row: dict[str, Any] = {
+        schema.TRIAL_ID: trial_id,
+        schema.SPACE: "unet",
+        schema.STAGE: stage,
+        schema.EPOCH: epoch,
+        "val_iou": 0.1 * epoch,
+        schema.EPOCH_END: end,
+        schema.EPOCH_SECONDS: seconds,
+        schema.DATA_WAIT_S: 1.0,
+        schema.TRAIN_S: seconds - 3.0,
+        schema.EVAL_S: 1.0,
+        schema.CHECKPOINT_S: 0.5,
+    }
+    if gpu_busy is not None:
+        row.update({schema.GPU_BUSY: gpu_busy, schema.GPU_PEAK_GB: float(epoch)})
+    return row
+
+
+# a staged GPU study's epochs, Unix seconds from 1000: pretrain's a and b packed on the GPU, d after a 5 s
+# gap; 10 s with no trial between the stages; then finetune's c
+TIMED_EPOCHS = [
+    timed_epoch("a", "pretrain", 1, 1010.0, 10.0, 0.5),
+    timed_epoch("b", "pretrain", 1, 1015.0, 10.0, 1.0),
+    timed_epoch("a", "pretrain", 2, 1020.0, 10.0, 0.5),
+    timed_epoch("d", "pretrain", 1, 1030.0, 5.0, 0.2),
+    timed_epoch("c", "finetune", 1, 1050.0, 10.0, 0.8),
+]
+
+
+def write_study_folder(
+    folder: Path,
+    rows: Sequence[dict[str, Any]],
+    *,
+    settings: dict[str, Any] | None = None,
+    epochs: Sequence[dict[str, Any]] | None = None,
+) -> Path:
     """OUT/NAME with search.json (if `settings`) and results/trials.parquet (started a minute apart,
-    in row order) and epochs.parquet (one epoch per trial, at its best value)."""
+    in row order) and epochs.parquet (`epochs` if given, else one epoch per trial at its best value, without
+    the timing columns, as studies made before segtune recorded them)."""
     results = folder / schema.RESULTS_DIR
     results.mkdir(parents=True, exist_ok=True)
     if settings is not None:
@@ -93,7 +135,7 @@ def write_study_folder(folder: Path, rows: Sequence[dict[str, Any]], *, settings
     trials = pd.DataFrame(list(rows))
     trials[schema.STARTED_AT] = pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(range(len(trials)), unit="min")
     trials.to_parquet(results / schema.TRIALS_FILE, index=False)
-    epochs = pd.DataFrame(
+    table = pd.DataFrame(
         {
             schema.TRIAL_ID: trials[schema.TRIAL_ID],
             schema.SPACE: trials[schema.SPACE],
@@ -102,5 +144,14 @@ def write_study_folder(folder: Path, rows: Sequence[dict[str, Any]], *, settings
             "val_iou": trials[schema.BEST_METRIC],
         }
     )
-    epochs.to_parquet(results / schema.EPOCHS_FILE, index=False)
+    (pd.DataFrame(list(epochs)) if epochs is not None else table).to_parquet(results / schema.EPOCHS_FILE, index=False)
     return folder
+
+
+# the trials of TIMED_EPOCHS: a completed, b stopped by ASHA, d cut by the time budget; c completed
+TIMED_TRIALS = [
+    trial_row("a", 0.2, stage="pretrain", epochs=2, max_epochs=2),
+    trial_row("b", 0.1, stage="pretrain", status="stopped", epochs=1, max_epochs=2),
+    trial_row("d", 0.1, stage="pretrain", status="cut", epochs=1, max_epochs=2),
+    trial_row("c", 0.1, stage="finetune", epochs=1, max_epochs=1, parent_trial="a"),
+]

@@ -9,8 +9,15 @@ import pandas as pd
 
 from reports import schema
 from reports.load import NO_JOURNAL, load_experiment
-from reports.page import build_page, leaderboard_html
-from tests.reports.study_files import SPREAD, trial_row, write_journal, write_study_folder
+from reports.page import NO_TIMINGS, build_page, leaderboard_html
+from tests.reports.study_files import (
+    SPREAD,
+    TIMED_EPOCHS,
+    TIMED_TRIALS,
+    trial_row,
+    write_journal,
+    write_study_folder,
+)
 
 ROWS = [
     trial_row(f"t{k}", curve[-1], params=params, status="completed" if state == "complete" else "stopped")
@@ -70,3 +77,44 @@ def test_a_stage_shows_the_rules_measured_at_its_best_trials_best_epoch(tmp_path
 def test_a_stage_without_rules_shows_no_references(tmp_path: Path) -> None:
     page = build_page([load_experiment(write_study_folder(tmp_path / "u", ROWS))])
     assert 'class="references"' not in page
+
+
+def test_resource_use_shows_the_gpu_share_the_idle_time_and_each_stages_numbers(tmp_path: Path) -> None:
+    folder = write_study_folder(tmp_path / "g", TIMED_TRIALS, epochs=TIMED_EPOCHS)
+    page = build_page([load_experiment(folder)])
+    assert "<h3>Resource use</h3>" in page
+    # (10 * 0.5 + 10 * 1.0 + 5 * 0.2 + 10 * 0.8) / 50 s, tests/reports/test_resources.py
+    assert "The GPU was busy 48% of the study&#x27;s time (50.0 s," in page
+    assert "No trial ran for 5.0 s between trials and 10.0 s between stages." in page
+    assert 'id="e0-phases"' in page and 'id="e0-s0-gpu"' in page and 'id="e0-s1-gpu"' in page
+    assert "<h4>Stage pretrain</h4>" in page and "<h4>Stage finetune</h4>" in page
+    assert 'data-value="23.0 s">23.0 s</td><td class="text" data-value="66% of the epochs' in page  # training steps
+    assert ">53% of the stage&#x27;s time<" in page  # pretrain's GPU busy
+    assert ">2.00 GiB<" in page  # pretrain's peak
+    assert NO_TIMINGS not in page
+
+
+def test_resource_use_of_a_cpu_study_has_no_gpu_share(tmp_path: Path) -> None:
+    cpu = [{k: v for k, v in row.items() if k not in (schema.GPU_BUSY, schema.GPU_PEAK_GB)} for row in TIMED_EPOCHS]
+    page = build_page([load_experiment(write_study_folder(tmp_path / "c", TIMED_TRIALS, epochs=cpu))])
+    assert "No GPU columns in the epochs (the trials ran on CPUs): no GPU-busy share." in page
+    assert 'id="e0-phases"' in page and 'id="e0-s0-gpu"' not in page and "GiB" not in page
+
+
+def test_resource_use_of_an_old_study_says_its_epochs_have_no_timings(tmp_path: Path) -> None:
+    page = build_page([load_experiment(write_study_folder(tmp_path / "u", ROWS))])
+    assert "<h3>Resource use</h3>" in page and NO_TIMINGS.replace("'", "&#x27;") in page
+    assert 'id="e0-phases"' not in page and "GPU was busy" not in page
+
+
+def test_resource_use_says_how_many_epochs_lack_timings(tmp_path: Path) -> None:
+    epochs = [*TIMED_EPOCHS, {schema.TRIAL_ID: "a", schema.SPACE: "unet", schema.STAGE: "pretrain", schema.EPOCH: 3}]
+    page = build_page([load_experiment(write_study_folder(tmp_path / "m", TIMED_TRIALS, epochs=epochs))])
+    assert "Timings for 5 of 6 epochs; the others were made before segtune recorded them." in page
+    assert "The GPU was busy 48%" in page
+
+
+def test_the_compute_line_counts_asha_apart_from_the_time_budget(tmp_path: Path) -> None:
+    page = build_page([load_experiment(write_study_folder(tmp_path / "g", TIMED_TRIALS, epochs=TIMED_EPOCHS))])
+    assert "4 epochs run, of the 6 that these 3 trials would have cost at the full budget" in page
+    assert "(67%; ASHA saved 1, the time budget cut 1)" in page

@@ -18,6 +18,8 @@ from playwright.sync_api import Browser, sync_playwright
 
 from reports import schema
 from reports.build import build_report, main
+from reports.page import NO_TIMINGS
+from tests.reports.study_files import TIMED_EPOCHS, TIMED_TRIALS, trial_row, write_study_folder
 
 pytestmark = pytest.mark.slow
 CHROMIUM_FLAGS = [
@@ -141,6 +143,24 @@ def test_trials_that_all_score_the_same_leave_out_the_importances(
     ids = {f["id"] for f in seen["figures"]}
     assert "e0-s0-curves" in ids and "e0-s0-importance" not in ids
     assert seen["tables"] == [len(trials)]
+
+
+def test_resource_use_renders_with_the_timing_columns_and_says_when_a_study_lacks_them(
+    browser: Browser, tmp_path: Path
+) -> None:
+    timed = write_study_folder(tmp_path / "timed", TIMED_TRIALS, epochs=TIMED_EPOCHS)
+    old = write_study_folder(tmp_path / "old", [trial_row("a", 0.3), trial_row("b", 0.5)])
+    seen = open_report(browser, build_report([timed, old], tmp_path / "report.html"))
+    assert seen["errors"] == []
+    drawn = {f["id"]: f["drawn"] for f in seen["figures"]}
+    assert drawn["e0-phases"] and drawn["e0-s0-gpu"] and drawn["e0-s1-gpu"]
+    assert not any(k.startswith("e1-") and ("gpu" in k or "phases" in k) for k in drawn)
+    text = seen["text"]
+    assert text.count("Resource use") == 2
+    assert "The GPU was busy 48% of the study's time" in text
+    assert "No trial ran for 5.0 s between trials and 10.0 s between stages." in text
+    assert "idle before the stage (between stages)\t10.0 s" in text  # finetune's row of its table
+    assert NO_TIMINGS in text  # the old study
 
 
 def rescore_journal(source: Path, dest: Path, value: float) -> None:

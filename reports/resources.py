@@ -1,0 +1,161 @@
+"""Where a study's time went, from its epochs table: when each trial ran, the gaps when none did, the share
+of the time the GPU was busy, and the seconds of each phase of an epoch. Pure pandas, numbers only.
+
+An epoch covers [EPOCH_END - EPOCH_SECONDS, EPOCH_END] (Unix seconds). Epochs without those two columns
+(studies made before segtune recorded them) are left out; with none left, every function answers with an
+empty table, zeros or None rather than raising.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from reports.schema import (
+    EPOCH_END,
+    EPOCH_SECONDS,
+    GPU_BUSY,
+    GPU_PEAK_GB,
+    PHASES,
+    STAGE,
+    TRIAL_ID,
+)
+
+# trial_intervals / idle_gaps columns
+START = "start"  # Unix seconds
+END = "end"  # Unix seconds
+SECONDS = "seconds"  # END - START
+KIND = "kind"  # one of GAP_KINDS
+BEFORE = "before"  # the trial whose end opened the gap (the last to finish before it)
+AFTER = "after"  # the trial whose start closed it
+GAP_KINDS = ("between trials", "between stages")  # the trials before and after are of the same stage / not
+# phase_seconds / stage_use columns besides PHASES
+OTHER = "other_s"  # an epoch's seconds outside its phases (Ray's reporting, ...), clipped at 0
+EPOCHS_S = "epochs_s"  # the sum of the epochs' EPOCH_SECONDS
+SPAN_S = "span_s"  # the stage's first trial start to its last trial end
+BUSY_SHARE = "gpu_busy_share"  # gpu_busy_share of the stage; NaN without GPU_BUSY values
+IDLE_TRIALS_S = "idle_between_trials_s"  # idle gaps inside the stage
+IDLE_STAGES_S = "idle_between_stages_s"  # the idle gap before the stage's first trial, after the stage before
+PEAK_GB = "gpu_peak_gb"  # the largest GPU_PEAK_GB of its epochs; NaN without them
+
+
+def timed(epochs: pd.DataFrame) -> pd.DataFrame:
+    """The epochs that have both EPOCH_END and EPOCH_SECONDS; none of an older table."""
+    if not len(epochs) or EPOCH_END not in epochs or EPOCH_SECONDS not in epochs:
+        return epochs.iloc[:0]
+    return epochs[epochs[EPOCH_END].notna() & epochs[EPOCH_SECONDS].notna()]
+
+
+def has_timings(epochs: pd.DataFrame) -> bool:
+    return bool(len(timed(epochs)))
+
+
+def has_gpu(epochs: pd.DataFrame) -> bool:
+    """Whether some timed epoch has a GPU_BUSY value (not on a CPU-only study, nor an older one)."""
+    rows = timed(epochs)
+    return GPU_BUSY in rows and bool(rows[GPU_BUSY].notna().any())
+
+
+def trial_intervals(epochs: pd.DataFrame) -> pd.DataFrame:
+    """When each trial ran: TRIAL_ID, STAGE, START (its first epoch's start), END (its last epoch's end),
+    SECONDS; sorted by START. A trial resumed after a crash counts the time it was down as running."""
+    rows = timed(epochs)
+    columns = [TRIAL_ID, STAGE, START, END, SECONDS]
+    if not len(rows):
+        return pd.DataFrame(columns=columns)
+    spans = rows.assign(**{START: rows[EPOCH_END] - rows[EPOCH_SECONDS], END: rows[EPOCH_END]})
+    out = spans.groupby([TRIAL_ID, STAGE], sort=False).agg(**{START: (START, "min"), END: (END, "max")}).reset_index()
+    out[SECONDS] = out[END] - out[START]
+    return out.sort_values(START, kind="stable").reset_index(drop=True)[columns]
+
+
+def idle_gaps(epochs: pd.DataFrame, min_gap_s: float = 1.0) -> pd.DataFrame:
+    """The gaps of at least `min_gap_s` in the study's timeline (its first trial's start to its last trial's
+    end) when no trial ran: START, END, SECONDS, KIND, BEFORE and AFTER (trial ids), STAGE (the stage of
+    AFTER, the one the gap is charged to); in time order. Shorter gaps are the hand-over from one trial to
+    the next and are left out."""
+    intervals = trial_intervals(epochs)
+    stage_of = dict(zip(intervals[TRIAL_ID], intervals[STAGE], strict=True))
+    gaps = []
+    latest_end, latest = -math.inf, None  # the end of the running trials so far, and the trial that holds it
+    for row in intervals.itertuples(index=False):
+        start, end, trial = getattr(row, START), getattr(row, END), getattr(row, TRIAL_ID)
+        if latest is not None and start - latest_end >= min_gap_s:
+            kind = GAP_KINDS[stage_of[latest] != getattr(row, STAGE)]
+            gaps.append((latest_end, start, start - latest_end, kind, latest, trial, getattr(row, STAGE)))
+        if end > latest_end:
+            latest_end, latest = end, trial
+    return pd.DataFrame(gaps, columns=[START, END, SECONDS, KIND, BEFORE, AFTER, STAGE])
+
+
+def idle_totals(gaps: pd.DataFrame) -> dict[str, float]:
+    """Seconds of idle_gaps per kind: {"between trials": s, "between stages": s}, 0.0 where there are none."""
+    return {kind: float(gaps.loc[gaps[KIND] == kind, SECONDS].sum()) if len(gaps) else 0.0 for kind in GAP_KINDS}
+
+
+def gpu_busy_share(epochs: pd.DataFrame, stage: str | None = None) -> float | None:
+    """The share (0-1) of the study's timeline (of `stage`'s, if given: its first trial's start to its last
+    trial's end) that the GPU was busy. The span is cut into 1 s bins; a bin's busy is the largest GPU_BUSY
+    of the epochs covering its middle (trials packed on one GPU each see the whole GPU's utilisation), 0
+    where none does (between trials, or an epoch without a GPU_BUSY value); the share is the mean over the
+    bins. None when no epoch (of the stage) has a GPU_BUSY value: CPU studies and older ones."""
+    rows = timed(epochs)
+    if stage is not None and len(rows):
+        rows = rows[rows[STAGE] == stage]
+    if GPU_BUSY not in rows or not rows[GPU_BUSY].notna().any():
+        return None
+    intervals = trial_intervals(rows)
+    first, last = float(intervals[START].min()), float(intervals[END].max())
+    bins = max(1, math.ceil(last - first))
+    busy = np.zeros(bins)
+    measured = rows[rows[GPU_BUSY].notna()]
+    starts = (measured[EPOCH_END] - measured[EPOCH_SECONDS] - first).to_numpy(float)
+    ends = (measured[EPOCH_END] - first).to_numpy(float)
+    # bin k's middle, k + 0.5, lies in [start, end] for k from ceil(start - 0.5) to floor(end - 0.5)
+    lows = np.clip(np.ceil(starts - 0.5), 0, bins).astype(int)
+    highs = np.clip(np.floor(ends - 0.5) + 1, 0, bins).astype(int)
+    for low, high, value in zip(lows, highs, measured[GPU_BUSY].clip(0, 1).to_numpy(float), strict=True):
+        busy[low:high] = np.maximum(busy[low:high], value)
+    return float(busy.mean())
+
+
+def phase_seconds(epochs: pd.DataFrame) -> pd.DataFrame:
+    """Seconds per phase summed per stage: one row per stage (in the order they ran), columns PHASES, OTHER
+    (EPOCH_SECONDS minus the phases, per epoch, clipped at 0) and EPOCHS_S (EPOCH_SECONDS summed). A phase
+    column the table lacks is NaN; empty when no epoch has EPOCH_SECONDS or none has a phase."""
+    rows = timed(epochs)
+    present = [p for p in PHASES if p in rows and rows[p].notna().any()]
+    if not len(rows) or not present:
+        return pd.DataFrame(columns=[*PHASES, OTHER, EPOCHS_S], index=pd.Index([], name=STAGE))
+    phases = rows.reindex(columns=list(PHASES))
+    other = (rows[EPOCH_SECONDS] - phases[present].fillna(0).sum(axis=1)).clip(lower=0)
+    table = phases.assign(**{OTHER: other, EPOCHS_S: rows[EPOCH_SECONDS], STAGE: rows[STAGE]})
+    return table.groupby(STAGE, sort=False).sum(min_count=1)[[*PHASES, OTHER, EPOCHS_S]]
+
+
+def stage_use(epochs: pd.DataFrame) -> pd.DataFrame:
+    """One row per stage (in the order they ran) of what its trials used: the columns of phase_seconds
+    (NaN without phases), SPAN_S, BUSY_SHARE, IDLE_TRIALS_S, IDLE_STAGES_S and PEAK_GB. Empty when no
+    epoch has timings."""
+    rows = timed(epochs)
+    columns = [*PHASES, OTHER, EPOCHS_S, SPAN_S, BUSY_SHARE, IDLE_TRIALS_S, IDLE_STAGES_S, PEAK_GB]
+    if not len(rows):
+        return pd.DataFrame(columns=columns, index=pd.Index([], name=STAGE))
+    intervals = trial_intervals(rows)
+    stages = list(dict.fromkeys(intervals[STAGE]))
+    spans = intervals.groupby(STAGE, sort=False).agg(**{START: (START, "min"), END: (END, "max")})
+    gaps = idle_gaps(rows)
+    table = phase_seconds(rows).reindex(stages)
+    table[EPOCHS_S] = rows.groupby(STAGE, sort=False)[EPOCH_SECONDS].sum().reindex(stages)
+    table[SPAN_S] = spans[END] - spans[START]
+    table[BUSY_SHARE] = [gpu_busy_share(rows, s) for s in stages]
+    for column, kind in ((IDLE_TRIALS_S, GAP_KINDS[0]), (IDLE_STAGES_S, GAP_KINDS[1])):
+        mine = gaps[gaps[KIND] == kind] if len(gaps) else gaps
+        table[column] = mine.groupby(STAGE)[SECONDS].sum().reindex(stages).fillna(0.0) if len(mine) else 0.0
+    table[PEAK_GB] = (
+        rows.groupby(STAGE, sort=False)[GPU_PEAK_GB].max().reindex(stages) if GPU_PEAK_GB in rows else np.nan
+    )
+    table.index.name = STAGE
+    return table[columns].astype(float)
