@@ -23,8 +23,10 @@ import torch
 
 from data.streaming import read_ahead
 from models.registry import create_model, pretrained_part
+from reports.schema import DATA_WAIT_S, EVAL_S, GPU_BUSY, GPU_PEAK_GB, PHASES, TRAIN_S
 from tune.training.checkpoints import CHECKPOINT_FORMAT, load_checkpoint, load_pretrained_part, save_checkpoint
 from tune.training.config import RunConfig, TrainConfig
+from tune.training.gpu_meter import GpuMeter
 from tune.training.inference import ModelRunner
 from tune.training.losses import inverse_sqrt_weights
 from tune.training.tasks import LoadOptions, TrainData, random_hflip, task_for
@@ -34,6 +36,10 @@ def load_data(run: RunConfig, root: str | os.PathLike[str], device: torch.device
     """Decode (once, cached) and move to `device` the splits `run`'s task trains and evaluates on;
     `options` are those of LoadOptions (cache_dir, on_error, progress, pseudo, unlabeled, val_videos)."""
     return task_for(run.model).load(root, torch.device(device), LoadOptions(**options))
+
+
+# the metrics of an epoch that measure the machine, not the run: they differ between two runs of one seed
+TIMING_METRICS = frozenset({"train_samples_per_s", "epoch_seconds", *PHASES, GPU_BUSY, GPU_PEAK_GB})
 
 
 class Trainer:
@@ -89,16 +95,29 @@ class Trainer:
     # -- public API
 
     def epochs(self) -> Iterator[dict[str, float]]:
-        """Train the remaining epochs, yielding each epoch's metrics."""
+        """Train the remaining epochs, yielding each epoch's metrics, with where its time went (reports.schema's
+        PHASES; on CUDA the GPU's busy share and the peak memory allocated)."""
+        meter = GpuMeter(self.device) if GpuMeter.readable(self.device) else None
         while self.epoch < self.cfg.epochs:
+            if self.device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(self.device)
+            if meter is not None:
+                meter.start()
             started = time.perf_counter()
-            train_loss, samples = self._train_epoch()
+            train_loss, samples, waited = self._train_epoch()
             train_seconds = time.perf_counter() - started
             release_freed_memory()
+            evaluating = time.perf_counter()
             metrics = {"epoch": float(self.epoch + 1), "train_loss": train_loss, **self.evaluate()}
+            metrics[EVAL_S] = time.perf_counter() - evaluating
             release_freed_memory()
             metrics["lr"] = float(self.optimizer.param_groups[0]["lr"])
             metrics["train_samples_per_s"] = samples / max(train_seconds, 1e-9)
+            metrics[DATA_WAIT_S], metrics[TRAIN_S] = waited, train_seconds - waited
+            if meter is not None:
+                metrics[GPU_BUSY] = meter.busy()
+            if self.device.type == "cuda":
+                metrics[GPU_PEAK_GB] = torch.cuda.max_memory_allocated(self.device) / 2**30
             metrics["epoch_seconds"] = time.perf_counter() - started
             self.epoch += 1
             self.history.append(metrics)
@@ -159,14 +178,23 @@ class Trainer:
         counts = self.task.class_counts(self.data)
         return None if counts is None else inverse_sqrt_weights(counts).to(self.device)
 
-    def _train_epoch(self) -> tuple[float, int]:
+    def _train_epoch(self) -> tuple[float, int, float]:
+        """The epoch's mean training loss, its samples, and the seconds it waited for its batches."""
         self._train_mode()
+        waited = 0.0
         total = torch.zeros((), device=self.device)
         samples = 0
         all_frames = self.task.wants_all_frames(self.cfg)
         train = self.data.train
         indices = self.task.train_indices(self.data, self.cfg, self.generator, self.epoch)
-        for index, read in read_ahead(partial(self.task.read, train), indices, getattr(train, "read_ahead", 0)):
+        batches = read_ahead(partial(self.task.read, train), indices, getattr(train, "read_ahead", 0))
+        while True:
+            asked = time.perf_counter()
+            step = next(batches, None)
+            waited += time.perf_counter() - asked
+            if step is None:
+                break
+            index, read = step
             if self.first_step_at is None:
                 self.first_step_at = time.time()
             x, y = self.task.batch(read, index, self.cfg, self.epoch, self.generator)
@@ -181,7 +209,7 @@ class Trainer:
         mean = float(total) / max(samples, 1)  # the epoch's one host synchronisation
         if not math.isfinite(mean):
             raise FloatingPointError(f"training loss became {mean} in epoch {self.epoch + 1} of {self.run.model}")
-        return mean, samples
+        return mean, samples, waited
 
     def _step(self, x: torch.Tensor, y: torch.Tensor, index: torch.Tensor, all_frames: bool) -> torch.Tensor:
         """One optimisation step on a batch; its loss."""

@@ -17,7 +17,7 @@ from tune.training.checkpoints import load_checkpoint
 from tune.training.config import RunConfig, TrainConfig
 from tune.training.losses import inverse_sqrt_class_weights, segmentation_loss, soft_dice_loss, ssim
 from tune.training.tasks import task_for
-from tune.training.trainer import Trainer, load_data
+from tune.training.trainer import TIMING_METRICS, Trainer, load_data
 
 TINY_SETS = {
     "unet": ["width=4", "depth=2"],
@@ -108,7 +108,7 @@ def test_resumed_run_matches_an_uninterrupted_one(
     assert resumed.epoch == 1
     resumed_metrics = list(resumed.epochs())
 
-    timing = {"train_samples_per_s", "epoch_seconds"}
+    timing = TIMING_METRICS
     assert [{k: v for k, v in m.items() if k not in timing} for m in straight_metrics[1:]] == [
         {k: v for k, v in m.items() if k not in timing} for m in resumed_metrics
     ]
@@ -279,7 +279,7 @@ def test_a_split_over_the_memory_cap_streams_and_trains_exactly_as_a_held_one(
     assert isinstance(held.train, DeviceSplit) and isinstance(streamed.train, StreamSplit)
     assert isinstance(streamed.val, StreamSplit)
     trainers = Trainer(run, held), Trainer(run, streamed)
-    timing = {"train_samples_per_s", "epoch_seconds"}
+    timing = TIMING_METRICS
     metrics = [[{k: v for k, v in m.items() if k not in timing} for m in t.epochs()] for t in trainers]
     assert metrics[0] == metrics[1]
     for (name, a), b in zip(*(t.model.state_dict().items() for t in trainers), strict=True):
