@@ -162,6 +162,16 @@ CASES: dict[str, tuple[Setup, str]] = {
     "an overrides file that is not TOML": (_bad_overrides_file, "o.toml: not valid TOML"),
     "a warm start from no study": (_not_a_study, "not a study folder"),
     "GPU-hours without a GPU": (lambda r, t: _search(r, t, "--gpu-hours", "2"), "--gpu-hours needs trials on GPUs"),
+    "more GPUs a trial than any node has": (
+        lambda r, t: _search(r, t, "--gpus-per-trial", "2"),
+        "no trial can start: --gpus-per-trial 2 asks more of one node than this machine has",
+    ),
+    "more CPUs a trial than any node has": (
+        lambda r, t: _search(r, t, "--cpus-per-trial", "4096"),
+        "--cpus-per-trial 4096 asks more of one node than this machine has",
+    ),
+    "no trials": (lambda r, t: _search(r, t, "--samples", "0"), "--samples must be >= 1"),
+    "a name that is a path": (lambda r, t: _search(r, t, "--name", "../../x"), "--name must be one folder name"),
     "a planted checkpoint": (_planted_checkpoint, "evil.pt"),
     "a study with no results": (_no_results, "empty-study"),
     "a training folder that cannot be made": (_train_out_under_a_file, "a-file/run"),

@@ -96,7 +96,10 @@ def main(argv: list[str] | None = None) -> int:
         help="GPUs per trial; fractions pack trials (default: 1 with a GPU, else 0)",
     )
     parser.add_argument(
-        "--cpus-per-trial", type=float, default=given, help=f"CPUs per trial (default: {defaults.cpus_per_trial})"
+        "--cpus-per-trial",
+        type=float,
+        default=given,
+        help="CPUs per trial, and its torch threads (default: a node's CPUs shared among the trials that fit on it at once)",
     )
     parser.add_argument(
         "--max-concurrent",
@@ -206,16 +209,20 @@ def main(argv: list[str] | None = None) -> int:
     overrides += [f"{kind} {text}" for kind in KINDS for text in args[kind]]
     if overrides:
         settings["overrides"] = tuple(overrides)
-    cfg = dataclasses.replace(
-        defaults,
-        **settings,
-        out=args["out"],
-        name=args["name"],
-        address=args["address"],
-        dashboard=not args["no_dashboard"],
-        time_budget_s=args["time_budget"],
-        gpu_hours=args["gpu_hours"],
-    )
+    try:
+        cfg = dataclasses.replace(
+            defaults,
+            **settings,
+            out=args["out"],
+            name=args["name"],
+            address=args["address"],
+            dashboard=not args["no_dashboard"],
+            time_budget_s=args["time_budget"],
+            gpu_hours=args["gpu_hours"],
+        )
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     try:
         if args["show_space"]:
             print(describe_space(cfg))

@@ -15,21 +15,19 @@ from typing import Any
 from reports.schema import BUDGET_FILE, GPU_HOURS, STAGE, STATUS, WALL_TIME_S, read_results
 from tune.search.config import SearchConfig
 from tune.search.deadline import write_budget
+from tune.search.resources import Resources
 from tune.search.spaces import Stage
 from tune.search.stages import DONE, Study
 
 
-def budget_seconds(cfg: SearchConfig) -> float | None:
+def budget_seconds(cfg: SearchConfig, resources: Resources) -> float | None:
     """This run's time budget in seconds: --time-budget, or --gpu-hours over the cluster's GPUs (all busy,
     the study spends that many GPU-hours an hour), the smaller of the two; None without either."""
     limits = [cfg.time_budget_s] if cfg.time_budget_s else []
     if cfg.gpu_hours:
-        import ray
-
-        gpus = ray.cluster_resources().get("GPU", 0.0)
-        if gpus <= 0 or cfg.gpus <= 0:
+        if resources.cluster_gpus <= 0 or not resources.on_gpu:
             raise ValueError("--gpu-hours needs trials on GPUs, and this Ray cluster has none: use --time-budget")
-        limits.append(cfg.gpu_hours * 3600 / gpus)
+        limits.append(cfg.gpu_hours * 3600 / resources.cluster_gpus)
     return min(limits) if limits else None
 
 
@@ -88,7 +86,9 @@ class StudyClock:
         trials, _ = read_results(self.study.results_dir)
         gpu_hours = float(trials[GPU_HOURS].fillna(0).sum()) if len(trials) else 0.0
         cpu_hours = (
-            float(trials[WALL_TIME_S].fillna(0).sum()) * self.study.cfg.cpus_per_trial / 3600 if len(trials) else 0.0
+            float(trials[WALL_TIME_S].fillna(0).sum()) * self.study.resources.cpus_per_trial / 3600
+            if len(trials)
+            else 0.0
         )
         lines = [f"compute: {gpu_hours:.3f} GPU-hours, {cpu_hours:.3f} CPU-hours of trials"]
         if self.seconds is not None:

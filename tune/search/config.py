@@ -9,8 +9,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from reports.schema import OPTUNA_FILE, STUDY_FILE
 from tune.search.spaces import get_space
 
@@ -27,7 +25,7 @@ class SearchConfig:
     out: str = "runs"  # where experiment folders go (shared storage for a cluster)
     name: str | None = None  # experiment folder; None: SPACE-YYYYMMDD-HHMMSS
     gpus_per_trial: float | None = None  # None: 1 where a GPU is visible, else 0; fractions pack trials
-    cpus_per_trial: float = 1.0  # CPUs each trial asks for (and its torch threads)
+    cpus_per_trial: float | None = None  # CPUs each trial asks for (and its torch threads); None: its share of a node
     max_concurrent: int = 0  # trials at once; 0: as many as the resources allow; 1: a seed gives one sequence
     address: str | None = None  # join this Ray cluster instead of starting a local one
     seed: int = 0  # the TPE sampler's seed
@@ -55,6 +53,12 @@ class SearchConfig:
             )
         if self.unlabeled is not None and self.unlabeled < 0:
             raise ValueError(f"--unlabeled must be >= 0 (videos of the unlabeled split to use), got {self.unlabeled}")
+        if self.samples is not None and self.samples < 1:
+            raise ValueError(
+                f"--samples must be >= 1 (trials per stage; leave it out for the budget's), got {self.samples}"
+            )
+        if self.name is not None and (self.name in ("", ".", "..") or "/" in self.name or "\\" in self.name):
+            raise ValueError(f"--name must be one folder name (the study's folder in --out), got {self.name!r}")
         if self.val_videos is not None and self.val_videos < 1:
             raise ValueError(f"--val-videos must be >= 1 (val videos to score trials on), got {self.val_videos}")
 
@@ -62,20 +66,6 @@ class SearchConfig:
     def experiment_dir(self) -> Path:
         assert self.name is not None
         return Path(self.out).absolute() / self.name
-
-    @property
-    def gpus(self) -> float:
-        """GPUs per trial, once `resolved()` has decided them for this machine."""
-        if self.gpus_per_trial is None:
-            raise ValueError("SearchConfig.gpus_per_trial is not resolved yet: call resolved() first")
-        return self.gpus_per_trial
-
-    def resolved(self) -> SearchConfig:
-        """This config with what it leaves to the machine decided: a whole GPU per trial where one is
-        visible, else none. search.json keeps what the user asked for; this is resolved on every run."""
-        if self.gpus_per_trial is not None:
-            return self
-        return dataclasses.replace(self, gpus_per_trial=1.0 if torch.cuda.is_available() else 0.0)
 
 
 def prepare_study(cfg: SearchConfig, resume: bool, *, given: frozenset[str] = frozenset()) -> SearchConfig:

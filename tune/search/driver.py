@@ -16,6 +16,7 @@ import pandas as pd
 
 from data.cache import decode_split
 from data.layout import shared_ids
+from reports.resources import gpu_busy_share
 from reports.schema import (
     BEST_METRIC,
     CHECKPOINT,
@@ -33,8 +34,9 @@ from tune.plugins import load_plugins
 from tune.search.clock import StudyClock, budget_seconds
 from tune.search.config import SearchConfig, prepare_study
 from tune.search.overrides import parse_overrides, show_space
+from tune.search.resources import Cluster, plan_resources
 from tune.search.results import is_nan
-from tune.search.spaces import SearchSpace, budget_for, get_space
+from tune.search.spaces import SearchSpace, get_space
 from tune.search.stages import StageInterrupted, Study, finished_trials, run_stage
 from tune.search.warm_start import check_warm_start, warm_start
 from tune.training.prediction import RULE_REFERENCES
@@ -47,9 +49,10 @@ def run_search(cfg: SearchConfig, *, resume: bool = False, given: frozenset[str]
     started = time.time()  # a time budget counts from here
     cfg = prepare_study(cfg, resume, given=given)
     load_plugins(cfg.plugins)  # a resumed study's, from its search.json
-    study = open_study(cfg.resolved())
+    cluster = cluster_of(cfg)
+    study = open_study(cfg, cluster)
     check_mlflow(study.cfg.mlflow)
-    if study.cfg.gpu_hours and study.cfg.gpus <= 0:  # before anything runs; the cluster's GPUs are counted later
+    if study.cfg.gpu_hours and not study.resources.on_gpu:  # before anything runs
         raise ValueError("--gpu-hours needs trials on GPUs, and this study's trials have none: use --time-budget")
     check_warm_start(study)
     space = study.space
@@ -59,6 +62,7 @@ def run_search(cfg: SearchConfig, *, resume: bool = False, given: frozenset[str]
         + ("" if study.cfg.unlabeled is None else f", the first {study.cfg.unlabeled} unlabeled videos only")
         + ("" if study.cfg.val_videos is None else f", scored on the first {study.cfg.val_videos} val videos only")
     )
+    print(study.resources.describe())
     splits = splits_used(space)
     for vid, holders in shared_ids(study.root, splits).items():
         print(f"warning: video {vid} of {study.root} is in more than one split: {', '.join(holders)}", file=sys.stderr)
@@ -69,10 +73,10 @@ def run_search(cfg: SearchConfig, *, resume: bool = False, given: frozenset[str]
             skipped[split] = {str(vid): reason for vid, reason in decoded.skipped}
     if any(skipped.values()):
         (study.folder / SKIPPED_FILE).write_text(json.dumps(skipped, indent=2))
-    init_ray(study.cfg)
+    init_ray(study.cfg, cluster)
     status = 0
     received = stop_on_sigterm()
-    clock = StudyClock(study, budget_seconds(study.cfg), started)
+    clock = StudyClock(study, budget_seconds(study.cfg, study.resources), started)
     for stage in space.stages:
         if not clock.start(stage):
             break
@@ -133,26 +137,45 @@ def splits_used(space: SearchSpace) -> list[str]:
     return list(dict.fromkeys(split for stage in space.stages for split in task_for(stage.model).splits))
 
 
-def open_study(cfg: SearchConfig) -> Study:
-    """The study's space, budget and data root (the embedded synthetic set when it names none)."""
+def cluster_of(cfg: SearchConfig) -> Cluster:
+    """What the study's trials will run on: the Ray cluster it joins (--address, or a Ray already running in
+    this process), else this machine, on which init_ray starts a local Ray of the same size."""
+    import ray
+
+    if cfg.address:
+        init_ray(cfg)
+    return Cluster.of_ray() if ray.is_initialized() else Cluster.local()
+
+
+def open_study(cfg: SearchConfig, cluster: Cluster) -> Study:
+    """The study's space, budget, data root (the embedded synthetic set when it names none) and resources,
+    planned for `cluster`."""
     if cfg.data is None:
         from data.synth.default import default_data_root
 
         root = default_data_root()
     else:
         root = Path(cfg.data).absolute()
-    space, budget = get_space(cfg.space), budget_for(cfg.budget, gpu=cfg.gpus > 0)
-    return Study(cfg, space, budget, root, parse_overrides(space, budget, cfg.overrides))
+    space = get_space(cfg.space)
+    resources, budget = plan_resources(
+        cluster,
+        cfg.budget,
+        gpus_per_trial=cfg.gpus_per_trial,
+        cpus_per_trial=cfg.cpus_per_trial,
+        max_concurrent=cfg.max_concurrent,
+    )
+    return Study(cfg, space, budget, root, resources, parse_overrides(space, budget, cfg.overrides))
 
 
 def describe_space(cfg: SearchConfig) -> str:
     """--show-space: the study's space as its budget sizes it on this machine, after its overrides."""
-    cfg = cfg.resolved()
-    space, budget = get_space(cfg.space), budget_for(cfg.budget, gpu=cfg.gpus > 0)
-    return show_space(space, budget, parse_overrides(space, budget, cfg.overrides))
+    study = open_study(cfg, Cluster.local())
+    return show_space(study.space, study.budget, study.overrides)
 
 
-def init_ray(cfg: SearchConfig) -> None:
+def init_ray(cfg: SearchConfig, cluster: Cluster | None = None) -> None:
+    """Join the study's Ray cluster, or start a local Ray of `cluster`'s size (the machine its resources were
+    planned for); nothing when Ray is running in this process."""
     import ray
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -169,6 +192,8 @@ def init_ray(cfg: SearchConfig) -> None:
         print(f"joined the Ray cluster at {cfg.address}: {ray.cluster_resources()}")
         return
     context = ray.init(
+        num_cpus=None if cluster is None else int(cluster.cpus),
+        num_gpus=None if cluster is None else int(cluster.gpus),
         include_dashboard=cfg.dashboard,
         dashboard_host="127.0.0.1",
         logging_level=logging.WARNING,
@@ -218,6 +243,8 @@ def print_summary(study: Study) -> None:
     for stage in study.space.stages:
         if spent := epochs_spent_text(trials, stage.name):
             print(f"stage {stage.name}: {spent}")
+    if (busy := gpu_busy_share(epochs)) is not None:
+        print(f"GPU busy {busy:.0%} of the time from the first trial's start to the last trial's end")
     final = study.space.stages[-1]
     top = finished_trials(trials, final.name).head(5)
     if not len(top):

@@ -24,11 +24,13 @@ from reports.schema import (
     BEST_METRIC,
     CHECKPOINT,
     CONFIG_PREFIX,
+    CPUS,
     EPOCH,
     EPOCHS,
     EPOCHS_FILE,
     FAILURE,
     GPU_HOURS,
+    GPUS,
     LAST_METRIC,
     MAX_EPOCHS,
     METRIC,
@@ -70,14 +72,12 @@ class ResultsWriter(Callback):
         metric: str,
         mode: str,
         max_epochs: int,
-        gpus_per_trial: float,
         deadline: Deadline | None = None,
         min_interval_s: float = 2.0,
     ) -> None:
         self.folder = Path(folder)
         self.space, self.stage, self.metric, self.mode = space, stage, metric, mode
         self.max_epochs = max_epochs
-        self.gpus_per_trial = gpus_per_trial
         self.deadline = deadline
         self.min_interval_s = min_interval_s
         self._trials: dict[str, dict[str, Any]] = {}
@@ -150,7 +150,7 @@ class ResultsWriter(Callback):
                 row[BEST_EPOCH] = epoch
         row[EPOCHS] = epoch
         row[WALL_TIME_S] = float(result.get("time_total_s", row.get(WALL_TIME_S) or 0.0))
-        row[GPU_HOURS] = row[WALL_TIME_S] * self.gpus_per_trial / 3600
+        row[GPU_HOURS] = row[WALL_TIME_S] * row[GPUS] / 3600
         for key in _RESULT_KEYS_KEPT:
             if key in result:
                 row[key] = str(result[key])
@@ -173,7 +173,7 @@ class ResultsWriter(Callback):
     def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         row = self._row(trial)
         row[STATUS] = "failed"
-        row[FAILURE] = _failure_reason(trial)
+        row[FAILURE] = failure_reason(trial)
         self._write()
 
     def on_experiment_end(self, trials: list[Trial], **info: Any) -> None:
@@ -204,6 +204,10 @@ class ResultsWriter(Callback):
                 STARTED_AT: pd.Timestamp.now(tz="UTC"),
             }
             self._trials[trial.trial_id] = row
+        reserved: dict[str, float] = (
+            trial.placement_group_factory.required_resources if trial.placement_group_factory else {}
+        )
+        row[CPUS], row[GPUS] = float(reserved.get("CPU", 0)), float(reserved.get("GPU", 0))
         for key, value in trial.config.items():
             row[config_column(key)] = value
         if PARENT_TRIAL in trial.config:
@@ -240,7 +244,7 @@ def is_nan(value: Any) -> bool:
     return isinstance(value, float) and math.isnan(value)
 
 
-def _failure_reason(trial: Trial) -> str:
+def failure_reason(trial: Trial) -> str:
     """The exception line of a failed trial's error file (Ray writes the whole traceback there)."""
     path = trial.error_file
     try:

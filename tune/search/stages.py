@@ -16,8 +16,10 @@ from data.files import atomic_write
 from reports.schema import CHECKPOINT, FINISHED, RESULTS_DIR, STAGE, STATUS, TRIAL_ID, ranked, read_results
 from tune.search.config import SearchConfig
 from tune.search.deadline import Deadline, DeadlineStopper, reopen_search
+from tune.search.failfast import SYSTEMATIC_FILE, SystematicFailure, first_failures, systematic_failure
 from tune.search.keeper import CheckpointKeeper, drop_kept, restore_kept
 from tune.search.overrides import Override
+from tune.search.resources import Resources
 from tune.search.results import ResultsWriter
 from tune.search.scheduler import ResumableASHA
 from tune.search.searcher import fail_orphaned_optuna_trials, make_searcher
@@ -29,6 +31,20 @@ DONE = ".done"  # written in a stage's folder once its experiment has ended
 PARENTS_FILE = "parents.json"  # in a dependent stage's folder: the parent trials its trials choose among
 
 
+class SystematicFailureError(RuntimeError):
+    """A stage's first trials all failed with one error (tune/search/failfast.py): the study stops."""
+
+
+def stage_failure_text(study: Study, failures: list[dict[str, str]]) -> str:
+    """One line: the error, the file holding its traceback, and the command that resumes after the fix."""
+    first = failures[0]
+    return (
+        f"stopped: its first {len(failures)} trials all failed with the same error before any "
+        f"reported a result: {first['error']} (traceback: {first['file']}); fix it, then resume with: "
+        f"python -m tune.search --out {study.cfg.out} --name {study.cfg.name} --resume"
+    )
+
+
 class StageInterrupted(Exception):
     """A stage's experiment ended before its trials did (Ctrl-C, SIGTERM): Ray saved its state, running
     trials resume from their last checkpoint on --resume, and nothing is marked finished."""
@@ -36,12 +52,13 @@ class StageInterrupted(Exception):
 
 @dataclass(frozen=True)
 class Study:
-    """A study as a run sees it: its config (resources resolved), space, budget and data root."""
+    """A study as a run sees it: its config, space, budget, data root and resources."""
 
     cfg: SearchConfig
     space: SearchSpace
     budget: Budget
     root: Path
+    resources: Resources  # each trial's share of the cluster, decided once (tune/search/resources.py)
     overrides: tuple[Override, ...] = ()  # checked against the space (tune/search/overrides.py)
 
     @property
@@ -77,20 +94,23 @@ def run_stage(study: Study, stage: Stage) -> bool:
         return True
     parents = stage_parents(study, stage, stage_dir)
     job = StageJob(
-        stage.model,
-        study.budget.max_epochs,
-        str(study.root),
-        study.cfg.gpus,
-        parents,
-        stage.parent_role,
-        make_pseudo_labels(study, stage, parents),
-        study.cfg.unlabeled,
-        study.on_error,
-        study.cfg.plugins,
-        stage.metric,
-        study.cfg.val_videos,
+        model=stage.model,
+        max_epochs=study.budget.max_epochs,
+        data_root=str(study.root),
+        resources=study.resources,
+        parents=parents,
+        parent_role=stage.parent_role,
+        pseudo_dir=make_pseudo_labels(study, stage, parents),
+        unlabeled=study.cfg.unlabeled,
+        on_error=study.on_error,
+        plugins=study.cfg.plugins,
+        metric=stage.metric,
+        val_videos=study.cfg.val_videos,
     )
+    (stage_dir / SYSTEMATIC_FILE).unlink(missing_ok=True)  # a resume after the fix judges its trials afresh
     grid = make_tuner(study, stage, job, stage_dir).fit()
+    if failures := systematic_failure(stage_dir):
+        raise SystematicFailureError(stage_failure_text(study, failures))
     # Interrupted (Ray ends the experiment on SIGINT and returns normally): trials Ray left unfinished, or
     # that our results still hold as running (Ray's statuses alone missed 2 running trials in one CI run)
     trials, _ = read_results(study.results_dir)
@@ -147,11 +167,10 @@ def make_pseudo_labels(study: Study, stage: Stage, parents: dict[str, str]) -> s
     if stage.parent_role != "pseudo_labels" or not parents:
         return None
     segmenter = next(iter(parents.values()))
-    device = "cuda" if study.cfg.gpus > 0 else "cpu"
     folder = pseudo_label(
         segmenter,
         study.root,
-        device=device,
+        device=study.resources.device,
         unlabeled=study.cfg.unlabeled,
         val=study.cfg.val_videos,
         on_error=study.on_error,
@@ -163,9 +182,7 @@ def make_pseudo_labels(study: Study, stage: Stage, parents: dict[str, str]) -> s
 def make_tuner(study: Study, stage: Stage, job: StageJob, stage_dir: Path) -> tune.Tuner:
     """The stage's Tuner: restored from its folder after a crash, else new."""
     cfg = study.cfg
-    trainable = tune.with_resources(
-        tune.with_parameters(train_trial, job=job), {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus}
-    )
+    trainable = tune.with_resources(tune.with_parameters(train_trial, job=job), study.resources.ray_request())
     if tune.Tuner.can_restore(str(stage_dir)):
         check_trusted(stage_dir)
         reopen_search(stage_dir)
@@ -183,7 +200,6 @@ def make_tuner(study: Study, stage: Stage, job: StageJob, stage_dir: Path) -> tu
         metric=stage.metric,
         mode=stage.mode,
         max_epochs=budget.max_epochs,
-        gpus_per_trial=cfg.gpus,
         deadline=study.deadline,
     )
     scheduler = ResumableASHA(
@@ -212,7 +228,7 @@ def make_tuner(study: Study, stage: Stage, job: StageJob, stage_dir: Path) -> tu
             search_alg=searcher,
             scheduler=scheduler,
             num_samples=study.samples,
-            max_concurrent_trials=_concurrency(cfg, budget),
+            max_concurrent_trials=study.resources.concurrent,
             trial_dirname_creator=trial_dirname,
             reuse_actors=True,  # a new trial skips the process start and imports (seconds on a CPU)
         ),
@@ -224,7 +240,12 @@ def make_tuner(study: Study, stage: Stage, job: StageJob, stage_dir: Path) -> tu
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=1, checkpoint_score_attribute=stage.metric, checkpoint_score_order=stage.mode
             ),
-            callbacks=[writer, CheckpointKeeper(), *trackers(study, stage)],
+            callbacks=[
+                writer,
+                SystematicFailure(stage_dir, first_failures(study.samples, study.resources.concurrent)),
+                CheckpointKeeper(),
+                *trackers(study, stage),
+            ],
             verbose=1,
         ),
     )
@@ -262,16 +283,3 @@ def check_trusted(stage_dir: Path) -> None:
             f"refusing to resume: {path} is {why}, and resuming runs the code its pickles hold; "
             f"if you trust it, `{fix}` and resume again"
         )
-
-
-def _concurrency(cfg: SearchConfig, budget: Budget) -> int:
-    import ray
-
-    capped = cfg.max_concurrent or budget.max_concurrent  # --max-concurrent first
-    if capped:
-        return capped
-    resources = ray.cluster_resources()
-    slots = resources.get("CPU", 1) / cfg.cpus_per_trial
-    if cfg.gpus > 0:
-        slots = min(slots, resources.get("GPU", 0) / cfg.gpus)
-    return max(1, int(slots))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -14,7 +15,9 @@ import torch
 
 from data.cache import OnError
 from models.registry import model_entry
+from reports.schema import CHECKPOINT_S, TORCH_THREADS
 from tune.plugins import load_plugins
+from tune.search.resources import Resources, hold_limit_gb, trial_device
 from tune.training.checkpoints import load_checkpoint
 from tune.training.config import RunConfig
 from tune.training.trainer import Trainer, load_data
@@ -38,7 +41,7 @@ class StageJob:
     model: str
     max_epochs: int
     data_root: str
-    gpus_per_trial: float
+    resources: Resources  # each trial's share of the cluster (tune.search.resources)
     parents: dict[str, str] = field(default_factory=dict)  # parent trial id -> its best checkpoint
     parent_role: str = "pretrained"  # what the parent checkpoint is for (see Stage.parent_role)
     pseudo_dir: str | None = None  # the pseudo-label folder, for a stage trained on a segmenter's masks
@@ -64,6 +67,8 @@ class StageJob:
             values[part.attribute] = RunConfig.from_dict(load_checkpoint(pretrained)["run"]).model_config
         elif parent is not None:
             pipeline = {"segmenter": self.parents[parent]}
+        if self.resources.compile:
+            values.setdefault("compile", True)  # where it pays (resources.compile_pays), unless the space decides
         run = RunConfig.from_values(self.model, values, epochs=self.max_epochs)
         return TrialPlan(run, pretrained, pipeline, bool(config.get(FAULT_KEY)))
 
@@ -78,11 +83,8 @@ def train_trial(config: dict[str, Any], *, job: StageJob) -> None:
     plan = job.plan(config)
     if plan.fail:
         raise RuntimeError("this trial fails on purpose (fault injection, --fail-trials)")
-    device = torch.device("cuda" if job.gpus_per_trial > 0 and torch.cuda.is_available() else "cpu")
-    if device.type == "cuda" and 0 < job.gpus_per_trial < 1:
-        # A fraction of a GPU is a scheduling promise; this makes it a memory cap, so that a greedy
-        # configuration runs out of memory alone instead of taking its neighbours down.
-        torch.cuda.set_per_process_memory_fraction(job.gpus_per_trial, device)
+    device = trial_device(job.resources)
+    torch.set_num_threads(job.resources.threads)
     data = load_data(
         plan.run,
         job.data_root,
@@ -92,6 +94,7 @@ def train_trial(config: dict[str, Any], *, job: StageJob) -> None:
         unlabeled=job.unlabeled,
         val_videos=job.val_videos,
         on_error=job.on_error,
+        hold_limit_gb=hold_limit_gb(job.resources, device),
     )
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
@@ -102,8 +105,14 @@ def train_trial(config: dict[str, Any], *, job: StageJob) -> None:
     node_id = ray.get_runtime_context().get_node_id()
     for metrics in trainer.epochs():
         with tempfile.TemporaryDirectory() as folder:
+            saving = time.perf_counter()
             trainer.save(Path(folder) / CHECKPOINT_NAME)
-            extra = {"node_id": node_id, "first_step_at": trainer.first_step_at or math.nan}
+            extra = {
+                "node_id": node_id,
+                "first_step_at": trainer.first_step_at or math.nan,
+                CHECKPOINT_S: time.perf_counter() - saving,
+                TORCH_THREADS: torch.get_num_threads(),
+            }
             # Ray's live trial table shows the first 4 metrics of a result: the epoch, the stage's metric first
             first = {key: metrics[key] for key in ("epoch", job.metric, "train_loss") if key in metrics}
             tune.report({**first, **metrics, **extra}, checkpoint=tune.Checkpoint.from_directory(folder))

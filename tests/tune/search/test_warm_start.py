@@ -12,6 +12,7 @@ import pytest
 from reports.schema import optuna_study_name
 from tune.search.config import SearchConfig
 from tune.search.driver import open_study
+from tune.search.resources import Cluster
 from tune.search.searcher import journal_storage
 from tune.search.warm_start import warm_start
 
@@ -24,7 +25,7 @@ def _study(tmp_path: Path, *overrides: str) -> tuple[optuna.Study, int]:
     cfg = SearchConfig(
         space="mask_space", data=str(tmp_path), out=str(tmp_path), name="s", gpus_per_trial=0.0, overrides=overrides
     )
-    study = open_study(cfg)
+    study = open_study(cfg, Cluster.local())
     stage = study.space.stage("predictor")
     assert stage.first == ({"prior": "motion"},)
     study.folder.mkdir(parents=True, exist_ok=True)

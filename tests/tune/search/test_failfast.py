@@ -1,0 +1,136 @@
+"""A stage whose first trials all fail with one error stops at once, with one line naming the error, its
+traceback's file and the resume command; a resume after the fix finishes it. Through the real command (real
+Ray, Optuna and Parquet files), with a plugin model whose constructor raises."""
+
+from __future__ import annotations
+
+import re
+import signal
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from tune.search.cli import main
+from tune.search.failfast import SYSTEMATIC_FILE, SystematicFailure, error_signature, first_failures
+
+PLUGIN = """
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from torch import nn
+
+from data.classes import N_INPUT_FRAMES, NUM_CLASSES
+from models.registry import register_model
+from tune.search.spaces import Budget, SearchSpace, Stage, optimisation, register_space
+
+BROKEN = True
+
+
+@dataclass(frozen=True)
+class FlakyConfig:
+    width: int = 4
+
+
+@register_model("flaky_net", FlakyConfig, input_kind="stacked")
+def build(cfg: FlakyConfig) -> nn.Module:
+    if BROKEN:
+        raise ValueError(f"cannot build a net of width {cfg.width} at {id(cfg):#x} in /tmp/x{id(cfg)}/net.py")
+    return nn.Conv2d(3 * N_INPUT_FRAMES, NUM_CLASSES, 3, padding=1)
+
+
+def define(trial: optuna.Trial, budget: Budget, parents: Any) -> dict[str, Any]:
+    return {**optimisation(trial, budget), "width": trial.suggest_categorical("width", [4, 5, 6])}
+
+
+register_space(SearchSpace("flaky", (Stage("main", "flaky_net", "val_iou", "max", define),)))
+"""
+
+
+def test_error_signatures_strip_what_differs_between_trials() -> None:
+    oom = "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate {} GiB. GPU 0 has a total capacity of {} GiB"
+    assert error_signature(oom.format("2.00", "139.8")) == error_signature(oom.format("512.50", "79.1"))
+    assert error_signature("ValueError: bad file /a/b/video_1/mask.npy") == error_signature(
+        "ValueError: bad file /c/video_22/mask.npy"
+    )
+    assert error_signature("ValueError: trial 3fa2c_00001 at 0x7f3a") == error_signature(
+        "ValueError: trial 9b1d0_00017 at 0x55aa"
+    )
+    assert error_signature("ValueError: got cuda") != error_signature("TypeError: got cuda")
+    assert error_signature("ValueError: got cuda") != error_signature("ValueError: got cpu")
+
+
+def _trial(n: int, tmp_path: Path, error: str) -> Any:
+    """What the callback reads of a Ray trial: its id and its error file."""
+    path = tmp_path / f"error_{n}.txt"
+    path.write_text(f"Traceback (most recent call last):\n  File x.py\n{error}\n")
+    return SimpleNamespace(trial_id=f"t{n}", error_file=str(path), path=str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("events", "stops"),
+    [
+        (["E 1", "E 2", "E 3"], True),  # one error, numbers apart
+        (["E 1", "E 2"], False),  # too few
+        (["E 1", "R", "E 2", "E 3"], False),  # a trial reported: some configurations train
+        (["E 1", "F 2", "E 3", "E 4"], False),  # the first three differ
+    ],
+)
+def test_the_first_failures_decide(
+    events: list[str], stops: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    interrupted: list[int] = []
+    monkeypatch.setattr(signal, "raise_signal", interrupted.append)  # what the stop sends: Ray's Ctrl-C
+    callback = SystematicFailure(tmp_path, first=3)
+    callback.setup()
+    for n, event in enumerate(events):
+        if event == "R":
+            callback.on_trial_result(0, [], _trial(n, tmp_path, ""), {"val_iou": 0.1})
+            continue
+        kind, number = event.split()
+        error = f"ValueError: width {number}" if kind == "E" else "TypeError: nope"
+        callback.on_trial_error(0, [], _trial(n, tmp_path, error))
+    assert (tmp_path / SYSTEMATIC_FILE).exists() == stops
+    assert interrupted == ([signal.SIGINT] if stops else [])
+
+
+def test_first_failures_cover_the_first_wave_of_trials() -> None:
+    assert first_failures(samples=32, concurrent=1) == 3
+    assert first_failures(samples=32, concurrent=8) == 8
+    assert first_failures(samples=2, concurrent=8) == 2
+
+
+@pytest.mark.slow
+def test_a_systematic_failure_stops_the_stage_and_a_resume_after_the_fix_finishes_it(
+    synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
+    plugin = tmp_path / "flaky.py"
+    plugin.write_text(PLUGIN)
+    out = tmp_path / "runs"
+    args = ["--plugin", str(plugin), "--space", "flaky", "--data", str(synth_root), "--budget", "smoke"]
+    study = ["--out", str(out), "--name", "f", "--no-dashboard"]
+    assert main([*args, *study, "--samples", "6"]) == 1
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "stopped: its first" in line]
+    assert len(lines) == 1, err
+    line = lines[0]
+    assert line.startswith("stage main: stopped: its first 3 trials all failed with the same error")
+    assert "ValueError: cannot build a net of width" in line
+    assert f"python -m tune.search --out {out} --name f --resume" in line
+    traceback = Path(re.search(r"\(traceback: (\S+)\)", line).group(1))  # type: ignore[union-attr]
+    assert traceback.is_relative_to(out / "f" / "main") and traceback.is_file()
+    assert "raise ValueError" in traceback.read_text()
+    trials = pd.read_parquet(out / "f" / "results" / "trials.parquet")
+    assert 3 <= len(trials) < 6 and (trials["status"] == "failed").sum() >= 3, trials[["status", "failure"]]
+
+    plugin.write_text(PLUGIN.replace("BROKEN = True", "BROKEN = False"))  # the fix
+    assert main(["--out", str(out), "--name", "f", "--resume", "--no-dashboard"]) == 0
+    trials = pd.read_parquet(out / "f" / "results" / "trials.parquet")
+    assert len(trials) == 6 and (trials["status"] != "running").all()
+    # the trials still running at the stop were resumed and finished; only the systematic failures stay failed
+    assert (trials["status"] == "failed").sum() == 3 and trials["status"].isin(["completed", "stopped"]).sum() == 3
+    assert not (out / "f" / "main" / SYSTEMATIC_FILE).exists()

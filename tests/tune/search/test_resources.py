@@ -1,0 +1,114 @@
+"""One plan decides a study's resources: each trial's GPUs, its share of a node's CPUs (and torch threads),
+trials at once, compiling; a request no node can satisfy is refused before any trial. On real Ray clusters
+started with the sizes the issue names."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import ray
+
+from reports.schema import CPUS, GPUS, TORCH_THREADS
+from tune.search.config import SearchConfig
+from tune.search.driver import run_search
+from tune.search.resources import Cluster, Node, compile_pays, plan_resources
+from tune.search.spaces import budget_for
+
+ONE_GPU_16 = Cluster((Node(16, 1),))
+CPU_2 = Cluster((Node(2, 0),))
+
+
+def test_four_packed_trials_share_a_16_cpu_node_4_cpus_each() -> None:
+    resources, budget = plan_resources(ONE_GPU_16, "default", gpus_per_trial=0.25)
+    assert (resources.gpus_per_trial, resources.cpus_per_trial, resources.threads) == (0.25, 4.0, 4)
+    assert resources.concurrent == 4 and resources.device == "cuda" and resources.memory_share == 0.25
+    assert budget.name == "default" and budget.widths == budget_for("default", gpu=True).widths
+
+
+def test_a_whole_gpu_a_trial_by_default_where_the_cluster_has_gpus() -> None:
+    resources, _ = plan_resources(Cluster((Node(16, 2), Node(8, 1))), "smoke")
+    assert resources.gpus_per_trial == 1.0 and resources.concurrent == 3
+    assert resources.cpus_per_trial == 8.0  # the smallest share: 16 CPUs over 2 GPUs, 8 over 1
+
+
+def test_cpu_trials_take_one_cpu_each_unless_capped() -> None:
+    resources, budget = plan_resources(CPU_2, "smoke")
+    assert (resources.gpus_per_trial, resources.cpus_per_trial, resources.concurrent) == (0.0, 1.0, 2)
+    assert resources.device == "cpu" and not resources.compile and budget.widths == (4,)
+    capped, _ = plan_resources(Cluster((Node(16, 0),)), "smoke", max_concurrent=4)
+    assert (capped.cpus_per_trial, capped.concurrent) == (4.0, 4)
+    given, _ = plan_resources(Cluster((Node(16, 0),)), "smoke", cpus_per_trial=3)
+    assert (given.cpus_per_trial, given.concurrent, given.threads) == (3.0, 5, 3)
+
+
+@pytest.mark.parametrize(
+    ("cluster", "asked", "message"),
+    [
+        (
+            CPU_2,
+            {"gpus_per_trial": 2},
+            "--gpus-per-trial 2 asks more of one node than this machine has 2 CPUs and 0 GPUs",
+        ),
+        (CPU_2, {"gpus_per_trial": 0.5}, "this machine has 2 CPUs and 0 GPUs"),
+        (CPU_2, {"cpus_per_trial": 64}, "--cpus-per-trial 64 asks more of one node"),
+        (ONE_GPU_16, {"gpus_per_trial": 2}, "has 16 CPUs and 1 GPUs"),
+        (Cluster((Node(8, 1), Node(8, 1))), {"gpus_per_trial": 2}, "on 2 nodes (the largest: 8 CPUs, 1 GPUs)"),
+        (ONE_GPU_16, {"gpus_per_trial": 1.5}, "more than one GPU per trial must be a whole number"),
+        (ONE_GPU_16, {"gpus_per_trial": -1}, "GPUs per trial must be >= 0"),
+    ],
+)
+def test_a_request_no_node_can_satisfy_is_refused(cluster: Cluster, asked: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=r"no trial can start|must be") as caught:
+        plan_resources(cluster, "smoke", **asked)
+    assert message in str(caught.value)
+
+
+def test_compiling_pays_where_a_trial_trains_long_enough_and_only_on_gpus() -> None:
+    default = budget_for("default", gpu=True)
+    assert not compile_pays(budget_for("smoke", gpu=True))
+    assert compile_pays(dataclasses.replace(default, epoch_samples=10**6))
+    assert not compile_pays(dataclasses.replace(default, epoch_samples=10))
+    long, _ = plan_resources(CPU_2, "smoke")
+    assert not long.compile  # never on CPUs
+
+
+def test_a_ray_cluster_of_16_cpus_and_a_gpu_is_planned_as_4_packed_trials_of_4_cpus() -> None:
+    assert not ray.is_initialized()
+    ray.init(num_cpus=16, num_gpus=1, include_dashboard=False, logging_level=logging.ERROR)
+    try:
+        cluster = Cluster.of_ray()
+        assert cluster.joined and (cluster.cpus, cluster.gpus) == (16, 1)
+        resources, _ = plan_resources(cluster, "default", gpus_per_trial=0.25)
+        assert (resources.cpus_per_trial, resources.concurrent) == (4.0, 4)
+    finally:
+        ray.shutdown()
+
+
+@pytest.mark.slow
+def test_trials_of_a_study_on_a_16_cpu_ray_get_their_share_and_its_threads(synth_root: Path, tmp_path: Path) -> None:
+    os.environ["SEGTUNE_CACHE"] = str(tmp_path / "decoded")  # the trials' workers inherit it
+    assert not ray.is_initialized()
+    ray.init(num_cpus=16, include_dashboard=False, logging_level=logging.ERROR)
+    try:
+        cfg = SearchConfig(
+            space="unet",
+            data=str(synth_root),
+            budget="smoke",
+            samples=4,
+            max_concurrent=4,
+            out=str(tmp_path),
+            name="r",
+            dashboard=False,
+        )
+        assert run_search(cfg) == 0
+    finally:
+        ray.shutdown()
+    trials = pd.read_parquet(tmp_path / "r" / "results" / "trials.parquet")
+    epochs = pd.read_parquet(tmp_path / "r" / "results" / "epochs.parquet")
+    assert len(trials) == 4 and (trials[CPUS] == 4).all() and (trials[GPUS] == 0).all()
+    assert (epochs[TORCH_THREADS] == 4).all()

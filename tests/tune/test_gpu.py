@@ -1,0 +1,118 @@
+"""What CI cannot run: the product on a CUDA GPU (`pytest -m gpu`, skipped without one). Packed trials through
+the real command, each capped to its share of the GPU's memory; a compiled Trainer; tune.train and
+tune.predict on CUDA; bf16 numbers against fp32; the GPU meter."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from reports.schema import CPUS, GPU_BUSY, GPU_PEAK_GB, GPUS, PHASES
+from tune.predict import main as predict
+from tune.search.cli import main as search
+from tune.search.resources import Resources, trial_device
+from tune.train import build_run
+from tune.train import main as train
+from tune.training.gpu_meter import GpuMeter
+from tune.training.inference import ModelRunner
+from tune.training.trainer import Trainer, load_data
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
+
+
+def test_a_trial_given_a_quarter_gpu_is_capped_to_a_quarter_of_its_memory() -> None:
+    resources = Resources(gpus_per_trial=0.25, cpus_per_trial=4, concurrent=4, compile=False)
+    device = trial_device(resources)
+    assert device.type == "cuda" and device.index is not None
+    total = torch.cuda.get_device_properties(device).total_memory
+    try:
+        fits = torch.empty(int(total * 0.2), dtype=torch.uint8, device=device)
+        del fits
+        with pytest.raises(torch.OutOfMemoryError):
+            torch.empty(int(total * 0.3), dtype=torch.uint8, device=device)
+    finally:
+        torch.cuda.set_per_process_memory_fraction(1.0, device)
+        torch.cuda.empty_cache()
+
+
+@pytest.mark.slow
+def test_packed_trials_of_a_mask_space_study_all_finish_on_the_gpu(
+    synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The product's staged study on a GPU, quarter-GPU trials: the segmenter's trials, its pseudo-labels (on
+    the GPU) and the mask predictor's trials all finish, none failed, each trial capped to its share."""
+    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
+    args = ["--space", "mask_space", "--data", str(synth_root), "--budget", "smoke", "--samples", "4"]
+    small = ["--unlabeled", "1", "--val-videos", "1", "--set", "predictor.input_scale=0.5"]
+    study = ["--gpus-per-trial", "0.25", "--out", str(tmp_path), "--name", "g", "--no-dashboard"]
+    assert search([*args, *small, *study]) == 0
+    out = capsys.readouterr().out
+    assert "4 trials at once, each 0.25 GPU" in out
+    trials = pd.read_parquet(tmp_path / "g" / "results" / "trials.parquet")
+    epochs = pd.read_parquet(tmp_path / "g" / "results" / "epochs.parquet")
+    assert len(trials) == 8 and trials["status"].isin(["completed", "stopped"]).all(), trials[["status", "failure"]]
+    assert (trials[GPUS] == 0.25).all() and (trials[CPUS] >= 1).all()
+    assert epochs[GPU_PEAK_GB].notna().all() and (epochs[GPU_PEAK_GB] > 0).all()
+    assert epochs[list(PHASES)].notna().all().all()
+    if GpuMeter.readable(torch.device("cuda", 0)):
+        assert epochs[GPU_BUSY].between(0, 1).all() and "GPU busy" in out
+    print(out[out.index("results:") :])  # the summary, in the suite's log
+
+
+def test_a_compiled_trainer_trains_on_cuda(synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
+    run = build_run("unet", ["width=8", "batch_size=2", "eval_batch_size=2", "compile=true"], epochs=2)
+    trainer = Trainer(run, load_data(run, synth_root, "cuda", progress=False), "cuda")
+    metrics = list(trainer.epochs())
+    assert trainer.compile_error is None, trainer.compile_error
+    assert all(math.isfinite(m["train_loss"]) and 0 <= m["val_iou"] <= 1 for m in metrics)
+
+
+def test_train_and_predict_run_on_cuda(
+    synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "run"
+    common = ["--data", str(synth_root), "--device", "cuda", "--quiet"]
+    assert train(["--model", "unet", "--epochs", "1", "--set", "width=8", "--out", str(out), *common]) == 0
+    checkpoint = out / "checkpoint.pt"
+    assert (
+        predict(["--checkpoint", str(checkpoint), *common[:4], "--split", "val", "--out", str(tmp_path / "v.pt")]) == 0
+    )
+    masks = torch.load(tmp_path / "v.pt")
+    assert masks.shape == (2, 160, 240) and masks.dtype == torch.uint8
+    assert "val" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("model", ["unet", "frame_predictor"])
+def test_bf16_numbers_are_within_tolerance_of_fp32(model: str, synth_root: Path) -> None:
+    torch.manual_seed(0)
+    run = build_run(model, ["eval_batch_size=2"])
+    from models.registry import create_model
+
+    net = create_model(model, run.model_config).to("cuda").eval()
+    frames = torch.randint(0, 256, (2, 11, 3, 160, 240), dtype=torch.uint8, device="cuda")
+    with torch.no_grad():
+        outputs = [ModelRunner.of_run(net, run, torch.device("cuda"), amp=amp)(frames) for amp in (False, True)]
+    exact, bf16 = (out if isinstance(out, torch.Tensor) else out[0] for out in outputs)
+    error = (bf16.float() - exact.float()).abs().max().item()
+    scale = exact.float().abs().max().item()
+    assert error <= 0.05 * scale + 1e-3, (error, scale)
+    if model == "unet":  # class logits: the classes chosen agree almost everywhere
+        assert (bf16.argmax(1) == exact.argmax(1)).float().mean() > 0.99
+
+
+def test_the_gpu_meter_reads_a_busy_gpu() -> None:
+    device = torch.device("cuda", 0)
+    if not GpuMeter.readable(device):
+        pytest.skip("no NVML binding (nvidia-ml-py): epochs have no GPU_BUSY here")
+    meter = GpuMeter(device).start()
+    x = torch.randn(8192, 8192, device=device)
+    for _ in range(200):
+        x = torch.tanh(x @ x.T / 8192)
+    torch.cuda.synchronize()
+    assert meter.busy() > 0.3
