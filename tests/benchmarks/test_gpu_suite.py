@@ -23,6 +23,7 @@ def test_the_gpu_suite_runs_every_step_on_the_cpu(synth_root: Path, tmp_path: Pa
         "SEGTUNE_SUITE_DATA": str(synth_root),
         "SEGTUNE_CACHE": str(tmp_path / "cache"),
         "TMPDIR": str(tmp_path),
+        "RAY_TMPDIR": "/tmp",  # Ray's socket paths must stay under 108 bytes
     }
     done = subprocess.run(
         ["bash", "benchmarks/gpu_suite.sh", "--dry-run", str(out)],
@@ -37,10 +38,11 @@ def test_the_gpu_suite_runs_every_step_on_the_cpu(synth_root: Path, tmp_path: Pa
     steps = re.findall(r"^exit (\d+) after \d+ s$", text, flags=re.M)
     assert steps == ["0"] * 5, text[-3000:]
     for figure in (
+        r"GPU tests \(pytest -m gpu\).*?\d+ skipped",  # no CUDA here
+        r"trials started [1-9]\d*, finished [1-9]\d*, failed 0",
+        r"GPU busy \(the study's epochs, NVML in each trial\): not recorded",
+        r"Packed trials on one GPU, U-Net width 32.*?1 trial\(s\): \d+ samples/s",
+        r"Packed trials on one GPU, U-Net width 64.*?1 trial\(s\): \d+ samples/s",
         r"unet width 4.*?streamed / held: \d+\.\d+",
-        r"frame_predictor width 4.*?streamed / held: \d+\.\d+",
-        r"1 trial\(s\): \d+ samples/s",
-        r"streaming 16 videos.*?2 trial\(s\): \d+ samples/s",
-        r"\| mask_space, one step, motion prior \| \d\.\d{3} \|",
     ):
         assert re.search(figure, text, flags=re.S), figure

@@ -1,0 +1,87 @@
+"""The product's main job as a user runs it, with the GPU's business sampled from outside the study:
+
+    python -m benchmarks.main_job --out DIR [-- the tune.search flags, e.g. --space dual_phase --gpus-per-trial 0.25 --time-budget 90]
+
+Runs `python -m tune.search` in a child process (its output passes through) while `nvidia-smi` samples the
+GPU's utilisation every 0.5 s, then prints: the trials started, finished and failed per stage, and the GPU-busy
+share from the first trial's start to the last trial's end, by nvidia-smi's samples and by the study's own
+epochs (reports.resources.gpu_busy_share). Without nvidia-smi (the suite's CPU dry run) only the trials.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from reports.resources import END, START, gpu_busy_share, trial_intervals
+from reports.schema import EPOCHS_FILE, FINISHED, RESULTS_DIR, STAGE, STATUS, TRIALS_FILE
+
+SAMPLE_MS = 500
+
+
+def sampled_busy(samples: Path, start: float, end: float) -> float | None:
+    """The mean utilisation (0-1) of nvidia-smi's samples between two Unix times; None without samples."""
+    times, values = [], []
+    for line in samples.read_text().splitlines() if samples.exists() else []:
+        stamp, _, value = line.partition(",")
+        try:
+            times.append(datetime.strptime(stamp.strip(), "%Y/%m/%d %H:%M:%S.%f").timestamp())
+            values.append(float(value) / 100)
+        except ValueError:
+            continue
+    inside = [v for t, v in zip(times, values, strict=True) if start <= t <= end]
+    return float(np.mean(inside)) if inside else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, required=True, help="the study's --out; the study is named 'main'")
+    parser.add_argument("search", nargs=argparse.REMAINDER, help="the flags of python -m tune.search, after --")
+    args = parser.parse_args(argv)
+    flags = [f for f in args.search if f != "--"]
+    samples = args.out / "nvidia-smi.csv"
+    args.out.mkdir(parents=True, exist_ok=True)
+    sampler = None
+    if shutil.which("nvidia-smi"):
+        query = ["nvidia-smi", "--query-gpu=timestamp,utilization.gpu", "--format=csv,noheader,nounits"]
+        sampler = subprocess.Popen([*query, "-lms", str(SAMPLE_MS)], stdout=samples.open("w"))
+    started = time.time()
+    command = [sys.executable, "-m", "tune.search", *flags, "--out", str(args.out), "--name", "main", "--no-dashboard"]
+    print("$ " + " ".join(command), flush=True)
+    status = subprocess.call(command)
+    if sampler is not None:
+        sampler.terminate()
+        sampler.wait()
+    print(f"\nmain job: exit {status} after {time.time() - started:.0f} s")
+    results = args.out / "main" / RESULTS_DIR
+    if not (results / TRIALS_FILE).exists():
+        print("no trials ran")
+        return status
+    trials = pd.read_parquet(results / TRIALS_FILE)
+    counts = trials.groupby([STAGE, STATUS]).size()
+    print("trials by stage and status: " + ", ".join(f"{key} {n}" for key, n in counts.items()))
+    print(
+        f"trials started {len(trials)}, finished {int(trials[STATUS].isin(FINISHED).sum())}, failed {int((trials[STATUS] == 'failed').sum())}"
+    )
+    epochs = pd.read_parquet(results / EPOCHS_FILE) if (results / EPOCHS_FILE).exists() else pd.DataFrame()
+    spans = trial_intervals(epochs)
+    if len(spans):
+        first, last = float(spans[START].min()), float(spans[END].max())
+        busy = sampled_busy(samples, first, last)
+        print(f"first trial start to last trial end: {last - first:.0f} s of the job's {time.time() - started:.0f} s")
+        print(f"GPU busy (nvidia-smi, every {SAMPLE_MS} ms): " + ("no samples" if busy is None else f"{busy:.1%}"))
+    own = gpu_busy_share(epochs)
+    print("GPU busy (the study's epochs, NVML in each trial): " + ("not recorded" if own is None else f"{own:.1%}"))
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
