@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from reports.resources import END, START, gpu_busy_share, trial_intervals
+from reports.resources import END, START, gpu_busy_share, trial_intervals, with_setup
 from reports.schema import EPOCHS_FILE, FINISHED, RESULTS_DIR, STAGE, STATUS, TRIALS_FILE
 
 SAMPLE_MS = 500
@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         f"trials started {len(trials)}, finished {int(trials[STATUS].isin(FINISHED).sum())}, failed {int((trials[STATUS] == 'failed').sum())}"
     )
     epochs = pd.read_parquet(results / EPOCHS_FILE) if (results / EPOCHS_FILE).exists() else pd.DataFrame()
+    epochs = with_setup(epochs, trials)  # each trial from when Ray started it
     spans = trial_intervals(epochs)
     if len(spans):
         first, last = float(spans[START].min()), float(spans[END].max())

@@ -234,6 +234,7 @@ def resources_html(exp: Experiment, index: int) -> str:
         parts.append(
             f"<p>Timings for {len(timed)} of {len(epochs)} epochs; the others were made before segtune recorded them.</p>"
         )
+    epochs = resources.with_setup(epochs, exp.trials)  # each trial from its start, its setup before epoch 1 idle
     share, idle = resources.gpu_busy_share(epochs), resources.idle_totals(resources.idle_gaps(epochs))
     intervals = resources.trial_intervals(epochs)
     span = float(intervals[resources.END].max() - intervals[resources.START].min())

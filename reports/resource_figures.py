@@ -18,12 +18,14 @@ from reports.schema import (
     EPOCH_SECONDS,
     EVAL_S,
     GPU_BUSY,
+    SETUP_S,
     STAGE,
     TRAIN_S,
     TRIAL_ID,
 )
 
 PHASE_LABELS = {
+    SETUP_S: "trial setup (process, data, model)",
     DATA_WAIT_S: "waiting for data",
     TRAIN_S: "training steps",
     EVAL_S: "evaluation",
@@ -31,6 +33,7 @@ PHASE_LABELS = {
     resources.OTHER: "other (Ray's reporting, ...)",
 }
 PHASE_COLOURS = {
+    SETUP_S: "#ff7f0e",
     DATA_WAIT_S: "#d62728",
     TRAIN_S: "#2ca02c",
     EVAL_S: "#1f77b4",

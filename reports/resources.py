@@ -14,12 +14,15 @@ import numpy as np
 import pandas as pd
 
 from reports.schema import (
+    EPOCH,
     EPOCH_END,
     EPOCH_SECONDS,
     GPU_BUSY,
     GPU_PEAK_GB,
     PHASES,
+    SETUP_S,
     STAGE,
+    STARTED_AT,
     TRIAL_ID,
 )
 
@@ -46,6 +49,31 @@ def timed(epochs: pd.DataFrame) -> pd.DataFrame:
     if not len(epochs) or EPOCH_END not in epochs or EPOCH_SECONDS not in epochs:
         return epochs.iloc[:0]
     return epochs[epochs[EPOCH_END].notna() & epochs[EPOCH_SECONDS].notna()]
+
+
+def with_setup(epochs: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
+    """The epochs with a row more per trial for the time before its first epoch, from the trial's STARTED_AT
+    (when Ray started it) to its first epoch's start: the trial's process, data and model. That row has
+    EPOCH = 0, SETUP_S and EPOCH_SECONDS the seconds, no GPU_BUSY (it counts as idle). Epochs without
+    timings, or trials without STARTED_AT, are left as they are."""
+    rows = timed(epochs)
+    if not len(rows) or STARTED_AT not in trials or EPOCH not in rows:
+        return epochs
+    started = trials.set_index(TRIAL_ID)[STARTED_AT].dropna().map(lambda t: pd.Timestamp(t).timestamp())
+    first = rows.sort_values(EPOCH).groupby(TRIAL_ID, sort=False).head(1).set_index(TRIAL_ID)
+    begins = first[EPOCH_END] - first[EPOCH_SECONDS]
+    setup = (begins - started.reindex(begins.index)).dropna().clip(lower=0)
+    added = pd.DataFrame(
+        {
+            TRIAL_ID: setup.index,
+            STAGE: first.loc[setup.index, STAGE].to_numpy(),
+            EPOCH: 0,
+            EPOCH_END: begins.loc[setup.index].to_numpy(),
+            EPOCH_SECONDS: setup.to_numpy(),
+            SETUP_S: setup.to_numpy(),
+        }
+    )
+    return pd.concat([added, epochs], ignore_index=True) if len(added) else epochs
 
 
 def has_timings(epochs: pd.DataFrame) -> bool:

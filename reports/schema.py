@@ -50,17 +50,18 @@ CPUS = "cpus"  # the CPUs Ray reserved for the trial
 GPUS = "gpus"  # the GPUs (a fraction: packed) Ray reserved for the trial
 CHECKPOINT = "checkpoint"  # the checkpoint of BEST_EPOCH; None before one is saved
 PARENT_TRIAL = "parent_trial"  # in a staged space, the earlier stage's trial this one builds on
-STARTED_AT = "started_at"  # UTC timestamp
+STARTED_AT = "started_at"  # UTC timestamp: when the trial was launched (its process started after)
 
 EPOCH = "epoch"  # epochs-table column: 1-based epoch (Ray's training_iteration)
 # epochs-table columns of where an epoch's time went (seconds; Ray's EPOCH_END and EPOCH_SECONDS included)
 EPOCH_END = "timestamp"  # when the epoch's result was reported (Unix seconds, Ray's)
 EPOCH_SECONDS = "time_this_iter_s"  # the epoch's wall time in the trial, Ray's
+SETUP_S = "time_setup_s"  # before a trial's first epoch: its process, data and model (reports.resources.with_setup)
 DATA_WAIT_S = "time_data_s"  # training waiting for its next batch (reading, decoding, copying to the device)
 TRAIN_S = "time_train_s"  # training steps, the wait for data left out
 EVAL_S = "time_eval_s"  # evaluation on val
 CHECKPOINT_S = "time_checkpoint_s"  # writing the epoch's checkpoint
-PHASES = (DATA_WAIT_S, TRAIN_S, EVAL_S, CHECKPOINT_S)
+PHASES = (SETUP_S, DATA_WAIT_S, TRAIN_S, EVAL_S, CHECKPOINT_S)
 GPU_BUSY = "gpu_busy"  # on CUDA: the share of the epoch the trial's GPU was busy (NVML's utilisation), 0-1
 GPU_PEAK_GB = "gpu_peak_memory_gb"  # on CUDA: the trial's peak allocated GPU memory in the epoch, GiB
 TORCH_THREADS = "torch_threads"  # the trial's torch threads (its CPUs)

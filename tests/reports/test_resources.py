@@ -148,3 +148,20 @@ def test_the_phase_figure_stacks_each_phase_per_stage() -> None:
     assert bars[resource_figures.PHASE_LABELS[schema.TRAIN_S]] == [23.0, 7.0]
     assert bars[resource_figures.PHASE_LABELS[resources.OTHER]] == [2.0, 0.5]
     assert list(fig.data[0].x) == ["pretrain", "finetune"]
+
+
+def test_a_trials_setup_before_its_first_epoch_counts_from_its_launch_as_idle_gpu_time() -> None:
+    # a launched 10 s before its first epoch's start (1000), b 5 s before its own (1005): b's setup is inside a's
+    # first epoch, a's is the study's first 10 s, with no GPU_BUSY
+    launched = pd.to_datetime([990.0, 1000.0], unit="s", utc=True)
+    trials = pd.DataFrame({schema.TRIAL_ID: ["a", "b"], schema.STARTED_AT: launched})
+    epochs = resources.with_setup(EPOCHS, trials)
+    setup = epochs[epochs[schema.EPOCH] == 0].set_index(schema.TRIAL_ID)
+    assert setup[schema.SETUP_S].to_dict() == {"a": 10.0, "b": 5.0}
+    assert setup[schema.EPOCH_END].to_dict() == {"a": 1000.0, "b": 1005.0} and setup[schema.GPU_BUSY].isna().all()
+    assert resources.trial_intervals(epochs).set_index(schema.TRIAL_ID)[resources.START]["a"] == 990.0
+    assert resources.gpu_busy_share(epochs) == pytest.approx((10 * 0.5 + 10 * 1.0 + 5 * 0.2 + 10 * 0.8) / 60)
+    phases = resources.phase_seconds(epochs)
+    assert phases.loc["pretrain", schema.SETUP_S] == 15.0 and math.isnan(float(phases.loc["finetune", schema.SETUP_S]))
+    assert resources.with_setup(OLD, trials) is OLD  # nothing to extend without timings
+    assert len(resources.with_setup(EPOCHS, trials.drop(columns=[schema.STARTED_AT]))) == len(EPOCHS)

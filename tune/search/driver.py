@@ -16,7 +16,7 @@ import pandas as pd
 
 from data.cache import decode_split
 from data.layout import shared_ids
-from reports.resources import gpu_busy_share
+from reports.resources import gpu_busy_share, with_setup
 from reports.schema import (
     BEST_METRIC,
     CHECKPOINT,
@@ -243,7 +243,7 @@ def print_summary(study: Study) -> None:
     for stage in study.space.stages:
         if spent := epochs_spent_text(trials, stage.name):
             print(f"stage {stage.name}: {spent}")
-    if (busy := gpu_busy_share(epochs)) is not None:
+    if (busy := gpu_busy_share(with_setup(epochs, trials))) is not None:
         print(f"GPU busy {busy:.0%} of the time from the first trial's start to the last trial's end")
     final = study.space.stages[-1]
     top = finished_trials(trials, final.name).head(5)

@@ -86,6 +86,7 @@ class ResultsWriter(Callback):
         self._other_epochs = pd.DataFrame()
         self._last_write = 0.0
         self._reconciled = False
+        self._launched: dict[str, pd.Timestamp] = {}  # trial id -> when this driver first saw it
 
     # -- Ray's hooks
 
@@ -93,6 +94,7 @@ class ResultsWriter(Callback):
         self, stop: Any = None, num_samples: int | None = None, total_num_samples: int | None = None, **info: Any
     ) -> None:
         """Read back what an earlier (crashed) run of this study wrote."""
+        self._launched = {}  # also for a writer unpickled from a study made before it had one
         self.folder.mkdir(parents=True, exist_ok=True)
         trials, epochs = read_results(self.folder)
         if len(trials):
@@ -110,8 +112,12 @@ class ResultsWriter(Callback):
             }
 
     def on_step_begin(self, iteration: int, trials: list[Trial], **info: Any) -> None:
-        """Once per (re)start: a row left 'running' by a killed driver whose trial Ray's saved state
-        does not hold will never be resumed; say so instead of leaving it running forever."""
+        """Notes when each trial was launched (Ray calls on_trial_start once its process is up: seconds later,
+        a time the resource-use section counts as the trial's setup). Once per (re)start: a row left 'running'
+        by a killed driver whose trial Ray's saved state does not hold will never be resumed; say so instead
+        of leaving it running forever."""
+        for trial in trials:
+            self._launched.setdefault(trial.trial_id, pd.Timestamp.now(tz="UTC"))
         if self._reconciled:
             return
         self._reconciled = True
@@ -201,7 +207,7 @@ class ResultsWriter(Callback):
                 GPU_HOURS: 0.0,
                 CHECKPOINT: None,
                 PARENT_TRIAL: None,
-                STARTED_AT: pd.Timestamp.now(tz="UTC"),
+                STARTED_AT: self._launched.get(trial.trial_id, pd.Timestamp.now(tz="UTC")),
             }
             self._trials[trial.trial_id] = row
         reserved: dict[str, float] = (

@@ -12,6 +12,7 @@ from data.datasets import DeviceSplit
 from data.streaming import StreamSplit
 from models.frame_predictor import FramePredictorConfig
 from models.registry import list_models
+from reports.schema import DATA_WAIT_S, EVAL_S, GPU_BUSY, GPU_PEAK_GB, TRAIN_S
 from tune.train import build_run, main
 from tune.training.checkpoints import load_checkpoint
 from tune.training.config import RunConfig, TrainConfig
@@ -280,8 +281,16 @@ def test_a_split_over_the_memory_cap_streams_and_trains_exactly_as_a_held_one(
     assert isinstance(streamed.val, StreamSplit)
     trainers = Trainer(run, held), Trainer(run, streamed)
     timing = TIMING_METRICS
-    metrics = [[{k: v for k, v in m.items() if k not in timing} for m in t.epochs()] for t in trainers]
+    epochs = [list(t.epochs()) for t in trainers]
+    metrics = [[{k: v for k, v in m.items() if k not in timing} for m in e] for e in epochs]
     assert metrics[0] == metrics[1]
+    # where the epochs' time went: a held split waits for no batch (its gather is training), a streamed one may
+    for held_epoch, streamed_epoch in zip(*epochs, strict=True):
+        assert held_epoch[DATA_WAIT_S] == 0 and streamed_epoch[DATA_WAIT_S] >= 0
+        for epoch in (held_epoch, streamed_epoch):
+            assert epoch[TRAIN_S] > 0 and epoch[EVAL_S] > 0
+            assert epoch[DATA_WAIT_S] + epoch[TRAIN_S] + epoch[EVAL_S] <= epoch["epoch_seconds"]
+            assert GPU_BUSY not in epoch and GPU_PEAK_GB not in epoch  # on CUDA only
     for (name, a), b in zip(*(t.model.state_dict().items() for t in trainers), strict=True):
         assert torch.equal(a, b[1]), name
 
