@@ -134,3 +134,30 @@ def test_a_systematic_failure_stops_the_stage_and_a_resume_after_the_fix_finishe
     # the trials still running at the stop were resumed and finished; only the systematic failures stay failed
     assert (trials["status"] == "failed").sum() == 3 and trials["status"].isin(["completed", "stopped"]).sum() == 3
     assert not (out / "f" / "main" / SYSTEMATIC_FILE).exists()
+
+
+@pytest.mark.slow
+def test_failures_between_trials_that_train_do_not_stop_the_stage(
+    synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Trials 1, 3 and 4 fail with one error, trial 2 trains between them (one at a time, so the order is
+    fixed): as many identical failures as stop a stage, but some configurations train, so all 5 run."""
+    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
+    args = [
+        "--space",
+        "unet",
+        "--data",
+        str(synth_root),
+        "--budget",
+        "smoke",
+        "--samples",
+        "5",
+        "--max-concurrent",
+        "1",
+    ]
+    study = ["--fail-trials", "1", "3", "4", "--out", str(tmp_path), "--name", "mix", "--no-dashboard"]
+    assert main([*args, *study]) == 0
+    assert "stopped: its first" not in capsys.readouterr().err
+    trials = pd.read_parquet(tmp_path / "mix" / "results" / "trials.parquet")
+    assert len(trials) == 5 and (trials["status"] == "failed").sum() == 3
+    assert trials["failure"].dropna().str.contains("fails on purpose").all()
