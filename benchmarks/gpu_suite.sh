@@ -19,7 +19,8 @@
 #   main     the main job as a user runs it (dual_phase, --gpus-per-trial 0.25, a time budget): trials started,
 #            finished and failed, and the GPU-busy share from its first trial's start to its last trial's end
 #   pack32   1 and 4 U-Net width-32 trials packed on one GPU (benchmarks/gpu_packing.py)
-#   stream   U-Net width 64, batch 64: the recipe against a bare loop, the split streamed against held
+#   stream   U-Net width 64, batch 64: the recipe against a bare loop, the split streamed against held, and what
+#            compiling costs and buys (the figures of tune/search/resources.py's compile rule)
 #   pack64   1 and 4 U-Net width-64 trials packed on one GPU
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -43,7 +44,7 @@ else
   OUT=${SEGTUNE_SUITE_OUT:-docs/gpu_figures.md}
   WORK=${SEGTUNE_SUITE_WORK:-/tmp/gpu_suite}
   MAIN=(--space dual_phase --gpus-per-trial 0.25 --time-budget "${SEGTUNE_SUITE_MAIN_BUDGET:-90}")
-  SPEED=(--width 64 --batch 64 --videos 512 --steps 20 --epochs 3 --stream)
+  SPEED=(--width 64 --batch 64 --videos 512 --steps 20 --epochs 3 --stream --compile-cost)
   PACK32=(--trials 1 4 --width 32 --batch 32 --videos 256 --epochs 3)
   PACK64=(--trials 1 4 --width 64 --batch 64 --videos 256 --epochs 3)
   LIMITS=(150 140 55 70 55)  # the most each step may take (470 s in all); they should end well inside them

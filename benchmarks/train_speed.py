@@ -18,6 +18,7 @@ split held in memory (DeviceSplit), and prints their ratio (target: streamed >= 
 from __future__ import annotations
 
 import argparse
+import math
 import tempfile
 import time
 from dataclasses import replace
@@ -97,12 +98,26 @@ def bare_loop(run: RunConfig, split: DeviceSplit, device: torch.device, steps: i
     return steps * cfg.batch_size / (time.perf_counter() - started)
 
 
-def recipe_loop(run: RunConfig, data: TrainData, device: torch.device) -> float:
+def recipe_loop(run: RunConfig, data: TrainData, device: torch.device, timings: list[float] | None = None) -> float:
+    """The recipe's samples/s (the median of the epochs after the first); `timings` gets each epoch's seconds."""
     trainer = Trainer(run, data, device)
-    rates = [m["train_samples_per_s"] for m in trainer.epochs()]
+    epochs = list(trainer.epochs())
     if trainer.compile_error:
         print(f"recipe ran uncompiled: {trainer.compile_error}")
+    if timings is not None:
+        timings.extend(m["epoch_seconds"] for m in epochs)
+    rates = [m["train_samples_per_s"] for m in epochs]
     return float(np.median(rates[1:])) if len(rates) > 1 else rates[0]
+
+
+def compile_cost(run: RunConfig, data: TrainData, device: torch.device, compiled: float, seconds: list[float]) -> None:
+    """What compiling costs and buys (tune.search.resources.compile_pays): the compiled recipe's first epoch
+    against its next ones, and the same recipe uncompiled."""
+    plain = recipe_loop(replace(run, train=replace(run.train, compile=False)), data, device)
+    later = float(np.median(seconds[1:])) if len(seconds) > 1 else math.nan
+    print(f"compiled recipe epochs: {', '.join(f'{s:.2f}' for s in seconds)} s")
+    print(f"compile and warm-up: {seconds[0] - later:.1f} s (first epoch against the median of the next)")
+    print(f"uncompiled recipe: {plain:.1f} samples/s; compiled / uncompiled: {compiled / plain:.2f}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-amp", action="store_true")
     parser.add_argument("--no-channels-last", action="store_true")
     parser.add_argument("--stream", action="store_true", help="also time the split streamed from a memory-mapped file")
+    parser.add_argument(
+        "--compile-cost", action="store_true", help="also time compiling: the first epoch, and the recipe uncompiled"
+    )
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
     train = TrainConfig(
@@ -140,10 +158,13 @@ def main(argv: list[str] | None = None) -> int:
         f"settings: bf16 autocast {train.amp}, channels_last {train.channels_last}, compile {train.compile} (CUDA only: the first two)"
     )
     bare = bare_loop(run, split, device, args.steps)
-    recipe = recipe_loop(replace(run, train=train), data, device)
+    seconds: list[float] = []
+    recipe = recipe_loop(replace(run, train=train), data, device, seconds)
     print(f"bare loop: {bare:.1f} samples/s")
     print(f"recipe:    {recipe:.1f} samples/s")
     print(f"ratio:     {recipe / bare:.2f}")
+    if args.compile_cost and train.compile:
+        compile_cost(replace(run, train=train), data, device, recipe, seconds)
     if args.stream:
         with tempfile.TemporaryDirectory() as folder:
             streamed_split = StreamSplit(
