@@ -78,7 +78,9 @@ def test_report_of_a_study_renders_everything(browser: Browser, unet_study: Path
     assert seen["tables"] == [len(trials)]
     ids = {f["id"] for f in seen["figures"]}
     assert {"e0-s0-curves", "e0-s0-history", "e0-s0-parallel", "e0-s0-importance", "e0-per-class"} <= ids
+    assert "e0-phases" in ids  # the resource-use section, from the epochs' timings
     assert all(f["drawn"] for f in seen["figures"])
+    assert "Resource use" in seen["text"] and "no GPU-busy share" in seen["text"]  # a CPU study
     gallery = pd.read_parquet(unet_study / "results" / "gallery.parquet")
     assert len(seen["images"]) == len(gallery) == 2 * 6 and all(seen["images"])  # both val videos, 6 pictures each
     # it fits the window: the gallery's last column (copy-last) is not cut off, and the leaderboard's many

@@ -11,7 +11,20 @@ import pytest
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
-from reports.schema import OPTUNA_FILE, PER_CLASS_FILE
+from reports.schema import (
+    CHECKPOINT_S,
+    CPUS,
+    DATA_WAIT_S,
+    EPOCH_END,
+    EPOCH_SECONDS,
+    EVAL_S,
+    GPU_BUSY,
+    GPUS,
+    OPTUNA_FILE,
+    PER_CLASS_FILE,
+    TORCH_THREADS,
+    TRAIN_S,
+)
 from tune.search.cli import main
 from tune.search.config import SearchConfig
 from tune.search.driver import run_search
@@ -52,6 +65,11 @@ def test_unet_smoke_records_completed_stopped_and_failed_trials(unet_study: Path
     # one epoch row per trial per epoch run, holding every reported metric
     assert len(epochs) == trials["epochs"].sum()
     assert {"val_iou", "val_loss", "train_loss", "lr"} <= set(epochs.columns)
+    # where each epoch's time went, and the resources Ray gave each trial (2 CPUs, 2 trials at once: 1 each)
+    timed = [DATA_WAIT_S, TRAIN_S, EVAL_S, CHECKPOINT_S, EPOCH_END, EPOCH_SECONDS]
+    assert epochs[timed].notna().all().all() and (epochs[TRAIN_S] > 0).all() and (epochs[DATA_WAIT_S] == 0).all()
+    assert (epochs[TORCH_THREADS] == 1).all() and GPU_BUSY not in epochs
+    assert (trials[CPUS] == 1).all() and (trials[GPUS] == 0).all()
     # Optuna's stored study: ASHA-stopped trials are PRUNED at their last rung, the failure FAIL
     study = _study(exp, "main")
     states = [t.state for t in study.trials]
