@@ -1,0 +1,83 @@
+"""Object tracks as data: a row per object and frame from class-id masks, written once per masks file as
+Parquet parts in parallel, resumed after a kill, read back with pandas."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from data.cache import decode_split
+from data.tracks import COLUMNS, main, read_tracks, tracks_folder, video_tracks, write_tracks
+
+
+def _masks() -> np.ndarray:
+    masks = np.zeros((3, 160, 240), np.uint8)
+    masks[0, 10:20, 30:50] = 5  # 200 px
+    masks[1, 12:22, 35:55] = 5  # moved by (2, 5)
+    masks[2, 0:5, 0:10] = 5  # 50 px in the corner: leaving the view
+    masks[0, 100:110, 200:240] = 7  # at the right edge
+    masks[2, 150:160, 100:120] = 7  # absent in frame 1, back at the bottom edge
+    return masks
+
+
+def test_a_video_has_a_row_per_object_and_frame() -> None:
+    tracks = pd.DataFrame(video_tracks(_masks(), video_id=42))
+    assert list(tracks.columns) == list(COLUMNS)
+    assert (tracks["video_id"] == 42).all() and list(tracks["object"]) == [5, 5, 5, 7, 7, 7]
+    assert list(tracks["frame"]) == [0, 1, 2, 0, 1, 2]
+    five = tracks[tracks["object"] == 5].reset_index(drop=True)
+    assert list(five["area"]) == [200, 200, 50] and five["present"].all()
+    assert list(five["row"]) == [14.5, 16.5, 2.0] and list(five["col"]) == [39.5, 44.5, 4.5]
+    assert list(five[["top", "bottom", "left", "right"]].iloc[1]) == [12, 21, 35, 54]
+    assert list(five["visible"]) == [1.0, 1.0, 0.25] and list(five["edge"]) == [False, False, True]
+    seven = tracks[tracks["object"] == 7].reset_index(drop=True)
+    assert list(seven["present"]) == [True, False, True] and seven["row"].isna().tolist() == [False, True, False]
+    assert list(seven[["top", "bottom", "left", "right"]].iloc[1]) == [-1, -1, -1, -1]
+    assert list(seven["edge"]) == [True, False, True] and list(seven["visible"]) == [1.0, 0.0, 0.5]
+
+
+def test_a_video_without_objects_has_no_rows() -> None:
+    assert len(video_tracks(np.zeros((22, 160, 240), np.uint8))["frame"]) == 0
+
+
+def test_a_splits_tracks_are_written_once_and_resumed(synth_root: Path, tmp_path: Path) -> None:
+    train = decode_split(synth_root, "train", cache_dir=tmp_path / "cache", progress=False)
+    assert train.masks is not None
+    masks_file = Path(train.masks.filename)  # type: ignore[attr-defined]
+    target = tracks_folder(tmp_path / "cache", masks_file)
+    folder = write_tracks(train.ids, masks_file, target, workers=2)
+    tracks = read_tracks(folder)
+    expected = pd.concat(
+        [pd.DataFrame(video_tracks(np.asarray(train.masks[k]), int(v))) for k, v in enumerate(train.ids)],
+        ignore_index=True,
+    )
+    pd.testing.assert_frame_equal(tracks, expected)
+    assert tracks.groupby(["video_id", "object"]).size().eq(22).all()  # every frame of every object
+    made = (folder / "done.json").stat().st_mtime_ns
+    assert write_tracks(train.ids, masks_file, target) == folder and (folder / "done.json").stat().st_mtime_ns == made
+
+    # a build killed after its first part: the next run keeps that part and writes the rest
+    killed = target.with_name(target.name + ".building")
+    os.rename(folder, killed)
+    (killed / "done.json").unlink()
+    first = killed / "part-00000.parquet"
+    kept = first.stat().st_mtime_ns
+    assert write_tracks(train.ids, masks_file, target) == folder and not killed.exists()
+    assert (folder / "part-00000.parquet").stat().st_mtime_ns == kept
+    assert json.loads((folder / "done.json").read_text())["videos"] == len(train)
+
+
+def test_the_command_makes_a_splits_tracks(
+    synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
+    assert main([str(synth_root), "--split", "val", "--workers", "1"]) == 0
+    assert "objects of 2 videos" in capsys.readouterr().out
+    assert main([str(synth_root), "--split", "unlabeled"]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]  # after the decoding progress bar
+    assert last.startswith("error: split 'unlabeled'") and last.endswith("has no masks to make tracks of")
