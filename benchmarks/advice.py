@@ -40,6 +40,7 @@ from benchmarks.curve_bank import METRIC
 from benchmarks.curve_bank import OUT as BANK
 from benchmarks.replay import curves
 from reports.page import figure_html, html_page, table_html
+from tune.search.keys import TRAINING_ITERATION
 from tune.search.scheduler import ResumableASHA
 
 RESULTS = Path(__file__).parent / "results"
@@ -67,7 +68,7 @@ def play(order: Sequence[int], table: dict[int, list[float]], *, grace: int, red
         trial: Any = TrialId(f"t{number}")  # ASHA reads a trial's id alone
         asha.on_trial_add(controller, trial)
         for epoch, value in enumerate(table[config], 1):
-            result = {"training_iteration": epoch, METRIC: value}
+            result = {TRAINING_ITERATION: epoch, METRIC: value}
             if asha.on_trial_result(controller, trial, result) == "STOP" or epoch == max_t:
                 break
         asha.on_trial_complete(controller, trial, result)

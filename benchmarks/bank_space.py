@@ -17,6 +17,7 @@ from typing import Any
 
 import optuna
 
+from reports.schema import VAL_IOU
 from tune.search.spaces import Budget, SearchSpace, Stage, register_space
 
 GRID: dict[str, tuple[Any, ...]] = {
@@ -37,7 +38,7 @@ FIXED: dict[str, Any] = {
     "epoch_samples": 120,  # frames an epoch
 }
 MODEL = "frame_segmenter"  # the mask_space segmenter stage: learns within minutes on a CPU
-METRIC = "val_iou"
+METRIC = VAL_IOU
 
 
 def define_grid(trial: optuna.Trial, budget: Budget, parents: Sequence[str]) -> dict[str, Any]:

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from reports.resources import END, START, gpu_busy_share, trial_intervals, with_setup
-from reports.schema import EPOCHS_FILE, FINISHED, RESULTS_DIR, STAGE, STATUS, TRIALS_FILE
+from reports.schema import EPOCHS_FILE, FINISHED, RESULTS_DIR, STAGE, STATUS, TRIALS_FILE, Status
 
 SAMPLE_MS = 500
 
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     counts = trials.groupby([STAGE, STATUS]).size()
     print("trials by stage and status: " + ", ".join(f"{key} {n}" for key, n in counts.items()))
     print(
-        f"trials started {len(trials)}, finished {int(trials[STATUS].isin(FINISHED).sum())}, failed {int((trials[STATUS] == 'failed').sum())}"
+        f"trials started {len(trials)}, finished {int(trials[STATUS].isin(FINISHED).sum())}, failed {int((trials[STATUS] == Status.FAILED).sum())}"
     )
     epochs = pd.read_parquet(results / EPOCHS_FILE) if (results / EPOCHS_FILE).exists() else pd.DataFrame()
     epochs = with_setup(epochs, trials)  # each trial from when Ray started it

@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 from data.synth.generate import SynthSpec, generate
+from reports.schema import VAL_COPY_LAST_IOU, VAL_EXTRAPOLATE_IOU, VAL_IOU, VAL_ORACLE_IOU
 from tune.train import build_run, train_run
 from tune.training.inference import resolve_device
 
@@ -112,17 +113,17 @@ def main(argv: list[str] | None = None) -> int:
         )
         minutes = (time.perf_counter() - started) / 60
         if name == "frame_segmenter":
-            rows.append(("copy last (per-frame U-Net on frame 11)", final["val_copy_last_iou"], f"{minutes:.1f}"))
+            rows.append(("copy last (per-frame U-Net on frame 11)", final[VAL_COPY_LAST_IOU], f"{minutes:.1f}"))
             rows.append(
                 (
                     "extrapolate (its masks of frames 10-11, objects moved)",
-                    final["val_extrapolate_iou"],
+                    final[VAL_EXTRAPOLATE_IOU],
                     f"{minutes:.1f}",
                 )
             )
-            rows.append(("oracle (per-frame U-Net on the true frame 22)", final["val_oracle_iou"], f"{minutes:.1f}"))
+            rows.append(("oracle (per-frame U-Net on the true frame 22)", final[VAL_ORACLE_IOU], f"{minutes:.1f}"))
         else:
-            rows.append((name, final["val_iou"], f"{minutes:.1f}"))
+            rows.append((name, final[VAL_IOU], f"{minutes:.1f}"))
     segmenter = args.segmenter or args.workdir / "frame_segmenter" / "checkpoint.pt"
     for variant in args.mask_variants if "mask_space" in args.only else []:
         started = time.perf_counter()
@@ -139,9 +140,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         took = f"{(time.perf_counter() - started) / 60:.1f}"
         if args.segmenter is not None and variant == args.mask_variants[0]:  # the reused segmenter's copy-last
-            rows.append(("copy last (the segmenter's mask of frame 11)", final["val_copy_last_iou"], "-"))
-            rows.append(("extrapolate (the segmenter's masks, objects moved)", final["val_extrapolate_iou"], "-"))
-        rows.append((f"mask_space, {label}", final["val_iou"], took))
+            rows.append(("copy last (the segmenter's mask of frame 11)", final[VAL_COPY_LAST_IOU], "-"))
+            rows.append(("extrapolate (the segmenter's masks, objects moved)", final[VAL_EXTRAPOLATE_IOU], "-"))
+        rows.append((f"mask_space, {label}", final[VAL_IOU], took))
     device = resolve_device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     lines = [

@@ -14,9 +14,8 @@ import argparse
 import tempfile
 from pathlib import Path
 
-import pandas as pd
-
 from data.synth.generate import SynthSpec, generate
+from reports.schema import EPOCH, FIRST_STEP_AT, RESULTS_DIR, STARTED_AT, TRIAL_ID, read_results
 from tune.search.config import SearchConfig
 from tune.search.driver import run_search
 
@@ -43,10 +42,9 @@ def main(argv: list[str] | None = None) -> int:
             dashboard=False,
         )
         run_search(cfg)
-        trials = pd.read_parquet(Path(tmp) / "overhead" / "results" / "trials.parquet")
-        epochs = pd.read_parquet(Path(tmp) / "overhead" / "results" / "epochs.parquet")
-    first = epochs[epochs["epoch"] == 1].set_index("trial_id")["first_step_at"]
-    started = trials.set_index("trial_id")["started_at"].map(lambda t: t.timestamp())
+        trials, epochs = read_results(Path(tmp) / "overhead" / RESULTS_DIR)
+    first = epochs[epochs[EPOCH] == 1].set_index(TRIAL_ID)[FIRST_STEP_AT]
+    started = trials.set_index(TRIAL_ID)[STARTED_AT].map(lambda t: t.timestamp())
     overhead = (first - started).dropna().sort_values()
     print(f"trials: {len(overhead)}; seconds from trial start to first training step:")
     print(f"  all:    median {overhead.median():.2f}, min {overhead.min():.2f}, max {overhead.max():.2f}")

@@ -34,6 +34,7 @@ from reports.schema import (
     TARGET_PIXELS,
     TRIAL_ID,
     WALL_TIME_S,
+    Status,
     param_columns,
     param_name,
     ranked,
@@ -41,11 +42,11 @@ from reports.schema import (
 )
 
 STATUS_COLOURS = {
-    "completed": "#1f77b4",
-    "stopped": "#ff7f0e",
-    "cut": "#9467bd",  # stopped by the time budget
-    "failed": "#d62728",
-    "running": "#7f7f7f",
+    Status.COMPLETED: "#1f77b4",
+    Status.STOPPED: "#ff7f0e",
+    Status.CUT: "#9467bd",  # stopped by the time budget
+    Status.FAILED: "#d62728",
+    Status.RUNNING: "#7f7f7f",
 }
 
 
@@ -72,7 +73,7 @@ def learning_curves(trials: pd.DataFrame, epochs: pd.DataFrame, stage: str) -> g
     status = stage_trials(trials, stage).set_index(TRIAL_ID)[STATUS]
     fig = go.Figure()
     for trial_id, curve in rows.groupby(TRIAL_ID, sort=False):
-        state = status.get(trial_id, "running")
+        state = status.get(trial_id, Status.RUNNING)
         fig.add_trace(
             go.Scatter(
                 x=curve[EPOCH],
@@ -81,7 +82,7 @@ def learning_curves(trials: pd.DataFrame, epochs: pd.DataFrame, stage: str) -> g
                 name=f"{trial_id} ({state})",
                 line={
                     "color": STATUS_COLOURS.get(state, "#7f7f7f"),
-                    "dash": "dash" if state in ("stopped", "cut") else "solid",
+                    "dash": "dash" if state in (Status.STOPPED, Status.CUT) else "solid",
                 },
                 legendgroup=state,
             )
@@ -100,7 +101,7 @@ def learning_curves(trials: pd.DataFrame, epochs: pd.DataFrame, stage: str) -> g
 
 def asha_rungs(trials: pd.DataFrame) -> list[int]:
     """The epochs at which ASHA stopped trials: its rungs, as far as the results show them."""
-    stopped = trials[trials[STATUS] == "stopped"][EPOCHS].dropna()
+    stopped = trials[trials[STATUS] == Status.STOPPED][EPOCHS].dropna()
     return sorted({int(e) for e in stopped})
 
 

@@ -13,7 +13,9 @@ import optuna
 import pandas as pd
 
 from reports.schema import (
+    BUDGET_CUT,
     BUDGET_FILE,
+    BUDGET_TEXT,
     EPOCHS_FILE,
     FILE,
     GALLERY_FILE,
@@ -25,6 +27,7 @@ from reports.schema import (
     STATUS,
     STUDY_FILE,
     TRIALS_FILE,
+    Status,
     optuna_study_name,
     read_results,
     stage_order,
@@ -77,10 +80,10 @@ def load_experiment(folder: str | os.PathLike[str]) -> Experiment:
                 notes.append(f"{len(videos)} bad {split} video(s) left out (--skip-bad-videos): {named}")
     if (folder / BUDGET_FILE).exists():
         budget = json.loads((folder / BUDGET_FILE).read_text())
-        if budget.get("cut"):
-            cut = "; ".join(f"stage {stage}: {what}" for stage, what in budget["cut"].items())
+        if budget.get(BUDGET_CUT):
+            cut = "; ".join(f"stage {stage}: {what}" for stage, what in budget[BUDGET_CUT].items())
             notes.append(
-                f"the study was cut by its time budget ({budget.get('time_budget')}): {cut}; --resume completes it"
+                f"the study was cut by its time budget ({budget.get(BUDGET_TEXT)}): {cut}; --resume completes it"
             )
     if settings.get("unlabeled") is not None:
         notes.append(f"the study trained on the first {settings['unlabeled']} unlabeled videos only (--unlabeled)")
@@ -88,7 +91,7 @@ def load_experiment(folder: str | os.PathLike[str]) -> Experiment:
         notes.append(
             f"trials and the best model were scored on the first {settings['val_videos']} val videos only (--val-videos)"
         )
-    running = int((trials[STATUS] == "running").sum()) if len(trials) else 0
+    running = int((trials[STATUS] == Status.RUNNING).sum()) if len(trials) else 0
     if running:
         notes.append(f"{running} trial(s) still running or interrupted: the study is partial")
     studies = _load_studies(folder, settings.get("name") or folder.name, stage_order(trials), notes)

@@ -32,6 +32,7 @@ from reports.schema import (
     WALL_TIME_S,
     best_value,
     epochs_spent_text,
+    is_missing,
     param_columns,
     param_name,
     ranked,
@@ -142,7 +143,7 @@ def _is_number(value: Any) -> bool:
 
 
 def _fmt(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if is_missing(value):
         return ""
     if isinstance(value, float):
         return f"{value:.4g}"
@@ -151,7 +152,7 @@ def _fmt(value: Any) -> str:
 
 def _cell(shown: Any, sort_value: Any = None, *, text: bool = False) -> str:
     key = shown if sort_value is None else sort_value
-    if key is None or (isinstance(key, float) and math.isnan(key)):
+    if is_missing(key):
         key = ""
     cls = ' class="text"' if text else ""
     return f'<td{cls} data-value="{html.escape(str(key))}">{html.escape(str(shown))}</td>'

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import math
 import os
+from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -30,12 +32,14 @@ GALLERY_FILE = "gallery.parquet"
 GALLERY_DIR = "gallery"
 SKIPPED_FILE = "skipped_videos.json"  # {split: {video id: reason}} of the bad videos a study left out
 BUDGET_FILE = "budget.json"  # the time budget of a study's last run and the stages it cut (tune/search/deadline.py)
+BUDGET_TEXT = "time_budget"  # budget.json: the time budget as text (1h02m); None without one
+BUDGET_CUT = "cut"  # budget.json: stage -> what the time budget cut of it
 
 # trial-table columns
 TRIAL_ID = "trial_id"  # Ray's trial id, unique within a study
 SPACE = "space"  # the registered search space
 STAGE = "stage"  # the stage of the space the trial belongs to
-STATUS = "status"  # one of STATUSES
+STATUS = "status"  # a Status
 FAILURE = "failure"  # why a failed trial failed; None otherwise
 METRIC = "metric"  # the stage's metric, the name of a column of the epochs table
 MODE = "mode"  # "max" or "min": which way the metric is better
@@ -65,17 +69,55 @@ PHASES = (SETUP_S, DATA_WAIT_S, TRAIN_S, EVAL_S, CHECKPOINT_S)
 GPU_BUSY = "gpu_busy"  # on CUDA: the share of the epoch the trial's GPU was busy (NVML's utilisation), 0-1
 GPU_PEAK_GB = "gpu_peak_memory_gb"  # on CUDA: the trial's peak allocated GPU memory in the epoch, GiB
 TORCH_THREADS = "torch_threads"  # the trial's torch threads (its CPUs)
+FIRST_STEP_AT = "first_step_at"  # when the trial's process took its first training step (Unix seconds)
+NODE_ID = "node_id"  # the Ray node the trial ran on (also a trial-table column)
 
-STATUSES = ("running", "completed", "stopped", "cut", "failed")  # stopped: by ASHA; cut: by the time budget
-FINISHED = ("completed", "stopped", "cut")
+
+class Status(StrEnum):
+    """A trial's STATUS. A str: a table stores and compares it as its value ("running", ...)."""
+
+    RUNNING = "running"  # started and not ended, or interrupted with the study
+    COMPLETED = "completed"  # ran its MAX_EPOCHS
+    STOPPED = "stopped"  # stopped early by ASHA
+    CUT = "cut"  # stopped at the time budget's deadline
+    FAILED = "failed"  # raised, or lost by a killed driver; FAILURE says why
+
+
+STATUSES = tuple(Status)
+FINISHED = (Status.COMPLETED, Status.STOPPED, Status.CUT)
+
+# epochs-table metrics: what the trainer reports each epoch (TRAIN_LOSS, EPOCH) and what each training task's
+# evaluation reports (its `metrics`, tune/training/tasks); a stage's METRIC is one of them
+TRAIN_LOSS = "train_loss"  # the mean training loss of the epoch
+VAL_IOU = "val_iou"  # competition IoU on val (of mask 22; a per-frame segmenter's: of frames 11 and 22)
+VAL_LOSS = "val_loss"  # the loss on val
+VAL_COPY_LAST_IOU = "val_copy_last_iou"  # the rule copy last on a segmenter's masks (see REFERENCES)
+VAL_EXTRAPOLATE_IOU = "val_extrapolate_iou"  # the rule extrapolate on a segmenter's masks
+VAL_ORACLE_IOU = "val_oracle_iou"  # a per-frame segmenter on the true frame 22
+VAL_FRAME_MSE = "val_frame_mse"  # a frame predictor's mean squared error on frame 22 (pixels in 0-1)
+VAL_FRAME_L1 = "val_frame_l1"  # its mean absolute error
+VAL_PSNR = "val_psnr"  # its PSNR, dB
+VAL_COPY_LAST_MSE = "val_copy_last_mse"  # frame 11 given as frame 22: the MSE a predictor must beat
+METRICS = (
+    TRAIN_LOSS,
+    VAL_IOU,
+    VAL_LOSS,
+    VAL_COPY_LAST_IOU,
+    VAL_EXTRAPOLATE_IOU,
+    VAL_ORACLE_IOU,
+    VAL_FRAME_MSE,
+    VAL_FRAME_L1,
+    VAL_PSNR,
+    VAL_COPY_LAST_MSE,
+)
 
 CONFIG_PREFIX = "config/"  # a trial's hyperparameters are the columns config/NAME
 
 # epochs-table metrics of the rules a mask stage is measured against, with the segmenter's masks it uses
 REFERENCES = {
-    "val_copy_last_iou": "copy last (the mask of frame 11)",
-    "val_extrapolate_iou": "extrapolate (the objects of frame 11 moved along their tracks)",
-    "val_oracle_iou": "oracle (the segmenter on the true frame 22)",
+    VAL_COPY_LAST_IOU: "copy last (the mask of frame 11)",
+    VAL_EXTRAPOLATE_IOU: "extrapolate (the objects of frame 11 moved along their tracks)",
+    VAL_ORACLE_IOU: "oracle (the segmenter on the true frame 22)",
 }
 
 # per-class table (PER_CLASS_FILE): the best model's IoU per class on val
@@ -90,6 +132,11 @@ ORDER = "order"  # the picture's place in its video's row
 LABEL = "label"
 FILE = "file"  # path relative to the results folder
 MODES = ("max", "min")
+
+
+def is_missing(value: Any) -> bool:
+    """Whether a table cell holds no value: None, or NaN (what a float column holds where it has none)."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def config_column(param: str) -> str:
@@ -181,10 +228,10 @@ def epochs_not_run(trials: pd.DataFrame, stage: str) -> dict[str, int]:
 
 
 NOT_RUN_TEXT = {  # how the compute line names each status's epochs not run
-    "stopped": "ASHA saved {n}",
-    "cut": "the time budget cut {n}",
-    "failed": "failed trials left {n}",
-    "running": "{n} still to run",
+    Status.STOPPED: "ASHA saved {n}",
+    Status.CUT: "the time budget cut {n}",
+    Status.FAILED: "failed trials left {n}",
+    Status.RUNNING: "{n} still to run",
 }
 
 
@@ -195,7 +242,7 @@ def epochs_spent_text(trials: pd.DataFrame, stage: str) -> str:
     if not full:
         return ""
     not_run = epochs_not_run(trials, stage)
-    why = [NOT_RUN_TEXT[s].format(n=not_run.get(s, 0)) for s in NOT_RUN_TEXT if s == "stopped" or s in not_run]
+    why = [NOT_RUN_TEXT[s].format(n=not_run.get(s, 0)) for s in NOT_RUN_TEXT if s == Status.STOPPED or s in not_run]
     return (
         f"{spent} epochs run, of the {full} that these {int((trials[STAGE] == stage).sum())} trials would have cost "
         f"at the full budget ({spent / full:.0%}; {', '.join(why)})"

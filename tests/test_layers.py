@@ -1,6 +1,7 @@
 """The layering the project promises (../shared/STYLE.md, docs/layout.md), read from the source with
 ast: no import cycle between project modules, data and reports import none of the other packages,
-models only data's constants, and Ray only in tune/search."""
+models only data's constants, Ray only in tune/search, the search layer's shared keys in a leaf, and an
+import chain inside tune/ that does not grow back."""
 
 from __future__ import annotations
 
@@ -95,3 +96,33 @@ def test_only_the_search_layer_imports_ray() -> None:
 def test_no_module_is_over_about_350_lines() -> None:
     long = {name: n for name, path in MODULES.items() if (n := len(path.read_text().splitlines())) > 360}
     assert not long, long
+
+
+# The longest chain of imports between tune's modules: 16 when results.py imported the searcher for one constant
+# and the trainable for another (issue 32), 11 with the shared keys in tune/search/keys.py and the Study apart
+# from the code that runs stages. Lower it here when a change shortens the chain; never raise it.
+TUNE_DEPTH = 11
+
+
+def longest_chain(prefix: str) -> list[str]:
+    """The longest chain of imports among the modules whose names start with `prefix` (the graph has no cycle)."""
+    memo: dict[str, list[str]] = {}
+
+    def longest(name: str) -> list[str]:
+        if name not in memo:
+            tails = [longest(dep) for dep in sorted(GRAPH[name]) if dep.startswith(prefix)]
+            memo[name] = [name, *max(tails, key=len, default=[])]
+        return memo[name]
+
+    return max((longest(name) for name in sorted(GRAPH) if name.startswith(prefix)), key=len)
+
+
+def test_the_import_chain_inside_tune_does_not_grow_back() -> None:
+    chain = longest_chain("tune.")
+    depth = len(chain) - 1
+    print(f"import depth inside tune/: {depth} (at most {TUNE_DEPTH}): {' -> '.join(chain)}")
+    assert depth <= TUNE_DEPTH, f"the import chain inside tune/ grew to {depth}: {' -> '.join(chain)}"
+
+
+def test_the_search_layers_shared_keys_import_nothing() -> None:
+    assert not _imports(MODULES["tune.search.keys"])

@@ -12,12 +12,23 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from reports.schema import BUDGET_FILE, GPU_HOURS, STAGE, STATUS, WALL_TIME_S, read_results
+from reports.schema import (
+    BUDGET_CUT,
+    BUDGET_FILE,
+    BUDGET_TEXT,
+    GPU_HOURS,
+    STAGE,
+    STATUS,
+    WALL_TIME_S,
+    Status,
+    read_results,
+)
 from tune.search.config import SearchConfig
 from tune.search.deadline import write_budget
+from tune.search.keys import DONE
 from tune.search.resources import Resources
 from tune.search.spaces import Stage
-from tune.search.stages import DONE, Study
+from tune.search.study import Study
 
 
 def budget_seconds(cfg: SearchConfig, resources: Resources) -> float | None:
@@ -58,7 +69,7 @@ class StudyClock:
         """Record what the budget cut of `stage` (run_stage returned `complete`)."""
         trials, _ = read_results(self.study.results_dir)
         mine = trials[trials[STAGE] == stage.name] if len(trials) else trials
-        stopped = int((mine[STATUS] == "cut").sum()) if len(mine) else 0
+        stopped = int((mine[STATUS] == Status.CUT).sum()) if len(mine) else 0
         if not complete:
             self.cut[stage.name] = f"{len(mine)} of {self.study.samples} trials started"
         elif stopped and self.end_at is not None:
@@ -74,10 +85,10 @@ class StudyClock:
         if self.seconds is not None or path.exists():
             record: dict[str, Any] = {
                 "time_budget_s": self.seconds,
-                "time_budget": None if self.seconds is None else duration_text(self.seconds),
+                BUDGET_TEXT: None if self.seconds is None else duration_text(self.seconds),
                 "gpu_hours_budget": self.study.cfg.gpu_hours,
                 "used_s": round(time.time() - self.started, 1),
-                "cut": self.cut,
+                BUDGET_CUT: self.cut,
             }
             write_budget(self.study.folder, record)
 

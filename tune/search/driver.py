@@ -26,6 +26,7 @@ from reports.schema import (
     STATUS,
     TRIAL_ID,
     epochs_spent_text,
+    is_missing,
     param_columns,
     param_name,
     read_results,
@@ -35,9 +36,9 @@ from tune.search.clock import StudyClock, budget_seconds
 from tune.search.config import SearchConfig, prepare_study
 from tune.search.overrides import parse_overrides, show_space
 from tune.search.resources import Cluster, plan_resources
-from tune.search.results import is_nan
 from tune.search.spaces import SearchSpace, get_space
-from tune.search.stages import StageInterrupted, Study, finished_trials, run_stage
+from tune.search.stages import StageInterrupted, finished_trials, run_stage
+from tune.search.study import Study
 from tune.search.warm_start import check_warm_start, warm_start
 from tune.training.prediction import RULE_REFERENCES
 from tune.training.tasks import task_for
@@ -252,9 +253,7 @@ def print_summary(study: Study) -> None:
     params = param_columns(top)
     print(f"\ntop {len(top)} of stage {final.name} by {final.metric} ({final.mode}):")
     for rank, row in enumerate(top.to_dict("records"), 1):
-        shown = ", ".join(
-            f"{param_name(c)}={_short(row[c])}" for c in params if row[c] is not None and not is_nan(row[c])
-        )
+        shown = ", ".join(f"{param_name(c)}={_short(row[c])}" for c in params if not is_missing(row[c]))
         print(
             f"  {rank}. {row[TRIAL_ID]}  {final.metric} {row[BEST_METRIC]:.4f}  [{row[STATUS]}, {row[EPOCHS]} epochs]  {shown}"
         )

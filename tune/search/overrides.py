@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from tune.search.keys import PARENT_KEY
 from tune.search.spaces import Budget, SearchSpace, Stage
-from tune.search.trainable import PARENT_KEY
 from tune.training.config import RunConfig
 
 KINDS = ("set", "range", "choices")

@@ -35,6 +35,7 @@ from reports.schema import (
     MAX_EPOCHS,
     METRIC,
     MODE,
+    NODE_ID,
     PARENT_TRIAL,
     SPACE,
     STAGE,
@@ -43,15 +44,16 @@ from reports.schema import (
     TRIAL_ID,
     TRIALS_FILE,
     WALL_TIME_S,
+    Status,
     config_column,
+    is_missing,
     read_results,
 )
 from tune.search.deadline import Deadline
-from tune.search.searcher import TRAINING_ITERATION
-from tune.search.trainable import CHECKPOINT_NAME
+from tune.search.keys import CHECKPOINT_NAME, PARENT_KEY, TRAINING_ITERATION
 
 LOST = "lost: the driver stopped before Ray saved this trial in its experiment state, so it was not resumed"
-_RESULT_KEYS_KEPT = ("node_id",)  # non-numeric result entries copied into the trial row
+_RESULT_KEYS_KEPT = (NODE_ID,)  # non-numeric result entries copied into the trial row
 
 
 def write_parquet(frame: pd.DataFrame, path: Path) -> None:
@@ -122,16 +124,18 @@ class ResultsWriter(Callback):
             return
         self._reconciled = True
         known = {t.trial_id for t in trials}
-        lost = [row for trial_id, row in self._trials.items() if row[STATUS] == "running" and trial_id not in known]
+        lost = [
+            row for trial_id, row in self._trials.items() if row[STATUS] == Status.RUNNING and trial_id not in known
+        ]
         for row in lost:
-            row[STATUS] = "failed"
+            row[STATUS] = Status.FAILED
             row[FAILURE] = LOST
         if lost:
             self._write()
 
     def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         row = self._row(trial)
-        row[STATUS] = "running"
+        row[STATUS] = Status.RUNNING
         self._write()
 
     def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial, result: dict, **info: Any) -> None:
@@ -151,7 +155,7 @@ class ResultsWriter(Callback):
             best = row.get(BEST_METRIC)
             # ties go to the later epoch, as in Ray's checkpoint manager, so that the checkpoint we
             # name is the one it keeps
-            if best is None or is_nan(best) or (value >= best if self.mode == "max" else value <= best):
+            if best is None or math.isnan(best) or (value >= best if self.mode == "max" else value <= best):
                 row[BEST_METRIC] = float(value)
                 row[BEST_EPOCH] = epoch
         row[EPOCHS] = epoch
@@ -170,15 +174,15 @@ class ResultsWriter(Callback):
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         row = self._row(trial)
         if (row.get(EPOCHS) or 0) >= self.max_epochs:
-            row[STATUS] = "completed"
+            row[STATUS] = Status.COMPLETED
         else:  # stopped early: by ASHA, or by the time budget's deadline
-            row[STATUS] = "cut" if self.deadline is not None and self.deadline.passed() else "stopped"
+            row[STATUS] = Status.CUT if self.deadline is not None and self.deadline.passed() else Status.STOPPED
         row[FAILURE] = None
         self._write()
 
     def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         row = self._row(trial)
-        row[STATUS] = "failed"
+        row[STATUS] = Status.FAILED
         row[FAILURE] = failure_reason(trial)
         self._write()
 
@@ -194,7 +198,7 @@ class ResultsWriter(Callback):
                 TRIAL_ID: trial.trial_id,
                 SPACE: self.space,
                 STAGE: self.stage,
-                STATUS: "running",
+                STATUS: Status.RUNNING,
                 FAILURE: None,
                 METRIC: self.metric,
                 MODE: self.mode,
@@ -216,8 +220,8 @@ class ResultsWriter(Callback):
         row[CPUS], row[GPUS] = float(reserved.get("CPU", 0)), float(reserved.get("GPU", 0))
         for key, value in trial.config.items():
             row[config_column(key)] = value
-        if PARENT_TRIAL in trial.config:
-            row[PARENT_TRIAL] = trial.config[PARENT_TRIAL]
+        if PARENT_KEY in trial.config:
+            row[PARENT_TRIAL] = trial.config[PARENT_KEY]
         return row
 
     def _write(self, *, throttle: bool = False) -> None:
@@ -236,18 +240,14 @@ def _consistent(trials: pd.DataFrame) -> pd.DataFrame:
     """Columns whose values mix types across stages (a config value that is a bool in one stage and
     absent in another) are stored as strings, so that Parquet accepts them."""
     for column in trials.columns:
-        kinds = {type(v) for v in trials[column] if v is not None and not is_nan(v)}
+        kinds = {type(v) for v in trials[column] if not is_missing(v)}
         if len(kinds) > 1 and not kinds <= {int, float}:
-            trials[column] = trials[column].map(lambda v: None if v is None or is_nan(v) else str(v))
+            trials[column] = trials[column].map(lambda v: None if is_missing(v) else str(v))
     return trials
 
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def is_nan(value: Any) -> bool:
-    return isinstance(value, float) and math.isnan(value)
 
 
 def failure_reason(trial: Trial) -> str:

@@ -14,11 +14,9 @@ from ray.tune.search.optuna import OptunaSearch
 
 from reports.schema import OPTUNA_FILE, optuna_study_name
 from tune.search.deadline import Deadline
+from tune.search.keys import FAULT_KEY, TRAINING_ITERATION
 from tune.search.overrides import OverriddenTrial, Override
 from tune.search.spaces import Budget, Stage
-from tune.search.trainable import FAULT_KEY
-
-TRAINING_ITERATION = "training_iteration"  # Ray's count of a trial's reported results: its epochs here
 
 
 def journal_storage(experiment_dir: Path) -> JournalStorage:

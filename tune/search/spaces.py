@@ -14,6 +14,9 @@ from typing import Any, Literal
 
 import optuna
 
+from reports.schema import VAL_FRAME_MSE, VAL_IOU
+from tune.search.keys import PARENT_KEY
+
 Mode = Literal["min", "max"]
 
 
@@ -197,7 +200,7 @@ def define_unet(trial: optuna.Trial, budget: Budget, parents: Sequence[str]) -> 
 register_space(
     SearchSpace(
         "unet",
-        (Stage("main", "unet", "val_iou", "max", define_unet),),
+        (Stage("main", "unet", VAL_IOU, "max", define_unet),),
         "frames 1-11 stacked as 33 channels, a U-Net to the mask of frame 22",
     )
 )
@@ -223,7 +226,7 @@ def define_finetune(trial: optuna.Trial, budget: Budget, parents: Sequence[str])
     if not parents:
         raise ValueError("the finetune stage needs completed pretraining trials to start from")
     return {
-        "parent_trial": trial.suggest_categorical("parent_trial", list(parents)),
+        PARENT_KEY: trial.suggest_categorical(PARENT_KEY, list(parents)),
         **optimisation(trial, budget),
         **segmentation_loss(trial),
         "seg_width": trial.suggest_categorical("seg_width", list(budget.widths)),
@@ -242,8 +245,8 @@ register_space(
     SearchSpace(
         "dual_phase",
         (
-            Stage("pretrain", "frame_predictor", "val_frame_mse", "min", define_pretrain),
-            Stage("finetune", "dual_phase", "val_iou", "max", define_finetune, parent="pretrain"),
+            Stage("pretrain", "frame_predictor", VAL_FRAME_MSE, "min", define_pretrain),
+            Stage("finetune", "dual_phase", VAL_IOU, "max", define_finetune, parent="pretrain"),
         ),
         "self-supervised frame prediction (encoder + ConvLSTM), then a U-Net segmenting the predicted frame 22",
     )
@@ -282,7 +285,7 @@ def define_mask_predictor(trial: optuna.Trial, budget: Budget, parents: Sequence
         "future_weight": trial.suggest_float("future_weight", 0.0, 1.0),
         # start from a rule's answer: nothing, copy-last, or each object moved along its track (models.motion)
         **motion_rule(trial),
-        "parent_trial": parents[0],  # the segmenter that made the pseudo-labels (a constant, not searched)
+        PARENT_KEY: parents[0],  # the segmenter that made the pseudo-labels (a constant, not searched)
     }
 
 
@@ -305,11 +308,11 @@ register_space(
     SearchSpace(
         "mask_space",
         (
-            Stage("segmenter", "frame_segmenter", "val_iou", "max", define_segmenter),
+            Stage("segmenter", "frame_segmenter", VAL_IOU, "max", define_segmenter),
             Stage(
                 "predictor",
                 "mask_predictor",
-                "val_iou",
+                VAL_IOU,
                 "max",
                 define_mask_predictor,
                 parent="segmenter",

@@ -5,30 +5,24 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 from ray import tune
 
-from data.cache import OnError
 from data.files import atomic_write
-from reports.schema import CHECKPOINT, FINISHED, RESULTS_DIR, STAGE, STATUS, TRIAL_ID, ranked, read_results
-from tune.search.config import SearchConfig
-from tune.search.deadline import Deadline, DeadlineStopper, reopen_search
+from reports.schema import CHECKPOINT, FINISHED, STAGE, STATUS, TRIAL_ID, Status, ranked, read_results
+from tune.search.deadline import DeadlineStopper, reopen_search
 from tune.search.failfast import SYSTEMATIC_FILE, SystematicFailure, first_failures, systematic_failure
 from tune.search.keeper import CheckpointKeeper, drop_kept, restore_kept
-from tune.search.overrides import Override
-from tune.search.resources import Resources
+from tune.search.keys import DONE, PARENTS_FILE
 from tune.search.results import ResultsWriter
 from tune.search.scheduler import ResumableASHA
 from tune.search.searcher import fail_orphaned_optuna_trials, make_searcher
-from tune.search.spaces import Budget, SearchSpace, Stage
+from tune.search.spaces import Stage
+from tune.search.study import Study
 from tune.search.trainable import StageJob, train_trial, trial_dirname
 from tune.training.pseudo import pseudo_label
-
-DONE = ".done"  # written in a stage's folder once its experiment has ended
-PARENTS_FILE = "parents.json"  # in a dependent stage's folder: the parent trials its trials choose among
 
 
 class SystematicFailureError(RuntimeError):
@@ -48,41 +42,6 @@ def stage_failure_text(study: Study, failures: list[dict[str, str]]) -> str:
 class StageInterrupted(Exception):
     """A stage's experiment ended before its trials did (Ctrl-C, SIGTERM): Ray saved its state, running
     trials resume from their last checkpoint on --resume, and nothing is marked finished."""
-
-
-@dataclass(frozen=True)
-class Study:
-    """A study as a run sees it: its config, space, budget, data root and resources."""
-
-    cfg: SearchConfig
-    space: SearchSpace
-    budget: Budget
-    root: Path
-    resources: Resources  # each trial's share of the cluster, decided once (tune/search/resources.py)
-    overrides: tuple[Override, ...] = ()  # checked against the space (tune/search/overrides.py)
-
-    @property
-    def folder(self) -> Path:
-        return self.cfg.experiment_dir
-
-    @property
-    def results_dir(self) -> Path:
-        return self.folder / RESULTS_DIR
-
-    @property
-    def samples(self) -> int:
-        """Trials a stage runs."""
-        return self.cfg.samples or self.budget.samples
-
-    @property
-    def deadline(self) -> Deadline:
-        """The running stage's deadline (the time budget's), kept in the study folder."""
-        return Deadline(self.folder)
-
-    @property
-    def on_error(self) -> OnError:
-        """What reading a bad video does: "skip" it (--skip-bad-videos) or "raise"."""
-        return "skip" if self.cfg.skip_bad_videos else "raise"
 
 
 def run_stage(study: Study, stage: Stage) -> bool:
@@ -114,7 +73,7 @@ def run_stage(study: Study, stage: Stage) -> bool:
     # Interrupted (Ray ends the experiment on SIGINT and returns normally): trials Ray left unfinished, or
     # that our results still hold as running (Ray's statuses alone missed 2 running trials in one CI run)
     trials, _ = read_results(study.results_dir)
-    running = int(((trials[STAGE] == stage.name) & (trials[STATUS] == "running")).sum()) if len(trials) else 0
+    running = int(((trials[STAGE] == stage.name) & (trials[STATUS] == Status.RUNNING)).sum()) if len(trials) else 0
     unfinished = max(running, len(grid) - grid.num_terminated - grid.num_errors)
     if not unfinished and len(grid) < study.samples and study.deadline.passed():
         return False

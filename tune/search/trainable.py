@@ -15,16 +15,13 @@ import torch
 
 from data.cache import OnError
 from models.registry import model_entry
-from reports.schema import CHECKPOINT_S, TORCH_THREADS
+from reports.schema import CHECKPOINT_S, EPOCH, FIRST_STEP_AT, NODE_ID, TORCH_THREADS, TRAIN_LOSS
 from tune.plugins import load_plugins
+from tune.search.keys import CHECKPOINT_NAME, FAULT_KEY, PARENT_KEY
 from tune.search.resources import Resources, hold_limit_gb, trial_device
 from tune.training.checkpoints import load_checkpoint
 from tune.training.config import RunConfig
 from tune.training.trainer import Trainer, load_data
-
-FAULT_KEY = "fault_injection"  # set in the config of the trials --fail-trials names
-PARENT_KEY = "parent_trial"  # the config entry naming the parent trial a dependent stage's trial builds on
-CHECKPOINT_NAME = "checkpoint.pt"  # the file in each of a trial's Ray checkpoints
 
 
 class TrialPlan(NamedTuple):
@@ -108,13 +105,13 @@ def train_trial(config: dict[str, Any], *, job: StageJob) -> None:
             saving = time.perf_counter()
             trainer.save(Path(folder) / CHECKPOINT_NAME)
             extra = {
-                "node_id": node_id,
-                "first_step_at": trainer.first_step_at or math.nan,
+                NODE_ID: node_id,
+                FIRST_STEP_AT: trainer.first_step_at or math.nan,
                 CHECKPOINT_S: time.perf_counter() - saving,
                 TORCH_THREADS: torch.get_num_threads(),
             }
             # Ray's live trial table shows the first 4 metrics of a result: the epoch, the stage's metric first
-            first = {key: metrics[key] for key in ("epoch", job.metric, "train_loss") if key in metrics}
+            first = {key: metrics[key] for key in (EPOCH, job.metric, TRAIN_LOSS) if key in metrics}
             tune.report({**first, **metrics, **extra}, checkpoint=tune.Checkpoint.from_directory(folder))
 
 

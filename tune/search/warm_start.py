@@ -27,7 +27,7 @@ from tune.plugins import study_settings
 from tune.search.overrides import NOT_OVERRIDABLE, Param, describe_stage
 from tune.search.searcher import journal_storage
 from tune.search.spaces import Stage
-from tune.search.stages import Study
+from tune.search.study import Study
 
 COPIED = (TrialState.COMPLETE, TrialState.PRUNED)
 SOURCE_ATTR = "segtune.warm_start"  # on each copied trial: "OLD_NAME/STAGE #NUMBER"; where an enqueued one came from

@@ -16,7 +16,15 @@ from data.classes import N_INPUT_FRAMES, TARGET_FRAME
 from data.layout import DataError
 from data.metric import competition_iou
 from models.motion import TRACKED, extrapolate_masks
-from reports.schema import CHECKPOINT, RESULTS_DIR, ranked, read_results, stage_order
+from reports.schema import (
+    CHECKPOINT,
+    RESULTS_DIR,
+    VAL_COPY_LAST_IOU,
+    VAL_EXTRAPOLATE_IOU,
+    ranked,
+    read_results,
+    stage_order,
+)
 from tune.training.checkpoints import load_checkpoint, load_model, model_from_state
 from tune.training.config import RunConfig
 from tune.training.inference import resolve_device
@@ -29,7 +37,7 @@ RULES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 }
 RULE_FRAMES = TRACKED
 # the val metric each rule is recorded as, beside a model's, where the model answers from a segmenter's masks
-RULE_REFERENCES = {"val_copy_last_iou": "copy_last", "val_extrapolate_iou": "extrapolate"}
+RULE_REFERENCES = {VAL_COPY_LAST_IOU: "copy_last", VAL_EXTRAPOLATE_IOU: "extrapolate"}
 
 
 def best_checkpoint(experiment: str | os.PathLike[str]) -> Path:

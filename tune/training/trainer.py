@@ -23,7 +23,7 @@ import torch
 
 from data.streaming import read_ahead
 from models.registry import create_model, pretrained_part
-from reports.schema import DATA_WAIT_S, EVAL_S, GPU_BUSY, GPU_PEAK_GB, PHASES, TRAIN_S
+from reports.schema import DATA_WAIT_S, EPOCH, EVAL_S, GPU_BUSY, GPU_PEAK_GB, PHASES, TRAIN_LOSS, TRAIN_S
 from tune.training.checkpoints import CHECKPOINT_FORMAT, load_checkpoint, load_pretrained_part, save_checkpoint
 from tune.training.config import RunConfig, TrainConfig
 from tune.training.gpu_meter import GpuMeter
@@ -108,7 +108,7 @@ class Trainer:
             train_seconds = time.perf_counter() - started
             release_freed_memory()
             evaluating = time.perf_counter()
-            metrics = {"epoch": float(self.epoch + 1), "train_loss": train_loss, **self.evaluate()}
+            metrics = {EPOCH: float(self.epoch + 1), TRAIN_LOSS: train_loss, **self.evaluate()}
             metrics[EVAL_S] = time.perf_counter() - evaluating
             release_freed_memory()
             metrics["lr"] = float(self.optimizer.param_groups[0]["lr"])

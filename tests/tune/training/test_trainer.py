@@ -12,7 +12,7 @@ from data.datasets import DeviceSplit
 from data.streaming import StreamSplit
 from models.frame_predictor import FramePredictorConfig
 from models.registry import list_models
-from reports.schema import DATA_WAIT_S, EVAL_S, GPU_BUSY, GPU_PEAK_GB, TRAIN_S
+from reports.schema import DATA_WAIT_S, EVAL_S, GPU_BUSY, GPU_PEAK_GB, METRICS, TRAIN_LOSS, TRAIN_S
 from tune.train import build_run, main
 from tune.training.checkpoints import load_checkpoint
 from tune.training.config import RunConfig, TrainConfig
@@ -73,6 +73,8 @@ def test_cli_trains_each_model_and_writes_a_loadable_checkpoint(
     state = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
     assert state["epoch"] == 1 and state["run"]["model"] == model
     assert set(state) >= {"model", "optimizer", "scheduler", "rng", "history"}
+    reported = {name for name in state["history"][-1] if name in METRICS and name != TRAIN_LOSS}
+    assert reported == set(task_for(model).metrics)  # what the task declares it reports
     if model == "mask_predictor":
         assert state["pipeline"] == {"segmenter": str(tmp_path / "seg" / "checkpoint.pt")}
     if model == "dual_phase":

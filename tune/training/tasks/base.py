@@ -70,6 +70,7 @@ class Task:
     differs; the defaults are those of a task trained on whole clips, one sample per video."""
 
     name: ClassVar[str]
+    metrics: ClassVar[tuple[str, ...]]  # what `evaluate` reports, named in reports.schema; a stage's metric is one
     needs_segmenter: ClassVar[bool] = False  # whether it trains on a per-frame segmenter's pseudo-labels
     splits: ClassVar[tuple[str, ...]] = ("train", "val")  # the splits it reads (unlabeled where it exists)
     train_frames: ClassVar[tuple[int, ...] | None] = CLIP  # frames of a training video held on the device (None: all)

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from data.cache import decode_split
 from data.datasets import batch_indices
 from models.registry import ModelEntry
+from reports.schema import VAL_COPY_LAST_MSE, VAL_FRAME_L1, VAL_FRAME_MSE, VAL_PSNR
 from tune.training.config import TrainConfig
 from tune.training.inference import Infer, reduce_inputs
 from tune.training.losses import frame_loss
@@ -23,6 +24,7 @@ from tune.training.tasks.base import LoadOptions, Task, TrainData, hold, registe
 @register_task
 class FramePrediction(Task):
     name = "frame_prediction"
+    metrics = (VAL_FRAME_MSE, VAL_FRAME_L1, VAL_PSNR, VAL_COPY_LAST_MSE)
     splits = ("unlabeled", "train", "val")
 
     @staticmethod
@@ -70,8 +72,8 @@ class FramePrediction(Task):
             pixels += truth.numel()
         mse = float(sq) / pixels
         return {
-            "val_frame_mse": mse,
-            "val_frame_l1": float(ab) / pixels,
-            "val_psnr": -10 * math.log10(max(mse, 1e-12)),
-            "val_copy_last_mse": float(copy_sq) / pixels,
+            VAL_FRAME_MSE: mse,
+            VAL_FRAME_L1: float(ab) / pixels,
+            VAL_PSNR: -10 * math.log10(max(mse, 1e-12)),
+            VAL_COPY_LAST_MSE: float(copy_sq) / pixels,
         }

@@ -19,6 +19,7 @@ from data.metric import IoUMeter
 from models.motion import TRACKED, extrapolate_masks
 from models.objects import one_shape_per_object
 from models.registry import ModelEntry
+from reports.schema import VAL_COPY_LAST_IOU, VAL_EXTRAPOLATE_IOU, VAL_IOU, VAL_ORACLE_IOU
 from tune.training.config import RunConfig, TrainConfig
 from tune.training.inference import Infer, ModelRunner, class_ids
 from tune.training.tasks.base import Task, TrainData, register_task
@@ -29,6 +30,7 @@ SCORED = (LAST_INPUT_FRAME, TARGET_FRAME)  # the val frames a segmenter is score
 @register_task
 class FrameSegmentation(Task):
     name = "frame_segmentation"
+    metrics = (VAL_IOU, VAL_COPY_LAST_IOU, VAL_EXTRAPOLATE_IOU, VAL_ORACLE_IOU)
     train_frames = None  # every frame of every training video
     val_frames = (*TRACKED[:-1], *SCORED)  # the frames its extrapolation starts from, up to 11, and 22
 
@@ -70,10 +72,10 @@ class FrameSegmentation(Task):
             extrapolate.update(extrapolate_masks(tracked), mask_future)
             oracle.update(pred_future, mask_future)
         return {
-            "val_iou": per_frame.compute(),
-            "val_copy_last_iou": copy_last.compute(),
-            "val_extrapolate_iou": extrapolate.compute(),
-            "val_oracle_iou": oracle.compute(),
+            VAL_IOU: per_frame.compute(),
+            VAL_COPY_LAST_IOU: copy_last.compute(),
+            VAL_EXTRAPOLATE_IOU: extrapolate.compute(),
+            VAL_ORACLE_IOU: oracle.compute(),
         }
 
 

@@ -22,6 +22,7 @@ from data.metric import IoUMeter
 from data.streaming import StreamMaskClips
 from models.motion import extrapolate_masks
 from models.registry import ModelEntry
+from reports.schema import VAL_COPY_LAST_IOU, VAL_EXTRAPOLATE_IOU, VAL_IOU, VAL_LOSS
 from tune.training.checkpoints import load_model
 from tune.training.config import RunConfig, TrainConfig
 from tune.training.inference import Infer, class_ids
@@ -34,6 +35,7 @@ from tune.training.tasks.frame_segmentation import segment_frames
 @register_task
 class MaskPrediction(Task):
     name = "mask_prediction"
+    metrics = (VAL_IOU, VAL_LOSS, VAL_COPY_LAST_IOU, VAL_EXTRAPOLATE_IOU)
     needs_segmenter = True
     splits = ("train", "val", "unlabeled")  # unlabeled through the segmenter's pseudo-labels
 
@@ -120,10 +122,10 @@ class MaskPrediction(Task):
             copy_last.update(inputs[:, -1], target)
             extrapolate.update(extrapolate_masks(inputs), target)
         return {
-            "val_iou": meter.compute(),
-            "val_loss": float(loss) / len(val),
-            "val_copy_last_iou": copy_last.compute(),
-            "val_extrapolate_iou": extrapolate.compute(),
+            VAL_IOU: meter.compute(),
+            VAL_LOSS: float(loss) / len(val),
+            VAL_COPY_LAST_IOU: copy_last.compute(),
+            VAL_EXTRAPOLATE_IOU: extrapolate.compute(),
         }
 
     def predict(

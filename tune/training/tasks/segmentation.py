@@ -14,6 +14,7 @@ from data.classes import INPUT_FRAMES
 from data.datasets import DeviceSplit, batch_indices
 from data.metric import IoUMeter
 from models.registry import ModelEntry
+from reports.schema import VAL_IOU, VAL_LOSS
 from tune.training.config import RunConfig, TrainConfig
 from tune.training.inference import Infer, ModelRunner, class_ids
 from tune.training.losses import segmentation_loss
@@ -23,6 +24,7 @@ from tune.training.tasks.base import Task, predict_in_batches, random_hflip, reg
 @register_task
 class Segmentation(Task):
     name = "segmentation"
+    metrics = (VAL_IOU, VAL_LOSS)
 
     @staticmethod
     def handles(entry: ModelEntry) -> bool:
@@ -64,7 +66,7 @@ class Segmentation(Task):
             logits = infer(frames)
             loss += F.cross_entropy(logits.float(), target.long(), reduction="sum") / target[0].numel()
             meter.update(class_ids(logits), target)
-        return {"val_iou": meter.compute(), "val_loss": float(loss) / len(val)}
+        return {VAL_IOU: meter.compute(), VAL_LOSS: float(loss) / len(val)}
 
     def predict(
         self,

@@ -1,0 +1,13 @@
+"""Keys and file names that several modules of the search layer share, in a leaf that imports nothing, so that
+importing one never drags in Ray, the trainer or another module of the layer (../../../shared/STYLE.md).
+The names the report reads too (columns, results files, statuses, metrics) are in reports/schema.py."""
+
+# keys of a trial's Ray config and results
+TRAINING_ITERATION = "training_iteration"  # Ray's count of a trial's reported results: its epochs here
+FAULT_KEY = "fault_injection"  # set in the config of the trials --fail-trials names
+PARENT_KEY = "parent_trial"  # the config entry naming the parent trial a dependent stage's trial builds on
+
+# files of a study folder's stages and trials
+CHECKPOINT_NAME = "checkpoint.pt"  # the file in each of a trial's Ray checkpoints
+DONE = ".done"  # written in a stage's folder once its experiment has ended
+PARENTS_FILE = "parents.json"  # in a dependent stage's folder: the parent trials its trials choose among
