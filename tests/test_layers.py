@@ -126,3 +126,16 @@ def test_the_import_chain_inside_tune_does_not_grow_back() -> None:
 
 def test_the_search_layers_shared_keys_import_nothing() -> None:
     assert not _imports(MODULES["tune.search.keys"])
+
+
+def test_docs_layout_names_every_module() -> None:
+    """docs/layout.md, the newcomer's map, names each module and benchmark (`path` in backticks)."""
+    text = (ROOT / "docs" / "layout.md").read_text()
+    files = [
+        path.relative_to(ROOT).as_posix()
+        for package in (*PACKAGES, "benchmarks")
+        for path in sorted((ROOT / package).rglob("*"))
+        if path.suffix in (".py", ".sh") and path.name != "__init__.py"
+    ]
+    missing = [name for name in files if f"`{name}`" not in text]
+    assert files and not missing, f"docs/layout.md does not name: {', '.join(missing)}"
