@@ -30,8 +30,8 @@ import torch
 
 from data.synth.generate import SynthSpec, generate
 from reports.schema import VAL_COPY_LAST_IOU, VAL_EXTRAPOLATE_IOU, VAL_IOU, VAL_ORACLE_IOU
-from tune.train import build_run, train_run
 from tune.training.inference import resolve_device
+from tune.training.run import build_run, train_run
 
 MASK_VARIANTS = {  # mask_space rows: key -> (row name, extra --set assignments of the mask predictor)
     "plain": ("one step, no prior", ["prior=none"]),

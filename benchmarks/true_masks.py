@@ -22,8 +22,8 @@ import numpy as np
 
 from data.cache import decode_split
 from data.classes import INPUT_FRAMES
-from tune.train import build_run, train_run
 from tune.training.pseudo_store import MANIFEST
+from tune.training.run import build_run, train_run
 
 
 def write_true_masks(root: Path, folder: Path) -> Path:

@@ -15,10 +15,10 @@ from reports.schema import CPUS, GPU_BUSY, GPU_PEAK_GB, GPUS, PHASES
 from tune.predict import main as predict
 from tune.search.cli import main as search
 from tune.search.resources import Resources, trial_device
-from tune.train import build_run
 from tune.train import main as train
 from tune.training.gpu_meter import GpuMeter
 from tune.training.inference import ModelRunner
+from tune.training.run import build_run
 from tune.training.trainer import Trainer, load_data
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]

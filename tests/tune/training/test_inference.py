@@ -12,9 +12,9 @@ from models.dual_phase import DualPhase
 from models.frame_predictor import FramePrediction
 from models.mask_predictor import MaskPredictor
 from models.registry import create_model, model_config
-from tune.train import build_run
 from tune.training.config import TrainConfig
 from tune.training.inference import ModelRunner, class_ids, reduce_inputs, restore_size
+from tune.training.run import build_run
 from tune.training.tasks import task_for
 from tune.training.trainer import Trainer, load_data
 

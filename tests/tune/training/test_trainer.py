@@ -13,10 +13,11 @@ from data.streaming import StreamSplit
 from models.frame_predictor import FramePredictorConfig
 from models.registry import list_models
 from reports.schema import DATA_WAIT_S, EVAL_S, GPU_BUSY, GPU_PEAK_GB, METRICS, TRAIN_LOSS, TRAIN_S
-from tune.train import build_run, main
+from tune.train import main
 from tune.training.checkpoints import load_checkpoint
 from tune.training.config import RunConfig, TrainConfig
 from tune.training.losses import inverse_sqrt_class_weights, segmentation_loss, soft_dice_loss, ssim
+from tune.training.run import build_run
 from tune.training.tasks import task_for
 from tune.training.trainer import TIMING_METRICS, Trainer, load_data
 

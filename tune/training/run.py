@@ -1,0 +1,108 @@
+"""One run of one configuration outside any search, as `python -m tune.train` (tune/train.py) makes it and the
+benchmarks call it: a RunConfig from the defaults and `FIELD=VALUE` assignments (`build_run`), trained with its
+per-epoch metrics printed and a checkpoint written after every epoch (`train_run`): OUT/checkpoint.pt, and
+OUT/pretrain/checkpoint.pt for a model's pretrained part (dual_phase's frame predictor), trained first."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from data.cache import OnError
+from models.config import config_to_dict
+from models.registry import model_entry
+from reports.schema import EPOCH
+from tune.training.config import RunConfig
+from tune.training.inference import resolve_device
+from tune.training.pseudo import pseudo_label
+from tune.training.tasks import task_for
+from tune.training.trainer import Trainer, load_data
+
+CHECKPOINT_FILE = "checkpoint.pt"  # a run's checkpoint in its folder, rewritten after every epoch
+PRETRAIN_DIR = "pretrain"  # the sub-folder of a run holding its pretrained part's run
+
+
+def build_run(model: str, assignments: Sequence[str], *, epochs: int | None = None) -> RunConfig:
+    """A RunConfig from the defaults and `--set FIELD=VALUE` assignments."""
+    values: dict[str, str] = {}
+    for assignment in assignments:
+        key, sep, value = assignment.partition("=")
+        if not sep:
+            raise ValueError(f"--set expects FIELD=VALUE, got {assignment!r}")
+        values[key] = value
+    return RunConfig.from_values(model, values, epochs=epochs, from_text=True)
+
+
+def _print_epoch(phase: str, epochs: int, metrics: dict[str, float]) -> None:
+    shown = "  ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k != EPOCH)
+    print(f"[{phase}] epoch {int(metrics[EPOCH])}/{epochs}  {shown}", flush=True)
+
+
+def train_run(
+    run: RunConfig,
+    data_root: Path,
+    out: Path,
+    *,
+    device: str = "auto",
+    pretrain_epochs: int | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    segmenter: Path | None = None,
+    on_error: OnError = "raise",
+    pseudo: Path | None = None,
+) -> dict[str, float]:
+    """Train one run (its pretrained part first, for dual_phase; on `segmenter`'s pseudo-labels for
+    mask_predictor, or on the pseudo-label folder `pseudo`: benchmarks/true_masks.py gives one holding the
+    true masks); returns the final epoch's metrics."""
+    dev = resolve_device(device)
+    pretrained = None
+
+    def phase(name: str, phase_run: RunConfig, checkpoint: Path, **extra: Any) -> dict[str, float]:
+        return _train_phase(
+            name, phase_run, data_root, checkpoint, dev, resume=resume, progress=progress, on_error=on_error, **extra
+        )
+
+    if task_for(run.model).needs_segmenter:
+        if pseudo is not None:
+            return phase(run.model, run, out / CHECKPOINT_FILE, pseudo=pseudo)
+        if segmenter is None:
+            raise ValueError(f"{run.model} trains on a per-frame segmenter's masks: pass --segmenter CHECKPOINT")
+        pseudo = pseudo_label(segmenter, data_root, device=dev, on_error=on_error, progress=progress)
+        return phase(run.model, run, out / CHECKPOINT_FILE, pseudo=pseudo, pipeline={"segmenter": str(segmenter)})
+    part = model_entry(run.model).pretrained
+    if part is not None:
+        part_run = RunConfig(part.model, getattr(run.model_config, part.attribute), run.train)
+        part_run = part_run.with_epochs(pretrain_epochs or run.train.epochs)
+        pretrained = out / PRETRAIN_DIR / CHECKPOINT_FILE
+        phase("pretrain", part_run, pretrained)
+    return phase(run.model, run, out / CHECKPOINT_FILE, pretrained=pretrained)
+
+
+def _train_phase(
+    phase: str,
+    run: RunConfig,
+    data_root: Path,
+    checkpoint: Path,
+    device: Any,
+    *,
+    resume: bool,
+    progress: bool,
+    pretrained: Path | None = None,
+    pseudo: Path | None = None,
+    pipeline: dict[str, str] | None = None,
+    on_error: OnError = "raise",
+) -> dict[str, float]:
+    data = load_data(run, data_root, device, progress=progress, pseudo=pseudo, on_error=on_error)
+    if resume and checkpoint.exists():
+        trainer = Trainer.resume(checkpoint, data, device)
+        print(f"[{phase}] resuming {checkpoint} after epoch {trainer.epoch}")
+    else:
+        trainer = Trainer(run, data, device, pretrained=pretrained, pipeline=pipeline)
+        print(f"[{phase}] {run.model} on {device}: {json.dumps(config_to_dict(run.model_config))}")
+    for metrics in trainer.epochs():
+        trainer.save(checkpoint)
+        _print_epoch(phase, run.train.epochs, metrics)
+    print(f"[{phase}] checkpoint: {checkpoint}")
+    return trainer.history[-1] if trainer.history else {}
