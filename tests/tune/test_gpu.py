@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import ray
 import torch
 
 from reports.schema import CPUS, GPU_BUSY, GPU_PEAK_GB, GPUS, PHASES
@@ -104,7 +105,10 @@ def test_packed_trials_of_a_mask_space_study_all_finish_on_the_gpu(
     args = ["--space", "mask_space", "--data", str(synth_root), "--budget", "smoke", "--samples", "4"]
     small = ["--unlabeled", "1", "--val-videos", "1", "--set", "predictor.input_scale=0.5"]
     study = ["--gpus-per-trial", "0.25", "--out", str(tmp_path), "--name", "g", "--no-dashboard"]
-    assert search([*args, *small, *study]) == 0
+    try:
+        assert search([*args, *small, *study]) == 0
+    finally:
+        ray.shutdown()  # the command's local Ray, which the tests after this one must not find
     out = capsys.readouterr().out
     assert "4 trials at once, each 0.25 GPU" in out
     trials = pd.read_parquet(tmp_path / "g" / "results" / "trials.parquet")

@@ -105,9 +105,8 @@ def test_first_failures_cover_the_first_wave_of_trials() -> None:
 
 @pytest.mark.slow
 def test_a_systematic_failure_stops_the_stage_and_a_resume_after_the_fix_finishes_it(
-    synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    local_ray: None, synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
     plugin = tmp_path / "flaky.py"
     plugin.write_text(PLUGIN)
     out = tmp_path / "runs"
@@ -138,11 +137,10 @@ def test_a_systematic_failure_stops_the_stage_and_a_resume_after_the_fix_finishe
 
 @pytest.mark.slow
 def test_failures_between_trials_that_train_do_not_stop_the_stage(
-    synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    local_ray: None, synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Trials 1, 3 and 4 fail with one error, trial 2 trains between them (one at a time, so the order is
     fixed): as many identical failures as stop a stage, but some configurations train, so all 5 run."""
-    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
     args = [
         "--space",
         "unet",
