@@ -223,7 +223,13 @@ def finish(study: Study, clock: StudyClock | None = None) -> None:
     from tune.search.evaluate import evaluate_best
 
     try:
-        evaluate_best(study.folder, study.root, on_error=study.on_error, val_videos=study.cfg.val_videos)
+        evaluate_best(
+            study.folder,
+            study.root,
+            device=study.resources.device,  # the study's plan: no GPU for a study whose trials had none
+            on_error=study.on_error,
+            val_videos=study.cfg.val_videos,
+        )
     except (FileNotFoundError, ValueError, RuntimeError) as err:
         print(f"no per-class IoU or gallery: {err}", file=sys.stderr)
     report = build_report([study.folder], study.folder / "report.html")
