@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -90,8 +89,10 @@ def test_a_ray_cluster_of_16_cpus_and_a_gpu_is_planned_as_4_packed_trials_of_4_c
 
 
 @pytest.mark.slow
-def test_trials_of_a_study_on_a_16_cpu_ray_get_their_share_and_its_threads(synth_root: Path, tmp_path: Path) -> None:
-    os.environ["SEGTUNE_CACHE"] = str(tmp_path / "decoded")  # the trials' workers inherit it
+def test_trials_of_a_study_on_a_16_cpu_ray_get_their_share_and_its_threads(
+    synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "decoded"))  # before Ray starts: the trials' workers inherit it
     assert not ray.is_initialized()
     ray.init(num_cpus=16, include_dashboard=False, logging_level=logging.ERROR)
     try:
