@@ -63,6 +63,8 @@ def object_table(tracks: pd.DataFrame, ids: np.ndarray, rule: tuple[torch.Tensor
     table = pd.DataFrame(index=last.index)
     for name in ("row", "col", "area", "top", "bottom", "left", "right", "visible", "edge"):
         table[name] = last[name].astype(float)
+    kind = last.index.get_level_values("object").to_numpy() - 1  # class id = shape * 16 + material * 8 + colour + 1
+    table["shape"], table["material"] = kind // 16, (kind // 8) % 2  # a sphere rolls on, rubber and metal slide apart
     for back in range(1, HISTORY):  # velocities between the last HISTORY frames, NaN where absent
         now = frames.xs(LAST_INPUT_FRAME - back + 1, level="frame").reindex(last.index)
         before = frames.xs(LAST_INPUT_FRAME - back, level="frame").reindex(last.index)
@@ -106,6 +108,7 @@ def _neighbours(table: pd.DataFrame) -> None:
 
 FEATURES = [
     *("row", "col", "area", "top", "bottom", "left", "right", "visible", "edge", "frames_seen", "rule_dy", "rule_dx"),
+    *("shape", "material"),
     *(f"{k}{b}" for b in range(1, HISTORY) for k in ("vy", "vx", "area")),
     *("n_dy", "n_dx", "n_dist", "n_rel_dy", "n_rel_dx", "objects"),
 ]
