@@ -1,6 +1,6 @@
 """A learned correction to the motion rule from object tracks (issue 31), on true masks, with a learning curve:
 
-    python -m benchmarks.dynamics --data ROOT [--train-sizes 300 1000 3000] [--out table.md]
+    python -m benchmarks.dynamics --data ROOT [--more-train ROOT2 ...] [--train-sizes 300 1000 3000] [--out table.md]
 
 For each object of mask 11 (frame index 10), features of its track over frames 1-11 (data.tracks: centroid
 velocities, area, bounding box, edges, frames seen) and of its nearest neighbour (where a collision comes
@@ -142,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="a data root with labelled train and val splits")
     parser.add_argument("--train-sizes", type=int, nargs="+", default=[300, 1000, 3000], help="train videos")
+    parser.add_argument(
+        "--more-train", type=Path, nargs="*", default=[], help="more roots whose train videos join ROOT's, in order"
+    )
     parser.add_argument("--cache", type=Path, default=None, help="tracks folder root (default: $SEGTUNE_CACHE)")
     parser.add_argument("--out", type=Path, default=None, help="also write the table (markdown) here")
     args = parser.parse_args(argv)
@@ -149,26 +152,31 @@ def main(argv: list[str] | None = None) -> int:
 
     cache = args.cache or default_cache_dir()
     started = time.perf_counter()
-    train, val = (decode_split(args.data, s, progress=False) for s in ("train", "val"))
-    if train.masks is None or val.masks is None:
-        print(f"error: {args.data} needs labelled train and val splits", file=sys.stderr)
-        return 2
-    tables = {}
-    for split in (train, val):
-        assert split.masks is not None
-        tables[split.split] = object_table(split_tracks(split, cache), split.ids, rule_moves(split.masks))
-    print(f"tracks and features of {len(train)} train and {len(val)} val videos: {time.perf_counter() - started:.0f} s")
+    val = decode_split(args.data, "val", progress=False)
+    pool, videos = [], 0  # the train objects of every root, each with its video's place in the pool
+    for root in [args.data, *args.more_train]:
+        train = decode_split(root, "train", progress=False)
+        if train.masks is None or val.masks is None:
+            print(f"error: {root} needs labelled splits (train, and val in --data)", file=sys.stderr)
+            return 2
+        table = object_table(split_tracks(train, cache), train.ids, rule_moves(train.masks))
+        place = {int(v): videos + k for k, v in enumerate(train.ids)}
+        pool.append(table.assign(order=[place[int(v)] for v in table.index.get_level_values("video_id")]))
+        videos += len(train)
+    assert val.masks is not None
+    objects = object_table(split_tracks(val, cache), val.ids, rule_moves(val.masks))
+    trains = pd.concat(pool)
+    print(f"tracks and features of {videos} train and {len(val)} val videos: {time.perf_counter() - started:.0f} s")
     target = torch.from_numpy(np.array(val.masks[:, TARGET_FRAME])).long()
-    objects = tables["val"]
     rule = (objects["rule_dy"].to_numpy(), objects["rule_dx"].to_numpy())
     rows = {
         "copy last (mask 11)": torch.from_numpy(np.array(val.masks[:, LAST_INPUT_FRAME])).long(),
         "the rule (extrapolate)": draw(val.masks, val.ids, objects, *rule),
     }
     for size in args.train_sizes:
-        if size > len(train):
+        if size > videos:
             continue
-        mine = tables["train"][tables["train"].index.get_level_values("video_id").isin(train.ids[:size])]
+        mine = trains[trains["order"] < size]
         fitted = fit_correction(mine)
         dy, dx = (rule[k] + fitted[k].predict(objects[FEATURES]) for k in (0, 1))
         rows[f"rule + learned correction, {size} train videos ({len(mine)} objects)"] = draw(

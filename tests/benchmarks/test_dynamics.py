@@ -21,7 +21,8 @@ def test_the_table_scores_the_rule_as_the_pipelines_do_and_a_learned_correction_
     synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "table.md"
-    args = ["--data", str(synth_root), "--cache", str(tmp_path / "cache"), "--train-sizes", "2", "4", "99"]
+    args = ["--data", str(synth_root), "--cache", str(tmp_path / "cache"), "--train-sizes", "2", "8", "99"]
+    args += ["--more-train", str(synth_root)]  # its 4 train videos once more: 8 in the pool
     assert main([*args, "--out", str(out)]) == 0
     table = out.read_text()
     scores = {name.strip(): float(value) for name, value in re.findall(r"^\| (.+?) \| (\d\.\d{4}) \|$", table, re.M)}
@@ -34,7 +35,8 @@ def test_the_table_scores_the_rule_as_the_pipelines_do_and_a_learned_correction_
         ),
         "rigid ceiling (each object moved by its true move)",
     ]
-    assert len(scores) == 5  # 99 train videos: more than the root has, left out
+    assert len(scores) == 5  # 99 train videos: more than the roots have, left out
+    assert "correction, 8 train videos" in table
     val = decode_split(synth_root, "val", progress=False)
     assert val.masks is not None
     masks = torch.from_numpy(np.array(val.masks)).long()
