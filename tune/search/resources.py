@@ -180,10 +180,9 @@ def _cpu_share(cluster: Cluster, gpus: float, cap: int) -> float:
     """A trial's CPUs: those of the node it runs on over the trials that fit there at once (its GPUs'
     trials, or the concurrency cap spread over the nodes), the smallest such share, at least 1."""
     shares = []
+    cpu_slots = math.ceil(cap / len(cluster.nodes)) if cap else 0  # uncapped CPU trials: 1 CPU each
     for node in cluster.nodes:
-        slots = math.floor(node.gpus / gpus + 1e-9) if gpus > 0 else 0
-        if gpus <= 0 and cap:
-            slots = math.ceil(cap / len(cluster.nodes))
+        slots = math.floor(node.gpus / gpus + 1e-9) if gpus > 0 else cpu_slots
         if slots > 0 and node.cpus > 0:
             shares.append(math.floor(node.cpus / slots))
     return float(max(1, min(shares))) if shares else 1.0
