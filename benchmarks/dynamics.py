@@ -54,6 +54,12 @@ def rule_moves(masks: np.ndarray, batch: int = 64) -> tuple[torch.Tensor, torch.
     return torch.cat(ys), torch.cat(xs)
 
 
+def video_rows(ids: np.ndarray, index: pd.Index) -> np.ndarray:
+    """For each row of a (video_id, object) index, its video's row in the split's arrays (int64)."""
+    row_of = {int(v): k for k, v in enumerate(ids)}
+    return np.array([row_of[int(v)] for v in index.get_level_values("video_id")], dtype=np.int64)
+
+
 def object_table(tracks: pd.DataFrame, ids: np.ndarray, rule: tuple[torch.Tensor, torch.Tensor]) -> pd.DataFrame:
     """One row per object present in mask 11: its features, the rule's move and (where it is in mask 22) its
     true move; indexed by video_id and object."""
@@ -73,8 +79,7 @@ def object_table(tracks: pd.DataFrame, ids: np.ndarray, rule: tuple[torch.Tensor
         table[f"area{back}"] = now["area"] / before["area"].replace(0, np.nan)
     seen = frames[frames["present"]].reset_index()
     table["frames_seen"] = seen[seen["frame"] <= LAST_INPUT_FRAME].groupby(KEY).size().reindex(last.index)
-    row_of = {int(v): k for k, v in enumerate(ids)}
-    rows = np.array([row_of[int(v)] for v in last.index.get_level_values("video_id")])
+    rows = video_rows(ids, last.index)
     at = (torch.from_numpy(rows), torch.from_numpy(last.index.get_level_values("object").to_numpy().astype(np.int64)))
     table["rule_dy"] = rule[0][at].numpy()
     table["rule_dx"] = rule[1][at].numpy()
@@ -129,8 +134,7 @@ def draw(masks: np.ndarray, ids: np.ndarray, table: pd.DataFrame, dy: np.ndarray
     """Mask 11 of each video with each object of `table` moved by (dy, dx); others (absent from mask 11) stay."""
     moves_y = torch.zeros(len(ids), NUM_CLASSES, dtype=torch.long)
     moves_x = torch.zeros(len(ids), NUM_CLASSES, dtype=torch.long)
-    row_of = {int(v): k for k, v in enumerate(ids)}
-    rows = torch.tensor([row_of[int(v)] for v in table.index.get_level_values("video_id")], dtype=torch.long)
+    rows = torch.from_numpy(video_rows(ids, table.index))
     objects = torch.tensor(table.index.get_level_values("object").to_numpy(), dtype=torch.long)
     moves_y[rows, objects] = torch.from_numpy(np.round(dy)).long()
     moves_x[rows, objects] = torch.from_numpy(np.round(dx)).long()
