@@ -7,7 +7,6 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import optuna
 import pandas as pd
@@ -30,6 +29,7 @@ from reports.schema import (
     Status,
     optuna_study_name,
     read_results,
+    read_study_settings,
     stage_order,
 )
 
@@ -65,10 +65,9 @@ def load_experiment(folder: str | os.PathLike[str]) -> Experiment:
     gallery = _read(results / GALLERY_FILE, notes, None)
     if gallery is not None and len(gallery):
         gallery = gallery.assign(data_uri=[_data_uri(results / f) for f in gallery[FILE]])
-    settings: dict[str, Any] = {}
+    settings = read_study_settings(folder)
     space = ""
     if (folder / STUDY_FILE).exists():
-        settings = json.loads((folder / STUDY_FILE).read_text())
         space = settings.get("space", "")
     elif len(trials):
         space = str(trials[SPACE].iloc[0])

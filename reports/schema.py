@@ -1,4 +1,5 @@
-"""The results schema: file names, column names and the best-trial rule, written once.
+"""The results schema: file names, column names and the best-trial rule, written once, and the one reader of
+a study folder's settings (search.json) and of its best checkpoint.
 
 `tune` writes its results with these names and `reports` reads them back with them; neither spells a
 column or a file as a bare string. No Ray here (and no `tune`, `models` or `data`): only pandas.
@@ -14,6 +15,7 @@ A study folder OUT/NAME holds:
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from enum import StrEnum
@@ -120,6 +122,12 @@ REFERENCES = {
     VAL_ORACLE_IOU: "oracle (the segmenter on the true frame 22)",
 }
 
+# the rules `tune.predict --rule` answers with from a per-frame segmenter's masks (tune/training/prediction.py)
+RULE_COPY_LAST = "copy_last"
+RULE_EXTRAPOLATE = "extrapolate"
+# the val metric each rule is recorded as, beside a model's, where the model answers from a segmenter's masks
+RULE_REFERENCES = {VAL_COPY_LAST_IOU: RULE_COPY_LAST, VAL_EXTRAPOLATE_IOU: RULE_EXTRAPOLATE}
+
 # per-class table (PER_CLASS_FILE): the best model's IoU per class on val
 CLASS_ID = "class_id"
 CLASS_NAME = "class_name"
@@ -166,6 +174,13 @@ def optuna_study_name(study: str, stage: str) -> str:
     return f"{study}/{stage}"
 
 
+def read_study_settings(folder: str | os.PathLike[str]) -> dict[str, Any]:
+    """The settings a study folder's search.json records ({} without one): tune/search/config.py writes them
+    (SearchConfig), and --resume, warm starts, tune.predict and the report read them here."""
+    path = Path(folder) / STUDY_FILE
+    return dict(json.loads(path.read_text())) if path.is_file() else {}
+
+
 def read_results(folder: str | os.PathLike[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(trials, epochs) of a results folder (OUT/NAME/results); empty frames where a file is missing."""
     folder = Path(folder)
@@ -198,6 +213,19 @@ def ranked(
     if with_checkpoint:
         keep &= rows[CHECKPOINT].notna() if CHECKPOINT in rows else False
     return rows[keep].sort_values(BEST_METRIC, ascending=mode == "min", kind="stable")
+
+
+def best_checkpoint(experiment: str | os.PathLike[str]) -> Path:
+    """The best checkpoint of the last stage of a study (by its metric), from its results."""
+    results = Path(experiment) / RESULTS_DIR
+    trials, _ = read_results(results)
+    if not len(trials):
+        raise FileNotFoundError(f"no results in {results}: is {experiment} a study folder?")
+    final = stage_order(trials)[-1]
+    best = ranked(trials, final, with_checkpoint=True)
+    if not len(best):
+        raise FileNotFoundError(f"no trial of stage {final!r} in {experiment} left a checkpoint")
+    return Path(best.iloc[0][CHECKPOINT])
 
 
 def best_value(trials: pd.DataFrame, stage: str) -> float:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
-import json
 import re
 import sys
 import traceback
@@ -22,7 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from reports.schema import STUDY_FILE
+from reports.schema import read_study_settings
 
 
 def early_plugins(argv: list[str] | None) -> tuple[str, ...]:
@@ -73,15 +72,9 @@ def load_plugins(specs: Iterable[str]) -> None:
                 raise ValueError(f"--plugin {spec}: {_why(err, None)}") from None
 
 
-def study_settings(folder: Path) -> dict[str, Any]:
-    """The settings a study folder's search.json records ({} without one)."""
-    path = Path(folder) / STUDY_FILE
-    return dict(json.loads(path.read_text())) if path.is_file() else {}
-
-
 def study_plugins(folder: Path) -> list[str]:
     """The plugins a study folder's search.json records ([] without one)."""
-    return list(study_settings(folder).get("plugins", ()))
+    return list(read_study_settings(folder).get("plugins", ()))
 
 
 def _load_file(path: Path) -> None:

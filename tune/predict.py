@@ -16,8 +16,9 @@ from pathlib import Path
 import torch
 
 from data.files import atomic_write, ensure_writable, os_error_line
-from tune.plugins import add_plugin_argument, early_plugins, load_plugins, study_plugins, study_settings
-from tune.training.prediction import RULES, best_checkpoint, predict
+from reports.schema import best_checkpoint, read_study_settings
+from tune.plugins import add_plugin_argument, early_plugins, load_plugins, study_plugins
+from tune.training.prediction import RULES, predict
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         checkpoint = args.checkpoint or best_checkpoint(args.experiment)
         hidden = args.hidden
         if hidden is None and args.experiment is not None:
-            hidden = study_settings(args.experiment).get("hidden")
+            hidden = read_study_settings(args.experiment).get("hidden")
         masks, ids, iou = predict(
             checkpoint,
             args.data,

@@ -109,6 +109,30 @@ def test_read_results_reads_what_the_search_wrote(tmp_path: Path) -> None:
     assert ids(trials) == ["a", "b"] and list(epochs[schema.EPOCH]) == [1, 1]
 
 
+def test_the_study_settings_are_read_from_search_json_and_empty_without_it(tmp_path: Path) -> None:
+    write_study_folder(tmp_path / "s", [trial_row("a", 0.2)], settings={"space": "unet", "plugins": ["/p.py"]})
+    assert schema.read_study_settings(tmp_path / "s") == {"space": "unet", "plugins": ["/p.py"]}
+    assert schema.read_study_settings(tmp_path / "nothing") == {}
+
+
+def test_the_best_checkpoint_is_the_best_trial_with_one_of_the_last_stage(tmp_path: Path) -> None:
+    rows = [
+        trial_row("a", 0.9, stage="first"),  # better, of an earlier stage
+        trial_row("b", 0.8, stage="last", checkpoint=None),  # better, without a checkpoint
+        trial_row("c", 0.3, stage="last"),
+        trial_row("d", 0.5, stage="last"),
+    ]
+    assert schema.best_checkpoint(write_study_folder(tmp_path, rows)) == Path("/ckpt/d/checkpoint.pt")
+
+
+def test_the_best_checkpoint_of_a_folder_without_one_says_why(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"is .* a study folder"):
+        schema.best_checkpoint(tmp_path)
+    write_study_folder(tmp_path / "s", [trial_row("a", 0.5, checkpoint=None)])
+    with pytest.raises(FileNotFoundError, match=r"no trial of stage 'train' in .* left a checkpoint"):
+        schema.best_checkpoint(tmp_path / "s")
+
+
 def test_epochs_not_run_are_counted_apart_by_who_stopped_them() -> None:
     trials = table(
         trial_row("a", 0.2, epochs=4, max_epochs=4),

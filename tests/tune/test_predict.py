@@ -14,8 +14,8 @@ import torch
 
 from data.cache import decode_split
 from data.metric import competition_iou
+from reports.schema import best_checkpoint
 from tune.predict import main
-from tune.training.prediction import best_checkpoint
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from reports.schema import OPTUNA_FILE, STUDY_FILE
+from reports.schema import OPTUNA_FILE, STUDY_FILE, read_study_settings
 from tune.search.spaces import get_space
 
 
@@ -79,7 +79,7 @@ def prepare_study(cfg: SearchConfig, resume: bool, *, given: frozenset[str] = fr
     if resume:
         if not path.exists():
             raise FileNotFoundError(f"nothing to resume: {path} does not exist")
-        return _resumed(cfg, path, given)
+        return _resumed(cfg, given)
     if path.exists():
         if _started(cfg.experiment_dir):
             raise FileExistsError(
@@ -92,8 +92,9 @@ def prepare_study(cfg: SearchConfig, resume: bool, *, given: frozenset[str] = fr
     return cfg
 
 
-def _resumed(cfg: SearchConfig, path: Path, given: frozenset[str]) -> SearchConfig:
-    values = json.loads(path.read_text())
+def _resumed(cfg: SearchConfig, given: frozenset[str]) -> SearchConfig:
+    path = cfg.experiment_dir / STUDY_FILE
+    values = read_study_settings(cfg.experiment_dir)
     for key in ("fail_trials", "overrides", "plugins"):  # JSON has lists
         values[key] = tuple(values.get(key, ()))
     saved = SearchConfig(**values)

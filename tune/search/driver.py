@@ -21,6 +21,7 @@ from reports.schema import (
     BEST_METRIC,
     CHECKPOINT,
     EPOCHS,
+    RULE_REFERENCES,
     SKIPPED_FILE,
     STAGE,
     STATUS,
@@ -40,7 +41,6 @@ from tune.search.spaces import SearchSpace, get_space
 from tune.search.stages import StageInterrupted, finished_trials, run_stage
 from tune.search.study import Study
 from tune.search.warm_start import check_warm_start, warm_start
-from tune.training.prediction import RULE_REFERENCES
 from tune.training.tasks import task_for
 
 

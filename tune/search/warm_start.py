@@ -22,8 +22,7 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from reports.schema import OPTUNA_FILE, STUDY_FILE, optuna_study_name
-from tune.plugins import study_settings
+from reports.schema import OPTUNA_FILE, STUDY_FILE, optuna_study_name, read_study_settings
 from tune.search.overrides import NOT_OVERRIDABLE, Param, describe_stage
 from tune.search.searcher import journal_storage
 from tune.search.spaces import Stage
@@ -41,7 +40,7 @@ def check_warm_start(study: Study) -> None:
     folder = Path(old)
     if not (folder / STUDY_FILE).is_file() or not (folder / OPTUNA_FILE).is_file():
         raise FileNotFoundError(f"--warm-start {old}: not a study folder (no {STUDY_FILE} and {OPTUNA_FILE})")
-    space = study_settings(folder).get("space")
+    space = read_study_settings(folder).get("space")
     if space != study.space.name:
         raise ValueError(f"--warm-start {old}: a study of space {space!r}, and this one searches {study.space.name!r}")
     for stage in study.space.stages:
@@ -97,7 +96,7 @@ def _holds(distribution: BaseDistribution, value: object) -> bool:
 
 def _old_trials(study: Study, stage: Stage) -> list[FrozenTrial]:
     folder = Path(str(study.cfg.warm_start))
-    name = study_settings(folder).get("name") or folder.name
+    name = read_study_settings(folder).get("name") or folder.name
     try:
         old = optuna.load_study(study_name=optuna_study_name(name, stage.name), storage=journal_storage(folder))
     except KeyError:  # OLD never ran this stage

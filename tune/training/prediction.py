@@ -1,12 +1,11 @@
 """Prediction of mask 22 for a whole split from a checkpoint, through the checkpoint's task or by a rule
-on a per-frame segmenter's masks (copy last, extrapolate), and the best checkpoint of a finished study
-(by the results schema's best-trial rule)."""
+on a per-frame segmenter's masks (copy last, extrapolate). Which checkpoint is a study's best is the results
+schema's to say (reports.schema.best_checkpoint)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -16,41 +15,22 @@ from data.classes import N_INPUT_FRAMES, TARGET_FRAME
 from data.layout import DataError
 from data.metric import competition_iou
 from models.motion import TRACKED, extrapolate_masks
-from reports.schema import (
-    CHECKPOINT,
-    RESULTS_DIR,
-    VAL_COPY_LAST_IOU,
-    VAL_EXTRAPOLATE_IOU,
-    ranked,
-    read_results,
-    stage_order,
-)
+from reports.schema import RULE_COPY_LAST, RULE_EXTRAPOLATE
+
+# re-exported for tune/search/evaluate.py until it imports it from reports.schema (ranking a study is the schema's)
+from reports.schema import best_checkpoint as best_checkpoint
 from tune.training.checkpoints import load_checkpoint, load_model, model_from_state
 from tune.training.config import RunConfig
 from tune.training.inference import resolve_device
 from tune.training.tasks import FrameSegmentation, segment_frames, task_for
 
 # rules that answer from a per-frame segmenter's masks of the last input frames (frames 9-11), no training
+# (their names, and the val metric each is recorded as, are the schema's: RULE_REFERENCES)
 RULES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "copy_last": lambda masks: masks[:, -1].long(),
-    "extrapolate": extrapolate_masks,
+    RULE_COPY_LAST: lambda masks: masks[:, -1].long(),
+    RULE_EXTRAPOLATE: extrapolate_masks,
 }
 RULE_FRAMES = TRACKED
-# the val metric each rule is recorded as, beside a model's, where the model answers from a segmenter's masks
-RULE_REFERENCES = {VAL_COPY_LAST_IOU: "copy_last", VAL_EXTRAPOLATE_IOU: "extrapolate"}
-
-
-def best_checkpoint(experiment: str | os.PathLike[str]) -> Path:
-    """The best checkpoint of the last stage of a study (by its metric), from its results."""
-    results = Path(experiment) / RESULTS_DIR
-    trials, _ = read_results(results)
-    if not len(trials):
-        raise FileNotFoundError(f"no results in {results}: is {experiment} a study folder?")
-    final = stage_order(trials)[-1]
-    best = ranked(trials, final, with_checkpoint=True)
-    if not len(best):
-        raise FileNotFoundError(f"no trial of stage {final!r} in {experiment} left a checkpoint")
-    return Path(best.iloc[0][CHECKPOINT])
 
 
 def predict(
