@@ -100,9 +100,10 @@ def _dry_run(stage: Stage, budget: Budget) -> tuple[dict[str, Param], dict[str, 
 
 
 def describe_stage(stage: Stage, budget: Budget, overrides: Sequence[Override] = ()) -> dict[str, Param]:
-    """What a stage's trials are made of, by name, after `overrides` (already checked)."""
+    """What a stage's trials are made of, by name, after `overrides` (already checked): what its define function
+    asks for and returns, and the budget's training values (Budget.run_values), constants that `--set` fixes."""
     params, values = _dry_run(stage, budget)
-    for name, value in values.items():
+    for name, value in {**budget.run_values(), **values}.items():  # as StageJob.plan: a define's own value wins
         if name not in params:
             params[name] = Param(name, "constant", choices=(value,))
     for override in overrides:
@@ -142,13 +143,21 @@ def parse_overrides(space: SearchSpace, budget: Budget, texts: Sequence[str]) ->
 def _check_runs(stage: Stage, budget: Budget, name: str, values: Sequence[Any], where: str) -> None:
     """Build the stage's run with each value (a range's ends, every choice) in turn: the model's and the
     training config's own checks say what is out of bounds (`--set norm=layer`, `--range dropout=0:2`)."""
-    _, base = _dry_run(stage, budget)
+    _, returned = _dry_run(stage, budget)
+    base = {**budget.run_values(), **returned}
     base.pop(PARENT_KEY, None)
     for value in values:
         try:
             RunConfig.from_values(stage.model, {**base, name: value}, epochs=1)
         except (ValueError, TypeError) as err:
             raise ValueError(f"{where}: {err}") from None
+
+
+def run_values(budget: Budget, overrides: Sequence[Override]) -> dict[str, int]:
+    """The budget's training values a stage's trials run with (Budget.run_values), after the stage's `--set`
+    (`--set epoch_samples=500`): they travel on the stage's job, not in Optuna's config."""
+    fixed = {o.name: o.value for o in overrides if o.kind == "set"}
+    return {name: fixed.get(name, value) for name, value in budget.run_values().items()}
 
 
 def overrides_from_file(path: str | Path) -> list[str]:
@@ -209,7 +218,8 @@ class OverriddenTrial:
         return self._trial.suggest_categorical(override.name, list(override.value))
 
     def constants(self, values: dict[str, Any]) -> dict[str, Any]:
-        """The define function's values with the fixed constants (`--set epoch_samples=500`) applied."""
+        """The define function's values with `--set` applied to the constants it returns without asking Optuna
+        (benchmarks/bank_space.py's fixed settings, `--set width=8` there)."""
         fixed = {o.name: o.value for o in self._overrides.values() if o.kind == "set"}
         return {**values, **{k: v for k, v in fixed.items() if k in values}}
 

@@ -74,12 +74,14 @@ class ResultsWriter(Callback):
         metric: str,
         mode: str,
         max_epochs: int,
+        run_values: dict[str, int],
         deadline: Deadline | None = None,
         min_interval_s: float = 2.0,
     ) -> None:
         self.folder = Path(folder)
         self.space, self.stage, self.metric, self.mode = space, stage, metric, mode
         self.max_epochs = max_epochs
+        self.run_values = run_values  # the budget's training values of the stage's trials (StageJob.run_values)
         self.deadline = deadline
         self.min_interval_s = min_interval_s
         self._trials: dict[str, dict[str, Any]] = {}
@@ -97,6 +99,8 @@ class ResultsWriter(Callback):
     ) -> None:
         """Read back what an earlier (crashed) run of this study wrote."""
         self._launched = {}  # also for a writer unpickled from a study made before it had one
+        # a writer unpickled from a study made before the budget's values left the trials' config, which holds them
+        self.run_values = getattr(self, "run_values", {})
         self.folder.mkdir(parents=True, exist_ok=True)
         trials, epochs = read_results(self.folder)
         if len(trials):
@@ -220,6 +224,8 @@ class ResultsWriter(Callback):
         row[CPUS], row[GPUS] = float(reserved.get("CPU", 0)), float(reserved.get("GPU", 0))
         for key, value in trial.config.items():
             row[config_column(key)] = value
+        for name, value in self.run_values.items():  # recorded as when they rode in the config; a define's own wins
+            row[config_column(name)] = trial.config.get(name, value)
         if PARENT_KEY in trial.config:
             row[PARENT_TRIAL] = trial.config[PARENT_KEY]
         return row

@@ -34,7 +34,9 @@ class Budget:
     hidden: tuple[int, ...]  # frame-predictor recurrent channels searched
     batch_sizes: tuple[int, ...]  # batch sizes searched
     input_scales: tuple[float, ...] = (1.0,)  # input scales searched (TrainConfig.input_scale)
-    epoch_samples: int = 0  # training samples in an epoch, the fidelity unit (0: one pass over the split)
+    # training samples in an epoch, the fidelity unit; a constant of the budget that every trial's run takes (see
+    # run_values); None: the run's own default (TrainConfig's: one pass over the split)
+    epoch_samples: int | None = None
     frames_per_video: int = 4  # per-frame segmenter: frames drawn from each training video per epoch
     top_k: int = 3  # fine-tuning chooses its pretrained predictor among this many best pretraining trials
     max_concurrent: int = 0  # trials at once; 0: as many as the resources allow
@@ -48,6 +50,14 @@ class Budget:
             )
         if self.reduction_factor < 2:
             raise ValueError(f"Budget {self.name!r}: reduction_factor must be >= 2, got {self.reduction_factor}")
+
+    def run_values(self) -> dict[str, int]:
+        """The training values (fields of TrainConfig) every trial's run takes from the budget, as it takes its epochs
+        from max_epochs: constants of the budget, not hyperparameters, so they travel on the stage's job
+        (tune/search/trainable.py, StageJob), not in Optuna's config; `--set` fixes them (tune/search/overrides.py).
+        Those the budget leaves None are the run's own."""
+        values = {"epoch_samples": self.epoch_samples}
+        return {name: value for name, value in values.items() if value is not None}
 
 
 def budget_for(name: str, *, gpu: bool) -> Budget:
@@ -171,7 +181,6 @@ def optimisation(trial: optuna.Trial, budget: Budget) -> dict[str, Any]:
         "schedule": trial.suggest_categorical("schedule", ["onecycle", "cosine"]),
         # cheap early trials: the model sees its inputs reduced, its logits come back to 160x240 for the metric
         "input_scale": trial.suggest_categorical("input_scale", list(budget.input_scales)),
-        "epoch_samples": budget.epoch_samples,  # a constant of the budget, recorded with the trial
     }
 
 

@@ -16,6 +16,7 @@ from tune.search.deadline import DeadlineStopper, reopen_search
 from tune.search.failfast import SYSTEMATIC_FILE, SystematicFailure, first_failures, systematic_failure
 from tune.search.keeper import CheckpointKeeper, drop_kept, restore_kept
 from tune.search.keys import DONE, PARENTS_FILE
+from tune.search.overrides import Override, run_values
 from tune.search.results import ResultsWriter
 from tune.search.scheduler import ResumableASHA
 from tune.search.searcher import fail_orphaned_optuna_trials, make_searcher
@@ -55,6 +56,7 @@ def run_stage(study: Study, stage: Stage) -> bool:
     job = StageJob(
         model=stage.model,
         max_epochs=study.budget.max_epochs,
+        run_values=run_values(study.budget, stage_overrides(study, stage)),
         data_root=str(study.root),
         resources=study.resources,
         parents=parents,
@@ -86,6 +88,11 @@ def run_stage(study: Study, stage: Stage) -> bool:
     drop_kept(stage_dir, keep={str(Path(path).parent) for path in named})
     (stage_dir / DONE).touch()
     return True
+
+
+def stage_overrides(study: Study, stage: Stage) -> tuple[Override, ...]:
+    """The study's overrides of this stage's parameters (each names its stage once checked)."""
+    return tuple(o for o in study.overrides if o.stage == stage.name)
 
 
 def stage_parents(study: Study, stage: Stage, stage_dir: Path) -> dict[str, str]:
@@ -158,7 +165,8 @@ def make_tuner(study: Study, stage: Stage, job: StageJob, stage_dir: Path) -> tu
         stage=stage.name,
         metric=stage.metric,
         mode=stage.mode,
-        max_epochs=budget.max_epochs,
+        max_epochs=job.max_epochs,
+        run_values=job.run_values,
         deadline=study.deadline,
     )
     scheduler = ResumableASHA(
@@ -177,7 +185,7 @@ def make_tuner(study: Study, stage: Stage, job: StageJob, stage_dir: Path) -> tu
         experiment_dir=study.folder,
         study=str(cfg.name),
         seed=cfg.seed,
-        overrides=tuple(o for o in study.overrides if o.stage == stage.name),
+        overrides=stage_overrides(study, stage),
         deadline=study.deadline,
         fail_trials=cfg.fail_trials,
     )

@@ -31,12 +31,13 @@ class TrialPlan(NamedTuple):
     fail: bool  # fault injection: raise instead of training
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class StageJob:
     """What every trial of a stage needs besides its sampled values; goes in via with_parameters."""
 
     model: str
-    max_epochs: int
+    max_epochs: int  # the budget's: the epochs of a trial that ASHA does not stop
+    run_values: dict[str, int]  # the budget's other training values (Budget.run_values), after the stage's --set
     data_root: str
     resources: Resources  # each trial's share of the cluster (tune.search.resources)
     parents: dict[str, str] = field(default_factory=dict)  # parent trial id -> its best checkpoint
@@ -52,7 +53,7 @@ class StageJob:
         """What a trial's Ray config asks for: its run and, for a dependent stage, the parent's checkpoint
         as the weights of the model's pretrained part (dual_phase) or as the segmenter it works with
         (mask_space)."""
-        values = dict(config)
+        values = {**self.run_values, **config}  # a space whose define fixes one itself keeps its own
         values.pop(FAULT_KEY, None)
         parent = values.pop(PARENT_KEY, None)
         pretrained, pipeline = None, {}

@@ -81,6 +81,10 @@ def test_unet_smoke_records_completed_stopped_and_failed_trials(unet_study: Path
             assert frozen.value == frozen.intermediate_values[frozen.last_step]
     best = trials.sort_values("best_metric", ascending=False).iloc[0]
     assert load_checkpoint(best["checkpoint"])["run"]["model"] == "unet"
+    # the budget's epoch_samples reaches each run on the stage's job (not in Optuna's config) and is recorded
+    assert (trials["config/epoch_samples"] == 8).all()
+    assert load_checkpoint(best["checkpoint"])["run"]["train"]["epoch_samples"] == 8
+    assert all("epoch_samples" not in t.params for t in study.trials)
 
 
 def test_dual_phase_smoke_fine_tunes_from_the_best_pretraining_trials(dual_study: Path) -> None:
