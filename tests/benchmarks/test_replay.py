@@ -20,10 +20,10 @@ from benchmarks.bank_space import STAGE
 from benchmarks.curve_bank import METRIC, config_id, grid
 from benchmarks.replay import curves, run_study, summarise
 from reports.schema import optuna_study_name
+from tune.search.budget import budget_for
 from tune.search.config import SearchConfig
 from tune.search.driver import run_search
 from tune.search.searcher import journal_storage
-from tune.search.spaces import budget_for
 
 pytestmark = pytest.mark.slow
 EPOCHS = 4

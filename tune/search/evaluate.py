@@ -35,9 +35,10 @@ from reports.schema import (
     RESULTS_DIR,
     TARGET_PIXELS,
     VIDEO_ID,
+    best_checkpoint,
 )
 from tune.search.results import write_parquet
-from tune.training.prediction import best_checkpoint, predict
+from tune.training.prediction import predict
 
 GALLERY_FRAMES = (0, 5, 10)
 

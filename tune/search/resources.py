@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from tune.search.spaces import Budget, budget_for
+from tune.search.budget import Budget, budget_for
 from tune.training.tasks.base import HOLD_ENV
 
 # torch.compile pays when a trial trains long enough to win back its compile time. A trial trains at least the

@@ -233,12 +233,13 @@ def trackers(study: Study, stage: Stage) -> list[tune.Callback]:
     return found
 
 
-def check_trusted(stage_dir: Path) -> None:
+def check_trusted(stage_dir: Path) -> list[Path]:
     """Refuse to restore from state others could have written, as ssh treats its keys: Tuner.restore
     unpickles the files of the stage folder (tuner.pkl, the searcher's state), and a pickle runs code.
     The study folder, the stage folder and every file in it must be the user's and not group- or
-    world-writable."""
-    for path in [stage_dir.parent, stage_dir, *sorted(p for p in stage_dir.iterdir() if p.is_file())]:
+    world-writable. Returns the paths it checked."""
+    checked = [stage_dir.parent, stage_dir, *sorted(p for p in stage_dir.iterdir() if p.is_file())]
+    for path in checked:
         info = path.stat()
         if info.st_uid != os.getuid():
             why, fix = f"owned by uid {info.st_uid}, not you (uid {os.getuid()})", f"chown $(id -u) {path}"
@@ -250,3 +251,4 @@ def check_trusted(stage_dir: Path) -> None:
             f"refusing to resume: {path} is {why}, and resuming runs the code its pickles hold; "
             f"if you trust it, `{fix}` and resume again"
         )
+    return checked

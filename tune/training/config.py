@@ -30,7 +30,8 @@ class TrainConfig:
     frame_loss: str = "mse"  # frame prediction: mse | l1
     ssim_weight: float = 0.0  # frame prediction: weight of a (1 - SSIM) term
     freeze_predictor: bool = True  # a model with a pretrained part (dual_phase's predictor): keep it fixed
-    frames_per_video: int = 22  # per-frame segmentation: frames drawn from each video per epoch
+    frames_per_video: int = 4  # per-frame segmentation: frames drawn from each video per epoch (its one default:
+    # the studies' stages take it from here too)
     frame_weight: float = 0.0  # a model with a segmenter part (dual_phase): weight of a per-frame segmentation
     # loss on the true frames and masks each training clip holds (frames 1-11 and 22), beside mask 22's
     input_scale: float = 1.0  # the model sees its inputs at this scale (1, 0.5, 0.25); logits come back to 160x240

@@ -16,9 +16,6 @@ from data.layout import DataError
 from data.metric import competition_iou
 from models.motion import TRACKED, extrapolate_masks
 from reports.schema import RULE_COPY_LAST, RULE_EXTRAPOLATE
-
-# re-exported for tune/search/evaluate.py until it imports it from reports.schema (ranking a study is the schema's)
-from reports.schema import best_checkpoint as best_checkpoint
 from tune.training.checkpoints import load_checkpoint, load_model, model_from_state
 from tune.training.config import RunConfig
 from tune.training.inference import resolve_device

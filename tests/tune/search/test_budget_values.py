@@ -7,10 +7,11 @@ from __future__ import annotations
 import optuna
 import pytest
 
+from tune.search.budget import Budget, budget_for
 from tune.search.overrides import describe_stage, parse_overrides, run_values, show_space
 from tune.search.resources import Resources
 from tune.search.searcher import DefineByRun
-from tune.search.spaces import Budget, budget_for, get_space
+from tune.search.spaces import get_space
 from tune.search.trainable import StageJob
 from tune.training.config import TrainConfig
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tune.search.driver import _private_token, rules_above, splits_used
+from tune.search.driver import _private_token, rule_scores, rules_above, splits_used
 from tune.search.spaces import get_space
 from tune.search.stages import check_trusted
 
@@ -21,6 +21,7 @@ from tune.search.stages import check_trusted
         ("unet", ["train", "val"]),  # a broken unlabeled video cannot fail a unet study
         ("dual_phase", ["unlabeled", "train", "val"]),
         ("mask_space", ["train", "val", "unlabeled"]),  # unlabeled: through the segmenter's pseudo-labels
+        ("dynamics", ["train", "val", "unlabeled"]),
     ],
 )
 def test_a_study_decodes_only_the_splits_its_stages_read(space: str, splits: list[str]) -> None:
@@ -47,7 +48,10 @@ def _stage_folder(tmp_path: Path) -> Path:
 
 
 def test_a_private_stage_folder_may_be_restored(tmp_path: Path) -> None:
-    check_trusted(_stage_folder(tmp_path))
+    stage = _stage_folder(tmp_path)
+    (stage / "searcher-state.pkl").write_bytes(b"state")
+    # every file a restore unpickles was checked, with the folders holding them
+    assert check_trusted(stage) == [stage.parent, stage, stage / "searcher-state.pkl", stage / "tuner.pkl"]
 
 
 def test_a_state_file_others_can_write_is_refused(tmp_path: Path) -> None:
@@ -86,3 +90,6 @@ def test_the_summary_names_the_rules_that_scored_above_the_best_trial_on_its_own
     assert rules_above(epochs, pd.Series({"trial_id": "a", "best_metric": 0.28})) == {}
     unet = pd.DataFrame({"trial_id": ["a"], "val_iou": [0.01]})  # a model that does not answer from masks
     assert rules_above(unet, best) == {}
+    # every rule's score on the best trial's masks, for the summary's line when the trial beats them all
+    assert rule_scores(epochs, best) == {"copy_last": 0.15, "extrapolate": 0.27}
+    assert rule_scores(unet, best) == {}

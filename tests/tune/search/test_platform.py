@@ -18,10 +18,11 @@ from optuna.storages.journal import JournalFileBackend
 from reports.load import load_experiment
 from reports.schema import OPTUNA_FILE
 from tune.predict import main as predict
+from tune.search.budget import budget_for
 from tune.search.cli import main
 from tune.search.config import SearchConfig, prepare_study
 from tune.search.searcher import DefineByRun
-from tune.search.spaces import budget_for, get_space
+from tune.search.spaces import get_space
 
 PLUGIN = Path(__file__).resolve().parents[3] / "docs" / "plugin_example.py"
 

@@ -13,10 +13,10 @@ import pytest
 import ray
 
 from reports.schema import CPUS, GPUS, TORCH_THREADS
+from tune.search.budget import budget_for
 from tune.search.config import SearchConfig
 from tune.search.driver import run_search
 from tune.search.resources import Cluster, Node, compile_pays, plan_resources
-from tune.search.spaces import budget_for
 
 ONE_GPU_16 = Cluster((Node(16, 1),))
 CPU_2 = Cluster((Node(2, 0),))

@@ -12,9 +12,10 @@ import optuna
 import pytest
 
 from reports.schema import optuna_study_name
+from tune.search.budget import budget_for
 from tune.search.keys import FAULT_KEY, TRAINING_ITERATION
 from tune.search.searcher import journal_storage, make_searcher
-from tune.search.spaces import Stage, budget_for
+from tune.search.spaces import Stage
 
 
 def _define(trial: optuna.Trial, budget: Any, parents: Sequence[str]) -> dict[str, Any]:
