@@ -25,6 +25,8 @@ MATERIALS = ("metal", "rubber")
 COLORS = ("gray", "red", "blue", "green", "brown", "cyan", "purple", "yellow")
 NUM_CLASSES = 1 + len(SHAPES) * len(MATERIALS) * len(COLORS)  # 49, background included
 BACKGROUND = 0
+# the channels of an object's track in a frame, as data.tracks.dense_tracks holds them (a model's input)
+TRACK_CHANNELS = ("present", "area", "row", "col", "top", "bottom", "left", "right", "visible", "edge")
 
 # RGB of each colour, 0..255 (the CLEVR palette the competition's renderer follows).
 COLOR_RGB: dict[str, tuple[int, int, int]] = {

@@ -36,7 +36,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from data.classes import NUM_CLASSES
+from data.classes import NUM_CLASSES, TRACK_CHANNELS
 from data.files import build_folder
 
 TRACKS_FILE = "tracks.parquet"
@@ -151,6 +151,27 @@ def write_tracks(
         (tmp / _DONE).write_text(json.dumps(stamp))
 
     return build_folder(Path(target), current, build, resumable=True)
+
+
+def dense_tracks(tracks: pd.DataFrame, ids: Sequence[int] | np.ndarray, frames: Sequence[int]) -> np.ndarray:
+    """The tracks of videos `ids` at `frames` as one array (len(ids), len(frames), NUM_CLASSES, len(TRACK_CHANNELS))
+    float32, a slot per object (its class id): a model's input, in the order of `ids`. An absent object's slot
+    is all 0 (present 0); videos of `ids` the tracks do not hold (no object at all) too."""
+    ids = np.asarray(ids, dtype=np.int64)
+    out = np.zeros((len(ids), len(frames), NUM_CLASSES, len(TRACK_CHANNELS)), dtype=np.float32)
+    slot = np.full(max(frames) + 1, -1, dtype=np.int64)
+    slot[list(frames)] = np.arange(len(frames))
+    frame = tracks["frame"].to_numpy(np.int64)
+    rows = tracks[(frame < len(slot)) & (slot[np.minimum(frame, len(slot) - 1)] >= 0)]
+    order = np.argsort(ids, kind="stable")
+    at = np.minimum(np.searchsorted(ids[order], rows["video_id"].to_numpy(np.int64)), max(len(ids) - 1, 0))
+    video = order[at] if len(ids) else at
+    known = ids[video] == rows["video_id"].to_numpy(np.int64) if len(ids) else np.zeros(len(rows), dtype=bool)
+    rows, video = rows[known], video[known]
+    values = np.stack([rows[name].to_numpy(np.float32) for name in TRACK_CHANNELS], axis=-1)
+    values = np.where(values[:, :1] > 0, np.nan_to_num(values), 0)  # absent: every channel 0
+    out[video, slot[rows["frame"].to_numpy(np.int64)], rows["object"].to_numpy(np.int64)] = values
+    return out
 
 
 def read_tracks(folder: str | os.PathLike[str], columns: Sequence[str] | None = None) -> pd.DataFrame:

@@ -4,4 +4,4 @@ Importing the package imports every model file, so the registry is complete whic
 imports first (`from models.registry import create_model` runs this file before it).
 """
 
-from models import dual_phase, frame_predictor, mask_predictor, unet  # noqa: F401  (they register the models)
+from models import dual_phase, dynamics, frame_predictor, mask_predictor, unet  # noqa: F401  (they register the models)

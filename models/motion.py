@@ -85,14 +85,21 @@ def track_velocity(
     window = masks[:, -frames:]
     b, t = window.shape[:2]
     count, row, col, _ = (x.unflatten(0, (b, t)) for x in object_tracks(window.flatten(0, 1), num_classes))
-    present = (count > 0).float()  # (B, T, K)
-    times = torch.arange(t, device=masks.device, dtype=torch.float32)[None, :, None]
+    return fit_velocity(count > 0, row, col)
+
+
+def fit_velocity(present: torch.Tensor, row: torch.Tensor, col: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The least-squares velocity (rows, columns a frame) of centroids (B, T, K) over the T frames where each
+    object is `present` (B, T, K) bool: two (B, K) tensors, 0 for an object missing from the last frame or seen
+    in fewer than 2. `track_velocity` on masks, and the same from tracks (data.tracks) for the dynamics model."""
+    present = present.float()
+    times = torch.arange(present.shape[1], device=present.device, dtype=torch.float32)[None, :, None]
     seen = present.sum(1)
     centred = (times - (present * times).sum(1, keepdim=True) / seen.clamp(min=1)[:, None]) * present
     spread = (centred * centred).sum(1)
     tracked = (present[:, -1] > 0) & (seen >= 2)
     return tuple(  # type: ignore[return-value]
-        torch.where(tracked, (centred * y).sum(1) / spread.clamp(min=1e-9), 0) for y in (row, col)
+        torch.where(tracked, (centred * torch.nan_to_num(y)).sum(1) / spread.clamp(min=1e-9), 0) for y in (row, col)
     )
 
 

@@ -17,9 +17,11 @@ from typing import Any, Literal
 
 from torch import nn
 
-InputKind = Literal["stacked", "sequence", "frame", "masks"]
+InputKind = Literal["stacked", "sequence", "frame", "masks", "tracks"]
 # stacked: (B, 33, H, W), frames 1-11 stacked on channels; sequence: (B, 11, 3, H, W); frame: (B, 3, H, W);
-# masks: (B, 11, H, W) class ids of frames 1-11
+# masks: (B, 11, H, W) class ids of frames 1-11; tracks: (B, 11, 49, channels) float, data.tracks.dense_tracks
+Output = Literal["mask", "frame", "moves"]  # 49-class logits (B, 49, H, W), a frame (B, 3, H, W), or each
+# object's move to frame 22 (B, 49, 2), rows and columns in pixels
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,7 @@ class ModelEntry:
     config_class: type
     build: Callable[[Any], nn.Module]
     input_kind: InputKind  # what forward() takes
-    output: Literal["mask", "frame"]  # 49-class logits (B, 49, H, W), or a frame (B, 3, H, W)
+    output: Output
     pretrained: PretrainedPart | None = None  # the part trained first as another model; None: trained whole
 
 
@@ -48,7 +50,7 @@ def register_model(
     config_class: type,
     *,
     input_kind: InputKind,
-    output: Literal["mask", "frame"] = "mask",
+    output: Output = "mask",
     pretrained: PretrainedPart | None = None,
 ) -> Callable[[Callable[[Any], nn.Module]], Callable[[Any], nn.Module]]:
     if pretrained is not None:

@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         "--segmenter",
         type=Path,
         default=None,
-        help="mask_predictor: the frame_segmenter checkpoint whose masks it trains on",
+        help="mask_predictor, object_dynamics: the frame_segmenter checkpoint whose masks it trains on",
     )
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     parser.add_argument(

@@ -12,7 +12,17 @@ import pandas as pd
 import pytest
 
 from data.cache import decode_split
-from data.tracks import COLUMNS, main, read_tracks, tracks_folder, video_tracks, write_tracks
+from data.classes import TRACK_CHANNELS
+from data.tracks import (
+    COLUMNS,
+    dense_tracks,
+    main,
+    read_tracks,
+    tracks_folder,
+    tracks_table,
+    video_tracks,
+    write_tracks,
+)
 
 
 def _masks() -> np.ndarray:
@@ -39,6 +49,23 @@ def test_a_video_has_a_row_per_object_and_frame() -> None:
     assert list(seven["present"]) == [True, False, True] and seven["row"].isna().tolist() == [False, True, False]
     assert list(seven[["top", "bottom", "left", "right"]].iloc[1]) == [-1, -1, -1, -1]
     assert list(seven["edge"]) == [True, False, True] and list(seven["visible"]) == [1.0, 0.0, 0.5]
+
+
+def test_dense_tracks_give_each_object_its_slot_in_the_order_of_the_ids_asked() -> None:
+    empty = np.zeros((3, 160, 240), np.uint8)
+    tracks = tracks_table([42, 9], np.stack([_masks(), empty])).to_pandas()
+    dense = dense_tracks(tracks, [9, 42, 5], frames=(2, 0))  # 5: a video the tracks do not hold
+    assert dense.shape == (3, 2, 49, len(TRACK_CHANNELS)) and dense.dtype == np.float32
+    assert not dense[0].any() and not dense[2].any()  # no objects: every slot 0
+    c = {name: k for k, name in enumerate(TRACK_CHANNELS)}
+    five = dense[1, :, 5]  # frames 2 then 0
+    assert list(five[:, c["present"]]) == [1, 1] and list(five[:, c["area"]]) == [50, 200]
+    assert list(five[:, c["row"]]) == [2.0, 14.5] and list(five[:, c["right"]]) == [9, 49]
+    assert list(five[:, c["edge"]]) == [1, 0] and list(five[:, c["visible"]]) == [0.25, 1.0]
+    assert list(dense[1, :, 7, c["present"]]) == [1, 1]
+    absent = dense_tracks(tracks, [42], frames=(1,))[0, 0, 7]  # 7 is not in frame 1: all 0, not NaN or -1
+    assert not absent.any()
+    assert np.flatnonzero(dense[1].any(axis=(0, 2))).tolist() == [5, 7]  # the other slots stay empty
 
 
 def test_a_video_without_objects_has_no_rows() -> None:

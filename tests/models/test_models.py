@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from data.classes import FRAME_HEIGHT, FRAME_WIDTH, N_INPUT_FRAMES, NUM_CLASSES
+from data.classes import FRAME_HEIGHT, FRAME_WIDTH, N_INPUT_FRAMES, NUM_CLASSES, TRACK_CHANNELS
 from models.dual_phase import DualPhaseConfig
 from models.frame_predictor import FramePredictorConfig
 from models.mask_predictor import MaskPredictor
@@ -39,11 +39,17 @@ TINY: dict[str, dict[str, Any]] = {
         "seg_depth": 2,
         "use_features": True,
     },
+    "object_dynamics": {"width": 8},
 }
+IMAGE_MODELS = [m for m in list_models() if model_entry(m).input_kind != "tracks"]  # inputs of any picture size
 
 
 def _inputs(name: str, batch: int = 2) -> torch.Tensor:
     gen = torch.Generator().manual_seed(0)
+    if model_entry(name).input_kind == "tracks":  # dense tracks: a few objects present, at random places and sizes
+        tracks = torch.rand(batch, N_INPUT_FRAMES, NUM_CLASSES, len(TRACK_CHANNELS), generator=gen) * 100
+        tracks[..., 0] = (torch.rand(batch, 1, NUM_CLASSES, generator=gen) < 0.15).float()
+        return tracks * tracks[..., :1]
     if model_entry(name).input_kind == "masks":
         return torch.randint(0, NUM_CLASSES, (batch, N_INPUT_FRAMES, FRAME_HEIGHT, FRAME_WIDTH), generator=gen)
     shape = {
@@ -68,12 +74,16 @@ def test_output_shape_and_finite(name: str) -> None:
     model = create_model(name, model_config(name, **TINY[name])).eval()
     with torch.no_grad():
         out = _output(model, _inputs(name))
-    channels = 3 if model_entry(name).output == "frame" else NUM_CLASSES
-    assert out.shape == (2, channels, FRAME_HEIGHT, FRAME_WIDTH)
+    shape = {
+        "frame": (2, 3, FRAME_HEIGHT, FRAME_WIDTH),
+        "mask": (2, NUM_CLASSES, FRAME_HEIGHT, FRAME_WIDTH),
+        "moves": (2, NUM_CLASSES, 2),  # each object's move, rows and columns
+    }[model_entry(name).output]
+    assert out.shape == shape
     assert torch.isfinite(out).all()
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", IMAGE_MODELS)
 @pytest.mark.parametrize("size", [(40, 60), (80, 120), (36, 50)])
 def test_any_input_size_gives_outputs_of_that_size(name: str, size: tuple[int, int]) -> None:
     """A reduced input scale (40x60 at 0.25) is not divisible by a model's deepest stride: models pad and crop."""
@@ -102,6 +112,12 @@ def test_loss_falls_when_overfitting_one_batch(name: str) -> None:
 
         def loss_fn(out: torch.Tensor) -> torch.Tensor:
             return F.mse_loss(out, target)
+    elif model_entry(name).output == "moves":
+        target = torch.randn(2, NUM_CLASSES, 2, generator=gen) * 10  # moves the rule does not know
+        present = x[:, -1, :, 0] > 0
+
+        def loss_fn(out: torch.Tensor) -> torch.Tensor:
+            return F.mse_loss(out[present], target[present])
     else:
         labels = torch.randint(0, 4, (2, FRAME_HEIGHT // 40, FRAME_WIDTH // 40), generator=gen) * 12
         target = labels.repeat_interleave(40, 1).repeat_interleave(40, 2)  # 4 classes in 40x40 blocks

@@ -266,24 +266,41 @@ def print_summary(study: Study) -> None:
     print(f"\nbest checkpoint: {top.iloc[0][CHECKPOINT]}")
     if final.mode != "max" or not task_for(final.model).needs_segmenter:  # the rules answer from a segmenter's masks
         return
-    for rule, score in rules_above(epochs, top.iloc[0]).items():
+    best = top.iloc[0]
+    scores = rule_scores(epochs, best)
+    above = rules_above(epochs, best)
+    for rule, score in above.items():
         print(
             f"the rule {rule} scores {score:.4f} on the best trial's val masks, above it (no training); to submit it: "
             f"python -m tune.predict --experiment {study.folder} --data {study.root} --rule {rule} "
             "--split hidden --out submission.pt"
         )
+    if scores and not above:
+        beaten = ", ".join(
+            f"{rule} {score:.4f} ({float(best[BEST_METRIC]) - score:+.4f})" for rule, score in scores.items()
+        )
+        print(
+            f"the best {final.model} ({best[TRIAL_ID]}) beats every rule on the same val masks: {beaten}; to submit it: "
+            f"python -m tune.predict --experiment {study.folder} --data {study.root} --split hidden --out submission.pt"
+        )
 
 
 def rules_above(epochs: pd.DataFrame, best: pd.Series) -> dict[str, float]:
-    """The rules (`tune.predict --rule`) that scored above the `best` trial on the masks it was scored on (the
-    references its epochs recorded, last value): rule -> its score."""
+    """The rules (`tune.predict --rule`) that scored above the `best` trial on the masks it was scored on: rule ->
+    its score."""
+    return {rule: score for rule, score in rule_scores(epochs, best).items() if score > float(best[BEST_METRIC])}
+
+
+def rule_scores(epochs: pd.DataFrame, best: pd.Series) -> dict[str, float]:
+    """The rules' scores (`tune.predict --rule`) on the masks the `best` trial was scored on: the references its
+    epochs recorded (last value), rule -> its score; none for a stage that records no rule."""
     rows = epochs[epochs[TRIAL_ID] == best[TRIAL_ID]] if TRIAL_ID in epochs else epochs
-    above = {}
+    found = {}
     for column, rule in RULE_REFERENCES.items():
         scores = rows[column].dropna() if column in rows else pd.Series(dtype=float)
-        if len(scores) and float(scores.iloc[-1]) > float(best[BEST_METRIC]):
-            above[rule] = float(scores.iloc[-1])
-    return above
+        if len(scores):
+            found[rule] = float(scores.iloc[-1])
+    return found
 
 
 def _short(value: Any) -> str:

@@ -15,99 +15,11 @@ from typing import Any, Literal
 import optuna
 
 from reports.schema import VAL_FRAME_MSE, VAL_IOU
+from tune.search.budget import Budget
 from tune.search.keys import PARENT_KEY
+from tune.training.config import TrainConfig
 
 Mode = Literal["min", "max"]
-
-
-@dataclass(frozen=True)
-class Budget:
-    """How big a study is: trials, epochs, ASHA's rungs and the model sizes searched."""
-
-    name: str
-    samples: int  # trials per stage
-    max_epochs: int  # epochs of a trial that ASHA never stops
-    grace_period: int  # epochs before ASHA's first rung
-    reduction_factor: int  # ASHA keeps 1 / reduction_factor of the trials at each rung
-    widths: tuple[int, ...]  # U-Net widths searched
-    predictor_widths: tuple[int, ...]  # frame-predictor encoder widths searched
-    hidden: tuple[int, ...]  # frame-predictor recurrent channels searched
-    batch_sizes: tuple[int, ...]  # batch sizes searched
-    input_scales: tuple[float, ...] = (1.0,)  # input scales searched (TrainConfig.input_scale)
-    # training samples in an epoch, the fidelity unit; a constant of the budget that every trial's run takes (see
-    # run_values); None: the run's own default (TrainConfig's: one pass over the split)
-    epoch_samples: int | None = None
-    frames_per_video: int = 4  # per-frame segmenter: frames drawn from each training video per epoch
-    top_k: int = 3  # fine-tuning chooses its pretrained predictor among this many best pretraining trials
-    max_concurrent: int = 0  # trials at once; 0: as many as the resources allow
-
-    def __post_init__(self) -> None:
-        if self.samples < 1 or self.max_epochs < 1 or self.grace_period < 1 or self.top_k < 1:
-            raise ValueError(f"Budget {self.name!r}: samples, max_epochs, grace_period and top_k must be >= 1")
-        if self.grace_period > self.max_epochs:
-            raise ValueError(
-                f"Budget {self.name!r}: grace_period ({self.grace_period}) exceeds max_epochs ({self.max_epochs})"
-            )
-        if self.reduction_factor < 2:
-            raise ValueError(f"Budget {self.name!r}: reduction_factor must be >= 2, got {self.reduction_factor}")
-
-    def run_values(self) -> dict[str, int]:
-        """The training values (fields of TrainConfig) every trial's run takes from the budget, as it takes its epochs
-        from max_epochs: constants of the budget, not hyperparameters, so they travel on the stage's job
-        (tune/search/trainable.py, StageJob), not in Optuna's config; `--set` fixes them (tune/search/overrides.py).
-        Those the budget leaves None are the run's own."""
-        values = {"epoch_samples": self.epoch_samples}
-        return {name: value for name, value in values.items() if value is not None}
-
-
-def budget_for(name: str, *, gpu: bool) -> Budget:
-    """The named budget, sized to the machine: the CPU versions search small models only."""
-    if name == "smoke":  # the tests' budget: seconds per trial, still enough epochs for ASHA to stop some
-        return Budget(
-            "smoke",
-            samples=6,
-            max_epochs=4,
-            grace_period=1,
-            reduction_factor=2,
-            widths=(4,),
-            predictor_widths=(4,),
-            hidden=(4,),
-            batch_sizes=(2, 4),
-            input_scales=(0.5, 1.0),  # both paths tested; at 0.25 tiny models all score the same, leaving no spread
-            epoch_samples=8,  # seconds an epoch on any data: the tests' 4 train videos or the full 14,000 clips
-            top_k=2,
-        )
-    if name == "default" and gpu:
-        return Budget(
-            "default",
-            samples=32,
-            max_epochs=40,
-            grace_period=4,
-            reduction_factor=3,
-            widths=(32, 64),
-            predictor_widths=(32, 64),
-            hidden=(64, 128),
-            batch_sizes=(16, 32, 64),
-            input_scales=(0.5, 1.0),
-            epoch_samples=2000,  # 2 passes of 1,000 train videos; 1/7 of unlabeled + train for pretraining
-            top_k=3,
-        )
-    if name == "default":  # a CPU machine: the embedded default finishes in minutes and shows learning
-        return Budget(
-            "default",
-            samples=4,
-            max_epochs=8,
-            grace_period=2,
-            reduction_factor=2,
-            widths=(16,),
-            predictor_widths=(4,),
-            hidden=(8,),
-            batch_sizes=(4, 8),
-            input_scales=(0.25,),  # 40x60: a CPU trial learns in minutes (docs/search.md)
-            epoch_samples=240,
-            top_k=2,
-        )
-    raise ValueError(f"unknown budget {name!r}; valid: smoke, default")
 
 
 Define = Callable[[optuna.Trial, Budget, Sequence[str]], dict[str, Any]]
@@ -244,7 +156,7 @@ def define_finetune(trial: optuna.Trial, budget: Budget, parents: Sequence[str])
         "use_last_frame": trial.suggest_categorical("use_last_frame", [True, False]),
         # the segmenter also learns to segment the true frames the clips hold (1-11, 22), all labelled
         "frame_weight": trial.suggest_float("frame_weight", 4.0, 64.0, log=True),
-        "frames_per_video": budget.frames_per_video,
+        "frames_per_video": TrainConfig.frames_per_video,  # recorded with the trial; --set changes it
         "use_features": trial.suggest_categorical("use_features", [False, True]),
         "freeze_predictor": trial.suggest_categorical("freeze_predictor", [True, False]),
     }
@@ -272,7 +184,7 @@ def define_segmenter(trial: optuna.Trial, budget: Budget, parents: Sequence[str]
         "width": trial.suggest_categorical("width", list(budget.widths)),
         "depth": trial.suggest_int("depth", 3, 4),
         "norm": trial.suggest_categorical("norm", ["batch", "group"]),
-        "frames_per_video": budget.frames_per_video,
+        "frames_per_video": TrainConfig.frames_per_video,  # recorded with the trial; --set changes it
     }
 
 
@@ -331,5 +243,55 @@ register_space(
             ),
         ),
         "a per-frame U-Net segments every frame (pseudo-labels), a SimVP-style model predicts mask 22 from the masks of frames 1-11",
+    )
+)
+
+
+# ---------------------------------------------------------------- dynamics
+
+TRACK_EPOCH = (
+    8  # a dynamics epoch is this many of the budget's epochs of clips: a video's tracks cost ~1/1000 of its frames
+)
+
+
+def define_dynamics(trial: optuna.Trial, budget: Budget, parents: Sequence[str]) -> dict[str, Any]:
+    """The object-dynamics model (models.dynamics) on the tracks of the segmenter's masks: its size, how many
+    rounds of messages between objects, how much of each track it sees, and its training."""
+    if not parents:
+        raise ValueError("the dynamics stage needs a finished segmenter trial for its pseudo-labels")
+    return {
+        "lr": trial.suggest_float("lr", 3e-4, 1e-2, log=True),
+        "weight_decay": trial.suggest_float("weight_decay", 1e-6, 1e-2, log=True),
+        "batch_size": trial.suggest_categorical("batch_size", [32, 64, 128]),
+        "schedule": trial.suggest_categorical("schedule", ["onecycle", "cosine"]),
+        "width": trial.suggest_categorical("width", [32, 64, 128]),
+        "rounds": trial.suggest_int("rounds", 0, 2),  # 0: each object alone
+        "history": trial.suggest_int("history", 2, 6),
+        "dropout": trial.suggest_float("dropout", 0.0, 0.2),
+        "epoch_samples": TRACK_EPOCH * (budget.epoch_samples or 0),  # 0: one pass over the tracks
+        PARENT_KEY: parents[0],  # the segmenter that made the pseudo-labels (a constant, not searched)
+    }
+
+
+register_space(
+    SearchSpace(
+        "dynamics",
+        (
+            Stage("segmenter", "frame_segmenter", VAL_IOU, "max", define_segmenter),
+            Stage(
+                "dynamics",
+                "object_dynamics",
+                VAL_IOU,
+                "max",
+                define_dynamics,
+                parent="segmenter",
+                parent_role="pseudo_labels",
+                # measured on 3,000 videos' true tracks (docs/models.md): width 64, one round, lr 2e-3 (0.60 against
+                # the rule's 0.50): tried first
+                first=({"width": 64, "rounds": 1, "history": 5, "lr": 2e-3, "batch_size": 64, "dropout": 0.0},),
+            ),
+        ),
+        "a per-frame U-Net segments every frame (pseudo-labels); an interaction network over the tracks of every "
+        "object moves each object of mask 11 to frame 22, learning what the motion rule gets wrong",
     )
 )

@@ -36,6 +36,8 @@ def model_inputs(frames: torch.Tensor, input_kind: str) -> torch.Tensor:
     masks, for a mask model, go in as they are)."""
     if input_kind == "masks":
         return frames.long()  # (B, 11, H, W)
+    if input_kind == "tracks":
+        return frames.float()  # (B, 11, 49, channels), data.tracks.dense_tracks
     x = frames.float().div_(255)  # (B, T, 3, H, W) or (B, 3, H, W)
     if input_kind == "stacked":
         x = x.flatten(1, 2)  # (B, 33, H, W)
@@ -106,6 +108,8 @@ class ModelRunner:
         self.amp = amp
         self.channels_last = channels_last
         self.factor = scale_factor(input_scale)
+        if self.input_kind == "tracks" and self.factor != 1:
+            raise ValueError(f"a tracks model ({model_name}) takes no input scale, got {input_scale}")
         self.full_size = True  # outputs brought back to the input's size (False: at the model's reduced size)
         # the part of the logits a rule computes from the inputs (a mask predictor's prior), made again at full size
         self.prior_of: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor] | None] | None = getattr(
@@ -135,7 +139,7 @@ class ModelRunner:
         size = tuple(raw.shape[-2:])
         full = model_inputs(raw, self.input_kind)
         x = reduce_inputs(full, self.factor)
-        if self.channels_last and x.dim() == 4:
+        if self.channels_last and x.dim() == 4 and self.input_kind != "tracks":
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast(self.device, self.amp):
             out = self.forward(x, **kwargs)

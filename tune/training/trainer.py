@@ -29,7 +29,7 @@ from tune.training.config import RunConfig, TrainConfig
 from tune.training.gpu_meter import GpuMeter
 from tune.training.inference import ModelRunner
 from tune.training.losses import inverse_sqrt_weights
-from tune.training.tasks import LoadOptions, TrainData, random_hflip, task_for
+from tune.training.tasks import LoadOptions, TrainData, task_for
 
 
 def load_data(run: RunConfig, root: str | os.PathLike[str], device: torch.device | str, **options: Any) -> TrainData:
@@ -204,7 +204,7 @@ class Trainer:
                 self.first_step_at = time.time()
             x, y = self.task.batch(read, index, self.cfg, self.epoch, self.generator)
             if self.cfg.hflip:
-                x, y = random_hflip(x, y, self.generator)
+                x, y = self.task.augment(x, y, self.generator)
             if self.compile_pending:
                 loss = self._first_compiled_step(x, y, index, all_frames)
             else:

@@ -18,6 +18,7 @@ EXPECTED = {
     "frame_predictor": "frame_prediction",
     "frame_segmenter": "frame_segmentation",
     "mask_predictor": "mask_prediction",
+    "object_dynamics": "object_dynamics",
 }
 
 
@@ -31,8 +32,8 @@ def test_task_names_are_those_checkpoints_record() -> None:
     assert {model: task_for(model).name for model in EXPECTED} == EXPECTED
 
 
-def test_only_the_mask_task_trains_on_a_segmenter() -> None:
-    assert {m for m in list_models() if task_for(m).needs_segmenter} == {"mask_predictor"}
+def test_only_the_mask_and_dynamics_tasks_train_on_a_segmenter() -> None:
+    assert {m for m in list_models() if task_for(m).needs_segmenter} == {"mask_predictor", "object_dynamics"}
 
 
 def test_a_segmenters_masks_have_one_shape_per_object_unless_asked_for_each_pixels_class() -> None:

@@ -30,6 +30,7 @@ TINY_SETS = {
         *("horizon=4", "future_weight=0.5", "copy_prior=8"),  # rolled out, with a loss on masks 12-21
     ],
     "dual_phase": ["predictor.width=4", "predictor.hidden=4", "seg_width=4", "seg_depth=2", "use_features=true"],
+    "object_dynamics": ["width=8"],
 }
 STAGE_METRIC = {
     "unet": "val_iou",
@@ -37,6 +38,7 @@ STAGE_METRIC = {
     "frame_predictor": "val_frame_mse",
     "dual_phase": "val_iou",
     "mask_predictor": "val_copy_last_iou",
+    "object_dynamics": "val_extrapolate_iou",
 }
 
 
@@ -64,7 +66,7 @@ def test_cli_trains_each_model_and_writes_a_loadable_checkpoint(
 ) -> None:
     monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
     extra = []
-    if model == "mask_predictor":  # it trains on a segmenter's masks: make one first
+    if task_for(model).needs_segmenter:  # it trains on a segmenter's masks: make one first
         assert main(_args("frame_segmenter", synth_root, tmp_path / "seg")) == 0
         extra = ["--segmenter", str(tmp_path / "seg" / "checkpoint.pt")]
         capsys.readouterr()
@@ -76,7 +78,7 @@ def test_cli_trains_each_model_and_writes_a_loadable_checkpoint(
     assert set(state) >= {"model", "optimizer", "scheduler", "rng", "history"}
     reported = {name for name in state["history"][-1] if name in METRICS and name != TRAIN_LOSS}
     assert reported == set(task_for(model).metrics)  # what the task declares it reports
-    if model == "mask_predictor":
+    if task_for(model).needs_segmenter:
         assert state["pipeline"] == {"segmenter": str(tmp_path / "seg" / "checkpoint.pt")}
     if model == "dual_phase":
         assert "[pretrain] epoch 1/1" in out

@@ -4,6 +4,7 @@ from tune.training.tasks.base import LoadOptions, Task, TrainData, random_hflip,
 from tune.training.tasks.frame_prediction import FramePrediction
 from tune.training.tasks.frame_segmentation import FrameSegmentation, segment_frames
 from tune.training.tasks.mask_prediction import MaskPrediction
+from tune.training.tasks.object_dynamics import ObjectDynamics
 from tune.training.tasks.segmentation import Segmentation
 
 __all__ = [
@@ -11,6 +12,7 @@ __all__ = [
     "FrameSegmentation",
     "LoadOptions",
     "MaskPrediction",
+    "ObjectDynamics",
     "Segmentation",
     "Task",
     "TrainData",

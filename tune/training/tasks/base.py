@@ -128,6 +128,13 @@ class Task:
         this batch's random draws with `generator`, in the trainer's thread)."""
         return read
 
+    def augment(
+        self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A training batch (inputs, targets) augmented where the run's `hflip` is on: each sample flipped
+        horizontally with probability 1/2 (random_hflip)."""
+        return random_hflip(x, y, generator)
+
     def reduce_target(self, target: torch.Tensor, factor: int) -> torch.Tensor:
         """A training target at 1/factor of its size, as the model's reduced output is: class ids sampled at
         each block's centre, as the inputs' masks are."""
