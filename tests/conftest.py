@@ -88,3 +88,18 @@ def mask_study(tmp_path_factory: pytest.TempPathFactory, synth_root: Path) -> Pa
         val_videos=1,
         overrides=("set predictor.input_scale=0.5",),
     )
+
+
+@pytest.fixture(scope="session")
+def dynamics_study(tmp_path_factory: pytest.TempPathFactory, synth_root: Path) -> Path:
+    """A finished dynamics smoke study of 2 segmenters (scale 0.5) and 3 object-dynamics models on their best one's
+    pseudo-labels, on the first unlabeled video, scored on both val videos."""
+    return _study(
+        tmp_path_factory,
+        synth_root,
+        space="dynamics",
+        samples=3,
+        name="o",
+        unlabeled=1,
+        overrides=("set segmenter.input_scale=0.5",),
+    )

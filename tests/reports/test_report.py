@@ -97,6 +97,19 @@ def test_report_of_a_study_renders_everything(browser: Browser, unet_study: Path
     assert spent < full  # ASHA stopped some
 
 
+def test_the_report_of_a_dynamics_study_shows_its_model_beside_the_rules(
+    browser: Browser, dynamics_study: Path
+) -> None:
+    seen = open_report(browser, dynamics_study / "report.html")  # written by the search itself
+    assert seen["errors"] == [] and all(f["drawn"] for f in seen["figures"])
+    trials = pd.read_parquet(dynamics_study / "results" / "trials.parquet")
+    assert seen["tables"] == [len(trials)] and set(trials["stage"]) == {"segmenter", "dynamics"}
+    text = seen["text"]
+    assert "on the same masks at its best epoch" in text
+    for rule in ("val_copy_last_iou", "val_extrapolate_iou"):
+        assert schema.REFERENCES[rule] in text
+
+
 def test_report_of_two_studies_side_by_side(
     browser: Browser, unet_study: Path, dual_study: Path, tmp_path: Path
 ) -> None:

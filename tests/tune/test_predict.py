@@ -20,7 +20,8 @@ from tune.predict import main
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("study", ["unet_study", "mask_study"])  # mask_space: segmenter, then predictor
+# mask_space: segmenter, then predictor; dynamics: segmenter, then the objects' moves from its masks' tracks
+@pytest.mark.parametrize("study", ["unet_study", "mask_study", "dynamics_study"])
 def test_hidden_predictions_have_the_submission_shape_and_order(
     study: str, request: pytest.FixtureRequest, synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -192,3 +192,41 @@ def test_bad_videos_fail_a_study_in_one_line_or_are_skipped_and_listed(
     notes = load_experiment(tmp_path / "b").notes
     assert any(n.startswith("1 bad train video(s) left out (--skip-bad-videos): video 1: cannot decode") for n in notes)
     assert any(n.startswith("1 bad val video(s) left out") for n in notes)
+
+
+def test_dynamics_learns_object_moves_on_the_best_segmenters_tracks_beside_the_rules(
+    dynamics_study: Path, synth_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trials = pd.read_parquet(dynamics_study / "results" / "trials.parquet")
+    segmenter, dynamics = trials[trials["stage"] == "segmenter"], trials[trials["stage"] == "dynamics"]
+    assert len(segmenter) == 3 and len(dynamics) == 3 and (dynamics["status"] == "completed").all()
+    parent = dynamics["parent_trial"].iloc[0]
+    assert (dynamics["parent_trial"] == parent).all()
+    best = segmenter.set_index("trial_id").loc[parent]
+    assert best["best_metric"] == segmenter["best_metric"].max()
+    # the measured settings are tried first, the rest sampled; an epoch is 8 of the budget's (tracks are cheap)
+    assert ((dynamics["config/width"] == 64) & (dynamics["config/rounds"] == 1)).any()
+    assert (dynamics["config/epoch_samples"] == 8 * 8).all()
+    state = load_checkpoint(dynamics.iloc[0]["checkpoint"])
+    assert state["run"]["model"] == "object_dynamics" and state["pipeline"]["segmenter"] == best["checkpoint"]
+    epochs = pd.read_parquet(dynamics_study / "results" / "epochs.parquet")
+    mine = epochs[epochs["stage"] == "dynamics"]
+    for column in ("val_iou", "val_loss", "val_copy_last_iou", "val_extrapolate_iou"):
+        assert mine[column].notna().all(), column
+    # the tracks of the segmenter's masks (train, val, unlabeled) and of the true masks, made once into the cache
+    assert len(list((dynamics_study.parent / "decoded" / "tracks").glob("*/done.json"))) == 5
+    # the summary sets the best trial beside every rule on the same masks, and says which to submit
+    from tune.search.driver import open_study, print_summary
+    from tune.search.resources import Cluster
+
+    settings = json.loads((dynamics_study / "search.json").read_text())
+    cfg = SearchConfig(space="dynamics", data=str(synth_root), out=str(dynamics_study.parent), name="o", budget="smoke")
+    assert settings["space"] == "dynamics"
+    capsys.readouterr()
+    print_summary(open_study(cfg, Cluster.local()))
+    printed = capsys.readouterr().out
+    top = dynamics.sort_values("best_metric", ascending=False).iloc[0]
+    rules = mine[mine["trial_id"] == top["trial_id"]].iloc[-1]
+    beaten = top["best_metric"] >= max(rules["val_copy_last_iou"], rules["val_extrapolate_iou"])
+    assert ("beats every rule on the same val masks: copy_last" in printed) == beaten
+    assert ("above it (no training)" in printed) == (not beaten)
