@@ -27,9 +27,9 @@ from tune.training.run import build_run, train_run
 
 
 def write_true_masks(root: Path, folder: Path) -> Path:
-    """A pseudo-label folder of `root`'s true masks of frames 1-11, train and val."""
+    """A pseudo-label folder of `root`'s true masks of frames 1-11, train and val (where `root` has one)."""
     folder.mkdir(parents=True, exist_ok=True)
-    for split in ("train", "val"):
+    for split in ("train", "val") if (root / "val").is_dir() else ("train",):
         decoded = decode_split(root, split, progress=False)
         if decoded.masks is None:
             raise ValueError(f"{root}: the {split} split has no masks")

@@ -1,5 +1,6 @@
 """benchmarks/dynamics.py on the generated root: its rule row is the project's rule (extrapolate_masks) to the
-digit, and the learned correction trains on the train videos' tracks and is scored beside it."""
+digit, and the platform's object-dynamics model trains on the train videos' tracks (true masks, or a segmenter's)
+and is scored beside it at each train size."""
 
 from __future__ import annotations
 
@@ -15,31 +16,57 @@ from data.cache import decode_split
 from data.classes import INPUT_FRAMES, TARGET_FRAME
 from data.metric import competition_iou
 from models.motion import extrapolate_masks
+from tune.train import main as train
 
 
-def test_the_table_scores_the_rule_as_the_pipelines_do_and_a_learned_correction_beside_it(
+def _scores(table: str) -> dict[str, float]:
+    return {name.strip(): float(value) for name, value in re.findall(r"^\| (.+?) \| (\d\.\d{4}) \|$", table, re.M)}
+
+
+def test_the_table_scores_the_rule_as_the_pipelines_do_and_the_model_beside_it(
     synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "table.md"
     args = ["--data", str(synth_root), "--cache", str(tmp_path / "cache"), "--train-sizes", "2", "8", "99"]
-    args += ["--more-train", str(synth_root)]  # its 4 train videos once more: 8 in the pool
+    args += ["--more-train", str(synth_root), "--samples", "16", "--epochs", "2", "--set", "width=8"]  # 8 in the pool
     assert main([*args, "--out", str(out)]) == 0
     table = out.read_text()
-    scores = {name.strip(): float(value) for name, value in re.findall(r"^\| (.+?) \| (\d\.\d{4}) \|$", table, re.M)}
+    scores = _scores(table)
+    sizes = re.findall(r"object_dynamics, (\d+) train videos \(\d+ s\)", table)
+    assert sizes == ["2", "8"]  # 99 train videos: more than the roots have, left out
     assert list(scores) == [
         "copy last (mask 11)",
         "the rule (extrapolate)",
-        *(
-            f"rule + learned correction, {n} train videos ({k} objects)"
-            for n, k in re.findall(r"correction, (\d) train videos \((\d+) objects", table)
-        ),
+        *(name for name in scores if name.startswith("object_dynamics")),
         "rigid ceiling (each object moved by its true move)",
     ]
-    assert len(scores) == 5  # 99 train videos: more than the roots have, left out
-    assert "correction, 8 train videos" in table
+    assert len(scores) == 5 and "4 val videos" not in table and "(2 val videos, true masks)" in table
     val = decode_split(synth_root, "val", progress=False)
     assert val.masks is not None
     masks = torch.from_numpy(np.array(val.masks)).long()
     rule = competition_iou(extrapolate_masks(masks[:, list(INPUT_FRAMES)]), masks[:, TARGET_FRAME])
     assert scores["the rule (extrapolate)"] == pytest.approx(rule, abs=5e-5)
     assert scores["rigid ceiling (each object moved by its true move)"] >= scores["the rule (extrapolate)"]
+
+
+def test_on_a_segmenters_masks_every_answer_is_drawn_on_its_mask_11(
+    synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
+    segmenter = tmp_path / "seg"
+    sets = ["width=4", "depth=2", "batch_size=2", "eval_batch_size=2", "input_scale=0.5"]
+    assert train(["--model", "frame_segmenter", "--data", str(synth_root), "--out", str(segmenter), "--epochs", "1",
+                  "--device", "cpu", "--quiet", *(x for s in sets for x in ("--set", s))]) == 0  # fmt: skip
+    args = ["--data", str(synth_root), "--segmenter", str(segmenter / "checkpoint.pt"), "--train-sizes", "4"]
+    assert main([*args, "--samples", "8", "--epochs", "1", "--set", "width=8"]) == 0
+    printed = capsys.readouterr().out
+    assert "(2 val videos, a segmenter's masks)" in printed
+    scores = _scores(printed)
+    # an untrained segmenter at one epoch: its masks are all or nearly all background, and so is every answer
+    val = decode_split(synth_root, "val", progress=False)
+    assert val.masks is not None
+    truth = competition_iou(
+        torch.from_numpy(np.array(val.masks[:, 10])).long(), torch.from_numpy(np.array(val.masks[:, 21])).long()
+    )
+    assert scores["copy last (mask 11)"] != pytest.approx(truth, abs=1e-4)  # not the true mask 11's copy-last
+    assert len(scores) == 4

@@ -61,6 +61,15 @@ class ObjectMoves:
         """(tracks (B, 11, 49, channels), targets (B, 49, 3): the move's rows and columns, then 1 where known)."""
         return self.inputs[index], self.target[index]
 
+    def head(self, n: int) -> ObjectMoves:
+        """The first `n` videos (all where fewer)."""
+        return ObjectMoves(self.inputs[:n], self.target[:n, :, :2], self.target[:n, :, 2] > 0)
+
+    @staticmethod
+    def concat(parts: list[ObjectMoves]) -> ObjectMoves:
+        target = torch.cat([p.target for p in parts])
+        return ObjectMoves(torch.cat([p.inputs for p in parts]), target[..., :2], target[..., 2] > 0)
+
 
 class ObjectVal:
     """Val on a device: the segmenter's tracks of frames 1-11, its mask 11 (N, H, W) uint8 that the moves are
@@ -90,35 +99,7 @@ class ObjectDynamics(Task):
         return entry.input_kind == "tracks"
 
     def load(self, root: str | os.PathLike[str], device: torch.device, options: LoadOptions) -> TrainData:
-        if options.pseudo is None:
-            raise ValueError("the object-dynamics model needs the pseudo-label folder of a segmenter")
-        pseudo, kwargs = Path(options.pseudo), options.decode_kwargs()
-        cache = Path(options.cache_dir or default_cache_dir())
-        workers = max(1, torch.get_num_threads())  # a trial's CPUs
-        train = decode_split(root, "train", **kwargs)
-        inputs, moves, known = _labelled(train, _tracks_of(pseudo, "train", train.ids, cache, workers), cache, workers)
-        parts = [(inputs, moves, known)]
-        if has_pseudo(pseudo, "unlabeled"):
-            _, ids = load_pseudo(pseudo, "unlabeled")
-            first = len(ids) if options.unlabeled is None else min(options.unlabeled, len(ids))
-            tracks = dense_tracks(
-                _read(ids, pseudo / "unlabeled.npy", cache, workers), ids[:first], (*INPUT_FRAMES, TARGET_FRAME)
-            )
-            parts.append(_moves(tracks[:, :-1], tracks[:, -1]))
-        train_data = ObjectMoves(*(torch.from_numpy(np.concatenate(p)).to(device) for p in zip(*parts, strict=True)))
-        val = options.val(root)
-        val_masks, _ = load_pseudo(pseudo, "val")
-        val_inputs, val_moves, val_known = _labelled(
-            val, _tracks_of(pseudo, "val", val.ids, cache, workers), cache, workers
-        )
-        assert val.masks is not None
-        val_data = ObjectVal(
-            torch.from_numpy(val_inputs).to(device),
-            torch.from_numpy(np.array(val_masks[: len(val), LAST_INPUT_FRAME])).to(device),
-            torch.from_numpy(np.array(val.masks[:, TARGET_FRAME])).to(device),
-            torch.cat((torch.from_numpy(val_moves), torch.from_numpy(val_known)[..., None].float()), -1).to(device),
-        )
-        return TrainData(train_data, val_data)
+        return TrainData(train_moves(root, device, options), val_objects(root, device, options))
 
     def read(self, train: Any, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return train.read(index)
@@ -193,6 +174,45 @@ class ObjectDynamics(Task):
                 last = torch.from_numpy(masks[:, LAST_INPUT_FRAME]).to(device)
                 out.append(draw_moves(last, moves).to(torch.uint8).cpu())
         return torch.cat(out)
+
+
+def _where(options: LoadOptions) -> tuple[Path, Path, int]:
+    """(the pseudo-label folder, the cache folder, processes making tracks: the trial's CPUs)."""
+    if options.pseudo is None:
+        raise ValueError("the object-dynamics model needs the pseudo-label folder of a segmenter")
+    return Path(options.pseudo), Path(options.cache_dir or default_cache_dir()), max(1, torch.get_num_threads())
+
+
+def train_moves(root: str | os.PathLike[str], device: torch.device, options: LoadOptions) -> ObjectMoves:
+    """The training tracks and moves of a data root: its train videos (the segmenter's tracks, the true moves),
+    then the first `options.unlabeled` unlabeled ones (the segmenter's tracks and moves) where it labelled some."""
+    pseudo, cache, workers = _where(options)
+    train = decode_split(root, "train", **options.decode_kwargs())
+    parts = [_labelled(train, _tracks_of(pseudo, "train", train.ids, cache, workers), cache, workers)]
+    if has_pseudo(pseudo, "unlabeled"):
+        _, ids = load_pseudo(pseudo, "unlabeled")
+        first = len(ids) if options.unlabeled is None else min(options.unlabeled, len(ids))
+        tracks = dense_tracks(
+            _read(ids, pseudo / "unlabeled.npy", cache, workers), ids[:first], (*INPUT_FRAMES, TARGET_FRAME)
+        )
+        parts.append(_moves(tracks[:, :-1], tracks[:, -1]))
+    return ObjectMoves(*(torch.from_numpy(np.concatenate(p)).to(device) for p in zip(*parts, strict=True)))
+
+
+def val_objects(root: str | os.PathLike[str], device: torch.device, options: LoadOptions) -> ObjectVal:
+    """The val videos scored (all, or the first `options.val_videos`): the segmenter's tracks and mask 11, the
+    true mask 22 and moves."""
+    pseudo, cache, workers = _where(options)
+    val = options.val(root)
+    val_masks, _ = load_pseudo(pseudo, "val")
+    inputs, moves, known = _labelled(val, _tracks_of(pseudo, "val", val.ids, cache, workers), cache, workers)
+    assert val.masks is not None
+    return ObjectVal(
+        torch.from_numpy(inputs).to(device),
+        torch.from_numpy(np.array(val_masks[: len(val), LAST_INPUT_FRAME])).to(device),
+        torch.from_numpy(np.array(val.masks[:, TARGET_FRAME])).to(device),
+        torch.cat((torch.from_numpy(moves), torch.from_numpy(known)[..., None].float()), -1).to(device),
+    )
 
 
 def move_loss(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
