@@ -2,7 +2,7 @@
 segmenter's masks:
 
     python -m benchmarks.dynamics --data ROOT [--more-train ROOT2 ...] [--segmenter CKPT]
-        [--train-sizes 300 1000 3000] [--samples 180000] [--epochs 30] [--set FIELD=VALUE ...] [--out table.md]
+        [--train-sizes 300 1000 3000] [--samples 180000] [--epochs 6] [--set FIELD=VALUE ...] [--out table.md]
 
 The model is the platform's (models/dynamics.py, `object_dynamics`), trained by its Trainer and task
 (tune/training/tasks/object_dynamics.py) on the tracks of the masks of frames 1-11 of ROOT's train videos, then of
@@ -63,13 +63,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--segmenter", type=Path, default=None, help="a frame_segmenter checkpoint (default: truth)")
     parser.add_argument("--train-sizes", type=int, nargs="+", default=[300, 1000, 3000], help="train videos")
     parser.add_argument("--samples", type=int, default=180_000, help="training samples (videos) of every size")
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=6, help="epochs the samples are spread over (each evaluated)")
     parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="FIELD=VALUE")
     parser.add_argument("--device", default="cpu")
+    # the model's steps are many small ops: on the 2-core machine, loaded, one torch thread trained 14x faster than two
+    parser.add_argument("--threads", type=int, default=1, help="torch threads on a CPU")
     parser.add_argument("--cache", type=Path, default=None, help="cache root (default: $SEGTUNE_CACHE)")
     parser.add_argument("--out", type=Path, default=None, help="also write the table (markdown) here")
     args = parser.parse_args(argv)
     cache, device = args.cache or default_cache_dir(), torch.device(args.device)
+    torch.set_num_threads(args.threads)
     started = time.perf_counter()
     try:
         roots = [args.data, *args.more_train]  # a root named twice gives its videos twice
