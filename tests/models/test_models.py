@@ -44,18 +44,19 @@ TINY: dict[str, dict[str, Any]] = {
 IMAGE_MODELS = [m for m in list_models() if model_entry(m).input_kind != "tracks"]  # inputs of any picture size
 
 
-def _inputs(name: str, batch: int = 2) -> torch.Tensor:
+def _inputs(name: str, batch: int = 2, size: tuple[int, int] = (FRAME_HEIGHT, FRAME_WIDTH)) -> torch.Tensor:
+    """A batch of a model's inputs; pictures (and masks) of `size` (H, W)."""
     gen = torch.Generator().manual_seed(0)
     if model_entry(name).input_kind == "tracks":  # dense tracks: a few objects present, at random places and sizes
         tracks = torch.rand(batch, N_INPUT_FRAMES, NUM_CLASSES, len(TRACK_CHANNELS), generator=gen) * 100
         tracks[..., 0] = (torch.rand(batch, 1, NUM_CLASSES, generator=gen) < 0.15).float()
         return tracks * tracks[..., :1]
     if model_entry(name).input_kind == "masks":
-        return torch.randint(0, NUM_CLASSES, (batch, N_INPUT_FRAMES, FRAME_HEIGHT, FRAME_WIDTH), generator=gen)
+        return torch.randint(0, NUM_CLASSES, (batch, N_INPUT_FRAMES, *size), generator=gen)
     shape = {
-        "stacked": (batch, 3 * N_INPUT_FRAMES, FRAME_HEIGHT, FRAME_WIDTH),
-        "sequence": (batch, N_INPUT_FRAMES, 3, FRAME_HEIGHT, FRAME_WIDTH),
-        "frame": (batch, 3, FRAME_HEIGHT, FRAME_WIDTH),
+        "stacked": (batch, 3 * N_INPUT_FRAMES, *size),
+        "sequence": (batch, N_INPUT_FRAMES, 3, *size),
+        "frame": (batch, 3, *size),
     }[model_entry(name).input_kind]
     return torch.rand(shape, generator=gen)
 
@@ -103,9 +104,11 @@ def test_any_input_size_gives_outputs_of_that_size(name: str, size: tuple[int, i
 
 @pytest.mark.parametrize("name", list_models())
 def test_loss_falls_when_overfitting_one_batch(name: str) -> None:
+    """On pictures of half the frame's size (a quarter of the compute; any size works, as tested above)."""
     torch.manual_seed(0)
     model = create_model(name, model_config(name, **TINY[name]))
-    x = _inputs(name)
+    height, width = FRAME_HEIGHT // 2, FRAME_WIDTH // 2
+    x = _inputs(name, size=(height, width))
     gen = torch.Generator().manual_seed(1)
     if model_entry(name).output == "frame":
         target = 1 - x[:, -1]  # the negative of the last frame: a change the model can learn
@@ -119,8 +122,8 @@ def test_loss_falls_when_overfitting_one_batch(name: str) -> None:
         def loss_fn(out: torch.Tensor) -> torch.Tensor:
             return F.mse_loss(out[present], target[present])
     else:
-        labels = torch.randint(0, 4, (2, FRAME_HEIGHT // 40, FRAME_WIDTH // 40), generator=gen) * 12
-        target = labels.repeat_interleave(40, 1).repeat_interleave(40, 2)  # 4 classes in 40x40 blocks
+        labels = torch.randint(0, 4, (2, height // 20, width // 20), generator=gen) * 12
+        target = labels.repeat_interleave(20, 1).repeat_interleave(20, 2)  # 4 classes in 20x20 blocks
 
         def loss_fn(out: torch.Tensor) -> torch.Tensor:
             return F.cross_entropy(out, target)
@@ -206,10 +209,14 @@ def test_configs_are_frozen() -> None:
         UNetConfig().width = 8  # type: ignore[misc]
 
 
-def _block_masks(batch: int = 2) -> torch.Tensor:
+CANVAS = (120, 120)  # (H, W) that holds every object of _block_masks and _moving_masks: for the mask predictor's
+# properties that hold at any size, at under half the compute of a whole frame
+
+
+def _block_masks(batch: int = 2, size: tuple[int, int] = (FRAME_HEIGHT, FRAME_WIDTH)) -> torch.Tensor:
     """Masks of frames 1-11 like the data's: background with a few objects (40x40 blocks) that move."""
     gen = torch.Generator().manual_seed(2)
-    masks = torch.zeros(batch, N_INPUT_FRAMES, FRAME_HEIGHT, FRAME_WIDTH, dtype=torch.long)
+    masks = torch.zeros(batch, N_INPUT_FRAMES, *size, dtype=torch.long)
     for b in range(batch):
         for obj in range(3):
             cls, row, col = torch.randint(1, NUM_CLASSES, (1,), generator=gen).item(), 40 * obj, 20 * b
@@ -246,7 +253,7 @@ def test_mask_predictor_checkpointed_steps_train_exactly_as_kept_ones(
     cfg = model_config(
         "mask_predictor", **TINY["mask_predictor"], horizon=horizon, prior=prior, motion_input=motion_input
     )
-    x = _block_masks()
+    x = _block_masks(size=CANVAS)
     results = []
     for checkpoint_steps in (False, True):
         torch.manual_seed(0)
@@ -273,9 +280,9 @@ def test_mask_predictor_copy_prior_starts_from_the_last_mask(horizon: int) -> No
     assert not torch.equal(plain, x[:, -1])
 
 
-def _moving_masks() -> torch.Tensor:
+def _moving_masks(size: tuple[int, int] = (FRAME_HEIGHT, FRAME_WIDTH)) -> torch.Tensor:
     """Masks of frames 1-11 (2, 11, H, W): one object moving 3 px a frame to the right, one still."""
-    x = torch.zeros(2, N_INPUT_FRAMES, FRAME_HEIGHT, FRAME_WIDTH, dtype=torch.long)
+    x = torch.zeros(2, N_INPUT_FRAMES, *size, dtype=torch.long)
     for t in range(N_INPUT_FRAMES):
         x[:, t, 50:60, 10 + 3 * t : 20 + 3 * t] = 7
     x[:, :, 100:110, 100:110] = 3
@@ -287,7 +294,7 @@ def _moving_masks() -> torch.Tensor:
 def test_mask_predictor_motion_prior_with_a_silent_network_is_the_extrapolation(
     horizon: int, motion_input: bool
 ) -> None:
-    x = _moving_masks()
+    x = _moving_masks(size=CANVAS)
     cfg = model_config(
         "mask_predictor",
         **TINY["mask_predictor"],
