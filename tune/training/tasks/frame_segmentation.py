@@ -20,6 +20,7 @@ from models.motion import TRACKED, extrapolate_masks
 from models.objects import one_shape_per_object
 from models.registry import ModelEntry
 from reports.schema import VAL_COPY_LAST_IOU, VAL_EXTRAPOLATE_IOU, VAL_IOU, VAL_ORACLE_IOU
+from tune.training.checkpoints import load_model
 from tune.training.config import RunConfig, TrainConfig
 from tune.training.inference import Infer, ModelRunner, class_ids
 from tune.training.tasks.base import Task, TrainData, register_task
@@ -80,6 +81,16 @@ class FrameSegmentation(Task):
 
 
 @torch.no_grad()
+def pipeline_segmenter(
+    run: RunConfig, pipeline: dict[str, str], device: torch.device
+) -> tuple[RunConfig, torch.nn.Module]:
+    """The segmenter a checkpoint's pipeline names (a model that predicts from its masks), loaded on `device`."""
+    path = pipeline.get("segmenter")
+    if not path:
+        raise ValueError(f"a {run.model!r} checkpoint predicts from masks but names no segmenter checkpoint")
+    return load_model(path, device)
+
+
 def segment_frames(
     run: RunConfig,
     model: torch.nn.Module,

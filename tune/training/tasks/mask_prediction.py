@@ -23,13 +23,12 @@ from data.streaming import StreamMaskClips
 from models.motion import extrapolate_masks
 from models.registry import ModelEntry
 from reports.schema import VAL_COPY_LAST_IOU, VAL_EXTRAPOLATE_IOU, VAL_IOU, VAL_LOSS
-from tune.training.checkpoints import load_model
 from tune.training.config import RunConfig, TrainConfig
 from tune.training.inference import Infer, class_ids
 from tune.training.losses import masks_cross_entropy, segmentation_loss, soft_dice_loss
 from tune.training.pseudo_store import has_pseudo, load_pseudo
 from tune.training.tasks.base import LoadOptions, Task, TrainData, on_device, predict_in_batches, register_task
-from tune.training.tasks.frame_segmentation import segment_frames
+from tune.training.tasks.frame_segmentation import pipeline_segmenter, segment_frames
 
 
 @register_task
@@ -139,10 +138,7 @@ class MaskPrediction(Task):
         batch_size: int = 32,
     ) -> torch.Tensor:
         """The mask-space pipeline: its segmenter labels the input frames, the predictor takes those masks."""
-        segmenter_path = pipeline.get("segmenter")
-        if not segmenter_path:
-            raise ValueError(f"a {run.model!r} checkpoint predicts from masks but names no segmenter checkpoint")
-        segmenter_run, segmenter = load_model(segmenter_path, device)
+        segmenter_run, segmenter = pipeline_segmenter(run, pipeline, device)
         inputs = torch.from_numpy(segment_frames(segmenter_run, segmenter, decoded.frames, INPUT_FRAMES, device)).to(
             device
         )

@@ -31,12 +31,11 @@ from data.tracks import dense_tracks, read_tracks, tracks_folder, tracks_table, 
 from models.dynamics import C, draw_moves, rule_moves
 from models.registry import ModelEntry
 from reports.schema import VAL_COPY_LAST_IOU, VAL_EXTRAPOLATE_IOU, VAL_IOU, VAL_LOSS
-from tune.training.checkpoints import load_model
 from tune.training.config import RunConfig, TrainConfig
 from tune.training.inference import Infer, ModelRunner
 from tune.training.pseudo_store import has_pseudo, load_pseudo
 from tune.training.tasks.base import LoadOptions, Task, TrainData, register_task
-from tune.training.tasks.frame_segmentation import segment_frames
+from tune.training.tasks.frame_segmentation import pipeline_segmenter, segment_frames
 
 HUBER_DELTA = 2.0  # pixels: an object's move error counts squared below it, linearly above (a collision's outliers)
 
@@ -157,10 +156,7 @@ class ObjectDynamics(Task):
         batch_size: int = 32,
     ) -> torch.Tensor:
         """Its segmenter labels frames 1-11, their tracks go through the model, mask 11 is drawn moved."""
-        segmenter_path = pipeline.get("segmenter")
-        if not segmenter_path:
-            raise ValueError(f"a {run.model!r} checkpoint predicts from masks but names no segmenter checkpoint")
-        segmenter_run, segmenter = load_model(segmenter_path, device)
+        segmenter_run, segmenter = pipeline_segmenter(run, pipeline, device)
         infer = ModelRunner.of_run(model, run, device)
         out = []
         with torch.no_grad():
