@@ -96,6 +96,7 @@ def test_a_broken_plugin_is_one_line_naming_it(tmp_path: Path, capsys: pytest.Ca
 # ---------------------------------------------------------------- through a real study
 
 
+@pytest.mark.slow
 def test_a_plugin_study_with_overrides_logs_to_tensorboard_and_mlflow_and_predicts(
     local_ray: None, synth_root: Path, tmp_path: Path
 ) -> None:
@@ -146,6 +147,7 @@ def test_a_plugin_study_with_overrides_logs_to_tensorboard_and_mlflow_and_predic
     assert torch.load(out).shape == (2, 160, 240)
 
 
+@pytest.mark.slow
 def test_a_time_budget_cuts_the_study_and_a_resume_completes_it_then_a_warm_start_learns_from_it(
     local_ray: None, synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
