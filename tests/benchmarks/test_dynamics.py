@@ -23,6 +23,7 @@ def _scores(table: str) -> dict[str, float]:
     return {name.strip(): float(value) for name, value in re.findall(r"^\| (.+?) \| (\d\.\d{4}) \|$", table, re.M)}
 
 
+@pytest.mark.slow
 def test_the_table_scores_the_rule_as_the_pipelines_do_and_the_model_beside_it(
     synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -30,6 +30,7 @@ def test_layout_has_global_unpadded_ids_and_competition_files(synth_root: Path) 
     )
 
 
+@pytest.mark.slow
 def test_same_seed_writes_byte_identical_files_whatever_the_workers(tmp_path: Path) -> None:
     spec = SynthSpec(train=2, val=1, hidden=1, seed=11)
     generate(tmp_path / "a", spec, workers=1, progress=False)
@@ -58,6 +59,7 @@ def test_generation_resumes_and_refuses_other_settings(tmp_path: Path, capsys: p
     assert main([str(tmp_path), "--train", "1", "--quiet"]) == 2  # not empty, no manifest
 
 
+@pytest.mark.slow
 def test_scenes_hold_distinct_classes_and_late_entries() -> None:
     cfg = SceneConfig()
     late = 0

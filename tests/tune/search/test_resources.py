@@ -76,6 +76,7 @@ def test_compiling_pays_where_a_trial_trains_long_enough_and_only_on_gpus() -> N
     assert not long.compile  # never on CPUs
 
 
+@pytest.mark.slow
 def test_a_ray_cluster_of_16_cpus_and_a_gpu_is_planned_as_4_packed_trials_of_4_cpus() -> None:
     assert not ray.is_initialized()
     ray.init(num_cpus=16, num_gpus=1, include_dashboard=False, logging_level=logging.ERROR)

@@ -60,7 +60,12 @@ def _args(model: str, root: Path, out: Path, epochs: int = 1) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("model", list_models())
+SLOW_CLI = {"mask_predictor"}  # a segmenter trained first, then 4-step rollouts of whole frames: 12 s
+
+
+@pytest.mark.parametrize(
+    "model", [pytest.param(m, marks=pytest.mark.slow) if m in SLOW_CLI else m for m in list_models()]
+)
 def test_cli_trains_each_model_and_writes_a_loadable_checkpoint(
     model: str, synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -300,6 +305,7 @@ def test_a_split_over_the_memory_cap_streams_and_trains_exactly_as_a_held_one(
         assert torch.equal(a, b[1]), name
 
 
+@pytest.mark.slow
 def test_a_model_that_cannot_be_compiled_here_trains_uncompiled_with_a_warning(
     synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
