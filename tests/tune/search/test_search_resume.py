@@ -99,7 +99,9 @@ def test_killed_study_resumes_to_the_end(synth_root: Path, tmp_path: Path) -> No
 
 
 def _wait_for_epochs(driver: subprocess.Popen[str], epochs_file: Path, count: int) -> None:
-    deadline = time.monotonic() + 240
+    """Returns once `count` epochs are recorded; fails when the study ended first or 360 s passed (the
+    interruption this test is about would not come mid-study)."""
+    deadline = time.monotonic() + 360
     while time.monotonic() < deadline and driver.poll() is None:
         if epochs_file.exists() and len(pd.read_parquet(epochs_file)) >= count:
             return
@@ -107,6 +109,9 @@ def _wait_for_epochs(driver: subprocess.Popen[str], epochs_file: Path, count: in
     assert driver.poll() is None, "the study ended before it could be interrupted:\n" + (
         driver.stdout.read() if driver.stdout else ""
     )
+    os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait()
+    pytest.fail(f"{count} epochs were not recorded in 360 s: no interruption then")
 
 
 def test_ctrl_c_and_sigterm_stop_the_study_resumably(synth_root: Path, tmp_path: Path) -> None:
