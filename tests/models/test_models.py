@@ -231,10 +231,10 @@ def test_mask_predictor_rollout_gives_masks_12_to_22_and_frame_22_alone(horizon:
     torch.manual_seed(0)
     cfg = model_config("mask_predictor", **TINY["mask_predictor"], horizon=horizon, motion_input=motion_input)
     model = create_model("mask_predictor", cfg)
-    x = _block_masks()
+    x = _block_masks(size=CANVAS)
     with torch.no_grad():
         last, every = model.eval()(x), model(x, all_frames=True)
-    assert every.shape == (2, 11, NUM_CLASSES, FRAME_HEIGHT, FRAME_WIDTH)
+    assert every.shape == (2, 11, NUM_CLASSES, *CANVAS)  # 11 masks of the input's size
     torch.testing.assert_close(last, every[:, -1], rtol=1e-4, atol=1e-4)
     if horizon < 11:  # frame 22 rests on the model's own predictions: their gradient reaches the early outputs
         loss = model(x, all_frames=True)[:, -1].logsumexp(1).mean()
