@@ -72,3 +72,34 @@ def test_the_meter_refuses_ids_that_are_no_class() -> None:
     meter.reset()
     meter.update(torch.zeros(1, 4, 4, dtype=torch.long), torch.zeros(1, 4, 4, dtype=torch.long))
     assert meter.compute() == 1.0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_scores_are_torchmetrics_jaccard_index_bit_for_bit(seed: int) -> None:
+    """The competition's definition is torchmetrics' MulticlassJaccardIndex: the project's own confusion matrix
+    gives the same float32 numbers, whole and batch by batch, with classes absent from both sides."""
+    from torchmetrics.classification import MulticlassJaccardIndex
+    from torchmetrics.functional.classification import multiclass_jaccard_index
+
+    gen = torch.Generator().manual_seed(seed)
+    classes = torch.randperm(49, generator=gen)[: 5 + 10 * seed]  # the rest absent from both sides
+    preds = classes[torch.randint(0, len(classes), (8, 20, 30), generator=gen)]
+    target = classes[torch.randint(0, len(classes), (8, 20, 30), generator=gen)]
+    target[:, :12] = preds[:, :12]
+    reference = multiclass_jaccard_index(preds, target, num_classes=49, average="macro")
+    assert competition_iou(preds, target) == float(reference)
+    per_class = multiclass_jaccard_index(preds, target, num_classes=49, average="none")
+    ours = per_class_iou(preds, target)
+    present = ~torch.isnan(ours)
+    assert set(present.nonzero().flatten().tolist()) == set(classes.tolist())
+    assert torch.equal(ours[present], per_class[present])
+    meter, theirs = IoUMeter(), MulticlassJaccardIndex(num_classes=49, average="macro")
+    for k in range(0, 8, 3):
+        meter.update(preds[k : k + 3], target[k : k + 3])
+        theirs.update(preds[k : k + 3], target[k : k + 3])
+    assert meter.compute() == float(theirs.compute())
+
+
+def test_competition_iou_refuses_ids_that_are_no_class() -> None:
+    with pytest.raises(ValueError, match=r"4 predicted or target pixels are not class ids in 0\.\.48"):
+        competition_iou(torch.full((1, 2, 2), -1), torch.zeros(1, 2, 2, dtype=torch.long))
