@@ -1,9 +1,13 @@
 """Shared fixtures: one small synthetic data root, generated once per test session with the real
-MuJoCo generator, and helpers to lay out malformed copies of it."""
+MuJoCo generator, helpers to lay out malformed copies of it, one local Ray for the tests' studies and the
+studies several tests read."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,28 +37,54 @@ def cache_dir(tmp_path: Path) -> Path:
     return tmp_path / "cache"
 
 
-def _study(tmp_path_factory: pytest.TempPathFactory, synth_root: Path, **settings: object) -> Path:
-    """Run a real smoke study on a local Ray (started for it, unless one is running) and return its folder."""
+def shared_ray() -> None:
+    """The suite's one local Ray of 2 CPUs, started by the first test that needs it and kept for the next ones
+    (a start and a stop cost ~4 s each time). The trials read the decoded cache their driver names, so tests
+    keep their own caches on it. A test that needs a Ray of another size stops it first (`own_ray`)."""
     import logging
-    import os
 
     import ray
 
+    if not ray.is_initialized():
+        os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+        ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR)
+
+
+@pytest.fixture
+def local_ray(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shared local Ray, with a decoded cache of the test's own."""
+    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "decoded"))
+    shared_ray()
+
+
+@pytest.fixture
+def own_ray() -> Iterator[None]:
+    """For a test that starts a Ray of its own (another size, a cluster, a GPU study's): none is running before
+    it, and none after."""
+    import ray
+
+    ray.shutdown()
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_ray_left() -> Iterator[None]:
+    yield
+    if "ray" in sys.modules:
+        sys.modules["ray"].shutdown()
+
+
+def _study(tmp_path_factory: pytest.TempPathFactory, synth_root: Path, **settings: object) -> Path:
+    """Run a real smoke study on the shared local Ray and return its folder."""
     from tune.search.config import SearchConfig
     from tune.search.driver import run_search
 
     out = tmp_path_factory.mktemp("studies")
-    os.environ["SEGTUNE_CACHE"] = str(out / "decoded")  # the trials' workers inherit it
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR)
-    try:
-        cfg = SearchConfig(data=str(synth_root), budget="smoke", out=str(out), dashboard=False, **settings)  # type: ignore[arg-type]
-        assert run_search(cfg) == 0
-    finally:
-        if started:
-            ray.shutdown()
+    os.environ["SEGTUNE_CACHE"] = str(out / "decoded")  # the driver's cache, which its trials use
+    shared_ray()
+    cfg = SearchConfig(data=str(synth_root), budget="smoke", out=str(out), dashboard=False, **settings)  # type: ignore[arg-type]
+    assert run_search(cfg) == 0
     return out / str(settings["name"])
 
 

@@ -4,16 +4,12 @@ searcher tells those trials to Optuna as PRUNED where Ray's tells COMPLETE, and 
 
 from __future__ import annotations
 
-import logging
 import math
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
-import ray
 
 from benchmarks.advice import advise, page, play
 from benchmarks.bank_space import STAGE
@@ -48,14 +44,10 @@ def bank() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-@pytest.fixture(scope="module")
-def local_ray() -> Iterator[None]:
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR)
-    yield
-    ray.shutdown()
-    del os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"]
+@pytest.fixture
+def local_ray(local_ray: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The suite's shared local Ray (tests/conftest.py); Tune's default loggers off (the driver reads it)."""
+    monkeypatch.setenv("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 
 
 def test_replayed_studies_play_the_bank_back_through_the_real_searcher_and_asha(

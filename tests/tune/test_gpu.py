@@ -97,7 +97,7 @@ def test_the_gpu_meter_reads_a_busy_gpu() -> None:
 
 @pytest.mark.slow
 def test_packed_trials_of_a_mask_space_study_all_finish_on_the_gpu(
-    synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    own_ray: None, synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The product's staged study on a GPU, quarter-GPU trials: the segmenter's trials, its pseudo-labels (on
     the GPU) and the mask predictor's trials all finish, none failed, each trial capped to its share."""
@@ -108,7 +108,7 @@ def test_packed_trials_of_a_mask_space_study_all_finish_on_the_gpu(
     try:
         assert search([*args, *small, *study]) == 0
     finally:
-        ray.shutdown()  # the command's local Ray, which the tests after this one must not find
+        ray.shutdown()  # the command's local Ray (sized to the machine), which the tests after this one must not find
     out = capsys.readouterr().out
     assert "4 trials at once, each 0.25 GPU" in out
     trials = pd.read_parquet(tmp_path / "g" / "results" / "trials.parquet")

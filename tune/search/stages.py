@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 from ray import tune
 
+from data.cache import default_cache_dir
 from data.files import atomic_write
 from reports.schema import CHECKPOINT, FINISHED, STAGE, STATUS, TRIAL_ID, Status, ranked, read_results
 from tune.search.deadline import DeadlineStopper, reopen_search
@@ -67,6 +68,7 @@ def run_stage(study: Study, stage: Stage) -> bool:
         plugins=study.cfg.plugins,
         metric=stage.metric,
         val_videos=study.cfg.val_videos,
+        cache_dir=str(default_cache_dir()),  # the driver's, not what each node's Ray workers were started with
     )
     (stage_dir / SYSTEMATIC_FILE).unlink(missing_ok=True)  # a resume after the fix judges its trials afresh
     grid = make_tuner(study, stage, job, stage_dir).fit()

@@ -48,6 +48,7 @@ class StageJob:
     plugins: tuple[str, ...] = ()  # the study's --plugin files and modules, imported by each trial's process
     metric: str = ""  # the stage's metric, reported right after the epoch
     val_videos: int | None = None  # how many val videos trials are scored on; None: all
+    cache_dir: str | None = None  # the driver's decoded cache, where every trial on every node reads and writes
 
     def plan(self, config: dict[str, Any]) -> TrialPlan:
         """What a trial's Ray config asks for: its run and, for a dependent stage, the parent's checkpoint
@@ -92,6 +93,7 @@ def train_trial(config: dict[str, Any], *, job: StageJob) -> None:
         unlabeled=job.unlabeled,
         val_videos=job.val_videos,
         on_error=job.on_error,
+        cache_dir=job.cache_dir,
         hold_limit_gb=hold_limit_gb(job.resources, device),
     )
     checkpoint = tune.get_checkpoint()

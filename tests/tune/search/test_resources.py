@@ -77,8 +77,7 @@ def test_compiling_pays_where_a_trial_trains_long_enough_and_only_on_gpus() -> N
 
 
 @pytest.mark.slow
-def test_a_ray_cluster_of_16_cpus_and_a_gpu_is_planned_as_4_packed_trials_of_4_cpus() -> None:
-    assert not ray.is_initialized()
+def test_a_ray_cluster_of_16_cpus_and_a_gpu_is_planned_as_4_packed_trials_of_4_cpus(own_ray: None) -> None:
     ray.init(num_cpus=16, num_gpus=1, include_dashboard=False, logging_level=logging.ERROR)
     try:
         cluster = Cluster.of_ray()
@@ -91,10 +90,9 @@ def test_a_ray_cluster_of_16_cpus_and_a_gpu_is_planned_as_4_packed_trials_of_4_c
 
 @pytest.mark.slow
 def test_trials_of_a_study_on_a_16_cpu_ray_get_their_share_and_its_threads(
-    synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    own_ray: None, synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "decoded"))  # before Ray starts: the trials' workers inherit it
-    assert not ray.is_initialized()
+    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "decoded"))
     ray.init(num_cpus=16, include_dashboard=False, logging_level=logging.ERROR)
     try:
         cfg = SearchConfig(
