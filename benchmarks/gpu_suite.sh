@@ -34,7 +34,7 @@ if [[ "${1:-}" == "--dry-run" ]]; then
   DATA=${SEGTUNE_SUITE_DATA:-}
   if [[ -z "$DATA" ]]; then DATA=$WORK/data; $PY -m data.synth "$DATA" --train 4 --val 2 --unlabeled 2 --seed 0 >/dev/null; fi
   MAIN=(--space dual_phase --data "$DATA" --budget smoke --samples 2 --gpus-per-trial 0 --time-budget 120
-        --set input_scale=0.5)
+        --set input_scale=0.25)
   SPEED=(--device cpu --no-compile --width 4 --batch 2 --videos 2 --steps 1 --epochs 1 --stream)
   PACK32=(--device cpu --trials 1 --width 4 --batch 2 --videos 2 --epochs 1)
   PACK64=("${PACK32[@]}")

@@ -76,9 +76,13 @@ def test_compiling_pays_where_a_trial_trains_long_enough_and_only_on_gpus() -> N
     assert not long.compile  # never on CPUs
 
 
+# a Ray of 16 CPUs starts 16 idle workers at once by default: on the 2-core machine seconds of nothing
+NO_PRESTART = {"enable_worker_prestart": False}
+
+
 @pytest.mark.slow
 def test_a_ray_cluster_of_16_cpus_and_a_gpu_is_planned_as_4_packed_trials_of_4_cpus(own_ray: None) -> None:
-    ray.init(num_cpus=16, num_gpus=1, include_dashboard=False, logging_level=logging.ERROR)
+    ray.init(num_cpus=16, num_gpus=1, include_dashboard=False, logging_level=logging.ERROR, _system_config=NO_PRESTART)
     try:
         cluster = Cluster.of_ray()
         assert cluster.joined and (cluster.cpus, cluster.gpus) == (16, 1)
@@ -93,7 +97,7 @@ def test_trials_of_a_study_on_a_16_cpu_ray_get_their_share_and_its_threads(
     own_ray: None, synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "decoded"))
-    ray.init(num_cpus=16, include_dashboard=False, logging_level=logging.ERROR)
+    ray.init(num_cpus=16, include_dashboard=False, logging_level=logging.ERROR, _system_config=NO_PRESTART)
     try:
         cfg = SearchConfig(
             space="unet",
