@@ -54,3 +54,12 @@ def load_pseudo(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     if not path.exists():
         raise FileNotFoundError(f"no pseudo-labels for split {split!r} in {folder}")
     return np.load(path, mmap_mode="r"), np.load(folder / f"{split}_ids.npy")
+
+
+def pseudo_of(folder: Path, split: str, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A split's pseudo-labels (masks, video ids), checked to begin with the videos `ids` the data holds now (a
+    run scored on the first val videos reads the first ones)."""
+    masks, labelled = load_pseudo(folder, split)
+    if not np.array_equal(ids, labelled[: len(ids)]):
+        raise ValueError(f"the pseudo-labels in {folder} were made for other {split} videos than the data holds now")
+    return masks, labelled

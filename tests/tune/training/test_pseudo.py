@@ -12,7 +12,7 @@ import pytest
 
 from tune.train import main
 from tune.training.pseudo import pseudo_label
-from tune.training.pseudo_store import MANIFEST, load_pseudo, pseudo_label_dir
+from tune.training.pseudo_store import MANIFEST, load_pseudo, pseudo_label_dir, pseudo_of
 
 SPLITS = ("train", "val", "unlabeled")  # not hidden: a prediction segments the frames it is given
 
@@ -63,3 +63,18 @@ def test_a_cut_build_keeps_what_it_finished_and_labels_the_rest(
         else:
             np.testing.assert_array_equal(masks, want)
     assert (load_pseudo(reference, "train")[0] < 49).all()
+
+
+def test_pseudo_labels_are_read_only_for_the_videos_they_were_made_of(tmp_path: Path) -> None:
+    """The tasks read a split's pseudo-labels for the videos the data holds now: the same ones or the first of
+    them (a run scored on the first val videos); other videos, or more than were labelled, are refused."""
+    np.save(tmp_path / "val.npy", np.arange(3 * 2 * 4, dtype=np.uint8).reshape(3, 2, 2, 2))
+    np.save(tmp_path / "val_ids.npy", np.array([4, 5, 9]))
+    masks, ids = pseudo_of(tmp_path, "val", np.array([4, 5, 9]))
+    assert masks.shape == (3, 2, 2, 2) and ids.tolist() == [4, 5, 9]
+    assert pseudo_of(tmp_path, "val", np.array([4, 5]))[1].tolist() == [4, 5, 9]
+    for other in ([5, 4], [4, 6], [4, 5, 9, 10]):
+        with pytest.raises(ValueError, match="were made for other val videos than the data holds now"):
+            pseudo_of(tmp_path, "val", np.array(other))
+    with pytest.raises(FileNotFoundError, match="no pseudo-labels for split 'train'"):
+        pseudo_of(tmp_path, "train", np.array([0]))

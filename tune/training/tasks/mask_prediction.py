@@ -26,7 +26,7 @@ from reports.schema import VAL_COPY_LAST_IOU, VAL_EXTRAPOLATE_IOU, VAL_IOU, VAL_
 from tune.training.config import RunConfig, TrainConfig
 from tune.training.inference import Infer, class_ids
 from tune.training.losses import masks_cross_entropy, segmentation_loss, soft_dice_loss
-from tune.training.pseudo_store import has_pseudo, load_pseudo
+from tune.training.pseudo_store import has_pseudo, load_pseudo, pseudo_of
 from tune.training.tasks.base import LoadOptions, Task, TrainData, on_device, predict_in_batches, register_task
 from tune.training.tasks.frame_segmentation import pipeline_segmenter, segment_frames
 
@@ -146,8 +146,5 @@ class MaskPrediction(Task):
 
 
 def _pseudo_of(pseudo: Path, split: str, ids: np.ndarray) -> np.ndarray:
-    """A split's pseudo-labels, checked to be of the videos the data holds now."""
-    masks, labelled = load_pseudo(pseudo, split)
-    if not np.array_equal(ids, labelled):
-        raise ValueError(f"the pseudo-labels in {pseudo} were made for other {split} videos than the data holds now")
-    return masks
+    """A split's pseudo-labels of the videos `ids`, checked to be theirs."""
+    return pseudo_of(pseudo, split, ids)[0][: len(ids)]

@@ -33,7 +33,7 @@ from models.registry import ModelEntry
 from reports.schema import VAL_COPY_LAST_IOU, VAL_EXTRAPOLATE_IOU, VAL_IOU, VAL_LOSS
 from tune.training.config import RunConfig, TrainConfig
 from tune.training.inference import Infer, ModelRunner
-from tune.training.pseudo_store import has_pseudo, load_pseudo
+from tune.training.pseudo_store import has_pseudo, load_pseudo, pseudo_of
 from tune.training.tasks.base import LoadOptions, Task, TrainData, register_task
 from tune.training.tasks.frame_segmentation import pipeline_segmenter, segment_frames
 
@@ -241,16 +241,10 @@ def _labelled(
 
 def _tracks_of(pseudo: Path, split: str, ids: np.ndarray, cache: Path, workers: int) -> np.ndarray:
     """Dense tracks of the segmenter's masks of frames 1-11 of a labelled split (its pseudo-labels)."""
-    _, labelled = load_pseudo(pseudo, split)
-    _check_ids(pseudo, split, ids, labelled[: len(ids)])
+    _, labelled = pseudo_of(pseudo, split, ids)
     return dense_tracks(_read(labelled, pseudo / f"{split}.npy", cache, workers), ids, INPUT_FRAMES)
 
 
 def _read(ids: np.ndarray, masks_file: Path, cache: Path, workers: int) -> Any:
     """The tracks of a masks file, made once into the cache."""
     return read_tracks(write_tracks(ids, masks_file, tracks_folder(cache, masks_file), workers=workers))
-
-
-def _check_ids(pseudo: Path, split: str, ids: np.ndarray, labelled: np.ndarray) -> None:
-    if not np.array_equal(ids, labelled):
-        raise ValueError(f"the pseudo-labels in {pseudo} were made for other {split} videos than the data holds now")
