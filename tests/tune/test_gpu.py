@@ -1,6 +1,6 @@
 """What CI cannot run: the product on a CUDA GPU (`pytest -m gpu`, skipped without one). Packed trials through
 the real command, each capped to its share of the GPU's memory; a compiled Trainer; tune.train and
-tune.predict on CUDA; bf16 numbers against fp32; the GPU meter."""
+tune.predict on CUDA, also for the object-dynamics model; bf16 numbers against fp32; the GPU meter."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from tune.predict import main as predict
 from tune.search.cli import main as search
 from tune.search.resources import Resources, trial_device
 from tune.train import main as train
+from tune.training.checkpoints import load_checkpoint
 from tune.training.gpu_meter import GpuMeter
 from tune.training.inference import ModelRunner
 from tune.training.run import build_run
@@ -63,6 +64,30 @@ def test_train_and_predict_run_on_cuda(
     masks = torch.load(tmp_path / "v.pt")
     assert masks.shape == (2, 160, 240) and masks.dtype == torch.uint8
     assert "val" in capsys.readouterr().out
+
+
+def dynamics_on(device: str, root: Path, folder: Path) -> dict[str, float]:
+    """The object-dynamics model on `device` through the commands: a segmenter, the model trained on its masks'
+    tracks, a submission for the hidden split from it. Returns the model's last epoch."""
+    common = ["--data", str(root), "--device", device, "--quiet"]
+    seg = ["--model", "frame_segmenter", "--epochs", "1", "--set", "width=4", "--set", "depth=2"]
+    assert train([*seg, "--out", str(folder / "seg"), *common]) == 0
+    dynamics = ["--model", "object_dynamics", "--epochs", "2", "--set", "width=16", "--set", "batch_size=2"]
+    segmenter = ["--segmenter", str(folder / "seg" / "checkpoint.pt")]
+    assert train([*dynamics, *segmenter, "--out", str(folder / "dyn"), *common]) == 0
+    checkpoint = str(folder / "dyn" / "checkpoint.pt")
+    assert predict(["--checkpoint", checkpoint, *common[:4], "--split", "hidden", "--out", str(folder / "h.pt")]) == 0
+    masks = torch.load(folder / "h.pt")
+    assert masks.shape == (2, 160, 240) and masks.dtype == torch.uint8
+    return dict(load_checkpoint(checkpoint)["history"][-1])
+
+
+def test_the_object_dynamics_model_trains_and_predicts_on_cuda(
+    synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
+    last = dynamics_on("cuda", synth_root, tmp_path)
+    assert math.isfinite(last["train_loss"]) and 0 <= last["val_iou"] <= 1 and 0 <= last["val_extrapolate_iou"] <= 1
 
 
 @pytest.mark.parametrize("model", ["unet", "frame_predictor"])
