@@ -28,7 +28,7 @@ def _check(preds: torch.Tensor, target: torch.Tensor) -> None:
 
 def _outside(preds: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """How many pixels of either side are not class ids (a tensor on their device: no host synchronisation)."""
-    return sum((((t < 0) | (t >= NUM_CLASSES)).sum() for t in (preds, target)), torch.zeros((), dtype=torch.long))
+    return ((preds < 0) | (preds >= NUM_CLASSES)).sum() + ((target < 0) | (target >= NUM_CLASSES)).sum()
 
 
 def _refuse_outside(count: int) -> None:
