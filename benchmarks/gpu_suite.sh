@@ -4,8 +4,9 @@
 #   bash benchmarks/gpu_suite.sh [--only STEP...]       on a CUDA machine: appends the figures to docs/gpu_figures.md
 #                                                        (or to $SEGTUNE_SUITE_OUT, written as each step goes);
 #                                                        $SEGTUNE_SUITE_LIMITS ("200 120 50 60 50": each step's limit
-#                                                        in seconds) and $SEGTUNE_SUITE_MAIN_BUDGET (75) shorten it
-#   bash benchmarks/gpu_suite.sh --dry-run [FILE]        the same steps at toy sizes on the CPU (CI runs this; not
+#                                                        in seconds), $SEGTUNE_SUITE_MAIN_BUDGET (75) and
+#                                                        $SEGTUNE_SUITE_DYNAMICS_LIMIT (240) shorten it
+#   bash benchmarks/gpu_suite.sh --dry-run [FILE] [--only STEP...]   the same steps at toy sizes on the CPU (CI runs this; not
 #                                                        figures), written to FILE (default: a temporary file); its
 #                                                        studies run on $SEGTUNE_SUITE_DATA where set, else on 8 videos
 #
@@ -22,6 +23,10 @@
 #   stream   U-Net width 64, batch 64: the recipe against a bare loop, the split streamed against held, and what
 #            compiling costs and buys (the figures of tune/search/resources.py's compile rule)
 #   pack64   1 and 4 U-Net width-64 trials packed on one GPU
+# and, only when named (`--only dynamics`: it does not fit the 8 minutes beside the others):
+#   dynamics the object-dynamics model on the GPU (issue 31): 1,200 videos generated here (MuJoCo on EGL), then
+#            benchmarks/dynamics.py on their true masks' tracks: 180,000 samples at 300 and 1,000 train videos, the
+#            time of each (the CPU took 85-190 s each, one thread) and the IoU beside the rule's
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
@@ -38,7 +43,9 @@ if [[ "${1:-}" == "--dry-run" ]]; then
   SPEED=(--device cpu --no-compile --width 4 --batch 2 --videos 2 --steps 1 --epochs 1 --stream)
   PACK32=(--device cpu --trials 1 --width 4 --batch 2 --videos 2 --epochs 1)
   PACK64=("${PACK32[@]}")
+  DYNAMICS="$PY -m benchmarks.dynamics --data '$DATA' --train-sizes 4 --samples 16 --epochs 1"
   LIMITS=(300 300 300 300 300)
+  DYNAMICS_LIMIT=300
   TITLE="dry run on the CPU (toy sizes: not figures)"
 else
   OUT=${SEGTUNE_SUITE_OUT:-docs/gpu_figures.md}
@@ -47,6 +54,9 @@ else
   SPEED=(--width 64 --batch 64 --videos 512 --steps 20 --epochs 3 --stream --compile-cost)
   PACK32=(--trials 1 4 --width 32 --batch 32 --videos 256 --epochs 3)
   PACK64=(--trials 1 4 --width 64 --batch 64 --videos 256 --epochs 3)
+  DYNAMICS="$PY -m data.synth '$WORK/dynamics' --train 1000 --val 200 --seed 31 --quiet && $PY -m benchmarks.dynamics"
+  DYNAMICS+=" --data '$WORK/dynamics' --train-sizes 300 1000 --device cuda"
+  DYNAMICS_LIMIT=${SEGTUNE_SUITE_DYNAMICS_LIMIT:-240}
   # the most each step may take (480 s in all). On the H200 (2026-12-04) the GPU tests but their study took ~100 s
   # (cold compiles, the kit's packages without bytecode), and the main job 88 s with a 45 s budget.
   LIMITS=(200 120 50 60 50)
@@ -93,4 +103,6 @@ wanted stream && step "U-Net: recipe against bare loop, streamed against held" "
   $PY -m benchmarks.train_speed "${SPEED[@]}"
 wanted pack64 && step "Packed trials on one GPU, U-Net width 64" "${LIMITS[4]}" \
   $PY -m benchmarks.gpu_packing "${PACK64[@]}" --workdir "$WORK/pack"
+wanted dynamics && step "Object dynamics: generated videos, the model trained on their tracks" "$DYNAMICS_LIMIT" \
+  bash -c "$DYNAMICS"
 echo "figures written to $OUT"

@@ -36,7 +36,8 @@ def test_the_gpu_suite_runs_every_step_on_the_cpu(synth_root: Path, tmp_path: Pa
     text = out.read_text()
     assert done.returncode == 0, done.stdout + done.stderr
     steps = re.findall(r"^exit (\d+) after \d+ s$", text, flags=re.M)
-    assert steps == ["0"] * 5, text[-3000:]
+    assert steps == ["0"] * 5, text[-3000:]  # the named-only step (dynamics) is not among the defaults
+    assert "#### Object dynamics" not in text
     for figure in (
         r"GPU tests \(pytest -m gpu\).*?\d+ skipped",  # no CUDA here
         r"trials started [1-9]\d*, finished [1-9]\d*, failed 0",
@@ -46,3 +47,27 @@ def test_the_gpu_suite_runs_every_step_on_the_cpu(synth_root: Path, tmp_path: Pa
         r"unet width 4.*?streamed / held: \d+\.\d+",
     ):
         assert re.search(figure, text, flags=re.S), figure
+
+
+@pytest.mark.slow
+def test_the_dynamics_step_runs_when_named(synth_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "figures.md"
+    env = {**os.environ, "PYTHON": sys.executable, "SEGTUNE_SUITE_DATA": str(synth_root)}
+    env |= {"SEGTUNE_CACHE": str(tmp_path / "cache"), "TMPDIR": str(tmp_path)}
+    done = subprocess.run(
+        ["bash", "benchmarks/gpu_suite.sh", "--dry-run", str(out), "--only", "dynamics"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    text = out.read_text()
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.findall(r"^exit (\d+) after \d+ s$", text, flags=re.M) == ["0"], text[-3000:]
+    assert "#### Object dynamics" in text and "#### The main job" not in text
+    for row in (
+        r"\| the rule \(extrapolate\) \| \d\.\d{4} \|",
+        r"\| object_dynamics, 4 train videos \(\d+ s\) \| \d\.\d{4} \|",
+    ):
+        assert re.search(row, text), row
