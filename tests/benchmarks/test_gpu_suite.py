@@ -14,8 +14,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.slow
-def test_the_gpu_suite_runs_every_step_on_the_cpu(synth_root: Path, tmp_path: Path) -> None:
+def dry_run(synth_root: Path, tmp_path: Path, *only: str) -> tuple[str, list[str]]:
+    """`gpu_suite.sh --dry-run` (with `--only` the steps named) on the test's data; returns what it wrote and the
+    exit status of each step it ran."""
     out = tmp_path / "figures.md"
     env = {
         **os.environ,
@@ -26,16 +27,21 @@ def test_the_gpu_suite_runs_every_step_on_the_cpu(synth_root: Path, tmp_path: Pa
         "RAY_TMPDIR": "/tmp",  # Ray's socket paths must stay under 108 bytes
     }
     done = subprocess.run(
-        ["bash", "benchmarks/gpu_suite.sh", "--dry-run", str(out)],
+        ["bash", "benchmarks/gpu_suite.sh", "--dry-run", str(out), *(["--only", *only] if only else [])],
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
         timeout=900,
     )
-    text = out.read_text()
     assert done.returncode == 0, done.stdout + done.stderr
-    steps = re.findall(r"^exit (\d+) after \d+ s$", text, flags=re.M)
+    text = out.read_text()
+    return text, re.findall(r"^exit (\d+) after \d+ s$", text, flags=re.M)
+
+
+@pytest.mark.slow
+def test_the_gpu_suite_runs_every_step_on_the_cpu(synth_root: Path, tmp_path: Path) -> None:
+    text, steps = dry_run(synth_root, tmp_path)
     assert steps == ["0"] * 5, text[-3000:]  # the named-only step (dynamics) is not among the defaults
     assert "#### Object dynamics" not in text
     for figure in (
@@ -51,20 +57,8 @@ def test_the_gpu_suite_runs_every_step_on_the_cpu(synth_root: Path, tmp_path: Pa
 
 @pytest.mark.slow
 def test_the_dynamics_step_runs_when_named(synth_root: Path, tmp_path: Path) -> None:
-    out = tmp_path / "figures.md"
-    env = {**os.environ, "PYTHON": sys.executable, "SEGTUNE_SUITE_DATA": str(synth_root)}
-    env |= {"SEGTUNE_CACHE": str(tmp_path / "cache"), "TMPDIR": str(tmp_path)}
-    done = subprocess.run(
-        ["bash", "benchmarks/gpu_suite.sh", "--dry-run", str(out), "--only", "dynamics"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    text = out.read_text()
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert re.findall(r"^exit (\d+) after \d+ s$", text, flags=re.M) == ["0"], text[-3000:]
+    text, steps = dry_run(synth_root, tmp_path, "dynamics")
+    assert steps == ["0"], text[-3000:]
     assert "#### Object dynamics" in text and "#### The main job" not in text
     for row in (
         r"\| the rule \(extrapolate\) \| \d\.\d{4} \|",
