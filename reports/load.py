@@ -12,20 +12,24 @@ import optuna
 import pandas as pd
 
 from reports.schema import (
+    ANSWER,
     BUDGET_CUT,
     BUDGET_FILE,
     BUDGET_TEXT,
     EPOCHS_FILE,
     FILE,
     GALLERY_FILE,
+    IOU,
     OPTUNA_FILE,
     PER_CLASS_FILE,
+    REFERENCES_FILE,
     RESULTS_DIR,
     SKIPPED_FILE,
     SPACE,
     STATUS,
     STUDY_FILE,
     TRIALS_FILE,
+    VIDEOS,
     Status,
     optuna_study_name,
     read_results,
@@ -47,6 +51,7 @@ class Experiment:
     epochs: pd.DataFrame  # one row per trial per epoch
     per_class: pd.DataFrame | None = None  # the best model's per-class IoU on val
     gallery: pd.DataFrame | None = None  # video_id, order, label, data_uri
+    references: pd.DataFrame | None = None  # the best model beside answers that need no training, on val
     space: str = ""
     notes: list[str] = field(default_factory=list)  # what is missing or partial, said in the report
     studies: dict[str, optuna.Study] = field(default_factory=dict)  # stage -> its Optuna study, from the journal
@@ -63,6 +68,10 @@ def load_experiment(folder: str | os.PathLike[str]) -> Experiment:
     trials, epochs = _read_results(results, notes)
     per_class = _read(results / PER_CLASS_FILE, notes, NO_PER_CLASS)
     gallery = _read(results / GALLERY_FILE, notes, None)
+    references = _read(results / REFERENCES_FILE, notes, None)
+    if len(references) and not {ANSWER, IOU, VIDEOS} <= set(references.columns):
+        notes.append(f"{REFERENCES_FILE} lacks the columns {ANSWER}, {IOU}, {VIDEOS}: no references shown")
+        references = pd.DataFrame()
     if gallery is not None and len(gallery):
         gallery = gallery.assign(data_uri=[_data_uri(results / f) for f in gallery[FILE]])
     settings = read_study_settings(folder)
@@ -101,6 +110,7 @@ def load_experiment(folder: str | os.PathLike[str]) -> Experiment:
         epochs=epochs,
         per_class=per_class,
         gallery=gallery,
+        references=references,
         space=space,
         notes=notes,
         studies=studies,

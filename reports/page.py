@@ -36,6 +36,7 @@ from reports.schema import (
     param_columns,
     param_name,
     ranked,
+    references_text,
     stage_order,
 )
 
@@ -214,6 +215,11 @@ def experiment_html(exp: Experiment, index: int) -> str:
     for k in range(1, len(stages)):
         parts.append(figure_html(figures.parent_vs_child(trials, stages[k - 1], stages[k]), f"e{index}-parents-{k}"))
     parts.append(resources_html(exp, index))
+    if exp.references is not None and len(exp.references):
+        parts.append(
+            "<h3>The best model beside answers that need no training</h3>"
+            f'<p class="val-references">{html.escape(references_text(exp.references))}</p>'
+        )
     parts.append(figure_html(figures.per_class_iou(exp.per_class), f"e{index}-per-class"))
     parts.append(gallery_html(exp.gallery))
     return "\n".join(parts)

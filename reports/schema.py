@@ -11,6 +11,7 @@ A study folder OUT/NAME holds:
     results/epochs.parquet   one row per trial per epoch: TRIAL_ID, SPACE, STAGE, EPOCH and every number
                              the trial reported (EPOCHS_FILE)
     results/per_class_iou.parquet, results/gallery.parquet and results/gallery/  the best model on val
+    results/references.parquet  the best model on val beside answers that need no training (REFERENCES_FILE)
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ EPOCHS_FILE = "epochs.parquet"
 PER_CLASS_FILE = "per_class_iou.parquet"
 GALLERY_FILE = "gallery.parquet"
 GALLERY_DIR = "gallery"
+REFERENCES_FILE = "references.parquet"
 SKIPPED_FILE = "skipped_videos.json"  # {split: {video id: reason}} of the bad videos a study left out
 BUDGET_FILE = "budget.json"  # the time budget of a study's last run and the stages it cut (tune/search/deadline.py)
 BUDGET_TEXT = "time_budget"  # budget.json: the time budget as text (1h02m); None without one
@@ -139,6 +141,15 @@ VIDEO_ID = "video_id"
 ORDER = "order"  # the picture's place in its video's row
 LABEL = "label"
 FILE = "file"  # path relative to the results folder
+# references table (REFERENCES_FILE): the competition IoU of mask 22 on the val videos the best model was scored
+# on, for the best model and for answers that need no training: every pixel background (the floor), and the rules
+# on val's true masks (what a perfect segmenter would give them: a ceiling of the rules, since no split to predict
+# has masks), so that a study's score can be read without knowing the data
+ANSWER = "answer"
+VIDEOS = "videos"  # how many val videos the IoU is over
+ANSWER_BEST = "the best model"
+ANSWER_BACKGROUND = "all background"
+TRUE_MASKS = "on the true masks"  # ANSWER of a rule on the true masks: "RULE on the true masks"
 MODES = ("max", "min")
 
 
@@ -275,3 +286,19 @@ def epochs_spent_text(trials: pd.DataFrame, stage: str) -> str:
         f"{spent} epochs run, of the {full} that these {int((trials[STAGE] == stage).sum())} trials would have cost "
         f"at the full budget ({spent / full:.0%}; {', '.join(why)})"
     )
+
+
+def references_text(table: pd.DataFrame) -> str:
+    """The references table (REFERENCES_FILE) in a sentence: "on 20 val videos: the best model 0.0573, 2.6x all
+    background (0.0217); the rules on the true masks (...): copy_last 0.2766, extrapolate 0.4811"."""
+    scores = dict(zip(table[ANSWER], table[IOU], strict=True))
+    best, floor = scores.pop(ANSWER_BEST, math.nan), scores.pop(ANSWER_BACKGROUND, math.nan)
+    times = f"{best / floor:.1f}x " if floor > 0 else ""  # False for NaN too
+    text = f"on {int(table[VIDEOS].iloc[0])} val videos: {ANSWER_BEST} {best:.4f}, {times}{ANSWER_BACKGROUND} ({floor:.4f})"
+    rules = [f"{answer.removesuffix(TRUE_MASKS).strip()} {iou:.4f}" for answer, iou in scores.items()]
+    if rules:
+        text += (
+            f"; the rules {TRUE_MASKS} (what a perfect segmenter would give them; no split to predict has masks): "
+            + ", ".join(rules)
+        )
+    return text

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+
 from reports import schema
 from reports.load import NO_EPOCHS, NO_JOURNAL, NO_TRIALS, load_experiment
 from tests.reports.study_files import trial_row, write_journal, write_study_folder
@@ -61,3 +63,11 @@ def test_an_unreadable_table_is_a_note_and_the_other_is_kept(tmp_path: Path) -> 
     exp = load_experiment(folder)
     assert len(exp.trials) == 2 and exp.epochs.empty
     assert any(note.startswith(f"cannot read {schema.EPOCHS_FILE}") for note in exp.notes)
+
+
+def test_a_references_table_without_its_columns_is_a_note(tmp_path: Path) -> None:
+    folder = write_study_folder(tmp_path / "u", ROWS)
+    pd.DataFrame({"what": ["x"]}).to_parquet(folder / schema.RESULTS_DIR / schema.REFERENCES_FILE)
+    exp = load_experiment(folder)
+    assert exp.references is not None and exp.references.empty
+    assert any(note.startswith(f"{schema.REFERENCES_FILE} lacks the columns") for note in exp.notes)

@@ -95,6 +95,10 @@ def test_report_of_a_study_renders_everything(browser: Browser, unet_study: Path
     spent, full = int(trials["epochs"].fillna(0).sum()), int(trials["max_epochs"].sum())
     assert f"Compute: {spent} epochs run, of the {full} that these {len(trials)} trials would have cost" in seen["text"]
     assert spent < full  # ASHA stopped some
+    # the best model's score read beside what needs no training, on the same val videos
+    references = pd.read_parquet(unet_study / "results" / schema.REFERENCES_FILE)
+    assert "The best model beside answers that need no training" in seen["text"]
+    assert schema.references_text(references) in seen["text"]
 
 
 def test_the_report_of_a_dynamics_study_shows_its_model_beside_the_rules(

@@ -21,6 +21,7 @@ from reports.schema import (
     BEST_METRIC,
     CHECKPOINT,
     EPOCHS,
+    REFERENCES_FILE,
     RULE_REFERENCES,
     SKIPPED_FILE,
     STAGE,
@@ -31,6 +32,7 @@ from reports.schema import (
     param_columns,
     param_name,
     read_results,
+    references_text,
 )
 from tune.plugins import load_plugins
 from tune.search.clock import StudyClock, budget_seconds
@@ -264,6 +266,8 @@ def print_summary(study: Study) -> None:
             f"  {rank}. {row[TRIAL_ID]}  {final.metric} {row[BEST_METRIC]:.4f}  [{row[STATUS]}, {row[EPOCHS]} epochs]  {shown}"
         )
     print(f"\nbest checkpoint: {top.iloc[0][CHECKPOINT]}")
+    if (references := study.results_dir / REFERENCES_FILE).exists():  # written by the best model's evaluation
+        print(references_text(pd.read_parquet(references)))
     if final.mode != "max" or not task_for(final.model).needs_segmenter:  # the rules answer from a segmenter's masks
         return
     best = top.iloc[0]

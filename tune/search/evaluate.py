@@ -4,7 +4,8 @@ results so that the report (which reads files only) can show them.
 OUT/NAME/results/per_class_iou.parquet: class_id, class_name, iou (NaN where a class is absent from both
 sides), target_pixels, predicted_pixels. OUT/NAME/results/gallery/: PNGs per val video (input frames 1,
 6, 11; the true mask 22; the predicted mask 22; the true mask 11, which is what copy-last answers at
-best) and gallery.parquet listing them.
+best) and gallery.parquet listing them. OUT/NAME/results/references.parquet: the best model's competition IoU
+beside all-background's and the rules' on the true masks, on the same videos (reports.schema, REFERENCES_FILE).
 """
 
 from __future__ import annotations
@@ -19,8 +20,11 @@ from PIL import Image
 
 from data.cache import OnError, decode_split
 from data.classes import LAST_INPUT_FRAME, NUM_CLASSES, TARGET_FRAME, class_names, colour_masks
-from data.metric import per_class_iou
+from data.metric import competition_iou, per_class_iou
 from reports.schema import (
+    ANSWER,
+    ANSWER_BACKGROUND,
+    ANSWER_BEST,
     CHECKPOINT,
     CLASS_ID,
     CLASS_NAME,
@@ -32,13 +36,16 @@ from reports.schema import (
     ORDER,
     PER_CLASS_FILE,
     PREDICTED_PIXELS,
+    REFERENCES_FILE,
     RESULTS_DIR,
     TARGET_PIXELS,
+    TRUE_MASKS,
     VIDEO_ID,
+    VIDEOS,
     best_checkpoint,
 )
 from tune.search.results import write_parquet
-from tune.training.prediction import predict
+from tune.training.prediction import RULE_FRAMES, RULES, predict
 
 GALLERY_FRAMES = (0, 5, 10)
 
@@ -73,6 +80,11 @@ def evaluate_best(
     )
     table[CHECKPOINT] = str(checkpoint)
     write_parquet(table, results / PER_CLASS_FILE)
+    answers = {ANSWER_BEST: competition_iou(masks.long(), target.long()), **_references(val.masks, target)}
+    write_parquet(
+        pd.DataFrame({ANSWER: list(answers), IOU: list(answers.values()), VIDEOS: len(target)}),
+        results / REFERENCES_FILE,
+    )
 
     folder = results / GALLERY_DIR
     folder.mkdir(parents=True, exist_ok=True)
@@ -89,6 +101,21 @@ def evaluate_best(
             rows.append({VIDEO_ID: vid, ORDER: order, LABEL: label, FILE: f"{GALLERY_DIR}/{name}"})
     write_parquet(pd.DataFrame(rows), results / GALLERY_FILE)
     return results
+
+
+def _references(masks: np.ndarray, target: torch.Tensor, chunk: int = 64) -> dict[str, float]:
+    """Answers that need no training, scored on `target` (mask 22 of the videos of `masks`, (N, T, H, W)):
+    every pixel background, and each rule (tune.predict --rule) on the true masks, a chunk of videos at a time."""
+    found = {ANSWER_BACKGROUND: competition_iou(torch.zeros_like(target, dtype=torch.long), target.long())}
+    for name, rule in RULES.items():
+        answer = torch.cat(
+            [
+                rule(torch.from_numpy(np.array(masks[start : start + chunk, list(RULE_FRAMES)]))).to(torch.uint8)
+                for start in range(0, len(masks), chunk)
+            ]
+        )
+        found[f"{name} {TRUE_MASKS}"] = competition_iou(answer.long(), target.long())
+    return found
 
 
 def _gallery_rows(masks: np.ndarray, count: int) -> list[int]:

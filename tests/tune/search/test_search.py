@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pandas as pd
 import pytest
+import torch
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
@@ -100,6 +102,40 @@ def test_dual_phase_smoke_fine_tunes_from_the_best_pretraining_trials(dual_study
     for path in finetune["checkpoint"].dropna():
         run = load_checkpoint(path)["run"]
         assert run["model"] == "dual_phase"
+
+
+def test_the_best_model_is_scored_beside_all_background_and_the_rules_on_the_true_masks(
+    dual_study: Path, synth_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from data.cache import decode_split
+    from data.metric import competition_iou
+    from reports.schema import REFERENCES_FILE, references_text
+    from tune.search.driver import open_study, print_summary
+    from tune.search.resources import Cluster
+
+    table = pd.read_parquet(dual_study / "results" / REFERENCES_FILE)
+    scores = dict(zip(table["answer"], table["iou"], strict=True))
+    assert list(scores) == [
+        "the best model",
+        "all background",
+        "copy_last on the true masks",
+        "extrapolate on the true masks",
+    ]
+    trials = pd.read_parquet(dual_study / "results" / "trials.parquet")
+    best = trials.loc[trials["stage"] == "finetune", "best_metric"].max()
+    assert scores["the best model"] == pytest.approx(best, abs=1e-6)  # its checkpoint, on the videos it was scored on
+    val = decode_split(synth_root, "val", progress=False)
+    assert (table["videos"] == len(val.ids)).all()
+    truth = torch.from_numpy(np.array(val.masks))
+    assert scores["all background"] == pytest.approx(competition_iou(torch.zeros_like(truth[:, 21]), truth[:, 21]))
+    assert scores["copy_last on the true masks"] == pytest.approx(competition_iou(truth[:, 10], truth[:, 21]))
+    assert scores["all background"] < scores["copy_last on the true masks"] < scores["extrapolate on the true masks"]
+    # the summary says it in one line
+    cfg = SearchConfig(space="dual_phase", data=str(synth_root), out=str(dual_study.parent), name="d", budget="smoke")
+    capsys.readouterr()
+    print_summary(open_study(cfg, Cluster.local()))
+    printed = capsys.readouterr().out
+    assert references_text(table) in printed and "x all background" in printed
 
 
 def test_a_stage_with_no_successful_trial_exits_non_zero(local_ray: None, synth_root: Path, tmp_path: Path) -> None:
