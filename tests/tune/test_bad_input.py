@@ -192,8 +192,11 @@ def test_bad_input_is_one_line_naming_what_is_wrong(
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     command, *args = setup(copy_root, scratch)
+    study_file = scratch / "runs" / "s" / "search.json"
+    planted = study_file.exists()
     assert COMMANDS[command](args) == 2
     err = capsys.readouterr().err
     last = err.strip().splitlines()[-1]  # after a decoding progress bar, if any
     assert "Traceback" not in err and last.startswith("error: ") and expected in last, err
     assert not (scratch / "ran").exists()  # nothing planted ran
+    assert study_file.exists() == planted  # a refused start leaves no study behind; one set up stays

@@ -3,13 +3,14 @@ read back for --resume."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from reports.schema import OPTUNA_FILE, STUDY_FILE, read_study_settings
+from reports.schema import OPTUNA_FILE, SKIPPED_FILE, STUDY_FILE, read_study_settings
 from tune.search.spaces import get_space
 
 
@@ -121,3 +122,15 @@ def _started(folder: Path) -> bool:
     """Whether any stage of the study in `folder` ever started (its experiment folder, the Optuna
     journal or results exist): a study that failed before, on bad data say, can be started anew."""
     return (folder / OPTUNA_FILE).exists() or any(child.is_dir() for child in folder.iterdir())
+
+
+def forget_unstarted(folder: Path) -> None:
+    """Remove what a new study wrote in `folder` (search.json, the list of bad videos) when none of its stages
+    started, and the folder if that leaves it empty: a start refused on a bad flag or bad data leaves no study
+    behind. A folder holding anything else is left as it is."""
+    if not folder.is_dir() or _started(folder):
+        return
+    for name in (STUDY_FILE, SKIPPED_FILE):
+        (folder / name).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # not empty: files of the user's
+        folder.rmdir()

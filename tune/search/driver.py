@@ -36,7 +36,7 @@ from reports.schema import (
 )
 from tune.plugins import load_plugins
 from tune.search.clock import StudyClock, budget_seconds
-from tune.search.config import SearchConfig, prepare_study
+from tune.search.config import SearchConfig, forget_unstarted, prepare_study
 from tune.search.overrides import parse_overrides, show_space
 from tune.search.resources import Cluster, plan_resources
 from tune.search.spaces import SearchSpace, get_space
@@ -51,36 +51,17 @@ def run_search(cfg: SearchConfig, *, resume: bool = False, given: frozenset[str]
     the study settings the user named, which a resume refuses to change."""
     started = time.time()  # a time budget counts from here
     cfg = prepare_study(cfg, resume, given=given)
-    load_plugins(cfg.plugins)  # a resumed study's, from its search.json
-    cluster = cluster_of(cfg)
-    study = open_study(cfg, cluster)
-    check_mlflow(study.cfg.mlflow)
-    if study.cfg.gpu_hours and not study.resources.on_gpu:  # before anything runs
-        raise ValueError("--gpu-hours needs trials on GPUs, and this study's trials have none: use --time-budget")
-    check_warm_start(study)
-    space = study.space
-    print(
-        f"study {study.cfg.name}: space {space.name} ({' -> '.join(s.name for s in space.stages)}), "
-        f"budget {study.budget.name}, data {study.root}"
-        + ("" if study.cfg.unlabeled is None else f", the first {study.cfg.unlabeled} unlabeled videos only")
-        + ("" if study.cfg.val_videos is None else f", scored on the first {study.cfg.val_videos} val videos only")
-    )
-    print(study.resources.describe())
-    splits = splits_used(space)
-    for vid, holders in shared_ids(study.root, splits).items():
-        print(f"warning: video {vid} of {study.root} is in more than one split: {', '.join(holders)}", file=sys.stderr)
-    skipped = {}
-    for split in splits:  # decode once on this machine, before any trial starts
-        if split != "unlabeled" or (study.root / split).is_dir():
-            decoded = decode_split(study.root, split, on_error=study.on_error)
-            skipped[split] = {str(vid): reason for vid, reason in decoded.skipped}
-    if any(skipped.values()):
-        (study.folder / SKIPPED_FILE).write_text(json.dumps(skipped, indent=2))
+    try:
+        study, cluster = start_study(cfg)
+    except Exception:
+        if not resume:  # a start refused (a bad flag, bad data) leaves no study; Ctrl-C keeps it for --resume
+            forget_unstarted(cfg.experiment_dir)
+        raise
     init_ray(study.cfg, cluster)
     status = 0
     received = stop_on_sigterm()
     clock = StudyClock(study, budget_seconds(study.cfg, study.resources), started)
-    for stage in space.stages:
+    for stage in study.space.stages:
         if not clock.start(stage):
             break
         try:
@@ -106,6 +87,37 @@ def run_search(cfg: SearchConfig, *, resume: bool = False, given: frozenset[str]
     clock.end()
     finish(study, clock)
     return status
+
+
+def start_study(cfg: SearchConfig) -> tuple[Study, Cluster]:
+    """Everything a study checks and prepares before Ray starts: its plugins, the cluster and the plan of its
+    resources, the flags a new user gets wrong, its data (decoded once on this machine, bad videos listed)."""
+    load_plugins(cfg.plugins)  # a resumed study's, from its search.json
+    cluster = cluster_of(cfg)
+    study = open_study(cfg, cluster)
+    check_mlflow(study.cfg.mlflow)
+    if study.cfg.gpu_hours and not study.resources.on_gpu:  # before anything runs
+        raise ValueError("--gpu-hours needs trials on GPUs, and this study's trials have none: use --time-budget")
+    check_warm_start(study)
+    space = study.space
+    print(
+        f"study {study.cfg.name}: space {space.name} ({' -> '.join(s.name for s in space.stages)}), "
+        f"budget {study.budget.name}, data {study.root}"
+        + ("" if study.cfg.unlabeled is None else f", the first {study.cfg.unlabeled} unlabeled videos only")
+        + ("" if study.cfg.val_videos is None else f", scored on the first {study.cfg.val_videos} val videos only")
+    )
+    print(study.resources.describe())
+    splits = splits_used(space)
+    for vid, holders in shared_ids(study.root, splits).items():
+        print(f"warning: video {vid} of {study.root} is in more than one split: {', '.join(holders)}", file=sys.stderr)
+    skipped = {}
+    for split in splits:  # decode once on this machine, before any trial starts
+        if split != "unlabeled" or (study.root / split).is_dir():
+            decoded = decode_split(study.root, split, on_error=study.on_error)
+            skipped[split] = {str(vid): reason for vid, reason in decoded.skipped}
+    if any(skipped.values()):
+        (study.folder / SKIPPED_FILE).write_text(json.dumps(skipped, indent=2))
+    return study, cluster
 
 
 def stop_on_sigterm() -> list[str]:
