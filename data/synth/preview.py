@@ -7,13 +7,14 @@ classes' display colours. Works on any root in the competition layout, real or s
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image
 
 from data.classes import colour_masks
-from data.layout import index_split, read_video
+from data.layout import DataError, index_split, read_video
 
 
 def video_strip(frames: np.ndarray, masks: np.ndarray | None, times: Sequence[int], *, gap: int = 2) -> np.ndarray:
@@ -33,12 +34,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--videos", type=int, nargs="+", default=[0, 1], help="row numbers of videos in the split")
     parser.add_argument("--frames", type=int, nargs="+", default=[0, 4, 8, 10, 14, 18, 21], help="frame indices")
     args = parser.parse_args(argv)
-    entries = index_split(args.root, args.split)
-    strips = []
-    for row in args.videos:
-        frames, masks = read_video(entries[row])
-        strips.append(video_strip(frames, masks, args.frames))
-    Image.fromarray(np.concatenate(strips, axis=0)).save(args.out)
+    try:
+        entries = index_split(args.root, args.split)
+        if bad := [row for row in args.videos if not 0 <= row < len(entries)]:
+            raise DataError(f"--videos {bad}: split {args.split!r} of {args.root} has rows 0..{len(entries) - 1}")
+        strips = []
+        for row in args.videos:
+            frames, masks = read_video(entries[row])
+            if bad := [t for t in args.frames if not 0 <= t < len(frames)]:
+                raise DataError(f"--frames {bad}: video {entries[row].video_id} has frames 0..{len(frames) - 1}")
+            strips.append(video_strip(frames, masks, args.frames))
+        Image.fromarray(np.concatenate(strips, axis=0)).save(args.out)
+    except (DataError, OSError, ValueError) as err:  # a bad root or video, an unwritable or unknown OUT type
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(f"wrote {args.out}")
     return 0
 
