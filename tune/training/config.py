@@ -91,6 +91,16 @@ class RunConfig:
             "train": config_to_dict(self.train),
         }
 
+    def differences(self, other: RunConfig) -> list[str]:
+        """The settings `other` has other values of, as "NAME MINE (the checkpoint has OTHERS)", NAME as --set
+        takes it; RUNTIME_FIELDS aside (how a run is computed, not what it computes)."""
+        mine, theirs = _flat(self.to_dict()), _flat(other.to_dict())
+        return [
+            f"{name} {mine.get(name)!r} (the checkpoint has {theirs.get(name)!r})"
+            for name in sorted(mine.keys() | theirs.keys())
+            if mine.get(name) != theirs.get(name) and name not in RUNTIME_FIELDS
+        ]
+
     def with_epochs(self, epochs: int) -> RunConfig:
         return replace(self, train=replace(self.train, epochs=epochs))
 
@@ -116,3 +126,18 @@ class RunConfig:
             config_from_dict(entry.config_class, values["model_config"]),
             config_from_dict(TrainConfig, values["train"]),
         )
+
+
+RUNTIME_FIELDS = ("compile", "eval_batch_size")  # a resumed run may set these otherwise: they change no result
+
+
+def _flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A run's dict (RunConfig.to_dict) as --set names its fields: `width`, `predictor.hidden`, `lr`."""
+    flat = {}
+    for key, value in values.items():
+        name = key if prefix in ("", "model_config.", "train.") else prefix + key
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat

@@ -96,9 +96,11 @@ def _train_phase(
 ) -> dict[str, float]:
     data = load_data(run, data_root, device, progress=progress, pseudo=pseudo, on_error=on_error)
     if resume and checkpoint.exists():
-        trainer = Trainer.resume(checkpoint, data, device)
+        trainer = Trainer.resume(checkpoint, data, device, expect=run)
         print(f"[{phase}] resuming {checkpoint} after epoch {trainer.epoch}")
     else:
+        if resume:
+            print(f"[{phase}] nothing to resume at {checkpoint}: training from the start")
         trainer = Trainer(run, data, device, pretrained=pretrained, pipeline=pipeline)
         print(f"[{phase}] {run.model} on {device}: {json.dumps(config_to_dict(run.model_config))}")
     for metrics in trainer.epochs():

@@ -15,6 +15,7 @@ import os
 import time
 import warnings
 from collections.abc import Iterator
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from data.streaming import read_ahead
 from models.registry import create_model, pretrained_part
 from reports.schema import DATA_WAIT_S, EPOCH, EVAL_S, GPU_BUSY, GPU_PEAK_GB, PHASES, TRAIN_LOSS, TRAIN_S
 from tune.training.checkpoints import CHECKPOINT_FORMAT, load_checkpoint, load_pretrained_part, save_checkpoint
-from tune.training.config import RunConfig, TrainConfig
+from tune.training.config import RUNTIME_FIELDS, RunConfig, TrainConfig
 from tune.training.gpu_meter import GpuMeter
 from tune.training.inference import ModelRunner
 from tune.training.losses import inverse_sqrt_weights
@@ -142,9 +143,26 @@ class Trainer:
         return save_checkpoint(self.state_dict(), path)
 
     @classmethod
-    def resume(cls, path: str | os.PathLike[str], data: TrainData, device: torch.device | str = "cpu") -> Trainer:
+    def resume(
+        cls,
+        path: str | os.PathLike[str],
+        data: TrainData,
+        device: torch.device | str = "cpu",
+        *,
+        expect: RunConfig | None = None,
+    ) -> Trainer:
+        """The run saved at `path`, where it stopped; with `expect`, refused (ValueError) when `expect` asks other
+        settings than it has, its runtime ones (RUNTIME_FIELDS: compiling, the evaluation's batch) taken from it."""
         state = load_checkpoint(path)
-        trainer = cls(RunConfig.from_dict(state["run"]), data, device, pipeline=state.get("pipeline"))
+        run = RunConfig.from_dict(state["run"])
+        if expect is not None:
+            if differ := expect.differences(run):
+                raise ValueError(
+                    f"{path} holds a run with other settings than those given: {'; '.join(differ)}. Give its "
+                    "settings to resume it, or another --out for a new run"
+                )
+            run = replace(run, train=replace(run.train, **{k: getattr(expect.train, k) for k in RUNTIME_FIELDS}))
+        trainer = cls(run, data, device, pipeline=state.get("pipeline"))
         trainer.model.load_state_dict(state["model"])
         trainer.optimizer.load_state_dict(state["optimizer"])
         trainer.scheduler.load_state_dict(state["scheduler"])

@@ -136,6 +136,19 @@ def test_cli_resume_continues_after_the_last_saved_epoch(
     assert "resuming" in out and "after epoch 1" in out
     assert "epoch 2/2" in out and "epoch 1/2" not in out
     assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["epoch"] == 2
+    # other settings than the run's are refused in one line naming them (they were ignored before); how the run is
+    # computed (compiling, the evaluation's batch) may change
+    saved = (tmp_path / "run" / "checkpoint.pt").read_bytes()
+    assert main([*_args("unet", synth_root, tmp_path / "run", epochs=3), "--set", "width=8", "--resume"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and len(err.splitlines()) == 1, err
+    assert "epochs 3 (the checkpoint has 2); width 8 (the checkpoint has 4)" in err
+    assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == saved
+    assert main([*_args("unet", synth_root, tmp_path / "run", epochs=2), "--set", "eval_batch_size=1", "--resume"]) == 0
+    assert "after epoch 2" in capsys.readouterr().out  # finished: nothing left to train
+    # an empty folder: nothing to resume, said, and the run starts
+    assert main([*_args("unet", synth_root, tmp_path / "new", epochs=1), "--resume"]) == 0
+    assert "nothing to resume at" in capsys.readouterr().out
 
 
 def test_nan_loss_fails_the_run_with_its_reason(
