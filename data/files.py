@@ -67,8 +67,11 @@ def ensure_writable(folder: Path) -> None:
     (an OSError naming the path if not: read-only, full, no permission)."""
     folder.mkdir(parents=True, exist_ok=True)
     probe = folder / f".write-test-{os.getpid()}"
-    probe.write_bytes(b"")
-    probe.unlink()
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:  # named by the folder, not by the probe's made-up name
+        raise OSError(err.errno, f"cannot write a file in it ({err.strerror or err})", str(folder)) from None
 
 
 def os_error_line(err: OSError) -> str:

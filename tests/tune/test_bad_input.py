@@ -175,6 +175,10 @@ CASES: dict[str, tuple[Setup, str]] = {
     "a planted checkpoint": (_planted_checkpoint, "evil.pt"),
     "a study with no results": (_no_results, "empty-study"),
     "a training folder that cannot be made": (_train_out_under_a_file, "a-file/run"),
+    "a device this machine lacks": (
+        lambda r, t: ["train", "--model", "unet", "--data", str(r), "--out", str(t / "run"), "--device", "cuda:99"],
+        "device 'cuda:99': this machine has",
+    ),
 }
 COMMANDS = {"search": search, "predict": predict, "train": train}
 

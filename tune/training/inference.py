@@ -19,9 +19,21 @@ Infer = Callable[[torch.Tensor], Any]  # uint8 batch -> the model's output
 
 
 def resolve_device(name: str = "auto") -> torch.device:
+    """`auto`: the GPU where torch has one, else the CPU; a named device is checked to exist here (ValueError
+    naming it, not torch's assertion deep in the first copy)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:  # "Expected one of cpu, cuda, ... device type at start of device string: gpu"
+        raise ValueError(f"device {name!r}: {err}") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if not count:
+            raise ValueError(f"device {name!r}: this machine has no CUDA GPU that torch {torch.__version__} can use")
+        if device.index is not None and device.index >= count:
+            raise ValueError(f"device {name!r}: this machine has {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}")
+    return device
 
 
 def autocast(device: torch.device, enabled: bool = True) -> AbstractContextManager[Any]:

@@ -13,7 +13,7 @@ from models.frame_predictor import FramePrediction
 from models.mask_predictor import MaskPredictor
 from models.registry import create_model, model_config
 from tune.training.config import TrainConfig
-from tune.training.inference import ModelRunner, class_ids, reduce_inputs, restore_size
+from tune.training.inference import ModelRunner, class_ids, reduce_inputs, resolve_device, restore_size
 from tune.training.run import build_run
 from tune.training.tasks import task_for
 from tune.training.trainer import Trainer, load_data
@@ -179,3 +179,16 @@ def test_the_full_size_prior_keeps_the_networks_part() -> None:
 
     network = restore_size(small - prior_logits(reduced_prior[0]), small.shape[-2:], (160, 240))
     torch.testing.assert_close(logits - prior_logits(full_prior[0]), network, rtol=0, atol=1e-4)
+
+
+def test_a_device_this_machine_lacks_is_refused_by_name() -> None:
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="device 'gpu': Expected one of cpu, cuda"):
+        resolve_device("gpu")
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    with pytest.raises(ValueError, match=f"device 'cuda:{count}': this machine has (no CUDA GPU|{count} CUDA GPU)"):
+        resolve_device(f"cuda:{count}")
+    if not count:
+        with pytest.raises(ValueError, match="device 'cuda': this machine has no CUDA GPU that torch"):
+            resolve_device("cuda")
