@@ -70,6 +70,8 @@ def generate(
 ) -> SynthReport:
     """Write the data set `spec` under `out`. An interrupted call is finished by calling again with the
     same spec: complete videos are kept, a half-written one is never visible under its final name."""
+    if workers is not None and workers < 1:
+        raise ValueError(f"--workers must be >= 1 (leave it out for one per core), got {workers}")
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     _check_manifest(root, spec)

@@ -57,6 +57,9 @@ def test_generation_resumes_and_refuses_other_settings(tmp_path: Path, capsys: p
     assert main([str(out), "--train", "1", "--seed", "3", "--quiet", "--workers", "1"]) == 0
     assert (out / "train" / "video_0" / "mask.npy").exists()
     assert main([str(tmp_path), "--train", "1", "--quiet"]) == 2  # not empty, no manifest
+    capsys.readouterr()
+    assert main([str(tmp_path / "w"), "--train", "1", "--quiet", "--workers", "0"]) == 2
+    assert "error: --workers must be >= 1" in capsys.readouterr().err and not (tmp_path / "w").exists()
 
 
 @pytest.mark.slow

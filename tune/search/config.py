@@ -60,6 +60,8 @@ class SearchConfig:
             )
         if self.name is not None and (self.name in ("", ".", "..") or "/" in self.name or "\\" in self.name):
             raise ValueError(f"--name must be one folder name (the study's folder in --out), got {self.name!r}")
+        if not 0 <= self.seed < 2**32:  # what Optuna's sampler (numpy) takes
+            raise ValueError(f"--seed must be in 0..{2**32 - 1}, got {self.seed}")
         if self.val_videos is not None and self.val_videos < 1:
             raise ValueError(f"--val-videos must be >= 1 (val videos to score trials on), got {self.val_videos}")
 
