@@ -26,6 +26,34 @@ from tune.training.trainer import Trainer, load_data
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
 
+# first in the file: the GPU suite's tests step runs under a time limit, and this is the check the issue needs most
+@pytest.mark.slow
+def test_packed_trials_of_a_mask_space_study_all_finish_on_the_gpu(
+    own_ray: None, synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The product's staged study on a GPU, quarter-GPU trials: the segmenter's trials, its pseudo-labels (on
+    the GPU) and the mask predictor's trials all finish, none failed, each trial capped to its share."""
+    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
+    args = ["--space", "mask_space", "--data", str(synth_root), "--budget", "smoke", "--samples", "4"]
+    small = ["--unlabeled", "1", "--val-videos", "1", "--set", "predictor.input_scale=0.5"]
+    study = ["--gpus-per-trial", "0.25", "--out", str(tmp_path), "--name", "g", "--no-dashboard"]
+    try:
+        assert search([*args, *small, *study]) == 0
+    finally:
+        ray.shutdown()  # the command's local Ray (sized to the machine), which the tests after this one must not find
+    out = capsys.readouterr().out
+    assert "4 trials at once, each 0.25 GPU" in out
+    trials = pd.read_parquet(tmp_path / "g" / "results" / "trials.parquet")
+    epochs = pd.read_parquet(tmp_path / "g" / "results" / "epochs.parquet")
+    assert len(trials) == 8 and trials["status"].isin(["completed", "stopped"]).all(), trials[["status", "failure"]]
+    assert (trials[GPUS] == 0.25).all() and (trials[CPUS] >= 1).all()
+    assert epochs[GPU_PEAK_GB].notna().all() and (epochs[GPU_PEAK_GB] > 0).all()
+    assert epochs[list(PHASES)].notna().all().all()
+    if GpuMeter.readable(torch.device("cuda", 0)):
+        assert epochs[GPU_BUSY].between(0, 1).all() and "GPU busy" in out
+    print(out[out.index("results:") :])  # the summary, in the suite's log
+
+
 def test_a_trial_given_a_quarter_gpu_is_capped_to_a_quarter_of_its_memory() -> None:
     resources = Resources(gpus_per_trial=0.25, cpus_per_trial=4, concurrent=4, compile=False)
     device = trial_device(resources)
@@ -118,30 +146,3 @@ def test_the_gpu_meter_reads_a_busy_gpu() -> None:
         x = torch.tanh(x @ x.T / 8192)
     torch.cuda.synchronize()
     assert meter.busy() > 0.3
-
-
-@pytest.mark.slow
-def test_packed_trials_of_a_mask_space_study_all_finish_on_the_gpu(
-    own_ray: None, synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """The product's staged study on a GPU, quarter-GPU trials: the segmenter's trials, its pseudo-labels (on
-    the GPU) and the mask predictor's trials all finish, none failed, each trial capped to its share."""
-    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
-    args = ["--space", "mask_space", "--data", str(synth_root), "--budget", "smoke", "--samples", "4"]
-    small = ["--unlabeled", "1", "--val-videos", "1", "--set", "predictor.input_scale=0.5"]
-    study = ["--gpus-per-trial", "0.25", "--out", str(tmp_path), "--name", "g", "--no-dashboard"]
-    try:
-        assert search([*args, *small, *study]) == 0
-    finally:
-        ray.shutdown()  # the command's local Ray (sized to the machine), which the tests after this one must not find
-    out = capsys.readouterr().out
-    assert "4 trials at once, each 0.25 GPU" in out
-    trials = pd.read_parquet(tmp_path / "g" / "results" / "trials.parquet")
-    epochs = pd.read_parquet(tmp_path / "g" / "results" / "epochs.parquet")
-    assert len(trials) == 8 and trials["status"].isin(["completed", "stopped"]).all(), trials[["status", "failure"]]
-    assert (trials[GPUS] == 0.25).all() and (trials[CPUS] >= 1).all()
-    assert epochs[GPU_PEAK_GB].notna().all() and (epochs[GPU_PEAK_GB] > 0).all()
-    assert epochs[list(PHASES)].notna().all().all()
-    if GpuMeter.readable(torch.device("cuda", 0)):
-        assert epochs[GPU_BUSY].between(0, 1).all() and "GPU busy" in out
-    print(out[out.index("results:") :])  # the summary, in the suite's log
