@@ -294,7 +294,8 @@ def references_text(table: pd.DataFrame) -> str:
     scores = dict(zip(table[ANSWER], table[IOU], strict=True))
     best, floor = scores.pop(ANSWER_BEST, math.nan), scores.pop(ANSWER_BACKGROUND, math.nan)
     times = f"{best / floor:.1f}x " if floor > 0 else ""  # False for NaN too
-    text = f"on {int(table[VIDEOS].iloc[0])} val videos: {ANSWER_BEST} {best:.4f}, {times}{ANSWER_BACKGROUND} ({floor:.4f})"
+    videos = int(table[VIDEOS].iloc[0])
+    text = f"on {videos} val video{'s' * (videos != 1)}: {ANSWER_BEST} {best:.4f}, {times}{ANSWER_BACKGROUND} ({floor:.4f})"
     rules = [f"{answer.removesuffix(TRUE_MASKS).strip()} {iou:.4f}" for answer, iou in scores.items()]
     if rules:
         text += (
