@@ -104,15 +104,15 @@ def decode_split(
         if on_error == "raise":
             raise DataError(f"{len(repaired)} broken video(s) in {source}: {names} (--skip-bad-videos predicts them)")
         warnings.warn(
-            f"predicting {len(repaired)} broken video(s) of {source} from the frames that decode: {names}", stacklevel=2
-        )
+            f"predicting {len(repaired)} broken video(s) of {source} from the frames that decode: {names}", stacklevel=1
+        )  # stacklevel 1: said once a process, however many readers decode the split (the study, its evaluation)
     if skipped:
         names = ", ".join(f"video {vid}: {reason}" for vid, reason in skipped[:5])
         more = f" (and {len(skipped) - 5} more)" if len(skipped) > 5 else ""
         if on_error == "raise":
             raise DataError(f"{len(skipped)} bad video(s) in {source}: {names}{more}")
         warnings.warn(
-            f"skipping {len(skipped)} bad video(s) of {len(entries)} in {source}: {names}{more}", stacklevel=2
+            f"skipping {len(skipped)} bad video(s) of {len(entries)} in {source}: {names}{more}", stacklevel=1
         )
     masks_path = target / "masks.npy"
     return DecodedSplit(

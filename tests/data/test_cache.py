@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +79,13 @@ def test_bad_video_can_be_skipped_with_a_warning_and_a_count(copy_root: Path, ca
     assert decoded.frames.shape[0] == 2 and decoded.masks is not None and decoded.masks.shape[0] == 2
     expected, _ = read_video(index_split(copy_root, "train")[3])
     assert np.array_equal(decoded.frames[1], expected)
+    # said once a process, however many readers decode the split again (a study, then its evaluation)
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("default")  # Python's own: once per place and message
+        for _ in range(2):
+            decode_split(copy_root, "train", cache_dir=cache_dir, on_error="skip", progress=False)
+        decode_split(copy_root, "train", cache_dir=cache_dir, on_error="skip", progress=False)
+    assert len([w for w in said if "skipping 2 bad video(s)" in str(w.message)]) == 1
     # the same bad files under the strict policy still fail, from the cache's record
     with pytest.raises(DataError, match=r"2 bad video\(s\)"):
         decode_split(copy_root, "train", cache_dir=cache_dir, progress=False)
