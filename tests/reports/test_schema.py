@@ -182,5 +182,6 @@ def test_the_references_sentence_sets_the_best_model_against_the_floor_and_the_r
         "perfect segmenter would give them; no split to predict has masks): copy_last 0.2800, x 0.4800"
     )
     # an all-background truth (a floor of 0) has no ratio; no rules, no second part
-    floor = table.iloc[:2].assign(**{schema.IOU: [0.5, 0.0], schema.VIDEOS: 1})
+    floor = table.iloc[:2].copy()
+    floor[schema.IOU], floor[schema.VIDEOS] = [0.5, 0.0], 1
     assert schema.references_text(floor) == "on 1 val video: the best model 0.5000, all background (0.0000)"
