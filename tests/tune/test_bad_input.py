@@ -171,6 +171,11 @@ CASES: dict[str, tuple[Setup, str]] = {
         "--cpus-per-trial 4096 asks more of one node than this machine has",
     ),
     "no trials": (lambda r, t: _search(r, t, "--samples", "0"), "--samples must be >= 1"),
+    "more val videos than val has": (lambda r, t: _search(r, t, "--val-videos", "3"), "val has 2 videos; leave"),
+    "a hidden folder that does not exist": (
+        lambda r, t: _search(r, t, "--hidden", str(t / "nowhere")),
+        "nowhere: no such folder (the hidden split's",
+    ),
     "a seed the sampler cannot take": (lambda r, t: _search(r, t, "--seed", "-1"), "--seed must be in 0..4294967295"),
     "a name that is a path": (lambda r, t: _search(r, t, "--name", "../../x"), "--name must be one folder name"),
     "a planted checkpoint": (_planted_checkpoint, "evil.pt"),

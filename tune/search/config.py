@@ -90,6 +90,8 @@ def prepare_study(cfg: SearchConfig, resume: bool, *, given: frozenset[str] = fr
             )
         print(f"{cfg.experiment_dir} holds a study whose stages never started: starting it anew")
     get_space(cfg.space)  # fail early on an unknown space
+    if cfg.hidden is not None and not Path(cfg.hidden).is_dir():  # tune.predict --experiment reads it, hours later
+        raise FileNotFoundError(f"--hidden {cfg.hidden}: no such folder (the hidden split's video_N folders)")
     cfg.experiment_dir.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
     return cfg

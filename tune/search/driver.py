@@ -111,10 +111,16 @@ def start_study(cfg: SearchConfig) -> tuple[Study, Cluster]:
     for vid, holders in shared_ids(study.root, splits).items():
         print(f"warning: video {vid} of {study.root} is in more than one split: {', '.join(holders)}", file=sys.stderr)
     skipped = {}
+    asked = {"val": (study.cfg.val_videos, "--val-videos"), "unlabeled": (study.cfg.unlabeled, "--unlabeled")}
     for split in splits:  # decode once on this machine, before any trial starts
         if split != "unlabeled" or (study.root / split).is_dir():
             decoded = decode_split(study.root, split, on_error=study.on_error)
             skipped[split] = {str(vid): reason for vid, reason in decoded.skipped}
+            count, flag = asked.get(split, (None, ""))
+            if count is not None and count > len(decoded):  # the report would say "the first N only"
+                raise ValueError(
+                    f"{flag} {count}: {study.root / split} has {len(decoded)} videos; leave {flag} out to use them all"
+                )
     if any(skipped.values()):
         (study.folder / SKIPPED_FILE).write_text(json.dumps(skipped, indent=2))
     return study, cluster
