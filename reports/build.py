@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -38,8 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or (Path(args.experiments[0]) / "report.html" if len(args.experiments) == 1 else Path("report.html"))
     try:
         path = build_report(args.experiments, out)
-    except FileNotFoundError as err:
-        print(f"error: {err}")
+    except (FileNotFoundError, ValueError) as err:  # not a study folder, a damaged search.json
+        print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"report: {path}")
     return 0

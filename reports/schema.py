@@ -189,7 +189,15 @@ def read_study_settings(folder: str | os.PathLike[str]) -> dict[str, Any]:
     """The settings a study folder's search.json records ({} without one): tune/search/config.py writes them
     (SearchConfig), and --resume, warm starts, tune.predict and the report read them here."""
     path = Path(folder) / STUDY_FILE
-    return dict(json.loads(path.read_text())) if path.is_file() else {}
+    if not path.is_file():
+        return {}
+    try:
+        settings = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: not a study's settings (not valid JSON: {err})") from None
+    if not isinstance(settings, dict):
+        raise ValueError(f"{path}: not a study's settings (a JSON {type(settings).__name__}, not an object)")
+    return settings
 
 
 def read_results(folder: str | os.PathLike[str]) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -206,6 +206,14 @@ def test_parallel_coordinates_take_a_conditional_choice_missing_from_some_trials
     assert "-" in dim.ticktext
 
 
-def test_missing_folder_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_missing_folder_or_a_damaged_search_json_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main([str(tmp_path / "nope")]) == 2
-    assert "not a study folder" in capsys.readouterr().out
+    assert capsys.readouterr().err.startswith("error: not a study folder")
+    (tmp_path / "damaged").mkdir()
+    (tmp_path / "damaged" / schema.STUDY_FILE).write_text("{bad json")
+    assert main([str(tmp_path / "damaged")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {tmp_path / 'damaged' / schema.STUDY_FILE}: not a study's settings (not valid JSON")
+    assert len(err.strip().splitlines()) == 1

@@ -113,6 +113,9 @@ def test_the_study_settings_are_read_from_search_json_and_empty_without_it(tmp_p
     write_study_folder(tmp_path / "s", [trial_row("a", 0.2)], settings={"space": "unet", "plugins": ["/p.py"]})
     assert schema.read_study_settings(tmp_path / "s") == {"space": "unet", "plugins": ["/p.py"]}
     assert schema.read_study_settings(tmp_path / "nothing") == {}
+    (tmp_path / "s" / schema.STUDY_FILE).write_text("[1, 2]")
+    with pytest.raises(ValueError, match=r"search\.json: not a study's settings \(a JSON list, not an object\)"):
+        schema.read_study_settings(tmp_path / "s")
 
 
 def test_the_best_checkpoint_is_the_best_trial_with_one_of_the_last_stage(tmp_path: Path) -> None:

@@ -77,6 +77,12 @@ def _started_study(root: Path, tmp: Path) -> list[str]:
     return _search(root, tmp)
 
 
+def _damaged_study(root: Path, tmp: Path) -> list[str]:
+    (tmp / "runs" / "s").mkdir(parents=True)
+    (tmp / "runs" / "s" / "search.json").write_text('{"space": "unet",')  # cut off mid-write
+    return [*_search(root, tmp), "--resume"]
+
+
 def _contradicting_resume(root: Path, tmp: Path) -> list[str]:
     folder = tmp / "runs" / "s"
     folder.mkdir(parents=True)
@@ -152,6 +158,7 @@ CASES: dict[str, tuple[Setup, str]] = {
     "a data root that does not exist": (lambda r, t: _search(t / "nowhere", t), "does not exist"),
     "a study folder that already started": (_started_study, "already holds a study; pass --resume"),
     "nothing to resume": (lambda r, t: [*_search(r, t), "--resume"], "nothing to resume"),
+    "a damaged search.json": (_damaged_study, "search.json: not a study's settings (not valid JSON"),
     "a resume with other settings": (_contradicting_resume, "--space 'dual_phase' (the study has 'unet')"),
     "a study folder moved away from its name": (_moved_study, "move the folder back there"),
     "an out folder that is a file": (_file_as_out, "Not a directory"),

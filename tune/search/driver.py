@@ -52,7 +52,7 @@ def run_search(cfg: SearchConfig, *, resume: bool = False, given: frozenset[str]
     started = time.time()  # a time budget counts from here
     cfg = prepare_study(cfg, resume, given=given)
     try:
-        study, cluster = start_study(cfg)
+        study, cluster = start_study(cfg, new=not resume)
     except Exception:
         if not resume:  # a start refused (a bad flag, bad data) leaves no study; Ctrl-C keeps it for --resume
             forget_unstarted(cfg.experiment_dir)
@@ -89,9 +89,10 @@ def run_search(cfg: SearchConfig, *, resume: bool = False, given: frozenset[str]
     return status
 
 
-def start_study(cfg: SearchConfig) -> tuple[Study, Cluster]:
+def start_study(cfg: SearchConfig, *, new: bool) -> tuple[Study, Cluster]:
     """Everything a study checks and prepares before Ray starts: its plugins, the cluster and the plan of its
-    resources, the flags a new user gets wrong, its data (decoded once on this machine, bad videos listed)."""
+    resources, the flags a new user gets wrong, its data (decoded once on this machine, bad videos listed). A
+    resumed study (not `new`) keeps the counts it ran with."""
     load_plugins(cfg.plugins)  # a resumed study's, from its search.json
     cluster = cluster_of(cfg)
     study = open_study(cfg, cluster)
@@ -117,7 +118,7 @@ def start_study(cfg: SearchConfig) -> tuple[Study, Cluster]:
             decoded = decode_split(study.root, split, on_error=study.on_error)
             skipped[split] = {str(vid): reason for vid, reason in decoded.skipped}
             count, flag = asked.get(split, (None, ""))
-            if count is not None and count > len(decoded):  # the report would say "the first N only"
+            if new and count is not None and count > len(decoded):  # the report would say "the first N only"
                 raise ValueError(
                     f"{flag} {count}: {study.root / split} has {len(decoded)} videos; leave {flag} out to use them all"
                 )
