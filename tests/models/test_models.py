@@ -368,6 +368,6 @@ def test_mask_predictor_prior_bonus_is_trained_only_when_learned(learn_prior: bo
     optimizer.step()
     assert not torch.equal(model.head.weight, head_before)
     if learn_prior:
-        assert float(model.copy_scale) < cfg.copy_prior
+        assert float(model.copy_scale.detach()) < cfg.copy_prior
     else:
         assert float(model.copy_scale) == cfg.copy_prior
