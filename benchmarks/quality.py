@@ -109,7 +109,12 @@ def main(argv: list[str] | None = None) -> int:
     for name, run in runs.items():
         started = time.perf_counter()
         final = train_run(
-            run, root, args.workdir / name, device=args.device, pretrain_epochs=args.pretrain_epochs, progress=False
+            run,
+            root,
+            args.workdir / name,
+            device=args.device,
+            pretrain_epochs=args.pretrain_epochs if name == "dual_phase" else None,  # the one with a pretrained part
+            progress=False,
         )
         minutes = (time.perf_counter() - started) / 60
         if name == "frame_segmenter":

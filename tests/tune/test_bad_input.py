@@ -188,6 +188,24 @@ CASES: dict[str, tuple[Setup, str]] = {
     "a planted checkpoint": (_planted_checkpoint, "evil.pt"),
     "a study with no results": (_no_results, "empty-study"),
     "a training folder that cannot be made": (_train_out_under_a_file, "a-file/run"),
+    "no pretraining epochs": (
+        lambda r, t: [
+            "train",
+            "--model",
+            "dual_phase",
+            "--data",
+            str(r),
+            "--out",
+            str(t / "run"),
+            "--pretrain-epochs",
+            "0",
+        ],
+        "--pretrain-epochs 0: must be >= 1 (leave it out for --epochs)",
+    ),
+    "pretraining epochs for a model without a pretrained part": (
+        lambda r, t: ["train", "--model", "unet", "--data", str(r), "--out", str(t / "run"), "--pretrain-epochs", "2"],
+        "--pretrain-epochs 2: unet has no pretrained part",
+    ),
     "a device this machine lacks": (
         lambda r, t: ["train", "--model", "unet", "--data", str(r), "--out", str(t / "run"), "--device", "cuda:99"],
         "device 'cuda:99': this machine has",

@@ -56,6 +56,12 @@ def train_run(
     """Train one run (its pretrained part first, for dual_phase; on `segmenter`'s pseudo-labels for
     mask_predictor, or on the pseudo-label folder `pseudo`: benchmarks/true_masks.py gives one holding the
     true masks); returns the final epoch's metrics."""
+    part = model_entry(run.model).pretrained
+    if pretrain_epochs is not None and (part is None or pretrain_epochs < 1):
+        raise ValueError(
+            f"--pretrain-epochs {pretrain_epochs}: "
+            + ("must be >= 1 (leave it out for --epochs)" if part else f"{run.model} has no pretrained part")
+        )
     dev = resolve_device(device)
     pretrained = None
 
@@ -71,7 +77,6 @@ def train_run(
             raise ValueError(f"{run.model} trains on a per-frame segmenter's masks: pass --segmenter CHECKPOINT")
         pseudo = pseudo_label(segmenter, data_root, device=dev, on_error=on_error, progress=progress)
         return phase(run.model, run, out / CHECKPOINT_FILE, pseudo=pseudo, pipeline={"segmenter": str(segmenter)})
-    part = model_entry(run.model).pretrained
     if part is not None:
         part_run = RunConfig(part.model, getattr(run.model_config, part.attribute), run.train)
         part_run = part_run.with_epochs(pretrain_epochs or run.train.epochs)
