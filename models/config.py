@@ -53,6 +53,17 @@ def config_to_dict(cfg: object) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
+def dotted_values(cfg: object, prefix: str = "") -> dict[str, Any]:
+    """A config's fields as `with_values` takes them: `hidden`, dotted for a nested config's (`predictor.hidden`)."""
+    flat: dict[str, Any] = {}
+    for name, value in config_to_dict(cfg).items():
+        if isinstance(value, dict):
+            flat.update(dotted_values(getattr(cfg, name), f"{prefix}{name}."))
+        else:
+            flat[prefix + name] = value
+    return flat
+
+
 def config_from_dict(cls: type[T], values: dict[str, Any]) -> T:
     """Rebuild a (possibly nested) config; unknown keys are an error naming them."""
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]

@@ -7,7 +7,7 @@ import dataclasses
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from models.config import config_from_dict, config_to_dict, with_values
+from models.config import config_from_dict, config_to_dict, dotted_values, with_values
 from models.registry import model_entry
 
 SCHEDULES = ("onecycle", "cosine", "constant")
@@ -94,7 +94,9 @@ class RunConfig:
     def differences(self, other: RunConfig) -> list[str]:
         """The settings `other` has other values of, as "NAME MINE (the checkpoint has OTHERS)", NAME as --set
         takes it; RUNTIME_FIELDS aside (how a run is computed, not what it computes)."""
-        mine, theirs = _flat(self.to_dict()), _flat(other.to_dict())
+        mine, theirs = (
+            {"model": run.model, **dotted_values(run.model_config), **dotted_values(run.train)} for run in (self, other)
+        )
         return [
             f"{name} {mine.get(name)!r} (the checkpoint has {theirs.get(name)!r})"
             for name in sorted(mine.keys() | theirs.keys())
@@ -129,15 +131,3 @@ class RunConfig:
 
 
 RUNTIME_FIELDS = ("compile", "eval_batch_size")  # a resumed run may set these otherwise: they change no result
-
-
-def _flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """A run's dict (RunConfig.to_dict) as --set names its fields: `width`, `predictor.hidden`, `lr`."""
-    flat = {}
-    for key, value in values.items():
-        name = key if prefix in ("", "model_config.", "train.") else prefix + key
-        if isinstance(value, dict):
-            flat.update(_flat(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
