@@ -13,6 +13,7 @@ training config (`lr=3e-4`, `batch_size=8`); `python -m tune.train --model unet 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -75,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         data_root = default_data_root(progress=not args.quiet)
     else:
         data_root = args.data
-    out = args.out or Path("runs") / f"train-{args.model}"
+    out = Path(args.out or Path("runs") / f"train-{args.model}")
+    made = not out.exists()
     try:
         ensure_writable(out)  # before an epoch is spent on a run whose checkpoint could not be saved
         train_run(
@@ -91,11 +93,14 @@ def main(argv: list[str] | None = None) -> int:
         )
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
     except OSError as err:  # read-only, full disk, no permission: one line naming the path
         print(f"error: {os_error_line(err)}", file=sys.stderr)
-        return 2
-    return 0
+    else:
+        return 0
+    if made:  # a run refused before its first epoch leaves no empty folder behind
+        with contextlib.suppress(OSError):
+            out.rmdir()
+    return 2
 
 
 if __name__ == "__main__":

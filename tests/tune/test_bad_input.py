@@ -235,3 +235,5 @@ def test_bad_input_is_one_line_naming_what_is_wrong(
     assert "Traceback" not in err and last.startswith("error: ") and expected in last, err
     assert not (scratch / "ran").exists()  # nothing planted ran
     assert study_file.exists() == planted  # a refused start leaves no study behind; one set up stays
+    if command == "train":  # a refused run leaves no empty folder behind
+        assert not Path(args[args.index("--out") + 1]).exists()
