@@ -63,7 +63,8 @@ def evaluate_best(
     videos where given, as its trials were scored); returns the results folder."""
     results = Path(experiment) / RESULTS_DIR
     checkpoint = best_checkpoint(experiment)
-    masks, ids, _ = predict(checkpoint, data_root, "val", device=device, on_error=on_error, first=val_videos)
+    masks, ids, iou = predict(checkpoint, data_root, "val", device=device, on_error=on_error, first=val_videos)
+    assert iou is not None  # val has masks
     val = decode_split(data_root, "val", progress=False, on_error=on_error).head(val_videos)
     assert val.masks is not None
     target = torch.from_numpy(np.array(val.masks[:, TARGET_FRAME]))
@@ -80,7 +81,7 @@ def evaluate_best(
     )
     table[CHECKPOINT] = str(checkpoint)
     write_parquet(table, results / PER_CLASS_FILE)
-    answers = {ANSWER_BEST: competition_iou(masks.long(), target.long()), **_references(val.masks, target)}
+    answers = {ANSWER_BEST: iou, **_references(val.masks, target)}  # the IoU the prediction scored
     write_parquet(
         pd.DataFrame({ANSWER: list(answers), IOU: list(answers.values()), VIDEOS: len(target)}),
         results / REFERENCES_FILE,
