@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -112,14 +113,25 @@ def _check_manifest(root: Path, spec: SynthSpec) -> None:
     if path.exists():
         found = json.loads(path.read_text())
         if found != wanted:
+            has, asks = _flat(found), _flat(wanted)
+            differ = [key for key in sorted(has.keys() | asks.keys()) if has.get(key) != asks.get(key)]
             raise FileExistsError(
-                f"{path} records a data set generated with other settings; use another OUT or delete it\n"
-                f"  found:  {found}\n  wanted: {wanted}"
+                f"{path} records a data set generated with other settings: "
+                f"{', '.join(f'{key} {has.get(key)}' for key in differ)} "
+                f"(this command: {', '.join(f'{key} {asks.get(key)}' for key in differ)}); use another OUT or delete it"
             )
     elif any(root.iterdir()):
         raise FileExistsError(f"{root} is not empty and holds no {MANIFEST}; refusing to write a data set into it")
     else:
         path.write_text(json.dumps(wanted, indent=2) + "\n")
+
+
+def _flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A manifest's settings by dotted name (`scene.friction`), to name the ones that differ."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        flat.update(_flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {prefix + key: value})
+    return flat
 
 
 _worker: dict[str, object] = {}

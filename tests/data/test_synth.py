@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import filecmp
+import json
 import math
 from pathlib import Path
 
@@ -52,7 +53,14 @@ def test_generation_resumes_and_refuses_other_settings(tmp_path: Path, capsys: p
     assert main([str(out), "--train", "1", "--seed", "3", "--quiet", "--workers", "1"]) == 0
     assert "wrote 1 videos" in capsys.readouterr().out
     assert main([str(out), "--train", "2", "--seed", "3", "--quiet", "--workers", "1"]) == 2
-    assert "synth.json records a data set generated with other settings" in capsys.readouterr().err
+    err = capsys.readouterr().err  # one line naming each setting that differs, not the whole manifest
+    assert "synth.json records a data set generated with other settings: train 1 (this command: train 2);" in err
+    assert len(err.strip().splitlines()) == 1
+    manifest = json.loads((out / "synth.json").read_text())
+    (out / "synth.json").write_text(json.dumps({**manifest, "scene": {**manifest["scene"], "friction": 0.2}}))
+    assert main([str(out), "--train", "1", "--seed", "3", "--quiet", "--workers", "1"]) == 2
+    assert "other settings: scene.friction 0.2 (this command: scene.friction 0.1);" in capsys.readouterr().err
+    (out / "synth.json").write_text(json.dumps(manifest))
     (out / "train" / "video_0").rename(out / "train" / ".video_0.partial")  # as if killed mid-write
     assert main([str(out), "--train", "1", "--seed", "3", "--quiet", "--workers", "1"]) == 0
     assert (out / "train" / "video_0" / "mask.npy").exists()
