@@ -20,6 +20,16 @@ from reports.schema import best_checkpoint, read_study_settings
 from tune.plugins import add_plugin_argument, early_plugins, load_plugins, study_plugins
 from tune.training.prediction import RULES, predict
 
+SUBMISSION_SUFFIXES = (".pt", ".pth")
+
+
+def check_out(out: Path) -> None:
+    """Refuse an --out that the masks cannot be written to as a submission, before they are computed."""
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a folder; name the file to write, e.g. {out / 'submission.pt'}")
+    if out.suffix not in SUBMISSION_SUFFIXES:
+        raise ValueError(f"--out {out}: the masks are written with torch.save (the competition's format); name it .pt")
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
@@ -59,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         early_plugins(argv)  # the checkpoint's model may be a plugin's; a study's plugins are in its search.json
         load_plugins(study_plugins(args.experiment) if args.experiment else [])
-        ensure_writable(args.out.parent)  # before the predictions are computed
+        check_out(args.out)  # before the predictions are computed
+        ensure_writable(args.out.parent)
         checkpoint = args.checkpoint or best_checkpoint(args.experiment)
         hidden = args.hidden
         if hidden is None and args.experiment is not None:

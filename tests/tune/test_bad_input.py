@@ -133,8 +133,13 @@ def _no_results(root: Path, tmp: Path) -> list[str]:
     return ["predict", "--experiment", str(tmp / "empty-study"), *_predict_args(root, tmp)]
 
 
-def _predict_args(root: Path, tmp: Path) -> list[str]:
-    return ["--data", str(root), "--split", "val", "--out", str(tmp / "p.pt")]
+def _predict_args(root: Path, tmp: Path, out: Path | None = None) -> list[str]:
+    return ["--data", str(root), "--split", "val", "--out", str(out or tmp / "p.pt")]
+
+
+def _predict_val(root: Path, tmp: Path, out: Path) -> list[str]:
+    """tune.predict writing to `out`, from a checkpoint that is never read: `out` is refused before it."""
+    return ["predict", "--checkpoint", str(tmp / "never-read.pt"), *_predict_args(root, tmp, out)]
 
 
 def _train_out_under_a_file(root: Path, tmp: Path) -> list[str]:
@@ -205,6 +210,14 @@ CASES: dict[str, tuple[Setup, str]] = {
     "pretraining epochs for a model without a pretrained part": (
         lambda r, t: ["train", "--model", "unet", "--data", str(r), "--out", str(t / "run"), "--pretrain-epochs", "2"],
         "--pretrain-epochs 2: unet has no pretrained part",
+    ),
+    "a submission file that is a folder": (
+        lambda r, t: _predict_val(r, t, t),
+        "scratch is a folder; name the file to write, e.g. ",
+    ),
+    "a submission file named as numpy's": (
+        lambda r, t: _predict_val(r, t, t / "val.npy"),
+        "val.npy: the masks are written with torch.save (the competition's format); name it .pt",
     ),
     "a device this machine lacks": (
         lambda r, t: ["train", "--model", "unet", "--data", str(r), "--out", str(t / "run"), "--device", "cuda:99"],
