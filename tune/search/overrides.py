@@ -25,6 +25,7 @@ from tune.training.config import RunConfig
 
 KINDS = ("set", "range", "choices")
 Kind = Literal["set", "range", "choices"]
+KIND_WORDS = {bool: "true or false", int: "an integer", float: "a number"}  # what a value must be, in an error
 NOT_OVERRIDABLE = (PARENT_KEY,)  # chosen among the parent stage's best trials, which exist only at run time
 
 
@@ -276,9 +277,7 @@ def _one(param: Param, raw: str, where: str) -> Any:
         else:
             value = raw
     except (KeyError, ValueError):
-        raise ValueError(
-            f"{where}: {raw!r} is not {'true or false' if kind is bool else 'a ' + kind.__name__}"
-        ) from None
+        raise ValueError(f"{where}: {raw!r} is not {KIND_WORDS.get(kind, 'a ' + kind.__name__)}") from None
     return value
 
 
