@@ -282,7 +282,7 @@ def print_summary(study: Study) -> None:
     for rank, row in enumerate(top.to_dict("records"), 1):
         shown = ", ".join(f"{param_name(c)}={_short(row[c])}" for c in params if not is_missing(row[c]))
         print(
-            f"  {rank}. {row[TRIAL_ID]}  {final.metric} {row[BEST_METRIC]:.4f}  [{row[STATUS]}, {row[EPOCHS]} epochs]  {shown}"
+            f"  {rank}. {row[TRIAL_ID]}  {final.metric} {row[BEST_METRIC]:.4f}  [{row[STATUS]}, {row[EPOCHS]} epoch{'s' if row[EPOCHS] != 1 else ''}]  {shown}"
         )
     print(f"\nbest checkpoint: {top.iloc[0][CHECKPOINT]}")
     if (references := study.results_dir / REFERENCES_FILE).exists():  # written by the best model's evaluation

@@ -136,6 +136,9 @@ def test_the_best_model_is_scored_beside_all_background_and_the_rules_on_the_tru
     print_summary(open_study(cfg, Cluster.local()))
     printed = capsys.readouterr().out
     assert references_text(table) in printed and "x all background" in printed
+    for row in trials[trials["stage"] == "finetune"].to_dict("records"):  # the top trials, a line each
+        line = next(line for line in printed.splitlines() if f" {row['trial_id']}  " in line)
+        assert f"[{row['status']}, {row['epochs']} epoch{'' if row['epochs'] == 1 else 's'}]" in line
 
 
 def test_a_stage_with_no_successful_trial_exits_non_zero(local_ray: None, synth_root: Path, tmp_path: Path) -> None:
