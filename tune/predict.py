@@ -1,4 +1,4 @@
-"""`python -m tune.predict --experiment DIR [--checkpoint PATH] --data DIR --split {val,hidden} --out FILE [--rule R]`
+"""`python -m tune.predict --experiment DIR [--checkpoint PATH] --data DIR --split {val,hidden} --out FILE.pt [--rule R]`
 
 Predicts the mask of frame 22 for every video of a split with the study's best checkpoint (or the one
 named), and saves the (N, 160, 240) integer tensor in video-id order with torch.save, the competition's
