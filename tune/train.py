@@ -4,7 +4,7 @@ One run of one configuration outside any search: per-epoch metrics printed, a ch
 every epoch to OUT/checkpoint.pt. `dual_phase` runs both phases: the frame predictor is pretrained into
 OUT/pretrain/checkpoint.pt, then the segmenter is fine-tuned on it. `frame_segmenter` reports the two
 references, copy-last and oracle. With no --data the embedded default synthetic set is used (generated
-on first use). `--resume` continues from the checkpoints in OUT.
+on first use). `--resume` continues from the checkpoints in OUT; without it, an OUT holding a run is refused.
 
 `--set` takes fields of the model's config (`width=64`, for dual_phase `predictor.hidden=32`) or of the
 training config (`lr=3e-4`, `batch_size=8`); `python -m tune.train --model unet --show-config` lists them.
@@ -21,7 +21,7 @@ from pathlib import Path
 from data.files import ensure_writable, os_error_line
 from models.registry import list_models
 from tune.plugins import add_plugin_argument, early_plugins
-from tune.training.run import build_run, train_run
+from tune.training.run import build_run, run_checkpoints, train_run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,6 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out or Path("runs") / f"train-{args.model}")
     made = not out.exists()
     try:
+        if not args.resume and (held := run_checkpoints(out)):  # an earlier run's epochs are not thrown away
+            raise ValueError(
+                f"{out} already holds a run ({held[0]}); pass --resume to continue it (same settings), or another --out"
+            )
         ensure_writable(out)  # before an epoch is spent on a run whose checkpoint could not be saved
         train_run(
             run,

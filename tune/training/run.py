@@ -35,6 +35,11 @@ def build_run(model: str, assignments: Sequence[str], *, epochs: int | None = No
     return RunConfig.from_values(model, values, epochs=epochs, from_text=True)
 
 
+def run_checkpoints(out: Path) -> list[Path]:
+    """The checkpoints a run left in `out` (its own; its pretrained part's), for a new run to refuse to overwrite."""
+    return [path for path in (out / CHECKPOINT_FILE, out / PRETRAIN_DIR / CHECKPOINT_FILE) if path.exists()]
+
+
 def _print_epoch(phase: str, epochs: int, metrics: dict[str, float]) -> None:
     shown = "  ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k != EPOCH)
     print(f"[{phase}] epoch {int(metrics[EPOCH])}/{epochs}  {shown}", flush=True)

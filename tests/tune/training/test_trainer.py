@@ -146,6 +146,16 @@ def test_cli_resume_continues_after_the_last_saved_epoch(
     assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == saved
     assert main([*_args("unet", synth_root, tmp_path / "run", epochs=2), "--set", "eval_batch_size=1", "--resume"]) == 0
     assert "after epoch 2" in capsys.readouterr().out  # finished: nothing left to train
+    # a new run into a folder that holds one (a dual_phase run's pretrained part too) is refused: it overwrote it
+    saved = (tmp_path / "run" / "checkpoint.pt").read_bytes()
+    assert main(_args("unet", synth_root, tmp_path / "run", epochs=1)) == 2
+    assert "run already holds a run (" in capsys.readouterr().err
+    assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == saved
+    (tmp_path / "run" / "checkpoint.pt").rename(tmp_path / "run" / "pretrain.pt")
+    (tmp_path / "run" / "pretrain").mkdir()
+    (tmp_path / "run" / "pretrain.pt").rename(tmp_path / "run" / "pretrain" / "checkpoint.pt")
+    assert main(_args("dual_phase", synth_root, tmp_path / "run", epochs=1)) == 2
+    assert "pretrain/checkpoint.pt); pass --resume to continue it" in capsys.readouterr().err
     # an empty folder: nothing to resume, said, and the run starts
     assert main([*_args("unet", synth_root, tmp_path / "new", epochs=1), "--resume"]) == 0
     assert "nothing to resume at" in capsys.readouterr().out
