@@ -20,8 +20,10 @@ def build_report(folders: Sequence[str | os.PathLike[str]], out: str | os.PathLi
     missing = [str(f) for f in folders if not Path(f).is_dir()]
     if missing:
         raise FileNotFoundError(f"not a study folder: {', '.join(missing)}")
-    page = build_page([load_experiment(f) for f in folders])
     out = Path(out)
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a folder; name the HTML file, e.g. {out / 'report.html'}")
+    page = build_page([load_experiment(f) for f in folders])
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text(page, encoding="utf-8")
@@ -39,8 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or (Path(args.experiments[0]) / "report.html" if len(args.experiments) == 1 else Path("report.html"))
     try:
         path = build_report(args.experiments, out)
-    except (FileNotFoundError, ValueError) as err:  # not a study folder, a damaged search.json
+    except (FileNotFoundError, ValueError) as err:  # not a study folder, a damaged search.json, a folder as --out
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # read-only, full disk, no permission: one line naming the path
+        print(f"error: {err.filename + ': ' if err.filename else ''}{err.strerror or err}", file=sys.stderr)
         return 2
     print(f"report: {path}")
     return 0

@@ -217,3 +217,18 @@ def test_a_missing_folder_or_a_damaged_search_json_is_one_line(
     err = capsys.readouterr().err
     assert err.startswith(f"error: {tmp_path / 'damaged' / schema.STUDY_FILE}: not a study's settings (not valid JSON")
     assert len(err.strip().splitlines()) == 1
+
+
+def test_an_out_that_cannot_take_the_report_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "empty").mkdir()  # a study with no results yet: a report that says so
+    assert main([str(tmp_path / "empty"), "--out", str(tmp_path)]) == 2
+    assert (
+        capsys.readouterr().err
+        == f"error: --out {tmp_path} is a folder; name the HTML file, e.g. {tmp_path / 'report.html'}\n"
+    )
+    (tmp_path / "a-file").write_text("not a folder")
+    assert main([str(tmp_path / "empty"), "--out", str(tmp_path / "a-file" / "r.html")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {tmp_path / 'a-file'}: ") and len(err.splitlines()) == 1, err
+    assert main([str(tmp_path / "empty"), "--out", str(tmp_path / "r.html")]) == 0
+    assert (tmp_path / "r.html").read_text().startswith("<!DOCTYPE html>")
