@@ -1,4 +1,4 @@
-"""`python -m tune.train --model NAME [--data DIR] [--epochs N] [--out DIR] [--set FIELD=VALUE ...]`
+"""`python -m tune.train --model NAME | --from STUDY_OR_CHECKPOINT [--data DIR] [--epochs N] [--out DIR] [--set FIELD=VALUE ...]`
 
 One run of one configuration outside any search: per-epoch metrics printed, a checkpoint written after
 every epoch to OUT/checkpoint.pt. `dual_phase` runs both phases: the frame predictor is pretrained into
@@ -8,6 +8,11 @@ on first use). `--resume` continues from the checkpoints in OUT; without it, an 
 
 `--set` takes fields of the model's config (`width=64`, for dual_phase `predictor.hidden=32`) or of the
 training config (`lr=3e-4`, `batch_size=8`); `python -m tune.train --model unet --show-config` lists them.
+
+`--from runs/NAME` trains a study's best configuration anew (its last stage's best trial; or `--from` a
+checkpoint.pt): its model, every setting and its epochs, with `--epochs` and `--set` on top (longer, another seed,
+...) and, for a model trained on a segmenter's masks, its segmenter. The weights are not carried over: dual_phase
+pretrains its frame predictor again, with the run's training settings.
 """
 
 from __future__ import annotations
@@ -20,8 +25,8 @@ from pathlib import Path
 
 from data.files import ensure_writable, os_error_line
 from models.registry import list_models
-from tune.plugins import add_plugin_argument, early_plugins
-from tune.training.run import build_run, run_checkpoints, train_run
+from tune.plugins import add_plugin_argument, early_plugins, load_plugins, study_plugins
+from tune.training.run import Source, build_run, run_checkpoints, run_source, train_run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,7 +38,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tune.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", required=True, choices=list_models(), help="registered model")
+    parser.add_argument("--model", default=None, choices=list_models(), help="registered model")
+    parser.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        default=None,
+        metavar="STUDY_OR_CHECKPOINT",
+        help="train anew the configuration of a study's best trial (a study folder) or of a checkpoint.pt",
+    )
     parser.add_argument(
         "--data", type=Path, default=None, help="data root in the competition layout (default: embedded synthetic set)"
     )
@@ -62,10 +75,16 @@ def main(argv: list[str] | None = None) -> int:
         help="leave out videos whose files are broken, each named in a warning",
     )
     args = parser.parse_args(argv)
+    if (args.model is None) == (args.source is None):
+        parser.error("give --model NAME, or --from a study folder or checkpoint")
     try:
-        run = build_run(args.model, args.sets, epochs=args.epochs)
-    except (ValueError, TypeError) as err:
+        source = None if args.source is None else _source(args.source)
+        run = build_run(args.model or "", args.sets, epochs=args.epochs, base=source.run if source else None)
+    except (ValueError, TypeError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyError as err:  # a model the registry does not know
+        print(f"error: {err.args[0]}", file=sys.stderr)
         return 2
     if args.show_config:
         print(json.dumps(run.to_dict(), indent=2))
@@ -76,7 +95,13 @@ def main(argv: list[str] | None = None) -> int:
         data_root = default_data_root(progress=not args.quiet)
     else:
         data_root = args.data
-    out = Path(args.out or Path("runs") / f"train-{args.model}")
+    out = Path(args.out or Path("runs") / f"train-{run.model}")
+    segmenter = args.segmenter or (source.segmenter if source else None)
+    if source is not None:
+        print(
+            f"from {source.checkpoint}: {run.model}, {run.train.epochs} epoch{'' if run.train.epochs == 1 else 's'}"
+            + "".join(f", {s}" for s in args.sets)
+        )
     made = not out.exists()
     try:
         if not args.resume and (held := run_checkpoints(out)):  # an earlier run's epochs are not thrown away
@@ -92,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             pretrain_epochs=args.pretrain_epochs,
             resume=args.resume,
             progress=not args.quiet,
-            segmenter=args.segmenter,
+            segmenter=segmenter,
             on_error="skip" if args.skip_bad_videos else "raise",
         )
     except (ValueError, FileNotFoundError) as err:
@@ -105,6 +130,13 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.suppress(OSError):
             out.rmdir()
     return 2
+
+
+def _source(path: Path) -> Source:
+    """The run `--from` names; a study's plugins are loaded first (its model may be one of theirs)."""
+    if path.is_dir():
+        load_plugins(study_plugins(path))
+    return run_source(path)
 
 
 if __name__ == "__main__":

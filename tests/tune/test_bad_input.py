@@ -133,6 +133,11 @@ def _no_results(root: Path, tmp: Path) -> list[str]:
     return ["predict", "--experiment", str(tmp / "empty-study"), *_predict_args(root, tmp)]
 
 
+def _written(path: Path, content: bytes) -> Path:
+    path.write_bytes(content)
+    return path
+
+
 def _predict_args(root: Path, tmp: Path, out: Path | None = None) -> list[str]:
     return ["--data", str(root), "--split", "val", "--out", str(out or tmp / "p.pt")]
 
@@ -176,11 +181,11 @@ CASES: dict[str, tuple[Setup, str]] = {
     "GPU-hours without a GPU": (lambda r, t: _search(r, t, "--gpu-hours", "2"), "--gpu-hours needs trials on GPUs"),
     "more GPUs a trial than any node has": (
         lambda r, t: _search(r, t, "--gpus-per-trial", "2"),
-        "no trial can start: --gpus-per-trial 2 asks more of one node than this machine has",
+        "no trial can start: --gpus-per-trial 2 asks more of one node than ",  # this machine / the Ray cluster has
     ),
     "more CPUs a trial than any node has": (
         lambda r, t: _search(r, t, "--cpus-per-trial", "4096"),
-        "--cpus-per-trial 4096 asks more of one node than this machine has",
+        "--cpus-per-trial 4096 asks more of one node than ",  # (a Ray already running in the process: the cluster)
     ),
     "no trials": (lambda r, t: _search(r, t, "--samples", "0"), "--samples must be >= 1"),
     "more val videos than val has": (lambda r, t: _search(r, t, "--val-videos", "3"), "val has 2 videos; leave"),
@@ -218,6 +223,22 @@ CASES: dict[str, tuple[Setup, str]] = {
     "a submission file named as numpy's": (
         lambda r, t: _predict_val(r, t, t / "val.npy"),
         "val.npy: the masks are written with torch.save (the competition's format); name it .pt",
+    ),
+    "a run to train anew that does not exist": (
+        lambda r, t: ["train", "--from", str(t / "nowhere"), "--data", str(r), "--out", str(t / "run")],
+        "scratch/nowhere: no such study folder or checkpoint",
+    ),
+    "a run to train anew that is no checkpoint": (
+        lambda r, t: [
+            "train",
+            "--from",
+            str(_written(t / "notes.txt", b"hello")),
+            "--data",
+            str(r),
+            "--out",
+            str(t / "run"),
+        ],
+        "notes.txt",
     ),
     "a device this machine lacks": (
         lambda r, t: ["train", "--model", "unet", "--data", str(r), "--out", str(t / "run"), "--device", "cuda:99"],

@@ -106,19 +106,25 @@ class RunConfig:
     def with_epochs(self, epochs: int) -> RunConfig:
         return replace(self, train=replace(self.train, epochs=epochs))
 
+    def updated(self, values: dict[str, Any], *, epochs: int | None = None, from_text: bool = False) -> RunConfig:
+        """This run with flat `values` applied, each a field of TrainConfig or of the model's config (dotted for
+        nested ones, `predictor.hidden`); strings parsed by type with `from_text`."""
+        train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
+        train_values = {k: v for k, v in values.items() if k in train_fields}
+        model_values = {k: v for k, v in values.items() if k not in train_fields}
+        train = with_values(self.train, train_values, from_text=from_text)
+        if epochs is not None:
+            train = replace(train, epochs=epochs)
+        return replace(
+            self, model_config=with_values(self.model_config, model_values, from_text=from_text), train=train
+        )
+
     @classmethod
     def from_values(
         cls, model: str, values: dict[str, Any], *, epochs: int | None = None, from_text: bool = False
     ) -> RunConfig:
-        """A run from the defaults and flat `values`, each a field of TrainConfig or of the model's
-        config (dotted for nested ones, `predictor.hidden`); strings parsed by type with `from_text`."""
-        train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
-        train_values = {k: v for k, v in values.items() if k in train_fields}
-        model_values = {k: v for k, v in values.items() if k not in train_fields}
-        train = with_values(TrainConfig(), train_values, from_text=from_text)
-        if epochs is not None:
-            train = replace(train, epochs=epochs)
-        return cls(model, with_values(model_entry(model).config_class(), model_values, from_text=from_text), train)
+        """A run from the defaults and flat `values` (see `updated`)."""
+        return cls(model, model_entry(model).config_class()).updated(values, epochs=epochs, from_text=from_text)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RunConfig:

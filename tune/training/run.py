@@ -1,5 +1,6 @@
 """One run of one configuration outside any search, as `python -m tune.train` (tune/train.py) makes it and the
-benchmarks call it: a RunConfig from the defaults and `FIELD=VALUE` assignments (`build_run`), trained with its
+benchmarks call it: a RunConfig from the defaults, or from a trained run's (`run_source`: a checkpoint, a study's best),
+and `FIELD=VALUE` assignments (`build_run`), trained with its
 per-epoch metrics printed and a checkpoint written after every epoch (`train_run`): OUT/checkpoint.pt, and
 OUT/pretrain/checkpoint.pt for a model's pretrained part (dual_phase's frame predictor), trained first."""
 
@@ -7,14 +8,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from data.cache import OnError
 from models.config import config_to_dict
 from models.registry import model_entry
-from reports.schema import EPOCH
-from tune.training.config import RunConfig
+from reports.schema import EPOCH, best_checkpoint
+from tune.training.checkpoints import load_checkpoint
+from tune.training.config import RUNTIME_FIELDS, RunConfig, TrainConfig
 from tune.training.inference import resolve_device
 from tune.training.pseudo import pseudo_label
 from tune.training.tasks import task_for
@@ -24,15 +27,39 @@ CHECKPOINT_FILE = "checkpoint.pt"  # a run's checkpoint in its folder, rewritten
 PRETRAIN_DIR = "pretrain"  # the sub-folder of a run holding its pretrained part's run
 
 
-def build_run(model: str, assignments: Sequence[str], *, epochs: int | None = None) -> RunConfig:
-    """A RunConfig from the defaults and `--set FIELD=VALUE` assignments."""
+def build_run(
+    model: str, assignments: Sequence[str], *, epochs: int | None = None, base: RunConfig | None = None
+) -> RunConfig:
+    """A RunConfig from the defaults (or from `base`, a run of `model`) and `--set FIELD=VALUE` assignments."""
     values: dict[str, str] = {}
     for assignment in assignments:
         key, sep, value = assignment.partition("=")
         if not sep:
             raise ValueError(f"--set expects FIELD=VALUE, got {assignment!r}")
         values[key] = value
+    if base is not None:
+        return base.updated(values, epochs=epochs, from_text=True)
     return RunConfig.from_values(model, values, epochs=epochs, from_text=True)
+
+
+class Source(NamedTuple):
+    """A trained run whose configuration a new run starts from (`tune.train --from`)."""
+
+    checkpoint: Path
+    run: RunConfig  # its settings, how it is computed (RUNTIME_FIELDS) left to this machine's defaults
+    segmenter: Path | None  # the segmenter it worked with, for a model trained on a segmenter's masks
+
+
+def run_source(source: Path) -> Source:
+    """The run of a checkpoint, or of a study folder's best checkpoint (its last stage's best trial)."""
+    if not source.exists():
+        raise FileNotFoundError(f"--from {source}: no such study folder or checkpoint")
+    checkpoint = best_checkpoint(source) if source.is_dir() else source
+    state = load_checkpoint(checkpoint)
+    run = RunConfig.from_dict(state["run"])
+    run = replace(run, train=replace(run.train, **{k: getattr(TrainConfig(), k) for k in RUNTIME_FIELDS}))
+    segmenter = state.get("pipeline", {}).get("segmenter")
+    return Source(checkpoint, run, Path(segmenter) if segmenter else None)
 
 
 def run_checkpoints(out: Path) -> list[Path]:

@@ -3,6 +3,7 @@ writes a checkpoint; a resumed run ends exactly where an uninterrupted one does.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from data.datasets import DeviceSplit
 from data.streaming import StreamSplit
 from models.frame_predictor import FramePredictorConfig
 from models.registry import list_models
-from reports.schema import DATA_WAIT_S, EVAL_S, GPU_BUSY, GPU_PEAK_GB, METRICS, TRAIN_LOSS, TRAIN_S
+from reports.schema import DATA_WAIT_S, EVAL_S, GPU_BUSY, GPU_PEAK_GB, METRICS, TRAIN_LOSS, TRAIN_S, best_checkpoint
 from tune.train import main
 from tune.training.checkpoints import load_checkpoint
 from tune.training.config import RunConfig, TrainConfig
@@ -159,6 +160,50 @@ def test_cli_resume_continues_after_the_last_saved_epoch(
     # an empty folder: nothing to resume, said, and the run starts
     assert main([*_args("unet", synth_root, tmp_path / "new", epochs=1), "--resume"]) == 0
     assert "nothing to resume at" in capsys.readouterr().out
+
+
+def test_from_a_study_trains_its_best_configuration_anew_with_settings_on_top(
+    unet_study: Path,
+    synth_root: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
+    best = load_checkpoint(best_checkpoint(unet_study))
+    study_run = RunConfig.from_dict(best["run"])
+    capsys.readouterr()
+    assert main(["--from", str(unet_study), "--show-config", "--set", "lr=0.01", "--set", "width=8"]) == 0
+    shown = RunConfig.from_dict(json.loads(capsys.readouterr().out))
+    assert shown == study_run.updated({"lr": 0.01, "width": 8})  # every other setting the best trial's
+    assert shown.train.epochs == study_run.train.epochs == 4  # the study's budget
+    assert (
+        main(["--from", str(unet_study), "--epochs", "1", "--data", str(synth_root), "--out", str(tmp_path / "r")]) == 0
+    )
+    assert f"from {best_checkpoint(unet_study)}: unet, 1 epoch" in capsys.readouterr().out
+    state = load_checkpoint(tmp_path / "r" / "checkpoint.pt")
+    assert RunConfig.from_dict(state["run"]) == study_run.with_epochs(1) and state["epoch"] == 1
+    assert not torch.equal(state["model"]["head.weight"], best["model"]["head.weight"])  # trained anew
+    with pytest.raises(SystemExit) as usage:  # one or the other, as argparse says it
+        main(["--from", str(unet_study), "--model", "unet"])
+    assert usage.value.code == 2
+    assert "give --model NAME, or --from" in capsys.readouterr().err
+
+
+def test_from_a_mask_space_checkpoint_trains_on_its_segmenters_masks(
+    mask_study: Path,
+    synth_root: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
+    checkpoint = best_checkpoint(mask_study)
+    segmenter = load_checkpoint(checkpoint)["pipeline"]["segmenter"]
+    args = ["--from", str(checkpoint), "--epochs", "1", "--data", str(synth_root), "--quiet"]
+    assert main([*args, "--out", str(tmp_path / "m")]) == 0
+    state = load_checkpoint(tmp_path / "m" / "checkpoint.pt")
+    assert state["run"]["model"] == "mask_predictor" and state["pipeline"] == {"segmenter": segmenter}
 
 
 def test_nan_loss_fails_the_run_with_its_reason(
