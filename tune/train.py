@@ -12,7 +12,7 @@ training config (`lr=3e-4`, `batch_size=8`); `python -m tune.train --model unet 
 `--from runs/NAME` trains a study's best configuration anew (its last stage's best trial; or `--from` a
 checkpoint.pt): its model, every setting and its epochs, with `--epochs` and `--set` on top (longer, another seed,
 ...) and, for a model trained on a segmenter's masks, its segmenter. The weights are not carried over: dual_phase
-pretrains its frame predictor again, with the run's training settings.
+pretrains its frame predictor again, as the checkpoint's predictor was pretrained (its settings and epochs).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from pathlib import Path
 from data.files import ensure_writable, os_error_line
 from models.registry import list_models
 from tune.plugins import add_plugin_argument, early_plugins, load_plugins, study_plugins
+from tune.training.config import RunConfig
 from tune.training.run import Source, build_run, run_checkpoints, run_source, train_run
 
 
@@ -98,10 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out or Path("runs") / f"train-{run.model}")
     segmenter = args.segmenter or (source.segmenter if source else None)
     if source is not None:
-        print(
-            f"from {source.checkpoint}: {run.model}, {run.train.epochs} epoch{'' if run.train.epochs == 1 else 's'}"
-            + "".join(f", {s}" for s in args.sets)
-        )
+        print(f"from {source.checkpoint}: {_epochs(run)}{''.join(f', {s}' for s in args.sets)}")
+        if source.pretrain is not None:
+            pretrain = source.pretrain.with_epochs(args.pretrain_epochs or source.pretrain.train.epochs)
+            print(f"  its pretrained part with the training settings it had there: {_epochs(pretrain)}")
     made = not out.exists()
     try:
         if not args.resume and (held := run_checkpoints(out)):  # an earlier run's epochs are not thrown away
@@ -118,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
             resume=args.resume,
             progress=not args.quiet,
             segmenter=segmenter,
+            pretrain=source.pretrain if source else None,
             on_error="skip" if args.skip_bad_videos else "raise",
         )
     except (ValueError, FileNotFoundError) as err:
@@ -130,6 +132,10 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.suppress(OSError):
             out.rmdir()
     return 2
+
+
+def _epochs(run: RunConfig) -> str:
+    return f"{run.model}, {run.train.epochs} epoch{'' if run.train.epochs == 1 else 's'}"
 
 
 def _source(path: Path) -> Source:

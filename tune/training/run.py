@@ -48,6 +48,7 @@ class Source(NamedTuple):
     checkpoint: Path
     run: RunConfig  # its settings, how it is computed (RUNTIME_FIELDS) left to this machine's defaults
     segmenter: Path | None  # the segmenter it worked with, for a model trained on a segmenter's masks
+    pretrain: RunConfig | None  # how its pretrained part was trained (dual_phase's predictor), where recorded
 
 
 def run_source(source: Path) -> Source:
@@ -56,10 +57,15 @@ def run_source(source: Path) -> Source:
         raise FileNotFoundError(f"--from {source}: no such study folder or checkpoint")
     checkpoint = best_checkpoint(source) if source.is_dir() else source
     state = load_checkpoint(checkpoint)
-    run = RunConfig.from_dict(state["run"])
-    run = replace(run, train=replace(run.train, **{k: getattr(TrainConfig(), k) for k in RUNTIME_FIELDS}))
-    segmenter = state.get("pipeline", {}).get("segmenter")
-    return Source(checkpoint, run, Path(segmenter) if segmenter else None)
+    segmenter, pretrained = state.get("pipeline", {}).get("segmenter"), state.get("pretrained")
+    pretrain = _as_here(load_checkpoint(pretrained)["run"]) if pretrained and Path(pretrained).is_file() else None
+    return Source(checkpoint, _as_here(state["run"]), Path(segmenter) if segmenter else None, pretrain)
+
+
+def _as_here(values: dict[str, Any]) -> RunConfig:
+    """A saved run, computed as this machine's defaults say (RUNTIME_FIELDS: compiling, the evaluation's batch)."""
+    run = RunConfig.from_dict(values)
+    return replace(run, train=replace(run.train, **{k: getattr(TrainConfig(), k) for k in RUNTIME_FIELDS}))
 
 
 def run_checkpoints(out: Path) -> list[Path]:
@@ -84,10 +90,12 @@ def train_run(
     segmenter: Path | None = None,
     on_error: OnError = "raise",
     pseudo: Path | None = None,
+    pretrain: RunConfig | None = None,
 ) -> dict[str, float]:
-    """Train one run (its pretrained part first, for dual_phase; on `segmenter`'s pseudo-labels for
-    mask_predictor, or on the pseudo-label folder `pseudo`: benchmarks/true_masks.py gives one holding the
-    true masks); returns the final epoch's metrics."""
+    """Train one run (its pretrained part first, for dual_phase: with `pretrain`'s training settings and epochs
+    where given, else with the run's; on `segmenter`'s pseudo-labels for mask_predictor, or on the pseudo-label
+    folder `pseudo`: benchmarks/true_masks.py gives one holding the true masks); returns the final epoch's
+    metrics."""
     part = model_entry(run.model).pretrained
     if pretrain_epochs is not None and (part is None or pretrain_epochs < 1):
         raise ValueError(
@@ -110,8 +118,9 @@ def train_run(
         pseudo = pseudo_label(segmenter, data_root, device=dev, on_error=on_error, progress=progress)
         return phase(run.model, run, out / CHECKPOINT_FILE, pseudo=pseudo, pipeline={"segmenter": str(segmenter)})
     if part is not None:
-        part_run = RunConfig(part.model, getattr(run.model_config, part.attribute), run.train)
-        part_run = part_run.with_epochs(pretrain_epochs or run.train.epochs)
+        train = run.train if pretrain is None else pretrain.train
+        part_run = RunConfig(part.model, getattr(run.model_config, part.attribute), train)
+        part_run = part_run.with_epochs(pretrain_epochs or train.epochs)
         pretrained = out / PRETRAIN_DIR / CHECKPOINT_FILE
         phase("pretrain", part_run, pretrained)
     return phase(run.model, run, out / CHECKPOINT_FILE, pretrained=pretrained)

@@ -58,6 +58,7 @@ class Trainer:
     ) -> None:
         self.run = run
         self.pipeline = dict(pipeline or {})  # other checkpoints this model works with (its segmenter)
+        self.pretrained = None if pretrained is None else str(pretrained)  # where its pretrained part came from
         self.cfg = run.train
         self.data = data
         self.device = torch.device(device)
@@ -136,6 +137,7 @@ class Trainer:
             "rng": {"torch": torch.get_rng_state(), "generator": self.generator.get_state()},
             "history": self.history,
             "pipeline": self.pipeline,
+            "pretrained": self.pretrained,
         }
 
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -163,6 +165,7 @@ class Trainer:
                 )
             run = replace(run, train=replace(run.train, **{k: getattr(expect.train, k) for k in RUNTIME_FIELDS}))
         trainer = cls(run, data, device, pipeline=state.get("pipeline"))
+        trainer.pretrained = state.get("pretrained")  # its weights are in the state: only where they came from
         trainer.model.load_state_dict(state["model"])
         trainer.optimizer.load_state_dict(state["optimizer"])
         trainer.scheduler.load_state_dict(state["scheduler"])

@@ -190,6 +190,38 @@ def test_from_a_study_trains_its_best_configuration_anew_with_settings_on_top(
     assert "give --model NAME, or --from" in capsys.readouterr().err
 
 
+def test_from_a_dual_phase_study_pretrains_as_its_best_trial_was_pretrained(
+    dual_study: Path,
+    synth_root: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
+    parent = RunConfig.from_dict(load_checkpoint(load_checkpoint(best_checkpoint(dual_study))["pretrained"])["run"])
+    assert parent.model == "frame_predictor" and parent.train.epochs > 1
+    args = [
+        "--from",
+        str(dual_study),
+        "--epochs",
+        "1",
+        "--data",
+        str(synth_root),
+        "--quiet",
+        "--out",
+        str(tmp_path / "d"),
+    ]
+    assert main([*args, "--pretrain-epochs", "1"]) == 0
+    assert "its pretrained part with the training settings it had there: frame_predictor, 1 epoch\n" in (
+        capsys.readouterr().out
+    )
+    pretrained = load_checkpoint(tmp_path / "d" / "pretrain" / "checkpoint.pt")
+    assert RunConfig.from_dict(pretrained["run"]) == parent.with_epochs(1)  # the parent trial's settings
+    assert load_checkpoint(tmp_path / "d" / "checkpoint.pt")["pretrained"] == str(
+        tmp_path / "d" / "pretrain" / "checkpoint.pt"
+    )
+
+
 def test_from_a_mask_space_checkpoint_trains_on_its_segmenters_masks(
     mask_study: Path,
     synth_root: Path,
