@@ -21,6 +21,7 @@ from reports.schema import (
     BEST_METRIC,
     CHECKPOINT,
     EPOCHS,
+    MAX_EPOCHS,
     REFERENCES_FILE,
     RULE_REFERENCES,
     SKIPPED_FILE,
@@ -284,27 +285,35 @@ def print_summary(study: Study) -> None:
         print(
             f"  {rank}. {row[TRIAL_ID]}  {final.metric} {row[BEST_METRIC]:.4f}  [{row[STATUS]}, {row[EPOCHS]} epoch{'s' if row[EPOCHS] != 1 else ''}]  {shown}"
         )
-    print(f"\nbest checkpoint: {top.iloc[0][CHECKPOINT]}")
+    best = top.iloc[0]
+    print(f"\nbest checkpoint: {best[CHECKPOINT]}")
     if (references := study.results_dir / REFERENCES_FILE).exists():  # written by the best model's evaluation
         print(references_text(pd.read_parquet(references)))
+    print(
+        f"its configuration trained anew (the budget's {best[MAX_EPOCHS]} epochs; --epochs N for more): "
+        f"python -m tune.train --from {study.folder} --data {study.root}"
+    )
+
+    def submit(rule: str | None = None) -> str:
+        answer = f" --rule {rule}" if rule else ""
+        return f"python -m tune.predict --experiment {study.folder} --data {study.root}{answer} --split hidden --out submission.pt"
+
     if final.mode != "max" or not task_for(final.model).needs_segmenter:  # the rules answer from a segmenter's masks
+        print(f"to submit it: {submit()}")
         return
-    best = top.iloc[0]
     scores = rule_scores(epochs, best)
     above = rules_above(epochs, best)
     for rule, score in above.items():
         print(
             f"the rule {rule} scores {score:.4f} on the best trial's val masks, above it (no training); to submit it: "
-            f"python -m tune.predict --experiment {study.folder} --data {study.root} --rule {rule} "
-            "--split hidden --out submission.pt"
+            f"{submit(rule)}"
         )
     if scores and not above:
         beaten = ", ".join(
             f"{rule} {score:.4f} ({float(best[BEST_METRIC]) - score:+.4f})" for rule, score in scores.items()
         )
         print(
-            f"the best {final.model} ({best[TRIAL_ID]}) beats every rule on the same val masks: {beaten}; to submit it: "
-            f"python -m tune.predict --experiment {study.folder} --data {study.root} --split hidden --out submission.pt"
+            f"the best {final.model} ({best[TRIAL_ID]}) beats every rule on the same val masks: {beaten}; to submit it: {submit()}"
         )
 
 

@@ -136,6 +136,11 @@ def test_the_best_model_is_scored_beside_all_background_and_the_rules_on_the_tru
     print_summary(open_study(cfg, Cluster.local()))
     printed = capsys.readouterr().out
     assert references_text(table) in printed and "x all background" in printed
+    # and what to do next: the commands name this study and its data
+    assert (
+        f"to submit it: python -m tune.predict --experiment {dual_study} --data {synth_root} --split hidden" in printed
+    )
+    assert f"(the budget's 4 epochs; --epochs N for more): python -m tune.train --from {dual_study} --data" in printed
     for row in trials[trials["stage"] == "finetune"].to_dict("records"):  # the top trials, a line each
         line = next(line for line in printed.splitlines() if f" {row['trial_id']}  " in line)
         assert f"[{row['status']}, {row['epochs']} epoch{'' if row['epochs'] == 1 else 's'}]" in line
