@@ -1,4 +1,4 @@
-"""`python -m tune.search --space {dual_phase,unet,mask_space} [--data DIR] [--samples N] [--budget smoke|default] ...`
+"""`python -m tune.search --space {dual_phase,unet,mask_space,dynamics} [--data DIR] [--samples N] [--budget smoke|default] ...`
 
 The product's main job: a staged hyperparameter search with Ray Tune, the Optuna TPE searcher and the
 ASHA scheduler. Each stage of the space is one Ray Tune experiment in OUT/NAME/STAGE; results go to
@@ -131,16 +131,16 @@ def main(argv: list[str] | None = None) -> int:
         help="leave out videos whose files are broken (each named in a warning, the study's folder and report) "
         "instead of failing",
     )
-    for kind, example, what in (
-        ("set", "width=32", "fix a parameter (it is not searched)"),
-        ("range", "lr=1e-4:3e-3", "search a number in this range"),
-        ("choices", "batch_size=16,32", "search among these choices"),
+    for kind, value, example, what in (
+        ("set", "VALUE", "width=32", "fix a parameter (it is not searched)"),
+        ("range", "LOW:HIGH", "lr=1e-4:3e-3", "search a number in this range"),
+        ("choices", "A,B,...", "batch_size=16,32", "search among these choices"),
     ):
         parser.add_argument(
             f"--{kind}",
             action="append",
             default=[],
-            metavar="[STAGE.]NAME=VALUE",
+            metavar=f"[STAGE.]NAME={value}",
             help=f"{what}, in every stage that has it or in STAGE only; repeatable (e.g. --{kind} {example})",
         )
     parser.add_argument(
