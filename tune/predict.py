@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         help="the hidden split's folder, when shipped apart (default: the --hidden the study was given)",
     )
     parser.add_argument("--split", choices=["val", "hidden"], required=True)
-    parser.add_argument("--out", type=Path, required=True, help="file for torch.save of the (N, 160, 240) tensor")
+    parser.add_argument("--out", type=Path, required=True, help="a .pt file: torch.save of the (N, 160, 240) tensor")
     parser.add_argument(
         "--skip-bad-videos",
         action="store_true",
@@ -61,8 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         "or names one): copy_last (its mask of frame 11) or extrapolate (each object moved along its track)",
     )
     add_plugin_argument(parser)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    parser.add_argument("--batch-size", type=int, default=32, help="videos predicted at once")
     args = parser.parse_args(argv)
     if args.checkpoint is None and args.experiment is None:
         parser.error("give --experiment or --checkpoint")
