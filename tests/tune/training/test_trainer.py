@@ -162,6 +162,11 @@ def test_cli_resume_continues_after_the_last_saved_epoch(
     assert "nothing to resume at" in capsys.readouterr().out
 
 
+def _from(source: Path, root: Path, out: Path) -> list[str]:
+    """tune.train of `source`'s configuration for 1 epoch on `root` into `out`."""
+    return ["--from", str(source), "--epochs", "1", "--data", str(root), "--out", str(out)]
+
+
 def test_from_a_study_trains_its_best_configuration_anew_with_settings_on_top(
     unet_study: Path,
     synth_root: Path,
@@ -177,9 +182,7 @@ def test_from_a_study_trains_its_best_configuration_anew_with_settings_on_top(
     shown = RunConfig.from_dict(json.loads(capsys.readouterr().out))
     assert shown == study_run.updated({"lr": 0.01, "width": 8})  # every other setting the best trial's
     assert shown.train.epochs == study_run.train.epochs == 4  # the study's budget
-    assert (
-        main(["--from", str(unet_study), "--epochs", "1", "--data", str(synth_root), "--out", str(tmp_path / "r")]) == 0
-    )
+    assert main(_from(unet_study, synth_root, tmp_path / "r")) == 0
     assert f"from {best_checkpoint(unet_study)}: unet, 1 epoch" in capsys.readouterr().out
     state = load_checkpoint(tmp_path / "r" / "checkpoint.pt")
     assert RunConfig.from_dict(state["run"]) == study_run.with_epochs(1) and state["epoch"] == 1
@@ -200,18 +203,7 @@ def test_from_a_dual_phase_study_pretrains_as_its_best_trial_was_pretrained(
     monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
     parent = RunConfig.from_dict(load_checkpoint(load_checkpoint(best_checkpoint(dual_study))["pretrained"])["run"])
     assert parent.model == "frame_predictor" and parent.train.epochs > 1
-    args = [
-        "--from",
-        str(dual_study),
-        "--epochs",
-        "1",
-        "--data",
-        str(synth_root),
-        "--quiet",
-        "--out",
-        str(tmp_path / "d"),
-    ]
-    assert main([*args, "--pretrain-epochs", "1"]) == 0
+    assert main([*_from(dual_study, synth_root, tmp_path / "d"), "--pretrain-epochs", "1"]) == 0
     assert "its pretrained part with the training settings it had there: frame_predictor, 1 epoch\n" in (
         capsys.readouterr().out
     )
@@ -232,8 +224,7 @@ def test_from_a_mask_space_checkpoint_trains_on_its_segmenters_masks(
     monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
     checkpoint = best_checkpoint(mask_study)
     segmenter = load_checkpoint(checkpoint)["pipeline"]["segmenter"]
-    args = ["--from", str(checkpoint), "--epochs", "1", "--data", str(synth_root), "--quiet"]
-    assert main([*args, "--out", str(tmp_path / "m")]) == 0
+    assert main(_from(checkpoint, synth_root, tmp_path / "m")) == 0
     state = load_checkpoint(tmp_path / "m" / "checkpoint.pt")
     assert state["run"]["model"] == "mask_predictor" and state["pipeline"] == {"segmenter": segmenter}
 
