@@ -38,6 +38,7 @@ from reports.schema import (
     param_columns,
     param_name,
     ranked,
+    short_value,
     stage_order,
 )
 
@@ -155,6 +156,9 @@ def optimisation_history(trials: pd.DataFrame, stage: str) -> go.Figure | None:
     return fig
 
 
+LEVEL_LABELS_UP_TO = 10  # axes whose labels fit side by side in the report's width
+
+
 def parallel_coordinates(trials: pd.DataFrame, stage: str, top_k: int = 20) -> go.Figure | None:
     """Hyperparameters of the top_k trials by the stage metric, coloured by it.
 
@@ -166,8 +170,12 @@ def parallel_coordinates(trials: pd.DataFrame, stage: str, top_k: int = 20) -> g
         return None
     metric, _ = metric_of(trials, stage)
     dims = []
+    same = {}  # a parameter with one value in every trial shown says nothing as an axis: named in the title
     for column in param_columns(rows):
         values = rows[column]
+        if values.nunique(dropna=False) == 1:
+            same[param_name(column)] = values.iloc[0]
+            continue
         if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
             dims.append({"label": param_name(column), "values": values.astype(float)})
         else:
@@ -183,9 +191,22 @@ def parallel_coordinates(trials: pd.DataFrame, stage: str, top_k: int = 20) -> g
             )
     dims.append({"label": metric, "values": rows[BEST_METRIC]})
     fig = go.Figure(
-        go.Parcoords(line={"color": rows[BEST_METRIC], "colorscale": "Viridis", "showscale": True}, dimensions=dims)
+        go.Parcoords(
+            line={"color": rows[BEST_METRIC], "colorscale": "Viridis", "showscale": True},
+            dimensions=dims,
+            labelangle=-30 if (angled := len(dims) > LEVEL_LABELS_UP_TO) else 0,  # many axes: labels would overlap
+        )
     )
-    fig.update_layout(title=f"Hyperparameters of the top {len(rows)} trials, stage {stage}, coloured by {metric}")
+    fig.update_layout(
+        title=f"Hyperparameters of the top {len(rows)} trials, stage {stage}, coloured by {metric}",
+        height=460 + (60 if angled else 0) + (30 if same else 0),
+        margin={"t": 170 if angled else 110, "b": 80 if same else 50},
+    )
+    if same:
+        text = "the same in all of them: " + ", ".join(f"{k} {short_value(v)}" for k, v in same.items())
+        fig.add_annotation(
+            text=text, xref="paper", yref="paper", x=0, y=-0.1, yanchor="top", xanchor="left", showarrow=False
+        )
     return fig
 
 

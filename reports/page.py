@@ -38,6 +38,7 @@ from reports.schema import (
     ranked,
     references_text,
     stage_order,
+    status_text,
 )
 
 STYLE = """
@@ -80,8 +81,13 @@ def figure_html(fig: go.Figure | None, div_id: str) -> str:
     if fig is None:
         return ""
     parallel = any(isinstance(trace, go.Parcoords) for trace in fig.data)
-    # parallel coordinates put their axis labels above the plot: leave room for them under the title
-    fig.update_layout(height=460 if parallel else 430, margin={"t": 110 if parallel else 60, "l": 60, "r": 30, "b": 50})
+    # parallel coordinates put their axis labels above the plot: leave room for them under the title (a figure that
+    # sets its own height or margins, for angled labels or a note below, keeps them)
+    own = fig.layout.margin
+    fig.update_layout(
+        height=fig.layout.height or (460 if parallel else 430),
+        margin={"t": own.t or (110 if parallel else 60), "l": own.l or 60, "r": own.r or 30, "b": own.b or 50},
+    )
     return pio.to_html(fig, full_html=False, include_plotlyjs=False, div_id=div_id, config={"displaylogo": False})
 
 
@@ -198,8 +204,7 @@ def experiment_html(exp: Experiment, index: int) -> str:
     if not len(trials):
         parts.append("<p>This experiment has no results yet: nothing to show.</p>")
         return "\n".join(parts)
-    counts = trials.groupby([STAGE, STATUS]).size()
-    parts.append("<p>" + ", ".join(f"{key[0]}: {n} {key[1]}" for key, n in counts.items()) + "</p>")  # type: ignore[index]
+    parts.append(f"<p>{html.escape(status_text(trials))}</p>")
     parts.append("<h3>Leaderboard</h3>" + leaderboard_html(trials, f"leaderboard-{index}"))
     stages = exp.stages
     for k, stage in enumerate(stages):

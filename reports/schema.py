@@ -158,6 +158,11 @@ def is_missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
+def short_value(value: Any) -> str:
+    """A hyperparameter's value in a line of text: 3 significant digits for a float, "-" for none."""
+    return "-" if is_missing(value) else f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
 def config_column(param: str) -> str:
     """The trial-table column of a hyperparameter: "width" -> "config/width"."""
     return CONFIG_PREFIX + param
@@ -178,6 +183,16 @@ def param_columns(trials: pd.DataFrame) -> list[str]:
 def stage_order(trials: pd.DataFrame) -> list[str]:
     """The stages of these trials in the order they ran; [] for an empty table."""
     return [str(s) for s in dict.fromkeys(trials[STAGE])] if len(trials) else []
+
+
+def status_text(trials: pd.DataFrame) -> str:
+    """How many trials of each stage ended how, stages in the order they ran: `pretrain: 1 completed, 3 stopped;
+    finetune: 4 completed`."""
+    parts = []
+    for stage in stage_order(trials):
+        counts = trials.loc[trials[STAGE] == stage, STATUS].value_counts().sort_index()
+        parts.append(f"{stage}: " + ", ".join(f"{n} {status}" for status, n in counts.items()))
+    return "; ".join(parts)
 
 
 def optuna_study_name(study: str, stage: str) -> str:

@@ -69,11 +69,17 @@ def test_no_study_no_importances() -> None:
 def test_parallel_coordinates_show_the_top_trials_best_first() -> None:
     trials = pd.DataFrame(
         [
-            trial_row(t, v, mode="min", params={"width": w})
-            for t, v, w in [("a", 0.3, 8), ("b", 0.1, 16), ("c", 0.2, 32)]
+            trial_row(t, v, mode="min", params={"width": w, "epoch_samples": 8, "lr": lr})
+            for t, v, w, lr in [("a", 0.3, 8, 1e-3), ("b", 0.1, 16, 2e-4), ("c", 0.2, 32, 2e-4)]
         ]
     )
     fig = figures.parallel_coordinates(trials, "train", top_k=2)
     assert fig is not None
     dims = {d.label: list(d.values) for d in fig.data[0].dimensions}
-    assert dims == {"width": [16.0, 32.0], "val_iou": [0.1, 0.2]}
+    assert dims == {"width": [16.0, 32.0], "val_iou": [0.1, 0.2]}  # the same in both shown: no axis
+    assert [note.text for note in fig.layout.annotations] == ["the same in all of them: epoch_samples 8, lr 0.0002"]
+    assert fig.data[0].labelangle == 0  # few axes: labels side by side
+    many = [{f"p{i}": i * (t == "a") for i in range(12)} for t in "ab"]
+    wide = pd.DataFrame([trial_row(t, v, params=params) for t, v, params in zip("ab", (0.3, 0.1), many, strict=True)])
+    fig = figures.parallel_coordinates(wide, "train")
+    assert fig is not None and fig.data[0].labelangle == -30  # 11 axes and the metric

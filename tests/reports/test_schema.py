@@ -188,3 +188,15 @@ def test_the_references_sentence_sets_the_best_model_against_the_floor_and_the_r
     floor = table.iloc[:2].copy()
     floor[schema.IOU], floor[schema.VIDEOS] = [0.5, 0.0], 1
     assert schema.references_text(floor) == "on 1 val video: the best model 0.5000, all background (0.0000)"
+
+
+def test_status_text_counts_each_stage_in_the_order_they_ran() -> None:
+    trials = table(
+        trial_row("a", stage="pretrain", status="stopped"),
+        trial_row("b", stage="pretrain"),
+        trial_row("c", stage="finetune", status="failed"),
+        trial_row("d", stage="pretrain", status="stopped"),
+        trial_row("e", stage="finetune"),
+    )
+    assert schema.status_text(trials) == "pretrain: 1 completed, 2 stopped; finetune: 1 completed, 1 failed"
+    assert schema.status_text(trials.iloc[:0]) == ""

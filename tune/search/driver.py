@@ -25,7 +25,6 @@ from reports.schema import (
     REFERENCES_FILE,
     RULE_REFERENCES,
     SKIPPED_FILE,
-    STAGE,
     STATUS,
     TRIAL_ID,
     epochs_spent_text,
@@ -34,6 +33,8 @@ from reports.schema import (
     param_name,
     read_results,
     references_text,
+    short_value,
+    status_text,
 )
 from tune.plugins import load_plugins
 from tune.search.clock import StudyClock, budget_seconds
@@ -267,8 +268,7 @@ def print_summary(study: Study) -> None:
     if not len(trials):
         print("no trials ran")
         return
-    counts = trials.groupby([STAGE, STATUS]).size()
-    print("trials: " + ", ".join(f"{key[0]} {key[1]} {n}" for key, n in counts.items()))  # type: ignore[index]
+    print(f"trials: {status_text(trials)}")
     for stage in study.space.stages:
         if spent := epochs_spent_text(trials, stage.name):
             print(f"stage {stage.name}: {spent}")
@@ -281,7 +281,7 @@ def print_summary(study: Study) -> None:
     params = param_columns(top)
     print(f"\ntop {len(top)} of stage {final.name} by {final.metric} ({final.mode}):")
     for rank, row in enumerate(top.to_dict("records"), 1):
-        shown = ", ".join(f"{param_name(c)}={_short(row[c])}" for c in params if not is_missing(row[c]))
+        shown = ", ".join(f"{param_name(c)}={short_value(row[c])}" for c in params if not is_missing(row[c]))
         print(
             f"  {rank}. {row[TRIAL_ID]}  {final.metric} {row[BEST_METRIC]:.4f}  [{row[STATUS]}, {row[EPOCHS]} epoch{'s' if row[EPOCHS] != 1 else ''}]  {shown}"
         )
@@ -333,7 +333,3 @@ def rule_scores(epochs: pd.DataFrame, best: pd.Series) -> dict[str, float]:
         if len(scores):
             found[rule] = float(scores.iloc[-1])
     return found
-
-
-def _short(value: Any) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
