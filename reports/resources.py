@@ -160,7 +160,14 @@ def phase_seconds(epochs: pd.DataFrame) -> pd.DataFrame:
     phases = rows.reindex(columns=list(PHASES))
     other = (rows[EPOCH_SECONDS] - phases[present].fillna(0).sum(axis=1)).clip(lower=0)
     table = phases.assign(**{OTHER: other, EPOCHS_S: rows[EPOCH_SECONDS], STAGE: rows[STAGE]})
-    return table.groupby(STAGE, sort=False).sum(min_count=1)[[*PHASES, OTHER, EPOCHS_S]]
+    return table.groupby(STAGE).sum(min_count=1)[[*PHASES, OTHER, EPOCHS_S]].reindex(stages_in_time(rows))
+
+
+def stages_in_time(epochs: pd.DataFrame) -> list[str]:
+    """The stages of timed epochs in the order they began (the table's row order need not be it)."""
+    rows = timed(epochs)
+    starts = (rows[EPOCH_END] - rows[EPOCH_SECONDS]).groupby(rows[STAGE]).min()
+    return [str(stage) for stage in starts.sort_values(kind="stable").index]
 
 
 def stage_use(epochs: pd.DataFrame) -> pd.DataFrame:
@@ -172,7 +179,7 @@ def stage_use(epochs: pd.DataFrame) -> pd.DataFrame:
     if not len(rows):
         return pd.DataFrame(columns=columns, index=pd.Index([], name=STAGE))
     intervals = trial_intervals(rows)
-    stages = list(dict.fromkeys(intervals[STAGE]))
+    stages = stages_in_time(rows)
     spans = intervals.groupby(STAGE, sort=False).agg(**{START: (START, "min"), END: (END, "max")})
     gaps = idle_gaps(rows)
     table = phase_seconds(rows).reindex(stages)

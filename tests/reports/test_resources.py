@@ -165,3 +165,14 @@ def test_a_trials_setup_before_its_first_epoch_counts_from_its_launch_as_idle_gp
     assert phases[schema.SETUP_S].fillna(-1).to_dict() == {"pretrain": 15.0, "finetune": -1}
     assert resources.with_setup(OLD, trials) is OLD  # nothing to extend without timings
     assert len(resources.with_setup(EPOCHS, trials.drop(columns=[schema.STARTED_AT]))) == len(EPOCHS)
+
+
+def test_stages_keep_the_order_they_ran_in_whatever_the_trial_ids() -> None:
+    # the table's rows in another order than the epochs ran (c, the finetune trial, first), c's setup row too
+    launched = pd.to_datetime([1020.0, 1035.0], unit="s", utc=True)
+    trials = pd.DataFrame({schema.TRIAL_ID: ["d", "c"], schema.STARTED_AT: launched})
+    epochs = resources.with_setup(EPOCHS.iloc[::-1], trials)
+    assert list(resources.phase_seconds(epochs).index) == ["pretrain", "finetune"]
+    assert list(resources.stage_use(epochs).index) == ["pretrain", "finetune"]
+    fig = resource_figures.phase_time(epochs)
+    assert fig is not None and list(fig.data[0].x) == ["pretrain", "finetune"]
