@@ -322,7 +322,7 @@ def references_text(table: pd.DataFrame) -> str:
     rules = [f"{answer.removesuffix(TRUE_MASKS).strip()} {iou:.4f}" for answer, iou in scores.items()]
     if rules:
         text += (
-            f"; the rules {TRUE_MASKS} (what a perfect segmenter would give them; no split to predict has masks): "
+            f"; the rules {TRUE_MASKS} (a ceiling: what they score from a perfect segmenter's masks): "
             + ", ".join(rules)
         )
     return text

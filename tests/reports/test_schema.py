@@ -181,8 +181,8 @@ def test_the_references_sentence_sets_the_best_model_against_the_floor_and_the_r
     answers = [schema.ANSWER_BEST, schema.ANSWER_BACKGROUND, f"copy_last {schema.TRUE_MASKS}", f"x {schema.TRUE_MASKS}"]
     table = pd.DataFrame({schema.ANSWER: answers, schema.IOU: [0.06, 0.02, 0.28, 0.48], schema.VIDEOS: 20})
     assert schema.references_text(table) == (
-        "on 20 val videos: the best model 0.0600, 3.0x all background (0.0200); the rules on the true masks (what a "
-        "perfect segmenter would give them; no split to predict has masks): copy_last 0.2800, x 0.4800"
+        "on 20 val videos: the best model 0.0600, 3.0x all background (0.0200); the rules on the true masks (a "
+        "ceiling: what they score from a perfect segmenter's masks): copy_last 0.2800, x 0.4800"
     )
     # an all-background truth (a floor of 0) has no ratio; no rules, no second part
     floor = table.iloc[:2].copy()
