@@ -51,7 +51,7 @@ table.leaderboard th { background: #f3f3f3; cursor: pointer; position: sticky; t
 table.leaderboard td.text { text-align: left; }
 tr.status-failed { color: #b71c1c; } tr.status-stopped, tr.status-cut { color: #8a4b00; } tr.status-running { color: #666; }
 .scroll { max-height: 32rem; max-width: 100%; overflow: auto; }
-.gallery { display: grid; grid-template-columns: repeat(6, minmax(0, 240px)); gap: 4px; align-items: end; }
+.gallery { display: grid; grid-template-columns: repeat(6, minmax(0, 240px)); gap: 4px; align-items: start; }
 .gallery figure { margin: 0; font-size: 0.75rem; text-align: center; min-width: 0; }
 .gallery img { width: 100%; max-width: 240px; height: auto; image-rendering: pixelated; }
 """
