@@ -23,6 +23,7 @@ from reports.schema import (
     GPU_HOURS,
     LABEL,
     METRIC,
+    MODE,
     ORDER,
     REFERENCES,
     STAGE,
@@ -48,7 +49,7 @@ h1 { margin-bottom: 0.2rem; } h2 { border-bottom: 1px solid #ccc; padding-bottom
 table.leaderboard { border-collapse: collapse; font-size: 0.85rem; margin: 0.5rem 0; }
 table.leaderboard th, table.leaderboard td { border: 1px solid #ddd; padding: 0.2rem 0.45rem; text-align: right; }
 table.leaderboard th { background: #f3f3f3; cursor: pointer; position: sticky; top: 0; }
-table.leaderboard td.text { text-align: left; }
+table.leaderboard td.text, table.leaderboard th.text { text-align: left; }
 tr.status-failed { color: #b71c1c; } tr.status-stopped, tr.status-cut { color: #8a4b00; } tr.status-running { color: #666; }
 .scroll { max-height: 32rem; max-width: 100%; overflow: auto; }
 .gallery { display: grid; grid-template-columns: repeat(6, minmax(0, 240px)); gap: 4px; align-items: start; }
@@ -299,13 +300,18 @@ def _duration(seconds: float) -> str:
 def build_page(experiments: Sequence[Experiment], *, title: str = "Hyperparameter search report") -> str:
     sections = []
     if len(experiments) > 1:
+        first = _side(experiments[0])
+        head = "".join(
+            f"<th{' class=text' * isinstance(v, str)}>{name}</th>" for name, v in zip(SIDE_BY_SIDE, first, strict=True)
+        )
         rows = "".join(
-            f"<tr><td class='text'>{html.escape(e.name)}</td><td class='text'>{html.escape(e.space)}</td><td>{len(e.trials)}</td><td>{_fmt(_best(e))}</td></tr>"
+            "<tr>"
+            + "".join(f"<td{' class=text' * isinstance(v, str)}>{html.escape(_fmt(v))}</td>" for v in _side(e))
+            + "</tr>"
             for e in experiments
         )
         sections.append(
-            "<h2>Side by side</h2><table class='leaderboard'><thead><tr><th>study</th><th>space</th><th>trials</th><th>best (final stage)</th></tr></thead>"
-            f"<tbody>{rows}</tbody></table>"
+            f"<h2>Side by side</h2><table class='leaderboard'><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
             + figure_html(figures.comparison([(e.name, e.trials) for e in experiments]), "comparison")
         )
     sections += [experiment_html(exp, k) for k, exp in enumerate(experiments)]
@@ -328,5 +334,14 @@ def html_page(title: str, body: str) -> str:
 """
 
 
-def _best(exp: Experiment) -> float:
-    return best_value(exp.trials, exp.stages[-1]) if exp.stages else math.nan
+SIDE_BY_SIDE = ("study", "space", "trials", "final stage's metric", "its best", "trial-hours", "GPU-hours")
+
+
+def _side(exp: Experiment) -> tuple[Any, ...]:
+    """A study's row of the side-by-side table (SIDE_BY_SIDE): what it searched, its best, what it spent."""
+    trials, final = exp.trials, exp.stages[-1] if exp.stages else None
+    rows = trials[trials[STAGE] == final] if final else trials.iloc[:0]
+    metric = f"{rows[METRIC].iloc[0]} ({rows[MODE].iloc[0]})" if len(rows) else ""
+    spent = [float(trials[c].fillna(0).sum()) if c in trials else math.nan for c in (WALL_TIME_S, GPU_HOURS)]
+    best = best_value(trials, final) if final else math.nan
+    return exp.name, exp.space or "?", len(trials), metric, best, spent[0] / 3600, spent[1]

@@ -127,6 +127,8 @@ def test_report_of_two_studies_side_by_side(
     assert {"comparison", "e1-parents-1", "e1-s0-curves", "e1-s1-curves"} <= ids
     assert all(f["drawn"] for f in seen["figures"])
     assert "Side by side" in seen["text"]
+    assert "final stage's metric\tits best\ttrial-hours\tGPU-hours" in seen["text"]  # what each searched and spent
+    assert "val_iou (max)" in seen["text"]
 
 
 def test_empty_and_partial_studies_say_so(browser: Browser, unet_study: Path, tmp_path: Path) -> None:
