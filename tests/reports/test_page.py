@@ -56,8 +56,9 @@ def test_side_by_side_shows_the_best_of_each_final_stage(tmp_path: Path) -> None
     low = write_study_folder(tmp_path / "low", [trial_row("a", 0.3, mode="min"), trial_row("b", 0.1, mode="min")])
     high = write_study_folder(tmp_path / "high", [trial_row("a", 0.3), trial_row("b", 0.1)])
     page = build_page([load_experiment(low), load_experiment(high)])
-    assert "<td class='text'>low</td><td class='text'>unet</td><td>2</td><td>0.1</td>" in page
-    assert "<td class='text'>high</td><td class='text'>unet</td><td>2</td><td>0.3</td>" in page
+    row = "<td class=text>{}</td><td class=text>unet</td><td>2</td><td class=text>val_iou ({})</td><td>{}</td>"
+    assert row.format("low", "min", 0.1) in page and row.format("high", "max", 0.3) in page
+    assert page.count("<td>0.1</td><td>0.03333</td><td>0</td></tr>") == 1  # 2 trials of 60 s, no GPU
 
 
 def test_a_stage_shows_the_rules_measured_at_its_best_trials_best_epoch(tmp_path: Path) -> None:
