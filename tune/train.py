@@ -55,7 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--pretrain-epochs", type=int, default=None, help="dual_phase: phase-1 epochs (default: --epochs)"
     )
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default: runs/train-MODEL)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output folder (default: runs/train-MODEL; --from a study: runs/train-STUDY)",
+    )
     parser.add_argument(
         "--segmenter",
         type=Path,
@@ -96,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         data_root = default_data_root(progress=not args.quiet)
     else:
         data_root = args.data
-    out = Path(args.out or Path("runs") / f"train-{run.model}")
+    named = args.source.resolve().name if args.source is not None and args.source.is_dir() else run.model
+    out = Path(args.out or Path("runs") / f"train-{named}")  # --from a study: named by the study
     segmenter = args.segmenter or (source.segmenter if source else None)
     if source is not None:
         print(f"from {source.checkpoint}: {_epochs(run)}{''.join(f', {s}' for s in args.sets)}")

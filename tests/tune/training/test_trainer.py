@@ -162,9 +162,9 @@ def test_cli_resume_continues_after_the_last_saved_epoch(
     assert "nothing to resume at" in capsys.readouterr().out
 
 
-def _from(source: Path, root: Path, out: Path) -> list[str]:
-    """tune.train of `source`'s configuration for 1 epoch on `root` into `out`."""
-    return ["--from", str(source), "--epochs", "1", "--data", str(root), "--out", str(out)]
+def _from(source: Path, root: Path, out: Path | None) -> list[str]:
+    """tune.train of `source`'s configuration for 1 epoch on `root` into `out` (None: the default)."""
+    return ["--from", str(source), "--epochs", "1", "--data", str(root), *(["--out", str(out)] if out else [])]
 
 
 def test_from_a_study_trains_its_best_configuration_anew_with_settings_on_top(
@@ -182,9 +182,10 @@ def test_from_a_study_trains_its_best_configuration_anew_with_settings_on_top(
     shown = RunConfig.from_dict(json.loads(capsys.readouterr().out))
     assert shown == study_run.updated({"lr": 0.01, "width": 8})  # every other setting the best trial's
     assert shown.train.epochs == study_run.train.epochs == 4  # the study's budget
-    assert main(_from(unet_study, synth_root, tmp_path / "r")) == 0
+    monkeypatch.chdir(tmp_path)
+    assert main(_from(unet_study, synth_root, None)) == 0
     assert f"from {best_checkpoint(unet_study)}: unet, 1 epoch" in capsys.readouterr().out
-    state = load_checkpoint(tmp_path / "r" / "checkpoint.pt")
+    state = load_checkpoint(tmp_path / "runs" / "train-u" / "checkpoint.pt")  # named by the study, not the model
     assert RunConfig.from_dict(state["run"]) == study_run.with_epochs(1) and state["epoch"] == 1
     assert not torch.equal(state["model"]["head.weight"], best["model"]["head.weight"])  # trained anew
     with pytest.raises(SystemExit) as usage:  # one or the other, as argparse says it
