@@ -170,7 +170,7 @@ def parallel_coordinates(trials: pd.DataFrame, stage: str, top_k: int = 20) -> g
         return None
     metric, _ = metric_of(trials, stage)
     dims = []
-    same = {}  # a parameter with one value in every trial shown says nothing as an axis: named in the title
+    same = {}  # a parameter with one value in every trial shown says nothing as an axis: named below the plot
     for column in param_columns(rows):
         values = rows[column]
         if values.nunique(dropna=False) == 1:

@@ -321,7 +321,6 @@ def references_text(table: pd.DataFrame) -> str:
     text = f"on {videos} val video{'s' * (videos != 1)}: {ANSWER_BEST} {best:.4f}, {times}{ANSWER_BACKGROUND} ({floor:.4f})"
     rules = [f"{answer.removesuffix(TRUE_MASKS).strip()} {iou:.4f}" for answer, iou in scores.items()]
     if rules:
-        text += f"; the rules {TRUE_MASKS} (a ceiling: what they score from a perfect segmenter's masks): " + ", ".join(
-            rules
-        )
+        ceiling = "a ceiling: what they score from a perfect segmenter's masks"
+        text += f"; the rules {TRUE_MASKS} ({ceiling}): {', '.join(rules)}"
     return text
