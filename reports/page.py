@@ -23,7 +23,6 @@ from reports.schema import (
     GPU_HOURS,
     LABEL,
     METRIC,
-    MODE,
     ORDER,
     REFERENCES,
     STAGE,
@@ -340,8 +339,7 @@ SIDE_BY_SIDE = ("study", "space", "trials", "final stage's metric", "its best", 
 def _side(exp: Experiment) -> tuple[Any, ...]:
     """A study's row of the side-by-side table (SIDE_BY_SIDE): what it searched, its best, what it spent."""
     trials, final = exp.trials, exp.stages[-1] if exp.stages else None
-    rows = trials[trials[STAGE] == final] if final else trials.iloc[:0]
-    metric = f"{rows[METRIC].iloc[0]} ({rows[MODE].iloc[0]})" if len(rows) else ""
+    metric = "{} ({})".format(*figures.metric_of(trials, final)) if final else ""
     spent = [float(trials[c].fillna(0).sum()) if c in trials else math.nan for c in (WALL_TIME_S, GPU_HOURS)]
     best = best_value(trials, final) if final else math.nan
     return exp.name, exp.space or "?", len(trials), metric, best, spent[0] / 3600, spent[1]
