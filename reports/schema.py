@@ -249,12 +249,23 @@ def ranked(
     return rows[keep].sort_values(BEST_METRIC, ascending=mode == "min", kind="stable")
 
 
-def best_checkpoint(experiment: str | os.PathLike[str]) -> Path:
-    """The best checkpoint of the last stage of a study (by its metric), from its results."""
+def best_checkpoint(experiment: str | os.PathLike[str], trial: str | None = None) -> Path:
+    """The best checkpoint of the last stage of a study (by its metric), from its results; with `trial`, that
+    trial's best checkpoint (of any stage)."""
     results = Path(experiment) / RESULTS_DIR
     trials, _ = read_results(results)
     if not len(trials):
         raise FileNotFoundError(f"no results in {results}: is {experiment} a study folder?")
+    if trial is not None:
+        row = trials[trials[TRIAL_ID] == trial]
+        checkpoint = row[CHECKPOINT].iloc[0] if len(row) and CHECKPOINT in row else None
+        if checkpoint is None or is_missing(checkpoint):
+            top = ranked(trials, stage_order(trials)[-1], with_checkpoint=True)[TRIAL_ID].head(5)
+            raise FileNotFoundError(
+                f"--trial {trial}: no trial of {experiment} by that id left a checkpoint (its final stage's best: "
+                f"{', '.join(top) or 'none'})"
+            )
+        return Path(checkpoint)
     final = stage_order(trials)[-1]
     best = ranked(trials, final, with_checkpoint=True)
     if not len(best):

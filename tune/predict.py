@@ -1,4 +1,4 @@
-"""`python -m tune.predict --experiment DIR [--checkpoint PATH] --data DIR --split {val,hidden} --out FILE.pt [--rule R]`
+"""`python -m tune.predict --experiment DIR [--trial ID | --checkpoint PATH] --data DIR --split {val,hidden} --out FILE.pt [--rule R]`
 
 Predicts the mask of frame 22 for every video of a split with the study's best checkpoint (or the one
 named), and saves the (N, 160, 240) integer tensor in video-id order with torch.save, the competition's
@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
         "--experiment", type=Path, default=None, help="study folder (OUT/NAME); its best checkpoint is used"
     )
     parser.add_argument("--checkpoint", type=Path, default=None, help="a checkpoint.pt to use instead")
+    parser.add_argument(
+        "--trial", default=None, metavar="ID", help="with --experiment: this trial's best checkpoint, not the best's"
+    )
     parser.add_argument("--data", type=Path, required=True, help="data root in the competition layout")
     parser.add_argument(
         "--hidden",
@@ -66,12 +69,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.checkpoint is None and args.experiment is None:
         parser.error("give --experiment or --checkpoint")
+    if args.trial is not None and (args.experiment is None or args.checkpoint is not None):
+        parser.error("--trial names a trial of the study given with --experiment (and no --checkpoint)")
     try:
         early_plugins(argv)  # the checkpoint's model may be a plugin's; a study's plugins are in its search.json
         load_plugins(study_plugins(args.experiment) if args.experiment else [])
         check_out(args.out)  # before the predictions are computed
         ensure_writable(args.out.parent)
-        checkpoint = args.checkpoint or best_checkpoint(args.experiment)
+        checkpoint = args.checkpoint or best_checkpoint(args.experiment, args.trial)
         hidden = args.hidden
         if hidden is None and args.experiment is not None:
             hidden = read_study_settings(args.experiment).get("hidden")

@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
         help="train anew the configuration of a study's best trial (a study folder) or of a checkpoint.pt",
     )
     parser.add_argument(
+        "--trial", default=None, metavar="ID", help="with --from a study: this trial's configuration, not the best's"
+    )
+    parser.add_argument(
         "--data", type=Path, default=None, help="data root in the competition layout (default: embedded synthetic set)"
     )
     parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: TrainConfig.epochs)")
@@ -83,8 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if (args.model is None) == (args.source is None):
         parser.error("give --model NAME, or --from a study folder or checkpoint")
+    if args.trial is not None and args.source is None:
+        parser.error("--trial names a trial of the study given with --from")
     try:
-        source = None if args.source is None else _source(args.source)
+        source = None if args.source is None else _source(args.source, args.trial)
         run = build_run(args.model or "", args.sets, epochs=args.epochs, base=source.run if source else None)
     except (ValueError, TypeError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -144,11 +149,11 @@ def _epochs(run: RunConfig) -> str:
     return f"{run.model}, {run.train.epochs} epoch{'' if run.train.epochs == 1 else 's'}"
 
 
-def _source(path: Path) -> Source:
-    """The run `--from` names; a study's plugins are loaded first (its model may be one of theirs)."""
+def _source(path: Path, trial: str | None) -> Source:
+    """The run `--from` (and `--trial`) name; a study's plugins are loaded first (its model may be one of theirs)."""
     if path.is_dir():
         load_plugins(study_plugins(path))
-    return run_source(path)
+    return run_source(path, trial)
 
 
 if __name__ == "__main__":

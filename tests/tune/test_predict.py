@@ -14,7 +14,7 @@ import torch
 
 from data.cache import decode_split
 from data.metric import competition_iou
-from reports.schema import best_checkpoint
+from reports.schema import best_checkpoint, ranked
 from tune.predict import main
 
 pytestmark = pytest.mark.slow
@@ -169,3 +169,22 @@ def test_a_hidden_split_shipped_apart_is_found_from_the_study(
     (study / "search.json").write_text(json.dumps(settings))  # without it, the root has no hidden split
     assert main([*args, "--out", str(tmp_path / "lost.pt")]) == 2
     assert "hidden" in capsys.readouterr().err
+
+
+def test_a_trial_named_predicts_with_its_checkpoint(
+    unet_study: Path, synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trials = pd.read_parquet(unet_study / "results" / "trials.parquet")
+    other = trials[trials["checkpoint"].notna() & (trials["checkpoint"] != str(best_checkpoint(unet_study)))].iloc[0]
+    args = ["--experiment", str(unet_study), "--data", str(synth_root), "--split", "val"]
+    assert main([*args, "--trial", other["trial_id"], "--out", str(tmp_path / "t.pt")]) == 0
+    assert f"checkpoint: {other['checkpoint']}\n" in capsys.readouterr().out
+    failed = trials.loc[trials["status"] == "failed", "trial_id"].iloc[0]  # the study's failing trial: no checkpoint
+    for trial in ("nope", failed):
+        assert main([*args, "--trial", trial, "--out", str(tmp_path / "n.pt")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: --trial {trial}: no trial of {unet_study} by that id left a checkpoint"), err
+        assert (
+            f"(its final stage's best: {', '.join(ranked(trials, 'main', with_checkpoint=True)['trial_id'][:5])})"
+            in err
+        )

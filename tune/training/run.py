@@ -51,11 +51,14 @@ class Source(NamedTuple):
     pretrain: RunConfig | None  # how its pretrained part was trained (dual_phase's predictor), where recorded
 
 
-def run_source(source: Path) -> Source:
-    """The run of a checkpoint, or of a study folder's best checkpoint (its last stage's best trial)."""
+def run_source(source: Path, trial: str | None = None) -> Source:
+    """The run of a checkpoint, or of a study folder's best checkpoint (its last stage's best trial; with `trial`,
+    that trial's)."""
     if not source.exists():
         raise FileNotFoundError(f"--from {source}: no such study folder or checkpoint")
-    checkpoint = best_checkpoint(source) if source.is_dir() else source
+    if trial is not None and not source.is_dir():
+        raise ValueError(f"--trial {trial}: a trial of a study; --from {source} is a checkpoint")
+    checkpoint = best_checkpoint(source, trial) if source.is_dir() else source
     state = load_checkpoint(checkpoint)
     segmenter, pretrained = state.get("pipeline", {}).get("segmenter"), state.get("pretrained")
     pretrain = _as_here(load_checkpoint(pretrained)["run"]) if pretrained and Path(pretrained).is_file() else None

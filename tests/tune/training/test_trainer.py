@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
@@ -175,7 +176,8 @@ def test_from_a_study_trains_its_best_configuration_anew_with_settings_on_top(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
-    best = load_checkpoint(best_checkpoint(unet_study))
+    best_path = best_checkpoint(unet_study)
+    best = load_checkpoint(best_path)
     study_run = RunConfig.from_dict(best["run"])
     capsys.readouterr()
     assert main(["--from", str(unet_study), "--show-config", "--set", "lr=0.01", "--set", "width=8"]) == 0
@@ -192,6 +194,16 @@ def test_from_a_study_trains_its_best_configuration_anew_with_settings_on_top(
         main(["--from", str(unet_study), "--model", "unet"])
     assert usage.value.code == 2
     assert "give --model NAME, or --from" in capsys.readouterr().err
+    # --trial: another trial's configuration than the best's
+    trials = pd.read_parquet(unet_study / "results" / "trials.parquet").dropna(subset=["checkpoint"])
+    trial, other = next(
+        (t, c) for t, c in zip(trials["trial_id"], trials["checkpoint"], strict=True) if c != str(best_path)
+    )
+    assert main(["--from", str(unet_study), "--trial", trial, "--show-config"]) == 0
+    shown = RunConfig.from_dict(json.loads(capsys.readouterr().out))
+    assert shown == RunConfig.from_dict(load_checkpoint(other)["run"]) != study_run
+    assert main(["--from", str(best_path), "--trial", trial, "--show-config"]) == 2  # a trial of a study only
+    assert "--trial " + trial + ": a trial of a study; --from" in capsys.readouterr().err
 
 
 def test_from_a_dual_phase_study_pretrains_as_its_best_trial_was_pretrained(
