@@ -290,8 +290,8 @@ def print_summary(study: Study) -> None:
     if (references := study.results_dir / REFERENCES_FILE).exists():  # written by the best model's evaluation
         print(references_text(pd.read_parquet(references)))
     print(
-        f"its configuration trained anew (the budget's {best[MAX_EPOCHS]} epochs; --epochs N for more): "
-        f"python -m tune.train --from {study.folder} --data {study.root}"
+        f"its configuration trained anew (the budget's {best[MAX_EPOCHS]} epochs; --epochs N for more, "
+        f"--trial ID for another above): python -m tune.train --from {study.folder} --data {study.root}"
     )
 
     def submit(rule: str | None = None) -> str:

@@ -140,7 +140,8 @@ def test_the_best_model_is_scored_beside_all_background_and_the_rules_on_the_tru
     assert (
         f"to submit it: python -m tune.predict --experiment {dual_study} --data {synth_root} --split hidden" in printed
     )
-    assert f"(the budget's 4 epochs; --epochs N for more): python -m tune.train --from {dual_study} --data" in printed
+    assert "(the budget's 4 epochs; --epochs N for more, --trial ID for another above): " in printed
+    assert f"python -m tune.train --from {dual_study} --data {synth_root}\n" in printed
     for row in trials[trials["stage"] == "finetune"].to_dict("records"):  # the top trials, a line each
         line = next(line for line in printed.splitlines() if f" {row['trial_id']}  " in line)
         assert f"[{row['status']}, {row['epochs']} epoch{'' if row['epochs'] == 1 else 's'}]" in line
