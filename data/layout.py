@@ -68,6 +68,13 @@ def split_dir(root: str | os.PathLike[str], split: str, *, hidden: str | os.Path
     return Path(root) / split
 
 
+def has_split(root: str | os.PathLike[str], split: str, *, hidden: str | os.PathLike[str] | None = None) -> bool:
+    """Whether a split is there to read (its folder holds a video_N folder): for the splits a job can do
+    without, such as the hidden one a study predicts at its end."""
+    folder = split_dir(root, split, hidden=hidden)
+    return folder.is_dir() and any(_VIDEO_DIR.match(c.name) and c.is_dir() for c in folder.iterdir())
+
+
 def index_split(
     root: str | os.PathLike[str], split: str, *, hidden: str | os.PathLike[str] | None = None
 ) -> list[VideoEntry]:

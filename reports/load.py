@@ -7,6 +7,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pandas as pd
@@ -34,6 +35,7 @@ from reports.schema import (
     optuna_study_name,
     read_results,
     read_study_settings,
+    read_submission,
     stage_order,
 )
 
@@ -55,6 +57,7 @@ class Experiment:
     space: str = ""
     notes: list[str] = field(default_factory=list)  # what is missing or partial, said in the report
     studies: dict[str, optuna.Study] = field(default_factory=dict)  # stage -> its Optuna study, from the journal
+    submission: dict[str, Any] | None = None  # what made the study's submission (CHECKPOINT, VIDEOS); None without one
 
     @property
     def stages(self) -> list[str]:
@@ -114,6 +117,7 @@ def load_experiment(folder: str | os.PathLike[str]) -> Experiment:
         space=space,
         notes=notes,
         studies=studies,
+        submission=read_submission(folder),
     )
 
 

@@ -17,6 +17,7 @@ from reports.load import Experiment
 from reports.schema import (
     BEST_EPOCH,
     BEST_METRIC,
+    CHECKPOINT,
     EPOCH,
     EPOCHS,
     FAILURE,
@@ -27,8 +28,10 @@ from reports.schema import (
     REFERENCES,
     STAGE,
     STATUS,
+    SUBMISSION_FILE,
     TRIAL_ID,
     VIDEO_ID,
+    VIDEOS,
     WALL_TIME_S,
     best_value,
     epochs_spent_text,
@@ -224,6 +227,12 @@ def experiment_html(exp: Experiment, index: int) -> str:
         parts.append(
             "<h3>The best model beside answers that need no training</h3>"
             f'<p class="val-references">{html.escape(references_text(exp.references))}</p>'
+        )
+    if exp.submission is not None:
+        parts.append(
+            f'<p class="submission">Submission: <code>{html.escape(str(exp.folder / SUBMISSION_FILE))}</code>, the best '
+            f"checkpoint's masks of the {exp.submission[VIDEOS]} hidden videos "
+            f"(<code>{html.escape(str(exp.submission[CHECKPOINT]))}</code>).</p>"
         )
     parts.append(figure_html(figures.per_class_iou(exp.per_class), f"e{index}-per-class"))
     parts.append(gallery_html(exp.gallery))

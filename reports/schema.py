@@ -12,6 +12,8 @@ A study folder OUT/NAME holds:
                              the trial reported (EPOCHS_FILE)
     results/per_class_iou.parquet, results/gallery.parquet and results/gallery/  the best model on val
     results/references.parquet  the best model on val beside answers that need no training (REFERENCES_FILE)
+    submission.pt            the best checkpoint's masks of the hidden split, the competition's submission
+                             (SUBMISSION_FILE), and results/submission.json what made it (SUBMISSION_INFO_FILE)
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ PER_CLASS_FILE = "per_class_iou.parquet"
 GALLERY_FILE = "gallery.parquet"
 GALLERY_DIR = "gallery"
 REFERENCES_FILE = "references.parquet"
+SUBMISSION_FILE = "submission.pt"  # in the study folder: torch.save of the (N, 160, 240) uint8 masks, video-id order
+SUBMISSION_INFO_FILE = "submission.json"  # in results: {CHECKPOINT: what wrote it, VIDEOS: its rows}
 SKIPPED_FILE = "skipped_videos.json"  # {split: {video id: reason}} of the bad videos a study left out
 BUDGET_FILE = "budget.json"  # the time budget of a study's last run and the stages it cut (tune/search/deadline.py)
 BUDGET_TEXT = "time_budget"  # budget.json: the time budget as text (1h02m); None without one
@@ -213,6 +217,20 @@ def read_study_settings(folder: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(settings, dict):
         raise ValueError(f"{path}: not a study's settings (a JSON {type(settings).__name__}, not an object)")
     return settings
+
+
+def read_submission(folder: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """What made a study folder's submission (SUBMISSION_INFO_FILE: CHECKPOINT, VIDEOS), or None when the
+    folder holds none (its data had no hidden split, writing it failed, or the study is older than them)."""
+    folder = Path(folder)
+    info = folder / RESULTS_DIR / SUBMISSION_INFO_FILE
+    if not (folder / SUBMISSION_FILE).is_file() or not info.is_file():
+        return None
+    try:
+        found = json.loads(info.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return found if isinstance(found, dict) and {CHECKPOINT, VIDEOS} <= set(found) else None
 
 
 def read_results(folder: str | os.PathLike[str]) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from data.layout import DataError, index_split, read_frame, read_mask, read_video, shared_ids, split_dir
+from data.layout import DataError, has_split, index_split, read_frame, read_mask, read_video, shared_ids, split_dir
 
 
 def test_reads_the_generated_root_in_global_id_order(synth_root: Path) -> None:
@@ -48,6 +48,12 @@ def test_hidden_split_can_live_elsewhere(copy_root: Path, tmp_path: Path) -> Non
         assert [e.video_id for e in index_split(copy_root, "hidden", hidden=path)] == [8, 9]
     with pytest.raises(DataError, match="does not exist"):
         index_split(copy_root, "hidden")
+    # whether there is one to predict (a study's submission): the folder, given or not, holds a video
+    assert has_split(copy_root, "hidden", hidden=elsewhere) and not has_split(copy_root, "hidden")
+    (copy_root / "hidden").mkdir()
+    (copy_root / "hidden" / "notes.txt").write_text("")
+    (copy_root / "hidden" / "video_3").write_text("")  # a file, not a video's folder
+    assert not has_split(copy_root, "hidden")
 
 
 def test_empty_split_names_its_folder(copy_root: Path) -> None:

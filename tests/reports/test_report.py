@@ -99,6 +99,12 @@ def test_report_of_a_study_renders_everything(browser: Browser, unet_study: Path
     references = pd.read_parquet(unet_study / "results" / schema.REFERENCES_FILE)
     assert "The best model beside answers that need no training" in seen["text"]
     assert schema.references_text(references) in seen["text"]
+    # and the submission the study wrote
+    best = schema.best_checkpoint(unet_study)
+    assert (
+        f"Submission: {unet_study / 'submission.pt'}, the best checkpoint's masks of the 2 hidden videos ({best})."
+        in seen["text"]
+    )
 
 
 def test_the_report_of_a_dynamics_study_shows_its_model_beside_the_rules(

@@ -14,15 +14,15 @@ import torch
 
 from data.cache import decode_split
 from data.metric import competition_iou
-from reports.schema import best_checkpoint, ranked
+from reports.schema import best_checkpoint, ranked, read_submission
 from tune.predict import main
 
 pytestmark = pytest.mark.slow
 
 
 # mask_space: segmenter, then predictor; dynamics: segmenter, then the objects' moves from its masks' tracks
-@pytest.mark.parametrize("study", ["unet_study", "mask_study", "dynamics_study"])
-def test_hidden_predictions_have_the_submission_shape_and_order(
+@pytest.mark.parametrize("study", ["unet_study", "dual_study", "mask_study", "dynamics_study"])
+def test_hidden_predictions_have_the_submission_shape_and_order_and_are_the_studys_own(
     study: str, request: pytest.FixtureRequest, synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "submission.pt"
@@ -32,6 +32,9 @@ def test_hidden_predictions_have_the_submission_shape_and_order(
     assert masks.shape == (2, 160, 240) and masks.dtype == torch.uint8
     assert int(masks.max()) < 49
     assert "videos 8..9 in id order" in capsys.readouterr().out
+    # the study wrote the same submission at its end, and what made it
+    assert torch.equal(torch.load(folder / "submission.pt", weights_only=True), masks)
+    assert read_submission(folder) == {"checkpoint": str(best_checkpoint(folder)), "videos": 2}
 
 
 def test_val_iou_is_the_competition_metric_over_the_whole_set(

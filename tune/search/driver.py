@@ -12,30 +12,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from data.cache import decode_split
-from data.layout import shared_ids
-from reports.resources import gpu_busy_share, with_setup
-from reports.schema import (
-    BEST_METRIC,
-    CHECKPOINT,
-    EPOCHS,
-    MAX_EPOCHS,
-    REFERENCES_FILE,
-    RULE_REFERENCES,
-    SKIPPED_FILE,
-    STATUS,
-    TRIAL_ID,
-    epochs_spent_text,
-    is_missing,
-    param_columns,
-    param_name,
-    read_results,
-    references_text,
-    short_value,
-    status_text,
-)
+from data.files import os_error_line
+from data.layout import has_split, shared_ids
+from reports.schema import SKIPPED_FILE, read_results
 from tune.plugins import load_plugins
 from tune.search.clock import StudyClock, budget_seconds
 from tune.search.config import SearchConfig, forget_unstarted, prepare_study
@@ -44,6 +24,7 @@ from tune.search.resources import Cluster, plan_resources
 from tune.search.spaces import SearchSpace, get_space
 from tune.search.stages import StageInterrupted, finished_trials, run_stage
 from tune.search.study import Study
+from tune.search.summary import print_summary
 from tune.search.warm_start import check_warm_start, warm_start
 from tune.training.tasks import task_for
 
@@ -124,6 +105,8 @@ def start_study(cfg: SearchConfig, *, new: bool) -> tuple[Study, Cluster]:
                 raise ValueError(
                     f"{flag} {count}: {study.root / split} has {len(decoded)} videos; leave {flag} out to use them all"
                 )
+    if has_split(study.root, "hidden", hidden=study.cfg.hidden):  # the submission's, written at the end:
+        decode_split(study.root, "hidden", hidden=study.cfg.hidden, on_error=study.on_error)  # a bad video found now
     if any(skipped.values()):
         (study.folder / SKIPPED_FILE).write_text(json.dumps(skipped, indent=2))
     return study, cluster
@@ -243,7 +226,7 @@ def finish(study: Study, clock: StudyClock | None = None) -> None:
     """Evaluate the best model for the report, build the report, print the summary. A failure here is
     reported and leaves the results as they are."""
     from reports.build import build_report
-    from tune.search.evaluate import evaluate_best
+    from tune.search.evaluate import evaluate_best, write_submission
 
     try:
         evaluate_best(
@@ -255,81 +238,17 @@ def finish(study: Study, clock: StudyClock | None = None) -> None:
         )
     except (FileNotFoundError, ValueError, RuntimeError) as err:
         print(f"no per-class IoU or gallery: {err}", file=sys.stderr)
+    try:
+        if not write_submission(
+            study.folder, study.root, hidden=study.cfg.hidden, device=study.resources.device, on_error=study.on_error
+        ):
+            print(f"no submission written: no hidden split to predict ({study.cfg.hidden or study.root / 'hidden'})")
+    except (FileNotFoundError, ValueError, RuntimeError) as err:
+        print(f"no submission written: {err}", file=sys.stderr)
+    except OSError as err:  # a full disk, no permission: the results stay
+        print(f"no submission written: {os_error_line(err)}", file=sys.stderr)
     report = build_report([study.folder], study.folder / "report.html")
     print_summary(study)
     if clock is not None:
         print(clock.summary())
     print(f"report: {report}")
-
-
-def print_summary(study: Study) -> None:
-    trials, epochs = read_results(study.results_dir)
-    print(f"\nresults: {study.results_dir}")
-    if not len(trials):
-        print("no trials ran")
-        return
-    print(f"trials: {status_text(trials)}")
-    for stage in study.space.stages:
-        if spent := epochs_spent_text(trials, stage.name):
-            print(f"stage {stage.name}: {spent}")
-    if (busy := gpu_busy_share(with_setup(epochs, trials))) is not None:
-        print(f"GPU busy {busy:.0%} of the time from the first trial's start to the last trial's end")
-    final = study.space.stages[-1]
-    top = finished_trials(trials, final.name).head(5)
-    if not len(top):
-        return
-    params = param_columns(top)
-    print(f"\ntop {len(top)} of stage {final.name} by {final.metric} ({final.mode}):")
-    for rank, row in enumerate(top.to_dict("records"), 1):
-        shown = ", ".join(f"{param_name(c)}={short_value(row[c])}" for c in params if not is_missing(row[c]))
-        print(
-            f"  {rank}. {row[TRIAL_ID]}  {final.metric} {row[BEST_METRIC]:.4f}  [{row[STATUS]}, {row[EPOCHS]} epoch{'s' if row[EPOCHS] != 1 else ''}]  {shown}"
-        )
-    best = top.iloc[0]
-    print(f"\nbest checkpoint: {best[CHECKPOINT]}")
-    if (references := study.results_dir / REFERENCES_FILE).exists():  # written by the best model's evaluation
-        print(references_text(pd.read_parquet(references)))
-    print(
-        f"its configuration trained anew (the budget's {best[MAX_EPOCHS]} epochs; --epochs N for more, "
-        f"--trial ID for another above): python -m tune.train --from {study.folder} --data {study.root}"
-    )
-
-    def submit(rule: str | None = None) -> str:
-        answer = f" --rule {rule}" if rule else ""
-        return f"python -m tune.predict --experiment {study.folder} --data {study.root}{answer} --split hidden --out submission.pt"
-
-    if final.mode != "max" or not task_for(final.model).needs_segmenter:  # the rules answer from a segmenter's masks
-        print(f"to submit it: {submit()}")
-        return
-    scores = rule_scores(epochs, best)
-    above = rules_above(epochs, best)
-    for rule, score in above.items():
-        print(
-            f"the rule {rule} scores {score:.4f} on the best trial's val masks, above it (no training); to submit it: "
-            f"{submit(rule)}"
-        )
-    if scores and not above:
-        beaten = ", ".join(
-            f"{rule} {score:.4f} ({float(best[BEST_METRIC]) - score:+.4f})" for rule, score in scores.items()
-        )
-        print(
-            f"the best {final.model} ({best[TRIAL_ID]}) beats every rule on the same val masks: {beaten}; to submit it: {submit()}"
-        )
-
-
-def rules_above(epochs: pd.DataFrame, best: pd.Series) -> dict[str, float]:
-    """The rules (`tune.predict --rule`) that scored above the `best` trial on the masks it was scored on: rule ->
-    its score."""
-    return {rule: score for rule, score in rule_scores(epochs, best).items() if score > float(best[BEST_METRIC])}
-
-
-def rule_scores(epochs: pd.DataFrame, best: pd.Series) -> dict[str, float]:
-    """The rules' scores (`tune.predict --rule`) on the masks the `best` trial was scored on: the references its
-    epochs recorded (last value), rule -> its score; none for a stage that records no rule."""
-    rows = epochs[epochs[TRIAL_ID] == best[TRIAL_ID]] if TRIAL_ID in epochs else epochs
-    found = {}
-    for column, rule in RULE_REFERENCES.items():
-        scores = rows[column].dropna() if column in rows else pd.Series(dtype=float)
-        if len(scores):
-            found[rule] = float(scores.iloc[-1])
-    return found

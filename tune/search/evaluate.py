@@ -6,10 +6,13 @@ sides), target_pixels, predicted_pixels. OUT/NAME/results/gallery/: PNGs per val
 6, 11; the true mask 22; the predicted mask 22; the true mask 11, which is what copy-last answers at
 best) and gallery.parquet listing them. OUT/NAME/results/references.parquet: the best model's competition IoU
 beside all-background's and the rules' on the true masks, on the same videos (reports.schema, REFERENCES_FILE).
+OUT/NAME/submission.pt: the best checkpoint's masks of the hidden split, as `tune.predict --split hidden` writes
+them, and OUT/NAME/results/submission.json what made it (SUBMISSION_INFO_FILE).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -20,6 +23,8 @@ from PIL import Image
 
 from data.cache import OnError, decode_split
 from data.classes import LAST_INPUT_FRAME, NUM_CLASSES, TARGET_FRAME, class_names, colour_masks
+from data.files import atomic_write
+from data.layout import has_split
 from data.metric import competition_iou, per_class_iou
 from reports.schema import (
     ANSWER,
@@ -38,6 +43,8 @@ from reports.schema import (
     PREDICTED_PIXELS,
     REFERENCES_FILE,
     RESULTS_DIR,
+    SUBMISSION_FILE,
+    SUBMISSION_INFO_FILE,
     TARGET_PIXELS,
     TRUE_MASKS,
     VIDEO_ID,
@@ -102,6 +109,31 @@ def evaluate_best(
             rows.append({VIDEO_ID: vid, ORDER: order, LABEL: label, FILE: f"{GALLERY_DIR}/{name}"})
     write_parquet(pd.DataFrame(rows), results / GALLERY_FILE)
     return results
+
+
+def write_submission(
+    experiment: str | os.PathLike[str],
+    data_root: str | os.PathLike[str],
+    *,
+    hidden: str | os.PathLike[str] | None = None,
+    device: str = "auto",
+    on_error: OnError = "raise",
+) -> Path | None:
+    """Write the study's submission (SUBMISSION_FILE): its best checkpoint's masks of the hidden split, with
+    what made them in SUBMISSION_INFO_FILE; None, writing nothing, for data with no hidden split. An earlier
+    submission is removed first, so that none is left from another best checkpoint if this one fails."""
+    folder = Path(experiment)
+    out, info = folder / SUBMISSION_FILE, folder / RESULTS_DIR / SUBMISSION_INFO_FILE
+    out.unlink(missing_ok=True)
+    info.unlink(missing_ok=True)
+    if not has_split(data_root, "hidden", hidden=hidden):
+        return None
+    checkpoint = best_checkpoint(experiment)
+    masks, _, _ = predict(checkpoint, data_root, "hidden", hidden=hidden, device=device, on_error=on_error)
+    with atomic_write(out) as tmp:
+        torch.save(masks, tmp)
+    info.write_text(json.dumps({CHECKPOINT: str(checkpoint), VIDEOS: len(masks)}, indent=1))
+    return out
 
 
 def _references(masks: np.ndarray, target: torch.Tensor, chunk: int = 64) -> dict[str, float]:

@@ -1,5 +1,5 @@
 """Parts of the driver that need no Ray cluster: which splits a study decodes, the dashboard token made
-private, the state a resume trusts, and the rules its summary names as better than the best trial."""
+private and the state a resume trusts."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ import os
 import stat
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
-from tune.search.driver import _private_token, rule_scores, rules_above, splits_used
+from tune.search.driver import _private_token, splits_used
 from tune.search.spaces import get_space
 from tune.search.stages import check_trusted
 
@@ -74,22 +73,3 @@ def test_a_state_file_planted_by_another_user_is_refused(tmp_path: Path) -> None
     os.chown(stage / "tuner.pkl", 65534, 65534)
     with pytest.raises(ValueError, match=r"tuner\.pkl is owned by uid 65534, not you"):
         check_trusted(stage)
-
-
-def test_the_summary_names_the_rules_that_scored_above_the_best_trial_on_its_own_masks() -> None:
-    epochs = pd.DataFrame(
-        {
-            "trial_id": ["a", "a", "b"],
-            "val_iou": [0.20, 0.25, 0.30],
-            "val_copy_last_iou": [0.15, 0.15, 0.15],
-            "val_extrapolate_iou": [0.26, 0.27, 0.40],  # b's segmenter is another one: its rule is not a's
-        }
-    )
-    best = pd.Series({"trial_id": "a", "best_metric": 0.25})
-    assert rules_above(epochs, best) == {"extrapolate": 0.27}
-    assert rules_above(epochs, pd.Series({"trial_id": "a", "best_metric": 0.28})) == {}
-    unet = pd.DataFrame({"trial_id": ["a"], "val_iou": [0.01]})  # a model that does not answer from masks
-    assert rules_above(unet, best) == {}
-    # every rule's score on the best trial's masks, for the summary's line when the trial beats them all
-    assert rule_scores(epochs, best) == {"copy_last": 0.15, "extrapolate": 0.27}
-    assert rule_scores(unet, best) == {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -110,8 +111,9 @@ def test_the_best_model_is_scored_beside_all_background_and_the_rules_on_the_tru
     from data.cache import decode_split
     from data.metric import competition_iou
     from reports.schema import REFERENCES_FILE, references_text
-    from tune.search.driver import open_study, print_summary
+    from tune.search.driver import open_study
     from tune.search.resources import Cluster
+    from tune.search.summary import print_summary
 
     table = pd.read_parquet(dual_study / "results" / REFERENCES_FILE)
     scores = dict(zip(table["answer"], table["iou"], strict=True))
@@ -137,9 +139,12 @@ def test_the_best_model_is_scored_beside_all_background_and_the_rules_on_the_tru
     printed = capsys.readouterr().out
     assert references_text(table) in printed and "x all background" in printed
     # and what to do next: the commands name this study and its data
-    assert (
-        f"to submit it: python -m tune.predict --experiment {dual_study} --data {synth_root} --split hidden" in printed
+    assert (  # the study wrote it (tests/tune/test_predict.py: it is what tune.predict writes)
+        f"submission: {dual_study / 'submission.pt'} (the best checkpoint's masks of the 2 hidden videos; another "
+        f"trial's: python -m tune.predict --experiment {dual_study} --data {synth_root} --split hidden "
+        "--out submission.pt --trial ID)\n" in printed
     )
+    assert "to submit it" not in printed
     assert "(the budget's 4 epochs; --epochs N for more, --trial ID for another above): " in printed
     assert f"python -m tune.train --from {dual_study} --data {synth_root}\n" in printed
     for row in trials[trials["stage"] == "finetune"].to_dict("records"):  # the top trials, a line each
@@ -215,28 +220,40 @@ def test_mask_space_trains_the_predictor_on_the_best_segmenters_pseudo_labels(
 
 
 def test_bad_videos_fail_a_study_in_one_line_or_are_skipped_and_listed(
-    local_ray: None, copy_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    local_ray: None, synth_root: Path, copy_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (copy_root / "train" / "video_1" / "image_5.png").write_bytes(b"broken")
     truncated = copy_root / "val" / "video_5" / "image_2.png"
     truncated.write_bytes(truncated.read_bytes()[:300])
     (copy_root / "unlabeled" / "video_6" / "image_0.png").write_bytes(b"broken")  # a unet study never reads it
+    (copy_root / "hidden" / "video_9" / "image_3.png").write_bytes(b"broken")  # the submission's split
     args = ["--space", "unet", "--data", str(copy_root), "--budget", "smoke", "--samples", "2"]
-    args += ["--out", str(tmp_path), "--name", "b", "--no-dashboard"]
-    assert main(args) == 2
+    args += ["--out", str(tmp_path), "--no-dashboard"]
+    assert main([*args, "--name", "b"]) == 2
     err = capsys.readouterr().err
     last = err.strip().splitlines()[-1]  # after the decoding progress bar, one line, no traceback
     assert "Traceback" not in err and last.startswith("error: 1 bad video(s) in") and "video_1/image_5.png" in last
 
-    assert main([*args, "--skip-bad-videos"]) == 0  # the failed study never started: no --resume needed
+    assert main([*args, "--name", "b", "--skip-bad-videos"]) == 0  # the failed study never started: no --resume needed
     left_out = json.loads((tmp_path / "b" / "skipped_videos.json").read_text())
     assert list(left_out) == ["train", "val"] and list(left_out["train"]) == ["1"] and list(left_out["val"]) == ["5"]
     assert json.loads((tmp_path / "b" / "search.json").read_text())["skip_bad_videos"] is True
+    # the submission keeps every hidden video: the broken one predicted from the frames that decode
+    assert torch.load(tmp_path / "b" / "submission.pt", weights_only=True).shape == (2, 160, 240)
     from reports.load import load_experiment
 
     notes = load_experiment(tmp_path / "b").notes
     assert any(n.startswith("1 bad train video(s) left out (--skip-bad-videos): video 1: cannot decode") for n in notes)
     assert any(n.startswith("1 bad val video(s) left out") for n in notes)
+    # a broken hidden video alone fails the study before any trial, not at its end when the submission is written
+    for split, video in (("train", "video_1/image_5.png"), ("val", "video_5/image_2.png")):
+        shutil.copy(synth_root / split / video, copy_root / split / video)
+    capsys.readouterr()
+    assert main([*args, "--name", "h"]) == 2
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: 1 broken video(s) in") and "hidden: video 9" in last, last
+    assert "--skip-bad-videos" in last and not (tmp_path / "h").exists()
 
 
 def test_dynamics_learns_object_moves_on_the_best_segmenters_tracks_beside_the_rules(
@@ -261,8 +278,9 @@ def test_dynamics_learns_object_moves_on_the_best_segmenters_tracks_beside_the_r
     # the tracks of the segmenter's masks (train, val, unlabeled) and of the true masks, made once into the cache
     assert len(list((dynamics_study.parent / "decoded" / "tracks").glob("*/done.json"))) == 5
     # the summary sets the best trial beside every rule on the same masks, and says which to submit
-    from tune.search.driver import open_study, print_summary
+    from tune.search.driver import open_study
     from tune.search.resources import Cluster
+    from tune.search.summary import print_summary
 
     settings = json.loads((dynamics_study / "search.json").read_text())
     cfg = SearchConfig(space="dynamics", data=str(synth_root), out=str(dynamics_study.parent), name="o", budget="smoke")

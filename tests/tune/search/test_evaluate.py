@@ -1,0 +1,32 @@
+"""A study's submission, written again from a finished study: the same masks tune.predict writes, and none
+(an earlier one removed) for data with no hidden split to predict."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from reports.schema import best_checkpoint, read_submission
+from tune.search.evaluate import write_submission
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_submission_is_written_where_there_is_a_hidden_split_and_removed_where_there_is_none(
+    unet_study: Path, synth_root: Path, copy_root: Path, tmp_path: Path
+) -> None:
+    study = Path(shutil.copytree(unet_study, tmp_path / "study"))  # its checkpoints stay the study's own
+    assert read_submission(study) == {"checkpoint": str(best_checkpoint(unet_study)), "videos": 2}
+    elsewhere = tmp_path / "hidden_release"
+    shutil.move(copy_root / "hidden", elsewhere)
+    (copy_root / "hidden").mkdir()  # an empty folder is no split to predict
+    assert write_submission(study, copy_root) is None
+    assert not (study / "submission.pt").exists() and read_submission(study) is None
+    # a hidden split shipped apart (--hidden)
+    assert write_submission(study, copy_root, hidden=elsewhere) == study / "submission.pt"
+    written = torch.load(study / "submission.pt", weights_only=True)
+    assert torch.equal(written, torch.load(unet_study / "submission.pt", weights_only=True))
+    assert read_submission(study) == read_submission(unet_study)

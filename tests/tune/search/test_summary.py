@@ -1,0 +1,26 @@
+"""The study's summary, from results written by hand: the rules it names as better than the best trial."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from tune.search.summary import rule_scores, rules_above
+
+
+def test_the_summary_names_the_rules_that_scored_above_the_best_trial_on_its_own_masks() -> None:
+    epochs = pd.DataFrame(
+        {
+            "trial_id": ["a", "a", "b"],
+            "val_iou": [0.20, 0.25, 0.30],
+            "val_copy_last_iou": [0.15, 0.15, 0.15],
+            "val_extrapolate_iou": [0.26, 0.27, 0.40],  # b's segmenter is another one: its rule is not a's
+        }
+    )
+    best = pd.Series({"trial_id": "a", "best_metric": 0.25})
+    assert rules_above(epochs, best) == {"extrapolate": 0.27}
+    assert rules_above(epochs, pd.Series({"trial_id": "a", "best_metric": 0.28})) == {}
+    unet = pd.DataFrame({"trial_id": ["a"], "val_iou": [0.01]})  # a model that does not answer from masks
+    assert rules_above(unet, best) == {}
+    # every rule's score on the best trial's masks, for the summary's line when the trial beats them all
+    assert rule_scores(epochs, best) == {"copy_last": 0.15, "extrapolate": 0.27}
+    assert rule_scores(unet, best) == {}

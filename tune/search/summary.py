@@ -1,0 +1,108 @@
+"""The summary a study ends with: its trials, the compute each stage spent, the top trials of the final stage,
+the best checkpoint beside the answers that need no training, its submission and the commands that follow a
+study (its configuration trained anew, another trial's submission, a rule's where one scored above it)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from reports.resources import gpu_busy_share, with_setup
+from reports.schema import (
+    BEST_METRIC,
+    CHECKPOINT,
+    EPOCHS,
+    MAX_EPOCHS,
+    REFERENCES_FILE,
+    RULE_REFERENCES,
+    STATUS,
+    SUBMISSION_FILE,
+    TRIAL_ID,
+    VIDEOS,
+    epochs_spent_text,
+    is_missing,
+    param_columns,
+    param_name,
+    read_results,
+    read_submission,
+    references_text,
+    short_value,
+    status_text,
+)
+from tune.search.stages import finished_trials
+from tune.search.study import Study
+from tune.training.tasks import task_for
+
+
+def print_summary(study: Study) -> None:
+    trials, epochs = read_results(study.results_dir)
+    print(f"\nresults: {study.results_dir}")
+    if not len(trials):
+        print("no trials ran")
+        return
+    print(f"trials: {status_text(trials)}")
+    for stage in study.space.stages:
+        if spent := epochs_spent_text(trials, stage.name):
+            print(f"stage {stage.name}: {spent}")
+    if (busy := gpu_busy_share(with_setup(epochs, trials))) is not None:
+        print(f"GPU busy {busy:.0%} of the time from the first trial's start to the last trial's end")
+    final = study.space.stages[-1]
+    top = finished_trials(trials, final.name).head(5)
+    if not len(top):
+        return
+    params = param_columns(top)
+    print(f"\ntop {len(top)} of stage {final.name} by {final.metric} ({final.mode}):")
+    for rank, row in enumerate(top.to_dict("records"), 1):
+        shown = ", ".join(f"{param_name(c)}={short_value(row[c])}" for c in params if not is_missing(row[c]))
+        print(
+            f"  {rank}. {row[TRIAL_ID]}  {final.metric} {row[BEST_METRIC]:.4f}  [{row[STATUS]}, {row[EPOCHS]} epoch{'s' if row[EPOCHS] != 1 else ''}]  {shown}"
+        )
+    best = top.iloc[0]
+    print(f"\nbest checkpoint: {best[CHECKPOINT]}")
+    if (references := study.results_dir / REFERENCES_FILE).exists():  # written by the best model's evaluation
+        print(references_text(pd.read_parquet(references)))
+
+    def submit(rule: str | None = None) -> str:
+        answer = f" --rule {rule}" if rule else ""
+        return f"python -m tune.predict --experiment {study.folder} --data {study.root}{answer} --split hidden --out submission.pt"
+
+    if (submission := read_submission(study.folder)) is not None:
+        print(
+            f"submission: {study.folder / SUBMISSION_FILE} (the best checkpoint's masks of the {submission[VIDEOS]} "
+            f"hidden videos; another trial's: {submit()} --trial ID)"
+        )
+    if final.mode == "max" and task_for(final.model).needs_segmenter:  # the rules answer from a segmenter's masks
+        scores, above = rule_scores(epochs, best), rules_above(epochs, best)
+        for rule, score in above.items():
+            print(
+                f"the rule {rule} scores {score:.4f} on the best trial's val masks, above it (no training); to submit "
+                f"it: {submit(rule)}"
+            )
+        if scores and not above:
+            beaten = ", ".join(
+                f"{rule} {score:.4f} ({float(best[BEST_METRIC]) - score:+.4f})" for rule, score in scores.items()
+            )
+            print(f"the best {final.model} ({best[TRIAL_ID]}) beats every rule on the same val masks: {beaten}")
+    if submission is None:  # data with no hidden split, or the writing failed (said above)
+        print(f"to submit it: {submit()}")
+    print(
+        f"its configuration trained anew (the budget's {best[MAX_EPOCHS]} epochs; --epochs N for more, "
+        f"--trial ID for another above): python -m tune.train --from {study.folder} --data {study.root}"
+    )
+
+
+def rules_above(epochs: pd.DataFrame, best: pd.Series) -> dict[str, float]:
+    """The rules (`tune.predict --rule`) that scored above the `best` trial on the masks it was scored on: rule ->
+    its score."""
+    return {rule: score for rule, score in rule_scores(epochs, best).items() if score > float(best[BEST_METRIC])}
+
+
+def rule_scores(epochs: pd.DataFrame, best: pd.Series) -> dict[str, float]:
+    """The rules' scores (`tune.predict --rule`) on the masks the `best` trial was scored on: the references its
+    epochs recorded (last value), rule -> its score; none for a stage that records no rule."""
+    rows = epochs[epochs[TRIAL_ID] == best[TRIAL_ID]] if TRIAL_ID in epochs else epochs
+    found = {}
+    for column, rule in RULE_REFERENCES.items():
+        scores = rows[column].dropna() if column in rows else pd.Series(dtype=float)
+        if len(scores):
+            found[rule] = float(scores.iloc[-1])
+    return found
