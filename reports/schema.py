@@ -267,6 +267,11 @@ def ranked(
     return rows[keep].sort_values(BEST_METRIC, ascending=mode == "min", kind="stable")
 
 
+def finished_trials(trials: pd.DataFrame, stage: str) -> pd.DataFrame:
+    """The finished trials of a stage that left a checkpoint, best first (the summary's top, a stage's parents)."""
+    return ranked(trials, stage, statuses=FINISHED, with_checkpoint=True)
+
+
 def best_checkpoint(experiment: str | os.PathLike[str], trial: str | None = None) -> Path:
     """The best checkpoint of the last stage of a study (by its metric), from its results; with `trial`, that
     trial's best checkpoint (of any stage)."""

@@ -15,14 +15,14 @@ from typing import Any
 from data.cache import decode_split
 from data.files import os_error_line
 from data.layout import has_split, shared_ids
-from reports.schema import SKIPPED_FILE, read_results
+from reports.schema import SKIPPED_FILE, finished_trials, read_results
 from tune.plugins import load_plugins
 from tune.search.clock import StudyClock, budget_seconds
 from tune.search.config import SearchConfig, forget_unstarted, prepare_study
 from tune.search.overrides import parse_overrides, show_space
 from tune.search.resources import Cluster, plan_resources
 from tune.search.spaces import SearchSpace, get_space
-from tune.search.stages import StageInterrupted, finished_trials, run_stage
+from tune.search.stages import StageInterrupted, run_stage
 from tune.search.study import Study
 from tune.search.summary import print_summary
 from tune.search.warm_start import check_warm_start, warm_start

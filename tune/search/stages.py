@@ -7,12 +7,11 @@ import json
 import os
 from pathlib import Path
 
-import pandas as pd
 from ray import tune
 
 from data.cache import default_cache_dir
 from data.files import atomic_write
-from reports.schema import CHECKPOINT, FINISHED, STAGE, STATUS, TRIAL_ID, Status, ranked, read_results
+from reports.schema import CHECKPOINT, STAGE, STATUS, TRIAL_ID, Status, finished_trials, read_results
 from tune.search.deadline import DeadlineStopper, reopen_search
 from tune.search.failfast import SYSTEMATIC_FILE, SystematicFailure, first_failures, systematic_failure
 from tune.search.keeper import CheckpointKeeper, drop_kept, restore_kept
@@ -123,11 +122,6 @@ def choose_parents(study: Study, stage: Stage) -> dict[str, str]:
     parents = dict(zip(best[TRIAL_ID], best[CHECKPOINT], strict=True))
     print(f"stage {stage.name}: starting from the best {len(parents)} {stage.parent} trials: {', '.join(parents)}")
     return parents
-
-
-def finished_trials(trials: pd.DataFrame, stage: str) -> pd.DataFrame:
-    """The finished trials of a stage that left a checkpoint, best first."""
-    return ranked(trials, stage, statuses=FINISHED, with_checkpoint=True)
 
 
 def make_pseudo_labels(study: Study, stage: Stage, parents: dict[str, str]) -> str | None:

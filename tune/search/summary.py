@@ -19,6 +19,7 @@ from reports.schema import (
     TRIAL_ID,
     VIDEOS,
     epochs_spent_text,
+    finished_trials,
     is_missing,
     param_columns,
     param_name,
@@ -28,7 +29,6 @@ from reports.schema import (
     short_value,
     status_text,
 )
-from tune.search.stages import finished_trials
 from tune.search.study import Study
 from tune.training.tasks import task_for
 
