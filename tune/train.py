@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -27,7 +28,8 @@ from data.files import ensure_writable, os_error_line
 from models.registry import list_models
 from tune.plugins import add_plugin_argument, early_plugins, load_plugins, study_plugins
 from tune.training.config import RunConfig
-from tune.training.run import Source, build_run, run_checkpoints, run_source, train_run
+from tune.training.run import CHECKPOINT_FILE, Source, build_run, run_checkpoints, run_source, train_run
+from tune.training.tasks import FrameSegmentation, answering_models, task_for
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,11 +140,24 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as err:  # read-only, full disk, no permission: one line naming the path
         print(f"error: {os_error_line(err)}", file=sys.stderr)
     else:
+        print(next_step(run.model, out / CHECKPOINT_FILE, data_root))
         return 0
     if made:  # a run refused before its first epoch leaves no empty folder behind
         with contextlib.suppress(OSError):
             out.rmdir()
     return 2
+
+
+def next_step(model: str, checkpoint: Path, data_root: str | os.PathLike[str]) -> str:
+    """The command that submits what a run trained: its masks of the hidden split, or for a frame segmenter
+    the motion rule's answer on its masks (a frame predictor answers nothing alone: dual_phase pretrains one)."""
+    command = f"python -m tune.predict --checkpoint {checkpoint} --data {data_root} --split hidden --out submission.pt"
+    task = task_for(model)
+    if task.predicts_masks():
+        return f"to submit it: {command}"
+    if isinstance(task, FrameSegmentation):
+        return f"to submit the motion rule's answer on its masks: {command} --rule extrapolate"
+    return f"a {model} does not predict masks of frame 22 (models that do: {', '.join(answering_models())})"
 
 
 def _epochs(run: RunConfig) -> str:

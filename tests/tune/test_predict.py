@@ -63,9 +63,10 @@ def test_a_checkpoint_that_does_not_predict_masks_is_refused(
         main(["--checkpoint", predictor, "--data", str(synth_root), "--split", "val", "--out", str(tmp_path / "x.pt")])
         == 2
     )
+    err = capsys.readouterr().err
     assert (
-        "a 'frame_predictor' checkpoint (frame_prediction) does not predict masks of frame 22"
-        in capsys.readouterr().err
+        "a 'frame_predictor' checkpoint (frame_prediction) does not predict masks of frame 22; use one of dual_phase, "
+        "mask_predictor, object_dynamics, unet\n" in err
     )
 
 
@@ -126,6 +127,25 @@ def test_a_rule_answers_from_the_segmenter_of_a_mask_study(
     assert val.masks is not None
     iou = competition_iou(expected, torch.from_numpy(np.array(val.masks[:, 21])).long())
     assert f"val IoU (competition metric, whole set): {iou:.4f}" in capsys.readouterr().out
+    if rule == "extrapolate":  # without --rule, a segmenter is refused, saying what it answers with
+        assert (
+            main(
+                [
+                    "--checkpoint",
+                    segmenter,
+                    "--data",
+                    str(synth_root),
+                    "--split",
+                    "val",
+                    "--out",
+                    str(tmp_path / "x.pt"),
+                ]
+            )
+            == 2
+        )
+        assert capsys.readouterr().err.endswith(
+            "a frame segmenter answers with a rule on its masks (tune.predict --rule extrapolate)\n"
+        )
 
 
 def test_a_rule_needs_a_segmenter(

@@ -15,6 +15,7 @@ from data.streaming import StreamSplit
 from models.frame_predictor import FramePredictorConfig
 from models.registry import list_models
 from reports.schema import DATA_WAIT_S, EVAL_S, GPU_BUSY, GPU_PEAK_GB, METRICS, TRAIN_LOSS, TRAIN_S, best_checkpoint
+from tune.predict import main as predict_main
 from tune.train import main
 from tune.training.checkpoints import load_checkpoint
 from tune.training.config import RunConfig, TrainConfig
@@ -76,6 +77,20 @@ def test_cli_trains_each_model_and_writes_a_loadable_checkpoint(
     assert main([*_args(model, synth_root, tmp_path / "run"), *extra]) == 0
     out = capsys.readouterr().out
     assert f"[{model}] epoch 1/1" in out and STAGE_METRIC[model] in out
+    # it ends with the command that submits what it trained, and that command writes a submission
+    last = out.strip().splitlines()[-1]
+    if model == "frame_predictor":  # dual_phase's pretrained part answers nothing alone
+        assert last.startswith("a frame_predictor does not predict masks of frame 22 (models that do: dual_phase, ")
+    else:
+        command = last[last.index("python -m tune.predict") :].split()
+        checkpoint = str(tmp_path / "run" / "checkpoint.pt")
+        assert command[3:9] == ["--checkpoint", checkpoint, "--data", str(synth_root), "--split", "hidden"]
+        if model == "frame_segmenter":  # it answers with the motion rule on its masks
+            assert command[-2:] == ["--rule", "extrapolate"]
+        else:
+            assert last.startswith("to submit it: ")
+        assert predict_main([*command[3:], "--out", str(tmp_path / "submission.pt")]) == 0  # the last --out counts
+        assert torch.load(tmp_path / "submission.pt", weights_only=True).shape == (2, 160, 240)
     state = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
     assert state["epoch"] == 1 and state["run"]["model"] == model
     assert set(state) >= {"model", "optimizer", "scheduler", "rng", "history"}

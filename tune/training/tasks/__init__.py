@@ -1,6 +1,6 @@
 """The training tasks, one object each (see base.Task); `task_for(model)` picks a model's task."""
 
-from tune.training.tasks.base import LoadOptions, Task, TrainData, random_hflip, task_for
+from tune.training.tasks.base import LoadOptions, Task, TrainData, answering_models, random_hflip, task_for
 from tune.training.tasks.frame_prediction import FramePrediction
 from tune.training.tasks.frame_segmentation import FrameSegmentation, segment_frames
 from tune.training.tasks.mask_prediction import MaskPrediction
@@ -16,6 +16,7 @@ __all__ = [
     "Segmentation",
     "Task",
     "TrainData",
+    "answering_models",
     "random_hflip",
     "segment_frames",
     "task_for",

@@ -16,7 +16,7 @@ from data.cache import DecodedSplit, decode_split
 from data.classes import FRAME_HEIGHT, FRAME_WIDTH, INPUT_FRAMES, NUM_CLASSES, TARGET_FRAME
 from data.datasets import DeviceSplit, batch_indices, concat_splits, stream_batches
 from data.streaming import StreamSplit
-from models.registry import ModelEntry, model_entry
+from models.registry import ModelEntry, list_models, model_entry
 from tune.training.config import RunConfig, TrainConfig
 from tune.training.inference import Infer, ModelRunner, class_ids, reduce_inputs
 from tune.training.losses import segmentation_loss
@@ -75,6 +75,7 @@ class Task:
     splits: ClassVar[tuple[str, ...]] = ("train", "val")  # the splits it reads (unlabeled where it exists)
     train_frames: ClassVar[tuple[int, ...] | None] = CLIP  # frames of a training video held on the device (None: all)
     val_frames: ClassVar[tuple[int, ...]] = CLIP  # frames of a val video held on the device
+    no_prediction_hint: ClassVar[str] = ""  # what to do instead, said when asked to predict and it does not
 
     @staticmethod
     def handles(entry: ModelEntry) -> bool:
@@ -187,9 +188,14 @@ class Task:
     ) -> torch.Tensor:
         """Class ids of mask 22, (N, H, W) uint8 on the CPU, for every video of a decoded split in its row order."""
         raise ValueError(
-            f"a {run.model!r} checkpoint ({self.name}) does not predict masks of frame 22; "
-            "use a unet, dual_phase or mask_predictor one"
+            f"a {run.model!r} checkpoint ({self.name}) does not predict masks of frame 22; use one of "
+            f"{', '.join(answering_models())}{self.no_prediction_hint}"
         )
+
+    @classmethod
+    def predicts_masks(cls) -> bool:
+        """Whether its models answer the task (mask 22 of every video of a split: `predict`)."""
+        return cls.predict is not Task.predict
 
 
 def hold(
@@ -252,6 +258,18 @@ def register_task(cls: type[Task]) -> type[Task]:
         raise ValueError(f"task {cls.name!r} is already registered")
     _TASKS.append(cls())
     return cls
+
+
+def answering_models() -> list[str]:
+    """The registered models whose task predicts mask 22 (what tune.predict and a submission need)."""
+    found = []
+    for name in list_models():
+        try:
+            if task_for(name).predicts_masks():
+                found.append(name)
+        except ValueError:  # a model no task trains
+            continue
+    return found
 
 
 def task_for(model: str) -> Task:

@@ -34,6 +34,7 @@ class FrameSegmentation(Task):
     metrics = (VAL_IOU, VAL_COPY_LAST_IOU, VAL_EXTRAPOLATE_IOU, VAL_ORACLE_IOU)
     train_frames = None  # every frame of every training video
     val_frames = (*TRACKED[:-1], *SCORED)  # the frames its extrapolation starts from, up to 11, and 22
+    no_prediction_hint = "; a frame segmenter answers with a rule on its masks (tune.predict --rule extrapolate)"
 
     @staticmethod
     def handles(entry: ModelEntry) -> bool:
