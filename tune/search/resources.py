@@ -97,6 +97,7 @@ class Resources:
     compile: bool  # trials torch.compile their model (on GPUs, where the budget makes it pay)
     cluster_gpus: float = 0.0  # the GPUs of the cluster the plan was made for (--gpu-hours counts them)
     cluster: str = ""  # that cluster, in words
+    driver_gpu: bool = False  # the driver's machine has a CUDA GPU (on a Ray cluster, its node may have none)
 
     @property
     def on_gpu(self) -> bool:
@@ -104,8 +105,9 @@ class Resources:
 
     @property
     def device(self) -> str:
-        """Where the study's own work (pseudo-labels, the best model's evaluation) runs."""
-        return "cuda" if self.on_gpu else "cpu"
+        """Where the study's own work (pseudo-labels, the best model's evaluation, the submission) runs: the
+        driver's GPU for a study whose trials have GPUs, else its CPUs."""
+        return "cuda" if self.on_gpu and self.driver_gpu else "cpu"
 
     @property
     def threads(self) -> int:
@@ -123,9 +125,15 @@ class Resources:
 
     def describe(self) -> str:
         on = f"{self.gpus_per_trial:g} GPU, " if self.on_gpu else ""
+        own = (
+            "; the study's own work (pseudo-labels, the best model's evaluation, the submission) runs on this "
+            "machine's CPUs: it has no GPU (run the study from a GPU node for it to run there)"
+            if self.on_gpu and not self.driver_gpu
+            else ""
+        )
         return (
             f"resources: {self.concurrent} trials at once, each {on}{self.cpus_per_trial:g} CPUs "
-            f"({self.threads} threads){', compiled' if self.compile else ''}; {self.cluster}"
+            f"({self.threads} threads){', compiled' if self.compile else ''}; {self.cluster}{own}"
         )
 
 
@@ -136,10 +144,12 @@ def plan_resources(
     gpus_per_trial: float | None = None,
     cpus_per_trial: float | None = None,
     max_concurrent: int = 0,
+    driver_gpus: int | None = None,
 ) -> tuple[Resources, Budget]:
     """Each trial's share of `cluster`, and the named budget sized to it. Without `gpus_per_trial`, a whole
     GPU where the cluster has one, else none; without `cpus_per_trial`, the CPUs of a node shared among the
-    trials that fit on it at once (at least 1). Raises ValueError for a request no node can satisfy."""
+    trials that fit on it at once (at least 1). `driver_gpus`: the CUDA GPUs of the driver's machine (default:
+    this machine's). Raises ValueError for a request no node can satisfy."""
     gpus = (1.0 if cluster.gpus > 0 else 0.0) if gpus_per_trial is None else float(gpus_per_trial)
     _check_request(cluster, gpus, cpus_per_trial)
     sized = budget_for(budget, gpu=gpus > 0)
@@ -154,6 +164,7 @@ def plan_resources(
         compile=gpus > 0 and compile_pays(sized),
         cluster_gpus=cluster.gpus,
         cluster=cluster.describe(),
+        driver_gpu=(torch.cuda.device_count() if driver_gpus is None else driver_gpus) > 0,
     )
     return resources, sized
 

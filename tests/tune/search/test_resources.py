@@ -23,10 +23,23 @@ CPU_2 = Cluster((Node(2, 0),))
 
 
 def test_four_packed_trials_share_a_16_cpu_node_4_cpus_each() -> None:
-    resources, budget = plan_resources(ONE_GPU_16, "default", gpus_per_trial=0.25)
+    resources, budget = plan_resources(ONE_GPU_16, "default", gpus_per_trial=0.25, driver_gpus=1)
     assert (resources.gpus_per_trial, resources.cpus_per_trial, resources.threads) == (0.25, 4.0, 4)
     assert resources.concurrent == 4 and resources.device == "cuda" and resources.memory_share == 0.25
     assert budget.name == "default" and budget.widths == budget_for("default", gpu=True).widths
+    assert "the study's own work" not in resources.describe()
+
+
+def test_a_driver_without_a_gpu_does_the_studys_own_work_on_its_cpus_and_says_so() -> None:
+    """On a Ray cluster whose GPUs are on other nodes than the driver's (--address from a CPU login node), the
+    pseudo-labels, the best model's evaluation and the submission run on the driver's CPUs, not on a GPU it
+    does not have; the plan says so before anything starts."""
+    resources, _ = plan_resources(ONE_GPU_16, "default", gpus_per_trial=0.25, driver_gpus=0)
+    assert resources.on_gpu and resources.device == "cpu"
+    assert resources.describe().endswith(
+        "the study's own work (pseudo-labels, the best model's evaluation, the submission) runs on this machine's "
+        "CPUs: it has no GPU (run the study from a GPU node for it to run there)"
+    )
 
 
 def test_a_whole_gpu_a_trial_by_default_where_the_cluster_has_gpus() -> None:
