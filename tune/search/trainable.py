@@ -21,6 +21,7 @@ from tune.search.keys import CHECKPOINT_NAME, FAULT_KEY, PARENT_KEY
 from tune.search.resources import Resources, hold_limit_gb, trial_device
 from tune.training.checkpoints import load_checkpoint
 from tune.training.config import RunConfig
+from tune.training.pseudo import pseudo_label
 from tune.training.trainer import Trainer, load_data
 
 
@@ -71,6 +72,25 @@ class StageJob:
         run = RunConfig.from_values(self.model, values, epochs=self.max_epochs)
         return TrialPlan(run, pretrained, pipeline, bool(config.get(FAULT_KEY)))
 
+    def pseudo_here(self, device: torch.device) -> str | None:
+        """The pseudo-label folder on this trial's node. The driver made it in its cache before the stage; a node
+        whose cache is its own (the same path, not shared storage) labels the data once itself, as it decodes it:
+        the node's first trial does it on its device, under the folder's lock, which the others wait on."""
+        if self.pseudo_dir is None:
+            return None
+        segmenter = next(iter(self.parents.values()))  # the stage's one parent (Stage.parent_role "pseudo_labels")
+        folder = pseudo_label(
+            segmenter,
+            self.data_root,
+            device=device,
+            cache_dir=self.cache_dir,
+            unlabeled=self.unlabeled,
+            val=self.val_videos,
+            on_error=self.on_error,
+            progress=False,
+        )
+        return str(folder)
+
 
 def train_trial(config: dict[str, Any], *, job: StageJob) -> None:
     """The Ray Tune trainable."""
@@ -89,7 +109,7 @@ def train_trial(config: dict[str, Any], *, job: StageJob) -> None:
         job.data_root,
         device,
         progress=False,
-        pseudo=job.pseudo_dir,
+        pseudo=job.pseudo_here(device),
         unlabeled=job.unlabeled,
         val_videos=job.val_videos,
         on_error=job.on_error,
