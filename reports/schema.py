@@ -350,7 +350,8 @@ def references_text(table: pd.DataFrame) -> str:
     background (0.0217); the rules on the true masks (...): copy_last 0.2766, extrapolate 0.4811"."""
     scores = dict(zip(table[ANSWER], table[IOU], strict=True))
     best, floor = scores.pop(ANSWER_BEST, math.nan), scores.pop(ANSWER_BACKGROUND, math.nan)
-    times = f"{best / floor:.1f}x " if floor > 0 else ""  # False for NaN too
+    # a ratio where the floor is above 0 (False for NaN too); a model under it is said to be, not "1.0x"
+    times = ("below " if best < floor else f"{best / floor:.1f}x ") if floor > 0 else ""
     videos = int(table[VIDEOS].iloc[0])
     text = f"on {videos} val video{'s' * (videos != 1)}: {ANSWER_BEST} {best:.4f}, {times}{ANSWER_BACKGROUND} ({floor:.4f})"
     rules = [f"{answer.removesuffix(TRUE_MASKS).strip()} {iou:.4f}" for answer, iou in scores.items()]

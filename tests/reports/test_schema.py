@@ -188,6 +188,10 @@ def test_the_references_sentence_sets_the_best_model_against_the_floor_and_the_r
     floor = table.iloc[:2].copy()
     floor[schema.IOU], floor[schema.VIDEOS] = [0.5, 0.0], 1
     assert schema.references_text(floor) == "on 1 val video: the best model 0.5000, all background (0.0000)"
+    # a model under the floor is said to be (a ratio of 0.97 read "1.0x")
+    under = table.iloc[:2].copy()
+    under[schema.IOU] = [0.0315, 0.0326]
+    assert schema.references_text(under) == "on 20 val videos: the best model 0.0315, below all background (0.0326)"
 
 
 def test_status_text_counts_each_stage_in_the_order_they_ran() -> None:

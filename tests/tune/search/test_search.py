@@ -137,7 +137,7 @@ def test_the_best_model_is_scored_beside_all_background_and_the_rules_on_the_tru
     capsys.readouterr()
     print_summary(open_study(cfg, Cluster.local()))
     printed = capsys.readouterr().out
-    assert references_text(table) in printed and "x all background" in printed
+    assert references_text(table) in printed and "all background (" in printed
     # and what to do next: the commands name this study and its data
     assert (  # the study wrote it (tests/tune/test_predict.py: it is what tune.predict writes)
         f"submission: {dual_study / 'submission.pt'} (the best checkpoint's masks of the 2 hidden videos; another "
