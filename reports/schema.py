@@ -222,9 +222,8 @@ def read_study_settings(folder: str | os.PathLike[str]) -> dict[str, Any]:
 def read_submission(folder: str | os.PathLike[str]) -> dict[str, Any] | None:
     """What made a study folder's submission (SUBMISSION_INFO_FILE: CHECKPOINT, VIDEOS), or None when the
     folder holds none (its data had no hidden split, writing it failed, or the study is older than them)."""
-    folder = Path(folder)
-    info = folder / RESULTS_DIR / SUBMISSION_INFO_FILE
-    if not (folder / SUBMISSION_FILE).is_file() or not info.is_file():
+    info = Path(folder) / RESULTS_DIR / SUBMISSION_INFO_FILE
+    if not (Path(folder) / SUBMISSION_FILE).is_file() or not info.is_file():
         return None
     try:
         found = json.loads(info.read_text())
