@@ -91,9 +91,11 @@ def prune(entries: list[Entry]) -> tuple[list[Entry], list[Entry]]:
     return removed, left
 
 
-def gigabytes(size: int) -> str:
-    """A size in GB, or in MB under a tenth of a GB."""
-    return f"{size / 1e9:.2f} GB" if size >= 1e8 else f"{size / 1e6:.1f} MB"
+def size_text(size: int) -> str:
+    """A size in GB, MB under a tenth of a GB, kB under a tenth of a MB."""
+    if size >= 1e8:
+        return f"{size / 1e9:.2f} GB"
+    return f"{size / 1e6:.1f} MB" if size >= 1e5 else f"{size / 1e3:.1f} kB"
 
 
 def describe(entry: Entry) -> str:
@@ -101,7 +103,7 @@ def describe(entry: Entry) -> str:
         what = "an unfinished build (the next run that needs it carries on from it)"
     else:
         what = ", ".join(entry.sources) + (f"  GONE: {', '.join(entry.gone)}" if entry.stale else "")
-    return f"{gigabytes(entry.size):>10}  {entry.kind:<13}  {entry.path.name}  {what}"
+    return f"{size_text(entry.size):>10}  {entry.kind:<13}  {entry.path.name}  {what}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,18 +119,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     entries = scan(cache)
     stale = [e for e in entries if e.stale]
-    waste = gigabytes(sum(e.size for e in stale))
+    waste = size_text(sum(e.size for e in stale))
     if not args.prune:
         for entry in entries:
             print(describe(entry))
         print(
-            f"{cache}: {len(entries)} entries, {gigabytes(sum(e.size for e in entries))}; {len(stale)} of them "
+            f"{cache}: {len(entries)} entries, {size_text(sum(e.size for e in entries))}; {len(stale)} of them "
             f"({waste}) made from files that are gone"
             + (f": python -m data.cache_admin --cache {cache} --prune removes them" if stale else "")
         )
         return 0
     removed, left = prune(entries)
-    print(f"{cache}: removed {len(removed)} entries whose sources are gone, {gigabytes(sum(e.size for e in removed))}")
+    print(f"{cache}: removed {len(removed)} entries whose sources are gone, {size_text(sum(e.size for e in removed))}")
     for entry in left:
         print(f"left {entry.path.name}: another process is building it")
     return 0
