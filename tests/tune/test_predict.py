@@ -128,21 +128,8 @@ def test_a_rule_answers_from_the_segmenter_of_a_mask_study(
     iou = competition_iou(expected, torch.from_numpy(np.array(val.masks[:, 21])).long())
     assert f"val IoU (competition metric, whole set): {iou:.4f}" in capsys.readouterr().out
     if rule == "extrapolate":  # without --rule, a segmenter is refused, saying what it answers with
-        assert (
-            main(
-                [
-                    "--checkpoint",
-                    segmenter,
-                    "--data",
-                    str(synth_root),
-                    "--split",
-                    "val",
-                    "--out",
-                    str(tmp_path / "x.pt"),
-                ]
-            )
-            == 2
-        )
+        args = ["--checkpoint", segmenter, "--data", str(synth_root), "--split", "val"]
+        assert main([*args, "--out", str(tmp_path / "x.pt")]) == 2
         assert capsys.readouterr().err.endswith(
             "a frame segmenter answers with a rule on its masks (tune.predict --rule extrapolate)\n"
         )
