@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -92,12 +93,23 @@ class StageJob:
         return str(folder)
 
 
+def quiet_ray_exit(unraisable: Any) -> None:
+    """The trial process's `sys.unraisablehook`. Ray ends a trial's actor with SIGTERM, which its handler turns
+    into SystemExit wherever Python is; inside a weakref callback (a tensor freed) Python cannot raise it and
+    prints "Exception ignored in ... SystemExit: 1" with a traceback, which reached the study's output as if a
+    trial had failed. That one is left unsaid; any other unraisable exception is printed as Python prints it."""
+    if isinstance(unraisable.exc_value, SystemExit):
+        return
+    sys.__unraisablehook__(unraisable)
+
+
 def train_trial(config: dict[str, Any], *, job: StageJob) -> None:
     """The Ray Tune trainable."""
     import ray
     from ray import tune
 
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # not a "checkpoint created" line per epoch
+    sys.unraisablehook = quiet_ray_exit
     load_plugins(job.plugins)
     plan = job.plan(config)
     if plan.fail:

@@ -1,9 +1,11 @@
 """What a trial does before it trains, on any node of a cluster: the pseudo-labels its stage trains on are
-found in its node's cache, or made there once (a node whose cache is not the driver's)."""
+found in its node's cache, or made there once (a node whose cache is not the driver's); and how its process
+ends without a traceback in the study's output."""
 
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +14,7 @@ import pytest
 import torch
 
 from tune.search.resources import Resources
-from tune.search.trainable import StageJob
+from tune.search.trainable import StageJob, quiet_ray_exit
 from tune.training.checkpoints import load_checkpoint
 
 pytestmark = pytest.mark.slow
@@ -47,3 +49,25 @@ def test_a_node_without_the_drivers_pseudo_labels_makes_them_once_itself(
         assert np.array_equal(np.load(made / name), np.load(here / name)), name
     # and nothing for a stage that trains on no segmenter's masks
     assert dataclasses.replace(job, pseudo_dir=None).pseudo_here(torch.device("cpu")) is None
+
+
+class _RaisesWhenFreed:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    def __del__(self) -> None:
+        raise self.error  # where Python cannot raise: it goes to sys.unraisablehook
+
+
+def test_the_exit_ray_raises_in_a_finalizer_is_left_unsaid_and_other_unraisable_errors_are_printed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    before = sys.unraisablehook
+    sys.unraisablehook = quiet_ray_exit
+    try:
+        _RaisesWhenFreed(SystemExit(1))  # Ray's SIGTERM handler, run inside a weakref callback
+        assert capsys.readouterr().err == ""
+        _RaisesWhenFreed(ValueError("a real error"))
+        assert "ValueError: a real error" in capsys.readouterr().err
+    finally:
+        sys.unraisablehook = before
