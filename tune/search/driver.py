@@ -105,8 +105,8 @@ def start_study(cfg: SearchConfig, *, new: bool) -> tuple[Study, Cluster]:
                 raise ValueError(
                     f"{flag} {count}: {study.root / split} has {len(decoded)} videos; leave {flag} out to use them all"
                 )
-    if has_split(study.root, "hidden", hidden=study.cfg.hidden):  # the submission's, written at the end:
-        decode_split(study.root, "hidden", hidden=study.cfg.hidden, on_error=study.on_error)  # a bad video found now
+    if has_split(study.root, "hidden", hidden=study.cfg.hidden):  # predicted at the end: a bad video is found now
+        decode_split(study.root, "hidden", hidden=study.cfg.hidden, on_error=study.on_error)
     if any(skipped.values()):
         (study.folder / SKIPPED_FILE).write_text(json.dumps(skipped, indent=2))
     return study, cluster
@@ -223,8 +223,8 @@ def _private_token() -> None:
 
 
 def finish(study: Study, clock: StudyClock | None = None) -> None:
-    """Evaluate the best model for the report, build the report, print the summary. A failure here is
-    reported and leaves the results as they are."""
+    """Evaluate the best model for the report, write its submission, build the report, print the summary. A
+    failure here is reported and leaves the results as they are."""
     from reports.build import build_report
     from tune.search.evaluate import evaluate_best, write_submission
 
