@@ -48,6 +48,8 @@ def test_packed_trials_of_a_mask_space_study_all_finish_on_the_gpu(
     assert len(trials) == 8 and trials["status"].isin(["completed", "stopped"]).all(), trials[["status", "failure"]]
     assert (trials[GPUS] == 0.25).all() and (trials[CPUS] >= 1).all()
     assert epochs[GPU_PEAK_GB].notna().all() and (epochs[GPU_PEAK_GB] > 0).all()
+    # its end on the GPU: the best model's evaluation and the submission (segmenter, then predictor, on CUDA)
+    assert torch.load(tmp_path / "g" / "submission.pt", weights_only=True).shape == (2, 160, 240)
     assert epochs[list(PHASES)].notna().all().all()
     if GpuMeter.readable(torch.device("cuda", 0)):
         assert epochs[GPU_BUSY].between(0, 1).all() and "GPU busy" in out
