@@ -37,6 +37,13 @@ def cache_dir(tmp_path: Path) -> Path:
     return tmp_path / "cache"
 
 
+@pytest.fixture
+def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A decoded cache of the test's own, where every command and trial it runs finds it ($SEGTUNE_CACHE)."""
+    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
 def shared_ray() -> None:
     """The suite's one local Ray of 2 CPUs, started by the first test that needs it and kept for the next ones
     (a start and a stop cost ~4 s each time). The trials read the decoded cache their driver names, so tests

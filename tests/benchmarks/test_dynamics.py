@@ -51,9 +51,8 @@ def test_the_table_scores_the_rule_as_the_pipelines_do_and_the_model_beside_it(
 
 
 def test_on_a_segmenters_masks_every_answer_is_drawn_on_its_mask_11(
-    synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    synth_root: Path, tmp_path: Path, own_cache: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
     segmenter = tmp_path / "seg"
     sets = ["width=4", "depth=2", "batch_size=2", "eval_batch_size=2", "input_scale=0.5"]
     assert train(["--model", "frame_segmenter", "--data", str(synth_root), "--out", str(segmenter), "--epochs", "1",

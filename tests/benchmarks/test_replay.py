@@ -102,16 +102,13 @@ def test_budget_advice_plays_asha_as_a_replayed_study_does(local_ray: None, tmp_
     assert text.count("<tr>") == 1 + 5 and 'id="advice-kept"' in text and 'id="advice-bank_best"' in text
 
 
-def test_a_real_study_and_its_replay_run_the_same_trials(
-    local_ray: None, synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_real_study_and_its_replay_run_the_same_trials(local_ray: None, synth_root: Path, tmp_path: Path) -> None:
     """A real study (the driver, real training) over the bank's grid (benchmarks/bank_space.py), trials one
     at a time; its trials' curves become a bank; the replay of that bank with the same seed runs the same
     configurations in the same order, stops each at the same epoch and tells Optuna the same. 12 trials:
     TPE's 10 random start-up trials, then 2 that TPE chooses from the values it was told."""
     import optuna
 
-    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "decoded"))
     cfg = SearchConfig(
         space="curve_bank", data=str(synth_root), budget="smoke", samples=12, max_concurrent=1, seed=5,
         out=str(tmp_path), name="real", dashboard=False,

@@ -100,9 +100,8 @@ def test_a_splits_tracks_are_written_once_and_resumed(synth_root: Path, tmp_path
 
 
 def test_the_command_makes_a_splits_tracks(
-    synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    synth_root: Path, tmp_path: Path, own_cache: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
     assert main([str(synth_root), "--split", "val", "--workers", "1"]) == 0
     assert "objects of 2 videos" in capsys.readouterr().out
     assert main([str(synth_root), "--split", "unlabeled"]) == 2

@@ -253,10 +253,9 @@ def test_bad_input_is_one_line_naming_what_is_wrong(
     case: str,
     copy_root: Path,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    own_cache: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
     setup, expected = CASES[case]
     scratch = tmp_path / "scratch"
     scratch.mkdir()

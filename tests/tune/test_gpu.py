@@ -29,11 +29,10 @@ pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(),
 # first in the file: the GPU suite's tests step runs under a time limit, and this is the check the issue needs most
 @pytest.mark.slow
 def test_packed_trials_of_a_mask_space_study_all_finish_on_the_gpu(
-    own_ray: None, synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    own_ray: None, synth_root: Path, tmp_path: Path, own_cache: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The product's staged study on a GPU, quarter-GPU trials: the segmenter's trials, its pseudo-labels (on
     the GPU) and the mask predictor's trials all finish, none failed, each trial capped to its share."""
-    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
     args = ["--space", "mask_space", "--data", str(synth_root), "--budget", "smoke", "--samples", "4"]
     small = ["--unlabeled", "1", "--val-videos", "1", "--set", "predictor.input_scale=0.5"]
     study = ["--gpus-per-trial", "0.25", "--out", str(tmp_path), "--name", "g", "--no-dashboard"]
@@ -71,8 +70,7 @@ def test_a_trial_given_a_quarter_gpu_is_capped_to_a_quarter_of_its_memory() -> N
         torch.cuda.empty_cache()
 
 
-def test_a_compiled_trainer_trains_on_cuda(synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
+def test_a_compiled_trainer_trains_on_cuda(synth_root: Path, tmp_path: Path, own_cache: Path) -> None:
     run = build_run("unet", ["width=8", "batch_size=2", "eval_batch_size=2", "compile=true"], epochs=2)
     trainer = Trainer(run, load_data(run, synth_root, "cuda", progress=False), "cuda")
     metrics = list(trainer.epochs())
@@ -81,9 +79,8 @@ def test_a_compiled_trainer_trains_on_cuda(synth_root: Path, tmp_path: Path, mon
 
 
 def test_train_and_predict_run_on_cuda(
-    synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    synth_root: Path, tmp_path: Path, own_cache: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "run"
     common = ["--data", str(synth_root), "--device", "cuda", "--quiet"]
     assert train(["--model", "unet", "--epochs", "1", "--set", "width=8", "--out", str(out), *common]) == 0
@@ -113,9 +110,8 @@ def dynamics_on(device: str, root: Path, folder: Path) -> dict[str, float]:
 
 
 def test_the_object_dynamics_model_trains_and_predicts_on_cuda(
-    synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    synth_root: Path, tmp_path: Path, own_cache: Path
 ) -> None:
-    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
     last = dynamics_on("cuda", synth_root, tmp_path)
     assert math.isfinite(last["train_loss"]) and 0 <= last["val_iou"] <= 1 and 0 <= last["val_extrapolate_iou"] <= 1
 

@@ -71,12 +71,11 @@ def test_a_checkpoint_that_does_not_predict_masks_is_refused(
 
 
 def test_a_checkpoint_with_other_classes_is_refused(
-    synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    synth_root: Path, tmp_path: Path, own_cache: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from tune.training.config import RunConfig
     from tune.training.trainer import Trainer, load_data
 
-    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
     run = RunConfig.from_values("unet", {"width": 4, "depth": 2, "num_classes": 10}, epochs=1)
     Trainer(run, load_data(run, synth_root, "cpu", progress=False)).save(tmp_path / "ten.pt")
     assert (
@@ -150,10 +149,9 @@ def test_a_broken_hidden_video_is_still_predicted_with_skip_bad_videos(
     unet_study: Path,
     copy_root: Path,
     tmp_path: Path,
+    own_cache: Path,
     capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
     (copy_root / "hidden" / "video_9" / "image_10.png").write_bytes(b"broken")
     args = ["--experiment", str(unet_study), "--data", str(copy_root), "--split", "hidden"]
     assert main([*args, "--out", str(tmp_path / "strict.pt")]) == 2

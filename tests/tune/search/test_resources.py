@@ -107,9 +107,8 @@ def test_a_ray_cluster_of_16_cpus_and_a_gpu_is_planned_as_4_packed_trials_of_4_c
 
 @pytest.mark.slow
 def test_trials_of_a_study_on_a_16_cpu_ray_get_their_share_and_its_threads(
-    own_ray: None, synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    own_ray: None, synth_root: Path, tmp_path: Path, own_cache: Path
 ) -> None:
-    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "decoded"))
     ray.init(num_cpus=16, include_dashboard=False, logging_level=logging.ERROR, _system_config=NO_PRESTART)
     try:
         cfg = SearchConfig(

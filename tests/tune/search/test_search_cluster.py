@@ -16,9 +16,8 @@ pytestmark = pytest.mark.slow
 
 
 def test_trials_run_on_both_nodes_of_a_cluster(
-    own_ray: None, synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    own_ray: None, synth_root: Path, tmp_path: Path, own_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "decoded"))
     monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
     cluster.add_node(num_cpus=1)

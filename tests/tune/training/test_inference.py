@@ -63,9 +63,8 @@ def test_a_runner_at_a_reduced_scale_runs_the_model_small_and_answers_full_size(
 
 
 def test_dual_phase_frame_weight_trains_the_segmenter_on_true_frames(
-    synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    synth_root: Path, tmp_path: Path, own_cache: Path
 ) -> None:
-    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
     sets = ["predictor.width=4", "predictor.hidden=4", "seg_width=4", "seg_depth=2", "batch_size=2", "input_scale=0.5"]
     data = load_data(build_run("dual_phase", sets, epochs=1), synth_root, "cpu", progress=False)
     losses = {}

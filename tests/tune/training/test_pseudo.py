@@ -18,8 +18,7 @@ SPLITS = ("train", "val", "unlabeled")  # not hidden: a prediction segments the 
 
 
 @pytest.fixture
-def segmenter(synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "decoded"))
+def segmenter(synth_root: Path, tmp_path: Path, own_cache: Path) -> Path:
     out = tmp_path / "segmenter"
     sets = ["width=4", "depth=2", "frames_per_video=2", "batch_size=2", "eval_batch_size=2"]
     args = ["--model", "frame_segmenter", "--data", str(synth_root), "--out", str(out), "--epochs", "1"]

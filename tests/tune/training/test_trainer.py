@@ -66,9 +66,8 @@ def _args(model: str, root: Path, out: Path, epochs: int = 1) -> list[str]:
 
 @pytest.mark.parametrize("model", list_models())
 def test_cli_trains_each_model_and_writes_a_loadable_checkpoint(
-    model: str, synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    model: str, synth_root: Path, tmp_path: Path, own_cache: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
     extra = []
     if task_for(model).needs_segmenter:  # it trains on a segmenter's masks: make one first
         assert main(_args("frame_segmenter", synth_root, tmp_path / "seg")) == 0
@@ -115,9 +114,8 @@ def test_cli_trains_each_model_and_writes_a_loadable_checkpoint(
     ],
 )
 def test_resumed_run_matches_an_uninterrupted_one(
-    model: str, extra: list[str], synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    model: str, extra: list[str], synth_root: Path, tmp_path: Path, own_cache: Path
 ) -> None:
-    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
     run = build_run(model, [*TINY_SETS[model], *extra, "batch_size=2", "eval_batch_size=2"], epochs=3)
     data = load_data(run, synth_root, "cpu", progress=False)
 
@@ -141,9 +139,8 @@ def test_resumed_run_matches_an_uninterrupted_one(
 
 
 def test_cli_resume_continues_after_the_last_saved_epoch(
-    synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    synth_root: Path, tmp_path: Path, own_cache: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
     run = build_run("unet", [*TINY_SETS["unet"], "batch_size=2", "eval_batch_size=2"], epochs=2)
     trainer = Trainer(run, load_data(run, synth_root, "cpu", progress=False))
     next(trainer.epochs())
@@ -187,10 +184,10 @@ def test_from_a_study_trains_its_best_configuration_anew_with_settings_on_top(
     unet_study: Path,
     synth_root: Path,
     tmp_path: Path,
+    own_cache: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
     best_path = best_checkpoint(unet_study)
     best = load_checkpoint(best_path)
     study_run = RunConfig.from_dict(best["run"])
@@ -225,10 +222,9 @@ def test_from_a_dual_phase_study_pretrains_as_its_best_trial_was_pretrained(
     dual_study: Path,
     synth_root: Path,
     tmp_path: Path,
+    own_cache: Path,
     capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
     parent = RunConfig.from_dict(load_checkpoint(load_checkpoint(best_checkpoint(dual_study))["pretrained"])["run"])
     assert parent.model == "frame_predictor" and parent.train.epochs > 1
     assert main([*_from(dual_study, synth_root, tmp_path / "d"), "--pretrain-epochs", "1"]) == 0
@@ -246,10 +242,9 @@ def test_from_a_mask_space_checkpoint_trains_on_its_segmenters_masks(
     mask_study: Path,
     synth_root: Path,
     tmp_path: Path,
+    own_cache: Path,
     capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
     checkpoint = best_checkpoint(mask_study)
     segmenter = load_checkpoint(checkpoint)["pipeline"]["segmenter"]
     assert main(_from(checkpoint, synth_root, tmp_path / "m")) == 0
@@ -257,10 +252,7 @@ def test_from_a_mask_space_checkpoint_trains_on_its_segmenters_masks(
     assert state["run"]["model"] == "mask_predictor" and state["pipeline"] == {"segmenter": segmenter}
 
 
-def test_nan_loss_fails_the_run_with_its_reason(
-    synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
+def test_nan_loss_fails_the_run_with_its_reason(synth_root: Path, tmp_path: Path, own_cache: Path) -> None:
     run = build_run("unet", [*TINY_SETS["unet"], "batch_size=2"], epochs=1)
     trainer = Trainer(run, load_data(run, synth_root, "cpu", progress=False))
     with torch.no_grad():
@@ -270,9 +262,8 @@ def test_nan_loss_fails_the_run_with_its_reason(
 
 
 def test_bad_checkpoints_and_mismatched_pretraining_are_refused(
-    synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    synth_root: Path, tmp_path: Path, own_cache: Path
 ) -> None:
-    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match=r"cannot load checkpoint .*garbage\.pt"):
@@ -356,9 +347,8 @@ def test_cli_checks_it_can_write_before_it_trains(
 
 
 def test_a_study_may_train_on_part_of_unlabeled_and_score_on_part_of_val(
-    synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    synth_root: Path, tmp_path: Path, own_cache: Path
 ) -> None:
-    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
     run = build_run("frame_predictor", TINY_SETS["frame_predictor"], epochs=1)
     sizes = {n: len(load_data(run, synth_root, "cpu", progress=False, unlabeled=n).train) for n in (None, 1, 0)}
     unet = build_run("unet", TINY_SETS["unet"], epochs=1)
@@ -374,9 +364,8 @@ def test_a_study_may_train_on_part_of_unlabeled_and_score_on_part_of_val(
 
 
 def test_cli_skips_bad_videos_when_asked(
-    copy_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    copy_root: Path, tmp_path: Path, own_cache: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
     (copy_root / "train" / "video_2" / "image_9.png").write_bytes(b"broken")
     assert main(_args("unet", copy_root, tmp_path / "strict")) == 2
     assert "video_2/image_9.png" in capsys.readouterr().err
@@ -395,9 +384,8 @@ def test_cli_skips_bad_videos_when_asked(
     ],
 )
 def test_a_split_over_the_memory_cap_streams_and_trains_exactly_as_a_held_one(
-    model: str, extra: list[str], synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    model: str, extra: list[str], synth_root: Path, tmp_path: Path, own_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
     run = build_run(model, [*TINY_SETS[model], *extra, "batch_size=2", "eval_batch_size=2"], epochs=2)
     held = load_data(run, synth_root, "cpu", progress=False)
     monkeypatch.setenv("SEGTUNE_HOLD_GB", "0.0001")  # a 100 KB cap: every split streams from the cache
@@ -422,13 +410,12 @@ def test_a_split_over_the_memory_cap_streams_and_trains_exactly_as_a_held_one(
 
 @pytest.mark.slow
 def test_a_model_that_cannot_be_compiled_here_trains_uncompiled_with_a_warning(
-    synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    synth_root: Path, tmp_path: Path, own_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """compile=true on a machine whose toolchain cannot build the kernels (here: no C++ compiler for the CPU's
     kernels; on a GPU machine, no C compiler for Triton) trains the same model uncompiled, saying why."""
     import torch._inductor.config as inductor
 
-    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(inductor.cpp, "cxx", ("/nonexistent/c++",))
     monkeypatch.setattr(inductor, "fx_graph_cache", False)  # no kernels built earlier on this machine
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
