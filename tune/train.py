@@ -29,7 +29,7 @@ from models.registry import list_models
 from tune.plugins import add_plugin_argument, early_plugins, load_plugins, study_plugins
 from tune.training.config import RunConfig
 from tune.training.run import CHECKPOINT_FILE, Source, build_run, run_checkpoints, run_source, train_run
-from tune.training.tasks import FrameSegmentation, answering_models, task_for
+from tune.training.tasks import answering_models, task_for
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -155,8 +155,8 @@ def next_step(model: str, checkpoint: Path, data_root: str | os.PathLike[str]) -
     task = task_for(model)
     if task.predicts_masks():
         return f"to submit it: {command}"
-    if isinstance(task, FrameSegmentation):
-        return f"to submit the motion rule's answer on its masks: {command} --rule extrapolate"
+    if task.answer_rule:
+        return f"to submit the motion rule's answer on its masks: {command} --rule {task.answer_rule}"
     return f"a {model} does not predict masks of frame 22 (models that do: {', '.join(answering_models())})"
 
 

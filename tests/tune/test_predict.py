@@ -130,7 +130,7 @@ def test_a_rule_answers_from_the_segmenter_of_a_mask_study(
         args = ["--checkpoint", segmenter, "--data", str(synth_root), "--split", "val"]
         assert main([*args, "--out", str(tmp_path / "x.pt")]) == 2
         assert capsys.readouterr().err.endswith(
-            "a frame segmenter answers with a rule on its masks (tune.predict --rule extrapolate)\n"
+            "it answers with a rule on its masks (tune.predict --rule extrapolate)\n"
         )
 
 

@@ -75,7 +75,9 @@ class Task:
     splits: ClassVar[tuple[str, ...]] = ("train", "val")  # the splits it reads (unlabeled where it exists)
     train_frames: ClassVar[tuple[int, ...] | None] = CLIP  # frames of a training video held on the device (None: all)
     val_frames: ClassVar[tuple[int, ...]] = CLIP  # frames of a val video held on the device
-    no_prediction_hint: ClassVar[str] = ""  # what to do instead, said when asked to predict and it does not
+    answer_rule: ClassVar[str | None] = (
+        None  # a rule (tune.predict --rule) that answers from its masks, if it predicts none
+    )
 
     @staticmethod
     def handles(entry: ModelEntry) -> bool:
@@ -187,9 +189,10 @@ class Task:
         batch_size: int = 32,
     ) -> torch.Tensor:
         """Class ids of mask 22, (N, H, W) uint8 on the CPU, for every video of a decoded split in its row order."""
+        instead = f"; it answers with a rule on its masks (tune.predict --rule {self.answer_rule})"
         raise ValueError(
             f"a {run.model!r} checkpoint ({self.name}) does not predict masks of frame 22; use one of "
-            f"{', '.join(answering_models())}{self.no_prediction_hint}"
+            f"{', '.join(answering_models())}{instead if self.answer_rule else ''}"
         )
 
     @classmethod

@@ -19,7 +19,7 @@ from data.metric import IoUMeter
 from models.motion import TRACKED, extrapolate_masks
 from models.objects import one_shape_per_object
 from models.registry import ModelEntry
-from reports.schema import VAL_COPY_LAST_IOU, VAL_EXTRAPOLATE_IOU, VAL_IOU, VAL_ORACLE_IOU
+from reports.schema import RULE_EXTRAPOLATE, VAL_COPY_LAST_IOU, VAL_EXTRAPOLATE_IOU, VAL_IOU, VAL_ORACLE_IOU
 from tune.training.checkpoints import load_model
 from tune.training.config import RunConfig, TrainConfig
 from tune.training.inference import Infer, ModelRunner, class_ids
@@ -34,7 +34,7 @@ class FrameSegmentation(Task):
     metrics = (VAL_IOU, VAL_COPY_LAST_IOU, VAL_EXTRAPOLATE_IOU, VAL_ORACLE_IOU)
     train_frames = None  # every frame of every training video
     val_frames = (*TRACKED[:-1], *SCORED)  # the frames its extrapolation starts from, up to 11, and 22
-    no_prediction_hint = "; a frame segmenter answers with a rule on its masks (tune.predict --rule extrapolate)"
+    answer_rule = RULE_EXTRAPOLATE  # the motion rule on its masks of frames 9-11
 
     @staticmethod
     def handles(entry: ModelEntry) -> bool:
