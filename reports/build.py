@@ -13,6 +13,7 @@ from pathlib import Path
 
 from reports.load import load_experiment
 from reports.page import build_page
+from reports.schema import RESULTS_DIR, STUDY_FILE
 
 
 def build_report(folders: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str]) -> Path:
@@ -20,6 +21,13 @@ def build_report(folders: Sequence[str | os.PathLike[str]], out: str | os.PathLi
     missing = [str(f) for f in folders if not Path(f).is_dir()]
     if missing:
         raise FileNotFoundError(f"not a study folder: {', '.join(missing)}")
+    for folder in map(Path, folders):
+        if not is_study(folder):  # e.g. the --out folder of the studies (runs/), not one of them (runs/NAME)
+            inside = [str(c) for c in sorted(folder.iterdir()) if c.is_dir() and is_study(c)]
+            raise FileNotFoundError(
+                f"not a study folder: {folder} holds neither {STUDY_FILE} nor {RESULTS_DIR}/"
+                + (f"; the studies in it: {' '.join(inside)}" if inside else "")
+            )
     out = Path(out)
     if out.is_dir():
         raise ValueError(f"--out {out} is a folder; name the HTML file, e.g. {out / 'report.html'}")
@@ -29,6 +37,11 @@ def build_report(folders: Sequence[str | os.PathLike[str]], out: str | os.PathLi
     tmp.write_text(page, encoding="utf-8")
     tmp.replace(out)
     return out
+
+
+def is_study(folder: Path) -> bool:
+    """A study folder holds its settings (written before its first trial) or at least its results."""
+    return (folder / STUDY_FILE).is_file() or (folder / RESULTS_DIR).is_dir()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -219,6 +219,22 @@ def test_a_missing_folder_or_a_damaged_search_json_is_one_line(
 ) -> None:
     assert main([str(tmp_path / "nope")]) == 2
     assert capsys.readouterr().err.startswith("error: not a study folder")
+    runs = tmp_path / "runs"  # the studies' --out folder, given for one of them: refused, naming them
+    for name in ("b", "a"):
+        (runs / name).mkdir(parents=True)
+        (runs / name / schema.STUDY_FILE).write_text("{}")
+    (runs / "mlruns").mkdir()
+    assert main([str(runs)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: not a study folder: {runs} holds neither search.json nor results/; the studies in it: "
+        f"{runs / 'a'} {runs / 'b'}\n"
+    )
+    assert not (runs / "report.html").exists()
+    assert main([str(runs / "mlruns")]) == 2
+    assert (
+        capsys.readouterr().err
+        == f"error: not a study folder: {runs / 'mlruns'} holds neither search.json nor results/\n"
+    )
     (tmp_path / "damaged").mkdir()
     (tmp_path / "damaged" / schema.STUDY_FILE).write_text("{bad json")
     assert main([str(tmp_path / "damaged")]) == 2
@@ -229,6 +245,7 @@ def test_a_missing_folder_or_a_damaged_search_json_is_one_line(
 
 def test_an_out_that_cannot_take_the_report_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "empty").mkdir()  # a study with no results yet: a report that says so
+    (tmp_path / "empty" / schema.STUDY_FILE).write_text("{}")
     assert main([str(tmp_path / "empty"), "--out", str(tmp_path)]) == 2
     assert (
         capsys.readouterr().err
