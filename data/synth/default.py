@@ -21,16 +21,21 @@ def default_synth_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "segtune" / "synth"
 
 
+def default_root_path(spec: SynthSpec = DEFAULT_SPEC) -> Path:
+    """Where the default synthetic set of `spec` lies, or will once `default_data_root` has generated it."""
+    digest = hashlib.sha1(json.dumps(asdict(spec), sort_keys=True).encode()).hexdigest()[:12]
+    return default_synth_dir() / f"default-{digest}"
+
+
 def default_data_root(spec: SynthSpec = DEFAULT_SPEC, *, progress: bool = True) -> Path:
     """The root of the default synthetic set, generated on first use (about a minute on 2 cores).
     Concurrent callers wait for one generation instead of racing."""
-    digest = hashlib.sha1(json.dumps(asdict(spec), sort_keys=True).encode()).hexdigest()[:12]
-    root = default_synth_dir() / f"default-{digest}"
+    root = default_root_path(spec)
     root.parent.mkdir(parents=True, exist_ok=True)
     done = root / ".complete"
     if done.exists():
         return root
-    with file_lock(root.parent / f"default-{digest}.lock"):
+    with file_lock(root.parent / f"{root.name}.lock"):
         if not done.exists():
             if progress:
                 print(f"generating the default synthetic data set into {root} (once per machine)")

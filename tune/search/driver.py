@@ -15,6 +15,7 @@ from typing import Any
 from data.cache import decode_split
 from data.files import os_error_line
 from data.layout import has_split, shared_ids
+from data.synth.default import default_data_root, default_root_path
 from reports.schema import SKIPPED_FILE, finished_trials, read_results
 from tune.plugins import load_plugins
 from tune.search.clock import StudyClock, budget_seconds
@@ -83,6 +84,8 @@ def start_study(cfg: SearchConfig, *, new: bool) -> tuple[Study, Cluster]:
     if study.cfg.gpu_hours and not study.resources.on_gpu:  # before anything runs
         raise ValueError("--gpu-hours needs trials on GPUs, and this study's trials have none: use --time-budget")
     check_warm_start(study)
+    if cfg.data is None:  # the embedded set, generated once per machine, after every flag is checked
+        default_data_root()
     space = study.space
     print(
         f"study {study.cfg.name}: space {space.name} ({' -> '.join(s.name for s in space.stages)}), "
@@ -155,14 +158,9 @@ def cluster_of(cfg: SearchConfig) -> Cluster:
 
 
 def open_study(cfg: SearchConfig, cluster: Cluster) -> Study:
-    """The study's space, budget, data root (the embedded synthetic set when it names none) and resources,
-    planned for `cluster`."""
-    if cfg.data is None:
-        from data.synth.default import default_data_root
-
-        root = default_data_root()
-    else:
-        root = Path(cfg.data).absolute()
+    """The study's space, budget, data root (the embedded synthetic set's when it names none, which
+    `start_study` generates where it is not yet) and resources, planned for `cluster`."""
+    root = default_root_path() if cfg.data is None else Path(cfg.data).absolute()
     space = get_space(cfg.space)
     resources, budget = plan_resources(
         cluster,

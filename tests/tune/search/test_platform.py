@@ -36,8 +36,9 @@ def optuna_study(exp: Path, stage: str) -> optuna.Study:
 
 
 def test_show_space_prints_the_space_after_overrides_from_flags_and_a_file(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("SEGTUNE_SYNTH", str(tmp_path / "synth"))  # where the embedded set would be generated
     (tmp_path / "o.toml").write_text('[set]\n"finetune.freeze_predictor" = false\n[range]\nlr = "1e-4:2e-3"\n')
     args = ["--space", "dual_phase", "--budget", "smoke", "--show-space", "--overrides", str(tmp_path / "o.toml")]
     assert main([*args, "--set", "width=8", "--choices", "batch_size=2"]) == 0
@@ -48,6 +49,10 @@ def test_show_space_prints_the_space_after_overrides_from_flags_and_a_file(
     assert "freeze_predictor  fixed false   (--set)" in finetune and "freeze_predictor" not in pretrain
     assert "parent_trial      one of the best pretrain trials" in finetune
     assert "seg_width         one of 4" in finetune  # untouched
+    # neither --show-space nor a start refused on a flag generates the embedded set first (1.5 min on 2 cores)
+    assert main(["--space", "unet", "--gpu-hours", "2", "--gpus-per-trial", "0", "--out", str(tmp_path)]) == 2
+    assert "--gpu-hours needs trials on GPUs" in capsys.readouterr().err
+    assert not (tmp_path / "synth").exists()
 
 
 @pytest.mark.parametrize(
