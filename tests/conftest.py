@@ -17,6 +17,17 @@ from data.synth.generate import SynthSpec, generate
 TINY = SynthSpec(train=4, val=2, unlabeled=2, hidden=2, seed=7)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _session_caches(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The suite's decoded cache and embedded set in a folder of its own, never the user's ~/.cache/segtune: each
+    session's data roots are new, so what it decoded there was never read again and only piled up."""
+    home = tmp_path_factory.mktemp("segtune")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SEGTUNE_CACHE", str(home / "decoded"))
+        patch.setenv("SEGTUNE_SYNTH", str(home / "synth"))
+        yield
+
+
 @pytest.fixture(scope="session")
 def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A generated data root: train 0-3, val 4-5, unlabeled 6-7, hidden 8-9. Read-only by convention:
