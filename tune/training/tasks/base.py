@@ -75,9 +75,7 @@ class Task:
     splits: ClassVar[tuple[str, ...]] = ("train", "val")  # the splits it reads (unlabeled where it exists)
     train_frames: ClassVar[tuple[int, ...] | None] = CLIP  # frames of a training video held on the device (None: all)
     val_frames: ClassVar[tuple[int, ...]] = CLIP  # frames of a val video held on the device
-    answer_rule: ClassVar[str | None] = (
-        None  # a rule (tune.predict --rule) that answers from its masks, if it predicts none
-    )
+    answer_rule: ClassVar[str | None] = None  # where it predicts no mask 22: the tune.predict --rule that answers
 
     @staticmethod
     def handles(entry: ModelEntry) -> bool:
