@@ -25,7 +25,6 @@ from reports.schema import (
 )
 from tune.search.config import SearchConfig
 from tune.search.deadline import write_budget
-from tune.search.keys import DONE
 from tune.search.resources import Resources
 from tune.search.spaces import Stage
 from tune.search.study import Study
@@ -56,7 +55,7 @@ class StudyClock:
             self.study.deadline.set(None)
             return True
         stages = self.study.space.stages
-        left = [s for s in stages[stages.index(stage) :] if not (self.study.folder / s.name / DONE).exists()]
+        left = [s for s in stages[stages.index(stage) :] if not self.study.finished(s)]
         share = (self.end_at - time.time()) / max(1, len(left))
         if share <= 0 and stage in left:
             self.cut[stage.name] = "not started: the time budget was spent"

@@ -41,7 +41,8 @@ def run_search(cfg: SearchConfig, *, resume: bool = False, given: frozenset[str]
         if not resume:  # a start refused (a bad flag, bad data) leaves no study; Ctrl-C keeps it for --resume
             forget_unstarted(cfg.experiment_dir)
         raise
-    init_ray(study.cfg, cluster)
+    if not all(study.finished(stage) for stage in study.space.stages):  # a resume killed while the report was
+        init_ray(study.cfg, cluster)  # made, or of a finished study, only finishes it: no Ray to start (~8 s)
     status = 0
     received = stop_on_sigterm()
     clock = StudyClock(study, budget_seconds(study.cfg, study.resources), started)

@@ -49,7 +49,7 @@ def run_stage(study: Study, stage: Stage) -> bool:
     """Run (or resume, or skip when done) one stage's Ray Tune experiment. Returns False when the time
     budget's deadline cut it before all its trials started: it stays open, for --resume to complete."""
     stage_dir = study.folder / stage.name
-    if (stage_dir / DONE).exists():
+    if study.finished(stage):
         print(f"stage {stage.name}: already finished")
         return True
     parents = stage_parents(study, stage, stage_dir)

@@ -11,9 +11,10 @@ from data.cache import OnError
 from reports.schema import RESULTS_DIR
 from tune.search.config import SearchConfig
 from tune.search.deadline import Deadline
+from tune.search.keys import DONE
 from tune.search.overrides import Override
 from tune.search.resources import Resources
-from tune.search.spaces import Budget, SearchSpace
+from tune.search.spaces import Budget, SearchSpace, Stage
 
 
 @dataclass(frozen=True)
@@ -49,3 +50,7 @@ class Study:
     def on_error(self) -> OnError:
         """What reading a bad video does: "skip" it (--skip-bad-videos) or "raise"."""
         return "skip" if self.cfg.skip_bad_videos else "raise"
+
+    def finished(self, stage: Stage) -> bool:
+        """Whether `stage`'s experiment has ended (a resume skips it)."""
+        return (self.folder / stage.name / DONE).exists()

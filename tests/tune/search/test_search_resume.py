@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -75,10 +77,16 @@ def test_killed_study_resumes_to_the_end(synth_root: Path, tmp_path: Path) -> No
     assert not (tmp_path / "k" / "report.html").exists()
     before = pd.read_parquet(results / "trials.parquet")
 
-    resumed = _search([*args, "--resume"], env)
+    # every stage is done: the resume only finishes the study, and starts no Ray for it (a Ray start makes its
+    # session folder under RAY_TMPDIR; a short folder of /tmp: Ray's socket paths must stay under 108 bytes)
+    ray_tmp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
+    resumed = _search([*args, "--resume"], {**env, "RAY_TMPDIR": str(ray_tmp)})
     output, _ = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, output
     assert "stage main: already finished" in output and (tmp_path / "k" / "report.html").exists()
+    sessions = list(ray_tmp.glob("**/session_*"))
+    shutil.rmtree(ray_tmp)
+    assert not sessions, "a Ray was started to finish a study whose stages were done"
 
     trials = pd.read_parquet(results / "trials.parquet")
     assert trials["trial_id"].is_unique
