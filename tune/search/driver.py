@@ -197,6 +197,12 @@ def init_ray(cfg: SearchConfig, cluster: Cluster | None = None) -> None:
         ray.init(address=cfg.address, logging_level=logging.WARNING)
         print(f"joined the Ray cluster at {cfg.address}: {ray.cluster_resources()}")
         return
+    # Ray warns at each local start that token authentication is on (its default); it stays on, and the
+    # dashboard's line below says where the token is: the warning, a timestamped WARNING at the top of every
+    # study's output, is left out (the one on a cluster started without a token is not)
+    logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(
+        lambda record: not record.getMessage().startswith("Token authentication is enabled")
+    )
     context = ray.init(
         num_cpus=None if cluster is None else int(cluster.cpus),
         num_gpus=None if cluster is None else int(cluster.gpus),
