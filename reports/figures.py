@@ -60,6 +60,15 @@ def metric_of(trials: pd.DataFrame, stage: str) -> tuple[str, str]:
     return str(rows[METRIC].iloc[0]), str(rows[MODE].iloc[0])
 
 
+def count_ticks(largest: float) -> dict[str, int]:
+    """An axis of counts (epochs, trial numbers) from 1 to `largest`: ticks on whole numbers, 1, 2, 5, 10, 20, ...
+    apart so that at most 10 are drawn (Plotly's own put ticks at 1.5, 2.5 on a short axis)."""
+    step = 1
+    while largest / step > 10:
+        step = step * 5 // 2 if str(step).startswith("2") else step * 2  # 1, 2, 5, 10, 20, 50, ...
+    return {"tick0": 0, "dtick": step}
+
+
 def learning_curves(trials: pd.DataFrame, epochs: pd.DataFrame, stage: str) -> go.Figure | None:
     """The stage metric per trial over epochs; stopped trials dashed, ASHA's rungs as vertical lines.
 
@@ -96,6 +105,7 @@ def learning_curves(trials: pd.DataFrame, epochs: pd.DataFrame, stage: str) -> g
         title=f"Learning curves, stage {stage}: {metric} per epoch (dashed: stopped by ASHA or the time budget)",
         xaxis_title="epoch",
         yaxis_title=metric,
+        xaxis=count_ticks(rows[EPOCH].max()),
     )
     return fig
 
@@ -152,6 +162,7 @@ def optimisation_history(trials: pd.DataFrame, stage: str) -> go.Figure | None:
             col=col,
         )
     fig.update_layout(title=f"Optimisation history, stage {stage} ({metric}, {mode})")
+    fig.update_xaxes(count_ticks(len(rows)), row=1, col=1)
     fig.update_yaxes(title_text=metric)
     return fig
 
@@ -177,7 +188,11 @@ def parallel_coordinates(trials: pd.DataFrame, stage: str, top_k: int = 20) -> g
             same[param_name(column)] = values.iloc[0]
             continue
         if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-            dims.append({"label": param_name(column), "values": values.astype(float)})
+            levels = sorted(set(values.dropna().astype(float)))  # batch_size, depth: ticks on its values, not 2.5
+            whole = len(levels) <= LEVEL_LABELS_UP_TO and all(level.is_integer() for level in levels)
+            dims.append(
+                {"label": param_name(column), "values": values.astype(float), **({"tickvals": levels} if whole else {})}
+            )
         else:
             labels = values.map(lambda v: "-" if pd.isna(v) else str(v))  # a conditional one may be missing
             codes = {v: k for k, v in enumerate(sorted(set(labels)))}
@@ -336,6 +351,9 @@ def comparison(experiments: list[tuple[str, pd.DataFrame]]) -> go.Figure | None:
     if not fig.data:
         return None
     fig.update_layout(
-        title="Best so far, final stage of each study", xaxis_title="trial number", yaxis_title="best metric"
+        title="Best so far, final stage of each study",
+        xaxis_title="trial number",
+        yaxis_title="best metric",
+        xaxis=count_ticks(max(len(trace.x) for trace in fig.data)),
     )
     return fig

@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from reports import figures, schema
-from tests.reports.study_files import SPREAD, trial_row, write_journal
+from tests.reports.study_files import SPREAD, timed_epoch, trial_row, write_journal
 
 TRIALS = pd.DataFrame([trial_row("a", 0.5)])  # only the stage's metric is read from the table
 
@@ -83,3 +83,26 @@ def test_parallel_coordinates_show_the_top_trials_best_first() -> None:
     wide = pd.DataFrame([trial_row(t, v, params=params) for t, v, params in zip("ab", (0.3, 0.1), many, strict=True)])
     fig = figures.parallel_coordinates(wide, "train")
     assert fig is not None and fig.data[0].labelangle == -30  # 11 axes and the metric
+
+
+def test_counts_and_whole_number_parameters_get_whole_number_ticks() -> None:
+    """Epochs, trial numbers and parameters such as batch_size take whole values: their axes tick on them (Plotly's
+    own ticks put 1.5 and 2.5 on a 4-epoch axis, 2.5 and 3.5 on a batch_size axis of 2 and 4)."""
+    trials = pd.DataFrame(
+        [
+            trial_row(t, v, params={"batch_size": b, "lr": lr}, **{schema.STARTED_AT: n})
+            for n, (t, v, b, lr) in enumerate([("a", 0.3, 2, 1e-3), ("b", 0.1, 4, 2e-4), ("c", 0.2, 8, 3e-4)])
+        ]
+    )
+    fig = figures.parallel_coordinates(trials, "train")
+    assert fig is not None
+    ticks = {d.label: d.tickvals for d in fig.data[0].dimensions}
+    assert list(ticks["batch_size"]) == [2.0, 4.0, 8.0] and ticks["lr"] is None and ticks["val_iou"] is None
+    history = figures.optimisation_history(trials, "train")
+    assert history is not None and history.layout.xaxis.dtick == 1
+    assert history.layout.xaxis2.dtick is None  # trial-hours: not a count
+    for last, step in ((4, 1), (10, 1), (11, 2), (40, 5), (100, 10), (250, 50)):
+        epochs = pd.DataFrame([timed_epoch("a", "train", e, 100.0 * e, 10.0) for e in range(1, last + 1)])
+        curves = figures.learning_curves(trials, epochs, "train")
+        assert curves is not None and curves.layout.xaxis.dtick == step, last
+    assert figures.count_ticks(1) == {"tick0": 0, "dtick": 1}
