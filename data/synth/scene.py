@@ -6,6 +6,7 @@ which floor points are in view.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -23,6 +24,24 @@ from data.classes import (
 )
 
 
+@functools.cache
+def _camera_axes(position: tuple[float, ...], target: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Camera.axes, computed once per camera: scene sampling projects ~300 points a scene, and computing the
+    axes each time (two cross products) was half of its time."""
+    back = np.subtract(position, target).astype(float)
+    back /= np.linalg.norm(back)
+    right = np.cross([0.0, 0.0, 1.0], back)
+    right /= np.linalg.norm(right)
+    up = np.cross(back, right)
+    for axis in (right, up, back):
+        axis.flags.writeable = False  # shared by every caller
+    return right, up, back
+
+
+_ANGLES = np.linspace(0, 2 * math.pi, 8, endpoint=False)
+_RING = np.stack([np.cos(_ANGLES), np.sin(_ANGLES), np.zeros(8)], axis=1)  # a unit circle on the floor, 8 points
+
+
 @dataclass(frozen=True)
 class Camera:
     """The fixed oblique camera: at `position`, looking at the floor point `target`."""
@@ -35,12 +54,7 @@ class Camera:
 
     def axes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Right, up and backward unit vectors of the camera frame (MuJoCo cameras look along -z)."""
-        back = np.subtract(self.position, self.target).astype(float)
-        back /= np.linalg.norm(back)
-        right = np.cross([0.0, 0.0, 1.0], back)
-        right /= np.linalg.norm(right)
-        up = np.cross(back, right)
-        return right, up, back
+        return _camera_axes(self.position, self.target)
 
     def project(self, points: np.ndarray) -> np.ndarray:
         """Pixel coordinates (u right, v down) of world points (..., 3); NaN behind the camera."""
@@ -65,8 +79,7 @@ class Camera:
         return not self._extent_inside(xy, radius, margin=0.0, whole=False)
 
     def _extent_inside(self, xy: np.ndarray, radius: float, *, margin: float, whole: bool) -> bool:
-        angles = np.linspace(0, 2 * math.pi, 8, endpoint=False)
-        ring = np.stack([np.cos(angles), np.sin(angles), np.zeros(8)], axis=1) * radius
+        ring = _RING * radius
         corners = np.concatenate([ring, ring + np.array([0.0, 0.0, 2 * radius])])
         uv = self.project(np.array([xy[0], xy[1], 0.0]) + corners)
         inside = (
