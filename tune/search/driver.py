@@ -42,7 +42,7 @@ def run_search(cfg: SearchConfig, *, resume: bool = False, given: frozenset[str]
             forget_unstarted(cfg.experiment_dir)
         raise
     if not all(study.finished(stage) for stage in study.space.stages):  # a resume killed while the report was
-        init_ray(study.cfg, cluster)  # made, or of a finished study, only finishes it: no Ray to start (~8 s)
+        init_ray(study.cfg, cluster)  # made, or of a finished study, only finishes it: no Ray to start and stop
     status = 0
     received = stop_on_sigterm()
     clock = StudyClock(study, budget_seconds(study.cfg, study.resources), started)
@@ -197,12 +197,7 @@ def init_ray(cfg: SearchConfig, cluster: Cluster | None = None) -> None:
         ray.init(address=cfg.address, logging_level=logging.WARNING)
         print(f"joined the Ray cluster at {cfg.address}: {ray.cluster_resources()}")
         return
-    # Ray warns at each local start that token authentication is on (its default); it stays on, and the
-    # dashboard's line below says where the token is: the warning, a timestamped WARNING at the top of every
-    # study's output, is left out (the one on a cluster started without a token is not)
-    logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(
-        lambda record: not record.getMessage().startswith("Token authentication is enabled")
-    )
+    logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(_token_auth_notice)
     context = ray.init(
         num_cpus=None if cluster is None else int(cluster.cpus),
         num_gpus=None if cluster is None else int(cluster.gpus),
@@ -217,6 +212,13 @@ def init_ray(cfg: SearchConfig, cluster: Cluster | None = None) -> None:
             f"Ray dashboard: http://{context.dashboard_url}  (it asks for Ray's auth token: "
             "`ray get-auth-token`, or the file ~/.ray/auth_token)"
         )
+
+
+def _token_auth_notice(record: logging.LogRecord) -> bool:
+    """Leaves out Ray's warning at each local start that token authentication is on (its default): it stays on,
+    and the dashboard's line says where the token is; the warning was a timestamped WARNING at the top of every
+    study's output. Its warning where a cluster runs without a token is kept."""
+    return not record.getMessage().startswith("Token authentication is enabled")
 
 
 def _private_token() -> None:
