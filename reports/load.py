@@ -33,6 +33,7 @@ from reports.schema import (
     VIDEOS,
     Status,
     optuna_study_name,
+    read_parquet,
     read_results,
     read_study_settings,
     read_submission,
@@ -137,7 +138,7 @@ def _read_results(results: Path, notes: list[str]) -> tuple[pd.DataFrame, pd.Dat
 def _read(path: Path, notes: list[str], missing: str | None) -> pd.DataFrame:
     if path.exists():
         try:
-            return pd.read_parquet(path)
+            return read_parquet(path)
         except Exception as err:  # a half-copied or foreign file: say so in the report, keep going
             notes.append(f"cannot read {path.name}: {err}")
             return pd.DataFrame()

@@ -232,24 +232,25 @@ def read_submission(folder: str | os.PathLike[str]) -> dict[str, Any] | None:
     return found if isinstance(found, dict) and {CHECKPOINT, VIDEOS} <= set(found) else None
 
 
+def read_parquet(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """A Parquet file read through one open handle (empty where there is none): given a path, pyarrow opens it again
+    after its footer, and a study replaces its results every few seconds (atomically): 1 read in 12 failed then."""
+    if not os.path.exists(path):
+        return pd.DataFrame()
+    with open(path, "rb") as file:
+        return pd.read_parquet(file)
+
+
 def read_results(folder: str | os.PathLike[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(trials, epochs) of a results folder (OUT/NAME/results); empty frames where a file is missing."""
-    folder = Path(folder)
-    trials = pd.read_parquet(folder / TRIALS_FILE) if (folder / TRIALS_FILE).exists() else pd.DataFrame()
-    epochs = pd.read_parquet(folder / EPOCHS_FILE) if (folder / EPOCHS_FILE).exists() else pd.DataFrame()
-    return trials, epochs
+    """(trials, epochs) of a results folder (OUT/NAME/results), also while a study writes them; empty where missing."""
+    return read_parquet(Path(folder) / TRIALS_FILE), read_parquet(Path(folder) / EPOCHS_FILE)
 
 
 def ranked(
-    trials: pd.DataFrame,
-    stage: str,
-    *,
-    statuses: tuple[str, ...] | None = None,
-    with_checkpoint: bool = False,
+    trials: pd.DataFrame, stage: str, *, statuses: tuple[str, ...] | None = None, with_checkpoint: bool = False
 ) -> pd.DataFrame:
-    """The best-trial rule: the trials of `stage` that have a BEST_METRIC, best first by the stage's
-    MODE; ties keep their table order. Only those with a status in `statuses` if given, and only those
-    with a checkpoint if `with_checkpoint`. Empty in, empty out."""
+    """The best-trial rule: the trials of `stage` that have a BEST_METRIC, best first by the stage's MODE (ties keep
+    their order); only those with a status in `statuses` if given, and a checkpoint if `with_checkpoint`."""
     if not len(trials):
         return trials
     rows = trials[trials[STAGE] == stage]
@@ -311,9 +312,8 @@ def epochs_spent(trials: pd.DataFrame, stage: str) -> tuple[int, int]:
 
 
 def epochs_not_run(trials: pd.DataFrame, stage: str) -> dict[str, int]:
-    """The epochs a stage's trials did not run (MAX_EPOCHS - EPOCHS), per STATUS: "stopped" is what ASHA
-    saved, "cut" what the time budget cut, "failed" and "running" what failures and unfinished trials left;
-    a status with none left out."""
+    """The epochs a stage's trials did not run (MAX_EPOCHS - EPOCHS), per STATUS with any: "stopped" is what ASHA
+    saved, "cut" what the time budget cut, "failed" and "running" what failures and unfinished trials left."""
     mine = trials[trials[STAGE] == stage] if len(trials) else trials
     if not len(mine):
         return {}

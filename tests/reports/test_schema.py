@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
+import threading
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -107,6 +110,40 @@ def test_read_results_reads_what_the_search_wrote(tmp_path: Path) -> None:
     write_study_folder(tmp_path, [trial_row("a", 0.2), trial_row("b", 0.4)])
     trials, epochs = schema.read_results(tmp_path / schema.RESULTS_DIR)
     assert ids(trials) == ["a", "b"] and list(epochs[schema.EPOCH]) == [1, 1]
+
+
+def test_results_read_while_a_study_rewrites_them_are_never_half_files(tmp_path: Path) -> None:
+    """A running study replaces its results atomically (a new file renamed over the old one, as
+    tune.search.results.write_parquet does), and a reader (the report, a user's pandas) reads meanwhile: each read
+    gets one whole file. Read by its path, pyarrow opened the file again after its footer: 1 read in 3 failed here."""
+    folder = tmp_path / schema.RESULTS_DIR
+    folder.mkdir()
+    path, done = folder / schema.TRIALS_FILE, threading.Event()
+
+    def write(rows: int) -> None:
+        pd.DataFrame({schema.TRIAL_ID: [f"t{i}" for i in range(rows)]}).to_parquet(f"{path}.tmp", index=False)
+        os.replace(f"{path}.tmp", path)
+
+    def rewrite() -> None:
+        rows = 1
+        while not done.is_set():
+            rows = rows % 400 + 37  # files of other lengths: the footer of one with the data of another fails
+            write(rows)
+
+    write(1)
+    writer = threading.Thread(target=rewrite)
+    writer.start()
+    lengths = set()
+    try:
+        ends = time.monotonic() + 2
+        while time.monotonic() < ends:
+            trials, _ = schema.read_results(folder)
+            assert list(trials[schema.TRIAL_ID]) == [f"t{i}" for i in range(len(trials))]
+            lengths.add(len(trials))
+    finally:
+        done.set()
+        writer.join()
+    assert len(lengths) > 1  # the reads met several versions of the file
 
 
 def test_the_study_settings_are_read_from_search_json_and_empty_without_it(tmp_path: Path) -> None:

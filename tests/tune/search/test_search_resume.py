@@ -18,7 +18,7 @@ import pytest
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
-from reports.schema import OPTUNA_FILE
+from reports.schema import OPTUNA_FILE, read_parquet
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[3]
@@ -59,7 +59,7 @@ def test_killed_study_resumes_to_the_end(synth_root: Path, tmp_path: Path) -> No
         assert reached, f"{moment} did not happen in 360 s: no kill then"
 
     def epochs() -> int:
-        return len(pd.read_parquet(results / "epochs.parquet")) if (results / "epochs.parquet").exists() else 0
+        return len(read_parquet(results / "epochs.parquet"))  # read while the study rewrites it
 
     # 1. during the first epoch: a trial is running, no epoch is recorded yet
     kill_when(_search(args, env), lambda: (results / "trials.parquet").exists(), "its first trial started")
@@ -111,7 +111,7 @@ def _wait_for_epochs(driver: subprocess.Popen[str], epochs_file: Path, count: in
     interruption this test is about would not come mid-study)."""
     deadline = time.monotonic() + 360
     while time.monotonic() < deadline and driver.poll() is None:
-        if epochs_file.exists() and len(pd.read_parquet(epochs_file)) >= count:
+        if len(read_parquet(epochs_file)) >= count:  # read while the study rewrites it
             return
         time.sleep(0.5)
     assert driver.poll() is None, "the study ended before it could be interrupted:\n" + (
