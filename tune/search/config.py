@@ -6,11 +6,16 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
+import socket
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from data.locking import try_lock
 from reports.schema import OPTUNA_FILE, SKIPPED_FILE, STUDY_FILE, read_study_settings
+from tune.search.keys import DRIVER_LOCK
 from tune.search.spaces import get_space
 
 
@@ -71,13 +76,43 @@ class SearchConfig:
         return Path(self.out).absolute() / self.name
 
 
+def named(cfg: SearchConfig, resume: bool) -> SearchConfig:
+    """`cfg` with its study's name: the one given, else the space's and the time's (a resume needs the name)."""
+    if cfg.name is not None:
+        return cfg
+    if resume:
+        raise ValueError("--resume needs the --name of the study to continue")
+    return dataclasses.replace(cfg, name=f"{cfg.space}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+@contextlib.contextmanager
+def one_driver(folder: Path, *, new: bool) -> Iterator[None]:
+    """Held by the driver of the study in `folder` for its whole run (a `new` study's folder is made for it): a
+    second driver of the study (a --resume typed twice, the same --name started again) is refused, naming the
+    first, before it writes anything; both would run trials into one Optuna study and rewrite the same files.
+    The kernel lets the lock go when its holder dies, kill -9 included, so a --resume after a crash finds it
+    free. A resume of a folder that is not there holds nothing (prepare_study says what is missing)."""
+    if new:
+        folder.mkdir(parents=True, exist_ok=True)
+    elif not folder.is_dir():
+        yield
+        return
+    path = folder / DRIVER_LOCK
+    with try_lock(path) as taken:
+        if not taken:
+            holder = path.read_text().strip() or "another process"
+            raise FileExistsError(
+                f"the study in {folder} is running ({holder}): wait for it to end, or stop it (Ctrl-C) and resume "
+                "it with --resume"
+            )
+        path.write_text(f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S %Z')}\n")
+        yield
+
+
 def prepare_study(cfg: SearchConfig, resume: bool, *, given: frozenset[str] = frozenset()) -> SearchConfig:
     """Name the experiment, and save or (for --resume) read back its config. `given`: the study settings
     named on the command line; a resume refuses those that differ from the saved study's."""
-    if cfg.name is None:
-        if resume:
-            raise ValueError("--resume needs the --name of the study to continue")
-        cfg = dataclasses.replace(cfg, name=f"{cfg.space}-{time.strftime('%Y%m%d-%H%M%S')}")
+    cfg = named(cfg, resume)
     path = cfg.experiment_dir / STUDY_FILE
     if resume:
         if not path.exists():
@@ -134,7 +169,7 @@ def forget_unstarted(folder: Path) -> None:
     behind. A folder holding anything else is left as it is."""
     if not folder.is_dir() or _started(folder):
         return
-    for name in (STUDY_FILE, SKIPPED_FILE):
+    for name in (STUDY_FILE, SKIPPED_FILE, DRIVER_LOCK):
         (folder / name).unlink(missing_ok=True)
     with contextlib.suppress(OSError):  # not empty: files of the user's
         folder.rmdir()

@@ -19,7 +19,7 @@ from data.synth.default import default_data_root, default_root_path
 from reports.schema import SKIPPED_FILE, finished_trials, read_results
 from tune.plugins import load_plugins
 from tune.search.clock import StudyClock, budget_seconds
-from tune.search.config import SearchConfig, forget_unstarted, prepare_study
+from tune.search.config import SearchConfig, forget_unstarted, named, one_driver, prepare_study
 from tune.search.overrides import parse_overrides, show_space
 from tune.search.resources import Cluster, plan_resources
 from tune.search.spaces import SearchSpace, get_space
@@ -34,8 +34,14 @@ def run_search(cfg: SearchConfig, *, resume: bool = False, given: frozenset[str]
     """Run (or resume) a study; returns the exit status: 1 if a stage had no successful trial. `given`:
     the study settings the user named, which a resume refuses to change."""
     started = time.time()  # a time budget counts from here
-    cfg = prepare_study(cfg, resume, given=given)
+    cfg = named(cfg, resume)
+    with one_driver(cfg.experiment_dir, new=not resume):  # refused while another driver runs the study
+        return _run_search(cfg, resume, given, started)
+
+
+def _run_search(cfg: SearchConfig, resume: bool, given: frozenset[str], started: float) -> int:
     try:
+        cfg = prepare_study(cfg, resume, given=given)
         study, cluster = start_study(cfg, new=not resume)
     except Exception:
         if not resume:  # a start refused (a bad flag, bad data) leaves no study; Ctrl-C keeps it for --resume

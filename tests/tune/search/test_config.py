@@ -1,17 +1,22 @@
-"""A study's folder and settings, without Ray: a study that never started can be started again, and a
-resume refuses settings that differ from the saved study's and a folder moved away from its name."""
+"""A study's folder and settings, without Ray: a study that never started can be started again, a resume refuses
+settings that differ from the saved study's and a folder moved away from its name, and a study runs in one driver
+at a time."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from reports.schema import STUDY_FILE
 from tune.search.cli import STUDY_FLAGS, main
-from tune.search.config import SearchConfig, prepare_study
+from tune.search.config import SearchConfig, one_driver, prepare_study
 
 
 def _saved(tmp_path: Path, **settings: object) -> SearchConfig:
@@ -73,3 +78,35 @@ def test_a_negative_count_of_unlabeled_videos_is_refused_in_one_line(capsys: pyt
     assert "argument --unlabeled: must be a count (>= 0), got -3" in capsys.readouterr().err
     with pytest.raises(ValueError, match="--unlabeled must be >= 0"):
         SearchConfig(unlabeled=-1)
+
+
+def test_a_second_driver_of_a_running_study_is_refused_before_it_writes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two drivers of one study (a --resume typed twice, the same --name started again while the first decodes
+    its data) both ran it to the end: 14 trials in the Optuna study of an 8-trial study, results of one of them."""
+    cfg = _saved(tmp_path, budget="smoke")
+    saved = (cfg.experiment_dir / STUDY_FILE).read_text()
+    with one_driver(cfg.experiment_dir, new=False):  # the study's driver, running
+        for again in (["--resume"], ["--space", "dual_phase", "--budget", "default"]):
+            assert main(["--out", str(tmp_path), "--name", "s", "--no-dashboard", *again]) == 2
+            line = capsys.readouterr().err.strip()
+            assert line.startswith(f"error: the study in {cfg.experiment_dir} is running (pid {os.getpid()} on ")
+            assert line.endswith("wait for it to end, or stop it (Ctrl-C) and resume it with --resume")
+    assert (cfg.experiment_dir / STUDY_FILE).read_text() == saved
+    with one_driver(cfg.experiment_dir, new=False):  # ended: free
+        pass
+
+
+def test_a_driver_killed_with_sigkill_leaves_its_study_free_to_resume(tmp_path: Path) -> None:
+    folder = tmp_path / "s"
+    code = "import sys, time; from tune.search.config import one_driver; from pathlib import Path\n"
+    code += "with one_driver(Path(sys.argv[1]), new=True):\n    print('held', flush=True); time.sleep(600)"
+    driver = subprocess.Popen([sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE, text=True)
+    assert driver.stdout and driver.stdout.readline() == "held\n"
+    with pytest.raises(FileExistsError, match="is running"), one_driver(folder, new=False):
+        pass
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait()
+    with one_driver(folder, new=False):  # what a stale lock file would refuse
+        pass
