@@ -1,9 +1,13 @@
-"""An exclusive file lock, so that processes on one machine (several trials) build a thing once, and a try at it
-that does not wait (removing a cache entry nobody is building)."""
+"""An exclusive file lock, so that processes on one machine (several trials) build a thing once, a try at it
+that does not wait (removing a cache entry nobody is building), and the lock of a run that one process at a time
+may run (a study's driver, a training run)."""
 
 from __future__ import annotations
 
 import fcntl
+import os
+import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,3 +37,19 @@ def try_lock(path: Path) -> Iterator[bool]:
             yield True
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def run_lock(path: Path, what: str) -> Iterator[None]:
+    """Held by the one process that runs `what` ("the study in runs/x") for the block, its pid, host and start
+    written in `path`: another process asking meanwhile gets a FileExistsError naming it, before it writes
+    anything. The kernel lets the lock go when its holder dies, kill -9 included: a resume after a crash finds it
+    free, where a file left behind would refuse it."""
+    with try_lock(path) as taken:
+        if not taken:
+            holder = path.read_text().strip() or "another process"
+            raise FileExistsError(
+                f"{what} is running ({holder}): wait for it to end, or stop it (Ctrl-C) and resume it with --resume"
+            )
+        path.write_text(f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S %Z')}\n")
+        yield

@@ -25,10 +25,19 @@ import sys
 from pathlib import Path
 
 from data.files import ensure_writable, os_error_line
+from data.locking import run_lock
 from models.registry import list_models
 from tune.plugins import add_plugin_argument, early_plugins, load_plugins, study_plugins
 from tune.training.config import RunConfig
-from tune.training.run import CHECKPOINT_FILE, Source, build_run, run_checkpoints, run_source, train_run
+from tune.training.run import (
+    CHECKPOINT_FILE,
+    RUN_LOCK,
+    Source,
+    build_run,
+    run_checkpoints,
+    run_source,
+    train_run,
+)
 from tune.training.tasks import answering_models, task_for
 
 
@@ -118,23 +127,25 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  its pretrained part with the training settings it had there: {_epochs(pretrain)}")
     made = not out.exists()
     try:
-        if not args.resume and (held := run_checkpoints(out)):  # an earlier run's epochs are not thrown away
-            raise ValueError(
-                f"{out} already holds a run ({held[0]}); pass --resume to continue it (same settings), or another --out"
-            )
         ensure_writable(out)  # before an epoch is spent on a run whose checkpoint could not be saved
-        train_run(
-            run,
-            data_root,
-            out,
-            device=args.device,
-            pretrain_epochs=args.pretrain_epochs,
-            resume=args.resume,
-            progress=not args.quiet,
-            segmenter=segmenter,
-            pretrain=source.pretrain if source else None,
-            on_error="skip" if args.skip_bad_videos else "raise",
-        )
+        with run_lock(out / RUN_LOCK, f"the run in {out}"):  # one process at a time: the same --out twice
+            if not args.resume and (held := run_checkpoints(out)):  # an earlier run's epochs are not thrown away
+                raise ValueError(
+                    f"{out} already holds a run ({held[0]}); pass --resume to continue it (same settings), or "
+                    "another --out"
+                )
+            train_run(
+                run,
+                data_root,
+                out,
+                device=args.device,
+                pretrain_epochs=args.pretrain_epochs,
+                resume=args.resume,
+                progress=not args.quiet,
+                segmenter=segmenter,
+                pretrain=source.pretrain if source else None,
+                on_error="skip" if args.skip_bad_videos else "raise",
+            )
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
     except OSError as err:  # read-only, full disk, no permission: one line naming the path
@@ -144,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if made:  # a run refused before its first epoch leaves no empty folder behind
         with contextlib.suppress(OSError):
+            (out / RUN_LOCK).unlink(missing_ok=True)
             out.rmdir()
     return 2
 

@@ -6,14 +6,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import os
-import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from data.locking import try_lock
+from data.locking import run_lock
 from reports.schema import OPTUNA_FILE, SKIPPED_FILE, STUDY_FILE, read_study_settings
 from tune.search.keys import DRIVER_LOCK
 from tune.search.spaces import get_space
@@ -89,23 +87,14 @@ def named(cfg: SearchConfig, resume: bool) -> SearchConfig:
 def one_driver(folder: Path, *, new: bool) -> Iterator[None]:
     """Held by the driver of the study in `folder` for its whole run (a `new` study's folder is made for it): a
     second driver of the study (a --resume typed twice, the same --name started again) is refused, naming the
-    first, before it writes anything; both would run trials into one Optuna study and rewrite the same files.
-    The kernel lets the lock go when its holder dies, kill -9 included, so a --resume after a crash finds it
-    free. A resume of a folder that is not there holds nothing (prepare_study says what is missing)."""
+    first, before it writes anything; both would run trials into one Optuna study and rewrite the same files
+    (data.locking.run_lock). A resume of a folder that is not there holds nothing (prepare_study says so)."""
     if new:
         folder.mkdir(parents=True, exist_ok=True)
     elif not folder.is_dir():
         yield
         return
-    path = folder / DRIVER_LOCK
-    with try_lock(path) as taken:
-        if not taken:
-            holder = path.read_text().strip() or "another process"
-            raise FileExistsError(
-                f"the study in {folder} is running ({holder}): wait for it to end, or stop it (Ctrl-C) and resume "
-                "it with --resume"
-            )
-        path.write_text(f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S %Z')}\n")
+    with run_lock(folder / DRIVER_LOCK, f"the study in {folder}"):
         yield
 
 

@@ -24,6 +24,7 @@ from tune.training.tasks import task_for
 from tune.training.trainer import Trainer, load_data
 
 CHECKPOINT_FILE = "checkpoint.pt"  # a run's checkpoint in its folder, rewritten after every epoch
+RUN_LOCK = ".run.lock"  # in a run's folder: locked by the process training it, names it (data.locking.run_lock)
 PRETRAIN_DIR = "pretrain"  # the sub-folder of a run holding its pretrained part's run
 
 

@@ -4,6 +4,7 @@ writes a checkpoint; a resumed run ends exactly where an uninterrupted one does.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -11,6 +12,7 @@ import pytest
 import torch
 
 from data.datasets import DeviceSplit
+from data.locking import run_lock
 from data.streaming import StreamSplit
 from models.frame_predictor import FramePredictorConfig
 from models.registry import list_models
@@ -20,7 +22,7 @@ from tune.train import main
 from tune.training.checkpoints import load_checkpoint
 from tune.training.config import RunConfig, TrainConfig
 from tune.training.losses import inverse_sqrt_class_weights, segmentation_loss, soft_dice_loss, ssim
-from tune.training.run import build_run
+from tune.training.run import RUN_LOCK, build_run
 from tune.training.tasks import task_for
 from tune.training.trainer import TIMING_METRICS, Trainer, load_data
 
@@ -157,6 +159,12 @@ def test_cli_resume_continues_after_the_last_saved_epoch(
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and len(err.splitlines()) == 1, err
     assert "epochs 3 (the checkpoint has 2); width 8 (the checkpoint has 4)" in err
+    assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == saved
+    # while another process trains it (here: holds its lock), a second one is refused before it writes, naming it
+    with run_lock(tmp_path / "run" / RUN_LOCK, "the run"):
+        assert main([*_args("unet", synth_root, tmp_path / "run", epochs=2), "--resume"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: the run in {tmp_path / 'run'} is running (pid {os.getpid()} on "), err
     assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == saved
     assert main([*_args("unet", synth_root, tmp_path / "run", epochs=2), "--set", "eval_batch_size=1", "--resume"]) == 0
     assert "after epoch 2" in capsys.readouterr().out  # finished: nothing left to train
