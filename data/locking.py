@@ -25,14 +25,20 @@ def file_lock(path: Path) -> Iterator[None]:
 
 
 @contextmanager
-def try_lock(path: Path) -> Iterator[bool]:
-    """Take the exclusive lock on `path` if nobody holds it: yields whether it was taken (held for the block)."""
+def try_lock(path: Path, patience: float = 0.0) -> Iterator[bool]:
+    """Take the exclusive lock on `path` if nobody holds it, or lets it go within `patience` seconds: yields
+    whether it was taken (held for the block)."""
     with open(path, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
+        give_up = time.monotonic() + patience
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= give_up:
+                    yield False
+                    return
+                time.sleep(0.05)
         try:
             yield True
         finally:
@@ -44,8 +50,9 @@ def run_lock(path: Path, what: str) -> Iterator[None]:
     """Held by the one process that runs `what` ("the study in runs/x") for the block, its pid, host and start
     written in `path`: another process asking meanwhile gets a FileExistsError naming it, before it writes
     anything. The kernel lets the lock go when its holder dies, kill -9 included: a resume after a crash finds it
-    free, where a file left behind would refuse it."""
-    with try_lock(path) as taken:
+    free, where a file left behind would refuse it. A reader that looks who holds it (reports.load) holds it for an
+    instant: the run waits a second for it before it refuses."""
+    with try_lock(path, patience=1.0) as taken:
         if not taken:
             holder = path.read_text().strip() or "another process"
             raise FileExistsError(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import os
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from reports.schema import (
     BUDGET_CUT,
     BUDGET_FILE,
     BUDGET_TEXT,
+    DRIVER_LOCK,
     EPOCHS_FILE,
     FILE,
     GALLERY_FILE,
@@ -104,8 +107,15 @@ def load_experiment(folder: str | os.PathLike[str]) -> Experiment:
             f"trials and the best model were scored on the first {settings['val_videos']} val videos only (--val-videos)"
         )
     running = int((trials[STATUS] == Status.RUNNING).sum()) if len(trials) else 0
-    if running:
-        notes.append(f"{running} trial(s) still running or interrupted: the study is partial")
+    if driver := study_driver(folder):
+        notes.append(
+            f"the study is running now ({driver}), {running} trial(s) in progress: this report is a snapshot of it"
+        )
+    elif running:
+        notes.append(
+            f"{running} trial(s) did not end: the study was stopped or its driver died, and is partial; finish it "
+            f"with: python -m tune.search --out {folder.parent} --name {settings.get('name') or folder.name} --resume"
+        )
     studies = _load_studies(folder, settings.get("name") or folder.name, stage_order(trials), notes)
     return Experiment(
         name=folder.name,
@@ -120,6 +130,27 @@ def load_experiment(folder: str | os.PathLike[str]) -> Experiment:
         studies=studies,
         submission=read_submission(folder),
     )
+
+
+def study_driver(folder: Path) -> str | None:
+    """Who runs the study in `folder` now, as its driver's lock names it ("pid 12 on node1, since ..."): None where
+    no process holds the lock (a study that ended, was stopped or never started) or where this one does (a driver
+    building its report). Only looks: the lock is taken for an instant if free, and the file never created."""
+    path = folder / DRIVER_LOCK
+    if not path.is_file():
+        return None
+    try:
+        with open(path) as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = handle.read().strip()
+                itself = holder.startswith(f"pid {os.getpid()} on {socket.gethostname()},")
+                return None if itself else holder or "a driver"
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    except OSError:  # unreadable: nobody is named
+        pass
+    return None
 
 
 def _read_results(results: Path, notes: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:

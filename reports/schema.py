@@ -1,8 +1,7 @@
 """The results schema: file names, column names and the best-trial rule, written once, and the one reader of
 a study folder's settings (search.json) and of its best checkpoint.
 
-`tune` writes its results with these names and `reports` reads them back with them; neither spells a
-column or a file as a bare string. No Ray here (and no `tune`, `models` or `data`): only pandas.
+`tune` writes with these names and `reports` reads with them; neither spells one as a bare string. Only pandas.
 
 A study folder OUT/NAME holds:
     search.json              the study's settings (STUDY_FILE)
@@ -42,6 +41,7 @@ SKIPPED_FILE = "skipped_videos.json"  # {split: {video id: reason}} of the bad v
 BUDGET_FILE = "budget.json"  # the time budget of a study's last run and the stages it cut (tune/search/deadline.py)
 BUDGET_TEXT = "time_budget"  # budget.json: the time budget as text (1h02m); None without one
 BUDGET_CUT = "cut"  # budget.json: stage -> what the time budget cut of it
+DRIVER_LOCK = ".driver.lock"  # locked by the driver running the study (flock), names it: "pid N on HOST, since T"
 
 # trial-table columns
 TRIAL_ID = "trial_id"  # Ray's trial id, unique within a study

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import socket
 from pathlib import Path
 
 import pandas as pd
@@ -71,3 +74,26 @@ def test_a_references_table_without_its_columns_is_a_note(tmp_path: Path) -> Non
     exp = load_experiment(folder)
     assert exp.references is not None and exp.references.empty
     assert any(note.startswith(f"{schema.REFERENCES_FILE} lacks the columns") for note in exp.notes)
+
+
+def test_a_study_whose_driver_runs_is_told_from_one_that_was_stopped(tmp_path: Path) -> None:
+    """Trials left running mean the study runs now (its driver holds OUT/NAME/.driver.lock) or was stopped (the
+    lock is free): a snapshot, or a study to resume, and the command that does."""
+    rows = [trial_row("a", 0.2, status="running"), trial_row("b", 0.4, status="running"), trial_row("c", 0.3)]
+    folder = write_study_folder(tmp_path / "runs" / "u", rows, settings={"name": "u", "space": "unet"})
+    stopped = load_experiment(folder).notes
+    resume = f"python -m tune.search --out {tmp_path / 'runs'} --name u --resume"
+    assert any(note.startswith("2 trial(s) did not end") and note.endswith(resume) for note in stopped)
+    assert not (folder / schema.DRIVER_LOCK).exists()  # only looked for
+    lock = folder / schema.DRIVER_LOCK
+    lock.write_text("pid 4242 on node7, since 2026-12-05 10:00:00 UTC\n")
+    assert not any("running now" in note for note in load_experiment(folder).notes)  # a lock nobody holds
+    with open(lock) as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # as data.locking.run_lock holds it in the driver
+        live = load_experiment(folder).notes
+        lock.write_text(f"pid {os.getpid()} on {socket.gethostname()}, since 2026-12-05 10:00:00 UTC\n")
+        own = load_experiment(folder).notes  # the driver building its own report as it ends
+    note = "the study is running now (pid 4242 on node7, since 2026-12-05 10:00:00 UTC), 2 trial(s) in progress"
+    assert any(n.startswith(note) for n in live) and not any("did not end" in n for n in live)
+    assert not any("running now" in n for n in own) and any("did not end" in n for n in own)
+    assert any("did not end" in n for n in load_experiment(folder).notes)  # the lock let go

@@ -151,7 +151,7 @@ def test_empty_and_partial_studies_say_so(browser: Browser, unet_study: Path, tm
     seen = open_report(browser, out)
     assert seen["errors"] == []
     assert "no results yet" in seen["text"]
-    assert "2 trial(s) still running or interrupted: the study is partial" in seen["text"]
+    assert "2 trial(s) did not end: the study was stopped or its driver died, and is partial" in seen["text"]
     assert seen["tables"] == [len(trials)]
 
 

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from data.locking import run_lock
-from reports.schema import OPTUNA_FILE, SKIPPED_FILE, STUDY_FILE, read_study_settings
-from tune.search.keys import DRIVER_LOCK
+from reports.schema import DRIVER_LOCK, OPTUNA_FILE, SKIPPED_FILE, STUDY_FILE, read_study_settings
 from tune.search.spaces import get_space
 
 

@@ -18,6 +18,7 @@ import pytest
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
+from reports.load import load_experiment
 from reports.schema import OPTUNA_FILE, read_parquet
 
 pytestmark = pytest.mark.slow
@@ -64,6 +65,8 @@ def test_killed_study_resumes_to_the_end(synth_root: Path, tmp_path: Path) -> No
     # 1. during the first epoch: a trial is running, no epoch is recorded yet
     kill_when(_search(args, env), lambda: (results / "trials.parquet").exists(), "its first trial started")
     assert epochs() == 0
+    resume = f"python -m tune.search --out {tmp_path} --name k --resume"
+    assert any(n.endswith(resume) for n in load_experiment(tmp_path / "k").notes)  # its report: what finishes it
     # 2. mid-study: a few epochs later. Every moment comes on any machine: each trial's end rewrites
     # epochs.parquet, so 4 epochs are recorded by the 4th of the 6 trials' ends at the latest, while
     # 2 are left to run
@@ -133,6 +136,8 @@ def test_ctrl_c_and_sigterm_stop_the_study_resumably(synth_root: Path, tmp_path:
 
     driver = _search(args, env)
     _wait_for_epochs(driver, results / "epochs.parquet", 2)
+    live = load_experiment(tmp_path / "i").notes  # a report built now: a snapshot of the study, its driver named
+    assert any(n.startswith(f"the study is running now (pid {driver.pid} on ") for n in live), live
     os.killpg(driver.pid, signal.SIGINT)
     output, _ = driver.communicate(timeout=120)
     assert driver.returncode == 130, output
