@@ -83,6 +83,9 @@ def index_split(
     as a generator's `.video_N.partial`, silently)."""
     folder = split_dir(root, split, hidden=hidden)
     if not folder.is_dir():
+        if folder.parent == Path(root) and not folder.parent.is_dir():  # a mistyped --data: say so, not its split
+            what = "is not a folder" if folder.parent.exists() else "does not exist"
+            raise DataError(f"data root {root} {what} (expected a folder of train/, val/, unlabeled/ ...)")
         raise DataError(f"split folder {folder} does not exist (expected {split}/video_N folders)")
     entries: dict[int, VideoEntry] = {}
     others = []

@@ -163,3 +163,13 @@ def test_an_id_held_by_two_splits_is_found(copy_root: Path) -> None:
     assert shared_ids(copy_root, ["train", "val", "unlabeled"]) == {}
     shutil.copytree(copy_root / "val" / "video_5", copy_root / "train" / "video_5")
     assert shared_ids(copy_root, ["train", "val", "unlabeled"]) == {5: ["train", "val"]}
+
+
+def test_a_data_root_that_is_no_folder_is_named_not_its_split(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("")
+    with pytest.raises(DataError, match=r"data root .*nowhere does not exist \(expected a folder of train/"):
+        index_split(tmp_path / "nowhere", "train")
+    with pytest.raises(DataError, match=r"data root .*notes.txt is not a folder"):
+        index_split(tmp_path / "notes.txt", "val")
+    with pytest.raises(DataError, match=r"split folder .*val does not exist"):  # the root is there, the split not
+        index_split(tmp_path, "val")

@@ -165,7 +165,7 @@ CASES: dict[str, tuple[Setup, str]] = {
     "a pickled mask": (_mask(np.array([{"a": 1}] * 3, dtype=object)), "video_5/mask.npy"),
     "two folders for one video": (_two_folders, "holds two folders for video 1"),
     "an empty split": (_empty_split, "split 'val' is empty"),
-    "a data root that does not exist": (lambda r, t: _search(t / "nowhere", t), "does not exist"),
+    "a data root that does not exist": (lambda r, t: _search(t / "nowhere", t), "nowhere does not exist (expected a"),
     "a study folder that already started": (_started_study, "already holds a study; pass --resume"),
     "nothing to resume": (lambda r, t: [*_search(r, t), "--resume"], "nothing to resume"),
     "a damaged search.json": (_damaged_study, "search.json: not a study's settings (not valid JSON"),

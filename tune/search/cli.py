@@ -56,9 +56,12 @@ def _duration(text: str) -> float:
 
 
 def _count(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
     if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a count (>= 0), got {value}")
+        raise argparse.ArgumentTypeError(f"must be a count (a whole number >= 0), got {text!r}")
     return value
 
 

@@ -71,11 +71,14 @@ def test_an_out_folder_that_cannot_be_written_is_one_line(tmp_path: Path, capsys
     assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'a-file' / 's'}: Not a directory"
 
 
-def test_a_negative_count_of_unlabeled_videos_is_refused_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("count", ["-3", "abc", "2.5"])
+def test_a_count_of_unlabeled_videos_that_is_none_is_refused_in_one_line(
+    count: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as stop:
-        main(["--unlabeled", "-3"])
+        main(["--unlabeled", count])
     assert stop.value.code == 2
-    assert "argument --unlabeled: must be a count (>= 0), got -3" in capsys.readouterr().err
+    assert f"argument --unlabeled: must be a count (a whole number >= 0), got '{count}'" in capsys.readouterr().err
     with pytest.raises(ValueError, match="--unlabeled must be >= 0"):
         SearchConfig(unlabeled=-1)
 
