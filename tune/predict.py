@@ -1,8 +1,9 @@
-"""`python -m tune.predict --experiment DIR [--trial ID | --checkpoint PATH] --data DIR --split {val,hidden} --out FILE.pt [--rule R]`
+"""`python -m tune.predict --experiment DIR [--trial ID | --checkpoint PATH] [--data DIR] --split {val,hidden} --out FILE.pt [--rule R]`
 
 Predicts the mask of frame 22 for every video of a split with the study's best checkpoint (or the one
 named), and saves the (N, 160, 240) integer tensor in video-id order with torch.save, the competition's
-submission format. With `--split val` it also prints the IoU exactly as the competition computes it.
+submission format. With `--split val` it also prints the IoU exactly as the competition computes it. The data is
+the study's (`--experiment`) unless `--data` names another; `--checkpoint` alone needs `--data`.
 `--rule extrapolate` (or `copy_last`) answers with a rule on a per-frame segmenter's masks instead: the
 checkpoint is a frame_segmenter, or a mask_space predictor whose segmenter is used.
 """
@@ -42,7 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--trial", default=None, metavar="ID", help="with --experiment: this trial's best checkpoint, not the best's"
     )
-    parser.add_argument("--data", type=Path, required=True, help="data root in the competition layout")
+    parser.add_argument(
+        "--data", type=Path, default=None, help="data root in the competition layout (default: the --experiment's)"
+    )
     parser.add_argument(
         "--hidden",
         type=Path,
@@ -71,18 +74,27 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give --experiment or --checkpoint")
     if args.trial is not None and (args.experiment is None or args.checkpoint is not None):
         parser.error("--trial names a trial of the study given with --experiment (and no --checkpoint)")
+    if args.data is None and args.experiment is None:
+        parser.error("give --data: the data root to predict (with --experiment, the study's is the default)")
     try:
         early_plugins(argv)  # the checkpoint's model may be a plugin's; a study's plugins are in its search.json
         load_plugins(study_plugins(args.experiment) if args.experiment else [])
         check_out(args.out)  # before the predictions are computed
         ensure_writable(args.out.parent)
         checkpoint = args.checkpoint or best_checkpoint(args.experiment, args.trial)
-        hidden = args.hidden
-        if hidden is None and args.experiment is not None:
-            hidden = read_study_settings(args.experiment).get("hidden")
+        hidden, data = args.hidden, args.data
+        if args.experiment is not None:
+            studied = read_study_settings(args.experiment)
+            hidden = studied.get("hidden") if hidden is None else hidden
+            if data is None and studied.get("data"):
+                data = Path(studied["data"])
+            elif data is None:  # a study of the embedded synthetic set
+                from data.synth.default import default_data_root
+
+                data = default_data_root(progress=False)
         masks, ids, iou = predict(
             checkpoint,
-            args.data,
+            data,
             args.split,
             hidden=hidden,
             device=args.device,
@@ -102,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {os_error_line(err)}", file=sys.stderr)
         return 2
     print(f"checkpoint: {checkpoint}")
+    print(f"data: {data}" + ("" if args.data else " (the study's; --data for another)"))
     print(f"wrote {args.out}: {tuple(masks.shape)} {masks.dtype}, videos {int(ids[0])}..{int(ids[-1])} in id order")
     if iou is not None:
         print(f"val IoU (competition metric, whole set): {iou:.4f}")

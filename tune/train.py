@@ -3,8 +3,8 @@
 One run of one configuration outside any search: per-epoch metrics printed, a checkpoint written after
 every epoch to OUT/checkpoint.pt. `dual_phase` runs both phases: the frame predictor is pretrained into
 OUT/pretrain/checkpoint.pt, then the segmenter is fine-tuned on it. `frame_segmenter` reports the two
-references, copy-last and oracle. With no --data the embedded default synthetic set is used (generated
-on first use). `--resume` continues from the checkpoints in OUT; without it, an OUT holding a run is refused.
+references, copy-last and oracle. With no --data, `--from` a study trains on the study's data, and otherwise the
+embedded default synthetic set is used (generated on first use). `--resume` continues from the checkpoints in OUT; without it, an OUT holding a run is refused.
 
 `--set` takes fields of the model's config (`width=64`, for dual_phase `predictor.hidden=32`) or of the
 training config (`lr=3e-4`, `batch_size=8`); `python -m tune.train --model unet --show-config` lists them.
@@ -63,7 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         "--trial", default=None, metavar="ID", help="with --from a study: this trial's configuration, not the best's"
     )
     parser.add_argument(
-        "--data", type=Path, default=None, help="data root in the competition layout (default: embedded synthetic set)"
+        "--data",
+        type=Path,
+        default=None,
+        help="data root in the competition layout (default: --from a study, the study's; else the embedded synthetic set)",
     )
     parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: TrainConfig.epochs)")
     parser.add_argument(
@@ -111,12 +114,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.show_config:
         print(json.dumps(run.to_dict(), indent=2))
         return 0
-    if args.data is None:
+    if args.data is not None:
+        data_root = args.data
+    elif source is not None and source.data is not None:
+        data_root = source.data
+        print(f"data: {data_root} (the study's; --data for another)")
+    else:
         from data.synth.default import default_data_root
 
         data_root = default_data_root(progress=not args.quiet)
-    else:
-        data_root = args.data
     named = args.source.resolve().name if args.source is not None and args.source.is_dir() else run.model
     out = Path(args.out or Path("runs") / f"train-{named}")  # --from a study: named by the study
     segmenter = args.segmenter or (source.segmenter if source else None)

@@ -27,11 +27,12 @@ def test_hidden_predictions_have_the_submission_shape_and_order_and_are_the_stud
 ) -> None:
     out = tmp_path / "submission.pt"
     folder = request.getfixturevalue(study)
-    assert main(["--experiment", str(folder), "--data", str(synth_root), "--split", "hidden", "--out", str(out)]) == 0
+    assert main(["--experiment", str(folder), "--split", "hidden", "--out", str(out)]) == 0  # the study's data
     masks = torch.load(out, weights_only=True)
     assert masks.shape == (2, 160, 240) and masks.dtype == torch.uint8
     assert int(masks.max()) < 49
-    assert "videos 8..9 in id order" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "videos 8..9 in id order" in printed and f"data: {synth_root} (the study's; --data for another)" in printed
     # the study wrote the same submission at its end, and what made it
     assert torch.equal(torch.load(folder / "submission.pt", weights_only=True), masks)
     assert read_submission(folder) == {"checkpoint": str(best_checkpoint(folder)), "videos": 2}
@@ -43,6 +44,10 @@ def test_val_iou_is_the_competition_metric_over_the_whole_set(
     out = tmp_path / "val.pt"
     assert main(["--experiment", str(unet_study), "--data", str(synth_root), "--split", "val", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
+    assert f"data: {synth_root}\n" in printed  # as given
+    with pytest.raises(SystemExit) as usage:  # a checkpoint alone names no data: none is guessed
+        main(["--checkpoint", str(best_checkpoint(unet_study)), "--split", "val", "--out", str(out)])
+    assert usage.value.code == 2 and "give --data: the data root to predict" in capsys.readouterr().err
     masks = torch.load(out, weights_only=True)
     val = decode_split(synth_root, "val", progress=False)
     assert val.masks is not None

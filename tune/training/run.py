@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 from data.cache import OnError
 from models.config import config_to_dict
 from models.registry import model_entry
-from reports.schema import EPOCH, best_checkpoint
+from reports.schema import EPOCH, best_checkpoint, read_study_settings
 from tune.training.checkpoints import load_checkpoint
 from tune.training.config import RUNTIME_FIELDS, RunConfig, TrainConfig
 from tune.training.inference import resolve_device
@@ -50,6 +50,7 @@ class Source(NamedTuple):
     run: RunConfig  # its settings, how it is computed (RUNTIME_FIELDS) left to this machine's defaults
     segmenter: Path | None  # the segmenter it worked with, for a model trained on a segmenter's masks
     pretrain: RunConfig | None  # how its pretrained part was trained (dual_phase's predictor), where recorded
+    data: Path | None = None  # the data root of the study it comes from (None: a checkpoint's, or the embedded set)
 
 
 def run_source(source: Path, trial: str | None = None) -> Source:
@@ -63,7 +64,14 @@ def run_source(source: Path, trial: str | None = None) -> Source:
     state = load_checkpoint(checkpoint)
     segmenter, pretrained = state.get("pipeline", {}).get("segmenter"), state.get("pretrained")
     pretrain = _as_here(load_checkpoint(pretrained)["run"]) if pretrained and Path(pretrained).is_file() else None
-    return Source(checkpoint, _as_here(state["run"]), Path(segmenter) if segmenter else None, pretrain)
+    data = read_study_settings(source).get("data") if source.is_dir() else None
+    return Source(
+        checkpoint,
+        _as_here(state["run"]),
+        Path(segmenter) if segmenter else None,
+        pretrain,
+        Path(data) if data else None,
+    )
 
 
 def _as_here(values: dict[str, Any]) -> RunConfig:

@@ -220,14 +220,20 @@ def test_mask_space_trains_the_predictor_on_the_best_segmenters_pseudo_labels(
 
 
 def test_bad_videos_fail_a_study_in_one_line_or_are_skipped_and_listed(
-    local_ray: None, synth_root: Path, copy_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    local_ray: None,
+    synth_root: Path,
+    copy_root: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     (copy_root / "train" / "video_1" / "image_5.png").write_bytes(b"broken")
     truncated = copy_root / "val" / "video_5" / "image_2.png"
     truncated.write_bytes(truncated.read_bytes()[:300])
     (copy_root / "unlabeled" / "video_6" / "image_0.png").write_bytes(b"broken")  # a unet study never reads it
     (copy_root / "hidden" / "video_9" / "image_3.png").write_bytes(b"broken")  # the submission's split
-    args = ["--space", "unet", "--data", str(copy_root), "--budget", "smoke", "--samples", "2"]
+    monkeypatch.chdir(copy_root.parent)  # --data as a path relative to here
+    args = ["--space", "unet", "--data", copy_root.name, "--budget", "smoke", "--samples", "2"]
     args += ["--out", str(tmp_path), "--no-dashboard"]
     assert main([*args, "--name", "b"]) == 2
     err = capsys.readouterr().err
@@ -237,7 +243,9 @@ def test_bad_videos_fail_a_study_in_one_line_or_are_skipped_and_listed(
     assert main([*args, "--name", "b", "--skip-bad-videos"]) == 0  # the failed study never started: no --resume needed
     left_out = json.loads((tmp_path / "b" / "skipped_videos.json").read_text())
     assert list(left_out) == ["train", "val"] and list(left_out["train"]) == ["1"] and list(left_out["val"]) == ["5"]
-    assert json.loads((tmp_path / "b" / "search.json").read_text())["skip_bad_videos"] is True
+    settings = json.loads((tmp_path / "b" / "search.json").read_text())
+    assert settings["skip_bad_videos"] is True
+    assert settings["data"] == str(copy_root)  # absolute: a resume, tune.train --from, tune.predict from elsewhere
     # the submission keeps every hidden video: the broken one predicted from the frames that decode
     assert torch.load(tmp_path / "b" / "submission.pt", weights_only=True).shape == (2, 160, 240)
     from reports.load import load_experiment

@@ -183,9 +183,17 @@ def test_cli_resume_continues_after_the_last_saved_epoch(
     assert "nothing to resume at" in capsys.readouterr().out
 
 
-def _from(source: Path, root: Path, out: Path | None) -> list[str]:
-    """tune.train of `source`'s configuration for 1 epoch on `root` into `out` (None: the default)."""
-    return ["--from", str(source), "--epochs", "1", "--data", str(root), *(["--out", str(out)] if out else [])]
+def _from(source: Path, root: Path | None, out: Path | None) -> list[str]:
+    """tune.train of `source`'s configuration for 1 epoch on `root` (None: the study's) into `out` (None: the
+    default)."""
+    return [
+        "--from",
+        str(source),
+        "--epochs",
+        "1",
+        *(["--data", str(root)] if root else []),
+        *(["--out", str(out)] if out else []),
+    ]
 
 
 def test_from_a_study_trains_its_best_configuration_anew_with_settings_on_top(
@@ -205,8 +213,10 @@ def test_from_a_study_trains_its_best_configuration_anew_with_settings_on_top(
     assert shown == study_run.updated({"lr": 0.01, "width": 8})  # every other setting the best trial's
     assert shown.train.epochs == study_run.train.epochs == 4  # the study's budget
     monkeypatch.chdir(tmp_path)
-    assert main(_from(unet_study, synth_root, None)) == 0
-    assert f"from {best_checkpoint(unet_study)}: unet, 1 epoch" in capsys.readouterr().out
+    assert main(_from(unet_study, None, None)) == 0  # on the study's data, not the embedded set
+    printed = capsys.readouterr().out
+    assert f"from {best_checkpoint(unet_study)}: unet, 1 epoch" in printed
+    assert f"data: {synth_root} (the study's; --data for another)" in printed
     state = load_checkpoint(tmp_path / "runs" / "train-u" / "checkpoint.pt")  # named by the study, not the model
     assert RunConfig.from_dict(state["run"]) == study_run.with_epochs(1) and state["epoch"] == 1
     assert not torch.equal(state["model"]["head.weight"], best["model"]["head.weight"])  # trained anew
