@@ -78,8 +78,15 @@ def named(cfg: SearchConfig, resume: bool) -> SearchConfig:
     if cfg.name is not None:
         return cfg
     if resume:
-        raise ValueError("--resume needs the --name of the study to continue")
+        raise ValueError(f"--resume needs the --name of the study to continue{studies_in(Path(cfg.out))}")
     return dataclasses.replace(cfg, name=f"{cfg.space}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+def studies_in(out: Path) -> str:
+    """ "; the studies in OUT: NAME, ..." (the newest first, 5 at most) for a message, or "" where there is none."""
+    found = sorted(out.glob(f"*/{STUDY_FILE}"), key=lambda path: path.stat().st_mtime, reverse=True)
+    names = [path.parent.name for path in found]
+    return f"; the studies in {out}: {', '.join(names[:5])}{', ...' if len(names) > 5 else ''}" if names else ""
 
 
 @contextlib.contextmanager
@@ -104,7 +111,7 @@ def prepare_study(cfg: SearchConfig, resume: bool, *, given: frozenset[str] = fr
     path = cfg.experiment_dir / STUDY_FILE
     if resume:
         if not path.exists():
-            raise FileNotFoundError(f"nothing to resume: {path} does not exist")
+            raise FileNotFoundError(f"nothing to resume: {path} does not exist{studies_in(Path(cfg.out))}")
         return _resumed(cfg, given)
     if path.exists():
         if _started(cfg.experiment_dir):

@@ -176,7 +176,14 @@ def test_cli_refuses_to_overwrite_a_study_or_resume_a_missing_one(
     assert main(["--space", "unet", "--out", str(tmp_path), "--name", "taken"]) == 2
     assert "already holds a study; pass --resume" in capsys.readouterr().err
     assert main(["--space", "unet", "--out", str(tmp_path), "--name", "nothing", "--resume"]) == 2
-    assert "nothing to resume" in capsys.readouterr().err
+    assert f"nothing to resume: {tmp_path / 'nothing' / 'search.json'} does not exist; the studies in " in (
+        err := capsys.readouterr().err
+    ) and err.rstrip().endswith(": taken")  # the ones it could be
+    assert main(["--space", "unet", "--out", str(tmp_path), "--resume"]) == 2
+    assert (
+        capsys.readouterr().err.strip()
+        == f"error: --resume needs the --name of the study to continue; the studies in {tmp_path}: taken"
+    )
 
 
 def test_mask_space_trains_the_predictor_on_the_best_segmenters_pseudo_labels(
