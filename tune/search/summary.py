@@ -63,7 +63,7 @@ def print_summary(study: Study) -> None:
 
     def submit(rule: str | None = None) -> str:
         answer = f" --rule {rule}" if rule else ""
-        return f"python -m tune.predict --experiment {study.folder} --data {study.root}{answer} --split hidden --out submission.pt"
+        return f"python -m tune.predict --experiment {study.folder}{answer} --split hidden --out submission.pt"
 
     if (submission := read_submission(study.folder)) is not None:
         print(
@@ -86,7 +86,7 @@ def print_summary(study: Study) -> None:
         print(f"to submit it: {submit()}")
     print(
         f"its configuration trained anew (the budget's {best[MAX_EPOCHS]} epochs; --epochs N for more, "
-        f"--trial ID for another above): python -m tune.train --from {study.folder} --data {study.root}"
+        f"--trial ID for another above; on the study's data): python -m tune.train --from {study.folder}"
     )
 
 

@@ -138,15 +138,17 @@ def test_the_best_model_is_scored_beside_all_background_and_the_rules_on_the_tru
     print_summary(open_study(cfg, Cluster.local()))
     printed = capsys.readouterr().out
     assert references_text(table) in printed and "all background (" in printed
-    # and what to do next: the commands name this study and its data
+    # and what to do next: the commands name this study (whose data they read)
     assert (  # the study wrote it (tests/tune/test_predict.py: it is what tune.predict writes)
         f"submission: {dual_study / 'submission.pt'} (the best checkpoint's masks of the 2 hidden videos; another "
-        f"trial's: python -m tune.predict --experiment {dual_study} --data {synth_root} --split hidden "
+        f"trial's: python -m tune.predict --experiment {dual_study} --split hidden "
         "--out submission.pt --trial ID)\n" in printed
     )
     assert "to submit it" not in printed
-    assert "(the budget's 4 epochs; --epochs N for more, --trial ID for another above): " in printed
-    assert f"python -m tune.train --from {dual_study} --data {synth_root}\n" in printed
+    assert (
+        "(the budget's 4 epochs; --epochs N for more, --trial ID for another above; on the study's data): " in printed
+    )
+    assert f"python -m tune.train --from {dual_study}\n" in printed
     for row in trials[trials["stage"] == "finetune"].to_dict("records"):  # the top trials, a line each
         line = next(line for line in printed.splitlines() if f" {row['trial_id']}  " in line)
         assert f"[{row['status']}, {row['epochs']} epoch{'' if row['epochs'] == 1 else 's'}]" in line
