@@ -83,7 +83,8 @@ def named(cfg: SearchConfig, resume: bool) -> SearchConfig:
 
 
 def studies_in(out: Path) -> str:
-    """ "; the studies in OUT: NAME, ..." (the newest first, 5 at most) for a message, or "" where there is none."""
+    """For a message: the studies `out` holds, "; the studies in OUT: NAME, ..." (the newest first, 5 at most), or
+    "" where it holds none."""
     found = sorted(out.glob(f"*/{STUDY_FILE}"), key=lambda path: path.stat().st_mtime, reverse=True)
     names = [path.parent.name for path in found]
     return f"; the studies in {out}: {', '.join(names[:5])}{', ...' if len(names) > 5 else ''}" if names else ""
