@@ -47,6 +47,6 @@ def test_a_missing_root_or_an_out_file_of_no_picture_type_is_one_line(
     synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main([str(tmp_path / "nowhere"), str(tmp_path / "strip.png")]) == 2
-    assert capsys.readouterr().err.startswith(f"error: split folder {tmp_path / 'nowhere' / 'train'} does not exist")
+    assert capsys.readouterr().err.startswith(f"error: data root {tmp_path / 'nowhere'} does not exist (expected a")
     assert main([str(synth_root), str(tmp_path / "strip.txt")]) == 2
     assert capsys.readouterr().err.startswith("error: unknown file extension")
