@@ -120,6 +120,7 @@ def test_trials_of_a_study_on_a_16_cpu_ray_get_their_share_and_its_threads(
             out=str(tmp_path),
             name="r",
             dashboard=False,
+            overrides=("set epoch_samples=2", "set input_scale=0.5"),  # 16 threads on this test's 2 cores: little work
         )
         assert run_search(cfg) == 0
     finally:
