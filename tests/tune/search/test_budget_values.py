@@ -33,7 +33,7 @@ def test_no_stage_puts_the_budgets_values_in_optunas_config(space: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "gpu", "samples"), [("smoke", False, 8), ("default", False, 240), ("default", True, 2000)]
+    ("name", "gpu", "samples"), [("smoke", False, 4), ("default", False, 240), ("default", True, 2000)]
 )
 def test_each_budget_sets_its_epoch_samples_and_every_stage_has_them(name: str, gpu: bool, samples: int) -> None:
     budget = budget_for(name, gpu=gpu)
@@ -45,7 +45,7 @@ def test_each_budget_sets_its_epoch_samples_and_every_stage_has_them(name: str, 
 
 def test_a_trials_run_takes_the_budgets_values_and_epochs() -> None:
     run = job("unet", SMOKE.run_values()).plan({"width": 4}).run
-    assert (run.train.epoch_samples, run.train.epochs, run.model_config.width) == (8, 3, 4)
+    assert (run.train.epoch_samples, run.train.epochs, run.model_config.width) == (4, 3, 4)
 
 
 def test_a_value_the_spaces_define_fixes_itself_wins_over_the_budgets() -> None:
@@ -65,9 +65,9 @@ def test_set_fixes_a_budget_value_for_every_stage_or_for_one() -> None:
     overrides = parse_overrides(space, SMOKE, ["set finetune.epoch_samples=500"])
     of = {stage.name: [o for o in overrides if o.stage == stage.name] for stage in space.stages}
     assert run_values(SMOKE, of["finetune"]) == {"epoch_samples": 500}
-    assert run_values(SMOKE, of["pretrain"]) == {"epoch_samples": 8}
+    assert run_values(SMOKE, of["pretrain"]) == {"epoch_samples": 4}
     pretrain, finetune = show_space(space, SMOKE, overrides).split("stage finetune")
-    assert "epoch_samples     fixed 500   (--set)" in finetune and "epoch_samples  constant 8" in pretrain
+    assert "epoch_samples     fixed 500   (--set)" in finetune and "epoch_samples  constant 4" in pretrain
     everywhere = parse_overrides(space, SMOKE, ["set epoch_samples=16"])
     assert [run_values(SMOKE, [o]) for o in everywhere] == [{"epoch_samples": 16}] * 2
 
@@ -75,5 +75,5 @@ def test_set_fixes_a_budget_value_for_every_stage_or_for_one() -> None:
 def test_set_of_a_budget_value_is_checked_by_the_run_config() -> None:
     with pytest.raises(ValueError, match=r"TrainConfig\.epoch_samples must be >= 0"):
         parse_overrides(get_space("unet"), SMOKE, ["set epoch_samples=-1"])
-    with pytest.raises(ValueError, match="epoch_samples is constant 8, not a range"):
+    with pytest.raises(ValueError, match="epoch_samples is constant 4, not a range"):
         parse_overrides(get_space("unet"), SMOKE, ["range epoch_samples=1:10"])

@@ -85,8 +85,8 @@ def test_unet_smoke_records_completed_stopped_and_failed_trials(unet_study: Path
     best = trials.sort_values("best_metric", ascending=False).iloc[0]
     assert load_checkpoint(best["checkpoint"])["run"]["model"] == "unet"
     # the budget's epoch_samples reaches each run on the stage's job (not in Optuna's config) and is recorded
-    assert (trials["config/epoch_samples"] == 8).all()
-    assert load_checkpoint(best["checkpoint"])["run"]["train"]["epoch_samples"] == 8
+    assert (trials["config/epoch_samples"] == 4).all()
+    assert load_checkpoint(best["checkpoint"])["run"]["train"]["epoch_samples"] == 4
     assert all("epoch_samples" not in t.params for t in study.trials)
 
 
@@ -285,7 +285,7 @@ def test_dynamics_learns_object_moves_on_the_best_segmenters_tracks_beside_the_r
     assert best["best_metric"] == segmenter["best_metric"].max()
     # the measured settings are tried first, the rest sampled; an epoch is 8 of the budget's (tracks are cheap)
     assert ((dynamics["config/width"] == 64) & (dynamics["config/rounds"] == 1)).any()
-    assert (dynamics["config/epoch_samples"] == 8 * 8).all()
+    assert (dynamics["config/epoch_samples"] == 8 * 4).all()
     state = load_checkpoint(dynamics.iloc[0]["checkpoint"])
     assert state["run"]["model"] == "object_dynamics" and state["pipeline"]["segmenter"] == best["checkpoint"]
     epochs = pd.read_parquet(dynamics_study / "results" / "epochs.parquet")
