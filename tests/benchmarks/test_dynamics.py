@@ -65,8 +65,9 @@ def test_on_a_segmenters_masks_every_answer_is_drawn_on_its_mask_11(
     # an untrained segmenter at one epoch: its masks are all or nearly all background, and so is every answer
     val = decode_split(synth_root, "val", progress=False)
     assert val.masks is not None
-    truth = competition_iou(
-        torch.from_numpy(np.array(val.masks[:, 10])).long(), torch.from_numpy(np.array(val.masks[:, 21])).long()
-    )
+    masks = torch.from_numpy(np.array(val.masks)).long()
+    truth = competition_iou(masks[:, 10], masks[:, TARGET_FRAME])
     assert scores["copy last (mask 11)"] != pytest.approx(truth, abs=1e-4)  # not the true mask 11's copy-last
+    rule = competition_iou(extrapolate_masks(masks[:, list(INPUT_FRAMES)]), masks[:, TARGET_FRAME])
+    assert scores["the rule (extrapolate)"] != pytest.approx(rule, abs=1e-4)  # nor the rule on the true masks
     assert len(scores) == 4

@@ -72,12 +72,19 @@ def test_a_video_without_objects_has_no_rows() -> None:
     assert len(video_tracks(np.zeros((22, 160, 240), np.uint8))["frame"]) == 0
 
 
-def test_a_splits_tracks_are_written_once_and_resumed(synth_root: Path, tmp_path: Path) -> None:
+def test_a_splits_tracks_are_written_once_and_resumed(
+    synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Written in parallel as part files (a video a part here: 4 parts, 2 processes), kept while its masks are
+    the same, and a build killed after its first part keeps that part and writes the others."""
+    monkeypatch.setattr("data.tracks._CHUNK", 1)
     train = decode_split(synth_root, "train", cache_dir=tmp_path / "cache", progress=False)
     assert train.masks is not None
     masks_file = Path(train.masks.filename)  # type: ignore[attr-defined]
     target = tracks_folder(tmp_path / "cache", masks_file)
     folder = write_tracks(train.ids, masks_file, target, workers=2)
+    parts = sorted(folder.glob("part-*.parquet"))
+    assert [p.name for p in parts] == [f"part-{k:05d}.parquet" for k in range(len(train))] and len(parts) == 4
     tracks = read_tracks(folder)
     expected = pd.concat(
         [pd.DataFrame(video_tracks(np.asarray(train.masks[k]), int(v))) for k, v in enumerate(train.ids)],
@@ -92,10 +99,13 @@ def test_a_splits_tracks_are_written_once_and_resumed(synth_root: Path, tmp_path
     killed = target.with_name(target.name + ".building")
     os.rename(folder, killed)
     (killed / "done.json").unlink()
-    first = killed / "part-00000.parquet"
-    kept = first.stat().st_mtime_ns
-    assert write_tracks(train.ids, masks_file, target) == folder and not killed.exists()
-    assert (folder / "part-00000.parquet").stat().st_mtime_ns == kept
+    for part in parts[1:]:
+        (killed / part.name).unlink()
+    kept = (killed / parts[0].name).stat().st_mtime_ns
+    assert write_tracks(train.ids, masks_file, target, workers=2) == folder and not killed.exists()
+    assert (folder / parts[0].name).stat().st_mtime_ns == kept
+    assert sorted(p.name for p in folder.glob("part-*.parquet")) == [p.name for p in parts]
+    pd.testing.assert_frame_equal(read_tracks(folder), expected)
     assert json.loads((folder / "done.json").read_text())["videos"] == len(train)
 
 

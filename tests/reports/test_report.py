@@ -16,8 +16,9 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from playwright.sync_api import Browser, sync_playwright
 
-from reports import schema
+from reports import figures, schema
 from reports.build import build_report, main
+from reports.load import load_experiment
 from reports.page import NO_TIMINGS
 from tests.reports.study_files import TIMED_EPOCHS, TIMED_TRIALS, trial_row, write_study_folder
 
@@ -114,8 +115,12 @@ def test_the_report_of_a_dynamics_study_shows_its_model_beside_the_rules(
     assert seen["errors"] == [] and all(f["drawn"] for f in seen["figures"])
     trials = pd.read_parquet(dynamics_study / "results" / "trials.parquet")
     assert seen["tables"] == [len(trials)] and set(trials["stage"]) == {"segmenter", "dynamics"}
+    assert {"e0-s0-curves", "e0-s1-curves"} <= {f["id"] for f in seen["figures"]}
     text = seen["text"]
-    assert "on the same masks at its best epoch" in text
+    # the segmenter's best beside the rules on its masks, then the dynamics model's: each stage's own block
+    assert text.count("the rules on the same masks at its best epoch") == 2
+    top = schema.ranked(trials, "dynamics").iloc[0]
+    assert f"Best trial {top[schema.TRIAL_ID]}: {top[schema.METRIC]} " in text
     for rule in ("val_copy_last_iou", "val_extrapolate_iou"):
         assert schema.REFERENCES[rule] in text
 
@@ -165,8 +170,10 @@ def test_trials_that_all_score_the_same_leave_out_the_importances(
     trials.loc[trials["best_metric"].notna(), "best_metric"] = 0.25  # e.g. all still at the copy-last start
     trials.to_parquet(same / "results" / "trials.parquet")
     rescore_journal(unet_study / schema.OPTUNA_FILE, same / schema.OPTUNA_FILE, 0.25)  # the importances' source
+    tied = figures.finished_study(load_experiment(same).studies["main"]).trials  # the report reads that study
+    assert len(tied) >= 3 and {t.value for t in tied} == {0.25}
     seen = open_report(browser, build_report([same], tmp_path / "report.html"))
-    assert seen["errors"] == []
+    assert seen["errors"] == [] and "no importances" not in seen["text"]
     ids = {f["id"] for f in seen["figures"]}
     assert "e0-s0-curves" in ids and "e0-s0-importance" not in ids
     assert seen["tables"] == [len(trials)]
@@ -204,7 +211,6 @@ def rescore_journal(source: Path, dest: Path, value: float) -> None:
 
 
 def test_parallel_coordinates_take_a_conditional_choice_missing_from_some_trials(unet_study: Path) -> None:
-    from reports import figures
 
     trials = pd.read_parquet(unet_study / "results" / "trials.parquet")
     trials["config/warp"] = [True, None] * (len(trials) // 2) + [False] * (len(trials) % 2)  # asked only sometimes

@@ -45,7 +45,7 @@ def test_a_trial_stopped_before_max_t_is_pruned_at_its_last_value(searcher: Any,
     stored = optuna.load_study(study_name=optuna_study_name("s", "main"), storage=journal_storage(tmp_path))
     stopped, finished = stored.get_trials(deepcopy=False)
     assert stopped.state == optuna.trial.TrialState.PRUNED
-    assert stopped.intermediate_values == {1: 0.1, 2: 0.2}
+    assert stopped.intermediate_values == {1: 0.1, 2: 0.2} and stopped.value == 0.2
     assert finished.state == optuna.trial.TrialState.COMPLETE and finished.value == 0.5
     assert searcher._completed_trials == {"stopped", "finished"}
 

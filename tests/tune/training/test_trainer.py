@@ -219,7 +219,12 @@ def test_from_a_study_trains_its_best_configuration_anew_with_settings_on_top(
     assert f"data: {synth_root} (the study's; --data for another)" in printed
     state = load_checkpoint(tmp_path / "runs" / "train-u" / "checkpoint.pt")  # named by the study, not the model
     assert RunConfig.from_dict(state["run"]) == study_run.with_epochs(1) and state["epoch"] == 1
-    assert not torch.equal(state["model"]["head.weight"], best["model"]["head.weight"])  # trained anew
+    # trained anew: from a fresh start, exactly as a run of that configuration (seeded), not on from the best's weights
+    again = study_run.with_epochs(1)
+    fresh = Trainer(again, load_data(again, synth_root, "cpu", progress=False))
+    list(fresh.epochs())
+    assert torch.equal(state["model"]["head.weight"], fresh.model.state_dict()["head.weight"])
+    assert not torch.equal(state["model"]["head.weight"], best["model"]["head.weight"])
     with pytest.raises(SystemExit) as usage:  # one or the other, as argparse says it
         main(["--from", str(unet_study), "--model", "unet"])
     assert usage.value.code == 2
