@@ -65,12 +65,14 @@ def test_read_ahead_gives_the_batches_of_reading_when_wanted_read_in_the_backgro
         if int(index[0]) == 0:  # batches 1 and 2 are read while batch 0 is still in use
             assert third_read.wait(timeout=10)
         got.append((index, out))
+    background = dict(readers)  # the depth-0 run below reads in the caller's thread, over the same keys
     want = list(read_ahead(read, _indices([]), depth=0))
     assert len(got) == len(want) == 7
     for (index, (doubled, (plus,))), (index0, (doubled0, (plus0,))) in zip(got, want, strict=True):
         assert torch.equal(index, index0) and torch.equal(doubled, doubled0) and torch.equal(plus, plus0)
     assert set(drawn) == {threading.current_thread().name}  # the indices (and their random draws): the caller's
-    assert len(readers) == 7
+    assert len(background) == 7 and all(name.startswith("segtune-read-ahead") for name in background.values())
+    assert set(readers.values()) == {threading.current_thread().name}  # depth 0: read inline
 
 
 def test_the_defaults_read_several_batches_ahead_and_at_once() -> None:
