@@ -211,7 +211,6 @@ def rescore_journal(source: Path, dest: Path, value: float) -> None:
 
 
 def test_parallel_coordinates_take_a_conditional_choice_missing_from_some_trials(unet_study: Path) -> None:
-
     trials = pd.read_parquet(unet_study / "results" / "trials.parquet")
     trials["config/warp"] = [True, None] * (len(trials) // 2) + [False] * (len(trials) % 2)  # asked only sometimes
     fig = figures.parallel_coordinates(trials, str(trials["stage"].iloc[0]))

@@ -38,8 +38,8 @@ def test_a_cut_build_keeps_what_it_finished_and_labels_the_rest(
     (partial / "unlabeled.npy").unlink()  # not reached before the kill
     (partial / "unlabeled_ids.npy").unlink()
     train = np.load(partial / "train.npy", mmap_mode="r+")
-    train[:2], train[2:] = 255, 254  # no class: 255 kept only if the first two videos are not labelled again, 254
-    # gone only if the others are (0, background, is what an untrained segmenter may well give them)
+    train[:2], train[2:] = 255, 254  # no class: 255 stays only if the first two videos are not labelled again,
+    # 254 goes only if the other two are (0, background, is what an untrained segmenter may well answer)
     train.flush()
     (partial / "train.done").write_text("2")
     val = np.load(partial / "val.npy", mmap_mode="r+")
