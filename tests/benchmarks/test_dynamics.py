@@ -23,6 +23,14 @@ def _scores(table: str) -> dict[str, float]:
     return {name.strip(): float(value) for name, value in re.findall(r"^\| (.+?) \| (\d\.\d{4}) \|$", table, re.M)}
 
 
+def _true_val_masks(root: Path) -> tuple[torch.Tensor, float]:
+    """The val split's true masks (N, 22, H, W) and the rule's score on them."""
+    val = decode_split(root, "val", progress=False)
+    assert val.masks is not None
+    masks = torch.from_numpy(np.array(val.masks)).long()
+    return masks, competition_iou(extrapolate_masks(masks[:, list(INPUT_FRAMES)]), masks[:, TARGET_FRAME])
+
+
 @pytest.mark.slow
 def test_the_table_scores_the_rule_as_the_pipelines_do_and_the_model_beside_it(
     synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -42,10 +50,7 @@ def test_the_table_scores_the_rule_as_the_pipelines_do_and_the_model_beside_it(
         "rigid ceiling (each object moved by its true move)",
     ]
     assert len(scores) == 5 and "4 val videos" not in table and "(2 val videos, true masks)" in table
-    val = decode_split(synth_root, "val", progress=False)
-    assert val.masks is not None
-    masks = torch.from_numpy(np.array(val.masks)).long()
-    rule = competition_iou(extrapolate_masks(masks[:, list(INPUT_FRAMES)]), masks[:, TARGET_FRAME])
+    _, rule = _true_val_masks(synth_root)
     assert scores["the rule (extrapolate)"] == pytest.approx(rule, abs=5e-5)
     assert scores["rigid ceiling (each object moved by its true move)"] >= scores["the rule (extrapolate)"]
 
@@ -63,11 +68,8 @@ def test_on_a_segmenters_masks_every_answer_is_drawn_on_its_mask_11(
     assert "(2 val videos, a segmenter's masks)" in printed
     scores = _scores(printed)
     # an untrained segmenter at one epoch: its masks are all or nearly all background, and so is every answer
-    val = decode_split(synth_root, "val", progress=False)
-    assert val.masks is not None
-    masks = torch.from_numpy(np.array(val.masks)).long()
+    masks, rule = _true_val_masks(synth_root)
     truth = competition_iou(masks[:, 10], masks[:, TARGET_FRAME])
     assert scores["copy last (mask 11)"] != pytest.approx(truth, abs=1e-4)  # not the true mask 11's copy-last
-    rule = competition_iou(extrapolate_masks(masks[:, list(INPUT_FRAMES)]), masks[:, TARGET_FRAME])
     assert scores["the rule (extrapolate)"] != pytest.approx(rule, abs=1e-4)  # nor the rule on the true masks
     assert len(scores) == 4
