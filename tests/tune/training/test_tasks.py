@@ -1,16 +1,18 @@
 """Every registered model is trained by exactly one task object, chosen from its interface; the task
-names are those the checkpoints record; a segmenter's masks have one shape per object."""
+names are those the checkpoints record; a segmenter's masks have one shape per object, made without autograd."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from data.classes import NUM_CLASSES
-from models.registry import list_models, model_entry
+from models.registry import create_model, list_models, model_entry
 from tune.training.inference import class_ids
+from tune.training.run import build_run
 from tune.training.tasks import task_for
-from tune.training.tasks.frame_segmentation import segmenter_masks
+from tune.training.tasks.frame_segmentation import segment_frames, segmenter_masks
 
 EXPECTED = {
     "unet": "segmentation",
@@ -45,3 +47,16 @@ def test_a_segmenters_masks_have_one_shape_per_object_unless_asked_for_each_pixe
     assert torch.equal(raw, class_ids(logits)) and set(raw.unique().tolist()) == {0, 1, 17}
     voted = segmenter_masks(logits)
     assert (voted[0, 2:6, 2:6] == 1).all() and int((voted > 0).sum()) == 16
+
+
+def test_a_segmenters_masks_are_made_without_autograd() -> None:
+    """Every pipeline's masks (prediction, evaluation, pseudo-labels, rules) come through segment_frames: with
+    autograd on, each chunk would keep the segmenter's activations for a backward pass that never comes."""
+    run = build_run("frame_segmenter", ["width=4", "depth=2"])
+    model = create_model(run.model, run.model_config)
+    grad_modes: list[bool] = []
+    model.register_forward_hook(lambda _m, _i, _o: grad_modes.append(torch.is_grad_enabled()))
+    frames = np.random.default_rng(0).integers(0, 256, (3, 22, 160, 240, 3), dtype=np.uint8)
+    masks = segment_frames(run, model, frames, (9, 10), "cpu", batch_size=2)
+    assert masks.shape == (3, 2, 160, 240) and masks.dtype == np.uint8
+    assert torch.is_grad_enabled() and grad_modes == [False] * 3  # a video a chunk; the caller's mode is left on

@@ -81,7 +81,6 @@ class FrameSegmentation(Task):
         }
 
 
-@torch.no_grad()
 def pipeline_segmenter(
     run: RunConfig, pipeline: dict[str, str], device: torch.device
 ) -> tuple[RunConfig, torch.nn.Module]:
@@ -92,6 +91,7 @@ def pipeline_segmenter(
     return load_model(path, device)
 
 
+@torch.no_grad()
 def segment_frames(
     run: RunConfig,
     model: torch.nn.Module,
