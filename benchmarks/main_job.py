@@ -6,12 +6,16 @@ Runs `python -m tune.search` in a child process (its output passes through) whil
 GPU's utilisation every 0.5 s, then prints: the trials started, finished and failed per stage, and the GPU-busy
 share from the first trial's start to the last trial's end, by nvidia-smi's samples and by the study's own
 epochs (reports.resources.gpu_busy_share). Without nvidia-smi (the suite's CPU dry run) only the trials.
+
+Stopped by SIGTERM or Ctrl-C (the GPU suite's step limit), it passes the signal on to the study once (which saves
+its state, as `--resume` expects), and prints the same figures of what the study has written so far.
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -19,12 +23,24 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from reports.resources import END, START, gpu_busy_share, trial_intervals, with_setup
-from reports.schema import EPOCHS_FILE, FINISHED, RESULTS_DIR, STAGE, STATUS, TRIALS_FILE, Status
+from reports.schema import FINISHED, RESULTS_DIR, STAGE, STATUS, Status, read_results
 
 SAMPLE_MS = 500
+GRACE_S = 5  # how long a stopped job waits for the study to end before it prints what is written
+
+
+class Stopped(Exception):
+    """SIGTERM or SIGINT reached the job."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise Stopped(signum)
 
 
 def sampled_busy(samples: Path, start: float, end: float) -> float | None:
@@ -56,22 +72,36 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     command = [sys.executable, "-m", "tune.search", *flags, "--out", str(args.out), "--name", "main", "--no-dashboard"]
     print("$ " + " ".join(command), flush=True)
-    status = subprocess.call(command)
+    # the study in its own session: a signal to the job's group (timeout's, a terminal's Ctrl-C) reaches it once,
+    # passed on below (a second SIGTERM or SIGINT would stop it at once, without saving its state)
+    study = subprocess.Popen(command, start_new_session=True)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _stop)
+    try:
+        status = study.wait()
+        ended = f"exit {status}"
+    except Stopped as stop:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, signal.SIG_DFL)  # a second signal ends the job at once
+        study.send_signal(stop.signum)
+        try:
+            status = study.wait(GRACE_S)
+        except subprocess.TimeoutExpired:
+            status = 128 + stop.signum
+        ended = f"stopped by {stop} (the study's results so far)"
     if sampler is not None:
         sampler.terminate()
         sampler.wait()
-    print(f"\nmain job: exit {status} after {time.time() - started:.0f} s")
-    results = args.out / "main" / RESULTS_DIR
-    if not (results / TRIALS_FILE).exists():
+    print(f"\nmain job: {ended} after {time.time() - started:.0f} s", flush=True)
+    trials, epochs = read_results(args.out / "main" / RESULTS_DIR)
+    if trials.empty:
         print("no trials ran")
         return status
-    trials = pd.read_parquet(results / TRIALS_FILE)
     counts = trials.groupby([STAGE, STATUS]).size()
     print("trials by stage and status: " + ", ".join(f"{key} {n}" for key, n in counts.items()))
     print(
         f"trials started {len(trials)}, finished {int(trials[STATUS].isin(FINISHED).sum())}, failed {int((trials[STATUS] == Status.FAILED).sum())}"
     )
-    epochs = pd.read_parquet(results / EPOCHS_FILE) if (results / EPOCHS_FILE).exists() else pd.DataFrame()
     epochs = with_setup(epochs, trials)  # each trial from when Ray started it
     spans = trial_intervals(epochs)
     if len(spans):
