@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="FIELD=VALUE")
     parser.add_argument("--device", default="cpu")
     # the model's steps are many small ops: on the 2-core machine, loaded, one torch thread trained 14x faster than two
-    parser.add_argument("--threads", type=int, default=1, help="torch threads on a CPU")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads on a CPU, and processes making tracks")
     parser.add_argument("--cache", type=Path, default=None, help="cache root (default: $SEGTUNE_CACHE)")
     parser.add_argument("--out", type=Path, default=None, help="also write the table (markdown) here")
     args = parser.parse_args(argv)
