@@ -273,8 +273,9 @@ def finished_trials(trials: pd.DataFrame, stage: str) -> pd.DataFrame:
 
 
 def best_checkpoint(experiment: str | os.PathLike[str], trial: str | None = None) -> Path:
-    """The best checkpoint of the last stage of a study (by its metric), from its results; with `trial`, that
-    trial's best checkpoint (of any stage)."""
+    """The best checkpoint of the last stage of a study (by its metric), from its results: of its finished trials,
+    as the summary names it, else (a study still running) of its running ones; never a failed trial's. With
+    `trial`, that trial's best checkpoint (of any stage)."""
     results = Path(experiment) / RESULTS_DIR
     trials, _ = read_results(results)
     if not len(trials):
@@ -290,9 +291,11 @@ def best_checkpoint(experiment: str | os.PathLike[str], trial: str | None = None
             )
         return Path(checkpoint)
     final = stage_order(trials)[-1]
-    best = ranked(trials, final, with_checkpoint=True)
+    best = finished_trials(trials, final)
     if not len(best):
-        raise FileNotFoundError(f"no trial of stage {final!r} in {experiment} left a checkpoint")
+        best = ranked(trials, final, statuses=(Status.RUNNING,), with_checkpoint=True)
+    if not len(best):
+        raise FileNotFoundError(f"no finished or running trial of stage {final!r} in {experiment} left a checkpoint")
     return Path(best.iloc[0][CHECKPOINT])
 
 
