@@ -16,7 +16,7 @@ from data.cache import decode_split
 from data.files import os_error_line
 from data.layout import has_split, shared_ids
 from data.synth.default import default_data_root, default_root_path
-from reports.schema import SKIPPED_FILE, finished_trials, read_results
+from reports.schema import SKIPPED_FILE, STAGE, TRIALS_FILE, finished_trials, read_results
 from tune.plugins import load_plugins
 from tune.search.clock import StudyClock, budget_seconds
 from tune.search.config import SearchConfig, forget_unstarted, named, one_driver, prepare_study
@@ -91,6 +91,8 @@ def start_study(cfg: SearchConfig, *, new: bool) -> tuple[Study, Cluster]:
     if study.cfg.gpu_hours and not study.resources.on_gpu:  # before anything runs
         raise ValueError("--gpu-hours needs trials on GPUs, and this study's trials have none: use --time-budget")
     check_warm_start(study)
+    if not new:
+        check_results(study)
     if cfg.data is None:  # the embedded set, generated once per machine, after every flag is checked
         default_data_root()
     space = study.space
@@ -120,6 +122,21 @@ def start_study(cfg: SearchConfig, *, new: bool) -> tuple[Study, Cluster]:
     if any(skipped.values()):
         (study.folder / SKIPPED_FILE).write_text(json.dumps(skipped, indent=2))
     return study, cluster
+
+
+def check_results(study: Study) -> None:
+    """A resume's results: readable, and holding the trials of every stage that finished (only Ray's state of a
+    running stage can write its trials again). Refused before anything runs, so that no evaluation, submission or
+    report of nothing replaces the study's own."""
+    path = study.results_dir / TRIALS_FILE
+    try:
+        trials, _ = read_results(study.results_dir)
+    except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError
+        raise ValueError(f"cannot resume: {path} cannot be read ({err}); restore it from a copy") from None
+    for stage in study.space.stages:
+        if study.finished(stage) and not (len(trials) and (trials[STAGE] == stage.name).any()):
+            why = "is missing" if not path.exists() else f"holds no trial of stage {stage.name!r}"
+            raise ValueError(f"cannot resume: {path} {why}, though that stage finished; restore it from a copy")
 
 
 def stop_on_sigterm() -> list[str]:

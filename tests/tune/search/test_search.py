@@ -170,6 +170,25 @@ def test_a_stage_with_no_successful_trial_exits_non_zero(local_ray: None, synth_
     assert (trials["status"] == "failed").all() and len(trials) == 2
 
 
+@pytest.mark.slow
+def test_a_resume_whose_results_are_gone_or_broken_is_refused_and_leaves_the_study_as_it_was(
+    unet_study: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    study = Path(shutil.copytree(unet_study, tmp_path / "u"))  # finished: its stage's trials are only in results
+    trials = study / "results" / "trials.parquet"
+    kept = {path: path.read_bytes() for path in (study / "submission.pt", study / "report.html")}
+    resume = ["--out", str(tmp_path), "--name", "u", "--resume", "--no-dashboard"]
+    trials.unlink()
+    assert main(resume) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: cannot resume: {trials} is missing, though that stage finished; restore it from a copy"
+    )
+    trials.write_bytes(b"not parquet")
+    assert main(resume) == 2
+    assert f"error: cannot resume: {trials} cannot be read (" in capsys.readouterr().err
+    assert all(path.read_bytes() == data for path, data in kept.items())  # no evaluation, submission or report
+
+
 def test_cli_refuses_to_overwrite_a_study_or_resume_a_missing_one(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
