@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import sys
 from pathlib import Path
 
@@ -65,6 +66,17 @@ def _count(text: str) -> int:
     return value
 
 
+def _number(text: str) -> float:
+    """A finite number (nan and inf pass float() and every "< 0" check, then leave trials pending for ever)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     defaults = SearchConfig()
     try:
@@ -94,13 +106,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default=None, help="experiment name (default: SPACE-TIME)")
     parser.add_argument(
         "--gpus-per-trial",
-        type=float,
+        type=_number,
         default=given,
         help="GPUs per trial; fractions pack trials (default: 1 with a GPU, else 0)",
     )
     parser.add_argument(
         "--cpus-per-trial",
-        type=float,
+        type=_number,
         default=given,
         help="CPUs per trial, and its torch threads (default: a node's CPUs shared among the trials that fit on it at once)",
     )
@@ -183,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--gpu-hours",
-        type=float,
+        type=_number,
         default=None,
         metavar="H",
         help="a budget in GPU-hours: the time budget is H over the cluster's GPUs",

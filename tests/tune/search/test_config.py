@@ -83,6 +83,19 @@ def test_a_count_of_unlabeled_videos_that_is_none_is_refused_in_one_line(
         SearchConfig(unlabeled=-1)
 
 
+@pytest.mark.parametrize(
+    ("flag", "value"), [("--gpus-per-trial", "nan"), ("--cpus-per-trial", "inf"), ("--gpu-hours", "NaN")]
+)
+def test_a_resource_that_is_no_finite_number_is_refused_in_one_line(
+    flag: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """nan passed every "< 0" check and left the study's trials pending for ever; inf raised OverflowError."""
+    with pytest.raises(SystemExit) as stop:
+        main(["--space", "unet", flag, value])
+    assert stop.value.code == 2
+    assert f"argument {flag}: must be a finite number, got '{value}'" in capsys.readouterr().err
+
+
 def test_a_second_driver_of_a_running_study_is_refused_before_it_writes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
