@@ -80,14 +80,15 @@ def os_error_line(err: OSError) -> str:
     return f"{where}{err.strerror or err}"
 
 
-def check_free_space(folder: Path, needed: int, what: str) -> None:
+def check_free_space(
+    folder: Path, needed: int, what: str, elsewhere: str = "point SEGTUNE_CACHE at a larger disk"
+) -> None:
     """Refuse to start writing `needed` bytes of `what` in `folder` when the disk has less free, rather
     than failing half-way (an OSError, ENOSPC, naming the folder, the size needed and the size free)."""
     free = shutil.disk_usage(folder).free
     if needed > free:
         raise OSError(
             errno.ENOSPC,
-            f"{what} needs {needed / 1e9:.1f} GB and {free / 1e9:.1f} GB are free; free some space or point "
-            "SEGTUNE_CACHE at a larger disk",
+            f"{what} needs {needed / 1e9:.1f} GB and {free / 1e9:.1f} GB are free; free some space or {elsewhere}",
             str(folder),
         )

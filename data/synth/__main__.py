@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from data.files import os_error_line
 from data.synth.generate import SynthSpec, generate
 
 
@@ -23,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
         report = generate(args.out, spec, workers=args.workers, progress=not args.quiet)
     except (FileExistsError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # the folder cannot be made or written, the disk too small: one line naming the path
+        print(f"error: {os_error_line(err)}", file=sys.stderr)
         return 2
     print(
         f"wrote {report.written} videos to {args.out} in {report.seconds:.1f}s with {report.workers} workers "

@@ -23,10 +23,13 @@ from PIL import Image
 from tqdm import tqdm
 
 from data.classes import N_INPUT_FRAMES
+from data.files import check_free_space
 from data.synth.scene import SceneConfig, sample_scene
 
 SPLIT_ORDER = ("train", "val", "unlabeled", "hidden")
 MANIFEST = "synth.json"
+# about what a video of each split takes on disk (measured: 22 PNGs of 160x240 ~110 kB, mask.npy 845 kB)
+VIDEO_BYTES = {"train": 1_000_000, "val": 1_000_000, "unlabeled": 120_000, "hidden": 60_000}
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,8 @@ class SynthSpec:
         for split in SPLIT_ORDER:
             if getattr(self, split) < 0:
                 raise ValueError(f"SynthSpec.{split} must be >= 0, got {getattr(self, split)}")
+        if self.seed < 0:  # numpy's seeds are non-negative
+            raise ValueError(f"SynthSpec.seed must be >= 0, got {self.seed}")
 
     def videos(self) -> Iterator[tuple[str, int]]:
         """(split, video id) of every video, ids as global offsets in split order."""
@@ -75,6 +80,7 @@ def generate(
         raise ValueError(f"--workers must be >= 1 (leave it out for one per core), got {workers}")
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
+    _check_space(root, spec)
     _check_manifest(root, spec)
     todo = [(split, vid) for split, vid in spec.videos() if not (root / split / f"video_{vid}").is_dir()]
     for split in SPLIT_ORDER:
@@ -105,6 +111,16 @@ def generate(
             pool.join()
     bar.close()
     return SynthReport(len(jobs), sum(1 for _ in spec.videos()) - len(jobs), time.perf_counter() - started, workers)
+
+
+def _check_space(root: Path, spec: SynthSpec) -> None:
+    """Refused before anything is written where the videos not yet there would not fit on the disk."""
+    needed = 0
+    for split in SPLIT_ORDER:
+        folder = root / split
+        there = sum(1 for _ in os.scandir(folder)) if folder.is_dir() else 0
+        needed += max(0, getattr(spec, split) - there) * VIDEO_BYTES[split]
+    check_free_space(root, needed, "the data set", "generate fewer videos")
 
 
 def _check_manifest(root: Path, spec: SynthSpec) -> None:

@@ -71,6 +71,25 @@ def test_generation_resumes_and_refuses_other_settings(tmp_path: Path, capsys: p
 
 
 @pytest.mark.slow
+def test_settings_that_cannot_be_generated_are_refused_in_one_line_before_anything_is_recorded(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A negative seed failed in the first video, after synth.json recorded it: the corrected command was then
+    refused as "other settings"; a count too large for the disk built its list of videos for ever."""
+    out = tmp_path / "out"
+    assert main([str(out), "--train", "1", "--seed", "-5", "--quiet"]) == 2
+    assert capsys.readouterr().err.strip() == "error: SynthSpec.seed must be >= 0, got -5"
+    assert main([str(out), "--unlabeled", "99999999999999", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {out}: the data set needs 12000000000.0 GB and ") and err.endswith(
+        "GB are free; free some space or generate fewer videos"
+    )
+    assert not (out / "synth.json").exists()
+    (tmp_path / "a-file").write_text("")
+    assert main([str(tmp_path / "a-file" / "root"), "--train", "1", "--quiet"]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'a-file' / 'root'}: Not a directory"
+
+
 def test_scenes_hold_distinct_classes_and_late_entries() -> None:
     cfg = SceneConfig()
     late = 0
