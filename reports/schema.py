@@ -219,6 +219,16 @@ def read_study_settings(folder: str | os.PathLike[str]) -> dict[str, Any]:
     return settings
 
 
+def study_data(folder: str | os.PathLike[str]) -> Path | None:
+    """The data root a study folder's search.json names (None: the embedded synthetic set); a folder without
+    search.json is refused (FileNotFoundError), its data unknown, rather than taken for the embedded set's."""
+    path = Path(folder) / STUDY_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing, so the study's data root is unknown: give --data")
+    data = read_study_settings(folder).get("data")
+    return Path(data) if data else None
+
+
 def read_submission(folder: str | os.PathLike[str]) -> dict[str, Any] | None:
     """What made a study folder's submission (SUBMISSION_INFO_FILE: CHECKPOINT, VIDEOS), or None when the
     folder holds none (its data had no hidden split, writing it failed, or the study is older than them)."""

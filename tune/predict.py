@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from data.files import atomic_write, ensure_writable, os_error_line
-from reports.schema import best_checkpoint, read_study_settings
+from reports.schema import best_checkpoint, read_study_settings, study_data
 from tune.plugins import add_plugin_argument, early_plugins, load_plugins, study_plugins
 from tune.training.prediction import RULES, predict
 
@@ -86,9 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.experiment is not None:
             studied = read_study_settings(args.experiment)
             hidden = studied.get("hidden") if hidden is None else hidden
-            if data is None and studied.get("data"):
-                data = Path(studied["data"])
-            elif data is None:  # a study of the embedded synthetic set
+            if data is None and (data := study_data(args.experiment)) is None:  # a study of the embedded set
                 from data.synth.default import default_data_root
 
                 data = default_data_root(progress=False)

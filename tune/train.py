@@ -28,6 +28,7 @@ from pathlib import Path
 from data.files import ensure_writable, os_error_line
 from data.locking import run_lock
 from models.registry import list_models
+from reports.schema import study_data
 from tune.plugins import add_plugin_argument, early_plugins, load_plugins, study_plugins
 from tune.training.config import RunConfig
 from tune.training.run import (
@@ -121,6 +122,12 @@ def main(argv: list[str] | None = None) -> int:
         data_root = source.data
         print(f"data: {data_root} (the study's; --data for another)")
     else:
+        if args.source is not None and args.source.is_dir():  # a study of the embedded set, or of data unknown
+            try:
+                study_data(args.source)
+            except FileNotFoundError as err:
+                print(f"error: {err}", file=sys.stderr)
+                return 2
         from data.synth.default import default_data_root
 
         data_root = default_data_root(progress=not args.quiet)

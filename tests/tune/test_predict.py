@@ -105,6 +105,24 @@ def test_a_checkpoint_with_other_classes_is_refused(
     assert not (tmp_path / "x.pt").exists()
 
 
+def test_a_study_folder_without_its_settings_is_not_taken_for_a_study_of_the_embedded_set(
+    unet_study: Path, synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without search.json a study's data root is unknown: predicting (or training from it) on the embedded
+    synthetic set, as a study of that set does, scored it on data it never saw, exit 0."""
+    from tune.train import main as train
+
+    study = Path(shutil.copytree(unet_study, tmp_path / "u"))
+    (study / "search.json").unlink()
+    missing = f"error: {study / 'search.json'} is missing, so the study's data root is unknown: give --data"
+    assert main(["--experiment", str(study), "--split", "val", "--out", str(tmp_path / "v.pt")]) == 2
+    assert capsys.readouterr().err.strip() == missing and not (tmp_path / "v.pt").exists()
+    assert train(["--from", str(study), "--epochs", "1", "--out", str(tmp_path / "t"), "--quiet"]) == 2
+    assert capsys.readouterr().err.strip() == missing and not (tmp_path / "t").exists()
+    args = ["--experiment", str(study), "--data", str(synth_root), "--split", "val", "--out", str(tmp_path / "v.pt")]
+    assert main(args) == 0  # its data given
+
+
 @pytest.mark.parametrize("rule", ["copy_last", "extrapolate"])
 def test_a_rule_answers_from_the_segmenter_of_a_mask_study(
     rule: str, mask_study: Path, synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
