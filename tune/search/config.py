@@ -133,7 +133,10 @@ def _resumed(cfg: SearchConfig, given: frozenset[str]) -> SearchConfig:
     values = read_study_settings(cfg.experiment_dir)
     for key in ("fail_trials", "overrides", "plugins"):  # JSON has lists
         values[key] = tuple(values.get(key, ()))
-    saved = SearchConfig(**values)
+    try:  # a hand-edited file: a key no study has, a value of the wrong type or out of range
+        saved = SearchConfig(**values)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{path}: not the settings of a study this version can resume ({err})") from None
     if saved.name != cfg.name:
         raise ValueError(
             f"{path} belongs to the study {saved.name!r}, which Ray's and Optuna's saved state place in "

@@ -169,7 +169,9 @@ def overrides_from_file(path: str | Path) -> list[str]:
         tables = tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise FileNotFoundError(f"--overrides {path}: no such file") from None
-    except tomllib.TOMLDecodeError as err:
+    except OSError as err:  # a folder, no permission
+        raise ValueError(f"--overrides {path}: cannot be read ({err.strerror or err})") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"--overrides {path}: not valid TOML ({err})") from None
     texts = []
     for kind, table in tables.items():

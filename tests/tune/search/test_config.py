@@ -54,6 +54,23 @@ def test_resume_refuses_settings_that_differ_from_the_saved_study(tmp_path: Path
     assert "budget" not in str(err.value)  # the same as saved: not a contradiction
 
 
+@pytest.mark.parametrize(
+    ("edit", "why"),
+    [
+        ({"samples": "many"}, "'<' not supported"),
+        ({"bogus_key": 1}, "unexpected keyword argument 'bogus_key'"),
+        ({"samples": -4}, "--samples must be >= 1"),
+    ],
+)
+def test_resume_of_hand_edited_settings_names_the_file(tmp_path: Path, edit: dict[str, object], why: str) -> None:
+    cfg = _saved(tmp_path)
+    path = cfg.experiment_dir / STUDY_FILE
+    path.write_text(json.dumps({**json.loads(path.read_text()), **edit}))
+    with pytest.raises(ValueError, match=f"^{path}: not the settings of a study this version can resume") as err:
+        prepare_study(cfg, resume=True)
+    assert why in str(err.value)
+
+
 def test_resume_of_a_moved_folder_says_where_its_state_belongs(tmp_path: Path) -> None:
     cfg = _saved(tmp_path)
     cfg.experiment_dir.rename(tmp_path / "moved")

@@ -79,6 +79,16 @@ def test_overrides_are_checked_against_the_space_in_one_line(
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
 
 
+def test_an_overrides_file_that_is_no_toml_text_is_one_line_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "binary.toml").write_bytes(b"\xff\xfe[set]")
+    for path, why in ((tmp_path, "cannot be read (Is a directory)"), (tmp_path / "binary.toml", "not valid TOML (")):
+        assert main(["--space", "unet", "--show-space", "--overrides", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: --overrides {path}: {why}") and err.count("\n") == 1, err
+
+
 def test_a_resume_refuses_other_overrides(tmp_path: Path) -> None:
     cfg = SearchConfig(space="unet", out=str(tmp_path), name="s", overrides=("set width=8",))
     prepare_study(cfg, resume=False)
