@@ -77,6 +77,8 @@ def ensure_writable(folder: Path) -> None:
 def os_error_line(err: OSError) -> str:
     """An OSError as one line naming the path: `runs/x: Read-only file system`."""
     where = f"{err.filename}: " if err.filename else ""
+    if err.errno == errno.EEXIST and err.filename and os.path.isfile(err.filename):  # mkdir where a file is
+        return f"{where}a file, where a folder is needed"
     return f"{where}{err.strerror or err}"
 
 

@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from data.classes import NUM_CLASSES, TRACK_CHANNELS
-from data.files import build_folder
+from data.files import build_folder, os_error_line
 
 TRACKS_FILE = "tracks.parquet"
 _DONE = "done.json"  # in a tracks folder: the parts it holds and the source it was made from
@@ -209,6 +209,9 @@ def main(argv: list[str] | None = None) -> int:
         tracks = read_tracks(folder, ["video_id", "object", "present"])
     except (DataError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # the cache cannot be written: read-only, full disk, no permission
+        print(f"error: {os_error_line(err)}", file=sys.stderr)
         return 2
     objects = tracks.groupby(["video_id", "object"]).ngroups
     print(

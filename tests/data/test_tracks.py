@@ -110,10 +110,20 @@ def test_a_splits_tracks_are_written_once_and_resumed(
 
 
 def test_the_command_makes_a_splits_tracks(
-    synth_root: Path, tmp_path: Path, own_cache: Path, capsys: pytest.CaptureFixture[str]
+    synth_root: Path,
+    tmp_path: Path,
+    own_cache: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     assert main([str(synth_root), "--split", "val", "--workers", "1"]) == 0
     assert "objects of 2 videos" in capsys.readouterr().out
     assert main([str(synth_root), "--split", "unlabeled"]) == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]  # after the decoding progress bar
     assert last.startswith("error: split 'unlabeled'") and last.endswith("has no masks to make tracks of")
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "a-file" / "cache"))  # a cache that cannot be made
+    assert main([str(synth_root), "--split", "val"]) == 2
+    assert (
+        capsys.readouterr().err.strip().splitlines()[-1] == f"error: {tmp_path / 'a-file' / 'cache'}: Not a directory"
+    )
