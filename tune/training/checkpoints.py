@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import pickle
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,12 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
+    if not zipfile.is_zipfile(path):  # what torch.save writes: an empty, cut or foreign file is none
+        size = path.stat().st_size
+        raise ValueError(
+            f"{path} is not a checkpoint of this project: not a file torch.save wrote ({size} bytes: empty, cut "
+            "short while written, or another kind of file)"
+        )
     try:
         with warnings.catch_warnings():  # torch warns about the pickle protocol of a foreign file
             warnings.simplefilter("ignore", UserWarning)

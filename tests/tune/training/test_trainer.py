@@ -287,10 +287,20 @@ def test_nan_loss_fails_the_run_with_its_reason(synth_root: Path, tmp_path: Path
 def test_bad_checkpoints_and_mismatched_pretraining_are_refused(
     synth_root: Path, tmp_path: Path, own_cache: Path
 ) -> None:
-    garbage = tmp_path / "garbage.pt"
-    garbage.write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match=r"cannot load checkpoint .*garbage\.pt"):
-        load_checkpoint(garbage)
+    torch.save({"weights": torch.zeros(64)}, tmp_path / "whole.pt")
+    for name, content in (
+        ("garbage", b"not a checkpoint"),
+        ("empty", b""),
+        ("cut", (tmp_path / "whole.pt").read_bytes()[:300]),
+    ):
+        (tmp_path / f"{name}.pt").write_bytes(content)
+        with pytest.raises(
+            ValueError, match=rf"{name}\.pt is not a checkpoint of this project: not a file torch\.save wrote"
+        ):
+            load_checkpoint(tmp_path / f"{name}.pt")
+    torch.save({"run": Path("x")}, tmp_path / "pickled.pt")  # an object weights-only loading refuses
+    with pytest.raises(ValueError, match=r"cannot load checkpoint .*pickled\.pt: it holds objects other than tensors"):
+        load_checkpoint(tmp_path / "pickled.pt")
     torch.save({"weights": torch.zeros(1)}, tmp_path / "foreign.pt")
     with pytest.raises(ValueError, match=r"foreign\.pt is not a checkpoint of this project"):
         load_checkpoint(tmp_path / "foreign.pt")
