@@ -248,7 +248,10 @@ def read_parquet(path: str | os.PathLike[str]) -> pd.DataFrame:
     if not os.path.exists(path):
         return pd.DataFrame()
     with open(path, "rb") as file:
-        return pd.read_parquet(file)
+        try:
+            return pd.read_parquet(file)
+        except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError; it names no file (a handle)
+            raise ValueError(f"{path}: not a Parquet file that can be read ({' '.join(str(err).split())})") from None
 
 
 def read_results(folder: str | os.PathLike[str]) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -106,6 +106,12 @@ def test_read_results_of_a_missing_folder_is_two_empty_frames(tmp_path: Path) ->
     assert trials.empty and epochs.empty
 
 
+def test_a_results_file_that_is_no_parquet_is_named(tmp_path: Path) -> None:
+    (tmp_path / schema.TRIALS_FILE).write_bytes(b"PAR1 cut short")
+    with pytest.raises(ValueError, match=f"^{tmp_path / schema.TRIALS_FILE}: not a Parquet file that can be read"):
+        schema.read_results(tmp_path)
+
+
 def test_read_results_reads_what_the_search_wrote(tmp_path: Path) -> None:
     write_study_folder(tmp_path, [trial_row("a", 0.2), trial_row("b", 0.4)])
     trials, epochs = schema.read_results(tmp_path / schema.RESULTS_DIR)

@@ -131,8 +131,8 @@ def check_results(study: Study) -> None:
     path = study.results_dir / TRIALS_FILE
     try:
         trials, _ = read_results(study.results_dir)
-    except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError
-        raise ValueError(f"cannot resume: {path} cannot be read ({err}); restore it from a copy") from None
+    except (OSError, ValueError) as err:  # a file that cannot be read, named (reports.schema.read_parquet)
+        raise ValueError(f"cannot resume: {err}; restore it from a copy") from None
     for stage in study.space.stages:
         if study.finished(stage) and not (len(trials) and (trials[STAGE] == stage.name).any()):
             why = "is missing" if not path.exists() else f"holds no trial of stage {stage.name!r}"

@@ -185,7 +185,7 @@ def test_a_resume_whose_results_are_gone_or_broken_is_refused_and_leaves_the_stu
     )
     trials.write_bytes(b"not parquet")
     assert main(resume) == 2
-    assert f"error: cannot resume: {trials} cannot be read (" in capsys.readouterr().err
+    assert f"error: cannot resume: {trials}: not a Parquet file that can be read (" in capsys.readouterr().err
     assert all(path.read_bytes() == data for path, data in kept.items())  # no evaluation, submission or report
 
 
