@@ -57,17 +57,27 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     return state
 
 
-def model_from_state(state: dict[str, Any], device: torch.device | str = "cpu") -> tuple[RunConfig, nn.Module]:
-    """The run config and the trained model (in eval mode, on `device`) of a loaded checkpoint."""
-    run = RunConfig.from_dict(state["run"])
-    model = create_model(run.model, run.model_config)
-    model.load_state_dict(state["model"])
+def model_from_state(
+    state: dict[str, Any], device: torch.device | str = "cpu", source: str | os.PathLike[str] = "the checkpoint"
+) -> tuple[RunConfig, nn.Module]:
+    """The run config and the trained model (in eval mode, on `device`) of a loaded checkpoint (`source`, named in
+    the error where its settings or weights do not make its model: a file edited, or written by another version)."""
+    try:
+        run = RunConfig.from_dict(state["run"])
+        model = create_model(run.model, run.model_config)
+        model.load_state_dict(state.get("model", {}))
+    except KeyError as err:  # a model the registry does not know (a plugin's not loaded): the registry's own line
+        raise KeyError(f"{source}: {err.args[0]}") from None
+    except (TypeError, ValueError, RuntimeError) as err:
+        why = " ".join(str(err).split())  # load_state_dict's lines: "Error(s) in loading ...: size mismatch for ..."
+        why = why if len(why) <= 300 else why[:300] + "..."
+        raise ValueError(f"{source}: its settings and weights do not make its model ({why})") from None
     return run, model.to(device).eval()
 
 
 def load_model(path: str | os.PathLike[str], device: torch.device | str = "cpu") -> tuple[RunConfig, nn.Module]:
     """The run config and the trained model (in eval mode, on `device`) of a checkpoint."""
-    return model_from_state(load_checkpoint(path), device)
+    return model_from_state(load_checkpoint(path), device, path)
 
 
 def load_pretrained_part(model: nn.Module, run: RunConfig, path: str | os.PathLike[str]) -> None:

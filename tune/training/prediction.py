@@ -48,7 +48,7 @@ def predict(
     frame_segmenter, or a model that names its segmenter (a mask_space predictor)."""
     dev = resolve_device(device)
     state = load_checkpoint(checkpoint)
-    run, model = model_from_state(state, dev)
+    run, model = model_from_state(state, dev, checkpoint)
     decoded = decode_split(data, split, hidden=hidden, on_error=on_error).head(first)
     if decoded.n_frames < N_INPUT_FRAMES:
         raise DataError(

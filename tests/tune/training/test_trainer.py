@@ -19,7 +19,7 @@ from models.registry import list_models
 from reports.schema import DATA_WAIT_S, EVAL_S, GPU_BUSY, GPU_PEAK_GB, METRICS, TRAIN_LOSS, TRAIN_S, best_checkpoint
 from tune.predict import main as predict_main
 from tune.train import main
-from tune.training.checkpoints import load_checkpoint
+from tune.training.checkpoints import load_checkpoint, load_model
 from tune.training.config import RunConfig, TrainConfig
 from tune.training.losses import inverse_sqrt_class_weights, segmentation_loss, soft_dice_loss, ssim
 from tune.training.run import RUN_LOCK, build_run
@@ -306,6 +306,19 @@ def test_bad_checkpoints_and_mismatched_pretraining_are_refused(
         load_checkpoint(tmp_path / "foreign.pt")
     with pytest.raises(FileNotFoundError, match="no checkpoint at"):
         load_checkpoint(tmp_path / "missing.pt")
+    unet = build_run("unet", ["width=4", "depth=2"], epochs=1)
+    Trainer(unet, load_data(unet, synth_root, "cpu", progress=False)).save(tmp_path / "unet.pt")
+    state = load_checkpoint(tmp_path / "unet.pt")
+    edits = {
+        "weights": {**state, "model": {k: v[:1] if v.dim() else v for k, v in state["model"].items()}},
+        "settings": {**state, "run": {**state["run"], "model_config": {"widht": 4}}},
+    }
+    for name, edited in edits.items():  # a checkpoint edited by hand, or written by another version
+        torch.save(edited, tmp_path / f"{name}.pt")
+        with pytest.raises(
+            ValueError, match=rf"^{tmp_path / name}\.pt: its settings and weights do not make its model"
+        ):
+            load_model(tmp_path / f"{name}.pt")
 
     predictor_run = build_run("frame_predictor", [*TINY_SETS["frame_predictor"], "batch_size=2"], epochs=1)
     data = load_data(predictor_run, synth_root, "cpu", progress=False)
