@@ -107,6 +107,7 @@ def load_experiment(folder: str | os.PathLike[str]) -> Experiment:
             f"trials and the best model were scored on the first {settings['val_videos']} val videos only (--val-videos)"
         )
     running = int((trials[STATUS] == Status.RUNNING).sum()) if len(trials) else 0
+    resume = f"python -m tune.search --out {folder.parent} --name {settings.get('name') or folder.name} --resume"
     if driver := study_driver(folder):
         notes.append(
             f"the study is running now ({driver}), {running} trial(s) in progress: this report is a snapshot of it"
@@ -114,7 +115,11 @@ def load_experiment(folder: str | os.PathLike[str]) -> Experiment:
     elif running:
         notes.append(
             f"{running} trial(s) did not end: the study was stopped or its driver died, and is partial; finish it "
-            f"with: python -m tune.search --out {folder.parent} --name {settings.get('name') or folder.name} --resume"
+            f"with: {resume}"
+        )
+    elif not len(trials) and settings and not (folder / BUDGET_FILE).exists():  # a budget's cut says so above
+        notes.append(
+            f"no driver runs the study: it was stopped or its driver died before any trial reported; go on with: {resume}"
         )
     studies = _load_studies(folder, settings.get("name") or folder.name, stage_order(trials), notes)
     return Experiment(

@@ -97,3 +97,10 @@ def test_a_study_whose_driver_runs_is_told_from_one_that_was_stopped(tmp_path: P
     assert any(n.startswith(note) for n in live) and not any("did not end" in n for n in live)
     assert not any("running now" in n for n in own) and any("did not end" in n for n in own)
     assert any("did not end" in n for n in load_experiment(folder).notes)  # the lock let go
+    (folder / schema.RESULTS_DIR / schema.TRIALS_FILE).unlink()  # stopped before any trial reported
+    before = "no driver runs the study: it was stopped or its driver died before any trial reported; go on with: "
+    assert before + resume in load_experiment(folder).notes
+    with open(lock) as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        lock.write_text("pid 4242 on node7, since 2026-12-05 10:00:00 UTC\n")
+        assert not any(n.startswith(before) for n in load_experiment(folder).notes)  # running: none reported yet
