@@ -1,7 +1,7 @@
 """The competition layout (../shared/DATA.md): splits, video folders, frames and masks.
 
 Reading here is defensive: every bad input raises `DataError` naming the file and what was expected.
-RGBA or palette frames are converted to RGB, not rejected.
+RGBA, palette or grey frames are converted to RGB, not rejected; 16- or 32-bit ones are (converting clips them).
 """
 
 from __future__ import annotations
@@ -129,6 +129,8 @@ def read_frame(path: str | os.PathLike[str]) -> np.ndarray:
     try:
         with Image.open(path) as image:
             image.load()
+            if image.mode.startswith(("I", "F")):  # 16/32-bit: PIL's conversion clips every value over 255 to white
+                raise ValueError(f"a {image.mode} image (16- or 32-bit); frames are 8-bit RGB")
             rgb = image if image.mode == "RGB" else image.convert("RGB")
             array = np.asarray(rgb, dtype=np.uint8)
     except Exception as err:  # PIL raises OSError, SyntaxError, ValueError, zlib.error... for broken files

@@ -104,6 +104,15 @@ def test_non_rgb_frames_are_converted(copy_root: Path, mode: str) -> None:
         assert np.array_equal(frame, rgb)
 
 
+def test_a_16_bit_frame_is_refused_not_clipped_to_white(copy_root: Path) -> None:
+    path = copy_root / "train" / "video_0" / "image_2.png"
+    Image.fromarray(np.full((160, 240), 40_000, dtype=np.uint16)).save(path)  # read back as I;16 or I
+    with pytest.raises(
+        DataError, match=r"cannot decode image .*image_2\.png: a I.* image \(16- or 32-bit\); frames are 8-bit RGB"
+    ):
+        read_frame(path)
+
+
 @pytest.mark.parametrize("dtype", [np.uint8, np.int32, np.int64, np.uint16])
 def test_any_integer_mask_dtype_is_accepted(copy_root: Path, dtype: type) -> None:
     path = copy_root / "train" / "video_0" / "mask.npy"
