@@ -216,6 +216,10 @@ CASES: dict[str, tuple[Setup, str]] = {
         lambda r, t: ["train", "--model", "unet", "--data", str(r), "--out", str(t / "run"), "--pretrain-epochs", "2"],
         "--pretrain-epochs 2: unet has no pretrained part",
     ),
+    "a segmenter for a model that does not train on one": (
+        lambda r, t: ["train", "--model", "unet", "--data", str(r), "--out", str(t / "run"), "--segmenter", "s.pt"],
+        "--segmenter s.pt: unet does not train on a segmenter's masks",
+    ),
     "a submission file that is a folder": (
         lambda r, t: _predict_val(r, t, t),
         "scratch is a folder; name the file to write, e.g. ",

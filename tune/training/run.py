@@ -114,6 +114,8 @@ def train_run(
             f"--pretrain-epochs {pretrain_epochs}: "
             + ("must be >= 1 (leave it out for --epochs)" if part else f"{run.model} has no pretrained part")
         )
+    if segmenter is not None and not task_for(run.model).needs_segmenter:
+        raise ValueError(f"--segmenter {segmenter}: {run.model} does not train on a segmenter's masks")
     dev = resolve_device(device)
     pretrained = None
 
