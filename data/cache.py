@@ -91,7 +91,7 @@ def decode_split(
     target = folder / f"{split}-{hashlib.sha1(str(source).encode()).hexdigest()[:16]}"
     build_folder(
         target,
-        lambda folder: _is_current(_read_manifest(folder), source, fingerprints),
+        lambda folder: _is_current(_read_manifest(folder), source, fingerprints) and _whole(folder),
         lambda tmp: _build(tmp, target, entries, fingerprints, workers=workers, progress=progress),
         resumable=True,
     )
@@ -143,6 +143,18 @@ def _read_manifest(target: Path) -> dict | None:
         return json.loads((target / "manifest.json").read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return None
+
+
+def _whole(folder: Path) -> bool:
+    """Whether a cache's arrays are as long as their headers say: one cut short (a full disk, a copy stopped half-way)
+    is rebuilt, not read ("mmap length is greater than file size", naming nothing)."""
+    try:
+        for name in ("ids.npy", "frames.npy", "masks.npy"):
+            if name != "masks.npy" or (folder / name).exists():
+                np.load(folder / name, mmap_mode="r")
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def _is_current(manifest: dict | None, source: Path, fingerprints: dict[int, list]) -> bool:

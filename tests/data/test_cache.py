@@ -104,6 +104,19 @@ def test_bad_policy_is_refused(synth_root: Path, cache_dir: Path) -> None:
         decode_split(synth_root, "train", cache_dir=cache_dir, on_error="ignore")  # type: ignore[arg-type]
 
 
+def test_a_cache_cut_short_is_decoded_again(synth_root: Path, cache_dir: Path) -> None:
+    """A cache file cut short after it was built (a full disk, a copy stopped half-way) failed every reader with
+    "mmap length is greater than file size", naming nothing."""
+    first = decode_split(synth_root, "val", cache_dir=cache_dir, progress=False)
+    expected = np.array(first.masks)
+    del first
+    (masks,) = cache_dir.glob("val-*/masks.npy")
+    with masks.open("r+b") as file:
+        file.truncate(masks.stat().st_size // 2)
+    again = decode_split(synth_root, "val", cache_dir=cache_dir, progress=False)
+    assert again.masks is not None and np.array_equal(again.masks, expected)
+
+
 def test_a_build_that_cannot_fit_on_the_disk_is_refused_before_it_starts(tmp_path: Path) -> None:
     check_free_space(tmp_path, 1, "a byte")
     with pytest.raises(OSError, match=r"the decoded train split needs \d+\.\d GB and \d+\.\d GB are free") as err:
