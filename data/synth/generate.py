@@ -82,7 +82,12 @@ def generate(
     root.mkdir(parents=True, exist_ok=True)
     _check_space(root, spec)
     _check_manifest(root, spec)
-    todo = [(split, vid) for split, vid in spec.videos() if not (root / split / f"video_{vid}").is_dir()]
+    todo = []
+    for split, vid in spec.videos():
+        folder = root / split / f"video_{vid}"
+        if not _whole_video(folder, split, spec.scene.n_frames):
+            shutil.rmtree(folder, ignore_errors=True)  # a file of it deleted since: drawn again, whole
+            todo.append((split, vid))
     for split in SPLIT_ORDER:
         if getattr(spec, split):
             (root / split).mkdir(exist_ok=True)
@@ -111,6 +116,12 @@ def generate(
             pool.join()
     bar.close()
     return SynthReport(len(jobs), sum(1 for _ in spec.videos()) - len(jobs), time.perf_counter() - started, workers)
+
+
+def _whole_video(folder: Path, split: str, n_frames: int) -> bool:
+    """Whether a video folder is as _write_video renamed it into place: its last frame and, labelled, its masks."""
+    last = folder / f"image_{(N_INPUT_FRAMES if split == 'hidden' else n_frames) - 1}.png"
+    return last.is_file() and (split not in ("train", "val") or (folder / "mask.npy").is_file())
 
 
 def _check_space(root: Path, spec: SynthSpec) -> None:

@@ -64,6 +64,12 @@ def test_generation_resumes_and_refuses_other_settings(tmp_path: Path, capsys: p
     (out / "train" / "video_0").rename(out / "train" / ".video_0.partial")  # as if killed mid-write
     assert main([str(out), "--train", "1", "--seed", "3", "--quiet", "--workers", "1"]) == 0
     assert (out / "train" / "video_0" / "mask.npy").exists()
+    whole = (out / "train" / "video_0" / "mask.npy").read_bytes()
+    (out / "train" / "video_0" / "mask.npy").unlink()  # a file of a finished video deleted since
+    capsys.readouterr()
+    assert main([str(out), "--train", "1", "--seed", "3", "--quiet", "--workers", "1"]) == 0
+    assert "wrote 1 videos" in capsys.readouterr().out
+    assert (out / "train" / "video_0" / "mask.npy").read_bytes() == whole
     assert main([str(tmp_path), "--train", "1", "--quiet"]) == 2  # not empty, no manifest
     capsys.readouterr()
     assert main([str(tmp_path / "w"), "--train", "1", "--quiet", "--workers", "0"]) == 2
