@@ -27,6 +27,7 @@ from reports.schema import (
     ORDER,
     REFERENCES,
     STAGE,
+    STANDING,
     STATUS,
     SUBMISSION_FILE,
     TRIAL_ID,
@@ -180,8 +181,8 @@ def gallery_html(gallery: pd.DataFrame | None) -> str:
 
 def references_html(trials: pd.DataFrame, epochs: pd.DataFrame, stage: str) -> str:
     """The stage's best trial beside the rules measured at its best epoch (copy last, extrapolate,
-    oracle), where its task reports them; empty otherwise."""
-    best = ranked(trials, stage)
+    oracle), where its task reports them; empty otherwise. Failed trials are not told of (their models answer nothing)."""
+    best = ranked(trials, stage, statuses=STANDING)
     if not len(best) or not len(epochs):
         return ""
     top = best.iloc[0]

@@ -93,6 +93,7 @@ class Status(StrEnum):
 
 STATUSES = tuple(Status)
 FINISHED = (Status.COMPLETED, Status.STOPPED, Status.CUT)
+STANDING = (*FINISHED, Status.RUNNING)  # the trials a best is told of: a failed trial's model is no answer
 
 # epochs-table metrics: what the trainer reports each epoch (TRAIN_LOSS, EPOCH) and what each training task's
 # evaluation reports (its `metrics`, tune/training/tasks); a stage's METRIC is one of them
@@ -313,8 +314,8 @@ def best_checkpoint(experiment: str | os.PathLike[str], trial: str | None = None
 
 
 def best_value(trials: pd.DataFrame, stage: str) -> float:
-    """The best BEST_METRIC of a stage by its mode; NaN if no trial of it has one."""
-    rows = ranked(trials, stage)
+    """The best BEST_METRIC of a stage's standing trials by its mode; NaN if none of them has one."""
+    rows = ranked(trials, stage, statuses=STANDING)
     return float(rows[BEST_METRIC].iloc[0]) if len(rows) else math.nan
 
 

@@ -73,6 +73,13 @@ def test_best_value_of_a_stage_without_values_is_nan() -> None:
     assert math.isnan(schema.best_value(table(trial_row("a", status="failed")), "train"))
 
 
+def test_best_value_is_a_standing_trials_not_a_failed_ones() -> None:
+    """The report's best, as the summary's and the submission's: a trial that failed after a good epoch left no
+    model that answers."""
+    trials = table(trial_row("f", 0.9, status="failed"), trial_row("r", 0.4, status="running"), trial_row("c", 0.3))
+    assert schema.best_value(trials, "train") == 0.4
+
+
 def test_param_name_and_config_column_round_trip() -> None:
     assert schema.config_column("width") == "config/width"
     assert schema.param_name(schema.config_column("lr")) == "lr"
