@@ -175,13 +175,27 @@ def overrides_from_file(path: str | Path) -> list[str]:
         raise ValueError(f"--overrides {path}: not valid TOML ({err})") from None
     texts = []
     for kind, table in tables.items():
-        if kind not in KINDS or not isinstance(table, dict):
+        if kind not in KINDS:
             raise ValueError(f"--overrides {path}: unknown table [{kind}]; valid: {', '.join(KINDS)}")
-        for name, value in table.items():
+        if not isinstance(table, dict):
+            raise ValueError(f"--overrides {path}: {kind} must be a table, [{kind}] with NAME = VALUE lines below it")
+        for name, value in _dotted(table):
             joiner = ":" if kind == "range" else ","
             text = joiner.join(map(_text, value)) if isinstance(value, list) else _text(value)
             texts.append(f"{kind} {name}={text}")
     return texts
+
+
+def _dotted(table: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """A TOML table's (NAME, VALUE) pairs, dotted keys joined again: TOML reads `finetune.width = 8` unquoted as a
+    table finetune holding width, the stage-qualified name it means."""
+    pairs: list[tuple[str, Any]] = []
+    for key, value in table.items():
+        if isinstance(value, dict):
+            pairs += _dotted(value, f"{prefix}{key}.")
+        else:
+            pairs.append((f"{prefix}{key}", value))
+    return pairs
 
 
 class OverriddenTrial:

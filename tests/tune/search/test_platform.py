@@ -21,6 +21,7 @@ from tune.predict import main as predict
 from tune.search.budget import budget_for
 from tune.search.cli import main
 from tune.search.config import SearchConfig, prepare_study
+from tune.search.overrides import overrides_from_file
 from tune.search.searcher import DefineByRun
 from tune.search.spaces import get_space
 
@@ -79,11 +80,26 @@ def test_overrides_are_checked_against_the_space_in_one_line(
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
 
 
+def test_a_stage_qualified_name_may_be_quoted_or_not_in_an_overrides_file(tmp_path: Path) -> None:
+    """Unquoted, TOML reads `finetune.seg_width = 8` as a table finetune holding seg_width: the same override."""
+    (tmp_path / "o.toml").write_text('[set]\n"finetune.freeze_predictor" = false\nfinetune.seg_width = 8\nlr = 0.001\n')
+    assert overrides_from_file(tmp_path / "o.toml") == [
+        "set finetune.freeze_predictor=false",
+        "set finetune.seg_width=8",
+        "set lr=0.001",
+    ]
+
+
 def test_an_overrides_file_that_is_no_toml_text_is_one_line_naming_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (tmp_path / "binary.toml").write_bytes(b"\xff\xfe[set]")
-    for path, why in ((tmp_path, "cannot be read (Is a directory)"), (tmp_path / "binary.toml", "not valid TOML (")):
+    (tmp_path / "flat.toml").write_text("set = 3\n")
+    for path, why in (
+        (tmp_path, "cannot be read (Is a directory)"),
+        (tmp_path / "binary.toml", "not valid TOML ("),
+        (tmp_path / "flat.toml", "set must be a table, [set] with NAME = VALUE lines below it"),
+    ):
         assert main(["--space", "unet", "--show-space", "--overrides", str(path)]) == 2
         err = capsys.readouterr().err
         assert err.startswith(f"error: --overrides {path}: {why}") and err.count("\n") == 1, err
