@@ -86,14 +86,16 @@ def _damaged_study(root: Path, tmp: Path) -> list[str]:
 def _contradicting_resume(root: Path, tmp: Path) -> list[str]:
     folder = tmp / "runs" / "s"
     folder.mkdir(parents=True)
-    (folder / "search.json").write_text(json.dumps({"space": "unet", "name": "s", "data": str(root)}))
+    (folder / "search.json").write_text(
+        json.dumps({"space": "unet", "budget": "default", "name": "s", "data": str(root)})
+    )
     return ["search", "--out", str(tmp / "runs"), "--name", "s", "--resume", "--space", "dual_phase"]
 
 
 def _moved_study(root: Path, tmp: Path) -> list[str]:
     folder = tmp / "runs" / "b"
     folder.mkdir(parents=True)
-    (folder / "search.json").write_text(json.dumps({"space": "unet", "name": "a"}))
+    (folder / "search.json").write_text(json.dumps({"space": "unet", "budget": "default", "name": "a"}))
     return ["search", "--out", str(tmp / "runs"), "--name", "b", "--resume"]
 
 

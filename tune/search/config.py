@@ -131,6 +131,8 @@ def prepare_study(cfg: SearchConfig, resume: bool, *, given: frozenset[str] = fr
 def _resumed(cfg: SearchConfig, given: frozenset[str]) -> SearchConfig:
     path = cfg.experiment_dir / STUDY_FILE
     values = read_study_settings(cfg.experiment_dir)
+    if missing := [key for key in ("name", "space", "budget") if key not in values]:  # not to be guessed
+        raise ValueError(f"{path}: not the settings of a study this version can resume (no {', '.join(missing)})")
     for key in ("fail_trials", "overrides", "plugins"):  # JSON has lists
         values[key] = tuple(values.get(key, ()))
     try:  # a hand-edited file: a key no study has, a value of the wrong type or out of range

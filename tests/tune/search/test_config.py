@@ -71,6 +71,17 @@ def test_resume_of_hand_edited_settings_names_the_file(tmp_path: Path, edit: dic
     assert why in str(err.value)
 
 
+def test_resume_of_settings_without_the_study_budget_names_the_file(tmp_path: Path) -> None:
+    """A search.json without its budget resumed as the default budget, whatever the study ran."""
+    cfg = _saved(tmp_path, budget="smoke")
+    path = cfg.experiment_dir / STUDY_FILE
+    path.write_text(json.dumps({k: v for k, v in json.loads(path.read_text()).items() if k != "budget"}))
+    with pytest.raises(
+        ValueError, match=rf"^{path}: not the settings of a study this version can resume \(no budget\)$"
+    ):
+        prepare_study(cfg, resume=True)
+
+
 def test_resume_of_a_moved_folder_says_where_its_state_belongs(tmp_path: Path) -> None:
     cfg = _saved(tmp_path)
     cfg.experiment_dir.rename(tmp_path / "moved")
