@@ -85,7 +85,7 @@ def decode_split(
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     source = split_dir(root, split, hidden=hidden).resolve()
     entries = index_split(root, split, hidden=hidden)
-    fingerprints = {e.video_id: _fingerprint(e) for e in entries}
+    fingerprints = {e.video_id: e.fingerprint() for e in entries}
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{split}-{hashlib.sha1(str(source).encode()).hexdigest()[:16]}"
@@ -124,18 +124,6 @@ def decode_split(
         skipped=skipped,
         repaired=repaired,
     )
-
-
-def _fingerprint(entry: VideoEntry) -> list[list[object]]:
-    """(name, size, mtime_ns) of every source file; a missing file is recorded as missing (adding it is noticed)."""
-    prints: list[list[object]] = []
-    for path in entry.source_files():
-        try:
-            st = path.stat()
-            prints.append([path.name, st.st_size, st.st_mtime_ns])
-        except FileNotFoundError:
-            prints.append([path.name, None, None])
-    return prints
 
 
 def _read_manifest(target: Path) -> dict | None:

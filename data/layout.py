@@ -55,6 +55,17 @@ class VideoEntry:
         """Every file this video is read from."""
         return [self.frame_path(t) for t in range(self.n_frames)] + ([self.mask_path] if self.has_mask else [])
 
+    def fingerprint(self) -> list[list[object]]:
+        """(name, size, mtime_ns) of every source file; a missing file is recorded as missing (adding it is noticed)."""
+        prints: list[list[object]] = []
+        for path in self.source_files():
+            try:
+                st = path.stat()
+                prints.append([path.name, st.st_size, st.st_mtime_ns])
+            except FileNotFoundError:
+                prints.append([path.name, None, None])
+        return prints
+
 
 def split_dir(root: str | os.PathLike[str], split: str, *, hidden: str | os.PathLike[str] | None = None) -> Path:
     """The folder of a split: ROOT/SPLIT, or `hidden` for the hidden split when given (it is often
