@@ -35,7 +35,6 @@ from reports.schema import (
     VIDEOS,
     WALL_TIME_S,
     best_value,
-    epochs_spent_text,
     is_missing,
     param_columns,
     param_name,
@@ -44,6 +43,7 @@ from reports.schema import (
     stage_order,
     status_text,
 )
+from reports.spent import epochs_spent_text
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; }

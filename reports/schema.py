@@ -319,48 +319,6 @@ def best_value(trials: pd.DataFrame, stage: str) -> float:
     return float(rows[BEST_METRIC].iloc[0]) if len(rows) else math.nan
 
 
-def epochs_spent(trials: pd.DataFrame, stage: str) -> tuple[int, int]:
-    """What ASHA (and the time budget) spent on a stage: the epochs its trials ran, and what the same trials
-    would have cost at the full budget (each MAX_EPOCHS)."""
-    mine = trials[trials[STAGE] == stage] if len(trials) else trials
-    if not len(mine):
-        return 0, 0
-    return int(mine[EPOCHS].fillna(0).sum()), int(mine[MAX_EPOCHS].fillna(0).sum())
-
-
-def epochs_not_run(trials: pd.DataFrame, stage: str) -> dict[str, int]:
-    """The epochs a stage's trials did not run (MAX_EPOCHS - EPOCHS), per STATUS with any: "stopped" is what ASHA
-    saved, "cut" what the time budget cut, "failed" and "running" what failures and unfinished trials left."""
-    mine = trials[trials[STAGE] == stage] if len(trials) else trials
-    if not len(mine):
-        return {}
-    left = (mine[MAX_EPOCHS].fillna(0) - mine[EPOCHS].fillna(0)).clip(lower=0)
-    per_status = left.groupby(mine[STATUS]).sum()
-    return {str(status): int(n) for status, n in per_status.items() if n > 0}
-
-
-NOT_RUN_TEXT = {  # how the compute line names each status's epochs not run
-    Status.STOPPED: "ASHA saved {n}",
-    Status.CUT: "the time budget cut {n}",
-    Status.FAILED: "failed trials left {n}",
-    Status.RUNNING: "{n} still to run",
-}
-
-
-def epochs_spent_text(trials: pd.DataFrame, stage: str) -> str:
-    """The compute line of a stage: epochs run, of how many at the full budget, and which of ASHA, the time
-    budget and failures account for the rest: "... (62%; ASHA saved 40, the time budget cut 52)"."""
-    spent, full = epochs_spent(trials, stage)
-    if not full:
-        return ""
-    not_run = epochs_not_run(trials, stage)
-    why = [NOT_RUN_TEXT[s].format(n=not_run.get(s, 0)) for s in NOT_RUN_TEXT if s == Status.STOPPED or s in not_run]
-    return (
-        f"{spent} epochs run, of the {full} that these {int((trials[STAGE] == stage).sum())} trials would have cost "
-        f"at the full budget ({spent / full:.0%}; {', '.join(why)})"
-    )
-
-
 def references_text(table: pd.DataFrame) -> str:
     """The references table (REFERENCES_FILE) in a sentence: "on 20 val videos: the best model 0.0573, 2.6x all
     background (0.0217); the rules on the true masks (...): copy_last 0.2766, extrapolate 0.4811"."""

@@ -213,47 +213,6 @@ def test_the_best_checkpoint_of_a_folder_without_one_says_why(tmp_path: Path) ->
         schema.best_checkpoint(tmp_path / "s")
 
 
-def test_epochs_not_run_are_counted_apart_by_who_stopped_them() -> None:
-    trials = table(
-        trial_row("a", 0.2, epochs=4, max_epochs=4),
-        trial_row("b", 0.2, status="stopped", epochs=1, max_epochs=4),
-        trial_row("c", 0.2, status="cut", epochs=2, max_epochs=4),
-        trial_row("d", status="cut", epochs=0, max_epochs=4),  # the deadline came before its first epoch
-        trial_row("e", status="failed", epochs=None, max_epochs=4),
-        trial_row("f", 0.9, stage="other", status="stopped", epochs=1, max_epochs=4),
-    )
-    assert schema.epochs_not_run(trials, "train") == {"stopped": 3, "cut": 6, "failed": 4}
-    assert schema.epochs_not_run(pd.DataFrame(), "train") == {}
-
-
-def test_the_compute_line_says_what_asha_saved_apart_from_what_the_time_budget_cut() -> None:
-    trials = table(
-        trial_row("a", 0.2, epochs=10, max_epochs=10),
-        trial_row("b", 0.2, status="stopped", epochs=2, max_epochs=10),
-        trial_row("c", 0.2, status="cut", epochs=4, max_epochs=10),
-    )
-    assert schema.epochs_spent_text(trials, "train") == (
-        "16 epochs run, of the 30 that these 3 trials would have cost at the full budget "
-        "(53%; ASHA saved 8, the time budget cut 6)"
-    )
-
-
-def test_the_compute_line_of_a_study_without_a_budget_says_only_what_asha_saved() -> None:
-    trials = table(trial_row("a", 0.2, epochs=4, max_epochs=4), trial_row("b", 0.2, status="stopped", max_epochs=4))
-    assert schema.epochs_spent_text(trials, "train").endswith("(62%; ASHA saved 3)")
-
-
-def test_the_compute_line_names_what_failed_and_running_trials_left() -> None:
-    trials = table(
-        trial_row("a", 0.2, status="failed", epochs=1, max_epochs=4),
-        trial_row("b", 0.2, status="running", epochs=2, max_epochs=4),
-    )
-    assert schema.epochs_spent_text(trials, "train").endswith(
-        "(38%; ASHA saved 0, failed trials left 3, 2 still to run)"
-    )
-    assert schema.epochs_spent_text(trials, "other") == ""
-
-
 def test_the_references_sentence_sets_the_best_model_against_the_floor_and_the_rules_on_true_masks() -> None:
     answers = [schema.ANSWER_BEST, schema.ANSWER_BACKGROUND, f"copy_last {schema.TRUE_MASKS}", f"x {schema.TRUE_MASKS}"]
     table = pd.DataFrame({schema.ANSWER: answers, schema.IOU: [0.06, 0.02, 0.28, 0.48], schema.VIDEOS: 20})

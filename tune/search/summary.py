@@ -18,7 +18,6 @@ from reports.schema import (
     SUBMISSION_FILE,
     TRIAL_ID,
     VIDEOS,
-    epochs_spent_text,
     finished_trials,
     is_missing,
     param_columns,
@@ -29,6 +28,7 @@ from reports.schema import (
     short_value,
     status_text,
 )
+from reports.spent import epochs_spent_text
 from tune.search.study import Study
 from tune.training.tasks import task_for
 

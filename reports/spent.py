@@ -1,0 +1,51 @@
+"""What a stage's trials spent: the epochs they ran, against what the same trials would have cost at the full
+budget, and which of ASHA, the time budget and failures account for the rest (the compute line of the summary
+and the report)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from reports.schema import EPOCHS, MAX_EPOCHS, STAGE, STATUS, Status
+
+
+def epochs_spent(trials: pd.DataFrame, stage: str) -> tuple[int, int]:
+    """What ASHA (and the time budget) spent on a stage: the epochs its trials ran, and what the same trials
+    would have cost at the full budget (each MAX_EPOCHS)."""
+    mine = trials[trials[STAGE] == stage] if len(trials) else trials
+    if not len(mine):
+        return 0, 0
+    return int(mine[EPOCHS].fillna(0).sum()), int(mine[MAX_EPOCHS].fillna(0).sum())
+
+
+def epochs_not_run(trials: pd.DataFrame, stage: str) -> dict[str, int]:
+    """The epochs a stage's trials did not run (MAX_EPOCHS - EPOCHS), per STATUS with any: "stopped" is what ASHA
+    saved, "cut" what the time budget cut, "failed" and "running" what failures and unfinished trials left."""
+    mine = trials[trials[STAGE] == stage] if len(trials) else trials
+    if not len(mine):
+        return {}
+    left = (mine[MAX_EPOCHS].fillna(0) - mine[EPOCHS].fillna(0)).clip(lower=0)
+    per_status = left.groupby(mine[STATUS]).sum()
+    return {str(status): int(n) for status, n in per_status.items() if n > 0}
+
+
+NOT_RUN_TEXT = {  # how the compute line names each status's epochs not run
+    Status.STOPPED: "ASHA saved {n}",
+    Status.CUT: "the time budget cut {n}",
+    Status.FAILED: "failed trials left {n}",
+    Status.RUNNING: "{n} still to run",
+}
+
+
+def epochs_spent_text(trials: pd.DataFrame, stage: str) -> str:
+    """The compute line of a stage: epochs run, of how many at the full budget, and which of ASHA, the time
+    budget and failures account for the rest: "... (62%; ASHA saved 40, the time budget cut 52)"."""
+    spent, full = epochs_spent(trials, stage)
+    if not full:
+        return ""
+    not_run = epochs_not_run(trials, stage)
+    why = [NOT_RUN_TEXT[s].format(n=not_run.get(s, 0)) for s in NOT_RUN_TEXT if s == Status.STOPPED or s in not_run]
+    return (
+        f"{spent} epochs run, of the {full} that these {int((trials[STAGE] == stage).sum())} trials would have cost "
+        f"at the full budget ({spent / full:.0%}; {', '.join(why)})"
+    )
