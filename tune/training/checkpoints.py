@@ -72,7 +72,23 @@ def model_from_state(
         why = " ".join(str(err).split())  # load_state_dict's lines: "Error(s) in loading ...: size mismatch for ..."
         why = why if len(why) <= 300 else why[:300] + "..."
         raise ValueError(f"{source}: its settings and weights do not make its model ({why})") from None
+    check_finite(state.get("model", {}), source)
     return run, model.to(device).eval()
+
+
+def check_finite(weights: dict[str, Any], source: str | os.PathLike[str]) -> None:
+    """Refuse weights holding NaN or infinity (a diverged run's, or a damaged file's): its predictions would be
+    one class everywhere, and the submission written from them would look like any other."""
+    bad = [
+        name
+        for name, tensor in weights.items()
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not torch.isfinite(tensor).all()
+    ]
+    if bad:
+        raise ValueError(
+            f"{source}: {len(bad)} of its {len(weights)} weight tensors hold NaN or infinity (first: {bad[0]}): "
+            "the run diverged or the file is damaged; use another checkpoint"
+        )
 
 
 def load_model(path: str | os.PathLike[str], device: torch.device | str = "cpu") -> tuple[RunConfig, nn.Module]:
@@ -95,4 +111,5 @@ def load_pretrained_part(model: nn.Module, run: RunConfig, path: str | os.PathLi
     if loaded.model_config != expected:
         what = part.model.replace("_", " ")
         raise ValueError(f"{path} holds a {what} with config {loaded.model_config}, the model expects {expected}")
+    check_finite(state["model"], path)
     module.load_state_dict(state["model"])

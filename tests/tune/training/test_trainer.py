@@ -313,6 +313,14 @@ def test_bad_checkpoints_and_mismatched_pretraining_are_refused(
         "weights": {**state, "model": {k: v[:1] if v.dim() else v for k, v in state["model"].items()}},
         "settings": {**state, "run": {**state["run"], "model_config": {"widht": 4}}},
     }
+    diverged = {k: v.clone() for k, v in state["model"].items()}
+    diverged["head.weight"][0] = float("nan")
+    torch.save({**state, "model": diverged}, tmp_path / "diverged.pt")
+    with pytest.raises(
+        ValueError,
+        match=rf"^{tmp_path}/diverged\.pt: 1 of its \d+ weight tensors hold NaN or infinity \(first: head\.weight\)",
+    ):
+        load_model(tmp_path / "diverged.pt")
     for name, edited in edits.items():  # a checkpoint edited by hand, or written by another version
         torch.save(edited, tmp_path / f"{name}.pt")
         with pytest.raises(
