@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickletools
 from pathlib import Path
 
 from ray import tune
@@ -147,6 +148,7 @@ def make_tuner(study: Study, stage: Stage, job: StageJob, stage_dir: Path) -> tu
     trainable = tune.with_resources(tune.with_parameters(train_trial, job=job), study.resources.ray_request())
     if tune.Tuner.can_restore(str(stage_dir)):
         check_trusted(stage_dir)
+        check_state(stage_dir)
         reopen_search(stage_dir)
         print(f"stage {stage.name}: resuming {stage_dir}")
         for folder in restore_kept(stage_dir):
@@ -247,4 +249,39 @@ def check_trusted(stage_dir: Path) -> list[Path]:
             f"refusing to resume: {path} is {why}, and resuming runs the code its pickles hold; "
             f"if you trust it, `{fix}` and resume again"
         )
+    return checked
+
+
+# the files a restore reads, each as what it holds (Ray's search_gen_state-*.json is a cloudpickle)
+RAY_STATE = {
+    "tuner.pkl": "pickle",
+    "experiment_state-*.json": "json",
+    "search_gen_state-*.json": "pickle",
+    "searcher-state-*.pkl": "pickle",
+}
+
+
+def check_state(stage_dir: Path) -> list[Path]:
+    """Refuse to restore from a state file cut short or damaged (a full disk, an edit): with a damaged experiment
+    or searcher state, Ray logs the error and starts the stage with none of its trials, or waits for ever; with a
+    damaged tuner.pkl, a traceback. The file of each kind a restore reads (the newest name, as Ray picks it) is
+    parsed without running anything: JSON as JSON, a pickle opcode by opcode. Returns the files it read."""
+    checked = []
+    for pattern, kind in RAY_STATE.items():
+        found = sorted(stage_dir.glob(pattern))
+        if not found:
+            continue
+        data = found[-1].read_bytes()
+        try:
+            if kind == "json":
+                json.loads(data)
+            else:
+                for _ in pickletools.genops(data):
+                    pass
+        except Exception as err:
+            raise ValueError(
+                f"cannot resume: {found[-1]} is damaged ({len(data)} bytes; {' '.join(str(err).split())}): Ray "
+                "cannot restore the stage from it; restore it from a copy"
+            ) from None
+        checked.append(found[-1])
     return checked

@@ -3,7 +3,9 @@ private and the state a resume trusts."""
 
 from __future__ import annotations
 
+import json
 import os
+import pickle
 import stat
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import pytest
 
 from tune.search.driver import _private_token, splits_used
 from tune.search.spaces import get_space
-from tune.search.stages import check_trusted
+from tune.search.stages import check_state, check_trusted
 
 
 @pytest.mark.parametrize(
@@ -73,3 +75,25 @@ def test_a_state_file_planted_by_another_user_is_refused(tmp_path: Path) -> None
     os.chown(stage / "tuner.pkl", 65534, 65534)
     with pytest.raises(ValueError, match=r"tuner\.pkl is owned by uid 65534, not you"):
         check_trusted(stage)
+
+
+def test_a_damaged_ray_state_file_is_refused_before_the_restore(tmp_path: Path) -> None:
+    stage = _stage_folder(tmp_path)
+    state = {
+        "tuner.pkl": pickle.dumps({"trainable": "train_trial", "param_space": {}}),
+        "experiment_state-2026-12-06_01-00-20.json": json.dumps({"trial_data": [], "runner_data": {}}).encode(),
+        "search_gen_state-2026-12-06_01-00-20.json": pickle.dumps({"finished": False, "counter": 3}),
+        "searcher-state-2026-12-06_01-00-20.pkl": pickle.dumps({"study": list(range(100))}),
+    }
+    for name, data in state.items():
+        (stage / name).write_bytes(data)
+    (stage / "experiment_state-2026-12-05_09-00-00.json").write_bytes(b"{")  # an older state: Ray reads the newest
+    assert check_state(stage) == [stage / name for name in state]
+    for name, data in state.items():
+        for damaged in (data[: len(data) // 2], b""):  # cut short while written; emptied by a full disk
+            (stage / name).write_bytes(damaged)
+            with pytest.raises(
+                ValueError, match=rf"^cannot resume: {stage / name} is damaged \({len(damaged)} bytes; .*restore it"
+            ):
+                check_state(stage)
+        (stage / name).write_bytes(data)
