@@ -112,6 +112,12 @@ def index_split(
         entries[vid] = VideoEntry(split, vid, child)
     if not entries:
         raise DataError(f"split {split!r} is empty: no video_N folders in {folder}")
+    first = entries[min(entries)]
+    if split == "hidden" and first.mask_path.exists():  # --hidden given train/ or val/: a submission of other videos
+        raise DataError(
+            f"{folder} is not the hidden split: {first.path.name} holds {first.mask_path.name}, as a labeled split's "
+            "videos do (hidden ones have 11 frames and no mask); give the hidden split's folder"
+        )
     if others:
         more = f" (and {len(others) - 5} more)" if len(others) > 5 else ""
         warnings.warn(
