@@ -75,11 +75,23 @@ def ensure_writable(folder: Path) -> None:
 
 
 def os_error_line(err: OSError) -> str:
-    """An OSError as one line naming the path: `runs/x: Read-only file system`."""
+    """An OSError as one line naming the path: `runs/x: Read-only file system`; where a file stands in a folder's
+    place (a mkdir, a path through it), that file: `runs: a file, where a folder is needed`."""
+    if err.filename and err.errno in (errno.EEXIST, errno.ENOTDIR):
+        path = Path(err.filename)
+        blocker = next((p for p in (path, *path.parents) if p.is_file()), None)
+        if blocker is not None:
+            return f"{blocker}: {not_a('folder', blocker)}"
     where = f"{err.filename}: " if err.filename else ""
-    if err.errno == errno.EEXIST and err.filename and os.path.isfile(err.filename):  # mkdir where a file is
-        return f"{where}a file, where a folder is needed"
     return f"{where}{err.strerror or err}"
+
+
+def not_a(kind: str, path: str | os.PathLike[str]) -> str:
+    """Why `path` is not the `kind` ("file" or "folder") a command needs: "no such file", "a folder, where a file
+    is needed", "a file, where a folder is needed"."""
+    if not os.path.exists(path):
+        return f"no such {kind}"
+    return "a folder, where a file is needed" if os.path.isdir(path) else "a file, where a folder is needed"
 
 
 def check_free_space(

@@ -97,7 +97,8 @@ def index_split(
         if folder.parent == Path(root) and not folder.parent.is_dir():  # a mistyped --data: say so, not its split
             what = "is not a folder" if folder.parent.exists() else "does not exist"
             raise DataError(f"data root {root} {what} (expected a folder of train/, val/, unlabeled/ ...)")
-        raise DataError(f"split folder {folder} does not exist (expected {split}/video_N folders)")
+        what = "does not exist" if not folder.exists() else "is a file"
+        raise DataError(f"split folder {folder} {what} (expected {split}/video_N folders)")
     entries: dict[int, VideoEntry] = {}
     others = []
     for child in sorted(folder.iterdir()):

@@ -291,6 +291,8 @@ def best_checkpoint(experiment: str | os.PathLike[str], trial: str | None = None
     as the summary names it, else (a study still running) of its running ones; never a failed trial's. With
     `trial`, that trial's best checkpoint (of any stage)."""
     results = Path(experiment) / RESULTS_DIR
+    if Path(experiment).is_file():
+        raise NotADirectoryError(f"{experiment} is a file, not a study folder")
     trials, _ = read_results(results)
     if not len(trials):
         raise FileNotFoundError(f"no results in {results}: is {experiment} a study folder?")

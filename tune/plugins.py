@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from data.files import not_a
 from reports.schema import read_study_settings
 
 
@@ -51,7 +52,7 @@ def plugin_spec(text: str) -> str:
     path = Path(text)
     if text.endswith(".py") or path.exists():
         if not path.is_file():
-            raise FileNotFoundError(f"--plugin {text}: no such file")
+            raise FileNotFoundError(f"--plugin {text}: {not_a('file', path)}")
         return str(path.resolve())
     return text
 
@@ -85,7 +86,7 @@ def _load_file(path: Path) -> None:
             raise ValueError(f"--plugin {path}: another plugin named {path.stem} is loaded ({loaded.__file__})")
         return
     if not path.is_file():
-        raise FileNotFoundError(f"--plugin {path}: no such file")
+        raise FileNotFoundError(f"--plugin {path}: {not_a('file', path)}")
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -173,11 +173,12 @@ CASES: dict[str, tuple[Setup, str]] = {
     "a damaged search.json": (_damaged_study, "search.json: not a study's settings (not valid JSON"),
     "a resume with other settings": (_contradicting_resume, "--space 'dual_phase' (the study has 'unet')"),
     "a study folder moved away from its name": (_moved_study, "move the folder back there"),
-    "an out folder that is a file": (_file_as_out, "Not a directory"),
+    "an out folder that is a file": (_file_as_out, "a-file: a file, where a folder is needed"),
     "an unknown parameter": (lambda r, t: _search(r, t, "--set", "widht=8"), "no parameter 'widht'"),
     "a value out of bounds": (lambda r, t: _search(r, t, "--set", "dropout=1.5"), "UNetConfig.dropout must be"),
     "a plugin that fails": (_broken_plugin, "mine.py: TypeError"),
     "a plugin that does not exist": (lambda r, t: _search(r, t, "--plugin", "nope.py"), "--plugin nope.py: no such"),
+    "a plugin that is a folder": (lambda r, t: _search(r, t, "--plugin", str(t)), "scratch: a folder, where a file is"),
     "an overrides file that is not TOML": (_bad_overrides_file, "o.toml: not valid TOML"),
     "a warm start from no study": (_not_a_study, "not a study folder"),
     "GPU-hours without a GPU": (lambda r, t: _search(r, t, "--gpu-hours", "2"), "--gpu-hours needs trials on GPUs"),
@@ -195,11 +196,27 @@ CASES: dict[str, tuple[Setup, str]] = {
         lambda r, t: _search(r, t, "--hidden", str(t / "nowhere")),
         "nowhere: no such folder (the hidden split's",
     ),
+    "a hidden folder that is a file": (
+        lambda r, t: _search(r, t, "--hidden", str(_written(t / "h.zip", b"PK"))),
+        "h.zip: a file, where a folder is needed (the hidden split's",
+    ),
+    "a hidden folder that is a labeled split": (
+        lambda r, t: _search(r, t, "--hidden", str(r / "val")),
+        "val is not the hidden split: video_4 holds mask.npy",
+    ),
     "a seed the sampler cannot take": (lambda r, t: _search(r, t, "--seed", "-1"), "--seed must be in 0..4294967295"),
     "a name that is a path": (lambda r, t: _search(r, t, "--name", "../../x"), "--name must be one folder name"),
     "a planted checkpoint": (_planted_checkpoint, "evil.pt"),
     "a study with no results": (_no_results, "empty-study"),
-    "a training folder that cannot be made": (_train_out_under_a_file, "a-file/run"),
+    "a study folder that is a file": (
+        lambda r, t: ["predict", "--experiment", str(_written(t / "s.tar", b"")), *_predict_args(r, t)],
+        "s.tar is a file, not a study folder",
+    ),
+    "a checkpoint that is a folder": (
+        lambda r, t: ["predict", "--checkpoint", str(t), *_predict_args(r, t)],
+        "scratch is a folder, where a checkpoint file is needed",
+    ),
+    "a training folder that cannot be made": (_train_out_under_a_file, "a-file: a file, where a folder is needed"),
     "no pretraining epochs": (
         lambda r, t: [
             "train",

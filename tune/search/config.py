@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from data.files import not_a
 from data.locking import run_lock
 from reports.schema import DRIVER_LOCK, OPTUNA_FILE, SKIPPED_FILE, STUDY_FILE, read_study_settings
 from tune.search.spaces import get_space
@@ -122,7 +123,9 @@ def prepare_study(cfg: SearchConfig, resume: bool, *, given: frozenset[str] = fr
         print(f"{cfg.experiment_dir} holds a study whose stages never started: starting it anew")
     get_space(cfg.space)  # fail early on an unknown space
     if cfg.hidden is not None and not Path(cfg.hidden).is_dir():  # tune.predict --experiment reads it, hours later
-        raise FileNotFoundError(f"--hidden {cfg.hidden}: no such folder (the hidden split's video_N folders)")
+        raise FileNotFoundError(
+            f"--hidden {cfg.hidden}: {not_a('folder', cfg.hidden)} (the hidden split's video_N folders)"
+        )
     cfg.experiment_dir.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
     return cfg
