@@ -99,7 +99,11 @@ def _load_file(path: Path) -> None:
 
 
 def _why(err: Exception, path: Path | None) -> str:
-    """The error and where in the plugin it happened (its deepest frame in the plugin's file)."""
+    """The error and where in the plugin it happened (its deepest frame in the plugin's file; a syntax error's own
+    file and line, with the line's text)."""
+    if isinstance(err, SyntaxError):  # raised by the compiler: no frame of the plugin, its place is in the error
+        text = f": {err.text.strip()}" if err.text and err.text.strip() else ""
+        return f"{type(err).__name__}: {err.msg} (line {err.lineno} of {err.filename}{text})"
     frames = list(traceback.extract_tb(err.__traceback__))
     if path is not None:
         frames = [f for f in frames if Path(f.filename).resolve() == path.resolve()] or frames

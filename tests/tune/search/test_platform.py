@@ -121,6 +121,14 @@ def test_a_broken_plugin_is_one_line_naming_it(tmp_path: Path, capsys: pytest.Ca
         f"error: --plugin {tmp_path / 'broken.py'}: ZeroDivisionError: division by zero "
         f"(line 3 of {tmp_path / 'broken.py'})"
     )
+    (tmp_path / "typo.py").write_text(
+        "import os\n\ndef space(:\n    pass\n"
+    )  # compiled, never run: no frame of its own
+    assert main(["--plugin", str(tmp_path / "typo.py"), "--show-space"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: --plugin {tmp_path / 'typo.py'}: SyntaxError: invalid syntax (line 3 of {tmp_path / 'typo.py'}: "
+        "def space(:)"
+    )
     assert main(["--plugin", "no_such_module_here", "--show-space"]) == 2
     assert "no such file or importable module" in capsys.readouterr().err
 
