@@ -36,7 +36,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from benchmarks.curve_bank import METRIC
+from benchmarks.args import asha_reduction, bad_input, count
+from benchmarks.curve_bank import METRIC, read_bank
 from benchmarks.curve_bank import OUT as BANK
 from benchmarks.replay import curves
 from reports.page import figure_html, html_page, table_html
@@ -161,16 +162,15 @@ def markdown(advice: pd.DataFrame) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bank", type=Path, default=BANK)
-    parser.add_argument("--trials", type=int, nargs="+", default=[8, 16, 24, 48, 96])
-    parser.add_argument("--grace", type=int, nargs="+", default=[1, 2, 4])
-    parser.add_argument("--reduction", type=int, nargs="+", default=[2, 3, 4])
-    parser.add_argument("--orders", type=int, default=1000, help="random studies per setting")
+    parser.add_argument("--trials", type=count, nargs="+", default=[8, 16, 24, 48, 96])
+    parser.add_argument("--grace", type=count, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--reduction", type=asha_reduction, nargs="+", default=[2, 3, 4])
+    parser.add_argument("--orders", type=count, default=1000, help="random studies per setting")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--html", type=Path, default=RESULTS / "advice.html")
     args = parser.parse_args(argv)
-    if not args.bank.exists():
-        parser.error(f"{args.bank}: no curve bank (python -m benchmarks.curve_bank makes it)")
-    bank = pd.read_parquet(args.bank)
+    with bad_input(parser):
+        bank = read_bank(args.bank)
     table = curves(bank)
     max_t = len(next(iter(table.values())))
     rows = [

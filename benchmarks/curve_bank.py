@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from benchmarks.args import bad_input, count
 from benchmarks.bank_space import FIXED, GRID, METRIC, MODEL
 
 OUT = Path(__file__).parent / "results" / "curve_bank.parquet"
@@ -58,7 +59,7 @@ def train_curve(config: dict[str, Any], root: Path, *, epochs: int, epoch_sample
 
 
 def build(out: Path, root: Path, *, epochs: int, epoch_samples: int, repeats: int, command: str) -> pd.DataFrame:
-    done = pd.read_parquet(out) if out.exists() else pd.DataFrame()
+    done = read_bank(out) if out.exists() else pd.DataFrame()  # a bank begun earlier: carried on
     plan = [(i, config, 0) for i, config in enumerate(grid())] + [(i, grid()[i], 1) for i in range(repeats)]
     for index, config, seed in plan:
         if len(done) and ((done["config_id"] == index) & (done["seed"] == seed)).any():
@@ -88,12 +89,27 @@ def bank_command(path: Path) -> str:
     return (pq.read_schema(path).metadata or {}).get(b"command", b"").decode()
 
 
+def read_bank(path: Path) -> pd.DataFrame:
+    """A curve bank this command wrote (advice and replay read it): a missing file says how to make it, a file that
+    is not one is named."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no curve bank (python -m benchmarks.curve_bank makes it)")
+    try:
+        bank = pd.read_parquet(path)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{path}: not a curve bank ({' '.join(str(err).split())})") from None
+    missing = {"config_id", "seed", "epoch", METRIC} - set(bank.columns)
+    if missing:
+        raise ValueError(f"{path}: not a curve bank (no column {', '.join(sorted(missing))})")
+    return bank
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--data", type=Path, default=None, help="data root (default: the embedded synthetic set)")
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--epoch-samples", type=int, default=120)
+    parser.add_argument("--epochs", type=count, default=10)
+    parser.add_argument("--epoch-samples", type=count, default=120)
     parser.add_argument("--repeats", type=int, default=4, help="configurations trained twice, for the noise")
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
@@ -101,6 +117,12 @@ def main(argv: list[str] | None = None) -> int:
         from data.synth.default import default_data_root
 
         args.data = default_data_root()
+    with bad_input(parser):  # before hours of training: the data, and a bank begun earlier
+        from data.layout import index_split
+
+        index_split(args.data, "train"), index_split(args.data, "val")
+        if args.out.exists():
+            read_bank(args.out)
     command = "python -m benchmarks.curve_bank " + shlex.join(sys.argv[1:] if argv is None else argv)
     bank = build(
         args.out, args.data, epochs=args.epochs, epoch_samples=args.epoch_samples, repeats=args.repeats, command=command

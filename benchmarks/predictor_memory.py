@@ -18,6 +18,7 @@ import time
 
 import torch
 
+from benchmarks.args import at_least, count
 from data.classes import FRAME_HEIGHT, FRAME_WIDTH, N_INPUT_FRAMES, NUM_CLASSES
 from models.mask_predictor import MaskPredictor, MaskPredictorConfig
 from tune.training.config import TrainConfig
@@ -26,9 +27,9 @@ from tune.training.tasks import task_for
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--embed", type=int, default=0, help="class embedding channels; 0: one-hot")
-    parser.add_argument("--horizon", type=int, default=1)
-    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--embed", type=at_least(0), default=0, help="class embedding channels; 0: one-hot")
+    parser.add_argument("--horizon", type=count, default=1)
+    parser.add_argument("--batch", type=count, default=32)
     parser.add_argument("--train", action="store_true")
     parser.add_argument("--motion-input", action="store_true")
     parser.add_argument("--checkpoint-steps", action="store_true", help="recompute each rolled-out step in backward")

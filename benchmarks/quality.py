@@ -28,8 +28,12 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.args import bad_input, count
+from data.layout import index_split
 from data.synth.generate import SynthSpec, generate
 from reports.schema import VAL_COPY_LAST_IOU, VAL_EXTRAPOLATE_IOU, VAL_IOU, VAL_ORACLE_IOU
+from tune.training.checkpoints import load_model
+from tune.training.config import RunConfig
 from tune.training.inference import resolve_device
 from tune.training.run import build_run, train_run
 
@@ -47,43 +51,19 @@ MASK_VARIANTS = {  # mask_space rows: key -> (row name, extra --set assignments 
 APPROACHES = ("unet", "dual_phase", "frame_segmenter", "mask_space")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=None)
-    parser.add_argument("--train", type=int, default=1000)
-    parser.add_argument("--val", type=int, default=1000)
-    parser.add_argument("--unlabeled", type=int, default=3000)
-    parser.add_argument("--workdir", type=Path, default=Path("runs/quality"))
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--pretrain-epochs", type=int, default=30)
-    parser.add_argument("--width", type=int, default=64, help="U-Net widths (all approaches)")
-    parser.add_argument("--predictor-width", type=int, default=32)
-    parser.add_argument("--predictor-hidden", type=int, default=64)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument(
-        "--input-scale", type=float, default=1.0, help="every model's input scale (its logits come back to 160x240)"
-    )
-    parser.add_argument(
-        "--frames-per-video", type=int, default=4, help="per-frame segmenter: frames per video per epoch"
-    )
-    parser.add_argument("--mask-variants", nargs="+", choices=list(MASK_VARIANTS), default=list(MASK_VARIANTS))
-    parser.add_argument("--only", nargs="+", choices=APPROACHES, default=list(APPROACHES))
-    parser.add_argument("--segmenter", type=Path, default=None, help="a trained frame_segmenter checkpoint to reuse")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--no-compile", action="store_true", help="no torch.compile on CUDA (quicker to start)")
-    parser.add_argument("--out", type=Path, default=Path("docs/quality.md"))
-    args = parser.parse_args(argv)
-    root = args.data
-    if root is None:
-        root = args.workdir / "data"
-        generate(root, SynthSpec(train=args.train, val=args.val, unlabeled=args.unlabeled, seed=0))
-    common = [
+def _common(args: argparse.Namespace) -> list[str]:
+    """The settings every approach's run gets."""
+    return [
         f"batch_size={args.batch}",
         f"eval_batch_size={args.batch}",
         f"input_scale={args.input_scale}",
         "compile=true" if resolve_device(args.device).type == "cuda" and not args.no_compile else "compile=false",
     ]
-    runs = {
+
+
+def _runs(args: argparse.Namespace, common: list[str]) -> dict[str, RunConfig]:
+    """Each approach's run, from the command's settings (a bad one refused before any training)."""
+    return {
         "unet": build_run("unet", [f"width={args.width}", *common], epochs=args.epochs),
         "dual_phase": build_run(
             "dual_phase",
@@ -101,6 +81,46 @@ def main(argv: list[str] | None = None) -> int:
             epochs=args.epochs,
         ),
     }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=None)
+    parser.add_argument("--train", type=count, default=1000)
+    parser.add_argument("--val", type=count, default=1000)
+    parser.add_argument("--unlabeled", type=int, default=3000)
+    parser.add_argument("--workdir", type=Path, default=Path("runs/quality"))
+    parser.add_argument("--epochs", type=count, default=30)
+    parser.add_argument("--pretrain-epochs", type=count, default=30)
+    parser.add_argument("--width", type=int, default=64, help="U-Net widths (all approaches)")
+    parser.add_argument("--predictor-width", type=int, default=32)
+    parser.add_argument("--predictor-hidden", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument(
+        "--input-scale", type=float, default=1.0, help="every model's input scale (its logits come back to 160x240)"
+    )
+    parser.add_argument(
+        "--frames-per-video", type=int, default=4, help="per-frame segmenter: frames per video per epoch"
+    )
+    parser.add_argument("--mask-variants", nargs="+", choices=list(MASK_VARIANTS), default=list(MASK_VARIANTS))
+    parser.add_argument("--only", nargs="+", choices=APPROACHES, default=list(APPROACHES))
+    parser.add_argument("--segmenter", type=Path, default=None, help="a trained frame_segmenter checkpoint to reuse")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--no-compile", action="store_true", help="no torch.compile on CUDA (quicker to start)")
+    parser.add_argument("--out", type=Path, default=Path("docs/quality.md"))
+    args = parser.parse_args(argv)
+    with bad_input(parser):  # before hours of training: the data, the segmenter and the settings
+        if args.data is not None:
+            for split in ("train", "val"):
+                index_split(args.data, split)
+        if args.segmenter is not None:
+            load_model(args.segmenter)
+        common = _common(args)
+        runs = _runs(args, common)
+    root = args.data
+    if root is None:
+        root = args.workdir / "data"
+        generate(root, SynthSpec(train=args.train, val=args.val, unlabeled=args.unlabeled, seed=0))
     wanted = set(args.only)
     if "mask_space" in wanted and args.segmenter is None:
         wanted.add("frame_segmenter")  # mask_space trains on its masks

@@ -35,9 +35,10 @@ import optuna
 import pandas as pd
 from ray import tune
 
+from benchmarks.args import asha_reduction, bad_input, count
 from benchmarks.bank_space import METRIC, STAGE
 from benchmarks.curve_bank import OUT as BANK
-from benchmarks.curve_bank import config_id
+from benchmarks.curve_bank import config_id, read_bank
 
 STRATEGIES = ("random_full", "random_asha", "tpe_full", "tpe_asha_complete", "tpe_asha_pruned")
 RESULTS = Path(__file__).parent / "results"
@@ -201,10 +202,10 @@ def summarise(runs: pd.DataFrame, bank: pd.DataFrame, command: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bank", type=Path, default=BANK)
-    parser.add_argument("--seeds", type=int, default=50)
-    parser.add_argument("--trials", type=int, default=24)
-    parser.add_argument("--grace", type=int, default=2)
-    parser.add_argument("--reduction", type=int, default=2)
+    parser.add_argument("--seeds", type=count, default=50)
+    parser.add_argument("--trials", type=count, default=24)
+    parser.add_argument("--grace", type=count, default=2)
+    parser.add_argument("--reduction", type=asha_reduction, default=2)
     parser.add_argument("--strategies", nargs="*", default=list(STRATEGIES), choices=STRATEGIES)
     parser.add_argument("--out", type=Path, default=RESULTS / "replay.parquet")
     parser.add_argument("--report", type=Path, default=RESULTS / "replay.md")
@@ -214,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # no CSV/JSON/TensorBoard files a trial
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    bank = pd.read_parquet(args.bank)
+    with bad_input(parser):
+        bank = read_bank(args.bank)
     table = curves(bank)
     ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR)
     frames, started = [], time.perf_counter()

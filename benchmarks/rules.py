@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.args import bad_input, count
 from data.cache import decode_split
 from data.classes import INPUT_FRAMES, LAST_INPUT_FRAME, NUM_CLASSES, TARGET_FRAME
 from data.metric import competition_iou
@@ -153,7 +154,7 @@ def _segmenter_tables(title: str, segmented: torch.Tensor, oracle: torch.Tensor,
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=None)
-    parser.add_argument("--val", type=int, default=200)
+    parser.add_argument("--val", type=count, default=200)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--workdir", type=Path, default=Path("runs/rules"))
     parser.add_argument("--segmenter", type=Path, default=None, help="also score the rules on its masks")
@@ -162,7 +163,10 @@ def main(argv: list[str] | None = None) -> int:
     if root is None:
         root = args.workdir / f"val{args.val}-seed{args.seed}"
         generate(root, SynthSpec(val=args.val, seed=args.seed), progress=False)
-    val = decode_split(root, "val", progress=False)
+    with bad_input(parser):
+        if args.segmenter is not None:
+            load_model(args.segmenter, "cpu")  # refused now, not after the rules' tables
+        val = decode_split(root, "val", progress=False)
     assert val.masks is not None
     masks = torch.from_numpy(np.array(val.masks)).long()  # (N, 22, H, W)
     target = masks[:, TARGET_FRAME]

@@ -1,0 +1,39 @@
+"""What the benchmarks' command lines share: counts that must be 1 or more, and bad input (a data root, a curve
+bank, a checkpoint, a setting) told as argparse's one line with exit status 2, before the work, not as a traceback."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+
+def at_least(low: int) -> Callable[[str], int]:
+    """An argparse type: a whole number >= `low`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} must be >= {low}")
+        return value
+
+    return parse
+
+
+count = at_least(1)  # trials, seeds, epochs, a batch
+asha_reduction = at_least(2)  # ASHA's reduction factor: 1 would keep every trial at every rung
+
+
+@contextmanager
+def bad_input(parser: argparse.ArgumentParser) -> Iterator[None]:
+    """Inside: reading what the command was given. A missing or unreadable file, a bad value, a model the registry
+    does not know: `PROG: error: MESSAGE` (the message names the file or the value), exit 2."""
+    try:
+        yield
+    except KeyError as err:  # the registry's own line
+        parser.error(str(err.args[0]))
+    except (OSError, ValueError) as err:  # DataError is a ValueError; a file that is not Parquet, an ArrowInvalid
+        parser.error(" ".join(str(err).split()))
