@@ -297,6 +297,9 @@ def stage_use_table(row: pd.Series) -> pd.DataFrame:
     lines.append(("idle before the stage (between stages)", _duration(row[resources.IDLE_STAGES_S]), ""))
     if not pd.isna(row[resources.PEAK_GB]):
         lines.append(("peak GPU memory (the largest of any epoch)", f"{row[resources.PEAK_GB]:.2f} GiB", ""))
+    if row[resources.SPLIT_TRIALS]:
+        why = "a batch ran out of GPU memory whole: taken in parts since, gradients accumulated (epochs' micro_batches)"
+        lines.append(("trials that split their batches", f"{row[resources.SPLIT_TRIALS]:.0f}", why))
     return pd.DataFrame(lines, columns=["", "value", "share"])
 
 

@@ -19,6 +19,7 @@ from reports.schema import (
     EPOCH_SECONDS,
     GPU_BUSY,
     GPU_PEAK_GB,
+    MICRO_BATCHES,
     PHASES,
     SETUP_S,
     STAGE,
@@ -42,6 +43,7 @@ BUSY_SHARE = "gpu_busy_share"  # gpu_busy_share of the stage; NaN without GPU_BU
 IDLE_TRIALS_S = "idle_between_trials_s"  # idle gaps inside the stage
 IDLE_STAGES_S = "idle_between_stages_s"  # the idle gap before the stage's first trial, after the stage before
 PEAK_GB = "gpu_peak_gb"  # the largest GPU_PEAK_GB of its epochs; NaN without them
+SPLIT_TRIALS = "trials_split"  # trials whose batch ran out of GPU memory whole (MICRO_BATCHES over 1); 0 without
 
 
 def timed(epochs: pd.DataFrame) -> pd.DataFrame:
@@ -172,10 +174,10 @@ def stages_in_time(epochs: pd.DataFrame) -> list[str]:
 
 def stage_use(epochs: pd.DataFrame) -> pd.DataFrame:
     """One row per stage (in the order they ran) of what its trials used: the columns of phase_seconds
-    (NaN without phases), SPAN_S, BUSY_SHARE, IDLE_TRIALS_S, IDLE_STAGES_S and PEAK_GB. Empty when no
-    epoch has timings."""
+    (NaN without phases), SPAN_S, BUSY_SHARE, IDLE_TRIALS_S, IDLE_STAGES_S, PEAK_GB and SPLIT_TRIALS. Empty when
+    no epoch has timings."""
     rows = timed(epochs)
-    columns = [*PHASES, OTHER, EPOCHS_S, SPAN_S, BUSY_SHARE, IDLE_TRIALS_S, IDLE_STAGES_S, PEAK_GB]
+    columns = [*PHASES, OTHER, EPOCHS_S, SPAN_S, BUSY_SHARE, IDLE_TRIALS_S, IDLE_STAGES_S, PEAK_GB, SPLIT_TRIALS]
     if not len(rows):
         return pd.DataFrame(columns=columns, index=pd.Index([], name=STAGE))
     intervals = trial_intervals(rows)
@@ -192,5 +194,7 @@ def stage_use(epochs: pd.DataFrame) -> pd.DataFrame:
     table[PEAK_GB] = (
         rows.groupby(STAGE, sort=False)[GPU_PEAK_GB].max().reindex(stages) if GPU_PEAK_GB in rows else np.nan
     )
+    split = rows[rows[MICRO_BATCHES] > 1] if MICRO_BATCHES in rows else rows.iloc[:0]
+    table[SPLIT_TRIALS] = split.groupby(STAGE)[TRIAL_ID].nunique().reindex(stages).fillna(0.0)
     table.index.name = STAGE
     return table[columns].astype(float)

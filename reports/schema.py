@@ -77,6 +77,7 @@ PHASES = (SETUP_S, DATA_WAIT_S, TRAIN_S, EVAL_S, CHECKPOINT_S)
 GPU_BUSY = "gpu_busy"  # on CUDA: the share of the epoch the trial's GPU was busy (NVML's utilisation), 0-1
 GPU_PEAK_GB = "gpu_peak_memory_gb"  # on CUDA: the trial's peak allocated GPU memory in the epoch, GiB
 TORCH_THREADS = "torch_threads"  # the trial's torch threads (its CPUs)
+MICRO_BATCHES = "micro_batches"  # the parts a training batch was taken in: over 1, it ran out of GPU memory whole
 FIRST_STEP_AT = "first_step_at"  # when the trial's process took its first training step (Unix seconds)
 NODE_ID = "node_id"  # the Ray node the trial ran on (also a trial-table column)
 

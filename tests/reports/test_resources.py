@@ -9,7 +9,7 @@ import math
 import pandas as pd
 import pytest
 
-from reports import resource_figures, resources, schema
+from reports import page, resource_figures, resources, schema
 from tests.reports.study_files import TIMED_EPOCHS, timed_epoch
 
 EPOCHS = pd.DataFrame(TIMED_EPOCHS)
@@ -97,6 +97,12 @@ def test_stage_use_gathers_each_stages_numbers() -> None:
     assert list(use[resources.IDLE_TRIALS_S]) == [5.0, 0.0]
     assert list(use[resources.IDLE_STAGES_S]) == [0.0, 10.0]
     assert list(use[resources.PEAK_GB]) == [2.0, 1.0]
+    assert list(use[resources.SPLIT_TRIALS]) == [0.0, 0.0]  # no micro_batches column: none split
+    split = EPOCHS.assign(**{schema.MICRO_BATCHES: [2.0 if t in ("a", "b") else 1.0 for t in EPOCHS[schema.TRIAL_ID]]})
+    split.loc[(split[schema.TRIAL_ID] == "a") & (split[schema.EPOCH] == 1), schema.MICRO_BATCHES] = 1.0  # from epoch 2
+    assert list(resources.stage_use(split)[resources.SPLIT_TRIALS]) == [2.0, 0.0]
+    assert "trials that split their batches" in list(page.stage_use_table(resources.stage_use(split).iloc[0])[""])
+    assert "trials that split their batches" not in list(page.stage_use_table(use.iloc[0])[""])
     assert use.loc["finetune", resources.BUSY_SHARE] == pytest.approx(0.8)
     assert use.loc["pretrain", resources.EPOCHS_S] == 35.0
 

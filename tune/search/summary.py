@@ -12,6 +12,7 @@ from reports.schema import (
     CHECKPOINT,
     EPOCHS,
     MAX_EPOCHS,
+    MICRO_BATCHES,
     REFERENCES_FILE,
     RULE_REFERENCES,
     STATUS,
@@ -33,6 +34,17 @@ from tune.search.study import Study
 from tune.training.tasks import task_for
 
 
+def split_text(epochs: pd.DataFrame) -> str | None:
+    """The line on trials that ran out of GPU memory on a whole batch and went on in parts; None where none did."""
+    split = epochs.loc[epochs[MICRO_BATCHES] > 1, TRIAL_ID].nunique() if MICRO_BATCHES in epochs else 0
+    if not split:
+        return None
+    return (
+        f"{split} trial{'s' if split > 1 else ''} ran out of GPU memory on a whole batch and took each batch in parts "
+        "since (gradients accumulated; slower): a larger --gpus-per-trial gives a trial more memory"
+    )
+
+
 def print_summary(study: Study) -> None:
     trials, epochs = read_results(study.results_dir)
     print(f"\nresults: {study.results_dir}")
@@ -45,6 +57,8 @@ def print_summary(study: Study) -> None:
             print(f"stage {stage.name}: {spent}")
     if (busy := gpu_busy_share(with_setup(epochs, trials))) is not None:
         print(f"GPU busy {busy:.0%} of the time from the first trial's start to the last trial's end")
+    if split := split_text(epochs):
+        print(split)
     final = study.space.stages[-1]
     top = finished_trials(trials, final.name).head(5)
     if not len(top):

@@ -9,7 +9,6 @@ uninterrupted run.
 
 from __future__ import annotations
 
-import ctypes
 import math
 import os
 import time
@@ -24,12 +23,23 @@ import torch
 
 from data.streaming import read_ahead
 from models.registry import create_model, pretrained_part
-from reports.schema import DATA_WAIT_S, EPOCH, EVAL_S, GPU_BUSY, GPU_PEAK_GB, PHASES, TRAIN_LOSS, TRAIN_S
+from reports.schema import (
+    DATA_WAIT_S,
+    EPOCH,
+    EVAL_S,
+    GPU_BUSY,
+    GPU_PEAK_GB,
+    MICRO_BATCHES,
+    PHASES,
+    TRAIN_LOSS,
+    TRAIN_S,
+)
 from tune.training.checkpoints import CHECKPOINT_FORMAT, load_checkpoint, load_pretrained_part, save_checkpoint
 from tune.training.config import RUNTIME_FIELDS, RunConfig, TrainConfig
 from tune.training.gpu_meter import GpuMeter
 from tune.training.inference import ModelRunner
 from tune.training.losses import inverse_sqrt_weights
+from tune.training.memory import release_freed_memory
 from tune.training.tasks import LoadOptions, TrainData, task_for
 
 
@@ -93,6 +103,7 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         self.compile_pending = self.cfg.compile  # the first training step tells whether compiling works here
         self.compile_error: str | None = None  # why the model runs uncompiled although the run asked to compile
+        self.micro_batches = 1  # the parts a training batch is taken in: doubled when a batch runs out of GPU memory
 
     # -- public API
 
@@ -120,6 +131,7 @@ class Trainer:
                 metrics[GPU_BUSY] = meter.busy()
             if self.device.type == "cuda":
                 metrics[GPU_PEAK_GB] = torch.cuda.max_memory_allocated(self.device) / 2**30
+            metrics[MICRO_BATCHES] = float(self.micro_batches)
             metrics["epoch_seconds"] = time.perf_counter() - started
             self.epoch += 1
             self.history.append(metrics)
@@ -138,6 +150,7 @@ class Trainer:
             "history": self.history,
             "pipeline": self.pipeline,
             "pretrained": self.pretrained,
+            "micro_batches": self.micro_batches,
         }
 
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -173,6 +186,7 @@ class Trainer:
         trainer.generator.set_state(state["rng"]["generator"])
         trainer.epoch = int(state["epoch"])
         trainer.history = list(state["history"])
+        trainer.micro_batches = int(state.get("micro_batches", 1))  # a resumed trial does not run out again
         return trainer
 
     @torch.no_grad()
@@ -238,13 +252,42 @@ class Trainer:
         return mean, samples, waited
 
     def _step(self, x: torch.Tensor, y: torch.Tensor, index: torch.Tensor, all_frames: bool) -> torch.Tensor:
-        """One optimisation step on a batch; its loss."""
-        loss = self._loss(x, y, index, all_frames)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        """One optimisation step on a batch; its loss. A batch that runs out of GPU memory (a packed trial is capped
+        at its share) is taken again in twice the parts, their gradients accumulated: the same step, batch-norm
+        statistics aside. Later steps keep the split (MICRO_BATCHES, each epoch), until a part is one sample."""
+        while True:
+            try:
+                loss = self._gradients(x, y, index, all_frames)
+                break
+            except torch.cuda.OutOfMemoryError as error:
+                if self.micro_batches >= len(index):
+                    raise
+                why = str(error).strip().split(".")[0]
+            self.optimizer.zero_grad(
+                set_to_none=True
+            )  # past the except: its traceback holds the step's tensors no more
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            self.micro_batches *= 2
+            warnings.warn(
+                f"a batch of {len(index)} ran out of memory ({why}): {self.run.model} now takes each batch in "
+                f"{self.micro_batches} parts, gradients accumulated",
+                stacklevel=2,
+            )
         self.optimizer.step()
         self.scheduler.step()
         return loss
+
+    def _gradients(self, x: torch.Tensor, y: torch.Tensor, index: torch.Tensor, all_frames: bool) -> torch.Tensor:
+        """The batch's gradients, in `micro_batches` parts (each part's loss weighted by its share); its loss."""
+        self.optimizer.zero_grad(set_to_none=True)
+        total = torch.zeros((), device=self.device)
+        parts = min(self.micro_batches, len(index))
+        for xs, ys, part in zip(x.tensor_split(parts), y.tensor_split(parts), index.tensor_split(parts), strict=True):
+            loss = self._loss(xs, ys, part, all_frames) * (len(part) / len(index))
+            loss.backward()
+            total += loss.detach()
+        return total
 
     def _loss(self, x: torch.Tensor, y: torch.Tensor, index: torch.Tensor, all_frames: bool) -> torch.Tensor:
         """A batch's loss. The model's outputs are not held past it: backward needs only what autograd saved,
@@ -265,47 +308,14 @@ class Trainer:
         self.compile_pending = False
         try:
             return self._step(x, y, index, all_frames)
+        except torch.cuda.OutOfMemoryError:  # a batch of one sample too many: not the compiler's failure
+            raise
         except Exception as error:
             reason = f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
             self.runner.forward = self.model
             self.compile_error = reason
             warnings.warn(f"torch.compile failed for {self.run.model}, training it uncompiled: {reason}", stacklevel=2)
             return self._step(x, y, index, all_frames)
-
-
-def release_freed_memory() -> None:
-    """Hand the memory freed on the heap back to the system (glibc's malloc_trim; elsewhere nothing). A training
-    step's large CPU tensors (a mask predictor's 49-class logits: tens of MB each) are freed to the heap, and
-    glibc keeps such freed memory in the process: measured, a process that had trained and evaluated mask
-    predictors held 2.19 GiB after them, 0.36 GiB once trimmed, so two packed trials added up each other's
-    past peaks. Called between an epoch's training and its evaluation, and after it, in a process over
-    TRIM_ABOVE_BYTES resident: a small one is not worth the time (trimming every epoch of the test suite's tiny
-    trials made one study test 78 -> 93 s: the next epoch faults the pages back in)."""
-    if _LIBC is not None and _resident_bytes() > TRIM_ABOVE_BYTES:
-        _LIBC.malloc_trim(0)
-
-
-TRIM_ABOVE_BYTES = 2**30
-
-
-def _resident_bytes() -> int:
-    try:
-        with open("/proc/self/statm") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
-def _glibc() -> ctypes.CDLL | None:
-    try:
-        libc = ctypes.CDLL(None)
-        libc.malloc_trim.argtypes = [ctypes.c_size_t]
-        return libc
-    except (OSError, AttributeError):  # not glibc (macOS, musl): its allocator is left as it is
-        return None
-
-
-_LIBC = _glibc()
 
 
 def _make_schedule(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from tune.search.summary import rule_scores, rules_above
+from tune.search.summary import rule_scores, rules_above, split_text
 
 
 def test_the_summary_names_the_rules_that_scored_above_the_best_trial_on_its_own_masks() -> None:
@@ -24,3 +24,13 @@ def test_the_summary_names_the_rules_that_scored_above_the_best_trial_on_its_own
     # every rule's score on the best trial's masks, for the summary's line when the trial beats them all
     assert rule_scores(epochs, best) == {"copy_last": 0.15, "extrapolate": 0.27}
     assert rule_scores(unet, best) == {}
+
+
+def test_the_summary_counts_the_trials_that_split_their_batches() -> None:
+    epochs = pd.DataFrame({"trial_id": ["a", "a", "b", "c"], "micro_batches": [1.0, 2.0, 4.0, 1.0]})
+    assert split_text(epochs) == (
+        "2 trials ran out of GPU memory on a whole batch and took each batch in parts since (gradients accumulated; "
+        "slower): a larger --gpus-per-trial gives a trial more memory"
+    )
+    assert split_text(epochs[epochs["trial_id"] == "c"]) is None
+    assert split_text(epochs.drop(columns="micro_batches")) is None  # a study from before they were recorded

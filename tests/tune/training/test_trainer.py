@@ -493,7 +493,7 @@ def test_memory_a_training_step_freed_goes_back_to_the_system() -> None:
     evaluation, hands it back."""
     from benchmarks.predictor_memory import training_loss
     from models.mask_predictor import MaskPredictor, MaskPredictorConfig
-    from tune.training.trainer import _resident_bytes, release_freed_memory
+    from tune.training.memory import _resident_bytes, release_freed_memory
 
     def resident() -> float:  # GiB
         return _resident_bytes() / 2**30
