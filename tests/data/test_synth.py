@@ -93,7 +93,7 @@ def test_settings_that_cannot_be_generated_are_refused_in_one_line_before_anythi
     assert not (out / "synth.json").exists()
     (tmp_path / "a-file").write_text("")
     assert main([str(tmp_path / "a-file" / "root"), "--train", "1", "--quiet"]) == 2
-    assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'a-file' / 'root'}: Not a directory"
+    assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'a-file'}: a file, where a folder is needed"
 
 
 def test_scenes_hold_distinct_classes_and_late_entries() -> None:

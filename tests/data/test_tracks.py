@@ -125,5 +125,6 @@ def test_the_command_makes_a_splits_tracks(
     monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "a-file" / "cache"))  # a cache that cannot be made
     assert main([str(synth_root), "--split", "val"]) == 2
     assert (
-        capsys.readouterr().err.strip().splitlines()[-1] == f"error: {tmp_path / 'a-file' / 'cache'}: Not a directory"
+        capsys.readouterr().err.strip().splitlines()[-1]
+        == f"error: {tmp_path / 'a-file'}: a file, where a folder is needed"
     )

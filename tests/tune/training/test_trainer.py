@@ -396,7 +396,7 @@ def test_cli_checks_it_can_write_before_it_trains(
     (tmp_path / "a-file").write_text("not a folder")
     assert main(_args("unet", synth_root, tmp_path / "a-file" / "run")) == 2
     out, err = capsys.readouterr()
-    assert err.strip() == f"error: {tmp_path / 'a-file' / 'run'}: Not a directory"
+    assert err.strip() == f"error: {tmp_path / 'a-file'}: a file, where a folder is needed"
     assert "epoch" not in out and "Traceback" not in err
 
 
