@@ -71,6 +71,33 @@ def test_a_trial_given_a_quarter_gpu_is_capped_to_a_quarter_of_its_memory() -> N
         torch.cuda.empty_cache()
 
 
+def test_a_batch_over_the_memory_cap_is_taken_in_parts_on_cuda(synth_root: Path, own_cache: Path) -> None:
+    """A trial capped between what a batch of 2 and a batch of 16 need: its batches of 16 run out of memory, are
+    taken in parts, and it trains on."""
+    device = torch.device("cuda", 0)
+
+    def peak(batch: int, fraction: float = 1.0) -> tuple[Trainer, float]:
+        torch.cuda.empty_cache()
+        torch.cuda.set_per_process_memory_fraction(fraction, device)
+        sets = ["width=32", f"batch_size={batch}", "epoch_samples=32", "eval_batch_size=2", "compile=false"]
+        run = build_run("unet", sets, epochs=1)
+        trainer = Trainer(run, load_data(run, synth_root, device, progress=False), device)
+        return trainer, next(trainer.epochs())[GPU_PEAK_GB] * 2**30
+
+    try:
+        small = peak(2)[1]
+        sixteen = peak(16)[1]
+        total = torch.cuda.get_device_properties(device).total_memory
+        assert sixteen > 2 * small, (small, sixteen)  # the activations dominate: a cap between them splits
+        with pytest.warns(UserWarning, match="ran out of memory"):
+            trainer, _ = peak(16, (small + sixteen) / 2 / total)
+        assert trainer.micro_batches >= 2 and math.isfinite(trainer.history[-1]["train_loss"])
+        print(f"batch 2 peak {small / 2**30:.2f} GiB, 16: {sixteen / 2**30:.2f}; capped: {trainer.micro_batches} parts")
+    finally:
+        torch.cuda.set_per_process_memory_fraction(1.0, device)
+        torch.cuda.empty_cache()
+
+
 def test_a_compiled_trainer_trains_on_cuda(synth_root: Path, tmp_path: Path, own_cache: Path) -> None:
     run = build_run("unet", ["width=8", "batch_size=2", "eval_batch_size=2", "compile=true"], epochs=2)
     trainer = Trainer(run, load_data(run, synth_root, "cuda", progress=False), "cuda")
