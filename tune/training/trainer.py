@@ -104,6 +104,7 @@ class Trainer:
         self.compile_pending = self.cfg.compile  # the first training step tells whether compiling works here
         self.compile_error: str | None = None  # why the model runs uncompiled although the run asked to compile
         self.micro_batches = 1  # the parts a training batch is taken in: doubled when a batch runs out of GPU memory
+        self.eval_batch_size = self.cfg.eval_batch_size  # halved when an evaluation runs out of GPU memory
 
     # -- public API
 
@@ -191,9 +192,19 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
+        """The val metrics. An evaluation that runs out of GPU memory runs again at half the batch (a batch size
+        changes no result: RUNTIME_FIELDS), and later ones keep it, down to one sample."""
         self.model.eval()
         try:
-            return self.task.evaluate(self._infer, self.data.val, self.cfg.eval_batch_size)
+            while True:
+                try:
+                    return self.task.evaluate(self._infer, self.data.val, self.eval_batch_size)
+                except torch.cuda.OutOfMemoryError:
+                    if self.eval_batch_size == 1:
+                        raise
+                torch.cuda.empty_cache()
+                self.eval_batch_size //= 2
+                warnings.warn(f"evaluation ran out of memory: batches of {self.eval_batch_size} now", stacklevel=2)
         finally:
             self._train_mode()
 

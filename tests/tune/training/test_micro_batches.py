@@ -22,9 +22,10 @@ class CappedUNet(UNet):
     """A U-Net on a GPU whose memory holds the activations of LIMIT training samples."""
 
     LIMIT = 2
+    EVAL_LIMIT = 1000  # samples an evaluation batch may hold
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training and len(x) > self.LIMIT:
+        if len(x) > (self.LIMIT if self.training else self.EVAL_LIMIT):
             raise torch.cuda.OutOfMemoryError(
                 f"CUDA out of memory. Tried to allocate {len(x) * 0.5:.2f} GiB. GPU 0 has a total capacity of 79.1 GiB"
             )
@@ -70,11 +71,27 @@ def test_a_batch_out_of_memory_is_taken_in_parts_with_the_same_step(
         assert next(resumed.epochs())[MICRO_BATCHES] == 4.0
 
 
-def test_a_single_sample_out_of_memory_fails_the_run(capped: None, synth_root: Path, own_cache: Path) -> None:
-    CappedUNet.LIMIT = 0
-    try:
-        trainer = _trainer("capped_unet", synth_root, 2)
-        with pytest.raises(torch.cuda.OutOfMemoryError), pytest.warns(UserWarning, match="in 2 parts"):
-            next(trainer.epochs())
-    finally:
-        CappedUNet.LIMIT = 2
+def test_a_single_sample_out_of_memory_fails_the_run(
+    capped: None, synth_root: Path, own_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(CappedUNet, "LIMIT", 0)
+    trainer = _trainer("capped_unet", synth_root, 2)
+    with pytest.raises(torch.cuda.OutOfMemoryError), pytest.warns(UserWarning, match="in 2 parts"):
+        next(trainer.epochs())
+
+
+def test_an_evaluation_out_of_memory_runs_again_at_half_the_batch(
+    capped: None, synth_root: Path, own_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole = _trainer("unet", synth_root, 2)
+    parts = _trainer("capped_unet", synth_root, 2)
+    parts.model.load_state_dict(whole.model.state_dict())
+    monkeypatch.setattr(CappedUNet, "EVAL_LIMIT", 1)  # the tiny root's 2 val videos: one at a time
+    with pytest.warns(UserWarning, match="evaluation ran out of memory: batches of 16 now") as said:
+        metrics = parts.evaluate()
+    assert parts.eval_batch_size == 1 and len(said) == 5  # 32 -> 16 -> 8 -> 4 -> 2 -> 1
+    assert metrics == pytest.approx(whole.evaluate())
+    assert parts.model.training  # back to training after it
+    monkeypatch.setattr(CappedUNet, "EVAL_LIMIT", 0)
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        parts.evaluate()
