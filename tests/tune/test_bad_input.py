@@ -191,6 +191,10 @@ CASES: dict[str, tuple[Setup, str]] = {
         "--cpus-per-trial 4096 asks more of one node than ",  # (a Ray already running in the process: the cluster)
     ),
     "no trials": (lambda r, t: _search(r, t, "--samples", "0"), "--samples must be >= 1"),
+    "an address where no Ray cluster answers": (
+        lambda r, t: _search(r, t, "--address", "nohost.invalid:6379"),
+        "--address nohost.invalid:6379: no Ray cluster answers there (no host named 'nohost.invalid')",
+    ),
     "more val videos than val has": (lambda r, t: _search(r, t, "--val-videos", "3"), "val has 2 videos; leave"),
     "a hidden folder that does not exist": (
         lambda r, t: _search(r, t, "--hidden", str(t / "nowhere")),

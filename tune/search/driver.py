@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -181,6 +182,26 @@ def cluster_of(cfg: SearchConfig) -> Cluster:
     return Cluster.of_ray() if ray.is_initialized() else Cluster.local()
 
 
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Refuse an --address HOST:PORT (or ray://HOST:PORT) where nothing answers, in one line: Ray would try to
+    reach it for ever, logging a warning every few seconds. `auto` and other forms are left to Ray."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as err:
+        why = {
+            socket.gaierror: f"no host named {host!r}",
+            ConnectionRefusedError: f"nothing listens on port {port} of {host}",
+            TimeoutError: f"no answer from {host}:{port} in {timeout_s:.0f} s",
+        }.get(type(err), err.strerror or str(err))
+        raise ValueError(
+            f"--address {address}: no Ray cluster answers there ({why}); start one with `ray start --head` on its "
+            "head node, and give the address it prints (HOST:6379)"
+        ) from None
+
+
 def open_study(cfg: SearchConfig, cluster: Cluster) -> Study:
     """The study's space, budget, data root (the embedded synthetic set's when it names none, which
     `start_study` generates where it is not yet) and resources, planned for `cluster`."""
@@ -217,6 +238,7 @@ def init_ray(cfg: SearchConfig, cluster: Cluster | None = None) -> None:
     if ray.is_initialized():
         return
     if cfg.address:
+        check_reachable(cfg.address)
         ray.init(address=cfg.address, logging_level=logging.WARNING)
         print(f"joined the Ray cluster at {cfg.address}: {ray.cluster_resources()}")
         return

@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import socket
 import stat
 from pathlib import Path
 
 import pytest
 
-from tune.search.driver import _private_token, splits_used
+from tune.search.driver import _private_token, check_reachable, splits_used
 from tune.search.spaces import get_space
 from tune.search.stages import check_state, check_trusted
 
@@ -97,3 +98,19 @@ def test_a_damaged_ray_state_file_is_refused_before_the_restore(tmp_path: Path) 
             ):
                 check_state(stage)
         (stage / name).write_bytes(data)
+
+
+def test_an_address_where_nothing_answers_is_refused_before_ray_tries_it_for_ever() -> None:
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        port = listening.getsockname()[1]
+        check_reachable(f"127.0.0.1:{port}")  # a head node's port (what Ray makes of it is Ray's)
+        check_reachable(f"ray://127.0.0.1:{port}")
+    with pytest.raises(
+        ValueError, match=rf"^--address 127.0.0.1:{port}: no Ray cluster answers there \(nothing listens"
+    ):
+        check_reachable(f"127.0.0.1:{port}")
+    with pytest.raises(ValueError, match=r"\(no host named 'nohost\.invalid'\); start one with `ray start --head`"):
+        check_reachable("ray://nohost.invalid:10001")
+    check_reachable("auto")  # Ray's own: a Ray running on this machine, or its own one-line error
