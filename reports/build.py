@@ -31,6 +31,8 @@ def build_report(folders: Sequence[str | os.PathLike[str]], out: str | os.PathLi
     out = Path(out)
     if out.is_dir():
         raise ValueError(f"--out {out} is a folder; name the HTML file, e.g. {out / 'report.html'}")
+    if blocker := next((p for p in out.parents if p.is_file()), None):
+        raise ValueError(f"--out {out}: {blocker} is a file, where a folder is needed")
     page = build_page([load_experiment(f) for f in folders])
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")

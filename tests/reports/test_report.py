@@ -259,6 +259,9 @@ def test_an_out_that_cannot_take_the_report_is_one_line(tmp_path: Path, capsys: 
     (tmp_path / "a-file").write_text("not a folder")
     assert main([str(tmp_path / "empty"), "--out", str(tmp_path / "a-file" / "r.html")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"error: {tmp_path / 'a-file'}: ") and len(err.splitlines()) == 1, err
+    assert (
+        err
+        == f"error: --out {tmp_path / 'a-file' / 'r.html'}: {tmp_path / 'a-file'} is a file, where a folder is needed\n"
+    )
     assert main([str(tmp_path / "empty"), "--out", str(tmp_path / "r.html")]) == 0
     assert (tmp_path / "r.html").read_text().startswith("<!DOCTYPE html>")
