@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             [*SETTINGS, f"epoch_samples={args.samples // args.epochs}", *args.assignments],
             epochs=args.epochs,
         )
-    except (FileNotFoundError, ValueError) as err:
+    except (OSError, ValueError) as err:  # a root or checkpoint not there, a folder given for a file, a bad setting
         print(f"error: {err}", file=sys.stderr)
         return 2
     source = "a segmenter's masks" if args.segmenter else "true masks"

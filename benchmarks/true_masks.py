@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run = build_run("mask_predictor", args.assignments, epochs=args.epochs)
         pseudo = write_true_masks(args.data, args.out / "pseudo")
-    except (FileNotFoundError, ValueError) as err:
+    except (OSError, ValueError) as err:  # a root or checkpoint not there, a folder given for a file, a bad setting
         print(f"error: {err}", file=sys.stderr)
         return 2
     train_run(run, args.data, args.out, device=args.device, pseudo=pseudo, progress=False)

@@ -186,7 +186,7 @@ def check_reachable(address: str, timeout_s: float = 5.0) -> None:
     """Refuse an --address HOST:PORT (or ray://HOST:PORT) where nothing answers, in one line: Ray would try to
     reach it for ever, logging a warning every few seconds. `auto` and other forms are left to Ray."""
     host, _, port = address.removeprefix("ray://").rpartition(":")
-    if not host or not port.isdigit():
+    if not host or not port.isdigit() or (":" in host and not host.startswith("[")):  # no port; a bare IPv6
         return
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()

@@ -152,6 +152,7 @@ class Trainer:
             "pipeline": self.pipeline,
             "pretrained": self.pretrained,
             "micro_batches": self.micro_batches,
+            "eval_batch_size": self.eval_batch_size,
         }
 
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -188,6 +189,9 @@ class Trainer:
         trainer.epoch = int(state["epoch"])
         trainer.history = list(state["history"])
         trainer.micro_batches = int(state.get("micro_batches", 1))  # a resumed trial does not run out again
+        trainer.eval_batch_size = min(
+            trainer.eval_batch_size, int(state.get("eval_batch_size", trainer.eval_batch_size))
+        )
         return trainer
 
     @torch.no_grad()
@@ -199,8 +203,8 @@ class Trainer:
             while True:
                 try:
                     return self.task.evaluate(self._infer, self.data.val, self.eval_batch_size)
-                except torch.cuda.OutOfMemoryError:
-                    if self.eval_batch_size == 1:
+                except RuntimeError as error:
+                    if not out_of_memory(error) or self.eval_batch_size == 1:
                         raise
                 torch.cuda.empty_cache()
                 self.eval_batch_size //= 2
@@ -264,21 +268,22 @@ class Trainer:
 
     def _step(self, x: torch.Tensor, y: torch.Tensor, index: torch.Tensor, all_frames: bool) -> torch.Tensor:
         """One optimisation step on a batch; its loss. A batch that runs out of GPU memory (a packed trial is capped
-        at its share) is taken again in twice the parts, their gradients accumulated: the same step, batch-norm
-        statistics aside. Later steps keep the split (MICRO_BATCHES, each epoch), until a part is one sample."""
+        at its share) is taken again in twice the parts, their gradients accumulated, and later steps keep the
+        split (MICRO_BATCHES, each epoch), down to one sample a part. The step is the mean of its parts' losses:
+        the whole batch's for a loss that is a mean over samples (cross-entropy, a frame's error); for one normed
+        over the batch (class weights, soft dice, moves of the known objects) the parts' mean, as gradient
+        accumulation is elsewhere. A failed try has already moved batch-norm statistics and random draws."""
         while True:
             try:
                 loss = self._gradients(x, y, index, all_frames)
                 break
-            except torch.cuda.OutOfMemoryError as error:
-                if self.micro_batches >= len(index):
+            except RuntimeError as error:
+                if not out_of_memory(error) or self.micro_batches >= len(index):
                     raise
                 why = str(error).strip().split(".")[0]
-            self.optimizer.zero_grad(
-                set_to_none=True
-            )  # past the except: its traceback holds the step's tensors no more
-            if self.device.type == "cuda":
-                torch.cuda.empty_cache()
+            # past the except, whose traceback held the failed try's tensors
+            self.optimizer.zero_grad(set_to_none=True)
+            torch.cuda.empty_cache()  # (nothing where CUDA was never initialised)
             self.micro_batches *= 2
             warnings.warn(
                 f"a batch of {len(index)} ran out of memory ({why}): {self.run.model} now takes each batch in "
@@ -319,14 +324,20 @@ class Trainer:
         self.compile_pending = False
         try:
             return self._step(x, y, index, all_frames)
-        except torch.cuda.OutOfMemoryError:  # a batch of one sample too many: not the compiler's failure
-            raise
         except Exception as error:
+            if out_of_memory(error):  # a batch of one sample too many: not the compiler's failure
+                raise
             reason = f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
             self.runner.forward = self.model
             self.compile_error = reason
             warnings.warn(f"torch.compile failed for {self.run.model}, training it uncompiled: {reason}", stacklevel=2)
             return self._step(x, y, index, all_frames)
+
+
+def out_of_memory(error: BaseException) -> bool:
+    """Whether `error` is the GPU running out of memory: torch's OutOfMemoryError, or cuDNN's and cuBLAS's own
+    allocation failures (RuntimeErrors naming ..._STATUS_ALLOC_FAILED)."""
+    return isinstance(error, torch.cuda.OutOfMemoryError) or "_STATUS_ALLOC_FAILED" in str(error)
 
 
 def _make_schedule(

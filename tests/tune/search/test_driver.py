@@ -113,4 +113,5 @@ def test_an_address_where_nothing_answers_is_refused_before_ray_tries_it_for_eve
         check_reachable(f"127.0.0.1:{port}")
     with pytest.raises(ValueError, match=r"\(no host named 'nohost\.invalid'\); start one with `ray start --head`"):
         check_reachable("ray://nohost.invalid:10001")
-    check_reachable("auto")  # Ray's own: a Ray running on this machine, or its own one-line error
+    for ray_says in ("auto", "::1", "head"):  # a Ray on this machine, a bare IPv6 address, no port: Ray's own
+        check_reachable(ray_says)

@@ -15,7 +15,7 @@ from models import registry
 from models.unet import UNet
 from reports.schema import MICRO_BATCHES
 from tune.training.run import build_run
-from tune.training.trainer import Trainer, load_data
+from tune.training.trainer import Trainer, load_data, out_of_memory
 
 
 class CappedUNet(UNet):
@@ -81,7 +81,7 @@ def test_a_single_sample_out_of_memory_fails_the_run(
 
 
 def test_an_evaluation_out_of_memory_runs_again_at_half_the_batch(
-    capped: None, synth_root: Path, own_cache: Path, monkeypatch: pytest.MonkeyPatch
+    capped: None, synth_root: Path, tmp_path: Path, own_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     whole = _trainer("unet", synth_root, 2)
     parts = _trainer("capped_unet", synth_root, 2)
@@ -92,6 +92,15 @@ def test_an_evaluation_out_of_memory_runs_again_at_half_the_batch(
     assert parts.eval_batch_size == 1 and len(said) == 5  # 32 -> 16 -> 8 -> 4 -> 2 -> 1
     assert metrics == pytest.approx(whole.evaluate())
     assert parts.model.training  # back to training after it
+    parts.save(tmp_path / "parts.pt")  # a resumed run evaluates at the batch that fitted
+    assert Trainer.resume(tmp_path / "parts.pt", parts.data).eval_batch_size == 1
     monkeypatch.setattr(CappedUNet, "EVAL_LIMIT", 0)
     with pytest.raises(torch.cuda.OutOfMemoryError):
         parts.evaluate()
+
+
+def test_cudnn_and_cublas_allocation_failures_count_as_out_of_memory() -> None:
+    assert out_of_memory(torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
+    assert out_of_memory(RuntimeError("cuDNN error: CUDNN_STATUS_ALLOC_FAILED"))
+    assert out_of_memory(RuntimeError("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`"))
+    assert not out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied (4x8 and 9x2)"))
