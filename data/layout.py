@@ -114,11 +114,13 @@ def index_split(
     if not entries:
         raise DataError(f"split {split!r} is empty: no video_N folders in {folder}")
     first = entries[min(entries)]
-    if split == "hidden" and first.mask_path.exists():  # --hidden given train/ or val/: a submission of other videos
-        raise DataError(
-            f"{folder} is not the hidden split: {first.path.name} holds {first.mask_path.name}, as a labeled split's "
-            "videos do (hidden ones have 11 frames and no mask); give the hidden split's folder"
-        )
+    if split == "hidden":  # --hidden given train/, val/ or unlabeled/: a submission of other videos
+        beyond = next((p for p in (first.mask_path, first.frame_path(N_INPUT_FRAMES)) if p.exists()), None)
+        if beyond is not None:
+            raise DataError(
+                f"{folder} is not the hidden split: {first.path.name} holds {beyond.name}, as the other splits' "
+                "videos do (hidden ones have 11 frames and no mask); give the hidden split's folder"
+            )
     if others:
         more = f" (and {len(others) - 5} more)" if len(others) > 5 else ""
         warnings.warn(

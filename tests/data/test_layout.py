@@ -54,9 +54,10 @@ def test_hidden_split_can_live_elsewhere(copy_root: Path, tmp_path: Path) -> Non
     (copy_root / "hidden" / "notes.txt").write_text("")
     (copy_root / "hidden" / "video_3").write_text("")  # a file, not a video's folder
     assert not has_split(copy_root, "hidden")
-    for labelled in ("val", "train"):  # --hidden given a labeled split: a submission of its videos, refused
-        with pytest.raises(DataError, match=rf"^{copy_root / labelled} is not the hidden split: video_\d+ holds mask"):
-            index_split(copy_root, "hidden", hidden=copy_root / labelled)
+    # --hidden given another split: a submission of its videos, refused
+    for other, holds in (("val", "mask.npy"), ("train", "mask.npy"), ("unlabeled", "image_11.png")):
+        with pytest.raises(DataError, match=rf"^{copy_root / other} is not the hidden split: video_\d+ holds {holds}"):
+            index_split(copy_root, "hidden", hidden=copy_root / other)
 
 
 def test_empty_split_names_its_folder(copy_root: Path) -> None:
