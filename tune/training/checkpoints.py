@@ -32,12 +32,9 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     are missing or not checkpoints of this project."""
     path = Path(path)
     if path.is_dir():  # a trial's checkpoint_N folder, a run's folder: the file in it
-        inside = (
-            [path / "checkpoint.pt"] if (path / "checkpoint.pt").is_file() else sorted(path.glob("*/checkpoint.pt"))
-        )
-        hint = (
-            f"; the checkpoint in it: {inside[-1]}" if inside else ""
-        )  # a trial's newest, by Ray's checkpoint_N names
+        own = path / "checkpoint.pt"
+        inside = [own] if own.is_file() else sorted(path.glob("*/checkpoint.pt"))  # a trial's: newest last
+        hint = f"; the checkpoint in it: {inside[-1]}" if inside else ""
         raise IsADirectoryError(f"{path} is a folder, where a checkpoint file is needed{hint}")
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
