@@ -58,8 +58,10 @@ def train_curve(config: dict[str, Any], root: Path, *, epochs: int, epoch_sample
     return pd.DataFrame(rows)
 
 
-def build(out: Path, root: Path, *, epochs: int, epoch_samples: int, repeats: int, command: str) -> pd.DataFrame:
-    done = read_bank(out) if out.exists() else pd.DataFrame()  # a bank begun earlier: carried on
+def build(
+    out: Path, root: Path, done: pd.DataFrame, *, epochs: int, epoch_samples: int, repeats: int, command: str
+) -> pd.DataFrame:
+    """The bank at `out`, carried on from `done` (the rows of a bank begun earlier; empty for a new one)."""
     plan = [(i, config, 0) for i, config in enumerate(grid())] + [(i, grid()[i], 1) for i in range(repeats)]
     for index, config, seed in plan:
         if len(done) and ((done["config_id"] == index) & (done["seed"] == seed)).any():
@@ -121,11 +123,16 @@ def main(argv: list[str] | None = None) -> int:
         from data.layout import index_split
 
         index_split(args.data, "train"), index_split(args.data, "val")
-        if args.out.exists():
-            read_bank(args.out)
+        done = read_bank(args.out) if args.out.exists() else pd.DataFrame()
     command = "python -m benchmarks.curve_bank " + shlex.join(sys.argv[1:] if argv is None else argv)
     bank = build(
-        args.out, args.data, epochs=args.epochs, epoch_samples=args.epoch_samples, repeats=args.repeats, command=command
+        args.out,
+        args.data,
+        done,
+        epochs=args.epochs,
+        epoch_samples=args.epoch_samples,
+        repeats=args.repeats,
+        command=command,
     )
     finals = bank[bank["epoch"] == bank["epoch"].max()]
     print(
