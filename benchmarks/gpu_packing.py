@@ -1,12 +1,13 @@
 """Aggregate training throughput of 1, 2 and 4 U-Net trials packed on one GPU, against one trial alone.
 
     python -m benchmarks.gpu_packing [--trials 1 2 4] [--width 64] [--batch 64] [--videos 256] [--epochs 3]
-                                     [--device cuda|cpu] [--stream-videos 14000 --epoch-samples 2000]
+                                     [--device cuda|cpu] [--no-compile] [--stream-videos 14000 --epoch-samples 2000]
 
 Each trial is a separate process, as a Ray trial is, running the recipe (`Trainer`) on its own
 device-resident data with its memory capped at 1/K of the GPU (what `--gpus-per-trial 1/K` does in the
-search). Prints each packing's summed samples/s, its speed-up over one trial and each trial's peak GPU
-memory. `--stream-videos N`: the trials pretrain the frame predictor instead, each streaming one shared
+search), compiled unless --no-compile (trials of a study whose first rung is too short for compiling to pay run
+so: tune.search.resources.compile_pays). Prints each packing's summed samples/s, its speed-up over one trial and
+each trial's peak GPU memory. `--stream-videos N`: the trials pretrain the frame predictor instead, each streaming one shared
 memory-mapped split of N videos (14,000: unlabeled + train at full size) as a full-size study's trials do,
 with epochs of --epoch-samples. Needs a CUDA GPU;
 `--device cpu` runs the same processes on the CPU (one thread each, no compilation): the dry run of
@@ -48,6 +49,7 @@ class Trial:
     device: str
     stream: str | None = None  # a frames.npy of the full-size split: pretrain the frame predictor streaming it
     epoch_samples: int = 0
+    compile: bool = True  # on CUDA
 
 
 def _trial(trial: Trial, queue: mp.Queue) -> None:
@@ -69,7 +71,7 @@ def _train(trial: Trial) -> tuple[float, float]:
     train = TrainConfig(
         epochs=trial.epochs,
         batch_size=trial.batch,
-        compile=trial.device == "cuda",
+        compile=trial.compile and trial.device == "cuda",
         schedule="constant",
         hflip=False,
         epoch_samples=trial.epoch_samples,
@@ -87,7 +89,7 @@ def _train(trial: Trial) -> tuple[float, float]:
     trainer = Trainer(run, data, trial.device)
     rates = [m["train_samples_per_s"] for m in trainer.epochs()]
     peak = torch.cuda.max_memory_allocated() / 2**30 if trial.device == "cuda" else 0.0
-    timed = rates[1:] or rates  # the first epoch compiles
+    timed = rates[1:] or rates  # the first epoch warms up (and compiles)
     if trainer.compile_error:
         print(f"trial {trial.seed} ran uncompiled: {trainer.compile_error}", flush=True)
     return sum(timed) / len(timed), peak
@@ -129,13 +131,16 @@ def main(argv: list[str] | None = None) -> int:
         help="pretrain the frame predictor instead, each trial streaming one shared split of this many videos",
     )
     parser.add_argument("--epoch-samples", type=int, default=2000, help="with --stream-videos: samples an epoch")
+    parser.add_argument("--no-compile", action="store_true", help="trials uncompiled on CUDA too")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/gpu_packing"))
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("gpu_packing needs a CUDA GPU (--device cpu: a dry run)")
     name = torch.cuda.get_device_name() if args.device == "cuda" else "CPU (dry run, one thread a trial)"
     model = "frame predictor" if args.stream_videos else "U-Net"
-    speed = "bf16 + channels_last + compile" if args.device == "cuda" else "float32, no compilation"
+    speed = "float32, no compilation"
+    if args.device == "cuda":
+        speed = "bf16 + channels_last" + ("" if args.no_compile else " + compile")
     print(f"device: {name}; {model} width {args.width}, batch {args.batch}, 160x240, {speed}")
     stream = None
     if args.stream_videos:
@@ -161,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
                         args.device,
                         stream,
                         args.epoch_samples if stream else 0,
+                        not args.no_compile,
                     ),
                     queue,
                 ),

@@ -8,12 +8,15 @@ share from the first trial's start to the last trial's end, by nvidia-smi's samp
 epochs (reports.resources.gpu_busy_share). Without nvidia-smi (the suite's CPU dry run) only the trials.
 
 Stopped by SIGTERM or Ctrl-C (the GPU suite's step limit), it passes the signal on to the study once (which saves
-its state, as `--resume` expects), and prints the same figures of what the study has written so far.
+its state, as `--resume` expects), and prints the same figures of what the study has written so far. The study runs
+in a session of its own, so a limit's kill does not reach it: `--kill-after S` kills it (its Ray with it) where it
+has not ended S seconds after the signal, so that the suite's next step has the GPU to itself.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import signal
 import subprocess
@@ -60,6 +63,9 @@ def sampled_busy(samples: Path, start: float, end: float) -> float | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help="the study's --out; the study is named 'main'")
+    parser.add_argument(
+        "--kill-after", type=float, default=None, metavar="S", help="stopped: kill the study S seconds after the signal"
+    )
     parser.add_argument("search", nargs=argparse.REMAINDER, help="the flags of python -m tune.search, after --")
     args = parser.parse_args(argv)
     flags = [f for f in args.search if f != "--"]
@@ -77,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     study = subprocess.Popen(command, start_new_session=True)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _stop)
+    signalled = None
     try:
         status = study.wait()
         ended = f"exit {status}"
@@ -84,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, signal.SIG_DFL)  # a second signal ends the job at once
         study.send_signal(stop.signum)
+        signalled = time.monotonic()
         try:
             status = study.wait(GRACE_S)
         except subprocess.TimeoutExpired:
@@ -93,10 +101,29 @@ def main(argv: list[str] | None = None) -> int:
         sampler.terminate()
         sampler.wait()
     print(f"\nmain job: {ended} after {time.time() - started:.0f} s", flush=True)
-    trials, epochs = read_results(args.out / "main" / RESULTS_DIR)
+    figures(args.out, samples, started)
+    if signalled is not None and args.kill_after is not None:
+        end_study(study, signalled + args.kill_after)
+    return status
+
+
+def end_study(study: subprocess.Popen, deadline: float) -> None:
+    """Kill the study's process group (its driver, with which its local Ray ends) if it runs past `deadline`
+    (time.monotonic)."""
+    try:
+        study.wait(max(deadline - time.monotonic(), 0))
+    except subprocess.TimeoutExpired:
+        os.killpg(study.pid, signal.SIGKILL)
+        study.wait()
+        print("the study had not ended: killed (python -m tune.search --resume goes on from its last checkpoints)")
+
+
+def figures(out: Path, samples: Path, started: float) -> None:
+    """The trials of the study under `out` by stage and status, and its GPU-busy share."""
+    trials, epochs = read_results(out / "main" / RESULTS_DIR)
     if trials.empty:
         print("no trials ran")
-        return status
+        return
     counts = trials.groupby([STAGE, STATUS]).size()
     print("trials by stage and status: " + ", ".join(f"{key} {n}" for key, n in counts.items()))
     print(
@@ -111,7 +138,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"GPU busy (nvidia-smi, every {SAMPLE_MS} ms): " + ("no samples" if busy is None else f"{busy:.1%}"))
     own = gpu_busy_share(epochs)
     print("GPU busy (the study's epochs, NVML in each trial): " + ("not recorded" if own is None else f"{own:.1%}"))
-    return status
 
 
 if __name__ == "__main__":

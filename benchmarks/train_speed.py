@@ -52,7 +52,8 @@ def sync(device: torch.device) -> None:
 
 
 def bare_loop(run: RunConfig, split: DeviceSplit, device: torch.device, steps: int) -> float:
-    """Samples/s of the plainest loop with the same model, optimizer and speed settings."""
+    """Samples/s of the plainest loop with the same model, optimizer and speed settings. Prints its first step's
+    seconds: with compile, a cold compile of the training graph (the recipe after it finds inductor's caches warm)."""
     cfg = run.train
     fast = device.type == "cuda"
     torch.manual_seed(0)
@@ -83,8 +84,11 @@ def bare_loop(run: RunConfig, split: DeviceSplit, device: torch.device, steps: i
     def in_order(k: int) -> torch.Tensor:  # the k-th batch of the split in order, wrapping round
         return torch.arange(k * cfg.batch_size, (k + 1) * cfg.batch_size, device=device) % len(split)
 
+    first = time.perf_counter()
     try:
         step(in_order(0))  # compilation
+        sync(device)
+        print(f"bare loop's first step: {time.perf_counter() - first:.1f} s (with compile: a cold compile)")
     except Exception as error:  # as the recipe does (Trainer._first_compiled_step): go on uncompiled
         print(f"bare loop ran uncompiled: {type(error).__name__}: {str(error).strip()[:300]}")
         forward = model
@@ -116,7 +120,10 @@ def compile_cost(run: RunConfig, data: TrainData, device: torch.device, compiled
     plain = recipe_loop(replace(run, train=replace(run.train, compile=False)), data, device)
     later = float(np.median(seconds[1:])) if len(seconds) > 1 else math.nan
     print(f"compiled recipe epochs: {', '.join(f'{s:.2f}' for s in seconds)} s")
-    print(f"compile and warm-up: {seconds[0] - later:.1f} s (first epoch against the median of the next)")
+    print(
+        f"compile and warm-up: {seconds[0] - later:.1f} s (first epoch against the median of the next; inductor's caches"
+        " warm from the bare loop: its first step above is the cold figure)"
+    )
     print(f"uncompiled recipe: {plain:.1f} samples/s; compiled / uncompiled: {compiled / plain:.2f}")
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.main_job import end_study
 from reports.schema import EPOCHS_FILE, RESULTS_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,3 +46,33 @@ def test_a_job_stopped_by_its_time_limit_prints_what_the_study_wrote(synth_root:
     assert "first trial start to last trial end" in output, output
     # the study took one SIGTERM, not two: it saved its state and says how to go on (two stop it at once)
     assert "Resume with: python -m tune.search" in output and "stopped at once" not in output, output
+
+
+def _alive(pid: int) -> bool:
+    """Whether the process runs (a zombie waiting for its parent's wait has ended)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_kill_after_ends_a_study_that_outlives_it_with_its_whole_group(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The suite's step limit cannot reach a study in its own session, nor its Ray: --kill-after kills the group."""
+    # a stand-in study: a process in a session of its own with a child, as the driver starts its local Ray
+    study = subprocess.Popen(["bash", "-c", "sleep 60 & echo $! > child; wait"], cwd=tmp_path, start_new_session=True)
+    deadline = time.monotonic() + 10
+    while not (tmp_path / "child").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child = int((tmp_path / "child").read_text())
+    end_study(study, time.monotonic() + 0.3)
+    assert study.returncode == -signal.SIGKILL and "the study had not ended: killed" in capsys.readouterr().out
+    deadline = time.monotonic() + 5
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child)
+
+    ends = subprocess.Popen(["sleep", "0.2"], start_new_session=True)
+    end_study(ends, time.monotonic() + 10)  # one that ends in time is left to end
+    assert ends.returncode == 0 and capsys.readouterr().out == ""
