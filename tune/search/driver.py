@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -183,13 +184,15 @@ def cluster_of(cfg: SearchConfig) -> Cluster:
 
 
 def check_reachable(address: str, timeout_s: float = 5.0) -> None:
-    """Refuse an --address HOST:PORT (or ray://HOST:PORT) where nothing answers, in one line: Ray would try to
-    reach it for ever, logging a warning every few seconds. `auto` and other forms are left to Ray."""
+    """Refuse an --address HOST:PORT (or ray://HOST:PORT) where nothing answers within `timeout_s`, name lookup
+    included, in one line: Ray would try to reach it for ever, logging a warning every few seconds. `auto` and
+    other forms are left to Ray."""
     host, _, port = address.removeprefix("ray://").rpartition(":")
     if not host or not port.isdigit() or (":" in host and not host.startswith("[")):  # no port; a bare IPv6
         return
+    deadline = time.monotonic() + timeout_s
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+        _connect(_lookup(host.strip("[]"), int(port), timeout_s), deadline)
     except OSError as err:
         why = {
             socket.gaierror: f"no host named {host!r}",
@@ -200,6 +203,39 @@ def check_reachable(address: str, timeout_s: float = 5.0) -> None:
             f"--address {address}: no Ray cluster answers there ({why}); start one with `ray start --head` on its "
             "head node, and give the address it prints (HOST:6379)"
         ) from None
+
+
+def _connect(addresses: list[tuple[str, int]], deadline: float) -> None:
+    """Connect to the first of `addresses` that answers before `deadline` (time.monotonic); the last error."""
+    error: OSError = TimeoutError()
+    for address in addresses:
+        try:
+            socket.create_connection(address, timeout=max(deadline - time.monotonic(), 0.1)).close()
+            return
+        except OSError as err:
+            error = err
+    raise error
+
+
+def _lookup(host: str, port: int, timeout_s: float) -> list[tuple[str, int]]:
+    """The addresses of `host`, looked up within `timeout_s` (a resolver that does not answer would hold
+    getaddrinfo far longer); TimeoutError past it, socket.gaierror for no such host."""
+    found: list[Any] = []
+    lookup = threading.Thread(target=lambda: found.append(_getaddrinfo(host, port)), daemon=True, name="address lookup")
+    lookup.start()
+    lookup.join(timeout_s)
+    if not found:
+        raise TimeoutError
+    if isinstance(found[0], OSError):
+        raise found[0]
+    return list(dict.fromkeys(info[4][:2] for info in found[0]))
+
+
+def _getaddrinfo(host: str, port: int) -> Any:
+    try:
+        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as err:
+        return err
 
 
 def open_study(cfg: SearchConfig, cluster: Cluster) -> Study:

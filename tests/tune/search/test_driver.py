@@ -8,6 +8,7 @@ import os
 import pickle
 import socket
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -107,6 +108,7 @@ def test_an_address_where_nothing_answers_is_refused_before_ray_tries_it_for_eve
         port = listening.getsockname()[1]
         check_reachable(f"127.0.0.1:{port}")  # a head node's port (what Ray makes of it is Ray's)
         check_reachable(f"ray://127.0.0.1:{port}")
+        check_reachable(f"localhost:{port}")  # every address of the name is tried (::1 may come first)
     with pytest.raises(
         ValueError, match=rf"^--address 127.0.0.1:{port}: no Ray cluster answers there \(nothing listens"
     ):
@@ -115,3 +117,15 @@ def test_an_address_where_nothing_answers_is_refused_before_ray_tries_it_for_eve
         check_reachable("ray://nohost.invalid:10001")
     for ray_says in ("auto", "::1", "head"):  # a Ray on this machine, a bare IPv6 address, no port: Ray's own
         check_reachable(ray_says)
+
+
+def test_a_name_lookup_that_hangs_is_cut_at_the_same_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A resolver that does not answer (the network's, not this code's) holds getaddrinfo for far longer than the
+    check's limit: the lookup counts within it."""
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *args, **kwargs: time.sleep(30))
+    started = time.monotonic()
+    with pytest.raises(
+        ValueError, match=r"^--address slow\.example:6379: .*\(no answer from slow\.example:6379 in 1 s\)"
+    ):
+        check_reachable("slow.example:6379", timeout_s=1)
+    assert time.monotonic() - started < 3
