@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every GPU figure the open issues ask for, in one run: under 8 minutes of one H100/H200.
+# Every GPU figure the open issues ask for, in one run of one H100/H200: about 7.5 minutes, 9 at its step limits.
 #
 #   bash benchmarks/gpu_suite.sh [--only STEP...]       on a CUDA machine: appends the figures, as each step goes, to
 #                                                        $SEGTUNE_SUITE_OUT, else to $OUT/gpu_figures.md where $OUT
@@ -28,7 +28,7 @@
 #   stream   U-Net width 64, batch 64: the recipe against a bare loop, the split streamed against held, and what
 #            compiling costs and buys (the figures of tune/search/resources.py's compile rule: the bare loop's first
 #            step is a cold compile, the recipe's first epoch a warm one)
-# and, only when named (`--only dynamics`: it does not fit the 8 minutes beside the others):
+# and, only when named (`--only dynamics`: it does not fit one device call beside the others):
 #   dynamics the object-dynamics model on the GPU (issue 31): 1,200 videos generated here (MuJoCo on EGL), then
 #            benchmarks/dynamics.py on their true masks' tracks: 180,000 samples at 300 and 1,000 train videos, the
 #            time of each (the CPU took 85-190 s each, one thread) and the IoU beside the rule's
@@ -113,7 +113,8 @@ wanted pack32 && step "Packed trials on one GPU, U-Net width 32" "${LIMITS[2]}" 
 wanted pack64 && step "Packed trials on one GPU, U-Net width 64" "${LIMITS[3]}" \
   $PY -m benchmarks.gpu_packing "${PACK64[@]}" --workdir "$WORK/pack"
 wanted stream && step "U-Net: recipe against bare loop, streamed against held" "${LIMITS[4]}" \
-  $PY -m benchmarks.train_speed "${SPEED[@]}"
+  env TORCHINDUCTOR_CACHE_DIR="$WORK/inductor-$$" TRITON_CACHE_DIR="$WORK/triton-$$" \
+  $PY -m benchmarks.train_speed "${SPEED[@]}"  # fresh compile caches: the bare loop's first step is a cold compile
 wanted dynamics && step "Object dynamics: generated videos, the model trained on their tracks" "$DYNAMICS_LIMIT" \
   bash -c "$DYNAMICS"
 echo "figures written to $FIGURES"

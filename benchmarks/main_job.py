@@ -21,6 +21,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -83,7 +84,6 @@ def main(argv: list[str] | None = None) -> int:
     study = subprocess.Popen(command, start_new_session=True)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _stop)
-    signalled = None
     try:
         status = study.wait()
         ended = f"exit {status}"
@@ -91,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, signal.SIG_DFL)  # a second signal ends the job at once
         study.send_signal(stop.signum)
-        signalled = time.monotonic()
+        if args.kill_after is not None:  # beside the figures below, which may take a while (not a daemon: awaited)
+            threading.Thread(target=end_study, args=(study, time.monotonic() + args.kill_after)).start()
         try:
             status = study.wait(GRACE_S)
         except subprocess.TimeoutExpired:
@@ -102,8 +103,6 @@ def main(argv: list[str] | None = None) -> int:
         sampler.wait()
     print(f"\nmain job: {ended} after {time.time() - started:.0f} s", flush=True)
     figures(args.out, samples, started)
-    if signalled is not None and args.kill_after is not None:
-        end_study(study, signalled + args.kill_after)
     return status
 
 

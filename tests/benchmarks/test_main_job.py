@@ -25,8 +25,9 @@ def test_a_job_stopped_by_its_time_limit_prints_what_the_study_wrote(synth_root:
     out = tmp_path / "job"
     study = ["--space", "unet", "--data", str(synth_root), "--budget", "smoke", "--samples", "6"]
     env = {**os.environ, "SEGTUNE_CACHE": str(tmp_path / "decoded"), "RAY_USAGE_STATS_ENABLED": "0"}
+    kill = ["--kill-after", "150"]  # as the suite passes it, longer than the study takes to save its state
     job = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.main_job", "--out", str(out), "--", *study, "--max-concurrent", "1"],
+        [sys.executable, "-m", "benchmarks.main_job", "--out", str(out), *kill, "--", *study, "--max-concurrent", "1"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -46,6 +47,7 @@ def test_a_job_stopped_by_its_time_limit_prints_what_the_study_wrote(synth_root:
     assert "first trial start to last trial end" in output, output
     # the study took one SIGTERM, not two: it saved its state and says how to go on (two stop it at once)
     assert "Resume with: python -m tune.search" in output and "stopped at once" not in output, output
+    assert "the study had not ended" not in output, output
 
 
 def _alive(pid: int) -> bool:

@@ -236,6 +236,8 @@ def _getaddrinfo(host: str, port: int) -> Any:
         return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as err:
         return err
+    except UnicodeError as err:  # a name no resolver could take (a label over 63 characters, ...)
+        return socket.gaierror(str(err))
 
 
 def open_study(cfg: SearchConfig, cluster: Cluster) -> Study:

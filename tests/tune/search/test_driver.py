@@ -108,13 +108,15 @@ def test_an_address_where_nothing_answers_is_refused_before_ray_tries_it_for_eve
         port = listening.getsockname()[1]
         check_reachable(f"127.0.0.1:{port}")  # a head node's port (what Ray makes of it is Ray's)
         check_reachable(f"ray://127.0.0.1:{port}")
-        check_reachable(f"localhost:{port}")  # every address of the name is tried (::1 may come first)
+        check_reachable(f"localhost:{port}")  # a name, looked up
     with pytest.raises(
         ValueError, match=rf"^--address 127.0.0.1:{port}: no Ray cluster answers there \(nothing listens"
     ):
         check_reachable(f"127.0.0.1:{port}")
     with pytest.raises(ValueError, match=r"\(no host named 'nohost\.invalid'\); start one with `ray start --head`"):
         check_reachable("ray://nohost.invalid:10001")
+    with pytest.raises(ValueError, match=r"\(no host named 'x{64}\.example'\)"):  # a label too long to look up
+        check_reachable(f"{'x' * 64}.example:6379")
     for ray_says in ("auto", "::1", "head"):  # a Ray on this machine, a bare IPv6 address, no port: Ray's own
         check_reachable(ray_says)
 
