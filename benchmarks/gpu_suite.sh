@@ -38,8 +38,8 @@ PY=${PYTHON:-python}
 STEPS=(tests main pack32 pack64 stream)
 
 if [[ "${1:-}" == "--dry-run" ]]; then
-  FIGURES=${2:-$(mktemp -d)/gpu_figures.md}
-  shift $(($# > 1 ? 2 : 1))
+  shift
+  if [[ $# -gt 0 && "$1" != --* ]]; then FIGURES=$1; shift; else FIGURES=$(mktemp -d)/gpu_figures.md; fi
   WORK=$(mktemp -d)
   DATA=${SEGTUNE_SUITE_DATA:-}
   if [[ -z "$DATA" ]]; then DATA=$WORK/data; $PY -m data.synth "$DATA" --train 4 --val 2 --unlabeled 2 --seed 0 >/dev/null; fi
@@ -71,9 +71,19 @@ else
   # each, 3 short epochs); the stream step compiles the U-Net cold (~40 s) and warm twice, last as the least wanted.
   LIMITS=(230 120 45 45 90)
   read -r -a LIMITS <<<"${SEGTUNE_SUITE_LIMITS:-${LIMITS[*]}}"  # a shorter run where less device time is left
+  if [[ ${#LIMITS[@]} -ne ${#STEPS[@]} ]]; then
+    echo "SEGTUNE_SUITE_LIMITS: ${#LIMITS[@]} limits given, one for each of the ${#STEPS[@]} steps needed (${STEPS[*]})" >&2
+    exit 2
+  fi
   TITLE=$($PY -c "import torch; print(torch.cuda.get_device_name())" 2>/dev/null || echo "no CUDA device")
 fi
 if [[ "${1:-}" == "--only" ]]; then shift; WANTED=("$@"); else WANTED=("${STEPS[@]}"); fi
+for name in "${WANTED[@]}"; do
+  if [[ " ${STEPS[*]} dynamics " != *" $name "* ]]; then
+    echo "--only $name: no such step (the steps: ${STEPS[*]} dynamics)" >&2
+    exit 2
+  fi
+done
 mkdir -p "$(dirname "$FIGURES")" "$WORK"
 echo "figures go to $FIGURES"
 export PYTHONUNBUFFERED=1  # a step stopped at its limit still leaves what it printed
