@@ -30,6 +30,7 @@ from reports.schema import (
     RESULTS_DIR,
     SKIPPED_FILE,
     SPACE,
+    STAGE_DONE,
     STATUS,
     STUDY_FILE,
     TRIALS_FILE,
@@ -93,12 +94,13 @@ def load_experiment(folder: str | os.PathLike[str]) -> Experiment:
             if videos:
                 named = "; ".join(f"video {vid}: {reason}" for vid, reason in videos.items())
                 notes.append(f"{len(videos)} bad {split} video(s) left out (--skip-bad-videos): {named}")
+    cut = False
     if (folder / BUDGET_FILE).exists():
         budget = json.loads((folder / BUDGET_FILE).read_text())
-        if budget.get(BUDGET_CUT):
-            cut = "; ".join(f"stage {stage}: {what}" for stage, what in budget[BUDGET_CUT].items())
+        if cut := bool(budget.get(BUDGET_CUT)):
+            stages_cut = "; ".join(f"stage {stage}: {what}" for stage, what in budget[BUDGET_CUT].items())
             notes.append(
-                f"the study was cut by its time budget ({budget.get(BUDGET_TEXT)}): {cut}; --resume completes it"
+                f"the study was cut by its time budget ({budget.get(BUDGET_TEXT)}): {stages_cut}; --resume completes it"
             )
     if settings.get("unlabeled") is not None:
         notes.append(f"the study trained on the first {settings['unlabeled']} unlabeled videos only (--unlabeled)")
@@ -115,6 +117,11 @@ def load_experiment(folder: str | os.PathLike[str]) -> Experiment:
     elif running:
         notes.append(
             f"{running} trial(s) did not end: the study was stopped or its driver died, and is partial; finish it "
+            f"with: {resume}"
+        )
+    elif (open_stage := _open_stage(folder, trials)) and not cut:  # stopped between two trials (a cut says so above)
+        notes.append(
+            f"stage {open_stage} did not end: the study was stopped or its driver died, and is partial; finish it "
             f"with: {resume}"
         )
     elif not len(trials) and settings and not (folder / BUDGET_FILE).exists():  # a budget's cut says so above
@@ -135,6 +142,15 @@ def load_experiment(folder: str | os.PathLike[str]) -> Experiment:
         studies=studies,
         submission=read_submission(folder),
     )
+
+
+def _open_stage(folder: Path, trials: pd.DataFrame) -> str | None:
+    """The first stage with trials whose experiment folder (OUT/NAME/STAGE) is there without STAGE_DONE; None where
+    every one ended (or none has a folder: results copied without them)."""
+    for stage in stage_order(trials):
+        if (folder / stage).is_dir() and not (folder / stage / STAGE_DONE).exists():
+            return stage
+    return None
 
 
 def study_driver(folder: Path) -> str | None:

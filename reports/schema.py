@@ -42,6 +42,7 @@ BUDGET_FILE = "budget.json"  # the time budget of a study's last run and the sta
 BUDGET_TEXT = "time_budget"  # budget.json: the time budget as text (1h02m); None without one
 BUDGET_CUT = "cut"  # budget.json: stage -> what the time budget cut of it
 DRIVER_LOCK = ".driver.lock"  # locked by the driver running the study (flock), names it: "pid N on HOST, since T"
+STAGE_DONE = ".done"  # in OUT/NAME/STAGE, the folder of a stage's Ray experiment, once the stage has ended
 
 # trial-table columns
 TRIAL_ID = "trial_id"  # Ray's trial id, unique within a study

@@ -97,6 +97,14 @@ def test_a_study_whose_driver_runs_is_told_from_one_that_was_stopped(tmp_path: P
     assert any(n.startswith(note) for n in live) and not any("did not end" in n for n in live)
     assert not any("running now" in n for n in own) and any("did not end" in n for n in own)
     assert any("did not end" in n for n in load_experiment(folder).notes)  # the lock let go
+    # stopped between two trials: none left running, but the stage's Ray experiment never ended
+    rows = [trial_row("a", 0.2), trial_row("b", 0.4, status="stopped")]
+    between = write_study_folder(tmp_path / "runs" / "v", rows, settings={"name": "v", "space": "unet"})
+    (between / "train").mkdir()
+    partial = "stage train did not end: the study was stopped or its driver died, and is partial; finish it with: "
+    assert partial + resume.replace("--name u", "--name v") in load_experiment(between).notes
+    (between / "train" / schema.STAGE_DONE).touch()
+    assert not any("did not end" in n for n in load_experiment(between).notes)  # the stage ended: the study did
     (folder / schema.RESULTS_DIR / schema.TRIALS_FILE).unlink()  # stopped before any trial reported
     before = "no driver runs the study: it was stopped or its driver died before any trial reported; go on with: "
     assert before + resume in load_experiment(folder).notes

@@ -9,5 +9,4 @@ PARENT_KEY = "parent_trial"  # the config entry naming the parent trial a depend
 
 # files of a study folder's stages and trials
 CHECKPOINT_NAME = "checkpoint.pt"  # the file in each of a trial's Ray checkpoints
-DONE = ".done"  # written in a stage's folder once its experiment has ended
 PARENTS_FILE = "parents.json"  # in a dependent stage's folder: the parent trials its trials choose among

@@ -12,11 +12,11 @@ from ray import tune
 
 from data.cache import default_cache_dir
 from data.files import atomic_write
-from reports.schema import CHECKPOINT, STAGE, STATUS, TRIAL_ID, Status, finished_trials, read_results
+from reports.schema import CHECKPOINT, STAGE, STAGE_DONE, STATUS, TRIAL_ID, Status, finished_trials, read_results
 from tune.search.deadline import DeadlineStopper, reopen_search
 from tune.search.failfast import SYSTEMATIC_FILE, SystematicFailure, first_failures, systematic_failure
 from tune.search.keeper import CheckpointKeeper, drop_kept, restore_kept
-from tune.search.keys import DONE, PARENTS_FILE
+from tune.search.keys import PARENTS_FILE
 from tune.search.overrides import Override, run_values
 from tune.search.results import ResultsWriter
 from tune.search.scheduler import ResumableASHA
@@ -88,7 +88,7 @@ def run_stage(study: Study, stage: Stage) -> bool:
     fail_orphaned_optuna_trials(study.folder, str(study.cfg.name), stage)
     named: list[str] = list(trials[trials[STAGE] == stage.name][CHECKPOINT].dropna()) if len(trials) else []
     drop_kept(stage_dir, keep={str(Path(path).parent) for path in named})
-    (stage_dir / DONE).touch()
+    (stage_dir / STAGE_DONE).touch()
     return True
 
 

@@ -8,10 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from data.cache import OnError
-from reports.schema import RESULTS_DIR
+from reports.schema import RESULTS_DIR, STAGE_DONE
 from tune.search.config import SearchConfig
 from tune.search.deadline import Deadline
-from tune.search.keys import DONE
 from tune.search.overrides import Override
 from tune.search.resources import Resources
 from tune.search.spaces import Budget, SearchSpace, Stage
@@ -53,4 +52,4 @@ class Study:
 
     def finished(self, stage: Stage) -> bool:
         """Whether `stage`'s experiment has ended (a resume skips it)."""
-        return (self.folder / stage.name / DONE).exists()
+        return (self.folder / stage.name / STAGE_DONE).exists()
