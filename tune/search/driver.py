@@ -190,9 +190,8 @@ def check_reachable(address: str, timeout_s: float = 5.0) -> None:
     host, _, port = address.removeprefix("ray://").rpartition(":")
     if not host or not port.isdigit() or (":" in host and not host.startswith("[")):  # no port; a bare IPv6
         return
-    deadline = time.monotonic() + timeout_s
     try:
-        _connect(_lookup(host.strip("[]"), int(port), timeout_s), deadline)
+        _connect(host.strip("[]"), int(port), timeout_s)
     except OSError as err:
         why = {
             socket.gaierror: f"no host named {host!r}",
@@ -205,39 +204,28 @@ def check_reachable(address: str, timeout_s: float = 5.0) -> None:
         ) from None
 
 
-def _connect(addresses: list[tuple[str, int]], deadline: float) -> None:
-    """Connect to the first of `addresses` that answers before `deadline` (time.monotonic); the last error."""
-    error: OSError = TimeoutError()
-    for address in addresses:
+def _connect(host: str, port: int, timeout_s: float) -> None:
+    """Connect to host:port within `timeout_s`, its name lookup included (a resolver that does not answer holds
+    getaddrinfo far longer than a connection's timeout): in a daemon thread, left behind past the limit. Raises
+    what failed: socket.gaierror for no such host (a name no resolver could take too), TimeoutError past the limit."""
+    failed: list[OSError | None] = []
+
+    def attempt() -> None:
         try:
-            socket.create_connection(address, timeout=max(deadline - time.monotonic(), 0.1)).close()
-            return
+            socket.create_connection((host, port), timeout=timeout_s).close()
+            failed.append(None)
         except OSError as err:
-            error = err
-    raise error
+            failed.append(err)
+        except UnicodeError as err:  # a label over 63 characters, ...
+            failed.append(socket.gaierror(str(err)))
 
-
-def _lookup(host: str, port: int, timeout_s: float) -> list[tuple[str, int]]:
-    """The addresses of `host`, looked up within `timeout_s` (a resolver that does not answer would hold
-    getaddrinfo far longer); TimeoutError past it, socket.gaierror for no such host."""
-    found: list[Any] = []
-    lookup = threading.Thread(target=lambda: found.append(_getaddrinfo(host, port)), daemon=True, name="address lookup")
-    lookup.start()
-    lookup.join(timeout_s)
-    if not found:
+    thread = threading.Thread(target=attempt, daemon=True, name="address check")
+    thread.start()
+    thread.join(timeout_s)
+    if not failed:
         raise TimeoutError
-    if isinstance(found[0], OSError):
-        raise found[0]
-    return list(dict.fromkeys(info[4][:2] for info in found[0]))
-
-
-def _getaddrinfo(host: str, port: int) -> Any:
-    try:
-        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as err:
-        return err
-    except UnicodeError as err:  # a name no resolver could take (a label over 63 characters, ...)
-        return socket.gaierror(str(err))
+    if failed[0] is not None:
+        raise failed[0]
 
 
 def open_study(cfg: SearchConfig, cluster: Cluster) -> Study:
