@@ -28,6 +28,9 @@ from reports.schema import (
     PER_CLASS_FILE,
     REFERENCES_FILE,
     RESULTS_DIR,
+    RUN_ENDED,
+    RUN_STAGES,
+    RUN_STOPPED,
     SKIPPED_FILE,
     SPACE,
     STAGE_DONE,
@@ -39,6 +42,7 @@ from reports.schema import (
     optuna_study_name,
     read_parquet,
     read_results,
+    read_run,
     read_study_settings,
     read_submission,
     stage_order,
@@ -119,15 +123,13 @@ def load_experiment(folder: str | os.PathLike[str]) -> Experiment:
             f"{running} trial(s) did not end: the study was stopped or its driver died, and is partial; finish it "
             f"with: {resume}"
         )
-    elif (open_stage := _open_stage(folder, trials)) and not cut:  # stopped between two trials (a cut says so above)
-        notes.append(
-            f"stage {open_stage} did not end: the study was stopped or its driver died, and is partial; finish it "
-            f"with: {resume}"
-        )
+    elif len(trials) and (partial := _partial(folder, trials, cut)):  # stopped between two trials or stages
+        notes.append(f"{partial}; finish it with: {resume}")
     elif not len(trials) and settings and not (folder / BUDGET_FILE).exists():  # a budget's cut says so above
         notes.append(
             f"no driver runs the study: it was stopped or its driver died before any trial reported; go on with: {resume}"
         )
+    notes += _stopped_by(folder)
     studies = _load_studies(folder, settings.get("name") or folder.name, stage_order(trials), notes)
     return Experiment(
         name=folder.name,
@@ -144,13 +146,34 @@ def load_experiment(folder: str | os.PathLike[str]) -> Experiment:
     )
 
 
-def _open_stage(folder: Path, trials: pd.DataFrame) -> str | None:
-    """The first stage with trials whose experiment folder (OUT/NAME/STAGE) is there without STAGE_DONE; None where
-    every one ended (or none has a folder: results copied without them)."""
-    for stage in stage_order(trials):
-        if (folder / stage).is_dir() and not (folder / stage / STAGE_DONE).exists():
-            return stage
-    return None
+def _partial(folder: Path, trials: pd.DataFrame, cut: bool) -> str | None:
+    """What did not end of a study that no driver runs and that has no trial left running: the first stage of its
+    last run (run.json) without STAGE_DONE in its folder (OUT/NAME/STAGE), or its end (the best model's evaluation
+    and submission) where every stage ended; None where the run ended, a time budget cut it (said apart), or where
+    run.json is missing (results copied without it, an older study) and every stage with trials ended."""
+    run = read_run(folder)
+    if run.get(RUN_ENDED) or cut:
+        return None
+    died = "the study was stopped or its driver died, and is partial"
+    if not run:
+        opened = [s for s in stage_order(trials) if (folder / s).is_dir() and not (folder / s / STAGE_DONE).exists()]
+        return f"stage {opened[0]} did not end: {died}" if opened else None
+    for stage in run.get(RUN_STAGES, []):
+        if not (folder / stage / STAGE_DONE).exists():
+            return f"stage {stage} did not {'end' if (folder / stage).is_dir() else 'start'}: {died}"
+    return f"every stage ended but the study did not (the best model's evaluation on val, its submission): {died}"
+
+
+def _stopped_by(folder: Path) -> list[str]:
+    """Why a stage stopped the study's last run (no trial succeeded, a systematic failure), and the stages that
+    did not run for it."""
+    run = read_run(folder)
+    notes = []
+    for stage, why in run.get(RUN_STOPPED, {}).items():
+        stages = list(run.get(RUN_STAGES, []))
+        later = stages[stages.index(stage) + 1 :] if stage in stages else []
+        notes.append(f"stage {stage}: {why}" + (f"; so stage(s) {', '.join(later)} did not run" if later else ""))
+    return notes
 
 
 def study_driver(folder: Path) -> str | None:

@@ -5,6 +5,7 @@ a study folder's settings (search.json) and of its best checkpoint.
 
 A study folder OUT/NAME holds:
     search.json              the study's settings (STUDY_FILE)
+    run.json                 its driver's last run: its stages, whether it reached the study's end (RUN_FILE)
     optuna.journal           one Optuna study per stage, named optuna_study_name(NAME, stage) (OPTUNA_FILE)
     results/trials.parquet   one row per trial, all stages (TRIALS_FILE; the trial-table columns below)
     results/epochs.parquet   one row per trial per epoch: TRIAL_ID, SPACE, STAGE, EPOCH and every number
@@ -43,6 +44,10 @@ BUDGET_TEXT = "time_budget"  # budget.json: the time budget as text (1h02m); Non
 BUDGET_CUT = "cut"  # budget.json: stage -> what the time budget cut of it
 DRIVER_LOCK = ".driver.lock"  # locked by the driver running the study (flock), names it: "pid N on HOST, since T"
 STAGE_DONE = ".done"  # in OUT/NAME/STAGE, the folder of a stage's Ray experiment, once the stage has ended
+RUN_FILE = "run.json"  # the driver's last run: RUN_STAGES, RUN_ENDED, RUN_STOPPED (written by tune/search/study.py)
+RUN_STAGES = "stages"  # run.json: the space's stages, in the order they run
+RUN_ENDED = "ended"  # run.json: whether the run reached the study's end (the best model evaluated, its submission)
+RUN_STOPPED = "stopped"  # run.json: stage -> why it stopped the study (no trial succeeded, a systematic failure)
 
 # trial-table columns
 TRIAL_ID = "trial_id"  # Ray's trial id, unique within a study
@@ -220,6 +225,16 @@ def read_study_settings(folder: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(settings, dict):
         raise ValueError(f"{path}: not a study's settings (a JSON {type(settings).__name__}, not an object)")
     return settings
+
+
+def read_run(folder: str | os.PathLike[str]) -> dict[str, Any]:
+    """What a study folder's run.json says of its driver's last run ({} without one, or where it cannot be read:
+    a study older than the file, results copied without it)."""
+    try:
+        run = json.loads((Path(folder) / RUN_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return run if isinstance(run, dict) else {}
 
 
 def study_data(folder: str | os.PathLike[str]) -> Path | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import socket
 from pathlib import Path
@@ -15,6 +16,38 @@ from tests.reports.study_files import trial_row, write_journal, write_study_fold
 
 ROWS = [trial_row("a", 0.2), trial_row("b", 0.4, stage="finetune")]
 OUTCOMES = [({"lr": 1e-3, "width": 8}, [0.2], "complete")]
+
+
+def test_a_study_stopped_between_stages_or_before_its_end_is_partial_and_a_stage_that_stopped_it_is_named(
+    tmp_path: Path,
+) -> None:
+    """run.json (the driver's last run) names the stages still to run where no trial tells (stopped between two
+    stages, or after the last while the best model was evaluated), and why a stage stopped a run that ended."""
+    folder = write_study_folder(tmp_path / "runs" / "d", ROWS[:1], settings={"name": "d", "space": "dual_phase"})
+    (folder / "train").mkdir()
+    (folder / "train" / schema.STAGE_DONE).touch()
+    assert not any("partial" in n for n in load_experiment(folder).notes)  # no run.json: every stage seen ended
+
+    def run(ended: bool, stopped: dict[str, str] | None = None) -> list[str]:
+        record = {schema.RUN_STAGES: ["train", "finetune"], schema.RUN_ENDED: ended, schema.RUN_STOPPED: stopped or {}}
+        (folder / schema.RUN_FILE).write_text(json.dumps(record))
+        return load_experiment(folder).notes
+
+    resume = f"; finish it with: python -m tune.search --out {tmp_path / 'runs'} --name d --resume"
+    died = "the study was stopped or its driver died, and is partial"
+    assert f"stage finetune did not start: {died}{resume}" in run(ended=False)
+    (folder / "finetune").mkdir()
+    assert f"stage finetune did not end: {died}{resume}" in run(ended=False)
+    (folder / "finetune" / schema.STAGE_DONE).touch()
+    end = f"every stage ended but the study did not (the best model's evaluation on val, its submission): {died}"
+    assert end + resume in run(ended=False)
+    assert not any("partial" in n or "stage" in n for n in run(ended=True))
+    (folder / "finetune" / schema.STAGE_DONE).unlink()
+    notes = run(ended=True, stopped={"train": "no trial succeeded"})
+    assert "stage train: no trial succeeded; so stage(s) finetune did not run" in notes
+    assert not any("partial" in n for n in notes)  # the run ended: stopped by its stage, not killed
+    (folder / schema.RUN_FILE).write_text("{not json")  # unreadable: as without one
+    assert not any("partial" in n or "so stage" in n for n in load_experiment(folder).notes)
 
 
 def test_the_studies_are_found_by_the_name_in_search_json(tmp_path: Path) -> None:

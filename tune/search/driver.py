@@ -52,6 +52,8 @@ def _run_search(cfg: SearchConfig, resume: bool, given: frozenset[str], started:
     if not all(study.finished(stage) for stage in study.space.stages):  # a resume killed while the report was
         init_ray(study.cfg, cluster)  # made, or of a finished study, only finishes it: no Ray to start and stop
     status = 0
+    stopped: dict[str, str] = {}  # stage -> why it stopped the study
+    study.record_run(ended=False)
     received = stop_on_sigterm()
     clock = StudyClock(study, budget_seconds(study.cfg, study.resources), started)
     for stage in study.space.stages:
@@ -69,16 +71,17 @@ def _run_search(cfg: SearchConfig, resume: bool, given: frozenset[str], started:
             )
             return 128 + int(getattr(signal, why))
         except RuntimeError as err:
-            print(f"stage {stage.name}: {err}", file=sys.stderr)
-            status = 1
-            break
-        trials, _ = read_results(study.results_dir)
-        if not len(finished_trials(trials, stage.name)):
-            print(f"stage {stage.name}: no trial succeeded", file=sys.stderr)
+            stopped[stage.name] = str(err)
+        else:
+            trials, _ = read_results(study.results_dir)
+            if not len(finished_trials(trials, stage.name)):
+                stopped[stage.name] = "no trial succeeded"
+        if stage.name in stopped:
+            print(f"stage {stage.name}: {stopped[stage.name]}", file=sys.stderr)
             status = 1
             break
     clock.end()
-    finish(study, clock)
+    finish(study, clock, stopped)
     return status
 
 
@@ -300,9 +303,10 @@ def _private_token() -> None:
         token.chmod(0o600)
 
 
-def finish(study: Study, clock: StudyClock | None = None) -> None:
-    """Evaluate the best model for the report, write its submission, build the report, print the summary. A
-    failure here is reported and leaves the results as they are."""
+def finish(study: Study, clock: StudyClock | None = None, stopped: dict[str, str] | None = None) -> None:
+    """Evaluate the best model for the report, write its submission, mark the run ended (with the stages that
+    `stopped` it), build the report, print the summary. A failure here is reported and leaves the results as they
+    are."""
     from reports.build import build_report
     from tune.search.evaluate import evaluate_best, write_submission
 
@@ -325,6 +329,7 @@ def finish(study: Study, clock: StudyClock | None = None) -> None:
         print(f"no submission written: {err}", file=sys.stderr)
     except OSError as err:  # a full disk, no permission: the results stay
         print(f"no submission written: {os_error_line(err)}", file=sys.stderr)
+    study.record_run(ended=True, stopped=stopped)
     report = build_report([study.folder], study.folder / "report.html")
     print_summary(study)
     if clock is not None:

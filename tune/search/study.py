@@ -4,11 +4,13 @@ experiment and the trainer with it."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from data.cache import OnError
-from reports.schema import RESULTS_DIR, STAGE_DONE
+from data.files import atomic_write
+from reports.schema import RESULTS_DIR, RUN_ENDED, RUN_FILE, RUN_STAGES, RUN_STOPPED, STAGE_DONE
 from tune.search.config import SearchConfig
 from tune.search.deadline import Deadline
 from tune.search.overrides import Override
@@ -53,3 +55,11 @@ class Study:
     def finished(self, stage: Stage) -> bool:
         """Whether `stage`'s experiment has ended (a resume skips it)."""
         return (self.folder / stage.name / STAGE_DONE).exists()
+
+    def record_run(self, *, ended: bool, stopped: dict[str, str] | None = None) -> None:
+        """OUT/NAME/run.json: this run's stages, whether it reached the study's end, and the stages that stopped it
+        (`stopped`: stage -> why). Written at the start (not ended) and before the report (ended), so that a report
+        of a study whose driver died between two stages, or while the best model was evaluated, says it is partial."""
+        record = {RUN_STAGES: [s.name for s in self.space.stages], RUN_ENDED: ended, RUN_STOPPED: stopped or {}}
+        with atomic_write(self.folder / RUN_FILE) as tmp:
+            tmp.write_text(json.dumps(record, indent=2))

@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from reports.load import load_experiment
 from tune.search.cli import main
 from tune.search.failfast import SYSTEMATIC_FILE, SystematicFailure, error_signature, first_failures
 
@@ -125,6 +126,9 @@ def test_a_systematic_failure_stops_the_stage_and_a_resume_after_the_fix_finishe
     assert "raise ValueError" in traceback.read_text()
     trials = pd.read_parquet(out / "f" / "results" / "trials.parquet")
     assert 3 <= len(trials) < 6 and (trials["status"] == "failed").sum() >= 3, trials[["status", "failure"]]
+    notes = load_experiment(out / "f").notes  # its report says why the study stopped, not that its driver died
+    assert f"stage main: {line.removeprefix('stage main: ')}" in notes, notes
+    assert not any("did not end" in n for n in notes), notes
 
     plugin.write_text(PLUGIN.replace("BROKEN = True", "BROKEN = False"))  # the fix
     assert main(["--out", str(out), "--name", "f", "--resume", "--no-dashboard"]) == 0
@@ -133,6 +137,7 @@ def test_a_systematic_failure_stops_the_stage_and_a_resume_after_the_fix_finishe
     # the trials still running at the stop were resumed and finished; only the systematic failures stay failed
     assert (trials["status"] == "failed").sum() == 3 and trials["status"].isin(["completed", "stopped"]).sum() == 3
     assert not (out / "f" / "main" / SYSTEMATIC_FILE).exists()
+    assert not any("stopped: its first" in n for n in load_experiment(out / "f").notes)  # the fix's run ended well
 
 
 @pytest.mark.slow

@@ -20,7 +20,7 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
 from reports.load import load_experiment
-from reports.schema import OPTUNA_FILE, read_parquet
+from reports.schema import OPTUNA_FILE, RUN_ENDED, read_parquet, read_run
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[3]
@@ -119,6 +119,9 @@ def test_a_study_stopped_every_way_resumes_to_the_end(synth_root: Path, tmp_path
     _wait_until(driver, (folder / "main" / ".done").exists, "its stage was done")
     _kill(driver)
     assert not (folder / "report.html").exists()
+    # its report, built now, says the study did not end (unless the kill came as the report was written)
+    if not read_run(folder)[RUN_ENDED]:
+        assert any(n.startswith("every stage ended but the study did not") for n in load_experiment(folder).notes)
     before = pd.read_parquet(results / "trials.parquet")
 
     # every stage is done: the last resume only finishes the study, and starts no Ray for it (a Ray start makes
