@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from tqdm import tqdm
 
 from data.classes import FRAME_HEIGHT, FRAME_WIDTH, N_FRAMES
 from data.files import build_folder, check_free_space
 from data.layout import DataError, VideoEntry, index_split, read_video, read_video_repaired, split_dir
+from data.progress import Progress
 
 OnError = Literal["raise", "skip"]
 CACHE_VERSION = 1
@@ -302,7 +302,7 @@ def _decode_rows(
     workers = max(1, min(workers or auto or 1, len(todo)))
     size = max(1, min(_CHUNK, len(todo) // (4 * workers)))  # several chunks per worker keep all busy
     chunks = [(str(folder), todo[i : i + size]) for i in range(0, len(todo), size)]
-    with tqdm(total=len(todo), unit="video", desc=f"decoding {todo[0][1].split}", disable=not progress) as bar:
+    with Progress(len(todo), f"decoding {todo[0][1].split}", enabled=progress) as bar:
         if workers == 1:
             results: Iterator[list[tuple[int, str | None]]] = map(_decode_chunk, chunks)
             for result in results:

@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
 from data.classes import N_INPUT_FRAMES
 from data.files import check_free_space
+from data.progress import Progress
 from data.synth.scene import SceneConfig, sample_scene
 
 SPLIT_ORDER = ("train", "val", "unlabeled", "hidden")
@@ -94,7 +94,7 @@ def generate(
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
     started = time.perf_counter()
     jobs = [(str(root), split, vid) for split, vid in todo]
-    bar = tqdm(total=len(jobs), unit="video", desc="generating", disable=not progress)
+    bar = Progress(len(jobs), "generating", enabled=progress)
     if workers == 1:
         _init_worker(spec.seed, spec.scene)
         for job in jobs:

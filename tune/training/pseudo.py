@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from data.cache import OnError, decode_split
 from data.files import build_folder
+from data.progress import Progress
 from tune.training.checkpoints import load_model
 from tune.training.pseudo_store import MANIFEST, PSEUDO_FRAMES, pseudo_label_dir
 from tune.training.tasks import FrameSegmentation, segment_frames, task_for
@@ -48,10 +48,7 @@ def pseudo_label(
                 continue
             decoded = decode_split(root, split, progress=False, on_error=on_error).head(first)
             out, done = _open_split(tmp, split, decoded.ids, (len(decoded), len(frames), *decoded.frames.shape[2:4]))
-            bar = tqdm(
-                total=len(decoded), initial=done, unit="video", desc=f"pseudo-labels {split}", disable=not progress
-            )
-            with bar:
+            with Progress(len(decoded), f"pseudo-labels {split}", initial=done, enabled=progress) as bar:
                 for start in range(done, len(decoded), CHUNK_VIDEOS):
                     part = slice(start, min(start + CHUNK_VIDEOS, len(decoded)))
                     segment_frames(
