@@ -19,6 +19,7 @@ from reports.schema import (
     BUDGET_CUT,
     BUDGET_FILE,
     BUDGET_TEXT,
+    CUT_BUT_FINISHED,
     DRIVER_LOCK,
     EPOCHS_FILE,
     FILE,
@@ -103,8 +104,10 @@ def load_experiment(folder: str | os.PathLike[str]) -> Experiment:
         budget = json.loads((folder / BUDGET_FILE).read_text())
         if cut := bool(budget.get(BUDGET_CUT)):
             stages_cut = "; ".join(f"stage {stage}: {what}" for stage, what in budget[BUDGET_CUT].items())
+            left = any(not (folder / stage / STAGE_DONE).exists() for stage in budget[BUDGET_CUT])
             notes.append(
-                f"the study was cut by its time budget ({budget.get(BUDGET_TEXT)}): {stages_cut}; --resume completes it"
+                f"the study was cut by its time budget ({budget.get(BUDGET_TEXT)}): {stages_cut}; "
+                + ("--resume completes it" if left else CUT_BUT_FINISHED)
             )
     if settings.get("unlabeled") is not None:
         notes.append(f"the study trained on the first {settings['unlabeled']} unlabeled videos only (--unlabeled)")

@@ -16,6 +16,7 @@ from reports.schema import (
     BUDGET_CUT,
     BUDGET_FILE,
     BUDGET_TEXT,
+    CUT_BUT_FINISHED,
     GPU_HOURS,
     STAGE,
     STATUS,
@@ -108,10 +109,13 @@ class StudyClock:
             lines.append(budget + f", {duration_text(max(0.0, self.seconds - used))} left")
         if self.cut:
             lines.append("cut by the time budget: " + "; ".join(f"stage {k}: {v}" for k, v in self.cut.items()))
-            lines.append(
-                f"complete it with: python -m tune.search --out {self.study.cfg.out} --name {self.study.cfg.name} "
-                "--resume [--time-budget T]"
-            )
+            if any(not self.study.finished(self.study.space.stage(name)) for name in self.cut):
+                lines.append(
+                    f"complete it with: python -m tune.search --out {self.study.cfg.out} --name {self.study.cfg.name} "
+                    "--resume [--time-budget T]"
+                )
+            else:  # every trial started: the trials cut at the deadline are final (told to Optuna as pruned)
+                lines.append(CUT_BUT_FINISHED)
         return "\n".join(lines)
 
 

@@ -1,0 +1,42 @@
+"""The study clock's account of a time budget's cut: a resume is offered only where it has trials to run."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from reports import schema
+from reports.load import load_experiment
+from tests.reports.study_files import trial_row, write_study_folder
+from tune.search.clock import StudyClock
+from tune.search.config import SearchConfig
+from tune.search.driver import open_study
+from tune.search.resources import Cluster
+
+
+def test_a_cut_stage_that_started_every_trial_is_not_offered_a_resume(tmp_path: Path) -> None:
+    """A machine fast enough to start all a stage's trials before its deadline: the stage ends (its trials cut at
+    the deadline are final), and neither the summary nor the report sends the user to a --resume that adds none."""
+    cfg = SearchConfig(space="unet", data=str(tmp_path), out=str(tmp_path), name="s", samples=3, gpus_per_trial=0.0)
+    study = open_study(cfg, Cluster.local())
+    rows = [
+        trial_row("a", 0.2, stage="main"),
+        trial_row("b", 0.1, stage="main", status="cut"),
+        trial_row("c", 0.3, stage="main"),
+    ]
+    write_study_folder(study.folder, rows, settings={"name": "s", "space": "unet"})
+    clock = StudyClock(study, 60.0, time.time())
+    stage = study.space.stage("main")
+    clock.ran(stage, complete=True)
+    clock.end()
+    assert clock.cut == {"main": "all 3 trials started, 1 stopped at the deadline"}
+    (study.folder / "main").mkdir()
+    resume = "complete it with: python -m tune.search"
+    assert resume in clock.summary()  # the stage is open (its Ray experiment did not end): a resume goes on
+    assert any(n.endswith("--resume completes it") for n in load_experiment(study.folder).notes)
+    (study.folder / "main" / schema.STAGE_DONE).touch()
+    assert resume not in clock.summary() and schema.CUT_BUT_FINISHED in clock.summary()
+    note = "the study was cut by its time budget (1m00s): stage main: all 3 trials started, 1 stopped at the deadline; "
+    assert note + schema.CUT_BUT_FINISHED in load_experiment(study.folder).notes
+    assert json.loads((study.folder / schema.BUDGET_FILE).read_text())[schema.BUDGET_CUT] == clock.cut
