@@ -171,9 +171,13 @@ class ResultsWriter(Callback):
         self._write(throttle=True)
 
     def on_checkpoint(self, iteration: int, trials: list[Trial], trial: Trial, checkpoint: Any, **info: Any) -> None:
+        """Written at once, whatever the throttle: Ray calls this before it records the checkpoint in its experiment
+        state, from which a resume after kill -9 goes on with the epoch after it; a row still held here would be lost
+        (seen: a trial resumed from its epoch 2 had epochs 1, 3 and 4 in the results)."""
         row = self._row(trial)
         if row.get(BEST_EPOCH) == row.get(EPOCHS):  # this checkpoint holds the best epoch so far
             row[CHECKPOINT] = str(Path(checkpoint.path) / CHECKPOINT_NAME)
+        self._write()
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         row = self._row(trial)
