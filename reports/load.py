@@ -53,6 +53,7 @@ NO_TRIALS = f"no {TRIALS_FILE}: the study has not reported any trial yet"
 NO_EPOCHS = f"no {EPOCHS_FILE}: no trial has finished an epoch yet"
 NO_PER_CLASS = "no per-class IoU: the study has not finished (or had no successful trial)"
 NO_JOURNAL = f"no {OPTUNA_FILE}: no hyperparameter importances"
+_DIED = "the study was stopped or its driver died, and is partial"
 
 
 @dataclass
@@ -122,10 +123,8 @@ def load_experiment(folder: str | os.PathLike[str]) -> Experiment:
             f"the study is running now ({driver}), {running} trial(s) in progress: this report is a snapshot of it"
         )
     elif running:
-        notes.append(
-            f"{running} trial(s) did not end: the study was stopped or its driver died, and is partial; finish it "
-            f"with: {resume}"
-        )
+        why = "a stage stopped the study (below), which is partial" if read_run(folder).get(RUN_STOPPED) else _DIED
+        notes.append(f"{running} trial(s) did not end: {why}; finish it with: {resume}")
     elif len(trials) and (partial := _partial(folder, trials, cut)):  # stopped between two trials or stages
         notes.append(f"{partial}; finish it with: {resume}")
     elif not len(trials) and settings and not (folder / BUDGET_FILE).exists():  # a budget's cut says so above
@@ -157,14 +156,13 @@ def _partial(folder: Path, trials: pd.DataFrame, cut: bool) -> str | None:
     run = read_run(folder)
     if run.get(RUN_ENDED) or cut:
         return None
-    died = "the study was stopped or its driver died, and is partial"
     if not run:
         opened = [s for s in stage_order(trials) if (folder / s).is_dir() and not (folder / s / STAGE_DONE).exists()]
-        return f"stage {opened[0]} did not end: {died}" if opened else None
+        return f"stage {opened[0]} did not end: {_DIED}" if opened else None
     for stage in run.get(RUN_STAGES, []):
         if not (folder / stage / STAGE_DONE).exists():
-            return f"stage {stage} did not {'end' if (folder / stage).is_dir() else 'start'}: {died}"
-    return f"every stage ended but the study did not (the best model's evaluation on val, its submission): {died}"
+            return f"stage {stage} did not {'end' if (folder / stage).is_dir() else 'start'}: {_DIED}"
+    return f"every stage ended but the study did not (the best model's evaluation on val, its submission): {_DIED}"
 
 
 def _stopped_by(folder: Path) -> list[str]:

@@ -46,6 +46,10 @@ def test_a_study_stopped_between_stages_or_before_its_end_is_partial_and_a_stage
     notes = run(ended=True, stopped={"train": "no trial succeeded"})
     assert "stage train: no trial succeeded; so stage(s) finetune did not run" in notes
     assert not any("partial" in n for n in notes)  # the run ended: stopped by its stage, not killed
+    stopped = write_study_folder(tmp_path / "runs" / "e", [trial_row("a", 0.2, status="running"), trial_row("b")])
+    (stopped / schema.RUN_FILE).write_text((folder / schema.RUN_FILE).read_text())  # a trial training at the stop
+    left = "1 trial(s) did not end: a stage stopped the study (below), which is partial; finish it with: "
+    assert any(n.startswith(left) for n in load_experiment(stopped).notes)
     (folder / schema.RUN_FILE).write_text("{not json")  # unreadable: as without one
     assert not any("partial" in n or "so stage" in n for n in load_experiment(folder).notes)
 
