@@ -8,6 +8,7 @@ import os
 import pickle
 import socket
 import stat
+import threading
 import time
 from pathlib import Path
 
@@ -124,10 +125,19 @@ def test_an_address_where_nothing_answers_is_refused_before_ray_tries_it_for_eve
 def test_a_name_lookup_that_hangs_is_cut_at_the_same_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     """A resolver that does not answer (the network's, not this code's) holds getaddrinfo for far longer than the
     check's limit: the lookup counts within it."""
-    monkeypatch.setattr(socket, "getaddrinfo", lambda *args, **kwargs: time.sleep(30))
+    answered = threading.Event()
+
+    def no_answer(*args: object, **kwargs: object) -> None:
+        answered.wait(30)
+        raise socket.gaierror("no answer")  # once the test lets go: the check's thread, left behind, ends quietly
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_answer)
     started = time.monotonic()
-    with pytest.raises(
-        ValueError, match=r"^--address slow\.example:6379: .*\(no answer from slow\.example:6379 in 1 s\)"
-    ):
-        check_reachable("slow.example:6379", timeout_s=1)
-    assert time.monotonic() - started < 3
+    try:
+        with pytest.raises(
+            ValueError, match=r"^--address slow\.example:6379: .*\(no answer from slow\.example:6379 in 1 s\)"
+        ):
+            check_reachable("slow.example:6379", timeout_s=1)
+        assert time.monotonic() - started < 3
+    finally:
+        answered.set()
