@@ -1,6 +1,6 @@
 """Progress of a long job over videos (generating, decoding, pseudo-labelling): a tqdm bar on a terminal; in a log
 (stderr a file or a pipe: `> log`, nohup, a batch job's output) a line now and then and one at the end, since a bar
-redrawn in place is kept there as one line of every redraw (13 kB for the embedded set's 160 videos)."""
+redrawn in place is kept there as one line of every redraw (8.8 kB for the embedded set's 160 videos)."""
 
 from __future__ import annotations
 
