@@ -100,16 +100,17 @@ def load_experiment(folder: str | os.PathLike[str]) -> Experiment:
             if videos:
                 named = "; ".join(f"video {vid}: {reason}" for vid, reason in videos.items())
                 notes.append(f"{len(videos)} bad {split} video(s) left out (--skip-bad-videos): {named}")
-    cut = False
+    run = read_run(folder)  # {} for a study older than run.json, or results copied without it
+    offered = False  # whether the budget's note already sends the user to --resume
     if (folder / BUDGET_FILE).exists():
         budget = json.loads((folder / BUDGET_FILE).read_text())
-        if cut := bool(budget.get(BUDGET_CUT)):
+        if budget.get(BUDGET_CUT):
             stages_cut = "; ".join(f"stage {stage}: {what}" for stage, what in budget[BUDGET_CUT].items())
-            left = any(not (folder / stage / STAGE_DONE).exists() for stage in budget[BUDGET_CUT])
-            notes.append(
-                f"the study was cut by its time budget ({budget.get(BUDGET_TEXT)}): {stages_cut}; "
-                + ("--resume completes it" if left else CUT_BUT_FINISHED)
+            offered = any(not (folder / stage / STAGE_DONE).exists() for stage in budget[BUDGET_CUT])
+            after = (
+                "; --resume completes it" if offered else f"; {CUT_BUT_FINISHED}" if run.get(RUN_ENDED, True) else ""
             )
+            notes.append(f"the study was cut by its time budget ({budget.get(BUDGET_TEXT)}): {stages_cut}{after}")
     if settings.get("unlabeled") is not None:
         notes.append(f"the study trained on the first {settings['unlabeled']} unlabeled videos only (--unlabeled)")
     if settings.get("val_videos") is not None:
@@ -123,15 +124,16 @@ def load_experiment(folder: str | os.PathLike[str]) -> Experiment:
             f"the study is running now ({driver}), {running} trial(s) in progress: this report is a snapshot of it"
         )
     elif running:
-        why = "a stage stopped the study (below), which is partial" if read_run(folder).get(RUN_STOPPED) else _DIED
+        why = "a stage stopped the study (below), which is partial" if run.get(RUN_STOPPED) else _DIED
         notes.append(f"{running} trial(s) did not end: {why}; finish it with: {resume}")
-    elif len(trials) and (partial := _partial(folder, trials, cut)):  # stopped between two trials or stages
+    elif len(trials) and not offered and (partial := _partial(folder, trials, run)):  # stopped between trials/stages
         notes.append(f"{partial}; finish it with: {resume}")
-    elif not len(trials) and settings and not (folder / BUDGET_FILE).exists():  # a budget's cut says so above
-        notes.append(
+    elif not len(trials) and settings and not run.get(RUN_ENDED) and not (folder / BUDGET_FILE).exists():
+        notes.append(  # (a budget's cut and a stage that stopped the run say so themselves)
             f"no driver runs the study: it was stopped or its driver died before any trial reported; go on with: {resume}"
         )
-    notes += _stopped_by(folder)
+    if not driver:  # a running driver's run has not stopped (yet): what stopped the last one is past
+        notes += _stopped_by(run)
     studies = _load_studies(folder, settings.get("name") or folder.name, stage_order(trials), notes)
     return Experiment(
         name=folder.name,
@@ -148,27 +150,26 @@ def load_experiment(folder: str | os.PathLike[str]) -> Experiment:
     )
 
 
-def _partial(folder: Path, trials: pd.DataFrame, cut: bool) -> str | None:
+def _partial(folder: Path, trials: pd.DataFrame, run: dict[str, Any]) -> str | None:
     """What did not end of a study that no driver runs and that has no trial left running: the first stage of its
-    last run (run.json) without STAGE_DONE in its folder (OUT/NAME/STAGE), or its end (the best model's evaluation
-    and submission) where every stage ended; None where the run ended, a time budget cut it (said apart), or where
-    run.json is missing (results copied without it, an older study) and every stage with trials ended."""
-    run = read_run(folder)
-    if run.get(RUN_ENDED) or cut:
+    last `run` (run.json) without STAGE_DONE in its folder (OUT/NAME/STAGE), or its end (the best model's evaluation
+    and submission) where every stage ended; None where the run ended, or where run.json is missing (results copied
+    without it, an older study) and every stage with trials ended."""
+    if run.get(RUN_ENDED):
         return None
     if not run:
         opened = [s for s in stage_order(trials) if (folder / s).is_dir() and not (folder / s / STAGE_DONE).exists()]
         return f"stage {opened[0]} did not end: {_DIED}" if opened else None
     for stage in run.get(RUN_STAGES, []):
         if not (folder / stage / STAGE_DONE).exists():
-            return f"stage {stage} did not {'end' if (folder / stage).is_dir() else 'start'}: {_DIED}"
+            began = (folder / stage).is_dir() or stage in stage_order(trials)  # (copied without its folder)
+            return f"stage {stage} did not {'end' if began else 'start'}: {_DIED}"
     return f"every stage ended but the study did not (the best model's evaluation on val, its submission): {_DIED}"
 
 
-def _stopped_by(folder: Path) -> list[str]:
-    """Why a stage stopped the study's last run (no trial succeeded, a systematic failure), and the stages that
+def _stopped_by(run: dict[str, Any]) -> list[str]:
+    """Why a stage stopped the study's last `run` (no trial succeeded, a systematic failure), and the stages that
     did not run for it."""
-    run = read_run(folder)
     notes = []
     for stage, why in run.get(RUN_STOPPED, {}).items():
         stages = list(run.get(RUN_STAGES, []))

@@ -43,7 +43,7 @@ BUDGET_FILE = "budget.json"  # the time budget of a study's last run and the sta
 BUDGET_TEXT = "time_budget"  # budget.json: the time budget as text (1h02m); None without one
 BUDGET_CUT = "cut"  # budget.json: stage -> what the time budget cut of it
 # said of a cut whose stages all ended (each started every trial): nothing is left for --resume to run
-CUT_BUT_FINISHED = "every trial started, so a resume adds none: those stopped at the deadline keep the epochs they ran"
+CUT_BUT_FINISHED = "nothing is left for --resume to run: the trials stopped at the deadline are final"
 DRIVER_LOCK = ".driver.lock"  # locked by the driver running the study (flock), names it: "pid N on HOST, since T"
 STAGE_DONE = ".done"  # in OUT/NAME/STAGE, the folder of a stage's Ray experiment, once the stage has ended
 RUN_FILE = "run.json"  # the driver's last run: RUN_STAGES, RUN_ENDED, RUN_STOPPED (written by tune/search/study.py)

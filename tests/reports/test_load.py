@@ -50,6 +50,21 @@ def test_a_study_stopped_between_stages_or_before_its_end_is_partial_and_a_stage
     (stopped / schema.RUN_FILE).write_text((folder / schema.RUN_FILE).read_text())  # a trial training at the stop
     left = "1 trial(s) did not end: a stage stopped the study (below), which is partial; finish it with: "
     assert any(n.startswith(left) for n in load_experiment(stopped).notes)
+    copied = write_study_folder(tmp_path / "runs" / "c", ROWS[:1])  # copied mid-run without its stage folders
+    (copied / schema.RUN_FILE).write_text(json.dumps({schema.RUN_STAGES: ["train"], schema.RUN_ENDED: False}))
+    assert any(n.startswith("stage train did not end: ") for n in load_experiment(copied).notes)
+    empty = tmp_path / "runs" / "n"  # a run whose stage stopped it before any trial reported: said once, as such
+    empty.mkdir()
+    (empty / schema.STUDY_FILE).write_text(json.dumps({"name": "n", "space": "unet"}))
+    (empty / schema.RUN_FILE).write_text(
+        json.dumps({schema.RUN_STAGES: ["train"], schema.RUN_ENDED: True, schema.RUN_STOPPED: {"train": "boom"}})
+    )
+    notes = load_experiment(empty).notes
+    assert "stage train: boom" in notes and not any("driver died" in n for n in notes), notes
+    (empty / schema.DRIVER_LOCK).write_text("pid 4242 on node7, since 2026-12-06 10:00:00 UTC\n")
+    with open(empty / schema.DRIVER_LOCK) as held:  # resumed: the stop was the last run's, not this one's
+        fcntl.flock(held, fcntl.LOCK_EX)
+        assert "stage train: boom" not in load_experiment(empty).notes
     (folder / schema.RUN_FILE).write_text("{not json")  # unreadable: as without one
     assert not any("partial" in n or "so stage" in n for n in load_experiment(folder).notes)
 

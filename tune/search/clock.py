@@ -2,8 +2,9 @@
 
 Each stage still to run gets an equal share of the time left when it starts (a stage that ends early
 leaves more to the next): its deadline (tune/search/deadline.py) stops new trials and ends running ones
-at their next epoch. A stage cut that way stays open; the stages after it run with what it finished;
-`--resume` (with a new budget, or none) completes the cut stages. What was cut is kept in
+at their next epoch. A stage cut before all its trials started stays open; the stages after it run with what it
+finished; `--resume` (with a new budget, or none) completes the open stages. A stage that started all its trials
+has ended: its trials cut at the deadline are final. What was cut is kept in
 OUT/NAME/budget.json for the summary and the report.
 """
 

@@ -40,3 +40,7 @@ def test_a_cut_stage_that_started_every_trial_is_not_offered_a_resume(tmp_path: 
     note = "the study was cut by its time budget (1m00s): stage main: all 3 trials started, 1 stopped at the deadline; "
     assert note + schema.CUT_BUT_FINISHED in load_experiment(study.folder).notes
     assert json.loads((study.folder / schema.BUDGET_FILE).read_text())[schema.BUDGET_CUT] == clock.cut
+    study.record_run(ended=False)  # the driver died after the cut stage, as the best model was evaluated
+    notes = load_experiment(study.folder).notes
+    assert not any(schema.CUT_BUT_FINISHED in n for n in notes), notes
+    assert any(n.startswith("every stage ended but the study did not") and "--resume" in n for n in notes), notes
