@@ -46,7 +46,7 @@ class Progress:
 
     def close(self) -> None:
         self.bar.close()
-        if self.logged:
+        if self.logged and self.ran:  # (a job an earlier run had done, or with nothing to do, says nothing)
             self.logged = False  # one end line
             now = time.monotonic()
             self._line(f"{self.done}/{self.total} videos in {now - self.started:.1f} s, {self._rate(now)}")

@@ -94,27 +94,26 @@ def generate(
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
     started = time.perf_counter()
     jobs = [(str(root), split, vid) for split, vid in todo]
-    bar = Progress(len(jobs), "generating", enabled=progress)
-    if workers == 1:
-        _init_worker(spec.seed, spec.scene)
-        for job in jobs:
-            _write_video(job)
-            bar.update()
-        _close_worker()
-    else:
-        ctx = mp.get_context("spawn")
-        pool = ctx.Pool(workers, initializer=_init_worker, initargs=(spec.seed, spec.scene))
-        try:
-            for _ in pool.imap_unordered(_write_video, jobs, chunksize=1):
+    with Progress(len(jobs), "generating", enabled=progress) as bar:  # closed on an error too: how far it got
+        if workers == 1:
+            _init_worker(spec.seed, spec.scene)
+            for job in jobs:
+                _write_video(job)
                 bar.update()
-        except BaseException:
-            pool.terminate()
-            raise
+            _close_worker()
         else:
-            pool.close()  # a clean exit runs the workers' finalizers, which close their GL contexts
-        finally:
-            pool.join()
-    bar.close()
+            ctx = mp.get_context("spawn")
+            pool = ctx.Pool(workers, initializer=_init_worker, initargs=(spec.seed, spec.scene))
+            try:
+                for _ in pool.imap_unordered(_write_video, jobs, chunksize=1):
+                    bar.update()
+            except BaseException:
+                pool.terminate()
+                raise
+            else:
+                pool.close()  # a clean exit runs the workers' finalizers, which close their GL contexts
+            finally:
+                pool.join()
     return SynthReport(len(jobs), sum(1 for _ in spec.videos()) - len(jobs), time.perf_counter() - started, workers)
 
 

@@ -30,6 +30,10 @@ def test_in_a_log_a_job_writes_whole_lines_now_and_then_and_one_at_its_end() -> 
     with Progress(4, "pseudo-labels val", initial=2, stream=quiet) as bar:
         bar.update(2)
     assert len(quiet.getvalue().splitlines()) == 1 and quiet.getvalue().startswith("pseudo-labels val: 4/4 videos in")
+    done = io.StringIO()  # an earlier run did it all: nothing to say
+    with Progress(4, "pseudo-labels val", initial=4, every_s=0, stream=done):
+        pass
+    assert done.getvalue() == ""
 
 
 def test_a_terminal_gets_the_bar_and_a_disabled_job_writes_nothing() -> None:
