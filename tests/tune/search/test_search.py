@@ -268,7 +268,12 @@ def test_bad_videos_fail_a_study_in_one_line_or_are_skipped_and_listed(
     last = err.strip().splitlines()[-1]  # after the decoding progress bar, one line, no traceback
     assert "Traceback" not in err and last.startswith("error: 1 bad video(s) in") and "video_1/image_5.png" in last
 
-    assert main([*args, "--name", "b", "--skip-bad-videos"]) == 0  # the failed study never started: no --resume needed
+    with pytest.warns(UserWarning, match=r"^(skipping 1 bad video\(s\)|predicting 1 broken video\(s\))") as said:
+        assert main([*args, "--name", "b", "--skip-bad-videos"]) == 0  # the failed study never started: no --resume
+    assert {str(w.message).split(" of ")[0] for w in said} == {
+        "skipping 1 bad video(s)",
+        "predicting 1 broken video(s)",
+    }
     left_out = json.loads((tmp_path / "b" / "skipped_videos.json").read_text())
     assert list(left_out) == ["train", "val"] and list(left_out["train"]) == ["1"] and list(left_out["val"]) == ["5"]
     settings = json.loads((tmp_path / "b" / "search.json").read_text())
