@@ -38,6 +38,7 @@ import pyarrow.parquet as pq
 
 from data.classes import NUM_CLASSES, TRACK_CHANNELS
 from data.files import build_folder, os_error_line
+from data.progress import Progress
 
 TRACKS_FILE = "tracks.parquet"
 _DONE = "done.json"  # in a tracks folder: the parts it holds and the source it was made from
@@ -110,10 +111,12 @@ def tracks_table(ids: Sequence[int] | np.ndarray, masks: np.ndarray) -> pa.Table
     return pa.table(columns)
 
 
-def _write_part(job: tuple[str, int, list[int], str, int, int]) -> None:
+def _write_part(job: tuple[str, int, list[int], str, int, int]) -> int:
+    """Write one part file; its videos."""
     folder, part, ids, path, start, stop = job
     masks = np.load(path, mmap_mode="r")
     pq.write_table(tracks_table(ids, masks[start:stop]), Path(folder) / f"part-{part:05d}.parquet")
+    return len(ids)
 
 
 def write_tracks(
@@ -122,11 +125,13 @@ def write_tracks(
     target: str | os.PathLike[str],
     *,
     workers: int | None = None,
+    progress: bool = False,
 ) -> Path:
     """Write the tracks of the videos `ids` whose masks `masks_file` holds (a .npy of (N, F, H, W) class ids, in
     the order of `ids`) to the folder `target`, once: a folder made from the same masks file (path, size,
     modification time) is kept as it is. Chunks of videos are written in parallel (`workers` processes, default
-    one per core) as part files; a killed run carries on from the parts it finished. Returns `target`."""
+    one per core) as part files; a killed run carries on from the parts it finished; `progress` shows their
+    videos (data.progress). Returns `target`."""
     source = Path(masks_file).resolve()
     info = source.stat()
     stamp = {"masks": str(source), "size": info.st_size, "mtime": info.st_mtime_ns, "videos": len(ids)}
@@ -142,12 +147,15 @@ def write_tracks(
         todo = [(str(tmp), k, part_ids, str(source), start, stop) for k, part_ids, start, stop in chunks]
         todo = [job for job in todo if not (tmp / f"part-{job[1]:05d}.parquet").exists()]  # resumed
         processes = min(workers or os.cpu_count() or 1, len(todo))
-        if processes > 1:
-            with mp.get_context("spawn").Pool(processes) as pool:
-                pool.map(_write_part, todo, chunksize=1)
-        else:
-            for job in todo:
-                _write_part(job)
+        done = len(ids) - sum(len(job[2]) for job in todo)
+        with Progress(len(ids), "tracks", initial=done, enabled=progress) as bar:
+            if processes > 1:
+                with mp.get_context("spawn").Pool(processes) as pool:
+                    for videos in pool.imap_unordered(_write_part, todo, chunksize=1):
+                        bar.update(videos)
+            else:
+                for job in todo:
+                    bar.update(_write_part(job))
         (tmp / _DONE).write_text(json.dumps(stamp))
 
     return build_folder(Path(target), current, build, resumable=True)
@@ -204,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         masks_file = Path(split.masks.filename)  # type: ignore[attr-defined]
         folder = write_tracks(
-            split.ids, masks_file, tracks_folder(default_cache_dir(), masks_file), workers=args.workers
+            split.ids, masks_file, tracks_folder(default_cache_dir(), masks_file), workers=args.workers, progress=True
         )
         tracks = read_tracks(folder, ["video_id", "object", "present"])
     except (DataError, FileNotFoundError, ValueError) as err:

@@ -117,7 +117,9 @@ def test_the_command_makes_a_splits_tracks(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     assert main([str(synth_root), "--split", "val", "--workers", "1"]) == 0
-    assert "objects of 2 videos" in capsys.readouterr().out
+    said = capsys.readouterr()
+    assert "objects of 2 videos" in said.out and "tracks: 2/2 videos in " in said.err  # its progress, in a log
+    assert main([str(synth_root), "--split", "val"]) == 0 and "tracks: " not in capsys.readouterr().err  # made once
     assert main([str(synth_root), "--split", "unlabeled"]) == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]  # after the decoding progress bar
     assert last.startswith("error: split 'unlabeled'") and last.endswith("has no masks to make tracks of")
