@@ -264,6 +264,8 @@ def init_ray(cfg: SearchConfig, cluster: Cluster | None = None) -> None:
     # disk a snapshot takes ~10 ms, so Ray's "snapshotting has been triggered multiple times" hint, printed
     # ~15 times a default run, is noise: 0 silences that hint alone (the slow-sync warning stays).
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    for name in _RAY_NOISE:
+        logging.getLogger(name).addFilter(_not_noise)  # (once: a filter already there is not added again)
     if ray.is_initialized():
         return
     if cfg.address:
@@ -271,7 +273,6 @@ def init_ray(cfg: SearchConfig, cluster: Cluster | None = None) -> None:
         ray.init(address=cfg.address, logging_level=logging.WARNING)
         print(f"joined the Ray cluster at {cfg.address}: {ray.cluster_resources()}")
         return
-    logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(_token_auth_notice)
     context = ray.init(
         num_cpus=None if cluster is None else int(cluster.cpus),
         num_gpus=None if cluster is None else int(cluster.gpus),
@@ -288,11 +289,21 @@ def init_ray(cfg: SearchConfig, cluster: Cluster | None = None) -> None:
         )
 
 
-def _token_auth_notice(record: logging.LogRecord) -> bool:
-    """Leaves out Ray's warning at each local start that token authentication is on (its default): it stays on,
-    and the dashboard's line says where the token is; the warning was a timestamped WARNING at the top of every
-    study's output. Its warning where a cluster runs without a token is kept."""
-    return not record.getMessage().startswith("Token authentication is enabled")
+# Ray's loggers, each with the start of a warning of theirs that tells a study's user nothing:
+# - at each local start, that token authentication is on (its default): it stays on, and the dashboard's line says
+#   where the token is (its warning where a cluster runs without a token is kept);
+# - as a stage resumes after a kill, that the trials which had not reported yet have no metrics files: they start
+#   again, and the study reads its own results, not Ray's
+_RAY_NOISE = {
+    "ray._private.authentication.authentication_token_setup": "Token authentication is enabled",
+    "ray.tune.analysis.experiment_analysis": "Failed to fetch metrics for",
+}
+
+
+def _not_noise(record: logging.LogRecord) -> bool:
+    """A logging filter: False for the warnings of _RAY_NOISE."""
+    start = _RAY_NOISE.get(record.name)
+    return not (start and record.getMessage().startswith(start))
 
 
 def _private_token() -> None:

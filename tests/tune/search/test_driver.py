@@ -4,6 +4,7 @@ private and the state a resume trusts."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pickle
 import socket
@@ -14,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tune.search.driver import _private_token, check_reachable, splits_used
+from tune.search.config import SearchConfig
+from tune.search.driver import _private_token, check_reachable, init_ray, splits_used
 from tune.search.spaces import get_space
 from tune.search.stages import check_state, check_trusted
 
@@ -141,3 +143,23 @@ def test_a_name_lookup_that_hangs_is_cut_at_the_same_limit(monkeypatch: pytest.M
         assert time.monotonic() - started < 3
     finally:
         answered.set()
+
+
+def test_rays_warnings_that_tell_a_study_s_user_nothing_are_left_out(local_ray: None) -> None:
+    """After a kill, a resumed stage's trials that had not reported have no metrics files: Ray warns so, and the
+    study reads its own results. That warning is left out; Ray's others are kept."""
+    logger = logging.getLogger("ray.tune.analysis.experiment_analysis")
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())  # type: ignore[method-assign]
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.WARNING)  # (the suite's Ray logs errors only)
+    try:
+        init_ray(SearchConfig())  # the running Ray is kept; the filters are set
+        logger.warning("Failed to fetch metrics for 2 trial(s):\n- train_trial_ffb3247b: FileNotFoundError(...)")
+        logger.warning("Could not find any result for this experiment")
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert seen == ["Could not find any result for this experiment"]
