@@ -108,6 +108,7 @@ def start_study(cfg: SearchConfig, *, new: bool) -> tuple[Study, Cluster]:
         + ("" if study.cfg.val_videos is None else f", scored on the first {study.cfg.val_videos} val videos only")
     )
     print(study.resources.describe())
+    print(f"TensorBoard: tensorboard --logdir {study.folder}  (every trial of every stage; Ray names one stage's copy)")
     splits = splits_used(space)
     for vid, holders in shared_ids(study.root, splits).items():
         print(f"warning: video {vid} of {study.root} is in more than one split: {', '.join(holders)}", file=sys.stderr)

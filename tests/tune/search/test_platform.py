@@ -138,7 +138,7 @@ def test_a_broken_plugin_is_one_line_naming_it(tmp_path: Path, capsys: pytest.Ca
 
 @pytest.mark.slow
 def test_a_plugin_study_with_overrides_logs_to_tensorboard_and_mlflow_and_predicts(
-    local_ray: None, synth_root: Path, tmp_path: Path
+    local_ray: None, synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -157,7 +157,8 @@ def test_a_plugin_study_with_overrides_logs_to_tensorboard_and_mlflow_and_predic
     assert ot.trials[0].distributions["lr"] == optuna.distributions.FloatDistribution(2e-4, 1e-3, log=True)
     assert json.loads((exp / "search.json").read_text())["plugins"] == [str(PLUGIN)]
 
-    # TensorBoard: every trial's folder holds its curve, one point an epoch
+    # TensorBoard: the study names the folder that holds every trial's curve, one point an epoch
+    assert f"TensorBoard: tensorboard --logdir {exp}  (" in capsys.readouterr().out
     for trial_id in trials["trial_id"]:
         events = EventAccumulator(str(exp / "main" / f"trial_{trial_id}"))
         events.Reload()
