@@ -8,6 +8,9 @@ behind (at the real data's size, 38 GB of decoded splits and 13 GB of pseudo-lab
 record names what it was made from (`SOURCE_KEYS`: a split folder, a segmenter checkpoint and its data root, a
 masks file); `--prune` removes the entries whose sources are gone, each under its build lock (an entry being built
 is left alone). Unfinished builds are listed, not removed: the next run that needs them carries on from them.
+Only folders named as the cache names its entries (`SPLIT-HASH`, `pseudo-HASH`, `tracks/NAME-HASH`, 16 hex digits)
+are entries: a folder that holds none and holds something else is refused, so that a mistyped `--cache` (a data root,
+a home folder) is never pruned.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import sys
 from dataclasses import dataclass
@@ -26,6 +30,7 @@ from data.locking import try_lock
 RECORDS = ("manifest.json", "done.json")  # a decoded split's or pseudo-labels' record; a tracks folder's
 SOURCE_KEYS = ("source", "checkpoint", "root", "masks")  # what a record names as the files it was made from
 KINDS = {"pseudo": "pseudo-labels", "tracks": "tracks"}  # by name prefix; other entries are decoded splits
+ENTRY_NAME = re.compile(r".+-[0-9a-f]{16}(\.building(-\d+)?)?")  # an entry's folder, or its build in progress
 
 
 @dataclass(frozen=True)
@@ -47,13 +52,21 @@ class Entry:
 
 def scan(cache: Path) -> list[Entry]:
     """Every entry of a cache folder, largest first. Tracks made from the masks of a stale entry are stale too."""
-    folders = [p for p in cache.iterdir() if p.is_dir() and p.name != "tracks"] if cache.is_dir() else []
-    if (cache / "tracks").is_dir():
-        folders += [p for p in (cache / "tracks").iterdir() if p.is_dir()]
+    folders = _entry_folders(cache) + _entry_folders(cache / "tracks")
     entries = [_entry(p, cache) for p in folders]
     stale = [e.path for e in entries if e.stale]
     entries = [e if e.stale else Entry(e.path, e.kind, e.size, e.sources, _inside(e.sources, stale)) for e in entries]
     return sorted(entries, key=lambda e: (-e.size, e.path.name))
+
+
+def _entry_folders(folder: Path) -> list[Path]:
+    return [p for p in folder.iterdir() if p.is_dir() and ENTRY_NAME.fullmatch(p.name)] if folder.is_dir() else []
+
+
+def foreign(cache: Path) -> list[str]:
+    """The names of what a folder holds that is not the cache's (an entry, its lock, the tracks folder)."""
+    ours = {p.name for p in _entry_folders(cache)} | {"tracks"}
+    return sorted(p.name for p in cache.iterdir() if p.name not in ours and not p.name.endswith(".lock"))
 
 
 def _entry(folder: Path, cache: Path) -> Entry:
@@ -115,9 +128,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cache = args.cache or default_cache_dir()
     if not cache.is_dir():
-        print(f"error: {cache}: no such cache folder", file=sys.stderr)
+        print(f"error: {cache}: {'not a folder' if cache.exists() else 'no such cache folder'}", file=sys.stderr)
         return 2
     entries = scan(cache)
+    others = [] if entries else foreign(cache)
+    if others:
+        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        print(
+            f"error: {cache} is not a segtune cache: it holds {shown}, and no entry (a folder named SPLIT-HASH, "
+            "pseudo-HASH or tracks/NAME-HASH); nothing was listed or removed",
+            file=sys.stderr,
+        )
+        return 2
     stale = [e for e in entries if e.stale]
     waste = size_text(sum(e.size for e in stale))
     if not args.prune:

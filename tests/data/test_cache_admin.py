@@ -64,3 +64,32 @@ def test_entries_whose_sources_are_gone_are_listed_and_pruned(
 def test_a_cache_folder_that_does_not_exist_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--cache", str(tmp_path / "none")]) == 2
     assert capsys.readouterr().err == f"error: {tmp_path / 'none'}: no such cache folder\n"
+
+
+def test_a_folder_that_is_not_a_cache_is_refused_and_nothing_in_it_removed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A mistyped --cache (a home folder) whose folders hold records that name files that are gone: not pruned."""
+    home = tmp_path / "home"
+    photos = home / "photos_2023"
+    photos.mkdir(parents=True)
+    (photos / "manifest.json").write_text(json.dumps({"source": str(tmp_path / "sd-card")}))
+    (home / "tracks" / "notes").mkdir(parents=True)
+    (home / "tracks" / "notes" / "done.json").write_text(json.dumps({"root": str(tmp_path / "gone")}))
+    for argv in (["--cache", str(home)], ["--cache", str(home), "--prune"]):
+        assert main(argv) == 2
+        assert capsys.readouterr().err == (
+            f"error: {home} is not a segtune cache: it holds photos_2023, and no entry (a folder named SPLIT-HASH, "
+            "pseudo-HASH or tracks/NAME-HASH); nothing was listed or removed\n"
+        )
+    assert (photos / "manifest.json").is_file() and (home / "tracks" / "notes" / "done.json").is_file()
+    assert main(["--cache", str(photos / "manifest.json")]) == 2
+    assert capsys.readouterr().err == f"error: {photos / 'manifest.json'}: not a folder\n"
+
+    # in a cache, a folder not named as its entries are is neither listed nor removed
+    entry = home / "val-0123456789abcdef"
+    entry.mkdir()
+    (entry / "manifest.json").write_text(json.dumps({"source": str(tmp_path / "moved" / "val")}))
+    assert main(["--cache", str(home), "--prune"]) == 0
+    assert "removed 1 entries" in capsys.readouterr().out
+    assert not entry.exists() and photos.is_dir() and (home / "tracks" / "notes").is_dir()
