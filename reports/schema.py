@@ -1,5 +1,5 @@
 """The results schema: file names, column names and the best-trial rule, written once, and the one reader of
-a study folder's settings (search.json) and of its best checkpoint.
+a study folder's settings (search.json); reports/checkpoints.py finds its best checkpoint.
 
 `tune` writes with these names and `reports` reads with them; neither spells one as a bare string. Only pandas.
 
@@ -303,35 +303,6 @@ def ranked(
 def finished_trials(trials: pd.DataFrame, stage: str) -> pd.DataFrame:
     """The finished trials of a stage that left a checkpoint, best first (the summary's top, a stage's parents)."""
     return ranked(trials, stage, statuses=FINISHED, with_checkpoint=True)
-
-
-def best_checkpoint(experiment: str | os.PathLike[str], trial: str | None = None) -> Path:
-    """The best checkpoint of the last stage of a study (by its metric), from its results: of its finished trials,
-    as the summary names it, else (a study still running) of its running ones; never a failed trial's. With
-    `trial`, that trial's best checkpoint (of any stage)."""
-    results = Path(experiment) / RESULTS_DIR
-    if Path(experiment).is_file():
-        raise NotADirectoryError(f"{experiment} is a file, not a study folder")
-    trials, _ = read_results(results)
-    if not len(trials):
-        raise FileNotFoundError(f"no results in {results}: is {experiment} a study folder?")
-    if trial is not None:
-        row = trials[trials[TRIAL_ID] == trial]
-        checkpoint = row[CHECKPOINT].iloc[0] if len(row) and CHECKPOINT in row else None
-        if checkpoint is None or is_missing(checkpoint):
-            top = ranked(trials, stage_order(trials)[-1], with_checkpoint=True)[TRIAL_ID].head(5)
-            raise FileNotFoundError(
-                f"--trial {trial}: no trial of {experiment} by that id left a checkpoint (its final stage's best: "
-                f"{', '.join(top) or 'none'})"
-            )
-        return Path(checkpoint)
-    final = stage_order(trials)[-1]
-    best = finished_trials(trials, final)
-    if not len(best):
-        best = ranked(trials, final, statuses=(Status.RUNNING,), with_checkpoint=True)
-    if not len(best):
-        raise FileNotFoundError(f"no finished or running trial of stage {final!r} in {experiment} left a checkpoint")
-    return Path(best.iloc[0][CHECKPOINT])
 
 
 def best_value(trials: pd.DataFrame, stage: str) -> float:

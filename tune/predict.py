@@ -17,7 +17,8 @@ from pathlib import Path
 import torch
 
 from data.files import atomic_write, ensure_writable, os_error_line
-from reports.schema import best_checkpoint, read_study_settings, study_data
+from reports.checkpoints import best_checkpoint
+from reports.schema import read_study_settings, study_data
 from tune.plugins import add_plugin_argument, early_plugins, load_plugins, study_plugins
 from tune.training.prediction import RULES, predict
 

@@ -18,6 +18,7 @@ from playwright.sync_api import Browser, sync_playwright
 
 from reports import figures, schema
 from reports.build import build_report, main
+from reports.checkpoints import best_checkpoint
 from reports.load import load_experiment
 from reports.page import NO_TIMINGS
 from tests.reports.study_files import TIMED_EPOCHS, TIMED_TRIALS, trial_row, write_study_folder
@@ -101,7 +102,7 @@ def test_report_of_a_study_renders_everything(browser: Browser, unet_study: Path
     assert "The best model beside answers that need no training" in seen["text"]
     assert schema.references_text(references) in seen["text"]
     # and the submission the study wrote
-    best = schema.best_checkpoint(unet_study)
+    best = best_checkpoint(unet_study)
     assert (
         f"Submission: {unet_study / 'submission.pt'}, the best checkpoint's masks of the 2 hidden videos ({best})."
         in seen["text"]

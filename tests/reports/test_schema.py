@@ -168,51 +168,6 @@ def test_the_study_settings_are_read_from_search_json_and_empty_without_it(tmp_p
         schema.read_study_settings(tmp_path / "s")
 
 
-def test_the_best_checkpoint_is_the_best_trial_with_one_of_the_last_stage(tmp_path: Path) -> None:
-    rows = [
-        trial_row("a", 0.9, stage="first"),  # better, of an earlier stage
-        trial_row("b", 0.8, stage="last", checkpoint=None),  # better, without a checkpoint
-        trial_row("c", 0.3, stage="last"),
-        trial_row("d", 0.5, stage="last"),
-    ]
-    assert schema.best_checkpoint(write_study_folder(tmp_path, rows)) == Path("/ckpt/d/checkpoint.pt")
-
-
-def test_the_best_checkpoint_is_the_summarys_a_finished_trials_else_a_running_ones_never_a_failed_ones(
-    tmp_path: Path,
-) -> None:
-    rows = [
-        trial_row("f", 0.9, status="failed"),  # failed after a good epoch: no summary names it
-        trial_row("r", 0.7, status="running"),
-        trial_row("c", 0.5, status="cut"),
-    ]
-    folder = write_study_folder(tmp_path / "s", rows)
-    best = schema.best_checkpoint(folder)
-    assert (
-        best
-        == Path("/ckpt/c/checkpoint.pt")
-        == Path(schema.finished_trials(pd.DataFrame(rows), "train").iloc[0][schema.CHECKPOINT])
-    )
-    write_study_folder(tmp_path / "s", rows[:2])  # a study still running
-    assert schema.best_checkpoint(folder) == Path("/ckpt/r/checkpoint.pt")
-    write_study_folder(tmp_path / "s", rows[:1])
-    with pytest.raises(
-        FileNotFoundError, match=r"no finished or running trial of stage 'train' in .* left a checkpoint"
-    ):
-        schema.best_checkpoint(folder)
-    assert schema.best_checkpoint(folder, "f") == Path("/ckpt/f/checkpoint.pt")  # named: any trial's
-
-
-def test_the_best_checkpoint_of_a_folder_without_one_says_why(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match=r"is .* a study folder"):
-        schema.best_checkpoint(tmp_path)
-    write_study_folder(tmp_path / "s", [trial_row("a", 0.5, checkpoint=None)])
-    with pytest.raises(
-        FileNotFoundError, match=r"no finished or running trial of stage 'train' in .* left a checkpoint"
-    ):
-        schema.best_checkpoint(tmp_path / "s")
-
-
 def test_the_references_sentence_sets_the_best_model_against_the_floor_and_the_rules_on_true_masks() -> None:
     answers = [schema.ANSWER_BEST, schema.ANSWER_BACKGROUND, f"copy_last {schema.TRUE_MASKS}", f"x {schema.TRUE_MASKS}"]
     table = pd.DataFrame({schema.ANSWER: answers, schema.IOU: [0.06, 0.02, 0.28, 0.48], schema.VIDEOS: 20})

@@ -14,7 +14,8 @@ import torch
 
 from data.cache import decode_split
 from data.metric import competition_iou
-from reports.schema import best_checkpoint, ranked, read_submission
+from reports.checkpoints import best_checkpoint
+from reports.schema import ranked, read_submission
 from tune.predict import main
 
 pytestmark = pytest.mark.slow
@@ -219,3 +220,23 @@ def test_a_trial_named_predicts_with_its_checkpoint(
             f"(its final stage's best: {', '.join(ranked(trials, 'main', with_checkpoint=True)['trial_id'][:5])})"
             in err
         )
+
+
+def test_a_copied_study_predicts_with_its_own_checkpoints(
+    mask_study: Path, synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Its results name the original's files; the copy's are read (the original may since hold another model)."""
+    from tune.training.checkpoints import load_checkpoint
+
+    copy = tmp_path / "copy"
+    shutil.copytree(mask_study, copy, ignore=shutil.ignore_patterns("*.journal*", "gallery"))
+    predictor = best_checkpoint(copy)
+    assert predictor.is_relative_to(copy) and predictor.read_bytes() == best_checkpoint(mask_study).read_bytes()
+    args = ["--experiment", str(copy), "--data", str(synth_root), "--split", "val", "--out", str(tmp_path / "v.pt")]
+    assert main(args) == 0
+    assert f"checkpoint: {predictor}\n" in capsys.readouterr().out
+    recorded = Path(load_checkpoint(predictor)["pipeline"]["segmenter"])  # the original's segmenter
+    segmenter = copy / recorded.relative_to(mask_study)
+    segmenter.write_bytes(b"damaged in the copy only")
+    assert main([*args, "--rule", "copy_last"]) == 2
+    assert str(segmenter) in capsys.readouterr().err and recorded.is_file()

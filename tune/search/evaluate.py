@@ -26,6 +26,7 @@ from data.classes import LAST_INPUT_FRAME, NUM_CLASSES, TARGET_FRAME, class_name
 from data.files import atomic_write
 from data.layout import has_split
 from data.metric import competition_iou, per_class_iou
+from reports.checkpoints import best_checkpoint
 from reports.schema import (
     ANSWER,
     ANSWER_BACKGROUND,
@@ -49,7 +50,6 @@ from reports.schema import (
     TRUE_MASKS,
     VIDEO_ID,
     VIDEOS,
-    best_checkpoint,
 )
 from tune.search.results import write_parquet
 from tune.training.prediction import RULE_FRAMES, RULES, predict

@@ -1,6 +1,6 @@
 """Prediction of mask 22 for a whole split from a checkpoint, through the checkpoint's task or by a rule
 on a per-frame segmenter's masks (copy last, extrapolate). Which checkpoint is a study's best is the results
-schema's to say (reports.schema.best_checkpoint)."""
+schema's to say (reports.checkpoints.best_checkpoint)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from data.classes import N_INPUT_FRAMES, TARGET_FRAME
 from data.layout import DataError
 from data.metric import competition_iou
 from models.motion import TRACKED, extrapolate_masks
+from reports.checkpoints import beside
 from reports.schema import RULE_COPY_LAST, RULE_EXTRAPOLATE
 from tune.training.checkpoints import load_checkpoint, load_model, model_from_state
 from tune.training.config import RunConfig
@@ -55,6 +56,8 @@ def predict(
             f"split {split!r} of {data} has {decoded.n_frames} frames per video, fewer than the {N_INPUT_FRAMES} inputs"
         )
     pipeline = dict(state.get("pipeline") or {})
+    if pipeline.get("segmenter"):  # where the study folder is now (a copied or moved study's own)
+        pipeline["segmenter"] = str(beside(checkpoint, pipeline["segmenter"]))
     if rule is not None:
         if rule not in RULES:
             raise ValueError(f"unknown rule {rule!r}; valid: {', '.join(RULES)}")

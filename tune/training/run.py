@@ -15,7 +15,8 @@ from typing import Any, NamedTuple
 from data.cache import OnError
 from models.config import config_to_dict
 from models.registry import model_entry
-from reports.schema import EPOCH, best_checkpoint, read_study_settings
+from reports.checkpoints import beside, best_checkpoint
+from reports.schema import EPOCH, read_study_settings
 from tune.training.checkpoints import load_checkpoint
 from tune.training.config import RUNTIME_FIELDS, RunConfig, TrainConfig
 from tune.training.inference import resolve_device
@@ -62,13 +63,17 @@ def run_source(source: Path, trial: str | None = None) -> Source:
         raise ValueError(f"--trial {trial}: a trial of a study; --from {source} is a checkpoint")
     checkpoint = best_checkpoint(source, trial) if source.is_dir() else source
     state = load_checkpoint(checkpoint)
-    segmenter, pretrained = state.get("pipeline", {}).get("segmenter"), state.get("pretrained")
-    pretrain = _as_here(load_checkpoint(pretrained)["run"]) if pretrained and Path(pretrained).is_file() else None
+    # what it names, where its study folder is now (a copied or moved study's own)
+    segmenter, pretrained = (
+        beside(checkpoint, path) if path else None
+        for path in (state.get("pipeline", {}).get("segmenter"), state.get("pretrained"))
+    )
+    pretrain = _as_here(load_checkpoint(pretrained)["run"]) if pretrained and pretrained.is_file() else None
     data = read_study_settings(source).get("data") if source.is_dir() else None
     return Source(
         checkpoint,
         _as_here(state["run"]),
-        Path(segmenter) if segmenter else None,
+        segmenter,
         pretrain,
         Path(data) if data else None,
     )

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from reports.schema import best_checkpoint, read_submission
+from reports.checkpoints import best_checkpoint
+from reports.schema import read_submission
 from tune.search.evaluate import write_submission
 
 pytestmark = pytest.mark.slow
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.slow
 def test_a_submission_is_written_where_there_is_a_hidden_split_and_removed_where_there_is_none(
     unet_study: Path, synth_root: Path, copy_root: Path, tmp_path: Path
 ) -> None:
-    study = Path(shutil.copytree(unet_study, tmp_path / "study"))  # its checkpoints stay the study's own
+    study = Path(shutil.copytree(unet_study, tmp_path / "study"))
     assert read_submission(study) == {"checkpoint": str(best_checkpoint(unet_study)), "videos": 2}
     elsewhere = tmp_path / "hidden_release"
     shutil.move(copy_root / "hidden", elsewhere)
@@ -29,4 +30,6 @@ def test_a_submission_is_written_where_there_is_a_hidden_split_and_removed_where
     assert write_submission(study, copy_root, hidden=elsewhere) == study / "submission.pt"
     written = torch.load(study / "submission.pt", weights_only=True)
     assert torch.equal(written, torch.load(unet_study / "submission.pt", weights_only=True))
-    assert read_submission(study) == read_submission(unet_study)
+    # made by the copy's own best checkpoint, the same file as the study's
+    assert read_submission(study) == {"checkpoint": str(best_checkpoint(study)), "videos": 2}
+    assert best_checkpoint(study).is_relative_to(study)

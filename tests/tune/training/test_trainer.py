@@ -16,7 +16,8 @@ from data.locking import run_lock
 from data.streaming import StreamSplit
 from models.frame_predictor import FramePredictorConfig
 from models.registry import list_models
-from reports.schema import DATA_WAIT_S, EVAL_S, GPU_BUSY, GPU_PEAK_GB, METRICS, TRAIN_LOSS, TRAIN_S, best_checkpoint
+from reports.checkpoints import best_checkpoint
+from reports.schema import DATA_WAIT_S, EVAL_S, GPU_BUSY, GPU_PEAK_GB, METRICS, TRAIN_LOSS, TRAIN_S
 from tune.predict import main as predict_main
 from tune.train import main
 from tune.training.checkpoints import load_checkpoint, load_model
