@@ -79,8 +79,8 @@ def decode_split(
     workers: int | None = None,
     progress: bool = True,
 ) -> DecodedSplit:
-    """Decode a split once and memory-map it (`workers`: processes, default one per core from 64 videos). `on_error`:
-    "raise" fails on the first bad video with its file and reason; "skip" leaves bad videos out, named in a warning."""
+    """Decode a split once, memory-map it (`workers`: processes, default one per core from 64 videos). `on_error`:
+    "raise" fails on the first bad video, naming its file and why; "skip" leaves them out with a warning (all: fail)."""
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     source = split_dir(root, split, hidden=hidden).resolve()
@@ -109,18 +109,18 @@ def decode_split(
     if skipped:
         names = ", ".join(f"video {vid}: {reason}" for vid, reason in skipped[:5])
         more = f" (and {len(skipped) - 5} more)" if len(skipped) > 5 else ""
-        if on_error == "raise":
-            raise DataError(f"{len(skipped)} bad video(s) in {source}: {names}{more}")
+        every = " (all of them: none is left to use)" if len(skipped) == len(entries) else ""
+        if on_error == "raise" or every:
+            raise DataError(f"{len(skipped)} bad video(s) in {source}{every}: {names}{more}")
         warnings.warn(
             f"skipping {len(skipped)} bad video(s) of {len(entries)} in {source}: {names}{more}", stacklevel=1
         )
-    masks_path = target / "masks.npy"
     return DecodedSplit(
         split=split,
         source=source,
         ids=np.load(target / "ids.npy"),
         frames=np.load(target / "frames.npy", mmap_mode="r"),
-        masks=np.load(masks_path, mmap_mode="r") if masks_path.exists() else None,
+        masks=np.load(target / "masks.npy", mmap_mode="r") if (target / "masks.npy").exists() else None,
         skipped=skipped,
         repaired=repaired,
     )

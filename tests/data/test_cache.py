@@ -91,6 +91,18 @@ def test_bad_video_can_be_skipped_with_a_warning_and_a_count(copy_root: Path, ca
         decode_split(copy_root, "train", cache_dir=cache_dir, progress=False)
 
 
+def test_a_split_whose_every_video_is_bad_fails_even_when_bad_videos_are_skipped(
+    copy_root: Path, cache_dir: Path
+) -> None:
+    """Nothing would be left to train or predict on: a run would train on no video and say it succeeded."""
+    for video in sorted((copy_root / "val").iterdir()):
+        (video / "mask.npy").unlink()
+    with pytest.raises(DataError, match=r"^2 bad video\(s\) in .*val \(all of them: none is left to use\): video "):
+        decode_split(copy_root, "val", cache_dir=cache_dir, on_error="skip", progress=False)
+    with pytest.raises(DataError, match=r"^2 bad video\(s\) in .*val \(all of them"):  # the strict policy says so too
+        decode_split(copy_root, "val", cache_dir=cache_dir, progress=False)
+
+
 def test_parallel_decoding_matches_serial(synth_root: Path, tmp_path: Path) -> None:
     serial = decode_split(synth_root, "train", cache_dir=tmp_path / "a", workers=1, progress=False)
     parallel = decode_split(synth_root, "train", cache_dir=tmp_path / "b", workers=2, progress=False)
