@@ -8,16 +8,21 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from reports.load import load_experiment
+from reports.load import CANNOT_READ, load_experiment
 from reports.page import build_page
 from reports.schema import RESULTS_DIR, STUDY_FILE
 
 
-def build_report(folders: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str]) -> Path:
-    """Write the report of one or more study folders to `out`."""
+def build_report(
+    folders: Sequence[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    damaged: Callable[[str], None] | None = None,
+) -> Path:
+    """Write the report of one or more study folders to `out`; `damaged` is told each file it could not read (the
+    report says so too, and shows the rest)."""
     missing = [str(f) for f in folders if not Path(f).is_dir()]
     if missing:
         raise FileNotFoundError(f"not a study folder: {', '.join(missing)}")
@@ -33,11 +38,20 @@ def build_report(folders: Sequence[str | os.PathLike[str]], out: str | os.PathLi
         raise ValueError(f"--out {out} is a folder; name the HTML file, e.g. {out / 'report.html'}")
     if blocker := next((p for p in out.parents if p.is_file()), None):
         raise ValueError(f"--out {out}: {blocker} is a file, where a folder is needed")
-    page = build_page([load_experiment(f) for f in folders])
+    experiments = [load_experiment(f) for f in folders]
+    for exp in experiments:
+        for note in exp.notes:
+            if damaged is not None and note.startswith(CANNOT_READ):
+                damaged(f"{exp.folder}: {note}")
+    page = build_page(experiments)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(out)
+    try:
+        tmp.write_text(page, encoding="utf-8")
+        tmp.replace(out)
+    except OSError as err:  # a full disk: no half file is left, and the error names the report
+        tmp.unlink(missing_ok=True)
+        raise OSError(err.errno, err.strerror, str(out)) from None
     return out
 
 
@@ -55,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = args.out or (Path(args.experiments[0]) / "report.html" if len(args.experiments) == 1 else Path("report.html"))
     try:
-        path = build_report(args.experiments, out)
+        path = build_report(args.experiments, out, lambda note: print(f"warning: {note}", file=sys.stderr))
     except (FileNotFoundError, ValueError) as err:  # not a study folder, a damaged search.json, a folder as --out
         print(f"error: {err}", file=sys.stderr)
         return 2

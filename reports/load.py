@@ -7,6 +7,7 @@ import fcntl
 import json
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,6 @@ import optuna
 import pandas as pd
 
 from reports.schema import (
-    ANSWER,
     BUDGET_CUT,
     BUDGET_FILE,
     BUDGET_TEXT,
@@ -24,7 +24,6 @@ from reports.schema import (
     EPOCHS_FILE,
     FILE,
     GALLERY_FILE,
-    IOU,
     OPTUNA_FILE,
     PER_CLASS_FILE,
     REFERENCES_FILE,
@@ -38,7 +37,6 @@ from reports.schema import (
     STATUS,
     STUDY_FILE,
     TRIALS_FILE,
-    VIDEOS,
     Status,
     optuna_study_name,
     read_parquet,
@@ -54,6 +52,8 @@ NO_EPOCHS = f"no {EPOCHS_FILE}: no trial has finished an epoch yet"
 NO_PER_CLASS = "no per-class IoU: the study has not finished (or had no successful trial)"
 NO_JOURNAL = f"no {OPTUNA_FILE}: no hyperparameter importances"
 _DIED = "the study was stopped or its driver died, and is partial"
+
+CANNOT_READ = "cannot read"  # a note on a damaged file, said on the terminal too (reports.build)
 
 
 @dataclass
@@ -83,9 +83,6 @@ def load_experiment(folder: str | os.PathLike[str]) -> Experiment:
     per_class = _read(results / PER_CLASS_FILE, notes, NO_PER_CLASS)
     gallery = _read(results / GALLERY_FILE, notes, None)
     references = _read(results / REFERENCES_FILE, notes, None)
-    if len(references) and not {ANSWER, IOU, VIDEOS} <= set(references.columns):
-        notes.append(f"{REFERENCES_FILE} lacks the columns {ANSWER}, {IOU}, {VIDEOS}: no references shown")
-        references = pd.DataFrame()
     if gallery is not None and len(gallery):
         gallery = gallery.assign(data_uri=[_data_uri(results / f) for f in gallery[FILE]])
     settings = read_study_settings(folder)
@@ -94,16 +91,15 @@ def load_experiment(folder: str | os.PathLike[str]) -> Experiment:
         space = settings.get("space", "")
     elif len(trials):
         space = str(trials[SPACE].iloc[0])
-    if (folder / SKIPPED_FILE).exists():
-        left_out = json.loads((folder / SKIPPED_FILE).read_text())
-        for split, videos in left_out.items():
-            if videos:
-                named = "; ".join(f"video {vid}: {reason}" for vid, reason in videos.items())
-                notes.append(f"{len(videos)} bad {split} video(s) left out (--skip-bad-videos): {named}")
+    left_out = _record(folder / SKIPPED_FILE, notes, lambda found: all(isinstance(v, dict) for v in found.values()))
+    for split, videos in left_out.items():
+        if videos:
+            named = "; ".join(f"video {vid}: {reason}" for vid, reason in videos.items())
+            notes.append(f"{len(videos)} bad {split} video(s) left out (--skip-bad-videos): {named}")
     run = read_run(folder)  # {} for a study older than run.json, or results copied without it
     offered = False  # whether the budget's note already sends the user to --resume
     if (folder / BUDGET_FILE).exists():
-        budget = json.loads((folder / BUDGET_FILE).read_text())
+        budget = _record(folder / BUDGET_FILE, notes, lambda found: isinstance(found.get(BUDGET_CUT, {}), dict))
         if budget.get(BUDGET_CUT):
             stages_cut = "; ".join(f"stage {stage}: {what}" for stage, what in budget[BUDGET_CUT].items())
             offered = any(not (folder / stage / STAGE_DONE).exists() for stage in budget[BUDGET_CUT])
@@ -212,12 +208,28 @@ def _read_results(results: Path, notes: list[str]) -> tuple[pd.DataFrame, pd.Dat
     return trials, epochs
 
 
+def _record(path: Path, notes: list[str], valid: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """A JSON object the study keeps beside its results ({} where there is none); {} and a note where the file is
+    damaged or hand-edited: not JSON, not an object, or not `valid` (what its values hold)."""
+    if not path.exists():
+        return {}
+    try:
+        found = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        notes.append(f"{CANNOT_READ} {path.name}: {path}: not JSON ({err})")
+        return {}
+    if not isinstance(found, dict) or not valid(found):
+        notes.append(f"{CANNOT_READ} {path.name}: {path}: not what the study writes there (a hand-edited file?)")
+        return {}
+    return found
+
+
 def _read(path: Path, notes: list[str], missing: str | None) -> pd.DataFrame:
     if path.exists():
         try:
             return read_parquet(path)
         except Exception as err:  # a half-copied or foreign file: say so in the report, keep going
-            notes.append(f"cannot read {path.name}: {err}")
+            notes.append(f"{CANNOT_READ} {path.name}: {err}")
             return pd.DataFrame()
     if missing:
         notes.append(missing)
@@ -240,7 +252,7 @@ def _load_studies(folder: Path, name: str, stages: list[str], notes: list[str]) 
     try:
         storage = JournalStorage(JournalFileBackend(str(path)))
     except Exception as err:  # a truncated or foreign file
-        notes.append(f"cannot read {OPTUNA_FILE}: {err}")
+        notes.append(f"{CANNOT_READ} {OPTUNA_FILE}: {err}")
         return {}
     studies: dict[str, optuna.Study] = {}
     for stage in stages:

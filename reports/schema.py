@@ -165,6 +165,14 @@ ANSWER_BEST = "the best model"
 ANSWER_BACKGROUND = "all background"
 TRUE_MASKS = "on the true masks"  # ANSWER of a rule on the true masks: "RULE on the true masks"
 MODES = ("max", "min")
+# what readers need of each results table: a file with rows that lacks one is no study's (read_parquet refuses it)
+NEEDED = {
+    TRIALS_FILE: (TRIAL_ID, SPACE, STAGE, STATUS, METRIC, MODE, BEST_METRIC),
+    EPOCHS_FILE: (TRIAL_ID, STAGE, EPOCH),
+    PER_CLASS_FILE: (CLASS_NAME, IOU),
+    GALLERY_FILE: (VIDEO_ID, ORDER, LABEL, FILE),
+    REFERENCES_FILE: (ANSWER, IOU, VIDEOS),
+}
 
 
 def is_missing(value: Any) -> bool:
@@ -231,12 +239,13 @@ def read_study_settings(folder: str | os.PathLike[str]) -> dict[str, Any]:
 
 def read_run(folder: str | os.PathLike[str]) -> dict[str, Any]:
     """What a study folder's run.json says of its driver's last run ({} without one, or where it cannot be read:
-    a study older than the file, results copied without it)."""
+    a study older than the file, results copied without it, a damaged file)."""
     try:
         run = json.loads((Path(folder) / RUN_FILE).read_text())
     except (OSError, ValueError):
         return {}
-    return run if isinstance(run, dict) else {}
+    shapes = {RUN_STAGES: list, RUN_STOPPED: dict, RUN_ENDED: bool}  # what the driver writes (a hand-edited file)
+    return run if isinstance(run, dict) and all(isinstance(run.get(k, t()), t) for k, t in shapes.items()) else {}
 
 
 def study_data(folder: str | os.PathLike[str]) -> Path | None:
@@ -264,14 +273,19 @@ def read_submission(folder: str | os.PathLike[str]) -> dict[str, Any] | None:
 
 def read_parquet(path: str | os.PathLike[str]) -> pd.DataFrame:
     """A Parquet file read through one open handle (empty where there is none): given a path, pyarrow opens it again
-    after its footer, and a study replaces its results every few seconds (atomically): 1 read in 12 failed then."""
+    after its footer, and a study replaces its results every few seconds (atomically): 1 read in 12 failed then.
+    A results table (NEEDED, by file name) with rows but without the columns readers need is refused."""
     if not os.path.exists(path):
         return pd.DataFrame()
     with open(path, "rb") as file:
         try:
-            return pd.read_parquet(file)
+            table = pd.read_parquet(file)
         except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError; it names no file (a handle)
             raise ValueError(f"{path}: not a Parquet file that can be read ({' '.join(str(err).split())})") from None
+    lacking = [column for column in NEEDED.get(Path(path).name, ()) if column not in table] if len(table) else []
+    if lacking:
+        raise ValueError(f"{path}: not a study's {Path(path).stem} table: it lacks the column(s) {', '.join(lacking)}")
+    return table
 
 
 def read_results(folder: str | os.PathLike[str]) -> tuple[pd.DataFrame, pd.DataFrame]:

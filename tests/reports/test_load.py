@@ -9,8 +9,10 @@ import socket
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from reports import schema
+from reports.build import main
 from reports.load import NO_EPOCHS, NO_JOURNAL, NO_TRIALS, load_experiment
 from tests.reports.study_files import trial_row, write_journal, write_study_folder
 
@@ -65,8 +67,31 @@ def test_a_study_stopped_between_stages_or_before_its_end_is_partial_and_a_stage
     with open(empty / schema.DRIVER_LOCK) as held:  # resumed: the stop was the last run's, not this one's
         fcntl.flock(held, fcntl.LOCK_EX)
         assert "stage train: boom" not in load_experiment(empty).notes
-    (folder / schema.RUN_FILE).write_text("{not json")  # unreadable: as without one
-    assert not any("partial" in n or "so stage" in n for n in load_experiment(folder).notes)
+    for damaged in ("{not json", '{"stopped": ["train"]}', '{"stages": 5}', "[1]"):  # unreadable: as without one
+        (folder / schema.RUN_FILE).write_text(damaged)
+        assert not any("partial" in n or "so stage" in n for n in load_experiment(folder).notes)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "why"),
+    [
+        (schema.BUDGET_FILE, "{", "not JSON (Expecting property name enclosed in double quotes"),
+        (schema.BUDGET_FILE, '{"cut": 5}', "not what the study writes there"),
+        (schema.BUDGET_FILE, "[1]", "not what the study writes there"),
+        (schema.SKIPPED_FILE, '{"val": [1, 2]}', "not what the study writes there"),
+        (schema.SKIPPED_FILE, "[1]", "not what the study writes there"),
+    ],
+)
+def test_a_damaged_record_beside_the_results_is_a_note_naming_it(
+    name: str, text: str, why: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = write_study_folder(tmp_path / "u", ROWS, settings={"name": "u", "space": "unet"})
+    (folder / name).write_text(text)
+    exp = load_experiment(folder)
+    assert any(note.startswith(f"cannot read {name}: {folder / name}: {why}") for note in exp.notes), exp.notes
+    assert len(exp.trials) == 2
+    assert main([str(folder), "--out", str(tmp_path / "r.html")]) == 0
+    assert capsys.readouterr().err.startswith(f"warning: {folder}: cannot read {name}: ")
 
 
 def test_the_studies_are_found_by_the_name_in_search_json(tmp_path: Path) -> None:
@@ -120,12 +145,33 @@ def test_an_unreadable_table_is_a_note_and_the_other_is_kept(tmp_path: Path) -> 
     assert any(note.startswith(f"cannot read {schema.EPOCHS_FILE}") for note in exp.notes)
 
 
-def test_a_references_table_without_its_columns_is_a_note(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "name",
+    [schema.TRIALS_FILE, schema.EPOCHS_FILE, schema.PER_CLASS_FILE, schema.GALLERY_FILE, schema.REFERENCES_FILE],
+)
+def test_a_table_without_its_columns_is_a_note_naming_them_and_the_others_are_kept(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Valid Parquet, but not the study's table (a file of another tool copied in): a note, not a traceback."""
     folder = write_study_folder(tmp_path / "u", ROWS)
-    pd.DataFrame({"what": ["x"]}).to_parquet(folder / schema.RESULTS_DIR / schema.REFERENCES_FILE)
+    path = folder / schema.RESULTS_DIR / name
+    pd.DataFrame({schema.TRIAL_ID: ["a"], "what": ["x"]}).to_parquet(path)
     exp = load_experiment(folder)
-    assert exp.references is not None and exp.references.empty
-    assert any(note.startswith(f"{schema.REFERENCES_FILE} lacks the columns") for note in exp.notes)
+    table = {
+        schema.TRIALS_FILE: exp.trials,
+        schema.EPOCHS_FILE: exp.epochs,
+        schema.PER_CLASS_FILE: exp.per_class,
+        schema.GALLERY_FILE: exp.gallery,
+        schema.REFERENCES_FILE: exp.references,
+    }
+    refused = table.pop(name)
+    assert refused is not None and refused.empty and all(other is not None for other in table.values())
+    assert len(exp.trials) == (0 if name == schema.TRIALS_FILE else 2)
+    lacking = ", ".join(c for c in schema.NEEDED[name] if c != schema.TRIAL_ID)
+    note = f"cannot read {name}: {path}: not a study's {path.stem} table: it lacks the column(s) {lacking}"
+    assert note in exp.notes
+    assert main([str(folder), "--out", str(tmp_path / "r.html")]) == 0  # the report is written, and says it
+    assert capsys.readouterr().err == f"warning: {folder}: {note}\n" and (tmp_path / "r.html").is_file()
 
 
 def test_a_study_whose_driver_runs_is_told_from_one_that_was_stopped(tmp_path: Path) -> None:
