@@ -7,9 +7,7 @@ import json
 import logging
 import os
 import signal
-import socket
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from tune.plugins import load_plugins
 from tune.search.clock import StudyClock, budget_seconds
 from tune.search.config import SearchConfig, forget_unstarted, named, one_driver, prepare_study
 from tune.search.overrides import parse_overrides, show_space
+from tune.search.reach import check_mlflow, check_reachable
 from tune.search.resources import Cluster, plan_resources
 from tune.search.spaces import SearchSpace, get_space
 from tune.search.stages import StageInterrupted, run_stage
@@ -159,19 +158,6 @@ def stop_on_sigterm() -> list[str]:
     return received
 
 
-def check_mlflow(uri: str | None) -> None:
-    """--mlflow: before anything runs, that MLflow is installed; a local file store allowed (MLflow 3 keeps
-    it in maintenance and refuses it unless told)."""
-    if uri is None:
-        return
-    try:
-        import mlflow  # noqa: F401
-    except ImportError:
-        raise ValueError("--mlflow needs MLflow: pip install -e '.[mlflow]' (or mlflow-skinny)") from None
-    if uri.startswith("file:"):
-        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-
-
 def splits_used(space: SearchSpace) -> list[str]:
     """The splits the stages of a space read (a unet study never opens unlabeled)."""
     return list(dict.fromkeys(split for stage in space.stages for split in task_for(stage.model).splits))
@@ -185,51 +171,6 @@ def cluster_of(cfg: SearchConfig) -> Cluster:
     if cfg.address:
         init_ray(cfg)
     return Cluster.of_ray() if ray.is_initialized() else Cluster.local()
-
-
-def check_reachable(address: str, timeout_s: float = 5.0) -> None:
-    """Refuse an --address HOST:PORT (or ray://HOST:PORT) where nothing answers within `timeout_s`, name lookup
-    included, in one line: Ray would try to reach it for ever, logging a warning every few seconds. `auto` and
-    other forms are left to Ray."""
-    host, _, port = address.removeprefix("ray://").rpartition(":")
-    if not host or not port.isdigit() or (":" in host and not host.startswith("[")):  # no port; a bare IPv6
-        return
-    try:
-        _connect(host.strip("[]"), int(port), timeout_s)
-    except OSError as err:
-        why = {
-            socket.gaierror: f"no host named {host!r}",
-            ConnectionRefusedError: f"nothing listens on port {port} of {host}",
-            TimeoutError: f"no answer from {host}:{port} in {timeout_s:.0f} s",
-        }.get(type(err), err.strerror or str(err))
-        raise ValueError(
-            f"--address {address}: no Ray cluster answers there ({why}); start one with `ray start --head` on its "
-            "head node, and give the address it prints (HOST:6379)"
-        ) from None
-
-
-def _connect(host: str, port: int, timeout_s: float) -> None:
-    """Connect to host:port within `timeout_s`, its name lookup included (a resolver that does not answer holds
-    getaddrinfo far longer than a connection's timeout): in a daemon thread, left behind past the limit. Raises
-    what failed: socket.gaierror for no such host (a name no resolver could take too), TimeoutError past the limit."""
-    failed: list[OSError | None] = []
-
-    def attempt() -> None:
-        try:
-            socket.create_connection((host, port), timeout=timeout_s).close()
-            failed.append(None)
-        except OSError as err:
-            failed.append(err)
-        except UnicodeError as err:  # a label over 63 characters, ...
-            failed.append(socket.gaierror(str(err)))
-
-    thread = threading.Thread(target=attempt, daemon=True, name="address check")
-    thread.start()
-    thread.join(timeout_s)
-    if not failed:
-        raise TimeoutError
-    if failed[0] is not None:
-        raise failed[0]
 
 
 def open_study(cfg: SearchConfig, cluster: Cluster) -> Study:

@@ -1,0 +1,76 @@
+"""The services a study talks to, checked before Ray starts: a Ray cluster (--address) and an MLflow server
+(--mlflow) where nothing answers are refused in one line; real sockets, a real name lookup."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tune.search.reach import check_mlflow, check_reachable
+
+
+def test_an_address_where_nothing_answers_is_refused_before_ray_tries_it_for_ever() -> None:
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        port = listening.getsockname()[1]
+        check_reachable(f"127.0.0.1:{port}")  # a head node's port (what Ray makes of it is Ray's)
+        check_reachable(f"ray://127.0.0.1:{port}")
+        check_reachable(f"localhost:{port}")  # a name, looked up
+    with pytest.raises(
+        ValueError, match=rf"^--address 127.0.0.1:{port}: no Ray cluster answers there \(nothing listens"
+    ):
+        check_reachable(f"127.0.0.1:{port}")
+    with pytest.raises(ValueError, match=r"\(no host named 'nohost\.invalid'\); start one with `ray start --head`"):
+        check_reachable("ray://nohost.invalid:10001")
+    with pytest.raises(ValueError, match=r"\(no host named 'x{64}\.example'\)"):  # a label too long to look up
+        check_reachable(f"{'x' * 64}.example:6379")
+    for ray_says in ("auto", "::1", "head"):  # a Ray on this machine, a bare IPv6 address, no port: Ray's own
+        check_reachable(ray_says)
+
+
+def test_a_name_lookup_that_hangs_is_cut_at_the_same_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A resolver that does not answer (the network's, not this code's) holds getaddrinfo for far longer than the
+    check's limit: the lookup counts within it."""
+    answered = threading.Event()
+
+    def no_answer(*args: object, **kwargs: object) -> None:
+        answered.wait(30)
+        raise socket.gaierror("no answer")  # once the test lets go: the check's thread, left behind, ends quietly
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_answer)
+    started = time.monotonic()
+    try:
+        with pytest.raises(
+            ValueError, match=r"^--address slow\.example:6379: .*\(no answer from slow\.example:6379 in 1 s\)"
+        ):
+            check_reachable("slow.example:6379", timeout_s=1)
+        assert time.monotonic() - started < 3
+    finally:
+        answered.set()
+
+
+def test_an_mlflow_server_where_nothing_answers_is_refused_before_ray_starts(tmp_path: Path) -> None:
+    """MLflow's client retries an unreachable server for minutes, from each stage's start; a folder is a store."""
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        port = listening.getsockname()[1]
+        check_mlflow(f"http://127.0.0.1:{port}")
+        check_mlflow(f"http://localhost:{port}/")
+    start = "`mlflow server --host 127.0.0.1 --port 5000` and give http://127.0.0.1:5000, or a folder as file:///"
+    with pytest.raises(ValueError, match=rf"^--mlflow http://127.0.0.1:{port}: no MLflow server answers there "
+                       rf"\(nothing listens on port {port} of 127.0.0.1\); start one with {start}"):  # fmt: skip
+        check_mlflow(f"http://127.0.0.1:{port}")
+    with pytest.raises(ValueError, match=r"\(no host named 'nohost\.invalid'\)"):
+        check_mlflow("https://nohost.invalid")  # the scheme's port, 443
+    with pytest.raises(ValueError, match=r"\(its port is not a number from 0 to 65535\)"):
+        check_mlflow("http://127.0.0.1:99999")
+    with pytest.raises(ValueError, match=r"\(no host in it\)"):
+        check_mlflow("http:///mlruns")
+    check_mlflow(str(tmp_path / "mlruns"))  # local stores: nothing to reach
+    check_mlflow((tmp_path / "mlruns").as_uri())

@@ -1,0 +1,91 @@
+"""The services a study talks to, checked before Ray starts: a Ray cluster (--address) and an MLflow server
+(--mlflow) where nothing answers are refused in one line, where each would otherwise be retried for minutes (Ray
+for ever, logging a warning every few seconds; MLflow's client 7 times with backoff, from each stage's start, with
+Ray already running)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from urllib.parse import urlsplit
+
+
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Refuse an --address HOST:PORT (or ray://HOST:PORT) where nothing answers within `timeout_s`, name lookup
+    included. `auto` and other forms are left to Ray."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit() or (":" in host and not host.startswith("[")):  # no port; a bare IPv6
+        return
+    why = unreachable(host.strip("[]"), int(port), timeout_s)
+    if why:
+        raise ValueError(
+            f"--address {address}: no Ray cluster answers there ({why}); start one with `ray start --head` on its "
+            "head node, and give the address it prints (HOST:6379)"
+        )
+
+
+def check_mlflow(uri: str | None, timeout_s: float = 5.0) -> None:
+    """--mlflow: that MLflow is installed, and that a tracking server named by an http(s) URI answers within
+    `timeout_s`; a local file store is allowed (MLflow 3 keeps it in maintenance and refuses it unless told)."""
+    if uri is None:
+        return
+    try:
+        import mlflow  # noqa: F401
+    except ImportError:
+        raise ValueError("--mlflow needs MLflow: pip install -e '.[mlflow]' (or mlflow-skinny)") from None
+    if uri.startswith("file:"):
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    parts = urlsplit(uri)
+    if parts.scheme in ("http", "https"):
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:  # a port that is no number, or out of range
+            port = None
+        why: str | None = "no host in it" if not parts.hostname else "its port is not a number from 0 to 65535"
+        if parts.hostname and port is not None:
+            why = unreachable(parts.hostname, port, timeout_s)
+        if why:
+            raise ValueError(
+                f"--mlflow {uri}: no MLflow server answers there ({why}); start one with "
+                "`mlflow server --host 127.0.0.1 --port 5000` and give http://127.0.0.1:5000, or a folder as "
+                "file:///PATH/mlruns"
+            )
+
+
+def unreachable(host: str, port: int, timeout_s: float) -> str | None:
+    """Why nothing answers at host:port within `timeout_s` (its name lookup included), or None where something
+    does."""
+    try:
+        _connect(host, port, timeout_s)
+    except OSError as err:
+        return {
+            socket.gaierror: f"no host named {host!r}",
+            ConnectionRefusedError: f"nothing listens on port {port} of {host}",
+            TimeoutError: f"no answer from {host}:{port} in {timeout_s:.0f} s",
+        }.get(type(err), err.strerror or str(err))
+    return None
+
+
+def _connect(host: str, port: int, timeout_s: float) -> None:
+    """Connect to host:port within `timeout_s`, its name lookup included (a resolver that does not answer holds
+    getaddrinfo far longer than a connection's timeout): in a daemon thread, left behind past the limit. Raises
+    what failed: socket.gaierror for no such host (a name no resolver could take too), TimeoutError past the limit."""
+    failed: list[OSError | None] = []
+
+    def attempt() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout_s).close()
+            failed.append(None)
+        except OSError as err:
+            failed.append(err)
+        except UnicodeError as err:  # a label over 63 characters, ...
+            failed.append(socket.gaierror(str(err)))
+
+    thread = threading.Thread(target=attempt, daemon=True, name="address check")
+    thread.start()
+    thread.join(timeout_s)
+    if not failed:
+        raise TimeoutError
+    if failed[0] is not None:
+        raise failed[0]
