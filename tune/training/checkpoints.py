@@ -58,7 +58,15 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     except Exception as err:
         raise ValueError(f"cannot load checkpoint {path}: {' '.join(str(err).split())}") from err
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or "run" not in state:
-        raise ValueError(f"{path} is not a checkpoint of this project (format {CHECKPOINT_FORMAT})")
+        if not isinstance(state, dict):
+            found = f"it holds a {type(state).__name__}, not the dict of a checkpoint"
+        elif "format" not in state:
+            found = "it has no format field (a state_dict, or another tool's file?)"
+        elif state["format"] != CHECKPOINT_FORMAT:
+            found = f"its format is {state['format']!r}, this version reads format {CHECKPOINT_FORMAT}"
+        else:
+            found = "it has no run settings"
+        raise ValueError(f"{path} is not a checkpoint of this project: {found}")
     return state
 
 
