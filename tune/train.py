@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         if source.pretrain is not None:
             pretrain = source.pretrain.with_epochs(args.pretrain_epochs or source.pretrain.train.epochs)
             print(f"  its pretrained part with the training settings it had there: {_epochs(pretrain)}")
-    made = not out.exists()
+    made, locked = not out.exists(), (out / RUN_LOCK).exists()
     try:
         ensure_writable(out)  # before an epoch is spent on a run whose checkpoint could not be saved
         with run_lock(out / RUN_LOCK, f"the run in {out}"):  # one process at a time: the same --out twice
@@ -167,9 +167,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(next_step(run.model, out / CHECKPOINT_FILE, data_root))
         return 0
-    if made:  # a run refused before its first epoch leaves no empty folder behind
-        with contextlib.suppress(OSError):
+    with contextlib.suppress(OSError):  # a run refused before its first epoch leaves no lock, nor empty folder, behind
+        if not locked:
             (out / RUN_LOCK).unlink(missing_ok=True)
+        if made:
             out.rmdir()
     return 2
 

@@ -297,3 +297,15 @@ def test_bad_input_is_one_line_naming_what_is_wrong(
     assert study_file.exists() == planted  # a refused start leaves no study behind; one set up stays
     if command == "train":  # a refused run leaves no empty folder behind
         assert not Path(args[args.index("--out") + 1]).exists()
+
+
+def test_a_refused_run_in_a_folder_that_was_there_leaves_it_as_it_was(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("kept")
+    args = ["--model", "unet", "--data", str(tmp_path / "nowhere"), "--out", str(out), "--epochs", "1"]
+    assert train(args) == 2
+    assert "nowhere" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]  # no lock left behind
