@@ -49,4 +49,30 @@ def test_a_missing_root_or_an_out_file_of_no_picture_type_is_one_line(
     assert main([str(tmp_path / "nowhere"), str(tmp_path / "strip.png")]) == 2
     assert capsys.readouterr().err.startswith(f"error: data root {tmp_path / 'nowhere'} does not exist (expected a")
     assert main([str(synth_root), str(tmp_path / "strip.txt")]) == 2
-    assert capsys.readouterr().err.startswith("error: unknown file extension")
+    assert (
+        capsys.readouterr().err
+        == f"error: OUT {tmp_path / 'strip.txt'}: not the name of a picture file (.png, .jpg, ...)\n"
+    )
+    assert main([str(synth_root), str(tmp_path)]) == 2
+    assert (
+        capsys.readouterr().err
+        == f"error: OUT {tmp_path} is a folder; name the picture file, e.g. {tmp_path / 'preview.png'}\n"
+    )
+
+
+def test_a_file_of_the_data_root_is_never_written_over(copy_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    frame = copy_root / "train" / "video_0" / "image_0.png"
+    before = frame.read_bytes()
+    assert main([str(copy_root), str(frame)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: OUT {frame} is a file of the data root {copy_root}: writing it would change the data\n"
+    )
+    assert frame.read_bytes() == before
+
+
+def test_a_hidden_video_is_drawn_with_the_default_frames_it_has(
+    synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """11 frames and no masks: the defaults past frame 10 are left out, not refused as flags never given."""
+    assert main([str(synth_root), str(tmp_path / "h.png"), "--split", "hidden", "--videos", "0"]) == 0
+    assert Image.open(tmp_path / "h.png").size == (4 * (240 + 2), 160 + 2)
