@@ -118,9 +118,14 @@ def generate(
 
 
 def _whole_video(folder: Path, split: str, n_frames: int) -> bool:
-    """Whether a video folder is as _write_video renamed it into place: its last frame and, labelled, its masks."""
-    last = folder / f"image_{(N_INPUT_FRAMES if split == 'hidden' else n_frames) - 1}.png"
-    return last.is_file() and (split not in ("train", "val") or (folder / "mask.npy").is_file())
+    """Whether a video folder holds every file _write_video renamed into place: its frames and, labelled, its masks
+    (one listing a video: a frame deleted since is drawn again)."""
+    n = N_INPUT_FRAMES if split == "hidden" else n_frames
+    wanted = {f"image_{t}.png" for t in range(n)} | ({"mask.npy"} if split in ("train", "val") else set())
+    try:
+        return wanted <= set(os.listdir(folder))
+    except OSError:  # not there yet (or not a folder)
+        return False
 
 
 def _check_space(root: Path, spec: SynthSpec) -> None:

@@ -70,6 +70,11 @@ def test_generation_resumes_and_refuses_other_settings(tmp_path: Path, capsys: p
     assert main([str(out), "--train", "1", "--seed", "3", "--quiet", "--workers", "1"]) == 0
     assert "wrote 1 videos" in capsys.readouterr().out
     assert (out / "train" / "video_0" / "mask.npy").read_bytes() == whole
+    frame = (out / "train" / "video_0" / "image_5.png").read_bytes()
+    (out / "train" / "video_0" / "image_5.png").unlink()  # a frame amid the others
+    assert main([str(out), "--train", "1", "--seed", "3", "--quiet", "--workers", "1"]) == 0
+    assert "wrote 1 videos" in capsys.readouterr().out
+    assert (out / "train" / "video_0" / "image_5.png").read_bytes() == frame
     assert main([str(tmp_path), "--train", "1", "--quiet"]) == 2  # not empty, no manifest
     capsys.readouterr()
     assert main([str(tmp_path / "w"), "--train", "1", "--quiet", "--workers", "0"]) == 2
