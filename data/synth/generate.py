@@ -46,9 +46,9 @@ class SynthSpec:
     def __post_init__(self) -> None:
         for split in SPLIT_ORDER:
             if getattr(self, split) < 0:
-                raise ValueError(f"SynthSpec.{split} must be >= 0, got {getattr(self, split)}")
+                raise ValueError(f"--{split} must be >= 0 (videos), got {getattr(self, split)}")
         if self.seed < 0:  # numpy's seeds are non-negative
-            raise ValueError(f"SynthSpec.seed must be >= 0, got {self.seed}")
+            raise ValueError(f"--seed must be >= 0, got {self.seed}")
 
     def videos(self) -> Iterator[tuple[str, int]]:
         """(split, video id) of every video, ids as global offsets in split order."""

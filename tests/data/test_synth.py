@@ -89,7 +89,9 @@ def test_settings_that_cannot_be_generated_are_refused_in_one_line_before_anythi
     refused as "other settings"; a count too large for the disk built its list of videos for ever."""
     out = tmp_path / "out"
     assert main([str(out), "--train", "1", "--seed", "-5", "--quiet"]) == 2
-    assert capsys.readouterr().err.strip() == "error: SynthSpec.seed must be >= 0, got -5"
+    assert capsys.readouterr().err.strip() == "error: --seed must be >= 0, got -5"
+    assert main([str(out), "--train", "-3", "--quiet"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --train must be >= 0 (videos), got -3"
     assert main([str(out), "--unlabeled", "99999999999999", "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"error: {out}: the data set needs 12000000000.0 GB and ") and err.endswith(
@@ -98,6 +100,8 @@ def test_settings_that_cannot_be_generated_are_refused_in_one_line_before_anythi
     assert not (out / "synth.json").exists()
     (tmp_path / "a-file").write_text("")
     assert main([str(tmp_path / "a-file" / "root"), "--train", "1", "--quiet"]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'a-file'}: a file, where a folder is needed"
+    assert main([str(tmp_path / "a-file"), "--train", "1", "--quiet"]) == 2  # OUT itself a file
     assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'a-file'}: a file, where a folder is needed"
 
 
