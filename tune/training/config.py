@@ -112,6 +112,12 @@ class RunConfig:
         train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
         train_values = {k: v for k, v in values.items() if k in train_fields}
         model_values = {k: v for k, v in values.items() if k not in train_fields}
+        model_fields = {f.name for f in dataclasses.fields(self.model_config)}
+        if unknown := [k for k in model_values if k.partition(".")[0] not in model_fields]:
+            raise ValueError(
+                f"a {self.model} run has no setting {unknown[0]!r}: its model's are {', '.join(sorted(model_fields))}; "
+                f"its training's are {', '.join(sorted(train_fields))}"
+            )
         train = with_values(self.train, train_values, from_text=from_text)
         if epochs is not None:
             train = replace(train, epochs=epochs)

@@ -348,7 +348,9 @@ def test_bad_checkpoints_and_mismatched_pretraining_are_refused(
 
 def test_cli_refuses_unknown_fields_and_shows_config(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--model", "unet", "--set", "colour=red"]) == 2
-    assert "UNetConfig has no field 'colour'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("error: a unet run has no setting 'colour': its model's are background_prior, depth, ")
+    assert "; its training's are " in err and ", lr, " in err
     assert main(["--model", "unet", "--set", "width=wide"]) == 2
     assert "UNetConfig.width expects int, got 'wide'" in capsys.readouterr().err
     assert main(["--model", "dual_phase", "--set", "predictor.cell=gru", "--set", "lr=0.01", "--show-config"]) == 0
