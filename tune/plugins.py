@@ -67,7 +67,8 @@ def load_plugins(specs: Iterable[str]) -> None:
                 importlib.import_module(spec)
             except ModuleNotFoundError as err:
                 if err.name is not None and spec.startswith(err.name):
-                    raise ValueError(f"--plugin {spec}: no such file or importable module") from None
+                    what = "not a Python file (NAME.py)" if Path(spec).is_file() else "no such file"
+                    raise ValueError(f"--plugin {spec}: {what}, nor an importable module") from None
                 raise ValueError(f"--plugin {spec}: {_why(err, None)}") from None
             except Exception as err:
                 raise ValueError(f"--plugin {spec}: {_why(err, None)}") from None

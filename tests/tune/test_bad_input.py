@@ -239,6 +239,20 @@ CASES: dict[str, tuple[Setup, str]] = {
         lambda r, t: ["train", "--model", "unet", "--data", str(r), "--out", str(t / "run"), "--pretrain-epochs", "2"],
         "--pretrain-epochs 2: unet has no pretrained part",
     ),
+    "a segmenter checkpoint that is not there": (
+        lambda r, t: [
+            "train",
+            "--model",
+            "mask_predictor",
+            "--data",
+            str(r),
+            "--out",
+            str(t / "run"),
+            "--segmenter",
+            str(t / "s.pt"),
+        ],
+        "scratch/s.pt: no such file",
+    ),
     "a segmenter for a model that does not train on one": (
         lambda r, t: ["train", "--model", "unet", "--data", str(r), "--out", str(t / "run"), "--segmenter", "s.pt"],
         "--segmenter s.pt: unet does not train on a segmenter's masks",

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from data.cache import OnError
+from data.files import not_a
 from models.config import config_to_dict
 from models.registry import model_entry
 from reports.checkpoints import beside, best_checkpoint
@@ -121,6 +122,8 @@ def train_run(
         )
     if segmenter is not None and not task_for(run.model).needs_segmenter:
         raise ValueError(f"--segmenter {segmenter}: {run.model} does not train on a segmenter's masks")
+    if segmenter is not None and not Path(segmenter).is_file():
+        raise FileNotFoundError(f"--segmenter {segmenter}: {not_a('file', segmenter)}")
     dev = resolve_device(device)
     pretrained = None
 

@@ -130,7 +130,12 @@ def test_a_broken_plugin_is_one_line_naming_it(tmp_path: Path, capsys: pytest.Ca
         "def space(:)"
     )
     assert main(["--plugin", "no_such_module_here", "--show-space"]) == 2
-    assert "no such file or importable module" in capsys.readouterr().err
+    assert capsys.readouterr().err == "error: --plugin no_such_module_here: no such file, nor an importable module\n"
+    (tmp_path / "notes.txt").write_text("space = 1\n")
+    assert main(["--plugin", str(tmp_path / "notes.txt"), "--show-space"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: --plugin {tmp_path / 'notes.txt'}: not a Python file (NAME.py), nor an importable module\n"
+    )
 
 
 # ---------------------------------------------------------------- through a real study
