@@ -206,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=None, help="processes (default: one per core)")
     args = parser.parse_args(argv)
     try:
+        if args.workers is not None and args.workers < 1:
+            raise ValueError(f"--workers must be >= 1 (leave it out for one per core), got {args.workers}")
         split = decode_split(args.root, args.split)
         if split.masks is None:
             raise DataError(f"split {args.split!r} of {args.root} has no masks to make tracks of")

@@ -123,6 +123,11 @@ def test_the_command_makes_a_splits_tracks(
     assert main([str(synth_root), "--split", "unlabeled"]) == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]  # after the decoding progress bar
     assert last.startswith("error: split 'unlabeled'") and last.endswith("has no masks to make tracks of")
+    for workers in ("0", "-2"):
+        assert main([str(synth_root), "--split", "val", "--workers", workers]) == 2
+        assert (
+            capsys.readouterr().err == f"error: --workers must be >= 1 (leave it out for one per core), got {workers}\n"
+        )
     (tmp_path / "a-file").write_text("")
     monkeypatch.setenv("SEGTUNE_CACHE", str(tmp_path / "a-file" / "cache"))  # a cache that cannot be made
     assert main([str(synth_root), "--split", "val"]) == 2
