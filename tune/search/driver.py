@@ -14,7 +14,7 @@ from typing import Any
 
 from data.cache import decode_split
 from data.files import os_error_line
-from data.layout import has_split, shared_ids
+from data.layout import has_split, index_split, shared_ids
 from data.synth.default import default_data_root, default_root_path
 from reports.schema import SKIPPED_FILE, STAGE, TRIALS_FILE, finished_trials, read_results
 from tune.plugins import load_plugins
@@ -100,6 +100,10 @@ def start_study(cfg: SearchConfig, *, new: bool) -> tuple[Study, Cluster]:
     if cfg.data is None:  # the embedded set, generated once per machine, after every flag is checked
         default_data_root()
     space = study.space
+    splits = splits_used(space)
+    for split in splits:  # a mistyped --data, an empty split: said before the plan is printed (listing, no decoding)
+        if split != "unlabeled" or (study.root / split).is_dir():
+            index_split(study.root, split)
     print(
         f"study {study.cfg.name}: space {space.name} ({' -> '.join(s.name for s in space.stages)}), "
         f"budget {study.budget.name}, data {study.root}"
@@ -108,7 +112,6 @@ def start_study(cfg: SearchConfig, *, new: bool) -> tuple[Study, Cluster]:
     )
     print(study.resources.describe())
     print(f"TensorBoard: tensorboard --logdir {study.folder}  (every trial of every stage; Ray names one stage's copy)")
-    splits = splits_used(space)
     for vid, holders in shared_ids(study.root, splits).items():
         print(f"warning: video {vid} of {study.root} is in more than one split: {', '.join(holders)}", file=sys.stderr)
     skipped = {}
