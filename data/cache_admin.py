@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from data.cache import default_cache_dir
+from data.files import size_text
 from data.locking import try_lock
 
 RECORDS = ("manifest.json", "done.json")  # a decoded split's or pseudo-labels' record; a tracks folder's
@@ -102,13 +103,6 @@ def prune(entries: list[Entry]) -> tuple[list[Entry], list[Entry]]:
             removed.append(entry)
         lock.unlink(missing_ok=True)
     return removed, left
-
-
-def size_text(size: int) -> str:
-    """A size in GB, MB under a tenth of a GB, kB under a tenth of a MB."""
-    if size >= 1e8:
-        return f"{size / 1e9:.2f} GB"
-    return f"{size / 1e6:.1f} MB" if size >= 1e5 else f"{size / 1e3:.1f} kB"
 
 
 def describe(entry: Entry) -> str:

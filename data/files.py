@@ -94,6 +94,13 @@ def not_a(kind: str, path: str | os.PathLike[str]) -> str:
     return "a folder, where a file is needed" if os.path.isdir(path) else "a file, where a folder is needed"
 
 
+def size_text(size: float) -> str:
+    """A size in GB, MB under a tenth of a GB, kB under a tenth of a MB."""
+    if size >= 1e8:
+        return f"{size / 1e9:.2f} GB"
+    return f"{size / 1e6:.1f} MB" if size >= 1e5 else f"{size / 1e3:.1f} kB"
+
+
 def check_free_space(
     folder: Path, needed: int, what: str, elsewhere: str = "point SEGTUNE_CACHE at a larger disk"
 ) -> None:
@@ -103,6 +110,6 @@ def check_free_space(
     if needed > free:
         raise OSError(
             errno.ENOSPC,
-            f"{what} needs {needed / 1e9:.1f} GB and {free / 1e9:.1f} GB are free; free some space or {elsewhere}",
+            f"{what} needs {size_text(needed)} and {size_text(free)} are free; free some space or {elsewhere}",
             str(folder),
         )

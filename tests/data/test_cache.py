@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from data.cache import decode_split
-from data.files import check_free_space
+from data.files import check_free_space, size_text
 from data.layout import DataError, index_split, read_video
 
 
@@ -131,9 +131,13 @@ def test_a_cache_cut_short_is_decoded_again(synth_root: Path, cache_dir: Path) -
 
 def test_a_build_that_cannot_fit_on_the_disk_is_refused_before_it_starts(tmp_path: Path) -> None:
     check_free_space(tmp_path, 1, "a byte")
-    with pytest.raises(OSError, match=r"the decoded train split needs \d+\.\d GB and \d+\.\d GB are free") as err:
+    with pytest.raises(
+        OSError, match=r"the decoded train split needs 1000000000\.00 GB and [\d.]+ [kMG]B are free"
+    ) as err:
         check_free_space(tmp_path, 10**18, "the decoded train split")
     assert err.value.filename == str(tmp_path)
+    # sizes read at every scale (a small set needed "0.0 GB")
+    assert [size_text(n) for n in (3_000, 2_500_000, 38e9)] == ["3.0 kB", "2.5 MB", "38.00 GB"]
 
 
 def test_a_broken_hidden_video_is_kept_from_the_frames_that_decode(copy_root: Path, cache_dir: Path) -> None:

@@ -94,7 +94,7 @@ def test_settings_that_cannot_be_generated_are_refused_in_one_line_before_anythi
     assert capsys.readouterr().err.strip() == "error: --train must be >= 0 (videos), got -3"
     assert main([str(out), "--unlabeled", "99999999999999", "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith(f"error: {out}: the data set needs 12000000000.0 GB and ") and err.endswith(
+    assert err.startswith(f"error: {out}: the data set needs 12000000000.00 GB and ") and err.endswith(
         "GB are free; free some space or generate fewer videos"
     )
     assert not (out / "synth.json").exists()

@@ -302,13 +302,13 @@ def test_bad_checkpoints_and_mismatched_pretraining_are_refused(
     torch.save({"run": Path("x")}, tmp_path / "pickled.pt")  # an object weights-only loading refuses
     with pytest.raises(ValueError, match=r"cannot load checkpoint .*pickled\.pt: it holds objects other than tensors"):
         load_checkpoint(tmp_path / "pickled.pt")
-    for state, found in (
+    for foreign, found in (
         ({"weights": torch.zeros(1)}, r"it has no format field \(a state_dict, or another tool's file\?\)"),
         ({"format": 99, "run": {}}, r"its format is 99, this version reads format 1"),
         ({"format": 1}, r"it has no run settings"),
         (torch.zeros(1), r"it holds a Tensor, not the dict of a checkpoint"),
     ):
-        torch.save(state, tmp_path / "foreign.pt")
+        torch.save(foreign, tmp_path / "foreign.pt")
         with pytest.raises(ValueError, match=rf"foreign\.pt is not a checkpoint of this project: {found}$"):
             load_checkpoint(tmp_path / "foreign.pt")
     with pytest.raises(FileNotFoundError, match="no checkpoint at"):
