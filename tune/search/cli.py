@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -217,11 +218,11 @@ def main(argv: list[str] | None = None) -> int:
     if "mlflow" in settings:
         settings["mlflow"] = mlflow_uri(settings["mlflow"])
     try:
-        overrides = overrides_from_file(args["overrides_file"]) if args["overrides_file"] else []
+        from_file = overrides_from_file(args["overrides_file"]) if args["overrides_file"] else []
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    overrides += [f"{kind} {text}" for kind in KINDS for text in args[kind]]
+    overrides = from_file + [f"{kind} {text}" for kind in KINDS for text in args[kind]]
     if overrides:
         settings["overrides"] = tuple(overrides)
     try:
@@ -236,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
             gpu_hours=args["gpu_hours"],
         )
     except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {_naming_file(str(err), from_file, args['overrides_file'])}", file=sys.stderr)
         return 2
     try:
         if args["show_space"]:
@@ -250,8 +251,18 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 130
     except (FileExistsError, FileNotFoundError, ValueError, KeyError) as err:
-        print(f"error: {err.args[0] if isinstance(err, KeyError) else err}", file=sys.stderr)
+        message = str(err.args[0] if isinstance(err, KeyError) else err)
+        print(f"error: {_naming_file(message, from_file, args['overrides_file'])}", file=sys.stderr)
         return 2
     except OSError as err:  # read-only, full disk, no permission: one line naming the path
         print(f"error: {os_error_line(err)}", file=sys.stderr)
         return 2
+
+
+def _naming_file(message: str, from_file: list[str], path: str | None) -> str:
+    """An override's error ("--set widht=8: ..."), naming the --overrides file where the override came from one."""
+    for text in from_file:
+        kind, _, assignment = text.partition(" ")
+        if re.match(rf"--{kind} {re.escape(assignment.partition('=')[0].strip())}[=: ]", message):
+            return f"{message} (in --overrides {path})"
+    return message

@@ -105,6 +105,23 @@ def test_an_overrides_file_that_is_no_toml_text_is_one_line_naming_it(
         assert err.startswith(f"error: --overrides {path}: {why}") and err.count("\n") == 1, err
 
 
+def test_a_bad_override_read_from_a_file_names_the_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "o.toml").write_text('[set]\nwidht = 8\n[range]\nlr = "3:1"\n')
+    assert main(["--space", "unet", "--show-space", "--overrides", str(tmp_path / "o.toml")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --set widht: no parameter 'widht'") and err.endswith(
+        f"(in --overrides {tmp_path / 'o.toml'})\n"
+    )
+    (tmp_path / "o.toml").write_text('[range]\nlr = "3:1"\n')
+    assert main(["--space", "unet", "--show-space", "--overrides", str(tmp_path / "o.toml"), "--set", "width=8"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --range lr=3:1: needs LOW < HIGH") and err.endswith(
+        f"(in --overrides {tmp_path / 'o.toml'})\n"
+    )
+    assert main(["--space", "unet", "--show-space", "--set", "widht=8"]) == 2  # given as a flag: no file named
+    assert "--overrides" not in capsys.readouterr().err
+
+
 def test_a_resume_refuses_other_overrides(tmp_path: Path) -> None:
     cfg = SearchConfig(space="unet", out=str(tmp_path), name="s", overrides=("set width=8",))
     prepare_study(cfg, resume=False)
