@@ -31,7 +31,10 @@ from data.locking import try_lock
 RECORDS = ("manifest.json", "done.json")  # a decoded split's or pseudo-labels' record; a tracks folder's
 SOURCE_KEYS = ("source", "checkpoint", "root", "masks")  # what a record names as the files it was made from
 KINDS = {"pseudo": "pseudo-labels", "tracks": "tracks"}  # by name prefix; other entries are decoded splits
-ENTRY_NAME = re.compile(r".+-[0-9a-f]{16}(\.building(-\d+)?)?")  # an entry's folder, or its build in progress
+# an entry's folder (NAME-HASH), its build in progress (.building[-PID]), or the copy a build replaced (.old-PID),
+# left where the build was killed before removing it
+ENTRY_NAME = re.compile(r"(?P<name>.+-[0-9a-f]{16})(\.building(-\d+)?|(?P<old>\.old-\d+))?")
+REPLACED = "a newer build replaced it"  # why a left .old-PID copy is stale
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,8 @@ def _entry(folder: Path, cache: Path) -> Entry:
             found = {}
         sources = tuple(str(found[key]) for key in SOURCE_KEYS if isinstance(found, dict) and found.get(key))
     size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+    if (named := ENTRY_NAME.fullmatch(folder.name)) and named.group("old"):
+        return Entry(folder, kind, size, sources or (REPLACED,), (REPLACED,))
     return Entry(folder, kind, size, sources, tuple(s for s in sources if not os.path.exists(s)))
 
 
@@ -94,14 +99,17 @@ def prune(entries: list[Entry]) -> tuple[list[Entry], list[Entry]]:
     for entry in entries:
         if not entry.stale:
             continue
-        lock = entry.path.with_name(entry.path.name + ".lock")
+        named = ENTRY_NAME.fullmatch(entry.path.name)
+        assert named is not None
+        lock = entry.path.with_name(named.group("name") + ".lock")  # a replaced copy's: its entry's (build_folder)
         with try_lock(lock) as held:
             if not held:
                 left.append(entry)
                 continue
             shutil.rmtree(entry.path, ignore_errors=True)
             removed.append(entry)
-        lock.unlink(missing_ok=True)
+        if not named.group("old"):  # (the entry that replaced a copy lives on, and keeps its lock)
+            lock.unlink(missing_ok=True)
     return removed, left
 
 

@@ -29,6 +29,7 @@ from reports.schema import (
     REFERENCES_FILE,
     RESULTS_DIR,
     RUN_ENDED,
+    RUN_FILE,
     RUN_STAGES,
     RUN_STOPPED,
     SKIPPED_FILE,
@@ -97,6 +98,10 @@ def load_experiment(folder: str | os.PathLike[str]) -> Experiment:
             named = "; ".join(f"video {vid}: {reason}" for vid, reason in videos.items())
             notes.append(f"{len(videos)} bad {split} video(s) left out (--skip-bad-videos): {named}")
     run = read_run(folder)  # {} for a study older than run.json, or results copied without it
+    if not run and (folder / RUN_FILE).exists():
+        notes.append(
+            f"{CANNOT_READ} {RUN_FILE}: {folder / RUN_FILE}: not what the study writes there (judged without it)"
+        )
     offered = False  # whether the budget's note already sends the user to --resume
     if (folder / BUDGET_FILE).exists():
         budget = _record(folder / BUDGET_FILE, notes, lambda found: isinstance(found.get(BUDGET_CUT, {}), dict))

@@ -134,15 +134,20 @@ def main(argv: list[str] | None = None) -> int:
     named = args.source.resolve().name if args.source is not None and args.source.is_dir() else run.model
     out = Path(args.out or Path("runs") / f"train-{named}")  # --from a study: named by the study
     segmenter = args.segmenter or (source.segmenter if source else None)
+    if source is not None and source.segmenter is not None and not args.segmenter and not source.segmenter.is_file():
+        why = f"{source.checkpoint} names its segmenter {segmenter}, which is not there: give --segmenter"
+        print(f"error: {why}", file=sys.stderr)
+        return 2
     if source is not None:
         print(f"from {source.checkpoint}: {_epochs(run)}{''.join(f', {s}' for s in args.sets)}")
         if source.pretrain is not None:
             pretrain = source.pretrain.with_epochs(args.pretrain_epochs or source.pretrain.train.epochs)
             print(f"  its pretrained part with the training settings it had there: {_epochs(pretrain)}")
-    made, locked = not out.exists(), (out / RUN_LOCK).exists()
+    made, locked, held_it = not out.exists(), (out / RUN_LOCK).exists(), False
     try:
         ensure_writable(out)  # before an epoch is spent on a run whose checkpoint could not be saved
         with run_lock(out / RUN_LOCK, f"the run in {out}"):  # one process at a time: the same --out twice
+            held_it = True  # (a lock another process holds is never removed)
             if not args.resume and (held := run_checkpoints(out)):  # an earlier run's epochs are not thrown away
                 raise ValueError(
                     f"{out} already holds a run ({held[0]}); pass --resume to continue it (same settings), or "
@@ -168,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         print(next_step(run.model, out / CHECKPOINT_FILE, data_root))
         return 0
     with contextlib.suppress(OSError):  # a run refused before its first epoch leaves no lock, nor empty folder, behind
-        if not locked:
+        if held_it and not locked:
             (out / RUN_LOCK).unlink(missing_ok=True)
         if made:
             out.rmdir()

@@ -44,8 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if out.is_dir():
             raise ValueError(f"OUT {out} is a folder; name the picture file, e.g. {out / 'preview.png'}")
-        if out.suffix.lower() not in Image.registered_extensions():
-            raise ValueError(f"OUT {out}: not the name of a picture file (.png, .jpg, ...)")
+        if Image.registered_extensions().get(out.suffix.lower()) not in Image.SAVE:  # .txt; .psd, read-only
+            raise ValueError(f"OUT {out}: not a picture type it can write (.png, .jpg, ...)")
         if out.exists() and out.resolve().is_relative_to(Path(args.root).resolve()):
             raise ValueError(f"OUT {out} is a file of the data root {args.root}: writing it would change the data")
         entries = index_split(args.root, args.split)

@@ -93,3 +93,24 @@ def test_a_folder_that_is_not_a_cache_is_refused_and_nothing_in_it_removed(
     assert main(["--cache", str(home), "--prune"]) == 0
     assert "removed 1 entries" in capsys.readouterr().out
     assert not entry.exists() and photos.is_dir() and (home / "tracks" / "notes").is_dir()
+
+
+def test_a_copy_a_killed_build_left_behind_is_listed_and_pruned_and_its_entry_kept(
+    synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """data.files.build_folder renames the entry it replaces to NAME.old-PID and removes it after the swap: a
+    process killed between the two leaves a whole copy (a decoded split: up to 38 GB)."""
+    cache = tmp_path / "cache"
+    decode_split(synth_root, "val", cache_dir=cache, progress=False)
+    (live,) = [p for p in cache.glob("val-*") if p.is_dir()]
+    left = live.with_name(live.name + ".old-4242")
+    shutil.copytree(live, left)
+    assert main(["--cache", str(cache)]) == 0
+    out = capsys.readouterr().out
+    assert f"{left.name}  {synth_root / 'val'}  GONE: a newer build replaced it" in out and "1 of them" in out
+    with file_lock(live.with_name(live.name + ".lock")):  # its entry being rebuilt: left alone
+        assert main(["--cache", str(cache), "--prune"]) == 0
+    assert f"left {left.name}: another process is building it" in capsys.readouterr().out and left.exists()
+    assert main(["--cache", str(cache), "--prune"]) == 0
+    assert "removed 1 entries" in capsys.readouterr().out
+    assert not left.exists() and live.is_dir() and live.with_name(live.name + ".lock").exists()

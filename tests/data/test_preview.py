@@ -51,8 +51,10 @@ def test_a_missing_root_or_an_out_file_of_no_picture_type_is_one_line(
     assert main([str(synth_root), str(tmp_path / "strip.txt")]) == 2
     assert (
         capsys.readouterr().err
-        == f"error: OUT {tmp_path / 'strip.txt'}: not the name of a picture file (.png, .jpg, ...)\n"
+        == f"error: OUT {tmp_path / 'strip.txt'}: not a picture type it can write (.png, .jpg, ...)\n"
     )
+    assert main([str(synth_root), str(tmp_path / "strip.psd")]) == 2  # a type Pillow reads but cannot write
+    assert "strip.psd: not a picture type it can write" in capsys.readouterr().err
     assert main([str(synth_root), str(tmp_path)]) == 2
     assert (
         capsys.readouterr().err

@@ -69,7 +69,12 @@ def test_a_study_stopped_between_stages_or_before_its_end_is_partial_and_a_stage
         assert "stage train: boom" not in load_experiment(empty).notes
     for damaged in ("{not json", '{"stopped": ["train"]}', '{"stages": 5}', "[1]"):  # unreadable: as without one
         (folder / schema.RUN_FILE).write_text(damaged)
-        assert not any("partial" in n or "so stage" in n for n in load_experiment(folder).notes)
+        notes = load_experiment(folder).notes
+        assert not any("partial" in n or "so stage" in n for n in notes)
+        assert (
+            f"cannot read run.json: {folder / schema.RUN_FILE}: not what the study writes there (judged without it)"
+            in notes
+        )
 
 
 @pytest.mark.parametrize(

@@ -134,7 +134,7 @@ def test_results_read_while_a_study_rewrites_them_are_never_half_files(tmp_path:
     path, done = folder / schema.TRIALS_FILE, threading.Event()
 
     def write(rows: int) -> None:
-        pd.DataFrame({schema.TRIAL_ID: [f"t{i}" for i in range(rows)]}).to_parquet(f"{path}.tmp", index=False)
+        pd.DataFrame([trial_row(f"t{i}") for i in range(rows)]).to_parquet(f"{path}.tmp", index=False)
         os.replace(f"{path}.tmp", path)
 
     def rewrite() -> None:

@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +104,9 @@ def start_study(cfg: SearchConfig, *, new: bool) -> tuple[Study, Cluster]:
     splits = splits_used(space)
     for split in splits:  # a mistyped --data, an empty split: said before the plan is printed (listing, no decoding)
         if split != "unlabeled" or (study.root / split).is_dir():
-            index_split(study.root, split)
+            with warnings.catch_warnings():  # what it leaves out is said as the split is decoded
+                warnings.simplefilter("ignore")
+                index_split(study.root, split)
     print(
         f"study {study.cfg.name}: space {space.name} ({' -> '.join(s.name for s in space.stages)}), "
         f"budget {study.budget.name}, data {study.root}"

@@ -9,6 +9,7 @@ import os
 import socket
 import threading
 from urllib.parse import urlsplit
+from urllib.request import getproxies, proxy_bypass
 
 
 def check_reachable(address: str, timeout_s: float = 5.0) -> None:
@@ -27,7 +28,8 @@ def check_reachable(address: str, timeout_s: float = 5.0) -> None:
 
 def check_mlflow(uri: str | None, timeout_s: float = 5.0) -> None:
     """--mlflow: that MLflow is installed, and that a tracking server named by an http(s) URI answers within
-    `timeout_s`; a local file store is allowed (MLflow 3 keeps it in maintenance and refuses it unless told)."""
+    `timeout_s` (unless reached through a proxy, HTTP(S)_PROXY, which only MLflow's own requests can try); a local
+    file store is allowed (MLflow 3 keeps it in maintenance and refuses it unless told)."""
     if uri is None:
         return
     try:
@@ -37,7 +39,8 @@ def check_mlflow(uri: str | None, timeout_s: float = 5.0) -> None:
     if uri.startswith("file:"):
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
     parts = urlsplit(uri)
-    if parts.scheme in ("http", "https"):
+    proxied = parts.scheme in getproxies() and not proxy_bypass(parts.hostname or "")  # MLflow's requests use it
+    if parts.scheme in ("http", "https") and not proxied:
         try:
             port = parts.port or (443 if parts.scheme == "https" else 80)
         except ValueError:  # a port that is no number, or out of range

@@ -74,3 +74,16 @@ def test_an_mlflow_server_where_nothing_answers_is_refused_before_ray_starts(tmp
         check_mlflow("http:///mlruns")
     check_mlflow(str(tmp_path / "mlruns"))  # local stores: nothing to reach
     check_mlflow((tmp_path / "mlruns").as_uri())
+
+
+def test_an_mlflow_server_behind_a_proxy_is_left_to_mlflow(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through HTTP(S)_PROXY (a cluster whose outside hosts only a proxy reaches) this machine cannot tell."""
+    for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.invalid:3128")
+    check_mlflow("http://tracking.invalid:5000")
+    monkeypatch.setenv("NO_PROXY", "tracking.invalid")  # not through the proxy: checked
+    with pytest.raises(ValueError, match=r"\(no host named 'tracking\.invalid'\)"):
+        check_mlflow("http://tracking.invalid:5000")
+    with pytest.raises(ValueError, match=r"\(no host named 'tls\.invalid'\)"):  # https has no proxy here
+        check_mlflow("https://tls.invalid")
