@@ -67,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         "--out", default=None, help="HTML file (default: report.html in the only study, else ./report.html)"
     )
     args = parser.parse_args(argv)
+    if args.out is not None and not args.out.strip():
+        print("error: --out is empty; name the HTML file, e.g. --out report.html", file=sys.stderr)
+        return 2
     out = args.out or (Path(args.experiments[0]) / "report.html" if len(args.experiments) == 1 else Path("report.html"))
     try:
         path = build_report(args.experiments, out, lambda note: print(f"warning: {note}", file=sys.stderr))

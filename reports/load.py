@@ -201,6 +201,9 @@ def study_driver(folder: Path) -> str | None:
 
 
 def _read_results(results: Path, notes: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    if results.is_file():  # a study copied by hand, its folder replaced by a file
+        notes.append(f"{CANNOT_READ} {RESULTS_DIR}/: {results} is a file, where the results folder is needed")
+        return pd.DataFrame(), pd.DataFrame()
     try:
         trials, epochs = read_results(results)
     except Exception:  # a half-copied or foreign file: read them one by one to say which, keep the other

@@ -142,6 +142,19 @@ def test_an_empty_folder_says_what_is_missing(tmp_path: Path) -> None:
     assert NO_TRIALS in exp.notes and NO_EPOCHS in exp.notes
 
 
+def test_a_results_folder_that_is_a_file_is_a_note_naming_it(tmp_path: Path) -> None:
+    folder = tmp_path / "s"
+    folder.mkdir()
+    (folder / schema.STUDY_FILE).write_text(json.dumps({"name": "s", "space": "unet"}))
+    (folder / schema.RESULTS_DIR).write_text("a file")
+    exp = load_experiment(folder)
+    assert exp.trials.empty and NO_TRIALS not in exp.notes
+    assert (
+        f"cannot read results/: {folder / schema.RESULTS_DIR} is a file, where the results folder is needed"
+        in exp.notes
+    )
+
+
 def test_an_unreadable_table_is_a_note_and_the_other_is_kept(tmp_path: Path) -> None:
     folder = write_study_folder(tmp_path / "u", ROWS)
     (folder / schema.RESULTS_DIR / schema.EPOCHS_FILE).write_bytes(b"not parquet")

@@ -264,5 +264,8 @@ def test_an_out_that_cannot_take_the_report_is_one_line(tmp_path: Path, capsys: 
         err
         == f"error: --out {tmp_path / 'a-file' / 'r.html'}: {tmp_path / 'a-file'} is a file, where a folder is needed\n"
     )
+    assert main([str(tmp_path / "empty"), "--out", ""]) == 2  # an unset variable in a script: not the default
+    assert capsys.readouterr().err == "error: --out is empty; name the HTML file, e.g. --out report.html\n"
+    assert not (tmp_path / "empty" / "report.html").exists()
     assert main([str(tmp_path / "empty"), "--out", str(tmp_path / "r.html")]) == 0
     assert (tmp_path / "r.html").read_text().startswith("<!DOCTYPE html>")
