@@ -86,6 +86,12 @@ def os_error_line(err: OSError) -> str:
     return f"{where}{err.strerror or err}"
 
 
+def error_line(err: Exception) -> str:
+    """An error as the one line a command prints after "error: ": the system's OSErrors (errno set) as
+    os_error_line gives them, naming the path, others (this project's, which say what is wrong) as they are."""
+    return os_error_line(err) if isinstance(err, OSError) and err.errno else str(err)
+
+
 def not_a(kind: str, path: str | os.PathLike[str]) -> str:
     """Why `path` is not the `kind` ("file" or "folder") a command needs: "no such file", "a folder, where a file
     is needed", "a file, where a folder is needed"."""

@@ -73,11 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or (Path(args.experiments[0]) / "report.html" if len(args.experiments) == 1 else Path("report.html"))
     try:
         path = build_report(args.experiments, out, lambda note: print(f"warning: {note}", file=sys.stderr))
-    except (FileNotFoundError, ValueError) as err:  # not a study folder, a damaged search.json, a folder as --out
+    except ValueError as err:  # a damaged search.json, a folder as --out
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except OSError as err:  # read-only, full disk, no permission: one line naming the path
-        print(f"error: {err.filename + ': ' if err.filename else ''}{err.strerror or err}", file=sys.stderr)
+    except OSError as err:  # not a study folder (ours: no errno); read-only, full disk, no such parent: the path
+        where = f"{err.filename}: " if err.errno and err.filename else ""
+        print(f"error: {where}{err.strerror if err.errno else err}", file=sys.stderr)
         return 2
     print(f"report: {path}")
     return 0

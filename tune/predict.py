@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from data.files import atomic_write, ensure_writable, os_error_line
+from data.files import atomic_write, ensure_writable, error_line, os_error_line
 from reports.checkpoints import best_checkpoint
 from reports.schema import read_study_settings, study_data
 from tune.plugins import add_plugin_argument, early_plugins, load_plugins, study_plugins
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         with atomic_write(args.out) as tmp:
             torch.save(masks, tmp)
     except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {error_line(err)}", file=sys.stderr)
         return 2
     except KeyError as err:  # a model the registry does not know
         print(f"error: {err.args[0]}", file=sys.stderr)

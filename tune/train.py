@@ -25,7 +25,7 @@ import os
 import sys
 from pathlib import Path
 
-from data.files import ensure_writable, os_error_line
+from data.files import ensure_writable, error_line, os_error_line
 from data.locking import run_lock
 from models.registry import list_models
 from reports.schema import study_data
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         early_plugins(argv)  # first: a plugin adds models to --model's choices
     except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {error_line(err)}", file=sys.stderr)
         return 2
     parser = argparse.ArgumentParser(
         prog="python -m tune.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         source = None if args.source is None else _source(args.source, args.trial)
         run = build_run(args.model or "", args.sets, epochs=args.epochs, base=source.run if source else None)
     except (ValueError, TypeError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {error_line(err)}", file=sys.stderr)
         return 2
     except KeyError as err:  # a model the registry does not know
         print(f"error: {err.args[0]}", file=sys.stderr)
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
                 on_error="skip" if args.skip_bad_videos else "raise",
             )
     except (ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {error_line(err)}", file=sys.stderr)
     except OSError as err:  # read-only, full disk, no permission: one line naming the path
         print(f"error: {os_error_line(err)}", file=sys.stderr)
     else:

@@ -281,6 +281,10 @@ CASES: dict[str, tuple[Setup, str]] = {
         ],
         "notes.txt",
     ),
+    "an out folder that cannot be made": (  # the system's error: one line naming the path, not "[Errno 2] ..."
+        lambda r, t: ["train", "--model", "unet", "--data", str(r), "--out", "/proc/segtune-run"],
+        "error: /proc/segtune-run: No such file or directory",
+    ),
     "a device this machine lacks": (
         lambda r, t: ["train", "--model", "unet", "--data", str(r), "--out", str(t / "run"), "--device", "cuda:99"],
         "device 'cuda:99': this machine has",

@@ -15,7 +15,7 @@ import re
 import sys
 from pathlib import Path
 
-from data.files import os_error_line
+from data.files import error_line, os_error_line
 from tune.plugins import add_plugin_argument, early_plugins
 from tune.search.config import SearchConfig
 from tune.search.deadline import parse_duration
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         plugins = early_plugins(argv)  # first: a plugin adds spaces to --space's choices
     except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {error_line(err)}", file=sys.stderr)
         return 2
     parser = argparse.ArgumentParser(
         prog="python -m tune.search", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from_file = overrides_from_file(args["overrides_file"]) if args["overrides_file"] else []
     except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {error_line(err)}", file=sys.stderr)
         return 2
     overrides = from_file + [f"{kind} {text}" for kind in KINDS for text in args[kind]]
     if overrides:
@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 130
     except (FileExistsError, FileNotFoundError, ValueError, KeyError) as err:
-        message = str(err.args[0] if isinstance(err, KeyError) else err)
+        message = str(err.args[0]) if isinstance(err, KeyError) else error_line(err)
         print(f"error: {_naming_file(message, from_file, args['overrides_file'])}", file=sys.stderr)
         return 2
     except OSError as err:  # read-only, full disk, no permission: one line naming the path
