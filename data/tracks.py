@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from data.classes import NUM_CLASSES, TRACK_CHANNELS
-from data.files import build_folder, error_line, os_error_line
+from data.files import build_folder, error_line
 from data.progress import Progress
 
 TRACKS_FILE = "tracks.parquet"
@@ -217,11 +217,8 @@ def main(argv: list[str] | None = None) -> int:
             split.ids, masks_file, tracks_folder(default_cache_dir(), masks_file), workers=args.workers, progress=True
         )
         tracks = read_tracks(folder, ["video_id", "object", "present"])
-    except (DataError, FileNotFoundError, ValueError) as err:
+    except (DataError, OSError, ValueError) as err:  # bad input; a cache that cannot be written: the path named
         print(f"error: {error_line(err)}", file=sys.stderr)
-        return 2
-    except OSError as err:  # the cache cannot be written: read-only, full disk, no permission
-        print(f"error: {os_error_line(err)}", file=sys.stderr)
         return 2
     objects = tracks.groupby(["video_id", "object"]).ngroups
     print(

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from data.files import atomic_write, ensure_writable, error_line, os_error_line
+from data.files import atomic_write, ensure_writable, error_line
 from reports.checkpoints import best_checkpoint
 from reports.schema import read_study_settings, study_data
 from tune.plugins import add_plugin_argument, early_plugins, load_plugins, study_plugins
@@ -103,14 +103,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         with atomic_write(args.out) as tmp:
             torch.save(masks, tmp)
-    except (FileNotFoundError, ValueError) as err:
+    except (OSError, ValueError) as err:  # bad input; read-only, full disk, no permission: the path named
         print(f"error: {error_line(err)}", file=sys.stderr)
         return 2
     except KeyError as err:  # a model the registry does not know
         print(f"error: {err.args[0]}", file=sys.stderr)
-        return 2
-    except OSError as err:  # read-only, full disk, no permission: one line naming the path
-        print(f"error: {os_error_line(err)}", file=sys.stderr)
         return 2
     print(f"checkpoint: {checkpoint}")
     print(f"data: {data}" + ("" if args.data else " (the study's; --data for another)"))

@@ -25,7 +25,7 @@ import os
 import sys
 from pathlib import Path
 
-from data.files import ensure_writable, error_line, os_error_line
+from data.files import ensure_writable, error_line
 from data.locking import run_lock
 from models.registry import list_models
 from reports.schema import study_data
@@ -165,10 +165,8 @@ def main(argv: list[str] | None = None) -> int:
                 pretrain=source.pretrain if source else None,
                 on_error="skip" if args.skip_bad_videos else "raise",
             )
-    except (ValueError, FileNotFoundError) as err:
+    except (OSError, ValueError) as err:  # bad input; read-only, full disk, no permission: the path named
         print(f"error: {error_line(err)}", file=sys.stderr)
-    except OSError as err:  # read-only, full disk, no permission: one line naming the path
-        print(f"error: {os_error_line(err)}", file=sys.stderr)
     else:
         print(next_step(run.model, out / CHECKPOINT_FILE, data_root))
         return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from data.files import os_error_line
+from data.files import error_line
 from data.synth.generate import SynthSpec, generate
 
 
@@ -22,11 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         spec = SynthSpec(train=args.train, val=args.val, unlabeled=args.unlabeled, hidden=args.hidden, seed=args.seed)
         report = generate(args.out, spec, workers=args.workers, progress=not args.quiet)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except OSError as err:  # OUT of another data set; it cannot be made or written, the disk too small: one line
-        print(f"error: {os_error_line(err) if err.errno else err}", file=sys.stderr)
+    except (OSError, ValueError) as err:  # OUT of another data set; it cannot be made or written, a small disk
+        print(f"error: {error_line(err)}", file=sys.stderr)
         return 2
     print(
         f"wrote {report.written} videos to {args.out} in {report.seconds:.1f}s with {report.workers} workers "

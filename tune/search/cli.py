@@ -15,7 +15,7 @@ import re
 import sys
 from pathlib import Path
 
-from data.files import error_line, os_error_line
+from data.files import error_line
 from tune.plugins import add_plugin_argument, early_plugins
 from tune.search.config import SearchConfig
 from tune.search.deadline import parse_duration
@@ -250,12 +250,9 @@ def main(argv: list[str] | None = None) -> int:
             f"interrupted; resume with: python -m tune.search --out {cfg.out} --name {name} --resume", file=sys.stderr
         )
         return 130
-    except (FileExistsError, FileNotFoundError, ValueError, KeyError) as err:
+    except (OSError, ValueError, KeyError) as err:  # bad input; read-only, full disk, no permission: the path named
         message = str(err.args[0]) if isinstance(err, KeyError) else error_line(err)
         print(f"error: {_naming_file(message, from_file, args['overrides_file'])}", file=sys.stderr)
-        return 2
-    except OSError as err:  # read-only, full disk, no permission: one line naming the path
-        print(f"error: {os_error_line(err)}", file=sys.stderr)
         return 2
 
 
