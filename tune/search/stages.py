@@ -146,7 +146,7 @@ def make_tuner(study: Study, stage: Stage, job: StageJob, stage_dir: Path) -> tu
     """The stage's Tuner: restored from its folder after a crash, else new."""
     cfg = study.cfg
     trainable = tune.with_resources(tune.with_parameters(train_trial, job=job), study.resources.ray_request())
-    if tune.Tuner.can_restore(str(stage_dir)):
+    if tune.Tuner.can_restore(str(stage_dir)) and not forget_empty_state(stage_dir, stage.name):
         check_trusted(stage_dir)
         check_state(stage_dir)
         reopen_search(stage_dir)
@@ -259,6 +259,23 @@ RAY_STATE = {
     "search_gen_state-*.json": "pickle",
     "searcher-state-*.pkl": "pickle",
 }
+
+
+def forget_empty_state(stage_dir: Path, stage: str) -> bool:
+    """Remove Ray's state of a stage that holds no trial (the time budget ended it before its first trial started),
+    so that the stage starts anew: Ray 2.60 cannot restore it (IndexError in TuneController._restore_trials), then
+    runs it with none of its samples and ends as if interrupted, at every resume. Whether it did."""
+    states = sorted(stage_dir.glob("experiment_state-*.json"))
+    try:
+        empty = bool(states) and not json.loads(states[-1].read_bytes())["trial_data"]
+    except (ValueError, KeyError, TypeError):  # damaged: check_state says so
+        return False
+    if empty:
+        for pattern in RAY_STATE:
+            for path in stage_dir.glob(pattern):
+                path.unlink()
+        print(f"stage {stage}: no trial of it had started; starting it anew")
+    return empty
 
 
 def check_state(stage_dir: Path) -> list[Path]:

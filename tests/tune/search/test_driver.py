@@ -15,7 +15,7 @@ import pytest
 from tune.search.config import SearchConfig
 from tune.search.driver import _private_token, init_ray, splits_used
 from tune.search.spaces import get_space
-from tune.search.stages import check_state, check_trusted
+from tune.search.stages import check_state, check_trusted, forget_empty_state
 
 
 @pytest.mark.parametrize(
@@ -77,6 +77,32 @@ def test_a_state_file_planted_by_another_user_is_refused(tmp_path: Path) -> None
     os.chown(stage / "tuner.pkl", 65534, 65534)
     with pytest.raises(ValueError, match=r"tuner\.pkl is owned by uid 65534, not you"):
         check_trusted(stage)
+
+
+def test_a_stage_the_deadline_ended_before_its_first_trial_starts_anew(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ray saved a state of no trial, which it cannot restore (IndexError), and then ran as interrupted at every
+    resume (measured: `--samples 12 --time-budget 5`, then --resume ran 1 trial and said SIGINT, each time). Its
+    state is removed and the stage runs anew (measured: the resume then ran its 12 trials); one with trials is kept."""
+    stage = _stage_folder(tmp_path)
+    state = {
+        "tuner.pkl": pickle.dumps({"trainable": "train_trial"}),
+        "experiment_state-2026-12-06_01-00-20.json": json.dumps({"trial_data": [], "runner_data": {}}).encode(),
+        "search_gen_state-2026-12-06_01-00-20.json": pickle.dumps({"finished": True}),
+        "searcher-state-2026-12-06_01-00-20.pkl": pickle.dumps({"study": []}),
+    }
+    for name, data in state.items():
+        (stage / name).write_bytes(data)
+    (stage / "experiment_state-2026-12-06_01-00-40.json").write_text(json.dumps({"trial_data": [["t", "x"]]}))
+    assert not forget_empty_state(stage, "main")  # the newest names a trial: restored
+    assert all((stage / name).exists() for name in state)
+    (stage / "experiment_state-2026-12-06_01-00-40.json").unlink()
+    assert forget_empty_state(stage, "main")
+    assert capsys.readouterr().out == "stage main: no trial of it had started; starting it anew\n"
+    assert not any((stage / name).exists() for name in state)
+    (stage / "experiment_state-2026-12-06_01-00-20.json").write_bytes(b"{")  # damaged: for check_state to name
+    assert not forget_empty_state(stage, "main")
 
 
 def test_a_damaged_ray_state_file_is_refused_before_the_restore(tmp_path: Path) -> None:
