@@ -92,16 +92,23 @@ def print_summary(study: Study) -> None:
                 f"it: {submit(rule)}"
             )
         if scores and not above:
-            beaten = ", ".join(
-                f"{rule} {score:.4f} ({float(best[BEST_METRIC]) - score:+.4f})" for rule, score in scores.items()
-            )
-            print(f"the best {final.model} ({best[TRIAL_ID]}) beats every rule on the same val masks: {beaten}")
+            print(unbeaten_text(final.model, best, scores))
     if submission is None:  # data with no hidden split, or the writing failed (said above)
         print(f"to submit it: {submit()}")
     print(
         f"its configuration trained anew (the budget's {best[MAX_EPOCHS]} epochs; --epochs N for more, "
         f"--trial ID for another above; on the study's data): python -m tune.train --from {study.folder}"
     )
+
+
+def unbeaten_text(model: str, best: pd.Series, scores: dict[str, float]) -> str:
+    """The summary's line where no rule scored above the `best` trial on its masks: it beats them all, or ties
+    some (on a set too small to tell them apart, every answer may be all background)."""
+    value = float(best[BEST_METRIC])
+    shown = ", ".join(f"{rule} {score:.4f} ({value - score:+.4f})" for rule, score in scores.items())
+    tied = [rule for rule, score in scores.items() if score == value]
+    verb = f"ties {', '.join(tied)}, and no rule beats it," if tied else "beats every rule"
+    return f"the best {model} ({best[TRIAL_ID]}) {verb} on the same val masks: {shown}"
 
 
 def rules_above(epochs: pd.DataFrame, best: pd.Series) -> dict[str, float]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from tune.search.summary import rule_scores, rules_above, split_text
+from tune.search.summary import rule_scores, rules_above, split_text, unbeaten_text
 
 
 def test_the_summary_names_the_rules_that_scored_above_the_best_trial_on_its_own_masks() -> None:
@@ -24,6 +24,18 @@ def test_the_summary_names_the_rules_that_scored_above_the_best_trial_on_its_own
     # every rule's score on the best trial's masks, for the summary's line when the trial beats them all
     assert rule_scores(epochs, best) == {"copy_last": 0.15, "extrapolate": 0.27}
     assert rule_scores(unet, best) == {}
+
+
+def test_a_best_trial_that_ties_a_rule_is_not_said_to_beat_it() -> None:
+    """On a tiny set every answer can be all background: the model and the rules score exactly the same."""
+    best = pd.Series({"trial_id": "a", "best_metric": 0.16125})
+    assert unbeaten_text("mask_predictor", best, {"copy_last": 0.16125, "extrapolate": 0.1}) == (
+        "the best mask_predictor (a) ties copy_last, and no rule beats it, on the same val masks: "
+        "copy_last 0.1613 (+0.0000), extrapolate 0.1000 (+0.0612)"
+    )
+    assert unbeaten_text("mask_predictor", best, {"copy_last": 0.1, "extrapolate": 0.1}).startswith(
+        "the best mask_predictor (a) beats every rule on the same val masks: copy_last 0.1000 (+0.0612)"
+    )
 
 
 def test_the_summary_counts_the_trials_that_split_their_batches() -> None:
