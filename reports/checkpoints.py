@@ -13,6 +13,7 @@ from pathlib import Path
 from reports.schema import (
     CHECKPOINT,
     RESULTS_DIR,
+    STUDY_FILE,
     TRIAL_ID,
     Status,
     finished_trials,
@@ -59,6 +60,8 @@ def best_checkpoint(experiment: str | os.PathLike[str], trial: str | None = None
         raise NotADirectoryError(f"{experiment} is a file, not a study folder")
     trials, _ = read_results(results)
     if not len(trials):
+        if (Path(experiment) / STUDY_FILE).is_file():  # a study whose deadline came before any trial reported
+            raise FileNotFoundError(f"no trial of the study {experiment} has reported a result yet")
         raise FileNotFoundError(f"no results in {results}: is {experiment} a study folder?")
     if trial is not None:
         row = trials[trials[TRIAL_ID] == trial]

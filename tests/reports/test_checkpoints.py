@@ -57,6 +57,10 @@ def test_the_best_checkpoint_of_a_folder_without_one_says_why(tmp_path: Path) ->
         FileNotFoundError, match=r"no finished or running trial of stage 'train' in .* left a checkpoint"
     ):
         best_checkpoint(tmp_path / "s")
+    (tmp_path / "t").mkdir()  # a study whose time budget ended before any trial reported
+    (tmp_path / "t" / schema.STUDY_FILE).write_text("{}")
+    with pytest.raises(FileNotFoundError, match=rf"^no trial of the study {tmp_path / 't'} has reported a result yet$"):
+        best_checkpoint(tmp_path / "t")
 
 
 def _trial_checkpoint(study: Path, stage: str, trial: str) -> Path:

@@ -152,7 +152,9 @@ def make_tuner(study: Study, stage: Stage, job: StageJob, stage_dir: Path) -> tu
         reopen_search(stage_dir)
         print(f"stage {stage.name}: resuming {stage_dir}")
         for folder in restore_kept(stage_dir):
-            print(f"stage {stage.name}: put back {folder.parent.name}/{folder.name}, deleted by Ray before the kill")
+            print(
+                f"stage {stage.name}: put back {folder.parent.name}/{folder.name}, which Ray had deleted as it stopped"
+            )
         return tune.Tuner.restore(
             str(stage_dir), trainable, resume_unfinished=True, resume_errored=False, restart_errored=False
         )
