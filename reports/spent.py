@@ -45,7 +45,6 @@ def epochs_spent_text(trials: pd.DataFrame, stage: str) -> str:
         return ""
     not_run = epochs_not_run(trials, stage)
     why = [NOT_RUN_TEXT[s].format(n=not_run.get(s, 0)) for s in NOT_RUN_TEXT if s == Status.STOPPED or s in not_run]
-    return (
-        f"{spent} epochs run, of the {full} that these {int((trials[STAGE] == stage).sum())} trials would have cost "
-        f"at the full budget ({spent / full:.0%}; {', '.join(why)})"
-    )
+    count = int((trials[STAGE] == stage).sum())
+    who = "this trial" if count == 1 else f"these {count} trials"
+    return f"{spent} epochs run, of the {full} that {who} would have cost at the full budget ({spent / full:.0%}; {', '.join(why)})"

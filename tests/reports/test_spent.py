@@ -37,6 +37,11 @@ def test_the_compute_line_says_what_asha_saved_apart_from_what_the_time_budget_c
     )
 
 
+def test_the_compute_line_of_one_trial_says_so_in_the_singular() -> None:
+    trials = table(trial_row("a", 0.2, epochs=4, max_epochs=4))
+    assert spent.epochs_spent_text(trials, "train").startswith("4 epochs run, of the 4 that this trial would have cost")
+
+
 def test_the_compute_line_of_a_study_without_a_budget_says_only_what_asha_saved() -> None:
     trials = table(trial_row("a", 0.2, epochs=4, max_epochs=4), trial_row("b", 0.2, status="stopped", max_epochs=4))
     assert spent.epochs_spent_text(trials, "train").endswith("(62%; ASHA saved 3)")

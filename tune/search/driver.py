@@ -245,6 +245,7 @@ def init_ray(cfg: SearchConfig, cluster: Cluster | None = None) -> None:
 _RAY_NOISE = {
     "ray._private.authentication.authentication_token_setup": "Token authentication is enabled",
     "ray.tune.analysis.experiment_analysis": "Failed to fetch metrics for",
+    "ray.tune.tune": "Experiment has been interrupted, but the most recent state was saved",  # its Tuner.restore line
 }
 
 
