@@ -47,4 +47,7 @@ def epochs_spent_text(trials: pd.DataFrame, stage: str) -> str:
     why = [NOT_RUN_TEXT[s].format(n=not_run.get(s, 0)) for s in NOT_RUN_TEXT if s == Status.STOPPED or s in not_run]
     count = int((trials[STAGE] == stage).sum())
     who = "this trial" if count == 1 else f"these {count} trials"
-    return f"{spent} epochs run, of the {full} that {who} would have cost at the full budget ({spent / full:.0%}; {', '.join(why)})"
+    return (
+        f"{spent} epochs run, of the {full} that {who} would have cost at the full budget "
+        f"({spent / full:.0%}; {', '.join(why)})"
+    )

@@ -263,13 +263,19 @@ RAY_STATE = {
 }
 
 
+def newest(stage_dir: Path, pattern: str) -> Path | None:
+    """The file of a kind of Ray's state that a restore reads: the newest name (they are timestamped), as Ray picks."""
+    found = sorted(stage_dir.glob(pattern))
+    return found[-1] if found else None
+
+
 def forget_empty_state(stage_dir: Path, stage: str) -> bool:
     """Remove Ray's state of a stage that holds no trial (the time budget ended it before its first trial started),
     so that the stage starts anew: Ray 2.60 cannot restore it (IndexError in TuneController._restore_trials), then
     runs it with none of its samples and ends as if interrupted, at every resume. Whether it did."""
-    states = sorted(stage_dir.glob("experiment_state-*.json"))
+    state = newest(stage_dir, "experiment_state-*.json")
     try:
-        empty = bool(states) and not json.loads(states[-1].read_bytes())["trial_data"]
+        empty = state is not None and not json.loads(state.read_bytes())["trial_data"]
     except (ValueError, KeyError, TypeError):  # damaged: check_state says so
         return False
     if empty:
@@ -287,10 +293,10 @@ def check_state(stage_dir: Path) -> list[Path]:
     parsed without running anything: JSON as JSON, a pickle opcode by opcode. Returns the files it read."""
     checked = []
     for pattern, kind in RAY_STATE.items():
-        found = sorted(stage_dir.glob(pattern))
-        if not found:
+        found = newest(stage_dir, pattern)
+        if found is None:
             continue
-        data = found[-1].read_bytes()
+        data = found.read_bytes()
         try:
             if kind == "json":
                 json.loads(data)
@@ -299,8 +305,8 @@ def check_state(stage_dir: Path) -> list[Path]:
                     pass
         except Exception as err:
             raise ValueError(
-                f"cannot resume: {found[-1]} is damaged ({len(data)} bytes; {' '.join(str(err).split())}): Ray "
+                f"cannot resume: {found} is damaged ({len(data)} bytes; {' '.join(str(err).split())}): Ray "
                 "cannot restore the stage from it; restore it from a copy"
             ) from None
-        checked.append(found[-1])
+        checked.append(found)
     return checked
