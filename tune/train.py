@@ -13,7 +13,8 @@ training config (`lr=3e-4`, `batch_size=8`); `python -m tune.train --model unet 
 `--from runs/NAME` trains a study's best configuration anew (its last stage's best trial; or `--from` a
 checkpoint.pt): its model, every setting and its epochs, with `--epochs` and `--set` on top (longer, another seed,
 ...) and, for a model trained on a segmenter's masks, its segmenter. The weights are not carried over: dual_phase
-pretrains its frame predictor again, as the checkpoint's predictor was pretrained (its settings and epochs).
+pretrains its frame predictor again, as the checkpoint's predictor was pretrained (its settings and epochs, stopped
+where ASHA stopped it). On the study's data it uses the videos the study used (`--unlabeled`, `--val-videos`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import contextlib
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from data.files import ensure_writable, error_line
@@ -34,6 +36,7 @@ from tune.training.config import RunConfig
 from tune.training.run import (
     CHECKPOINT_FILE,
     RUN_LOCK,
+    SUBSET,
     Source,
     build_run,
     run_checkpoints,
@@ -70,6 +73,14 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="data root in the competition layout (default: --from a study, the study's; else the embedded synthetic set)",
     )
+    for flag, split, least in (("--unlabeled", "unlabeled", 0), ("--val-videos", "val", 1)):
+        parser.add_argument(
+            flag,
+            type=_count(flag, least),
+            default=None,
+            metavar="N|all",
+            help=f"use the first N {split} videos only (default: --from a study on its data, the study's; else all)",
+        )
     parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: TrainConfig.epochs)")
     parser.add_argument(
         "--pretrain-epochs", type=int, default=None, help="dual_phase: phase-1 epochs (default: --epochs)"
@@ -131,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         from data.synth.default import default_data_root
 
         data_root = default_data_root(progress=not args.quiet)
+    subset = _subset(args, source, data_root)
     named = args.source.resolve().name if args.source is not None and args.source.is_dir() else run.model
     out = Path(args.out or Path("runs") / f"train-{named}")  # --from a study: named by the study
     segmenter = args.segmenter or (source.segmenter if source else None)
@@ -142,7 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"from {source.checkpoint}: {_epochs(run)}{''.join(f', {s}' for s in args.sets)}")
         if source.pretrain is not None:
             pretrain = source.pretrain.with_epochs(args.pretrain_epochs or source.pretrain.train.epochs)
-            print(f"  its pretrained part with the training settings it had there: {_epochs(pretrain)}")
+            stop = source.pretrain_stop if not args.pretrain_epochs else None
+            stopped = f", stopped after epoch {stop} as the study's part was" if stop else ""
+            print(f"  its pretrained part with the training settings it had there: {_epochs(pretrain)}{stopped}")
     made, locked, held_it = not out.exists(), (out / RUN_LOCK).exists(), False
     try:
         ensure_writable(out)  # before an epoch is spent on a run whose checkpoint could not be saved
@@ -163,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
                 progress=not args.quiet,
                 segmenter=segmenter,
                 pretrain=source.pretrain if source else None,
+                pretrain_stop=source.pretrain_stop if source else None,
+                subset=subset,
                 on_error="skip" if args.skip_bad_videos else "raise",
             )
     except (OSError, ValueError) as err:  # bad input; read-only, full disk, no permission: the path named
@@ -188,6 +204,30 @@ def next_step(model: str, checkpoint: Path, data_root: str | os.PathLike[str]) -
     if task.answer_rule:
         return f"to submit the motion rule's answer on its masks: {command} --rule {task.answer_rule}"
     return f"a {model} does not predict masks of frame 22 (models that do: {', '.join(answering_models())})"
+
+
+def _count(flag: str, least: int) -> Callable[[str], int | str]:
+    """--unlabeled / --val-videos: a number of videos (>= `least`), or "all"."""
+
+    def parse(text: str) -> int | str:
+        if text != "all" and not (text.isdigit() and int(text) >= least):
+            raise argparse.ArgumentTypeError(f"{flag} takes a number of videos >= {least}, or all; got {text!r}")
+        return text if text == "all" else int(text)
+
+    return parse
+
+
+def _subset(args: argparse.Namespace, source: Source | None, data_root: Path) -> dict[str, int]:
+    """The first N videos of unlabeled and val to use: as given, else, on a study's data, the study's (said)."""
+    same = source is not None and source.data is not None and Path(data_root).resolve() == source.data.resolve()
+    study = source.subset if source is not None and same else {}
+    kept = {k: v for k, v in study.items() if getattr(args, k) is None}
+    if kept:
+        said = {"unlabeled": "on the first {} unlabeled videos", "val_videos": "scored on the first {} val videos"}
+        shown = ", ".join(said[k].format(v) for k, v in kept.items())
+        print(f"as the study: {shown} (--unlabeled, --val-videos: N or all)")
+    given = {k: getattr(args, k) for k in SUBSET if isinstance(getattr(args, k), int)}
+    return {**kept, **given}
 
 
 def _epochs(run: RunConfig) -> str:

@@ -6,6 +6,7 @@ OUT/pretrain/checkpoint.pt for a model's pretrained part (dual_phase's frame pre
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Sequence
 from dataclasses import replace
@@ -28,6 +29,7 @@ from tune.training.trainer import Trainer, load_data
 CHECKPOINT_FILE = "checkpoint.pt"  # a run's checkpoint in its folder, rewritten after every epoch
 RUN_LOCK = ".run.lock"  # in a run's folder: locked by the process training it, names it (data.locking.run_lock)
 PRETRAIN_DIR = "pretrain"  # the sub-folder of a run holding its pretrained part's run
+SUBSET = ("unlabeled", "val_videos")  # a study's settings that take the first N videos of a split (search.json)
 
 
 def build_run(
@@ -52,7 +54,10 @@ class Source(NamedTuple):
     run: RunConfig  # its settings, how it is computed (RUNTIME_FIELDS) left to this machine's defaults
     segmenter: Path | None  # the segmenter it worked with, for a model trained on a segmenter's masks
     pretrain: RunConfig | None  # how its pretrained part was trained (dual_phase's predictor), where recorded
-    data: Path | None = None  # the data root of the study it comes from (None: a checkpoint's, or the embedded set)
+    data: Path | None  # the data root of the study it comes from (None: a checkpoint's, or the embedded set)
+    pretrain_stop: int | None  # the epoch its pretrained part was taken at, where before its last: ASHA stopped
+    # that trial there, amid its learning-rate schedule
+    subset: dict[str, int]  # the study's --unlabeled and --val-videos (LoadOptions' unlabeled, val_videos)
 
 
 def run_source(source: Path, trial: str | None = None) -> Source:
@@ -69,14 +74,18 @@ def run_source(source: Path, trial: str | None = None) -> Source:
         beside(checkpoint, path) if path else None
         for path in (state.get("pipeline", {}).get("segmenter"), state.get("pretrained"))
     )
-    pretrain = _as_here(load_checkpoint(pretrained)["run"]) if pretrained and pretrained.is_file() else None
-    data = read_study_settings(source).get("data") if source.is_dir() else None
+    part = load_checkpoint(pretrained) if pretrained and pretrained.is_file() else None
+    pretrain = _as_here(part["run"]) if part else None
+    stop = int(part.get("epoch", 0)) if part else 0
+    settings = read_study_settings(source) if source.is_dir() else {}
     return Source(
         checkpoint,
         _as_here(state["run"]),
         segmenter,
         pretrain,
-        Path(data) if data else None,
+        Path(settings["data"]) if settings.get("data") else None,
+        stop if pretrain is not None and 0 < stop < pretrain.train.epochs else None,
+        {k: settings[k] for k in SUBSET if isinstance(settings.get(k), int)},
     )
 
 
@@ -109,11 +118,14 @@ def train_run(
     on_error: OnError = "raise",
     pseudo: Path | None = None,
     pretrain: RunConfig | None = None,
+    pretrain_stop: int | None = None,
+    subset: dict[str, int] | None = None,
 ) -> dict[str, float]:
     """Train one run (its pretrained part first, for dual_phase: with `pretrain`'s training settings and epochs
-    where given, else with the run's; on `segmenter`'s pseudo-labels for mask_predictor, or on the pseudo-label
-    folder `pseudo`: benchmarks/true_masks.py gives one holding the true masks); returns the final epoch's
-    metrics."""
+    where given, else with the run's, stopped after epoch `pretrain_stop` where given, as ASHA stopped it; on
+    `segmenter`'s pseudo-labels for mask_predictor, or on the pseudo-label folder `pseudo`:
+    benchmarks/true_masks.py gives one holding the true masks); on the first `subset["unlabeled"]` unlabeled and
+    `subset["val_videos"]` val videos where given; returns the final epoch's metrics."""
     part = model_entry(run.model).pretrained
     if pretrain_epochs is not None and (part is None or pretrain_epochs < 1):
         raise ValueError(
@@ -126,10 +138,20 @@ def train_run(
         raise FileNotFoundError(f"--segmenter {segmenter}: {not_a('file', segmenter)}")
     dev = resolve_device(device)
     pretrained = None
+    subset = subset or {}
 
     def phase(name: str, phase_run: RunConfig, checkpoint: Path, **extra: Any) -> dict[str, float]:
         return _train_phase(
-            name, phase_run, data_root, checkpoint, dev, resume=resume, progress=progress, on_error=on_error, **extra
+            name,
+            phase_run,
+            data_root,
+            checkpoint,
+            dev,
+            resume=resume,
+            progress=progress,
+            on_error=on_error,
+            subset=subset,
+            **extra,
         )
 
     if task_for(run.model).needs_segmenter:
@@ -137,14 +159,22 @@ def train_run(
             return phase(run.model, run, out / CHECKPOINT_FILE, pseudo=pseudo)
         if segmenter is None:
             raise ValueError(f"{run.model} trains on a per-frame segmenter's masks: pass --segmenter CHECKPOINT")
-        pseudo = pseudo_label(segmenter, data_root, device=dev, on_error=on_error, progress=progress)
+        pseudo = pseudo_label(
+            segmenter,
+            data_root,
+            device=dev,
+            on_error=on_error,
+            progress=progress,
+            unlabeled=subset.get("unlabeled"),
+            val=subset.get("val_videos"),
+        )
         return phase(run.model, run, out / CHECKPOINT_FILE, pseudo=pseudo, pipeline={"segmenter": str(segmenter)})
     if part is not None:
         train = run.train if pretrain is None else pretrain.train
         part_run = RunConfig(part.model, getattr(run.model_config, part.attribute), train)
         part_run = part_run.with_epochs(pretrain_epochs or train.epochs)
         pretrained = out / PRETRAIN_DIR / CHECKPOINT_FILE
-        phase("pretrain", part_run, pretrained)
+        phase("pretrain", part_run, pretrained, stop=None if pretrain_epochs else pretrain_stop)
     return phase(run.model, run, out / CHECKPOINT_FILE, pretrained=pretrained)
 
 
@@ -161,8 +191,10 @@ def _train_phase(
     pseudo: Path | None = None,
     pipeline: dict[str, str] | None = None,
     on_error: OnError = "raise",
+    subset: dict[str, int],
+    stop: int | None = None,
 ) -> dict[str, float]:
-    data = load_data(run, data_root, device, progress=progress, pseudo=pseudo, on_error=on_error)
+    data = load_data(run, data_root, device, progress=progress, pseudo=pseudo, on_error=on_error, **subset)
     if resume and checkpoint.exists():
         trainer = Trainer.resume(checkpoint, data, device, expect=run)
         print(f"[{phase}] resuming {checkpoint} after epoch {trainer.epoch}")
@@ -171,8 +203,11 @@ def _train_phase(
             print(f"[{phase}] nothing to resume at {checkpoint}: training from the start")
         trainer = Trainer(run, data, device, pretrained=pretrained, pipeline=pipeline)
         print(f"[{phase}] {run.model} on {device}: {json.dumps(config_to_dict(run.model_config))}")
-    for metrics in trainer.epochs():
+    last = run.train.epochs if stop is None else min(stop, run.train.epochs)
+    for metrics in itertools.islice(trainer.epochs(), max(0, last - trainer.epoch)):  # no epoch past `stop` begun
         trainer.save(checkpoint)
         _print_epoch(phase, run.train.epochs, metrics)
+    if last < run.train.epochs:
+        print(f"[{phase}] stopped after epoch {last} of {run.train.epochs}: the study went on from that epoch's checkpoint")
     print(f"[{phase}] checkpoint: {checkpoint}")
     return trainer.history[-1] if trainer.history else {}

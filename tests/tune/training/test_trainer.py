@@ -20,9 +20,10 @@ from reports.checkpoints import best_checkpoint
 from reports.schema import DATA_WAIT_S, EVAL_S, GPU_BUSY, GPU_PEAK_GB, METRICS, TRAIN_LOSS, TRAIN_S
 from tune.predict import main as predict_main
 from tune.train import main
-from tune.training.checkpoints import load_checkpoint, load_model
+from tune.training.checkpoints import load_checkpoint, load_model, save_checkpoint
 from tune.training.config import RunConfig, TrainConfig
 from tune.training.losses import inverse_sqrt_class_weights, segmentation_loss, soft_dice_loss, ssim
+from tune.training.pseudo_store import pseudo_label_dir
 from tune.training.run import RUN_LOCK, build_run
 from tune.training.tasks import task_for
 from tune.training.trainer import TIMING_METRICS, Trainer, load_data
@@ -260,6 +261,57 @@ def test_from_a_dual_phase_study_pretrains_as_its_best_trial_was_pretrained(
     assert load_checkpoint(tmp_path / "d" / "checkpoint.pt")["pretrained"] == str(
         tmp_path / "d" / "pretrain" / "checkpoint.pt"
     )
+
+
+def test_from_a_dual_phase_study_stops_its_pretrained_part_where_asha_stopped_the_parent(
+    dual_study: Path, synth_root: Path, tmp_path: Path, own_cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a parent that ASHA stopped after epoch 1 of 2, amid its learning-rate schedule: its checkpoint of epoch 1
+    best = load_checkpoint(best_checkpoint(dual_study))
+    study_run = RunConfig.from_dict(best["run"])
+    parent_run = RunConfig.from_dict(load_checkpoint(best["pretrained"])["run"])
+    parent_run = RunConfig("frame_predictor", study_run.model_config.predictor, parent_run.train).with_epochs(2)
+    parent = Trainer(parent_run, load_data(parent_run, synth_root, "cpu", progress=False))
+    next(parent.epochs())
+    parent.save(tmp_path / "parent.pt")
+    save_checkpoint({**best, "pretrained": str(tmp_path / "parent.pt")}, tmp_path / "best.pt")
+    assert main([*_from(tmp_path / "best.pt", synth_root, tmp_path / "d"), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "its pretrained part with the training settings it had there: frame_predictor, 2 epochs, stopped " in (
+        printed
+    )
+    assert "[pretrain] epoch 1/2" in printed and "[pretrain] epoch 2/2" not in printed
+    assert "[pretrain] stopped after epoch 1 of 2" in printed
+    again = load_checkpoint(tmp_path / "d" / "pretrain" / "checkpoint.pt")
+    assert again["epoch"] == 1 and RunConfig.from_dict(again["run"]) == parent_run  # its schedule: 2 epochs'
+    assert all(torch.equal(again["model"][k], v) for k, v in parent.model.state_dict().items())  # the same weights
+    # --resume of it trains no further epoch of the part; --pretrain-epochs asks for a whole schedule of N
+    assert main([*_from(tmp_path / "best.pt", synth_root, tmp_path / "d"), "--quiet", "--resume"]) == 0
+    assert "[pretrain] epoch" not in capsys.readouterr().out
+    assert main([*_from(tmp_path / "best.pt", synth_root, tmp_path / "e"), "--quiet", "--pretrain-epochs", "1"]) == 0
+    assert "stopped" not in capsys.readouterr().out
+    assert load_checkpoint(tmp_path / "e" / "pretrain" / "checkpoint.pt")["run"]["train"]["epochs"] == 1
+
+
+def test_from_a_study_on_its_data_uses_the_videos_it_used(
+    mask_study: Path, synth_root: Path, tmp_path: Path, own_cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    segmenter = load_checkpoint(best_checkpoint(mask_study))["pipeline"]["segmenter"]
+    assert main([*_from(mask_study, None, tmp_path / "m"), "--quiet"]) == 0  # run with --unlabeled 1 --val-videos 1
+    printed = capsys.readouterr().out
+    assert "as the study: on the first 1 unlabeled videos, scored on the first 1 val videos (" in printed
+    assert pseudo_label_dir(segmenter, synth_root, own_cache, unlabeled=1, val=1).is_dir()
+    assert not pseudo_label_dir(segmenter, synth_root, own_cache).exists()  # not every video's labels
+    # as given: every video of a split ("all"), or N
+    assert main([*_from(mask_study, None, tmp_path / "all"), "--quiet", "--unlabeled", "all"]) == 0
+    assert "as the study: scored on the first 1 val videos (" in capsys.readouterr().out
+    assert pseudo_label_dir(segmenter, synth_root, own_cache, val=1).is_dir()
+    for flag, value in (("--val-videos", "0"), ("--unlabeled", "-1"), ("--unlabeled", "some")):
+        with pytest.raises(SystemExit) as usage:
+            main([*_from(mask_study, None, tmp_path / "x"), flag, value])
+        assert usage.value.code == 2
+        assert f"{flag} takes a number of videos >= " in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
 
 
 def test_from_a_mask_space_checkpoint_trains_on_its_segmenters_masks(
