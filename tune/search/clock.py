@@ -21,6 +21,7 @@ from reports.schema import (
     GPU_HOURS,
     STAGE,
     STATUS,
+    TRIAL_ID,
     WALL_TIME_S,
     Status,
     read_results,
@@ -50,6 +51,8 @@ class StudyClock:
         self.started = started
         self.end_at = None if seconds is None else self.started + seconds
         self.cut: dict[str, str] = {}
+        trials, _ = read_results(study.results_dir)  # the trials an earlier run's budget cut: not this one's doing
+        self.cut_before = set(trials.loc[trials[STATUS] == Status.CUT, TRIAL_ID]) if len(trials) else set()
 
     def start(self, stage: Stage) -> bool:
         """Set `stage`'s deadline before it runs; False when the budget is spent and it must not start."""
@@ -69,7 +72,7 @@ class StudyClock:
         """Record what the budget cut of `stage` (run_stage returned `complete`)."""
         trials, _ = read_results(self.study.results_dir)
         mine = trials[trials[STAGE] == stage.name] if len(trials) else trials
-        stopped = int((mine[STATUS] == Status.CUT).sum()) if len(mine) else 0
+        stopped = int(((mine[STATUS] == Status.CUT) & ~mine[TRIAL_ID].isin(self.cut_before)).sum()) if len(mine) else 0
         if not complete:
             self.cut[stage.name] = f"{len(mine)} of {self.study.samples} trials started"
         elif stopped and self.end_at is not None:

@@ -61,7 +61,8 @@ def _run_search(cfg: SearchConfig, resume: bool, given: frozenset[str], started:
             break
         try:
             warm_start(study, stage)
-            clock.ran(stage, run_stage(study, stage))
+            complete = run_stage(study, stage)
+            clock.ran(stage, complete)
         except (StageInterrupted, KeyboardInterrupt) as err:
             why = received[-1] if received else "SIGINT"
             print(
@@ -75,6 +76,8 @@ def _run_search(cfg: SearchConfig, resume: bool, given: frozenset[str], started:
         else:
             trials, _ = read_results(study.results_dir)
             if not len(finished_trials(trials, stage.name)):
+                if not complete and not (len(trials) and (trials[STAGE] == stage.name).any()):
+                    break  # the deadline came before a trial started (Ray's start took it): cut, not failed
                 stopped[stage.name] = "no trial succeeded"
         if stage.name in stopped:
             print(f"stage {stage.name}: {stopped[stage.name]}", file=sys.stderr)

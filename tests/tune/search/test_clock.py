@@ -25,8 +25,8 @@ def test_a_cut_stage_that_started_every_trial_is_not_offered_a_resume(tmp_path: 
         trial_row("b", 0.1, stage="main", status="cut"),
         trial_row("c", 0.3, stage="main"),
     ]
+    clock = StudyClock(study, 60.0, time.time())  # before the run: no trial yet
     write_study_folder(study.folder, rows, settings={"name": "s", "space": "unet"})
-    clock = StudyClock(study, 60.0, time.time())
     stage = study.space.stage("main")
     clock.ran(stage, complete=True)
     clock.end()
@@ -44,3 +44,18 @@ def test_a_cut_stage_that_started_every_trial_is_not_offered_a_resume(tmp_path: 
     notes = load_experiment(study.folder).notes
     assert not any(schema.CUT_BUT_FINISHED in n for n in notes), notes
     assert any(n.startswith("every stage ended but the study did not") and "--resume" in n for n in notes), notes
+
+
+def test_a_resume_s_budget_is_not_said_to_have_cut_what_an_earlier_budget_cut(tmp_path: Path) -> None:
+    """`--resume --time-budget 60` of a stage an earlier 12 s budget cut: its trials cut then are not this run's."""
+    cfg = SearchConfig(space="unet", data=str(tmp_path), out=str(tmp_path), name="s", samples=3, gpus_per_trial=0.0)
+    study = open_study(cfg, Cluster.local())
+    earlier = [trial_row("a", 0.2, stage="main"), trial_row("b", 0.1, stage="main", status="cut")]
+    write_study_folder(study.folder, earlier, settings={"name": "s", "space": "unet"})
+    clock = StudyClock(study, 60.0, time.time())
+    write_study_folder(study.folder, [*earlier, trial_row("c", 0.3, stage="main")])
+    clock.ran(study.space.stage("main"), complete=True)
+    assert clock.cut == {}  # the resume started the last trial, and its budget cut none
+    write_study_folder(study.folder, [*earlier, trial_row("c", 0.3, stage="main", status="cut")])
+    clock.ran(study.space.stage("main"), complete=True)
+    assert clock.cut == {"main": "all 3 trials started, 1 stopped at the deadline"}  # c, this run's cut
