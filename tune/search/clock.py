@@ -51,6 +51,7 @@ class StudyClock:
         self.started = started
         self.end_at = None if seconds is None else self.started + seconds
         self.cut: dict[str, str] = {}
+        self.used: float | None = None  # seconds, from the start of the command to the search's end (`end`)
         trials, _ = read_results(study.results_dir)  # the trials an earlier run's budget cut: not this one's doing
         self.cut_before = set(trials.loc[trials[STATUS] == Status.CUT, TRIAL_ID]) if len(trials) else set()
 
@@ -84,13 +85,14 @@ class StudyClock:
         """No deadline is left behind; budget.json records this run's budget and cuts (and is rewritten by a
         resume, so a completed study shows none)."""
         self.study.deadline.set(None)
+        self.used = time.time() - self.started  # the search's: the best model's evaluation and submission follow
         path = self.study.folder / BUDGET_FILE
         if self.seconds is not None or path.exists():
             record: dict[str, Any] = {
                 "time_budget_s": self.seconds,
                 BUDGET_TEXT: None if self.seconds is None else duration_text(self.seconds),
                 "gpu_hours_budget": self.study.cfg.gpu_hours,
-                "used_s": round(time.time() - self.started, 1),
+                "used_s": round(self.used, 1),
                 BUDGET_CUT: self.cut,
             }
             write_budget(self.study.folder, record)
@@ -106,8 +108,8 @@ class StudyClock:
         )
         lines = [f"compute: {gpu_hours:.3f} GPU-hours, {cpu_hours:.3f} CPU-hours of trials"]
         if self.seconds is not None:
-            used = time.time() - self.started
-            budget = f"time budget {duration_text(self.seconds)}: used {duration_text(used)}"
+            used = self.used if self.used is not None else time.time() - self.started
+            budget = f"time budget {duration_text(self.seconds)}: the search used {duration_text(used)}"
             if self.study.cfg.gpu_hours:
                 budget += f" (of {self.study.cfg.gpu_hours:g} GPU-hours, {max(0.0, self.study.cfg.gpu_hours - gpu_hours):.2f} left)"
             lines.append(budget + f", {duration_text(max(0.0, self.seconds - used))} left")
