@@ -112,6 +112,12 @@ def load_experiment(folder: str | os.PathLike[str]) -> Experiment:
                 "; --resume completes it" if offered else f"; {CUT_BUT_FINISHED}" if run.get(RUN_ENDED, True) else ""
             )
             notes.append(f"the study was cut by its time budget ({budget.get(BUDGET_TEXT)}): {stages_cut}{after}")
+    if settings.get("warm_start"):
+        again = settings.get("warm_start_best")
+        notes.append(
+            f"warm-started: TPE began from the finished trials of {settings['warm_start']} (--warm-start)"
+            + (f", the best {again} of them run again first" if again else "")
+        )
     if settings.get("unlabeled") is not None:
         notes.append(f"the study trained on the first {settings['unlabeled']} unlabeled videos only (--unlabeled)")
     if settings.get("val_videos") is not None:
@@ -177,6 +183,17 @@ def _stopped_by(run: dict[str, Any]) -> list[str]:
         later = stages[stages.index(stage) + 1 :] if stage in stages else []
         notes.append(f"stage {stage}: {why}" + (f"; so stage(s) {', '.join(later)} did not run" if later else ""))
     return notes
+
+
+def unfinished_text(folder: Path) -> str | None:
+    """What a command that takes a study's best (tune.predict, tune.train --from, --warm-start) says of a study that
+    has not ended: that it takes a snapshot, the best so far; None for one that ended (or a folder of no study)."""
+    if driver := study_driver(folder):
+        return f"{folder} is running now ({driver}): this takes its trials as they are now, a snapshot"
+    run = read_run(folder)
+    if run and not run.get(RUN_ENDED):
+        return f"{folder} did not end (stopped, or its driver died; --resume finishes it): this takes its trials so far"
+    return None
 
 
 def study_driver(folder: Path) -> str | None:

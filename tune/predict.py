@@ -18,6 +18,7 @@ import torch
 
 from data.files import atomic_write, ensure_writable, error_line
 from reports.checkpoints import best_checkpoint
+from reports.load import unfinished_text
 from reports.schema import read_study_settings, study_data
 from tune.plugins import add_plugin_argument, early_plugins, load_plugins, study_plugins
 from tune.training.prediction import RULES, predict
@@ -109,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyError as err:  # a model the registry does not know
         print(f"error: {err.args[0]}", file=sys.stderr)
         return 2
+    if args.experiment is not None and (snapshot := unfinished_text(args.experiment)):
+        print(f"note: {snapshot}")
     print(f"checkpoint: {checkpoint}")
     print(f"data: {data}" + ("" if args.data else " (the study's; --data for another)"))
     print(f"wrote {args.out}: {tuple(masks.shape)} {masks.dtype}, videos {int(ids[0])}..{int(ids[-1])} in id order")

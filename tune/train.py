@@ -30,6 +30,7 @@ from pathlib import Path
 from data.files import ensure_writable, error_line
 from data.locking import run_lock
 from models.registry import list_models
+from reports.load import unfinished_text
 from reports.schema import study_data
 from tune.plugins import add_plugin_argument, early_plugins, load_plugins, study_plugins
 from tune.training.config import RunConfig
@@ -151,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {why}", file=sys.stderr)
         return 2
     if source is not None:
+        if args.source.is_dir() and (snapshot := unfinished_text(args.source)):
+            print(f"note: {snapshot}")
         print(f"from {source.checkpoint}: {_epochs(run)}{''.join(f', {s}' for s in args.sets)}")
         if source.pretrain is not None:
             pretrain = source.pretrain.with_epochs(args.pretrain_epochs or source.pretrain.train.epochs)

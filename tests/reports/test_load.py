@@ -13,7 +13,7 @@ import pytest
 
 from reports import schema
 from reports.build import main
-from reports.load import NO_EPOCHS, NO_JOURNAL, NO_TRIALS, load_experiment
+from reports.load import NO_EPOCHS, NO_JOURNAL, NO_TRIALS, load_experiment, unfinished_text
 from tests.reports.study_files import trial_row, write_journal, write_study_folder
 
 ROWS = [trial_row("a", 0.2), trial_row("b", 0.4, stage="finetune")]
@@ -228,3 +228,26 @@ def test_a_study_whose_driver_runs_is_told_from_one_that_was_stopped(tmp_path: P
         fcntl.flock(held, fcntl.LOCK_EX)
         lock.write_text("pid 4242 on node7, since 2026-12-05 10:00:00 UTC\n")
         assert not any(n.startswith(before) for n in load_experiment(folder).notes)  # running: none reported yet
+
+
+def test_a_command_that_takes_a_study_s_best_is_told_whether_the_study_ended(tmp_path: Path) -> None:
+    """tune.predict, tune.train --from and --warm-start print it: a study running now, or one whose run did not end,
+    gives its trials so far (a snapshot); one that ended, or results of no driver's run, nothing to say."""
+    folder = write_study_folder(tmp_path / "runs" / "u", [trial_row("a", 0.2)], settings={"name": "u"})
+    assert unfinished_text(folder) is None  # no run.json: results copied without it
+    record = {schema.RUN_STAGES: ["train"], schema.RUN_ENDED: False, schema.RUN_STOPPED: {}}
+    (folder / schema.RUN_FILE).write_text(json.dumps(record))
+    assert unfinished_text(folder) == (
+        f"{folder} did not end (stopped, or its driver died; --resume finishes it): this takes its trials so far"
+    )
+    lock = folder / schema.DRIVER_LOCK
+    lock.write_text("pid 4242 on node7, since 2026-12-05 10:00:00 UTC\n")
+    with open(lock) as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        running = unfinished_text(folder)
+    assert running == (
+        f"{folder} is running now (pid 4242 on node7, since 2026-12-05 10:00:00 UTC): this takes its trials as they "
+        "are now, a snapshot"
+    )
+    (folder / schema.RUN_FILE).write_text(json.dumps({**record, schema.RUN_ENDED: True}))
+    assert unfinished_text(folder) is None

@@ -22,6 +22,7 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
+from reports.load import unfinished_text
 from reports.schema import OPTUNA_FILE, STUDY_FILE, optuna_study_name, read_study_settings
 from tune.search.overrides import NOT_OVERRIDABLE, Param, describe_stage
 from tune.search.searcher import journal_storage
@@ -40,6 +41,8 @@ def check_warm_start(study: Study) -> None:
     folder = Path(old)
     if not (folder / STUDY_FILE).is_file() or not (folder / OPTUNA_FILE).is_file():
         raise FileNotFoundError(f"--warm-start {old}: not a study folder (no {STUDY_FILE} and {OPTUNA_FILE})")
+    if snapshot := unfinished_text(folder):
+        print(f"--warm-start: {snapshot}")
     space = read_study_settings(folder).get("space")
     if space != study.space.name:
         raise ValueError(f"--warm-start {old}: a study of space {space!r}, and this one searches {study.space.name!r}")

@@ -208,6 +208,8 @@ def _train_phase(
         trainer.save(checkpoint)
         _print_epoch(phase, run.train.epochs, metrics)
     if last < run.train.epochs:
-        print(f"[{phase}] stopped after epoch {last} of {run.train.epochs}: the study went on from that epoch's checkpoint")
+        print(
+            f"[{phase}] stopped after epoch {last} of {run.train.epochs}: the study went on from that epoch's checkpoint"
+        )
     print(f"[{phase}] checkpoint: {checkpoint}")
     return trainer.history[-1] if trainer.history else {}
