@@ -24,12 +24,12 @@ from typing import Literal
 import numpy as np
 
 from data.classes import FRAME_HEIGHT, FRAME_WIDTH, N_FRAMES
-from data.files import build_folder, check_free_space
+from data.files import build_folder, check_free_space, make_folder
 from data.layout import DataError, VideoEntry, index_split, read_video, read_video_repaired, split_dir
 from data.progress import Progress
 
 OnError = Literal["raise", "skip"]
-CACHE_VERSION = 1
+CACHE_VERSION, CACHE_ENV = 1, "SEGTUNE_CACHE"  # CACHE_ENV: the decoded cache's folder, where set
 REPAIRED = "repaired: "  # a decoding result's prefix for a hidden video kept with frames copied (read_video_repaired)
 _CHUNK = 8  # videos per decoding job, at most
 _POOL_FROM = 64  # fewer videos decode in this process (~50 ms each): a spawned worker re-imports torch and Ray (~5 s)
@@ -65,7 +65,7 @@ class DecodedSplit:
 
 def default_cache_dir() -> Path:
     """$SEGTUNE_CACHE, else ~/.cache/segtune/decoded."""
-    env = os.environ.get("SEGTUNE_CACHE")
+    env = os.environ.get(CACHE_ENV)
     return Path(env) if env else Path.home() / ".cache" / "segtune" / "decoded"
 
 
@@ -86,8 +86,8 @@ def decode_split(
     source = split_dir(root, split, hidden=hidden).resolve()
     entries = index_split(root, split, hidden=hidden)
     fingerprints = {e.video_id: e.fingerprint() for e in entries}
-    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    folder.mkdir(parents=True, exist_ok=True)
+    what = "the decoded cache" + (f", ${CACHE_ENV}" if cache_dir is None and os.getenv(CACHE_ENV) else "")
+    folder = make_folder(Path(cache_dir or default_cache_dir()), what)  # named so, where it cannot be made
     target = folder / f"{split}-{hashlib.sha1(str(source).encode()).hexdigest()[:16]}"
     build_folder(
         target,

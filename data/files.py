@@ -62,6 +62,16 @@ def build_folder(
     return target
 
 
+def make_folder(folder: Path, what: str) -> Path:
+    """mkdir -p `folder`, an OSError saying what it is for: `/x/cache: Permission denied (the decoded cache,
+    $SEGTUNE_CACHE)`, where the path alone would not tell where it came from."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OSError(err.errno, f"{err.strerror or err} ({what})", err.filename) from None
+    return folder
+
+
 def ensure_writable(folder: Path) -> None:
     """Make `folder` and check a file can be written in it, before any work whose result would go there
     (an OSError naming the path if not: read-only, full, no permission)."""

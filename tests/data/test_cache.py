@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from data.cache import decode_split
-from data.files import check_free_space, size_text
+from data.files import check_free_space, error_line, size_text
 from data.layout import DataError, index_split, read_video
 
 
@@ -114,6 +114,18 @@ def test_parallel_decoding_matches_serial(synth_root: Path, tmp_path: Path) -> N
 def test_bad_policy_is_refused(synth_root: Path, cache_dir: Path) -> None:
     with pytest.raises(ValueError, match="on_error must be 'raise' or 'skip'"):
         decode_split(synth_root, "train", cache_dir=cache_dir, on_error="ignore")  # type: ignore[arg-type]
+
+
+def test_a_cache_folder_that_cannot_be_made_is_named_with_where_it_came_from(
+    synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SEGTUNE_CACHE", "/proc/segtune-cache")  # no folder can be made in /proc, even by root
+    with pytest.raises(OSError) as err:
+        decode_split(synth_root, "val", progress=False)
+    assert error_line(err.value) == "/proc/segtune-cache: No such file or directory (the decoded cache, $SEGTUNE_CACHE)"
+    with pytest.raises(OSError) as err:
+        decode_split(synth_root, "val", cache_dir="/proc/segtune-cache", progress=False)
+    assert error_line(err.value) == "/proc/segtune-cache: No such file or directory (the decoded cache)"
 
 
 def test_a_cache_cut_short_is_decoded_again(synth_root: Path, cache_dir: Path) -> None:
