@@ -14,10 +14,17 @@ from urllib.request import getproxies, proxy_bypass
 
 def check_reachable(address: str, timeout_s: float = 5.0) -> None:
     """Refuse an --address HOST:PORT (or ray://HOST:PORT) where nothing answers within `timeout_s`, name lookup
-    included. `auto` and other forms are left to Ray."""
-    host, _, port = address.removeprefix("ray://").rpartition(":")
-    if not host or not port.isdigit() or (":" in host and not host.startswith("[")):  # no port; a bare IPv6
+    included, and one of no form Ray takes. `auto` and `local` are left to Ray, as is a bare IPv6 address."""
+    if address in ("auto", "local"):
         return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if ":" in host and not host.startswith("[") and "/" not in host:  # a bare IPv6 address: Ray's to judge
+        return
+    if not host or not port.isdigit() or "/" in host:  # no port; a URL (the dashboard's http://HOST:8265)
+        raise ValueError(
+            f"--address {address}: not the address of a Ray cluster: give HOST:PORT (what `ray start --head` prints "
+            "on the head node: HOST:6379), ray://HOST:10001 (Ray Client), or auto (the cluster this machine joined)"
+        )
     why = unreachable(host.strip("[]"), int(port), timeout_s)
     if why:
         raise ValueError(
