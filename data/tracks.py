@@ -22,6 +22,7 @@ folder that a killed run resumes from, as the decoded cache does), and `read_tra
 from __future__ import annotations
 
 import argparse
+import errno
 import hashlib
 import json
 import multiprocessing as mp
@@ -37,7 +38,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from data.classes import NUM_CLASSES, TRACK_CHANNELS
-from data.files import build_folder, error_line
+from data.files import atomic_write, build_folder, error_line
 from data.progress import Progress
 
 TRACKS_FILE = "tracks.parquet"
@@ -115,7 +116,12 @@ def _write_part(job: tuple[str, int, list[int], str, int, int]) -> int:
     """Write one part file; its videos."""
     folder, part, ids, path, start, stop = job
     masks = np.load(path, mmap_mode="r")
-    pq.write_table(tracks_table(ids, masks[start:stop]), Path(folder) / f"part-{part:05d}.parquet")
+    out = Path(folder) / f"part-{part:05d}.parquet"
+    try:
+        with atomic_write(out) as tmp:  # a write cut short (a full disk, a kill) leaves no part that a resume keeps
+            pq.write_table(tracks_table(ids, masks[start:stop]), tmp)
+    except OSError as err:  # pyarrow's names no file
+        raise OSError(err.errno or errno.EIO, err.strerror or str(err), str(out)) from None
     return len(ids)
 
 
