@@ -115,8 +115,8 @@ def load_experiment(folder: str | os.PathLike[str]) -> Experiment:
     if settings.get("warm_start"):
         again = settings.get("warm_start_best")
         notes.append(
-            f"warm-started: TPE began from the finished trials of {settings['warm_start']} (--warm-start)"
-            + (f", the best {again} of them run again first" if again else "")
+            f"warm-started: TPE began from the finished trials of {settings['warm_start']} (--warm-start"
+            + (f"; --warm-start-best {again}: the best of them, up to {again}, run again first)" if again else ")")
         )
     if settings.get("unlabeled") is not None:
         notes.append(f"the study trained on the first {settings['unlabeled']} unlabeled videos only (--unlabeled)")
@@ -187,13 +187,20 @@ def _stopped_by(run: dict[str, Any]) -> list[str]:
 
 def unfinished_text(folder: Path) -> str | None:
     """What a command that takes a study's best (tune.predict, tune.train --from, --warm-start) says of a study that
-    has not ended: that it takes a snapshot, the best so far; None for one that ended (or a folder of no study)."""
+    has not ended, as its report judges it: that it takes a snapshot, or the trials so far; None for one that ended
+    (or a folder of no study)."""
     if driver := study_driver(folder):
         return f"{folder} is running now ({driver}): this takes its trials as they are now, a snapshot"
     run = read_run(folder)
-    if run and not run.get(RUN_ENDED):
-        return f"{folder} did not end (stopped, or its driver died; --resume finishes it): this takes its trials so far"
-    return None
+    if run.get(RUN_ENDED):
+        return None
+    try:
+        trials, _ = read_results(folder / RESULTS_DIR)
+    except (OSError, ValueError):  # said where the results are read
+        return None
+    running = int((trials[STATUS] == Status.RUNNING).sum()) if len(trials) else 0
+    why = f"{running} trial(s) did not end: {_DIED}" if running else len(trials) and _partial(folder, trials, run)
+    return f"{folder}: {why}; --resume finishes it. This takes its trials so far" if why else None
 
 
 def study_driver(folder: Path) -> str | None:

@@ -83,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         load_plugins(study_plugins(args.experiment) if args.experiment else [])
         check_out(args.out)  # before the predictions are computed
         ensure_writable(args.out.parent)
+        # the study as it was when its best was taken (a running study's best may change while this predicts)
+        snapshot = unfinished_text(args.experiment) if args.checkpoint is None else None
         checkpoint = args.checkpoint or best_checkpoint(args.experiment, args.trial)
         hidden, data = args.hidden, args.data
         if args.experiment is not None:
@@ -110,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyError as err:  # a model the registry does not know
         print(f"error: {err.args[0]}", file=sys.stderr)
         return 2
-    if args.experiment is not None and (snapshot := unfinished_text(args.experiment)):
+    if snapshot:
         print(f"note: {snapshot}")
     print(f"checkpoint: {checkpoint}")
     print(f"data: {data}" + ("" if args.data else " (the study's; --data for another)"))

@@ -28,8 +28,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from data.files import ensure_writable, error_line
+from data.layout import index_split
 from data.locking import run_lock
-from models.registry import list_models
+from models.registry import list_models, model_entry
 from reports.load import unfinished_text
 from reports.schema import study_data
 from tune.plugins import add_plugin_argument, early_plugins, load_plugins, study_plugins
@@ -37,7 +38,6 @@ from tune.training.config import RunConfig
 from tune.training.run import (
     CHECKPOINT_FILE,
     RUN_LOCK,
-    SUBSET,
     Source,
     build_run,
     run_checkpoints,
@@ -143,7 +143,11 @@ def main(argv: list[str] | None = None) -> int:
         from data.synth.default import default_data_root
 
         data_root = default_data_root(progress=not args.quiet)
-    subset = _subset(args, source, data_root)
+    try:
+        subset = _subset(args, source, data_root, run)
+    except (OSError, ValueError) as err:  # a count past the split's videos; a split that cannot be listed
+        print(f"error: {error_line(err)}", file=sys.stderr)
+        return 2
     named = args.source.resolve().name if args.source is not None and args.source.is_dir() else run.model
     out = Path(args.out or Path("runs") / f"train-{named}")  # --from a study: named by the study
     segmenter = args.segmenter or (source.segmenter if source else None)
@@ -220,17 +224,36 @@ def _count(flag: str, least: int) -> Callable[[str], int | str]:
     return parse
 
 
-def _subset(args: argparse.Namespace, source: Source | None, data_root: Path) -> dict[str, int]:
-    """The first N videos of unlabeled and val to use: as given, else, on a study's data, the study's (said)."""
-    same = source is not None and source.data is not None and Path(data_root).resolve() == source.data.resolve()
-    study = source.subset if source is not None and same else {}
-    kept = {k: v for k, v in study.items() if getattr(args, k) is None}
-    if kept:
-        said = {"unlabeled": "on the first {} unlabeled videos", "val_videos": "scored on the first {} val videos"}
-        shown = ", ".join(said[k].format(v) for k, v in kept.items())
-        print(f"as the study: {shown} (--unlabeled, --val-videos: N or all)")
-    given = {k: getattr(args, k) for k in SUBSET if isinstance(getattr(args, k), int)}
-    return {**kept, **given}
+def _subset(args: argparse.Namespace, source: Source | None, data_root: Path, run: RunConfig) -> dict[str, int]:
+    """The first N videos of unlabeled and val that the run reads: as given (no more than a split has), else, on a
+    study's data, the study's (--unlabeled, --val-videos); what it takes is said."""
+    part = model_entry(run.model).pretrained
+    reads = {*task_for(run.model).splits, *(task_for(part.model).splits if part else ())}
+    on_its_data = args.data is None or (
+        source is not None and source.data is not None and Path(data_root).resolve() == source.data.resolve()
+    )
+    study = source.subset if source is not None else {}
+    subset, said = {}, []
+    for key, split in (("unlabeled", "unlabeled"), ("val_videos", "val")):
+        given = getattr(args, key)
+        if split not in reads:
+            continue
+        if key in study and (given == "all" or (given is None and not on_its_data)):
+            said.append(f"every {split} video{'' if given else ' of --data'} (the study took the first {study[key]})")
+        value = given if given is not None else study.get(key) if on_its_data else None
+        if not isinstance(value, int):
+            continue
+        if given is not None and value > (have := len(index_split(data_root, split))):
+            flag = "--" + key.replace("_", "-")
+            raise ValueError(f"{flag} {value}: {Path(data_root) / split} has {have} videos; {flag} all takes them all")
+        subset[key] = value
+        said.append(
+            (f"the first {value} {split} videos" if value else f"no {split} video")
+            + (" (the study's)" if given is None else "")
+        )
+    if said:
+        print(f"videos: {', '.join(said)}")
+    return subset
 
 
 def _epochs(run: RunConfig) -> str:

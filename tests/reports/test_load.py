@@ -231,15 +231,19 @@ def test_a_study_whose_driver_runs_is_told_from_one_that_was_stopped(tmp_path: P
 
 
 def test_a_command_that_takes_a_study_s_best_is_told_whether_the_study_ended(tmp_path: Path) -> None:
-    """tune.predict, tune.train --from and --warm-start print it: a study running now, or one whose run did not end,
-    gives its trials so far (a snapshot); one that ended, or results of no driver's run, nothing to say."""
+    """tune.predict, tune.train --from and --warm-start print it, as the report judges the study: one running now,
+    or one that did not end, gives its trials so far (a snapshot); one that ended, nothing to say."""
     folder = write_study_folder(tmp_path / "runs" / "u", [trial_row("a", 0.2)], settings={"name": "u"})
-    assert unfinished_text(folder) is None  # no run.json: results copied without it
-    record = {schema.RUN_STAGES: ["train"], schema.RUN_ENDED: False, schema.RUN_STOPPED: {}}
+    assert unfinished_text(folder) is None  # no run.json (results copied without it), no stage left open
+    (folder / "train").mkdir()  # ... but a stage's folder without the .done its end writes
+    died = "the study was stopped or its driver died, and is partial"
+    so_far = "; --resume finishes it. This takes its trials so far"
+    assert unfinished_text(folder) == f"{folder}: stage train did not end: {died}{so_far}"
+    assert any(n.startswith(f"stage train did not end: {died}") for n in load_experiment(folder).notes)  # the same
+    (folder / "train" / schema.STAGE_DONE).touch()
+    record = {schema.RUN_STAGES: ["train", "finetune"], schema.RUN_ENDED: False, schema.RUN_STOPPED: {}}
     (folder / schema.RUN_FILE).write_text(json.dumps(record))
-    assert unfinished_text(folder) == (
-        f"{folder} did not end (stopped, or its driver died; --resume finishes it): this takes its trials so far"
-    )
+    assert unfinished_text(folder) == f"{folder}: stage finetune did not start: {died}{so_far}"
     lock = folder / schema.DRIVER_LOCK
     lock.write_text("pid 4242 on node7, since 2026-12-05 10:00:00 UTC\n")
     with open(lock) as held:
@@ -249,5 +253,7 @@ def test_a_command_that_takes_a_study_s_best_is_told_whether_the_study_ended(tmp
         f"{folder} is running now (pid 4242 on node7, since 2026-12-05 10:00:00 UTC): this takes its trials as they "
         "are now, a snapshot"
     )
+    write_study_folder(folder, [trial_row("a", 0.2, status="running")])  # a trial left running by a kill
+    assert unfinished_text(folder) == f"{folder}: 1 trial(s) did not end: {died}{so_far}"
     (folder / schema.RUN_FILE).write_text(json.dumps({**record, schema.RUN_ENDED: True}))
     assert unfinished_text(folder) is None

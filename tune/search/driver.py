@@ -77,7 +77,10 @@ def _run_search(cfg: SearchConfig, resume: bool, given: frozenset[str], started:
             trials, _ = read_results(study.results_dir)
             if not len(finished_trials(trials, stage.name)):
                 if not complete and not (len(trials) and (trials[STAGE] == stage.name).any()):
-                    break  # the deadline came before a trial started (Ray's start took it): cut, not failed
+                    stages = study.space.stages  # the deadline came before a trial started (Ray's start took it):
+                    for later in stages[stages.index(stage) + 1 :]:  # cut, not failed; none is left to be a parent
+                        clock.cut[later.name] = f"not started: stage {stage.name} started no trial"
+                    break
                 stopped[stage.name] = "no trial succeeded"
         if stage.name in stopped:
             print(f"stage {stage.name}: {stopped[stage.name]}", file=sys.stderr)
@@ -217,10 +220,11 @@ def init_ray(cfg: SearchConfig, cluster: Cluster | None = None) -> None:
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     for name in _RAY_NOISE:
         logging.getLogger(name).addFilter(_not_noise)  # (once: a filter already there is not added again)
+    if cfg.address:  # said even where this process runs a Ray already (a study started from Python, a test)
+        check_reachable(cfg.address)
     if ray.is_initialized():
         return
     if cfg.address:
-        check_reachable(cfg.address)
         ray.init(address=cfg.address, logging_level=logging.WARNING)
         print(f"joined the Ray cluster at {cfg.address}: {ray.cluster_resources()}")
         return

@@ -14,9 +14,9 @@ from urllib.request import getproxies, proxy_bypass
 
 def check_reachable(address: str, timeout_s: float = 5.0) -> None:
     """Refuse an --address HOST:PORT (or ray://HOST:PORT) where nothing answers within `timeout_s`, name lookup
-    included, and one of no form Ray takes. `auto` and `local` are left to Ray, as is a bare IPv6 address."""
-    if address in ("auto", "local"):
-        return
+    included, and one of no form Ray takes. `auto`, `local`, a bare IPv6 address and `module://...` are Ray's."""
+    if address in ("auto", "local") or ("://" in address and not address.startswith(("ray://", "http://", "https://"))):
+        return  # (Ray hands another `module://...` to that module's client)
     host, _, port = address.removeprefix("ray://").rpartition(":")
     if ":" in host and not host.startswith("[") and "/" not in host:  # a bare IPv6 address: Ray's to judge
         return

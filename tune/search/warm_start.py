@@ -41,8 +41,6 @@ def check_warm_start(study: Study) -> None:
     folder = Path(old)
     if not (folder / STUDY_FILE).is_file() or not (folder / OPTUNA_FILE).is_file():
         raise FileNotFoundError(f"--warm-start {old}: not a study folder (no {STUDY_FILE} and {OPTUNA_FILE})")
-    if snapshot := unfinished_text(folder):
-        print(f"--warm-start: {snapshot}")
     space = read_study_settings(folder).get("space")
     if space != study.space.name:
         raise ValueError(f"--warm-start {old}: a study of space {space!r}, and this one searches {study.space.name!r}")
@@ -70,6 +68,8 @@ def warm_start(study: Study, stage: Stage) -> None:
         return
     searched = _distributions(study, stage)
     if study.cfg.warm_start is not None:
+        if snapshot := unfinished_text(Path(study.cfg.warm_start)):  # as its trials are copied (not on a resume)
+            print(f"stage {stage.name}: --warm-start: {snapshot}")
         copies = [_copy(trial, searched) for trial in _old_trials(study, stage)]
         target.add_trials(copies)
         best = sorted(

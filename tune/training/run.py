@@ -19,7 +19,7 @@ from models.config import config_to_dict
 from models.registry import model_entry
 from reports.checkpoints import beside, best_checkpoint
 from reports.schema import EPOCH, read_study_settings
-from tune.training.checkpoints import load_checkpoint
+from tune.training.checkpoints import load_checkpoint, save_checkpoint
 from tune.training.config import RUNTIME_FIELDS, RunConfig, TrainConfig
 from tune.training.inference import resolve_device
 from tune.training.pseudo import pseudo_label
@@ -29,6 +29,8 @@ from tune.training.trainer import Trainer, load_data
 CHECKPOINT_FILE = "checkpoint.pt"  # a run's checkpoint in its folder, rewritten after every epoch
 RUN_LOCK = ".run.lock"  # in a run's folder: locked by the process training it, names it (data.locking.run_lock)
 PRETRAIN_DIR = "pretrain"  # the sub-folder of a run holding its pretrained part's run
+STOP_AFTER = "stop_after"  # in a checkpoint of a run stopped before its last epoch (a pretrained part, as ASHA
+# stopped the study's): the epoch it stops after, which a resume must ask again
 SUBSET = ("unlabeled", "val_videos")  # a study's settings that take the first N videos of a split (search.json)
 
 
@@ -93,6 +95,11 @@ def _as_here(values: dict[str, Any]) -> RunConfig:
     """A saved run, computed as this machine's defaults say (RUNTIME_FIELDS: compiling, the evaluation's batch)."""
     run = RunConfig.from_dict(values)
     return replace(run, train=replace(run.train, **{k: getattr(TrainConfig(), k) for k in RUNTIME_FIELDS}))
+
+
+def _stops(epoch: int, run: RunConfig) -> str:
+    epochs = run.train.epochs
+    return f"stops after epoch {epoch} of {epochs}" if epoch < epochs else f"trains all {epochs} epochs"
 
 
 def run_checkpoints(out: Path) -> list[Path]:
@@ -195,19 +202,25 @@ def _train_phase(
     stop: int | None = None,
 ) -> dict[str, float]:
     data = load_data(run, data_root, device, progress=progress, pseudo=pseudo, on_error=on_error, **subset)
+    last = run.train.epochs if stop is None else min(stop, run.train.epochs)
     if resume and checkpoint.exists():
         trainer = Trainer.resume(checkpoint, data, device, expect=run)
+        if (was := int(load_checkpoint(checkpoint).get(STOP_AFTER, run.train.epochs))) != last:
+            raise ValueError(
+                f"{checkpoint} is of a run that {_stops(was, run)}, and this one {_stops(last, run)}: resume it as "
+                "it was started (--pretrain-epochs), or give another --out"
+            )
         print(f"[{phase}] resuming {checkpoint} after epoch {trainer.epoch}")
     else:
         if resume:
             print(f"[{phase}] nothing to resume at {checkpoint}: training from the start")
         trainer = Trainer(run, data, device, pretrained=pretrained, pipeline=pipeline)
         print(f"[{phase}] {run.model} on {device}: {json.dumps(config_to_dict(run.model_config))}")
-    last = run.train.epochs if stop is None else min(stop, run.train.epochs)
     for metrics in itertools.islice(trainer.epochs(), max(0, last - trainer.epoch)):  # no epoch past `stop` begun
-        trainer.save(checkpoint)
+        state = trainer.state_dict()
+        save_checkpoint(state if last == run.train.epochs else {**state, STOP_AFTER: last}, checkpoint)
         _print_epoch(phase, run.train.epochs, metrics)
-    if last < run.train.epochs:
+    if trainer.epoch == last < run.train.epochs:
         print(
             f"[{phase}] stopped after epoch {last} of {run.train.epochs}: the study went on from that epoch's checkpoint"
         )

@@ -252,7 +252,7 @@ def test_a_time_budget_cuts_the_study_and_a_resume_completes_it_then_a_warm_star
         (t.params, t.value if t.state.name == "COMPLETE" else None, t.state) for t in old
     ]
     assert len(new) == 2 and new[0].user_attrs["segtune.warm_start"].endswith("(again)")
-    warmed = f"warm-started: TPE began from the finished trials of {exp} (--warm-start), the best 1 of them run again"
+    warmed = f"warm-started: TPE began from the finished trials of {exp} (--warm-start; --warm-start-best 1: the best"
     assert any(n.startswith(warmed) for n in load_experiment(tmp_path / "warm").notes)  # the report says so
     best = max(float(t.value) for t in old if t.state.name == "COMPLETE" and t.value is not None)
     assert new[0].params in [t.params for t in old if t.value == best]

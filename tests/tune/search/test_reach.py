@@ -30,7 +30,7 @@ def test_an_address_where_nothing_answers_is_refused_before_ray_tries_it_for_eve
         check_reachable("ray://nohost.invalid:10001")
     with pytest.raises(ValueError, match=r"\(no host named 'x{64}\.example'\)"):  # a label too long to look up
         check_reachable(f"{'x' * 64}.example:6379")
-    for ray_says in ("auto", "local", "::1"):  # a Ray on this machine, a new one, a bare IPv6 address: Ray's own
+    for ray_says in ("auto", "local", "::1", "anyscale://cluster"):  # a Ray here, a new one, IPv6, a module's client
         check_reachable(ray_says)
     for garbage in ("head", "garbage", "head:port", "http://127.0.0.1:8265"):  # Ray: "Invalid address format"
         with pytest.raises(ValueError, match=rf"^--address {re.escape(garbage)}: not the address of a Ray cluster: "):

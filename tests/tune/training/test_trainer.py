@@ -285,33 +285,58 @@ def test_from_a_dual_phase_study_stops_its_pretrained_part_where_asha_stopped_th
     again = load_checkpoint(tmp_path / "d" / "pretrain" / "checkpoint.pt")
     assert again["epoch"] == 1 and RunConfig.from_dict(again["run"]) == parent_run  # its schedule: 2 epochs'
     assert all(torch.equal(again["model"][k], v) for k, v in parent.model.state_dict().items())  # the same weights
-    # --resume of it trains no further epoch of the part; --pretrain-epochs asks for a whole schedule of N
+    # --resume of it trains no further epoch of the part; one asking another stop is refused, the part kept as it was
     assert main([*_from(tmp_path / "best.pt", synth_root, tmp_path / "d"), "--quiet", "--resume"]) == 0
     assert "[pretrain] epoch" not in capsys.readouterr().out
-    assert main([*_from(tmp_path / "best.pt", synth_root, tmp_path / "e"), "--quiet", "--pretrain-epochs", "1"]) == 0
-    assert "stopped" not in capsys.readouterr().out
-    assert load_checkpoint(tmp_path / "e" / "pretrain" / "checkpoint.pt")["run"]["train"]["epochs"] == 1
+    part = (tmp_path / "d" / "pretrain" / "checkpoint.pt").read_bytes()
+    assert main([*_from(tmp_path / "best.pt", synth_root, tmp_path / "d"), "--resume", "--pretrain-epochs", "2"]) == 2
+    assert "is of a run that stops after epoch 1 of 2, and this one trains all 2 epochs: resume it as it was " in (
+        capsys.readouterr().err
+    )
+    assert (tmp_path / "d" / "pretrain" / "checkpoint.pt").read_bytes() == part
+    # --pretrain-epochs N: a whole schedule of N epochs, not stopped
+    assert main([*_from(tmp_path / "best.pt", synth_root, tmp_path / "e"), "--quiet", "--pretrain-epochs", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "[pretrain] epoch 2/2" in printed and "stopped" not in printed
+    assert load_checkpoint(tmp_path / "e" / "pretrain" / "checkpoint.pt")["epoch"] == 2
 
 
 def test_from_a_study_on_its_data_uses_the_videos_it_used(
-    mask_study: Path, synth_root: Path, tmp_path: Path, own_cache: Path, capsys: pytest.CaptureFixture[str]
+    mask_study: Path,
+    synth_root: Path,
+    copy_root: Path,
+    tmp_path: Path,
+    own_cache: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     segmenter = load_checkpoint(best_checkpoint(mask_study))["pipeline"]["segmenter"]
     assert main([*_from(mask_study, None, tmp_path / "m"), "--quiet"]) == 0  # run with --unlabeled 1 --val-videos 1
     printed = capsys.readouterr().out
-    assert "as the study: on the first 1 unlabeled videos, scored on the first 1 val videos (" in printed
+    assert "videos: the first 1 unlabeled videos (the study's), the first 1 val videos (the study's)\n" in printed
     assert pseudo_label_dir(segmenter, synth_root, own_cache, unlabeled=1, val=1).is_dir()
     assert not pseudo_label_dir(segmenter, synth_root, own_cache).exists()  # not every video's labels
     # as given: every video of a split ("all"), or N
     assert main([*_from(mask_study, None, tmp_path / "all"), "--quiet", "--unlabeled", "all"]) == 0
-    assert "as the study: scored on the first 1 val videos (" in capsys.readouterr().out
+    assert "videos: every unlabeled video (the study took the first 1), the first 1 val videos (the study's)\n" in (
+        capsys.readouterr().out
+    )
     assert pseudo_label_dir(segmenter, synth_root, own_cache, val=1).is_dir()
     for flag, value in (("--val-videos", "0"), ("--unlabeled", "-1"), ("--unlabeled", "some")):
         with pytest.raises(SystemExit) as usage:
             main([*_from(mask_study, None, tmp_path / "x"), flag, value])
         assert usage.value.code == 2
         assert f"{flag} takes a number of videos >= " in capsys.readouterr().err
+    assert main([*_from(mask_study, None, tmp_path / "x"), "--val-videos", "3"]) == 2  # more than the split has
+    assert f"error: --val-videos 3: {synth_root / 'val'} has 2 videos; --val-videos all takes them all" in (
+        capsys.readouterr().err
+    )
     assert not (tmp_path / "x").exists()
+    # another --data: every video of it, and said (a data root elsewhere; its subset was the study's data's)
+    assert main([*_from(mask_study, copy_root, tmp_path / "y"), "--quiet"]) == 0
+    assert (
+        "videos: every unlabeled video of --data (the study took the first 1), every val video of --data (the study "
+        "took the first 1)\n"
+    ) in capsys.readouterr().out
 
 
 def test_from_a_mask_space_checkpoint_trains_on_its_segmenters_masks(
