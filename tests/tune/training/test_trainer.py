@@ -315,12 +315,13 @@ def test_from_a_study_on_its_data_uses_the_videos_it_used(
     assert "videos: the first 1 unlabeled videos (the study's), the first 1 val videos (the study's)\n" in printed
     assert pseudo_label_dir(segmenter, synth_root, own_cache, unlabeled=1, val=1).is_dir()
     assert not pseudo_label_dir(segmenter, synth_root, own_cache).exists()  # not every video's labels
-    # as given: every video of a split ("all"), or N
-    assert main([*_from(mask_study, None, tmp_path / "all"), "--quiet", "--unlabeled", "all"]) == 0
+    # as given: every video of a split ("all"), or N; said before anything is computed (here a segmenter that is
+    # not there stops the run right after)
+    nowhere = ["--segmenter", str(tmp_path / "nowhere.pt")]
+    assert main([*_from(mask_study, None, tmp_path / "all"), *nowhere, "--unlabeled", "all"]) == 2
     assert "videos: every unlabeled video (the study took the first 1), the first 1 val videos (the study's)\n" in (
         capsys.readouterr().out
     )
-    assert pseudo_label_dir(segmenter, synth_root, own_cache, val=1).is_dir()
     for flag, value in (("--val-videos", "0"), ("--unlabeled", "-1"), ("--unlabeled", "some")):
         with pytest.raises(SystemExit) as usage:
             main([*_from(mask_study, None, tmp_path / "x"), flag, value])
@@ -332,7 +333,7 @@ def test_from_a_study_on_its_data_uses_the_videos_it_used(
     )
     assert not (tmp_path / "x").exists()
     # another --data: every video of it, and said (a data root elsewhere; its subset was the study's data's)
-    assert main([*_from(mask_study, copy_root, tmp_path / "y"), "--quiet"]) == 0
+    assert main([*_from(mask_study, copy_root, tmp_path / "y"), *nowhere]) == 2
     assert (
         "videos: every unlabeled video of --data (the study took the first 1), every val video of --data (the study "
         "took the first 1)\n"
