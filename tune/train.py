@@ -3,9 +3,9 @@
 One run of one configuration outside any search: per-epoch metrics printed, a checkpoint written after
 every epoch to OUT/checkpoint.pt. `dual_phase` runs both phases: the frame predictor is pretrained into
 OUT/pretrain/checkpoint.pt, then the segmenter is fine-tuned on it. `frame_segmenter` reports the two
-references, copy-last and oracle. With no --data, `--from` a study trains on the study's data, and otherwise the
-embedded default synthetic set is used (generated on first use). `--resume` continues from the checkpoints in OUT;
-without it, an OUT holding a run is refused.
+references, copy-last and oracle. With no --data, `--from` a study (or a trial's checkpoint in it) trains on the
+study's data, and otherwise the embedded default synthetic set is used (generated on first use). `--resume`
+continues from the checkpoints in OUT; without it, an OUT holding a run is refused.
 
 `--set` takes fields of the model's config (`width=64`, for dual_phase `predictor.hidden=32`) or of the
 training config (`lr=3e-4`, `batch_size=8`); `python -m tune.train --model unet --show-config` lists them.

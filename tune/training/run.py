@@ -17,7 +17,7 @@ from data.cache import OnError
 from data.files import not_a
 from models.config import config_to_dict
 from models.registry import model_entry
-from reports.checkpoints import beside, best_checkpoint
+from reports.checkpoints import beside, best_checkpoint, study_of
 from reports.schema import EPOCH, read_study_settings
 from tune.training.checkpoints import load_checkpoint, save_checkpoint
 from tune.training.config import RUNTIME_FIELDS, RunConfig, TrainConfig
@@ -56,7 +56,7 @@ class Source(NamedTuple):
     run: RunConfig  # its settings, how it is computed (RUNTIME_FIELDS) left to this machine's defaults
     segmenter: Path | None  # the segmenter it worked with, for a model trained on a segmenter's masks
     pretrain: RunConfig | None  # how its pretrained part was trained (dual_phase's predictor), where recorded
-    data: Path | None  # the data root of the study it comes from (None: a checkpoint's, or the embedded set)
+    data: Path | None  # the data root of the study it comes from (None: the embedded set's, or no study's)
     pretrain_stop: int | None  # the epoch its pretrained part was taken at, where before its last: ASHA stopped
     # that trial there, amid its learning-rate schedule
     subset: dict[str, int]  # the study's --unlabeled and --val-videos (LoadOptions' unlabeled, val_videos)
@@ -79,7 +79,8 @@ def run_source(source: Path, trial: str | None = None) -> Source:
     part = load_checkpoint(pretrained) if pretrained and pretrained.is_file() else None
     pretrain = _as_here(part["run"]) if part else None
     stop = int(part.get("epoch", 0)) if part else 0
-    settings = read_study_settings(source) if source.is_dir() else {}
+    study = source if source.is_dir() else study_of(source)  # a trial's checkpoint.pt: its study's too
+    settings = read_study_settings(study) if study is not None else {}
     return Source(
         checkpoint,
         _as_here(state["run"]),

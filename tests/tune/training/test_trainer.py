@@ -349,7 +349,10 @@ def test_from_a_mask_space_checkpoint_trains_on_its_segmenters_masks(
 ) -> None:
     checkpoint = best_checkpoint(mask_study)
     segmenter = load_checkpoint(checkpoint)["pipeline"]["segmenter"]
-    assert main(_from(checkpoint, synth_root, tmp_path / "m")) == 0
+    assert main(_from(checkpoint, None, tmp_path / "m")) == 0  # a trial's checkpoint: on its study's data and videos
+    printed = capsys.readouterr().out
+    assert f"data: {synth_root} (the study's; --data for another)\n" in printed
+    assert "videos: the first 1 unlabeled videos (the study's), the first 1 val videos (the study's)\n" in printed
     state = load_checkpoint(tmp_path / "m" / "checkpoint.pt")
     assert state["run"]["model"] == "mask_predictor" and state["pipeline"] == {"segmenter": segmenter}
 
