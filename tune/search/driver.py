@@ -11,7 +11,6 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any
 
 from data.cache import decode_split
 from data.files import os_error_line
@@ -24,6 +23,7 @@ from tune.search.config import SearchConfig, forget_unstarted, named, one_driver
 from tune.search.overrides import parse_overrides, show_space
 from tune.search.reach import check_mlflow, check_reachable
 from tune.search.resources import Cluster, plan_resources
+from tune.search.signals import StopSignals, ray_in_own_session
 from tune.search.spaces import SearchSpace, get_space
 from tune.search.stages import StageInterrupted, run_stage
 from tune.search.study import Study
@@ -54,7 +54,7 @@ def _run_search(cfg: SearchConfig, resume: bool, given: frozenset[str], started:
     status = 0
     stopped: dict[str, str] = {}  # stage -> why it stopped the study
     study.record_run(ended=False)
-    received = stop_on_sigterm()
+    signals = StopSignals()
     clock = StudyClock(study, budget_seconds(study.cfg, study.resources), started)
     for stage in study.space.stages:
         if not clock.start(stage):
@@ -64,13 +64,12 @@ def _run_search(cfg: SearchConfig, resume: bool, given: frozenset[str], started:
             complete = run_stage(study, stage)
             clock.ran(stage, complete)
         except (StageInterrupted, KeyboardInterrupt) as err:
-            why = received[-1] if received else "SIGINT"
             print(
-                f"{str(err) or 'stopped at once'} ({why}); nothing unfinished is marked finished. Resume with: "
-                f"python -m tune.search --out {study.cfg.out} --name {study.cfg.name} --resume",
+                f"{str(err) or 'stopped at once'} ({signals.why()}); nothing unfinished is marked finished. Resume "
+                f"with: python -m tune.search --out {study.cfg.out} --name {study.cfg.name} --resume",
                 file=sys.stderr,
             )
-            return 128 + int(getattr(signal, why))
+            return 128 + int(getattr(signal, signals.why()))
         except RuntimeError as err:
             stopped[stage.name] = str(err)
         else:
@@ -156,20 +155,6 @@ def check_results(study: Study) -> None:
             raise ValueError(f"cannot resume: {path} {why}, though that stage finished; restore it from a copy")
 
 
-def stop_on_sigterm() -> list[str]:
-    """SIGTERM (what a cluster scheduler sends before it kills) stops the study as Ctrl-C does: it is turned
-    into a SIGINT, which Ray Tune takes as "save the state and end the experiment" while a stage runs (a
-    second one stops at once). Returns the list the signals received are appended to."""
-    received: list[str] = []
-
-    def on_sigterm(signum: int, frame: Any) -> None:
-        received.append("SIGTERM")
-        signal.raise_signal(signal.SIGINT)
-
-    signal.signal(signal.SIGTERM, on_sigterm)
-    return received
-
-
 def splits_used(space: SearchSpace) -> list[str]:
     """The splits the stages of a space read (a unet study never opens unlabeled)."""
     return list(dict.fromkeys(split for stage in space.stages for split in task_for(stage.model).splits))
@@ -228,6 +213,7 @@ def init_ray(cfg: SearchConfig, cluster: Cluster | None = None) -> None:
         ray.init(address=cfg.address, logging_level=logging.WARNING)
         print(f"joined the Ray cluster at {cfg.address}: {ray.cluster_resources()}")
         return
+    ray_in_own_session()  # a SIGTERM to the driver's process group stops the study, not its Ray (tune/search/signals.py)
     context = ray.init(
         num_cpus=None if cluster is None else int(cluster.cpus),
         num_gpus=None if cluster is None else int(cluster.gpus),

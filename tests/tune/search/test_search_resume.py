@@ -34,7 +34,7 @@ def _search(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        start_new_session=True,  # its own process group: the kill takes Ray's processes too
+        start_new_session=True,  # its own process group (Ray's processes are in theirs, and end with the driver)
     )
 
 
@@ -56,7 +56,8 @@ def _wait_until(driver: subprocess.Popen[str], ready: Callable[[], bool], moment
 
 
 def _kill(driver: subprocess.Popen[str]) -> None:
-    """kill -9 of the driver's process group: the driver and its Ray at once, nothing saved on the way out."""
+    """kill -9 of the driver's process group: the driver at once, and its Ray with it (Ray's kernel fate-sharing),
+    nothing saved on the way out."""
     os.killpg(driver.pid, signal.SIGKILL)
     driver.wait()
 
@@ -75,7 +76,8 @@ def test_a_study_stopped_every_way_resumes_to_the_end(synth_root: Path, tmp_path
     """One study of 8 trials stopped four times, each time another way, then finished by a fifth start:
     1. kill -9 mid-study, once 2 epochs are recorded (trials running, their checkpoints being written);
     2. Ctrl-C (SIGINT to the process group, as a terminal sends it) an epoch into the resume;
-    3. SIGTERM to the driver alone (as a cluster scheduler sends it) an epoch into the next;
+    3. SIGTERM to the driver alone (as Kubernetes sends it) an epoch into the next; then to its whole process group
+       (as `timeout` and Slurm send it) an epoch into the next;
     4. kill -9 while the best model is evaluated and the report made (the stage done, the study not).
     Each --resume goes on where the last stopped; the end holds every trial and every epoch once."""
     env = {**os.environ, "SEGTUNE_CACHE": str(tmp_path / "decoded"), "RAY_USAGE_STATS_ENABLED": "0"}
@@ -113,6 +115,15 @@ def test_a_study_stopped_every_way_resumes_to_the_end(synth_root: Path, tmp_path
     driver = _search([*args, "--resume"], env)
     _wait_until(driver, lambda: epochs() > seen, f"{seen + 1} epochs were recorded")
     os.kill(driver.pid, signal.SIGTERM)
+    _stopped(driver, signal.SIGTERM, folder)
+
+    # 3b. SIGTERM to the driver's whole process group (as `timeout` and Slurm's scancel send it), an epoch later: it
+    # reached Ray's processes too, which ended the driver with status 1 and no word of the study (after 60 s, or at
+    # once); they run in sessions of their own now, and the study stops as in 3
+    seen = epochs()
+    driver = _search([*args, "--resume"], env)
+    _wait_until(driver, lambda: epochs() > seen, f"{seen + 1} epochs were recorded")
+    os.killpg(driver.pid, signal.SIGTERM)
     _stopped(driver, signal.SIGTERM, folder)
 
     # 4. kill -9 once the stage is done (seconds before the end, with the evaluation on val and the report's figures)
