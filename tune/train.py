@@ -23,8 +23,9 @@ import argparse
 import contextlib
 import json
 import os
+import shlex
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from data.files import ensure_writable, error_line
@@ -33,7 +34,7 @@ from data.locking import run_lock
 from models.registry import list_models, model_entry
 from reports.load import unfinished_text
 from reports.schema import study_data
-from tune.plugins import add_plugin_argument, early_plugins, load_plugins, study_plugins
+from tune.plugins import add_plugin_argument, early_plugins, load_plugins, plugin_spec, study_plugins
 from tune.training.config import RunConfig
 from tune.training.run import (
     CHECKPOINT_FILE,
@@ -116,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give --model NAME, or --from a study folder or checkpoint")
     if args.trial is not None and args.source is None:
         parser.error("--trial names a trial of the study given with --from")
+    from_study = args.source is not None and args.source.is_dir()
     try:
         source = None if args.source is None else _source(args.source, args.trial)
         run = build_run(args.model or "", args.sets, epochs=args.epochs, base=source.run if source else None)
@@ -134,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         data_root = source.data
         print(f"data: {data_root} (the study's; --data for another)")
     else:
-        if args.source is not None and args.source.is_dir():  # a study of the embedded set, or of data unknown
+        if from_study:  # a study of the embedded set, or of data unknown
             try:
                 study_data(args.source)
             except FileNotFoundError as err:
@@ -148,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as err:  # a count past the split's videos; a split that cannot be listed
         print(f"error: {error_line(err)}", file=sys.stderr)
         return 2
-    named = args.source.resolve().name if args.source is not None and args.source.is_dir() else run.model
+    named = args.source.resolve().name if from_study else run.model
     out = Path(args.out or Path("runs") / f"train-{named}")  # --from a study: named by the study
     segmenter = args.segmenter or (source.segmenter if source else None)
     if source is not None and source.segmenter is not None and not args.segmenter and not source.segmenter.is_file():
@@ -156,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {why}", file=sys.stderr)
         return 2
     if source is not None:
-        if args.source.is_dir() and (snapshot := unfinished_text(args.source)):
+        if from_study and (snapshot := unfinished_text(args.source)):
             print(f"note: {snapshot}")
         print(f"from {source.checkpoint}: {_epochs(run)}{''.join(f', {s}' for s in args.sets)}")
         if source.pretrain is not None:
@@ -190,8 +192,14 @@ def main(argv: list[str] | None = None) -> int:
             )
     except (OSError, ValueError) as err:  # bad input; read-only, full disk, no permission: the path named
         print(f"error: {error_line(err)}", file=sys.stderr)
+    except KeyboardInterrupt:  # Ctrl-C: each epoch done has its checkpoint
+        given = sys.argv[1:] if argv is None else argv
+        again = shlex.join([*given, *([] if args.resume else ["--resume"])])
+        print(f"\nstopped (SIGINT): {out} keeps every epoch done; go on with: python -m tune.train {again}")
+        return 130
     else:
-        print(next_step(run.model, out / CHECKPOINT_FILE, data_root))
+        plugins = [*map(plugin_spec, args.plugin or []), *(study_plugins(args.source) if from_study else [])]
+        print(next_step(run.model, out / CHECKPOINT_FILE, data_root, plugins))
         return 0
     with contextlib.suppress(OSError):  # a run refused before its first epoch leaves no lock, nor empty folder, behind
         if held_it and not locked:
@@ -201,10 +209,12 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
-def next_step(model: str, checkpoint: Path, data_root: str | os.PathLike[str]) -> str:
+def next_step(model: str, checkpoint: Path, data_root: str | os.PathLike[str], plugins: Sequence[str] = ()) -> str:
     """The command that submits what a run trained: its masks of the hidden split, or for a frame segmenter
-    the motion rule's answer on its masks (a frame predictor answers nothing alone: dual_phase pretrains one)."""
+    the motion rule's answer on its masks (a frame predictor answers nothing alone: dual_phase pretrains one);
+    with the `plugins` a plugin's model needs."""
     command = f"python -m tune.predict --checkpoint {checkpoint} --data {data_root} --split hidden --out submission.pt"
+    command += "".join(f" --plugin {shlex.quote(plugin)}" for plugin in dict.fromkeys(plugins))
     task = task_for(model)
     if task.predicts_masks():
         return f"to submit it: {command}"

@@ -24,6 +24,7 @@ from tune.search.config import SearchConfig, prepare_study
 from tune.search.overrides import overrides_from_file
 from tune.search.searcher import DefineByRun
 from tune.search.spaces import get_space
+from tune.train import main as train
 
 PLUGIN = Path(__file__).resolve().parents[3] / "docs" / "plugin_example.py"
 
@@ -208,6 +209,10 @@ def test_a_plugin_study_with_overrides_logs_to_tensorboard_and_mlflow_and_predic
     out = tmp_path / "val.pt"
     assert predict(["--experiment", str(exp), "--data", str(synth_root), "--split", "val", "--out", str(out)]) == 0
     assert torch.load(out).shape == (2, 160, 240)
+    # its best trained anew: the command that submits it names the plugin its model comes from
+    capsys.readouterr()
+    assert train(["--from", str(exp), "--epochs", "1", "--out", str(tmp_path / "t"), "--quiet"]) == 0
+    assert f"--split hidden --out submission.pt --plugin {PLUGIN}\n" in capsys.readouterr().out
 
 
 @pytest.mark.slow

@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -28,6 +33,7 @@ from tune.training.run import RUN_LOCK, build_run
 from tune.training.tasks import task_for
 from tune.training.trainer import TIMING_METRICS, Trainer, load_data
 
+ROOT = Path(__file__).resolve().parents[3]
 TINY_SETS = {
     "unet": ["width=4", "depth=2"],
     "frame_segmenter": ["width=4", "depth=2", "frames_per_video=2"],
@@ -183,6 +189,32 @@ def test_cli_resume_continues_after_the_last_saved_epoch(
     # an empty folder: nothing to resume, said, and the run starts
     assert main([*_args("unet", synth_root, tmp_path / "new", epochs=1), "--resume"]) == 0
     assert "nothing to resume at" in capsys.readouterr().out
+
+
+def test_ctrl_c_stops_a_run_in_one_line_that_says_how_to_go_on(
+    synth_root: Path, tmp_path: Path, own_cache: Path
+) -> None:
+    """Ctrl-C amid a run: no traceback, exit 130, and the command that resumes it, which does."""
+    args = _args("unet", synth_root, tmp_path / "run", epochs=50)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "tune.train", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "SEGTUNE_CACHE": str(own_cache)},
+    )
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "run" / "checkpoint.pt").exists() and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    run.send_signal(signal.SIGINT)
+    output, _ = run.communicate(timeout=60)
+    assert run.returncode == 130 and "Traceback" not in output, output
+    command = output.strip().splitlines()[-1]
+    assert command.startswith(f"stopped (SIGINT): {tmp_path / 'run'} keeps every epoch done; go on with: "), output
+    assert command.endswith(" --resume") and shlex.split(command.split("go on with: ")[1])[3:-1] == args
+    done = load_checkpoint(tmp_path / "run" / "checkpoint.pt")["epoch"]
+    assert 1 <= done < 50
 
 
 def _from(source: Path, root: Path | None, out: Path | None) -> list[str]:
