@@ -172,7 +172,7 @@ CASES: dict[str, tuple[Setup, str]] = {
     "nothing to resume": (lambda r, t: [*_search(r, t), "--resume"], "nothing to resume"),
     "a damaged search.json": (_damaged_study, "search.json: not a study's settings (not valid JSON"),
     "a resume with other settings": (_contradicting_resume, "--space 'dual_phase' (the study has 'unet')"),
-    "a study folder moved away from its name": (_moved_study, "move the folder back there"),
+    "a study folder moved away from its name": (_moved_study, "give the folder its name again ("),
     "an out folder that is a file": (_file_as_out, "a-file: a file, where a folder is needed"),
     "an unknown parameter": (lambda r, t: _search(r, t, "--set", "widht=8"), "no parameter 'widht'"),
     "a value out of bounds": (lambda r, t: _search(r, t, "--set", "dropout=1.5"), "UNetConfig.dropout must be"),

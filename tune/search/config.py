@@ -144,11 +144,11 @@ def _resumed(cfg: SearchConfig, given: frozenset[str]) -> SearchConfig:
         raise ValueError(f"{path}: not the settings of a study this version can resume ({err})") from None
     if saved.name != cfg.name:
         raise ValueError(
-            f"{path} belongs to the study {saved.name!r}, which Ray's and Optuna's saved state place in "
-            f"{Path(cfg.out).absolute() / str(saved.name)}: move the folder back there to resume it"
+            f"{path} belongs to the study {saved.name!r}, as Ray's and Optuna's saved state name it: give the folder "
+            f"its name again ({Path(cfg.out).absolute() / str(saved.name)}) to resume it"
         )
     differ = [
-        f"--{key.replace('_', '-')} {getattr(cfg, key)!r} (the study has {getattr(saved, key)!r})"
+        f"--{key.replace('_', '-')} {_shown(getattr(cfg, key))} (the study has {_shown(getattr(saved, key))})"
         for key in sorted(given)
         if getattr(cfg, key) != getattr(saved, key)
     ]
@@ -159,6 +159,13 @@ def _resumed(cfg: SearchConfig, given: frozenset[str]) -> SearchConfig:
         )
     runtime = ("out", "address", "dashboard", "time_budget_s", "gpu_hours")  # a resume may give new ones
     return dataclasses.replace(saved, **{key: getattr(cfg, key) for key in runtime})
+
+
+def _shown(value: object) -> str:
+    """A setting as a refusal names it: a flag's several values (--overrides, --plugin) one by one, or none."""
+    if isinstance(value, (tuple, list)):
+        return ", ".join(map(repr, value)) or "none"
+    return repr(value)
 
 
 def _started(folder: Path) -> bool:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from data.layout import has_split
+from reports.checkpoints import found_in
 from reports.resources import gpu_busy_share, with_setup
 from reports.schema import (
     BEST_METRIC,
@@ -71,7 +73,7 @@ def print_summary(study: Study) -> None:
             f"  {rank}. {row[TRIAL_ID]}  {final.metric} {row[BEST_METRIC]:.4f}  [{row[STATUS]}, {row[EPOCHS]} epoch{'s' if row[EPOCHS] != 1 else ''}]  {shown}"
         )
     best = top.iloc[0]
-    print(f"\nbest checkpoint: {best[CHECKPOINT]}")
+    print(f"\nbest checkpoint: {found_in(study.folder, best[CHECKPOINT])}")  # where the study is now
     if (references := study.results_dir / REFERENCES_FILE).exists():  # written by the best model's evaluation
         print(references_text(pd.read_parquet(references)))
 
@@ -94,7 +96,8 @@ def print_summary(study: Study) -> None:
         if scores and not above:
             print(unbeaten_text(final.model, best, scores))
     if submission is None:  # data with no hidden split, or the writing failed (said above)
-        print(f"to submit it: {submit()}")
+        hidden = "" if has_split(study.root, "hidden", hidden=study.cfg.hidden) else " --hidden DIR"
+        print(f"to submit it: {submit()}{hidden}")
     print(
         f"its configuration trained anew (the budget's {best[MAX_EPOCHS]} epochs; --epochs N for more, "
         f"--trial ID for another above; on the study's data): python -m tune.train --from {study.folder}"

@@ -85,7 +85,7 @@ def test_resume_of_settings_without_the_study_budget_names_the_file(tmp_path: Pa
 def test_resume_of_a_moved_folder_says_where_its_state_belongs(tmp_path: Path) -> None:
     cfg = _saved(tmp_path)
     cfg.experiment_dir.rename(tmp_path / "moved")
-    with pytest.raises(ValueError, match=r"belongs to the study 's'.*move the folder back"):
+    with pytest.raises(ValueError, match=r"belongs to the study 's'.*give the folder its name again"):
         prepare_study(dataclasses.replace(cfg, name="moved"), resume=True)
 
 
