@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         # the study as it was when its best was taken (a running study's best may change while this predicts)
         snapshot = unfinished_text(args.experiment) if args.checkpoint is None else None
         checkpoint = args.checkpoint or best_checkpoint(args.experiment, args.trial)
-        hidden, data = args.hidden, args.data
+        hidden, data, studied = args.hidden, args.data, {}
         if args.experiment is not None:
             studied = read_study_settings(args.experiment)
             hidden = studied.get("hidden") if hidden is None else hidden
@@ -114,11 +114,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if snapshot:
         print(f"note: {snapshot}")
-    print(f"checkpoint: {checkpoint}")
+    print(
+        f"checkpoint: {checkpoint}" + (f" (the rule {args.rule} on the segmenter's masks)" if args.rule else "")
+    )
     print(f"data: {data}" + ("" if args.data else " (the study's; --data for another)"))
     print(f"wrote {args.out}: {tuple(masks.shape)} {masks.dtype}, videos {int(ids[0])}..{int(ids[-1])} in id order")
     if iou is not None:
-        print(f"val IoU (competition metric, whole set): {iou:.4f}")
+        scored = studied.get("val_videos") if args.experiment is not None else None
+        subset = f"; the study scored on its first {scored} videos (--val-videos)" if scored else ""
+        print(f"val IoU (competition metric, whole set of {len(ids)} videos{subset}): {iou:.4f}")
     return 0
 
 

@@ -53,7 +53,7 @@ def test_val_iou_is_the_competition_metric_over_the_whole_set(
     val = decode_split(synth_root, "val", progress=False)
     assert val.masks is not None
     expected = competition_iou(masks.long(), torch.from_numpy(np.array(val.masks[:, 21])).long())
-    assert f"val IoU (competition metric, whole set): {expected:.4f}" in printed
+    assert f"val IoU (competition metric, whole set of 2 videos): {expected:.4f}" in printed
     trials = pd.read_parquet(unet_study / "results" / "trials.parquet")
     chosen = trials[trials["checkpoint"] == str(best_checkpoint(unet_study))]
     assert len(chosen) == 1 and chosen["best_metric"].iloc[0] == trials["best_metric"].max()  # ties: any best
@@ -149,7 +149,15 @@ def test_a_rule_answers_from_the_segmenter_of_a_mask_study(
     assert masks.dtype == torch.uint8 and torch.equal(masks.long(), expected)
     assert val.masks is not None
     iou = competition_iou(expected, torch.from_numpy(np.array(val.masks[:, 21])).long())
-    assert f"val IoU (competition metric, whole set): {iou:.4f}" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert f"val IoU (competition metric, whole set of 2 videos): {iou:.4f}" in printed
+    assert f"checkpoint: {segmenter} (the rule {rule} on the segmenter's masks)\n" in printed
+    if rule == "copy_last":  # the study scored its trials on the first val video: a score of the whole set says so
+        assert main(["--experiment", str(mask_study), "--split", "val", "--out", str(tmp_path / "v.pt")]) == 0
+        assert (
+            "(competition metric, whole set of 2 videos; the study scored on its first 1 videos (--val-videos)): "
+            in (capsys.readouterr().out)
+        )
     if rule == "extrapolate":  # without --rule, a segmenter is refused, saying what it answers with
         args = ["--checkpoint", segmenter, "--data", str(synth_root), "--split", "val"]
         assert main([*args, "--out", str(tmp_path / "x.pt")]) == 2
