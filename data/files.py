@@ -11,9 +11,11 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from data.locking import file_lock
 
@@ -129,3 +131,29 @@ def check_free_space(
             f"{what} needs {size_text(needed)} and {size_text(free)} are free; free some space or {elsewhere}",
             str(folder),
         )
+
+
+_OWN = Path(__file__).resolve().parents[1]  # the project's packages: data, models, tune, reports
+
+
+def warnings_as_lines() -> None:
+    """A command's own warnings (a bad video skipped, a broken one predicted) as one `warning: ...` line each, once
+    a process however often they are raised (a study decodes a split for its trials, the best model's evaluation and
+    its submission), not as Python shows them (the file, its line, its source). Other packages' warnings are shown
+    as Python shows them. Only their text is changed: a caller that records warnings still sees each."""
+    formatted = warnings.formatwarning
+    if getattr(formatted, "one_line", False):
+        return
+    said: set[str] = set()
+
+    def one_line(message: Warning | str, category: type[Warning], filename: str, lineno: int, line: Any = None) -> str:
+        path = Path(filename).resolve()
+        if not (path.is_file() and path.is_relative_to(_OWN)) or "site-packages" in path.parts:
+            return formatted(message, category, filename, lineno, line)
+        if str(message) in said:
+            return ""
+        said.add(str(message))
+        return f"warning: {message}\n"
+
+    one_line.one_line = True  # type: ignore[attr-defined]
+    warnings.formatwarning = one_line

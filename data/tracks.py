@@ -38,7 +38,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from data.classes import NUM_CLASSES, TRACK_CHANNELS
-from data.files import atomic_write, build_folder, error_line
+from data.files import atomic_write, build_folder, error_line, warnings_as_lines
 from data.progress import Progress
 
 TRACKS_FILE = "tracks.parquet"
@@ -206,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     from data.cache import decode_split, default_cache_dir
     from data.layout import DataError
 
+    warnings_as_lines()
     parser = argparse.ArgumentParser(prog="python -m data.tracks", description=__doc__.split("\n\n")[0])
     parser.add_argument("root", help="a data root in the competition layout")
     parser.add_argument("--split", default="train", help="a labelled split: train or val")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from data.files import atomic_write, ensure_writable, error_line
+from data.files import atomic_write, ensure_writable, error_line, warnings_as_lines
 from reports.checkpoints import best_checkpoint
 from reports.load import unfinished_text
 from reports.schema import read_study_settings, study_data
@@ -35,6 +35,7 @@ def check_out(out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    warnings_as_lines()
     parser = argparse.ArgumentParser(
         prog="python -m tune.predict", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -114,9 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if snapshot:
         print(f"note: {snapshot}")
-    print(
-        f"checkpoint: {checkpoint}" + (f" (the rule {args.rule} on the segmenter's masks)" if args.rule else "")
-    )
+    print(f"checkpoint: {checkpoint}" + (f" (the rule {args.rule} on the segmenter's masks)" if args.rule else ""))
     print(f"data: {data}" + ("" if args.data else " (the study's; --data for another)"))
     print(f"wrote {args.out}: {tuple(masks.shape)} {masks.dtype}, videos {int(ids[0])}..{int(ids[-1])} in id order")
     if iou is not None:

@@ -28,7 +28,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from data.files import ensure_writable, error_line
+from data.files import ensure_writable, error_line, warnings_as_lines
 from data.layout import index_split
 from data.locking import run_lock
 from models.registry import list_models, model_entry
@@ -49,6 +49,7 @@ from tune.training.tasks import answering_models, task_for
 
 
 def main(argv: list[str] | None = None) -> int:
+    warnings_as_lines()
     try:
         early_plugins(argv)  # first: a plugin adds models to --model's choices
     except (FileNotFoundError, ValueError) as err:

@@ -1,12 +1,16 @@
-"""data.files: an OSError told as one line naming its path."""
+"""data.files: an OSError told as one line naming its path; warnings as a command shows them."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from data.files import ensure_writable, not_a, os_error_line
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_a_folder_asked_for_where_a_file_is_says_so(tmp_path: Path) -> None:
@@ -22,3 +26,27 @@ def test_a_folder_asked_for_where_a_file_is_says_so(tmp_path: Path) -> None:
         "a folder, where a file is needed",
         "no such file",
     ]
+
+
+def test_a_command_s_own_warnings_are_one_line_each_said_once(tmp_path: Path) -> None:
+    """As every command shows them (warnings_as_lines): this project's as `warning: ...` once a process, however
+    often raised (a split listed again and again); another package's as Python shows it."""
+    (tmp_path / "train" / "video_0").mkdir(parents=True)
+    (tmp_path / "train" / "notes.txt").write_text("not a video")
+    code = (
+        "import warnings\n"
+        "from data.files import warnings_as_lines\n"
+        "from data.layout import shared_ids\n"
+        "warnings_as_lines()\n"
+        "for _ in range(3):\n"
+        "    with warnings.catch_warnings():\n"  # as the driver lists a split: a registry reset each time
+        f"        shared_ids({str(tmp_path)!r}, ['train'])\n"  # (the warning is this project's code's)
+        f"    shared_ids({str(tmp_path)!r}, ['train'])\n"
+        "warnings.warn('from elsewhere', UserWarning)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    own = f"warning: {tmp_path / 'train'}: left out 1 entries that are not video_N folders: notes.txt"
+    assert lines.count(own) == 1 and not any("data/layout.py" in line for line in lines), done.stderr
+    assert any(line.endswith("UserWarning: from elsewhere") for line in lines), done.stderr  # Python's own form

@@ -8,6 +8,7 @@ import math
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -15,6 +16,7 @@ from typing import Any, NamedTuple
 import torch
 
 from data.cache import OnError
+from data.files import warnings_as_lines
 from models.registry import model_entry
 from reports.schema import CHECKPOINT_S, EPOCH, FIRST_STEP_AT, NODE_ID, TORCH_THREADS, TRAIN_LOSS
 from tune.plugins import load_plugins
@@ -110,6 +112,9 @@ def train_trial(config: dict[str, Any], *, job: StageJob) -> None:
 
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # not a "checkpoint created" line per epoch
     sys.unraisablehook = quiet_ray_exit
+    warnings_as_lines()  # a batch split for memory: one line, under Ray's prefix of the trial
+    # the bad videos each trial's decoding meets again: the driver said them as it decoded the splits first
+    warnings.filterwarnings("ignore", message=r"(skipping|predicting) \d+ (bad|broken) video", category=UserWarning)
     load_plugins(job.plugins)
     plan = job.plan(config)
     if plan.fail:
