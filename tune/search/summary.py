@@ -49,10 +49,10 @@ def split_text(epochs: pd.DataFrame) -> str | None:
 
 def print_summary(study: Study) -> None:
     trials, epochs = read_results(study.results_dir)
-    print(f"\nresults: {study.results_dir}")
     if not len(trials):
-        print("no trials ran")
+        print("\nno trials ran: no results yet")
         return
+    print(f"\nresults: {study.results_dir}")
     print(f"trials: {status_text(trials)}")
     for stage in study.space.stages:
         if spent := epochs_spent_text(trials, stage.name):
