@@ -133,27 +133,35 @@ def check_free_space(
         )
 
 
-_OWN = Path(__file__).resolve().parents[1]  # the project's packages: data, models, tune, reports
+_OWN = tuple(Path(__file__).resolve().parents[1] / name for name in ("data", "models", "tune", "reports"))
 
 
-def warnings_as_lines() -> None:
+def warnings_as_lines(*, again: bool = False) -> None:
     """A command's own warnings (a bad video skipped, a broken one predicted) as one `warning: ...` line each, once
     a process however often they are raised (a study decodes a split for its trials, the best model's evaluation and
-    its submission), not as Python shows them (the file, its line, its source). Other packages' warnings are shown
-    as Python shows them. Only their text is changed: a caller that records warnings still sees each."""
+    its submission), not as Python shows them (the file, its line, its source). Other code's warnings are shown as
+    Python shows them. Only their text is changed: a caller that records warnings still sees each. `again`: what
+    was said may be said again (a Ray worker's next trial)."""
     formatted = warnings.formatwarning
-    if getattr(formatted, "one_line", False):
+    if isinstance(said := getattr(formatted, "said", None), set):
+        if again:
+            said.clear()
         return
-    said: set[str] = set()
+    said = set()
 
     def one_line(message: Warning | str, category: type[Warning], filename: str, lineno: int, line: Any = None) -> str:
-        path = Path(filename).resolve()
-        if not (path.is_file() and path.is_relative_to(_OWN)) or "site-packages" in path.parts:
+        try:
+            own = any(Path(filename).resolve().is_relative_to(package) for package in _OWN)
+        except (OSError, RuntimeError, ValueError):  # a path that cannot be resolved
+            own = False
+        if not own:
             return formatted(message, category, filename, lineno, line)
         if str(message) in said:
             return ""
         said.add(str(message))
         return f"warning: {message}\n"
 
-    one_line.one_line = True  # type: ignore[attr-defined]
+    one_line.said = said  # type: ignore[attr-defined]
     warnings.formatwarning = one_line
+    # each raised, not once a place as Python's default has it: which of them is said is the `said` set's to judge
+    warnings.filterwarnings("always", category=UserWarning, module=r"(data|models|tune|reports)(\.|$)")

@@ -206,7 +206,6 @@ def main(argv: list[str] | None = None) -> int:
     from data.cache import decode_split, default_cache_dir
     from data.layout import DataError
 
-    warnings_as_lines()
     parser = argparse.ArgumentParser(prog="python -m data.tracks", description=__doc__.split("\n\n")[0])
     parser.add_argument("root", help="a data root in the competition layout")
     parser.add_argument("--split", default="train", help="a labelled split: train or val")
@@ -236,4 +235,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    warnings_as_lines()  # the command's, not a caller's that imports main (a test)
     raise SystemExit(main())

@@ -35,7 +35,6 @@ def check_out(out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    warnings_as_lines()
     parser = argparse.ArgumentParser(
         prog="python -m tune.predict", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -119,11 +118,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"data: {data}" + ("" if args.data else " (the study's; --data for another)"))
     print(f"wrote {args.out}: {tuple(masks.shape)} {masks.dtype}, videos {int(ids[0])}..{int(ids[-1])} in id order")
     if iou is not None:
-        scored = studied.get("val_videos") if args.experiment is not None else None
+        scored = studied.get("val_videos") if args.experiment is not None and args.data is None else None
         subset = f"; the study scored on its first {scored} videos (--val-videos)" if scored else ""
         print(f"val IoU (competition metric, whole set of {len(ids)} videos{subset}): {iou:.4f}")
     return 0
 
 
 if __name__ == "__main__":
+    warnings_as_lines()  # the command's, not a caller's that imports main (a test)
     raise SystemExit(main())

@@ -32,9 +32,10 @@ from data.files import ensure_writable, error_line, warnings_as_lines
 from data.layout import index_split
 from data.locking import run_lock
 from models.registry import list_models, model_entry
+from reports.checkpoints import study_of
 from reports.load import unfinished_text
 from reports.schema import study_data
-from tune.plugins import add_plugin_argument, early_plugins, load_plugins, plugin_spec, study_plugins
+from tune.plugins import add_plugin_argument, early_plugins, load_plugins, study_plugins
 from tune.training.config import RunConfig
 from tune.training.run import (
     CHECKPOINT_FILE,
@@ -49,9 +50,8 @@ from tune.training.tasks import answering_models, task_for
 
 
 def main(argv: list[str] | None = None) -> int:
-    warnings_as_lines()
     try:
-        early_plugins(argv)  # first: a plugin adds models to --model's choices
+        given_plugins = early_plugins(argv)  # first: a plugin adds models to --model's choices
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {error_line(err)}", file=sys.stderr)
         return 2
@@ -196,10 +196,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C: each epoch done has its checkpoint
         given = sys.argv[1:] if argv is None else argv
         again = shlex.join([*given, *([] if args.resume else ["--resume"])])
-        print(f"\nstopped (SIGINT): {out} keeps every epoch done; go on with: python -m tune.train {again}")
+        print(
+            f"\nstopped (SIGINT): {out} keeps every epoch done; go on with: python -m tune.train {again}",
+            file=sys.stderr,
+        )
         return 130
     else:
-        plugins = [*map(plugin_spec, args.plugin or []), *(study_plugins(args.source) if from_study else [])]
+        study = args.source if from_study else study_of(args.source) if args.source is not None else None
+        plugins = [*given_plugins, *(study_plugins(study) if study is not None else [])]
         print(next_step(run.model, out / CHECKPOINT_FILE, data_root, plugins))
         return 0
     with contextlib.suppress(OSError):  # a run refused before its first epoch leaves no lock, nor empty folder, behind
@@ -273,10 +277,11 @@ def _epochs(run: RunConfig) -> str:
 
 def _source(path: Path, trial: str | None) -> Source:
     """The run `--from` (and `--trial`) name; a study's plugins are loaded first (its model may be one of theirs)."""
-    if path.is_dir():
-        load_plugins(study_plugins(path))
+    if (study := path if path.is_dir() else study_of(path)) is not None:  # a trial's checkpoint: its study's too
+        load_plugins(study_plugins(study))
     return run_source(path, trial)
 
 
 if __name__ == "__main__":
+    warnings_as_lines()  # the command's, not a caller's that imports main (a test)
     raise SystemExit(main())

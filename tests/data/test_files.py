@@ -42,11 +42,14 @@ def test_a_command_s_own_warnings_are_one_line_each_said_once(tmp_path: Path) ->
         "    with warnings.catch_warnings():\n"  # as the driver lists a split: a registry reset each time
         f"        shared_ids({str(tmp_path)!r}, ['train'])\n"  # (the warning is this project's code's)
         f"    shared_ids({str(tmp_path)!r}, ['train'])\n"
+        "warnings_as_lines(again=True)\n"  # a Ray worker's next trial: said again, once
+        f"shared_ids({str(tmp_path)!r}, ['train'])\n"
+        f"shared_ids({str(tmp_path)!r}, ['train'])\n"
         "warnings.warn('from elsewhere', UserWarning)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     lines = done.stderr.splitlines()
     own = f"warning: {tmp_path / 'train'}: left out 1 entries that are not video_N folders: notes.txt"
-    assert lines.count(own) == 1 and not any("data/layout.py" in line for line in lines), done.stderr
+    assert lines.count(own) == 2 and not any("data/layout.py" in line for line in lines), done.stderr
     assert any(line.endswith("UserWarning: from elsewhere") for line in lines), done.stderr  # Python's own form

@@ -15,7 +15,7 @@ import re
 import sys
 from pathlib import Path
 
-from data.files import error_line, warnings_as_lines
+from data.files import error_line
 from tune.plugins import add_plugin_argument, early_plugins
 from tune.search.config import SearchConfig
 from tune.search.deadline import parse_duration
@@ -79,7 +79,6 @@ def _number(text: str) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    warnings_as_lines()
     defaults = SearchConfig()
     try:
         plugins = early_plugins(argv)  # first: a plugin adds spaces to --space's choices

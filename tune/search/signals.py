@@ -1,18 +1,26 @@
 """How the driver stops on a signal. SIGTERM (what a cluster scheduler sends before it kills) stops the study as
 Ctrl-C does: it is turned into a SIGINT, which Ray Tune takes as "save the state and end the experiment" while a
-stage runs (a second one stops at once).
+stage runs (a second one stops at once; so a SIGTERM within seconds of the first is not passed on: GNU `timeout`
+sends one to the command, then one to its group).
 
-Sent to the whole process group (`timeout`, Slurm's scancel, `kill -TERM -- -PGID`), SIGTERM also reached the
-processes of the Ray the driver started, which block SIGINT but not SIGTERM: Ray then ended the driver itself with
-status 1, at once or after waiting 60 s for its GCS, and nothing said how to resume (measured, Ray 2.60). So the
-driver starts them in a session of their own (`ray_in_own_session`), where a signal to its group does not reach
-them; they still end with the driver (Ray's kernel fate-sharing kills them when it dies, kill -9 included).
+Sent to the whole process group (`timeout`, `kill -TERM -- -PGID`), SIGTERM also reached the processes of the Ray
+the driver started, which block SIGINT but not SIGTERM: Ray then ended the driver itself with status 1, at once or
+after waiting 60 s for its GCS, and nothing said how to resume (measured, Ray 2.60). So on Linux, where Ray ties its
+processes' lives to the driver's in the kernel (PR_SET_PDEATHSIG: they end with it, kill -9 included), the driver
+starts them in sessions of their own (`ray_in_own_session`), which a signal to its group does not reach. A signal to
+every process of a cgroup (Slurm's scancel and time limit under proctrack/cgroup) still reaches them: there, have
+Slurm signal the batch shell alone (`#SBATCH --signal=B:TERM@120`) and `exec python -m tune.search ...` in it.
 """
 
 from __future__ import annotations
 
+import math
 import signal
+import sys
+import time
 from typing import Any
+
+REPEAT_S = 5.0  # a SIGTERM this soon after one passed on is the same stop (`timeout` sends two)
 
 
 class StopSignals:
@@ -20,6 +28,7 @@ class StopSignals:
 
     def __init__(self) -> None:
         self.received: list[str] = []
+        self._passed_at = -math.inf  # when a SIGTERM was last passed on as a SIGINT
         signal.signal(signal.SIGTERM, self._on_sigterm)
 
     def why(self) -> str:
@@ -27,15 +36,20 @@ class StopSignals:
 
     def _on_sigterm(self, signum: int, frame: Any) -> None:
         self.received.append("SIGTERM")
-        signal.raise_signal(signal.SIGINT)
+        if time.monotonic() - self._passed_at > REPEAT_S:  # `timeout`'s second copy would stop the study at once
+            self._passed_at = time.monotonic()
+            signal.raise_signal(signal.SIGINT)
 
 
 def ray_in_own_session() -> None:
     """Start the processes of a local Ray (its GCS, raylet, dashboard, and through the raylet its workers) each in
-    a session of its own, before `ray.init` starts them. Ray's private process class is wrapped where it is found;
-    where Ray moved it, nothing changes (a group's SIGTERM then stops Ray as it did)."""
-    from ray._private import services
+    a session of its own, before `ray.init` starts them, on Linux with Ray's kernel fate-sharing. Ray's private
+    process class is wrapped where it is found; where Ray moved it, nothing changes (a group's SIGTERM then stops Ray
+    as it did)."""
+    from ray._private import services, utils
 
+    if not sys.platform.startswith("linux") or not utils.detect_fate_sharing_support():
+        return  # Ray's reaper then ends them, as their group's: they stay in the driver's
     popen = getattr(services, "ConsolePopen", None)
     if popen is None or getattr(popen, "own_session", False):
         return

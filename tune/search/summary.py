@@ -77,9 +77,11 @@ def print_summary(study: Study) -> None:
     if (references := study.results_dir / REFERENCES_FILE).exists():  # written by the best model's evaluation
         print(references_text(pd.read_parquet(references)))
 
+    hidden = "" if has_split(study.root, "hidden", hidden=study.cfg.hidden) else " --hidden DIR"  # (none in the data)
+
     def submit(rule: str | None = None) -> str:
         answer = f" --rule {rule}" if rule else ""
-        return f"python -m tune.predict --experiment {study.folder}{answer} --split hidden --out submission.pt"
+        return f"python -m tune.predict --experiment {study.folder}{answer} --split hidden{hidden} --out submission.pt"
 
     if (submission := read_submission(study.folder)) is not None:
         print(
@@ -96,8 +98,7 @@ def print_summary(study: Study) -> None:
         if scores and not above:
             print(unbeaten_text(final.model, best, scores))
     if submission is None:  # data with no hidden split, or the writing failed (said above)
-        hidden = "" if has_split(study.root, "hidden", hidden=study.cfg.hidden) else " --hidden DIR"
-        print(f"to submit it: {submit()}{hidden}")
+        print(f"to submit it: {submit()}")
     print(
         f"its configuration trained anew (the budget's {best[MAX_EPOCHS]} epochs; --epochs N for more, "
         f"--trial ID for another above; on the study's data): python -m tune.train --from {study.folder}"

@@ -112,7 +112,7 @@ def train_trial(config: dict[str, Any], *, job: StageJob) -> None:
 
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # not a "checkpoint created" line per epoch
     sys.unraisablehook = quiet_ray_exit
-    warnings_as_lines()  # a batch split for memory: one line, under Ray's prefix of the trial
+    warnings_as_lines(again=True)  # a batch split for memory: one line a trial (a worker runs several)
     # the bad videos each trial's decoding meets again: the driver said them as it decoded the splits first
     warnings.filterwarnings("ignore", message=r"(skipping|predicting) \d+ (bad|broken) video", category=UserWarning)
     load_plugins(job.plugins)

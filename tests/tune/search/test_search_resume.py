@@ -76,8 +76,8 @@ def test_a_study_stopped_every_way_resumes_to_the_end(synth_root: Path, tmp_path
     """One study of 8 trials stopped four times, each time another way, then finished by a fifth start:
     1. kill -9 mid-study, once 2 epochs are recorded (trials running, their checkpoints being written);
     2. Ctrl-C (SIGINT to the process group, as a terminal sends it) an epoch into the resume;
-    3. SIGTERM to the driver alone (as Kubernetes sends it) an epoch into the next; then to its whole process group
-       (as `timeout` and Slurm send it) an epoch into the next;
+    3. SIGTERM to the driver alone (as Kubernetes sends it) an epoch into the next; then as `timeout` sends it (to the
+       driver, then to its whole process group) an epoch into the next;
     4. kill -9 while the best model is evaluated and the report made (the stage done, the study not).
     Each --resume goes on where the last stopped; the end holds every trial and every epoch once."""
     env = {**os.environ, "SEGTUNE_CACHE": str(tmp_path / "decoded"), "RAY_USAGE_STATS_ENABLED": "0"}
@@ -117,14 +117,16 @@ def test_a_study_stopped_every_way_resumes_to_the_end(synth_root: Path, tmp_path
     os.kill(driver.pid, signal.SIGTERM)
     _stopped(driver, signal.SIGTERM, folder)
 
-    # 3b. SIGTERM to the driver's whole process group (as `timeout` and Slurm's scancel send it), an epoch later: it
+    # 3b. SIGTERM as GNU `timeout` sends it, an epoch later: to the driver, then to its whole process group. That
     # reached Ray's processes too, which ended the driver with status 1 and no word of the study (after 60 s, or at
-    # once); they run in sessions of their own now, and the study stops as in 3
+    # once); they run in sessions of their own now. The second SIGTERM is the same stop, not a second one ("at once")
     seen = epochs()
     driver = _search([*args, "--resume"], env)
     _wait_until(driver, lambda: epochs() > seen, f"{seen + 1} epochs were recorded")
+    os.kill(driver.pid, signal.SIGTERM)
     os.killpg(driver.pid, signal.SIGTERM)
-    _stopped(driver, signal.SIGTERM, folder)
+    output = _stopped(driver, signal.SIGTERM, folder)
+    assert "stopped at once" not in output and " was interrupted with " in output, output
 
     # 4. kill -9 once the stage is done (seconds before the end, with the evaluation on val and the report's figures)
     driver = _search([*args, "--resume"], env)
