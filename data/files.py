@@ -133,7 +133,8 @@ def check_free_space(
         )
 
 
-_OWN = tuple(Path(__file__).resolve().parents[1] / name for name in ("data", "models", "tune", "reports"))
+_PACKAGES = ("data", "models", "tune", "reports")  # the project's: whose warnings a command says in its own way
+_OWN = tuple(Path(__file__).resolve().parents[1] / name for name in _PACKAGES)
 
 
 def warnings_as_lines(*, again: bool = False) -> None:
@@ -164,4 +165,4 @@ def warnings_as_lines(*, again: bool = False) -> None:
     one_line.said = said  # type: ignore[attr-defined]
     warnings.formatwarning = one_line
     # each raised, not once a place as Python's default has it: which of them is said is the `said` set's to judge
-    warnings.filterwarnings("always", category=UserWarning, module=r"(data|models|tune|reports)(\.|$)")
+    warnings.filterwarnings("always", category=UserWarning, module=rf"({'|'.join(_PACKAGES)})(\.|$)")
