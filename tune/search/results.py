@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from ray.train.constants import CHECKPOINT_DIR_NAME
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 
@@ -162,6 +163,11 @@ class ResultsWriter(Callback):
             if best is None or math.isnan(best) or (value >= best if self.mode == "max" else value <= best):
                 row[BEST_METRIC] = float(value)
                 row[BEST_EPOCH] = epoch
+                # the trial wrote this epoch's checkpoint before it reported: named now, as a stop (Ctrl-C,
+                # SIGTERM) before Ray's on_checkpoint would leave the best epoch without its checkpoint
+                folder = result.get(CHECKPOINT_DIR_NAME)
+                if folder and trial.storage is not None:
+                    row[CHECKPOINT] = str(Path(trial.path) / str(folder) / CHECKPOINT_NAME)
         row[EPOCHS] = epoch
         row[WALL_TIME_S] = float(result.get("time_total_s", row.get(WALL_TIME_S) or 0.0))
         row[GPU_HOURS] = row[WALL_TIME_S] * row[GPUS] / 3600

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ray import tune
+from ray.train._internal.storage import StorageContext
+from ray.train.constants import CHECKPOINT_DIR_NAME
 from ray.tune.experiment import Trial
 
 from reports.schema import CHECKPOINT, EPOCH, EPOCHS_FILE, read_results
@@ -36,3 +38,23 @@ def test_an_epoch_is_on_disk_before_ray_records_its_checkpoint(tmp_path: Path) -
         assert (tmp_path / "results" / EPOCHS_FILE).exists(), f"epoch {epoch} held back"
         assert sorted(epochs[EPOCH]) == list(range(1, epoch + 1)), epochs
         assert trials[CHECKPOINT].iloc[0] == str(tmp_path / f"ckpt{epoch}" / CHECKPOINT_NAME)
+
+
+def test_a_stop_between_a_result_and_its_checkpoint_leaves_the_best_epoch_its_checkpoint(tmp_path: Path) -> None:
+    """The trial writes an epoch's checkpoint before it reports; Ray then asks for it (on_checkpoint) in a later
+    step, and a Ctrl-C between ends the study with none. The results name it from the result, so that
+    tune.predict and tune.train --from of the interrupted study find the best epoch's checkpoint; a worse epoch's
+    does not replace it."""
+    storage = StorageContext(storage_path=str(tmp_path), experiment_dir_name="main", trial_dir_name="trial_a")
+    writer = ResultsWriter(
+        tmp_path / "results", space="unet", stage="main", metric="val_iou", mode="max", max_epochs=4, run_values={}
+    )
+    writer.setup()
+    trial = Trial("train_trial", config={"lr": 0.1}, stub=True, storage=storage)
+    writer.on_trial_start(0, [trial], trial)
+    for epoch, iou in ((1, 0.2), (2, 0.1)):
+        result = {TRAINING_ITERATION: epoch, "val_iou": iou, CHECKPOINT_DIR_NAME: f"checkpoint_00000{epoch - 1}"}
+        writer.on_trial_result(0, [trial], trial, result)
+    writer.on_experiment_end([trial])  # what Ray calls as an interrupted study ends
+    trials, _ = read_results(tmp_path / "results")
+    assert trials[CHECKPOINT].iloc[0] == str(tmp_path / "main" / "trial_a" / "checkpoint_000000" / CHECKPOINT_NAME)
