@@ -126,7 +126,9 @@ class StudyClock:
 
 
 def duration_text(seconds: float) -> str:
-    """1h02m, 3m05s, 42s."""
+    """1h02m, 3m05s, 42s, 4.5s (tenths under a minute: a budget of 4.5 s is not shown as 4)."""
+    if seconds < 59.95:
+        return f"{seconds:.1f}".removesuffix(".0") + "s"
     seconds = round(seconds)
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)

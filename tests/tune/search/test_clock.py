@@ -9,7 +9,7 @@ from pathlib import Path
 from reports import schema
 from reports.load import load_experiment
 from tests.reports.study_files import trial_row, write_study_folder
-from tune.search.clock import StudyClock
+from tune.search.clock import StudyClock, duration_text
 from tune.search.config import SearchConfig
 from tune.search.driver import open_study
 from tune.search.resources import Cluster
@@ -59,3 +59,9 @@ def test_a_resume_s_budget_is_not_said_to_have_cut_what_an_earlier_budget_cut(tm
     write_study_folder(study.folder, [*earlier, trial_row("c", 0.3, stage="main", status="cut")])
     clock.ran(study.space.stage("main"), complete=True)
     assert clock.cut == {"main": "all 3 trials started, 1 stopped at the deadline"}  # c, this run's cut
+
+
+def test_durations_are_shown_as_given_under_a_minute_and_rounded_above() -> None:
+    """`--time-budget 4.5` was shown as "4s", so that a budget of 4.5 s seemed to stop a study early."""
+    shown = [duration_text(s) for s in (4.5, 6.0, 42.37, 59.97, 185.4, 3725.0)]
+    assert shown == ["4.5s", "6s", "42.4s", "1m00s", "3m05s", "1h02m"]
