@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from data.cache import default_cache_dir
-from data.files import size_text
+from data.files import run_command, size_text
 from data.locking import try_lock
 
 RECORDS = ("manifest.json", "done.json")  # a decoded split's or pseudo-labels' record; a tracks folder's
@@ -161,4 +161,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_command(main)

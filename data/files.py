@@ -11,11 +11,12 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from data.locking import file_lock
 
@@ -166,3 +167,16 @@ def warnings_as_lines(*, again: bool = False) -> None:
     warnings.formatwarning = one_line
     # each raised, not once a place as Python's default has it: which of them is said is the `said` set's to judge
     warnings.filterwarnings("always", category=UserWarning, module=rf"({'|'.join(_PACKAGES)})(\.|$)")
+
+
+def run_command(main: Callable[[], int], *, stopped: str = "") -> NoReturn:
+    """A command's entry point (`python -m ...`): its own warnings one line each (warnings_as_lines), and a Ctrl-C
+    that `main` does not handle itself one line on stderr and exit 130, not a traceback. `stopped`: what the
+    interrupted command leaves, said after "stopped (SIGINT): "."""
+    warnings_as_lines()  # the command's, not a caller's that imports main (a test)
+    try:
+        code = main()
+    except KeyboardInterrupt:
+        print(f"\nstopped (SIGINT){': ' + stopped if stopped else ''}", file=sys.stderr)
+        code = 130
+    raise SystemExit(code)

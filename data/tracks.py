@@ -38,7 +38,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from data.classes import NUM_CLASSES, TRACK_CHANNELS
-from data.files import atomic_write, build_folder, error_line, warnings_as_lines
+from data.files import atomic_write, build_folder, error_line, run_command
 from data.progress import Progress
 
 TRACKS_FILE = "tracks.parquet"
@@ -235,5 +235,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    warnings_as_lines()  # the command's, not a caller's that imports main (a test)
-    raise SystemExit(main())
+    run_command(main, stopped="the parts written are kept; the same command goes on from them")

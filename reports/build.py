@@ -80,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{err.filename}: " if err.errno and err.filename else ""
         print(f"error: {where}{err.strerror if err.errno else err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # the report is written whole or not at all
+        print("\nstopped (SIGINT): no report written", file=sys.stderr)
+        return 130
     print(f"report: {path}")
     return 0
 

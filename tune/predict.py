@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from data.files import atomic_write, ensure_writable, error_line, warnings_as_lines
+from data.files import atomic_write, ensure_writable, error_line, run_command
 from reports.checkpoints import best_checkpoint
 from reports.load import unfinished_text
 from reports.schema import read_study_settings, study_data
@@ -125,5 +125,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    warnings_as_lines()  # the command's, not a caller's that imports main (a test)
-    raise SystemExit(main())
+    run_command(main, stopped="nothing written")

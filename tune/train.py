@@ -28,7 +28,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from data.files import ensure_writable, error_line, warnings_as_lines
+from data.files import ensure_writable, error_line, run_command
 from data.layout import index_split
 from data.locking import run_lock
 from models.registry import list_models, model_entry
@@ -283,5 +283,4 @@ def _source(path: Path, trial: str | None) -> Source:
 
 
 if __name__ == "__main__":
-    warnings_as_lines()  # the command's, not a caller's that imports main (a test)
-    raise SystemExit(main())
+    run_command(main, stopped="nothing trained yet")  # (Ctrl-C in training: main says what --out keeps)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from data.files import error_line
+from data.files import error_line, run_command
 from data.synth.generate import SynthSpec, generate
 
 
@@ -33,4 +33,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_command(main, stopped="the videos written are kept; the same command draws the rest")

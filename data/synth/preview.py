@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from data.classes import colour_masks
-from data.files import os_error_line
+from data.files import os_error_line, run_command
 from data.layout import DataError, index_split, read_video
 
 DEFAULT_FRAMES = (0, 4, 8, 10, 14, 18, 21)
@@ -72,4 +72,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_command(main)

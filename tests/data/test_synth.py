@@ -5,6 +5,11 @@ from __future__ import annotations
 import filecmp
 import json
 import math
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +34,30 @@ def test_layout_has_global_unpadded_ids_and_competition_files(synth_root: Path) 
     assert sorted(p.name for p in (synth_root / "hidden" / "video_9").iterdir()) == sorted(
         f"image_{t}.png" for t in range(11)
     )
+
+
+def test_ctrl_c_stops_generation_in_one_line_that_says_what_is_kept(tmp_path: Path) -> None:
+    """Ctrl-C amid generation (its pool of workers too, as a terminal sends it to the process group): no
+    traceback, exit 130, one line saying that the videos written stay for the same command to go on from."""
+    out = tmp_path / "out"
+    run = subprocess.Popen(
+        [sys.executable, "-m", "data.synth", str(out), "--train", "40", "--seed", "3", "--quiet", "--workers", "2"],
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while not (out / "train" / "video_0" / "mask.npy").exists() and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(run.pid, signal.SIGINT)
+    output, _ = run.communicate(timeout=60)
+    assert run.returncode == 130 and "Traceback" not in output, output
+    assert output.strip().splitlines()[-1] == (
+        "stopped (SIGINT): the videos written are kept; the same command draws the rest"
+    ), output
+    assert len(list((out / "train").glob("video_*"))) < 40
 
 
 @pytest.mark.slow

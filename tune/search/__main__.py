@@ -1,7 +1,6 @@
 """`python -m tune.search`: see tune.search.cli."""
 
-from data.files import warnings_as_lines
+from data.files import run_command
 from tune.search.cli import main
 
-warnings_as_lines()  # the command's, not a caller's that imports main (a test)
-raise SystemExit(main())
+run_command(main)  # (Ctrl-C in a stage: main says how to resume)
