@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from data.files import atomic_write, ensure_writable, error_line, run_command
+from data.layout import index_split
 from reports.checkpoints import best_checkpoint
 from reports.load import unfinished_text
 from reports.schema import read_study_settings, study_data
@@ -120,7 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     if iou is not None:
         scored = studied.get("val_videos") if args.experiment is not None and args.data is None else None
         subset = f"; the study scored on its first {scored} videos (--val-videos)" if scored else ""
-        print(f"val IoU (competition metric, whole set of {len(ids)} videos{subset}): {iou:.4f}")
+        total = len(index_split(data, "val"))  # less the bad videos --skip-bad-videos left out, each named
+        videos = f"whole set of {total} videos" if total == len(ids) else f"{len(ids)} of its {total} videos"
+        print(f"val IoU (competition metric, {videos}{subset}): {iou:.4f}")
     return 0
 
 

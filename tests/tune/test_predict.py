@@ -191,6 +191,12 @@ def test_a_broken_hidden_video_is_still_predicted_with_skip_bad_videos(
     with pytest.warns(UserWarning, match=r"predicting 1 broken video\(s\) .*video 9: frames \[10\] copied"):
         assert main([*args, "--out", str(tmp_path / "sub.pt"), "--skip-bad-videos"]) == 0
     assert torch.load(tmp_path / "sub.pt", weights_only=True).shape == (2, 160, 240)  # every hidden video
+    # val: a broken video is left out, and the IoU says of how many videos it is
+    (copy_root / "val" / "video_5" / "image_3.png").write_bytes(b"broken")
+    capsys.readouterr()
+    with pytest.warns(UserWarning, match=r"video_5"):
+        assert main([*args[:-1], "val", "--out", str(tmp_path / "val.pt"), "--skip-bad-videos"]) == 0
+    assert "val IoU (competition metric, 1 of its 2 videos): " in capsys.readouterr().out
 
 
 def test_a_hidden_split_shipped_apart_is_found_from_the_study(
