@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import signal
 import sys
 import warnings
 from collections.abc import Callable, Iterator
@@ -180,3 +181,9 @@ def run_command(main: Callable[[], int], *, stopped: str = "") -> NoReturn:
         print(f"\nstopped (SIGINT){': ' + stopped if stopped else ''}", file=sys.stderr)
         code = 130
     raise SystemExit(code)
+
+
+def leave_ctrl_c_to_parent() -> None:
+    """A process pool's worker initializer: Ctrl-C (a terminal sends SIGINT to the whole process group) is the
+    parent's to handle, which ends the pool, not each worker's to raise with a traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from data.classes import N_INPUT_FRAMES
-from data.files import check_free_space
+from data.files import check_free_space, leave_ctrl_c_to_parent
 from data.progress import Progress
 from data.synth.scene import SceneConfig, sample_scene
 
@@ -103,7 +103,7 @@ def generate(
             _close_worker()
         else:
             ctx = mp.get_context("spawn")
-            pool = ctx.Pool(workers, initializer=_init_worker, initargs=(spec.seed, spec.scene))
+            pool = ctx.Pool(workers, initializer=_init_worker, initargs=(spec.seed, spec.scene, True))
             try:
                 for _ in pool.imap_unordered(_write_video, jobs, chunksize=1):
                     bar.update()
@@ -168,7 +168,9 @@ def _flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 _worker: dict[str, object] = {}
 
 
-def _init_worker(seed: int, scene: SceneConfig) -> None:
+def _init_worker(seed: int, scene: SceneConfig, pooled: bool = False) -> None:
+    if pooled:  # (not the one process of workers=1, whose Ctrl-C is its own)
+        leave_ctrl_c_to_parent()
     from data.synth.render import SceneRenderer  # imports mujoco, which sets up GL: only in workers
 
     renderer = SceneRenderer(scene)
