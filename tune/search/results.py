@@ -165,9 +165,9 @@ class ResultsWriter(Callback):
                 row[BEST_EPOCH] = epoch
                 # the trial wrote this epoch's checkpoint before it reported: named now, as a stop (Ctrl-C,
                 # SIGTERM) before Ray's on_checkpoint would leave the best epoch without its checkpoint
-                folder = result.get(CHECKPOINT_DIR_NAME)
-                if folder and trial.storage is not None:
-                    row[CHECKPOINT] = str(Path(trial.path) / str(folder) / CHECKPOINT_NAME)
+                folder, trial_dir = result.get(CHECKPOINT_DIR_NAME), trial.path if trial.storage else None
+                if folder and trial_dir:
+                    row[CHECKPOINT] = str(Path(trial_dir) / str(folder) / CHECKPOINT_NAME)
         row[EPOCHS] = epoch
         row[WALL_TIME_S] = float(result.get("time_total_s", row.get(WALL_TIME_S) or 0.0))
         row[GPU_HOURS] = row[WALL_TIME_S] * row[GPUS] / 3600
