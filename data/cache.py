@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import multiprocessing as mp
 import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -24,7 +23,7 @@ from typing import Literal
 import numpy as np
 
 from data.classes import FRAME_HEIGHT, FRAME_WIDTH, N_FRAMES
-from data.files import build_folder, check_free_space, leave_ctrl_c_to_parent, make_folder
+from data.files import build_folder, check_free_space, make_folder, process_pool
 from data.layout import DataError, VideoEntry, index_split, read_video, read_video_repaired, split_dir
 from data.progress import Progress
 
@@ -309,7 +308,7 @@ def _decode_rows(
                 record(result)
                 bar.update(len(result))
         else:
-            with mp.get_context("spawn").Pool(workers, leave_ctrl_c_to_parent) as pool:
+            with process_pool(workers) as pool:
                 for result in pool.imap_unordered(_decode_chunk, chunks):
                     record(result)
                     bar.update(len(result))

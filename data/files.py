@@ -9,10 +9,15 @@ resumable build leaves its temporary folder for the next one to carry on from).
 from __future__ import annotations
 
 import errno
+import math
+import multiprocessing
+import multiprocessing.pool
 import os
 import shutil
 import signal
 import sys
+import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -175,15 +180,59 @@ def run_command(main: Callable[[], int], *, stopped: str = "") -> NoReturn:
     that `main` does not handle itself one line on stderr and exit 130, not a traceback. `stopped`: what the
     interrupted command leaves, said after "stopped (SIGINT): "."""
     warnings_as_lines()  # the command's, not a caller's that imports main (a test)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # (not where it is ignored: a background job)
+        signal.signal(signal.SIGINT, _ctrl_c_once)
     try:
         code = main()
     except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C (timeout sends two) as the command ends
         print(f"\nstopped (SIGINT){': ' + stopped if stopped else ''}", file=sys.stderr)
         code = 130
     raise SystemExit(code)
 
 
-def leave_ctrl_c_to_parent() -> None:
-    """A process pool's worker initializer: Ctrl-C (a terminal sends SIGINT to the whole process group) is the
-    parent's to handle, which ends the pool, not each worker's to raise with a traceback."""
+_CTRL_C_REPEAT_S = 2.0  # a Ctrl-C this soon after the one raised is the same stop
+
+
+def _ctrl_c_once(signum: int, frame: Any) -> None:
+    """SIGINT as Python's own handler takes it (KeyboardInterrupt), but a repeat within _CTRL_C_REPEAT_S of the
+    last one raised is ignored: `timeout` sends two, a user presses twice or holds the keys, and one that landed in
+    the cleanup the first began (a process pool being ended) cut it short with a traceback. A later one stops
+    again (cleanup that hangs)."""
+    now = time.monotonic()
+    if now - getattr(_ctrl_c_once, "last", -math.inf) < _CTRL_C_REPEAT_S:
+        return
+    _ctrl_c_once.last = now  # type: ignore[attr-defined]
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def process_pool(
+    workers: int, initializer: Callable[..., Any] | None = None, initargs: tuple[Any, ...] = ()
+) -> Iterator[multiprocessing.pool.Pool]:
+    """A pool of `workers` spawned processes, each started with `initializer(*initargs)`. Ctrl-C (a terminal sends
+    SIGINT to the whole process group) is this process's to handle, not each worker's to raise with a traceback. As
+    the block ends the pool is closed and joined (the workers' finalizers run), or on an error or Ctrl-C terminated,
+    a second Ctrl-C meanwhile ignored: `timeout` sends SIGINT twice, a user presses twice, and one that cut
+    terminate() short left its join() waiting forever."""
+    pool = multiprocessing.get_context("spawn").Pool(workers, _start_worker, (initializer, initargs))
+    try:
+        yield pool
+    except BaseException:
+        main = threading.current_thread() is threading.main_thread()  # (signal handlers are the main thread's)
+        before = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+        try:
+            pool.terminate()
+            pool.join()
+        finally:
+            if main:
+                signal.signal(signal.SIGINT, before)
+        raise
+    pool.close()
+    pool.join()
+
+
+def _start_worker(initializer: Callable[..., Any] | None, initargs: tuple[Any, ...]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if initializer is not None:
+        initializer(*initargs)

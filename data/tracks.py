@@ -25,7 +25,6 @@ import argparse
 import errno
 import hashlib
 import json
-import multiprocessing as mp
 import os
 import sys
 import time
@@ -38,7 +37,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from data.classes import NUM_CLASSES, TRACK_CHANNELS
-from data.files import atomic_write, build_folder, error_line, leave_ctrl_c_to_parent, run_command
+from data.files import atomic_write, build_folder, error_line, process_pool, run_command
 from data.progress import Progress
 
 TRACKS_FILE = "tracks.parquet"
@@ -156,7 +155,7 @@ def write_tracks(
         done = len(ids) - sum(len(job[2]) for job in todo)
         with Progress(len(ids), "tracks", initial=done, enabled=progress) as bar:
             if processes > 1:
-                with mp.get_context("spawn").Pool(processes, leave_ctrl_c_to_parent) as pool:
+                with process_pool(processes) as pool:
                     for videos in pool.imap_unordered(_write_part, todo, chunksize=1):
                         bar.update(videos)
             else:

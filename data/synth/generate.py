@@ -8,7 +8,6 @@ on the number of workers, and the same seed writes byte-identical files.
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import multiprocessing.util
 import os
 import shutil
@@ -22,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from data.classes import N_INPUT_FRAMES
-from data.files import check_free_space, leave_ctrl_c_to_parent
+from data.files import check_free_space, process_pool
 from data.progress import Progress
 from data.synth.scene import SceneConfig, sample_scene
 
@@ -102,18 +101,10 @@ def generate(
                 bar.update()
             _close_worker()
         else:
-            ctx = mp.get_context("spawn")
-            pool = ctx.Pool(workers, initializer=_init_worker, initargs=(spec.seed, spec.scene, True))
-            try:
+            # closed whole at the end: the workers' finalizers close their GL contexts
+            with process_pool(workers, _init_worker, (spec.seed, spec.scene)) as pool:
                 for _ in pool.imap_unordered(_write_video, jobs, chunksize=1):
                     bar.update()
-            except BaseException:
-                pool.terminate()
-                raise
-            else:
-                pool.close()  # a clean exit runs the workers' finalizers, which close their GL contexts
-            finally:
-                pool.join()
     return SynthReport(len(jobs), sum(1 for _ in spec.videos()) - len(jobs), time.perf_counter() - started, workers)
 
 
@@ -168,9 +159,7 @@ def _flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 _worker: dict[str, object] = {}
 
 
-def _init_worker(seed: int, scene: SceneConfig, pooled: bool = False) -> None:
-    if pooled:  # (not the one process of workers=1, whose Ctrl-C is its own)
-        leave_ctrl_c_to_parent()
+def _init_worker(seed: int, scene: SceneConfig) -> None:
     from data.synth.render import SceneRenderer  # imports mujoco, which sets up GL: only in workers
 
     renderer = SceneRenderer(scene)
