@@ -1,7 +1,7 @@
 """The real data set's size on this machine: a full-size layout, decoded, and smoke studies on it, with
 their wall time and peak memory beside the same at a tenth of the size.
 
-    python benchmarks/full_scale.py [--out /tmp/full_scale] [--fraction 1.0] [--spaces dual_phase mask_space]
+    python -m benchmarks.full_scale [--out /tmp/full_scale] [--fraction 1.0] [--spaces dual_phase mask_space]
                                     [--source 24] [--unlabeled N] [--val-videos N] [--skip-tenth] [--resume]
 
 The layout (1,000 train / 1,000 val / 13,000 unlabeled / 2,000 hidden videos, times --fraction) is built

@@ -1,12 +1,12 @@
 """Quality table: val IoU of each approach trained with a fixed budget on one synthetic set.
 
-    python benchmarks/quality.py --out docs/quality.md [--data DIR | --train 1000 --val 1000 --unlabeled 3000]
+    python -m benchmarks.quality --out runs/quality.md [--data DIR | --train 1000 --val 1000 --unlabeled 3000]
                                  [--epochs 30] [--pretrain-epochs 30] [--width 64] [--batch 32] [--device auto]
                                  [--input-scale 1.0]
 
 Approaches: `unet` (frames 1-11 stacked), `dual_phase` (frame predictor pretrained on unlabeled + train,
 then a U-Net on its frame 22), the three references from one per-frame segmenter: `copy last` (its mask
-of frame 11 as the answer for frame 22), `extrapolate` (its masks of frames 10-11, each object moved along
+of frame 11 as the answer for frame 22), `extrapolate` (its masks of frames 9-11, each object moved along
 its track, no training) and `oracle` (its mask of the true frame 22; an upper bound), and
 `mask_space` (a mask predictor trained on that segmenter's masks of every frame, evaluated on its masks
 of val frames 1-11), in the variants of MASK_VARIANTS (`--mask-variants` picks some).
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--segmenter", type=Path, default=None, help="a trained frame_segmenter checkpoint to reuse")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--no-compile", action="store_true", help="no torch.compile on CUDA (quicker to start)")
-    parser.add_argument("--out", type=Path, default=Path("docs/quality.md"))
+    parser.add_argument("--out", type=Path, default=Path("runs/quality.md"))
     args = parser.parse_args(argv)
     with bad_input(parser):  # before hours of training: the data, the segmenter and the settings
         if args.data is not None:
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(("copy last (per-frame U-Net on frame 11)", final[VAL_COPY_LAST_IOU], f"{minutes:.1f}"))
             rows.append(
                 (
-                    "extrapolate (its masks of frames 10-11, objects moved)",
+                    "extrapolate (its masks of frames 9-11, objects moved)",
                     final[VAL_EXTRAPOLATE_IOU],
                     f"{minutes:.1f}",
                 )
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     lines = [
         f"\n### {datetime.date.today()}, {name}\n",
-        f"`python benchmarks/quality.py {shlex.join(sys.argv[1:] if argv is None else argv)}`\n",
+        f"`python -m benchmarks.quality {shlex.join(sys.argv[1:] if argv is None else argv)}`\n",
         "| approach | val IoU | train minutes |",
         "| --- | --- | --- |",
         *[f"| {a} | {iou:.3f} | {m} |" for a, iou, m in rows],

@@ -1,7 +1,7 @@
 """The rules that need no training, scored on true input masks: how far the data's structure (rigid
 objects moving by physics, one object per class) goes before any learning.
 
-    python benchmarks/rules.py [--data DIR | --val 200 --seed 11] [--workdir runs/rules]
+    python -m benchmarks.rules [--data DIR | --val 200 --seed 11] [--workdir runs/rules]
 
 Rows: copy last (mask 11 as mask 22), extrapolate as the pipelines run it (models.motion's defaults: each
 object of mask 11 moved along its centroid velocity fitted over frames 9-11, 11 frames on, slowing down by

@@ -1,6 +1,6 @@
 """Our hand-written SSIM loss term against torchmetrics' functional SSIM: values, gradients and speed.
 
-    python benchmarks/ssim_speed.py [--batch 8] [--runs 30] [--threads 1 2] [--cuda-runs 200] [--no-cuda]
+    python -m benchmarks.ssim_speed [--batch 8] [--runs 30] [--threads 1 2] [--cuda-runs 200] [--no-cuda]
 
 Compares three SSIMs on (B, 3, 160, 240) images in [0, 1]:
 

@@ -1,6 +1,6 @@
 """Generation speed of the synthetic data set, in videos per minute per core.
 
-    python benchmarks/synth_speed.py [--videos 60] [--workers 1 2] [--phases 20]
+    python -m benchmarks.synth_speed [--videos 60] [--workers 1 2] [--phases 20]
 
 Generates labelled 22-frame videos (frames + mask.npy, the heaviest kind) into a temporary folder,
 once per worker count, and prints wall time and videos/min/core. Target: >= 100 videos/min/core.

@@ -1,6 +1,6 @@
 """Training throughput inside the recipe against a bare training loop of the same model and settings.
 
-    python benchmarks/train_speed.py [--model unet] [--width 64] [--batch 64] [--videos 512] [--steps 30]
+    python -m benchmarks.train_speed [--model unet] [--width 64] [--batch 64] [--videos 512] [--steps 30]
                                      [--device auto] [--no-compile] [--no-amp] [--no-channels-last]
 
 Both loops train the same model on the same device-resident uint8 data (random frames and masks at

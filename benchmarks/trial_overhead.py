@@ -1,6 +1,6 @@
 """Per-trial overhead of the search: from the moment Tune starts a trial to its first training step.
 
-    python benchmarks/trial_overhead.py [--trials 8] [--data DIR] [--cpus-per-trial 1]
+    python -m benchmarks.trial_overhead [--trials 8] [--data DIR] [--cpus-per-trial 1]
 
 Runs a `unet` smoke study (tiny models, so that the overhead, not the training, is what shows) on a local
 Ray and reads the results: the driver's trial start time (trials.parquet, `started_at`) against the

@@ -3,7 +3,7 @@ inputs, so that what it adds over the rules (printed beside it each epoch: copy-
 masks) is not hidden by a segmenter's errors. What a full-scale GPU pipeline, whose segmenter is nearly right,
 can expect of its predictor.
 
-    python benchmarks/true_masks.py --data DIR --out runs/true_masks [--epochs 6] [--set FIELD=VALUE ...]
+    python -m benchmarks.true_masks --data DIR --out runs/true_masks [--epochs 6] [--set FIELD=VALUE ...]
 
 The true masks of frames 1-11 of train and val go into a pseudo-label folder (OUT/pseudo, the layout
 tune.training.pseudo_store reads; no unlabeled split, which has no masks), and `tune.train` trains the

@@ -9,7 +9,7 @@ object (the ceiling of rigid moves) 0.660. Objects that enter after frame 11 can
 Objects slide on a floor with friction and slow down. Keeping each object's speed at `RETENTION` (0.97) of the
 frame before's, the rule scores 0.492 against 0.437 at constant speed on the 100 val videos of the CPU quality
 set (true input masks; 0.489 against 0.438 on its 300 train videos, where 0.97 is also the best of 0.92-1.0).
-`python benchmarks/rules.py --data DIR` scores it and fits it to a data set's true masks; the mask predictor
+`python -m benchmarks.rules --data DIR` scores it and fits it to a data set's true masks; the mask predictor
 searches it (`motion_retention`).
 
 A segmenter's masks are noisy, and so is a velocity from two of them: fitted over the last `TRACK_FRAMES` (3)

@@ -8,7 +8,7 @@ and material and the wrong shape. One object then shows as fragments of two or t
 tracks each fragment's centroid on its own.
 
 `one_shape_per_object` gives every 4-connected piece of pixels of one colour and material the shape most of its
-pixels have. Measured on that segmenter's masks of the 100 val videos (`python benchmarks/rules.py --data
+pixels have. Measured on that segmenter's masks of the 100 val videos (`python -m benchmarks.rules --data
 runs/cpuq/data --segmenter runs/cpuq/seg05/checkpoint.pt`, 2026-11-29): the motion rule's mask 22 scores 0.256
 instead of 0.234 (copy-last 0.139 -> 0.140, frame 11 itself 0.460 -> 0.468, its mask 22 0.457 -> 0.486); moving
 its objects by their true velocities, 0.274 instead of 0.266. A motion-prior mask predictor given the new masks:
