@@ -100,11 +100,11 @@ def decode_split(
     repaired = tuple((int(vid), why) for vid, why in manifest.get("repaired", {}).items())
     if repaired:
         names = "; ".join(f"video {vid}: {why}" for vid, why in repaired[:5])
+        how, broken = "each frame that does not decode a copy of the nearest that does", f"{len(repaired)} broken"
         if on_error == "raise":
-            raise DataError(f"{len(repaired)} broken video(s) in {source}: {names} (--skip-bad-videos predicts them)")
-        warnings.warn(
-            f"predicting {len(repaired)} broken video(s) of {source} from the frames that decode: {names}", stacklevel=1
-        )  # stacklevel 1: said once a process, however many readers decode the split (the study, its evaluation)
+            raise DataError(f"{broken} video(s) in {source}: {names} (--skip-bad-videos: predicted, {how})")
+        # stacklevel 1: said once a process, however many readers decode the split (the study, its evaluation)
+        warnings.warn(f"predicting {broken} video(s) of {source}, {how}: {names}", stacklevel=1)
     if skipped:
         names = ", ".join(f"video {vid}: {reason}" for vid, reason in skipped[:5])
         more = f" (and {len(skipped) - 5} more)" if len(skipped) > 5 else ""

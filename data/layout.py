@@ -187,7 +187,7 @@ def read_mask(path: str | os.PathLike[str]) -> np.ndarray:
 def read_video_repaired(entry: VideoEntry) -> tuple[np.ndarray, str]:
     """A video of the hidden split some of whose frames cannot be read, made whole for prediction: the
     frames that decode, each other one a copy of the nearest that does (the earlier on a tie), and a line
-    naming the frames replaced. DataError when no frame decodes."""
+    naming the frames that do not decode. DataError when no frame decodes."""
     frames: list[np.ndarray | None] = []
     errors: dict[int, str] = {}
     for t in range(entry.n_frames):
@@ -203,7 +203,7 @@ def read_video_repaired(entry: VideoEntry) -> tuple[np.ndarray, str]:
     first = next(iter(errors.values()), "")
     return np.stack(
         [frame for frame in whole if frame is not None]
-    ), f"frames {sorted(errors)} copied from the nearest good frame ({first})"
+    ), f"frames {sorted(errors)} do not decode ({first})"
 
 
 def read_video(entry: VideoEntry) -> tuple[np.ndarray, np.ndarray | None]:

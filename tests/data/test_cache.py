@@ -158,9 +158,9 @@ def test_a_broken_hidden_video_is_kept_from_the_frames_that_decode(copy_root: Pa
     (copy_root / "hidden" / "video_8" / "image_3.png").write_bytes(b"broken")
     truncated = copy_root / "hidden" / "video_8" / "image_4.png"
     truncated.write_bytes(truncated.read_bytes()[:200])
-    with pytest.raises(DataError, match=r"1 broken video\(s\) in .*hidden: video 8: frames \[3, 4\] copied"):
+    with pytest.raises(DataError, match=r"1 broken video\(s\) in .*hidden: video 8: frames \[3, 4\] do not decode"):
         decode_split(copy_root, "hidden", cache_dir=cache_dir, progress=False)
-    with pytest.warns(UserWarning, match=r"predicting 1 broken video\(s\) .*video 8: frames \[3, 4\] copied"):
+    with pytest.warns(UserWarning, match=r"predicting 1 broken video\(s\) .*video 8: frames \[3, 4\] do not decode"):
         decoded = decode_split(copy_root, "hidden", cache_dir=cache_dir, on_error="skip", progress=False)
     assert decoded.ids.tolist() == [8, 9] and [vid for vid, _ in decoded.repaired] == [8]
     entry = index_split(copy_root, "hidden")[0]

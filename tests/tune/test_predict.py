@@ -187,8 +187,8 @@ def test_a_broken_hidden_video_is_still_predicted_with_skip_bad_videos(
     (copy_root / "hidden" / "video_9" / "image_10.png").write_bytes(b"broken")
     args = ["--experiment", str(unet_study), "--data", str(copy_root), "--split", "hidden"]
     assert main([*args, "--out", str(tmp_path / "strict.pt")]) == 2
-    assert "--skip-bad-videos predicts them" in capsys.readouterr().err
-    with pytest.warns(UserWarning, match=r"predicting 1 broken video\(s\) .*video 9: frames \[10\] copied"):
+    assert "(--skip-bad-videos: predicted, each frame that does not decode a copy of" in capsys.readouterr().err
+    with pytest.warns(UserWarning, match=r"predicting 1 broken video\(s\) .*video 9: frames \[10\] do not decode"):
         assert main([*args, "--out", str(tmp_path / "sub.pt"), "--skip-bad-videos"]) == 0
     assert torch.load(tmp_path / "sub.pt", weights_only=True).shape == (2, 160, 240)  # every hidden video
     # val: a broken video is left out, and the IoU says of how many videos it is
