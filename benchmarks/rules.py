@@ -24,6 +24,7 @@ get them (one shape per object, models.objects) and on each pixel's most likely 
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from pathlib import Path
 
@@ -121,7 +122,8 @@ def segmenter_errors(segmented: torch.Tensor, true: torch.Tensor) -> tuple[float
     background, and the share of the pixels both call foreground whose class it gets right."""
     found, real = segmented > 0, true > 0
     both = found & real
-    return float(both.sum() / (found | real).sum().clamp(min=1)), float((both & (segmented == true)).sum() / both.sum())
+    right = float((both & (segmented == true)).sum() / both.sum()) if both.any() else math.nan  # NaN: none
+    return float(both.sum() / (found | real).sum().clamp(min=1)), right
 
 
 def segment_val(checkpoint: Path, frames: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -145,9 +147,14 @@ def _segmenter_tables(title: str, segmented: torch.Tensor, oracle: torch.Tensor,
     target, last = masks[:, TARGET_FRAME], LAST_INPUT_FRAME
     _table("rule (the segmenter's input masks, no training)", segmenter_rows(segmented, masks, oracle), target)
     found, right = segmenter_errors(segmented[:, last], masks[:, last])
+    classes = (
+        f"class right on {right:.1%} of the pixels both call foreground"
+        if math.isfinite(right)
+        else "no pixel that both call foreground (it finds no object)"
+    )
     print(
         f"its frame 11: IoU {competition_iou(segmented[:, last], masks[:, last]):.3f}; foreground against "
-        f"background {found:.3f}; class right on {right:.1%} of the pixels both call foreground"
+        f"background {found:.3f}; {classes}"
     )
 
 

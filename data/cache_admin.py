@@ -148,13 +148,14 @@ def main(argv: list[str] | None = None) -> int:
         for entry in entries:
             print(describe(entry))
         print(
-            f"{cache}: {len(entries)} entries, {size_text(sum(e.size for e in entries))}; {len(stale)} of them "
+            f"{cache}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}, {size_text(sum(e.size for e in entries))}; {len(stale)} of them "
             f"({waste}) made from files that are gone"
             + (f": python -m data.cache_admin --cache {cache} --prune removes them" if stale else "")
         )
         return 0
     removed, left = prune(entries)
-    print(f"{cache}: removed {len(removed)} entries whose sources are gone, {size_text(sum(e.size for e in removed))}")
+    what = "entry whose sources are" if len(removed) == 1 else "entries whose sources are"
+    print(f"{cache}: removed {len(removed)} {what} gone, {size_text(sum(e.size for e in removed))}")
     for entry in left:
         print(f"left {entry.path.name}: another process is building it")
     return 0

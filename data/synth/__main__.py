@@ -14,11 +14,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m data.synth", description=__doc__)
     parser.add_argument("out", help="folder to write the data root into (created; resumable)")
     for split in ("train", "val", "unlabeled", "hidden"):
-        parser.add_argument(f"--{split}", type=int, default=getattr(defaults, split), help=f"{split} videos")
+        parser.add_argument(
+            f"--{split}", type=int, default=getattr(defaults, split), help=f"{split} videos (default: %(default)s)"
+        )
     parser.add_argument("--seed", type=int, default=defaults.seed, help="data set seed")
     parser.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
+    if not any(getattr(args, split) for split in ("train", "val", "unlabeled", "hidden")):
+        parser.error("no videos asked for: give --train N (and --val, --unlabeled, --hidden)")
     try:
         spec = SynthSpec(train=args.train, val=args.val, unlabeled=args.unlabeled, hidden=args.hidden, seed=args.seed)
         report = generate(args.out, spec, workers=args.workers, progress=not args.quiet)

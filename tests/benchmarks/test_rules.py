@@ -3,6 +3,8 @@ and the rows and errors it reports for a segmenter's masks."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -40,6 +42,8 @@ def test_a_segmenter_that_gets_the_shape_wrong_finds_every_object_pixel_and_no_c
     half = true.clone()
     half[0, 20:25, 100:105] = 0  # class 5 missed: 16 of 41 foreground pixels found, all right
     assert segmenter_errors(half, true) == (pytest.approx(16 / 41), 1.0)
+    found, right = segmenter_errors(torch.zeros_like(true), true)  # it finds nothing: no share to give ("nan%")
+    assert found == 0.0 and math.isnan(right)
 
 
 def test_on_true_masks_the_perfect_track_is_the_rule_and_the_ceiling_is_exact() -> None:

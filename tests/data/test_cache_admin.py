@@ -52,7 +52,7 @@ def test_entries_whose_sources_are_gone_are_listed_and_pruned(
     assert not decoded.exists() and not tracks.exists() and pseudo.exists() and unfinished.exists()
     assert not decoded.with_name(decoded.name + ".lock").exists()
     assert main(["--cache", str(cache), "--prune"]) == 0
-    assert "removed 1 entries" in capsys.readouterr().out and not pseudo.exists()
+    assert "removed 1 entry whose sources are gone" in capsys.readouterr().out and not pseudo.exists()
     # the live split is kept, and read from the cache as it was
     manifest = next(cache.glob("val-*/manifest.json"))
     stamp = manifest.stat().st_mtime_ns
@@ -91,7 +91,7 @@ def test_a_folder_that_is_not_a_cache_is_refused_and_nothing_in_it_removed(
     entry.mkdir()
     (entry / "manifest.json").write_text(json.dumps({"source": str(tmp_path / "moved" / "val")}))
     assert main(["--cache", str(home), "--prune"]) == 0
-    assert "removed 1 entries" in capsys.readouterr().out
+    assert "removed 1 entry whose sources are gone" in capsys.readouterr().out
     assert not entry.exists() and photos.is_dir() and (home / "tracks" / "notes").is_dir()
 
 
@@ -112,5 +112,5 @@ def test_a_copy_a_killed_build_left_behind_is_listed_and_pruned_and_its_entry_ke
         assert main(["--cache", str(cache), "--prune"]) == 0
     assert f"left {left.name}: another process is building it" in capsys.readouterr().out and left.exists()
     assert main(["--cache", str(cache), "--prune"]) == 0
-    assert "removed 1 entries" in capsys.readouterr().out
+    assert "removed 1 entry whose sources are gone" in capsys.readouterr().out
     assert not left.exists() and live.is_dir() and live.with_name(live.name + ".lock").exists()

@@ -136,6 +136,10 @@ def test_settings_that_cannot_be_generated_are_refused_in_one_line_before_anythi
     assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'a-file'}: a file, where a folder is needed"
     assert main([str(tmp_path / "a-file"), "--train", "1", "--quiet"]) == 2  # OUT itself a file
     assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'a-file'}: a file, where a folder is needed"
+    with pytest.raises(SystemExit) as usage:  # no counts: it wrote 0 videos and said it succeeded
+        main([str(tmp_path / "none"), "--quiet"])
+    assert usage.value.code == 2 and "no videos asked for: give --train N" in capsys.readouterr().err
+    assert not (tmp_path / "none").exists()
 
 
 def test_scenes_hold_distinct_classes_and_late_entries() -> None:
