@@ -22,6 +22,7 @@ from tune.search.deadline import parse_duration
 from tune.search.driver import describe_space, run_search
 from tune.search.overrides import KINDS, overrides_from_file
 from tune.search.spaces import list_spaces
+from tune.training.tasks.base import hold_env_gb
 
 STUDY_FLAGS = (
     "space",
@@ -243,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         if args["show_space"]:
             print(describe_space(cfg))
             return 0
+        hold_env_gb(0.0)  # a bad $SEGTUNE_HOLD_GB refused here, not by every trial
         return run_search(cfg, resume=args["resume"], given=frozenset(settings))
     except KeyboardInterrupt:  # outside a stage's experiment (decoding, the report): nothing half-written stays
         name = cfg.name or "NAME (the folder it printed)"

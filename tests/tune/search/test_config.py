@@ -124,6 +124,20 @@ def test_a_resource_that_is_no_finite_number_is_refused_in_one_line(
     assert f"argument {flag}: must be a finite number, got '{value}'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("value", ["abc", "-1", "nan"])
+def test_a_bad_hold_limit_in_the_environment_is_refused_before_the_study_starts(
+    value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """$SEGTUNE_HOLD_GB=abc: each trial failed with "could not convert string to float: 'abc'", naming nothing."""
+    monkeypatch.setenv("SEGTUNE_HOLD_GB", value)
+    assert main(["--space", "unet", "--out", str(tmp_path), "--name", "s", "--no-dashboard"]) == 2
+    assert (
+        capsys.readouterr().err.strip()
+        == f"error: $SEGTUNE_HOLD_GB='{value}': expected GiB, a number >= 0 (0: every split streamed)"
+    )
+    assert not (tmp_path / "s").exists()
+
+
 def test_a_second_driver_of_a_running_study_is_refused_before_it_writes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

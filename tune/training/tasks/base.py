@@ -3,6 +3,7 @@ of them asks which task it runs. One registry picks the task of a model from the
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,6 +28,20 @@ HOLD_ENV = "SEGTUNE_HOLD_GB"
 # on the device; on a CPU streaming from the page cache measured no slower than held (benchmarks/train_speed.py
 # --stream), and each held copy is a trial's own, so only small splits (the embedded default's) are held there.
 HOLD_LIMIT_GB = {"cuda": 2.0, "cpu": 0.25}
+
+
+def hold_env_gb(default: float) -> float:
+    """$SEGTUNE_HOLD_GB where set (GiB of a split held on the device, above which it streams), else `default`."""
+    raw = os.environ.get(HOLD_ENV)
+    if raw is None:
+        return default
+    try:
+        gb = float(raw)
+    except ValueError:
+        gb = math.nan
+    if not gb >= 0:  # (NaN too)
+        raise ValueError(f"${HOLD_ENV}={raw!r}: expected GiB, a number >= 0 (0: every split streamed)")
+    return gb
 
 
 @dataclass
@@ -54,7 +69,7 @@ class LoadOptions:
         """Bytes of kept frames (and masks) above which a split is streamed instead of held on `device`."""
         gb = self.hold_limit_gb
         if gb is None:
-            gb = float(os.environ.get(HOLD_ENV, HOLD_LIMIT_GB["cuda" if device.type == "cuda" else "cpu"]))
+            gb = hold_env_gb(HOLD_LIMIT_GB["cuda" if device.type == "cuda" else "cpu"])
         return gb * 2**30
 
     def decode_kwargs(self) -> dict[str, Any]:
