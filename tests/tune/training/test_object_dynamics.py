@@ -75,3 +75,17 @@ def test_it_needs_a_segmenters_pseudo_labels(synth_root: Path, tmp_path: Path) -
         load_data(run, synth_root, "cpu", cache_dir=tmp_path, progress=False)
     with pytest.raises(ValueError, match="takes no input scale"):
         Trainer(build_run("object_dynamics", ["input_scale=0.5"], epochs=1), data=None)  # type: ignore[arg-type]
+
+
+def test_masks_that_hold_no_object_are_said_not_trained_on_silently(synth_root: Path, tmp_path: Path) -> None:
+    """A segmenter that finds nothing: its train loss was 0 each epoch and nothing said why."""
+    empty = tmp_path / "pseudo"
+    empty.mkdir()
+    for split in ("train", "val"):
+        decoded = decode_split(synth_root, split, cache_dir=tmp_path / "cache", progress=False)
+        np.save(empty / f"{split}.npy", np.zeros((len(decoded), 11, 160, 240), np.uint8))
+        np.save(empty / f"{split}_ids.npy", decoded.ids)
+    (empty / MANIFEST).write_text(json.dumps({"truth": "none"}))
+    run = build_run("object_dynamics", ["width=16"], epochs=1)
+    with pytest.warns(UserWarning, match=r"no object of the segmenter's mask 11 has a move to learn in the 4 train"):
+        load_data(run, synth_root, "cpu", pseudo=empty, cache_dir=tmp_path / "cache", progress=False)

@@ -15,6 +15,7 @@ dense arrays (a video's 11 frames x 49 objects x 10 channels: 22 KB, 330 MB for 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -192,6 +193,13 @@ def train_moves(root: str | os.PathLike[str], device: torch.device, options: Loa
             _read(ids, pseudo / "unlabeled.npy", cache, workers), ids[:first], (*INPUT_FRAMES, TARGET_FRAME)
         )
         parts.append(_moves(tracks[:, :-1], tracks[:, -1]))
+    if not any(known.any() for _, _, known in parts):  # it trained on nothing, its loss 0, and said nothing
+        warnings.warn(
+            f"object_dynamics: no object of the segmenter's mask 11 has a move to learn in the {len(train)} train "
+            f"videos{' and the unlabeled ones' if len(parts) > 1 else ''} (does it find objects?): the model "
+            "stays the rule",
+            stacklevel=2,
+        )
     return ObjectMoves(*(torch.from_numpy(np.concatenate(p)).to(device) for p in zip(*parts, strict=True)))
 
 
