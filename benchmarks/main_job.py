@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _stop)
     try:
-        status = study.wait()
+        status = _status(study.wait())
         ended = f"exit {status}"
     except Stopped as stop:
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.kill_after is not None:  # beside the figures below, which may take a while (not a daemon: awaited)
             threading.Thread(target=end_study, args=(study, time.monotonic() + args.kill_after)).start()
         try:
-            status = study.wait(GRACE_S)
+            status = _status(study.wait(GRACE_S))
         except subprocess.TimeoutExpired:
             status = 128 + stop.signum
         ended = f"stopped by {stop} (the study's results so far)"
@@ -104,6 +104,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nmain job: {ended} after {time.time() - started:.0f} s", flush=True)
     figures(args.out, samples, started)
     return status
+
+
+def _status(returncode: int) -> int:
+    """A process's exit status as a shell gives it: 128 + N where signal N ended it (a study stopped by Ctrl-C ends
+    by SIGINT, as Python does)."""
+    return 128 - returncode if returncode < 0 else returncode
 
 
 def end_study(study: subprocess.Popen, deadline: float) -> None:

@@ -150,7 +150,7 @@ def _segmenter_tables(title: str, segmented: torch.Tensor, oracle: torch.Tensor,
     classes = (
         f"class right on {right:.1%} of the pixels both call foreground"
         if math.isfinite(right)
-        else "no pixel that both call foreground (it finds no object)"
+        else "no pixel that both call foreground"
     )
     print(
         f"its frame 11: IoU {competition_iou(segmented[:, last], masks[:, last]):.3f}; foreground against "

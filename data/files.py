@@ -188,7 +188,16 @@ def run_command(main: Callable[[], int], *, stopped: str = "") -> NoReturn:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C (timeout sends two) as the command ends
         print(f"\nstopped (SIGINT){': ' + stopped if stopped else ''}", file=sys.stderr)
         code = 130
+    if code == 128 + signal.SIGINT:  # stopped by Ctrl-C, said: ended as Python ends on a KeyboardInterrupt no one
+        sys.excepthook = _quiet_ctrl_c  # caught, killed by SIGINT once its exit handlers ran, so that a calling
+        raise KeyboardInterrupt  # shell script stops too (bash goes on after a child's plain exit 130); $? is 130
     raise SystemExit(code)
+
+
+def _quiet_ctrl_c(kind: type[BaseException], error: BaseException, traceback: Any) -> None:
+    """sys.excepthook of a command stopped by Ctrl-C, which has said so: no traceback for its KeyboardInterrupt."""
+    if not issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, error, traceback)
 
 
 _CTRL_C_REPEAT_S = 2.0  # a Ctrl-C this soon after the one raised is the same stop
@@ -215,11 +224,16 @@ def process_pool(
     the block ends the pool is closed and joined (the workers' finalizers run), or on an error or Ctrl-C terminated,
     a second Ctrl-C meanwhile ignored: `timeout` sends SIGINT twice, a user presses twice, and one that cut
     terminate() short left its join() waiting forever."""
-    pool = multiprocessing.get_context("spawn").Pool(workers, _start_worker, (initializer, initargs))
+    main = threading.current_thread() is threading.main_thread()  # (signal handlers are the main thread's)
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None  # inherited: its workers ignore it
+    try:  # from their start, before _start_worker runs (spawn imports and unpickles first)
+        pool = multiprocessing.get_context("spawn").Pool(workers, _start_worker, (initializer, initargs))
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, before)
     try:
         yield pool
     except BaseException:
-        main = threading.current_thread() is threading.main_thread()  # (signal handlers are the main thread's)
         before = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
         try:
             pool.terminate()

@@ -201,9 +201,7 @@ def read_video_repaired(entry: VideoEntry) -> tuple[np.ndarray, str]:
         raise DataError(f"no frame of {entry.path} decodes: {errors[0]}")
     whole = [frames[t] if t in good else frames[min(good, key=lambda g: (abs(g - t), g))] for t in range(len(frames))]
     first = next(iter(errors.values()), "")
-    return np.stack(
-        [frame for frame in whole if frame is not None]
-    ), f"frames {sorted(errors)} do not decode ({first})"
+    return np.stack([frame for frame in whole if frame is not None]), f"frames {sorted(errors)} do not decode ({first})"
 
 
 def read_video(entry: VideoEntry) -> tuple[np.ndarray, np.ndarray | None]:

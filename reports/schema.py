@@ -8,8 +8,8 @@ A study folder OUT/NAME holds:
     run.json                 its driver's last run: its stages, whether it reached the study's end (RUN_FILE)
     optuna.journal           one Optuna study per stage, named optuna_study_name(NAME, stage) (OPTUNA_FILE)
     results/trials.parquet   one row per trial, all stages (TRIALS_FILE; the trial-table columns below)
-    results/epochs.parquet   one row per trial per epoch: TRIAL_ID, SPACE, STAGE, EPOCH and every number
-                             the trial reported (EPOCHS_FILE)
+    results/epochs.parquet   one row per trial per epoch: TRIAL_ID, SPACE, STAGE, EPOCH, every number the
+                             trial reported, and CHECKPOINT, the epoch's (EPOCHS_FILE)
     results/per_class_iou.parquet, results/gallery.parquet and results/gallery/  the best model on val
     results/references.parquet  the best model on val beside answers that need no training (REFERENCES_FILE)
     submission.pt            the best checkpoint's masks of the hidden split, the competition's submission

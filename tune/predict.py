@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 import torch
@@ -121,7 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     if iou is not None:
         scored = studied.get("val_videos") if args.experiment is not None and args.data is None else None
         subset = f"; the study scored on its first {scored} videos (--val-videos)" if scored else ""
-        total = len(index_split(data, "val"))  # less the bad videos --skip-bad-videos left out, each named
+        with warnings.catch_warnings():  # its stray entries were said as the split was decoded
+            warnings.simplefilter("ignore")
+            total = len(index_split(data, "val"))  # less the bad videos --skip-bad-videos left out, each named
         videos = f"whole set of {total} videos" if total == len(ids) else f"{len(ids)} of its {total} videos"
         print(f"val IoU (competition metric, {videos}{subset}): {iou:.4f}")
     return 0

@@ -145,29 +145,29 @@ class ResultsWriter(Callback):
 
     def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial, result: dict, **info: Any) -> None:
         epoch = int(result.get(TRAINING_ITERATION, 0))
+        row = self._row(trial)
+        if epoch <= (row.get(EPOCHS) or 0):  # an epoch again: restored from an earlier checkpoint than its last
+            self._rewind(trial.trial_id, row, epoch)  # result's (a stop before Ray saved that one, a kill -9)
         numeric = {k: float(v) for k, v in result.items() if _is_number(v) and not k.startswith(CONFIG_PREFIX)}
+        # the trial wrote this epoch's checkpoint before it reported: named now, as a stop (Ctrl-C, SIGTERM) before
+        # Ray's on_checkpoint would leave the epoch without its checkpoint
+        folder, trial_dir = result.get(CHECKPOINT_DIR_NAME), trial.path if trial.storage else None
+        saved = str(Path(trial_dir) / str(folder) / CHECKPOINT_NAME) if folder and trial_dir else None
         self._epochs[(trial.trial_id, epoch)] = {
             TRIAL_ID: trial.trial_id,
             SPACE: self.space,
             STAGE: self.stage,
             EPOCH: epoch,
             **numeric,
+            CHECKPOINT: saved,
         }
-        row = self._row(trial)
         value = result.get(self.metric)
         if isinstance(value, (int, float)) and _is_number(value):
             row[LAST_METRIC] = float(value)
-            best = row.get(BEST_METRIC)
-            # ties go to the later epoch, as in Ray's checkpoint manager, so that the checkpoint we
-            # name is the one it keeps
-            if best is None or math.isnan(best) or (value >= best if self.mode == "max" else value <= best):
-                row[BEST_METRIC] = float(value)
-                row[BEST_EPOCH] = epoch
-                # the trial wrote this epoch's checkpoint before it reported: named now, as a stop (Ctrl-C,
-                # SIGTERM) before Ray's on_checkpoint would leave the best epoch without its checkpoint
-                folder, trial_dir = result.get(CHECKPOINT_DIR_NAME), trial.path if trial.storage else None
-                if folder and trial_dir:
-                    row[CHECKPOINT] = str(Path(trial_dir) / str(folder) / CHECKPOINT_NAME)
+            if self._better(float(value), row.get(BEST_METRIC)):
+                row[BEST_METRIC], row[BEST_EPOCH] = float(value), epoch
+                if saved is not None:
+                    row[CHECKPOINT] = saved
         row[EPOCHS] = epoch
         row[WALL_TIME_S] = float(result.get("time_total_s", row.get(WALL_TIME_S) or 0.0))
         row[GPU_HOURS] = row[WALL_TIME_S] * row[GPUS] / 3600
@@ -175,6 +175,27 @@ class ResultsWriter(Callback):
             if key in result:
                 row[key] = str(result[key])
         self._write(throttle=True)
+
+    def _better(self, value: float, best: Any) -> bool:
+        """Whether `value` is the trial's best so far: ties go to the later epoch, as in Ray's checkpoint manager,
+        so that the checkpoint named is the one it keeps."""
+        return best is None or math.isnan(best) or (value >= best if self.mode == "max" else value <= best)
+
+    def _rewind(self, trial_id: str, row: dict[str, Any], epoch: int) -> None:
+        """A trial restored from the checkpoint before `epoch`: its epochs from `epoch` on ran in a run that was
+        lost (Ray deletes their checkpoints, or the new run's overwrite them), so they are forgotten, and its best
+        is the best of those before, with that epoch's checkpoint (where an earlier version recorded none: the
+        one named so far)."""
+        for key in [k for k in self._epochs if k[0] == trial_id and k[1] >= epoch]:
+            del self._epochs[key]
+        row[BEST_METRIC], row[BEST_EPOCH] = math.nan, None
+        for before in sorted(e for t, e in self._epochs if t == trial_id):
+            earlier = self._epochs[(trial_id, before)]
+            value = earlier.get(self.metric)
+            if isinstance(value, (int, float)) and _is_number(value) and self._better(float(value), row[BEST_METRIC]):
+                row[BEST_METRIC], row[BEST_EPOCH] = float(value), before
+                if not is_missing(earlier.get(CHECKPOINT)):
+                    row[CHECKPOINT] = earlier[CHECKPOINT]
 
     def on_checkpoint(self, iteration: int, trials: list[Trial], trial: Trial, checkpoint: Any, **info: Any) -> None:
         """Written at once, whatever the throttle: Ray calls this before it records the checkpoint in its experiment

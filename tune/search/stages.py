@@ -21,6 +21,7 @@ from tune.search.overrides import Override, run_values
 from tune.search.results import ResultsWriter
 from tune.search.scheduler import ResumableASHA
 from tune.search.searcher import fail_orphaned_optuna_trials, make_searcher
+from tune.search.signals import sigint_kept
 from tune.search.spaces import Stage
 from tune.search.study import Study
 from tune.search.trainable import StageJob, train_trial, trial_dirname
@@ -71,7 +72,8 @@ def run_stage(study: Study, stage: Stage) -> bool:
         cache_dir=str(default_cache_dir()),  # the driver's, not what each node's Ray workers were started with
     )
     (stage_dir / SYSTEMATIC_FILE).unlink(missing_ok=True)  # a resume after the fix judges its trials afresh
-    grid = make_tuner(study, stage, job, stage_dir).fit()
+    with sigint_kept():
+        grid = make_tuner(study, stage, job, stage_dir).fit()
     if failures := systematic_failure(stage_dir):
         raise SystematicFailureError(stage_failure_text(study, failures))
     # Interrupted (Ray ends the experiment on SIGINT and returns normally): trials Ray left unfinished, or

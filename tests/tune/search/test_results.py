@@ -58,3 +58,53 @@ def test_a_stop_between_a_result_and_its_checkpoint_leaves_the_best_epoch_its_ch
     writer.on_experiment_end([trial])  # what Ray calls as an interrupted study ends
     trials, _ = read_results(tmp_path / "results")
     assert trials[CHECKPOINT].iloc[0] == str(tmp_path / "main" / "trial_a" / "checkpoint_000000" / CHECKPOINT_NAME)
+
+
+def test_an_epoch_run_again_after_a_resume_replaces_the_lost_one_and_the_best_is_that_of_the_epochs_kept(
+    tmp_path: Path,
+) -> None:
+    """Ctrl-C after epoch 3's result, before Ray saved its checkpoint: Ray resumes the trial from epoch 2's and runs
+    epoch 3 again (into the same checkpoint folder), which scores lower this time. The lost run's 0.6 was still the
+    trial's best, its checkpoint named: Ray then deleted that folder (neither its best nor its latest) and the study's
+    next stage, evaluation and tune.predict failed on it; and the epoch Ray kept as the best, not named, was removed
+    as the stage ended."""
+    storage = StorageContext(storage_path=str(tmp_path), experiment_dir_name="main", trial_dir_name="trial_a")
+    trial = Trial("train_trial", config={"lr": 0.1}, stub=True, storage=storage)
+
+    def writer() -> ResultsWriter:  # one a driver's run: the resume reads back what the stopped run wrote
+        made = ResultsWriter(
+            tmp_path / "results", space="unet", stage="main", metric="val_iou", mode="max", max_epochs=5, run_values={}
+        )
+        made.setup()
+        return made
+
+    def report(to: ResultsWriter, epoch: int, iou: float) -> None:
+        result = {TRAINING_ITERATION: epoch, "val_iou": iou, CHECKPOINT_DIR_NAME: f"checkpoint_{epoch - 1:06d}"}
+        to.on_trial_result(0, [trial], trial, result)
+
+    def path(epoch: int) -> str:
+        return str(tmp_path / "main" / "trial_a" / f"checkpoint_{epoch - 1:06d}" / CHECKPOINT_NAME)
+
+    first = writer()
+    first.on_trial_start(0, [trial], trial)
+    for epoch, iou in ((1, 0.5), (2, 0.3), (3, 0.6)):
+        report(first, epoch, iou)
+    first.on_experiment_end([trial])  # stopped
+    trials, _ = read_results(tmp_path / "results")
+    assert trials[CHECKPOINT].iloc[0] == path(3)
+    again = writer()
+    report(again, 3, 0.4)  # epoch 3 again, from epoch 2's checkpoint
+    again.on_experiment_end([trial])
+    trials, epochs = read_results(tmp_path / "results")
+    assert (trials["best_metric"].iloc[0], trials["best_epoch"].iloc[0]) == (0.5, 1)
+    assert trials[CHECKPOINT].iloc[0] == path(1)
+    assert sorted(zip(epochs[EPOCH], epochs["val_iou"], strict=True)) == [(1, 0.5), (2, 0.3), (3, 0.4)]
+    assert list(epochs.sort_values(EPOCH)[CHECKPOINT]) == [path(1), path(2), path(3)]
+    report(again, 4, 0.7)
+    again.on_experiment_end([trial])
+    trials, _ = read_results(tmp_path / "results")
+    assert (trials["best_metric"].iloc[0], trials["best_epoch"].iloc[0], trials[CHECKPOINT].iloc[0]) == (
+        0.7,
+        4,
+        path(4),
+    )

@@ -63,10 +63,11 @@ def _kill(driver: subprocess.Popen[str]) -> None:
 
 
 def _stopped(driver: subprocess.Popen[str], sent: signal.Signals, folder: Path) -> str:
-    """A driver sent `sent` stops with 128 + its number, names it and the --resume that goes on, marks nothing
-    finished; returns its output."""
+    """A driver sent `sent` names it and the --resume that goes on, marks nothing finished, and ends: by SIGINT
+    after a Ctrl-C (as Python does, so that a calling script stops too), with 128 + 15 after SIGTERM; returns its
+    output."""
     output, _ = driver.communicate(timeout=120)
-    assert driver.returncode == 128 + sent, output
+    assert driver.returncode == (-sent if sent == signal.SIGINT else 128 + sent), output
     assert f"({sent.name})" in output and "--resume" in output, output
     assert not (folder / "main" / ".done").exists()
     return output
