@@ -8,6 +8,7 @@ resumable build leaves its temporary folder for the next one to carry on from).
 
 from __future__ import annotations
 
+import atexit
 import errno
 import math
 import multiprocessing
@@ -188,16 +189,22 @@ def run_command(main: Callable[[], int], *, stopped: str = "") -> NoReturn:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C (timeout sends two) as the command ends
         print(f"\nstopped (SIGINT){': ' + stopped if stopped else ''}", file=sys.stderr)
         code = 130
-    if code == 128 + signal.SIGINT:  # stopped by Ctrl-C, said: ended as Python ends on a KeyboardInterrupt no one
-        sys.excepthook = _quiet_ctrl_c  # caught, killed by SIGINT once its exit handlers ran, so that a calling
-        raise KeyboardInterrupt  # shell script stops too (bash goes on after a child's plain exit 130); $? is 130
+    if code == 128 + signal.SIGINT:  # stopped by Ctrl-C, and said so
+        _end_by_sigint()
     raise SystemExit(code)
 
 
-def _quiet_ctrl_c(kind: type[BaseException], error: BaseException, traceback: Any) -> None:
-    """sys.excepthook of a command stopped by Ctrl-C, which has said so: no traceback for its KeyboardInterrupt."""
-    if not issubclass(kind, KeyboardInterrupt):
-        sys.__excepthook__(kind, error, traceback)
+def _end_by_sigint() -> None:
+    """End as Python ends on a KeyboardInterrupt that no one caught: its exit handlers run (Ray's shutdown among
+    them), then it is killed by SIGINT, so that a calling shell script stops too (bash goes on after a child's plain
+    exit 130); a shell's $? is 130 either way. (Python's own way, an uncaught KeyboardInterrupt, gave exit status 1
+    once Ray was imported: code run at exit clears its flag.) Where SIGINT stays blocked, exit 130."""
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    atexit._run_exitfuncs()  # each once: they are cleared as they run
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGINT)
 
 
 _CTRL_C_REPEAT_S = 2.0  # a Ctrl-C this soon after the one raised is the same stop
