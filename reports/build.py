@@ -10,6 +10,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from reports.load import CANNOT_READ, load_experiment
 from reports.page import build_page
@@ -80,12 +81,19 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{err.filename}: " if err.errno and err.filename else ""
         print(f"error: {where}{err.strerror if err.errno else err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # the report is written whole or not at all
-        print("\nstopped (SIGINT): no report written", file=sys.stderr)
-        return 130
     print(f"report: {path}")
     return 0
 
 
+def _quiet_ctrl_c(kind: type[BaseException], error: BaseException, traceback: Any) -> None:
+    if not issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, error, traceback)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except KeyboardInterrupt:  # the report is written whole or not at all
+        print("\nstopped (SIGINT): no report written", file=sys.stderr)
+        sys.excepthook = _quiet_ctrl_c  # no traceback: Python ends by SIGINT on it, and a calling script stops too
+        raise
