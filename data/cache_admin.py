@@ -147,9 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.prune:
         for entry in entries:
             print(describe(entry))
+        held = f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'}, {size_text(sum(e.size for e in entries))}"
         print(
-            f"{cache}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}, {size_text(sum(e.size for e in entries))}; {len(stale)} of them "
-            f"({waste}) made from files that are gone"
+            f"{cache}: {held}; {len(stale)} of them ({waste}) made from files that are gone"
             + (f": python -m data.cache_admin --cache {cache} --prune removes them" if stale else "")
         )
         return 0

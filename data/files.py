@@ -178,8 +178,9 @@ def warnings_as_lines(*, again: bool = False) -> None:
 
 def run_command(main: Callable[[], int], *, stopped: str = "") -> NoReturn:
     """A command's entry point (`python -m ...`): its own warnings one line each (warnings_as_lines), and a Ctrl-C
-    that `main` does not handle itself one line on stderr and exit 130, not a traceback. `stopped`: what the
-    interrupted command leaves, said after "stopped (SIGINT): "."""
+    that `main` does not handle itself one line on stderr, not a traceback; stopped by Ctrl-C (`main` returned 130
+    or did not handle it), the command ends by SIGINT (_end_by_sigint). `stopped`: what the interrupted command
+    leaves, said after "stopped (SIGINT): "."""
     warnings_as_lines()  # the command's, not a caller's that imports main (a test)
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # (not where it is ignored: a background job)
         signal.signal(signal.SIGINT, _ctrl_c_once)
@@ -199,6 +200,7 @@ def _end_by_sigint() -> None:
     them), then it is killed by SIGINT, so that a calling shell script stops too (bash goes on after a child's plain
     exit 130); a shell's $? is 130 either way. (Python's own way, an uncaught KeyboardInterrupt, gave exit status 1
     once Ray was imported: code run at exit clears its flag.) Where SIGINT stays blocked, exit 130."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # another Ctrl-C amid the exit handlers (Ray's takes 0.5 s)
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
     atexit._run_exitfuncs()  # each once: they are cleared as they run
