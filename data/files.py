@@ -233,26 +233,31 @@ def process_pool(
     the block ends the pool is closed and joined (the workers' finalizers run), or on an error or Ctrl-C terminated,
     a second Ctrl-C meanwhile ignored: `timeout` sends SIGINT twice, a user presses twice, and one that cut
     terminate() short left its join() waiting forever."""
-    main = threading.current_thread() is threading.main_thread()  # (signal handlers are the main thread's)
-    before = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None  # inherited: its workers ignore it
-    try:  # from their start, before _start_worker runs (spawn imports and unpickles first)
+    with _sigint_ignored():  # inherited: the workers ignore it from their start (spawn imports and unpickles first)
         pool = multiprocessing.get_context("spawn").Pool(workers, _start_worker, (initializer, initargs))
-    finally:
-        if main:
-            signal.signal(signal.SIGINT, before)
     try:
         yield pool
     except BaseException:
-        before = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
-        try:
+        with _sigint_ignored():
             pool.terminate()
             pool.join()
-        finally:
-            if main:
-                signal.signal(signal.SIGINT, before)
         raise
     pool.close()
     pool.join()
+
+
+@contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored in the block, then handled as before; nothing changes outside the main thread, whose signal
+    handlers they are."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def _start_worker(initializer: Callable[..., Any] | None, initargs: tuple[Any, ...]) -> None:
