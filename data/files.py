@@ -233,12 +233,14 @@ def process_pool(
     the block ends the pool is closed and joined (the workers' finalizers run), or on an error or Ctrl-C terminated,
     a second Ctrl-C meanwhile ignored: `timeout` sends SIGINT twice, a user presses twice, and one that cut
     terminate() short left its join() waiting forever."""
-    with _sigint_ignored():  # inherited: the workers ignore it from their start (spawn imports and unpickles first)
+    with sigint_restored(
+        signal.SIG_IGN
+    ):  # inherited: the workers ignore it from their start (spawn imports and unpickles first)
         pool = multiprocessing.get_context("spawn").Pool(workers, _start_worker, (initializer, initargs))
     try:
         yield pool
     except BaseException:
-        with _sigint_ignored():
+        with sigint_restored(signal.SIG_IGN):
             pool.terminate()
             pool.join()
         raise
@@ -247,13 +249,14 @@ def process_pool(
 
 
 @contextmanager
-def _sigint_ignored() -> Iterator[None]:
-    """SIGINT ignored in the block, then handled as before; nothing changes outside the main thread, whose signal
-    handlers they are."""
+def sigint_restored(during: Any = None) -> Iterator[None]:
+    """SIGINT handled as before the block once it ends, whatever changed it meanwhile (Ray Tune's experiment puts its
+    own handler in place); `during`: the handler in the block (signal.SIG_IGN), else the one there. Nothing changes
+    outside the main thread, whose signal handlers they are."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    before = signal.getsignal(signal.SIGINT) if during is None else signal.signal(signal.SIGINT, during)
     try:
         yield
     finally:

@@ -17,10 +17,7 @@ from __future__ import annotations
 import math
 import signal
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 REPEAT_S = 5.0  # a SIGTERM this soon after one passed on is the same stop (`timeout` sends two)
@@ -65,19 +62,3 @@ def ray_in_own_session() -> None:
             super().__init__(*args, **kwargs)
 
     services.ConsolePopen = OwnSession  # type: ignore[misc]
-
-
-@contextmanager
-def sigint_kept() -> Iterator[None]:
-    """The SIGINT handler as it was before the block (a Ray Tune experiment), put back as it ends. Ray Tune puts its
-    own in place as an experiment starts and puts the one before back only when it is called: a stage that ended
-    normally left it, and a later Ctrl-C (between stages, in the evaluation and report; the second of the next
-    stage, meant to stop at once) only set that ended experiment's flag, and the study went on."""
-    if threading.current_thread() is not threading.main_thread():  # (handlers are the main thread's)
-        yield
-        return
-    before = signal.getsignal(signal.SIGINT)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, before)

@@ -11,7 +11,7 @@ from pathlib import Path
 from ray import tune
 
 from data.cache import default_cache_dir
-from data.files import atomic_write
+from data.files import atomic_write, sigint_restored
 from reports.schema import CHECKPOINT, STAGE, STAGE_DONE, STATUS, TRIAL_ID, Status, finished_trials, read_results
 from tune.search.deadline import DeadlineStopper, reopen_search
 from tune.search.failfast import SYSTEMATIC_FILE, SystematicFailure, first_failures, systematic_failure
@@ -21,7 +21,6 @@ from tune.search.overrides import Override, run_values
 from tune.search.results import ResultsWriter
 from tune.search.scheduler import ResumableASHA
 from tune.search.searcher import fail_orphaned_optuna_trials, make_searcher
-from tune.search.signals import sigint_kept
 from tune.search.spaces import Stage
 from tune.search.study import Study
 from tune.search.trainable import StageJob, train_trial, trial_dirname
@@ -72,7 +71,7 @@ def run_stage(study: Study, stage: Stage) -> bool:
         cache_dir=str(default_cache_dir()),  # the driver's, not what each node's Ray workers were started with
     )
     (stage_dir / SYSTEMATIC_FILE).unlink(missing_ok=True)  # a resume after the fix judges its trials afresh
-    with sigint_kept():
+    with sigint_restored():  # Ray Tune's handler, left by an experiment that ended normally, took a later Ctrl-C
         grid = make_tuner(study, stage, job, stage_dir).fit()
     if failures := systematic_failure(stage_dir):
         raise SystematicFailureError(stage_failure_text(study, failures))
