@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -88,9 +89,16 @@ def own_ray() -> Iterator[None]:
 
 @pytest.fixture(scope="session", autouse=True)
 def _no_ray_left() -> Iterator[None]:
-    yield
+    """Ray's session folders (its logs and sockets, 1-6 MB each start, some 30 starts a run, the drivers run as
+    commands among them) in a folder of the suite's, removed at its end: Ray leaves them in /tmp/ray, where they
+    piled up run after run. And no Ray left running."""
+    folder = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # a short path: Ray's socket paths must stay under 108 bytes
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RAY_TMPDIR", folder)
+        yield
     if "ray" in sys.modules:
         sys.modules["ray"].shutdown()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _study(tmp_path_factory: pytest.TempPathFactory, synth_root: Path, **settings: object) -> Path:

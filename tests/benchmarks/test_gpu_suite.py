@@ -24,7 +24,7 @@ def dry_run(synth_root: Path, tmp_path: Path, *only: str) -> tuple[str, list[str
         "SEGTUNE_SUITE_DATA": str(synth_root),
         "SEGTUNE_CACHE": str(tmp_path / "cache"),
         "TMPDIR": str(tmp_path),
-        "RAY_TMPDIR": "/tmp",  # Ray's socket paths must stay under 108 bytes
+        "RAY_TMPDIR": os.environ.get("RAY_TMPDIR", "/tmp"),  # not TMPDIR: Ray's socket paths must stay under 108 bytes
     }
     done = subprocess.run(
         ["bash", "benchmarks/gpu_suite.sh", "--dry-run", str(out), *(["--only", *only] if only else [])],
