@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import errno
+import importlib
 import math
 import multiprocessing
 import multiprocessing.pool
@@ -193,6 +194,24 @@ def run_command(main: Callable[[], int], *, stopped: str = "") -> NoReturn:
     if code == 128 + signal.SIGINT:  # stopped by Ctrl-C, and said so
         _end_by_sigint()
     raise SystemExit(code)
+
+
+def run_module(name: str, *, stopped: str = "") -> NoReturn:
+    """run_command for the `main()` of module `name`, imported inside it: a command whose module imports for
+    seconds (torch, plotly) calls this from its first lines when run as `python -m NAME` (the module is then
+    imported anew, under its own name). A Ctrl-C amid those imports stops it as one later does, once they are done:
+    raised inside them, it could leave a library half imported (numpy's next import then failed with a
+    RecursionError, 1 of 4 Ctrl-Cs 0.3 s into tune.predict)."""
+
+    def main() -> int:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            module = importlib.import_module(name)
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # a Ctrl-C held back is raised here
+        return int(module.main())
+
+    run_command(main, stopped=stopped)
 
 
 def _end_by_sigint() -> None:

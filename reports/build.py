@@ -5,12 +5,36 @@ One self-contained HTML report (plotly.js embedded; opens offline) built from th
 
 from __future__ import annotations
 
+import signal
+import sys
+from typing import Any
+
+# `python -m reports.build`: the module is imported anew here, so that a Ctrl-C amid its imports (pandas, plotly:
+# 1-2 s) is taken as one later is (reports import no other package: data.files.run_module is not at hand)
+if __name__ == "__main__":
+
+    def _quiet_ctrl_c(kind: type[BaseException], error: BaseException, traceback: Any) -> None:
+        if not issubclass(kind, KeyboardInterrupt):
+            sys.__excepthook__(kind, error, traceback)
+
+    try:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # a Ctrl-C amid third-party imports: once they
+        try:  # are done (raised inside them, it could leave one half imported: data.files.run_module)
+            import importlib
+
+            command = importlib.import_module("reports.build")
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        raise SystemExit(command.main())
+    except KeyboardInterrupt:  # the report is written whole or not at all
+        print("\nstopped (SIGINT): no report written", file=sys.stderr)
+        sys.excepthook = _quiet_ctrl_c  # no traceback: Python ends by SIGINT on it, and a calling script stops too
+        raise
+
 import argparse
 import os
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from reports.load import CANNOT_READ, load_experiment
 from reports.page import build_page
@@ -83,17 +107,3 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"report: {path}")
     return 0
-
-
-def _quiet_ctrl_c(kind: type[BaseException], error: BaseException, traceback: Any) -> None:
-    if not issubclass(kind, KeyboardInterrupt):
-        sys.__excepthook__(kind, error, traceback)
-
-
-if __name__ == "__main__":
-    try:
-        raise SystemExit(main())
-    except KeyboardInterrupt:  # the report is written whole or not at all
-        print("\nstopped (SIGINT): no report written", file=sys.stderr)
-        sys.excepthook = _quiet_ctrl_c  # no traceback: Python ends by SIGINT on it, and a calling script stops too
-        raise

@@ -10,6 +10,11 @@ checkpoint is a frame_segmenter, or a mask_space predictor whose segmenter is us
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # its imports below (torch: 2 s) inside the command's Ctrl-C handling (data.files)
+    from data.files import run_module
+
+    run_module("tune.predict", stopped="nothing written")
+
 import argparse
 import sys
 import warnings
@@ -17,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from data.files import atomic_write, ensure_writable, error_line, run_command
+from data.files import atomic_write, ensure_writable, error_line
 from data.layout import index_split
 from reports.checkpoints import best_checkpoint
 from reports.load import unfinished_text
@@ -128,7 +133,3 @@ def main(argv: list[str] | None = None) -> int:
         videos = f"whole set of {total} videos" if total == len(ids) else f"{len(ids)} of its {total} videos"
         print(f"val IoU (competition metric, {videos}{subset}): {iou:.4f}")
     return 0
-
-
-if __name__ == "__main__":
-    run_command(main, stopped="nothing written")

@@ -19,6 +19,11 @@ where ASHA stopped it). On the study's data it uses the videos the study used (`
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # its imports below (torch: 2 s) inside the command's Ctrl-C handling (data.files)
+    from data.files import run_module
+
+    run_module("tune.train", stopped="nothing trained yet")  # (Ctrl-C in training: main says what --out keeps)
+
 import argparse
 import contextlib
 import json
@@ -28,7 +33,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from data.files import ensure_writable, error_line, run_command
+from data.files import ensure_writable, error_line
 from data.layout import index_split
 from data.locking import run_lock
 from models.registry import list_models, model_entry
@@ -280,7 +285,3 @@ def _source(path: Path, trial: str | None) -> Source:
     if (study := path if path.is_dir() else study_of(path)) is not None:  # a trial's checkpoint: its study's too
         load_plugins(study_plugins(study))
     return run_source(path, trial)
-
-
-if __name__ == "__main__":
-    run_command(main, stopped="nothing trained yet")  # (Ctrl-C in training: main says what --out keeps)

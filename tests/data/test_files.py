@@ -1,9 +1,12 @@
-"""data.files: an OSError told as one line naming its path; warnings as a command shows them."""
+"""data.files: an OSError told as one line naming its path; warnings as a command shows them; a Ctrl-C as a command
+starts is one line."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -53,3 +56,33 @@ def test_a_command_s_own_warnings_are_one_line_each_said_once(tmp_path: Path) ->
     own = f"warning: {tmp_path / 'train'}: left out 1 entries that are not video_N folders: notes.txt"
     assert lines.count(own) == 2 and not any("data/layout.py" in line for line in lines), done.stderr
     assert any(line.endswith("UserWarning: from elsewhere") for line in lines), done.stderr  # Python's own form
+
+
+@pytest.mark.parametrize(
+    ("command", "said"),
+    [
+        (["tune.search", "--space", "unet", "--name", "made"], ""),
+        (["tune.train", "--model", "unet", "--epochs", "1"], ": nothing trained yet"),
+        (["tune.predict", "--checkpoint", "c.pt", "--data", "d", "--split", "val"], ": nothing written"),
+        (["reports.build", "study"], ": no report written"),
+    ],
+    ids=["tune.search", "tune.train", "tune.predict", "reports.build"],
+)
+def test_ctrl_c_as_a_command_imports_its_modules_is_one_line(tmp_path: Path, command: list[str], said: str) -> None:
+    """Ctrl-C in the first second of a command, amid its imports (torch, Ray, plotly: 2-5 s here; each of these
+    imports its module inside data.files.run_module): one line, no traceback, ended by SIGINT (a shell's $? 130),
+    nothing made."""
+    out = tmp_path / "made"
+    run = subprocess.Popen(
+        [sys.executable, "-m", *command, "--out", str(out)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # (not ignored, as in a background job)
+    )
+    time.sleep(0.5)
+    run.send_signal(signal.SIGINT)
+    output, _ = run.communicate(timeout=60)
+    assert run.returncode == -signal.SIGINT and output.strip() == f"stopped (SIGINT){said}", output
+    assert not out.exists()

@@ -1,12 +1,6 @@
 """`python -m tune.search`: see tune.search.cli."""
 
-from data.files import run_command
+from data.files import run_module
 
-
-def _main() -> int:
-    from tune.search.cli import main  # imported here: a Ctrl-C amid its imports (Ray, torch: seconds) is one line too
-
-    return main()
-
-
-run_command(_main)  # (Ctrl-C in a stage: main says how to resume)
+run_module("tune.search.cli")  # imported inside: a Ctrl-C amid its imports (Ray, torch: seconds) is one line too
+# (Ctrl-C in a stage: its main says how to resume)
