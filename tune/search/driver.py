@@ -16,7 +16,7 @@ from data.cache import decode_split
 from data.files import os_error_line
 from data.layout import has_split, index_split, shared_ids
 from data.synth.default import default_data_root, default_root_path
-from reports.schema import SKIPPED_FILE, STAGE, TRIALS_FILE, finished_trials, read_results
+from reports.schema import SKIPPED_FILE, STAGE, TRIALS_FILE, finished_trials, read_results, read_submission
 from tune.plugins import load_plugins
 from tune.search.clock import StudyClock, budget_seconds
 from tune.search.config import SearchConfig, forget_unstarted, named, one_driver, prepare_study
@@ -256,6 +256,16 @@ def _private_token() -> None:
         token.chmod(0o600)
 
 
+def _no_submission(study: Study, why: str) -> None:
+    """Say why the study's submission was not written, and whether the one before, of the same checkpoint, stays."""
+    if read_submission(study.folder) is None:
+        print(f"no submission written: {why}", file=sys.stderr)
+    else:
+        print(
+            f"no new submission written: {why} (the one written before from the same checkpoint stays)", file=sys.stderr
+        )
+
+
 def finish(study: Study, clock: StudyClock | None = None, stopped: dict[str, str] | None = None) -> None:
     """Evaluate the best model for the report, write its submission, mark the run ended (with the stages that
     `stopped` it), build the report, print the summary. A failure here is reported and leaves the results as they
@@ -279,9 +289,9 @@ def finish(study: Study, clock: StudyClock | None = None, stopped: dict[str, str
         ):
             print(f"no submission written: no hidden split to predict ({study.cfg.hidden or study.root / 'hidden'})")
     except (FileNotFoundError, ValueError, RuntimeError) as err:
-        print(f"no submission written: {err}", file=sys.stderr)
+        _no_submission(study, str(err))
     except OSError as err:  # a full disk, no permission: the results stay
-        print(f"no submission written: {os_error_line(err)}", file=sys.stderr)
+        _no_submission(study, os_error_line(err))
     study.record_run(ended=True, stopped=stopped)
     report = build_report([study.folder], study.folder / "report.html")
     print_summary(study)

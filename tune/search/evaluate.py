@@ -50,6 +50,7 @@ from reports.schema import (
     TRUE_MASKS,
     VIDEO_ID,
     VIDEOS,
+    read_submission,
 )
 from tune.search.results import write_parquet
 from tune.training.prediction import RULE_FRAMES, RULES, predict
@@ -121,14 +122,21 @@ def write_submission(
 ) -> Path | None:
     """Write the study's submission (SUBMISSION_FILE): its best checkpoint's masks of the hidden split, with
     what made them in SUBMISSION_INFO_FILE; None, writing nothing, for data with no hidden split. An earlier
-    submission is removed first, so that none is left from another best checkpoint if this one fails."""
+    submission of another checkpoint is removed first, so that none is left from another best checkpoint if this
+    one fails; one of the same checkpoint (a resume that trained nothing better) is kept until it is replaced: a
+    failure to load that checkpoint again (a plugin edited since) does not lose it."""
     folder = Path(experiment)
     out, info = folder / SUBMISSION_FILE, folder / RESULTS_DIR / SUBMISSION_INFO_FILE
-    out.unlink(missing_ok=True)
-    info.unlink(missing_ok=True)
-    if not has_split(data_root, "hidden", hidden=hidden):
+    earlier, kept = read_submission(folder), False
+    try:
+        checkpoint = best_checkpoint(experiment) if has_split(data_root, "hidden", hidden=hidden) else None
+        kept = checkpoint is not None and earlier is not None and earlier[CHECKPOINT] == str(checkpoint)
+    finally:
+        if not kept:
+            out.unlink(missing_ok=True)
+            info.unlink(missing_ok=True)
+    if checkpoint is None:
         return None
-    checkpoint = best_checkpoint(experiment)
     masks, _, _ = predict(checkpoint, data_root, "hidden", hidden=hidden, device=device, on_error=on_error)
     with atomic_write(out) as tmp:
         torch.save(masks, tmp)
