@@ -31,14 +31,20 @@ class SystematicFailureError(RuntimeError):
     """A stage's first trials all failed with one error (tune/search/failfast.py): the study stops."""
 
 
-def stage_failure_text(study: Study, failures: list[dict[str, str]]) -> str:
-    """One line: the error, the file holding its traceback, and the command that resumes after the fix."""
+def stage_failure_text(study: Study, failures: list[dict[str, str]], left: int) -> str:
+    """One line: the error, the file holding its traceback, and what to do after the fix: the command that resumes
+    the stage's `left` trials (not started, or stopped as they ran), or, with none left, a new study."""
     first = failures[0]
-    return (
+    said = (
         f"stopped: its first {len(failures)} trials all failed with the same error before any "
-        f"reported a result: {first['error']} (traceback: {first['file']}); fix it, then resume with: "
-        f"python -m tune.search --out {study.cfg.out} --name {study.cfg.name} --resume"
+        f"reported a result: {first['error']} (traceback: {first['file']}); fix it, then "
     )
+    if left <= 0:  # failed trials stay failed: a resume would run nothing
+        return (
+            said
+            + f"start the study again under another --name (all its {study.samples} trials ran: none is left to resume)"
+        )
+    return said + f"resume with: python -m tune.search --out {study.cfg.out} --name {study.cfg.name} --resume"
 
 
 class StageInterrupted(Exception):
@@ -73,8 +79,9 @@ def run_stage(study: Study, stage: Stage) -> bool:
     (stage_dir / SYSTEMATIC_FILE).unlink(missing_ok=True)  # a resume after the fix judges its trials afresh
     with sigint_restored():  # Ray Tune's handler, left by an experiment that ended normally, took a later Ctrl-C
         grid = make_tuner(study, stage, job, stage_dir).fit()
-    if failures := systematic_failure(stage_dir):
-        raise SystematicFailureError(stage_failure_text(study, failures))
+    if failures := systematic_failure(stage_dir):  # (trials left: not started, or stopped as they ran)
+        left = study.samples - grid.num_terminated - grid.num_errors
+        raise SystematicFailureError(stage_failure_text(study, failures, left))
     # Interrupted (Ray ends the experiment on SIGINT and returns normally): trials Ray left unfinished, or
     # that our results still hold as running (Ray's statuses alone missed 2 running trials in one CI run)
     trials, _ = read_results(study.results_dir)
