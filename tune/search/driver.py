@@ -20,7 +20,7 @@ from reports.schema import SKIPPED_FILE, STAGE, TRIALS_FILE, finished_trials, re
 from tune.plugins import load_plugins
 from tune.search.clock import StudyClock, budget_seconds
 from tune.search.config import SearchConfig, forget_unstarted, named, one_driver, prepare_study
-from tune.search.overrides import parse_overrides, show_space
+from tune.search.overrides import check_space, parse_overrides, show_space
 from tune.search.reach import check_mlflow, check_reachable
 from tune.search.resources import Cluster, plan_resources
 from tune.search.signals import StopSignals, ray_in_own_session
@@ -182,6 +182,7 @@ def open_study(cfg: SearchConfig, cluster: Cluster) -> Study:
         cpus_per_trial=cfg.cpus_per_trial,
         max_concurrent=cfg.max_concurrent,
     )
+    check_space(space, budget)
     return Study(cfg, space, budget, root, resources, parse_overrides(space, budget, cfg.overrides))
 
 

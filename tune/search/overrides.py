@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import math
 import tomllib
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from models.registry import list_models
 from tune.search.keys import PARENT_KEY
 from tune.search.spaces import Budget, SearchSpace, Stage
 from tune.training.config import RunConfig
@@ -98,6 +100,35 @@ def _dry_run(stage: Stage, budget: Budget) -> tuple[dict[str, Param], dict[str, 
     recorder = _Recorder()
     values = stage.define(recorder, budget, ("PARENT",))  # type: ignore[arg-type]
     return dict(recorder.asked), values
+
+
+def check_space(space: SearchSpace, budget: Budget) -> None:
+    """Each stage of the space as its trials will ask for it, checked before Ray starts (a plugin's space, most of
+    all, whose mistakes failed every trial or were a traceback): its model registered, its define function run
+    once (each parameter at its low end or first choice), each range LOW <= HIGH, the run it returns built.
+    ValueError names the space, the stage and what is wrong."""
+    for stage in space.stages:
+        where = f"space {space.name}, stage {stage.name}"
+        if stage.model not in list_models():
+            raise ValueError(
+                f"{where}: no model {stage.model!r} is registered (the models: {', '.join(list_models())})"
+            )
+        try:
+            params, returned = _dry_run(stage, budget)
+        except Exception as err:  # a plugin's own code: one line, as an error importing it is
+            frame = traceback.extract_tb(err.__traceback__)[-1]
+            raise ValueError(
+                f"{where}: its define function raised {type(err).__name__}: {err} ({frame.filename}, line {frame.lineno})"
+            ) from None
+        for param in params.values():
+            if param.kind in ("int", "float") and not (param.low <= param.high and (param.low > 0 or not param.log)):
+                raise ValueError(f"{where}: {param.name} is {param.text()}: needs LOW <= HIGH (LOW > 0 on a log scale)")
+        try:
+            values = {**budget.run_values(), **returned}
+            values.pop(PARENT_KEY, None)
+            RunConfig.from_values(stage.model, values, epochs=1)
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"{where}: {err}") from None
 
 
 def describe_stage(stage: Stage, budget: Budget, overrides: Sequence[Override] = ()) -> dict[str, Param]:

@@ -123,6 +123,47 @@ def test_a_bad_override_read_from_a_file_names_the_file(tmp_path: Path, capsys: 
     assert "--overrides" not in capsys.readouterr().err
 
 
+SPACE_PLUGIN = """
+import optuna
+from tune.search.spaces import SearchSpace, Stage, optimisation, register_space
+
+
+def define(trial: optuna.Trial, budget, parents):
+    values = optimisation(trial, budget)
+    {line}
+    return values
+
+
+register_space(SearchSpace("{name}", (Stage("main", "{model}", "val_iou", "max", define),)))
+"""
+
+
+@pytest.mark.parametrize(
+    ("line", "model", "said"),
+    [
+        ("budget.no_such_field", "unet", "its define function raised AttributeError: 'Budget' object has no attr"),
+        ("values['widht'] = trial.suggest_int('widht', 4, 8)", "unet", "a unet run has no setting 'widht': its"),
+        ("values['width'] = trial.suggest_int('width', 16, 4)", "unet", "width is int in [16, 4]: needs LOW <= HIGH"),
+        ("pass", "no_such_model", "no model 'no_such_model' is registered (the models: dual_phase, "),
+    ],
+    ids=["raises", "misspelled", "range", "model"],
+)
+def test_a_plugin_space_s_mistakes_are_one_line_before_ray_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], line: str, model: str, said: str
+) -> None:
+    """A plugin space's define function that raises, asks for a setting its model lacks or a range upside down, or a
+    stage naming no registered model: one line naming the space and stage, before anything starts (they were a
+    traceback, or every trial failed)."""
+    name = f"mistake_{len(said)}"  # a space and file name of each plugin's own
+    plugin = tmp_path / f"{name}.py"
+    plugin.write_text(SPACE_PLUGIN.format(line=line, name=name, model=model))
+    assert main(["--plugin", str(plugin), "--space", name, "--show-space"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: space {name}, stage main: {said}") and err.count("\n") == 1, err
+    if line.startswith("budget"):
+        assert f"({plugin}, line 8)" in err  # where in the plugin
+
+
 def test_a_resume_refuses_other_overrides(tmp_path: Path) -> None:
     cfg = SearchConfig(space="unet", out=str(tmp_path), name="s", overrides=("set width=8",))
     prepare_study(cfg, resume=False)
