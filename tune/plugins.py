@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from data.files import not_a
-from reports.schema import read_study_settings
+from reports.schema import STUDY_FILE, read_study_settings
 
 
 def early_plugins(argv: list[str] | None) -> tuple[str, ...]:
@@ -48,9 +48,12 @@ def add_plugin_argument(parser: argparse.ArgumentParser, **kwargs: Any) -> None:
 
 def plugin_spec(text: str) -> str:
     """What to record for `--plugin TEXT`: a file's absolute path (so that workers in other folders find
-    it), or a module name as given."""
+    it), or a module name as given (a package's folder of that name may be here)."""
     path = Path(text)
-    if text.endswith(".py") or path.exists():
+    if not text.strip():
+        raise ValueError("--plugin '': empty: give a Python file (NAME.py) or a module (package.module)")
+    module = all(part.isidentifier() for part in text.split("."))
+    if text.endswith(".py") or path.is_file() or (path.exists() and not module):
         if not path.is_file():
             raise FileNotFoundError(f"--plugin {text}: {not_a('file', path)}")
         return str(path.resolve())
@@ -77,6 +80,16 @@ def load_plugins(specs: Iterable[str]) -> None:
 def study_plugins(folder: Path) -> list[str]:
     """The plugins a study folder's search.json records ([] without one)."""
     return list(read_study_settings(folder).get("plugins", ()))
+
+
+def load_study_plugins(folder: Path) -> None:
+    """Import the plugins a study recorded (load_plugins); one that fails names the file that recorded it, where
+    the user never typed its path (a plugin moved or edited since the study started)."""
+    try:
+        load_plugins(study_plugins(folder))
+    except (FileNotFoundError, ValueError) as err:
+        recorded = f"a plugin the study recorded in {Path(folder) / STUDY_FILE}, where each of its commands finds it"
+        raise type(err)(f"{err} ({recorded})") from None
 
 
 def _load_file(path: Path) -> None:

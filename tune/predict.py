@@ -27,7 +27,7 @@ from data.layout import index_split
 from reports.checkpoints import best_checkpoint
 from reports.load import unfinished_text
 from reports.schema import read_study_settings, study_data
-from tune.plugins import add_plugin_argument, early_plugins, load_plugins, study_plugins
+from tune.plugins import add_plugin_argument, early_plugins, load_study_plugins
 from tune.training.prediction import RULES, predict
 
 SUBMISSION_SUFFIXES = (".pt", ".pth")
@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give --data: the data root to predict (with --experiment, the study's is the default)")
     try:
         early_plugins(argv)  # the checkpoint's model may be a plugin's; a study's plugins are in its search.json
-        load_plugins(study_plugins(args.experiment) if args.experiment else [])
+        if args.experiment:
+            load_study_plugins(args.experiment)
         check_out(args.out)  # before the predictions are computed
         ensure_writable(args.out.parent)
         # the study as it was when its best was taken (a running study's best may change while this predicts)

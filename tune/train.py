@@ -40,7 +40,7 @@ from models.registry import list_models, model_entry
 from reports.checkpoints import study_of
 from reports.load import unfinished_text
 from reports.schema import study_data
-from tune.plugins import add_plugin_argument, early_plugins, load_plugins, study_plugins
+from tune.plugins import add_plugin_argument, early_plugins, load_study_plugins, study_plugins
 from tune.training.config import RunConfig
 from tune.training.run import (
     CHECKPOINT_FILE,
@@ -283,5 +283,5 @@ def _epochs(run: RunConfig) -> str:
 def _source(path: Path, trial: str | None) -> Source:
     """The run `--from` (and `--trial`) name; a study's plugins are loaded first (its model may be one of theirs)."""
     if (study := path if path.is_dir() else study_of(path)) is not None:  # a trial's checkpoint: its study's too
-        load_plugins(study_plugins(study))
+        load_study_plugins(study)
     return run_source(path, trial)

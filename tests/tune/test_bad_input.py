@@ -109,6 +109,15 @@ def _broken_plugin(root: Path, tmp: Path) -> list[str]:
     return _search(root, tmp, "--plugin", str(tmp / "mine.py"))
 
 
+def _study_of_a_moved_plugin(root: Path, tmp: Path) -> Path:
+    """A started study whose plugin, recorded in its search.json, is gone from where it was."""
+    folder = tmp / "runs" / "s"
+    (folder / "main").mkdir(parents=True)
+    settings = {"space": "unet", "budget": "smoke", "name": "s", "data": str(root), "plugins": [str(tmp / "gone.py")]}
+    (folder / "search.json").write_text(json.dumps(settings))
+    return folder
+
+
 def _bad_overrides_file(root: Path, tmp: Path) -> list[str]:
     (tmp / "o.toml").write_text("[set\nwidth = 8\n")
     return _search(root, tmp, "--overrides", str(tmp / "o.toml"))
@@ -179,6 +188,15 @@ CASES: dict[str, tuple[Setup, str]] = {
     "a plugin that fails": (_broken_plugin, "mine.py: TypeError"),
     "a plugin that does not exist": (lambda r, t: _search(r, t, "--plugin", "nope.py"), "--plugin nope.py: no such"),
     "a plugin that is a folder": (lambda r, t: _search(r, t, "--plugin", str(t)), "scratch: a folder, where a file is"),
+    "an empty plugin": (lambda r, t: _search(r, t, "--plugin", ""), "--plugin '': empty: give a Python file (NAME.py)"),
+    "a resume whose plugin was moved": (
+        lambda r, t: [*_search(r, t), "--resume"] if _study_of_a_moved_plugin(r, t) else [],
+        "gone.py: no such file (a plugin the study recorded in ",
+    ),
+    "a prediction from a study whose plugin was moved": (
+        lambda r, t: ["predict", "--experiment", str(_study_of_a_moved_plugin(r, t)), *_predict_args(r, t)],
+        "gone.py: no such file (a plugin the study recorded in ",
+    ),
     "an overrides file that is not TOML": (_bad_overrides_file, "o.toml: not valid TOML"),
     "a warm start from no study": (_not_a_study, "not a study folder"),
     "GPU-hours without a GPU": (lambda r, t: _search(r, t, "--gpu-hours", "2"), "--gpu-hours needs trials on GPUs"),

@@ -148,7 +148,8 @@ def _resumed(cfg: SearchConfig, given: frozenset[str]) -> SearchConfig:
             f"its name again ({Path(cfg.out).absolute() / str(saved.name)}) to resume it"
         )
     differ = [
-        f"--{key.replace('_', '-')} {_shown(getattr(cfg, key))} (the study has {_shown(getattr(saved, key))})"
+        f"{_FLAGS.get(key, '--' + key.replace('_', '-'))} {_shown(getattr(cfg, key))} "
+        f"(the study has {_shown(getattr(saved, key))})"
         for key in sorted(given)
         if getattr(cfg, key) != getattr(saved, key)
     ]
@@ -159,6 +160,12 @@ def _resumed(cfg: SearchConfig, given: frozenset[str]) -> SearchConfig:
         )
     runtime = ("out", "address", "dashboard", "time_budget_s", "gpu_hours")  # a resume may give new ones
     return dataclasses.replace(saved, **{key: getattr(cfg, key) for key in runtime})
+
+
+_FLAGS = {
+    "plugins": "--plugin",
+    "overrides": "--set/--range/--choices/--overrides",
+}  # (settings named unlike their flags)
 
 
 def _shown(value: object) -> str:

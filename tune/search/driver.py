@@ -17,7 +17,7 @@ from data.files import os_error_line
 from data.layout import has_split, index_split, shared_ids
 from data.synth.default import default_data_root, default_root_path
 from reports.schema import SKIPPED_FILE, STAGE, TRIALS_FILE, finished_trials, read_results, read_submission
-from tune.plugins import load_plugins
+from tune.plugins import load_plugins, load_study_plugins
 from tune.search.clock import StudyClock, budget_seconds
 from tune.search.config import SearchConfig, forget_unstarted, named, one_driver, prepare_study
 from tune.search.overrides import check_space, parse_overrides, show_space
@@ -94,7 +94,10 @@ def start_study(cfg: SearchConfig, *, new: bool) -> tuple[Study, Cluster]:
     """Everything a study checks and prepares before Ray starts: its plugins, the cluster and the plan of its
     resources, the flags a new user gets wrong, its data (decoded once on this machine, bad videos listed). A
     resumed study (not `new`) keeps the counts it ran with."""
-    load_plugins(cfg.plugins)  # a resumed study's, from its search.json
+    if new:
+        load_plugins(cfg.plugins)  # (loaded already, by the command line's early_plugins)
+    else:
+        load_study_plugins(cfg.experiment_dir)  # those its search.json records
     cluster = cluster_of(cfg)
     study = open_study(cfg, cluster)
     check_mlflow(study.cfg.mlflow)

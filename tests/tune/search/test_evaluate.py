@@ -45,6 +45,7 @@ def test_a_submission_that_cannot_be_made_again_stays_while_its_checkpoint_is_th
     study = Path(shutil.copytree(unet_study, tmp_path / "study"))
     assert write_submission(study, synth_root) == study / "submission.pt"  # by the copy's own best checkpoint
     made, info = (study / "submission.pt").read_bytes(), read_submission(study)
+    assert info is not None
     best_checkpoint(study).write_bytes(b"no longer loads")
     with pytest.raises(ValueError, match="checkpoint"):
         write_submission(study, synth_root)

@@ -169,7 +169,9 @@ def test_a_resume_refuses_other_overrides(tmp_path: Path) -> None:
     prepare_study(cfg, resume=False)
     assert prepare_study(cfg, resume=True, given=frozenset({"overrides"})).overrides == ("set width=8",)
     other = SearchConfig(space="unet", out=str(tmp_path), name="s", overrides=("set width=16",))
-    with pytest.raises(ValueError, match=r"--overrides 'set width=16' \(the study has 'set width=8'\)"):
+    with pytest.raises(
+        ValueError, match=r"--set/--range/--choices/--overrides 'set width=16' \(the study has 'set width=8'\)"
+    ):
         prepare_study(other, resume=True, given=frozenset({"overrides"}))
 
 
