@@ -334,7 +334,13 @@ def _unknown(name: str, described: dict[str, dict[str, Param]], stages: list[str
     valid = "; ".join(
         f"{stage}: {', '.join(n for n in described[stage] if n not in NOT_OVERRIDABLE)}" for stage in stages
     )
-    return f"no parameter {name!r} in {'stage ' + stages[0] if len(stages) == 1 else 'any stage'}; valid: {valid}"
+    stage, dot, _ = name.partition(".")
+    staged = (
+        f" (nor a stage {stage!r}: the stages are {', '.join(described)})" if dot and stage not in described else ""
+    )
+    return (
+        f"no parameter {name!r} in {'stage ' + stages[0] if len(stages) == 1 else 'any stage'}{staged}; valid: {valid}"
+    )
 
 
 def _text(value: Any) -> str:

@@ -123,6 +123,14 @@ def test_a_bad_override_read_from_a_file_names_the_file(tmp_path: Path, capsys: 
     assert "--overrides" not in capsys.readouterr().err
 
 
+def test_an_override_of_a_stage_the_space_lacks_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--space", "unet", "--show-space", "--set", "nostage.width=8"]) == 2
+    assert (
+        "no parameter 'nostage.width' in stage main (nor a stage 'nostage': the stages are main); valid: main: lr"
+        in (capsys.readouterr().err)
+    )
+
+
 SPACE_PLUGIN = """
 import optuna
 from tune.search.spaces import SearchSpace, Stage, optimisation, register_space
