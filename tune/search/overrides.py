@@ -123,12 +123,7 @@ def check_space(space: SearchSpace, budget: Budget) -> None:
         for param in params.values():
             if param.kind in ("int", "float") and not (param.low <= param.high and (param.low > 0 or not param.log)):
                 raise ValueError(f"{where}: {param.name} is {param.text()}: needs LOW <= HIGH (LOW > 0 on a log scale)")
-        try:
-            values = {**budget.run_values(), **returned}
-            values.pop(PARENT_KEY, None)
-            RunConfig.from_values(stage.model, values, epochs=1)
-        except (ValueError, TypeError) as err:
-            raise ValueError(f"{where}: {err}") from None
+        _build_run(stage, {**budget.run_values(), **returned}, where)
 
 
 def describe_stage(stage: Stage, budget: Budget, overrides: Sequence[Override] = ()) -> dict[str, Param]:
@@ -176,13 +171,19 @@ def _check_runs(stage: Stage, budget: Budget, name: str, values: Sequence[Any], 
     """Build the stage's run with each value (a range's ends, every choice) in turn: the model's and the
     training config's own checks say what is out of bounds (`--set norm=layer`, `--range dropout=0:2`)."""
     _, returned = _dry_run(stage, budget)
-    base = {**budget.run_values(), **returned}
-    base.pop(PARENT_KEY, None)
     for value in values:
-        try:
-            RunConfig.from_values(stage.model, {**base, name: value}, epochs=1)
-        except (ValueError, TypeError) as err:
-            raise ValueError(f"{where}: {err}") from None
+        _build_run(stage, {**budget.run_values(), **returned, name: value}, where)
+
+
+def _build_run(stage: Stage, values: dict[str, Any], where: str) -> None:
+    """The stage's run with `values` (a trial's, its parent aside): the model's and the training config's own checks
+    (a plugin's config may raise anything) as a ValueError after `where`."""
+    try:
+        RunConfig.from_values(stage.model, {k: v for k, v in values.items() if k != PARENT_KEY}, epochs=1)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{where}: {err}") from None
+    except Exception as err:  # a plugin's config checking itself otherwise
+        raise ValueError(f"{where}: {type(err).__name__}: {err}") from None
 
 
 def run_values(budget: Budget, overrides: Sequence[Override]) -> dict[str, int]:
@@ -206,6 +207,8 @@ def overrides_from_file(path: str | Path) -> list[str]:
         raise ValueError(f"--overrides {path}: not valid TOML ({err})") from None
     texts = []
     for kind, table in tables.items():
+        if kind not in KINDS and not isinstance(table, dict):  # `width = 8` above any table
+            raise ValueError(f"--overrides {path}: {kind} is in no table: put it under [set], [range] or [choices]")
         if kind not in KINDS:
             raise ValueError(f"--overrides {path}: unknown table [{kind}]; valid: {', '.join(KINDS)}")
         if not isinstance(table, dict):

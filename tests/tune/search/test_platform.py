@@ -96,10 +96,12 @@ def test_an_overrides_file_that_is_no_toml_text_is_one_line_naming_it(
 ) -> None:
     (tmp_path / "binary.toml").write_bytes(b"\xff\xfe[set]")
     (tmp_path / "flat.toml").write_text("set = 3\n")
+    (tmp_path / "top.toml").write_text("width = 8\n[set]\nlr = 0.001\n")
     for path, why in (
         (tmp_path, "cannot be read (Is a directory)"),
         (tmp_path / "binary.toml", "not valid TOML ("),
         (tmp_path / "flat.toml", "set must be a table, [set] with NAME = VALUE lines below it"),
+        (tmp_path / "top.toml", "width is in no table: put it under [set], [range] or [choices]"),
     ):
         assert main(["--space", "unet", "--show-space", "--overrides", str(path)]) == 2
         err = capsys.readouterr().err
