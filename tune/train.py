@@ -30,6 +30,7 @@ import json
 import os
 import shlex
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -198,6 +199,9 @@ def main(argv: list[str] | None = None) -> int:
             )
     except (OSError, ValueError) as err:  # bad input; read-only, full disk, no permission: the path named
         print(f"error: {error_line(err)}", file=sys.stderr)
+        code = 2
+    except Exception as err:  # the training failed (a model's own error, out of memory): one line, its traceback kept
+        code = _failed(err, out)
     except KeyboardInterrupt:  # Ctrl-C: each epoch done has its checkpoint
         given = sys.argv[1:] if argv is None else argv
         again = shlex.join([*given, *([] if args.resume else ["--resume"])])
@@ -216,7 +220,21 @@ def main(argv: list[str] | None = None) -> int:
             (out / RUN_LOCK).unlink(missing_ok=True)
         if made:
             out.rmdir()
-    return 2
+    return code
+
+
+def _failed(err: Exception, out: Path) -> int:
+    """Say that the run failed, in one line naming the file its traceback went to (in `out`, beside the epochs
+    done), as a failed trial of a study says it; exit status 1."""
+    where = out / "error.txt"
+    try:
+        where.write_text(traceback.format_exc())
+        kept = f"traceback: {where}; "
+    except OSError:  # (a full disk)
+        kept = ""
+    first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    print(f"error: the run failed: {type(err).__name__}: {first} ({kept}{out} keeps every epoch done)", file=sys.stderr)
+    return 1
 
 
 def next_step(model: str, checkpoint: Path, data_root: str | os.PathLike[str], plugins: Sequence[str] = ()) -> str:

@@ -524,6 +524,53 @@ def test_cli_checks_it_can_write_before_it_trains(
     assert "epoch" not in out and "Traceback" not in err
 
 
+BROKEN_FORWARD = """
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from data.classes import N_INPUT_FRAMES, NUM_CLASSES
+from models.registry import register_model
+
+
+@dataclass(frozen=True)
+class BrokenConfig:
+    width: int = 4
+
+
+class Broken(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3 * N_INPUT_FRAMES, NUM_CLASSES, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied (4x33 and 34x8)\\nmore lines")
+
+
+@register_model("broken_forward", BrokenConfig, input_kind="stacked")
+def build(cfg: BrokenConfig) -> nn.Module:
+    return Broken()
+"""
+
+
+def test_cli_run_that_fails_in_training_is_one_line_with_its_traceback_kept(
+    synth_root: Path, tmp_path: Path, own_cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A model's own error in training (a plugin's, as a user met it: 74 lines of traceback): one line, as a failed
+    trial says it, exit 1, the traceback in the run's folder."""
+    (tmp_path / "broken_forward.py").write_text(BROKEN_FORWARD)
+    run = tmp_path / "run"
+    args = ["--plugin", str(tmp_path / "broken_forward.py"), "--model", "broken_forward", "--data", str(synth_root)]
+    assert main([*args, "--out", str(run), "--epochs", "1", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        "error: the run failed: RuntimeError: mat1 and mat2 shapes cannot be multiplied (4x33 and 34x8) "
+        f"(traceback: {run / 'error.txt'}; {run} keeps every epoch done)\n"
+    )
+    assert 'raise RuntimeError("mat1 and mat2' in (run / "error.txt").read_text()
+
+
 def test_a_study_may_train_on_part_of_unlabeled_and_score_on_part_of_val(
     synth_root: Path, tmp_path: Path, own_cache: Path
 ) -> None:
