@@ -118,6 +118,10 @@ def load_experiment(folder: str | os.PathLike[str]) -> Experiment:
             f"warm-started: TPE began from the finished trials of {settings['warm_start']} (--warm-start"
             + (f"; --warm-start-best {again}: the best of them, up to {again}, run again first)" if again else ")")
         )
+    if settings.get("plugins"):
+        notes.append(f"with the plugin(s) {', '.join(settings['plugins'])} (--plugin)")
+    if settings.get("overrides"):
+        notes.append(f"its space as overridden: {'; '.join(settings['overrides'])} (--set, --range, --choices)")
     if settings.get("unlabeled") is not None:
         notes.append(f"the study trained on the first {settings['unlabeled']} unlabeled videos only (--unlabeled)")
     if settings.get("val_videos") is not None:

@@ -257,3 +257,18 @@ def test_a_command_that_takes_a_study_s_best_is_told_whether_the_study_ended(tmp
     assert unfinished_text(folder) == f"{folder}: 1 trial(s) did not end: {died}{so_far}"
     (folder / schema.RUN_FILE).write_text(json.dumps({**record, schema.RUN_ENDED: True}))
     assert unfinished_text(folder) is None
+
+
+def test_a_study_s_plugins_and_overrides_are_notes(tmp_path: Path) -> None:
+    """What else made the study than its space: the report says so, as it says a warm start."""
+    settings = {
+        "name": "p",
+        "space": "mine",
+        "plugins": ["/home/me/mine.py"],
+        "overrides": ["set act=gelu", "range lr=0.001:0.01"],
+    }
+    notes = load_experiment(write_study_folder(tmp_path / "p", ROWS[:1], settings=settings)).notes
+    assert "with the plugin(s) /home/me/mine.py (--plugin)" in notes, notes
+    assert "its space as overridden: set act=gelu; range lr=0.001:0.01 (--set, --range, --choices)" in notes, notes
+    plain = load_experiment(write_study_folder(tmp_path / "q", ROWS[:1], settings={"name": "q", "space": "unet"}))
+    assert not any("plugin" in n or "overridden" in n for n in plain.notes)
