@@ -38,6 +38,7 @@ GALLERY_DIR = "gallery"
 REFERENCES_FILE = "references.parquet"
 SUBMISSION_FILE = "submission.pt"  # in the study folder: torch.save of the (N, 160, 240) uint8 masks, video-id order
 SUBMISSION_INFO_FILE = "submission.json"  # in results: {CHECKPOINT: what wrote it, VIDEOS: its rows}
+PLUGINS_FILE = "plugins.json"  # {plugin: the sha256 of its file} as the study's driver last ran them (tune/plugins.py)
 SKIPPED_FILE = "skipped_videos.json"  # {split: {video id: reason}} of the bad videos a study left out
 BUDGET_FILE = "budget.json"  # the time budget of a study's last run and the stages it cut (tune/search/deadline.py)
 BUDGET_TEXT = "time_budget"  # budget.json: the time budget as text (1h02m); None without one

@@ -12,8 +12,10 @@ space's define function) is found under the same name by the next process.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib
 import importlib.util
+import json
 import re
 import sys
 import traceback
@@ -21,8 +23,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from data.files import not_a
-from reports.schema import STUDY_FILE, read_study_settings
+from data.files import atomic_write, not_a
+from reports.schema import PLUGINS_FILE, STUDY_FILE, read_study_settings
 
 
 def early_plugins(argv: list[str] | None) -> tuple[str, ...]:
@@ -80,6 +82,30 @@ def load_plugins(specs: Iterable[str]) -> None:
 def study_plugins(folder: Path) -> list[str]:
     """The plugins a study folder's search.json records ([] without one)."""
     return list(read_study_settings(folder).get("plugins", ()))
+
+
+def edited_plugins(folder: Path, specs: Iterable[str]) -> list[str]:
+    """The study's plugins (loaded) whose file changed since its driver last ran (PLUGINS_FILE, rewritten here):
+    a resume runs their new code, where the trials before ran the old (a user renamed a setting, and the study's
+    leaderboard mixed both names)."""
+    now = {spec: _digest(spec) for spec in specs}
+    path = folder / PLUGINS_FILE
+    try:
+        before = json.loads(path.read_text())
+    except (OSError, ValueError):  # none yet (a new study, or one older than this file)
+        before = {}
+    with atomic_write(path) as tmp:
+        tmp.write_text(json.dumps(now, indent=1))
+    return [spec for spec, digest in now.items() if isinstance(before, dict) and before.get(spec, digest) != digest]
+
+
+def _digest(spec: str) -> str | None:
+    """The sha256 of a plugin's file (a module's own file: not the rest of its package); None without one."""
+    file = spec if spec.endswith(".py") else getattr(sys.modules.get(spec), "__file__", None)
+    try:
+        return hashlib.sha256(Path(file).read_bytes()).hexdigest() if file else None
+    except OSError:
+        return None
 
 
 def load_study_plugins(folder: Path) -> None:

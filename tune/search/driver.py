@@ -17,7 +17,7 @@ from data.files import os_error_line
 from data.layout import has_split, index_split, shared_ids
 from data.synth.default import default_data_root, default_root_path
 from reports.schema import SKIPPED_FILE, STAGE, TRIALS_FILE, finished_trials, read_results, read_submission
-from tune.plugins import load_plugins, load_study_plugins
+from tune.plugins import edited_plugins, load_plugins, load_study_plugins
 from tune.search.clock import StudyClock, budget_seconds
 from tune.search.config import SearchConfig, forget_unstarted, named, one_driver, prepare_study
 from tune.search.overrides import check_space, parse_overrides, show_space
@@ -49,6 +49,12 @@ def _run_search(cfg: SearchConfig, resume: bool, given: frozenset[str], started:
         if not resume:  # a start refused (a bad flag, bad data) leaves no study; Ctrl-C keeps it for --resume
             forget_unstarted(cfg.experiment_dir)
         raise
+    for spec in edited_plugins(study.folder, study.cfg.plugins):
+        print(
+            f"warning: the plugin {spec} changed since this study last ran: its trials from now on run the new code, "
+            "those before ran the old",
+            file=sys.stderr,
+        )
     if not all(study.finished(stage) for stage in study.space.stages):  # a resume killed while the report was
         init_ray(study.cfg, cluster)  # made, or of a finished study, only finishes it: no Ray to start and stop
     status = 0

@@ -115,6 +115,7 @@ def test_a_systematic_failure_stops_the_stage_and_a_resume_after_the_fix_finishe
     study = ["--out", str(out), "--name", "f", "--no-dashboard"]
     assert main([*args, *study, "--samples", "6"]) == 1
     err = capsys.readouterr().err
+    assert "changed since this study last ran" not in err
     lines = [line for line in err.splitlines() if "stopped: its first" in line]
     assert len(lines) == 1, err
     line = lines[0]
@@ -135,6 +136,9 @@ def test_a_systematic_failure_stops_the_stage_and_a_resume_after_the_fix_finishe
 
     plugin.write_text(PLUGIN.replace("BROKEN = True", "BROKEN = False"))  # the fix
     assert main(["--out", str(out), "--name", "f", "--resume", "--no-dashboard"]) == 0
+    assert f"warning: the plugin {plugin} changed since this study last ran: its trials from now on run the new" in (
+        capsys.readouterr().err
+    )
     trials = pd.read_parquet(out / "f" / "results" / "trials.parquet")
     assert len(trials) == 6 and (trials["status"] != "running").all()
     # the trials still running at the stop were resumed and finished; only the systematic failures stay failed
