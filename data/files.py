@@ -201,14 +201,14 @@ def run_module(name: str, *, stopped: str = "") -> NoReturn:
     seconds (torch, plotly) calls this from its first lines when run as `python -m NAME` (the module is then
     imported anew, under its own name). A Ctrl-C amid those imports stops it as one later does, once they are done:
     raised inside them, it could leave a library half imported (numpy's next import then failed with a
-    RecursionError, 1 of 4 Ctrl-Cs 0.3 s into tune.predict)."""
+    RecursionError, 1 of 4 Ctrl-Cs 0.3 s into tune.predict). (An import that hangs is stopped by SIGTERM then.)"""
 
     def main() -> int:
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
             module = importlib.import_module(name)
         finally:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # a Ctrl-C held back is raised here
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a Ctrl-C held back is raised here
         return int(module.main())
 
     run_command(main, stopped=stopped)

@@ -18,13 +18,13 @@ if __name__ == "__main__":
             sys.__excepthook__(kind, error, traceback)
 
     try:
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # a Ctrl-C amid third-party imports: once they
-        try:  # are done (raised inside them, it could leave one half imported: data.files.run_module)
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # a Ctrl-C amid third-party imports: once
+        try:  # they are done (raised inside them, it could leave one half imported: data.files.run_module)
             import importlib
 
             command = importlib.import_module("reports.build")
         finally:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         raise SystemExit(command.main())
     except KeyboardInterrupt:  # the report is written whole or not at all
         print("\nstopped (SIGINT): no report written", file=sys.stderr)

@@ -118,10 +118,10 @@ def load_experiment(folder: str | os.PathLike[str]) -> Experiment:
             f"warm-started: TPE began from the finished trials of {settings['warm_start']} (--warm-start"
             + (f"; --warm-start-best {again}: the best of them, up to {again}, run again first)" if again else ")")
         )
-    if settings.get("plugins"):
-        notes.append(f"with the plugin(s) {', '.join(settings['plugins'])} (--plugin)")
-    if settings.get("overrides"):
-        notes.append(f"its space as overridden: {'; '.join(settings['overrides'])} (--set, --range, --choices)")
+    if plugins := _texts(settings.get("plugins")):
+        notes.append(f"with the plugin(s) {', '.join(plugins)} (--plugin)")
+    if overrides := _texts(settings.get("overrides")):
+        notes.append(f"its space as overridden: {'; '.join(overrides)} (--set, --range, --choices)")
     if settings.get("unlabeled") is not None:
         notes.append(f"the study trained on the first {settings['unlabeled']} unlabeled videos only (--unlabeled)")
     if settings.get("val_videos") is not None:
@@ -187,6 +187,11 @@ def _stopped_by(run: dict[str, Any]) -> list[str]:
         later = stages[stages.index(stage) + 1 :] if stage in stages else []
         notes.append(f"stage {stage}: {why}" + (f"; so stage(s) {', '.join(later)} did not run" if later else ""))
     return notes
+
+
+def _texts(value: Any) -> list[str]:
+    """A list of texts from search.json ([] for anything else: a hand-edited file)."""
+    return value if isinstance(value, list) and all(isinstance(v, str) for v in value) else []
 
 
 def unfinished_text(folder: Path) -> str | None:

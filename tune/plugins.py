@@ -111,8 +111,9 @@ def _digest(spec: str) -> str | None:
 def load_study_plugins(folder: Path) -> None:
     """Import the plugins a study recorded (load_plugins); one that fails names the file that recorded it, where
     the user never typed its path (a plugin moved or edited since the study started)."""
+    specs = study_plugins(folder)  # (a search.json that cannot be read says so itself)
     try:
-        load_plugins(study_plugins(folder))
+        load_plugins(specs)
     except (FileNotFoundError, ValueError) as err:
         recorded = f"a plugin the study recorded in {Path(folder) / STUDY_FILE}, where each of its commands finds it"
         raise type(err)(f"{err} ({recorded})") from None

@@ -198,8 +198,11 @@ def main(argv: list[str] | None = None) -> int:
                 on_error="skip" if args.skip_bad_videos else "raise",
             )
     except (OSError, ValueError) as err:  # bad input; read-only, full disk, no permission: the path named
-        print(f"error: {error_line(err)}", file=sys.stderr)
-        code = 2
+        if isinstance(err, ValueError) and not _ours(err):  # torch's or a plugin's: the training failed
+            code = _failed(err, out)
+        else:
+            print(f"error: {error_line(err)}", file=sys.stderr)
+            code = 2
     except Exception as err:  # the training failed (a model's own error, out of memory): one line, its traceback kept
         code = _failed(err, out)
     except KeyboardInterrupt:  # Ctrl-C: each epoch done has its checkpoint
@@ -214,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         study = args.source if from_study else study_of(args.source) if args.source is not None else None
         plugins = [*given_plugins, *(study_plugins(study) if study is not None else [])]
         print(next_step(run.model, out / CHECKPOINT_FILE, data_root, plugins))
+        (out / ERROR_FILE).unlink(missing_ok=True)  # an earlier failure's, this run resumed past it
         return 0
     with contextlib.suppress(OSError):  # a run refused before its first epoch leaves no lock, nor empty folder, behind
         if held_it and not locked:
@@ -223,10 +227,23 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
+ERROR_FILE = "error.txt"  # in a run's folder: the traceback of its failure, until a run there ends well
+PACKAGES = ("data", "models", "tune", "reports")
+
+
+def _ours(err: Exception) -> bool:
+    """Whether `err` was raised by this project's own code (a check that names what was wrong), not by torch's or a
+    plugin's (a model's own error, which a ValueError may be too: torch's cross-entropy on a wrong batch size)."""
+    frames = traceback.extract_tb(err.__traceback__)
+    root = Path(__file__).resolve().parents[1]
+    last = Path(frames[-1].filename).resolve() if frames else None
+    return last is None or (last.is_relative_to(root) and last.relative_to(root).parts[0] in PACKAGES)
+
+
 def _failed(err: Exception, out: Path) -> int:
     """Say that the run failed, in one line naming the file its traceback went to (in `out`, beside the epochs
     done), as a failed trial of a study says it; exit status 1."""
-    where = out / "error.txt"
+    where = out / ERROR_FILE
     try:
         where.write_text(traceback.format_exc())
         kept = f"traceback: {where}; "

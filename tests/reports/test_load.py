@@ -270,5 +270,6 @@ def test_a_study_s_plugins_and_overrides_are_notes(tmp_path: Path) -> None:
     notes = load_experiment(write_study_folder(tmp_path / "p", ROWS[:1], settings=settings)).notes
     assert "with the plugin(s) /home/me/mine.py (--plugin)" in notes, notes
     assert "its space as overridden: set act=gelu; range lr=0.001:0.01 (--set, --range, --choices)" in notes, notes
-    plain = load_experiment(write_study_folder(tmp_path / "q", ROWS[:1], settings={"name": "q", "space": "unet"}))
-    assert not any("plugin" in n or "overridden" in n for n in plain.notes)
+    for other in ({"name": "q", "space": "unet"}, {"name": "q", "space": "unet", "plugins": "x.py", "overrides": [3]}):
+        plain = load_experiment(write_study_folder(tmp_path / "q", ROWS[:1], settings=other))  # none; hand-edited
+        assert not any("plugin" in n or "overridden" in n for n in plain.notes)

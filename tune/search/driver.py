@@ -20,10 +20,11 @@ from reports.schema import SKIPPED_FILE, STAGE, TRIALS_FILE, finished_trials, re
 from tune.plugins import edited_plugins, load_plugins, load_study_plugins
 from tune.search.clock import StudyClock, budget_seconds
 from tune.search.config import SearchConfig, forget_unstarted, named, one_driver, prepare_study
-from tune.search.overrides import check_space, parse_overrides, show_space
+from tune.search.overrides import show_space
 from tune.search.reach import check_mlflow, check_reachable
 from tune.search.resources import Cluster, plan_resources
 from tune.search.signals import StopSignals, ray_in_own_session
+from tune.search.space_check import check_space
 from tune.search.spaces import SearchSpace, get_space
 from tune.search.stages import StageInterrupted, run_stage
 from tune.search.study import Study
@@ -49,7 +50,8 @@ def _run_search(cfg: SearchConfig, resume: bool, given: frozenset[str], started:
         if not resume:  # a start refused (a bad flag, bad data) leaves no study; Ctrl-C keeps it for --resume
             forget_unstarted(cfg.experiment_dir)
         raise
-    for spec in edited_plugins(study.folder, study.cfg.plugins):
+    edited = edited_plugins(study.folder, study.cfg.plugins)  # (recorded; a new study's, on a start anew, no news)
+    for spec in edited if resume else ():
         print(
             f"warning: the plugin {spec} changed since this study last ran: its trials from now on run the new code, "
             "those before ran the old",
@@ -191,8 +193,7 @@ def open_study(cfg: SearchConfig, cluster: Cluster) -> Study:
         cpus_per_trial=cfg.cpus_per_trial,
         max_concurrent=cfg.max_concurrent,
     )
-    check_space(space, budget)
-    return Study(cfg, space, budget, root, resources, parse_overrides(space, budget, cfg.overrides))
+    return Study(cfg, space, budget, root, resources, check_space(space, budget, cfg.overrides))
 
 
 def describe_space(cfg: SearchConfig) -> str:

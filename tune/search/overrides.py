@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import math
 import tomllib
-import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from models.registry import list_models
 from tune.search.keys import PARENT_KEY
 from tune.search.spaces import Budget, SearchSpace, Stage
 from tune.training.config import RunConfig
@@ -72,64 +70,43 @@ class Override:
 
 
 class _Recorder:
-    """A stand-in for optuna.Trial that records what a define function asks for."""
+    """A stand-in for optuna.Trial that records what a define function asks for, after the `overrides` given
+    (name -> Override), and answers each at its low end or first choice."""
 
-    def __init__(self) -> None:
+    def __init__(self, overrides: dict[str, Override] | None = None) -> None:
         self.asked: dict[str, Param] = {}
-        self.params: dict[str, Any] = {}
+        self.overrides = overrides or {}
+
+    def _ask(self, param: Param) -> Any:
+        if (override := self.overrides.get(param.name)) is not None:
+            param = override.param(param)
+        self.asked[param.name] = param
+        return param.low if param.kind in ("int", "float") else param.choices[0]
 
     def suggest_float(self, name: str, low: float, high: float, *, log: bool = False, step: Any = None) -> float:
-        self.asked[name] = Param(name, "float", low, high, log)
-        self.params[name] = low
-        return low
+        return float(self._ask(Param(name, "float", low, high, log)))
 
     def suggest_int(self, name: str, low: int, high: int, *, log: bool = False, step: int = 1) -> int:
-        self.asked[name] = Param(name, "int", low, high, log)
-        self.params[name] = low
-        return low
+        return int(self._ask(Param(name, "int", low, high, log)))
 
     def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any:
-        self.asked[name] = Param(name, "categorical", choices=tuple(choices))
-        self.params[name] = choices[0]
-        return choices[0]
+        return self._ask(Param(name, "categorical", choices=tuple(choices)))
 
 
-def _dry_run(stage: Stage, budget: Budget) -> tuple[dict[str, Param], dict[str, Any]]:
-    """The stage's define function run once on a recording trial: what it asks for, and the run values it
-    returns (each searched one at its low end or first choice)."""
-    recorder = _Recorder()
+def dry_run(
+    stage: Stage, budget: Budget, overrides: Sequence[Override] = ()
+) -> tuple[dict[str, Param], dict[str, Any]]:
+    """The stage's define function run once on a recording trial (after the stage's `overrides`): what it asks
+    for, and the run values it returns (each searched one at its low end or first choice)."""
+    recorder = _Recorder({o.name: o for o in overrides})
     values = stage.define(recorder, budget, ("PARENT",))  # type: ignore[arg-type]
     return dict(recorder.asked), values
-
-
-def check_space(space: SearchSpace, budget: Budget) -> None:
-    """Each stage of the space as its trials will ask for it, checked before Ray starts (a plugin's space, most of
-    all, whose mistakes failed every trial or were a traceback): its model registered, its define function run
-    once (each parameter at its low end or first choice), each range LOW <= HIGH, the run it returns built.
-    ValueError names the space, the stage and what is wrong."""
-    for stage in space.stages:
-        where = f"space {space.name}, stage {stage.name}"
-        if stage.model not in list_models():
-            raise ValueError(
-                f"{where}: no model {stage.model!r} is registered (the models: {', '.join(list_models())})"
-            )
-        try:
-            params, returned = _dry_run(stage, budget)
-        except Exception as err:  # a plugin's own code: one line, as an error importing it is
-            frame = traceback.extract_tb(err.__traceback__)[-1]
-            raise ValueError(
-                f"{where}: its define function raised {type(err).__name__}: {err} ({frame.filename}, line {frame.lineno})"
-            ) from None
-        for param in params.values():
-            if param.kind in ("int", "float") and not (param.low <= param.high and (param.low > 0 or not param.log)):
-                raise ValueError(f"{where}: {param.name} is {param.text()}: needs LOW <= HIGH (LOW > 0 on a log scale)")
-        _build_run(stage, {**budget.run_values(), **returned}, where)
 
 
 def describe_stage(stage: Stage, budget: Budget, overrides: Sequence[Override] = ()) -> dict[str, Param]:
     """What a stage's trials are made of, by name, after `overrides` (already checked): what its define function
     asks for and returns, and the budget's training values (Budget.run_values), constants that `--set` fixes."""
-    params, values = _dry_run(stage, budget)
+    params, values = dry_run(stage, budget)
     for name, value in {**budget.run_values(), **values}.items():  # as StageJob.plan: a define's own value wins
         if name not in params:
             params[name] = Param(name, "constant", choices=(value,))
@@ -170,12 +147,12 @@ def parse_overrides(space: SearchSpace, budget: Budget, texts: Sequence[str]) ->
 def _check_runs(stage: Stage, budget: Budget, name: str, values: Sequence[Any], where: str) -> None:
     """Build the stage's run with each value (a range's ends, every choice) in turn: the model's and the
     training config's own checks say what is out of bounds (`--set norm=layer`, `--range dropout=0:2`)."""
-    _, returned = _dry_run(stage, budget)
+    _, returned = dry_run(stage, budget)
     for value in values:
-        _build_run(stage, {**budget.run_values(), **returned, name: value}, where)
+        checked_run(stage, {**budget.run_values(), **returned, name: value}, where)
 
 
-def _build_run(stage: Stage, values: dict[str, Any], where: str) -> None:
+def checked_run(stage: Stage, values: dict[str, Any], where: str) -> None:
     """The stage's run with `values` (a trial's, its parent aside): the model's and the training config's own checks
     (a plugin's config may raise anything) as a ValueError after `where`."""
     try:

@@ -153,9 +153,9 @@ def test_a_systematic_failure_of_every_trial_says_to_start_again_not_to_resume(
 ) -> None:
     """All 3 trials of a 3-trial stage failed: failed trials stay failed, so a resume after the fix would run none
     (a user resumed as told, and it ran nothing); the line says to start the study again."""
-    plugin = tmp_path / "all_flaky.py"  # its own names: another plugin file may not take the first test's
-    plugin.write_text(PLUGIN.replace('"flaky_net"', '"all_flaky_net"').replace('"flaky"', '"all_flaky"'))
-    args = ["--plugin", str(plugin), "--space", "all_flaky", "--data", str(synth_root), "--budget", "smoke"]
+    plugin = tmp_path / "flaky_all.py"  # its own names: another plugin file may not take the first test's
+    plugin.write_text(PLUGIN.replace('"flaky_net"', '"flaky_all_net"').replace('"flaky"', '"flaky_all"'))
+    args = ["--plugin", str(plugin), "--space", "flaky_all", "--data", str(synth_root), "--budget", "smoke"]
     assert main([*args, "--samples", "3", "--out", str(tmp_path), "--name", "all", "--no-dashboard"]) == 1
     err = capsys.readouterr().err
     assert "stage main: stopped: its first 3 trials all failed with the same error" in err, err

@@ -154,7 +154,7 @@ register_space(SearchSpace("{name}", (Stage("main", "{model}", "val_iou", "max",
         ("budget.no_such_field", "unet", "its define function raised AttributeError: 'Budget' object has no attr"),
         ("values['widht'] = trial.suggest_int('widht', 4, 8)", "unet", "a unet run has no setting 'widht': its"),
         ("values['width'] = trial.suggest_int('width', 16, 4)", "unet", "width is int in [16, 4]: needs LOW <= HIGH"),
-        ("pass", "no_such_model", "no model 'no_such_model' is registered (the models: dual_phase, "),
+        ("pass", "no_such_model", "no model 'no_such_model' is registered (the models: "),
     ],
     ids=["raises", "misspelled", "range", "model"],
 )
@@ -172,6 +172,19 @@ def test_a_plugin_space_s_mistakes_are_one_line_before_ray_starts(
     assert err.startswith(f"error: space {name}, stage main: {said}") and err.count("\n") == 1, err
     if line.startswith("budget"):
         assert f"({plugin}, line 8)" in err  # where in the plugin
+
+
+def test_a_plugin_space_is_checked_after_the_overrides(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A log range from 0 in the plugin, which Optuna would refuse at the first trial, is refused; narrowed by the
+    study's --range, its trials ask for a range that works, and the space is taken."""
+    line = "values['dropout'] = trial.suggest_float('dropout', 0.0, 0.5, log=True)"
+    plugin = tmp_path / "log_from_zero.py"
+    plugin.write_text(SPACE_PLUGIN.format(line=line, name="log_from_zero", model="unet"))
+    args = ["--plugin", str(plugin), "--space", "log_from_zero", "--show-space"]
+    assert main(args) == 2
+    assert "dropout is float in [0, 0.5] log: needs LOW <= HIGH (LOW > 0 on a log scale)" in capsys.readouterr().err
+    assert main([*args, "--range", "dropout=0.01:0.5"]) == 0
+    assert "dropout" in capsys.readouterr().out
 
 
 def test_a_resume_refuses_other_overrides(tmp_path: Path) -> None:

@@ -540,17 +540,23 @@ class BrokenConfig:
 
 
 class Broken(nn.Module):
-    def __init__(self) -> None:
+    def __init__(self, error: type[Exception]) -> None:
         super().__init__()
         self.conv = nn.Conv2d(3 * N_INPUT_FRAMES, NUM_CLASSES, 3, padding=1)
+        self.error = error
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied (4x33 and 34x8)\\nmore lines")
+        raise self.error("mat1 and mat2 shapes cannot be multiplied (4x33 and 34x8)\\nmore lines")
 
 
-@register_model("broken_forward", BrokenConfig, input_kind="stacked")
+@register_model("wrong_forward", BrokenConfig, input_kind="stacked")
 def build(cfg: BrokenConfig) -> nn.Module:
-    return Broken()
+    return Broken(RuntimeError)
+
+
+@register_model("wrong_batch", BrokenConfig, input_kind="stacked")
+def build_batch(cfg: BrokenConfig) -> nn.Module:
+    return Broken(ValueError)  # as torch's cross-entropy on a wrong batch size: not the project's bad-input check
 """
 
 
@@ -559,16 +565,17 @@ def test_cli_run_that_fails_in_training_is_one_line_with_its_traceback_kept(
 ) -> None:
     """A model's own error in training (a plugin's, as a user met it: 74 lines of traceback): one line, as a failed
     trial says it, exit 1, the traceback in the run's folder."""
-    (tmp_path / "broken_forward.py").write_text(BROKEN_FORWARD)
-    run = tmp_path / "run"
-    args = ["--plugin", str(tmp_path / "broken_forward.py"), "--model", "broken_forward", "--data", str(synth_root)]
-    assert main([*args, "--out", str(run), "--epochs", "1", "--quiet"]) == 1
-    err = capsys.readouterr().err
-    assert err == (
-        "error: the run failed: RuntimeError: mat1 and mat2 shapes cannot be multiplied (4x33 and 34x8) "
-        f"(traceback: {run / 'error.txt'}; {run} keeps every epoch done)\n"
-    )
-    assert 'raise RuntimeError("mat1 and mat2' in (run / "error.txt").read_text()
+    (tmp_path / "wrong_forward.py").write_text(BROKEN_FORWARD)
+    for model, error in (("wrong_forward", "RuntimeError"), ("wrong_batch", "ValueError")):
+        run = tmp_path / model
+        args = ["--plugin", str(tmp_path / "wrong_forward.py"), "--model", model, "--data", str(synth_root)]
+        assert main([*args, "--out", str(run), "--epochs", "1", "--quiet"]) == 1
+        err = capsys.readouterr().err
+        assert err == (
+            f"error: the run failed: {error}: mat1 and mat2 shapes cannot be multiplied (4x33 and 34x8) "
+            f"(traceback: {run / 'error.txt'}; {run} keeps every epoch done)\n"
+        )
+        assert 'raise self.error("mat1 and mat2' in (run / "error.txt").read_text()
 
 
 def test_a_study_may_train_on_part_of_unlabeled_and_score_on_part_of_val(

@@ -1,0 +1,47 @@
+"""The space a study searches, checked before Ray starts: a plugin's space most of all, whose mistakes failed every
+trial (a misspelled setting, a range upside down, a model never registered) or were a traceback (its define function
+raising)."""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Sequence
+
+from models.registry import list_models
+from tune.search.overrides import Override, checked_run, dry_run, parse_overrides, run_values
+from tune.search.spaces import Budget, SearchSpace
+
+
+def check_space(space: SearchSpace, budget: Budget, texts: Sequence[str] = ()) -> tuple[Override, ...]:
+    """The space as its trials will ask for it, after the study's overrides (`texts`, parsed and returned), checked
+    before Ray starts (a plugin's space, most of all, whose mistakes failed every trial or were a traceback): each
+    stage's model registered, its define function run once (each parameter at its low end or first choice), each
+    range LOW <= HIGH, the run it returns built. ValueError names the space, the stage and what is wrong."""
+    for stage in space.stages:
+        where = f"space {space.name}, stage {stage.name}"
+        if stage.model not in list_models():
+            raise ValueError(
+                f"{where}: no model {stage.model!r} is registered (the models: {', '.join(list_models())})"
+            )
+        try:
+            dry_run(stage, budget)
+        except Exception as err:  # a plugin's own code: one line, as an error importing it is
+            frames = traceback.extract_tb(err.__traceback__)
+            file = getattr(getattr(stage.define, "__code__", None), "co_filename", None)  # (a function's)
+            own = [f for f in frames if f.filename == file] or frames  # its own line, not a library's under it
+            raise ValueError(
+                f"{where}: its define function raised {type(err).__name__}: {err} "
+                f"({own[-1].filename}, line {own[-1].lineno})"
+            ) from None
+    overrides = parse_overrides(space, budget, texts)
+    for stage in space.stages:
+        where = f"space {space.name}, stage {stage.name}"
+        mine = [o for o in overrides if o.stage == stage.name]
+        params, returned = dry_run(stage, budget, mine)
+        for param in params.values():
+            if param.kind in ("int", "float") and not (param.low <= param.high and (param.low > 0 or not param.log)):
+                raise ValueError(f"{where}: {param.name} is {param.text()}: needs LOW <= HIGH (LOW > 0 on a log scale)")
+        checked_run(
+            stage, {**run_values(budget, mine), **returned, **{o.name: o.value for o in mine if o.kind == "set"}}, where
+        )
+    return overrides
