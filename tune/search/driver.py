@@ -50,8 +50,8 @@ def _run_search(cfg: SearchConfig, resume: bool, given: frozenset[str], started:
         if not resume:  # a start refused (a bad flag, bad data) leaves no study; Ctrl-C keeps it for --resume
             forget_unstarted(cfg.experiment_dir)
         raise
-    edited = edited_plugins(study.folder, study.cfg.plugins)  # (recorded; a new study's, on a start anew, no news)
-    for spec in edited if resume else ():
+    edited = edited_plugins(study.folder, study.cfg.plugins)  # each plugin file's digest, kept for the next resume
+    for spec in edited if resume else ():  # (a new study started anew where a first start ran nothing: no news)
         print(
             f"warning: the plugin {spec} changed since this study last ran: its trials from now on run the new code, "
             "those before ran the old",
