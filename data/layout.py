@@ -98,7 +98,12 @@ def index_split(
             what = "is not a folder" if folder.parent.exists() else "does not exist"
             raise DataError(f"data root {root} {what} (expected a folder of train/, val/, unlabeled/ ...)")
         what = "does not exist" if not folder.exists() else "is a file"
-        raise DataError(f"split folder {folder} {what} (expected {split}/video_N folders)")
+        apart = (
+            "; a hidden split shipped apart from the data root: --hidden DIR"
+            if split == "hidden" and not hidden
+            else ""
+        )
+        raise DataError(f"split folder {folder} {what} (expected {split}/video_N folders{apart})")
     entries: dict[int, VideoEntry] = {}
     others = []
     for child in sorted(folder.iterdir()):

@@ -39,6 +39,10 @@ def check_out(out: Path) -> None:
         raise ValueError(f"--out {out} is a folder; name the file to write, e.g. {out / 'submission.pt'}")
     if out.suffix not in SUBMISSION_SUFFIXES:
         raise ValueError(f"--out {out}: the masks are written with torch.save (the competition's format); name it .pt")
+    try:
+        ensure_writable(out.parent)
+    except OSError as err:  # its folder named, and the flag
+        raise ValueError(f"--out {out}: {error_line(err)}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,7 +94,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.experiment:
             load_study_plugins(args.experiment)
         check_out(args.out)  # before the predictions are computed
-        ensure_writable(args.out.parent)
         # the study as it was when its best was taken (a running study's best may change while this predicts)
         snapshot = unfinished_text(args.experiment) if args.checkpoint is None else None
         checkpoint = args.checkpoint or best_checkpoint(args.experiment, args.trial)
@@ -131,6 +134,10 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings():  # its stray entries were said as the split was decoded
             warnings.simplefilter("ignore")
             total = len(index_split(data, "val"))  # less the bad videos --skip-bad-videos left out, each named
-        videos = f"whole set of {total} videos" if total == len(ids) else f"{len(ids)} of its {total} videos"
+        videos = (
+            f"whole set of {total} video{'s' * (total != 1)}"
+            if total == len(ids)
+            else f"{len(ids)} of its {total} videos"
+        )
         print(f"val IoU (competition metric, {videos}{subset}): {iou:.4f}")
     return 0

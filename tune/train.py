@@ -120,8 +120,16 @@ def main(argv: list[str] | None = None) -> int:
         help="leave out videos whose files are broken, each named in a warning",
     )
     args = parser.parse_args(argv)
-    if (args.model is None) == (args.source is None):
+    if args.model is not None and args.source is not None:  # one line: not a usage error, the flags are known
+        print(
+            "error: --model and --from: give one (--from trains the model its study or checkpoint has)", file=sys.stderr
+        )
+        return 2
+    if args.model is None and args.source is None:
         parser.error("give --model NAME, or --from a study folder or checkpoint")
+    if args.epochs is not None and args.epochs < 1:
+        print(f"error: --epochs {args.epochs}: must be >= 1", file=sys.stderr)
+        return 2
     if args.trial is not None and args.source is None:
         parser.error("--trial names a trial of the study given with --from")
     from_study = args.source is not None and args.source.is_dir()

@@ -186,5 +186,9 @@ def test_a_data_root_that_is_no_folder_is_named_not_its_split(tmp_path: Path) ->
         index_split(tmp_path / "notes.txt", "val")
     with pytest.raises(DataError, match=r"split folder .*val does not exist"):  # the root is there, the split not
         index_split(tmp_path, "val")
-    with pytest.raises(DataError, match=r"split folder .*notes.txt is a file \(expected hidden/video_N"):
+    with pytest.raises(DataError, match=r"split folder .*notes.txt is a file \(expected hidden/video_N folders\)"):
         index_split(tmp_path, "hidden", hidden=tmp_path / "notes.txt")  # tune.predict --hidden FILE
+    with pytest.raises(
+        DataError, match=r"hidden does not exist \(.*; a hidden split shipped apart from the data root: "
+    ):
+        index_split(tmp_path, "hidden")  # the data root's: where --hidden names another

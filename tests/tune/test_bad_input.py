@@ -188,6 +188,23 @@ CASES: dict[str, tuple[Setup, str]] = {
     "a plugin that fails": (_broken_plugin, "mine.py: TypeError"),
     "a plugin that does not exist": (lambda r, t: _search(r, t, "--plugin", "nope.py"), "--plugin nope.py: no such"),
     "a plugin that is a folder": (lambda r, t: _search(r, t, "--plugin", str(t)), "scratch: a folder, where a file is"),
+    "--model with --from": (
+        lambda r, t: ["train", "--model", "unet", "--from", str(t), "--out", str(t / "run")],
+        "--model and --from: give one",
+    ),
+    "no epochs": (
+        lambda r, t: ["train", "--model", "unet", "--data", str(r), "--out", str(t / "run"), "--epochs", "0"],
+        "--epochs 0: must be >= 1",
+    ),
+    "a submission under a file": (
+        lambda r, t: [
+            "predict",
+            "--checkpoint",
+            str(t / "never-read.pt"),
+            *_predict_args(r, t, _written(t / "f", b"x") / "p.pt"),
+        ],
+        "scratch/f/p.pt: ",  # --out named (then its folder: a file, where a folder is needed)
+    ),
     "an empty plugin": (lambda r, t: _search(r, t, "--plugin", ""), "--plugin '': empty: give a Python file (NAME.py)"),
     "a resume whose plugin was moved": (
         lambda r, t: [*_search(r, t), "--resume"] if _study_of_a_moved_plugin(r, t) else [],

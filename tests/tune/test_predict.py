@@ -171,10 +171,11 @@ def test_a_rule_needs_a_segmenter(
 ) -> None:
     args = ["--experiment", str(unet_study), "--data", str(synth_root), "--split", "val", "--rule", "extrapolate"]
     assert main([*args, "--out", str(tmp_path / "x.pt")]) == 2
-    assert (
-        "rule 'extrapolate' needs a frame_segmenter checkpoint, or one that names its segmenter"
-        in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith(
+        f"error: --rule extrapolate: {best_checkpoint(unet_study)} is a unet checkpoint; a rule moves"
     )
+    assert "give a frame_segmenter checkpoint, or one that names its segmenter" in err
 
 
 def test_a_broken_hidden_video_is_still_predicted_with_skip_bad_videos(

@@ -63,7 +63,10 @@ def predict(
             raise ValueError(f"unknown rule {rule!r}; valid: {', '.join(RULES)}")
         if not isinstance(task_for(run.model), FrameSegmentation):
             if not pipeline.get("segmenter"):
-                raise ValueError(f"rule {rule!r} needs a frame_segmenter checkpoint, or one that names its segmenter")
+                raise ValueError(
+                    f"--rule {rule}: {checkpoint} is a {run.model} checkpoint; a rule moves the objects of a segmenter's "
+                    "masks: give a frame_segmenter checkpoint, or one that names its segmenter (a mask_space study's)"
+                )
             run, model = load_model(pipeline["segmenter"], dev)
         masks = _predict_by_rule(RULES[rule], run, model, decoded.frames, dev, batch_size)
     else:
