@@ -126,5 +126,11 @@ def with_values(config: T, values: dict[str, Any], *, from_text: bool = False) -
     for head, inner in nested.items():
         if head not in {f.name for f in dataclasses.fields(config)}:  # type: ignore[arg-type]
             raise ValueError(f"{type(config).__name__} has no field {head!r}")
-        changes[head] = with_values(getattr(config, head), inner, from_text=from_text)
+        part = getattr(config, head)
+        if not dataclasses.is_dataclass(part):  # `width.x`: int has no fields
+            raise ValueError(f"{head}.{next(iter(inner))}: {type(config).__name__}.{head} is one setting, not a group")
+        try:
+            changes[head] = with_values(part, inner, from_text=from_text)
+        except ValueError as err:  # named from the top: predictor.nosuch
+            raise ValueError(f"{head}.{next(iter(inner))}: {err}") from None
     return dataclasses.replace(config, **changes)  # type: ignore[type-var]
