@@ -64,7 +64,7 @@ def best_checkpoint(experiment: str | os.PathLike[str], trial: str | None = None
             raise FileNotFoundError(f"no trial of the study {experiment} has reported a result yet")
         raise FileNotFoundError(f"no results in {results}: is {experiment} a study folder?")
     if trial is not None:
-        row = trials[trials[TRIAL_ID] == trial]
+        row = trials[trials[TRIAL_ID] == trial.removeprefix("trial_")]  # its id, or its folder's name (trial_ID)
         checkpoint = row[CHECKPOINT].iloc[0] if len(row) and CHECKPOINT in row else None
         if checkpoint is None or is_missing(checkpoint):
             top = ranked(trials, stage_order(trials)[-1], with_checkpoint=True)[TRIAL_ID].head(5)

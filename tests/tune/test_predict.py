@@ -226,6 +226,8 @@ def test_a_trial_named_predicts_with_its_checkpoint(
     args = ["--experiment", str(unet_study), "--data", str(synth_root), "--split", "val"]
     assert main([*args, "--trial", other["trial_id"], "--out", str(tmp_path / "t.pt")]) == 0
     assert f"checkpoint: {other['checkpoint']}\n" in capsys.readouterr().out
+    named = best_checkpoint(unet_study, other["trial_id"])  # by its folder's name too, as a user copies it
+    assert best_checkpoint(unet_study, f"trial_{other['trial_id']}") == named
     failed = trials.loc[trials["status"] == "failed", "trial_id"].iloc[0]  # the study's failing trial: no checkpoint
     for trial in ("nope", failed):
         assert main([*args, "--trial", trial, "--out", str(tmp_path / "n.pt")]) == 2
