@@ -160,6 +160,10 @@ def main(argv: list[str] | None = None) -> int:
         from data.synth.default import default_data_root
 
         data_root = default_data_root(progress=not args.quiet)
+        if source is not None:  # a checkpoint of no study (a tune.train run's): its data is not known
+            print(
+                f"data: {data_root}, the embedded synthetic set ({source.checkpoint} names no study; --data for another)"
+            )
     try:
         subset = _subset(args, source, data_root, run)
     except (OSError, ValueError) as err:  # a count past the split's videos; a split that cannot be listed

@@ -524,6 +524,26 @@ def test_cli_checks_it_can_write_before_it_trains(
     assert "epoch" not in out and "Traceback" not in err
 
 
+def test_from_a_checkpoint_of_no_study_says_it_trains_on_the_embedded_set(
+    synth_root: Path,
+    tmp_path: Path,
+    own_cache: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A tune.train run's checkpoint names no study, so no data: the run says before training that it takes the
+    embedded set (the embedded set is the tiny root here: generating the real one takes minutes)."""
+    assert main(_args("unet", synth_root, tmp_path / "first")) == 0
+    import data.synth.default
+
+    monkeypatch.setattr(data.synth.default, "default_data_root", lambda progress=True: synth_root)
+    capsys.readouterr()
+    checkpoint = tmp_path / "first" / "checkpoint.pt"
+    assert main(["--from", str(checkpoint), "--epochs", "1", "--out", str(tmp_path / "again"), "--quiet"]) == 0
+    said = f"data: {synth_root}, the embedded synthetic set ({checkpoint} names no study; --data for another)\n"
+    assert capsys.readouterr().out.startswith(said)  # before anything trains
+
+
 BROKEN_FORWARD = """
 from dataclasses import dataclass
 
