@@ -252,9 +252,8 @@ def process_pool(
     the block ends the pool is closed and joined (the workers' finalizers run), or on an error or Ctrl-C terminated,
     a second Ctrl-C meanwhile ignored: `timeout` sends SIGINT twice, a user presses twice, and one that cut
     terminate() short left its join() waiting forever."""
-    with sigint_restored(
-        signal.SIG_IGN
-    ):  # inherited: the workers ignore it from their start (spawn imports and unpickles first)
+    # ignored while the workers start: inherited, they ignore it from their start (spawn imports and unpickles first)
+    with sigint_restored(signal.SIG_IGN):
         pool = multiprocessing.get_context("spawn").Pool(workers, _start_worker, (initializer, initargs))
     try:
         yield pool

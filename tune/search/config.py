@@ -162,10 +162,8 @@ def _resumed(cfg: SearchConfig, given: frozenset[str]) -> SearchConfig:
     return dataclasses.replace(saved, **{key: getattr(cfg, key) for key in runtime})
 
 
-_FLAGS = {
-    "plugins": "--plugin",
-    "overrides": "--set/--range/--choices/--overrides",
-}  # (settings named unlike their flags)
+# the settings named unlike their flags
+_FLAGS = {"plugins": "--plugin", "overrides": "--set/--range/--choices/--overrides"}
 
 
 def _shown(value: object) -> str:
