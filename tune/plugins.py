@@ -24,7 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from data.files import atomic_write, not_a
+from models.registry import model_entry
 from reports.schema import PLUGINS_FILE, STUDY_FILE, read_study_settings
+
+FILE_MODULE = "segtune_plugin_"  # a plugin file's module name: this and its stem
 
 
 def early_plugins(argv: list[str] | None) -> tuple[str, ...]:
@@ -119,8 +122,19 @@ def load_study_plugins(folder: Path) -> None:
         raise type(err)(f"{err} ({recorded})") from None
 
 
+def model_plugin(model: str) -> str | None:
+    """The --plugin that registered `model` as a study records it (a file's absolute path, or a module's name);
+    None for a model of the package's own (models/)."""
+    module = model_entry(model).build.__module__
+    if module == "models" or module.startswith("models."):
+        return None
+    if module.startswith(FILE_MODULE):
+        return str(getattr(sys.modules.get(module), "__file__", None) or module)
+    return module
+
+
 def _load_file(path: Path) -> None:
-    name = "segtune_plugin_" + re.sub(r"\W", "_", path.stem)
+    name = FILE_MODULE + re.sub(r"\W", "_", path.stem)
     loaded = sys.modules.get(name)
     if loaded is not None:
         if Path(str(loaded.__file__)).resolve() != path.resolve():

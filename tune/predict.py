@@ -24,7 +24,7 @@ import torch
 
 from data.files import atomic_write, ensure_writable, error_line
 from data.layout import index_split
-from reports.checkpoints import best_checkpoint
+from reports.checkpoints import best_checkpoint, study_of
 from reports.load import unfinished_text
 from reports.schema import read_study_settings, study_data
 from tune.plugins import add_plugin_argument, early_plugins, load_study_plugins
@@ -91,8 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give --data: the data root to predict (with --experiment, the study's is the default)")
     try:
         early_plugins(argv)  # the checkpoint's model may be a plugin's; a study's plugins are in its search.json
-        if args.experiment:
-            load_study_plugins(args.experiment)
+        if (study := args.experiment or (study_of(args.checkpoint) if args.checkpoint else None)) is not None:
+            load_study_plugins(study)  # a trial's checkpoint: its study's too
         check_out(args.out)  # before the predictions are computed
         # the study as it was when its best was taken (a running study's best may change while this predicts)
         snapshot = unfinished_text(args.experiment) if args.checkpoint is None else None

@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from data.files import atomic_write
-from models.registry import create_model, model_entry, pretrained_part
+from models.registry import create_model, list_models, model_entry, pretrained_part
+from tune.plugins import model_plugin
 from tune.training.config import RunConfig
 
 CHECKPOINT_FORMAT = 1
@@ -70,17 +71,27 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     return state
 
 
+def checkpoint_run(state: dict[str, Any], source: str | os.PathLike[str] = "the checkpoint") -> RunConfig:
+    """The run settings of a loaded checkpoint (`source`, named in the error). Its model unknown here: the registry's
+    line, or, for a plugin's model (recorded as `plugin`), the --plugin to pass."""
+    try:
+        return RunConfig.from_dict(state["run"])
+    except KeyError as err:
+        model, plugin = state["run"].get("model"), state.get("plugin")
+        if plugin and model is not None and model not in list_models():
+            raise KeyError(f"{source}: its model {model!r} comes from the plugin {plugin}: pass --plugin {plugin}") from None
+        raise KeyError(f"{source}: {err.args[0]}") from None
+
+
 def model_from_state(
     state: dict[str, Any], device: torch.device | str = "cpu", source: str | os.PathLike[str] = "the checkpoint"
 ) -> tuple[RunConfig, nn.Module]:
     """The run config and the trained model (in eval mode, on `device`) of a loaded checkpoint (`source`, named in
     the error where its settings or weights do not make its model: a file edited, or written by another version)."""
-    try:
-        run = RunConfig.from_dict(state["run"])
+    try:  # a model the registry does not know (a plugin's not loaded): checkpoint_run's KeyError
+        run = checkpoint_run(state, source)
         model = create_model(run.model, run.model_config)
         model.load_state_dict(state.get("model", {}))
-    except KeyError as err:  # a model the registry does not know (a plugin's not loaded): the registry's own line
-        raise KeyError(f"{source}: {err.args[0]}") from None
     except (TypeError, ValueError, RuntimeError) as err:
         why = " ".join(str(err).split())  # load_state_dict's lines: "Error(s) in loading ...: size mismatch for ..."
         why = why if len(why) <= 300 else why[:300] + "..."

@@ -19,7 +19,7 @@ from models.config import config_to_dict
 from models.registry import model_entry
 from reports.checkpoints import beside, best_checkpoint, study_of
 from reports.schema import EPOCH, read_study_settings
-from tune.training.checkpoints import load_checkpoint, save_checkpoint
+from tune.training.checkpoints import checkpoint_run, load_checkpoint, save_checkpoint
 from tune.training.config import RUNTIME_FIELDS, RunConfig, TrainConfig
 from tune.training.inference import resolve_device
 from tune.training.pseudo import pseudo_label
@@ -77,13 +77,13 @@ def run_source(source: Path, trial: str | None = None) -> Source:
         for path in (state.get("pipeline", {}).get("segmenter"), state.get("pretrained"))
     )
     part = load_checkpoint(pretrained) if pretrained and pretrained.is_file() else None
-    pretrain = _as_here(part["run"]) if part else None
+    pretrain = _as_here(part, pretrained) if part else None
     stop = int(part.get("epoch", 0)) if part else 0
     study = source if source.is_dir() else study_of(source)  # a trial's checkpoint.pt: its study's too
     settings = read_study_settings(study) if study is not None else {}
     return Source(
         checkpoint,
-        _as_here(state["run"]),
+        _as_here(state, checkpoint),
         segmenter,
         pretrain,
         Path(settings["data"]) if settings.get("data") else None,
@@ -92,9 +92,10 @@ def run_source(source: Path, trial: str | None = None) -> Source:
     )
 
 
-def _as_here(values: dict[str, Any]) -> RunConfig:
-    """A saved run, computed as this machine's defaults say (RUNTIME_FIELDS: compiling, the evaluation's batch)."""
-    run = RunConfig.from_dict(values)
+def _as_here(state: dict[str, Any], source: Path) -> RunConfig:
+    """A checkpoint's run, computed as this machine's defaults say (RUNTIME_FIELDS: compiling, the evaluation's
+    batch)."""
+    run = checkpoint_run(state, source)
     return replace(run, train=replace(run.train, **{k: getattr(TrainConfig(), k) for k in RUNTIME_FIELDS}))
 
 

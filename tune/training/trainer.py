@@ -34,6 +34,7 @@ from reports.schema import (
     TRAIN_LOSS,
     TRAIN_S,
 )
+from tune.plugins import model_plugin
 from tune.training.checkpoints import CHECKPOINT_FORMAT, load_checkpoint, load_pretrained_part, save_checkpoint
 from tune.training.config import RUNTIME_FIELDS, RunConfig, TrainConfig
 from tune.training.gpu_meter import GpuMeter
@@ -153,6 +154,7 @@ class Trainer:
             "pretrained": self.pretrained,
             "micro_batches": self.micro_batches,
             "eval_batch_size": self.eval_batch_size,
+            "plugin": model_plugin(self.run.model),  # a plugin's model: what loads it again (None: the package's)
         }
 
     def save(self, path: str | os.PathLike[str]) -> Path:

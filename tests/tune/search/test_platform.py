@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -26,7 +28,8 @@ from tune.search.searcher import DefineByRun
 from tune.search.spaces import get_space
 from tune.train import main as train
 
-PLUGIN = Path(__file__).resolve().parents[3] / "docs" / "plugin_example.py"
+ROOT = Path(__file__).resolve().parents[3]
+PLUGIN = ROOT / "docs" / "plugin_example.py"
 
 
 def optuna_study(exp: Path, stage: str) -> optuna.Study:
@@ -279,6 +282,12 @@ def test_a_plugin_study_with_overrides_logs_to_tensorboard_and_mlflow_and_predic
     capsys.readouterr()
     assert train(["--from", str(exp), "--epochs", "1", "--out", str(tmp_path / "t"), "--quiet"]) == 0
     assert f"--split hidden --out submission.pt --plugin {PLUGIN}\n" in capsys.readouterr().out
+    assert torch.load(tmp_path / "t" / "checkpoint.pt")["plugin"] == str(PLUGIN)  # what loads its model again
+    # a trial's checkpoint predicted by a process that never loaded the plugin: its study's search.json names it
+    checkpoint = sorted(exp.glob("main/trial_*/checkpoint_*/checkpoint.pt"))[0]
+    command = [sys.executable, "-m", "tune.predict", "--checkpoint", str(checkpoint), "--data", str(synth_root)]
+    done = subprocess.run([*command, "--split", "val", "--out", str(out)], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
 
 
 @pytest.mark.slow

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -435,6 +436,15 @@ def test_bad_checkpoints_and_mismatched_pretraining_are_refused(
         "weights": {**state, "model": {k: v[:1] if v.dim() else v for k, v in state["model"].items()}},
         "settings": {**state, "run": {**state["run"], "model_config": {"widht": 4}}},
     }
+    assert state["plugin"] is None  # a model of the package's own
+    for plugin, said in (  # a model this process has not registered: the plugin that made it, where recorded
+        (None, r"unknown model 'gone_net'; valid: .* \(a plugin's model: pass its --plugin\)$"),
+        ("/p/gone.py", r"its model 'gone_net' comes from the plugin /p/gone\.py: pass --plugin /p/gone\.py$"),
+    ):
+        torch.save({**state, "run": {**state["run"], "model": "gone_net"}, "plugin": plugin}, tmp_path / "gone.pt")
+        with pytest.raises(KeyError) as refused:
+            load_model(tmp_path / "gone.pt")
+        assert re.match(rf"^{tmp_path}/gone\.pt: {said}", refused.value.args[0]), refused.value.args[0]
     diverged = {k: v.clone() for k, v in state["model"].items()}
     diverged["head.weight"][0] = float("nan")
     torch.save({**state, "model": diverged}, tmp_path / "diverged.pt")
