@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -69,19 +69,48 @@ class Override:
         return Param(old.name, "categorical", choices=self.value, source="--choices")
 
 
-class _Recorder:
+class _Deprecated:
+    """optuna.Trial's suggest_uniform, suggest_loguniform and suggest_discrete_uniform (deprecated in Optuna 3, still
+    there) as the suggest_float they stand for: a plugin's define function that calls them sees its overrides too."""
+
+    suggest_float: Callable[..., float]
+
+    def suggest_uniform(self, name: str, low: float, high: float) -> float:
+        return self.suggest_float(name, low, high)
+
+    def suggest_loguniform(self, name: str, low: float, high: float) -> float:
+        return self.suggest_float(name, low, high, log=True)
+
+    def suggest_discrete_uniform(self, name: str, low: float, high: float, q: float) -> float:
+        return self.suggest_float(name, low, high, step=q)
+
+
+class _Recorder(_Deprecated):
     """A stand-in for optuna.Trial that records what a define function asks for, after the `overrides` given
-    (name -> Override), and answers each at its low end or first choice."""
+    (name -> Override), and answers each at its low end or first choice; a trial numbered 0 with its user
+    attributes (what else a define function may read of its trial)."""
 
     def __init__(self, overrides: dict[str, Override] | None = None) -> None:
         self.asked: dict[str, Param] = {}
-        self.overrides = overrides or {}
+        self.overrides, self.number = overrides or {}, 0
+        self.params: dict[str, Any] = {}
+        self.user_attrs: dict[str, Any] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        raise AttributeError(  # it names no class of ours, only what a define function may use
+            f"trial.{name}: the trial a define function is checked on before the study (and by --show-space) has "
+            "suggest_float/int/categorical (and suggest_*uniform), number, params, user_attrs, set_user_attr"
+        )
+
+    def set_user_attr(self, key: str, value: Any) -> None:
+        self.user_attrs[key] = value
 
     def _ask(self, param: Param) -> Any:
         if (override := self.overrides.get(param.name)) is not None:
             param = override.param(param)
         self.asked[param.name] = param
-        return param.low if param.kind in ("int", "float") else param.choices[0]
+        self.params[param.name] = param.low if param.kind in ("int", "float") else param.choices[0]
+        return self.params[param.name]
 
     def suggest_float(self, name: str, low: float, high: float, *, log: bool = False, step: Any = None) -> float:
         return float(self._ask(Param(name, "float", low, high, log)))
@@ -209,7 +238,7 @@ def _dotted(table: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
     return pairs
 
 
-class OverriddenTrial:
+class OverriddenTrial(_Deprecated):
     """An optuna.Trial as a stage's overrides see it: fixed parameters are returned without being
     suggested, narrowed ones are suggested in their new range or choices; the rest goes to the trial."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -23,7 +24,7 @@ from tune.predict import main as predict
 from tune.search.budget import budget_for
 from tune.search.cli import main
 from tune.search.config import SearchConfig, prepare_study
-from tune.search.overrides import overrides_from_file
+from tune.search.overrides import overrides_from_file, parse_overrides
 from tune.search.searcher import DefineByRun
 from tune.search.spaces import get_space
 from tune.train import main as train
@@ -158,8 +159,9 @@ register_space(SearchSpace("{name}", (Stage("main", "{model}", "val_iou", "max",
         ("values['widht'] = trial.suggest_int('widht', 4, 8)", "unet", "a unet run has no setting 'widht': its"),
         ("values['width'] = trial.suggest_int('width', 16, 4)", "unet", "width is int in [16, 4]: needs LOW <= HIGH"),
         ("pass", "no_such_model", "no model 'no_such_model' is registered (the models: "),
+        ("trial.report(0.5, 1)", "unet", "its define function raised AttributeError: trial.report: the trial a defi"),
     ],
-    ids=["raises", "misspelled", "range", "model"],
+    ids=["raises", "misspelled", "range", "model", "trial"],
 )
 def test_a_plugin_space_s_mistakes_are_one_line_before_ray_starts(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], line: str, model: str, said: str
@@ -188,6 +190,30 @@ def test_a_plugin_space_is_checked_after_the_overrides(tmp_path: Path, capsys: p
     assert "dropout is float in [0, 0.5] log: needs LOW <= HIGH (LOW > 0 on a log scale)" in capsys.readouterr().err
     assert main([*args, "--range", "dropout=0.01:0.5"]) == 0
     assert "dropout" in capsys.readouterr().out
+
+
+def test_a_define_function_may_read_its_trial_and_use_optunas_deprecated_suggestions(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What a define function may do with Optuna's trial, its check's trial does too (they were refused in one line
+    before the study): read its number and params, set user attributes, and suggest_loguniform, which the study's
+    --range narrows as it does suggest_float (checked on a real Optuna trial)."""
+    line = (
+        "trial.set_user_attr('n', trial.number); values['dropout'] = trial.suggest_uniform('dropout', 0.0, 0.2); "
+        "values['dice_weight'] = trial.suggest_loguniform('dice_weight', 0.1, trial.params['dropout'] + 1)"
+    )
+    plugin = tmp_path / "deprecated_calls.py"
+    plugin.write_text(SPACE_PLUGIN.format(line=line, name="deprecated_calls", model="unet"))
+    args = ["--plugin", str(plugin), "--space", "deprecated_calls", "--show-space", "--range", "dice_weight=0.2:0.5"]
+    assert main(args) == 0, capsys.readouterr().err
+    shown = capsys.readouterr().out
+    assert re.search(r"dice_weight +float in \[0.2, 0.5\] log +\(--range\)", shown), shown
+    budget = budget_for("smoke", gpu=False)
+    overrides = parse_overrides(get_space("deprecated_calls"), budget, ["range dice_weight=0.2:0.5"])
+    trial = optuna.create_study().ask()
+    DefineByRun(get_space("deprecated_calls").stage("main"), budget, (), overrides)(trial)
+    assert trial.distributions["dice_weight"] == optuna.distributions.FloatDistribution(0.2, 0.5, log=True)
+    assert trial.distributions["dropout"] == optuna.distributions.FloatDistribution(0.0, 0.2)
 
 
 def test_a_resume_refuses_other_overrides(tmp_path: Path) -> None:
