@@ -1,4 +1,4 @@
-"""`python -m tune.search --space {dual_phase,unet,mask_space,dynamics} [--data DIR] [--samples N] [--budget smoke|default] ...`
+"""`python -m tune.search --space SPACE [--data DIR] [--samples N] [--budget smoke|default] ...` (the spaces: below)
 
 The product's main job: a staged hyperparameter search with Ray Tune, the Optuna TPE searcher and the
 ASHA scheduler. Each stage of the space is one Ray Tune experiment in OUT/NAME/STAGE; results go to
@@ -13,6 +13,7 @@ import dataclasses
 import math
 import re
 import sys
+import textwrap
 from pathlib import Path
 
 from data.files import error_line
@@ -21,7 +22,7 @@ from tune.search.config import SearchConfig
 from tune.search.deadline import parse_duration
 from tune.search.driver import describe_space, run_search
 from tune.search.overrides import KINDS, overrides_from_file
-from tune.search.spaces import list_spaces
+from tune.search.spaces import get_space, list_spaces
 from tune.training.tasks.base import hold_env_gb
 
 STUDY_FLAGS = (
@@ -79,6 +80,21 @@ def _number(text: str) -> float:
     return value
 
 
+def _spaces_text() -> str:
+    """The spaces --space takes (a plugin's too), each with its stages and what it searches, for --help."""
+    lines = ["spaces (--show-space prints one's parameters):"]
+    for name in list_spaces():
+        space = get_space(name)
+        head = f"{name} ({', '.join(stage.name for stage in space.stages)})"
+        lines += textwrap.wrap(
+            f"{head}: {space.description}" if space.description else head,
+            110,
+            initial_indent="  ",
+            subsequent_indent="      ",
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     defaults = SearchConfig()
     try:
@@ -87,7 +103,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error_line(err)}", file=sys.stderr)
         return 2
     parser = argparse.ArgumentParser(
-        prog="python -m tune.search", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m tune.search",
+        description=__doc__,
+        epilog=_spaces_text(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     given = argparse.SUPPRESS  # the study's settings: only those on the command line reach the namespace
     parser.add_argument(

@@ -216,6 +216,17 @@ def test_a_define_function_may_read_its_trial_and_use_optunas_deprecated_suggest
     assert trial.distributions["dropout"] == optuna.distributions.FloatDistribution(0.0, 0.2)
 
 
+def test_help_lists_every_space_a_plugin_s_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    plugin = tmp_path / "listed_in_help.py"
+    plugin.write_text(SPACE_PLUGIN.format(line="pass", name="listed_in_help", model="unet"))
+    with pytest.raises(SystemExit) as ended:
+        main(["--plugin", str(plugin), "--help"])
+    shown = capsys.readouterr().out
+    assert ended.value.code == 0 and "\nspaces (--show-space prints one's parameters):\n" in shown
+    assert "\n  listed_in_help (main)\n" in shown and "\n  unet (main): frames 1-11 stacked as 33 channels" in shown
+    assert "\n  dual_phase (pretrain, finetune): self-supervised frame prediction" in shown
+
+
 def test_a_resume_refuses_other_overrides(tmp_path: Path) -> None:
     cfg = SearchConfig(space="unet", out=str(tmp_path), name="s", overrides=("set width=8",))
     prepare_study(cfg, resume=False)
