@@ -130,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {args.out}: {tuple(masks.shape)} {masks.dtype}, videos {int(ids[0])}..{int(ids[-1])} in id order")
     if iou is not None:
         scored = studied.get("val_videos") if args.experiment is not None and args.data is None else None
-        subset = f"; the study scored on its first {scored} videos (--val-videos)" if scored else ""
+        first = "its first video" if scored == 1 else f"its first {scored} videos"
+        subset = f"; the study scored on {first} (--val-videos)" if scored else ""
         with warnings.catch_warnings():  # its stray entries were said as the split was decoded
             warnings.simplefilter("ignore")
             total = len(index_split(data, "val"))  # less the bad videos --skip-bad-videos left out, each named

@@ -155,7 +155,7 @@ def test_a_rule_answers_from_the_segmenter_of_a_mask_study(
     if rule == "copy_last":  # the study scored its trials on the first val video: a score of the whole set says so
         assert main(["--experiment", str(mask_study), "--split", "val", "--out", str(tmp_path / "v.pt")]) == 0
         assert (
-            "(competition metric, whole set of 2 videos; the study scored on its first 1 videos (--val-videos)): "
+            "(competition metric, whole set of 2 videos; the study scored on its first video (--val-videos)): "
             in (capsys.readouterr().out)
         )
     if rule == "extrapolate":  # without --rule, a segmenter is refused, saying what it answers with
