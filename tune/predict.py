@@ -3,7 +3,8 @@
 Predicts the mask of frame 22 for every video of a split with the study's best checkpoint (or the one
 named), and saves the (N, 160, 240) integer tensor in video-id order with torch.save, the competition's
 submission format. With `--split val` it also prints the IoU exactly as the competition computes it. The data is
-the study's (`--experiment`) unless `--data` names another; `--checkpoint` alone needs `--data`.
+the study's (`--experiment`, or the study a trial's `--checkpoint` is in) unless `--data` names another; any other
+`--checkpoint` needs `--data`.
 `--rule extrapolate` (or `copy_last`) answers with a rule on a per-frame segmenter's masks instead: the
 checkpoint is a frame_segmenter, or a mask_space predictor whose segmenter is used.
 """
@@ -87,21 +88,25 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give --experiment or --checkpoint")
     if args.trial is not None and (args.experiment is None or args.checkpoint is not None):
         parser.error("--trial names a trial of the study given with --experiment (and no --checkpoint)")
-    if args.data is None and args.experiment is None:
-        parser.error("give --data: the data root to predict (with --experiment, the study's is the default)")
+    study = args.experiment or (study_of(args.checkpoint) if args.checkpoint else None)  # a trial's checkpoint's too
+    if args.data is None and study is None:
+        parser.error(
+            "give --data: the data root to predict (the study's is the default with --experiment, or a --checkpoint "
+            "of a trial in its study folder)"
+        )
     try:
         early_plugins(argv)  # the checkpoint's model may be a plugin's; a study's plugins are in its search.json
-        if (study := args.experiment or (study_of(args.checkpoint) if args.checkpoint else None)) is not None:
-            load_study_plugins(study)  # a trial's checkpoint: its study's too
+        if study is not None:
+            load_study_plugins(study)
         check_out(args.out)  # before the predictions are computed
         # the study as it was when its best was taken (a running study's best may change while this predicts)
         snapshot = unfinished_text(args.experiment) if args.checkpoint is None else None
         checkpoint = args.checkpoint or best_checkpoint(args.experiment, args.trial)
         hidden, data, studied = args.hidden, args.data, {}
-        if args.experiment is not None:
-            studied = read_study_settings(args.experiment)
+        if study is not None:
+            studied = read_study_settings(study)
             hidden = studied.get("hidden") if hidden is None else hidden
-            if data is None and (data := study_data(args.experiment)) is None:  # a study of the embedded set
+            if data is None and (data := study_data(study)) is None:  # a study of the embedded set
                 from data.synth.default import default_data_root
 
                 data = default_data_root(progress=False)
@@ -129,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"data: {data}" + ("" if args.data else " (the study's; --data for another)"))
     print(f"wrote {args.out}: {tuple(masks.shape)} {masks.dtype}, videos {int(ids[0])}..{int(ids[-1])} in id order")
     if iou is not None:
-        scored = studied.get("val_videos") if args.experiment is not None and args.data is None else None
+        scored = studied.get("val_videos") if study is not None and args.data is None else None
         first = "its first video" if scored == 1 else f"its first {scored} videos"
         subset = f"; the study scored on {first} (--val-videos)" if scored else ""
         with warnings.catch_warnings():  # its stray entries were said as the split was decoded

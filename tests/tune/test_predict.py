@@ -46,10 +46,15 @@ def test_val_iou_is_the_competition_metric_over_the_whole_set(
     assert main(["--experiment", str(unet_study), "--data", str(synth_root), "--split", "val", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert f"data: {synth_root}\n" in printed  # as given
-    with pytest.raises(SystemExit) as usage:  # a checkpoint alone names no data: none is guessed
-        main(["--checkpoint", str(best_checkpoint(unet_study)), "--split", "val", "--out", str(out)])
-    assert usage.value.code == 2 and "give --data: the data root to predict" in capsys.readouterr().err
     masks = torch.load(out, weights_only=True)
+    # a trial's checkpoint, as the study printed its best: its study's data; one copied out of it names none
+    assert main(["--checkpoint", str(best_checkpoint(unet_study)), "--split", "val", "--out", str(out)]) == 0
+    assert f"data: {synth_root} (the study's; --data for another)\n" in capsys.readouterr().out
+    assert torch.equal(torch.load(out, weights_only=True), masks)
+    shutil.copy(best_checkpoint(unet_study), tmp_path / "copied.pt")
+    with pytest.raises(SystemExit) as usage:  # none is guessed
+        main(["--checkpoint", str(tmp_path / "copied.pt"), "--split", "val", "--out", str(out)])
+    assert usage.value.code == 2 and "give --data: the data root to predict" in capsys.readouterr().err
     val = decode_split(synth_root, "val", progress=False)
     assert val.masks is not None
     expected = competition_iou(masks.long(), torch.from_numpy(np.array(val.masks[:, 21])).long())
@@ -154,9 +159,8 @@ def test_a_rule_answers_from_the_segmenter_of_a_mask_study(
     assert f"checkpoint: {segmenter} (the rule {rule} on the segmenter's masks)\n" in printed
     if rule == "copy_last":  # the study scored its trials on the first val video: a score of the whole set says so
         assert main(["--experiment", str(mask_study), "--split", "val", "--out", str(tmp_path / "v.pt")]) == 0
-        assert (
-            "(competition metric, whole set of 2 videos; the study scored on its first video (--val-videos)): "
-            in (capsys.readouterr().out)
+        assert "(competition metric, whole set of 2 videos; the study scored on its first video (--val-videos)): " in (
+            capsys.readouterr().out
         )
     if rule == "extrapolate":  # without --rule, a segmenter is refused, saying what it answers with
         args = ["--checkpoint", segmenter, "--data", str(synth_root), "--split", "val"]
