@@ -93,6 +93,8 @@ def edited_plugins(folder: Path, specs: Iterable[str]) -> list[str]:
     leaderboard mixed both names)."""
     now = {spec: _digest(spec) for spec in specs}
     path = folder / PLUGINS_FILE
+    if not now and not path.exists():  # a study of the package's own models and spaces: nothing to record
+        return []
     try:
         before = json.loads(path.read_text())
     except (OSError, ValueError):  # none yet (a new study, or one older than this file)
