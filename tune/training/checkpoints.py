@@ -15,7 +15,6 @@ from torch import nn
 
 from data.files import atomic_write
 from models.registry import create_model, list_models, model_entry, pretrained_part
-from tune.plugins import model_plugin
 from tune.training.config import RunConfig
 
 CHECKPOINT_FORMAT = 1
@@ -79,7 +78,9 @@ def checkpoint_run(state: dict[str, Any], source: str | os.PathLike[str] = "the 
     except KeyError as err:
         model, plugin = state["run"].get("model"), state.get("plugin")
         if plugin and model is not None and model not in list_models():
-            raise KeyError(f"{source}: its model {model!r} comes from the plugin {plugin}: pass --plugin {plugin}") from None
+            raise KeyError(
+                f"{source}: its model {model!r} comes from the plugin {plugin}: pass --plugin {plugin}"
+            ) from None
         raise KeyError(f"{source}: {err.args[0]}") from None
 
 
