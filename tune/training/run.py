@@ -77,7 +77,7 @@ def run_source(source: Path, trial: str | None = None) -> Source:
         for path in (state.get("pipeline", {}).get("segmenter"), state.get("pretrained"))
     )
     part = load_checkpoint(pretrained) if pretrained and pretrained.is_file() else None
-    pretrain = _as_here(part, pretrained) if part else None
+    pretrain = _as_here(part, pretrained) if part and pretrained else None
     stop = int(part.get("epoch", 0)) if part else 0
     study = source if source.is_dir() else study_of(source)  # a trial's checkpoint.pt: its study's too
     settings = read_study_settings(study) if study is not None else {}
