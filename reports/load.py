@@ -6,6 +6,7 @@ import base64
 import fcntl
 import json
 import os
+import shlex
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -129,7 +130,9 @@ def load_experiment(folder: str | os.PathLike[str]) -> Experiment:
             f"trials and the best model were scored on the first {settings['val_videos']} val videos only (--val-videos)"
         )
     running = int((trials[STATUS] == Status.RUNNING).sum()) if len(trials) else 0
-    resume = f"python -m tune.search --out {folder.parent} --name {settings.get('name') or folder.name} --resume"
+    resume = "python -m tune.search " + shlex.join(
+        ["--out", str(folder.parent), "--name", str(settings.get("name") or folder.name), "--resume"]
+    )
     if driver := study_driver(folder):
         notes.append(
             f"the study is running now ({driver}), {running} trial(s) in progress: this report is a snapshot of it"

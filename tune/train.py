@@ -270,7 +270,8 @@ def next_step(model: str, checkpoint: Path, data_root: str | os.PathLike[str], p
     """The command that submits what a run trained: its masks of the hidden split, or for a frame segmenter
     the motion rule's answer on its masks (a frame predictor answers nothing alone: dual_phase pretrains one);
     with the `plugins` a plugin's model needs."""
-    command = f"python -m tune.predict --checkpoint {checkpoint} --data {data_root} --split hidden --out submission.pt"
+    places = f"--checkpoint {shlex.quote(str(checkpoint))} --data {shlex.quote(str(data_root))}"
+    command = f"python -m tune.predict {places} --split hidden --out submission.pt"
     command += "".join(f" --plugin {shlex.quote(plugin)}" for plugin in dict.fromkeys(plugins))
     task = task_for(model)
     if task.predicts_masks():

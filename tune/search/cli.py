@@ -266,10 +266,8 @@ def main(argv: list[str] | None = None) -> int:
         hold_env_gb(0.0)  # a bad $SEGTUNE_HOLD_GB refused here, not by every trial
         return run_search(cfg, resume=args["resume"], given=frozenset(settings))
     except KeyboardInterrupt:  # outside a stage's experiment (decoding, the report): nothing half-written stays
-        name = cfg.name or "NAME (the folder it printed)"
-        print(
-            f"interrupted; resume with: python -m tune.search --out {cfg.out} --name {name} --resume", file=sys.stderr
-        )
+        unnamed = "" if cfg.name else " (NAME: the study folder it printed)"
+        print(f"interrupted; resume with: {cfg.resume_command(cfg.name or 'NAME')}{unnamed}", file=sys.stderr)
         return 130
     except (OSError, ValueError, KeyError) as err:  # bad input; read-only, full disk, no permission: the path named
         message = str(err.args[0]) if isinstance(err, KeyError) else error_line(err)

@@ -117,8 +117,7 @@ class StudyClock:
             lines.append("cut by the time budget: " + "; ".join(f"stage {k}: {v}" for k, v in self.cut.items()))
             if any(not self.study.finished(self.study.space.stage(name)) for name in self.cut):
                 lines.append(
-                    f"complete it with: python -m tune.search --out {self.study.cfg.out} --name {self.study.cfg.name} "
-                    "--resume [--time-budget T]"
+                    f"complete it with: {self.study.cfg.resume_command()} (with --time-budget T, under a new budget)"
                 )
             else:  # every trial started: the trials cut at the deadline are final (told to Optuna as pruned)
                 lines.append(CUT_BUT_FINISHED)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import shlex
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -72,6 +73,13 @@ class SearchConfig:
     def experiment_dir(self) -> Path:
         assert self.name is not None
         return Path(self.out).absolute() / self.name
+
+    def resume_command(self, name: str | None = None) -> str:
+        """The command that resumes this study (`name`: where it has none yet), quoted for a shell, with the cluster
+        it joined: a resume without --address starts a Ray of its own on the machine it runs on."""
+        address = ["--address", self.address] if self.address else []
+        words = ["--out", str(self.out), "--name", name or str(self.name), *address, "--resume"]
+        return "python -m tune.search " + shlex.join(words)
 
 
 def named(cfg: SearchConfig, resume: bool) -> SearchConfig:

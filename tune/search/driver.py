@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 import signal
 import sys
 import time
@@ -74,7 +75,7 @@ def _run_search(cfg: SearchConfig, resume: bool, given: frozenset[str], started:
         except (StageInterrupted, KeyboardInterrupt) as err:
             print(
                 f"{str(err) or 'stopped at once'} ({signals.why()}); nothing unfinished is marked finished. Resume "
-                f"with: python -m tune.search --out {study.cfg.out} --name {study.cfg.name} --resume",
+                f"with: {study.cfg.resume_command()}",
                 file=sys.stderr,
             )
             return 128 + int(getattr(signal, signals.why()))
@@ -130,7 +131,9 @@ def start_study(cfg: SearchConfig, *, new: bool) -> tuple[Study, Cluster]:
         + ("" if study.cfg.val_videos is None else f", scored on the first {study.cfg.val_videos} val videos only")
     )
     print(study.resources.describe())
-    print(f"TensorBoard: tensorboard --logdir {study.folder}  (every trial of every stage; Ray names one stage's copy)")
+    print(
+        f"TensorBoard: tensorboard --logdir {shlex.quote(str(study.folder))}  (every trial of every stage; Ray names one stage's copy)"
+    )
     for vid, holders in shared_ids(study.root, splits).items():
         print(f"warning: video {vid} of {study.root} is in more than one split: {', '.join(holders)}", file=sys.stderr)
     skipped = {}
@@ -221,11 +224,12 @@ def init_ray(cfg: SearchConfig, cluster: Cluster | None = None) -> None:
     if ray.is_initialized():
         return
     if cfg.address:
-        ray.init(address=cfg.address, logging_level=logging.WARNING)
+        _join(cfg.address)
         print(f"joined the Ray cluster at {cfg.address}: {ray.cluster_resources()}")
         return
     ray_in_own_session()  # a SIGTERM to the driver's process group stops the study, not its Ray (tune/search/signals.py)
     context = ray.init(
+        address="local",  # a Ray of its own, even where `ray start` runs one here (that one: --address)
         num_cpus=None if cluster is None else int(cluster.cpus),
         num_gpus=None if cluster is None else int(cluster.gpus),
         include_dashboard=cfg.dashboard,
@@ -257,6 +261,25 @@ def _not_noise(record: logging.LogRecord) -> bool:
     """A logging filter: False for the warnings of _RAY_NOISE."""
     start = _RAY_NOISE.get(record.name)
     return not (start and record.getMessage().startswith(start))
+
+
+def _join(address: str) -> None:
+    """ray.init of the cluster at `address`; where it fails and this machine has Ray's token while RAY_AUTH_MODE is
+    unset, the error says how to send it: `ray start --head` turns token authentication on where a token exists
+    (this machine's local studies write one), and Ray's client, given an address, never does (InvalidAuthToken).
+    Sending it to a cluster without authentication fails its trials, so it is not sent unasked."""
+    import ray
+
+    try:
+        ray.init(address=address, logging_level=logging.WARNING)
+    except ConnectionError as err:
+        token = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+        if "RAY_AUTH_MODE" in os.environ or not (token.is_file() or os.environ.get("RAY_AUTH_TOKEN")):
+            raise
+        raise ConnectionError(
+            f"{err} (if it runs with token authentication, which `ray start --head` turns on where a token exists, "
+            f"as {token} does here: set RAY_AUTH_MODE=token for this command)"
+        ) from None
 
 
 def _private_token() -> None:

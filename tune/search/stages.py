@@ -44,7 +44,7 @@ def stage_failure_text(study: Study, failures: list[dict[str, str]], left: int) 
             said
             + f"start the study again under another --name (all its {study.samples} trials ran: none is left to resume)"
         )
-    return said + f"resume with: python -m tune.search --out {study.cfg.out} --name {study.cfg.name} --resume"
+    return said + f"resume with: {study.cfg.resume_command()}"
 
 
 class StageInterrupted(Exception):

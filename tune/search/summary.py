@@ -4,6 +4,8 @@ study (its configuration trained anew, another trial's submission, a rule's wher
 
 from __future__ import annotations
 
+import shlex
+
 import pandas as pd
 
 from data.layout import has_split
@@ -81,7 +83,8 @@ def print_summary(study: Study) -> None:
 
     def submit(rule: str | None = None) -> str:
         answer = f" --rule {rule}" if rule else ""
-        return f"python -m tune.predict --experiment {study.folder}{answer} --split hidden{hidden} --out submission.pt"
+        folder = shlex.quote(str(study.folder))
+        return f"python -m tune.predict --experiment {folder}{answer} --split hidden{hidden} --out submission.pt"
 
     if (submission := read_submission(study.folder)) is not None:
         print(
@@ -101,7 +104,7 @@ def print_summary(study: Study) -> None:
         print(f"to submit it: {submit()}")
     print(
         f"its configuration trained anew (the budget's {best[MAX_EPOCHS]} epochs; --epochs N for more, "
-        f"--trial ID for another above; on the study's data): python -m tune.train --from {study.folder}"
+        f"--trial ID for another above; on the study's data): python -m tune.train --from {shlex.quote(str(study.folder))}"
     )
 
 

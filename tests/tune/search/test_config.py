@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -168,3 +169,21 @@ def test_a_driver_killed_with_sigkill_leaves_its_study_free_to_resume(tmp_path: 
     driver.wait()
     with one_driver(folder, new=False):  # what a stale lock file would refuse
         pass
+
+
+def test_the_resume_command_a_study_prints_can_be_pasted_into_a_shell() -> None:
+    """Quoted as a shell reads it back (a --name with a space was printed bare), with the cluster the study joined
+    (a resume without --address starts a Ray of its own where it runs)."""
+    cfg = SearchConfig(out="/tmp/my runs", name="study 2", address="10.0.0.5:6379")
+    command = cfg.resume_command()
+    assert command == "python -m tune.search --out '/tmp/my runs' --name 'study 2' --address 10.0.0.5:6379 --resume"
+    assert shlex.split(command)[3:] == [
+        "--out",
+        "/tmp/my runs",
+        "--name",
+        "study 2",
+        "--address",
+        "10.0.0.5:6379",
+        "--resume",
+    ]
+    assert SearchConfig(out="runs", name="u").resume_command() == "python -m tune.search --out runs --name u --resume"

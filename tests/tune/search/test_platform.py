@@ -339,7 +339,7 @@ def test_a_time_budget_cuts_the_study_and_a_resume_completes_it_then_a_warm_star
     assert main([*base, "--samples", "24", "--name", "cut", "--time-budget", "6s"]) == 0
     assert time.time() - began < 6 + 30  # ends within 30 s of its deadline
     out = capsys.readouterr().out
-    assert "cut by the time budget: stage main:" in out and "--resume [--time-budget T]" in out
+    assert "cut by the time budget: stage main:" in out and "--resume (with --time-budget T, under a new budget)" in out
     exp = tmp_path / "cut"
     budget = json.loads((exp / "budget.json").read_text())
     assert budget["time_budget"] == "6s" and "main" in budget["cut"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pandas as pd
@@ -34,6 +35,12 @@ def test_trials_run_on_both_nodes_of_a_cluster(
         )
         assert run_search(cfg) == 0
         assert len({node["NodeID"] for node in ray.nodes() if node["Alive"]}) == 2
+        # a study without --address beside the running cluster starts a Ray of its own (it was refused: Ray joined
+        # the cluster it found here, which takes no num_cpus)
+        ray.shutdown()
+        local = dataclasses.replace(cfg, name="l", samples=1, address=None, dashboard=False)
+        assert run_search(local) == 0
+        assert len(ray.nodes()) == 1
     finally:
         ray.shutdown()
         cluster.shutdown()
