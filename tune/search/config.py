@@ -8,6 +8,7 @@ import dataclasses
 import json
 import shlex
 import time
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,6 +74,15 @@ class SearchConfig:
     def experiment_dir(self) -> Path:
         assert self.name is not None
         return Path(self.out).absolute() / self.name
+
+    @property
+    def sampler_seed(self) -> int:
+        """TPE's seed: --seed, mixed in a warm start with the old study's name. With the old study's own seed, TPE's
+        random start (its first 10 trials, the copied ones among them) drew the old study's configurations again."""
+        if self.warm_start is None:
+            return self.seed
+        old = read_study_settings(self.warm_start).get("name") or Path(self.warm_start).name
+        return (self.seed + zlib.crc32(str(old).encode())) % 2**32
 
     def resume_command(self, name: str | None = None) -> str:
         """The command that resumes this study (`name`: where it has none yet), quoted for a shell, with the cluster

@@ -192,7 +192,7 @@ def make_tuner(study: Study, stage: Stage, job: StageJob, stage_dir: Path) -> tu
         tuple(job.parents),
         experiment_dir=study.folder,
         study=str(cfg.name),
-        seed=cfg.seed,
+        seed=cfg.sampler_seed,
         overrides=stage_overrides(study, stage),
         deadline=study.deadline,
         fail_trials=cfg.fail_trials,

@@ -82,6 +82,7 @@ def warm_start(study: Study, stage: Stage) -> None:
         print(
             f"stage {stage.name}: warm start from {study.cfg.warm_start}: {len(copies)} finished trials"
             + (f", the best {len(best)} run again first" if best else "")
+            + f" (TPE seeded {study.cfg.sampler_seed}: --seed's would draw that study's configurations again)"
         )
     for point in stage.first:  # what the overrides leave searched of it; the other parameters sampled as usual
         params = {name: value for name, value in point.items() if name in searched and _holds(searched[name], value)}

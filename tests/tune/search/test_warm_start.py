@@ -4,16 +4,20 @@ leave it out."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import optuna
 import pytest
+from optuna.trial import FrozenTrial
 
-from reports.schema import optuna_study_name
+from reports.schema import STUDY_FILE, optuna_study_name
+from tune.search.budget import budget_for
 from tune.search.config import SearchConfig
 from tune.search.driver import open_study
 from tune.search.resources import Cluster
-from tune.search.searcher import journal_storage
+from tune.search.searcher import DefineByRun, journal_storage
+from tune.search.spaces import get_space
 from tune.search.warm_start import warm_start
 
 PRIORS = ["none", "copy", "motion"]
@@ -48,3 +52,30 @@ def test_the_first_trial_of_mask_space_predictors_has_the_motion_prior_and_the_r
 @pytest.mark.parametrize("override", ["set prior=copy", "choices prior=none,copy"])
 def test_overrides_that_rule_the_first_value_out_enqueue_nothing(tmp_path: Path, override: str) -> None:
     assert _study(tmp_path, override)[1] == 0
+
+
+def test_a_warm_start_from_few_trials_does_not_draw_the_old_configurations_again(tmp_path: Path) -> None:
+    """Under TPE's 10 random start-up trials, a warm start seeded as its old study was drew that study's
+    configurations again, one by one (both at the default --seed 0): its TPE is seeded with the old study's name
+    mixed in. Through the stage's real define function and Optuna's TPE, as the study's searcher asks them."""
+    old_folder = tmp_path / "old"
+    old_folder.mkdir()
+    (old_folder / STUDY_FILE).write_text(json.dumps({"name": "old", "space": "unet"}))
+    define = DefineByRun(get_space("unet").stage("main"), budget_for("smoke", gpu=False), ())
+
+    def draws(seed: int, before: list[FrozenTrial]) -> tuple[list[str], list[FrozenTrial]]:
+        """3 trials of a study of TPE seeded `seed` that starts from the finished trials `before`."""
+        study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+        study.add_trials(before)
+        for value in (0.1, 0.3, 0.2):
+            trial = study.ask()
+            define(trial)
+            study.tell(trial, value)
+        new = study.trials[len(before) :]
+        return [str(t.params) for t in new], new
+
+    old, finished = draws(0, [])
+    cfg = SearchConfig(space="unet", warm_start=str(old_folder))
+    assert draws(0, finished)[0] == old  # the old study's own seed: its configurations again
+    assert cfg.sampler_seed != 0 and SearchConfig().sampler_seed == 0
+    assert not set(draws(cfg.sampler_seed, finished)[0]) & set(old)
