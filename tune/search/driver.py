@@ -17,7 +17,15 @@ from data.cache import decode_split
 from data.files import os_error_line
 from data.layout import has_split, index_split, shared_ids
 from data.synth.default import default_data_root, default_root_path
-from reports.schema import SKIPPED_FILE, STAGE, TRIALS_FILE, finished_trials, read_results, read_submission
+from reports.schema import (
+    SKIPPED_FILE,
+    STAGE,
+    STUDY_FILE,
+    TRIALS_FILE,
+    finished_trials,
+    read_results,
+    read_submission,
+)
 from tune.plugins import edited_plugins, load_plugins, load_study_plugins
 from tune.search.clock import StudyClock, budget_seconds
 from tune.search.config import SearchConfig, forget_unstarted, named, one_driver, prepare_study
@@ -44,11 +52,15 @@ def run_search(cfg: SearchConfig, *, resume: bool = False, given: frozenset[str]
 
 
 def _run_search(cfg: SearchConfig, resume: bool, given: frozenset[str], started: float) -> int:
+    before = cfg.experiment_dir / STUDY_FILE  # an unstarted study's, which a new start replaces
+    previous = before.read_bytes() if not resume and before.is_file() else None
     try:
         cfg = prepare_study(cfg, resume, given=given)
         study, cluster = start_study(cfg, new=not resume)
     except Exception:
-        if not resume:  # a start refused (a bad flag, bad data) leaves no study; Ctrl-C keeps it for --resume
+        if previous is not None:  # a start refused where a study had not started (one cut before its first trial)
+            before.write_bytes(previous)  # keeps that one, for the --resume it was told to run
+        elif not resume:  # a start refused (a bad flag, bad data) leaves no study; Ctrl-C keeps it for --resume
             forget_unstarted(cfg.experiment_dir)
         raise
     edited = edited_plugins(study.folder, study.cfg.plugins)  # each plugin file's digest, kept for the next resume

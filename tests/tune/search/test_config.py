@@ -18,6 +18,7 @@ import pytest
 from reports.schema import STUDY_FILE
 from tune.search.cli import STUDY_FLAGS, main
 from tune.search.config import SearchConfig, one_driver, prepare_study
+from tune.search.driver import run_search
 
 
 def _saved(tmp_path: Path, **settings: object) -> SearchConfig:
@@ -30,6 +31,17 @@ def test_a_study_whose_stages_never_started_is_started_anew(tmp_path: Path, caps
     again = prepare_study(SearchConfig(space="unet", out=str(tmp_path), name="s", budget="default"), resume=False)
     assert "stages never started: starting it anew" in capsys.readouterr().out
     assert json.loads((tmp_path / "s" / STUDY_FILE).read_text())["budget"] == again.budget == "default"
+
+
+def test_a_refused_start_keeps_the_unstarted_study_it_would_have_replaced(tmp_path: Path) -> None:
+    """A study cut by its time budget before its first trial was told to --resume; the same command with a bad flag,
+    refused, deleted its search.json (nothing to resume then): it is put back as it was."""
+    _saved(tmp_path, budget="smoke", samples=3)
+    before = (tmp_path / "s" / STUDY_FILE).read_bytes()
+    cfg = SearchConfig(space="unet", out=str(tmp_path), name="s", budget="smoke", gpus_per_trial=1.5)
+    with pytest.raises(ValueError, match="more than one GPU per trial must be a whole number"):
+        run_search(cfg)
+    assert (tmp_path / "s" / STUDY_FILE).read_bytes() == before
 
 
 def test_a_started_study_is_not_overwritten(tmp_path: Path) -> None:
