@@ -30,7 +30,7 @@ from tune.plugins import edited_plugins, load_plugins, load_study_plugins
 from tune.search.clock import StudyClock, budget_seconds
 from tune.search.config import SearchConfig, forget_unstarted, named, one_driver, prepare_study
 from tune.search.overrides import show_space
-from tune.search.reach import check_mlflow, check_reachable
+from tune.search.reach import check_mlflow, check_reachable, join_cluster
 from tune.search.resources import Cluster, plan_resources
 from tune.search.signals import StopSignals, ray_in_own_session
 from tune.search.space_check import check_space
@@ -236,7 +236,7 @@ def init_ray(cfg: SearchConfig, cluster: Cluster | None = None) -> None:
     if ray.is_initialized():
         return
     if cfg.address:
-        _join(cfg.address)
+        join_cluster(cfg.address)
         print(f"joined the Ray cluster at {cfg.address}: {ray.cluster_resources()}")
         return
     ray_in_own_session()  # a SIGTERM to the driver's process group stops the study, not its Ray (tune/search/signals.py)
@@ -275,25 +275,6 @@ def _not_noise(record: logging.LogRecord) -> bool:
     return not (start and record.getMessage().startswith(start))
 
 
-def _join(address: str) -> None:
-    """ray.init of the cluster at `address`; where it fails and this machine has Ray's token while RAY_AUTH_MODE is
-    unset, the error says how to send it: `ray start --head` turns token authentication on where a token exists
-    (this machine's local studies write one), and Ray's client, given an address, never does (InvalidAuthToken).
-    Sending it to a cluster without authentication fails its trials, so it is not sent unasked."""
-    import ray
-
-    try:
-        ray.init(address=address, logging_level=logging.WARNING)
-    except ConnectionError as err:
-        token = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
-        if "RAY_AUTH_MODE" in os.environ or not (token.is_file() or os.environ.get("RAY_AUTH_TOKEN")):
-            raise
-        raise ConnectionError(
-            f"{err} (if it runs with token authentication, which `ray start --head` turns on where a token exists, "
-            f"as {token} does here: set RAY_AUTH_MODE=token for this command)"
-        ) from None
-
-
 def _private_token() -> None:
     """Ray writes the dashboard's token to ~/.ray/auth_token readable by all; on a shared login node that
     hands the dashboard to anyone. Owner-only, like ssh's keys."""
@@ -317,6 +298,28 @@ def finish(study: Study, clock: StudyClock | None = None, stopped: dict[str, str
     `stopped` it), build the report, print the summary. A failure here is reported and leaves the results as they
     are."""
     from reports.build import build_report
+
+    final = study.space.stages[-1].name  # the stage whose model answers: none of its trials, nothing to evaluate
+    try:
+        trials, _ = read_results(study.results_dir)
+        ran = bool(len(trials)) and bool((trials[STAGE] == final).any())
+    except (OSError, ValueError):  # a results file that cannot be read: the evaluation says so
+        ran = True
+    if not ran:
+        why = f" ({clock.cut[final]})" if clock is not None and final in clock.cut else ""
+        print(f"no per-class IoU, gallery or submission: stage {final}, the last, ran no trial{why}", file=sys.stderr)
+    else:
+        _answer(study)
+    study.record_run(ended=True, stopped=stopped)
+    report = build_report([study.folder], study.folder / "report.html")
+    print_summary(study)
+    if clock is not None:
+        print(clock.summary())
+    print(f"report: {report}")
+
+
+def _answer(study: Study) -> None:
+    """The best model evaluated on val (the report's per-class IoU and gallery), and its submission written."""
     from tune.search.evaluate import evaluate_best, write_submission
 
     try:
@@ -338,9 +341,3 @@ def finish(study: Study, clock: StudyClock | None = None, stopped: dict[str, str
         _no_submission(study, str(err))
     except OSError as err:  # a full disk, no permission: the results stay
         _no_submission(study, os_error_line(err))
-    study.record_run(ended=True, stopped=stopped)
-    report = build_report([study.folder], study.folder / "report.html")
-    print_summary(study)
-    if clock is not None:
-        print(clock.summary())
-    print(f"report: {report}")

@@ -1,13 +1,15 @@
 """The services a study talks to, checked before Ray starts: a Ray cluster (--address) and an MLflow server
 (--mlflow) where nothing answers are refused in one line, where each would otherwise be retried for minutes (Ray
 for ever, logging a warning every few seconds; MLflow's client 7 times with backoff, from each stage's start, with
-Ray already running)."""
+Ray already running). And joining a cluster where its token authentication needs saying."""
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
+from pathlib import Path
 from urllib.parse import urlsplit
 from urllib.request import getproxies, proxy_bypass
 
@@ -31,6 +33,25 @@ def check_reachable(address: str, timeout_s: float = 5.0) -> None:
             f"--address {address}: no Ray cluster answers there ({why}); start one with `ray start --head` on its "
             "head node, and give the address it prints (HOST:6379)"
         )
+
+
+def join_cluster(address: str) -> None:
+    """ray.init of the cluster at `address`; where it fails and this machine has Ray's token while RAY_AUTH_MODE is
+    unset, the error says how to send it: `ray start --head` turns token authentication on where a token exists
+    (this machine's local studies write one), and Ray's client, given an address, never does (InvalidAuthToken).
+    Sending it to a cluster without authentication fails its trials, so it is not sent unasked."""
+    import ray
+
+    try:
+        ray.init(address=address, logging_level=logging.WARNING)
+    except ConnectionError as err:
+        token = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+        if "RAY_AUTH_MODE" in os.environ or not (token.is_file() or os.environ.get("RAY_AUTH_TOKEN")):
+            raise
+        raise ConnectionError(
+            f"{err} (if it runs with token authentication, which `ray start --head` turns on where a token exists, "
+            f"as {token} does here: set RAY_AUTH_MODE=token for this command)"
+        ) from None
 
 
 def check_mlflow(uri: str | None, timeout_s: float = 5.0) -> None:

@@ -328,6 +328,21 @@ def test_a_plugin_study_with_overrides_logs_to_tensorboard_and_mlflow_and_predic
 
 
 @pytest.mark.slow
+def test_a_study_cut_before_its_last_stage_says_that_stage_ran_no_trial(
+    local_ray: None, synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A dual_phase study whose time budget ends before its finetune stage: it said "no submission written: a
+    'frame_predictor' checkpoint does not predict masks of frame 22" (the pretrain stage's best, taken for the
+    study's), where the reason is that the stage that answers never ran."""
+    args = ["--space", "dual_phase", "--data", str(synth_root), "--budget", "smoke", "--samples", "2"]
+    args += ["--out", str(tmp_path), "--name", "early", "--no-dashboard", "--time-budget", "1s"]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "no per-class IoU, gallery or submission: stage finetune, the last, ran no trial (not started" in err, err
+    assert "frame_predictor" not in err and not (tmp_path / "early" / "submission.pt").exists()
+
+
+@pytest.mark.slow
 def test_a_time_budget_cuts_the_study_and_a_resume_completes_it_then_a_warm_start_learns_from_it(
     local_ray: None, synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
