@@ -188,7 +188,7 @@ def _shown(value: object) -> str:
     """A setting as a refusal names it: a flag's several values (--overrides, --plugin) one by one, or none."""
     if isinstance(value, (tuple, list)):
         return ", ".join(map(repr, value)) or "none"
-    return repr(value)
+    return "the default (unset)" if value is None else repr(value)
 
 
 def _started(folder: Path) -> bool:

@@ -65,6 +65,9 @@ def test_resume_refuses_settings_that_differ_from_the_saved_study(tmp_path: Path
     with pytest.raises(ValueError, match=r"--space 'dual_phase' \(the study has 'unet'\)") as err:
         prepare_study(given, resume=True, given=frozenset({"space", "budget"}))
     assert "budget" not in str(err.value)  # the same as saved: not a contradiction
+    given = SearchConfig(space="unet", out=str(tmp_path), name="s", budget="smoke", gpus_per_trial=0)
+    with pytest.raises(ValueError, match=r"--gpus-per-trial 0 \(the study has the default \(unset\)\)"):
+        prepare_study(given, resume=True, given=frozenset({"gpus_per_trial"}))  # (it said "has None")
 
 
 @pytest.mark.parametrize(
