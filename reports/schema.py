@@ -334,7 +334,11 @@ def references_text(table: pd.DataFrame) -> str:
     # a ratio where the floor is above 0 (False for NaN too); a model under it is said to be, not "1.0x"
     times = ("below " if best < floor else f"{best / floor:.1f}x ") if floor > 0 else ""
     videos = int(table[VIDEOS].iloc[0])
-    text = f"on {videos} val video{'s' * (videos != 1)}: {ANSWER_BEST} {best:.4f}, {times}{ANSWER_BACKGROUND} ({floor:.4f})"
+    digits = next((d for d in range(4, 9) if f"{best:.{d}f}" != f"{floor:.{d}f}"), 4)  # "0.1075, below ... (0.1075)"
+    text = (
+        f"on {videos} val video{'s' * (videos != 1)}: {ANSWER_BEST} {best:.{digits}f}, {times}{ANSWER_BACKGROUND} "
+        f"({floor:.{digits}f})"
+    )
     rules = [f"{answer.removesuffix(TRUE_MASKS).strip()} {iou:.4f}" for answer, iou in scores.items()]
     if rules:
         ceiling = "a ceiling: what they score from a perfect segmenter's masks"

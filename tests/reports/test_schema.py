@@ -195,3 +195,16 @@ def test_status_text_counts_each_stage_in_the_order_they_ran() -> None:
     )
     assert schema.status_text(trials) == "pretrain: 1 completed, 2 stopped; finetune: 1 completed, 1 failed"
     assert schema.status_text(trials.iloc[:0]) == ""
+
+
+def test_a_best_model_below_the_background_is_shown_with_the_digits_that_tell_them_apart() -> None:
+    table = pd.DataFrame(
+        {
+            schema.ANSWER: [schema.ANSWER_BEST, schema.ANSWER_BACKGROUND],
+            schema.IOU: [0.107512, 0.107538],
+            schema.VIDEOS: [2, 2],
+        }
+    )  # both 0.1075 at 4 digits: "the best model 0.1075, below all background (0.1075)"
+    assert schema.references_text(table) == "on 2 val videos: the best model 0.10751, below all background (0.10754)"
+    table[schema.IOU] = [0.2, 0.1]
+    assert schema.references_text(table) == "on 2 val videos: the best model 0.2000, 2.0x all background (0.1000)"
