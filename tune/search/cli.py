@@ -17,8 +17,8 @@ import textwrap
 from pathlib import Path
 
 from data.files import error_line
-from tune.plugins import add_plugin_argument, early_plugins
-from tune.search.config import SearchConfig
+from tune.plugins import add_plugin_argument, early_plugins, load_study_plugins
+from tune.search.config import SearchConfig, prepare_study
 from tune.search.deadline import parse_duration
 from tune.search.driver import describe_space, run_search
 from tune.search.overrides import KINDS, overrides_from_file
@@ -261,6 +261,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         if args["show_space"]:
+            if args["resume"]:  # the study's space, as saved (settings that contradict it refused, as a resume does)
+                cfg = prepare_study(cfg, resume=True, given=frozenset(settings))
+                load_study_plugins(cfg.experiment_dir)
             print(describe_space(cfg))
             return 0
         hold_env_gb(0.0)  # a bad $SEGTUNE_HOLD_GB refused here, not by every trial

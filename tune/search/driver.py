@@ -214,7 +214,7 @@ def open_study(cfg: SearchConfig, cluster: Cluster) -> Study:
 def describe_space(cfg: SearchConfig) -> str:
     """--show-space: the study's space as its budget sizes it on this machine, after its overrides."""
     study = open_study(cfg, Cluster.local())
-    return show_space(study.space, study.budget, study.overrides)
+    return show_space(study.space, study.budget, study.overrides, study.samples)
 
 
 def init_ray(cfg: SearchConfig, cluster: Cluster | None = None) -> None:

@@ -281,9 +281,9 @@ class OverriddenTrial(_Deprecated):
         return {**values, **{k: v for k, v in fixed.items() if k in values}}
 
 
-def show_space(space: SearchSpace, budget: Budget, overrides: Sequence[Override]) -> str:
-    """The space as --show-space prints it: every stage's parameters after the overrides."""
-    lines = [f"space {space.name}, budget {budget.name} ({budget.samples} trials a stage): {space.description}"]
+def show_space(space: SearchSpace, budget: Budget, overrides: Sequence[Override], samples: int) -> str:
+    """The space as --show-space prints it: every stage's parameters after the overrides, `samples` trials a stage."""
+    lines = [f"space {space.name}, budget {budget.name} ({samples} trials a stage): {space.description}"]
     for stage in space.stages:
         params = describe_stage(stage, budget, [o for o in overrides if o.stage == stage.name])
         lines.append(f"\nstage {stage.name}: model {stage.model}, {stage.mode}imise {stage.metric}")

@@ -66,7 +66,7 @@ def test_set_fixes_a_budget_value_for_every_stage_or_for_one() -> None:
     of = {stage.name: [o for o in overrides if o.stage == stage.name] for stage in space.stages}
     assert run_values(SMOKE, of["finetune"]) == {"epoch_samples": 500}
     assert run_values(SMOKE, of["pretrain"]) == {"epoch_samples": 4}
-    pretrain, finetune = show_space(space, SMOKE, overrides).split("stage finetune")
+    pretrain, finetune = show_space(space, SMOKE, overrides, SMOKE.samples).split("stage finetune")
     assert "epoch_samples     fixed 500   (--set)" in finetune and "epoch_samples  constant 4" in pretrain
     everywhere = parse_overrides(space, SMOKE, ["set epoch_samples=16"])
     assert [run_values(SMOKE, [o]) for o in everywhere] == [{"epoch_samples": 16}] * 2

@@ -61,6 +61,18 @@ def test_show_space_prints_the_space_after_overrides_from_flags_and_a_file(
     assert not (tmp_path / "synth").exists()
 
 
+def test_show_space_of_a_resume_shows_the_study_s_own_space(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """It showed the default space (dual_phase, budget default) and took flags that a resume refuses."""
+    cfg = SearchConfig(space="unet", budget="smoke", samples=3, out=str(tmp_path), name="s", overrides=("set width=8",))
+    prepare_study(cfg, resume=False)
+    args = ["--out", str(tmp_path), "--name", "s", "--resume", "--show-space"]
+    assert main(args) == 0
+    shown = capsys.readouterr().out
+    assert shown.startswith("space unet, budget smoke (3 trials a stage):") and "fixed 8   (--set)" in shown, shown
+    assert main([*args, "--space", "dual_phase"]) == 2
+    assert "--space 'dual_phase' (the study has 'unet')" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("flag", "message"),
     [
