@@ -27,7 +27,7 @@ from reports.schema import (
     read_results,
 )
 from tune.search.config import SearchConfig
-from tune.search.deadline import write_budget
+from tune.search.deadline import read_budget, write_budget
 from tune.search.resources import Resources
 from tune.search.spaces import Stage
 from tune.search.study import Study
@@ -83,14 +83,21 @@ class StudyClock:
 
     def end(self) -> None:
         """No deadline is left behind; budget.json records this run's budget and cuts (and is rewritten by a
-        resume, so a completed study shows none)."""
+        resume, so a completed study shows none; not by one that cut nothing, where trials an earlier budget cut
+        stay cut: those stopped at its deadline once all of their stage's trials had started are final)."""
         self.study.deadline.set(None)
         self.used = time.time() - self.started  # the search's: the best model's evaluation and submission follow
         path = self.study.folder / BUDGET_FILE
+        trials, _ = read_results(self.study.results_dir)
+        earlier = trials[trials[STATUS] == Status.CUT].groupby(STAGE).size() if len(trials) else {}
+        for stage, count in dict(earlier).items():  # stopped at an earlier run's deadline: final, said still
+            n = int(count)
+            self.cut.setdefault(str(stage), f"{n} trial{'s' * (n != 1)} stopped at an earlier run's deadline")
         if self.seconds is not None or path.exists():
+            before = read_budget(self.study.folder).get(BUDGET_TEXT) if self.cut else None  # the budget that cut them
             record: dict[str, Any] = {
                 "time_budget_s": self.seconds,
-                BUDGET_TEXT: None if self.seconds is None else duration_text(self.seconds),
+                BUDGET_TEXT: before if self.seconds is None else duration_text(self.seconds),
                 "gpu_hours_budget": self.study.cfg.gpu_hours,
                 "used_s": round(self.used, 1),
                 BUDGET_CUT: self.cut,

@@ -74,6 +74,15 @@ class DeadlineStopper(tune.Stopper):
         return False
 
 
+def read_budget(folder: Path) -> dict[str, Any]:
+    """OUT/NAME/budget.json as the last run wrote it ({} without one, or where it cannot be read)."""
+    try:
+        found = json.loads((Path(folder) / BUDGET_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
 def write_budget(folder: Path, record: dict[str, Any]) -> None:
     """OUT/NAME/budget.json: the budget of the last run and the stages it cut (read by the report)."""
     with atomic_write(Path(folder) / BUDGET_FILE) as tmp:
