@@ -89,8 +89,8 @@ class StudyClock:
         self.used = time.time() - self.started  # the search's: the best model's evaluation and submission follow
         path = self.study.folder / BUDGET_FILE
         trials, _ = read_results(self.study.results_dir)
-        earlier = trials[trials[STATUS] == Status.CUT].groupby(STAGE).size() if len(trials) else {}
-        for stage, count in dict(earlier).items():  # stopped at an earlier run's deadline: final, said still
+        earlier = dict(trials[trials[STATUS] == Status.CUT].groupby(STAGE).size()) if len(trials) else {}
+        for stage, count in earlier.items():  # stopped at an earlier run's deadline: final, said still
             n = int(count)
             self.cut.setdefault(str(stage), f"{n} trial{'s' * (n != 1)} stopped at an earlier run's deadline")
         if self.seconds is not None or path.exists():
