@@ -216,6 +216,10 @@ CASES: dict[str, tuple[Setup, str]] = {
     ),
     "an overrides file that is not TOML": (_bad_overrides_file, "o.toml: not valid TOML"),
     "a warm start from no study": (_not_a_study, "not a study folder"),
+    "a warm start from a path that is not there": (
+        lambda r, t: _search(r, t, "--warm-start", str(t / "gone")),
+        "gone: no such folder (an earlier study's, OUT/NAME)",
+    ),
     "GPU-hours without a GPU": (lambda r, t: _search(r, t, "--gpu-hours", "2"), "--gpu-hours needs trials on GPUs"),
     "more GPUs a trial than any node has": (
         lambda r, t: _search(r, t, "--gpus-per-trial", "2"),

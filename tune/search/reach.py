@@ -45,6 +45,11 @@ def join_cluster(address: str) -> None:
     try:
         ray.init(address=address, logging_level=logging.WARNING)
     except ConnectionError as err:
+        if address == "auto" and "Could not find any running Ray instance" in str(err):
+            raise ConnectionError(
+                "--address auto: no Ray cluster runs on this machine (`ray start --head` starts one; without --address "
+                "the study starts a Ray of its own)"
+            ) from None
         token = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
         if "RAY_AUTH_MODE" in os.environ or not (token.is_file() or os.environ.get("RAY_AUTH_TOKEN")):
             raise

@@ -22,6 +22,7 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
+from data.files import not_a
 from reports.load import unfinished_text
 from reports.schema import OPTUNA_FILE, STUDY_FILE, optuna_study_name, read_study_settings
 from tune.search.overrides import NOT_OVERRIDABLE, Param, describe_stage
@@ -39,6 +40,8 @@ def check_warm_start(study: Study) -> None:
     if old is None:
         return
     folder = Path(old)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"--warm-start {old}: {not_a('folder', folder)} (an earlier study's, OUT/NAME)")
     if not (folder / STUDY_FILE).is_file() or not (folder / OPTUNA_FILE).is_file():
         raise FileNotFoundError(f"--warm-start {old}: not a study folder (no {STUDY_FILE} and {OPTUNA_FILE})")
     space = read_study_settings(folder).get("space")
@@ -81,7 +84,8 @@ def warm_start(study: Study, stage: Stage) -> None:
             target.enqueue_trial(trial.params, user_attrs={SOURCE_ATTR: trial.user_attrs[SOURCE_ATTR] + " (again)"})
         print(
             f"stage {stage.name}: warm start from {study.cfg.warm_start}: {len(copies)} finished trials"
-            + (f", the best {len(best)} run again first" if best else "")
+            + (f", the best {min(len(best), study.samples)} run again first" if best else "")
+            + (f" (the stage runs {study.samples} trials in all)" if len(best) > study.samples else "")
             + f" (TPE seeded {study.cfg.sampler_seed}: --seed's would draw that study's configurations again)"
         )
     for point in stage.first:  # what the overrides leave searched of it; the other parameters sampled as usual
@@ -145,7 +149,9 @@ def _differences(trials: list[FrozenTrial], searched: dict[str, BaseDistribution
                     isinstance(old, CategoricalDistribution) and old.choices != new.choices  # type: ignore[attr-defined]
                 )
             ):
-                found[name] = f"{name} (there: {_text(old)}; here: {_text(new)})"
+                one = isinstance(new, CategoricalDistribution) and len(new.choices) == 1
+                fix = f"; --set {name}={new.choices[0]} fixes it, which a warm start takes" if one else ""  # type: ignore[attr-defined]
+                found[name] = f"{name} (there: {_text(old)}; here: {_text(new)}{fix})"
     return list(found.values())
 
 

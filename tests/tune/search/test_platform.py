@@ -417,6 +417,7 @@ def test_a_time_budget_cuts_the_study_and_a_resume_completes_it_then_a_warm_star
     assert main([*base, "--space", "dual_phase", "--name", "w2", "--warm-start", str(exp)]) == 2
     assert "a study of space 'unet', and this one searches 'dual_phase'" in capsys.readouterr().err
     assert main([*base, "--name", "w3", "--warm-start", str(exp), "--choices", "norm=batch"]) == 2
-    assert "stage main searches its parameters differently: norm (there: one of batch, group; here: one of batch)" in (
-        capsys.readouterr().err
-    )
+    assert (
+        "stage main searches its parameters differently: norm (there: one of batch, group; here: one of batch; "
+        "--set norm=batch fixes it, which a warm start takes)"
+    ) in capsys.readouterr().err

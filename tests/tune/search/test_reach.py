@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tune.search.reach import check_mlflow, check_reachable
+from tune.search.reach import check_mlflow, check_reachable, join_cluster
 
 
 def test_an_address_where_nothing_answers_is_refused_before_ray_tries_it_for_ever() -> None:
@@ -91,3 +91,8 @@ def test_an_mlflow_server_behind_a_proxy_is_left_to_mlflow(monkeypatch: pytest.M
         check_mlflow("http://tracking.invalid:5000")
     with pytest.raises(ValueError, match=r"\(no host named 'tls\.invalid'\)"):  # https has no proxy here
         check_mlflow("https://tls.invalid")
+
+
+def test_joining_auto_where_no_cluster_runs_says_so_in_one_line(own_ray: None) -> None:
+    with pytest.raises(ConnectionError, match=r"^--address auto: no Ray cluster runs on this machine \(`ray start"):
+        join_cluster("auto")  # Ray's: "Could not find any running Ray instance. Please specify the one to connect..."
