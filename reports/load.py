@@ -130,8 +130,9 @@ def load_experiment(folder: str | os.PathLike[str]) -> Experiment:
             f"trials and the best model were scored on the first {settings['val_videos']} val videos only (--val-videos)"
         )
     running = int((trials[STATUS] == Status.RUNNING).sum()) if len(trials) else 0
+    address = ["--address", str(settings["address"])] if settings.get("address") else []  # the cluster it joined
     resume = "python -m tune.search " + shlex.join(
-        ["--out", str(folder.parent), "--name", str(settings.get("name") or folder.name), "--resume"]
+        ["--out", str(folder.parent), "--name", str(settings.get("name") or folder.name), *address, "--resume"]
     )
     if driver := study_driver(folder):
         notes.append(

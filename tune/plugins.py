@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from data.files import atomic_write, not_a
-from models.registry import model_entry
+from models.registry import list_models, model_entry
 from reports.schema import PLUGINS_FILE, STUDY_FILE, read_study_settings
 
 FILE_MODULE = "segtune_plugin_"  # a plugin file's module name: this and its stem
@@ -65,21 +65,31 @@ def plugin_spec(text: str) -> str:
     return text
 
 
+_REGISTERED_BY: dict[str, str] = {}  # model -> the plugin whose import registered it (in this process)
+
+
 def load_plugins(specs: Iterable[str]) -> None:
     """Import each plugin once in this process; a plugin that fails is one line naming it and the line."""
     for spec in specs:
-        if spec.endswith(".py"):
-            _load_file(Path(spec))
-        else:
-            try:
-                importlib.import_module(spec)
-            except ModuleNotFoundError as err:
-                if err.name is not None and spec.startswith(err.name):
-                    what = "not a Python file (NAME.py)" if Path(spec).is_file() else "no such file"
-                    raise ValueError(f"--plugin {spec}: {what}, nor an importable module") from None
-                raise ValueError(f"--plugin {spec}: {_why(err, None)}") from None
-            except Exception as err:
-                raise ValueError(f"--plugin {spec}: {_why(err, None)}") from None
+        before = set(list_models())
+        _load(spec)
+        _REGISTERED_BY.update(dict.fromkeys(set(list_models()) - before, spec))
+
+
+def _load(spec: str) -> None:
+    """Import one plugin (load_plugins)."""
+    if spec.endswith(".py"):
+        _load_file(Path(spec))
+    else:
+        try:
+            importlib.import_module(spec)
+        except ModuleNotFoundError as err:
+            if err.name is not None and spec.startswith(err.name):
+                what = "not a Python file (NAME.py)" if Path(spec).is_file() else "no such file"
+                raise ValueError(f"--plugin {spec}: {what}, nor an importable module") from None
+            raise ValueError(f"--plugin {spec}: {_why(err, None)}") from None
+        except Exception as err:
+            raise ValueError(f"--plugin {spec}: {_why(err, None)}") from None
 
 
 def study_plugins(folder: Path) -> list[str]:
@@ -125,8 +135,10 @@ def load_study_plugins(folder: Path) -> None:
 
 
 def model_plugin(model: str) -> str | None:
-    """The --plugin that registered `model` as a study records it (a file's absolute path, or a module's name);
-    None for a model of the package's own (models/)."""
+    """The --plugin that registered `model` as a study records it (a file's absolute path, or a module's name): the
+    one whose import did in this process, else the module of its builder; None for a model of the package's own."""
+    if model in _REGISTERED_BY:
+        return _REGISTERED_BY[model]
     module = model_entry(model).build.__module__
     if module == "models" or module.startswith("models."):
         return None

@@ -4,7 +4,7 @@ Predicts the mask of frame 22 for every video of a split with the study's best c
 named), and saves the (N, 160, 240) integer tensor in video-id order with torch.save, the competition's
 submission format. With `--split val` it also prints the IoU exactly as the competition computes it. The data is
 the study's (`--experiment`, or the study a trial's `--checkpoint` is in) unless `--data` names another; any other
-`--checkpoint` needs `--data`.
+`--checkpoint` needs `--data` (a `--checkpoint` with `--data` takes nothing of its study).
 `--rule extrapolate` (or `copy_last`) answers with a rule on a per-frame segmenter's masks instead: the
 checkpoint is a frame_segmenter, or a mask_space predictor whose segmenter is used.
 """
@@ -88,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give --experiment or --checkpoint")
     if args.trial is not None and (args.experiment is None or args.checkpoint is not None):
         parser.error("--trial names a trial of the study given with --experiment (and no --checkpoint)")
-    study = args.experiment or (study_of(args.checkpoint) if args.checkpoint else None)  # a trial's checkpoint's too
+    # a trial's checkpoint without --data: its study's data, hidden folder and plugins; with --data, it stands alone
+    study = args.experiment or (study_of(args.checkpoint) if args.checkpoint and args.data is None else None)
     if args.data is None and study is None:
         parser.error(
             "give --data: the data root to predict (the study's is the default with --experiment, or a --checkpoint "

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import os
 import re
 import sys
 import textwrap
@@ -221,7 +222,11 @@ def main(argv: list[str] | None = None) -> int:
         metavar="H",
         help="a budget in GPU-hours: the time budget is H over the cluster's GPUs",
     )
-    parser.add_argument("--address", default=None, help="join an existing Ray cluster")
+    parser.add_argument(
+        "--address",
+        default=os.environ.get("RAY_ADDRESS") or None,
+        help="join an existing Ray cluster (default: $RAY_ADDRESS, which `ray job submit` sets; none: a local Ray)",
+    )
     parser.add_argument("--resume", action="store_true", help="continue the study OUT/NAME after a crash or kill")
     parser.add_argument("--seed", type=int, default=given, help=f"TPE sampler seed (default: {defaults.seed})")
     parser.add_argument("--no-dashboard", action="store_true", help="do not start the Ray dashboard")

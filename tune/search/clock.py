@@ -89,15 +89,18 @@ class StudyClock:
         self.used = time.time() - self.started  # the search's: the best model's evaluation and submission follow
         path = self.study.folder / BUDGET_FILE
         trials, _ = read_results(self.study.results_dir)
-        earlier = dict(trials[trials[STATUS] == Status.CUT].groupby(STAGE).size()) if len(trials) else {}
-        for stage, count in earlier.items():  # stopped at an earlier run's deadline: final, said still
+        still = (
+            trials[(trials[STATUS] == Status.CUT) & trials[TRIAL_ID].isin(self.cut_before)] if len(trials) else trials
+        )
+        before = read_budget(self.study.folder).get(BUDGET_TEXT)  # the budget whose deadline stopped those
+        by = f" ({before})" if before and self.seconds is not None else ""  # this run's budget is another
+        for stage, count in dict(still.groupby(STAGE).size() if len(still) else {}).items():  # final: said still
             n = int(count)
-            self.cut.setdefault(str(stage), f"{n} trial{'s' * (n != 1)} stopped at an earlier run's deadline")
+            self.cut.setdefault(str(stage), f"{n} trial{'s' * (n != 1)} stopped at an earlier run's deadline{by}")
         if self.seconds is not None or path.exists():
-            before = read_budget(self.study.folder).get(BUDGET_TEXT) if self.cut else None  # the budget that cut them
             record: dict[str, Any] = {
                 "time_budget_s": self.seconds,
-                BUDGET_TEXT: before if self.seconds is None else duration_text(self.seconds),
+                BUDGET_TEXT: (before if self.cut else None) if self.seconds is None else duration_text(self.seconds),
                 "gpu_hours_budget": self.study.cfg.gpu_hours,
                 "used_s": round(self.used, 1),
                 BUDGET_CUT: self.cut,

@@ -306,8 +306,13 @@ def finish(study: Study, clock: StudyClock | None = None, stopped: dict[str, str
     except (OSError, ValueError):  # a results file that cannot be read: the evaluation says so
         ran = True
     if not ran:
-        why = f" ({clock.cut[final]})" if clock is not None and final in clock.cut else ""
-        print(f"no per-class IoU, gallery or submission: stage {final}, the last, ran no trial{why}", file=sys.stderr)
+        cut = clock.cut if clock is not None else {}  # why: its own cut, else what cut or stopped the stages before
+        why = cut.get(final) or "; ".join(f"stage {k}: {v}" for k, v in {**cut, **(stopped or {})}.items())
+        print(
+            f"no per-class IoU, gallery or submission: stage {final}, the last, ran no trial"
+            + (f" ({why})" if why else ""),
+            file=sys.stderr,
+        )
     else:
         _answer(study)
     study.record_run(ended=True, stopped=stopped)

@@ -86,15 +86,13 @@ class _Deprecated:
 
 
 class _Recorder(_Deprecated):
-    """A stand-in for optuna.Trial that records what a define function asks for, after the `overrides` given
-    (name -> Override), and answers each at its low end or first choice; a trial numbered 0 with its user
-    attributes (what else a define function may read of its trial)."""
+    """A stand-in for optuna.Trial that records what a define function asks for, after the `overrides` given (name ->
+    Override), and answers each at its low end or first choice; numbered 0, with params and user attributes."""
 
     def __init__(self, overrides: dict[str, Override] | None = None) -> None:
         self.asked: dict[str, Param] = {}
         self.overrides, self.number = overrides or {}, 0
-        self.params: dict[str, Any] = {}
-        self.user_attrs: dict[str, Any] = {}
+        self.params, self.user_attrs = dict[str, Any](), dict[str, Any]()
 
     def __getattr__(self, name: str) -> Any:
         raise AttributeError(  # it names no class of ours, only what a define function may use
@@ -109,8 +107,10 @@ class _Recorder(_Deprecated):
         if (override := self.overrides.get(param.name)) is not None:
             param = override.param(param)
         self.asked[param.name] = param
-        self.params[param.name] = param.low if param.kind in ("int", "float") else param.choices[0]
-        return self.params[param.name]
+        answer = param.low if param.kind in ("int", "float") else param.choices[0]
+        if param.kind != "constant":  # a --set value: not asked of Optuna, so not in a real trial's params either
+            self.params[param.name] = answer
+        return answer
 
     def suggest_float(self, name: str, low: float, high: float, *, log: bool = False, step: Any = None) -> float:
         return float(self._ask(Param(name, "float", low, high, log)))

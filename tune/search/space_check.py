@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Sequence
+from typing import Any
 
 from models.registry import list_models
-from tune.search.overrides import Override, checked_run, dry_run, parse_overrides, run_values
-from tune.search.spaces import Budget, SearchSpace
+from tune.search.overrides import Override, Param, checked_run, dry_run, parse_overrides, run_values
+from tune.search.spaces import Budget, SearchSpace, Stage
 
 
 def check_space(space: SearchSpace, budget: Budget, texts: Sequence[str] = ()) -> tuple[Override, ...]:
@@ -23,21 +24,12 @@ def check_space(space: SearchSpace, budget: Budget, texts: Sequence[str] = ()) -
             raise ValueError(
                 f"{where}: no model {stage.model!r} is registered (the models: {', '.join(list_models())})"
             )
-        try:
-            dry_run(stage, budget)
-        except Exception as err:  # a plugin's own code: one line, as an error importing it is
-            frames = traceback.extract_tb(err.__traceback__)
-            file = getattr(getattr(stage.define, "__code__", None), "co_filename", None)  # (a function's)
-            own = [f for f in frames if f.filename == file] or frames  # its own line, not a library's under it
-            raise ValueError(
-                f"{where}: its define function raised {type(err).__name__}: {err} "
-                f"({own[-1].filename}, line {own[-1].lineno})"
-            ) from None
+        _defined(stage, budget, (), where)
     overrides = parse_overrides(space, budget, texts)
     for stage in space.stages:
         where = f"space {space.name}, stage {stage.name}"
         mine = [o for o in overrides if o.stage == stage.name]
-        params, returned = dry_run(stage, budget, mine)
+        params, returned = _defined(stage, budget, mine, where)  # (a --set value is in no trial's params)
         for param in params.values():
             if param.kind in ("int", "float") and not (param.low <= param.high and (param.low > 0 or not param.log)):
                 raise ValueError(f"{where}: {param.name} is {param.text()}: needs LOW <= HIGH (LOW > 0 on a log scale)")
@@ -45,3 +37,19 @@ def check_space(space: SearchSpace, budget: Budget, texts: Sequence[str] = ()) -
             stage, {**run_values(budget, mine), **returned, **{o.name: o.value for o in mine if o.kind == "set"}}, where
         )
     return overrides
+
+
+def _defined(
+    stage: Stage, budget: Budget, overrides: Sequence[Override], where: str
+) -> tuple[dict[str, Param], dict[str, Any]]:
+    """dry_run of the stage after `overrides`; an error of its define function (a plugin's own code) in one line, as an
+    error importing it is, with the define function's own line, not a library's under it."""
+    try:
+        return dry_run(stage, budget, overrides)
+    except Exception as err:
+        frames = traceback.extract_tb(err.__traceback__)
+        file = getattr(getattr(stage.define, "__code__", None), "co_filename", None)  # (a function's)
+        own = [f for f in frames if f.filename == file] or frames
+        raise ValueError(
+            f"{where}: its define function raised {type(err).__name__}: {err} ({own[-1].filename}, line {own[-1].lineno})"
+        ) from None

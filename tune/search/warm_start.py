@@ -86,7 +86,8 @@ def warm_start(study: Study, stage: Stage) -> None:
             f"stage {stage.name}: warm start from {study.cfg.warm_start}: {len(copies)} finished trials"
             + (f", the best {min(len(best), study.samples)} run again first" if best else "")
             + (f" (the stage runs {study.samples} trials in all)" if len(best) > study.samples else "")
-            + f" (TPE seeded {study.cfg.sampler_seed}: --seed's would draw that study's configurations again)"
+            + f" (TPE seeded {study.cfg.sampler_seed}, --seed mixed with that study's name: its random start does not "
+            "draw that study's configurations again)"
         )
     for point in stage.first:  # what the overrides leave searched of it; the other parameters sampled as usual
         params = {name: value for name, value in point.items() if name in searched and _holds(searched[name], value)}

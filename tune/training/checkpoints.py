@@ -93,6 +93,9 @@ def model_from_state(
         run = checkpoint_run(state, source)
         model = create_model(run.model, run.model_config)
         model.load_state_dict(state.get("model", {}))
+    except KeyError as err:  # a plugin's builder's own: the file named, as checkpoint_run names it
+        said = str(err.args[0]) if err.args else repr(err)
+        raise KeyError(said if said.startswith(f"{source}: ") else f"{source}: {said}") from None
     except (TypeError, ValueError, RuntimeError) as err:
         why = " ".join(str(err).split())  # load_state_dict's lines: "Error(s) in loading ...: size mismatch for ..."
         why = why if len(why) <= 300 else why[:300] + "..."

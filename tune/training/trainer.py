@@ -35,7 +35,13 @@ from reports.schema import (
     TRAIN_S,
 )
 from tune.plugins import model_plugin
-from tune.training.checkpoints import CHECKPOINT_FORMAT, load_checkpoint, load_pretrained_part, save_checkpoint
+from tune.training.checkpoints import (
+    CHECKPOINT_FORMAT,
+    checkpoint_run,
+    load_checkpoint,
+    load_pretrained_part,
+    save_checkpoint,
+)
 from tune.training.config import RUNTIME_FIELDS, RunConfig, TrainConfig
 from tune.training.gpu_meter import GpuMeter
 from tune.training.inference import ModelRunner
@@ -173,7 +179,7 @@ class Trainer:
         """The run saved at `path`, where it stopped; with `expect`, refused (ValueError) when `expect` asks other
         settings than it has, its runtime ones (RUNTIME_FIELDS: compiling, the evaluation's batch) taken from it."""
         state = load_checkpoint(path)
-        run = RunConfig.from_dict(state["run"])
+        run = checkpoint_run(state, path)  # a plugin's model unknown here: the --plugin to pass
         if expect is not None:
             if differ := expect.differences(run):
                 raise ValueError(
