@@ -11,7 +11,9 @@ import ray
 from ray.cluster_utils import Cluster
 
 from tune.search.config import SearchConfig
-from tune.search.driver import run_search
+from tune.search.driver import init_ray, run_search
+from tune.search.resources import Cluster as LocalCluster
+from tune.search.resources import Node
 
 pytestmark = pytest.mark.slow
 
@@ -35,12 +37,11 @@ def test_trials_run_on_both_nodes_of_a_cluster(
         )
         assert run_search(cfg) == 0
         assert len({node["NodeID"] for node in ray.nodes() if node["Alive"]}) == 2
-        # a study without --address beside the running cluster starts a Ray of its own (it was refused: Ray joined
-        # the cluster it found here, which takes no num_cpus)
+        # a study without --address beside the running cluster starts a Ray of its own, of the size its trials were
+        # planned for (it was refused: Ray joined the cluster it found here, which takes no num_cpus)
         ray.shutdown()
-        local = dataclasses.replace(cfg, name="l", samples=1, address=None, dashboard=False)
-        assert run_search(local) == 0
-        assert len(ray.nodes()) == 1
+        init_ray(dataclasses.replace(cfg, address=None, dashboard=False), LocalCluster((Node(cpus=3, gpus=0),)))
+        assert len(ray.nodes()) == 1 and ray.cluster_resources()["CPU"] == 3
     finally:
         ray.shutdown()
         cluster.shutdown()
