@@ -335,11 +335,24 @@ def test_a_plugin_study_with_overrides_logs_to_tensorboard_and_mlflow_and_predic
     assert train(["--from", str(exp), "--epochs", "1", "--out", str(tmp_path / "t"), "--quiet"]) == 0
     assert f"--split hidden --out submission.pt --plugin {PLUGIN}\n" in capsys.readouterr().out
     assert torch.load(tmp_path / "t" / "checkpoint.pt")["plugin"] == str(PLUGIN)  # what loads its model again
-    # a trial's checkpoint predicted by a process that never loaded the plugin: its study's search.json names it
+    # a trial's checkpoint predicted by a process that never loaded the plugin: its study's search.json names it;
+    # with --data the checkpoint stands alone, and the plugin it records is named
     checkpoint = sorted(exp.glob("main/trial_*/checkpoint_*/checkpoint.pt"))[0]
-    command = [sys.executable, "-m", "tune.predict", "--checkpoint", str(checkpoint), "--data", str(synth_root)]
-    done = subprocess.run([*command, "--split", "val", "--out", str(out)], capture_output=True, text=True, cwd=ROOT)
-    assert done.returncode == 0, done.stderr
+    command = [
+        sys.executable,
+        "-m",
+        "tune.predict",
+        "--checkpoint",
+        str(checkpoint),
+        "--split",
+        "val",
+        "--out",
+        str(out),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0 and f"data: {synth_root} (the study's" in done.stdout, done.stderr
+    done = subprocess.run([*command, "--data", str(synth_root)], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 2 and done.stderr.endswith(f"comes from the plugin {PLUGIN}: pass --plugin {PLUGIN}\n")
 
 
 @pytest.mark.slow
