@@ -48,6 +48,13 @@ def test_a_study_stopped_between_stages_or_before_its_end_is_partial_and_a_stage
     notes = run(ended=True, stopped={"train": "no trial succeeded"})
     assert "stage train: no trial succeeded; so stage(s) finetune did not run" in notes
     assert not any("partial" in n for n in notes)  # the run ended: stopped by its stage, not killed
+    # a study that joined a cluster is resumed on it (without --address, a resume starts a Ray of its own)
+    settings = {"name": "d", "space": "dual_phase", "address": "10.0.0.5:6379"}
+    (folder / schema.STUDY_FILE).write_text(json.dumps(settings))
+    joined = f"python -m tune.search --out {tmp_path / 'runs'} --name d --address 10.0.0.5:6379 --resume"
+    notes = run(ended=False)
+    assert any(n.endswith(joined) for n in notes), notes
+    run(ended=True, stopped={"train": "no trial succeeded"})  # the record the next lines copy
     stopped = write_study_folder(tmp_path / "runs" / "e", [trial_row("a", 0.2, status="running"), trial_row("b")])
     (stopped / schema.RUN_FILE).write_text((folder / schema.RUN_FILE).read_text())  # a trial training at the stop
     left = "1 trial(s) did not end: a stage stopped the study (below), which is partial; finish it with: "

@@ -9,6 +9,7 @@ import json
 import os
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -202,3 +203,16 @@ def test_the_resume_command_a_study_prints_can_be_pasted_into_a_shell() -> None:
         "--resume",
     ]
     assert SearchConfig(out="runs", name="u").resume_command() == "python -m tune.search --out runs --name u --resume"
+
+
+def test_address_defaults_to_ray_address_as_ray_job_submit_sets_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A study in a job `ray job submit` started joins the job's cluster (RAY_ADDRESS), not a Ray of its own; here
+    nothing listens there, which the start says in one line, naming the address it took."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{port}")
+    assert main(["--space", "unet", "--budget", "smoke", "--out", str(tmp_path), "--name", "j", "--no-dashboard"]) == 2
+    assert f"--address 127.0.0.1:{port}: no Ray cluster answers there" in capsys.readouterr().err
