@@ -6,7 +6,6 @@ import base64
 import fcntl
 import json
 import os
-import shlex
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,6 +45,7 @@ from reports.schema import (
     read_run,
     read_study_settings,
     read_submission,
+    resume_command,
     stage_order,
 )
 
@@ -130,10 +130,7 @@ def load_experiment(folder: str | os.PathLike[str]) -> Experiment:
             f"trials and the best model were scored on the first {settings['val_videos']} val videos only (--val-videos)"
         )
     running = int((trials[STATUS] == Status.RUNNING).sum()) if len(trials) else 0
-    address = ["--address", str(settings["address"])] if settings.get("address") else []  # the cluster it joined
-    resume = "python -m tune.search " + shlex.join(
-        ["--out", str(folder.parent), "--name", str(settings.get("name") or folder.name), *address, "--resume"]
-    )
+    resume = resume_command(folder.parent, str(settings.get("name") or folder.name), settings.get("address"))
     if driver := study_driver(folder):
         notes.append(
             f"the study is running now ({driver}), {running} trial(s) in progress: this report is a snapshot of it"

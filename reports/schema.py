@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shlex
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -221,6 +222,13 @@ def status_text(trials: pd.DataFrame) -> str:
 def optuna_study_name(study: str, stage: str) -> str:
     """The name, in the study's Optuna journal, of the Optuna study of one stage."""
     return f"{study}/{stage}"
+
+
+def resume_command(out: str | os.PathLike[str], name: str, address: str | None = None) -> str:
+    """The command that resumes the study OUT/NAME, quoted for a shell, with the cluster it joined (`address`): a
+    resume without --address starts a Ray of its own on the machine it runs on."""
+    words = ["--out", str(out), "--name", name, *(["--address", address] if address else []), "--resume"]
+    return "python -m tune.search " + shlex.join(words)
 
 
 def read_study_settings(folder: str | os.PathLike[str]) -> dict[str, Any]:

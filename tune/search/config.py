@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import shlex
 import time
 import zlib
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ from pathlib import Path
 
 from data.files import not_a
 from data.locking import run_lock
-from reports.schema import DRIVER_LOCK, OPTUNA_FILE, SKIPPED_FILE, STUDY_FILE, read_study_settings
+from reports.schema import DRIVER_LOCK, OPTUNA_FILE, SKIPPED_FILE, STUDY_FILE, read_study_settings, resume_command
 from tune.search.spaces import get_space
 
 
@@ -86,10 +85,8 @@ class SearchConfig:
 
     def resume_command(self, name: str | None = None) -> str:
         """The command that resumes this study (`name`: where it has none yet), quoted for a shell, with the cluster
-        it joined: a resume without --address starts a Ray of its own on the machine it runs on."""
-        address = ["--address", self.address] if self.address else []
-        words = ["--out", str(self.out), "--name", name or str(self.name), *address, "--resume"]
-        return "python -m tune.search " + shlex.join(words)
+        it joined (reports.schema.resume_command)."""
+        return resume_command(self.out, name or str(self.name), self.address)
 
 
 def named(cfg: SearchConfig, resume: bool) -> SearchConfig:
