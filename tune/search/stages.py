@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickletools
 from pathlib import Path
 
 from ray import tune
@@ -22,6 +21,7 @@ from tune.search.results import ResultsWriter
 from tune.search.scheduler import ResumableASHA
 from tune.search.searcher import fail_orphaned_optuna_trials, make_searcher
 from tune.search.spaces import Stage
+from tune.search.state_writes import RAY_STATE, atomic_state_copies, parse_state
 from tune.search.study import Study
 from tune.search.trainable import StageJob, train_trial, trial_dirname
 from tune.training.pseudo import pseudo_label
@@ -153,6 +153,7 @@ def make_pseudo_labels(study: Study, stage: Stage, parents: dict[str, str]) -> s
 def make_tuner(study: Study, stage: Stage, job: StageJob, stage_dir: Path) -> tune.Tuner:
     """The stage's Tuner: restored from its folder after a crash, else new."""
     cfg = study.cfg
+    atomic_state_copies()  # a kill -9 leaves the state a resume reads whole
     trainable = tune.with_resources(tune.with_parameters(train_trial, job=job), study.resources.ray_request())
     if tune.Tuner.can_restore(str(stage_dir)) and not forget_empty_state(stage_dir, stage.name):
         check_trusted(stage_dir)
@@ -262,15 +263,6 @@ def check_trusted(stage_dir: Path) -> list[Path]:
     return checked
 
 
-# the files a restore reads, each as what it holds (Ray's search_gen_state-*.json is a cloudpickle)
-RAY_STATE = {
-    "tuner.pkl": "pickle",
-    "experiment_state-*.json": "json",
-    "search_gen_state-*.json": "pickle",
-    "searcher-state-*.pkl": "pickle",
-}
-
-
 def newest(stage_dir: Path, pattern: str) -> Path | None:
     """The file of a kind of Ray's state that a restore reads: the newest name (they are timestamped), as Ray picks."""
     found = sorted(stage_dir.glob(pattern))
@@ -298,19 +290,15 @@ def check_state(stage_dir: Path) -> list[Path]:
     """Refuse to restore from a state file cut short or damaged (a full disk, an edit): with a damaged experiment
     or searcher state, Ray logs the error and starts the stage with none of its trials, or waits for ever; with a
     damaged tuner.pkl, a traceback. The file of each kind a restore reads (the newest name, as Ray picks it) is
-    parsed without running anything: JSON as JSON, a pickle opcode by opcode. Returns the files it read."""
+    parsed without running anything (`state_writes.parse_state`). Returns the files it read."""
     checked = []
-    for pattern, kind in RAY_STATE.items():
+    for pattern in RAY_STATE:
         found = newest(stage_dir, pattern)
         if found is None:
             continue
         data = found.read_bytes()
         try:
-            if kind == "json":
-                json.loads(data)
-            else:
-                for _ in pickletools.genops(data):
-                    pass
+            parse_state(found.name, data)
         except Exception as err:
             raise ValueError(
                 f"cannot resume: {found} is damaged ({len(data)} bytes; {' '.join(str(err).split())}): Ray "

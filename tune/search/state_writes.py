@@ -1,0 +1,84 @@
+"""Ray's saved state of a stage: what each file holds, and each written whole or not at all.
+
+Ray 2.60 writes a stage's state (experiment_state-*.json, the searcher's pickles) to a staging folder, then copies
+that folder into the study's folder from a background thread of the driver, each file opened, truncated and
+written in place. A kill -9 (or a spot machine's end) in that copy left the file the next `--resume` reads cut
+short: the resume refused it as damaged, and the study could not go on (1 of 7 kill -9s of a smoke study here;
+the copy follows every trial checkpoint). The copy into a local folder goes through `replace_files` instead: each
+file is written beside its place, parsed, and renamed over it, so the folder holds the last whole copy or the new
+one. A remote storage (`pyarrow.fs` other than local) keeps Ray's own copy."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import pickletools
+import shutil
+from pathlib import Path
+from typing import Any
+
+from data.files import atomic_write
+
+# the files a restore reads, each as what it holds (Ray's search_gen_state-*.json is a cloudpickle)
+RAY_STATE = {
+    "tuner.pkl": "pickle",
+    "experiment_state-*.json": "json",
+    "search_gen_state-*.json": "pickle",
+    "searcher-state-*.pkl": "pickle",
+}
+
+
+def parse_state(name: str, data: bytes) -> None:
+    """Parse a file of Ray's state named `name` without running anything (JSON as JSON, a pickle opcode by opcode):
+    an exception where it is cut short or damaged; nothing for a file of another kind."""
+    kind = next((kind for pattern, kind in RAY_STATE.items() if fnmatch.fnmatch(name, pattern)), None)
+    if kind == "json":
+        json.loads(data)
+    elif kind == "pickle":
+        for _ in pickletools.genops(data):
+            pass
+
+
+def replace_files(source: Path, destination: Path) -> None:
+    """Copy the file `source`, or the files under the folder `source`, to `destination` (a file, or a folder whose
+    missing parents are made), each by a rename over the old one. A file of Ray's state that does not parse (read
+    as Ray rewrote it in the staging folder) is left out: the last whole one stays, and the next copy brings it."""
+    pairs = (
+        [(source, destination)]
+        if source.is_file()
+        else [(path, destination / path.relative_to(source)) for path in source.rglob("*") if path.is_file()]
+    )
+    for src, dst in pairs:
+        try:
+            with atomic_write(dst) as partial:  # .NAME.PID.tmp: not a name a restore looks for
+                shutil.copyfile(src, partial)
+                try:
+                    parse_state(dst.name, partial.read_bytes())
+                except Exception as err:
+                    raise _Torn from err
+        except _Torn:
+            continue
+
+
+class _Torn(Exception):
+    """A copy of a state file that does not parse: not put in place."""
+
+
+def atomic_state_copies() -> None:
+    """Make this process's copies of Ray's state into a local folder go through `replace_files` (once; Ray's copy
+    stays for a remote storage, or where a Ray version lacks the function this replaces)."""
+    import pyarrow.fs
+    from ray.train._internal import storage
+
+    ray_copy = getattr(storage, "_upload_to_fs_path", None)
+    if ray_copy is None or getattr(ray_copy, "whole_files", False):
+        return
+
+    def upload(local_path: str, fs: Any, fs_path: str, exclude: list[str] | None = None) -> None:
+        if exclude or not isinstance(fs, pyarrow.fs.LocalFileSystem):
+            ray_copy(local_path, fs, fs_path, exclude)
+        else:
+            replace_files(Path(local_path), Path(fs_path))
+
+    upload.whole_files = True  # type: ignore[attr-defined]
+    storage._upload_to_fs_path = upload
