@@ -32,6 +32,7 @@ from tune.search.config import SearchConfig, forget_unstarted, named, one_driver
 from tune.search.overrides import show_space
 from tune.search.reach import check_mlflow, check_reachable, join_cluster
 from tune.search.resources import Cluster, plan_resources
+from tune.search.searcher import mend_journal
 from tune.search.signals import StopSignals, ray_in_own_session
 from tune.search.space_check import check_space
 from tune.search.spaces import SearchSpace, get_space
@@ -127,6 +128,7 @@ def start_study(cfg: SearchConfig, *, new: bool) -> tuple[Study, Cluster]:
     check_warm_start(study)
     if not new:
         check_results(study)
+        mend_journal(study.folder)
     if cfg.data is None:  # the embedded set, generated once per machine, after every flag is checked
         default_data_root()
     space = study.space

@@ -3,6 +3,7 @@ its study kept in the study folder's Optuna journal."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,34 @@ from tune.search.spaces import Budget, Stage
 def journal_storage(experiment_dir: Path) -> JournalStorage:
     """The study folder's Optuna journal (`optuna-dashboard OUT/NAME/optuna.journal` opens it)."""
     return JournalStorage(JournalFileBackend(str(experiment_dir / OPTUNA_FILE)))
+
+
+def mend_journal(experiment_dir: Path) -> None:
+    """Cut the journal's last line where it was written only in part (a kill -9 or a full disk as Optuna appended
+    it). Optuna skips such a line as it reads, but appends its next log right after it, and that log then cannot be
+    read: the resumed stage's first trial failed inside Optuna (an AttributeError of its journal replay), and every
+    later one. Only the study's driver calls this, holding the study's lock (no one else appends)."""
+    path = experiment_dir / OPTUNA_FILE
+    if not path.is_file():
+        return
+    with path.open("rb+") as journal:
+        size = journal.seek(0, os.SEEK_END)
+        end = size
+        while end > 0:  # back to the last newline, a block at a time
+            start = max(0, end - (1 << 16))
+            journal.seek(start)
+            block = journal.read(end - start)
+            if b"\n" in block:
+                end = start + block.rindex(b"\n") + 1
+                break
+            end = start
+        if end == size:
+            return
+        journal.truncate(end)
+    print(
+        f"{path}: its last line was written only in part (the study was killed as Optuna wrote it): cut "
+        f"({size - end} bytes; Optuna had not read it)"
+    )
 
 
 class PrunedAwareOptunaSearch(OptunaSearch):

@@ -11,10 +11,10 @@ from typing import Any
 import optuna
 import pytest
 
-from reports.schema import optuna_study_name
+from reports.schema import OPTUNA_FILE, optuna_study_name
 from tune.search.budget import budget_for
 from tune.search.keys import FAULT_KEY, TRAINING_ITERATION
-from tune.search.searcher import journal_storage, make_searcher
+from tune.search.searcher import journal_storage, make_searcher, mend_journal
 from tune.search.spaces import Stage
 
 
@@ -82,3 +82,26 @@ def test_a_trial_told_again_after_a_restore_is_not_told_twice(searcher: Any, tmp
     assert "stopped" in restored._completed_trials
     (stored,) = optuna.load_study(study_name=optuna_study_name("s", "main"), storage=journal_storage(tmp_path)).trials
     assert stored.state == optuna.trial.TrialState.PRUNED and stored.intermediate_values == {1: 0.1, 2: 0.2}
+
+
+def test_a_journal_line_cut_short_by_a_kill_is_cut_and_the_study_goes_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A kill -9 (or a full disk) as Optuna appended its last log: the resume cuts that line, so the next trial's
+    log is readable (Optuna appended it after the part, and the trial failed in Optuna's replay). A whole journal
+    is left as it was, byte for byte."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(storage=journal_storage(tmp_path), study_name="s", direction="maximize")
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=3)
+    path = tmp_path / OPTUNA_FILE
+    whole = path.read_bytes()
+    mend_journal(tmp_path)
+    assert path.read_bytes() == whole and capsys.readouterr().out == ""
+    path.write_bytes(whole[:-20])  # the last log (the third trial's end) cut short
+    mend_journal(tmp_path)
+    assert path.read_bytes() == whole[: whole.rindex(b"\n", 0, len(whole) - 1) + 1]
+    assert f"{path}: its last line was written only in part" in capsys.readouterr().out
+    resumed = optuna.load_study(storage=journal_storage(tmp_path), study_name="s")
+    resumed.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=1)
+    again = optuna.load_study(storage=journal_storage(tmp_path), study_name="s")
+    assert [t.state.name for t in again.trials] == ["COMPLETE", "COMPLETE", "RUNNING", "COMPLETE"]
