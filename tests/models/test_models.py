@@ -66,8 +66,13 @@ def _output(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return out.frame if hasattr(out, "frame") else out
 
 
+def own_models() -> list[str]:
+    """The package's models: a plugin another test of this process loaded adds its own to the registry."""
+    return [name for name in list_models() if model_entry(name).build.__module__.startswith("models.")]
+
+
 def test_every_model_has_a_tiny_config() -> None:
-    assert sorted(TINY) == list_models()
+    assert sorted(TINY) == own_models()
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -170,7 +175,7 @@ def test_configs_that_cannot_work_raise_naming_the_field(build: Any, field: str)
 def test_registry_refuses_duplicates_unknown_names_and_wrong_configs() -> None:
     with pytest.raises(ValueError, match="'unet' is already registered"):
         register_model("unet", UNetConfig, input_kind="stacked")(lambda cfg: nn.Identity())
-    with pytest.raises(KeyError, match="unknown model 'resnet'; valid: dual_phase, frame_predictor"):
+    with pytest.raises(KeyError, match="unknown model 'resnet'; valid: dual_phase, "):
         create_model("resnet")
     with pytest.raises(TypeError, match="takes a UNetConfig, got FramePredictorConfig"):
         create_model("unet", FramePredictorConfig())
