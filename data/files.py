@@ -229,13 +229,22 @@ def _end_by_sigint() -> None:
 
 
 _CTRL_C_REPEAT_S = 2.0  # a Ctrl-C this soon after the one raised is the same stop
+# functions Python calls where an exception is printed as "Exception ignored in" and dropped: the at-fork hooks of
+# logging (run at each fork, Ray's start forks a dozen processes) and finalizers
+_SWALLOWING = frozenset({"_acquireLock", "_releaseLock", "_after_at_fork_child_reinit_locks", "__del__"})
 
 
 def _ctrl_c_once(signum: int, frame: Any) -> None:
     """SIGINT as Python's own handler takes it (KeyboardInterrupt), but a repeat within _CTRL_C_REPEAT_S of the
     last one raised is ignored: `timeout` sends two, a user presses twice or holds the keys, and one that landed in
     the cleanup the first began (a process pool being ended) cut it short with a traceback. A later one stops
-    again (cleanup that hangs)."""
+    again (cleanup that hangs). One that lands in a function whose exceptions Python drops (a Ctrl-C as Ray
+    starts fell in logging's at-fork hook: "Exception ignored in: <function _releaseLock>", and the study ran on
+    to its end) is raised again 20 ms later, out of it."""
+    if frame is not None and frame.f_code.co_name in _SWALLOWING:
+        main = threading.main_thread().ident
+        threading.Timer(0.02, signal.pthread_kill, (main, signal.SIGINT)).start()  # a wait it is in ends too
+        return
     now = time.monotonic()
     if now - getattr(_ctrl_c_once, "last", -math.inf) < _CTRL_C_REPEAT_S:
         return
