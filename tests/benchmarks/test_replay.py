@@ -102,7 +102,9 @@ def test_budget_advice_plays_asha_as_a_replayed_study_does(local_ray: None, tmp_
     assert text.count("<tr>") == 1 + 5 and 'id="advice-kept"' in text and 'id="advice-bank_best"' in text
 
 
-def test_a_real_study_and_its_replay_run_the_same_trials(local_ray: None, synth_root: Path, tmp_path: Path) -> None:
+def test_a_real_study_and_its_replay_run_the_same_trials(
+    local_ray: None, synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A real study (the driver, real training) over the bank's grid (benchmarks/bank_space.py), trials one
     at a time; its trials' curves become a bank; the replay of that bank with the same seed runs the same
     configurations in the same order, stops each at the same epoch and tells Optuna the same. 12 trials:
@@ -114,6 +116,9 @@ def test_a_real_study_and_its_replay_run_the_same_trials(local_ray: None, synth_
         out=str(tmp_path), name="real", dashboard=False,
     )  # fmt: skip
     assert run_search(cfg) == 0
+    # its frame segmenters answer with a rule on their masks: the command the summary gives names it (it failed)
+    command = f"python -m tune.predict --experiment {tmp_path / 'real'} --rule extrapolate --split hidden --out"
+    assert f"to submit it: {command} submission.pt\n" in capsys.readouterr().out
     smoke = budget_for("smoke", gpu=False)  # the study's epochs and ASHA, which the replay is given
     study = optuna.load_study(
         study_name=optuna_study_name("real", STAGE.name), storage=journal_storage(tmp_path / "real")

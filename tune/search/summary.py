@@ -100,8 +100,9 @@ def print_summary(study: Study) -> None:
             )
         if scores and not above:
             print(unbeaten_text(final.model, best, scores))
-    if submission is None:  # data with no hidden split, or the writing failed (said above)
-        print(f"to submit it: {submit()}")
+    task = task_for(final.model)
+    if submission is None and (task.predicts_masks() or task.answer_rule):  # no hidden split, or the writing failed
+        print(f"to submit it: {submit(None if task.predicts_masks() else task.answer_rule)}")  # (said above)
     print(
         f"its configuration trained anew (the budget's {best[MAX_EPOCHS]} epochs; --epochs N for more, "
         f"--trial ID for another above; on the study's data): python -m tune.train --from {shlex.quote(str(study.folder))}"
