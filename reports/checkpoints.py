@@ -62,6 +62,9 @@ def best_checkpoint(experiment: str | os.PathLike[str], trial: str | None = None
     if not len(trials):
         if (Path(experiment) / STUDY_FILE).is_file():  # a study whose deadline came before any trial reported
             raise FileNotFoundError(f"no trial of the study {experiment} has reported a result yet")
+        inside = next((p for p in Path(experiment).absolute().parents if (p / STUDY_FILE).is_file()), None)
+        if inside is not None:  # its results/ folder, a stage's, a trial's
+            raise FileNotFoundError(f"{experiment} is inside the study {inside}: give the study's folder")
         raise FileNotFoundError(f"no results in {results}: is {experiment} a study folder?")
     if trial is not None:
         row = trials[trials[TRIAL_ID] == trial.removeprefix("trial_")]  # its id, or its folder's name (trial_ID)

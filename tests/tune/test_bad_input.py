@@ -144,9 +144,23 @@ def _no_results(root: Path, tmp: Path) -> list[str]:
     return ["predict", "--experiment", str(tmp / "empty-study"), *_predict_args(root, tmp)]
 
 
+def _results_folder(root: Path, tmp: Path) -> list[str]:
+    """--experiment a study's results/ folder (said as "no results in S/results/results")."""
+    (tmp / "study" / "results").mkdir(parents=True)
+    _written(tmp / "study" / "search.json", b"{}")
+    return ["predict", "--experiment", str(tmp / "study" / "results"), *_predict_args(root, tmp)]
+
+
 def _written(path: Path, content: bytes) -> Path:
     path.write_bytes(content)
     return path
+
+
+def _hidden_without_videos(root: Path, tmp: Path) -> list[str]:
+    """--hidden a folder that holds no video_N folder (the study ran, and only its end said so)."""
+    (tmp / "hidden").mkdir()
+    _written(tmp / "hidden" / "README.txt", b"the hidden videos, once downloaded")
+    return _search(root, tmp, "--hidden", str(tmp / "hidden"))
 
 
 def _predict_args(root: Path, tmp: Path, out: Path | None = None) -> list[str]:
@@ -239,6 +253,14 @@ CASES: dict[str, tuple[Setup, str]] = {
         lambda r, t: _search(r, t, "--hidden", str(t / "nowhere")),
         "nowhere: no such folder (the hidden split's",
     ),
+    "a hidden folder with no videos": (
+        _hidden_without_videos,
+        "split 'hidden' is empty: no video_N folders in ",
+    ),
+    "unlabeled videos for a space that reads none": (
+        lambda r, t: _search(r, t, "--unlabeled", "1"),
+        "--unlabeled 1: space unet reads no unlabeled videos; leave it out",
+    ),
     "a hidden folder that is a file": (
         lambda r, t: _search(r, t, "--hidden", str(_written(t / "h.zip", b"PK"))),
         "h.zip: a file, where a folder is needed (the hidden split's",
@@ -251,6 +273,7 @@ CASES: dict[str, tuple[Setup, str]] = {
     "a name that is a path": (lambda r, t: _search(r, t, "--name", "../../x"), "--name must be one folder name"),
     "a planted checkpoint": (_planted_checkpoint, "evil.pt"),
     "a study with no results": (_no_results, "empty-study"),
+    "a study's results folder for the study": (_results_folder, "results is inside the study "),
     "a study folder that is a file": (
         lambda r, t: ["predict", "--experiment", str(_written(t / "s.tar", b"")), *_predict_args(r, t)],
         "s.tar is a file, not a study folder",
@@ -331,7 +354,13 @@ CASES: dict[str, tuple[Setup, str]] = {
 }
 COMMANDS = {"search": search, "predict": predict, "train": train}
 # refused before the study prints its plan (a mistyped --data is said first, not after the plan's lines)
-BEFORE_THE_PLAN = ("a data root that does not exist", "an empty split", "two folders for one video")
+BEFORE_THE_PLAN = (  # refused before the study's plan (its name, its TensorBoard folder) is printed
+    "a data root that does not exist",
+    "an empty split",
+    "two folders for one video",
+    "more val videos than val has",
+    "unlabeled videos for a space that reads none",
+)
 
 
 @pytest.mark.parametrize("case", list(CASES))

@@ -94,7 +94,13 @@ def named(cfg: SearchConfig, resume: bool) -> SearchConfig:
     if cfg.name is not None:
         return cfg
     if resume:
-        raise ValueError(f"--resume needs the --name of the study to continue{studies_in(Path(cfg.out))}")
+        out = Path(cfg.out)
+        if (out / STUDY_FILE).is_file():  # --out the study's own folder
+            given = resume_command(str(out.absolute().parent), out.absolute().name, cfg.address)
+            raise ValueError(
+                f"--resume needs the --name of the study to continue: {out} is a study, resumed by {given}"
+            )
+        raise ValueError(f"--resume needs the --name of the study to continue{studies_in(out)}")
     return dataclasses.replace(cfg, name=f"{cfg.space}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 

@@ -133,11 +133,16 @@ def start_study(cfg: SearchConfig, *, new: bool) -> tuple[Study, Cluster]:
         default_data_root()
     space = study.space
     splits = splits_used(space)
-    for split in splits:  # a mistyped --data, an empty split: said before the plan is printed (listing, no decoding)
-        if split != "unlabeled" or (study.root / split).is_dir():
+    if new and study.cfg.unlabeled is not None and "unlabeled" not in splits:  # the report would say it trained on them
+        raise ValueError(
+            f"--unlabeled {study.cfg.unlabeled}: space {space.name} reads no unlabeled videos; leave it out"
+        )
+    asked = {"val": (study.cfg.val_videos, "--val-videos"), "unlabeled": (study.cfg.unlabeled, "--unlabeled")}
+    for split in splits:  # a mistyped --data, an empty split, a count past it: said before the plan is printed
+        if split != "unlabeled" or (study.root / split).is_dir():  # (listing, no decoding)
             with warnings.catch_warnings():  # what it leaves out is said as the split is decoded
                 warnings.simplefilter("ignore")
-                index_split(study.root, split)
+                _check_count(study, split, len(index_split(study.root, split)), asked, new)
     print(
         f"study {study.cfg.name}: space {space.name} ({' -> '.join(s.name for s in space.stages)}), "
         f"budget {study.budget.name}, data {study.root}"
@@ -151,21 +156,24 @@ def start_study(cfg: SearchConfig, *, new: bool) -> tuple[Study, Cluster]:
     for vid, holders in shared_ids(study.root, splits).items():
         print(f"warning: video {vid} of {study.root} is in more than one split: {', '.join(holders)}", file=sys.stderr)
     skipped = {}
-    asked = {"val": (study.cfg.val_videos, "--val-videos"), "unlabeled": (study.cfg.unlabeled, "--unlabeled")}
     for split in splits:  # decode once on this machine, before any trial starts
         if split != "unlabeled" or (study.root / split).is_dir():
             decoded = decode_split(study.root, split, on_error=study.on_error)
             skipped[split] = {str(vid): reason for vid, reason in decoded.skipped}
-            count, flag = asked.get(split, (None, ""))
-            if new and count is not None and count > len(decoded):  # the report would say "the first N only"
-                raise ValueError(
-                    f"{flag} {count}: {study.root / split} has {len(decoded)} videos; leave {flag} out to use them all"
-                )
-    if has_split(study.root, "hidden", hidden=study.cfg.hidden):  # predicted at the end: a bad video is found now
+            _check_count(study, split, len(decoded), asked, new)  # (bad videos skipped: fewer)
+    if study.cfg.hidden or has_split(study.root, "hidden"):  # predicted at the end: a bad video is found now
         decode_split(study.root, "hidden", hidden=study.cfg.hidden, on_error=study.on_error)
     if any(skipped.values()):
         (study.folder / SKIPPED_FILE).write_text(json.dumps(skipped, indent=2))
     return study, cluster
+
+
+def _check_count(study: Study, split: str, videos: int, asked: dict[str, tuple[int | None, str]], new: bool) -> None:
+    """Refuse a new study's `--val-videos N`/`--unlabeled N` past the `videos` its split has: the report would say
+    "the first N only"."""
+    count, flag = asked.get(split, (None, ""))
+    if new and count is not None and count > videos:
+        raise ValueError(f"{flag} {count}: {study.root / split} has {videos} videos; leave {flag} out to use them all")
 
 
 def check_results(study: Study) -> None:

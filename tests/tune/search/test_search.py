@@ -208,6 +208,11 @@ def test_cli_refuses_to_overwrite_a_study_or_resume_a_missing_one(
         capsys.readouterr().err.strip()
         == f"error: --resume needs the --name of the study to continue; the studies in {tmp_path}: taken"
     )
+    assert main(["--out", str(tmp_path / "taken"), "--resume"]) == 2  # the study's folder as --out
+    assert capsys.readouterr().err.strip() == (
+        f"error: --resume needs the --name of the study to continue: {tmp_path / 'taken'} is a study, resumed by "
+        f"python -m tune.search --out {tmp_path} --name taken --resume"
+    )
 
 
 def test_mask_space_trains_the_predictor_on_the_best_segmenters_pseudo_labels(
