@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from benchmarks.args import asha_reduction, bad_input, count
+from benchmarks.args import asha_reduction, bad_input, count, output_files
 from benchmarks.curve_bank import METRIC, read_bank
 from benchmarks.curve_bank import OUT as BANK
 from benchmarks.replay import curves
@@ -169,17 +169,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--html", type=Path, default=RESULTS / "advice.html")
     args = parser.parse_args(argv)
+    output_files(parser, html=args.html)
     with bad_input(parser):
         bank = read_bank(args.bank)
     table = curves(bank)
     max_t = len(next(iter(table.values())))
+    if too_long := [g for g in args.grace if g >= max_t]:  # ASHA would stop no trial before the bank's last epoch
+        parser.error(
+            f"--grace {' '.join(map(str, too_long))}: the bank's trials run {max_t} epochs; a grace period must be "
+            f"below it (1..{max_t - 1})"
+        )
     rows = [
         advise(table, trials=t, grace=g, reduction=r, orders=args.orders, seed=args.seed, folder=args.html.parent)
         for g, r, t in itertools.product(args.grace, args.reduction, args.trials)
-        if g < max_t
     ]
     advice = pd.DataFrame(rows)
-    command = "python -m benchmarks.advice " + shlex.join(sys.argv[1:] if argv is None else argv)
+    command = shlex.join(["python", "-m", "benchmarks.advice", *(sys.argv[1:] if argv is None else argv)])
     finals = [values[-1] for values in table.values()]
     note = (
         f"Bank {args.bank.name}: {len(table)} configurations, {max_t} epochs each, final {METRIC} "

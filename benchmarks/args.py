@@ -6,6 +6,9 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
+
+from data.files import ensure_writable, not_a
 
 
 def at_least(low: int) -> Callable[[str], int]:
@@ -37,3 +40,13 @@ def bad_input(parser: argparse.ArgumentParser) -> Iterator[None]:
         parser.error(str(err.args[0]))
     except (OSError, ValueError) as err:  # DataError is a ValueError; a file that is not Parquet, an ArrowInvalid
         parser.error(" ".join(str(err).split()))
+
+
+def output_files(parser: argparse.ArgumentParser, **flags: Path) -> None:
+    """Before the work: each output file (flag name -> path) can be written where it is asked for; a folder, or a
+    folder that cannot be made or written, is `PROG: error: --FLAG PATH: ...`, exit 2."""
+    for flag, path in flags.items():
+        with bad_input(parser):
+            if path.is_dir():
+                raise ValueError(f"--{flag} {path}: {not_a('file', path)}")
+            ensure_writable(path.parent)

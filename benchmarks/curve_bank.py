@@ -29,6 +29,7 @@ import torch
 
 from benchmarks.args import bad_input, count
 from benchmarks.bank_space import FIXED, GRID, METRIC, MODEL
+from data.files import run_command
 
 OUT = Path(__file__).parent / "results" / "curve_bank.parquet"
 
@@ -124,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
 
         index_split(args.data, "train"), index_split(args.data, "val")
         done = read_bank(args.out) if args.out.exists() else pd.DataFrame()
-    command = "python -m benchmarks.curve_bank " + shlex.join(sys.argv[1:] if argv is None else argv)
+    command = shlex.join(["python", "-m", "benchmarks.curve_bank", *(sys.argv[1:] if argv is None else argv)])
     bank = build(
         args.out,
         args.data,
@@ -143,4 +144,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_command(main, stopped="the configurations trained in full are in the bank; the same command goes on")

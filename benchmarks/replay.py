@@ -35,7 +35,7 @@ import optuna
 import pandas as pd
 from ray import tune
 
-from benchmarks.args import asha_reduction, bad_input, count
+from benchmarks.args import asha_reduction, bad_input, count, output_files
 from benchmarks.bank_space import METRIC, STAGE
 from benchmarks.curve_bank import OUT as BANK
 from benchmarks.curve_bank import config_id, read_bank
@@ -210,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS / "replay.parquet")
     parser.add_argument("--report", type=Path, default=RESULTS / "replay.md")
     args = parser.parse_args(argv)
+    output_files(parser, out=args.out, report=args.report)
     import ray
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -218,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     with bad_input(parser):
         bank = read_bank(args.bank)
     table = curves(bank)
+    if args.grace > (epochs := len(next(iter(table.values())))):
+        parser.error(f"--grace {args.grace}: the bank's trials run {epochs} epochs; a grace period must not pass it")
     ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR)
     frames, started = [], time.perf_counter()
     with tempfile.TemporaryDirectory() as storage:
@@ -239,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = pd.concat(frames, ignore_index=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     runs.to_parquet(args.out, index=False)
-    command = "python -m benchmarks.replay " + shlex.join(sys.argv[1:] if argv is None else argv)
+    command = shlex.join(["python", "-m", "benchmarks.replay", *(sys.argv[1:] if argv is None else argv)])
     args.report.write_text(summarise(runs, bank, command))
     print(args.report.read_text())
     return 0

@@ -50,6 +50,13 @@ def test_bad_input_to_a_benchmark_is_one_line(
         (quality.main, ("--data", str(synth_root), "--width", "0")): "UNetConfig.width must be >= 1, got 0",
         (quality.main, ("--data", str(tmp_path), "--out", str(tmp_path / "q.md"))): "split folder",
         (predictor_memory.main, ("--batch", "0")): "argument --batch: 0 must be >= 1",
+        # the shipped bank's trials run 10 epochs: a grace period past them stopped no trial (a KeyError's
+        # traceback in advice, the rows dropped without a word where another grace was given; replay's budget's)
+        (advice.main, ("--grace", "1", "10", "20")): "--grace 10 20: the bank's trials run 10 epochs; a grace period",
+        (replay.main, ("--grace", "11")): "--grace 11: the bank's trials run 10 epochs; a grace period must not",
+        # an output that is a folder: refused before the work (IsADirectoryError's traceback once it was done)
+        (advice.main, ("--html", str(tmp_path))): f"--html {tmp_path}: a folder, where a file is needed",
+        (replay.main, ("--report", str(tmp_path))): f"--report {tmp_path}: a folder, where a file is needed",
     }
     for (main, argv), said in expected.items():
         line = _refused(main, list(argv), capsys)
