@@ -22,6 +22,7 @@ TINY = SynthSpec(train=4, val=2, unlabeled=2, hidden=2, seed=7)
 RAY_FIXTURES = frozenset({"local_ray", "own_ray", "unet_study", "dual_study", "mask_study", "dynamics_study"})
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own, which reads the groups into the tests' ids
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The suite runs on two pytest-xdist workers (`-n 2 --dist loadgroup`, pyproject.toml): the tests that use
     RAY_FIXTURES go to one of them, in one group, first, so that one Ray runs there at a time and the session's
@@ -42,6 +43,9 @@ def _ray_only_in_its_group(request: pytest.FixtureRequest) -> Iterator[None]:
     def running() -> bool:
         return "ray" in sys.modules and sys.modules["ray"].is_initialized()
 
+    grouped = getattr(request.config.option, "loadgroup", False)  # a pytest-xdist worker of --dist loadgroup
+    if grouped and RAY_FIXTURES & set(request.fixturenames) and not request.node.nodeid.endswith("@ray"):
+        pytest.fail("pytest-xdist put this test in no group (pytest 9 and pytest-xdist 3.8): its Ray beside another")
     before = running()
     yield
     if not before and running() and not RAY_FIXTURES & set(request.fixturenames):
