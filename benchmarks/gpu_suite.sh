@@ -116,8 +116,7 @@ wanted() { [[ " ${WANTED[*]} " == *" $1 "* ]]; }
   echo "### $(date -u +%Y-%m-%d), $TITLE, commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 } >>"$FIGURES"
 wanted tests && step "GPU tests (pytest -m gpu)" "${LIMITS[0]}" \
-  $PY -m pytest -m gpu -q -p no:cacheprovider -o addopts="--strict-markers -ra" \
-  tests/tune/test_gpu.py tests/data/test_streaming_gpu.py  # one process (no pytest-xdist there): one GPU, tests in turn
+  $PY -m pytest -m gpu -q -p no:cacheprovider tests/tune/test_gpu.py tests/data/test_streaming_gpu.py
 wanted main && step "The main job: dual_phase, quarter-GPU trials, a time budget" "${LIMITS[1]}" \
   $PY -m benchmarks.main_job --out "$WORK/main" --kill-after 8 -- "${MAIN[@]}"  # 8: inside timeout's -k 10
 wanted pack32 && step "Packed trials on one GPU, U-Net width 32" "${LIMITS[2]}" \

@@ -18,41 +18,6 @@ from data.synth.generate import SynthSpec, generate
 TINY = SynthSpec(train=4, val=2, unlabeled=2, hidden=2, seed=7)
 
 
-# the fixtures of the tests that run trials on the pytest process's own Ray, or read a study the session made
-RAY_FIXTURES = frozenset({"local_ray", "own_ray", "unet_study", "dual_study", "mask_study", "dynamics_study"})
-
-
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own, which reads the groups into the tests' ids
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The suite runs on two pytest-xdist workers (`-n 2 --dist loadgroup`, pyproject.toml): the tests that use
-    RAY_FIXTURES go to one of them, in one group, first, so that one Ray runs there at a time and the session's
-    studies are made once; the other worker takes the rest (the commands, which start Rays of their own, and the
-    tests that need no Ray). On one process (`-n 0`) the order is the same."""
-    ray = [item for item in items if RAY_FIXTURES & set(getattr(item, "fixturenames", ()))]
-    for item in ray:
-        item.add_marker(pytest.mark.xdist_group("ray"))
-    grouped = set(ray)
-    items[:] = ray + [item for item in items if item not in grouped]
-
-
-@pytest.fixture(autouse=True)
-def _ray_only_in_its_group(request: pytest.FixtureRequest) -> Iterator[None]:
-    """A test outside the Ray group that starts a Ray in the pytest process fails: on the other worker, two Rays
-    would run at once, each sized to the whole machine. (The group's Ray stays for the tests after it.)"""
-
-    def running() -> bool:
-        return "ray" in sys.modules and sys.modules["ray"].is_initialized()
-
-    grouped = getattr(request.config.option, "loadgroup", False)  # a pytest-xdist worker of --dist loadgroup
-    if grouped and RAY_FIXTURES & set(request.fixturenames) and not request.node.nodeid.endswith("@ray"):
-        pytest.fail("pytest-xdist put this test in no group (pytest 9 and pytest-xdist 3.8): its Ray beside another")
-    before = running()
-    yield
-    if not before and running() and not RAY_FIXTURES & set(request.fixturenames):
-        sys.modules["ray"].shutdown()
-        pytest.fail("this test started a Ray in the pytest process: give it the local_ray or own_ray fixture")
-
-
 @pytest.fixture(scope="session", autouse=True)
 def _session_caches(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """The suite's decoded cache and embedded set in a folder of its own, never the user's ~/.cache/segtune: each
