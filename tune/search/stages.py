@@ -15,7 +15,7 @@ from reports.schema import CHECKPOINT, STAGE, STAGE_DONE, STATUS, TRIAL_ID, Stat
 from tune.search.deadline import DeadlineStopper, reopen_search
 from tune.search.failfast import SYSTEMATIC_FILE, SystematicFailure, first_failures, systematic_failure
 from tune.search.keeper import CheckpointKeeper, drop_kept, restore_kept
-from tune.search.keys import PARENTS_FILE
+from tune.search.keys import PARENTS_FILE, TRAINING_ITERATION
 from tune.search.overrides import Override, run_values
 from tune.search.results import ResultsWriter
 from tune.search.scheduler import ResumableASHA
@@ -82,13 +82,18 @@ def run_stage(study: Study, stage: Stage) -> bool:
     if failures := systematic_failure(stage_dir):  # (trials left: not started, or stopped as they ran)
         left = study.samples - grid.num_terminated - grid.num_errors
         raise SystematicFailureError(stage_failure_text(study, failures, left))
-    # Interrupted (Ray ends the experiment on SIGINT and returns normally): trials Ray left unfinished, or
-    # that our results still hold as running (Ray's statuses alone missed 2 running trials in one CI run)
+    # Interrupted (Ray ends the experiment on SIGINT and returns normally): trials Ray left unfinished, that our
+    # results still hold as running (Ray's statuses alone missed 2 running trials in one CI run), or that never
+    # reported: PENDING as it stopped (their actors starting), which Ray ends TERMINATED while its saved state keeps
+    # them PENDING for a resume (a Ctrl-C then marked the stage done, with "no trial succeeded", and no resume ran it)
     trials, _ = read_results(study.results_dir)
-    running = int(((trials[STAGE] == stage.name) & (trials[STATUS] == Status.RUNNING)).sum()) if len(trials) else 0
-    unfinished = max(running, len(grid) - grid.num_terminated - grid.num_errors)
-    if not unfinished and len(grid) < study.samples and study.deadline.passed():
-        return False
+    mine = trials[(trials[STAGE] == stage.name) & (trials[STATUS] == Status.RUNNING)] if len(trials) else trials
+    reported = [(grid[i].metrics or {}, grid[i].error) for i in range(len(grid))]
+    never_ran = {last.get("trial_id") for last, error in reported if error is None and TRAINING_ITERATION not in last}
+    left = never_ran | set(mine[TRIAL_ID] if len(mine) else ())
+    unfinished = max(len(left), len(grid) - grid.num_terminated - grid.num_errors)
+    if unfinished == len(never_ran) and (never_ran or len(grid) < study.samples) and study.deadline.passed():
+        return False  # cut by the time budget: its trials not yet started run at a resume
     if unfinished or len(grid) < study.samples:
         raise StageInterrupted(
             f"stage {stage.name} was interrupted with {unfinished} of {len(grid)} started trials unfinished"

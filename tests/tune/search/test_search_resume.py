@@ -163,3 +163,30 @@ def test_a_study_stopped_every_way_resumes_to_the_end(synth_root: Path, tmp_path
     states = [t.state for t in optuna.load_study(study_name="k/main", storage=storage).trials]
     done = {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED}
     assert optuna.trial.TrialState.RUNNING not in states and sum(s in done for s in states) == 8, states
+
+
+def test_a_ctrl_c_while_the_trials_wait_to_start_leaves_them_for_the_resume(
+    local_ray: None, synth_root: Path, tmp_path: Path
+) -> None:
+    """Ctrl-C as Ray starts the stage's first trials (its table says "2 PENDING"): Ray ends them TERMINATED and
+    saves them PENDING. The stage is interrupted, not done (it was marked done, its study "no trial succeeded", and
+    neither a resume nor a new start could go on); the resume runs both."""
+    from tune.search.cli import main
+
+    env = {**os.environ, "SEGTUNE_CACHE": str(tmp_path / "decoded"), "RAY_USAGE_STATS_ENABLED": "0"}
+    args = ["--space", "unet", "--data", str(synth_root), "--budget", "smoke", "--samples", "2"]
+    args += ["--out", str(tmp_path), "--name", "p", "--no-dashboard"]
+    driver = _search(args, env)
+    assert driver.stdout is not None
+    seen = []
+    for line in driver.stdout:  # Ray's table, printed as the trials are created (their actors not yet started)
+        seen.append(line)
+        if "Trial status: 2 PENDING" in line:
+            os.killpg(driver.pid, signal.SIGINT)
+            break
+    output = "".join(seen) + _stopped(driver, signal.SIGINT, tmp_path / "p")
+    assert "stage main was interrupted with 2 of 2 started trials unfinished (SIGINT)" in output, output
+    assert main(["--out", str(tmp_path), "--name", "p", "--resume", "--no-dashboard"]) == 0
+    trials = pd.read_parquet(tmp_path / "p" / "results" / "trials.parquet")
+    assert len(trials) == 2 and set(trials["status"]) <= {"completed", "stopped"}
+    assert (tmp_path / "p" / "main" / ".done").exists()
