@@ -157,8 +157,8 @@ class ResultsWriter(Callback):
             TRIAL_ID: trial.trial_id,
             SPACE: self.space,
             STAGE: self.stage,
-            EPOCH: epoch,
             **numeric,
+            EPOCH: epoch,  # a whole number, not the float of the trial's own "epoch" metric
             CHECKPOINT: saved,
         }
         value = result.get(self.metric)

@@ -71,6 +71,7 @@ def test_unet_smoke_records_completed_stopped_and_failed_trials(unet_study: Path
     # one epoch row per trial per epoch run, holding every reported metric
     assert len(epochs) == trials["epochs"].sum()
     assert {"val_iou", "val_loss", "train_loss", "lr"} <= set(epochs.columns)
+    assert epochs["epoch"].dtype.kind == "i"  # 1, 2, ... (it was the float of the trial's own metric)
     # where each epoch's time went, and the resources Ray gave each trial (2 CPUs, 2 trials at once: 1 each)
     timed = [DATA_WAIT_S, TRAIN_S, EVAL_S, CHECKPOINT_S, EPOCH_END, EPOCH_SECONDS]
     assert epochs[timed].notna().all().all() and (epochs[TRAIN_S] > 0).all() and (epochs[DATA_WAIT_S] == 0).all()
