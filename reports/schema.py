@@ -298,8 +298,12 @@ def read_parquet(path: str | os.PathLike[str]) -> pd.DataFrame:
 
 
 def read_results(folder: str | os.PathLike[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(trials, epochs) of a results folder (OUT/NAME/results), also while a study writes them; empty where missing."""
-    return read_parquet(Path(folder) / TRIALS_FILE), read_parquet(Path(folder) / EPOCHS_FILE)
+    """(trials, epochs) of a results folder (OUT/NAME/results) or of its study's folder (OUT/NAME), also while a
+    study writes them; empty where missing."""
+    folder = Path(folder)
+    if not (folder / TRIALS_FILE).exists() and (folder / RESULTS_DIR / TRIALS_FILE).exists():  # the study's folder
+        folder = folder / RESULTS_DIR
+    return read_parquet(folder / TRIALS_FILE), read_parquet(folder / EPOCHS_FILE)
 
 
 def ranked(

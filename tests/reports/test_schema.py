@@ -123,6 +123,8 @@ def test_read_results_reads_what_the_search_wrote(tmp_path: Path) -> None:
     write_study_folder(tmp_path, [trial_row("a", 0.2), trial_row("b", 0.4)])
     trials, epochs = schema.read_results(tmp_path / schema.RESULTS_DIR)
     assert ids(trials) == ["a", "b"] and list(epochs[schema.EPOCH]) == [1, 1]
+    study_folder = schema.read_results(tmp_path)  # the study's folder: its results (it was two empty frames)
+    assert ids(study_folder[0]) == ["a", "b"] and len(study_folder[1]) == 2
 
 
 def test_results_read_while_a_study_rewrites_them_are_never_half_files(tmp_path: Path) -> None:
