@@ -76,7 +76,9 @@ def test_replayed_studies_play_the_bank_back_through_the_real_searcher_and_asha(
     assert (full["epochs"] == EPOCHS).all()
 
     report = summarise(pd.concat([ours, rays, full]), bank(), "replay test")
-    assert "| tpe_asha_pruned |" in report and "| random_full |" in report
+    assert "| tpe_asha_pruned |" in report and "| random_full |" in report and " inf |" not in report
+    alone = summarise(ours, bank(), "replay test")  # no random_full to reach: said, not "inf"
+    assert "| (random_full not run) |" in alone and " inf |" not in alone
 
 
 def test_budget_advice_plays_asha_as_a_replayed_study_does(local_ray: None, tmp_path: Path) -> None:
