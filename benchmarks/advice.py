@@ -160,7 +160,9 @@ def markdown(advice: pd.DataFrame) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.advice", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--bank", type=Path, default=BANK)
     parser.add_argument("--trials", type=count, nargs="+", default=[8, 16, 24, 48, 96])
     parser.add_argument("--grace", type=count, nargs="+", default=[1, 2, 4])

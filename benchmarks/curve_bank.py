@@ -108,7 +108,11 @@ def read_bank(path: Path) -> pd.DataFrame:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.curve_bank",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--data", type=Path, default=None, help="data root (default: the embedded synthetic set)")
     parser.add_argument("--epochs", type=count, default=10)

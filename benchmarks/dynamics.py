@@ -57,7 +57,9 @@ def rigid_ceiling(val: ObjectVal) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.dynamics", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", type=Path, required=True, help="a data root with labelled train and val splits")
     parser.add_argument("--more-train", type=Path, nargs="*", default=[], help="more roots whose train videos join")
     parser.add_argument("--segmenter", type=Path, default=None, help="a frame_segmenter checkpoint (default: truth)")

@@ -130,7 +130,11 @@ def run_study(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.full_scale",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--out", type=Path, default=Path("/tmp/full_scale"))
     parser.add_argument("--fraction", type=float, default=1.0, help="of the real sizes (1: 1,000/1,000/13,000/2,000)")
     parser.add_argument("--spaces", nargs="+", default=["dual_phase", "mask_space"])

@@ -117,7 +117,11 @@ def _result(queue: mp.Queue, procs: list[Any]) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.gpu_packing",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--trials", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--width", type=int, default=64)
     parser.add_argument("--batch", type=int, default=64)

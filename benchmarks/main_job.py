@@ -62,7 +62,9 @@ def sampled_busy(samples: Path, start: float, end: float) -> float | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.main_job", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, required=True, help="the study's --out; the study is named 'main'")
     parser.add_argument(
         "--kill-after", type=float, default=None, metavar="S", help="stopped: kill the study S seconds after the signal"

@@ -26,7 +26,11 @@ from tune.training.tasks import task_for
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.predictor_memory",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--embed", type=at_least(0), default=0, help="class embedding channels; 0: one-hot")
     parser.add_argument("--horizon", type=count, default=1)
     parser.add_argument("--batch", type=count, default=32)

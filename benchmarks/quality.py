@@ -84,7 +84,9 @@ def _runs(args: argparse.Namespace, common: list[str]) -> dict[str, RunConfig]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.quality", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", type=Path, default=None)
     parser.add_argument("--train", type=count, default=1000)
     parser.add_argument("--val", type=count, default=1000)

@@ -201,7 +201,9 @@ def summarise(runs: pd.DataFrame, bank: pd.DataFrame, command: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.replay", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--bank", type=Path, default=BANK)
     parser.add_argument("--seeds", type=count, default=50)
     parser.add_argument("--trials", type=count, default=24)

@@ -159,7 +159,9 @@ def _segmenter_tables(title: str, segmented: torch.Tensor, oracle: torch.Tensor,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.rules", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", type=Path, default=None)
     parser.add_argument("--val", type=count, default=200)
     parser.add_argument("--seed", type=int, default=11)

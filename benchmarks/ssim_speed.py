@@ -211,7 +211,11 @@ def timing_inputs(batch: int, seed: int, device: torch.device, dtype: torch.dtyp
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.ssim_speed",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--runs", type=int, default=30, help="timed calls per implementation on CPU")
     parser.add_argument("--warmup", type=int, default=3, help="untimed calls per implementation first")

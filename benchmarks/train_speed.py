@@ -128,7 +128,11 @@ def compile_cost(run: RunConfig, data: TrainData, device: torch.device, compiled
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.train_speed",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--model", default="unet", choices=["unet", "frame_predictor", "frame_segmenter"])
     parser.add_argument("--width", type=int, default=64)
     parser.add_argument("--batch", type=int, default=64)

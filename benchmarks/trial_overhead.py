@@ -21,7 +21,11 @@ from tune.search.driver import run_search
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.trial_overhead",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--data", type=Path, default=None, help="data root (default: a tiny generated one)")
     parser.add_argument("--cpus-per-trial", type=float, default=1.0)

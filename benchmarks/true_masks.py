@@ -40,7 +40,11 @@ def write_true_masks(root: Path, folder: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.true_masks",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--data", type=Path, required=True, help="data root with train and val masks")
     parser.add_argument("--out", type=Path, default=Path("runs/true_masks"))
     parser.add_argument("--epochs", type=int, default=6)

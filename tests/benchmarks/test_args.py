@@ -60,5 +60,6 @@ def test_bad_input_to_a_benchmark_is_one_line(
     }
     for (main, argv), said in expected.items():
         line = _refused(main, list(argv), capsys)
+        assert line.startswith(f"python -m {main.__module__}: error: "), line  # the command, not its file
         assert said in line.partition(": error: ")[2], (argv, line)
     assert not (tmp_path / "b.parquet").exists() and not (tmp_path / "q.md").exists()
