@@ -137,12 +137,11 @@ def start_study(cfg: SearchConfig, *, new: bool) -> tuple[Study, Cluster]:
         raise ValueError(
             f"--unlabeled {study.cfg.unlabeled}: space {space.name} reads no unlabeled videos; leave it out"
         )
-    asked = {"val": (study.cfg.val_videos, "--val-videos"), "unlabeled": (study.cfg.unlabeled, "--unlabeled")}
     for split in splits:  # a mistyped --data, an empty split, a count past it: said before the plan is printed
         if split != "unlabeled" or (study.root / split).is_dir():  # (listing, no decoding)
             with warnings.catch_warnings():  # what it leaves out is said as the split is decoded
                 warnings.simplefilter("ignore")
-                _check_count(study, split, len(index_split(study.root, split)), asked, new)
+                _check_count(study, split, len(index_split(study.root, split)), new)
     print(
         f"study {study.cfg.name}: space {space.name} ({' -> '.join(s.name for s in space.stages)}), "
         f"budget {study.budget.name}, data {study.root}"
@@ -160,7 +159,7 @@ def start_study(cfg: SearchConfig, *, new: bool) -> tuple[Study, Cluster]:
         if split != "unlabeled" or (study.root / split).is_dir():
             decoded = decode_split(study.root, split, on_error=study.on_error)
             skipped[split] = {str(vid): reason for vid, reason in decoded.skipped}
-            _check_count(study, split, len(decoded), asked, new)  # (bad videos skipped: fewer)
+            _check_count(study, split, len(decoded), new)  # (bad videos skipped: fewer)
     if study.cfg.hidden or has_split(study.root, "hidden"):  # predicted at the end: a bad video is found now
         decode_split(study.root, "hidden", hidden=study.cfg.hidden, on_error=study.on_error)
     if any(skipped.values()):
@@ -168,9 +167,10 @@ def start_study(cfg: SearchConfig, *, new: bool) -> tuple[Study, Cluster]:
     return study, cluster
 
 
-def _check_count(study: Study, split: str, videos: int, asked: dict[str, tuple[int | None, str]], new: bool) -> None:
+def _check_count(study: Study, split: str, videos: int, new: bool) -> None:
     """Refuse a new study's `--val-videos N`/`--unlabeled N` past the `videos` its split has: the report would say
     "the first N only"."""
+    asked = {"val": (study.cfg.val_videos, "--val-videos"), "unlabeled": (study.cfg.unlabeled, "--unlabeled")}
     count, flag = asked.get(split, (None, ""))
     if new and count is not None and count > videos:
         raise ValueError(f"{flag} {count}: {study.root / split} has {videos} videos; leave {flag} out to use them all")
