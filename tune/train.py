@@ -26,6 +26,7 @@ if __name__ == "__main__":  # its imports below (torch: 2 s) inside the command'
 
 import argparse
 import contextlib
+import io
 import json
 import os
 import shlex
@@ -143,6 +144,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err.args[0]}", file=sys.stderr)
         return 2
     if args.show_config:
+        root = args.data if args.data is not None else source.data if source is not None else None
+        try:  # the data it would read, as many videos as asked (not the embedded set's: that one is made as it runs)
+            if root is not None:
+                with contextlib.redirect_stdout(io.StringIO()):  # (its "videos:" line: the config alone on stdout)
+                    index_split(root, "train")
+                    _subset(args, source, root, run)
+        except (OSError, ValueError) as err:
+            print(f"error: {error_line(err)}", file=sys.stderr)
+            return 2
         print(json.dumps(run.to_dict(), indent=2))
         return 0
     if args.data is not None:

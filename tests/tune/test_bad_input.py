@@ -283,6 +283,25 @@ CASES: dict[str, tuple[Setup, str]] = {
         "scratch is a folder, where a checkpoint file is needed",
     ),
     "a training folder that cannot be made": (_train_out_under_a_file, "a-file: a file, where a folder is needed"),
+    "a config shown for a data root that does not exist": (
+        lambda r, t: ["train", "--model", "unet", "--data", str(t / "nope"), "--out", str(t / "run"), "--show-config"],
+        "nope does not exist",
+    ),
+    "a config shown for more val videos than val has": (
+        lambda r, t: [
+            "train",
+            "--model",
+            "unet",
+            "--data",
+            str(r),
+            "--val-videos",
+            "5",
+            "--out",
+            str(t / "run"),
+            "--show-config",
+        ],
+        "--val-videos 5: ",
+    ),
     "no pretraining epochs": (
         lambda r, t: [
             "train",
