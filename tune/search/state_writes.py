@@ -13,7 +13,6 @@ from __future__ import annotations
 import fnmatch
 import json
 import pickletools
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -49,19 +48,13 @@ def replace_files(source: Path, destination: Path) -> None:
         else [(path, destination / path.relative_to(source)) for path in source.rglob("*") if path.is_file()]
     )
     for src, dst in pairs:
+        data = src.read_bytes()
         try:
-            with atomic_write(dst) as partial:  # .NAME.PID.tmp: not a name a restore looks for
-                shutil.copyfile(src, partial)
-                try:
-                    parse_state(dst.name, partial.read_bytes())
-                except Exception as err:
-                    raise _Torn from err
-        except _Torn:
+            parse_state(dst.name, data)
+        except Exception:
             continue
-
-
-class _Torn(Exception):
-    """A copy of a state file that does not parse: not put in place."""
+        with atomic_write(dst) as partial:  # .NAME.PID.tmp: not a name a restore looks for
+            partial.write_bytes(data)
 
 
 def atomic_state_copies() -> None:
