@@ -178,8 +178,9 @@ NEEDED = {
 
 
 def is_missing(value: Any) -> bool:
-    """Whether a table cell holds no value: None, or NaN (what a float column holds where it has none)."""
-    return value is None or (isinstance(value, float) and math.isnan(value))
+    """Whether a table cell holds no value: None, NaN (what a float column holds where it has none) or pd.NA (what an
+    integer column holds where it has none: a hyperparameter of one stage of several)."""
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
 
 
 def short_value(value: Any) -> str:

@@ -10,10 +10,12 @@ appears exactly once.
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from ray.train.constants import CHECKPOINT_DIR_NAME
 from ray.tune import Callback
@@ -266,21 +268,45 @@ class ResultsWriter(Callback):
         if throttle and now - self._last_write < self.min_interval_s:
             return
         self._last_write = now
-        trials = pd.concat([self._others, pd.DataFrame(list(self._trials.values()))], ignore_index=True)
+        trials = pd.concat(
+            [_integers(self._others), _integers(pd.DataFrame(list(self._trials.values())))], ignore_index=True
+        )
         epochs = pd.concat([self._other_epochs, pd.DataFrame(list(self._epochs.values()))], ignore_index=True)
         write_parquet(_consistent(trials), self.folder / TRIALS_FILE)
         if len(epochs):
             write_parquet(epochs.sort_values([STAGE, TRIAL_ID, EPOCH]), self.folder / EPOCHS_FILE)
 
 
+def _integers(trials: pd.DataFrame) -> pd.DataFrame:
+    """A hyperparameter that is an integer wherever it is set (a width, a batch size) as an integer column that can
+    hold no value (pandas' Int64), so that it stays one beside the rows of stages that leave it unset; one set
+    nowhere in these rows (another stage's, read back by a resume) left out, for the other rows to type."""
+    for column in [c for c in trials.columns if c.startswith(CONFIG_PREFIX)]:
+        kinds = {_kind(v) for v in trials[column] if not is_missing(v)}
+        if not kinds:
+            trials = trials.drop(columns=column)
+        elif kinds == {"int"}:
+            trials[column] = trials[column].astype("Int64")
+    return trials
+
+
 def _consistent(trials: pd.DataFrame) -> pd.DataFrame:
     """Columns whose values mix types across stages (a config value that is a bool in one stage and
     absent in another) are stored as strings, so that Parquet accepts them."""
     for column in trials.columns:
-        kinds = {type(v) for v in trials[column] if not is_missing(v)}
-        if len(kinds) > 1 and not kinds <= {int, float}:
+        kinds = {_kind(v) for v in trials[column] if not is_missing(v)}
+        if len(kinds) > 1 and not kinds <= {"int", "float"}:
             trials[column] = trials[column].map(lambda v: None if is_missing(v) else str(v))
     return trials
+
+
+def _kind(value: Any) -> str:
+    """A cell's kind whether pandas gives it as a Python or a numpy scalar (an Int64 column gives numpy.int64)."""
+    if isinstance(value, (bool, np.bool_)):
+        return "bool"
+    if isinstance(value, numbers.Integral):
+        return "int"
+    return "float" if isinstance(value, numbers.Real) else type(value).__name__
 
 
 def _is_number(value: Any) -> bool:

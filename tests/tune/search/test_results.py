@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 from ray import tune
 from ray.train._internal.storage import StorageContext
 from ray.train.constants import CHECKPOINT_DIR_NAME
 from ray.tune.experiment import Trial
 
-from reports.schema import CHECKPOINT, EPOCH, EPOCHS_FILE, read_results
+from reports.schema import CHECKPOINT, EPOCH, EPOCHS_FILE, is_missing, read_results
 from tune.search.keys import CHECKPOINT_NAME, TRAINING_ITERATION
 from tune.search.results import ResultsWriter
 
@@ -108,3 +109,25 @@ def test_an_epoch_run_again_after_a_resume_replaces_the_lost_one_and_the_best_is
         4,
         path(4),
     )
+
+
+def test_an_integer_hyperparameter_of_one_stage_of_two_stays_an_integer(tmp_path: Path) -> None:
+    """Each stage's writer adds its rows to those of the stages before it, where a hyperparameter of the other stage
+    has no value: an integer one (a width, a batch size) stays an integer column, also after a resume reads the
+    table back and writes it again, a float one a float column."""
+    configs = {"pretrain": {"width": 32, "lr": 0.1}, "finetune": {"lr": 0.01, "frozen_epochs": 2}}
+    for stage in ("pretrain", "finetune", "finetune"):  # the last: the finetune stage resumed
+        writer = ResultsWriter(
+            tmp_path / "results", space="s", stage=stage, metric="val_iou", mode="max", max_epochs=2, run_values={}
+        )
+        writer.setup()
+        trial = Trial("train_trial", config=configs[stage], stub=True, trial_id=f"{stage}_1")
+        writer.on_trial_start(0, [trial], trial)
+        writer.on_trial_result(0, [trial], trial, {TRAINING_ITERATION: 1, "val_iou": 0.5})
+        writer.on_trial_complete(0, [trial], trial)
+        trials, _ = read_results(tmp_path / "results")
+        assert len(trials) == 1 + (stage == "finetune"), trials
+        for column, values in (("config/width", [32, None]), ("config/frozen_epochs", [None, 2]))[: len(trials)]:
+            assert pd.api.types.is_integer_dtype(trials[column]), (stage, trials.dtypes)
+            assert [None if is_missing(v) else v for v in trials[column]] == values[: len(trials)]
+        assert pd.api.types.is_float_dtype(trials["config/lr"]), trials.dtypes
