@@ -22,7 +22,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -193,7 +193,7 @@ def run_command(main: Callable[[], int], *, stopped: str = "") -> NoReturn:
         code = 130
     if code == 128 + signal.SIGINT:  # stopped by Ctrl-C, and said so
         _end_by_sigint()
-    raise SystemExit(code)
+    _exit(code)
 
 
 def run_module(name: str, *, stopped: str = "") -> NoReturn:
@@ -214,15 +214,35 @@ def run_module(name: str, *, stopped: str = "") -> NoReturn:
     run_command(main, stopped=stopped)
 
 
+def _exit(code: int) -> NoReturn:
+    """End as Python ends, its threads joined and its exit handlers run (Ray's shutdown, logging's, MLflow's), then
+    at once: the teardown of every module that Python does next is skipped (1.6 s after a smoke study here, torch's
+    and Ray's; 0.8 s after the imports alone), for each command a script or a test runs."""
+    with suppress(KeyboardInterrupt):  # (as Python's own exit takes one there: the exit goes on)
+        threading._shutdown()  # type: ignore[attr-defined]  # what Python's exit calls first: its threads joined
+    _run_exit_handlers()
+    os._exit(code)
+
+
+def _run_exit_handlers() -> None:
+    _flush()
+    atexit._run_exitfuncs()  # each once: they are cleared as they run
+    _flush()
+
+
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with suppress(OSError, ValueError):  # a reader gone (`| head`), a stream closed
+            stream.flush()
+
+
 def _end_by_sigint() -> None:
     """End as Python ends on a KeyboardInterrupt that no one caught: its exit handlers run (Ray's shutdown among
     them), then it is killed by SIGINT, so that a calling shell script stops too (bash goes on after a child's plain
     exit 130); a shell's $? is 130 either way. (Python's own way, an uncaught KeyboardInterrupt, gave exit status 1
     once Ray was imported: code run at exit clears its flag.) Where SIGINT stays blocked, exit 130."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # another Ctrl-C amid the exit handlers (Ray's takes 0.5 s)
-    for stream in (sys.stdout, sys.stderr):
-        stream.flush()
-    atexit._run_exitfuncs()  # each once: they are cleared as they run
+    _run_exit_handlers()
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     os.kill(os.getpid(), signal.SIGINT)

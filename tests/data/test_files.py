@@ -61,6 +61,25 @@ def test_a_command_s_own_warnings_are_one_line_each_said_once(tmp_path: Path) ->
     assert any(line.endswith("UserWarning: from elsewhere") for line in lines), done.stderr  # Python's own form
 
 
+def test_a_command_ends_as_python_ends_its_threads_and_exit_handlers_done(tmp_path: Path) -> None:
+    """run_command ends at once after its exit handlers (the teardown of torch's and Ray's modules skipped), but as
+    Python's own exit does otherwise: a thread still at work finishes, each exit handler runs (Ray's shutdown is one),
+    all that was printed reaches a pipe, and the exit status is main's."""
+    code = (
+        "import atexit, threading, time\n"
+        "from data.files import run_command\n"
+        "atexit.register(lambda: print('exit handler'))\n"
+        "threading.Thread(target=lambda: (time.sleep(0.5), print('thread done'))).start()\n"
+        "def main():\n"
+        "    print('main ' + 'x' * 100000)\n"  # more than a pipe's buffer
+        "    return 3\n"
+        "run_command(main)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 3, done.stderr
+    assert done.stdout.splitlines() == ["main " + "x" * 100000, "thread done", "exit handler"], done.stderr
+
+
 @pytest.mark.parametrize(
     ("command", "said"),
     [
