@@ -10,7 +10,8 @@
 #                                                        $SEGTUNE_SUITE_DYNAMICS_LIMIT (240) shorten it
 #   bash benchmarks/gpu_suite.sh --dry-run [FILE] [--only STEP...]   the same steps at toy sizes on the CPU (CI runs this; not
 #                                                        figures), written to FILE (default: a temporary file); its
-#                                                        studies run on $SEGTUNE_SUITE_DATA where set, else on 8 videos
+#                                                        studies run on $SEGTUNE_SUITE_DATA where set, else on 8 videos;
+#                                                        pack64 only if named (pack32's command, at the same toy sizes)
 #
 # On the lent GPU machine, with the one-call kit (`bash ../shared/device/prepare.sh nvidia-ml-py` here, then one device
 # call with carry [".dev"]):  source .dev/setup.sh && bash benchmarks/gpu_suite.sh   (the figures come back in
@@ -36,6 +37,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
 STEPS=(tests main pack32 pack64 stream)
+DEFAULT=("${STEPS[@]}")  # the steps run unless --only names others
 
 if [[ "${1:-}" == "--dry-run" ]]; then
   shift
@@ -49,6 +51,7 @@ if [[ "${1:-}" == "--dry-run" ]]; then
   SPEED=(--device cpu --no-compile --width 4 --batch 2 --videos 2 --steps 1 --epochs 1 --stream)
   PACK32=(--device cpu --trials 1 --width 4 --batch 2 --videos 2 --epochs 1 --no-compile)
   PACK64=("${PACK32[@]}")
+  DEFAULT=(tests main pack32 stream)  # pack64 is pack32's command at other sizes, the same at toy sizes: only if named
   DYNAMICS="$PY -m benchmarks.dynamics --data '$DATA' --train-sizes 4 --samples 16 --epochs 1"
   LIMITS=(300 300 300 300 300)
   DYNAMICS_LIMIT=300
@@ -78,7 +81,7 @@ else
   fi
   TITLE=$($PY -c "import torch; print(torch.cuda.get_device_name())" 2>/dev/null || echo "no CUDA device")
 fi
-if [[ "${1:-}" == "--only" ]]; then shift; WANTED=("$@"); else WANTED=("${STEPS[@]}"); fi
+if [[ "${1:-}" == "--only" ]]; then shift; WANTED=("$@"); else WANTED=("${DEFAULT[@]}"); fi
 for name in "${WANTED[@]}"; do
   if [[ " ${STEPS[*]} dynamics " != *" $name "* ]]; then
     echo "--only $name: no such step (the steps: ${STEPS[*]} dynamics)" >&2
