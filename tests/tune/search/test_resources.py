@@ -117,7 +117,7 @@ def test_trials_of_a_study_on_a_16_cpu_ray_get_their_share_and_its_threads(
             space="unet",
             data=str(synth_root),
             budget="smoke",
-            samples=4,
+            samples=2,  # each trial's share is a quarter (of 4 at once) all the same: half the work on 2 cores
             max_concurrent=4,
             out=str(tmp_path),
             name="r",
@@ -129,5 +129,5 @@ def test_trials_of_a_study_on_a_16_cpu_ray_get_their_share_and_its_threads(
         ray.shutdown()
     trials = pd.read_parquet(tmp_path / "r" / "results" / "trials.parquet")
     epochs = pd.read_parquet(tmp_path / "r" / "results" / "epochs.parquet")
-    assert len(trials) == 4 and (trials[CPUS] == 4).all() and (trials[GPUS] == 0).all()
+    assert len(trials) == 2 and (trials[CPUS] == 4).all() and (trials[GPUS] == 0).all()
     assert len(epochs) >= len(trials) and (epochs[TORCH_THREADS] == 4).all()
