@@ -148,8 +148,13 @@ def prepare_study(cfg: SearchConfig, resume: bool, *, given: frozenset[str] = fr
             f"--hidden {cfg.hidden}: {not_a('folder', cfg.hidden)} (the hidden split's video_N folders)"
         )
     cfg.experiment_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
+    save_settings(cfg)
     return cfg
+
+
+def save_settings(cfg: SearchConfig) -> None:
+    """The study's settings, as --resume, warm starts, tune.predict and the report read them (read_study_settings)."""
+    (cfg.experiment_dir / STUDY_FILE).write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
 
 
 def _resumed(cfg: SearchConfig, given: frozenset[str]) -> SearchConfig:

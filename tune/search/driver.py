@@ -121,7 +121,7 @@ def start_study(cfg: SearchConfig, *, new: bool) -> tuple[Study, Cluster]:
     else:
         load_study_plugins(cfg.experiment_dir)  # those its search.json records
     cluster = cluster_of(cfg)
-    study = open_study(cfg, cluster)
+    study = open_study(cfg, cluster).planned() if new else open_study(cfg, cluster)
     check_mlflow(study.cfg.mlflow)
     if study.cfg.gpu_hours and not study.resources.on_gpu:  # before anything runs
         raise ValueError("--gpu-hours needs trials on GPUs, and this study's trials have none: use --time-budget")

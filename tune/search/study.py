@@ -4,6 +4,7 @@ experiment and the trainer with it."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 from data.cache import OnError
 from data.files import atomic_write
 from reports.schema import RESULTS_DIR, RUN_ENDED, RUN_FILE, RUN_STAGES, RUN_STOPPED, STAGE_DONE
-from tune.search.config import SearchConfig
+from tune.search.config import SearchConfig, save_settings
 from tune.search.deadline import Deadline
 from tune.search.overrides import Override
 from tune.search.resources import Resources
@@ -32,6 +33,16 @@ class Study:
     @property
     def folder(self) -> Path:
         return self.cfg.experiment_dir
+
+    def planned(self) -> Study:
+        """A new study with its GPUs per trial unset takes those planned for it now (a GPU where the cluster has one),
+        saved: a resume on a machine with other GPUs (or none) plans its trials and their budget (epochs, widths)
+        the same, or says that no trial can start, and takes the flag with that value."""
+        if self.cfg.gpus_per_trial is not None:
+            return self
+        cfg = dataclasses.replace(self.cfg, gpus_per_trial=self.resources.gpus_per_trial)
+        save_settings(cfg)
+        return dataclasses.replace(self, cfg=cfg)
 
     @property
     def results_dir(self) -> Path:

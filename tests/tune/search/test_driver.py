@@ -3,6 +3,7 @@ private and the state a resume trusts."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -12,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tune.search.config import SearchConfig
-from tune.search.driver import _private_token, init_ray, splits_used
+from reports.schema import read_study_settings
+from tune.search.config import SearchConfig, prepare_study
+from tune.search.driver import _private_token, init_ray, open_study, splits_used, start_study
+from tune.search.resources import Cluster, Node
 from tune.search.spaces import get_space
 from tune.search.stages import check_state, check_trusted, forget_empty_state
 
@@ -162,3 +165,20 @@ def test_rays_warnings_that_tell_a_study_s_user_nothing_are_left_out(
         logger.removeHandler(handler)
         logger.setLevel(level)
     assert seen == [kept]
+
+
+def test_a_new_study_keeps_the_gpus_per_trial_planned_at_its_start_for_every_resume(
+    synth_root: Path, tmp_path: Path, own_cache: Path
+) -> None:
+    """--gpus-per-trial unset: a GPU a trial where the cluster has one, else none, planned as the study starts and
+    saved. A resume on a machine with a GPU plans this CPU study's trials as they were (its budget the CPU's, not
+    wider models for more epochs), and takes `--gpus-per-trial 0` (it was refused: "the study has the default")."""
+    cfg = SearchConfig(space="unet", data=str(synth_root), budget="default", out=str(tmp_path), name="g")
+    study, _ = start_study(prepare_study(cfg, resume=False), new=True)
+    assert study.cfg.gpus_per_trial == 0 and read_study_settings(tmp_path / "g")["gpus_per_trial"] == 0
+    given = SearchConfig(space="unet", out=str(tmp_path), name="g", gpus_per_trial=0)
+    resumed = prepare_study(given, resume=True, given=frozenset({"gpus_per_trial"}))
+    on_gpu = open_study(resumed, Cluster((Node(cpus=16, gpus=1),)))
+    assert not on_gpu.resources.on_gpu and on_gpu.budget == study.budget
+    with pytest.raises(ValueError, match=r"--gpus-per-trial 1 \(the study has 0.0\)"):
+        prepare_study(dataclasses.replace(given, gpus_per_trial=1), resume=True, given=frozenset({"gpus_per_trial"}))
