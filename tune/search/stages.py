@@ -275,19 +275,22 @@ def newest(stage_dir: Path, pattern: str) -> Path | None:
 
 
 def forget_empty_state(stage_dir: Path, stage: str) -> bool:
-    """Remove Ray's state of a stage that holds no trial (the time budget ended it before its first trial started),
-    so that the stage starts anew: Ray 2.60 cannot restore it (IndexError in TuneController._restore_trials), then
-    runs it with none of its samples and ends as if interrupted, at every resume. Whether it did."""
+    """Remove Ray's state of a stage that holds no trial, so that the stage starts anew: one the time budget ended
+    before its first trial started, or one whose driver was killed as it started (tuner.pkl written, whole or not,
+    and no experiment state yet). Ray 2.60 cannot restore either (an IndexError in TuneController._restore_trials;
+    "no experiment state file"), then runs one trial of the stage and ends as if interrupted, at every resume.
+    Whether it did."""
     state = newest(stage_dir, "experiment_state-*.json")
     try:
-        empty = state is not None and not json.loads(state.read_bytes())["trial_data"]
+        empty = state is None or not json.loads(state.read_bytes())["trial_data"]
     except (ValueError, KeyError, TypeError):  # damaged: check_state says so
         return False
     if empty:
         for pattern in RAY_STATE:
             for path in stage_dir.glob(pattern):
                 path.unlink()
-        print(f"stage {stage}: no trial of it had started; starting it anew")
+        why = "no trial of it had started" if state else "Ray had saved no state of it (its driver stopped as it began)"
+        print(f"stage {stage}: {why}; starting it anew")
     return empty
 
 

@@ -108,6 +108,20 @@ def test_a_stage_the_deadline_ended_before_its_first_trial_starts_anew(
     assert not forget_empty_state(stage, "main")
 
 
+@pytest.mark.parametrize("tuner", [pickle.dumps({"trainable": "train_trial"}), b"\x80\x05\x95"], ids=["whole", "cut"])
+def test_a_stage_whose_driver_was_killed_as_it_began_starts_anew(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], tuner: bytes
+) -> None:
+    """A kill -9 in a stage's first seconds, after Ray wrote tuner.pkl (or as it wrote it) and before its first
+    experiment state: Ray's restore logged "no experiment state file" with a traceback, ran 1 of 2 trials and ended as
+    interrupted (SIGINT, exit 130), at every resume (measured). The stage starts anew."""
+    stage = _stage_folder(tmp_path)
+    (stage / "tuner.pkl").write_bytes(tuner)
+    assert forget_empty_state(stage, "main")
+    said = "stage main: Ray had saved no state of it (its driver stopped as it began); starting it anew\n"
+    assert capsys.readouterr().out == said and not (stage / "tuner.pkl").exists()
+
+
 def test_a_damaged_ray_state_file_is_refused_before_the_restore(tmp_path: Path) -> None:
     stage = _stage_folder(tmp_path)
     state = {
