@@ -40,6 +40,7 @@ from benchmarks.args import asha_reduction, bad_input, count, output_files
 from benchmarks.curve_bank import METRIC, read_bank
 from benchmarks.curve_bank import OUT as BANK
 from benchmarks.replay import curves
+from data.files import run_command
 from reports.page import figure_html, html_page, table_html
 from tune.search.keys import TRAINING_ITERATION
 from tune.search.scheduler import ResumableASHA
@@ -201,4 +202,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_command(main)

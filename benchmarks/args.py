@@ -50,3 +50,13 @@ def output_files(parser: argparse.ArgumentParser, **flags: Path) -> None:
             if path.is_dir():
                 raise ValueError(f"--{flag} {path}: {not_a('file', path)}")
             ensure_writable(path.parent)
+
+
+def check_segmenter(path: Path) -> None:
+    """A --segmenter: a frame_segmenter's checkpoint, loaded on the CPU (a ValueError naming it otherwise, for
+    bad_input), before the work and not after it."""
+    from tune.training.checkpoints import load_model
+
+    held = load_model(path, "cpu")[0].model
+    if held != "frame_segmenter":
+        raise ValueError(f"--segmenter {path}: a {held!r} checkpoint; a frame_segmenter's is needed")

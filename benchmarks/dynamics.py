@@ -24,10 +24,13 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.args import bad_input, count, output_files
 from data.cache import default_cache_dir
+from data.files import run_command
 from data.metric import competition_iou
 from models.dynamics import draw_moves, rule_moves
 from reports.schema import VAL_COPY_LAST_IOU, VAL_EXTRAPOLATE_IOU, VAL_IOU
+from tune.training.inference import resolve_device
 from tune.training.pseudo import pseudo_label
 from tune.training.run import build_run
 from tune.training.tasks import LoadOptions, TrainData
@@ -63,17 +66,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, required=True, help="a data root with labelled train and val splits")
     parser.add_argument("--more-train", type=Path, nargs="*", default=[], help="more roots whose train videos join")
     parser.add_argument("--segmenter", type=Path, default=None, help="a frame_segmenter checkpoint (default: truth)")
-    parser.add_argument("--train-sizes", type=int, nargs="+", default=[300, 1000, 3000], help="train videos")
-    parser.add_argument("--samples", type=int, default=180_000, help="training samples (videos) of every size")
-    parser.add_argument("--epochs", type=int, default=6, help="epochs the samples are spread over (each evaluated)")
+    parser.add_argument("--train-sizes", type=count, nargs="+", default=[300, 1000, 3000], help="train videos")
+    parser.add_argument("--samples", type=count, default=180_000, help="training samples (videos) of every size")
+    parser.add_argument("--epochs", type=count, default=6, help="epochs the samples are spread over (each evaluated)")
     parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="FIELD=VALUE")
     parser.add_argument("--device", default="cpu")
     # the model's steps are many small ops: on the 2-core machine, loaded, one torch thread trained 14x faster than two
-    parser.add_argument("--threads", type=int, default=1, help="torch threads on a CPU, and processes making tracks")
+    parser.add_argument("--threads", type=count, default=1, help="torch threads on a CPU, and processes making tracks")
     parser.add_argument("--cache", type=Path, default=None, help="cache root (default: $SEGTUNE_CACHE)")
     parser.add_argument("--out", type=Path, default=None, help="also write the table (markdown) here")
     args = parser.parse_args(argv)
-    cache, device = args.cache or default_cache_dir(), torch.device(args.device)
+    if args.out is not None:
+        output_files(parser, out=args.out)
+    with bad_input(parser):
+        device = resolve_device(args.device)
+    cache = args.cache or default_cache_dir()
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     try:
@@ -98,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = {"copy last (mask 11)": rule[VAL_COPY_LAST_IOU], "the rule (extrapolate)": rule[VAL_EXTRAPOLATE_IOU]}
     for size in args.train_sizes:
         if size > len(trains):
+            print(f"{size} train videos: left out, the train roots hold {len(trains)} (--more-train for more)")
             continue
         began = time.perf_counter()
         trainer = Trainer(run, TrainData(trains.head(size), val), device)
@@ -111,9 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if args.out is not None:
         args.out.write_text(text + "\n")
-    print(f"({time.perf_counter() - started:.0f} s; {' '.join([*SETTINGS, *args.assignments])}, {args.epochs} epochs)")
+    settings = dict(setting.split("=", 1) for setting in [*SETTINGS, *args.assignments])  # a --set over the default
+    shown = " ".join(f"{key}={value}" for key, value in settings.items())
+    print(f"({time.perf_counter() - started:.0f} s; {shown}, {args.epochs} epochs)")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_command(main)

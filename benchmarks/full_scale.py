@@ -20,6 +20,7 @@ tenth-size one's and under 6 GiB on a 2-core, 24 GiB machine.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shutil
 import subprocess
@@ -28,8 +29,11 @@ import threading
 import time
 from pathlib import Path
 
+from benchmarks.args import count
 from data.cache import decode_split
+from data.files import not_a, run_command
 from data.synth.generate import SynthSpec, generate
+from tune.search.spaces import list_spaces
 
 SIZES = {"train": 1000, "val": 1000, "unlabeled": 13000, "hidden": 2000}
 FIRST_ID = {"train": 0, "val": 1000, "unlabeled": 2000, "hidden": 15000}
@@ -129,6 +133,17 @@ def run_study(
     return time.perf_counter() - started, peak, proc.returncode
 
 
+def fraction_of_sizes(text: str) -> float:
+    """An argparse type: a fraction of the real sizes, > 0 (1: the real set; more: a larger one)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not value > 0 or math.isinf(value):
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.full_scale",
@@ -136,11 +151,13 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--out", type=Path, default=Path("/tmp/full_scale"))
-    parser.add_argument("--fraction", type=float, default=1.0, help="of the real sizes (1: 1,000/1,000/13,000/2,000)")
-    parser.add_argument("--spaces", nargs="+", default=["dual_phase", "mask_space"])
-    parser.add_argument("--source", type=int, default=24, help="generated videos per split, hard-linked over")
-    parser.add_argument("--unlabeled", type=int, default=None, help="passed to the studies (--unlabeled N)")
-    parser.add_argument("--val-videos", type=int, default=None, help="passed to the studies (--val-videos N)")
+    parser.add_argument(
+        "--fraction", type=fraction_of_sizes, default=1.0, help="of the real sizes (1: 1,000/1,000/13,000/2,000)"
+    )
+    parser.add_argument("--spaces", nargs="+", default=["dual_phase", "mask_space"], choices=list_spaces())
+    parser.add_argument("--source", type=count, default=24, help="generated videos per split, hard-linked over")
+    parser.add_argument("--unlabeled", type=count, default=None, help="passed to the studies (--unlabeled N)")
+    parser.add_argument("--val-videos", type=count, default=None, help="passed to the studies (--val-videos N)")
     parser.add_argument("--skip-tenth", action="store_true", help="run --fraction only (the tenth measured before)")
     parser.add_argument(
         "--resume",
@@ -149,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
         "are those of the resumed part)",
     )
     args = parser.parse_args(argv)
+    if args.out.exists() and not args.out.is_dir():
+        parser.error(f"--out {args.out}: {not_a('folder', args.out)}")
     args.skip_tenth = args.skip_tenth or args.resume
     parts = [
         x
@@ -184,8 +203,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         small, big = (r[3] for r in rows if r[0] == space)
         print(f"{space}: full / tenth peak = {big / max(small, 1):.2f} (target <= 1.2, and < 6 GiB)")
-    return 0
+    return 1 if any(status for *_, status in rows) else 0  # a study that failed: its error is printed above
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_command(main)

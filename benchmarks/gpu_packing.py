@@ -28,9 +28,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from benchmarks.args import count
 from benchmarks.train_speed import fake_split
 from data.cache import DecodedSplit
 from data.classes import FRAME_HEIGHT, FRAME_WIDTH, N_FRAMES
+from data.files import run_command
 from data.streaming import StreamSplit
 from models.registry import model_config
 from tune.training.config import RunConfig, TrainConfig
@@ -122,19 +124,19 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--trials", type=int, nargs="+", default=[1, 2, 4])
-    parser.add_argument("--width", type=int, default=64)
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--videos", type=int, default=256)
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--trials", type=count, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--width", type=count, default=64)
+    parser.add_argument("--batch", type=count, default=64)
+    parser.add_argument("--videos", type=count, default=256)
+    parser.add_argument("--epochs", type=count, default=3)
     parser.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
     parser.add_argument(
         "--stream-videos",
-        type=int,
+        type=count,
         default=0,
         help="pretrain the frame predictor instead, each trial streaming one shared split of this many videos",
     )
-    parser.add_argument("--epoch-samples", type=int, default=2000, help="with --stream-videos: samples an epoch")
+    parser.add_argument("--epoch-samples", type=count, default=2000, help="with --stream-videos: samples an epoch")
     parser.add_argument("--no-compile", action="store_true", help="trials uncompiled on CUDA too")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/gpu_packing"))
     args = parser.parse_args(argv)
@@ -201,4 +203,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_command(main)

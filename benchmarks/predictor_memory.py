@@ -18,8 +18,9 @@ import time
 
 import torch
 
-from benchmarks.args import at_least, count
+from benchmarks.args import at_least, bad_input, count
 from data.classes import FRAME_HEIGHT, FRAME_WIDTH, N_INPUT_FRAMES, NUM_CLASSES
+from data.files import run_command
 from models.mask_predictor import MaskPredictor, MaskPredictorConfig
 from tune.training.config import TrainConfig
 from tune.training.tasks import task_for
@@ -40,16 +41,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
     torch.manual_seed(0)  # the same masks every run: the motion rule's work depends on them
-    cfg = MaskPredictorConfig(
-        embed=args.embed,
-        hid_s=4,
-        hid_t=16,
-        n_s=2,
-        n_t=2,
-        horizon=args.horizon,
-        motion_input=args.motion_input,
-        checkpoint_steps=args.checkpoint_steps,
-    )
+    with bad_input(parser):  # the config's own bounds (a horizon past the 11 frames to predict)
+        cfg = MaskPredictorConfig(
+            embed=args.embed,
+            hid_s=4,
+            hid_t=16,
+            n_s=2,
+            n_t=2,
+            horizon=args.horizon,
+            motion_input=args.motion_input,
+            checkpoint_steps=args.checkpoint_steps,
+        )
     model = MaskPredictor(cfg)
     shape = (args.batch, N_INPUT_FRAMES, FRAME_HEIGHT, FRAME_WIDTH)
     masks = torch.randint(0, NUM_CLASSES, shape, dtype=torch.uint8)
@@ -79,4 +81,4 @@ def training_loss(model: MaskPredictor, masks: torch.Tensor, target: torch.Tenso
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_command(main)

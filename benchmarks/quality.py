@@ -28,11 +28,11 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.args import bad_input, count
+from benchmarks.args import at_least, bad_input, check_segmenter, count, output_files
+from data.files import run_command
 from data.layout import index_split
 from data.synth.generate import SynthSpec, generate
 from reports.schema import VAL_COPY_LAST_IOU, VAL_EXTRAPOLATE_IOU, VAL_IOU, VAL_ORACLE_IOU
-from tune.training.checkpoints import load_model
 from tune.training.config import RunConfig
 from tune.training.inference import resolve_device
 from tune.training.run import build_run, train_run
@@ -90,19 +90,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=None)
     parser.add_argument("--train", type=count, default=1000)
     parser.add_argument("--val", type=count, default=1000)
-    parser.add_argument("--unlabeled", type=int, default=3000)
+    parser.add_argument("--unlabeled", type=at_least(0), default=3000)
     parser.add_argument("--workdir", type=Path, default=Path("runs/quality"))
     parser.add_argument("--epochs", type=count, default=30)
     parser.add_argument("--pretrain-epochs", type=count, default=30)
-    parser.add_argument("--width", type=int, default=64, help="U-Net widths (all approaches)")
-    parser.add_argument("--predictor-width", type=int, default=32)
-    parser.add_argument("--predictor-hidden", type=int, default=64)
-    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--width", type=count, default=64, help="U-Net widths (all approaches)")
+    parser.add_argument("--predictor-width", type=count, default=32)
+    parser.add_argument("--predictor-hidden", type=count, default=64)
+    parser.add_argument("--batch", type=count, default=32)
     parser.add_argument(
         "--input-scale", type=float, default=1.0, help="every model's input scale (its logits come back to 160x240)"
     )
     parser.add_argument(
-        "--frames-per-video", type=int, default=4, help="per-frame segmenter: frames per video per epoch"
+        "--frames-per-video", type=count, default=4, help="per-frame segmenter: frames per video per epoch"
     )
     parser.add_argument("--mask-variants", nargs="+", choices=list(MASK_VARIANTS), default=list(MASK_VARIANTS))
     parser.add_argument("--only", nargs="+", choices=APPROACHES, default=list(APPROACHES))
@@ -111,12 +111,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-compile", action="store_true", help="no torch.compile on CUDA (quicker to start)")
     parser.add_argument("--out", type=Path, default=Path("runs/quality.md"))
     args = parser.parse_args(argv)
-    with bad_input(parser):  # before hours of training: the data, the segmenter and the settings
+    output_files(parser, out=args.out)
+    with bad_input(parser):  # before hours of training: the data, the segmenter, the device and the settings
         if args.data is not None:
             for split in ("train", "val"):
                 index_split(args.data, split)
         if args.segmenter is not None:
-            load_model(args.segmenter)
+            check_segmenter(args.segmenter)
+        device = resolve_device(args.device)
         common = _common(args)
         runs = _runs(args, common)
     root = args.data
@@ -128,6 +130,24 @@ def main(argv: list[str] | None = None) -> int:
         wanted.add("frame_segmenter")  # mask_space trains on its masks
     runs = {name: run for name, run in runs.items() if name in wanted}
     rows: list[tuple[str, float, str]] = []
+    try:
+        _train(args, root, runs, common, rows)
+    except KeyboardInterrupt:  # the rows finished are kept: written, then the command stops as Ctrl-C stops it
+        if rows:
+            _write(args, argv, device, rows, "stopped by Ctrl-C: the approaches finished before it")
+        raise
+    _write(args, argv, device, rows)
+    return 0
+
+
+def _train(
+    args: argparse.Namespace,
+    root: Path,
+    runs: dict[str, RunConfig],
+    common: list[str],
+    rows: list[tuple[str, float, str]],
+) -> None:
+    """Train each approach asked for, in turn, its rows added to `rows` as it ends."""
     for name, run in runs.items():
         started = time.perf_counter()
         final = train_run(
@@ -170,10 +190,19 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(("copy last (the segmenter's mask of frame 11)", final[VAL_COPY_LAST_IOU], "-"))
             rows.append(("extrapolate (the segmenter's masks, objects moved)", final[VAL_EXTRAPOLATE_IOU], "-"))
         rows.append((f"mask_space, {label}", final[VAL_IOU], took))
-    device = resolve_device(args.device)
+
+
+def _write(
+    args: argparse.Namespace,
+    argv: list[str] | None,
+    device: torch.device,
+    rows: list[tuple[str, float, str]],
+    note: str = "",
+) -> None:
+    """The table, appended to --out and printed."""
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     lines = [
-        f"\n### {datetime.date.today()}, {name}\n",
+        f"\n### {datetime.date.today()}, {name}{' (' + note + ')' if note else ''}\n",
         f"`python -m benchmarks.quality {shlex.join(sys.argv[1:] if argv is None else argv)}`\n",
         "| approach | val IoU | train minutes |",
         "| --- | --- | --- |",
@@ -183,8 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     with args.out.open("a") as handle:
         handle.write("\n".join(lines) + "\n")
     print("\n".join(lines))
-    return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_command(main)

@@ -39,6 +39,7 @@ from benchmarks.args import asha_reduction, bad_input, count, output_files
 from benchmarks.bank_space import METRIC, STAGE
 from benchmarks.curve_bank import OUT as BANK
 from benchmarks.curve_bank import config_id, read_bank
+from data.files import run_command
 
 STRATEGIES = ("random_full", "random_asha", "tpe_full", "tpe_asha_complete", "tpe_asha_pruned")
 RESULTS = Path(__file__).parent / "results"
@@ -252,4 +253,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_command(main)

@@ -31,9 +31,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.args import bad_input, count
+from benchmarks.args import bad_input, check_segmenter, count
 from data.cache import decode_split
 from data.classes import INPUT_FRAMES, LAST_INPUT_FRAME, NUM_CLASSES, TARGET_FRAME
+from data.files import not_a, run_command
 from data.metric import competition_iou
 from data.synth.generate import SynthSpec, generate
 from models.motion import (
@@ -168,13 +169,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=Path("runs/rules"))
     parser.add_argument("--segmenter", type=Path, default=None, help="also score the rules on its masks")
     args = parser.parse_args(argv)
-    root = args.data
-    if root is None:
-        root = args.workdir / f"val{args.val}-seed{args.seed}"
-        generate(root, SynthSpec(val=args.val, seed=args.seed), progress=False)
-    with bad_input(parser):
+    with bad_input(parser):  # refused now, not after the rules' tables
         if args.segmenter is not None:
-            load_model(args.segmenter, "cpu")  # refused now, not after the rules' tables
+            check_segmenter(args.segmenter)
+        root = args.data
+        if root is None:
+            if args.workdir.exists() and not args.workdir.is_dir():
+                raise NotADirectoryError(f"--workdir {args.workdir}: {not_a('folder', args.workdir)}")
+            root = args.workdir / f"val{args.val}-seed{args.seed}"
+            generate(root, SynthSpec(val=args.val, seed=args.seed), progress=False)
         val = decode_split(root, "val", progress=False)
     assert val.masks is not None
     masks = torch.from_numpy(np.array(val.masks)).long()  # (N, 22, H, W)
@@ -201,4 +204,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_command(main)

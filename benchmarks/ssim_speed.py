@@ -35,6 +35,8 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.functional.image import structural_similarity_index_measure
 
+from benchmarks.args import at_least, count
+from data.files import run_command
 from tune.training.losses import ssim, ssim_map
 
 HEIGHT, WIDTH = 160, 240
@@ -216,11 +218,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--runs", type=int, default=30, help="timed calls per implementation on CPU")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed calls per implementation first")
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch CPU thread counts")
-    parser.add_argument("--cuda-runs", type=int, default=200, help="timed calls per implementation on CUDA")
+    parser.add_argument("--batch", type=count, default=8)
+    parser.add_argument("--runs", type=at_least(2), default=30, help="timed calls per implementation on CPU")
+    parser.add_argument("--warmup", type=at_least(0), default=3, help="untimed calls per implementation first")
+    parser.add_argument("--threads", type=count, nargs="+", default=[1, 2], help="torch CPU thread counts")
+    parser.add_argument("--cuda-runs", type=at_least(2), default=200, help="timed calls per implementation on CUDA")
     parser.add_argument("--no-cuda", action="store_true", help="skip the CUDA timings even if a GPU is present")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(list(argv) if argv is not None else None)
@@ -267,4 +269,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_command(main)

@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from benchmarks.args import count
+from data.files import run_command
 from data.synth.generate import SynthSpec, generate
 
 
@@ -27,9 +29,9 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--videos", type=int, default=60, help="videos per measurement")
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, os.cpu_count() or 1])
-    parser.add_argument("--phases", type=int, default=0, metavar="N", help="time the phases of N videos instead")
+    parser.add_argument("--videos", type=count, default=60, help="videos per measurement")
+    parser.add_argument("--workers", type=count, nargs="+", default=[1, os.cpu_count() or 1])
+    parser.add_argument("--phases", type=count, default=0, metavar="N", help="time the phases of N videos instead")
     args = parser.parse_args(argv)
     if args.phases:
         print(phases(args.phases))
@@ -85,4 +87,4 @@ def phases(videos: int) -> str:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_command(main)

@@ -28,9 +28,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from benchmarks.args import bad_input, count
 from data.cache import DecodedSplit
 from data.classes import FRAME_HEIGHT, FRAME_WIDTH, INPUT_FRAMES, N_FRAMES
 from data.datasets import DeviceSplit
+from data.files import run_command
 from data.streaming import StreamSplit
 from models.registry import create_model, model_config, model_entry
 from tune.training.config import RunConfig, TrainConfig
@@ -133,12 +135,12 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--model", default="unet", choices=["unet", "frame_predictor", "frame_segmenter"])
-    parser.add_argument("--width", type=int, default=64)
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--videos", type=int, default=512, help="videos held on the device")
-    parser.add_argument("--steps", type=int, default=30, help="timed steps of the bare loop")
-    parser.add_argument("--epochs", type=int, default=3, help="recipe epochs (the first is warm-up)")
+    parser.add_argument("--model", default="unet", choices=["unet", "frame_predictor"])
+    parser.add_argument("--width", type=count, default=64)
+    parser.add_argument("--batch", type=count, default=64)
+    parser.add_argument("--videos", type=count, default=512, help="videos held on the device")
+    parser.add_argument("--steps", type=count, default=30, help="timed steps of the bare loop")
+    parser.add_argument("--epochs", type=count, default=3, help="recipe epochs (the first is warm-up)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--no-compile", action="store_true")
     parser.add_argument("--no-amp", action="store_true")
@@ -148,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         "--compile-cost", action="store_true", help="also time compiling: the first epoch, and the recipe uncompiled"
     )
     args = parser.parse_args(argv)
-    device = resolve_device(args.device)
+    with bad_input(parser):
+        device = resolve_device(args.device)
     train = TrainConfig(
         epochs=args.epochs,
         batch_size=args.batch,
@@ -198,4 +201,4 @@ def on_disk(split: DecodedSplit, folder: Path) -> DecodedSplit:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_command(main)

@@ -1,22 +1,26 @@
 """Per-trial overhead of the search: from the moment Tune starts a trial to its first training step.
 
-    python -m benchmarks.trial_overhead [--trials 8] [--data DIR] [--cpus-per-trial 1]
+    python -m benchmarks.trial_overhead [--trials 8] [--data DIR] [--cpus-per-trial 1] [--out DIR]
 
 Runs a `unet` smoke study (tiny models, so that the overhead, not the training, is what shows) on a local
 Ray and reads the results: the driver's trial start time (trials.parquet, `started_at`) against the
 trial's first training step (epochs.parquet, `first_step_at`). Trials that reuse a warm actor skip the
-process start and imports; both kinds are reported.
+process start and imports; both kinds are reported. The study (and the paths and commands its summary prints) is
+kept only with --out: by default it is made in a temporary folder, removed at the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 from pathlib import Path
 
+from benchmarks.args import bad_input, count
+from data.files import run_command
 from data.synth.generate import SynthSpec, generate
-from reports.schema import EPOCH, FIRST_STEP_AT, RESULTS_DIR, STARTED_AT, TRIAL_ID, read_results
-from tune.search.config import SearchConfig
+from reports.schema import EPOCH, FIRST_STEP_AT, STARTED_AT, TRIAL_ID, read_results
+from tune.search.config import SearchConfig, named
 from tune.search.driver import run_search
 
 
@@ -26,27 +30,37 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--trials", type=int, default=8)
+    parser.add_argument("--trials", type=count, default=8)
     parser.add_argument("--data", type=Path, default=None, help="data root (default: a tiny generated one)")
     parser.add_argument("--cpus-per-trial", type=float, default=1.0)
+    parser.add_argument("--out", type=Path, default=None, help="keep the study here (default: a temporary folder)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         root = args.data
         if root is None:
             root = Path(tmp) / "data"
             generate(root, SynthSpec(train=4, val=2, seed=0), progress=False)
-        cfg = SearchConfig(
-            space="unet",
-            data=str(root),
-            budget="smoke",
-            samples=args.trials,
-            out=tmp,
-            name="overhead",
-            cpus_per_trial=args.cpus_per_trial,
-            dashboard=False,
+        out = args.out or Path(tmp)
+        cfg = named(  # a new name in --out each run: space and time
+            SearchConfig(
+                space="unet",
+                data=str(root),
+                budget="smoke",
+                samples=args.trials,
+                out=str(out),
+                cpus_per_trial=args.cpus_per_trial,
+                dashboard=False,
+            ),
+            resume=False,
         )
-        run_search(cfg)
-        trials, epochs = read_results(Path(tmp) / "overhead" / RESULTS_DIR)
+        with bad_input(parser):  # a data root that is not one, a share no node has: before any trial
+            status = run_search(cfg)
+        if args.out is None:
+            print(f"(the study above was in {tmp}, removed now: --out DIR keeps it)")
+        trials, epochs = read_results(out / str(cfg.name))
+    if status:
+        print("the study failed (above): no figures", file=sys.stderr)
+        return status
     first = epochs[epochs[EPOCH] == 1].set_index(TRIAL_ID)[FIRST_STEP_AT]
     started = trials.set_index(TRIAL_ID)[STARTED_AT].map(lambda t: t.timestamp())
     overhead = (first - started).dropna().sort_values()
@@ -58,4 +72,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_command(main)

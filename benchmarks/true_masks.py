@@ -20,10 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.args import count
 from data.cache import decode_split
 from data.classes import INPUT_FRAMES
+from data.files import not_a, run_command
+from tune.training.inference import resolve_device
 from tune.training.pseudo_store import MANIFEST
-from tune.training.run import build_run, train_run
+from tune.training.run import CHECKPOINT_FILE, build_run, train_run
 
 
 def write_true_masks(root: Path, folder: Path) -> Path:
@@ -47,19 +50,24 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--data", type=Path, required=True, help="data root with train and val masks")
     parser.add_argument("--out", type=Path, default=Path("runs/true_masks"))
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--epochs", type=count, default=6)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="FIELD=VALUE")
     args = parser.parse_args(argv)
     try:
+        if args.out.exists() and not args.out.is_dir():
+            raise NotADirectoryError(f"--out {args.out}: {not_a('folder', args.out)}")
+        if (args.out / CHECKPOINT_FILE).exists():  # the run's result, not to be replaced by another's
+            raise FileExistsError(f"--out {args.out} holds a trained model already ({CHECKPOINT_FILE}): give another")
+        device = resolve_device(args.device)
         run = build_run("mask_predictor", args.assignments, epochs=args.epochs)
         pseudo = write_true_masks(args.data, args.out / "pseudo")
     except (OSError, ValueError) as err:  # a root or checkpoint not there, a folder given for a file, a bad setting
         print(f"error: {err}", file=sys.stderr)
         return 2
-    train_run(run, args.data, args.out, device=args.device, pseudo=pseudo, progress=False)
+    train_run(run, args.data, args.out, device=str(device), pseudo=pseudo, progress=False)
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_command(main)

@@ -2,13 +2,34 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from benchmarks import advice, curve_bank, predictor_memory, quality, replay, rules
+from benchmarks import (
+    advice,
+    curve_bank,
+    dynamics,
+    full_scale,
+    gpu_packing,
+    predictor_memory,
+    quality,
+    replay,
+    rules,
+    ssim_speed,
+    synth_speed,
+    train_speed,
+    trial_overhead,
+)
+from reports.checkpoints import best_checkpoint
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _refused(main: Callable[[list[str]], int], argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
@@ -20,8 +41,10 @@ def _refused(main: Callable[[list[str]], int], argv: list[str], capsys: pytest.C
 
 
 def test_bad_input_to_a_benchmark_is_one_line(
-    tmp_path: Path, synth_root: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, synth_root: Path, unet_study: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    unet = str(best_checkpoint(unet_study))  # not a frame_segmenter's: found after training (quality), or a
+    # RuntimeError's traceback of a convolution's channels (rules)
     (tmp_path / "empty.parquet").write_bytes(b"")
     pd.DataFrame({"x": [1]}).to_parquet(tmp_path / "other.parquet")
     expected = {  # (command, its arguments): what its error line says
@@ -47,7 +70,21 @@ def test_bad_input_to_a_benchmark_is_one_line(
             rules.main,
             ("--data", str(synth_root), "--segmenter", str(tmp_path / "s.pt")),
         ): f"no checkpoint at {tmp_path / 's.pt'}",
-        (quality.main, ("--data", str(synth_root), "--width", "0")): "UNetConfig.width must be >= 1, got 0",
+        (quality.main, ("--data", str(synth_root), "--width", "0")): "argument --width: 0 must be >= 1",
+        (quality.main, ("--data", str(synth_root), "--segmenter", unet)): f"--segmenter {unet}: a 'unet' checkpoint;",
+        (rules.main, ("--data", str(synth_root), "--segmenter", unet)): f"--segmenter {unet}: a 'unet' checkpoint;",
+        (quality.main, ("--data", str(synth_root), "--out", str(tmp_path))): f"--out {tmp_path}: a folder, where",
+        # counts and devices: tracebacks (a ZeroDivisionError, a StatisticsError), or accepted with exit status 0
+        (train_speed.main, ("--videos", "0")): "argument --videos: 0 must be >= 1",
+        (train_speed.main, ("--device", "gpu0")): "device 'gpu0': ",
+        (synth_speed.main, ("--workers", "1", "0")): "argument --workers: 0 must be >= 1",
+        (ssim_speed.main, ("--runs", "1")): "argument --runs: 1 must be >= 2",
+        (gpu_packing.main, ("--trials", "0")): "argument --trials: 0 must be >= 1",
+        (dynamics.main, ("--data", str(synth_root), "--epochs", "0")): "argument --epochs: 0 must be >= 1",
+        (dynamics.main, ("--data", str(synth_root), "--out", str(tmp_path))): f"--out {tmp_path}: a folder, where",
+        (full_scale.main, ("--fraction", "0")): "argument --fraction: must be a number > 0, got '0'",
+        (full_scale.main, ("--spaces", "unet", "bogus")): "argument --spaces: invalid choice: 'bogus'",
+        (trial_overhead.main, ("--data", str(tmp_path / "nowhere"))): "nowhere does not exist",
         (quality.main, ("--data", str(tmp_path), "--out", str(tmp_path / "q.md"))): "split folder",
         (predictor_memory.main, ("--batch", "0")): "argument --batch: 0 must be >= 1",
         # the shipped bank's trials run 10 epochs: a grace period past them stopped no trial (a KeyError's
@@ -63,3 +100,25 @@ def test_bad_input_to_a_benchmark_is_one_line(
         assert line.startswith(f"python -m {main.__module__}: error: "), line  # the command, not its file
         assert said in line.partition(": error: ")[2], (argv, line)
     assert not (tmp_path / "b.parquet").exists() and not (tmp_path / "q.md").exists()
+
+
+def test_a_benchmark_stopped_by_ctrl_c_says_so_in_one_line(tmp_path: Path) -> None:
+    """Each benchmark's command runs through data.files.run_command (main_job stops its study itself): Ctrl-C is one
+    line, not a traceback (every one of them printed KeyboardInterrupt's), and the command ends by SIGINT."""
+    commands = sorted(p.stem for p in (ROOT / "benchmarks").glob("*.py") if "__main__" in p.read_text())
+    assert [c for c in commands if "run_command(main" not in (ROOT / "benchmarks" / f"{c}.py").read_text()] == [
+        "main_job"
+    ]
+    job = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.synth_speed", "--videos", "60", "--workers", "1"],
+        cwd=ROOT,
+        env={**os.environ, "TMPDIR": str(tmp_path), "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert job.stdout is not None
+    job.stdout.readline()  # its first line: the videos are being made
+    job.send_signal(signal.SIGINT)
+    _, err = job.communicate(timeout=60)
+    assert job.returncode == -signal.SIGINT and err.strip() == "stopped (SIGINT)", err
