@@ -23,6 +23,7 @@ import argparse
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -121,8 +122,14 @@ def run_study(
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    _, err = proc.communicate()
-    done.set()
+    try:
+        _, err = proc.communicate()
+    except KeyboardInterrupt:  # a SIGINT to this command alone (a terminal's Ctrl-C reaches the study too)
+        proc.send_signal(signal.SIGINT)  # the study stops as its own Ctrl-C stops it: resumable (--resume)
+        proc.communicate()
+        raise
+    finally:
+        done.set()
     sampler.join()
     if proc.returncode:
         print(err[-2000:], file=sys.stderr)
