@@ -26,7 +26,7 @@ import torch
 
 from benchmarks.args import bad_input, count, output_files
 from data.cache import default_cache_dir
-from data.files import run_command
+from data.files import not_a, run_command
 from data.metric import competition_iou
 from models.dynamics import draw_moves, rule_moves
 from reports.schema import VAL_COPY_LAST_IOU, VAL_EXTRAPOLATE_IOU, VAL_IOU
@@ -80,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         output_files(parser, out=args.out)
     with bad_input(parser):
         device = resolve_device(args.device)
+        if args.cache is not None and args.cache.exists() and not args.cache.is_dir():
+            raise NotADirectoryError(f"--cache {args.cache}: {not_a('folder', args.cache)}")
     cache = args.cache or default_cache_dir()
     torch.set_num_threads(args.threads)
     started = time.perf_counter()

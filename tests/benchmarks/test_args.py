@@ -82,6 +82,9 @@ def test_bad_input_to_a_benchmark_is_one_line(
         (gpu_packing.main, ("--trials", "0")): "argument --trials: 0 must be >= 1",
         (dynamics.main, ("--data", str(synth_root), "--epochs", "0")): "argument --epochs: 0 must be >= 1",
         (dynamics.main, ("--data", str(synth_root), "--out", str(tmp_path))): f"--out {tmp_path}: a folder, where",
+        (dynamics.main, ("--data", str(synth_root), "--cache", str(tmp_path / "empty.parquet"))): (
+            f"--cache {tmp_path / 'empty.parquet'}: a file, where a folder is needed"  # (named no flag)
+        ),
         (full_scale.main, ("--fraction", "0")): "argument --fraction: must be a number > 0, got '0'",
         (full_scale.main, ("--spaces", "unet", "bogus")): "argument --spaces: invalid choice: 'bogus'",
         (trial_overhead.main, ("--data", str(tmp_path / "nowhere"))): "nowhere does not exist",
