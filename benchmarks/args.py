@@ -53,10 +53,19 @@ def output_files(parser: argparse.ArgumentParser, **flags: Path) -> None:
 
 
 def check_segmenter(path: Path) -> None:
-    """A --segmenter: a frame_segmenter's checkpoint, loaded on the CPU (a ValueError naming it otherwise, for
-    bad_input), before the work and not after it."""
+    """A --segmenter: the checkpoint of a per-frame segmenter (frame_segmenter, or a plugin's model of that task, as
+    pseudo-labels take it), loaded on the CPU; a ValueError naming it otherwise (for bad_input), before the work."""
     from tune.training.checkpoints import load_model
+    from tune.training.tasks import FrameSegmentation, task_for
 
     held = load_model(path, "cpu")[0].model
-    if held != "frame_segmenter":
+    if not isinstance(task_for(held), FrameSegmentation):
         raise ValueError(f"--segmenter {path}: a {held!r} checkpoint; a frame_segmenter's is needed")
+
+
+def folders(parser: argparse.ArgumentParser, **flags: Path | None) -> None:
+    """Before the work: each folder flag given (name -> path) that names a file is `PROG: error: --FLAG PATH: a
+    file, where a folder is needed`, exit 2 (a "Not a directory" of a path inside it, after the work began)."""
+    for flag, path in flags.items():
+        if path is not None and path.exists() and not path.is_dir():
+            parser.error(f"--{flag} {path}: {not_a('folder', path)}")

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.args import bad_input, count, output_files
+from benchmarks.args import bad_input, count, folders, output_files
 from data.cache import default_cache_dir
-from data.files import not_a, run_command
+from data.files import run_command
 from data.metric import competition_iou
 from models.dynamics import draw_moves, rule_moves
 from reports.schema import VAL_COPY_LAST_IOU, VAL_EXTRAPOLATE_IOU, VAL_IOU
@@ -78,10 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.out is not None:
         output_files(parser, out=args.out)
+    folders(parser, cache=args.cache)
     with bad_input(parser):
         device = resolve_device(args.device)
-        if args.cache is not None and args.cache.exists() and not args.cache.is_dir():
-            raise NotADirectoryError(f"--cache {args.cache}: {not_a('folder', args.cache)}")
     cache = args.cache or default_cache_dir()
     torch.set_num_threads(args.threads)
     started = time.perf_counter()

@@ -30,9 +30,9 @@ import threading
 import time
 from pathlib import Path
 
-from benchmarks.args import count
+from benchmarks.args import count, folders
 from data.cache import decode_split
-from data.files import not_a, run_command
+from data.files import run_command
 from data.synth.generate import SynthSpec, generate
 from tune.search.spaces import list_spaces
 
@@ -173,8 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         "are those of the resumed part)",
     )
     args = parser.parse_args(argv)
-    if args.out.exists() and not args.out.is_dir():
-        parser.error(f"--out {args.out}: {not_a('folder', args.out)}")
+    folders(parser, out=args.out)
     args.skip_tenth = args.skip_tenth or args.resume
     parts = [
         x

@@ -31,10 +31,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.args import bad_input, check_segmenter, count
+from benchmarks.args import bad_input, check_segmenter, count, folders
 from data.cache import decode_split
 from data.classes import INPUT_FRAMES, LAST_INPUT_FRAME, NUM_CLASSES, TARGET_FRAME
-from data.files import not_a, run_command
+from data.files import run_command
 from data.metric import competition_iou
 from data.synth.generate import SynthSpec, generate
 from models.motion import (
@@ -174,8 +174,7 @@ def main(argv: list[str] | None = None) -> int:
             check_segmenter(args.segmenter)
         root = args.data
         if root is None:
-            if args.workdir.exists() and not args.workdir.is_dir():
-                raise NotADirectoryError(f"--workdir {args.workdir}: {not_a('folder', args.workdir)}")
+            folders(parser, workdir=args.workdir)
             root = args.workdir / f"val{args.val}-seed{args.seed}"
             generate(root, SynthSpec(val=args.val, seed=args.seed), progress=False)
         val = decode_split(root, "val", progress=False)

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.args import count
+from benchmarks.args import count, folders
 from data.cache import decode_split
 from data.classes import INPUT_FRAMES
-from data.files import not_a, run_command
+from data.files import run_command
 from tune.training.inference import resolve_device
 from tune.training.pseudo_store import MANIFEST
 from tune.training.run import CHECKPOINT_FILE, build_run, train_run
@@ -54,9 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="FIELD=VALUE")
     args = parser.parse_args(argv)
+    folders(parser, out=args.out)
     try:
-        if args.out.exists() and not args.out.is_dir():
-            raise NotADirectoryError(f"--out {args.out}: {not_a('folder', args.out)}")
         if (args.out / CHECKPOINT_FILE).exists():  # the run's result, not to be replaced by another's
             raise FileExistsError(f"--out {args.out} holds a trained model already ({CHECKPOINT_FILE}): give another")
         device = resolve_device(args.device)
