@@ -108,7 +108,7 @@ class ResultsWriter(Callback):
         trials, epochs = read_results(self.folder)
         if len(trials):
             mine = trials[STAGE] == self.stage
-            self._others = trials[~mine]
+            self._others = _integers(trials[~mine])  # read once: concatenated with this stage's rows at each write
             self._trials = {
                 str(row[TRIAL_ID]): {str(k): v for k, v in row.items()} for row in trials[mine].to_dict("records")
             }
@@ -268,9 +268,7 @@ class ResultsWriter(Callback):
         if throttle and now - self._last_write < self.min_interval_s:
             return
         self._last_write = now
-        trials = pd.concat(
-            [_integers(self._others), _integers(pd.DataFrame(list(self._trials.values())))], ignore_index=True
-        )
+        trials = pd.concat([self._others, _integers(pd.DataFrame(list(self._trials.values())))], ignore_index=True)
         epochs = pd.concat([self._other_epochs, pd.DataFrame(list(self._epochs.values()))], ignore_index=True)
         write_parquet(_consistent(trials), self.folder / TRIALS_FILE)
         if len(epochs):
