@@ -34,7 +34,8 @@ from benchmarks.args import count, folders
 from data.cache import decode_split
 from data.files import run_command
 from data.synth.generate import SynthSpec, generate
-from tune.search.spaces import list_spaces
+from tune.search.driver import splits_used
+from tune.search.spaces import get_space, list_spaces
 
 SIZES = {"train": 1000, "val": 1000, "unlabeled": 13000, "hidden": 2000}
 FIRST_ID = {"train": 0, "val": 1000, "unlabeled": 2000, "hidden": 15000}
@@ -174,6 +175,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     folders(parser, out=args.out)
+    if args.unlabeled is not None and (
+        none := [s for s in args.spaces if "unlabeled" not in splits_used(get_space(s))]
+    ):
+        parser.error(
+            f"--unlabeled {args.unlabeled}: no stage of {', '.join(none)} reads unlabeled videos (its study refuses it)"
+        )
     args.skip_tenth = args.skip_tenth or args.resume
     parts = [
         x

@@ -87,6 +87,10 @@ def test_bad_input_to_a_benchmark_is_one_line(
         ),
         (full_scale.main, ("--fraction", "0")): "argument --fraction: must be a number > 0, got '0'",
         (full_scale.main, ("--spaces", "unet", "bogus")): "argument --spaces: invalid choice: 'bogus'",
+        (
+            full_scale.main,
+            ("--spaces", "unet", "mask_space", "--unlabeled", "2"),
+        ): "--unlabeled 2: no stage of unet reads",
         (trial_overhead.main, ("--data", str(tmp_path / "nowhere"))): "nowhere does not exist",
         (quality.main, ("--data", str(tmp_path), "--out", str(tmp_path / "q.md"))): "split folder",
         (predictor_memory.main, ("--batch", "0")): "argument --batch: 0 must be >= 1",
