@@ -63,7 +63,10 @@ def test_kill_after_ends_a_study_that_outlives_it_with_its_whole_group(
 ) -> None:
     """The suite's step limit cannot reach a study in its own session, nor its Ray: --kill-after kills the group."""
     # a stand-in study: a process in a session of its own with a child, as the driver starts its local Ray
-    study = subprocess.Popen(["bash", "-c", "sleep 60 & echo $! > child; wait"], cwd=tmp_path, start_new_session=True)
+    # (its PID written to a file it renames: the shell creates `child` before it writes the number in)
+    study = subprocess.Popen(
+        ["bash", "-c", "sleep 60 & echo $! > pid; mv pid child; wait"], cwd=tmp_path, start_new_session=True
+    )
     deadline = time.monotonic() + 10
     while not (tmp_path / "child").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
