@@ -233,12 +233,14 @@ def init_ray(cfg: SearchConfig, cluster: Cluster | None = None) -> None:
     import ray
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    # With CheckpointConfig(num_to_keep=1) Ray snapshots the experiment state after every trial checkpoint,
-    # since the checkpoint before it is deleted at once; that is what keeps a resume after kill -9 pointing
-    # at checkpoints that exist (with num_to_keep=None, 2 of 3 kill -9 tries failed to restore). On local
-    # disk a snapshot takes ~10 ms, so Ray's "snapshotting has been triggered multiple times" hint, printed
-    # ~15 times a default run, is noise: 0 silences that hint alone (the slow-sync warning stays).
+    # With CheckpointConfig(num_to_keep=1) Ray snapshots the experiment state after every trial checkpoint, since the
+    # checkpoint before it is deleted at once; that is what keeps a resume after kill -9 pointing at checkpoints that
+    # exist (with num_to_keep=None, 2 of 3 kill -9 tries failed to restore). On local disk a snapshot takes ~10 ms, so
+    # Ray's "snapshotting has been triggered multiple times" hint, ~15 times a run, is noise: 0 silences it alone.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # no worker a CPU prestarted for the driver's tasks (a study has none: its trials are actors, in workers of their
+    # own); their start took the CPUs as the first trials were set up (a 4-trial study on 2 CPUs ended 2-3 s later)
+    os.environ.setdefault("RAY_prestart_worker_first_driver", "0")
     for name in _RAY_NOISE:
         logging.getLogger(name).addFilter(_not_noise)  # (once: a filter already there is not added again)
     if cfg.address:  # said even where this process runs a Ray already (a study started from Python, a test)

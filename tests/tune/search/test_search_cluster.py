@@ -1,8 +1,11 @@
-"""The search joins an existing two-node Ray cluster (both nodes on this machine) and runs trials on both."""
+"""The search joins an existing two-node Ray cluster (both nodes on this machine) and runs trials on both; without
+--address it starts a Ray of its own, of its plan's size."""
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -22,6 +25,8 @@ def test_trials_run_on_both_nodes_of_a_cluster(
     own_ray: None, synth_root: Path, tmp_path: Path, own_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    monkeypatch.setenv("RAY_prestart_worker_first_driver", "1")
+    monkeypatch.delenv("RAY_prestart_worker_first_driver")  # unset, as for a user (an earlier study here set it)
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
     cluster.add_node(num_cpus=1)
     cluster.wait_for_nodes()
@@ -42,6 +47,11 @@ def test_trials_run_on_both_nodes_of_a_cluster(
         ray.shutdown()
         init_ray(dataclasses.replace(cfg, address=None, dashboard=False), LocalCluster((Node(cpus=3, gpus=0),)))
         assert len(ray.nodes()) == 1 and ray.cluster_resources()["CPU"] == 3
+        # and no workers prestarted for the driver's tasks (a worker a CPU): a study has none, its trials are actors
+        # in workers of their own, and those idle ones took the CPUs as its first trials were set up. They start as
+        # the driver joins, inside ray.init
+        time.sleep(1)
+        assert _idle_workers(ray.nodes()[0]["ObjectStoreSocketName"]) == []
     finally:
         ray.shutdown()
         cluster.shutdown()
@@ -49,3 +59,22 @@ def test_trials_run_on_both_nodes_of_a_cluster(
     ran = trials[trials["status"].isin(["completed", "stopped"])]
     assert len(ran) == 2
     assert ran["node_id"].nunique() == 2
+
+
+def _idle_workers(store: str) -> list[str]:
+    """The Python workers started by the raylet of the object store `store` (its socket's path), its agents left
+    out; read in /proc."""
+    processes = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            processes[int(pid)] = (int(stat.rsplit(")", 1)[1].split()[1]), Path(f"/proc/{pid}/cmdline").read_text())
+        except (OSError, IndexError, ValueError):
+            continue  # (it ended as it was read)
+    raylets = [pid for pid, (_, line) in processes.items() if "raylet" in line.split("\0")[0] and store in line]
+    assert len(raylets) == 1, raylets
+    return [
+        line
+        for parent, line in processes.values()
+        if parent == raylets[0] and ("default_worker.py" in line or line.startswith("ray::IDLE"))
+    ]
