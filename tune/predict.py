@@ -21,14 +21,13 @@ import sys
 import warnings
 from pathlib import Path
 
-import torch
-
-from data.files import atomic_write, ensure_writable, error_line
+from data.files import ensure_writable, error_line
 from data.layout import index_split
 from reports.checkpoints import best_checkpoint, study_of
 from reports.load import unfinished_text
 from reports.schema import read_study_settings, study_data
 from tune.plugins import add_plugin_argument, early_plugins, load_study_plugins
+from tune.training.checkpoints import torch_save
 from tune.training.prediction import RULES, predict
 
 SUBMISSION_SUFFIXES = (".pt", ".pth")
@@ -121,8 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             on_error="skip" if args.skip_bad_videos else "raise",
             rule=args.rule,
         )
-        with atomic_write(args.out) as tmp:
-            torch.save(masks, tmp)
+        torch_save(masks, args.out)
     except (OSError, ValueError) as err:  # bad input; read-only, full disk, no permission: the path named
         print(f"error: {error_line(err)}", file=sys.stderr)
         return 2

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,7 @@ from data.cache import decode_split
 from data.metric import competition_iou
 from reports.checkpoints import best_checkpoint
 from reports.schema import ranked, read_submission
+from tests.small_disk import on_small_disk
 from tune.predict import main
 
 pytestmark = pytest.mark.slow
@@ -261,3 +264,16 @@ def test_a_copied_study_predicts_with_its_own_checkpoints(
     segmenter.write_bytes(b"damaged in the copy only")
     assert main([*args, "--rule", "copy_last"]) == 2
     assert str(segmenter) in capsys.readouterr().err and recorded.is_file()
+
+
+def test_masks_written_to_a_full_disk_are_one_line_naming_the_file(unet_study: Path, tmp_path: Path) -> None:
+    """torch.save, given a path, says a full disk as "[enforce fail at inline_container.cc:672] . unexpected pos";
+    the command says it as the system does, naming the file."""
+    full = tmp_path / "full"
+    full.mkdir()
+    out = full / "val.pt"  # 2 videos' masks: 77 kB, on 16 kB
+    argv = [sys.executable, "-m", "tune.predict", "--experiment", str(unet_study), "--split", "val", "--out", str(out)]
+    done = subprocess.run(on_small_disk(str(full), "16k", argv), capture_output=True, text=True, check=False)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines()[-1] == f"error: {out}: No space left on device", done.stderr
+    assert "Traceback" not in done.stderr

@@ -14,14 +14,13 @@ import warnings
 from pathlib import Path
 
 from data.cache import decode_split
-from data.files import os_error_line
+from data.files import error_line, os_error_line
 from data.layout import has_split, index_split, shared_ids
 from data.synth.default import default_data_root, default_root_path
 from reports.schema import (
     SKIPPED_FILE,
     STAGE,
     STUDY_FILE,
-    TRIALS_FILE,
     finished_trials,
     read_results,
     read_submission,
@@ -36,7 +35,7 @@ from tune.search.searcher import mend_journal
 from tune.search.signals import StopSignals, ray_in_own_session
 from tune.search.space_check import check_space
 from tune.search.spaces import SearchSpace, get_space
-from tune.search.stages import StageInterrupted, run_stage
+from tune.search.stages import DiskFull, StageInterrupted, run_stage
 from tune.search.study import Study
 from tune.search.summary import print_summary
 from tune.search.warm_start import check_warm_start, warm_start
@@ -86,12 +85,13 @@ def _run_search(cfg: SearchConfig, resume: bool, given: frozenset[str], started:
             complete = run_stage(study, stage)
             clock.ran(stage, complete)
         except (StageInterrupted, KeyboardInterrupt) as err:
+            full = isinstance(err, DiskFull)  # (no signal stopped it: it ends with 1, as a failed stage does)
             print(
-                f"{str(err) or 'stopped at once'} ({signals.why()}); nothing unfinished is marked finished. Resume "
-                f"with: {study.cfg.resume_command()}",
+                f"{str(err) or 'stopped at once'}{'' if full else f' ({signals.why()})'}; nothing unfinished is marked "
+                f"finished. {'Free some space, then resume' if full else 'Resume'} with: {study.cfg.resume_command()}",
                 file=sys.stderr,
             )
-            return 128 + int(getattr(signal, signals.why()))
+            return 1 if full else 128 + int(getattr(signal, signals.why()))
         except RuntimeError as err:
             stopped[stage.name] = str(err)
         else:
@@ -127,7 +127,7 @@ def start_study(cfg: SearchConfig, *, new: bool) -> tuple[Study, Cluster]:
         raise ValueError("--gpu-hours needs trials on GPUs, and this study's trials have none: use --time-budget")
     check_warm_start(study)
     if not new:
-        check_results(study)
+        study.check_results()
         mend_journal(study.folder)
     if cfg.data is None:  # the embedded set, generated once per machine, after every flag is checked
         default_data_root()
@@ -174,21 +174,6 @@ def _check_count(study: Study, split: str, videos: int, new: bool) -> None:
     count, flag = asked.get(split, (None, ""))
     if new and count is not None and count > videos:
         raise ValueError(f"{flag} {count}: {study.root / split} has {videos} videos; leave {flag} out to use them all")
-
-
-def check_results(study: Study) -> None:
-    """A resume's results: readable, and holding the trials of every stage that finished (only Ray's state of a
-    running stage can write its trials again). Refused before anything runs, so that no evaluation, submission or
-    report of nothing replaces the study's own."""
-    path = study.results_dir / TRIALS_FILE
-    try:
-        trials, _ = read_results(study.results_dir)
-    except (OSError, ValueError) as err:  # a file that cannot be read, named (reports.schema.read_parquet)
-        raise ValueError(f"cannot resume: {err}; restore it from a copy") from None
-    for stage in study.space.stages:
-        if study.finished(stage) and not (len(trials) and (trials[STAGE] == stage.name).any()):
-            why = "is missing" if not path.exists() else f"holds no trial of stage {stage.name!r}"
-            raise ValueError(f"cannot resume: {path} {why}, though that stage finished; restore it from a copy")
 
 
 def splits_used(space: SearchSpace) -> list[str]:
@@ -328,11 +313,14 @@ def finish(study: Study, clock: StudyClock | None = None, stopped: dict[str, str
     else:
         _answer(study)
     study.record_run(ended=True, stopped=stopped)
-    report = build_report([study.folder], study.folder / "report.html")
+    try:
+        report = f"report: {build_report([study.folder], study.folder / 'report.html')}"
+    except OSError as err:  # a full disk: the summary is still said (the report can be built again)
+        report = f"no report: {error_line(err)}; once there is room: python -m reports.build {shlex.quote(str(study.folder))}"
     print_summary(study)
     if clock is not None:
         print(clock.summary())
-    print(f"report: {report}")
+    print(report, file=sys.stdout if report.startswith("report:") else sys.stderr)
 
 
 def _answer(study: Study) -> None:
@@ -347,8 +335,8 @@ def _answer(study: Study) -> None:
             on_error=study.on_error,
             val_videos=study.cfg.val_videos,
         )
-    except (FileNotFoundError, ValueError, RuntimeError) as err:
-        print(f"no per-class IoU or gallery: {err}", file=sys.stderr)
+    except (OSError, ValueError, RuntimeError) as err:  # (a full disk too)
+        print(f"no per-class IoU or gallery: {error_line(err)}", file=sys.stderr)
     try:
         if not write_submission(
             study.folder, study.root, hidden=study.cfg.hidden, device=study.resources.device, on_error=study.on_error

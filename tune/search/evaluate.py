@@ -23,7 +23,6 @@ from PIL import Image
 
 from data.cache import OnError, decode_split
 from data.classes import LAST_INPUT_FRAME, NUM_CLASSES, TARGET_FRAME, class_names, colour_masks
-from data.files import atomic_write
 from data.layout import has_split
 from data.metric import competition_iou, per_class_iou
 from reports.checkpoints import best_checkpoint
@@ -53,6 +52,7 @@ from reports.schema import (
     read_submission,
 )
 from tune.search.results import write_parquet
+from tune.training.checkpoints import torch_save
 from tune.training.prediction import RULE_FRAMES, RULES, predict
 
 GALLERY_FRAMES = (0, 5, 10)
@@ -138,8 +138,7 @@ def write_submission(
     if checkpoint is None:
         return None
     masks, _, _ = predict(checkpoint, data_root, "hidden", hidden=hidden, device=device, on_error=on_error)
-    with atomic_write(out) as tmp:
-        torch.save(masks, tmp)
+    torch_save(masks, out)
     info.write_text(json.dumps({CHECKPOINT: str(checkpoint), VIDEOS: len(masks)}, indent=1))
     return out
 

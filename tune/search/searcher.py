@@ -92,6 +92,9 @@ class PrunedAwareOptunaSearch(OptunaSearch):
             super().on_trial_result(trial_id, result)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if not error and result is not None and self._failed_before(trial_id):
+            self._tell_again(trial_id, result)
+            return
         if self._already_told(trial_id):
             return
         stopped_early = not error and result is not None and result.get(TRAINING_ITERATION, self._max_t) < self._max_t
@@ -106,6 +109,38 @@ class PrunedAwareOptunaSearch(OptunaSearch):
             self._completed_trials.add(trial_id)
             return
         super().on_trial_complete(trial_id, result, error)
+
+    def _failed_before(self, trial_id: str) -> optuna.trial.FrozenTrial | None:
+        """The journal's trial told FAIL for a trial that has now ended well: its driver stopped as the trial failed
+        (a full disk in the driver's own writes), after Ray told this searcher and before Ray saved the trial's
+        state, so a resume ran the trial again."""
+        if trial_id not in self._ot_trials or trial_id in getattr(self, "_told_again", set()):
+            return None
+        number = self._ot_trials[trial_id].number
+        stored = self._ot_study.get_trials(deepcopy=False)  # type: ignore[attr-defined]
+        return next((t for t in stored if t.number == number and t.state == optuna.trial.TrialState.FAIL), None)
+
+    def _tell_again(self, trial_id: str, result: dict) -> None:
+        """Tell Optuna how a trial it holds as FAIL ended, as a new trial of the same configuration (a finished
+        trial cannot be told again): TPE learns from it, and the journal agrees with the study's results."""
+        failed = self._failed_before(trial_id)
+        value = result.get(self.metric)
+        if failed is None or not isinstance(value, (int, float)):
+            return
+        epoch = int(result.get(TRAINING_ITERATION, self._max_t))
+        pruned = epoch < self._max_t  # stopped by ASHA at a rung: its last value, as on_trial_complete tells it
+        self._ot_study.add_trial(  # type: ignore[attr-defined]
+            optuna.trial.create_trial(
+                params=failed.params,
+                distributions=failed.distributions,
+                value=float(value),
+                state=optuna.trial.TrialState.PRUNED if pruned else optuna.trial.TrialState.COMPLETE,
+                intermediate_values={**failed.intermediate_values, epoch: float(value)},
+                user_attrs={**failed.user_attrs, "told_fail_as_trial": failed.number},
+            )
+        )
+        self._told_again = {*getattr(self, "_told_again", set()), trial_id}
+        self._completed_trials.add(trial_id)
 
     def _already_told(self, trial_id: str) -> bool:
         """Whether the journal holds this trial as finished though this searcher does not know it: after a kill -9,

@@ -3,14 +3,16 @@ and the Ray Tune experiment, built new or restored after a crash."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 from pathlib import Path
 
 from ray import tune
 
 from data.cache import default_cache_dir
-from data.files import atomic_write, sigint_restored
+from data.files import atomic_write, sigint_restored, size_text
 from reports.schema import CHECKPOINT, STAGE, STAGE_DONE, STATUS, TRIAL_ID, Status, finished_trials, read_results
 from tune.search.deadline import DeadlineStopper, reopen_search
 from tune.search.failfast import SYSTEMATIC_FILE, SystematicFailure, first_failures, systematic_failure
@@ -52,6 +54,11 @@ class StageInterrupted(Exception):
     trials resume from their last checkpoint on --resume, and nothing is marked finished."""
 
 
+class DiskFull(StageInterrupted):
+    """A stage's experiment ended by a full disk (a result, a checkpoint or Ray's state could not be written): what
+    was written stays, and --resume goes on once there is space."""
+
+
 def run_stage(study: Study, stage: Stage) -> bool:
     """Run (or resume, or skip when done) one stage's Ray Tune experiment. Returns False when the time
     budget's deadline cut it before all its trials started: it stays open, for --resume to complete."""
@@ -77,8 +84,17 @@ def run_stage(study: Study, stage: Stage) -> bool:
         cache_dir=str(default_cache_dir()),  # the driver's, not what each node's Ray workers were started with
     )
     (stage_dir / SYSTEMATIC_FILE).unlink(missing_ok=True)  # a resume after the fix judges its trials afresh
-    with sigint_restored():  # Ray Tune's handler, left by an experiment that ended normally, took a later Ctrl-C
-        grid = make_tuner(study, stage, job, stage_dir).fit()
+    try:
+        with sigint_restored():  # Ray Tune's handler, left by an experiment that ended normally, took a later Ctrl-C
+            grid = make_tuner(study, stage, job, stage_dir).fit()
+    except OSError as err:  # raised by a callback's write (the results'), which ended Ray's experiment
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        free = size_text(shutil.disk_usage(study.folder).free)  # (pyarrow's words for it: "Error writing bytes...")
+        where = f"{err.filename}: " if err.filename else ""
+        raise DiskFull(
+            f"stage {stage.name} stopped: {where}{os.strerror(err.errno)} ({free} free for the study's folder)"
+        ) from None
     if failures := systematic_failure(stage_dir):  # (trials left: not started, or stopped as they ran)
         left = study.samples - grid.num_terminated - grid.num_errors
         raise SystematicFailureError(stage_failure_text(study, failures, left))

@@ -11,7 +11,17 @@ from pathlib import Path
 
 from data.cache import OnError
 from data.files import atomic_write
-from reports.schema import RESULTS_DIR, RUN_ENDED, RUN_FILE, RUN_STAGES, RUN_STOPPED, STAGE_DONE
+from reports.schema import (
+    RESULTS_DIR,
+    RUN_ENDED,
+    RUN_FILE,
+    RUN_STAGES,
+    RUN_STOPPED,
+    STAGE,
+    STAGE_DONE,
+    TRIALS_FILE,
+    read_results,
+)
 from tune.search.config import SearchConfig, save_settings
 from tune.search.deadline import Deadline
 from tune.search.overrides import Override
@@ -66,6 +76,20 @@ class Study:
     def finished(self, stage: Stage) -> bool:
         """Whether `stage`'s experiment has ended (a resume skips it)."""
         return (self.folder / stage.name / STAGE_DONE).exists()
+
+    def check_results(self) -> None:
+        """A resume's results: readable, and holding the trials of every stage that finished (only Ray's state of a
+        running stage can write its trials again). Refused before anything runs, so that no evaluation, submission
+        or report of nothing replaces the study's own."""
+        path = self.results_dir / TRIALS_FILE
+        try:
+            trials, _ = read_results(self.results_dir)
+        except (OSError, ValueError) as err:  # a file that cannot be read, named (reports.schema.read_parquet)
+            raise ValueError(f"cannot resume: {err}; restore it from a copy") from None
+        for stage in self.space.stages:
+            if self.finished(stage) and not (len(trials) and (trials[STAGE] == stage.name).any()):
+                why = "is missing" if not path.exists() else f"holds no trial of stage {stage.name!r}"
+                raise ValueError(f"cannot resume: {path} {why}, though that stage finished; restore it from a copy")
 
     def record_run(self, *, ended: bool, stopped: dict[str, str] | None = None) -> None:
         """OUT/NAME/run.json: this run's stages, whether it reached the study's end, and the stages that stopped it

@@ -22,8 +22,22 @@ CHECKPOINT_FORMAT = 1
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     """Write a checkpoint atomically (a crash mid-write leaves the previous one)."""
-    with atomic_write(path) as tmp:
-        torch.save(state, tmp)
+    return torch_save(state, path)
+
+
+def torch_save(obj: Any, path: str | os.PathLike[str]) -> Path:
+    """torch.save, atomically (a crash mid-write leaves the previous file), through a file object: given a path,
+    torch says a full disk as "RuntimeError: [enforce fail at inline_container.cc:672] . unexpected pos 704 vs
+    598"; through a file, the system's OSError is raised, or is the context of that RuntimeError (raised as the
+    zip file's end is written after it). Either is raised as the OSError it is, naming `path`."""
+    try:
+        with atomic_write(path) as tmp, tmp.open("wb") as file:
+            torch.save(obj, file)
+    except (OSError, RuntimeError) as err:
+        system = err if isinstance(err, OSError) else err.__context__
+        if not isinstance(system, OSError) or system.errno is None:
+            raise
+        raise OSError(system.errno, os.strerror(system.errno), str(path)) from None  # (not its temporary name)
     return Path(path)
 
 

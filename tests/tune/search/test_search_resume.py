@@ -4,6 +4,8 @@ in the results once and every epoch once."""
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -21,6 +23,7 @@ from optuna.storages.journal import JournalFileBackend
 
 from reports.load import load_experiment
 from reports.schema import OPTUNA_FILE, RUN_ENDED, read_parquet, read_run
+from tests.small_disk import on_small_disk
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[3]
@@ -190,3 +193,40 @@ def test_a_ctrl_c_while_the_trials_wait_to_start_leaves_them_for_the_resume(
     trials = pd.read_parquet(tmp_path / "p" / "results" / "trials.parquet")
     assert len(trials) == 2 and set(trials["status"]) <= {"completed", "stopped"}
     assert (tmp_path / "p" / "main" / ".done").exists()
+
+
+def test_a_study_whose_disk_fills_stops_in_one_line_and_resumes_once_there_is_room(
+    synth_root: Path, tmp_path: Path
+) -> None:
+    """The study's disk fills as its trials run (a file fills it once an epoch is recorded): the study stops with
+    status 1, saying so and how to go on; with the file gone, --resume finishes it, and Optuna's journal agrees
+    with the results (a trial that failed on the full disk and ran again at the resume was FAIL there)."""
+    disk, kept = tmp_path / "disk", tmp_path / "kept"
+    disk.mkdir()
+    search = f"{shlex.quote(sys.executable)} -m tune.search --out {disk} --name f"
+    script = f"""
+    {search} --space unet --data {synth_root} --budget smoke --samples 2 --no-dashboard > {tmp_path}/1.log 2>&1 &
+    until [ -e {disk}/f/results/epochs.parquet ] || ! kill -0 $! 2>/dev/null; do sleep 0.1; done
+    cat /dev/zero > {disk}/filler 2>/dev/null
+    wait $!; echo $? > {tmp_path}/1.rc
+    rm {disk}/filler
+    {search} --resume > {tmp_path}/2.log 2>&1; echo $? > {tmp_path}/2.rc
+    cp -a {disk}/f {kept}
+    """
+    env = {**os.environ, "SEGTUNE_CACHE": str(tmp_path / "decoded"), "RAY_USAGE_STATS_ENABLED": "0"}
+    subprocess.run(on_small_disk(str(disk), "64m", ["sh", "-c", script]), cwd=ROOT, env=env, timeout=600, check=True)
+    first, second = ((tmp_path / f"{k}.log").read_text() for k in (1, 2))
+    assert (tmp_path / "1.rc").read_text().strip() == "1", first[-3000:]
+    resume = f"python -m tune.search --out {disk} --name f --resume"
+    assert re.search(r"^stage main stopped: No space left on device \(0\.0 kB free for the study's folder\); "
+                     rf"nothing unfinished is marked finished\. Free some space, then resume with: {re.escape(resume)}$",
+                     first, flags=re.M), first[-3000:]  # fmt: skip
+    assert (tmp_path / "2.rc").read_text().strip() == "0", second[-3000:]
+    trials = pd.read_parquet(kept / "results" / "trials.parquet")
+    assert len(trials) == 2 and trials["trial_id"].is_unique
+    ended = trials[trials["status"].isin(["completed", "stopped"])]
+    journal = optuna.load_study(
+        study_name="f/main", storage=JournalStorage(JournalFileBackend(str(kept / OPTUNA_FILE)))
+    )
+    told = [t for t in journal.trials if t.state.name in ("COMPLETE", "PRUNED")]
+    assert sorted(float(t.value or 0) for t in told) == pytest.approx(sorted(ended["last_metric"]))  # their last values

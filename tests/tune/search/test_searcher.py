@@ -84,6 +84,32 @@ def test_a_trial_told_again_after_a_restore_is_not_told_twice(searcher: Any, tmp
     assert stored.state == optuna.trial.TrialState.PRUNED and stored.intermediate_values == {1: 0.1, 2: 0.2}
 
 
+def test_a_trial_told_failed_that_a_resume_ran_to_its_end_is_told_again_as_a_new_trial(
+    searcher: Any, tmp_path: Path
+) -> None:
+    """A full disk stopped the driver as a trial failed on it: Ray told the searcher (FAIL) and saved it, but not
+    the trial's state, so the resume ran the trial again, to its end. Optuna keeps the FAIL (a finished trial
+    cannot be told again) and gets the end as a new trial of the same configuration: TPE learns from it, and the
+    journal agrees with the study's results (it held the study's best trial as failed)."""
+    max_t = budget_for("smoke", gpu=False).max_epochs
+    config = searcher.suggest("t")
+    searcher.on_trial_result("t", {"val_iou": 0.1, TRAINING_ITERATION: 1})
+    searcher.on_trial_complete("t", None, error=True)
+    searcher.on_trial_complete("t", {"val_iou": 0.5, TRAINING_ITERATION: max_t})  # the resumed run's end
+    searcher.on_trial_complete("t", {"val_iou": 0.5, TRAINING_ITERATION: max_t})  # (told once)
+    failed, again = optuna.load_study(
+        study_name=optuna_study_name("s", "main"), storage=journal_storage(tmp_path)
+    ).trials
+    assert failed.state == optuna.trial.TrialState.FAIL
+    assert again.state == optuna.trial.TrialState.COMPLETE and again.value == 0.5 and again.params == failed.params
+    assert again.params["lr"] == config["lr"] and again.user_attrs["told_fail_as_trial"] == failed.number
+    assert again.intermediate_values == {1: 0.1, max_t: 0.5}
+    searcher.suggest("u")  # and TPE goes on, with the new trial among those it learns from
+    searcher.on_trial_complete("u", {"val_iou": 0.2, TRAINING_ITERATION: 1})
+    stopped = optuna.load_study(study_name=optuna_study_name("s", "main"), storage=journal_storage(tmp_path)).trials[-1]
+    assert stopped.state == optuna.trial.TrialState.PRUNED and stopped.value == 0.2  # an error-free end: as before
+
+
 def test_a_journal_line_cut_short_by_a_kill_is_cut_and_the_study_goes_on(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
