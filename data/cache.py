@@ -63,9 +63,10 @@ class DecodedSplit:
 
 
 def default_cache_dir() -> Path:
-    """$SEGTUNE_CACHE, else ~/.cache/segtune/decoded."""
+    """$SEGTUNE_CACHE, else ~/.cache/segtune/decoded; absolute (a relative one is the caller's: a study's trials,
+    which run in folders of their own, each decoded every split again into theirs)."""
     env = os.environ.get(CACHE_ENV)
-    return Path(env) if env else Path.home() / ".cache" / "segtune" / "decoded"
+    return Path(env).absolute() if env else Path.home() / ".cache" / "segtune" / "decoded"
 
 
 def decode_split(

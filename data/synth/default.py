@@ -16,9 +16,9 @@ DEFAULT_SPEC = SynthSpec(train=60, val=20, unlabeled=60, hidden=20, seed=0)
 
 
 def default_synth_dir() -> Path:
-    """$SEGTUNE_SYNTH, else ~/.cache/segtune/synth."""
+    """$SEGTUNE_SYNTH, else ~/.cache/segtune/synth; absolute (a relative one is the caller's, not a trial's)."""
     env = os.environ.get("SEGTUNE_SYNTH")
-    return Path(env) if env else Path.home() / ".cache" / "segtune" / "synth"
+    return Path(env).absolute() if env else Path.home() / ".cache" / "segtune" / "synth"
 
 
 def default_root_path(spec: SynthSpec = DEFAULT_SPEC) -> Path:

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from data.cache import decode_split
+from data.cache import decode_split, default_cache_dir
 from data.files import check_free_space, error_line, size_text
 from data.layout import DataError, index_split, read_video
 
@@ -214,3 +214,13 @@ def test_a_killed_decode_carries_on_where_it_stopped(synth_root: Path, tmp_path:
         frames, masks = read_video(sources[row % 4])
         assert masks is not None
         assert np.array_equal(decoded.frames[row], frames) and np.array_equal(decoded.masks[row], masks)
+
+
+def test_a_relative_segtune_cache_is_taken_from_where_the_command_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A study's trials run in folders of their own: with the relative path as it was given, each decoded every
+    split again into its own folder."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SEGTUNE_CACHE", "decoded")
+    assert default_cache_dir() == tmp_path / "decoded"

@@ -234,3 +234,14 @@ def test_default_root_is_generated_once_and_reused(tmp_path: Path, monkeypatch: 
     assert default_data_root(spec, progress=False) == root
     assert (root / "train" / "video_0" / "mask.npy").stat().st_mtime_ns == stamp
     assert default_data_root(SynthSpec(train=1, val=1, seed=6), progress=False) != root
+
+
+def test_a_relative_segtune_synth_is_taken_from_where_the_command_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """(a study's trials, in folders of their own, read the embedded set where the driver found it)"""
+    from data.synth.default import default_synth_dir
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SEGTUNE_SYNTH", "synth")
+    assert default_synth_dir() == tmp_path / "synth"
