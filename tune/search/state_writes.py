@@ -25,6 +25,7 @@ RAY_STATE = {
     "search_gen_state-*.json": "pickle",
     "searcher-state-*.pkl": "pickle",
 }
+RAY_TEMPORARY = ".*-tmp-*"  # a file of Ray's state as it writes it (Searcher.save_to_dir), renamed into place after
 
 
 def parse_state(name: str, data: bytes) -> None:
@@ -41,14 +42,20 @@ def parse_state(name: str, data: bytes) -> None:
 def replace_files(source: Path, destination: Path) -> None:
     """Copy the file `source`, or the files under the folder `source`, to `destination` (a file, or a folder whose
     missing parents are made), each by a rename over the old one. A file of Ray's state that does not parse (read
-    as Ray rewrote it in the staging folder) is left out: the last whole one stays, and the next copy brings it."""
+    as Ray rewrote it in the staging folder) is left out: the last whole one stays, and the next copy brings it; so
+    is a file gone as it was read (Ray renames its temporary files into place as it writes the next state), and
+    those temporary files themselves."""
     pairs = (
         [(source, destination)]
         if source.is_file()
         else [(path, destination / path.relative_to(source)) for path in source.rglob("*") if path.is_file()]
     )
+    pairs = [(src, dst) for src, dst in pairs if not fnmatch.fnmatch(src.name, RAY_TEMPORARY)]
     for src, dst in pairs:
-        data = src.read_bytes()
+        try:
+            data = src.read_bytes()
+        except FileNotFoundError:  # renamed or removed by Ray as it was listed (its temporary files): not a state
+            continue
         try:
             parse_state(dst.name, data)
         except Exception:

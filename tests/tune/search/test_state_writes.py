@@ -83,3 +83,33 @@ def test_a_state_file_read_while_ray_rewrote_it_is_not_put_in_place(tmp_path: Pa
     with pytest.raises(ValueError):
         parse_state(state, files[state][:1000])
     parse_state("anything_else.bin", b"\x00")  # not Ray's state: not parsed
+
+
+def test_a_file_gone_from_the_staging_folder_as_it_is_copied_is_left_out(tmp_path: Path) -> None:
+    """Ray writes its state to temporary files it renames into place: one listed, then renamed before it was read,
+    stopped the copy with FileNotFoundError (its traceback in a study's output). Here a thread does that as fast
+    as it can while the folder is copied again and again."""
+    import threading
+
+    staging, study = tmp_path / "staging", tmp_path / "study"
+    staging.mkdir()
+    (staging / "experiment_state.json").write_text(json.dumps({"trials": []}))
+    done = threading.Event()
+
+    def ray_writing() -> None:
+        while not done.is_set():
+            temporary = staging / f".{random.randrange(10**6)}-tmp-searcher-state.pkl"  # as Ray names them
+            temporary.write_bytes(pickle.dumps({"state": 1}))
+            temporary.replace(staging / "searcher-state.pkl")
+
+    writer = threading.Thread(target=ray_writing)
+    writer.start()
+    try:
+        for _ in range(300):
+            replace_files(staging, study)
+    finally:
+        done.set()
+        writer.join()
+    assert json.loads((study / "experiment_state.json").read_text()) == {"trials": []}
+    assert pickle.loads((study / "searcher-state.pkl").read_bytes()) == {"state": 1}
+    assert not list(study.glob(".*-tmp-*"))  # Ray's temporary files are not copied (one would stay for good)
