@@ -23,7 +23,7 @@ from typing import Literal
 import numpy as np
 
 from data.classes import FRAME_HEIGHT, FRAME_WIDTH, N_FRAMES
-from data.files import build_folder, check_free_space, make_folder, process_pool
+from data.files import build_folder, check_free_space, make_folder, process_pool, reserve_blocks
 from data.layout import DataError, VideoEntry, index_split, read_video, read_video_repaired, split_dir
 from data.progress import Progress
 
@@ -63,8 +63,7 @@ class DecodedSplit:
 
 
 def default_cache_dir() -> Path:
-    """$SEGTUNE_CACHE, else ~/.cache/segtune/decoded; absolute (a relative one is the caller's: a study's trials,
-    which run in folders of their own, each decoded every split again into theirs)."""
+    """$SEGTUNE_CACHE, else ~/.cache/segtune/decoded; absolute (a study's trials run in folders of their own)."""
     env = os.environ.get(CACHE_ENV)
     return Path(env).absolute() if env else Path.home() / ".cache" / "segtune" / "decoded"
 
@@ -187,9 +186,10 @@ def _build(
     video_bytes = FRAME_HEIGHT * FRAME_WIDTH * (3 * t + (N_FRAMES if labelled else 0))
     check_free_space(tmp, video_bytes * (n - len(done)), f"the decoded {entries[0].split} split")
     arrays = {
-        name: np.lib.format.open_memmap(tmp / name, "r+" if (tmp / name).exists() else "w+", np.uint8, shape)
-        for name, shape in shapes.items()
+        n: np.lib.format.open_memmap(tmp / n, "r+" if (tmp / n).exists() else "w+", np.uint8, shape)
+        for n, shape in shapes.items()
     }
+    reserve_blocks(*(tmp / n for n in arrays), what=f"the decoded {entries[0].split} split")  # no Bus error later
     frames, masks = arrays.pop("frames.npy"), arrays.pop("masks.npy", None)
     with (tmp / _LOG).open("a") as log:
         reusable = _old_rows(target, old, fingerprints)

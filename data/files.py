@@ -142,6 +142,24 @@ def check_free_space(
         )
 
 
+def reserve_blocks(*paths: Path, what: str) -> None:
+    """Have the disk hold every block of the files `paths` now (posix_fallocate): an array written through a memory
+    map onto a disk that fills meanwhile (another command writing beside it) ended the process with SIGBUS, "Bus
+    error", and no word; a disk that cannot hold one now is an OSError naming it. Nothing where the file system
+    cannot reserve blocks."""
+    for path in paths:
+        with path.open("r+b") as file:
+            size = os.fstat(file.fileno()).st_size
+            try:
+                os.posix_fallocate(file.fileno(), 0, size)
+            except OSError as err:
+                if err.errno in (errno.ENOSPC, errno.EDQUOT):
+                    why = f"no room on its disk for {what} ({size_text(size)}); free some space"
+                    raise OSError(err.errno, why, str(path)) from None
+                if err.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                    raise
+
+
 _PACKAGES = ("data", "models", "tune", "reports")  # the project's: whose warnings a command says in its own way
 _OWN = tuple(Path(__file__).resolve().parents[1] / name for name in _PACKAGES)
 

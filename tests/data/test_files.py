@@ -130,3 +130,31 @@ def test_a_ctrl_c_that_lands_where_python_drops_exceptions_is_raised_again_out_o
         assert time.monotonic() - began < 1
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def test_an_array_that_the_disk_cannot_hold_is_refused_before_it_is_written_not_with_a_bus_error(
+    tmp_path: Path,
+) -> None:
+    """A memory-mapped array (the decoded cache's) on a disk that another command filled after the free-space
+    check: its writes ended the process with SIGBUS and no word. Its blocks are held first: an error naming it."""
+    from tests.small_disk import on_small_disk
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    script = f"""
+import numpy as np
+from pathlib import Path
+from data.files import error_line, reserve_blocks
+path = Path({str(disk / "frames.npy")!r})
+array = np.lib.format.open_memmap(path, "w+", np.uint8, (400_000,))  # 400 kB on 128 kB: sparse until written
+try:
+    reserve_blocks(path, what="the decoded train split")
+except OSError as err:
+    print(error_line(err))
+array[:] = 1  # what the cache writes next: a Bus error where the blocks were not held
+"""
+    argv = [sys.executable, "-c", script]
+    done = subprocess.run(on_small_disk(str(disk), "128k", argv), capture_output=True, text=True, cwd=ROOT, check=False)
+    assert done.stdout.splitlines()[:1] == [
+        f"{disk / 'frames.npy'}: no room on its disk for the decoded train split (0.4 MB); free some space"
+    ], (done.returncode, done.stdout, done.stderr)
