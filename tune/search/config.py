@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import shlex
 import time
 import zlib
 from collections.abc import Iterator
@@ -172,6 +173,11 @@ def _resumed(cfg: SearchConfig, given: frozenset[str]) -> SearchConfig:
         raise ValueError(
             f"{path} belongs to the study {saved.name!r}, as Ray's and Optuna's saved state name it: give the folder "
             f"its name again ({Path(cfg.out).absolute() / str(saved.name)}) to resume it"
+        )
+    if saved.data is not None and not Path(saved.data).exists():  # moved: --data elsewhere is refused just below
+        raise FileNotFoundError(
+            f"the study's data root {saved.data} (in {path}) does not exist now: put the data back there, or a link to "
+            f"where it is (ln -s NEW_PATH {shlex.quote(saved.data)}), to resume the study (its trials read it there)"
         )
     differ = [
         f"{_FLAGS.get(key, '--' + key.replace('_', '-'))} {_shown(getattr(cfg, key))} "

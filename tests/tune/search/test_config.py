@@ -71,6 +71,23 @@ def test_resume_refuses_settings_that_differ_from_the_saved_study(tmp_path: Path
         prepare_study(given, resume=True, given=frozenset({"gpus_per_trial"}))  # (it said "has None")
 
 
+def test_a_study_whose_data_root_moved_says_to_put_it_back_not_to_leave_out_data(tmp_path: Path) -> None:
+    """Its data moved: `--resume --data NEW` is refused (another setting; nothing says the data is the same), and
+    without it the resume failed on the old path's absence; neither said what resumes it."""
+    root = tmp_path / "data"
+    root.mkdir()
+    _saved(tmp_path, budget="smoke", data=str(root))
+    root.rename(tmp_path / "moved")
+    for given, flags in (({}, frozenset()), ({"data": str(tmp_path / "moved")}, frozenset({"data"}))):
+        cfg = SearchConfig(space="unet", out=str(tmp_path), name="s", **given)  # type: ignore[arg-type]
+        with pytest.raises(FileNotFoundError) as err:
+            prepare_study(cfg, resume=True, given=flags)
+        assert str(err.value) == (
+            f"the study's data root {root} (in {tmp_path / 's' / STUDY_FILE}) does not exist now: put the data back "
+            f"there, or a link to where it is (ln -s NEW_PATH {root}), to resume the study (its trials read it there)"
+        )
+
+
 @pytest.mark.parametrize(
     ("edit", "why"),
     [
