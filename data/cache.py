@@ -93,6 +93,7 @@ def decode_split(
         lambda folder: _is_current(_read_manifest(folder), source, fingerprints) and _whole(folder),
         lambda tmp: _build(tmp, target, entries, fingerprints, workers=workers, progress=progress),
         resumable=True,
+        what=what,
     )
     manifest = _read_manifest(target)
     assert manifest is not None
@@ -103,8 +104,7 @@ def decode_split(
         how, broken = "each frame that does not decode a copy of the nearest that does", f"{len(repaired)} broken"
         if on_error == "raise":
             raise DataError(f"{broken} video(s) in {source}: {names} (--skip-bad-videos: predicted, {how})")
-        # stacklevel 1: said once a process, however many readers decode the split (the study, its evaluation)
-        warnings.warn(f"predicting {broken} video(s) of {source}, {how}: {names}", stacklevel=1)
+        warnings.warn(f"predicting {broken} video(s) of {source}, {how}: {names}", stacklevel=1)  # once a process
     if skipped:
         names = ", ".join(f"video {vid}: {reason}" for vid, reason in skipped[:5])
         more = f" (and {len(skipped) - 5} more)" if len(skipped) > 5 else ""

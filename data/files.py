@@ -45,14 +45,26 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 def build_folder(
-    target: Path, is_current: Callable[[Path], bool], build: Callable[[Path], None], *, resumable: bool = False
+    target: Path,
+    is_current: Callable[[Path], bool],
+    build: Callable[[Path], None],
+    *,
+    resumable: bool = False,
+    what: str = "",
 ) -> Path:
     """Make `target` once: under a lock, unless `is_current(target)`, call `build(tmp)` on a temporary
     folder and swap it in for `target` (an old one is replaced). Folders left by a killed build are
     removed first (we hold the lock, so nobody else is building), except with `resumable`: then the
     temporary folder has a fixed name, a failed or killed build leaves it, and the next build is given
-    it as it was, to carry on from what it finished (its `build` checks what it finds there)."""
+    it as it was, to carry on from what it finished (its `build` checks what it finds there). Where no lock can
+    be made (read-only media), a current `target` is read as it is, an old one is an OSError naming `what`."""
     target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.with_suffix(".lock").open("a+").close()
+    except OSError as err:
+        if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM) and is_current(target):
+            return target
+        raise OSError(err.errno, f"{err.strerror or err}" + (f" ({what})" if what else ""), err.filename) from None
     with file_lock(target.with_suffix(".lock")):
         if is_current(target):
             return target

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -224,3 +225,35 @@ def test_a_relative_segtune_cache_is_taken_from_where_the_command_runs(
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SEGTUNE_CACHE", "decoded")
     assert default_cache_dir() == tmp_path / "decoded"
+
+
+def test_a_cache_on_read_only_media_is_read_where_it_is_current_and_named_where_it_is_not(
+    synth_root: Path, tmp_path: Path
+) -> None:
+    """A decoded cache built, then on read-only media (a shared copy, a disk remounted read-only): it was refused
+    for its lock file, "train-....lock: Read-only file system", which named neither the cache nor $SEGTUNE_CACHE."""
+    from tests.small_disk import on_small_disk
+
+    disk, decode = tmp_path / "disk", tmp_path / "decode.py"
+    disk.mkdir()
+    decode.write_text(
+        "import sys\n"
+        "from data.cache import decode_split\n"
+        "from data.files import error_line\n"
+        "try:\n"
+        f"    print(len(decode_split({str(synth_root)!r}, sys.argv[1], progress=False)))\n"
+        "except OSError as err:\n"
+        "    print(error_line(err))\n"
+    )
+    python = f"{sys.executable} {decode}"
+    script = f"{python} val && mount -o remount,ro {disk} && {python} val && {python} train"
+    env = {**os.environ, "SEGTUNE_CACHE": str(disk)}
+    done = subprocess.run(
+        on_small_disk(str(disk), "64m", ["sh", "-c", script]), env=env, capture_output=True, text=True, check=False
+    )
+    lines = done.stdout.splitlines()
+    assert lines[:2] == ["2", "2"], (done.stdout, done.stderr)  # built, then read from the read-only disk
+    assert re.fullmatch(
+        rf"{re.escape(str(disk))}/train-[0-9a-f]{{16}}\.lock: Read-only file system \(the decoded cache, \$SEGTUNE_CACHE\)",
+        lines[2],
+    ), lines
