@@ -6,6 +6,8 @@ RGBA, palette or grey frames are converted to RGB, not rejected; 16- or 32-bit o
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import warnings
@@ -65,6 +67,17 @@ class VideoEntry:
             except FileNotFoundError:
                 prints.append([path.name, None, None])
         return prints
+
+
+def split_signature(entries: Sequence[VideoEntry]) -> dict[str, object]:
+    """What a split holds: its videos' count, a digest of their ids, and one of their files' names and sizes (not
+    their times: a copy of the same data is the same)."""
+
+    def digest(value: object) -> str:
+        return hashlib.sha1(json.dumps(value).encode()).hexdigest()[:16]
+
+    files = [[e.video_id, [[name, size] for name, size, _ in e.fingerprint()]] for e in entries]
+    return {"videos": len(entries), "ids": digest([e.video_id for e in entries]), "files": digest(files)}
 
 
 def split_dir(root: str | os.PathLike[str], split: str, *, hidden: str | os.PathLike[str] | None = None) -> Path:

@@ -41,6 +41,7 @@ SUBMISSION_FILE = "submission.pt"  # in the study folder: torch.save of the (N, 
 SUBMISSION_INFO_FILE = "submission.json"  # in results: {CHECKPOINT: what wrote it, VIDEOS: its rows}
 PLUGINS_FILE = "plugins.json"  # {plugin: the sha256 of its file} as the study's driver last ran them (tune/plugins.py)
 SKIPPED_FILE = "skipped_videos.json"  # {split: {video id: reason}} of the bad videos a study left out
+DATA_FILE = "data.json"  # {split: what its videos were as the study began (data.layout.split_signature)}
 BUDGET_FILE = "budget.json"  # the time budget of a study's last run and the stages it cut (tune/search/deadline.py)
 BUDGET_TEXT = "time_budget"  # budget.json: the time budget as text (1h02m); None without one
 BUDGET_CUT = "cut"  # budget.json: stage -> what the time budget cut of it

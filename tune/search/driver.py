@@ -15,7 +15,7 @@ from pathlib import Path
 
 from data.cache import decode_split
 from data.files import error_line, os_error_line
-from data.layout import has_split, index_split, shared_ids
+from data.layout import has_split, index_split, shared_ids, split_signature
 from data.synth.default import default_data_root, default_root_path
 from reports.schema import (
     SKIPPED_FILE,
@@ -137,11 +137,16 @@ def start_study(cfg: SearchConfig, *, new: bool) -> tuple[Study, Cluster]:
         raise ValueError(
             f"--unlabeled {study.cfg.unlabeled}: space {space.name} reads no unlabeled videos; leave it out"
         )
+    signatures = {}  # what the splits hold (the videos the study reads): a resume refuses data that changed
     for split in splits:  # a mistyped --data, an empty split, a count past it: said before the plan is printed
         if split != "unlabeled" or (study.root / split).is_dir():  # (listing, no decoding)
             with warnings.catch_warnings():  # what it leaves out is said as the split is decoded
                 warnings.simplefilter("ignore")
-                _check_count(study, split, len(index_split(study.root, split)), new)
+                entries = index_split(study.root, split)
+            _check_count(study, split, len(entries), new)
+            used = {"val": study.cfg.val_videos, "unlabeled": study.cfg.unlabeled}.get(split)
+            signatures[split] = split_signature(entries[:used])
+    study.check_data(signatures, new=new)
     print(
         f"study {study.cfg.name}: space {space.name} ({' -> '.join(s.name for s in space.stages)}), "
         f"budget {study.budget.name}, data {study.root}"

@@ -12,6 +12,7 @@ from pathlib import Path
 from data.cache import OnError
 from data.files import atomic_write
 from reports.schema import (
+    DATA_FILE,
     RESULTS_DIR,
     RUN_ENDED,
     RUN_FILE,
@@ -90,6 +91,31 @@ class Study:
             if self.finished(stage) and not (len(trials) and (trials[STAGE] == stage.name).any()):
                 why = "is missing" if not path.exists() else f"holds no trial of stage {stage.name!r}"
                 raise ValueError(f"cannot resume: {path} {why}, though that stage finished; restore it from a copy")
+
+    def check_data(self, signatures: dict[str, dict[str, object]], *, new: bool) -> None:
+        """A new study records what its splits held (data.layout.split_signature); a resume refuses data that
+        changed since: its trials were scored on the data as it was, and new ones would be ranked against them."""
+        path = self.folder / DATA_FILE
+        before = json.loads(path.read_text()) if not new and path.is_file() else None
+        changed = []
+        for split, now in signatures.items() if before is not None else ():
+            then = before.get(split) if isinstance(before, dict) else None
+            if not isinstance(then, dict) or then == now:
+                continue
+            if then.get("videos") != now["videos"]:
+                changed.append(f"{split}: {then.get('videos')} videos then, {now['videos']} now")
+            else:
+                changed.append(
+                    f"{split}: {'other videos' if then.get('ids') != now['ids'] else 'files of other sizes'}"
+                )
+        if changed:
+            raise ValueError(
+                f"the data in {self.root} changed since the study began ({'; '.join(changed)}): its trials were scored "
+                "on the data as it was; put it back as it was to resume the study, or start a new one (another --name)"
+            )
+        if before is None or set(signatures) - set(before):  # (a study older than this file: what it reads now)
+            with atomic_write(path) as tmp:
+                tmp.write_text(json.dumps({**(before or {}), **signatures}, indent=1))
 
     def record_run(self, *, ended: bool, stopped: dict[str, str] | None = None) -> None:
         """OUT/NAME/run.json: this run's stages, whether it reached the study's end, and the stages that stopped it

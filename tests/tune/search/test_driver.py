@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import pickle
+import shutil
 import stat
 from pathlib import Path
 
@@ -196,3 +197,29 @@ def test_a_new_study_keeps_the_gpus_per_trial_planned_at_its_start_for_every_res
     assert not on_gpu.resources.on_gpu and on_gpu.budget == study.budget
     with pytest.raises(ValueError, match=r"--gpus-per-trial 1 \(the study has 0.0\)"):
         prepare_study(dataclasses.replace(given, gpus_per_trial=1), resume=True, given=frozenset({"gpus_per_trial"}))
+
+
+def test_a_resume_refuses_data_that_changed_since_the_study_began(copy_root: Path, tmp_path: Path) -> None:
+    """A study killed, its data root changed, then resumed: its old trials (scored on the old val videos) were
+    ranked against new ones, and ASHA's rungs mixed both. The same data, copied anew (new times), resumes."""
+    cfg = SearchConfig(space="unet", data=str(copy_root), budget="smoke", out=str(tmp_path), name="d", val_videos=1)
+    start_study(prepare_study(cfg, resume=False), new=True)
+
+    def resume() -> None:
+        start_study(prepare_study(SearchConfig(out=str(tmp_path), name="d"), resume=True), new=False)
+
+    for path in copy_root.rglob("*"):
+        os.utime(path, (1.0, 1.0))  # copied again (cp without -a): the same data
+    shutil.rmtree(copy_root / "val" / "video_5")  # past --val-videos 1: a video the study does not read
+    resume()
+    changes = [
+        (lambda: (copy_root / "train" / "video_3" / "mask.npy").write_bytes(b"x"), "train: files of other sizes"),
+        (lambda: (copy_root / "val" / "video_4").rename(copy_root / "val" / "video_9"), "val: other videos"),
+        (lambda: shutil.rmtree(copy_root / "train" / "video_0"), "train: 4 videos then, 3 now"),
+    ]
+    for change, said in changes:
+        change()
+        with pytest.raises(ValueError) as err:
+            resume()
+        message = str(err.value)  # (each change said beside the ones before it)
+        assert message.startswith(f"the data in {copy_root} changed since the study began (") and said in message
