@@ -29,7 +29,7 @@ from tune.plugins import edited_plugins, load_plugins, load_study_plugins
 from tune.search.clock import StudyClock, budget_seconds
 from tune.search.config import SearchConfig, forget_unstarted, named, one_driver, prepare_study
 from tune.search.overrides import show_space
-from tune.search.reach import check_mlflow, check_reachable, join_cluster
+from tune.search.reach import check_mlflow, check_ray_temp, check_reachable, join_cluster
 from tune.search.resources import Cluster, plan_resources
 from tune.search.searcher import mend_journal
 from tune.search.signals import StopSignals, ray_in_own_session
@@ -241,6 +241,7 @@ def init_ray(cfg: SearchConfig, cluster: Cluster | None = None) -> None:
         join_cluster(cfg.address)
         print(f"joined the Ray cluster at {cfg.address}: {ray.cluster_resources()}")
         return
+    check_ray_temp()  # $RAY_TMPDIR (or $TMPDIR): a folder, writable, short enough for Ray's sockets
     ray_in_own_session()  # a SIGTERM to the driver's process group stops the study, not its Ray (tune/search/signals.py)
     context = ray.init(
         address="local",  # a Ray of its own, even where `ray start` runs one here (that one: --address)

@@ -1,7 +1,8 @@
 """The services a study talks to, checked before Ray starts: a Ray cluster (--address) and an MLflow server
 (--mlflow) where nothing answers are refused in one line, where each would otherwise be retried for minutes (Ray
 for ever, logging a warning every few seconds; MLflow's client 7 times with backoff, from each stage's start, with
-Ray already running). And joining a cluster where its token authentication needs saying."""
+Ray already running). And joining a cluster where its token authentication needs saying, and the folder a local Ray
+keeps its session in."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import threading
 from pathlib import Path
 from urllib.parse import urlsplit
 from urllib.request import getproxies, proxy_bypass
+
+from data.files import not_a
 
 
 def check_reachable(address: str, timeout_s: float = 5.0) -> None:
@@ -125,3 +128,28 @@ def _connect(host: str, port: int, timeout_s: float) -> None:
         raise TimeoutError
     if failed[0] is not None:
         raise failed[0]
+
+
+# the longest socket path a local Ray makes under its temporary folder: RAY_TMPDIR/ray/session_.../sockets/...
+_SOCKET = Path("ray", "session_2026-12-07_05-14-03_123456_4194304", "sockets", "plasma_store")
+
+
+def check_ray_temp() -> None:
+    """The folder a local Ray keeps its session in ($RAY_TMPDIR, else $TMPDIR, else /tmp: Ray's order), where the
+    variable that named it is said: Ray's own errors named the path alone, or said "validate_socket_filename
+    failed: AF_UNIX path length cannot exceed 107 bytes" (a socket path must fit in 108 bytes)."""
+    name = next((n for n in ("RAY_TMPDIR", "TMPDIR") if os.environ.get(n)), None)
+    if name is None:
+        return
+    folder = Path(os.environ[name])
+    where = f"${name} {folder}"
+    if not folder.is_dir():
+        raise ValueError(f"{where}: {not_a('folder', folder)} (a local Ray keeps its session in it)")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"{where}: not writable (a local Ray keeps its session in it)")
+    longest = len(os.fsencode(folder.absolute() / _SOCKET))
+    if longest > 107:
+        raise ValueError(
+            f"{where}: too long a path for a local Ray's sockets ({longest} bytes under it, and a socket's path ends "
+            f"at 107): point {name} at a shorter folder, e.g. /tmp/ray-{os.getuid()}"
+        )

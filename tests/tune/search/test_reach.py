@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tune.search.reach import check_mlflow, check_reachable, join_cluster
+from tune.search.reach import check_mlflow, check_ray_temp, check_reachable, join_cluster
 
 
 def test_an_address_where_nothing_answers_is_refused_before_ray_tries_it_for_ever() -> None:
@@ -100,3 +100,25 @@ def test_joining_auto_where_no_cluster_runs_says_so_in_one_line(own_ray: None) -
         pytest.skip("a Ray runs on this machine (another user's, or `ray start`): auto joins it")
     with pytest.raises(ConnectionError, match=r"^--address auto: no Ray cluster runs on this machine \(`ray start"):
         join_cluster("auto")  # Ray's: "Could not find any running Ray instance. Please specify the one to connect..."
+
+
+def test_the_folder_a_local_ray_keeps_its_session_in_is_named_with_its_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ray named the path alone, or said "validate_socket_filename failed: AF_UNIX path length cannot exceed 107
+    bytes" for a $TMPDIR as deep as a cluster job's scratch folder."""
+    monkeypatch.delenv("RAY_TMPDIR", raising=False)
+    deep = tmp_path / ("scratch-of-a-job-" * 3) / "tmp"
+    deep.mkdir(parents=True)
+    (tmp_path / "file").write_text("")
+    cases = [
+        ("TMPDIR", deep, rf"^\$TMPDIR {deep}: too long a path for a local Ray's sockets \(1\d\d bytes under it, "),
+        ("RAY_TMPDIR", tmp_path / "file", rf"^\$RAY_TMPDIR {tmp_path / 'file'}: a file, where a folder is needed \("),
+        ("RAY_TMPDIR", tmp_path / "none", rf"^\$RAY_TMPDIR {tmp_path / 'none'}: no such folder \("),
+    ]
+    for name, folder, said in cases:
+        monkeypatch.setenv(name, str(folder))
+        with pytest.raises(ValueError, match=said):
+            check_ray_temp()
+    monkeypatch.setenv("RAY_TMPDIR", "/tmp")  # RAY_TMPDIR first, as Ray reads them
+    check_ray_temp()
