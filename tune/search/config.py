@@ -15,7 +15,15 @@ from pathlib import Path
 
 from data.files import not_a
 from data.locking import run_lock
-from reports.schema import DRIVER_LOCK, OPTUNA_FILE, SKIPPED_FILE, STUDY_FILE, read_study_settings, resume_command
+from reports.schema import (
+    DATA_FILE,
+    DRIVER_LOCK,
+    OPTUNA_FILE,
+    SKIPPED_FILE,
+    STUDY_FILE,
+    read_study_settings,
+    resume_command,
+)
 from tune.search.spaces import get_space
 
 
@@ -212,12 +220,12 @@ def _started(folder: Path) -> bool:
 
 
 def forget_unstarted(folder: Path) -> None:
-    """Remove what a new study wrote in `folder` (search.json, the list of bad videos) when none of its stages
-    started, and the folder if that leaves it empty: a start refused on a bad flag or bad data leaves no study
-    behind. A folder holding anything else is left as it is."""
+    """Remove what a new study wrote in `folder` (search.json, what its data held, the list of bad videos) when
+    none of its stages started, and the folder if that leaves it empty: a start refused on a bad flag or bad data
+    leaves no study behind. A folder holding anything else is left as it is."""
     if not folder.is_dir() or _started(folder):
         return
-    for name in (STUDY_FILE, SKIPPED_FILE, DRIVER_LOCK):
+    for name in (STUDY_FILE, DATA_FILE, SKIPPED_FILE, DRIVER_LOCK):
         (folder / name).unlink(missing_ok=True)
     with contextlib.suppress(OSError):  # not empty: files of the user's
         folder.rmdir()

@@ -146,7 +146,8 @@ def start_study(cfg: SearchConfig, *, new: bool) -> tuple[Study, Cluster]:
             _check_count(study, split, len(entries), new)
             used = {"val": study.cfg.val_videos, "unlabeled": study.cfg.unlabeled}.get(split)
             signatures[split] = split_signature(entries[:used])
-    study.check_data(signatures, new=new)
+    if not new:
+        study.check_data(signatures)  # before its plan is printed, and any decoding
     print(
         f"study {study.cfg.name}: space {space.name} ({' -> '.join(s.name for s in space.stages)}), "
         f"budget {study.budget.name}, data {study.root}"
@@ -169,6 +170,7 @@ def start_study(cfg: SearchConfig, *, new: bool) -> tuple[Study, Cluster]:
         decode_split(study.root, "hidden", hidden=study.cfg.hidden, on_error=study.on_error)
     if any(skipped.values()):
         (study.folder / SKIPPED_FILE).write_text(json.dumps(skipped, indent=2))
+    study.record_data(signatures, new=new)  # (every check passed: a refused start leaves none)
     return study, cluster
 
 

@@ -92,14 +92,13 @@ class Study:
                 why = "is missing" if not path.exists() else f"holds no trial of stage {stage.name!r}"
                 raise ValueError(f"cannot resume: {path} {why}, though that stage finished; restore it from a copy")
 
-    def check_data(self, signatures: dict[str, dict[str, object]], *, new: bool) -> None:
-        """A new study records what its splits held (data.layout.split_signature); a resume refuses data that
-        changed since: its trials were scored on the data as it was, and new ones would be ranked against them."""
-        path = self.folder / DATA_FILE
-        before = json.loads(path.read_text()) if not new and path.is_file() else None
+    def check_data(self, signatures: dict[str, dict[str, object]]) -> None:
+        """A resume refuses data that changed since the study began (what `record_data` kept of its splits): its
+        trials were scored on the data as it was, and new ones would be ranked against them."""
+        before = self._data()
         changed = []
-        for split, now in signatures.items() if before is not None else ():
-            then = before.get(split) if isinstance(before, dict) else None
+        for split, now in signatures.items():
+            then = before.get(split)
             if not isinstance(then, dict) or then == now:
                 continue
             if then.get("videos") != now["videos"]:
@@ -113,9 +112,22 @@ class Study:
                 f"the data in {self.root} changed since the study began ({'; '.join(changed)}): its trials were scored "
                 "on the data as it was; put it back as it was to resume the study, or start a new one (another --name)"
             )
-        if before is None or set(signatures) - set(before):  # (a study older than this file: what it reads now)
-            with atomic_write(path) as tmp:
-                tmp.write_text(json.dumps({**(before or {}), **signatures}, indent=1))
+
+    def record_data(self, signatures: dict[str, dict[str, object]], *, new: bool) -> None:
+        """What the study's splits hold (data.layout.split_signature), kept as a new study starts (once every check
+        passed: a refused start leaves none), and for a split a study older than the file had not recorded."""
+        before = {} if new else self._data()
+        if new or set(signatures) - set(before):
+            with atomic_write(self.folder / DATA_FILE) as tmp:
+                tmp.write_text(json.dumps({**before, **signatures}, indent=1))
+
+    def _data(self) -> dict[str, object]:
+        path = self.folder / DATA_FILE
+        try:
+            found = json.loads(path.read_text())
+        except (OSError, ValueError):  # none (a study older than the file), or not JSON: nothing to compare
+            return {}
+        return found if isinstance(found, dict) else {}
 
     def record_run(self, *, ended: bool, stopped: dict[str, str] | None = None) -> None:
         """OUT/NAME/run.json: this run's stages, whether it reached the study's end, and the stages that stopped it
