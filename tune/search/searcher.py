@@ -92,8 +92,8 @@ class PrunedAwareOptunaSearch(OptunaSearch):
             super().on_trial_result(trial_id, result)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        if not error and result is not None and self._failed_before(trial_id):
-            self._tell_again(trial_id, result)
+        if not error and result is not None and (failed := self._failed_before(trial_id)) is not None:
+            self._tell_again(trial_id, failed, result)
             return
         if self._already_told(trial_id):
             return
@@ -120,12 +120,11 @@ class PrunedAwareOptunaSearch(OptunaSearch):
         stored = self._ot_study.get_trials(deepcopy=False)  # type: ignore[attr-defined]
         return next((t for t in stored if t.number == number and t.state == optuna.trial.TrialState.FAIL), None)
 
-    def _tell_again(self, trial_id: str, result: dict) -> None:
-        """Tell Optuna how a trial it holds as FAIL ended, as a new trial of the same configuration (a finished
-        trial cannot be told again): TPE learns from it, and the journal agrees with the study's results."""
-        failed = self._failed_before(trial_id)
+    def _tell_again(self, trial_id: str, failed: optuna.trial.FrozenTrial, result: dict) -> None:
+        """Tell Optuna how a trial it holds as FAIL (`failed`) ended, as a new trial of the same configuration (a
+        finished trial cannot be told again): TPE learns from it, and the journal agrees with the study's results."""
         value = result.get(self.metric)
-        if failed is None or not isinstance(value, (int, float)):
+        if not isinstance(value, (int, float)):
             return
         epoch = int(result.get(TRAINING_ITERATION, self._max_t))
         pruned = epoch < self._max_t  # stopped by ASHA at a rung: its last value, as on_trial_complete tells it
