@@ -113,9 +113,11 @@ def test_a_real_study_and_its_replay_run_the_same_trials(
     TPE's 10 random start-up trials, then 2 that TPE chooses from the values it was told."""
     import optuna
 
+    # 80 frames an epoch, not the bank's 120 (11 s more for the suite): the replay reads this study's own curves. With
+    # 48 or fewer, every trial scored the same at the first rung, and ASHA stopped none
     cfg = SearchConfig(
         space="curve_bank", data=str(synth_root), budget="smoke", samples=12, max_concurrent=1, seed=5,
-        out=str(tmp_path), name="real", dashboard=False,
+        out=str(tmp_path), name="real", dashboard=False, overrides=("set epoch_samples=80",),
     )  # fmt: skip
     assert run_search(cfg) == 0
     # its frame segmenters answer with a rule on their masks: the command the summary gives names it (it failed)

@@ -78,8 +78,10 @@ def _stopped(driver: subprocess.Popen[str], sent: signal.Signals, folder: Path) 
 
 def test_a_study_stopped_every_way_resumes_to_the_end(synth_root: Path, tmp_path: Path) -> None:
     """One study of 8 trials stopped four times, each time another way, then finished by a fifth start:
-    1. kill -9 mid-study, once 2 epochs are recorded (trials running, their checkpoints being written);
-    2. Ctrl-C (SIGINT to the process group, as a terminal sends it) an epoch into the resume;
+    1. Ctrl-C (SIGINT to the process group, as a terminal sends it) as Ray starts the first trials (its table says
+       "PENDING"): Ray ends them TERMINATED and saves them PENDING; the stage is interrupted, not done (it was once
+       marked done, its study "no trial succeeded", and neither a resume nor a new start could go on);
+    2. kill -9 in the resume, once 2 epochs are recorded (trials running, their checkpoints being written);
     3. SIGTERM as `timeout` sends it (to the driver alone, as Kubernetes does, then to its whole process group) an
        epoch into the next;
     4. kill -9 while the best model is evaluated and the report made (the stage done, the study not).
@@ -92,27 +94,32 @@ def test_a_study_stopped_every_way_resumes_to_the_end(synth_root: Path, tmp_path
     def epochs() -> int:
         return len(read_parquet(results / "epochs.parquet"))  # read while the study rewrites it
 
-    # 1. kill -9 once 2 epochs are recorded. Each moment below comes on any machine: each trial's end rewrites
+    # 1. Ctrl-C as Ray's table lists the first trials, their actors not yet started
+    driver = _search(args, env)
+    assert driver.stdout is not None
+    seen = []
+    for line in driver.stdout:
+        seen.append(line)
+        if pending := re.match(r"Trial status: (\d+) PENDING$", line.strip()):
+            os.killpg(driver.pid, signal.SIGINT)
+            break
+    output = "".join(seen) + _stopped(driver, signal.SIGINT, folder)
+    assert pending, output
+    started = pending.group(1)
+    assert f"stage main was interrupted with {started} of {started} started trials unfinished (SIGINT)" in output
+    assert "Token authentication is enabled" not in output  # Ray's warning at each local start: left out
+    assert not (results / "epochs.parquet").exists()
+
+    # 2. kill -9 once 2 epochs are recorded. Each moment below comes on any machine: each trial's end rewrites
     # epochs.parquet, and the 8 trials run 11 epochs or more (ASHA lets the first trial to reach each rung go on:
     # one trial runs all 4 epochs, the other 7 at least 1), and each stop below waits for one more
-    driver = _search(args, env)
+    driver = _search([*args, "--resume"], env)
     _wait_until(driver, lambda: epochs() >= 2, "2 epochs were recorded")
     _kill(driver)
     killed = pd.read_parquet(results / "trials.parquet")
     assert len(killed) < 8 or (killed["status"] == "running").any()  # mid-study: trials were left to run
     resume = f"python -m tune.search --out {tmp_path} --name k --resume"
     assert any(n.endswith(resume) for n in load_experiment(folder).notes)  # its report: what finishes it
-
-    # 2. Ctrl-C, an epoch later
-    seen = epochs()
-    driver = _search([*args, "--resume"], env)
-    _wait_until(driver, lambda: epochs() > seen, f"{seen + 1} epochs were recorded")
-    live = load_experiment(folder).notes  # a report built now: a snapshot of the study, its driver named
-    assert any(n.startswith(f"the study is running now (pid {driver.pid} on ") for n in live), live
-    os.killpg(driver.pid, signal.SIGINT)
-    output = _stopped(driver, signal.SIGINT, folder)
-    assert "Token authentication is enabled" not in output  # Ray's warning at each local start: left out
-    assert "Failed to fetch metrics" not in output  # for trials the kill -9 caught before they reported: left out
 
     # 3. SIGTERM as GNU `timeout` sends it, an epoch later: to the driver alone (as Kubernetes sends it), then to its
     # whole process group. The group's reached Ray's processes too, which ended the driver with status 1 and no word of
@@ -121,10 +128,13 @@ def test_a_study_stopped_every_way_resumes_to_the_end(synth_root: Path, tmp_path
     seen = epochs()
     driver = _search([*args, "--resume"], env)
     _wait_until(driver, lambda: epochs() > seen, f"{seen + 1} epochs were recorded")
+    live = load_experiment(folder).notes  # a report built now: a snapshot of the study, its driver named
+    assert any(n.startswith(f"the study is running now (pid {driver.pid} on ") for n in live), live
     os.kill(driver.pid, signal.SIGTERM)
     os.killpg(driver.pid, signal.SIGTERM)
     output = _stopped(driver, signal.SIGTERM, folder)
     assert "stopped at once" not in output and " was interrupted with " in output, output
+    assert "Failed to fetch metrics" not in output  # for trials the kill -9 caught before they reported: left out
 
     # 4. kill -9 once the stage is done (seconds before the end, with the evaluation on val and the report's figures)
     driver = _search([*args, "--resume"], env)
@@ -166,33 +176,6 @@ def test_a_study_stopped_every_way_resumes_to_the_end(synth_root: Path, tmp_path
     states = [t.state for t in optuna.load_study(study_name="k/main", storage=storage).trials]
     done = {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED}
     assert optuna.trial.TrialState.RUNNING not in states and sum(s in done for s in states) == 8, states
-
-
-def test_a_ctrl_c_while_the_trials_wait_to_start_leaves_them_for_the_resume(
-    local_ray: None, synth_root: Path, tmp_path: Path
-) -> None:
-    """Ctrl-C as Ray starts the stage's first trials (its table says "2 PENDING"): Ray ends them TERMINATED and
-    saves them PENDING. The stage is interrupted, not done (it was marked done, its study "no trial succeeded", and
-    neither a resume nor a new start could go on); the resume runs both."""
-    from tune.search.cli import main
-
-    env = {**os.environ, "SEGTUNE_CACHE": str(tmp_path / "decoded"), "RAY_USAGE_STATS_ENABLED": "0"}
-    args = ["--space", "unet", "--data", str(synth_root), "--budget", "smoke", "--samples", "2"]
-    args += ["--out", str(tmp_path), "--name", "p", "--no-dashboard"]
-    driver = _search(args, env)
-    assert driver.stdout is not None
-    seen = []
-    for line in driver.stdout:  # Ray's table, printed as the trials are created (their actors not yet started)
-        seen.append(line)
-        if "Trial status: 2 PENDING" in line:
-            os.killpg(driver.pid, signal.SIGINT)
-            break
-    output = "".join(seen) + _stopped(driver, signal.SIGINT, tmp_path / "p")
-    assert "stage main was interrupted with 2 of 2 started trials unfinished (SIGINT)" in output, output
-    assert main(["--out", str(tmp_path), "--name", "p", "--resume", "--no-dashboard"]) == 0
-    trials = pd.read_parquet(tmp_path / "p" / "results" / "trials.parquet")
-    assert len(trials) == 2 and set(trials["status"]) <= {"completed", "stopped"}
-    assert (tmp_path / "p" / "main" / ".done").exists()
 
 
 def test_a_study_whose_disk_fills_stops_in_one_line_and_resumes_once_there_is_room(
