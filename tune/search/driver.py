@@ -29,7 +29,7 @@ from tune.plugins import edited_plugins, load_plugins, load_study_plugins
 from tune.search.clock import StudyClock, budget_seconds
 from tune.search.config import SearchConfig, forget_unstarted, named, one_driver, prepare_study
 from tune.search.overrides import show_space
-from tune.search.reach import check_mlflow, check_ray_temp, check_reachable, join_cluster
+from tune.search.reach import check_mlflow, check_ray_temp, check_reachable, join_cluster, stop_local_ray
 from tune.search.resources import Cluster, plan_resources
 from tune.search.searcher import mend_journal
 from tune.search.signals import StopSignals, ray_in_own_session
@@ -70,8 +70,8 @@ def _run_search(cfg: SearchConfig, resume: bool, given: frozenset[str], started:
             "those before ran the old",
             file=sys.stderr,
         )
-    if not all(study.finished(stage) for stage in study.space.stages):  # a resume killed while the report was
-        init_ray(study.cfg, cluster)  # made, or of a finished study, only finishes it: no Ray to start and stop
+    started_ray = not all(study.finished(stage) for stage in study.space.stages) and init_ray(study.cfg, cluster)
+    # (a resume killed while the report was made, or of a finished study, only finishes it: no Ray to start and stop)
     status = 0
     stopped: dict[str, str] = {}  # stage -> why it stopped the study
     study.record_run(ended=False)
@@ -108,6 +108,8 @@ def _run_search(cfg: SearchConfig, resume: bool, given: frozenset[str], started:
             status = 1
             break
     clock.end()
+    if started_ray:
+        stop_local_ray()
     finish(study, clock, stopped)
     return status
 
@@ -219,9 +221,9 @@ def describe_space(cfg: SearchConfig) -> str:
     return show_space(study.space, study.budget, study.overrides, study.samples)
 
 
-def init_ray(cfg: SearchConfig, cluster: Cluster | None = None) -> None:
+def init_ray(cfg: SearchConfig, cluster: Cluster | None = None) -> bool:
     """Join the study's Ray cluster, or start a local Ray of `cluster`'s size (the machine its resources were
-    planned for); nothing when Ray is running in this process."""
+    planned for; True); nothing when Ray is running in this process."""
     import ray
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -238,11 +240,11 @@ def init_ray(cfg: SearchConfig, cluster: Cluster | None = None) -> None:
     if cfg.address:  # said even where this process runs a Ray already (a study started from Python, a test)
         check_reachable(cfg.address)
     if ray.is_initialized():
-        return
+        return False
     if cfg.address:
         join_cluster(cfg.address)
         print(f"joined the Ray cluster at {cfg.address}: {ray.cluster_resources()}")
-        return
+        return False
     check_ray_temp()  # $RAY_TMPDIR (or $TMPDIR): a folder, writable, short enough for Ray's sockets
     ray_in_own_session()  # a SIGTERM to the driver's process group stops the study, not its Ray (tune/search/signals.py)
     context = ray.init(
@@ -260,6 +262,7 @@ def init_ray(cfg: SearchConfig, cluster: Cluster | None = None) -> None:
             f"Ray dashboard: http://{context.dashboard_url}  (it asks for Ray's auth token: "
             "`ray get-auth-token`, or the file ~/.ray/auth_token)"
         )
+    return True
 
 
 # Ray's loggers, each with the start of a warning of theirs that tells a study's user nothing:

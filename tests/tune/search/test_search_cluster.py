@@ -11,10 +11,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import ray
+from ray._private import worker
 from ray.cluster_utils import Cluster
 
 from tune.search.config import SearchConfig
 from tune.search.driver import init_ray, run_search
+from tune.search.reach import stop_local_ray
 from tune.search.resources import Cluster as LocalCluster
 from tune.search.resources import Node
 
@@ -41,17 +43,23 @@ def test_trials_run_on_both_nodes_of_a_cluster(
             address=cluster.address,
         )
         assert run_search(cfg) == 0
-        assert len({node["NodeID"] for node in ray.nodes() if node["Alive"]}) == 2
+        assert len({node["NodeID"] for node in ray.nodes() if node["Alive"]}) == 2  # the cluster it joined: kept
         # a study without --address beside the running cluster starts a Ray of its own, of the size its trials were
         # planned for (it was refused: Ray joined the cluster it found here, which takes no num_cpus)
         ray.shutdown()
-        init_ray(dataclasses.replace(cfg, address=None, dashboard=False), LocalCluster((Node(cpus=3, gpus=0),)))
+        assert init_ray(dataclasses.replace(cfg, address=None, dashboard=False), LocalCluster((Node(cpus=3, gpus=0),)))
         assert len(ray.nodes()) == 1 and ray.cluster_resources()["CPU"] == 3
         # and no workers prestarted for the driver's tasks (a worker a CPU): a study has none, its trials are actors
         # in workers of their own, and those idle ones took the CPUs as its first trials were set up. They start as
         # the driver joins, inside ray.init
         time.sleep(1)
         assert _idle_workers(ray.nodes()[0]["ObjectStoreSocketName"]) == []
+        # the Ray a study started is stopped once its stages are done, its autoscaler monitor killed, not given a
+        # second to end on a SIGTERM it does not end on
+        started = [info.process for infos in worker._global_node.all_processes.values() for info in infos]
+        assert "monitor" in worker._global_node.all_processes and len(started) >= 3  # (raylet, GCS, monitor...)
+        stop_local_ray()
+        assert not ray.is_initialized() and all(process.poll() is not None for process in started)
     finally:
         ray.shutdown()
         cluster.shutdown()
