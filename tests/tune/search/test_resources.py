@@ -16,6 +16,7 @@ from reports.schema import CPUS, GPUS, TORCH_THREADS
 from tune.search.budget import budget_for
 from tune.search.config import SearchConfig
 from tune.search.driver import run_search
+from tune.search.reach import stop_local_ray
 from tune.search.resources import Cluster, Node, compile_pays, plan_resources
 
 ONE_GPU_16 = Cluster((Node(16, 1),))
@@ -104,7 +105,7 @@ def test_a_ray_cluster_of_16_cpus_and_a_gpu_is_planned_as_4_packed_trials_of_4_c
         resources, _ = plan_resources(cluster, "default", gpus_per_trial=0.25)
         assert (resources.cpus_per_trial, resources.concurrent) == (4.0, 4)
     finally:
-        ray.shutdown()
+        stop_local_ray()
 
 
 @pytest.mark.slow
@@ -126,7 +127,7 @@ def test_trials_of_a_study_on_a_16_cpu_ray_get_their_share_and_its_threads(
         )
         assert run_search(cfg) == 0
     finally:
-        ray.shutdown()
+        stop_local_ray()
     trials = pd.read_parquet(tmp_path / "r" / "results" / "trials.parquet")
     epochs = pd.read_parquet(tmp_path / "r" / "results" / "epochs.parquet")
     assert len(trials) == 2 and (trials[CPUS] == 4).all() and (trials[GPUS] == 0).all()
