@@ -56,8 +56,10 @@ def test_trials_run_on_both_nodes_of_a_cluster(
         assert _idle_workers(ray.nodes()[0]["ObjectStoreSocketName"]) == []
         # the Ray a study started is stopped once its stages are done, its autoscaler monitor killed, not given a
         # second to end on a SIGTERM it does not end on
-        started = [info.process for infos in worker._global_node.all_processes.values() for info in infos]
-        assert "monitor" in worker._global_node.all_processes and len(started) >= 3  # (raylet, GCS, monitor...)
+        node = worker._global_node
+        assert node is not None and "monitor" in node.all_processes
+        started = [info.process for infos in node.all_processes.values() for info in infos]
+        assert len(started) >= 3  # (raylet, GCS, monitor...)
         stop_local_ray()
         assert not ray.is_initialized() and all(process.poll() is not None for process in started)
     finally:

@@ -97,13 +97,13 @@ def test_a_study_stopped_every_way_resumes_to_the_end(synth_root: Path, tmp_path
     # 1. Ctrl-C as Ray's table lists the first trials, their actors not yet started
     driver = _search(args, env)
     assert driver.stdout is not None
-    seen = []
+    lines = []
     for line in driver.stdout:
-        seen.append(line)
+        lines.append(line)
         if pending := re.match(r"Trial status: (\d+) PENDING$", line.strip()):
             os.killpg(driver.pid, signal.SIGINT)
             break
-    output = "".join(seen) + _stopped(driver, signal.SIGINT, folder)
+    output = "".join(lines) + _stopped(driver, signal.SIGINT, folder)
     assert pending, output
     started = pending.group(1)
     assert f"stage main was interrupted with {started} of {started} started trials unfinished (SIGINT)" in output
