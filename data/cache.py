@@ -88,14 +88,15 @@ def decode_split(
     what = "the decoded cache" + (f", ${CACHE_ENV}" if cache_dir is None and os.getenv(CACHE_ENV) else "")
     folder = make_folder(Path(cache_dir or default_cache_dir()), what)  # named so, where it cannot be made
     target = folder / f"{split}-{hashlib.sha1(str(source).encode()).hexdigest()[:16]}"
+    found: list[dict] = []  # the manifest of a cache found current: read once (13 MB, 0.4 s, of 13,000 videos)
     build_folder(
         target,
-        lambda folder: _is_current(_read_manifest(folder), source, fingerprints) and _whole(folder),
+        lambda folder: _is_current(folder, source, fingerprints, found),
         lambda tmp: _build(tmp, target, entries, fingerprints, workers=workers, progress=progress),
         resumable=True,
         what=what,
     )
-    manifest = _read_manifest(target)
+    manifest = found[-1] if found else _read_manifest(target)
     assert manifest is not None
     skipped = tuple((int(vid), reason) for vid, reason in manifest["bad"].items())
     repaired = tuple((int(vid), why) for vid, why in manifest.get("repaired", {}).items())
@@ -132,25 +133,23 @@ def _read_manifest(target: Path) -> dict | None:
         return None
 
 
-def _whole(folder: Path) -> bool:
-    """Whether a cache's arrays are as long as their headers say: one cut short (a full disk, a copy stopped half-way)
-    is rebuilt, not read ("mmap length is greater than file size", naming nothing)."""
+def _is_current(folder: Path, source: Path, fingerprints: dict[int, list], found: list[dict]) -> bool:
+    """Whether the cache in `folder` was made from these files and is whole, its arrays as long as their headers say
+    (one cut short by a full disk or a copy stopped half-way is rebuilt, not read: "mmap length is greater than file
+    size", naming nothing). Its manifest is added to `found`."""
+    manifest = _read_manifest(folder)
+    if manifest is None or (manifest.get("version"), manifest.get("source")) != (CACHE_VERSION, str(source)):
+        return False
+    if manifest.get("videos") != {str(k): v for k, v in fingerprints.items()}:
+        return False
     try:
         for name in ("ids.npy", "frames.npy", "masks.npy"):
             if name != "masks.npy" or (folder / name).exists():
                 np.load(folder / name, mmap_mode="r")
     except (OSError, ValueError):
         return False
+    found.append(manifest)
     return True
-
-
-def _is_current(manifest: dict | None, source: Path, fingerprints: dict[int, list]) -> bool:
-    return (
-        manifest is not None
-        and manifest.get("version") == CACHE_VERSION
-        and manifest.get("source") == str(source)
-        and manifest.get("videos") == {str(k): v for k, v in fingerprints.items()}
-    )
 
 
 def _build(
