@@ -80,7 +80,7 @@ def local_ray(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def own_ray() -> Iterator[None]:
     """For a test that starts a Ray of its own (another size, a cluster, a GPU study's): none is running before
     it, and none after."""
-    from tune.search.reach import stop_local_ray
+    from tune.search.ray_env import stop_local_ray
 
     stop_local_ray()  # (as a study stops its own: Ray's ray.shutdown() waits a second more for its monitor)
     yield
@@ -97,7 +97,7 @@ def _no_ray_left() -> Iterator[None]:
         patch.setenv("RAY_TMPDIR", folder)
         yield
     if "ray" in sys.modules:
-        from tune.search.reach import stop_local_ray
+        from tune.search.ray_env import stop_local_ray
 
         stop_local_ray()
     shutil.rmtree(folder, ignore_errors=True)

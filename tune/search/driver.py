@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shlex
 import signal
 import sys
@@ -29,7 +28,8 @@ from tune.plugins import edited_plugins, load_plugins, load_study_plugins
 from tune.search.clock import StudyClock, budget_seconds
 from tune.search.config import SearchConfig, forget_unstarted, named, one_driver, prepare_study
 from tune.search.overrides import show_space
-from tune.search.reach import check_mlflow, check_ray_temp, check_reachable, join_cluster, stop_local_ray
+from tune.search.ray_env import private_token, ray_defaults, stop_local_ray
+from tune.search.reach import check_mlflow, check_ray_temp, check_reachable, join_cluster
 from tune.search.resources import Cluster, plan_resources
 from tune.search.searcher import mend_journal
 from tune.search.signals import StopSignals, ray_in_own_session
@@ -226,17 +226,7 @@ def init_ray(cfg: SearchConfig, cluster: Cluster | None = None) -> bool:
     planned for; True); nothing when Ray is running in this process."""
     import ray
 
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    # With CheckpointConfig(num_to_keep=1) Ray snapshots the experiment state after every trial checkpoint, since the
-    # checkpoint before it is deleted at once; that is what keeps a resume after kill -9 pointing at checkpoints that
-    # exist (with num_to_keep=None, 2 of 3 kill -9 tries failed to restore). On local disk a snapshot takes ~10 ms, so
-    # Ray's "snapshotting has been triggered multiple times" hint, ~15 times a run, is noise: 0 silences it alone.
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    # no worker a CPU prestarted for the driver's tasks (a study has none: its trials are actors, in workers of their
-    # own); their start took the CPUs as the first trials were set up (a 4-trial study on 2 CPUs ended 2-3 s later)
-    os.environ.setdefault("RAY_prestart_worker_first_driver", "0")
-    for name in _RAY_NOISE:
-        logging.getLogger(name).addFilter(_not_noise)  # (once: a filter already there is not added again)
+    ray_defaults()
     if cfg.address:  # said even where this process runs a Ray already (a study started from Python, a test)
         check_reachable(cfg.address)
     if ray.is_initialized():
@@ -256,39 +246,13 @@ def init_ray(cfg: SearchConfig, cluster: Cluster | None = None) -> bool:
         logging_level=logging.WARNING,
         configure_logging=True,
     )
-    _private_token()
+    private_token()
     if cfg.dashboard and context.dashboard_url:
         print(
             f"Ray dashboard: http://{context.dashboard_url}  (it asks for Ray's auth token: "
             "`ray get-auth-token`, or the file ~/.ray/auth_token)"
         )
     return True
-
-
-# Ray's loggers, each with the start of a warning of theirs that tells a study's user nothing:
-# - at each local start, that token authentication is on (its default): it stays on, and the dashboard's line says
-#   where the token is (its warning where a cluster runs without a token is kept);
-# - as a stage resumes after a kill, that the trials which had not reported yet have no metrics files: they start
-#   again, and the study reads its own results, not Ray's
-_RAY_NOISE = {
-    "ray._private.authentication.authentication_token_setup": "Token authentication is enabled",
-    "ray.tune.analysis.experiment_analysis": "Failed to fetch metrics for",
-    "ray.tune.tune": "Experiment has been interrupted, but the most recent state was saved",  # its Tuner.restore line
-}
-
-
-def _not_noise(record: logging.LogRecord) -> bool:
-    """A logging filter: False for the warnings of _RAY_NOISE."""
-    start = _RAY_NOISE.get(record.name)
-    return not (start and record.getMessage().startswith(start))
-
-
-def _private_token() -> None:
-    """Ray writes the dashboard's token to ~/.ray/auth_token readable by all; on a shared login node that
-    hands the dashboard to anyone. Owner-only, like ssh's keys."""
-    token = Path.home() / ".ray" / "auth_token"
-    if token.is_file() and token.stat().st_mode & 0o077:
-        token.chmod(0o600)
 
 
 def _no_submission(study: Study, why: str) -> None:

@@ -21,7 +21,7 @@ from ray import tune
 from ray.tune.experiment import Trial
 
 from data.files import atomic_write
-from tune.search.results import failure_reason
+from tune.search.results import error_file, failure_reason
 
 SYSTEMATIC_FILE = "systematic_failure.json"  # in a stage's folder, while its stop is pending or being told
 FIRST_FAILURES = 3  # how many failures, at the least, make an error systematic
@@ -62,7 +62,7 @@ class SystematicFailure(tune.Callback):
                 "trial": trial.trial_id,
                 "error": reason,
                 "signature": error_signature(reason),
-                "file": _error_file(trial),
+                "file": error_file(trial),
             }
         )
         if len(self._failures) == self.first and len({f["signature"] for f in self._failures}) == 1:
@@ -71,14 +71,6 @@ class SystematicFailure(tune.Callback):
             # Stop as Ctrl-C does (Ray's SIGINT handler): the experiment's state is saved, trials still running
             # are resumed by --resume, where Ray's stop-all would end them for good.
             signal.raise_signal(signal.SIGINT)
-
-
-def _error_file(trial: Trial) -> str:
-    """Where the trial's traceback stays: its folder in the study (Ray copies error.txt there from its
-    session's temporary folder, which goes with the session)."""
-    if trial.path and trial.error_file:
-        return str(Path(trial.path) / Path(trial.error_file).name)
-    return trial.error_file or "(no error file)"
 
 
 def systematic_failure(stage_dir: Path) -> list[dict[str, str]] | None:

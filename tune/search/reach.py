@@ -153,20 +153,3 @@ def check_ray_temp() -> None:
             f"{where}: too long a path for a local Ray's sockets ({longest} bytes under it, and a socket's path ends "
             f"at 107): point {name} at a shorter folder, e.g. /tmp/ray-{os.getuid()}"
         )
-
-
-def stop_local_ray() -> None:
-    """Stop the local Ray this process started, once its stages are done (the evaluation and the report need none of
-    it). Ray's own stop at exit sleeps 0.5 s first (for its workers' last log lines: a study's were printed as its
-    trials ended), then gives its autoscaler monitor 1 s to end on SIGTERM, which it never does there (its signal
-    handler reports to the GCS, stopped just before): 1.5 s of each study's 2 s exit. A local Ray of fixed size has
-    nothing to scale: its monitor is killed first."""
-    import ray
-    from ray._private import ray_constants, worker
-
-    node = getattr(worker, "_global_node", None)
-    monitors = node.all_processes.pop(ray_constants.PROCESS_TYPE_MONITOR, []) if node and node.is_head() else []
-    for info in monitors:  # (a Ray without these names: its own stop, as at exit)
-        info.process.kill()
-        info.process.wait()
-    ray.shutdown()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -222,6 +223,8 @@ class ResultsWriter(Callback):
         row[STATUS] = Status.FAILED
         row[FAILURE] = failure_reason(trial)
         self._write()
+        # one line, where Ray logged the traceback of its own call stack around it (TUNE_PRINT_ALL_TRIAL_ERRORS=0)
+        print(f"trial {trial.trial_id} failed: {row[FAILURE]} (traceback: {error_file(trial)})", file=sys.stderr)
 
     def on_experiment_end(self, trials: list[Trial], **info: Any) -> None:
         self._write()
@@ -309,6 +312,14 @@ def _kind(value: Any) -> str:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def error_file(trial: Trial) -> str:
+    """Where the trial's traceback stays: its folder in the study (Ray copies error.txt there from its
+    session's temporary folder, which goes with the session)."""
+    if trial.path and trial.error_file:
+        return str(Path(trial.path) / Path(trial.error_file).name)
+    return trial.error_file or "(no error file)"
 
 
 def failure_reason(trial: Trial) -> str:

@@ -15,14 +15,17 @@ from reports.schema import (
     BEST_METRIC,
     CHECKPOINT,
     EPOCHS,
+    FAILURE,
     MAX_EPOCHS,
     MICRO_BATCHES,
     REFERENCES_FILE,
     RULE_REFERENCES,
+    STAGE,
     STATUS,
     SUBMISSION_FILE,
     TRIAL_ID,
     VIDEOS,
+    Status,
     finished_trials,
     is_missing,
     param_columns,
@@ -34,6 +37,7 @@ from reports.schema import (
     status_text,
 )
 from reports.spent import epochs_spent_text
+from tune.search.failfast import error_signature
 from tune.search.study import Study
 from tune.training.tasks import task_for
 
@@ -49,6 +53,21 @@ def split_text(epochs: pd.DataFrame) -> str | None:
     )
 
 
+def failures_text(study: Study, trials: pd.DataFrame, shown: int = 5) -> list[str]:
+    """A line for each error the failed trials failed with (those whose lines differ only in paths, ids and numbers
+    are one), naming its trials and where a traceback is kept: each trial's was said as it failed, amid Ray's tables."""
+    failed = trials[trials[STATUS] == Status.FAILED]
+    lines = []
+    for _, group in failed.groupby(failed[FAILURE].fillna("").map(error_signature), sort=False):
+        ids = list(group[TRIAL_ID])
+        more = f" and {len(ids) - shown} more" if len(ids) > shown else ""
+        first = study.folder / str(group[STAGE].iloc[0]) / f"trial_{ids[0]}" / "error.txt"
+        where = f"; tracebacks: {first.parent.parent}/trial_ID/error.txt" if first.is_file() else ""
+        reason = group[FAILURE].iloc[0] or "no reason recorded"
+        lines.append(f"  failed: {len(ids)} with {reason} ({', '.join(ids[:shown])}{more}{where})")
+    return lines
+
+
 def print_summary(study: Study) -> None:
     trials, epochs = read_results(study.results_dir)
     if not len(trials):
@@ -56,6 +75,8 @@ def print_summary(study: Study) -> None:
         return
     print(f"\nresults: {study.results_dir}")
     print(f"trials: {status_text(trials)}")
+    for line in failures_text(study, trials):
+        print(line)
     for stage in study.space.stages:
         if spent := epochs_spent_text(trials, stage.name):
             print(f"stage {stage.name}: {spent}")

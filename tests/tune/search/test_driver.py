@@ -16,7 +16,8 @@ import pytest
 
 from reports.schema import read_study_settings
 from tune.search.config import SearchConfig, prepare_study
-from tune.search.driver import _private_token, init_ray, open_study, splits_used, start_study
+from tune.search.driver import init_ray, open_study, splits_used, start_study
+from tune.search.ray_env import private_token
 from tune.search.resources import Cluster, Node
 from tune.search.spaces import get_space
 from tune.search.stages import check_state, check_trusted, forget_empty_state
@@ -43,7 +44,7 @@ def test_the_dashboard_token_is_made_readable_by_its_owner_alone(
     token.parent.mkdir()
     token.write_text("secret")
     token.chmod(0o644)
-    _private_token()
+    private_token()
     assert stat.S_IMODE(token.stat().st_mode) == 0o600
 
 

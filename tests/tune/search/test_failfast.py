@@ -4,6 +4,7 @@ Ray, Optuna and Parquet files), with a plugin model whose constructor raises."""
 
 from __future__ import annotations
 
+import logging
 import re
 import signal
 from pathlib import Path
@@ -165,10 +166,11 @@ def test_a_systematic_failure_of_every_trial_says_to_start_again_not_to_resume(
 
 @pytest.mark.slow
 def test_failures_between_trials_that_train_do_not_stop_the_stage(
-    local_ray: None, synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    local_ray: None, synth_root: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     """Trials 1, 3 and 4 fail with one error, trial 2 trains between them (one at a time, so the order is
-    fixed): as many identical failures as stop a stage, but some configurations train, so all 5 run."""
+    fixed): as many identical failures as stop a stage, but some configurations train, so all 5 run. Each failure
+    is one line naming its traceback's file in the study (Ray logged 30 lines of its own calls around it)."""
     args = [
         "--space",
         "unet",
@@ -182,8 +184,25 @@ def test_failures_between_trials_that_train_do_not_stop_the_stage(
         "1",
     ]
     study = ["--fail-trials", "1", "3", "4", "--out", str(tmp_path), "--name", "mix", "--no-dashboard"]
-    assert main([*args, *study]) == 0
-    assert "stopped: its first" not in capsys.readouterr().err
+    records: list[logging.LogRecord] = []  # Ray Tune's log (its handler writes to the stderr of the test that
+    collect = logging.Handler(logging.ERROR)  # started the suite's Ray, not this one's)
+    collect.emit = records.append  # type: ignore[method-assign, assignment]
+    logging.getLogger("ray.tune").addHandler(collect)
+    try:
+        assert main([*args, *study]) == 0
+    finally:
+        logging.getLogger("ray.tune").removeHandler(collect)
+    assert not [r.getMessage() for r in records], [r.getMessage() for r in records]  # ("Trial task failed for ...")
+    out, err = capfd.readouterr()
+    assert "stopped: its first" not in err
     trials = pd.read_parquet(tmp_path / "mix" / "results" / "trials.parquet")
     assert len(trials) == 5 and (trials["status"] == "failed").sum() == 3
     assert trials["failure"].dropna().str.contains("fails on purpose").all()
+    reason = "RuntimeError: this trial fails on purpose (fault injection, --fail-trials)"
+    for trial_id in trials.loc[trials["status"] == "failed", "trial_id"]:
+        traceback = tmp_path / "mix" / "main" / f"trial_{trial_id}" / "error.txt"
+        assert f"trial {trial_id} failed: {reason} (traceback: {traceback})\n" in err, err
+        assert "raise RuntimeError" in traceback.read_text()
+    assert "Traceback" not in out + err
+    ids = ", ".join(trials.loc[trials["status"] == "failed", "trial_id"])  # and once more in the summary, together
+    assert f"  failed: 3 with {reason} ({ids}; tracebacks: {tmp_path / 'mix' / 'main'}/trial_ID/error.txt)\n" in out

@@ -16,7 +16,7 @@ from reports.schema import CPUS, GPUS, TORCH_THREADS
 from tune.search.budget import budget_for
 from tune.search.config import SearchConfig
 from tune.search.driver import run_search
-from tune.search.reach import stop_local_ray
+from tune.search.ray_env import stop_local_ray
 from tune.search.resources import Cluster, Node, compile_pays, plan_resources
 
 ONE_GPU_16 = Cluster((Node(16, 1),))

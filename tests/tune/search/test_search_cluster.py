@@ -16,7 +16,7 @@ from ray.cluster_utils import Cluster
 
 from tune.search.config import SearchConfig
 from tune.search.driver import init_ray, run_search
-from tune.search.reach import stop_local_ray
+from tune.search.ray_env import stop_local_ray
 from tune.search.resources import Cluster as LocalCluster
 from tune.search.resources import Node
 
