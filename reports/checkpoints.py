@@ -13,6 +13,7 @@ from pathlib import Path
 from reports.schema import (
     CHECKPOINT,
     RESULTS_DIR,
+    STAGE,
     STUDY_FILE,
     TRIAL_ID,
     Status,
@@ -83,3 +84,10 @@ def best_checkpoint(experiment: str | os.PathLike[str], trial: str | None = None
     if not len(best):
         raise FileNotFoundError(f"no finished or running trial of stage {final!r} in {experiment} left a checkpoint")
     return found_in(experiment, best.iloc[0][CHECKPOINT])
+
+
+def trial_stages(experiment: str | os.PathLike[str], trial: str) -> tuple[str, str]:
+    """The stage a trial of a study belongs to, and the study's last stage (whose trials answer it)."""
+    trials, _ = read_results(Path(experiment) / RESULTS_DIR)
+    row = trials[trials[TRIAL_ID] == trial.removeprefix("trial_")]
+    return str(row[STAGE].iloc[0]) if len(row) else "?", stage_order(trials)[-1]

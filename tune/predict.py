@@ -23,12 +23,13 @@ from pathlib import Path
 
 from data.files import ensure_writable, error_line
 from data.layout import index_split
-from reports.checkpoints import best_checkpoint, study_of
+from reports.checkpoints import best_checkpoint, study_of, trial_stages
 from reports.load import unfinished_text
 from reports.schema import read_study_settings, study_data
 from tune.plugins import add_plugin_argument, early_plugins, load_study_plugins
 from tune.training.checkpoints import torch_save
 from tune.training.prediction import RULES, predict
+from tune.training.tasks.base import NoMasks
 
 SUBMISSION_SUFFIXES = (".pt", ".pth")
 
@@ -122,7 +123,15 @@ def main(argv: list[str] | None = None) -> int:
         )
         torch_save(masks, args.out)
     except (OSError, ValueError) as err:  # bad input; read-only, full disk, no permission: the path named
-        print(f"error: {error_line(err)}", file=sys.stderr)
+        line = error_line(err)
+        if isinstance(err, NoMasks) and args.trial is not None:  # said of the trial given, and of the study's answer
+            stage, final = trial_stages(args.experiment, args.trial)
+            rule = f", or add --rule {err.rule} to answer with the rule on its masks" if err.rule else ""
+            line = (
+                f"--trial {args.trial} is of stage {stage}, a {err.model!r} that predicts no mask 22: give a trial of "
+                f"stage {final} (the study's answers){rule}"
+            )
+        print(f"error: {line}", file=sys.stderr)
         return 2
     except KeyError as err:  # a model the registry does not know
         print(f"error: {err.args[0]}", file=sys.stderr)

@@ -82,6 +82,13 @@ def test_a_checkpoint_that_does_not_predict_masks_is_refused(
     answering = err.split("use one of ")[1].strip().split(", ")  # the registry's (plugins' too, once loaded)
     assert {"dual_phase", "mask_predictor", "object_dynamics", "unet"} <= set(answering)
     assert not {"frame_predictor", "frame_segmenter"} & set(answering)
+    # a trial of the study given by its id: said of its stage, and of the stage whose trials answer
+    args = ["--experiment", str(dual_study), "--split", "val", "--out", str(tmp_path / "x.pt")]
+    assert main([*args, "--trial", str(Path(predictor).parent.parent.name)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: --trial {Path(predictor).parent.parent.name} is of stage pretrain, a 'frame_predictor' that predicts no "
+        "mask 22: give a trial of stage finetune (the study's answers)\n"
+    )
 
 
 def test_a_checkpoint_with_other_classes_is_refused(
@@ -171,6 +178,20 @@ def test_a_rule_answers_from_the_segmenter_of_a_mask_study(
         assert capsys.readouterr().err.endswith(
             "it answers with a rule on its masks (tune.predict --rule extrapolate)\n"
         )
+
+
+def test_a_segmenter_trial_given_by_its_id_says_which_trials_answer_and_which_rule_answers_from_it(
+    mask_study: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trials = pd.read_parquet(mask_study / "results" / "trials.parquet")
+    segmenter = trials.loc[(trials["stage"] == "segmenter") & trials["checkpoint"].notna(), "trial_id"].iloc[0]
+    args = ["--experiment", str(mask_study), "--split", "hidden", "--out", str(tmp_path / "s.pt"), "--trial", segmenter]
+    assert main(args) == 2
+    assert capsys.readouterr().err == (
+        f"error: --trial {segmenter} is of stage segmenter, a 'frame_segmenter' that predicts no mask 22: give a trial "
+        "of stage predictor (the study's answers), or add --rule extrapolate to answer with the rule on its masks\n"
+    )
+    assert main([*args, "--rule", "extrapolate"]) == 0  # as it says
 
 
 def test_a_rule_needs_a_segmenter(

@@ -80,6 +80,15 @@ class LoadOptions:
         return decode_split(root, "val", **self.decode_kwargs()).head(self.val_videos)
 
 
+class NoMasks(ValueError):
+    """A model asked for masks of frame 22 that it does not predict (a frame predictor, a per-frame segmenter); `rule`:
+    the tune.predict --rule that answers from its masks, if one does."""
+
+    def __init__(self, message: str, model: str, rule: str | None) -> None:
+        super().__init__(message)
+        self.model, self.rule = model, rule
+
+
 class Task:
     """One training task: its data, batches, loss, evaluation and prediction. Subclasses override what
     differs; the defaults are those of a task trained on whole clips, one sample per video."""
@@ -203,9 +212,11 @@ class Task:
     ) -> torch.Tensor:
         """Class ids of mask 22, (N, H, W) uint8 on the CPU, for every video of a decoded split in its row order."""
         instead = f"; it answers with a rule on its masks (tune.predict --rule {self.answer_rule})"
-        raise ValueError(
+        raise NoMasks(
             f"a {run.model!r} checkpoint ({self.name}) does not predict masks of frame 22; use one of "
-            f"{', '.join(answering_models())}{instead if self.answer_rule else ''}"
+            f"{', '.join(answering_models())}{instead if self.answer_rule else ''}",
+            run.model,
+            self.answer_rule,
         )
 
     @classmethod
