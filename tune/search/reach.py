@@ -19,7 +19,9 @@ from data.files import not_a
 
 def check_reachable(address: str, timeout_s: float = 5.0) -> None:
     """Refuse an --address HOST:PORT (or ray://HOST:PORT) where nothing answers within `timeout_s`, name lookup
-    included, and one of no form Ray takes. `auto`, `local`, a bare IPv6 address and `module://...` are Ray's."""
+    included, or where what answers is no Ray cluster (Ray's client waited on it for ever), and one of no form Ray
+    takes. `auto`, `local`, a bare IPv6 address and `module://...` are Ray's. Named as $RAY_ADDRESS where it is that."""
+    flag = "$RAY_ADDRESS=" if os.environ.get("RAY_ADDRESS") == address else "--address "
     if address in ("auto", "local") or ("://" in address and not address.startswith(("ray://", "http://", "https://"))):
         return  # (Ray hands another `module://...` to that module's client)
     host, _, port = address.removeprefix("ray://").rpartition(":")
@@ -27,15 +29,40 @@ def check_reachable(address: str, timeout_s: float = 5.0) -> None:
         return
     if not host or not port.isdigit() or "/" in host:  # no port; a URL (the dashboard's http://HOST:8265)
         raise ValueError(
-            f"--address {address}: not the address of a Ray cluster: give HOST:PORT (what `ray start --head` prints "
+            f"{flag}{address}: not the address of a Ray cluster: give HOST:PORT (what `ray start --head` prints "
             "on the head node: HOST:6379), ray://HOST:10001 (Ray Client), or auto (the cluster this machine joined)"
         )
     why = unreachable(host.strip("[]"), int(port), timeout_s)
     if why:
         raise ValueError(
-            f"--address {address}: no Ray cluster answers there ({why}); start one with `ray start --head` on its "
+            f"{flag}{address}: no Ray cluster answers there ({why}); start one with `ray start --head` on its "
             "head node, and give the address it prints (HOST:6379)"
         )
+    if not os.environ.get("RAY_USE_TLS") and not speaks_grpc(host.strip("[]"), int(port), timeout_s):
+        raise ValueError(
+            f"{flag}{address}: something answers there, but no Ray cluster (it does not speak gRPC, as a cluster's "
+            "GCS and Ray Client do: the dashboard's port, 8265? another server?); give the address `ray start --head` "
+            "prints on the head node (HOST:6379), or ray://HOST:10001"
+        )
+
+
+# an HTTP/2 client's first bytes: its preface, then an empty SETTINGS frame (9 bytes: length 0, type 4, no flags)
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
+def speaks_grpc(host: str, port: int, timeout_s: float) -> bool:
+    """Whether the server at host:port answers an HTTP/2 client's preface with its SETTINGS frame, as gRPC servers
+    do (a Ray cluster's GCS, Ray Client's server); an HTTP/1 server answers otherwise, and a silent one not at all."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s) as sock:
+            sock.settimeout(timeout_s)
+            sock.sendall(_HTTP2_PREFACE)
+            head = b""
+            while len(head) < 9 and (chunk := sock.recv(9 - len(head))):
+                head += chunk
+    except OSError:  # (a timeout too)
+        return False
+    return len(head) == 9 and head[3] == 4
 
 
 def join_cluster(address: str) -> None:

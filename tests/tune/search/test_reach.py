@@ -7,6 +7,7 @@ import re
 import socket
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -14,14 +15,34 @@ import pytest
 from tune.search.reach import check_mlflow, check_ray_temp, check_reachable, join_cluster
 
 
-def test_an_address_where_nothing_answers_is_refused_before_ray_tries_it_for_ever() -> None:
+def test_an_address_where_nothing_answers_is_refused_before_ray_tries_it_for_ever(
+    local_ray: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ray
+
+    gcs = ray.get_runtime_context().gcs_address  # a head node's (what Ray makes of it is Ray's)
+    check_reachable(gcs)
+    check_reachable(f"ray://{gcs}")
+    check_reachable(f"localhost:{gcs.rpartition(':')[2]}")  # a name, looked up
+    monkeypatch.setenv("RAY_ADDRESS", "nohost.invalid:1")  # where the address comes from: named
+    with pytest.raises(ValueError, match=r"^\$RAY_ADDRESS=nohost\.invalid:1: no Ray cluster answers there \(no host"):
+        check_reachable("nohost.invalid:1")
+    monkeypatch.delenv("RAY_ADDRESS")
+    # what answers there is no Ray: a server that says nothing, an HTTP server (the dashboard's port): Ray's client
+    # waited on them for ever ("Failed to get cluster ID from GCS server: TimedOut", again and again)
     with socket.socket() as listening:
         listening.bind(("127.0.0.1", 0))
         listening.listen()
         port = listening.getsockname()[1]
-        check_reachable(f"127.0.0.1:{port}")  # a head node's port (what Ray makes of it is Ray's)
-        check_reachable(f"ray://127.0.0.1:{port}")
-        check_reachable(f"localhost:{port}")  # a name, looked up
+        with pytest.raises(ValueError, match=rf"^--address 127.0.0.1:{port}: something answers there, but no Ray"):
+            check_reachable(f"127.0.0.1:{port}", timeout_s=0.5)
+    web = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(ValueError, match=r"answers there, but no Ray cluster \(it does not speak gRPC, as a "):
+            check_reachable(f"127.0.0.1:{web.server_address[1]}")
+    finally:
+        web.shutdown()
     with pytest.raises(
         ValueError, match=rf"^--address 127.0.0.1:{port}: no Ray cluster answers there \(nothing listens"
     ):
