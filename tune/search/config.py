@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import json
 import shlex
+import sys
 import time
 import zlib
 from collections.abc import Iterator
@@ -199,6 +200,12 @@ def _resumed(cfg: SearchConfig, given: frozenset[str]) -> SearchConfig:
             "Leave them out to resume it, or give another --name for a new study"
         )
     runtime = ("out", "address", "dashboard", "time_budget_s", "gpu_hours")  # a resume may give new ones
+    if saved.address and not cfg.address:  # a cluster user who left the flag out (the resume command keeps it)
+        print(
+            f"note: this study ran on the Ray cluster at {saved.address}; this resume runs on a Ray of its own here "
+            f"(--address {saved.address} to go on there)",
+            file=sys.stderr,
+        )
     return dataclasses.replace(saved, **{key: getattr(cfg, key) for key in runtime})
 
 

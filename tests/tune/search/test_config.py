@@ -60,6 +60,20 @@ def test_resume_reads_the_saved_settings_and_takes_the_runtime_ones_given(tmp_pa
     assert (resumed.dashboard, resumed.address) == (False, "ray://x:1")
 
 
+def test_a_resume_without_the_address_of_the_cluster_the_study_ran_on_says_where_it_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _saved(tmp_path, budget="smoke", address="10.0.0.5:6379")
+    resumed = prepare_study(SearchConfig(out=str(tmp_path), name="s"), resume=True)
+    assert resumed.address is None  # (a runtime flag: taken as given)
+    assert capsys.readouterr().err == (
+        "note: this study ran on the Ray cluster at 10.0.0.5:6379; this resume runs on a Ray of its own here "
+        "(--address 10.0.0.5:6379 to go on there)\n"
+    )
+    prepare_study(SearchConfig(out=str(tmp_path), name="s", address="10.0.0.5:6379"), resume=True)
+    assert capsys.readouterr().err == ""
+
+
 def test_resume_refuses_settings_that_differ_from_the_saved_study(tmp_path: Path) -> None:
     _saved(tmp_path, budget="smoke")
     given = SearchConfig(space="dual_phase", out=str(tmp_path), name="s", budget="smoke")
@@ -232,4 +246,4 @@ def test_address_defaults_to_ray_address_as_ray_job_submit_sets_it(
         port = closed.getsockname()[1]
     monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{port}")
     assert main(["--space", "unet", "--budget", "smoke", "--out", str(tmp_path), "--name", "j", "--no-dashboard"]) == 2
-    assert f"--address 127.0.0.1:{port}: no Ray cluster answers there" in capsys.readouterr().err
+    assert f"$RAY_ADDRESS=127.0.0.1:{port}: no Ray cluster answers there" in capsys.readouterr().err
