@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 import sys
 import time
 from pathlib import Path
@@ -323,14 +324,20 @@ def error_file(trial: Trial) -> str:
 
 
 def failure_reason(trial: Trial) -> str:
-    """The exception line of a failed trial's error file (Ray writes the whole traceback there)."""
+    """The exception line of a failed trial's error file (Ray writes the whole traceback there); for a trial whose
+    process ended under it (killed, crashed, its node gone), that said first, where Ray's line (an "RpcError ...
+    Socket closed" where a node left) told a user little."""
     path = trial.error_file
     try:
         text = Path(path).read_text() if path else ""
     except OSError:
         text = ""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    for line in reversed(lines):
-        if "Error" in line or "Exception" in line:
-            return line[:500]
-    return lines[-1][:500] if lines else "failed (no error file)"
+    line = next((x for x in reversed(lines) if "Error" in x or "Exception" in x), lines[-1] if lines else "")
+    if any(lost in text for lost in ("The actor died unexpectedly", "The actor is temporarily unavailable")):
+        host = re.search(r"^\s*ip: (\S+)$", text, flags=re.M)
+        return (
+            f"its process{f' on {host[1]}' if host else ''} ended under it (its node left the cluster, the system's "
+            f"OOM killer, a crash); Ray: {line.split(' Some common causes include:')[0]}"
+        )[:500]
+    return line[:500] or "failed (no error file)"

@@ -37,10 +37,12 @@ def stage_failure_text(study: Study, failures: list[dict[str, str]], left: int) 
     """One line: the error, the file holding its traceback, and what to do after the fix: the command that resumes
     the stage's `left` trials (not started, or stopped as they ran), or, with none left, a new study."""
     first = failures[0]
-    said = (
-        f"stopped: its first {len(failures)} trials all failed with the same error before any "
-        f"reported a result: {first['error']} (traceback: {first['file']}); fix it, then "
+    what = (
+        f"its first {len(failures)} trials all failed with the same error before any reported a result"
+        if len(failures) > 1
+        else "its one trial failed before it reported a result"  # (a stage of --samples 1)
     )
+    said = f"stopped: {what}: {first['error']} (traceback: {first['file']}); fix it, then "
     if left <= 0:  # failed trials stay failed: a resume would run nothing
         return (
             said

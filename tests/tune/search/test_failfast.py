@@ -206,3 +206,55 @@ def test_failures_between_trials_that_train_do_not_stop_the_stage(
     assert "Traceback" not in out + err
     ids = ", ".join(trials.loc[trials["status"] == "failed", "trial_id"])  # and once more in the summary, together
     assert f"  failed: 3 with {reason} ({ids}; tracebacks: {tmp_path / 'mix' / 'main'}/trial_ID/error.txt)\n" in out
+
+
+DYING = """
+import os
+import signal
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from torch import nn
+
+from models.registry import register_model
+from tune.search.spaces import Budget, SearchSpace, Stage, optimisation, register_space
+
+
+@dataclass(frozen=True)
+class DyingConfig:
+    width: int = 4
+
+
+@register_model("dying_net", DyingConfig, input_kind="stacked")
+def build(cfg: DyingConfig) -> nn.Module:
+    os.kill(os.getpid(), signal.SIGKILL)  # the trial's process ends under it, as where its node leaves the cluster
+    raise AssertionError
+
+
+def define(trial: optuna.Trial, budget: Budget, parents: Any) -> dict[str, Any]:
+    return {**optimisation(trial, budget), "width": 4}
+
+
+register_space(SearchSpace("dying", (Stage("main", "dying_net", "val_iou", "max", define),)))
+"""
+
+
+@pytest.mark.slow
+def test_a_trial_whose_process_ends_under_it_says_so_first(
+    local_ray: None, synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Killed (the OOM killer), crashed, or its node gone: Ray's reason alone was its own terms ("The actor is dead
+    because its worker process has died", or "RpcError ... Socket closed" where a node left). A stage of one trial
+    stops on it, in the singular."""
+    plugin = tmp_path / "dying.py"
+    plugin.write_text(DYING)
+    args = ["--plugin", str(plugin), "--space", "dying", "--data", str(synth_root), "--budget", "smoke"]
+    assert main([*args, "--samples", "1", "--out", str(tmp_path), "--name", "d", "--no-dashboard"]) == 1
+    failure = pd.read_parquet(tmp_path / "d" / "results" / "trials.parquet")["failure"].iloc[0]
+    assert re.match(r"its process on \S+ ended under it \(its node left the cluster, the system's OOM killer, a crash\); "
+                    r"Ray: The actor is dead because its worker process has died\.", failure), failure  # fmt: skip
+    assert "Some common causes" not in failure  # (Ray's advice on its OOM killer, cut: the line is for the summary)
+    assert (
+        f"stage main: stopped: its one trial failed before it reported a result: {failure} (" in capsys.readouterr().err
+    )
