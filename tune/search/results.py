@@ -333,7 +333,8 @@ def failure_reason(trial: Trial) -> str:
     except OSError:
         text = ""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    line = next((x for x in reversed(lines) if "Error" in x or "Exception" in x), lines[-1] if lines else "")
+    at = next((i for i in range(len(lines) - 1, -1, -1) if "Error" in lines[i] or "Exception" in lines[i]), -1)
+    line = " ".join(lines[at:])  # with the lines of its message after it (Ray's storage error said why on its next)
     if any(lost in text for lost in ("The actor died unexpectedly", "The actor is temporarily unavailable")):
         host = re.search(r"^\s*ip: (\S+)$", text, flags=re.M)
         return (

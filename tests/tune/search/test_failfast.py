@@ -40,7 +40,7 @@ class FlakyConfig:
 @register_model("flaky_net", FlakyConfig, input_kind="stacked")
 def build(cfg: FlakyConfig) -> nn.Module:
     if BROKEN:
-        raise ValueError(f"cannot build a net of width {cfg.width} at {id(cfg):#x} in /tmp/x{id(cfg)}/net.py")
+        raise ValueError(f"cannot build a net of width {cfg.width} at {id(cfg):#x} in /tmp/x{id(cfg)}/net.py\\nits own fault")
     return nn.Conv2d(3 * N_INPUT_FRAMES, NUM_CLASSES, 3, padding=1)
 
 
@@ -121,7 +121,7 @@ def test_a_systematic_failure_stops_the_stage_and_a_resume_after_the_fix_finishe
     assert len(lines) == 1, err
     line = lines[0]
     assert line.startswith("stage main: stopped: its first 3 trials all failed with the same error")
-    assert "ValueError: cannot build a net of width" in line
+    assert "ValueError: cannot build a net of width" in line and "/net.py its own fault (traceback: " in line  # 2 lines
     assert f"python -m tune.search --out {out} --name f --resume" in line
     traceback = Path(re.search(r"\(traceback: (\S+)\)", line).group(1))  # type: ignore[union-attr]
     assert traceback.is_relative_to(out / "f" / "main") and traceback.is_file()
