@@ -89,10 +89,12 @@ def write_budget(folder: Path, record: dict[str, Any]) -> None:
         tmp.write_text(json.dumps(record, indent=2))
 
 
-def reopen_search(stage_dir: Path) -> None:
+def reopen_search(stage_dir: Path, concurrent: int) -> None:
     """Before Tuner.restore: clear the 'finished' flag Ray's SearchGenerator saved when the stage ended early
-    (the deadline, Ctrl-C), so that a resumed stage goes on suggesting trials up to its number of samples.
-    Ray keeps that flag in STAGE/search_gen_state-*.json, a cloudpickle of a dict (Ray 2.60); the stage
+    (the deadline, Ctrl-C), so that a resumed stage goes on suggesting trials up to its number of samples; and
+    give its concurrency limiter this run's trials at once (`concurrent`, as its plan says): Ray restored the
+    first run's (a study begun on a 1-CPU node ran one trial at a time on 2 CPUs, its plan saying 2).
+    Ray keeps both in STAGE/search_gen_state-*.json, a cloudpickle of a dict (Ray 2.60); the stage
     folder is checked as trusted before this reads it."""
     import ray.cloudpickle as cloudpickle
 
@@ -100,7 +102,12 @@ def reopen_search(stage_dir: Path) -> None:
     if not files:
         return
     state = cloudpickle.loads(files[-1].read_bytes())
-    if isinstance(state, dict) and state.get("finished"):
+    if not isinstance(state, dict):
+        return
+    limiter = state.get("name:ConcurrencyLimiter")
+    if state.get("finished") or (isinstance(limiter, dict) and limiter.get("max_concurrent") != concurrent):
         state["finished"] = False
+        if isinstance(limiter, dict):
+            limiter["max_concurrent"] = concurrent
         with atomic_write(files[-1]) as tmp:
             tmp.write_bytes(cloudpickle.dumps(state))

@@ -181,7 +181,7 @@ def make_tuner(study: Study, stage: Stage, job: StageJob, stage_dir: Path) -> tu
     if tune.Tuner.can_restore(str(stage_dir)) and not forget_empty_state(stage_dir, stage.name):
         check_trusted(stage_dir)
         check_state(stage_dir)
-        reopen_search(stage_dir)
+        reopen_search(stage_dir, study.resources.concurrent)
         print(f"stage {stage.name}: resuming {stage_dir}")
         for folder in restore_kept(stage_dir):
             print(
