@@ -97,9 +97,6 @@ def run_stage(study: Study, stage: Stage) -> bool:
         raise DiskFull(
             f"stage {stage.name} stopped: {where}{os.strerror(err.errno)} ({free} free for the study's folder)"
         ) from None
-    if failures := systematic_failure(stage_dir):  # (trials left: not started, or stopped as they ran)
-        left = study.samples - grid.num_terminated - grid.num_errors
-        raise SystematicFailureError(stage_failure_text(study, failures, left))
     # Interrupted (Ray ends the experiment on SIGINT and returns normally): trials Ray left unfinished, that our
     # results still hold as running (Ray's statuses alone missed 2 running trials in one CI run), or that never
     # reported: PENDING as it stopped (their actors starting), which Ray ends TERMINATED while its saved state keeps
@@ -110,6 +107,9 @@ def run_stage(study: Study, stage: Stage) -> bool:
     never_ran = {last.get("trial_id") for last, error in reported if error is None and TRAINING_ITERATION not in last}
     left = never_ran | set(mine[TRIAL_ID] if len(mine) else ())
     unfinished = max(len(left), len(grid) - grid.num_terminated - grid.num_errors)
+    if failures := systematic_failure(stage_dir):  # trials left: not started, or stopped as they ran (Ray ended a
+        # running one TERMINATED: counted ended, the line said "none is left to resume" beside the summary's "1 running")
+        raise SystematicFailureError(stage_failure_text(study, failures, study.samples - len(grid) + unfinished))
     if unfinished == len(never_ran) and (never_ran or len(grid) < study.samples) and study.deadline.passed():
         return False  # cut by the time budget: its trials not yet started run at a resume
     if unfinished or len(grid) < study.samples:
