@@ -61,8 +61,12 @@ def failures_text(study: Study, trials: pd.DataFrame, shown: int = 5) -> list[st
     for _, group in failed.groupby(failed[FAILURE].fillna("").map(error_signature), sort=False):
         ids = list(group[TRIAL_ID])
         more = f" and {len(ids) - shown} more" if len(ids) > shown else ""
-        first = study.folder / str(group[STAGE].iloc[0]) / f"trial_{ids[0]}" / "error.txt"
-        where = f"; tracebacks: {first.parent.parent}/trial_ID/error.txt" if first.is_file() else ""
+        stage_dir = study.folder / str(group[STAGE].iloc[0])  # (its trials' folders: trainable.trial_dirname)
+        where = (
+            f"; tracebacks: {stage_dir}/trial_ID/error.txt"
+            if (stage_dir / f"trial_{ids[0]}" / "error.txt").is_file()
+            else ""
+        )
         reason = group[FAILURE].iloc[0] or "no reason recorded"
         lines.append(f"  failed: {len(ids)} with {reason} ({', '.join(ids[:shown])}{more}{where})")
     return lines
