@@ -44,6 +44,7 @@ STUDY_FLAGS = (
     "warm_start",
     "warm_start_best",
     "mlflow",
+    "retries",
     "fail_trials",
 )
 
@@ -226,6 +227,14 @@ def main(argv: list[str] | None = None) -> int:
         "--address",
         default=os.environ.get("RAY_ADDRESS") or None,
         help="join an existing Ray cluster (default: $RAY_ADDRESS, which `ray job submit` sets; none: a local Ray)",
+    )
+    parser.add_argument(
+        "--retries",
+        type=_count,
+        default=given,
+        metavar="N",
+        help="run a trial whose process ended under it (its node left the cluster, the OOM killer) again from its last "
+        "checkpoint, up to N times; a trial failing on its own error is not run again (default: 0)",
     )
     parser.add_argument("--resume", action="store_true", help="continue the study OUT/NAME after a crash or kill")
     parser.add_argument("--seed", type=int, default=given, help=f"TPE sampler seed (default: {defaults.seed})")

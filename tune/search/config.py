@@ -55,6 +55,7 @@ class SearchConfig:
     warm_start_best: int = 0  # ... and how many of its best configurations run again first
     time_budget_s: float | None = None  # this run's time budget (--time-budget); None: none
     gpu_hours: float | None = None  # this run's budget in GPU-hours (--gpu-hours); None: none
+    retries: int = 0  # times a trial whose process ended under it runs again from its last checkpoint (Ray keeps it)
     fail_trials: tuple[int, ...] = ()  # fault injection for tests: the n-th suggested trials (1-based) raise
 
     def __post_init__(self) -> None:
@@ -62,6 +63,8 @@ class SearchConfig:
             raise ValueError("--warm-start-best K needs --warm-start OLD and K >= 0")
         if self.gpu_hours is not None and self.gpu_hours <= 0:
             raise ValueError(f"--gpu-hours must be > 0, got {self.gpu_hours}")
+        if self.retries < 0:
+            raise ValueError(f"--retries must be >= 0 (runs again of a trial whose process ended), got {self.retries}")
         if self.max_concurrent < 0:
             raise ValueError(
                 f"--max-concurrent must be >= 0 (0: as many as the resources allow), got {self.max_concurrent}"

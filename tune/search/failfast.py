@@ -12,7 +12,6 @@ recorded as failed and the stage goes on: some trial has reported. --resume afte
 from __future__ import annotations
 
 import json
-import re
 import signal
 from pathlib import Path
 from typing import Any
@@ -21,18 +20,10 @@ from ray import tune
 from ray.tune.experiment import Trial
 
 from data.files import atomic_write
-from tune.search.results import error_file, failure_reason
+from tune.search.failures import error_file, error_signature, failure_reason
 
 SYSTEMATIC_FILE = "systematic_failure.json"  # in a stage's folder, while its stop is pending or being told
 FIRST_FAILURES = 3  # how many failures, at the least, make an error systematic
-
-
-def error_signature(line: str) -> str:
-    """An error line with what differs from trial to trial stripped: paths, hexadecimal ids and addresses,
-    numbers (sizes, indices, trial numbers)."""
-    text = re.sub(r"(?:[A-Za-z]:)?(?:/[^\s'\",:;()\[\]]+)+", "<path>", line)
-    text = re.sub(r"\b(?:0x)?[0-9a-f]*\d[0-9a-f]*(?:_\d+)?\b", "#", text)
-    return re.sub(r"\d+", "#", text).strip()
 
 
 class SystematicFailure(tune.Callback):

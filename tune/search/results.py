@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import re
 import sys
 import time
 from pathlib import Path
@@ -55,7 +54,8 @@ from reports.schema import (
     read_results,
 )
 from tune.search.deadline import Deadline
-from tune.search.keys import CHECKPOINT_NAME, PARENT_KEY, TRAINING_ITERATION
+from tune.search.failures import ENDED_UNDER_IT, error_file, failure_reason
+from tune.search.keys import CHECKPOINT_NAME, FAILED_KEY, PARENT_KEY, TRAINING_ITERATION
 
 LOST = "lost: the driver stopped before Ray saved this trial in its experiment state, so it was not resumed"
 _RESULT_KEYS_KEPT = (NODE_ID,)  # non-numeric result entries copied into the trial row
@@ -219,6 +219,23 @@ class ResultsWriter(Callback):
         row[FAILURE] = None
         self._write()
 
+    def on_trial_recover(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        """Ray runs a failed trial again while --retries allows (Ray's FailureConfig.max_failures; a trial on a node
+        the cloud reclaimed with notice, whatever it is). Where its process ended under it, from its last checkpoint,
+        said in one line; where it failed on its own error, which would only come again, it fails again at once
+        (trainable.FailedBefore) and for good."""
+        reason = failure_reason(trial)
+        if ENDED_UNDER_IT in reason:
+            print(
+                f"trial {trial.trial_id} failed: {reason}; it runs again from its last checkpoint "
+                f"(--retries {trial.max_failures}, {trial.num_failures} used)",
+                file=sys.stderr,
+            )
+            return
+        trial.config[FAILED_KEY] = reason
+        trial.max_failures = trial.num_failures  # its next failure is its last
+        trial.invalidate_json_state()
+
     def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         row = self._row(trial)
         row[STATUS] = Status.FAILED
@@ -260,7 +277,8 @@ class ResultsWriter(Callback):
         )
         row[CPUS], row[GPUS] = float(reserved.get("CPU", 0)), float(reserved.get("GPU", 0))
         for key, value in trial.config.items():
-            row[config_column(key)] = value
+            if key != FAILED_KEY:
+                row[config_column(key)] = value
         for name, value in self.run_values.items():  # recorded as when they rode in the config; a define's own wins
             row[config_column(name)] = trial.config.get(name, value)
         if PARENT_KEY in trial.config:
@@ -313,32 +331,3 @@ def _kind(value: Any) -> str:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def error_file(trial: Trial) -> str:
-    """Where the trial's traceback stays: its folder in the study (Ray copies error.txt there from its
-    session's temporary folder, which goes with the session)."""
-    if trial.path and trial.error_file:
-        return str(Path(trial.path) / Path(trial.error_file).name)
-    return trial.error_file or "(no error file)"
-
-
-def failure_reason(trial: Trial) -> str:
-    """The exception line of a failed trial's error file (Ray writes the whole traceback there); for a trial whose
-    process ended under it (killed, crashed, its node gone), that said first, where Ray's line (an "RpcError ...
-    Socket closed" where a node left) told a user little."""
-    path = trial.error_file
-    try:
-        text = Path(path).read_text() if path else ""
-    except OSError:
-        text = ""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    at = next((i for i in range(len(lines) - 1, -1, -1) if "Error" in lines[i] or "Exception" in lines[i]), -1)
-    line = " ".join(lines[at:])  # with the lines of its message after it (Ray's storage error said why on its next)
-    if any(lost in text for lost in ("The actor died unexpectedly", "The actor is temporarily unavailable")):
-        host = re.search(r"^\s*ip: (\S+)$", text, flags=re.M)
-        return (
-            f"its process{f' on {host[1]}' if host else ''} ended under it (its node left the cluster, the system's "
-            f"OOM killer, a crash); Ray: {line.split(' Some common causes include:')[0]}"
-        )[:500]
-    return line[:500] or "failed (no error file)"

@@ -234,7 +234,7 @@ def make_tuner(study: Study, stage: Stage, job: StageJob, stage_dir: Path) -> tu
         run_config=tune.RunConfig(
             name=stage.name,
             storage_path=str(study.folder),
-            failure_config=tune.FailureConfig(max_failures=0),
+            failure_config=tune.FailureConfig(max_failures=cfg.retries),
             stop=DeadlineStopper(study.deadline),
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=1, checkpoint_score_attribute=stage.metric, checkpoint_score_order=stage.mode

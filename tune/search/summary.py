@@ -37,7 +37,7 @@ from reports.schema import (
     status_text,
 )
 from reports.spent import epochs_spent_text
-from tune.search.failfast import error_signature
+from tune.search.failures import ENDED_UNDER_IT, error_signature
 from tune.search.study import Study
 from tune.training.tasks import task_for
 
@@ -68,7 +68,10 @@ def failures_text(study: Study, trials: pd.DataFrame, shown: int = 5) -> list[st
             else ""
         )
         reason = group[FAILURE].iloc[0] or "no reason recorded"
-        lines.append(f"  failed: {len(ids)} with {reason} ({', '.join(ids[:shown])}{more}{where})")
+        again = "; --retries N runs such trials again from their last checkpoint" * (
+            ENDED_UNDER_IT in reason and not study.cfg.retries
+        )
+        lines.append(f"  failed: {len(ids)} with {reason} ({', '.join(ids[:shown])}{more}{where}{again})")
     return lines
 
 

@@ -20,7 +20,8 @@ from data.files import warnings_as_lines
 from models.registry import model_entry
 from reports.schema import CHECKPOINT_S, EPOCH, FIRST_STEP_AT, NODE_ID, TORCH_THREADS, TRAIN_LOSS
 from tune.plugins import load_plugins
-from tune.search.keys import CHECKPOINT_NAME, FAULT_KEY, PARENT_KEY
+from tune.search.failures import FailedBefore
+from tune.search.keys import CHECKPOINT_NAME, FAILED_KEY, FAULT_KEY, PARENT_KEY
 from tune.search.resources import Resources, hold_limit_gb, trial_device
 from tune.training.checkpoints import load_checkpoint
 from tune.training.config import RunConfig
@@ -110,6 +111,8 @@ def train_trial(config: dict[str, Any], *, job: StageJob) -> None:
     import ray
     from ray import tune
 
+    if FAILED_KEY in config:
+        raise FailedBefore(config[FAILED_KEY])
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # not a "checkpoint created" line per epoch
     sys.unraisablehook = quiet_ray_exit
     warnings_as_lines(again=True)  # a batch split for memory: one line a trial (a worker runs several)

@@ -16,7 +16,8 @@ import pytest
 
 from reports.load import load_experiment
 from tune.search.cli import main
-from tune.search.failfast import SYSTEMATIC_FILE, SystematicFailure, error_signature, first_failures
+from tune.search.failfast import SYSTEMATIC_FILE, SystematicFailure, first_failures
+from tune.search.failures import error_signature
 
 PLUGIN = """
 from dataclasses import dataclass
@@ -246,7 +247,7 @@ def test_a_trial_whose_process_ends_under_it_says_so_first(
 ) -> None:
     """Killed (the OOM killer), crashed, or its node gone: Ray's reason alone was its own terms ("The actor is dead
     because its worker process has died", or "RpcError ... Socket closed" where a node left). A stage of one trial
-    stops on it, in the singular."""
+    stops on it, in the singular; the summary names --retries."""
     plugin = tmp_path / "dying.py"
     plugin.write_text(DYING)
     args = ["--plugin", str(plugin), "--space", "dying", "--data", str(synth_root), "--budget", "smoke"]
@@ -255,6 +256,73 @@ def test_a_trial_whose_process_ends_under_it_says_so_first(
     assert re.match(r"its process on \S+ ended under it \(its node left the cluster, the system's OOM killer, a crash\); "
                     r"Ray: The actor is dead because its worker process has died\.", failure), failure  # fmt: skip
     assert "Some common causes" not in failure  # (Ray's advice on its OOM killer, cut: the line is for the summary)
-    assert (
-        f"stage main: stopped: its one trial failed before it reported a result: {failure} (" in capsys.readouterr().err
-    )
+    out, err = capsys.readouterr()
+    assert f"stage main: stopped: its one trial failed before it reported a result: {failure} (" in err
+    assert re.search(r"^  failed: 1 with its process .+; --retries N runs such trials again from their last "
+                     r"checkpoint\)$", out, flags=re.M), out  # fmt: skip
+
+
+DYING_ONCE = """
+import dataclasses
+import os
+import signal
+from pathlib import Path
+
+from models.registry import register_model
+from models.unet import UNet, UNetConfig
+from tune.search.spaces import SearchSpace, get_space, register_space
+
+MARKER = Path({marker!r})
+
+
+class DyingOnce(UNet):
+    evaluated = False  # in this process
+
+    def forward(self, x):
+        if not self.training:
+            DyingOnce.evaluated = True
+        elif DyingOnce.evaluated and not MARKER.exists():  # the second epoch's first step, once
+            MARKER.touch()
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().forward(x)
+
+
+@register_model("dying_once_net", UNetConfig, input_kind="stacked")
+def build(cfg):
+    return DyingOnce(cfg)
+
+
+stage = dataclasses.replace(get_space("unet").stages[0], model="dying_once_net")
+register_space(SearchSpace("dying_once", (stage,)))
+"""
+
+
+@pytest.mark.slow
+def test_a_trial_whose_process_ends_under_it_runs_again_from_its_checkpoint_with_retries(
+    local_ray: None, synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--retries 1: a trial whose process is killed in its second epoch (as where its node leaves the cluster) runs
+    again from its first epoch's checkpoint and completes, its epochs each recorded once; said in one line. A trial
+    that fails on its own error (--fail-trials) is run again too (Ray's max_failures counts every failure), but
+    fails there at once, with its first error's line, and for good."""
+    plugin = tmp_path / "dying_once.py"
+    plugin.write_text(DYING_ONCE.format(marker=str(tmp_path / "died")))
+    args = ["--plugin", str(plugin), "--space", "dying_once", "--data", str(synth_root), "--budget", "smoke"]
+    study = ["--samples", "2", "--fail-trials", "2", "--max-concurrent", "1", "--retries", "1"]
+    assert main([*args, *study, "--out", str(tmp_path), "--name", "r", "--no-dashboard"]) == 0
+    assert (tmp_path / "died").exists()
+    trials = pd.read_parquet(tmp_path / "r" / "results" / "trials.parquet")
+    assert list(trials["status"]) == ["completed", "failed"], trials
+    reason = "RuntimeError: this trial fails on purpose (fault injection, --fail-trials)"
+    assert trials["failure"].iloc[1] == reason
+    traceback = (tmp_path / "r" / "main" / f"trial_{trials['trial_id'].iloc[1]}" / "error.txt").read_text()
+    assert traceback.count("Failure # ") == 2 and "FailedBefore: " + reason in traceback, traceback
+    epochs = pd.read_parquet(tmp_path / "r" / "results" / "epochs.parquet")
+    assert list(epochs["epoch"]) == [1, 2, 3, 4]
+    assert list(epochs["iterations_since_restore"]) == [1, 1, 2, 3]  # the second run began after epoch 1
+    err = capsys.readouterr().err
+    trial_id = trials["trial_id"].iloc[0]
+    assert re.search(rf"^trial {trial_id} failed: its process on \S+ ended under it \(its node left the cluster, the "
+                     r"system's OOM killer, a crash\); Ray: .+; it runs again from its last checkpoint \(--retries 1, 1 "
+                     r"used\)$", err, flags=re.M), err  # fmt: skip
+    assert "Traceback" not in err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 from ray import tune
@@ -11,6 +12,7 @@ from ray.train.constants import CHECKPOINT_DIR_NAME
 from ray.tune.experiment import Trial
 
 from reports.schema import CHECKPOINT, EPOCH, EPOCHS_FILE, is_missing, read_results
+from tune.search.failures import failure_reason
 from tune.search.keys import CHECKPOINT_NAME, TRAINING_ITERATION
 from tune.search.results import ResultsWriter
 
@@ -131,3 +133,21 @@ def test_an_integer_hyperparameter_of_one_stage_of_two_stays_an_integer(tmp_path
             assert pd.api.types.is_integer_dtype(trials[column]), (stage, trials.dtypes)
             assert [None if is_missing(v) else v for v in trials[column]] == values[: len(trials)]
         assert pd.api.types.is_float_dtype(trials["config/lr"]), trials.dtypes
+
+
+def test_a_trial_run_again_fails_with_its_last_failure_and_its_first_error_line(tmp_path: Path) -> None:
+    """Ray adds each failure of a trial run again (--retries) to its error file: the reason is the last one's, and a
+    run that failed at once after the trial's own error (trainable.FailedBefore) gives that error's line."""
+    died = "Failure # 1 (occurred at 2026-12-07_09-00-00)\nray.exceptions.ActorDiedError: The actor died unexpectedly\n"
+    raised = "Failure # 2 (occurred at 2026-12-07_09-00-05)\nTraceback (most recent call last):\nValueError: width 3\n"
+    again = "Failure # 3 (occurred at 2026-12-07_09-00-09)\ntune.search.trainable.FailedBefore: ValueError: width 3\n"
+    error_file = tmp_path / "error.txt"
+    for text, reason in [
+        (died, "its process ended under it (its node left the cluster, the system's OOM killer, a crash); Ray: "
+               "ray.exceptions.ActorDiedError: The actor died unexpectedly"),
+        (died + raised, "ValueError: width 3"),
+        (died + raised + again, "ValueError: width 3"),
+        (raised.replace("# 2", "# 1") + died.replace("# 1", "# 2"), "its process ended under it"),
+    ]:  # fmt: skip
+        error_file.write_text(text)
+        assert failure_reason(SimpleNamespace(error_file=str(error_file))).startswith(reason), text  # type: ignore[arg-type]
