@@ -15,24 +15,39 @@ import hashlib
 import json
 import os
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
+from data.cache_rows import REPAIRED, decode_rows, drop_rows
 from data.classes import FRAME_HEIGHT, FRAME_WIDTH, N_FRAMES
-from data.files import build_folder, check_free_space, make_folder, process_pool, reserve_blocks
-from data.layout import DataError, VideoEntry, index_split, read_video, read_video_repaired, split_dir
-from data.progress import Progress
+from data.files import build_folder, check_free_space, make_folder, reserve_blocks
+from data.layout import DataError, VideoEntry, index_split, split_dir
 
 OnError = Literal["raise", "skip"]
 CACHE_VERSION, CACHE_ENV = 1, "SEGTUNE_CACHE"  # CACHE_ENV: the decoded cache's folder, where set
-REPAIRED = "repaired: "  # a decoding result's prefix for a hidden video kept with frames copied (read_video_repaired)
-_CHUNK = 8  # videos per decoding job, at most
-_POOL_FROM = 64  # fewer videos decode in this process (~50 ms each): a spawned worker re-imports torch and Ray (~5 s)
 _PLAN, _LOG = "plan.json", "decoded.jsonl"  # a build's videos, and the rows it finished (see _carry_on)
+
+
+@dataclass(frozen=True)
+class CacheCheck:
+    """A split's cache found current (every file of the split as its manifest records it), for a later reader to
+    take without checking again: a study's driver checks each split as it starts, and its trials trust that check
+    (listing 13,000 videos' files and reading their manifest took a trial ~1 s at the real data's size). Taken only
+    while the cache's manifest is the very file that was checked: a cache rebuilt since, or a node's own cache at
+    the same path, is checked again."""
+
+    folder: str  # the split's cache folder
+    manifest: tuple[int, int, int]  # its manifest's inode, size and modification time (ns)
+    videos: int  # in the split's folder, bad ones included
+    skipped: tuple[tuple[int, str], ...]
+    repaired: tuple[tuple[int, str], ...]
+
+    def holds(self, folder: Path) -> bool:
+        return self.folder == str(folder) and self.manifest == _stamp(folder)
 
 
 @dataclass(frozen=True)
@@ -46,6 +61,7 @@ class DecodedSplit:
     masks: np.ndarray | None  # (N, 22, 160, 240) uint8 class ids; None for unlabeled and hidden
     skipped: tuple[tuple[int, str], ...] = ()  # (video id, reason) of bad videos left out
     repaired: tuple[tuple[int, str], ...] = ()  # (video id, frames copied) of broken hidden videos kept
+    check: CacheCheck | None = None  # what a later reader of the same cache may trust (decode_split's `trusted`)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -77,29 +93,40 @@ def decode_split(
     on_error: OnError = "raise",
     workers: int | None = None,
     progress: bool = True,
+    trusted: Sequence[CacheCheck] = (),
 ) -> DecodedSplit:
     """Decode a split once, memory-map it (`workers`: processes, default one per core from 64 videos). `on_error`:
-    "raise" fails on the first bad video, naming its file and why; "skip" leaves them out with a warning (all: fail)."""
+    "raise" fails on the first bad video, naming its file and why; "skip" leaves them out with a warning (all: fail).
+    `trusted`: checks made before (DecodedSplit.check), taken for this split's cache where one still holds."""
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     source = split_dir(root, split, hidden=hidden).resolve()
-    entries = index_split(root, split, hidden=hidden)
-    fingerprints = {e.video_id: e.fingerprint() for e in entries}
     what = "the decoded cache" + (f", ${CACHE_ENV}" if cache_dir is None and os.getenv(CACHE_ENV) else "")
     folder = make_folder(Path(cache_dir or default_cache_dir()), what)  # named so, where it cannot be made
     target = folder / f"{split}-{hashlib.sha1(str(source).encode()).hexdigest()[:16]}"
-    found: list[dict] = []  # the manifest of a cache found current: read once (13 MB, 0.4 s, of 13,000 videos)
-    build_folder(
-        target,
-        lambda folder: _is_current(folder, source, fingerprints, found),
-        lambda tmp: _build(tmp, target, entries, fingerprints, workers=workers, progress=progress),
-        resumable=True,
-        what=what,
-    )
-    manifest = found[-1] if found else _read_manifest(target)
-    assert manifest is not None
-    skipped = tuple((int(vid), reason) for vid, reason in manifest["bad"].items())
-    repaired = tuple((int(vid), why) for vid, why in manifest.get("repaired", {}).items())
+    check = next((c for c in trusted if c.holds(target)), None)
+    if check is None:
+        entries = index_split(root, split, hidden=hidden)
+        fingerprints = {e.video_id: e.fingerprint() for e in entries}
+        found: list[dict] = []  # the manifest of a cache found current: read once (13 MB, 0.4 s, of 13,000 videos)
+        build_folder(
+            target,
+            lambda folder: _is_current(folder, source, fingerprints, found),
+            lambda tmp: _build(tmp, target, entries, fingerprints, workers=workers, progress=progress),
+            resumable=True,
+            what=what,
+        )
+        manifest = found[-1] if found else _read_manifest(target)
+        assert manifest is not None
+        bad, fixed = manifest["bad"], manifest.get("repaired", {})
+        check = CacheCheck(
+            str(target),
+            _stamp(target),
+            len(entries),
+            skipped=tuple((int(vid), reason) for vid, reason in bad.items()),
+            repaired=tuple((int(vid), why) for vid, why in fixed.items()),
+        )
+    skipped, repaired = check.skipped, check.repaired
     if repaired:
         names = "; ".join(f"video {vid}: {why}" for vid, why in repaired[:5])
         how, broken = "each frame that does not decode a copy of the nearest that does", f"{len(repaired)} broken"
@@ -109,11 +136,11 @@ def decode_split(
     if skipped:
         names = ", ".join(f"video {vid}: {reason}" for vid, reason in skipped[:5])
         more = f" (and {len(skipped) - 5} more)" if len(skipped) > 5 else ""
-        every = " (all of them: none is left to use)" if len(skipped) == len(entries) else ""
+        every = " (all of them: none is left to use)" if len(skipped) == check.videos else ""
         if on_error == "raise" or every:
             raise DataError(f"{len(skipped)} bad video(s) in {source}{every}: {names}{more}")
         warnings.warn(
-            f"skipping {len(skipped)} bad video(s) of {len(entries)} in {source}: {names}{more}", stacklevel=1
+            f"skipping {len(skipped)} bad video(s) of {check.videos} in {source}: {names}{more}", stacklevel=1
         )
     return DecodedSplit(
         split=split,
@@ -123,7 +150,17 @@ def decode_split(
         masks=np.load(target / "masks.npy", mmap_mode="r") if (target / "masks.npy").exists() else None,
         skipped=skipped,
         repaired=repaired,
+        check=check,
     )
+
+
+def _stamp(folder: Path) -> tuple[int, int, int]:
+    """Which manifest file `folder` holds now: its inode, size and modification time (ns); zeros where none."""
+    try:
+        stat = (folder / "manifest.json").stat()
+    except OSError:
+        return (0, 0, 0)
+    return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
 def _read_manifest(target: Path) -> dict | None:
@@ -221,7 +258,7 @@ def _build(
             log.flush()
 
         record(copied)
-        _decode_rows(tmp, todo, workers=workers, progress=progress, record=record)
+        decode_rows(tmp, todo, workers=workers, progress=progress, record=record)
     problems = {vid: why for vid, why in done.items() if why is not None}
     repaired = {vid: why[len(REPAIRED) :] for vid, why in problems.items() if why.startswith(REPAIRED)}
     old_repaired = (old or {}).get("repaired", {})  # reused rows of hidden videos repaired before
@@ -229,7 +266,7 @@ def _build(
     bad = {vid: why for vid, why in problems.items() if vid not in repaired}
     keep = np.array([e.video_id not in bad for e in entries])
     if not keep.all():
-        _drop_rows(tmp, keep)
+        drop_rows(tmp, keep)
     np.save(tmp / "ids.npy", np.array([e.video_id for e in entries], dtype=np.int64)[keep])
     manifest = {
         "version": CACHE_VERSION,
@@ -283,77 +320,3 @@ def _old_rows(
     except (OSError, ValueError):
         return {}
     return {int(vid): (row, frames, masks) for row, vid in enumerate(ids) if _unchanged(old, int(vid), fingerprints)}
-
-
-def _decode_rows(
-    folder: Path,
-    todo: list[tuple[int, VideoEntry]],
-    *,
-    workers: int | None,
-    progress: bool,
-    record: Callable[[list[tuple[int, str | None]]], None],
-) -> None:
-    """Decode videos into their rows of the arrays in `folder`, passing each finished chunk's (video id,
-    None or why it is bad) to `record` once its rows are written."""
-    if not todo:
-        return
-    auto = os.cpu_count() if len(todo) >= _POOL_FROM else 1
-    workers = max(1, min(workers or auto or 1, len(todo)))
-    size = max(1, min(_CHUNK, len(todo) // (4 * workers)))  # several chunks per worker keep all busy
-    chunks = [(str(folder), todo[i : i + size]) for i in range(0, len(todo), size)]
-    with Progress(len(todo), f"decoding {todo[0][1].split}", enabled=progress) as bar:
-        if workers == 1:
-            results: Iterator[list[tuple[int, str | None]]] = map(_decode_chunk, chunks)
-            for result in results:
-                record(result)
-                bar.update(len(result))
-        else:
-            with process_pool(workers) as pool:
-                for result in pool.imap_unordered(_decode_chunk, chunks):
-                    record(result)
-                    bar.update(len(result))
-
-
-def _decode_chunk(job: tuple[str, list[tuple[int, VideoEntry]]]) -> list[tuple[int, str | None]]:
-    folder, rows = job
-    frames = np.load(Path(folder) / "frames.npy", mmap_mode="r+")
-    masks = np.load(Path(folder) / "masks.npy", mmap_mode="r+") if (Path(folder) / "masks.npy").exists() else None
-    results: list[tuple[int, str | None]] = []
-    for row, entry in rows:
-        try:
-            video_frames, video_masks = read_video(entry)
-        except DataError as err:
-            if entry.split != "hidden":  # a bad training or val video is left out
-                results.append((entry.video_id, str(err)))
-                continue
-            try:  # a submission needs a row for every hidden video: made whole from the frames that decode
-                video_frames, why = read_video_repaired(entry)
-            except DataError as worse:
-                results.append((entry.video_id, str(worse)))
-                continue
-            frames[row] = video_frames
-            results.append((entry.video_id, REPAIRED + why))
-            continue
-        frames[row] = video_frames
-        if masks is not None and video_masks is not None:
-            masks[row] = video_masks
-        results.append((entry.video_id, None))
-    frames.flush()
-    if masks is not None:
-        masks.flush()
-    return results
-
-
-def _drop_rows(folder: Path, keep: np.ndarray) -> None:
-    """Rewrite the arrays in `folder` without the rows of bad videos."""
-    for name in ("frames.npy", "masks.npy"):
-        path = folder / name
-        if not path.exists():
-            continue
-        old = np.load(path, mmap_mode="r")
-        new = np.lib.format.open_memmap(folder / f"kept-{name}", "w+", old.dtype, (int(keep.sum()), *old.shape[1:]))
-        for dst, src in enumerate(np.flatnonzero(keep)):
-            new[dst] = old[src]
-        new.flush()
-        del old, new
-        (folder / f"kept-{name}").replace(path)

@@ -62,6 +62,27 @@ def test_changed_added_and_removed_videos_are_noticed(copy_root: Path, cache_dir
     assert np.array_equal(updated.frames[3], updated.frames[2])
 
 
+def test_a_check_made_before_is_trusted_while_the_cache_is_the_one_checked(copy_root: Path, cache_dir: Path) -> None:
+    """A study's trials take its driver's check of a split's cache (DecodedSplit.check) without listing the split's
+    files again: a file changed since is not seen by them. A cache rebuilt since is not the one checked: checked
+    again, and a build whose manifest differs is never trusted."""
+    first = decode_split(copy_root, "train", cache_dir=cache_dir, progress=False)
+    assert first.check is not None and first.check.videos == 4
+    path = copy_root / "train" / "video_1" / "image_4.png"
+    Image.new("RGB", (240, 160), (255, 0, 255)).save(path)
+    trusting = decode_split(copy_root, "train", cache_dir=cache_dir, progress=False, trusted=[first.check])
+    assert trusting.check == first.check and not (trusting.frames[1, 4] == [255, 0, 255]).all()
+    changed = decode_split(copy_root, "train", cache_dir=cache_dir, progress=False)  # checked: rebuilt
+    assert changed.check != first.check and (changed.frames[1, 4] == [255, 0, 255]).all()
+    again = decode_split(copy_root, "train", cache_dir=cache_dir, progress=False, trusted=[first.check])
+    assert again.check == changed.check and (again.frames[1, 4] == [255, 0, 255]).all()
+    shutil.rmtree(copy_root / "train" / "video_0")  # a check of another split's cache is not this one's
+    other = decode_split(copy_root, "val", cache_dir=cache_dir, progress=False).check
+    assert other is not None
+    after = decode_split(copy_root, "train", cache_dir=cache_dir, progress=False, trusted=[other]).check
+    assert after is not None and after.videos == 3
+
+
 def test_bad_video_fails_the_load_by_default(copy_root: Path, cache_dir: Path) -> None:
     (copy_root / "train" / "video_2" / "image_9.png").write_bytes(b"broken")
     with pytest.raises(

@@ -3,6 +3,7 @@ model's evaluation, the report and a summary."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shlex
@@ -162,18 +163,19 @@ def start_study(cfg: SearchConfig, *, new: bool) -> tuple[Study, Cluster]:
     )
     for vid, holders in shared_ids(study.root, splits).items():
         print(f"warning: video {vid} of {study.root} is in more than one split: {', '.join(holders)}", file=sys.stderr)
-    skipped = {}
+    skipped, checked = {}, []
     for split in splits:  # decode once on this machine, before any trial starts
         if split != "unlabeled" or (study.root / split).is_dir():
             decoded = decode_split(study.root, split, on_error=study.on_error)
             skipped[split] = {str(vid): reason for vid, reason in decoded.skipped}
+            checked.append(decoded.check)
             _check_count(study, split, len(decoded), new)  # (bad videos skipped: fewer)
     if study.cfg.hidden or has_split(study.root, "hidden"):  # predicted at the end: a bad video is found now
         decode_split(study.root, "hidden", hidden=study.cfg.hidden, on_error=study.on_error)
     if any(skipped.values()):
         (study.folder / SKIPPED_FILE).write_text(json.dumps(skipped, indent=2))
     study.record_data(signatures, new=new)  # (every check passed: a refused start leaves none)
-    return study, cluster
+    return dataclasses.replace(study, checked=tuple(c for c in checked if c is not None)), cluster
 
 
 def _check_count(study: Study, split: str, videos: int, new: bool) -> None:

@@ -84,6 +84,7 @@ def run_stage(study: Study, stage: Stage) -> bool:
         metric=stage.metric,
         val_videos=study.cfg.val_videos,
         cache_dir=str(default_cache_dir()),  # the driver's, not what each node's Ray workers were started with
+        checked=study.checked,
     )
     (stage_dir / SYSTEMATIC_FILE).unlink(missing_ok=True)  # a resume after the fix judges its trials afresh
     try:

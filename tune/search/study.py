@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from data.cache import OnError
+from data.cache import CacheCheck, OnError
 from data.files import atomic_write
 from reports.schema import (
     DATA_FILE,
@@ -40,6 +40,7 @@ class Study:
     root: Path
     resources: Resources  # each trial's share of the cluster, decided once (tune/search/resources.py)
     overrides: tuple[Override, ...] = ()  # checked against the space (tune/search/overrides.py)
+    checked: tuple[CacheCheck, ...] = ()  # the splits' caches, as the driver found them current (its trials trust it)
 
     @property
     def folder(self) -> Path:

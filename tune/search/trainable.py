@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from data.cache import OnError
+from data.cache import CacheCheck, OnError
 from data.files import warnings_as_lines
 from models.registry import model_entry
 from reports.schema import CHECKPOINT_S, EPOCH, FIRST_STEP_AT, NODE_ID, TORCH_THREADS, TRAIN_LOSS
@@ -54,6 +54,7 @@ class StageJob:
     metric: str = ""  # the stage's metric, reported right after the epoch
     val_videos: int | None = None  # how many val videos trials are scored on; None: all
     cache_dir: str | None = None  # the driver's decoded cache, where every trial on every node reads and writes
+    checked: tuple[CacheCheck, ...] = ()  # its splits as the driver found them current, taken where they still are
 
     def plan(self, config: dict[str, Any]) -> TrialPlan:
         """What a trial's Ray config asks for: its run and, for a dependent stage, the parent's checkpoint
@@ -134,6 +135,7 @@ def train_trial(config: dict[str, Any], *, job: StageJob) -> None:
         val_videos=job.val_videos,
         on_error=job.on_error,
         cache_dir=job.cache_dir,
+        checked=job.checked,
         hold_limit_gb=hold_limit_gb(job.resources, device),
     )
     checkpoint = tune.get_checkpoint()

@@ -272,7 +272,7 @@ from models.registry import register_model
 from models.unet import UNet, UNetConfig
 from tune.search.spaces import SearchSpace, get_space, register_space
 
-MARKER = Path({marker!r})
+MARKER, TOUCHED = Path({marker!r}), Path({touched!r})
 
 
 class DyingOnce(UNet):
@@ -283,6 +283,7 @@ class DyingOnce(UNet):
             DyingOnce.evaluated = True
         elif DyingOnce.evaluated and not MARKER.exists():  # the second epoch's first step, once
             MARKER.touch()
+            os.utime(TOUCHED, ns=(1, 1))  # a file of the study's data changed mid-study
             os.kill(os.getpid(), signal.SIGKILL)
         return super().forward(x)
 
@@ -299,15 +300,17 @@ register_space(SearchSpace("dying_once", (stage,)))
 
 @pytest.mark.slow
 def test_a_trial_whose_process_ends_under_it_runs_again_from_its_checkpoint_with_retries(
-    local_ray: None, synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    local_ray: None, copy_root: Path, own_cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """--retries 1: a trial whose process is killed in its second epoch (as where its node leaves the cluster) runs
     again from its first epoch's checkpoint and completes, its epochs each recorded once; said in one line. A trial
     that fails on its own error (--fail-trials) is run again too (Ray's max_failures counts every failure), but
-    fails there at once, with its first error's line, and for good."""
+    fails there at once, with its first error's line, and for good. And the run again takes the driver's check of
+    the decoded cache, as every trial does: a data file changed mid-study (by the first run) rebuilt no cache."""
     plugin = tmp_path / "dying_once.py"
-    plugin.write_text(DYING_ONCE.format(marker=str(tmp_path / "died")))
-    args = ["--plugin", str(plugin), "--space", "dying_once", "--data", str(synth_root), "--budget", "smoke"]
+    touched = copy_root / "train" / "video_0" / "image_0.png"
+    plugin.write_text(DYING_ONCE.format(marker=str(tmp_path / "died"), touched=str(touched)))
+    args = ["--plugin", str(plugin), "--space", "dying_once", "--data", str(copy_root), "--budget", "smoke"]
     study = ["--samples", "2", "--fail-trials", "2", "--max-concurrent", "1", "--retries", "1"]
     assert main([*args, *study, "--out", str(tmp_path), "--name", "r", "--no-dashboard"]) == 0
     assert (tmp_path / "died").exists()
@@ -320,6 +323,8 @@ def test_a_trial_whose_process_ends_under_it_runs_again_from_its_checkpoint_with
     epochs = pd.read_parquet(tmp_path / "r" / "results" / "epochs.parquet")
     assert list(epochs["epoch"]) == [1, 2, 3, 4]
     assert list(epochs["iterations_since_restore"]) == [1, 1, 2, 3]  # the second run began after epoch 1
+    (manifest,) = own_cache.glob("train-*/manifest.json")
+    assert manifest.stat().st_mtime_ns < touched.stat().st_ctime_ns
     err = capsys.readouterr().err
     trial_id = trials["trial_id"].iloc[0]
     assert re.search(rf"^trial {trial_id} failed: its process on \S+ ended under it \(its node left the cluster, the "

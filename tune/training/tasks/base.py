@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from data.cache import DecodedSplit, decode_split
+from data.cache import CacheCheck, DecodedSplit, decode_split
 from data.classes import FRAME_HEIGHT, FRAME_WIDTH, INPUT_FRAMES, NUM_CLASSES, TARGET_FRAME
 from data.datasets import DeviceSplit, batch_indices, concat_splits, stream_batches
 from data.streaming import StreamSplit
@@ -62,6 +62,7 @@ class LoadOptions:
     pseudo: str | os.PathLike[str] | None = None  # the pseudo-label folder of a segmenter (mask prediction)
     unlabeled: int | None = None  # how many unlabeled videos to train on (the first, by id); None: all
     val_videos: int | None = None  # how many val videos to evaluate on (the first, by id); None: all
+    checked: tuple[CacheCheck, ...] = ()  # caches found current before (a study's driver's), trusted where they hold
     hold_limit_gb: float | None = None  # a split whose kept frames are larger streams from the cache (see
     # `hold`); None: $SEGTUNE_HOLD_GB, else HOLD_LIMIT_GB of the device
 
@@ -73,7 +74,12 @@ class LoadOptions:
         return gb * 2**30
 
     def decode_kwargs(self) -> dict[str, Any]:
-        return {"cache_dir": self.cache_dir, "on_error": self.on_error, "progress": self.progress}
+        return {
+            "cache_dir": self.cache_dir,
+            "on_error": self.on_error,
+            "progress": self.progress,
+            "trusted": self.checked,
+        }
 
     def val(self, root: str | os.PathLike[str]) -> DecodedSplit:
         """The val videos evaluated on: all of `root`'s, or the first `val_videos`."""
