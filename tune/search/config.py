@@ -167,7 +167,8 @@ def prepare_study(cfg: SearchConfig, resume: bool, *, given: frozenset[str] = fr
 
 def save_settings(cfg: SearchConfig) -> None:
     """The study's settings, as --resume, warm starts, tune.predict and the report read them (read_study_settings)."""
-    (cfg.experiment_dir / STUDY_FILE).write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
+    settings = {**dataclasses.asdict(cfg), _FOLDER: str(cfg.experiment_dir)}  # where Ray's saved state writes
+    (cfg.experiment_dir / STUDY_FILE).write_text(json.dumps(settings, indent=2) + "\n")
 
 
 def _resumed(cfg: SearchConfig, given: frozenset[str]) -> SearchConfig:
@@ -177,6 +178,7 @@ def _resumed(cfg: SearchConfig, given: frozenset[str]) -> SearchConfig:
         raise ValueError(f"{path}: not the settings of a study this version can resume (no {', '.join(missing)})")
     for key in ("fail_trials", "overrides", "plugins"):  # JSON has lists
         values[key] = tuple(values.get(key, ()))
+    _check_not_moved(cfg, values.pop(_FOLDER, None))
     try:  # a hand-edited file: a key no study has, a value of the wrong type or out of range
         saved = SearchConfig(**values)
     except (TypeError, ValueError) as err:
@@ -210,6 +212,30 @@ def _resumed(cfg: SearchConfig, given: frozenset[str]) -> SearchConfig:
             file=sys.stderr,
         )
     return dataclasses.replace(saved, **{key: getattr(cfg, key) for key in runtime})
+
+
+_FOLDER = "folder"  # search.json's record of the study folder's absolute path (no setting: not a SearchConfig field)
+
+
+def _check_not_moved(cfg: SearchConfig, made_in: str | None) -> None:
+    """Refuse to resume a study folder moved or copied to another --out: the stages' saved state (Ray's callbacks, the
+    Optuna searcher) writes to the folder it was made in by its absolute path; the resume failed on the journal's
+    old path with a traceback, after writing stale results there (over the original's, where it was a copy)."""
+    if made_in is None or Path(made_in) == cfg.experiment_dir or not _started(cfg.experiment_dir):
+        return
+    old = Path(made_in)
+    with contextlib.suppress(OSError):
+        if old.samefile(cfg.experiment_dir):  # the same folder by another path (a link)
+            return
+    there = old.is_dir() and (old / STUDY_FILE).is_file()
+    raise ValueError(
+        f"{cfg.experiment_dir} holds a study made in {old}, and its saved state (Ray's, Optuna's) writes there: "
+        + (
+            f"resume the study there ({resume_command(old.parent, old.name, cfg.address)}), or start a new one here"
+            if there
+            else f"move the folder back to {old} to resume it"
+        )
+    )
 
 
 # the settings named unlike their flags

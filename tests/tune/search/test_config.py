@@ -8,6 +8,7 @@ import dataclasses
 import json
 import os
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -135,6 +136,31 @@ def test_resume_of_a_moved_folder_says_where_its_state_belongs(tmp_path: Path) -
     cfg.experiment_dir.rename(tmp_path / "moved")
     with pytest.raises(ValueError, match=r"belongs to the study 's'.*give the folder its name again"):
         prepare_study(dataclasses.replace(cfg, name="moved"), resume=True)
+
+
+def test_resume_of_a_folder_moved_or_copied_to_another_out_says_where_its_state_writes(tmp_path: Path) -> None:
+    """Ray's and Optuna's saved state write to the folder a study was made in: a copy resumed elsewhere wrote stale
+    results over the original's, then failed on the journal's path with a traceback. A study none of whose stages
+    started has no such state: taken where it is."""
+    cfg = _saved(tmp_path / "a")
+    (cfg.experiment_dir / "main").mkdir()  # its first stage started
+    copy = dataclasses.replace(cfg, out=str(tmp_path / "b"))
+    shutil.copytree(cfg.experiment_dir, copy.experiment_dir)
+    there = f"python -m tune.search --out {tmp_path / 'a'} --name s --resume"
+    with pytest.raises(ValueError) as err:
+        prepare_study(copy, resume=True)
+    assert str(err.value) == (
+        f"{copy.experiment_dir} holds a study made in {cfg.experiment_dir}, and its saved state (Ray's, Optuna's) "
+        f"writes there: resume the study there ({there}), or start a new one here"
+    )
+    shutil.rmtree(cfg.experiment_dir)  # moved
+    with pytest.raises(ValueError, match=f"writes there: move the folder back to {cfg.experiment_dir} to resume it$"):
+        prepare_study(copy, resume=True)
+    cfg.experiment_dir.symlink_to(copy.experiment_dir)  # the same folder by another path
+    assert prepare_study(copy, resume=True).experiment_dir == copy.experiment_dir
+    cfg.experiment_dir.unlink()
+    (copy.experiment_dir / "main").rmdir()
+    assert prepare_study(copy, resume=True).experiment_dir == copy.experiment_dir
 
 
 def test_every_study_flag_is_a_setting() -> None:
