@@ -8,8 +8,7 @@ A study folder OUT/NAME holds:
     run.json                 its driver's last run: its stages, whether it reached the study's end (RUN_FILE)
     optuna.journal           one Optuna study per stage, named optuna_study_name(NAME, stage) (OPTUNA_FILE)
     results/trials.parquet   one row per trial, all stages (TRIALS_FILE; the trial-table columns below)
-    results/epochs.parquet   one row per trial per epoch: TRIAL_ID, SPACE, STAGE, EPOCH, every number the
-                             trial reported, and CHECKPOINT, the epoch's (EPOCHS_FILE)
+    results/epochs.parquet   a row per trial per epoch: its numbers, and CHECKPOINT, the epoch's (EPOCHS_FILE)
     results/per_class_iou.parquet, results/gallery.parquet and results/gallery/  the best model on val
     results/references.parquet  the best model on val beside answers that need no training (REFERENCES_FILE)
     submission.pt            the best checkpoint's masks of the hidden split, the competition's submission
@@ -311,8 +310,8 @@ def read_results(folder: str | os.PathLike[str]) -> tuple[pd.DataFrame, pd.DataF
 def ranked(
     trials: pd.DataFrame, stage: str, *, statuses: tuple[str, ...] | None = None, with_checkpoint: bool = False
 ) -> pd.DataFrame:
-    """The best-trial rule: the trials of `stage` that have a BEST_METRIC, best first by the stage's MODE (ties keep
-    their order); only those with a status in `statuses` if given, and a checkpoint if `with_checkpoint`."""
+    """The best-trial rule: the trials of `stage` that have a BEST_METRIC, best first by the stage's MODE (ties: the one
+    trained more epochs first, then their order); only those with a status in `statuses`, and a checkpoint."""
     if not len(trials):
         return trials
     rows = trials[trials[STAGE] == stage]
@@ -326,7 +325,8 @@ def ranked(
         keep &= rows[STATUS].isin(statuses)
     if with_checkpoint:
         keep &= rows[CHECKPOINT].notna() if CHECKPOINT in rows else False
-    return rows[keep].sort_values(BEST_METRIC, ascending=mode == "min", kind="stable")
+    by = [BEST_METRIC, EPOCHS] if EPOCHS in rows else [BEST_METRIC]  # (a cut trial's 1 epoch tied a whole one's)
+    return rows[keep].sort_values(by, ascending=[mode == "min", False][: len(by)], kind="stable")
 
 
 def finished_trials(trials: pd.DataFrame, stage: str) -> pd.DataFrame:

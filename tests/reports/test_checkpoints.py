@@ -49,6 +49,24 @@ def test_the_best_checkpoint_is_the_summarys_a_finished_trials_else_a_running_on
     assert best_checkpoint(folder, "f") == Path("/ckpt/f/checkpoint.pt")  # named: any trial's
 
 
+def test_of_trials_that_tie_the_best_is_the_one_trained_longer(tmp_path: Path) -> None:
+    """On small data, a trial the budget cut after 1 epoch tied a whole 4-epoch one (every pixel background, say),
+    and the earlier started was the best: its checkpoint the submission's."""
+    rows = [
+        trial_row("cut", 0.5, status="cut", epochs=1),
+        trial_row("whole", 0.5, epochs=4),
+        trial_row("two", 0.5, status="stopped", epochs=2),
+        trial_row("worse", 0.4, epochs=4),
+    ]
+    assert list(schema.finished_trials(pd.DataFrame(rows), "train")[schema.TRIAL_ID]) == [
+        "whole",
+        "two",
+        "cut",
+        "worse",
+    ]
+    assert best_checkpoint(write_study_folder(tmp_path / "s", rows)) == Path("/ckpt/whole/checkpoint.pt")
+
+
 def test_the_best_checkpoint_of_a_folder_without_one_says_why(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"is .* a study folder"):
         best_checkpoint(tmp_path)

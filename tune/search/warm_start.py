@@ -16,6 +16,7 @@ Of each, the parameters the overrides leave searched with that value in range ar
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import optuna
@@ -75,17 +76,15 @@ def warm_start(study: Study, stage: Stage) -> None:
             print(f"stage {stage.name}: --warm-start: {snapshot}")
         copies = [_copy(trial, searched) for trial in _old_trials(study, stage)]
         target.add_trials(copies)
-        best = sorted(
-            (t for t in copies if t.state == TrialState.COMPLETE and t.value is not None),
-            key=lambda t: float(t.value),  # type: ignore[arg-type]
-            reverse=stage.mode == "max",
-        )[: study.cfg.warm_start_best]
+        asked = study.cfg.warm_start_best
+        best = _best_first(copies, stage.mode)[: min(asked, study.samples)]  # more would wait in the journal for ever
         for trial in best:
             target.enqueue_trial(trial.params, user_attrs={SOURCE_ATTR: trial.user_attrs[SOURCE_ATTR] + " (again)"})
         print(
             f"stage {stage.name}: warm start from {study.cfg.warm_start}: {len(copies)} finished trials"
-            + (f", the best {min(len(best), study.samples)} run again first" if best else "")
-            + (f" (the stage runs {study.samples} trials in all)" if len(best) > study.samples else "")
+            + (f", the best {len(best)} run again first" if best else "")
+            + (f" (the stage runs {study.samples} trials in all)" if asked > study.samples and best else "")
+            + (f" ({asked} asked: it has {len(best)} with a result)" if len(best) < min(asked, study.samples) else "")
             + f" (TPE seeded {study.cfg.sampler_seed}, --seed mixed with that study's name: its random start does not "
             "draw that study's configurations again)"
         )
@@ -94,6 +93,19 @@ def warm_start(study: Study, stage: Stage) -> None:
         if params:
             target.enqueue_trial(params, user_attrs={SOURCE_ATTR: f"the space's first choice {params}"})
             print(f"stage {stage.name}: tried first: {params}")
+
+
+def _best_first(trials: list[FrozenTrial], mode: str) -> list[FrozenTrial]:
+    """OLD's trials by the best-trial rule of its summary and report (reports.schema.ranked): each by its best
+    epoch's value (a trial the budget cut or ASHA stopped too: a cut one can be the best), ties to the one trained
+    longer; those with no value left out."""
+    scored = []
+    for trial in trials:
+        values = [v for v in (*trial.intermediate_values.values(), trial.value) if v is not None and math.isfinite(v)]
+        if values:
+            best = max(values) if mode == "max" else min(values)
+            scored.append((-best if mode == "max" else best, -len(trial.intermediate_values), trial.number, trial))
+    return [entry[-1] for entry in sorted(scored, key=lambda entry: entry[:3])]
 
 
 def _holds(distribution: BaseDistribution, value: object) -> bool:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 
 from reports.schema import STUDY_FILE, optuna_study_name
 from tune.search.budget import budget_for
@@ -79,3 +79,42 @@ def test_a_warm_start_from_few_trials_does_not_draw_the_old_configurations_again
     assert draws(0, finished)[0] == old  # the old study's own seed: its configurations again
     assert cfg.sampler_seed != 0 and SearchConfig().sampler_seed == 0
     assert not set(draws(cfg.sampler_seed, finished)[0]) & set(old)
+
+
+@pytest.mark.parametrize(("samples", "enqueued", "said"), [(2, [2, 1], "(the stage runs 2 trials in all)"),
+                                                            (6, [2, 1, 0, 3], "(5 asked: it has 4 with a result)")])  # fmt: skip
+def test_warm_start_best_runs_again_the_old_studys_best_by_its_own_rule(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], samples: int, enqueued: list[int], said: str
+) -> None:
+    """--warm-start-best K: OLD's best K by the rule of its summary (each trial's best epoch; a trial the budget cut
+    can be the best; ties to the one trained longer), as many as the stage runs: a configuration enqueued beyond
+    them waited in the journal for ever. COMPLETE trials alone were taken: a study whose trials were all cut ran
+    none again."""
+    old_folder = tmp_path / "old"
+    old_folder.mkdir()
+    (old_folder / STUDY_FILE).write_text(json.dumps({"name": "old", "space": "unet"}))
+    define = DefineByRun(get_space("unet").stage("main"), budget_for("smoke", gpu=False), ())
+    old = optuna.create_study(
+        study_name=optuna_study_name("old", "main"), storage=journal_storage(old_folder), direction="maximize"
+    )
+    curves = [[0.1, 0.2, 0.25, 0.3], [0.5], [0.2, 0.3, 0.4, 0.5], [0.05]]  # #1 cut at 0.5, #3 stopped by ASHA
+    for curve in curves:
+        trial = old.ask()
+        define(trial)
+        for epoch, value in enumerate(curve, start=1):
+            trial.report(value, epoch)
+        old.tell(trial, curve[-1] if len(curve) == 4 else None, state=None if len(curve) == 4 else TrialState.PRUNED)
+    cfg = SearchConfig(
+        space="unet", out=str(tmp_path), name="new", samples=samples, gpus_per_trial=0.0, budget="smoke",
+        warm_start=str(old_folder), warm_start_best=5,
+    )  # fmt: skip
+    study = open_study(cfg, Cluster.local())
+    study.folder.mkdir(parents=True)
+    warm_start(study, study.space.stage("main"))
+    new = optuna.load_study(study_name=optuna_study_name("new", "main"), storage=journal_storage(study.folder))
+    waiting = [t for t in new.get_trials(deepcopy=False) if t.state == TrialState.WAITING]
+    assert [t.user_attrs["segtune.warm_start"] for t in waiting] == [f"old/main #{n} (again)" for n in enqueued]
+    for trial, n in zip(waiting, enqueued, strict=True):
+        assert trial.system_attrs["fixed_params"].items() <= old.trials[n].params.items()
+        assert "lr" in trial.system_attrs["fixed_params"]
+    assert f"4 finished trials, the best {len(enqueued)} run again first {said}" in capsys.readouterr().out
