@@ -114,7 +114,7 @@ def test_warm_start_best_runs_again_the_old_studys_best_by_its_own_rule(
     new = optuna.load_study(study_name=optuna_study_name("new", "main"), storage=journal_storage(study.folder))
     waiting = [t for t in new.get_trials(deepcopy=False) if t.state == TrialState.WAITING]
     assert [t.user_attrs["segtune.warm_start"] for t in waiting] == [f"old/main #{n} (again)" for n in enqueued]
-    for trial, n in zip(waiting, enqueued, strict=True):
-        assert trial.system_attrs["fixed_params"].items() <= old.trials[n].params.items()
-        assert "lr" in trial.system_attrs["fixed_params"]
+    for held, n in zip(waiting, enqueued, strict=True):
+        assert held.system_attrs["fixed_params"].items() <= old.trials[n].params.items()
+        assert "lr" in held.system_attrs["fixed_params"]
     assert f"4 finished trials, the best {len(enqueued)} run again first {said}" in capsys.readouterr().out
