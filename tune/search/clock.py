@@ -32,6 +32,8 @@ from tune.search.resources import Resources
 from tune.search.spaces import Stage
 from tune.search.study import Study
 
+CUT_BY = "cut_by"  # budget.json: the budget whose deadline cut the trials cut so far (a later run's may cut none)
+
 
 def budget_seconds(cfg: SearchConfig, resources: Resources) -> float | None:
     """This run's time budget in seconds: --time-budget, or --gpu-hours over the cluster's GPUs (all busy,
@@ -54,6 +56,9 @@ class StudyClock:
         self.used: float | None = None  # seconds, from the start of the command to the search's end (`end`)
         trials, _ = read_results(study.results_dir)  # the trials an earlier run's budget cut: not this one's doing
         self.cut_before = set(trials.loc[trials[STATUS] == Status.CUT, TRIAL_ID]) if len(trials) else set()
+        record = read_budget(study.folder)
+        self.cut_by_before = record.get(CUT_BY, record.get(BUDGET_TEXT))  # the budget that cut those
+        self.stopped = False  # whether this run's deadline stopped a trial
 
     def start(self, stage: Stage) -> bool:
         """Set `stage`'s deadline before it runs; False when the budget is spent and it must not start."""
@@ -64,7 +69,8 @@ class StudyClock:
         left = [s for s in stages[stages.index(stage) :] if not self.study.finished(s)]
         share = (self.end_at - time.time()) / max(1, len(left))
         if share <= 0 and stage in left:
-            self.cut[stage.name] = "not started: the time budget was spent"
+            again = (self.study.folder / stage.name).is_dir()  # it started in an earlier run
+            self.cut[stage.name] = f"not {'resumed' if again else 'started'}: the time budget was spent"
             return False
         self.study.deadline.set(time.time() + max(share, 0.0))
         return True
@@ -74,6 +80,7 @@ class StudyClock:
         trials, _ = read_results(self.study.results_dir)
         mine = trials[trials[STAGE] == stage.name] if len(trials) else trials
         stopped = int(((mine[STATUS] == Status.CUT) & ~mine[TRIAL_ID].isin(self.cut_before)).sum()) if len(mine) else 0
+        self.stopped |= bool(stopped)
         if not complete:
             self.cut[stage.name] = f"{len(mine)} of {self.study.samples} trials started"
         elif stopped and self.end_at is not None:
@@ -92,15 +99,18 @@ class StudyClock:
         still = (
             trials[(trials[STATUS] == Status.CUT) & trials[TRIAL_ID].isin(self.cut_before)] if len(trials) else trials
         )
-        before = read_budget(self.study.folder).get(BUDGET_TEXT)  # the budget whose deadline stopped those
+        before = self.cut_by_before  # the budget whose deadline stopped those
         by = f" ({before})" if before and self.seconds is not None else ""  # this run's budget is another
         for stage, count in dict(still.groupby(STAGE).size() if len(still) else {}).items():  # final: said still
             n = int(count)
-            self.cut.setdefault(str(stage), f"{n} trial{'s' * (n != 1)} stopped at an earlier run's deadline{by}")
+            earlier = f"{n} trial{'s' * (n != 1)} stopped at an earlier run's deadline{by}"
+            self.cut[str(stage)] = f"{self.cut[str(stage)]}; {earlier}" if str(stage) in self.cut else earlier
         if self.seconds is not None or path.exists():
+            mine = duration_text(self.seconds) if self.seconds is not None else None
             record: dict[str, Any] = {
                 "time_budget_s": self.seconds,
-                BUDGET_TEXT: (before if self.cut else None) if self.seconds is None else duration_text(self.seconds),
+                BUDGET_TEXT: (before if self.cut else None) if mine is None else mine,
+                CUT_BY: mine if self.stopped else before,
                 "gpu_hours_budget": self.study.cfg.gpu_hours,
                 "used_s": round(self.used, 1),
                 BUDGET_CUT: self.cut,

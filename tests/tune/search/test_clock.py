@@ -65,3 +65,33 @@ def test_durations_are_shown_as_given_under_a_minute_and_rounded_above() -> None
     """`--time-budget 4.5` was shown as "4s", so that a budget of 4.5 s seemed to stop a study early."""
     shown = [duration_text(s) for s in (4.5, 6.0, 42.37, 59.97, 185.4, 3725.0)]
     assert shown == ["4.5s", "6s", "42.4s", "1m00s", "3m05s", "1h02m"]
+
+
+def test_trials_an_earlier_budget_cut_are_said_cut_by_it_after_later_runs(tmp_path: Path) -> None:
+    """A study cut by an 8 s budget, resumed under 6 s that was spent before the stage resumed, then resumed with no
+    budget: the second run said "stage main: not started" and dropped the 2 trials cut before; the third, and the
+    report, said the study was cut by its budget of 6 s, which cut nothing."""
+    cfg = SearchConfig(space="unet", data=str(tmp_path), out=str(tmp_path), name="s", samples=3, gpus_per_trial=0.0)
+    study = open_study(cfg, Cluster.local())
+    stage = study.space.stage("main")
+    first = StudyClock(study, 8.0, time.time())
+    cut = [trial_row("a", 0.2, stage="main", status="cut"), trial_row("b", 0.1, stage="main", status="cut")]
+    write_study_folder(study.folder, cut, settings={"name": "s", "space": "unet"})
+    (study.folder / "main").mkdir()
+    first.ran(stage, complete=False)
+    first.end()
+    assert first.cut == {"main": "2 of 3 trials started, 2 stopped at the deadline"}
+    second = StudyClock(study, 6.0, time.time() - 7.0)  # Ray's start and the data's check took the 6 s
+    assert not second.start(stage)
+    second.end()
+    assert second.cut == {
+        "main": "not resumed: the time budget was spent; 2 trials stopped at an earlier run's deadline (8s)"
+    }
+    third = StudyClock(study, None, time.time())
+    write_study_folder(study.folder, [*cut, trial_row("c", 0.3, stage="main")])
+    assert third.start(stage)
+    third.ran(stage, complete=True)
+    third.end()
+    assert third.cut == {"main": "2 trials stopped at an earlier run's deadline"}
+    note = "the study was cut by its time budget (8s): stage main: 2 trials stopped at an earlier run's deadline"
+    assert any(n.startswith(note) for n in load_experiment(study.folder).notes), load_experiment(study.folder).notes
