@@ -21,6 +21,7 @@ from reports.schema import (
     DRIVER_LOCK,
     OPTUNA_FILE,
     SKIPPED_FILE,
+    STAGE_DONE,
     STUDY_FILE,
     read_study_settings,
     resume_command,
@@ -178,7 +179,7 @@ def _resumed(cfg: SearchConfig, given: frozenset[str]) -> SearchConfig:
         raise ValueError(f"{path}: not the settings of a study this version can resume (no {', '.join(missing)})")
     for key in ("fail_trials", "overrides", "plugins"):  # JSON has lists
         values[key] = tuple(values.get(key, ()))
-    _check_not_moved(cfg, values.pop(_FOLDER, None))
+    made_in = values.pop(_FOLDER, None)
     try:  # a hand-edited file: a key no study has, a value of the wrong type or out of range
         saved = SearchConfig(**values)
     except (TypeError, ValueError) as err:
@@ -188,6 +189,7 @@ def _resumed(cfg: SearchConfig, given: frozenset[str]) -> SearchConfig:
             f"{path} belongs to the study {saved.name!r}, as Ray's and Optuna's saved state name it: give the folder "
             f"its name again ({Path(cfg.out).absolute() / str(saved.name)}) to resume it"
         )
+    _check_not_moved(cfg, made_in)
     if saved.data is not None and not Path(saved.data).exists():  # moved: --data elsewhere is refused just below
         raise FileNotFoundError(
             f"the study's data root {saved.data} (in {path}) does not exist now: put the data back there, or a link to "
@@ -211,17 +213,21 @@ def _resumed(cfg: SearchConfig, given: frozenset[str]) -> SearchConfig:
             f"(--address {saved.address} to go on there)",
             file=sys.stderr,
         )
-    return dataclasses.replace(saved, **{key: getattr(cfg, key) for key in runtime})
+    resumed = dataclasses.replace(saved, **{key: getattr(cfg, key) for key in runtime})
+    if made_in != str(resumed.experiment_dir):  # moved where no stage has state to go on with, or made before
+        save_settings(resumed)  # search.json recorded its folder: recorded now, for a later resume's check
+    return resumed
 
 
 _FOLDER = "folder"  # search.json's record of the study folder's absolute path (no setting: not a SearchConfig field)
 
 
 def _check_not_moved(cfg: SearchConfig, made_in: str | None) -> None:
-    """Refuse to resume a study folder moved or copied to another --out: the stages' saved state (Ray's callbacks, the
-    Optuna searcher) writes to the folder it was made in by its absolute path; the resume failed on the journal's
-    old path with a traceback, after writing stale results there (over the original's, where it was a copy)."""
-    if made_in is None or Path(made_in) == cfg.experiment_dir or not _started(cfg.experiment_dir):
+    """Refuse to resume a study folder moved or copied to another --out while a stage of it has Ray's state to go
+    on with: that state (Ray's callbacks, the Optuna searcher) writes to the folder it was made in by its absolute
+    path; the resume failed on the journal's old path with a traceback, after writing stale results there (over
+    the original's, where it was a copy). Ended stages are not restored: a finished study resumes anywhere."""
+    if made_in is None or Path(made_in) == cfg.experiment_dir or not _restorable(cfg.experiment_dir):
         return
     old = Path(made_in)
     with contextlib.suppress(OSError):
@@ -247,6 +253,16 @@ def _shown(value: object) -> str:
     if isinstance(value, (tuple, list)):
         return ", ".join(map(repr, value)) or "none"
     return "the default (unset)" if value is None else repr(value)
+
+
+def _restorable(folder: Path) -> bool:
+    """Whether a stage of the study in `folder` holds Ray's state of an experiment that has not ended (a resume
+    restores it): its tuner.pkl (Ray 2.60's), without the stage's end mark."""
+    return any((stage / "tuner.pkl").is_file() and not (stage / STAGE_DONE).exists() for stage in _stages(folder))
+
+
+def _stages(folder: Path) -> list[Path]:
+    return [child for child in folder.iterdir() if child.is_dir()] if folder.is_dir() else []
 
 
 def _started(folder: Path) -> bool:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from reports.schema import STUDY_FILE
+from reports.schema import STAGE_DONE, STUDY_FILE
 from tune.search.cli import STUDY_FLAGS, main
 from tune.search.config import SearchConfig, one_driver, prepare_study
 from tune.search.driver import run_search
@@ -140,10 +140,11 @@ def test_resume_of_a_moved_folder_says_where_its_state_belongs(tmp_path: Path) -
 
 def test_resume_of_a_folder_moved_or_copied_to_another_out_says_where_its_state_writes(tmp_path: Path) -> None:
     """Ray's and Optuna's saved state write to the folder a study was made in: a copy resumed elsewhere wrote stale
-    results over the original's, then failed on the journal's path with a traceback. A study none of whose stages
-    started has no such state: taken where it is."""
+    results over the original's, then failed on the journal's path with a traceback. A study with no stage to go on
+    with (none started, or all ended) has no such state: taken where it is, and the folder recorded anew."""
     cfg = _saved(tmp_path / "a")
-    (cfg.experiment_dir / "main").mkdir()  # its first stage started
+    (cfg.experiment_dir / "main").mkdir()
+    (cfg.experiment_dir / "main" / "tuner.pkl").touch()  # its first stage started, and has not ended
     copy = dataclasses.replace(cfg, out=str(tmp_path / "b"))
     shutil.copytree(cfg.experiment_dir, copy.experiment_dir)
     there = f"python -m tune.search --out {tmp_path / 'a'} --name s --resume"
@@ -159,7 +160,10 @@ def test_resume_of_a_folder_moved_or_copied_to_another_out_says_where_its_state_
     cfg.experiment_dir.symlink_to(copy.experiment_dir)  # the same folder by another path
     assert prepare_study(copy, resume=True).experiment_dir == copy.experiment_dir
     cfg.experiment_dir.unlink()
-    (copy.experiment_dir / "main").rmdir()
+    (copy.experiment_dir / "main" / STAGE_DONE).touch()  # ended: nothing of Ray's is restored
+    assert prepare_study(copy, resume=True).experiment_dir == copy.experiment_dir
+    assert json.loads((copy.experiment_dir / STUDY_FILE).read_text())["folder"] == str(copy.experiment_dir)
+    (copy.experiment_dir / "main" / STAGE_DONE).unlink()  # (a stage that starts now writes here)
     assert prepare_study(copy, resume=True).experiment_dir == copy.experiment_dir
 
 
