@@ -49,7 +49,10 @@ def failure_reason(trial: Trial) -> str:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     at = next((i for i in range(len(lines) - 1, -1, -1) if "Error" in lines[i] or "Exception" in lines[i]), -1)
     line = " ".join(lines[at:])  # with the lines of its message after it (Ray's storage error said why on its next)
-    if any(lost in text for lost in ("The actor died unexpectedly", "The actor is temporarily unavailable")):
+    lost = _process_ended(trial)
+    if lost is None:  # no exception Ray pickled: its text ("is unavailable": a node gone, its actor's calls cut)
+        lost = any(said in text for said in ("The actor died unexpectedly", " is unavailable: "))
+    if lost:
         host = re.search(r"^\s*ip: (\S+)$", text, flags=re.M)
         return (
             f"its process{f' on {host[1]}' if host else ''} {ENDED_UNDER_IT}; Ray: "
@@ -57,3 +60,23 @@ def failure_reason(trial: Trial) -> str:
         )[:500]
     before = f"{FailedBefore.__name__}: "  # a trial run again after its own error fails with that error's line
     return line.partition(before)[2][:500] if before in line else line[:500] or "failed (no error file)"
+
+
+def _process_ended(trial: Trial) -> bool | None:
+    """Whether the trial's last failure was its process ending under it, by the exception Ray pickled beside its
+    error file: a RayActorError (the actor died, or is unavailable: its node gone), not one of its actor's start
+    (that is the trial's own error); None where there is none to read."""
+    from ray import cloudpickle
+    from ray.exceptions import RayActorError, RayTaskError
+
+    path = getattr(trial, "pickled_error_file", None)
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as file:
+            error = cloudpickle.load(file)
+    except Exception:  # none written, or an exception that does not unpickle here: the text decides
+        return None
+    if isinstance(error, RayTaskError):
+        error = error.as_instanceof_cause()
+    return isinstance(error, RayActorError) and not error.actor_init_failed

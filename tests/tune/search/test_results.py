@@ -151,3 +151,23 @@ def test_a_trial_run_again_fails_with_its_last_failure_and_its_first_error_line(
     ]:  # fmt: skip
         error_file.write_text(text)
         assert failure_reason(SimpleNamespace(error_file=str(error_file))).startswith(reason), text  # type: ignore[arg-type]
+
+
+def test_a_trial_whose_node_left_is_told_by_the_exception_ray_pickled(tmp_path: Path) -> None:
+    """Ray pickles a trial's last exception beside its error file: an actor unavailable (its node gone, its calls
+    cut) is the process ending under the trial, which --retries runs again; its text was not known to the check of
+    the error file's words, and the trial's own error (--retries does not run it again) was assumed. An actor whose
+    start failed (its own __init__) is the trial's own error."""
+    from ray import cloudpickle
+    from ray.exceptions import ActorUnavailableError, RayActorError
+
+    for error, lost in [
+        (ActorUnavailableError("RpcError: Socket closed", None), True),
+        (RayActorError("ffff", "The actor died because of an error raised in its creation task", True), False),
+    ]:
+        said = f"ray.exceptions.{type(error).__name__}: as another release of Ray words it"  # the pickle decides
+        (tmp_path / "error.txt").write_text(f"Failure # 1 (occurred at 2026-12-07_09-00-00)\n{said}\n")
+        (tmp_path / "error.pkl").write_bytes(cloudpickle.dumps(error))
+        trial = SimpleNamespace(error_file=str(tmp_path / "error.txt"), pickled_error_file=str(tmp_path / "error.pkl"))
+        reason = failure_reason(trial)  # type: ignore[arg-type]
+        assert reason.startswith("its process ended under it (") == lost and reason.endswith(said), reason
