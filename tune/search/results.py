@@ -81,9 +81,11 @@ class ResultsWriter(Callback):
         max_epochs: int,
         run_values: dict[str, int],
         deadline: Deadline | None = None,
+        retries: int = 0,
         min_interval_s: float = 2.0,
     ) -> None:
         self.folder = Path(folder)
+        self.retries = retries  # --retries (Ray's FailureConfig.max_failures)
         self.space, self.stage, self.metric, self.mode = space, stage, metric, mode
         self.max_epochs = max_epochs
         self.run_values = run_values  # the budget's training values of the stage's trials (StageJob.run_values)
@@ -126,12 +128,18 @@ class ResultsWriter(Callback):
         """Notes when each trial was launched (Ray calls on_trial_start once its process is up: seconds later,
         a time the resource-use section counts as the trial's setup). Once per (re)start: a row left 'running'
         by a killed driver whose trial Ray's saved state does not hold will never be resumed; say so instead
-        of leaving it running forever."""
+        of leaving it running forever. And a trial marked to fail again at once after its own error is unmarked,
+        with --retries runs again: the resume follows a fix."""
         for trial in trials:
             self._launched.setdefault(trial.trial_id, pd.Timestamp.now(tz="UTC"))
         if self._reconciled:
             return
         self._reconciled = True
+        for trial in trials:  # marked to fail again at once (on_trial_recover) when this run's driver stopped
+            if FAILED_KEY in trial.config and trial.status == Trial.PENDING:  # --resume after a fix judges afresh
+                del trial.config[FAILED_KEY]
+                trial.max_failures = trial.num_failures + getattr(self, "retries", 0)
+                trial.invalidate_json_state()
         known = {t.trial_id for t in trials}
         lost = [
             row for trial_id, row in self._trials.items() if row[STATUS] == Status.RUNNING and trial_id not in known

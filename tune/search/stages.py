@@ -202,6 +202,7 @@ def make_tuner(study: Study, stage: Stage, job: StageJob, stage_dir: Path) -> tu
         max_epochs=job.max_epochs,
         run_values=job.run_values,
         deadline=study.deadline,
+        retries=cfg.retries,
     )
     scheduler = ResumableASHA(
         results_dir=study.results_dir,

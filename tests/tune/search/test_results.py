@@ -13,7 +13,7 @@ from ray.tune.experiment import Trial
 
 from reports.schema import CHECKPOINT, EPOCH, EPOCHS_FILE, is_missing, read_results
 from tune.search.failures import failure_reason
-from tune.search.keys import CHECKPOINT_NAME, TRAINING_ITERATION
+from tune.search.keys import CHECKPOINT_NAME, FAILED_KEY, TRAINING_ITERATION
 from tune.search.results import ResultsWriter
 
 
@@ -171,3 +171,17 @@ def test_a_trial_whose_node_left_is_told_by_the_exception_ray_pickled(tmp_path: 
         trial = SimpleNamespace(error_file=str(tmp_path / "error.txt"), pickled_error_file=str(tmp_path / "error.pkl"))
         reason = failure_reason(trial)  # type: ignore[arg-type]
         assert reason.startswith("its process ended under it (") == lost and reason.endswith(said), reason
+
+
+def test_a_resume_runs_a_trial_marked_to_fail_again_at_once_as_any_other() -> None:
+    """A trial that failed on its own error is marked to fail again at once on the run Ray gives it (--retries); a
+    driver stopped before that run leaves the mark in Ray's saved state, and the --resume that follows the user's
+    fix failed it at once with the old error (and counted it for the systematic-failure stop)."""
+    writer = ResultsWriter(
+        Path("/nonexistent"), space="unet", stage="main", metric="val_iou", mode="max", max_epochs=4, run_values={},
+        retries=2,
+    )  # fmt: skip
+    marked = Trial("train_trial", config={"lr": 0.1, FAILED_KEY: "ValueError: width 3"}, stub=True)
+    marked.run_metadata.num_failures, marked.max_failures = 1, 1
+    writer.on_step_begin(0, [marked])
+    assert marked.config == {"lr": 0.1} and marked.max_failures == 3
