@@ -56,9 +56,11 @@ class StudyClock:
         self.used: float | None = None  # seconds, from the start of the command to the search's end (`end`)
         trials, _ = read_results(study.results_dir)  # the trials an earlier run's budget cut: not this one's doing
         self.cut_before = set(trials.loc[trials[STATUS] == Status.CUT, TRIAL_ID]) if len(trials) else set()
-        record = read_budget(study.folder)
-        self.cut_by_before = record.get(CUT_BY, record.get(BUDGET_TEXT))  # the budget that cut those
-        self.stopped = False  # whether this run's deadline stopped a trial
+        record = read_budget(study.folder)  # which budget's deadline cut each of those (older files: the last's)
+        by = record.get(CUT_BY)
+        self.cut_by: dict[str, str | None] = (
+            dict(by) if isinstance(by, dict) else dict.fromkeys(self.cut_before, record.get(BUDGET_TEXT))
+        )
 
     def start(self, stage: Stage) -> bool:
         """Set `stage`'s deadline before it runs; False when the budget is spent and it must not start."""
@@ -80,7 +82,6 @@ class StudyClock:
         trials, _ = read_results(self.study.results_dir)
         mine = trials[trials[STAGE] == stage.name] if len(trials) else trials
         stopped = int(((mine[STATUS] == Status.CUT) & ~mine[TRIAL_ID].isin(self.cut_before)).sum()) if len(mine) else 0
-        self.stopped |= bool(stopped)
         if not complete:
             self.cut[stage.name] = f"{len(mine)} of {self.study.samples} trials started"
         elif stopped and self.end_at is not None:
@@ -99,18 +100,24 @@ class StudyClock:
         still = (
             trials[(trials[STATUS] == Status.CUT) & trials[TRIAL_ID].isin(self.cut_before)] if len(trials) else trials
         )
-        before = self.cut_by_before  # the budget whose deadline stopped those
-        by = f" ({before})" if before and self.seconds is not None else ""  # this run's budget is another
+        mine = duration_text(self.seconds) if self.seconds is not None else None
+        own = mine if self.cut else None  # this run's budget cut something (before the earlier cuts join the lines)
+        cut = trials[trials[STATUS] == Status.CUT] if len(trials) else trials
+        cut_by = {t: (self.cut_by.get(t) if t in self.cut_before else mine) for t in cut[TRIAL_ID]} if len(cut) else {}
+        earlier = sorted({b for t, b in cut_by.items() if t in self.cut_before and b})  # the budgets that cut those
         for stage, count in dict(still.groupby(STAGE).size() if len(still) else {}).items():  # final: said still
-            n = int(count)
-            earlier = f"{n} trial{'s' * (n != 1)} stopped at an earlier run's deadline{by}"
-            self.cut[str(stage)] = f"{self.cut[str(stage)]}; {earlier}" if str(stage) in self.cut else earlier
+            n, budgets = (
+                int(count),
+                sorted({str(cut_by[t]) for t in still[still[STAGE] == stage][TRIAL_ID] if cut_by[t]}),
+            )
+            by = f" ({', '.join(budgets)})" if own and budgets else ""  # this run's budget is another
+            text = f"{n} trial{'s' * (n != 1)} stopped at an earlier run's deadline{by}"
+            self.cut[str(stage)] = f"{self.cut[str(stage)]}; {text}" if str(stage) in self.cut else text
         if self.seconds is not None or path.exists():
-            mine = duration_text(self.seconds) if self.seconds is not None else None
             record: dict[str, Any] = {
                 "time_budget_s": self.seconds,
-                BUDGET_TEXT: (before if self.cut else None) if mine is None else mine,
-                CUT_BY: mine if self.stopped else before,
+                BUDGET_TEXT: own or (", ".join(earlier) if self.cut and earlier else None),  # the report's "cut by"
+                CUT_BY: cut_by,
                 "gpu_hours_budget": self.study.cfg.gpu_hours,
                 "used_s": round(self.used, 1),
                 BUDGET_CUT: self.cut,

@@ -68,9 +68,9 @@ def test_durations_are_shown_as_given_under_a_minute_and_rounded_above() -> None
 
 
 def test_trials_an_earlier_budget_cut_are_said_cut_by_it_after_later_runs(tmp_path: Path) -> None:
-    """A study cut by an 8 s budget, resumed under 6 s that was spent before the stage resumed, then resumed with no
-    budget: the second run said "stage main: not started" and dropped the 2 trials cut before; the third, and the
-    report, said the study was cut by its budget of 6 s, which cut nothing."""
+    """A study cut by an 8 s budget, resumed under 6 s that was spent before the stage resumed, then resumed under a
+    minute that cut nothing: the second run said "stage main: not started" and dropped the 2 trials cut before; the
+    report of the third said the study was cut by a budget that cut nothing (6 s, then its own minute)."""
     cfg = SearchConfig(space="unet", data=str(tmp_path), out=str(tmp_path), name="s", samples=3, gpus_per_trial=0.0)
     study = open_study(cfg, Cluster.local())
     stage = study.space.stage("main")
@@ -87,7 +87,7 @@ def test_trials_an_earlier_budget_cut_are_said_cut_by_it_after_later_runs(tmp_pa
     assert second.cut == {
         "main": "not resumed: the time budget was spent; 2 trials stopped at an earlier run's deadline (8s)"
     }
-    third = StudyClock(study, None, time.time())
+    third = StudyClock(study, 60.0, time.time())
     write_study_folder(study.folder, [*cut, trial_row("c", 0.3, stage="main")])
     assert third.start(stage)
     third.ran(stage, complete=True)
