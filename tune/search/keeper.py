@@ -20,6 +20,8 @@ from typing import Any
 
 from ray.tune import Callback
 
+from tune.search.keys import TRIAL_DIR
+
 KEPT_DIR = ".kept"  # in a trial's folder
 KEPT_PER_TRIAL = 2  # the latest and the one before it: a saved state names one of them
 _CHECKPOINT = re.compile(r"checkpoint_(\d+)$")
@@ -75,7 +77,7 @@ def drop_kept(stage_dir: Path, keep: set[str]) -> None:
     latest and those in `keep` (the best ones the results name), which a restore may have put back."""
     for kept in stage_dir.glob(f"*/{KEPT_DIR}"):
         shutil.rmtree(kept, ignore_errors=True)
-    for trial_dir in stage_dir.glob("trial_*"):
+    for trial_dir in stage_dir.glob(TRIAL_DIR.format("*")):
         for folder in _checkpoints(trial_dir)[:-1]:
             if str(folder) not in keep:
                 shutil.rmtree(folder, ignore_errors=True)

@@ -38,6 +38,7 @@ from reports.schema import (
 )
 from reports.spent import epochs_spent_text
 from tune.search.failures import ENDED_UNDER_IT, error_signature
+from tune.search.keys import TRIAL_DIR
 from tune.search.study import Study
 from tune.training.tasks import task_for
 
@@ -61,10 +62,10 @@ def failures_text(study: Study, trials: pd.DataFrame, shown: int = 5) -> list[st
     for _, group in failed.groupby(failed[FAILURE].fillna("").map(error_signature), sort=False):
         ids = list(group[TRIAL_ID])
         more = f" and {len(ids) - shown} more" if len(ids) > shown else ""
-        stage_dir = study.folder / str(group[STAGE].iloc[0])  # (its trials' folders: trainable.trial_dirname)
+        stage_dir = study.folder / str(group[STAGE].iloc[0])
         where = (
-            f"; tracebacks: {stage_dir}/trial_ID/error.txt"
-            if (stage_dir / f"trial_{ids[0]}" / "error.txt").is_file()
+            f"; tracebacks: {stage_dir / TRIAL_DIR.format('ID')}/error.txt"
+            if (stage_dir / TRIAL_DIR.format(ids[0]) / "error.txt").is_file()
             else ""
         )
         reason = group[FAILURE].iloc[0] or "no reason recorded"

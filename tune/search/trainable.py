@@ -21,7 +21,7 @@ from models.registry import model_entry
 from reports.schema import CHECKPOINT_S, EPOCH, FIRST_STEP_AT, NODE_ID, TORCH_THREADS, TRAIN_LOSS
 from tune.plugins import load_plugins
 from tune.search.failures import FailedBefore
-from tune.search.keys import CHECKPOINT_NAME, FAILED_KEY, FAULT_KEY, PARENT_KEY
+from tune.search.keys import CHECKPOINT_NAME, FAILED_KEY, FAULT_KEY, PARENT_KEY, TRIAL_DIR
 from tune.search.resources import Resources, hold_limit_gb, trial_device
 from tune.training.checkpoints import load_checkpoint
 from tune.training.config import RunConfig
@@ -162,4 +162,4 @@ def train_trial(config: dict[str, Any], *, job: StageJob) -> None:
 
 def trial_dirname(trial: Any) -> str:
     """Short trial folders (Ray's default name carries every hyperparameter)."""
-    return f"trial_{trial.trial_id}"
+    return TRIAL_DIR.format(trial.trial_id)
