@@ -215,7 +215,7 @@ def _resumed(cfg: SearchConfig, given: frozenset[str]) -> SearchConfig:
         )
     resumed = dataclasses.replace(saved, **{key: getattr(cfg, key) for key in runtime})
     if made_in != str(resumed.experiment_dir):  # moved where no stage has state to go on with, or made before
-        save_settings(resumed)  # search.json recorded its folder: recorded now, for a later resume's check
+        save_settings(dataclasses.replace(saved, out=cfg.out))  # search.json recorded its folder: now, as it is
     return resumed
 
 
