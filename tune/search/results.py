@@ -234,8 +234,9 @@ class ResultsWriter(Callback):
         (trainable.FailedBefore) and for good."""
         reason = failure_reason(trial)
         if ENDED_UNDER_IT in reason:
+            where = "its last checkpoint" if trial.checkpoint is not None else "its start (it had no checkpoint yet)"
             print(
-                f"trial {trial.trial_id} failed: {reason}; it runs again from its last checkpoint "
+                f"trial {trial.trial_id} failed: {reason}; it runs again from {where} "
                 f"(--retries {trial.max_failures}, {trial.num_failures} used)",
                 file=sys.stderr,
             )

@@ -16,6 +16,7 @@ from data.files import atomic_write, sigint_restored, size_text
 from reports.schema import CHECKPOINT, STAGE, STAGE_DONE, STATUS, TRIAL_ID, Status, finished_trials, read_results
 from tune.search.deadline import DeadlineStopper, reopen_search
 from tune.search.failfast import SYSTEMATIC_FILE, SystematicFailure, first_failures, systematic_failure
+from tune.search.failures import ENDED_UNDER_IT
 from tune.search.keeper import CheckpointKeeper, drop_kept, restore_kept
 from tune.search.keys import PARENTS_FILE, TRAINING_ITERATION
 from tune.search.overrides import Override, run_values
@@ -43,13 +44,26 @@ def stage_failure_text(study: Study, failures: list[dict[str, str]], left: int) 
         if len(failures) > 1
         else "its one trial failed before it reported a result"  # (a stage of --samples 1)
     )
-    said = f"stopped: {what}: {first['error']} (traceback: {first['file']}); fix it, then "
-    if left <= 0:  # failed trials stay failed: a resume would run nothing
+    said = f"stopped: {what}: {first['error']} (traceback: {first['file']}); "
+    again = "start the study again under another --name"
+    ran = f"all its {study.samples} trials" if study.samples > 1 else "its one trial"
+    none_left = f"{ran} ran: none is left to resume"
+    if ENDED_UNDER_IT in first["error"]:  # nothing of the user's to fix where nodes left; memory is the study's plan
         return (
             said
-            + f"start the study again under another --name (all its {study.samples} trials ran: none is left to resume)"
+            + (
+                f"where their nodes left the cluster, {again} ({none_left})"
+                if left <= 0
+                else f"where their nodes left the cluster, resume as it is: {study.cfg.resume_command()}"
+            )
+            + (
+                f"; where it was memory (the OOM killer), {again} with fewer trials at once (--max-concurrent) or smaller "
+                "ones; a study started with --retries N runs a trial whose process ended again, from its last checkpoint"
+            )
         )
-    return said + f"resume with: {study.cfg.resume_command()}"
+    if left <= 0:  # failed trials stay failed: a resume would run nothing
+        return said + f"fix it, then {again} ({none_left})"
+    return said + f"fix it, then resume with: {study.cfg.resume_command()}"
 
 
 class StageInterrupted(Exception):

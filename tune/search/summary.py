@@ -69,7 +69,7 @@ def failures_text(study: Study, trials: pd.DataFrame, shown: int = 5) -> list[st
             else ""
         )
         reason = group[FAILURE].iloc[0] or "no reason recorded"
-        again = "; --retries N runs such trials again from their last checkpoint" * (
+        again = "; a study started with --retries N runs such trials again from their last checkpoint" * (
             ENDED_UNDER_IT in reason and not study.cfg.retries
         )
         lines.append(f"  failed: {len(ids)} with {reason} ({', '.join(ids[:shown])}{more}{where}{again})")
