@@ -26,7 +26,6 @@ from tune.search.searcher import fail_orphaned_optuna_trials, make_searcher
 from tune.search.spaces import Stage
 from tune.search.state_writes import RAY_STATE, atomic_state_copies, parse_state
 from tune.search.study import Study
-from tune.search.trackers import trackers
 from tune.search.trainable import StageJob, train_trial, trial_dirname
 from tune.training.pseudo import pseudo_label
 
@@ -265,6 +264,21 @@ def make_tuner(study: Study, stage: Stage, job: StageJob, stage_dir: Path) -> tu
             verbose=1,
         ),
     )
+
+
+def trackers(study: Study, stage: Stage) -> list[tune.Callback]:
+    """Ray Tune's own logger callbacks: TensorBoard event files in every trial's folder (`tensorboard --logdir
+    OUT/NAME`), and each trial as an MLflow run with --mlflow URI (the study's name is the MLflow experiment, each run
+    tagged with the space, the stage and the study)."""
+    from ray.tune.logger import TBXLoggerCallback
+
+    found: list[tune.Callback] = [TBXLoggerCallback()]
+    if study.cfg.mlflow:
+        from tune.search.trackers import STAGE_TAG, ResumingMLflowLogger
+
+        tags = {"segtune.space": study.space.name, STAGE_TAG: stage.name, "segtune.study": str(study.cfg.name)}
+        found.append(ResumingMLflowLogger(tracking_uri=study.cfg.mlflow, experiment_name=study.cfg.name, tags=tags))
+    return found
 
 
 def check_trusted(stage_dir: Path) -> list[Path]:
