@@ -32,7 +32,7 @@ from tune.search.resources import Resources
 from tune.search.spaces import Stage
 from tune.search.study import Study
 
-CUT_BY = "cut_by"  # budget.json: the budget whose deadline cut the trials cut so far (a later run's may cut none)
+CUT_BY = "cut_by"  # budget.json: {trial id: the budget whose deadline cut it}, of the trials cut so far
 
 
 def budget_seconds(cfg: SearchConfig, resources: Resources) -> float | None:

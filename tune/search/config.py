@@ -258,11 +258,8 @@ def _shown(value: object) -> str:
 def _restorable(folder: Path) -> bool:
     """Whether a stage of the study in `folder` holds Ray's state of an experiment that has not ended (a resume
     restores it): its tuner.pkl (Ray 2.60's), without the stage's end mark."""
-    return any((stage / "tuner.pkl").is_file() and not (stage / STAGE_DONE).exists() for stage in _stages(folder))
-
-
-def _stages(folder: Path) -> list[Path]:
-    return [child for child in folder.iterdir() if child.is_dir()] if folder.is_dir() else []
+    stages = [child for child in folder.iterdir() if child.is_dir()] if folder.is_dir() else []
+    return any((stage / "tuner.pkl").is_file() and not (stage / STAGE_DONE).exists() for stage in stages)
 
 
 def _started(folder: Path) -> bool:
