@@ -317,7 +317,7 @@ def test_a_trial_whose_process_ends_under_it_runs_again_from_its_checkpoint_with
     touched = copy_root / "train" / "video_0" / "image_0.png"
     plugin.write_text(DYING_ONCE.format(marker=str(tmp_path / "died"), touched=str(touched)))
     args = ["--plugin", str(plugin), "--space", "dying_once", "--data", str(copy_root), "--budget", "smoke"]
-    study = ["--samples", "2", "--fail-trials", "2", "--max-concurrent", "1", "--retries", "1"]
+    study = ["--samples", "2", "--fail-trials", "2", "--retries", "1"]
     assert main([*args, *study, "--out", str(tmp_path), "--name", "r", "--no-dashboard"]) == 0
     assert (tmp_path / "died").exists()
     trials = pd.read_parquet(tmp_path / "r" / "results" / "trials.parquet")
