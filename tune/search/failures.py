@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from ray.tune.experiment import Trial
 
 ENDED_UNDER_IT = "ended under it (its node left the cluster, the system's OOM killer, a crash)"  # failure_reason's
+RETRIES_HINT = "; a study started with --retries N runs trials whose process ended again, from their last checkpoint"
 _FAILURE_HEAD = re.compile(r"^Failure # \d+ \(occurred at [^)\n]*\)$", flags=re.M)  # Ray's, in a trial's error file
 
 

@@ -251,7 +251,9 @@ class ResultsWriter(Callback):
         row[FAILURE] = failure_reason(trial)
         self._write()
         # one line, where Ray logged the traceback of its own call stack around it (TUNE_PRINT_ALL_TRIAL_ERRORS=0)
-        print(f"trial {trial.trial_id} failed: {row[FAILURE]} (traceback: {error_file(trial)})", file=sys.stderr)
+        retries = getattr(self, "retries", 0)  # (as on_step_begin)
+        used = f"; --retries {retries} used up" * bool(retries and ENDED_UNDER_IT in row[FAILURE])
+        print(f"trial {trial.trial_id} failed: {row[FAILURE]}{used} (traceback: {error_file(trial)})", file=sys.stderr)
 
     def on_experiment_end(self, trials: list[Trial], **info: Any) -> None:
         self._write()

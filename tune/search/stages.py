@@ -16,7 +16,7 @@ from data.files import atomic_write, sigint_restored, size_text
 from reports.schema import CHECKPOINT, STAGE, STAGE_DONE, STATUS, TRIAL_ID, Status, finished_trials, read_results
 from tune.search.deadline import DeadlineStopper, reopen_search
 from tune.search.failfast import SYSTEMATIC_FILE, SystematicFailure, first_failures, systematic_failure
-from tune.search.failures import ENDED_UNDER_IT
+from tune.search.failures import ENDED_UNDER_IT, RETRIES_HINT
 from tune.search.keeper import CheckpointKeeper, drop_kept, restore_kept
 from tune.search.keys import PARENTS_FILE, TRAINING_ITERATION
 from tune.search.overrides import Override, run_values
@@ -55,9 +55,11 @@ def stage_failure_text(study: Study, failures: list[dict[str, str]], left: int) 
                 if left <= 0
                 else f"where their nodes left the cluster, resume as it is: {study.cfg.resume_command()}"
             )
+            + f"; where it was memory (the OOM killer), {again} with fewer trials at once (--max-concurrent) or smaller ones"
             + (
-                f"; where it was memory (the OOM killer), {again} with fewer trials at once (--max-concurrent) or smaller "
-                "ones; a study started with --retries N runs a trial whose process ended again, from its last checkpoint"
+                f" (each ran {study.cfg.retries + 1} times: --retries {study.cfg.retries})"
+                if study.cfg.retries
+                else RETRIES_HINT
             )
         )
     if left <= 0:  # failed trials stay failed: a resume would run nothing

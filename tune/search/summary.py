@@ -37,7 +37,7 @@ from reports.schema import (
     status_text,
 )
 from reports.spent import epochs_spent_text
-from tune.search.failures import ENDED_UNDER_IT, error_signature
+from tune.search.failures import ENDED_UNDER_IT, RETRIES_HINT, error_signature
 from tune.search.keys import TRIAL_DIR
 from tune.search.study import Study
 from tune.training.tasks import task_for
@@ -69,8 +69,12 @@ def failures_text(study: Study, trials: pd.DataFrame, shown: int = 5) -> list[st
             else ""
         )
         reason = group[FAILURE].iloc[0] or "no reason recorded"
-        again = "; a study started with --retries N runs such trials again from their last checkpoint" * (
-            ENDED_UNDER_IT in reason and not study.cfg.retries
+        again = (
+            ""
+            if ENDED_UNDER_IT not in reason
+            else f"; --retries {study.cfg.retries} used up"
+            if study.cfg.retries
+            else RETRIES_HINT
         )
         lines.append(f"  failed: {len(ids)} with {reason} ({', '.join(ids[:shown])}{more}{where}{again})")
     return lines

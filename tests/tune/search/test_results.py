@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pandas as pd
+import pytest
 from ray import tune
 from ray.train._internal.storage import StorageContext
 from ray.train.constants import CHECKPOINT_DIR_NAME
@@ -185,3 +187,43 @@ def test_a_resume_runs_a_trial_marked_to_fail_again_at_once_as_any_other() -> No
     marked.run_metadata.num_failures, marked.max_failures = 1, 1
     writer.on_step_begin(0, [marked])
     assert marked.config == {"lr": 0.1} and marked.max_failures == 3
+
+
+class _TrialIn(Trial):
+    """A Ray trial whose folder is `folder` (a real one's is its Ray session's)."""
+
+    def __init__(self, folder: Path, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.folder = folder
+
+    @property
+    def local_path(self) -> str:
+        return str(self.folder)
+
+    @property
+    def path(self) -> str:
+        return str(self.folder)
+
+
+def test_the_last_failure_of_a_trial_whose_process_ended_says_its_retries_are_used_up(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With --retries, a trial whose process ended under it once more than they allow fails for good: its line says
+    so (it ran again each time before); without, and for a trial's own error, nothing is said of them."""
+    for retries, error, used in (
+        (2, "ray.exceptions.RayActorError: The actor died unexpectedly before finishing this task.", True),
+        (0, "ray.exceptions.RayActorError: The actor died unexpectedly before finishing this task.", False),
+        (2, "ValueError: width 3", False),
+    ):
+        writer = ResultsWriter(
+            tmp_path / "results", space="unet", stage="main", metric="val_iou", mode="max", max_epochs=4,
+            run_values={}, retries=retries,
+        )  # fmt: skip
+        writer.setup()
+        trial = _TrialIn(tmp_path, "train_trial", config={"lr": 0.1}, stub=True)
+        (tmp_path / "error.txt").write_text(f"Failure # 3 (occurred at now)\nTraceback\n{error}\n")
+        trial.run_metadata.error_filename = "error.txt"  # type: ignore[assignment]  # (Ray types it None)
+        writer.on_trial_error(0, [trial], trial)
+        line = capsys.readouterr().err
+        assert line.startswith(f"trial {trial.trial_id} failed: ") and line.endswith(f"{tmp_path / 'error.txt'})\n")
+        assert ("; --retries 2 used up (traceback: " in line) == used, line

@@ -1,10 +1,19 @@
-"""The study's summary, from results written by hand: the rules it names as better than the best trial."""
+"""The study's summary, from results written by hand: the rules it names as better than the best trial, the lines of
+its failed trials."""
 
 from __future__ import annotations
 
-import pandas as pd
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
-from tune.search.summary import rule_scores, rules_above, split_text, unbeaten_text
+import pandas as pd
+import pytest
+
+from tune.search.config import SearchConfig
+from tune.search.failures import ENDED_UNDER_IT
+from tune.search.stages import stage_failure_text
+from tune.search.summary import failures_text, rule_scores, rules_above, split_text, unbeaten_text
 
 
 def test_the_summary_names_the_rules_that_scored_above_the_best_trial_on_its_own_masks() -> None:
@@ -46,3 +55,33 @@ def test_the_summary_counts_the_trials_that_split_their_batches() -> None:
     )
     assert split_text(epochs[epochs["trial_id"] == "c"]) is None
     assert split_text(epochs.drop(columns="micro_batches")) is None  # a study from before they were recorded
+
+
+def _study(tmp_path: Path, retries: int) -> Any:
+    """What the lines read of a study: its folder, samples and settings (--retries)."""
+    cfg = SearchConfig(out=str(tmp_path), name="s", samples=4, retries=retries)
+    return SimpleNamespace(cfg=cfg, folder=cfg.experiment_dir, samples=4)
+
+
+@pytest.mark.parametrize("retries", [0, 2])
+def test_trials_whose_process_ended_say_what_retries_would_do_or_that_they_are_used_up(
+    tmp_path: Path, retries: int
+) -> None:
+    """Without --retries, the summary and a stage's stop name it; with it, they say it was used up, not to use it."""
+    ended = f"its process on 10.0.0.7 {ENDED_UNDER_IT}; Ray: The actor died unexpectedly"
+    trials = pd.DataFrame(
+        {"trial_id": ["a", "b", "c"], "stage": "main", "status": ["failed", "failed", "completed"]}
+        | {"failure": [ended, "ValueError: bad width 3", None]}
+    )
+    lines = failures_text(_study(tmp_path, retries), trials)
+    again = "; a study started with --retries N runs trials whose process ended again, from their last checkpoint"
+    assert lines == [
+        f"  failed: 1 with {ended} (a{again if not retries else '; --retries 2 used up'})",
+        "  failed: 1 with ValueError: bad width 3 (b)",
+    ]
+    stop = stage_failure_text(_study(tmp_path, retries), [{"error": ended, "file": "e.txt"}] * 3, left=1)
+    assert stop.startswith(f"stopped: its first 3 trials all failed with the same error before any reported a result: "
+                           f"{ended} (traceback: e.txt); where their nodes left the cluster, resume as it is: ")  # fmt: skip
+    assert stop.endswith("; where it was memory (the OOM killer), start the study again under another --name with "
+                         "fewer trials at once (--max-concurrent) or smaller ones"
+                         + (again if not retries else " (each ran 3 times: --retries 2)"))  # fmt: skip
