@@ -73,6 +73,7 @@ GPUS = "gpus"  # the GPUs (a fraction: packed) Ray reserved for the trial
 CHECKPOINT = "checkpoint"  # the checkpoint of BEST_EPOCH; None before one is saved
 PARENT_TRIAL = "parent_trial"  # in a staged space, the earlier stage's trial this one builds on
 STARTED_AT = "started_at"  # UTC timestamp: when the trial was launched (its process started after)
+RESTARTS = "restarts"  # times Ray ran the trial again, from its last checkpoint, after its process ended (--retries)
 
 EPOCH = "epoch"  # epochs-table column: 1-based epoch (Ray's training_iteration)
 # epochs-table columns of where an epoch's time went (seconds; Ray's EPOCH_END and EPOCH_SECONDS included)
@@ -119,17 +120,9 @@ VAL_FRAME_L1 = "val_frame_l1"  # its mean absolute error
 VAL_PSNR = "val_psnr"  # its PSNR, dB
 VAL_COPY_LAST_MSE = "val_copy_last_mse"  # frame 11 given as frame 22: the MSE a predictor must beat
 METRICS = (
-    TRAIN_LOSS,
-    VAL_IOU,
-    VAL_LOSS,
-    VAL_COPY_LAST_IOU,
-    VAL_EXTRAPOLATE_IOU,
-    VAL_ORACLE_IOU,
-    VAL_FRAME_MSE,
-    VAL_FRAME_L1,
-    VAL_PSNR,
-    VAL_COPY_LAST_MSE,
-)
+    TRAIN_LOSS, VAL_IOU, VAL_LOSS, VAL_COPY_LAST_IOU, VAL_EXTRAPOLATE_IOU, VAL_ORACLE_IOU, VAL_FRAME_MSE, VAL_FRAME_L1,
+    VAL_PSNR, VAL_COPY_LAST_MSE,
+)  # fmt: skip
 
 CONFIG_PREFIX = "config/"  # a trial's hyperparameters are the columns config/NAME
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from reports.schema import EPOCHS, MAX_EPOCHS, STAGE, STATUS, Status
+from reports.schema import EPOCHS, MAX_EPOCHS, RESTARTS, STAGE, STATUS, TRIAL_ID, Status
 
 
 def epochs_spent(trials: pd.DataFrame, stage: str) -> tuple[int, int]:
@@ -49,5 +49,23 @@ def epochs_spent_text(trials: pd.DataFrame, stage: str) -> str:
     who = "this trial" if count == 1 else f"these {count} trials"
     return (
         f"{spent} epochs run, of the {full} that {who} would have cost at the full budget "
-        f"({spent / full:.0%}; {', '.join(why)})"
+        f"({spent / full:.0%}; {', '.join(why)}){restarts_text(trials, stage)}"
+    )
+
+
+def restarts_text(trials: pd.DataFrame, stage: str, shown: int = 5) -> str:
+    """The compute line's end where some of a stage's trials ran again after their process ended (--retries): the
+    epochs since their last checkpoint ran twice, which the epochs run leave out; "" where none did (or the results
+    are from before RESTARTS was recorded)."""
+    if RESTARTS not in trials or not len(trials):
+        return ""
+    again = trials[(trials[STAGE] == stage) & (trials[RESTARTS].fillna(0) > 0)]
+    if not len(again):
+        return ""
+    ids = [f"{t} ({int(n)} times)" if n > 1 else str(t) for t, n in zip(again[TRIAL_ID], again[RESTARTS], strict=True)]
+    more = f" and {len(ids) - shown} more" if len(ids) > shown else ""
+    its, who = ("its", "1 trial") if len(ids) == 1 else ("their", f"{len(ids)} trials")
+    return (
+        f"; {who} ran again from {its} last checkpoint after {its} process ended (--retries): "
+        f"{', '.join(ids[:shown])}{more}"
     )

@@ -41,6 +41,7 @@ from reports.schema import (
     MODE,
     NODE_ID,
     PARENT_TRIAL,
+    RESTARTS,
     SPACE,
     STAGE,
     STARTED_AT,
@@ -234,6 +235,9 @@ class ResultsWriter(Callback):
         (trainable.FailedBefore) and for good."""
         reason = failure_reason(trial)
         if ENDED_UNDER_IT in reason:
+            row = self._row(trial)
+            row[RESTARTS] = int(row.get(RESTARTS) or 0) + 1  # (a row from before the column: its count starts here)
+            self._write()
             where = "its last checkpoint" if trial.checkpoint is not None else "its start (it had no checkpoint yet)"
             print(
                 f"trial {trial.trial_id} failed: {reason}; it runs again from {where} "
@@ -281,6 +285,7 @@ class ResultsWriter(Callback):
                 CHECKPOINT: None,
                 PARENT_TRIAL: None,
                 STARTED_AT: self._launched.get(trial.trial_id, pd.Timestamp.now(tz="UTC")),
+                RESTARTS: 0,
             }
             self._trials[trial.trial_id] = row
         reserved: dict[str, float] = (

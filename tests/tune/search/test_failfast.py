@@ -332,8 +332,10 @@ def test_a_trial_whose_process_ends_under_it_runs_again_from_its_checkpoint_with
     assert list(epochs["iterations_since_restore"]) == [1, 1, 2, 3]  # the second run began after epoch 1
     (manifest,) = own_cache.glob("train-*/manifest.json")
     assert manifest.stat().st_mtime_ns < touched.stat().st_ctime_ns
-    err = capsys.readouterr().err
+    assert (done["restarts"], failed["restarts"]) == (1, 0)  # (its own error's second run, failing at once, is none)
+    out, err = capsys.readouterr()
     trial_id = done["trial_id"]
+    assert f"; 1 trial ran again from its last checkpoint after its process ended (--retries): {trial_id}\n" in out
     assert re.search(rf"^trial {trial_id} failed: its process on \S+ ended under it \(its node left the cluster, the "
                      r"system's OOM killer, a crash\); Ray: .+; it runs again from its last checkpoint \(--retries 1, 1 "
                      r"used\)$", err, flags=re.M), err  # fmt: skip
