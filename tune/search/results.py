@@ -236,7 +236,8 @@ class ResultsWriter(Callback):
         reason = failure_reason(trial)
         if ENDED_UNDER_IT in reason:
             row = self._row(trial)
-            row[RESTARTS] = int(row.get(RESTARTS) or 0) + 1  # (a row from before the column: its count starts here)
+            before = row.get(RESTARTS)  # (NaN in a row from before the column: its count starts here)
+            row[RESTARTS] = 1 + (0 if before is None or is_missing(before) else int(before))
             self._write()
             where = "its last checkpoint" if trial.checkpoint is not None else "its start (it had no checkpoint yet)"
             print(

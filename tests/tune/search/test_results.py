@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -13,7 +14,7 @@ from ray.train._internal.storage import StorageContext
 from ray.train.constants import CHECKPOINT_DIR_NAME
 from ray.tune.experiment import Trial
 
-from reports.schema import CHECKPOINT, EPOCH, EPOCHS_FILE, is_missing, read_results
+from reports.schema import CHECKPOINT, EPOCH, EPOCHS_FILE, RESTARTS, is_missing, read_results
 from tune.search.failures import failure_reason
 from tune.search.keys import CHECKPOINT_NAME, FAILED_KEY, TRAINING_ITERATION
 from tune.search.results import ResultsWriter
@@ -227,3 +228,20 @@ def test_the_last_failure_of_a_trial_whose_process_ended_says_its_retries_are_us
         line = capsys.readouterr().err
         assert line.startswith(f"trial {trial.trial_id} failed: ") and line.endswith(f"{tmp_path / 'error.txt'})\n")
         assert ("; --retries 2 used up (traceback: " in line) == used, line
+
+
+def test_a_trial_run_again_after_its_process_ended_counts_its_restarts(tmp_path: Path) -> None:
+    """Each run again is counted in its row, also where the row came from a study before the column (NaN there)."""
+    writer = ResultsWriter(
+        tmp_path / "results", space="unet", stage="main", metric="val_iou", mode="max", max_epochs=4, run_values={}
+    )
+    writer.setup()
+    trial = _TrialIn(tmp_path, "train_trial", config={"lr": 0.1}, stub=True)
+    (tmp_path / "error.txt").write_text("Traceback\nray.exceptions.RayActorError: The actor died unexpectedly.\n")
+    trial.run_metadata.error_filename = "error.txt"  # type: ignore[assignment]  # (Ray types it None)
+    writer.on_trial_start(0, [trial], trial)
+    writer._row(trial)[RESTARTS] = math.nan  # as read back from an older study's results
+    for _ in range(2):
+        writer.on_trial_recover(0, [trial], trial)
+    trials, _ = read_results(tmp_path / "results")
+    assert trials[RESTARTS].tolist() == [2]
