@@ -21,6 +21,7 @@ from reports.schema import (
     EPOCH,
     EPOCHS,
     FAILURE,
+    FINISHED,
     GPU_HOURS,
     LABEL,
     METRIC,
@@ -116,11 +117,11 @@ def leaderboard_html(trials: pd.DataFrame, table_id: str) -> str:
     ]
     body = []
     for stage in stage_order(trials):
-        best_first = ranked(trials, stage)
-        rest = trials[(trials[STAGE] == stage) & trials[BEST_METRIC].isna()]
-        for rank, row in [(k + 1, r) for k, r in enumerate(best_first.to_dict("records"))] + [
-            (None, r) for r in rest.to_dict("records")
-        ]:
+        by_value = ranked(trials, stage)  # the finished ones ranked; failed and running trials after them, unranked
+        finished = by_value[STATUS].isin(FINISHED)
+        no_value = trials[(trials[STAGE] == stage) & trials[BEST_METRIC].isna()]
+        rest = pd.concat([by_value[~finished], no_value]).to_dict("records")
+        for rank, row in [*enumerate(by_value[finished].to_dict("records"), start=1), *((None, r) for r in rest)]:
             cells = [
                 _cell(rank if rank is not None else "", rank if rank is not None else 1e9),
                 _cell(row[TRIAL_ID], text=True),
@@ -132,7 +133,7 @@ def leaderboard_html(trials: pd.DataFrame, table_id: str) -> str:
                 _cell(row[EPOCHS], row[EPOCHS]),
                 _cell(_fmt(row[GPU_HOURS]), row[GPU_HOURS]),
                 _cell(_fmt((row[WALL_TIME_S] or 0) / 60), row[WALL_TIME_S]),
-                _cell(row.get(FAILURE) or "", text=True),
+                _cell("" if is_missing(row.get(FAILURE)) else row[FAILURE], text=True),  # (NaN where none)
             ]
             body.append(f'<tr class="status-{html.escape(str(row[STATUS]))}">{"".join(cells)}</tr>')
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)

@@ -38,6 +38,25 @@ def test_the_leaderboard_ranks_each_stage_by_its_mode_and_puts_trials_without_a_
     assert re.findall(r'<td class="text" data-value="(\w)">', page) == ["c", "d", "a", "b"]
 
 
+def test_failed_and_running_trials_come_after_the_finished_ones_unranked_and_no_failure_reads_nan() -> None:
+    """A failed or running trial with a value better than a finished one's is no answer yet (the best rule, the
+    docs): it is listed after them without a rank. A trial without a failure shows an empty cell, not NaN."""
+    trials = pd.DataFrame(
+        [
+            trial_row("a", 0.1, status="stopped"),
+            trial_row("b", 0.4, status="failed", failure="ValueError: width"),
+            trial_row("c", 0.3, status="running"),
+            trial_row("d", 0.2),
+            trial_row("e", status="failed", failure="ValueError: depth"),
+        ]
+    )
+    trials.loc[trials["failure"].isna(), "failure"] = float("nan")  # as read back from Parquet beside failed trials
+    page = leaderboard_html(trials, "board")
+    rows = re.findall(r'<tr [^>]*><td[^>]*>(\d*)</td><td class="text" data-value="(\w)">', page)
+    assert rows == [("1", "d"), ("2", "a"), ("", "b"), ("", "c"), ("", "e")]
+    assert ">nan<" not in page
+
+
 def test_a_study_with_a_journal_shows_its_importances(tmp_path: Path) -> None:
     folder = write_study_folder(tmp_path / "u", ROWS, settings={"name": "u", "space": "unet"})
     write_journal(folder / schema.OPTUNA_FILE, schema.optuna_study_name("u", "train"), SPREAD)
