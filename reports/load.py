@@ -112,7 +112,14 @@ def load_experiment(folder: str | os.PathLike[str]) -> Experiment:
             after = (
                 "; --resume completes it" if offered else f"; {CUT_BUT_FINISHED}" if run.get(RUN_ENDED, True) else ""
             )
-            notes.append(f"the study was cut by its time budget ({budget.get(BUDGET_TEXT)}): {stages_cut}{after}")
+            cut = f"cut by its time budget ({budget.get(BUDGET_TEXT)}): {stages_cut}"
+            # a --resume running now goes on with what the last run's deadline cut (its record is rewritten at its end)
+            live = offered and study_driver(folder)
+            notes.append(
+                f"an earlier run was {cut}; the run going on now completes it"
+                if live
+                else f"the study was {cut}{after}"
+            )
     if settings.get("warm_start"):
         again = settings.get("warm_start_best")
         notes.append(

@@ -237,6 +237,24 @@ def test_a_study_whose_driver_runs_is_told_from_one_that_was_stopped(tmp_path: P
         assert not any(n.startswith(before) for n in load_experiment(folder).notes)  # running: none reported yet
 
 
+def test_a_resume_running_after_a_time_budget_cut_is_not_said_to_be_cut(tmp_path: Path) -> None:
+    """budget.json holds the last run's cut until the next run ends: while a --resume runs, the report says it is
+    completing that cut, not that the study was cut and a --resume would complete it."""
+    folder = write_study_folder(tmp_path / "runs" / "b", [trial_row("a", 0.2, status="cut")], settings={"name": "b"})
+    (folder / "train").mkdir()
+    cut = {schema.BUDGET_TEXT: "1m10s", schema.BUDGET_CUT: {"train": "1 of 4 trials started"}}
+    (folder / schema.BUDGET_FILE).write_text(json.dumps(cut))
+    said = "cut by its time budget (1m10s): stage train: 1 of 4 trials started"
+    assert f"the study was {said}; --resume completes it" in load_experiment(folder).notes
+    lock = folder / schema.DRIVER_LOCK
+    lock.write_text("pid 4242 on node7, since 2026-12-05 10:00:00 UTC\n")
+    with open(lock) as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        live = load_experiment(folder).notes
+    assert f"an earlier run was {said}; the run going on now completes it" in live, live
+    assert not any(n.startswith("the study was cut") for n in live), live
+
+
 def test_a_command_that_takes_a_study_s_best_is_told_whether_the_study_ended(tmp_path: Path) -> None:
     """tune.predict, tune.train --from and --warm-start print it, as the report judges the study: one running now,
     or one that did not end, gives its trials so far (a snapshot); one that ended, nothing to say."""
