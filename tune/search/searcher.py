@@ -19,6 +19,8 @@ from tune.search.keys import FAULT_KEY, TRAINING_ITERATION
 from tune.search.overrides import OverriddenTrial, Override
 from tune.search.spaces import Budget, Stage
 
+TRIAL_ID_ATTR = "segtune.trial_id"  # on each Optuna trial: the study's trial id (results/trials.parquet)
+
 
 def journal_storage(experiment_dir: Path) -> JournalStorage:
     """The study folder's Optuna journal (`optuna-dashboard OUT/NAME/optuna.journal` opens it)."""
@@ -82,6 +84,8 @@ class PrunedAwareOptunaSearch(OptunaSearch):
             return Searcher.FINISHED  # type: ignore[return-value]  # no trial starts after the time budget's deadline
         config = super().suggest(trial_id)
         if config is not None:
+            if trial_id in self._ot_trials:  # the journal's trial names the study's (optuna-dashboard, the report)
+                self._ot_trials[trial_id].set_user_attr(TRIAL_ID_ATTR, trial_id)
             self._suggested += 1
             if self._suggested in self._fail_trials:
                 config[FAULT_KEY] = True

@@ -27,12 +27,12 @@ from data.files import not_a
 from reports.load import unfinished_text
 from reports.schema import OPTUNA_FILE, STUDY_FILE, optuna_study_name, read_study_settings
 from tune.search.overrides import NOT_OVERRIDABLE, Param, describe_stage
-from tune.search.searcher import journal_storage
+from tune.search.searcher import TRIAL_ID_ATTR, journal_storage
 from tune.search.spaces import Stage
 from tune.search.study import Study
 
 COPIED = (TrialState.COMPLETE, TrialState.PRUNED)
-SOURCE_ATTR = "segtune.warm_start"  # on each copied trial: "OLD_NAME/STAGE #NUMBER"; where an enqueued one came from
+SOURCE_ATTR = "segtune.warm_start"  # on each copied trial: "OLD_NAME/STAGE #NUMBER (trial ID)"; an enqueued one: why
 
 
 def check_warm_start(study: Study) -> None:
@@ -123,8 +123,10 @@ def _old_trials(study: Study, stage: Stage) -> list[FrozenTrial]:
     except KeyError:  # OLD never ran this stage
         return []
     trials = old.get_trials(deepcopy=True, states=COPIED)
-    for trial in trials:
-        trial.set_user_attr(SOURCE_ATTR, f"{name}/{stage.name} #{trial.number}")
+    for trial in trials:  # named by where it came from; its trial id is the old study's
+        was = trial.user_attrs.get(TRIAL_ID_ATTR)
+        trial.user_attrs = {k: v for k, v in trial.user_attrs.items() if k != TRIAL_ID_ATTR}
+        trial.set_user_attr(SOURCE_ATTR, f"{name}/{stage.name} #{trial.number}" + (f" (trial {was})" if was else ""))
     return trials
 
 

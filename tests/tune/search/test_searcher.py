@@ -48,6 +48,7 @@ def test_a_trial_stopped_before_max_t_is_pruned_at_its_last_value(searcher: Any,
     assert stopped.intermediate_values == {1: 0.1, 2: 0.2} and stopped.value == 0.2
     assert finished.state == optuna.trial.TrialState.COMPLETE and finished.value == 0.5
     assert searcher._completed_trials == {"stopped", "finished"}
+    assert [t.user_attrs["segtune.trial_id"] for t in (stopped, finished)] == ["stopped", "finished"]  # (the report's)
 
 
 def test_the_named_trials_carry_the_fault_flag(tmp_path: Path) -> None:

@@ -101,6 +101,7 @@ def test_warm_start_best_runs_again_the_old_studys_best_by_its_own_rule(
     for curve in curves:
         trial = old.ask()
         define(trial)
+        trial.set_user_attr("segtune.trial_id", f"t{trial.number}")  # the old study's trial id, as its searcher set it
         for epoch, value in enumerate(curve, start=1):
             trial.report(value, epoch)
         old.tell(trial, curve[-1] if len(curve) == 4 else None, state=None if len(curve) == 4 else TrialState.PRUNED)
@@ -113,7 +114,11 @@ def test_warm_start_best_runs_again_the_old_studys_best_by_its_own_rule(
     warm_start(study, study.space.stage("main"))
     new = optuna.load_study(study_name=optuna_study_name("new", "main"), storage=journal_storage(study.folder))
     waiting = [t for t in new.get_trials(deepcopy=False) if t.state == TrialState.WAITING]
-    assert [t.user_attrs["segtune.warm_start"] for t in waiting] == [f"old/main #{n} (again)" for n in enqueued]
+    assert [t.user_attrs["segtune.warm_start"] for t in waiting] == [
+        f"old/main #{n} (trial t{n}) (again)" for n in enqueued
+    ]
+    copies = [t for t in new.get_trials(deepcopy=False) if t.state != TrialState.WAITING]
+    assert len(copies) == 4 and not any("segtune.trial_id" in t.user_attrs for t in copies)  # (not this study's)
     for held, n in zip(waiting, enqueued, strict=True):
         assert held.system_attrs["fixed_params"].items() <= old.trials[n].params.items()
         assert "lr" in held.system_attrs["fixed_params"]
