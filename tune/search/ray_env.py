@@ -23,6 +23,9 @@ def ray_defaults() -> None:
     # a failed trial is one line of the study's (tune.search.results), its traceback in its folder: Ray logged that
     # traceback wrapped in 30 lines of its own calls, each failed trial, amid the trials' tables
     os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "0")
+    # a stage's lines are its own (tune.search.progress, with verbose=0): Ray's new output engine printed its
+    # experiment's box, a TensorBoard command into its session's temporary folder and its own error blocks even at 0
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     for name in _RAY_NOISE:
         logging.getLogger(name).addFilter(_not_noise)  # (once: a filter already there is not added again)
 

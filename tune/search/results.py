@@ -100,6 +100,11 @@ class ResultsWriter(Callback):
         self._reconciled = False
         self._launched: dict[str, pd.Timestamp] = {}  # trial id -> when this driver first saw it
 
+    @property
+    def rows(self) -> dict[str, dict[str, Any]]:
+        """This stage's trial rows by trial id, as last updated (progress.Progress reads them)."""
+        return self._trials
+
     # -- Ray's hooks
 
     def setup(

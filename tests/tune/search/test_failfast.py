@@ -205,6 +205,11 @@ def test_failures_between_trials_that_train_do_not_stop_the_stage(
         assert f"trial {trial_id} failed: {reason} (traceback: {traceback})\n" in err, err
         assert "raise RuntimeError" in traceback.read_text()
     assert "Traceback" not in out + err
+    # the stage's own lines, not Ray's tables (a configuration and a result table for each trial, an error block)
+    assert "stage main: 1 trial(s) starting; 0 of 5 trials ended, 0 running\n" in out
+    assert re.search(r"^stage main: trial \w+ (completed|stopped by ASHA) after \d epoch\(s\), val_iou [\d.]+ at epoch \d; "
+                     r"best so far [\d.]+ \(\w+\); 5 of 5 trials ended \(.*3 failed\), 0 running$", out, flags=re.M), out  # fmt: skip
+    assert not re.search(r"Trial status|started with configuration|errored after|Configuration for experiment", out)
     ids = ", ".join(trials.loc[trials["status"] == "failed", "trial_id"])  # and once more in the summary, together
     assert f"  failed: 3 with {reason} ({ids}; tracebacks: {tmp_path / 'mix' / 'main'}/trial_ID/error.txt)\n" in out
 

@@ -78,9 +78,9 @@ def _stopped(driver: subprocess.Popen[str], sent: signal.Signals, folder: Path) 
 
 def test_a_study_stopped_every_way_resumes_to_the_end(synth_root: Path, tmp_path: Path) -> None:
     """One study of 8 trials stopped four times, each time another way, then finished by a fifth start:
-    1. Ctrl-C (SIGINT to the process group, as a terminal sends it) as Ray starts the first trials (its table says
-       "PENDING"): Ray ends them TERMINATED and saves them PENDING; the stage is interrupted, not done (it was once
-       marked done, its study "no trial succeeded", and neither a resume nor a new start could go on);
+    1. Ctrl-C (SIGINT to the process group, as a terminal sends it) as Ray starts the first trials (the stage says
+       "2 trial(s) starting"): Ray ends them TERMINATED and saves them PENDING; the stage is interrupted, not done
+       (it was once marked done, its study "no trial succeeded", and neither a resume nor a new start could go on);
     2. kill -9 in the resume, once 2 epochs are recorded (trials running, their checkpoints being written);
     3. SIGTERM as `timeout` sends it (to the driver alone, as Kubernetes does, then to its whole process group) an
        epoch into the next;
@@ -94,13 +94,13 @@ def test_a_study_stopped_every_way_resumes_to_the_end(synth_root: Path, tmp_path
     def epochs() -> int:
         return len(read_parquet(results / "epochs.parquet"))  # read while the study rewrites it
 
-    # 1. Ctrl-C as Ray's table lists the first trials, their actors not yet started
+    # 1. Ctrl-C as the stage says its first trials start, their actors not yet started
     driver = _search(args, env)
     assert driver.stdout is not None
     lines = []
     for line in driver.stdout:
         lines.append(line)
-        if pending := re.match(r"Trial status: (\d+) PENDING$", line.strip()):
+        if pending := re.match(r"stage main: (\d+) trial\(s\) starting; ", line.strip()):
             os.killpg(driver.pid, signal.SIGINT)
             break
     output = "".join(lines) + _stopped(driver, signal.SIGINT, folder)

@@ -1,0 +1,66 @@
+"""The lines a stage prints as it runs (in place of Ray's tables), driven with Ray's own Trial objects and the real
+results writer, whose rows they read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from ray.tune.experiment import Trial
+
+from tune.search.deadline import Deadline
+from tune.search.keys import TRAINING_ITERATION
+from tune.search.progress import Progress
+from tune.search.results import ResultsWriter
+
+
+def test_each_trial_s_end_is_one_line_with_the_stage_s_count_and_best(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    deadline = Deadline(tmp_path)
+    writer = ResultsWriter(
+        tmp_path / "results", space="unet", stage="main", metric="val_iou", mode="max", max_epochs=4, run_values={},
+        deadline=deadline,
+    )  # fmt: skip
+    writer.setup()
+    progress = Progress(writer, samples=5, deadline=deadline, quiet_s=0)
+    trials = [Trial("train_trial", config={"lr": 0.1}, stub=True) for _ in range(3)]
+    progress.on_step_begin(0, trials)
+    progress.on_step_begin(1, trials)  # (said once)
+    assert capsys.readouterr().out == "stage main: 3 trial(s) starting; 0 of 5 trials ended, 0 running\n"
+
+    def run(trial: Trial, values: list[float]) -> None:
+        writer.on_trial_start(0, trials, trial)
+        trial.set_status(Trial.RUNNING)
+        for epoch, value in enumerate(values, start=1):
+            result = {TRAINING_ITERATION: epoch, "val_iou": value}
+            trial.update_last_result(result)
+            writer.on_trial_result(0, trials, trial, result)
+
+    def end(trial: Trial) -> None:
+        writer.on_trial_complete(0, trials, trial)
+        trial.set_status(Trial.TERMINATED)
+        progress.on_trial_complete(0, trials, trial)
+
+    first, second, third = trials
+    run(first, [0.2, 0.5, 0.4, 0.45])
+    run(second, [0.3])
+    run(third, [0.1, 0.2])
+    end(first)
+    end(second)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [
+        f"stage main: trial {first.trial_id} completed after 4 epoch(s), val_iou 0.5000 at epoch 2; best so far "
+        f"0.5000 ({first.trial_id}); 1 of 5 trials ended (1 completed), 2 running",
+        f"stage main: trial {second.trial_id} stopped by ASHA after 1 epoch(s), val_iou 0.3000 at epoch 1; best so "
+        f"far 0.5000 ({first.trial_id}); 2 of 5 trials ended (1 completed, 1 stopped), 1 running",
+    ]
+    progress.on_step_end(0, trials)  # quiet for long enough (0 s here): the trials running and their epochs
+    assert capsys.readouterr().out.startswith(
+        f"stage main: 2 of 5 trials ended (1 completed, 1 stopped), 1 running: {third.trial_id} epoch 2/4; "
+    )
+    deadline.set(0.0)  # passed: a trial ended now was cut by the time budget, whose line says none is left
+    progress.on_step_end(0, trials)
+    assert capsys.readouterr().out.endswith(" since this run began; time budget: 0s left\n")
+    end(third)
+    assert f"trial {third.trial_id} cut at the deadline after 2 epoch(s)" in capsys.readouterr().out

@@ -1,0 +1,95 @@
+"""What a stage prints as it runs, in place of Ray's tables (a configuration table at each trial's start and a result
+table at each end: 1,200 lines for 24 trials): a line as its trials start, a line at each trial's end with the
+stage's count and best so far, and, where a minute went by without a line, one naming the trials running and their
+epochs (and the time budget left). A trial's failure is the results writer's line; Ray's dashboard shows the rest."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pandas as pd
+from ray.tune import Callback
+from ray.tune.experiment import Trial
+
+from reports.schema import BEST_EPOCH, BEST_METRIC, EPOCHS, STATUS, TRIAL_ID, Status, is_missing, ranked
+from tune.search.clock import duration_text
+from tune.search.deadline import Deadline
+from tune.search.keys import TRAINING_ITERATION
+from tune.search.results import ResultsWriter
+
+SHOWN = 4  # running trials named in the minute's line
+ENDED_HOW = {
+    Status.COMPLETED: str(Status.COMPLETED),
+    Status.STOPPED: "stopped by ASHA",
+    Status.CUT: "cut at the deadline",
+}
+
+
+class Progress(Callback):
+    """Reads the stage's rows as the results writer (a callback before it) keeps them: the counts and the best are
+    the stage's, of this run and the earlier ones."""
+
+    def __init__(
+        self, writer: ResultsWriter, samples: int, deadline: Deadline | None = None, quiet_s: float = 60.0
+    ) -> None:
+        self.writer, self.samples, self.deadline, self.quiet_s = writer, samples, deadline, quiet_s
+        self.setup()
+
+    def setup(self, *args: Any, **info: Any) -> None:
+        """Each run's (Ray restores this callback from the stage's saved state at a resume)."""
+        self._began = self._said = time.monotonic()
+        self._starting = False
+
+    def _say(self, line: str) -> None:
+        print(f"stage {self.writer.stage}: {line}", flush=True)
+        self._said = time.monotonic()
+
+    def on_step_begin(self, iteration: int, trials: list[Trial], **info: Any) -> None:
+        pending = sum(t.status == Trial.PENDING for t in trials)
+        if pending and not self._starting:
+            self._starting = True
+            self._say(f"{pending} trial(s) starting; {self._counts()}")
+
+    def on_step_end(self, iteration: int, trials: list[Trial], **info: Any) -> None:
+        running = [t for t in trials if t.status == Trial.RUNNING]
+        if not running or time.monotonic() - self._said < self.quiet_s:
+            return
+        named = ", ".join(
+            f"{t.trial_id} epoch {(t.last_result or {}).get(TRAINING_ITERATION, 0)}/{self.writer.max_epochs}"
+            for t in running[:SHOWN]
+        )
+        more = f" and {len(running) - SHOWN} more" if len(running) > SHOWN else ""
+        at = self.deadline.at() if self.deadline is not None else None
+        left = f"; time budget: {duration_text(max(0.0, at - time.time()))} left" if at is not None else ""
+        spent = duration_text(time.monotonic() - self._began)
+        self._say(f"{self._counts()}: {named}{more}; {spent} since this run began{left}")
+
+    def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        row = self.writer.rows.get(trial.trial_id)
+        if row is None:
+            return
+        how = ENDED_HOW.get(row[STATUS], str(row[STATUS]))
+        value = "" if is_missing(row[BEST_METRIC]) else f", {self.writer.metric} {row[BEST_METRIC]:.4f}"
+        at = "" if is_missing(row[BEST_EPOCH]) else f" at epoch {int(row[BEST_EPOCH])}"
+        line = f"trial {trial.trial_id} {how} after {int(row[EPOCHS] or 0)} epoch(s){value}{at}{self._best()}"
+        self._say(f"{line}; {self._counts()}")
+
+    def _rows(self) -> pd.DataFrame:
+        return pd.DataFrame(list(self.writer.rows.values()))
+
+    def _best(self) -> str:
+        finished = ranked(self._rows(), self.writer.stage, statuses=tuple(ENDED_HOW))
+        if not len(finished):
+            return ""
+        best = finished.iloc[0]
+        return f"; best so far {best[BEST_METRIC]:.4f} ({best[TRIAL_ID]})"
+
+    def _counts(self) -> str:
+        """'5 of 24 trials ended (3 completed, 1 stopped, 1 failed), 2 running', trials of earlier runs among them."""
+        rows = self._rows()
+        statuses = list(rows[STATUS]) if len(rows) else []
+        running = statuses.count(Status.RUNNING)
+        how = ", ".join(f"{statuses.count(s)} {s}" for s in (*ENDED_HOW, Status.FAILED) if s in statuses)
+        ended = len(statuses) - running
+        return f"{ended} of {self.samples} trials ended{f' ({how})' if how else ''}, {running} running"
