@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 
 
@@ -26,6 +27,9 @@ def ray_defaults() -> None:
     # a stage's lines are its own (tune.search.progress, with verbose=0): Ray's new output engine printed its
     # experiment's box, a TensorBoard command into its session's temporary folder and its own error blocks even at 0
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # Ray's lines of its workers' ("(raylet) A worker died ..."), written to a log file: without colour codes
+    if not (sys.stdout.isatty() and sys.stderr.isatty()):
+        os.environ.setdefault("RAY_COLOR_PREFIX", "0")
     for name in _RAY_NOISE:
         logging.getLogger(name).addFilter(_not_noise)  # (once: a filter already there is not added again)
 
