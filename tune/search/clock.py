@@ -74,7 +74,13 @@ class StudyClock:
             again = (self.study.folder / stage.name).is_dir()  # it started in an earlier run
             self.cut[stage.name] = f"not {'resumed' if again else 'started'}: the time budget was spent"
             return False
-        self.study.deadline.set(time.time() + max(share, 0.0))
+        at = time.time() + max(share, 0.0)
+        self.study.deadline.set(at)
+        print(
+            f"stage {stage.name}: the time budget gives it {duration_text(max(share, 0.0))}, to "
+            f"{time.strftime('%H:%M:%S', time.localtime(at))}: no trial starts after, and those running stop at the "
+            "end of their epoch"
+        )
         return True
 
     def ran(self, stage: Stage, complete: bool) -> None:

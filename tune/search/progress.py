@@ -39,7 +39,7 @@ class Progress(Callback):
     def setup(self, *args: Any, **info: Any) -> None:
         """Each run's (Ray restores this callback from the stage's saved state at a resume)."""
         self._began = self._said = time.monotonic()
-        self._starting = False
+        self._starting = self._passed = False
 
     def _say(self, line: str) -> None:
         print(f"stage {self.writer.stage}: {line}", flush=True)
@@ -53,6 +53,11 @@ class Progress(Callback):
 
     def on_step_end(self, iteration: int, trials: list[Trial], **info: Any) -> None:
         running = [t for t in trials if t.status == Trial.RUNNING]
+        if not self._passed and self.deadline is not None and self.deadline.passed():
+            self._passed = True
+            self._say(
+                f"the time budget's deadline passed: no trial starts, the {len(running)} running stop at the end of their epoch"
+            )
         if not running or time.monotonic() - self._said < self.quiet_s:
             return
         named = ", ".join(

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
+
+import pytest
 
 from reports import schema
 from reports.load import load_experiment
@@ -67,7 +70,9 @@ def test_durations_are_shown_as_given_under_a_minute_and_rounded_above() -> None
     assert shown == ["4.5s", "6s", "42.4s", "1m00s", "3m05s", "1h02m"]
 
 
-def test_trials_an_earlier_budget_cut_are_said_cut_by_it_after_later_runs(tmp_path: Path) -> None:
+def test_trials_an_earlier_budget_cut_are_said_cut_by_it_after_later_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A study cut by an 8 s budget, resumed under 6 s that was spent before the stage resumed, then resumed under a
     minute that cut nothing: the second run said "stage main: not started" and dropped the 2 trials cut before; the
     report of the third said the study was cut by a budget that cut nothing (6 s, then its own minute)."""
@@ -90,6 +95,9 @@ def test_trials_an_earlier_budget_cut_are_said_cut_by_it_after_later_runs(tmp_pa
     third = StudyClock(study, 60.0, time.time())
     write_study_folder(study.folder, [*cut, trial_row("c", 0.3, stage="main")])
     assert third.start(stage)
+    said = capsys.readouterr().out  # when it stops starting trials, and what happens to those running then
+    assert re.fullmatch(r"stage main: the time budget gives it (59|1m00)\S*, to \d\d:\d\d:\d\d: no trial starts after, "
+                        r"and those running stop at the end of their epoch\n", said), said  # fmt: skip
     third.ran(stage, complete=True)
     third.end()
     assert third.cut == {"main": "2 trials stopped at an earlier run's deadline"}

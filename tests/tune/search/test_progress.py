@@ -59,8 +59,14 @@ def test_each_trial_s_end_is_one_line_with_the_stage_s_count_and_best(
     assert capsys.readouterr().out.startswith(
         f"stage main: 2 of 5 trials ended (1 completed, 1 stopped), 1 running: {third.trial_id} epoch 2/4; "
     )
-    deadline.set(0.0)  # passed: a trial ended now was cut by the time budget, whose line says none is left
+    deadline.set(0.0)  # passed: said once; a trial ended now was cut by the time budget, whose line says none is left
     progress.on_step_end(0, trials)
-    assert capsys.readouterr().out.endswith(" since this run began; time budget: 0s left\n")
+    progress.on_step_end(0, trials)
+    passed, *quiet = capsys.readouterr().out.splitlines()
+    assert passed == (
+        "stage main: the time budget's deadline passed: no trial starts, the 1 running stop at the end of their epoch"
+    )
+    assert len(quiet) == 2 and quiet[0].endswith(" since this run began; time budget: 0s left")  # (each quiet: 0 s)
+    assert not any("deadline passed" in line for line in quiet)
     end(third)
     assert f"trial {third.trial_id} cut at the deadline after 2 epoch(s)" in capsys.readouterr().out
