@@ -356,4 +356,5 @@ def _side(exp: Experiment) -> tuple[Any, ...]:
     metric = "{} ({})".format(*figures.metric_of(trials, final)) if final else ""
     spent = [float(trials[c].fillna(0).sum()) if c in trials else math.nan for c in (WALL_TIME_S, GPU_HOURS)]
     best = best_value(trials, final) if final else math.nan
-    return exp.name, exp.space or "?", len(trials), metric, best, spent[0] / 3600, spent[1]
+    live = " (running now: a snapshot)" * any(n.startswith("the study is running now") for n in exp.notes)
+    return exp.name + live, exp.space or "?", len(trials), metric, best, spent[0] / 3600, spent[1]

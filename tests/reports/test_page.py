@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import re
 from pathlib import Path
 
@@ -78,6 +79,11 @@ def test_side_by_side_shows_the_best_of_each_final_stage(tmp_path: Path) -> None
     row = "<td class=text>{}</td><td class=text>unet</td><td>2</td><td class=text>val_iou ({})</td><td>{}</td>"
     assert row.format("low", "min", 0.1) in page and row.format("high", "max", 0.3) in page
     assert page.count("<td>0.1</td><td>0.03333</td><td>0</td></tr>") == 1  # 2 trials of 60 s, no GPU
+    (high / schema.DRIVER_LOCK).write_text("pid 4242 on node7, since 2026-12-05 10:00:00 UTC\n")
+    with open(high / schema.DRIVER_LOCK) as held:  # its driver runs: its row is a snapshot, and says so
+        fcntl.flock(held, fcntl.LOCK_EX)
+        page = build_page([load_experiment(low), load_experiment(high)])
+    assert row.format("high (running now: a snapshot)", "max", 0.3) in page and row.format("low", "min", 0.1) in page
 
 
 def test_a_stage_shows_the_rules_measured_at_its_best_trials_best_epoch(tmp_path: Path) -> None:
