@@ -113,8 +113,9 @@ def load_experiment(folder: str | os.PathLike[str]) -> Experiment:
                 "; --resume completes it" if offered else f"; {CUT_BUT_FINISHED}" if run.get(RUN_ENDED, True) else ""
             )
             cut = f"cut by its time budget ({budget.get(BUDGET_TEXT)}): {stages_cut}"
-            # a --resume running now goes on with what the last run's deadline cut (its record is rewritten at its end)
-            live = offered and study_driver(folder)
+            # a --resume running now goes on with what the last run's deadline cut (its record is rewritten at its
+            # end): a record older than the running driver's lock (written as it took it), not its own at its end
+            live = offered and study_driver(folder) and _older(folder / BUDGET_FILE, folder / DRIVER_LOCK)
             notes.append(
                 f"an earlier run was {cut}; the run going on now completes it"
                 if live
@@ -218,6 +219,13 @@ def unfinished_text(folder: Path) -> str | None:
     running = int((trials[STATUS] == Status.RUNNING).sum()) if len(trials) else 0
     why = f"{running} trial(s) did not end: {_DIED}" if running else len(trials) and _partial(folder, trials, run)
     return f"{folder}: {why}; --resume finishes it. This takes its trials so far" if why else None
+
+
+def _older(path: Path, than: Path) -> bool:
+    try:
+        return path.stat().st_mtime < than.stat().st_mtime
+    except OSError:
+        return False
 
 
 def study_driver(folder: Path) -> str | None:

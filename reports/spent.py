@@ -54,9 +54,9 @@ def epochs_spent_text(trials: pd.DataFrame, stage: str) -> str:
 
 
 def restarts_text(trials: pd.DataFrame, stage: str, shown: int = 5) -> str:
-    """The compute line's end where some of a stage's trials ran again after their process ended (--retries): the
-    epochs since their last checkpoint ran twice, which the epochs run leave out; "" where none did (or the results
-    are from before RESTARTS was recorded)."""
+    """The compute line's end where some of a stage's trials ran again after their process ended (--retries, or a node
+    Ray drained, whose trials it runs again whatever --retries): the epochs since their last checkpoint ran twice,
+    which the epochs run leave out; "" where none did (or the results are from before RESTARTS was recorded)."""
     if RESTARTS not in trials or not len(trials):
         return ""
     again = trials[(trials[STAGE] == stage) & (trials[RESTARTS].fillna(0) > 0)]
@@ -66,6 +66,6 @@ def restarts_text(trials: pd.DataFrame, stage: str, shown: int = 5) -> str:
     more = f" and {len(ids) - shown} more" if len(ids) > shown else ""
     its, who = ("its", "1 trial") if len(ids) == 1 else ("their", f"{len(ids)} trials")
     return (
-        f"; {who} ran again from {its} last checkpoint after {its} process ended (--retries): "
+        f"; {who} ran again after {its} process ended (--retries, or {its} node drained): "
         f"{', '.join(ids[:shown])}{more}"
     )

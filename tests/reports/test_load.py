@@ -248,11 +248,15 @@ def test_a_resume_running_after_a_time_budget_cut_is_not_said_to_be_cut(tmp_path
     assert f"the study was {said}; --resume completes it" in load_experiment(folder).notes
     lock = folder / schema.DRIVER_LOCK
     lock.write_text("pid 4242 on node7, since 2026-12-05 10:00:00 UTC\n")
+    os.utime(folder / schema.BUDGET_FILE, (1, 1))  # written by an earlier run, before this driver took the lock
     with open(lock) as held:
         fcntl.flock(held, fcntl.LOCK_EX)
         live = load_experiment(folder).notes
+        os.utime(folder / schema.BUDGET_FILE)  # this driver's own cut, written as its search ended (it evaluates now)
+        own = load_experiment(folder).notes
     assert f"an earlier run was {said}; the run going on now completes it" in live, live
     assert not any(n.startswith("the study was cut") for n in live), live
+    assert f"the study was {said}; --resume completes it" in own, own
 
 
 def test_a_command_that_takes_a_study_s_best_is_told_whether_the_study_ended(tmp_path: Path) -> None:

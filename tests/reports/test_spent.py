@@ -61,10 +61,10 @@ def test_the_compute_line_names_what_failed_and_running_trials_left() -> None:
 def test_the_compute_line_names_the_trials_that_ran_again_after_their_process_ended() -> None:
     rows = [trial_row(t, 0.2, epochs=4, max_epochs=4) | {"restarts": n} for t, n in (("a", 0), ("b", 1), ("c", 2))]
     line = spent.epochs_spent_text(table(*rows), "train")
-    assert line.endswith("(100%; ASHA saved 0); 2 trials ran again from their last checkpoint after their process "
-                         "ended (--retries): b, c (2 times)")  # fmt: skip
+    assert line.endswith("(100%; ASHA saved 0); 2 trials ran again after their process ended (--retries, or their "
+                         "node drained): b, c (2 times)")  # fmt: skip
     assert spent.epochs_spent_text(table(*rows[:2]), "train").endswith(
-        "; 1 trial ran again from its last checkpoint after its process ended (--retries): b"
+        "; 1 trial ran again after its process ended (--retries, or its node drained): b"
     )
     assert spent.epochs_spent_text(table(*rows[:1]), "train").endswith("(100%; ASHA saved 0)")
     old = [{k: v for k, v in row.items() if k != "restarts"} for row in rows]  # results from before the column

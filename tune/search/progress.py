@@ -1,11 +1,14 @@
 """What a stage prints as it runs, in place of Ray's tables (a configuration table at each trial's start and a result
-table at each end: 1,200 lines for 24 trials): a line as its trials start, a line at each trial's end with the
+table at each end: 1,200 lines for 24 trials): a line as a run's first trials start, a line at each trial's end with the
 stage's count and best so far, and, where a minute went by without a line, one naming the trials running and their
 epochs (and the time budget left). A trial's failure is the results writer's line; Ray's dashboard shows the rest."""
 
 from __future__ import annotations
 
+import functools
 import time
+import warnings
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -26,6 +29,37 @@ ENDED_HOW = {
 }
 
 
+def _contained(hook: Callable[..., None]) -> Callable[..., None]:
+    """A hook whose error is a warning, once: Ray calls callbacks unguarded, and an error here (a closed pipe) would
+    fail the trial that ended, or end the stage, for lines."""
+
+    @functools.wraps(hook)
+    def guarded(self: Progress, *args: Any, **kwargs: Any) -> None:
+        try:
+            hook(self, *args, **kwargs)
+        except Exception as err:
+            if not self._failed:
+                self._failed = True
+                warnings.warn(f"the stage's progress lines stop: {type(err).__name__}: {err}", stacklevel=2)
+
+    return guarded
+
+
+def with_progress(tuner: Any, samples: int, deadline: Deadline | None) -> Any:
+    """A Tuner restored from a stage begun before these lines: Ray's tables off (its older engine printed its status
+    table every 5 s at the verbose it was begun with) and the lines on, after its results writer. Ray keeps the
+    restored RunConfig in its private TunerInternal (Ray 2.60): a Ray without it is left as it is."""
+    run_config = getattr(getattr(tuner, "_local_tuner", None), "_run_config", None)
+    if run_config is None:
+        return tuner
+    run_config.verbose = 0
+    callbacks = run_config.callbacks = list(run_config.callbacks or [])
+    writer = next((c for c in callbacks if isinstance(c, ResultsWriter)), None)
+    if writer is not None and not any(isinstance(c, Progress) for c in callbacks):
+        callbacks.append(Progress(writer, samples, deadline))
+    return tuner
+
+
 class Progress(Callback):
     """Reads the stage's rows as the results writer (a callback before it) keeps them: the counts and the best are
     the stage's, of this run and the earlier ones."""
@@ -39,18 +73,20 @@ class Progress(Callback):
     def setup(self, *args: Any, **info: Any) -> None:
         """Each run's (Ray restores this callback from the stage's saved state at a resume)."""
         self._began = self._said = time.monotonic()
-        self._starting = self._passed = False
+        self._starting = self._passed = self._failed = False
 
     def _say(self, line: str) -> None:
         print(f"stage {self.writer.stage}: {line}", flush=True)
         self._said = time.monotonic()
 
+    @_contained
     def on_step_begin(self, iteration: int, trials: list[Trial], **info: Any) -> None:
         pending = sum(t.status == Trial.PENDING for t in trials)
         if pending and not self._starting:
             self._starting = True
             self._say(f"{pending} trial(s) starting; {self._counts()}")
 
+    @_contained
     def on_step_end(self, iteration: int, trials: list[Trial], **info: Any) -> None:
         running = [t for t in trials if t.status == Trial.RUNNING]
         if not self._passed and self.deadline is not None and self.deadline.passed():
@@ -65,17 +101,18 @@ class Progress(Callback):
             for t in running[:SHOWN]
         )
         more = f" and {len(running) - SHOWN} more" if len(running) > SHOWN else ""
-        at = self.deadline.at() if self.deadline is not None else None
-        left = f"; time budget: {duration_text(max(0.0, at - time.time()))} left" if at is not None else ""
+        at = self.deadline.at() if self.deadline is not None else None  # the stage's (its share of the time budget)
+        left = f"; the stage's deadline in {duration_text(max(0.0, at - time.time()))}" if at is not None else ""
         spent = duration_text(time.monotonic() - self._began)
         self._say(f"{self._counts()}: {named}{more}; {spent} since this run began{left}")
 
+    @_contained
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         row = self.writer.rows.get(trial.trial_id)
         if row is None:
             return
         how = ENDED_HOW.get(row[STATUS], str(row[STATUS]))
-        value = "" if is_missing(row[BEST_METRIC]) else f", {self.writer.metric} {row[BEST_METRIC]:.4f}"
+        value = "" if is_missing(row[BEST_METRIC]) else f", {self.writer.metric} {row[BEST_METRIC]:.4g}"
         at = "" if is_missing(row[BEST_EPOCH]) else f" at epoch {int(row[BEST_EPOCH])}"
         line = f"trial {trial.trial_id} {how} after {int(row[EPOCHS] or 0)} epoch(s){value}{at}{self._best()}"
         self._say(f"{line}; {self._counts()}")
@@ -88,7 +125,7 @@ class Progress(Callback):
         if not len(finished):
             return ""
         best = finished.iloc[0]
-        return f"; best so far {best[BEST_METRIC]:.4f} ({best[TRIAL_ID]})"
+        return f"; best so far {best[BEST_METRIC]:.4g} ({best[TRIAL_ID]})"
 
     def _counts(self) -> str:
         """'5 of 24 trials ended (3 completed, 1 stopped, 1 failed), 2 running', trials of earlier runs among them."""

@@ -245,11 +245,9 @@ class ResultsWriter(Callback):
             row[RESTARTS] = 1 + (0 if before is None or is_missing(before) else int(before))
             self._write()
             where = "its last checkpoint" if trial.checkpoint is not None else "its start (it had no checkpoint yet)"
-            print(
-                f"trial {trial.trial_id} failed: {reason}; it runs again from {where} "
-                f"(--retries {trial.max_failures}, {trial.num_failures} used)",
-                file=sys.stderr,
-            )
+            retries = getattr(self, "retries", 0)  # none: Ray runs a trial of a node it drained again, uncounted
+            count = f"--retries {trial.max_failures}, {trial.num_failures} used" if retries else "its node was drained"
+            print(f"trial {trial.trial_id} failed: {reason}; it runs again from {where} ({count})", file=sys.stderr)
             return
         trial.config[FAILED_KEY] = reason
         trial.max_failures = trial.num_failures  # its next failure is its last

@@ -20,7 +20,7 @@ from tune.search.failures import ENDED_UNDER_IT, RETRIES_HINT
 from tune.search.keeper import CheckpointKeeper, drop_kept, restore_kept
 from tune.search.keys import PARENTS_FILE, TRAINING_ITERATION
 from tune.search.overrides import Override, run_values
-from tune.search.progress import Progress
+from tune.search.progress import Progress, with_progress
 from tune.search.results import ResultsWriter
 from tune.search.scheduler import ResumableASHA
 from tune.search.searcher import fail_orphaned_optuna_trials, make_searcher
@@ -205,8 +205,12 @@ def make_tuner(study: Study, stage: Stage, job: StageJob, stage_dir: Path) -> tu
             print(
                 f"stage {stage.name}: put back {folder.parent.name}/{folder.name}, which Ray had deleted as it stopped"
             )
-        return tune.Tuner.restore(
-            str(stage_dir), trainable, resume_unfinished=True, resume_errored=False, restart_errored=False
+        return with_progress(
+            tune.Tuner.restore(
+                str(stage_dir), trainable, resume_unfinished=True, resume_errored=False, restart_errored=False
+            ),
+            study.samples,
+            study.deadline,
         )
     budget = study.budget
     writer = ResultsWriter(
@@ -260,10 +264,10 @@ def make_tuner(study: Study, stage: Stage, job: StageJob, stage_dir: Path) -> tu
             ),
             callbacks=[
                 writer,
-                Progress(writer, study.samples, study.deadline),  # (after the writer: it reads the writer's rows)
                 SystematicFailure(stage_dir, first_failures(study.samples, study.resources.concurrent)),
                 CheckpointKeeper(),
                 *trackers(study, stage),
+                Progress(writer, study.samples, study.deadline),  # (after the writer: it reads the writer's rows)
             ],
             verbose=0,  # Ray's tables: a configuration table and a result table for each trial (Progress instead)
         ),

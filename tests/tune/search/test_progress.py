@@ -3,14 +3,17 @@ results writer, whose rows they read."""
 
 from __future__ import annotations
 
+import io
+import sys
 from pathlib import Path
 
 import pytest
+from ray import tune
 from ray.tune.experiment import Trial
 
 from tune.search.deadline import Deadline
 from tune.search.keys import TRAINING_ITERATION
-from tune.search.progress import Progress
+from tune.search.progress import Progress, with_progress
 from tune.search.results import ResultsWriter
 
 
@@ -43,17 +46,17 @@ def test_each_trial_s_end_is_one_line_with_the_stage_s_count_and_best(
         progress.on_trial_complete(0, trials, trial)
 
     first, second, third = trials
-    run(first, [0.2, 0.5, 0.4, 0.45])
-    run(second, [0.3])
+    run(first, [0.2, 0.51234, 0.4, 0.45])
+    run(second, [0.003456])
     run(third, [0.1, 0.2])
     end(first)
     end(second)
     lines = capsys.readouterr().out.splitlines()
     assert lines == [
-        f"stage main: trial {first.trial_id} completed after 4 epoch(s), val_iou 0.5000 at epoch 2; best so far "
-        f"0.5000 ({first.trial_id}); 1 of 5 trials ended (1 completed), 2 running",
-        f"stage main: trial {second.trial_id} stopped by ASHA after 1 epoch(s), val_iou 0.3000 at epoch 1; best so "
-        f"far 0.5000 ({first.trial_id}); 2 of 5 trials ended (1 completed, 1 stopped), 1 running",
+        f"stage main: trial {first.trial_id} completed after 4 epoch(s), val_iou 0.5123 at epoch 2; best so far "
+        f"0.5123 ({first.trial_id}); 1 of 5 trials ended (1 completed), 2 running",
+        f"stage main: trial {second.trial_id} stopped by ASHA after 1 epoch(s), val_iou 0.003456 at epoch 1; best so "
+        f"far 0.5123 ({first.trial_id}); 2 of 5 trials ended (1 completed, 1 stopped), 1 running",
     ]
     progress.on_step_end(0, trials)  # quiet for long enough (0 s here): the trials running and their epochs
     assert capsys.readouterr().out.startswith(
@@ -66,7 +69,41 @@ def test_each_trial_s_end_is_one_line_with_the_stage_s_count_and_best(
     assert passed == (
         "stage main: the time budget's deadline passed: no trial starts, the 1 running stop at the end of their epoch"
     )
-    assert len(quiet) == 2 and quiet[0].endswith(" since this run began; time budget: 0s left")  # (each quiet: 0 s)
+    assert len(quiet) == 2 and quiet[0].endswith(" since this run began; the stage's deadline in 0s")  # (quiet: 0 s)
     assert not any("deadline passed" in line for line in quiet)
     end(third)
     assert f"trial {third.trial_id} cut at the deadline after 2 epoch(s)" in capsys.readouterr().out
+
+
+def _writer(tmp_path: Path) -> ResultsWriter:
+    writer = ResultsWriter(
+        tmp_path / "results", space="unet", stage="main", metric="val_iou", mode="max", max_epochs=4, run_values={}
+    )
+    writer.setup()
+    return writer
+
+
+def test_an_error_in_the_lines_is_one_warning_and_fails_no_trial(tmp_path: Path) -> None:
+    """Ray calls callbacks unguarded: an error in a line (here a closed stdout) would turn the trial that ended into
+    a failed one, or end the stage."""
+    progress = Progress(_writer(tmp_path), samples=2)
+    trial = Trial("train_trial", config={"lr": 0.1}, stub=True)
+    progress.writer.on_trial_start(0, [trial], trial)
+    with pytest.MonkeyPatch.context() as patch, pytest.warns(UserWarning, match="progress lines stop: ValueError"):
+        patch.setattr("sys.stdout", io.StringIO())
+        sys.stdout.close()
+        progress.on_step_begin(0, [trial])
+        progress.on_trial_complete(0, [trial], trial)  # (warned once)
+
+
+def test_a_stage_begun_before_the_lines_takes_them_at_its_resume(tmp_path: Path) -> None:
+    """A stage's saved state holds its callbacks and Ray's verbose as it began: one begun before these lines was
+    resumed with Ray's tables (its older engine's status table every 5 s) and no lines. Ray keeps the RunConfig a
+    Tuner runs with in its TunerInternal, restored or not: this fails where a Ray release moves it."""
+    writer = _writer(tmp_path)
+    run_config = tune.RunConfig(name="main", storage_path=str(tmp_path), callbacks=[writer], verbose=1)
+    tuner = tune.Tuner(lambda config: None, run_config=run_config)
+    for _ in range(2):  # (once)
+        with_progress(tuner, 5, None)
+    used = tuner._local_tuner.get_run_config()  # type: ignore[union-attr]
+    assert used.verbose == 0 and [type(c) for c in used.callbacks or []] == [ResultsWriter, Progress]
