@@ -65,7 +65,11 @@ def restarts_text(trials: pd.DataFrame, stage: str, shown: int = 5) -> str:
     ids = [f"{t} ({int(n)} times)" if n > 1 else str(t) for t, n in zip(again[TRIAL_ID], again[RESTARTS], strict=True)]
     more = f" and {len(ids) - shown} more" if len(ids) > shown else ""
     its, who = ("its", "1 trial") if len(ids) == 1 else ("their", f"{len(ids)} trials")
+    # rows a version before the count wrote (NaN): their runs again then are not known
+    unknown = "; those from before segtune counted them are not known" * bool(
+        trials.loc[trials[STAGE] == stage, RESTARTS].isna().any()
+    )
     return (
         f"; {who} ran again after {its} process ended (--retries, or {its} node drained): "
-        f"{', '.join(ids[:shown])}{more}"
+        f"{', '.join(ids[:shown])}{more}{unknown}"
     )

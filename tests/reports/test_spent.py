@@ -69,3 +69,5 @@ def test_the_compute_line_names_the_trials_that_ran_again_after_their_process_en
     assert spent.epochs_spent_text(table(*rows[:1]), "train").endswith("(100%; ASHA saved 0)")
     old = [{k: v for k, v in row.items() if k != "restarts"} for row in rows]  # results from before the column
     assert spent.epochs_spent_text(table(*old), "train").endswith("(100%; ASHA saved 0)")
+    mixed = spent.epochs_spent_text(table(old[0], *rows[1:]), "train")  # a study resumed after an upgrade
+    assert mixed.endswith(": b, c (2 times); those from before segtune counted them are not known"), mixed

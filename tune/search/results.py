@@ -159,6 +159,8 @@ class ResultsWriter(Callback):
     def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         row = self._row(trial)
         row[STATUS] = Status.RUNNING
+        if not row.get(EPOCHS):  # launched again by a resume before its first epoch: its setup is this run's, not
+            row[STARTED_AT] = self._launched.get(trial.trial_id, row[STARTED_AT])  # the time between the runs
         self._write()
 
     def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial, result: dict, **info: Any) -> None:

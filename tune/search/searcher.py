@@ -4,6 +4,7 @@ its study kept in the study folder's Optuna journal."""
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +94,9 @@ class PrunedAwareOptunaSearch(OptunaSearch):
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if not self._already_told(trial_id):
-            super().on_trial_result(trial_id, result)
+            with warnings.catch_warnings():  # an epoch run again after a resume: Optuna keeps the first, as it says
+                warnings.filterwarnings("ignore", message="The reported value is ignored because this `step=")
+                super().on_trial_result(trial_id, result)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         if not error and result is not None and (failed := self._failed_before(trial_id)) is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -245,3 +246,31 @@ def test_a_trial_run_again_after_its_process_ended_counts_its_restarts(tmp_path:
         writer.on_trial_recover(0, [trial], trial)
     trials, _ = read_results(tmp_path / "results")
     assert trials[RESTARTS].tolist() == [2]
+
+
+def test_a_trial_launched_again_by_a_resume_before_its_first_epoch_counts_its_setup_from_then(tmp_path: Path) -> None:
+    """A driver stopped as a trial launched; the resume 40 s later launched it again: the report counted the 40 s
+    between the runs as the trial's setup (its process, data and model). A trial with epochs keeps its launch."""
+    first = _writer_of(tmp_path)
+    trial, began = Trial("train_trial", config={"lr": 0.1}, stub=True), Trial("train_trial", config={}, stub=True)
+    for one in (trial, began):
+        first.on_step_begin(0, [trial, began])
+        first.on_trial_start(0, [trial, began], one)
+    first.on_trial_result(0, [began], began, {TRAINING_ITERATION: 1, "val_iou": 0.1})
+    first.on_experiment_end([trial, began])
+    before = read_results(tmp_path / "results")[0].set_index("trial_id")["started_at"]
+    time.sleep(0.01)
+    second = _writer_of(tmp_path)  # the resume's
+    second.on_step_begin(0, [trial, began])
+    for one in (trial, began):
+        second.on_trial_start(0, [trial, began], one)
+    after = read_results(tmp_path / "results")[0].set_index("trial_id")["started_at"]
+    assert after[trial.trial_id] > before[trial.trial_id] and after[began.trial_id] == before[began.trial_id]
+
+
+def _writer_of(tmp_path: Path) -> ResultsWriter:
+    writer = ResultsWriter(
+        tmp_path / "results", space="unet", stage="main", metric="val_iou", mode="max", max_epochs=4, run_values={}
+    )
+    writer.setup()
+    return writer

@@ -4,6 +4,7 @@ still there (this test fails when a Ray release renames them)."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,18 @@ def test_the_named_trials_carry_the_fault_flag(tmp_path: Path) -> None:
     )
     flags = [bool((searcher.suggest(f"t{k}") or {}).get(FAULT_KEY)) for k in range(3)]
     assert flags == [False, True, False]
+
+
+def test_an_epoch_run_again_after_a_resume_is_kept_once_without_optuna_s_warning(searcher: Any) -> None:
+    """A trial interrupted in its epoch 2 runs it again at the resume: Optuna keeps the first report of a step and
+    warned of the second among the study's lines."""
+    assert "lr" in searcher.suggest("t")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for value in (0.1, 0.2):
+            searcher.on_trial_result("t", {"val_iou": value, TRAINING_ITERATION: 1})
+    assert not caught, [str(w.message) for w in caught]
+    assert searcher._ot_trials["t"].study.trials[0].intermediate_values == {1: 0.1}
 
 
 def test_a_trial_told_again_after_a_restore_is_not_told_twice(searcher: Any, tmp_path: Path) -> None:
