@@ -73,7 +73,7 @@ GPUS = "gpus"  # the GPUs (a fraction: packed) Ray reserved for the trial
 CHECKPOINT = "checkpoint"  # the checkpoint of BEST_EPOCH; None before one is saved
 PARENT_TRIAL = "parent_trial"  # in a staged space, the earlier stage's trial this one builds on
 STARTED_AT = "started_at"  # UTC timestamp: when the trial was launched (its process started after)
-RESTARTS = "restarts"  # times Ray ran the trial again, from its last checkpoint, after its process ended (--retries)
+RESTARTS = "restarts"  # times Ray ran the trial again after its process ended (--retries, or a node Ray drained)
 
 EPOCH = "epoch"  # epochs-table column: 1-based epoch (Ray's training_iteration)
 # epochs-table columns of where an epoch's time went (seconds; Ray's EPOCH_END and EPOCH_SECONDS included)

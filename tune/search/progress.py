@@ -1,7 +1,8 @@
 """What a stage prints as it runs, in place of Ray's tables (a configuration table at each trial's start and a result
 table at each end: 1,200 lines for 24 trials): a line as a run's first trials start, a line at each trial's end with the
 stage's count and best so far, and, where a minute went by without a line, one naming the trials running and their
-epochs (and the time budget left). A trial's failure is the results writer's line; Ray's dashboard shows the rest."""
+epochs (and the time to the stage's deadline), and one as that deadline passes. A trial's failure is the results
+writer's line; Ray's dashboard shows the rest."""
 
 from __future__ import annotations
 
@@ -91,9 +92,8 @@ class Progress(Callback):
         running = [t for t in trials if t.status == Trial.RUNNING]
         if not self._passed and self.deadline is not None and self.deadline.passed():
             self._passed = True
-            self._say(
-                f"the time budget's deadline passed: no trial starts, the {len(running)} running stop at the end of their epoch"
-            )
+            ending = f"the {len(running)} running stop at the end of their epoch"
+            self._say(f"the time budget's deadline passed: no trial starts, {ending}")
         if not running or time.monotonic() - self._said < self.quiet_s:
             return
         named = ", ".join(
