@@ -7,6 +7,7 @@ writer's line; Ray's dashboard shows the rest."""
 from __future__ import annotations
 
 import functools
+import math
 import time
 import warnings
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from tune.search.keys import TRAINING_ITERATION
 from tune.search.results import ResultsWriter
 
 SHOWN = 4  # running trials named in the minute's line
+LOOK_S = 1.0  # how often the stage's deadline is read (a file; Ray's steps come many times a second)
 ENDED_HOW = {
     Status.COMPLETED: str(Status.COMPLETED),
     Status.STOPPED: "stopped by ASHA",
@@ -75,6 +77,7 @@ class Progress(Callback):
         """Each run's (Ray restores this callback from the stage's saved state at a resume)."""
         self._began = self._said = time.monotonic()
         self._starting = self._passed = self._failed = False
+        self._looked = -math.inf  # when the deadline was last read
 
     def _say(self, line: str) -> None:
         print(f"stage {self.writer.stage}: {line}", flush=True)
@@ -90,10 +93,12 @@ class Progress(Callback):
     @_contained
     def on_step_end(self, iteration: int, trials: list[Trial], **info: Any) -> None:
         running = [t for t in trials if t.status == Trial.RUNNING]
-        if not self._passed and self.deadline is not None and self.deadline.passed():
-            self._passed = True
-            ending = f"the {len(running)} running stop at the end of their epoch"
-            self._say(f"the time budget's deadline passed: no trial starts, {ending}")
+        if not self._passed and self.deadline is not None and time.monotonic() - self._looked >= LOOK_S:
+            self._looked = time.monotonic()
+            self._passed = self.deadline.passed()
+            if self._passed:
+                ending = f"the {len(running)} running stop at the end of their epoch"
+                self._say(f"the time budget's deadline passed: no trial starts, {ending}")
         if not running or time.monotonic() - self._said < self.quiet_s:
             return
         named = ", ".join(

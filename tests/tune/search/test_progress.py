@@ -18,8 +18,9 @@ from tune.search.results import ResultsWriter
 
 
 def test_each_trial_s_end_is_one_line_with_the_stage_s_count_and_best(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr("tune.search.progress.LOOK_S", 0.0)  # the deadline read at each step (once a second)
     deadline = Deadline(tmp_path)
     writer = ResultsWriter(
         tmp_path / "results", space="unet", stage="main", metric="val_iou", mode="max", max_epochs=4, run_values={},
