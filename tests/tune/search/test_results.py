@@ -217,11 +217,7 @@ def test_the_last_failure_of_a_trial_whose_process_ended_says_its_retries_are_us
         (0, "ray.exceptions.RayActorError: The actor died unexpectedly before finishing this task.", False),
         (2, "ValueError: width 3", False),
     ):
-        writer = ResultsWriter(
-            tmp_path / "results", space="unet", stage="main", metric="val_iou", mode="max", max_epochs=4,
-            run_values={}, retries=retries,
-        )  # fmt: skip
-        writer.setup()
+        writer = _writer_of(tmp_path, retries=retries)
         trial = _TrialIn(tmp_path, "train_trial", config={"lr": 0.1}, stub=True)
         (tmp_path / "error.txt").write_text(f"Failure # 3 (occurred at now)\nTraceback\n{error}\n")
         trial.run_metadata.error_filename = "error.txt"  # type: ignore[assignment]  # (Ray types it None)
@@ -233,10 +229,7 @@ def test_the_last_failure_of_a_trial_whose_process_ended_says_its_retries_are_us
 
 def test_a_trial_run_again_after_its_process_ended_counts_its_restarts(tmp_path: Path) -> None:
     """Each run again is counted in its row, also where the row came from a study before the column (NaN there)."""
-    writer = ResultsWriter(
-        tmp_path / "results", space="unet", stage="main", metric="val_iou", mode="max", max_epochs=4, run_values={}
-    )
-    writer.setup()
+    writer = _writer_of(tmp_path)
     trial = _TrialIn(tmp_path, "train_trial", config={"lr": 0.1}, stub=True)
     (tmp_path / "error.txt").write_text("Traceback\nray.exceptions.RayActorError: The actor died unexpectedly.\n")
     trial.run_metadata.error_filename = "error.txt"  # type: ignore[assignment]  # (Ray types it None)
@@ -268,9 +261,11 @@ def test_a_trial_launched_again_by_a_resume_before_its_first_epoch_counts_its_se
     assert after[trial.trial_id] > before[trial.trial_id] and after[began.trial_id] == before[began.trial_id]
 
 
-def _writer_of(tmp_path: Path) -> ResultsWriter:
+def _writer_of(tmp_path: Path, retries: int = 0) -> ResultsWriter:
+    """A unet stage's writer, set up (what an earlier run wrote, read back)."""
     writer = ResultsWriter(
-        tmp_path / "results", space="unet", stage="main", metric="val_iou", mode="max", max_epochs=4, run_values={}
-    )
+        tmp_path / "results", space="unet", stage="main", metric="val_iou", mode="max", max_epochs=4, run_values={},
+        retries=retries,
+    )  # fmt: skip
     writer.setup()
     return writer
