@@ -18,7 +18,9 @@ import pandas as pd
 from reports.schema import (
     BUDGET_CUT,
     BUDGET_FILE,
+    BUDGET_SECONDS,
     BUDGET_TEXT,
+    BUDGET_USED,
     CUT_BUT_FINISHED,
     DRIVER_LOCK,
     EPOCHS_FILE,
@@ -121,6 +123,11 @@ def load_experiment(folder: str | os.PathLike[str]) -> Experiment:
                 if live
                 else f"the study was {cut}{after}"
             )
+        elif isinstance(total := budget.get(BUDGET_SECONDS), (int, float)) and isinstance(
+            used := budget.get(BUDGET_USED), (int, float)
+        ):  # (the summary said it)
+            given, spent = (f"{t / 60:.1f} min" if t >= 120 else f"{t:.0f} s" for t in (total, used))
+            notes.append(f"its last run had a time budget of {given}, which cut nothing: its search used {spent}")
     if settings.get("warm_start"):
         again = settings.get("warm_start_best")
         notes.append(

@@ -44,6 +44,8 @@ DATA_FILE = "data.json"  # {split: what its videos were as the study began (data
 BUDGET_FILE = "budget.json"  # the time budget of a study's last run and the stages it cut (tune/search/deadline.py)
 BUDGET_TEXT = "time_budget"  # budget.json: the time budget as text (1h02m); None without one
 BUDGET_CUT = "cut"  # budget.json: stage -> what the time budget cut of it
+BUDGET_SECONDS = "time_budget_s"  # budget.json: the last run's time budget, seconds; None without one
+BUDGET_USED = "used_s"  # budget.json: the seconds the last run's search used, from the command's start
 # said of a cut whose stages all ended (each started every trial): nothing is left for --resume to run
 CUT_BUT_FINISHED = "nothing is left for --resume to run: the trials stopped at the deadline are final"
 DRIVER_LOCK = ".driver.lock"  # locked by the driver running the study (flock), names it: "pid N on HOST, since T"

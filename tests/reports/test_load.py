@@ -259,6 +259,22 @@ def test_a_resume_running_after_a_time_budget_cut_is_not_said_to_be_cut(tmp_path
     assert f"the study was {said}; --resume completes it" in own, own
 
 
+def test_a_time_budget_that_cut_nothing_is_said_with_what_the_search_used(tmp_path: Path) -> None:
+    """The summary said it (`time budget 5m00s: the search used 4m06s, 53.9s left`); the report said nothing."""
+    folder = write_study_folder(tmp_path / "runs" / "b", [trial_row("a", 0.2)], settings={"name": "b"})
+    record: dict[str, object] = {
+        schema.BUDGET_SECONDS: 300.0,
+        schema.BUDGET_TEXT: None,
+        schema.BUDGET_USED: 246.1,
+        schema.BUDGET_CUT: {},
+    }
+    (folder / schema.BUDGET_FILE).write_text(json.dumps(record))
+    said = "its last run had a time budget of 5.0 min, which cut nothing: its search used 4.1 min"
+    assert said in load_experiment(folder).notes
+    (folder / schema.BUDGET_FILE).write_text(json.dumps({**record, schema.BUDGET_SECONDS: None}))  # a run without
+    assert not any("time budget" in n for n in load_experiment(folder).notes)
+
+
 def test_a_command_that_takes_a_study_s_best_is_told_whether_the_study_ended(tmp_path: Path) -> None:
     """tune.predict, tune.train --from and --warm-start print it, as the report judges the study: one running now,
     or one that did not end, gives its trials so far (a snapshot); one that ended, nothing to say."""

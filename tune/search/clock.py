@@ -16,7 +16,9 @@ from typing import Any
 from reports.schema import (
     BUDGET_CUT,
     BUDGET_FILE,
+    BUDGET_SECONDS,
     BUDGET_TEXT,
+    BUDGET_USED,
     CUT_BUT_FINISHED,
     GPU_HOURS,
     STAGE,
@@ -121,11 +123,11 @@ class StudyClock:
             self.cut[str(stage)] = f"{self.cut[str(stage)]}; {text}" if str(stage) in self.cut else text
         if self.seconds is not None or path.exists():
             record: dict[str, Any] = {
-                "time_budget_s": self.seconds,
+                BUDGET_SECONDS: self.seconds,
                 BUDGET_TEXT: own or (", ".join(earlier) if self.cut and earlier else None),  # the report's "cut by"
                 CUT_BY: cut_by,
                 "gpu_hours_budget": self.study.cfg.gpu_hours,
-                "used_s": round(self.used, 1),
+                BUDGET_USED: round(self.used, 1),
                 BUDGET_CUT: self.cut,
             }
             write_budget(self.study.folder, record)
