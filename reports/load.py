@@ -126,8 +126,9 @@ def load_experiment(folder: str | os.PathLike[str]) -> Experiment:
         elif isinstance(total := budget.get(BUDGET_SECONDS), (int, float)) and isinstance(
             used := budget.get(BUDGET_USED), (int, float)
         ):  # (the summary said it)
-            given, spent = (f"{t / 60:.1f} min" if t >= 120 else f"{t:.0f} s" for t in (total, used))
-            notes.append(f"its last run had a time budget of {given}, which cut nothing: its search used {spent}")
+            notes.append(
+                f"its last run had a time budget of {duration(total)}, which cut nothing: its search used {duration(used)}"
+            )
     if settings.get("warm_start"):
         again = settings.get("warm_start_best")
         notes.append(
@@ -226,6 +227,13 @@ def unfinished_text(folder: Path) -> str | None:
     running = int((trials[STATUS] == Status.RUNNING).sum()) if len(trials) else 0
     why = f"{running} trial(s) did not end: {_DIED}" if running else len(trials) and _partial(folder, trials, run)
     return f"{folder}: {why}; --resume finishes it. This takes its trials so far" if why else None
+
+
+def duration(seconds: float) -> str:
+    """Seconds as the report writes them: 42.0 s, 4.1 min, 2.50 h."""
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.2f} h"
 
 
 def _older(path: Path, than: Path) -> bool:

@@ -13,7 +13,7 @@ import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
 from reports import figures, resource_figures, resources
-from reports.load import Experiment
+from reports.load import Experiment, duration
 from reports.schema import (
     BEST_EPOCH,
     BEST_METRIC,
@@ -264,9 +264,9 @@ def resources_html(exp: Experiment, index: int) -> str:
     busy = (
         "No GPU columns in the epochs (the trials ran on CPUs): no GPU-busy share."
         if share is None
-        else f"The GPU was busy {share:.0%} of the study's time ({_duration(span)}, its first trial's start to its last trial's end)."
+        else f"The GPU was busy {share:.0%} of the study's time ({duration(span)}, its first trial's start to its last trial's end)."
     )
-    gaps = " and ".join(f"{_duration(seconds)} {kind}" for kind, seconds in idle.items() if seconds)
+    gaps = " and ".join(f"{duration(seconds)} {kind}" for kind, seconds in idle.items() if seconds)
     idle_text = f"No trial ran for {gaps}." if gaps else "A trial was running throughout."
     parts.append(f"<p class='busy'>{html.escape(busy)} {html.escape(idle_text)}</p>")
     parts.append(figure_html(resource_figures.phase_time(epochs), f"e{index}-phases"))
@@ -283,31 +283,25 @@ def stage_use_table(row: pd.Series) -> pd.DataFrame:
     """One stage's row of resources.stage_use as (what, value, share) lines; what it lacks left out."""
     total, span = row[resources.EPOCHS_S], row[resources.SPAN_S]
     lines = [
-        (label, _duration(row[column]), f"{row[column] / total:.0%} of the epochs' time" if total else "")
+        (label, duration(row[column]), f"{row[column] / total:.0%} of the epochs' time" if total else "")
         for column, label in resource_figures.PHASE_LABELS.items()
         if not pd.isna(row[column])
     ]
     lines += [
-        ("epochs in all", _duration(total), ""),
-        ("the stage's time (first trial's start to last trial's end)", _duration(span), ""),
+        ("epochs in all", duration(total), ""),
+        ("the stage's time (first trial's start to last trial's end)", duration(span), ""),
     ]
     if not pd.isna(row[resources.BUSY_SHARE]):
         lines.append(("GPU busy", "", f"{row[resources.BUSY_SHARE]:.0%} of the stage's time"))
     idle = row[resources.IDLE_TRIALS_S]
-    lines.append(("idle between trials", _duration(idle), f"{idle / span:.0%} of the stage's time" if span else ""))
-    lines.append(("idle before the stage (between stages)", _duration(row[resources.IDLE_STAGES_S]), ""))
+    lines.append(("idle between trials", duration(idle), f"{idle / span:.0%} of the stage's time" if span else ""))
+    lines.append(("idle before the stage (between stages)", duration(row[resources.IDLE_STAGES_S]), ""))
     if not pd.isna(row[resources.PEAK_GB]):
         lines.append(("peak GPU memory (the largest of any epoch)", f"{row[resources.PEAK_GB]:.2f} GiB", ""))
     if row[resources.SPLIT_TRIALS]:
         why = "a batch ran out of GPU memory whole: taken in parts since, gradients accumulated (epochs' micro_batches)"
         lines.append(("trials that split their batches", f"{row[resources.SPLIT_TRIALS]:.0f}", why))
     return pd.DataFrame(lines, columns=["", "value", "share"])
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.1f} s"
-    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.2f} h"
 
 
 def build_page(experiments: Sequence[Experiment], *, title: str = "Hyperparameter search report") -> str:
