@@ -119,22 +119,23 @@ class Progress(Callback):
         how = ENDED_HOW.get(row[STATUS], str(row[STATUS]))
         value = "" if is_missing(row[BEST_METRIC]) else f", {self.writer.metric} {row[BEST_METRIC]:.4g}"
         at = "" if is_missing(row[BEST_EPOCH]) else f" at epoch {int(row[BEST_EPOCH])}"
-        line = f"trial {trial.trial_id} {how} after {int(row[EPOCHS] or 0)} epoch(s){value}{at}{self._best()}"
-        self._say(f"{line}; {self._counts()}")
+        rows = self._rows()
+        line = f"trial {trial.trial_id} {how} after {int(row[EPOCHS] or 0)} epoch(s){value}{at}{self._best(rows)}"
+        self._say(f"{line}; {self._counts(rows)}")
 
     def _rows(self) -> pd.DataFrame:
         return pd.DataFrame(list(self.writer.rows.values()))
 
-    def _best(self) -> str:
-        finished = ranked(self._rows(), self.writer.stage, statuses=tuple(ENDED_HOW))
+    def _best(self, rows: pd.DataFrame) -> str:
+        finished = ranked(rows, self.writer.stage, statuses=tuple(ENDED_HOW))
         if not len(finished):
             return ""
         best = finished.iloc[0]
         return f"; best so far {best[BEST_METRIC]:.4g} ({best[TRIAL_ID]})"
 
-    def _counts(self) -> str:
+    def _counts(self, rows: pd.DataFrame | None = None) -> str:
         """'5 of 24 trials ended (3 completed, 1 stopped, 1 failed), 2 running', trials of earlier runs among them."""
-        rows = self._rows()
+        rows = self._rows() if rows is None else rows
         statuses = list(rows[STATUS]) if len(rows) else []
         running = statuses.count(Status.RUNNING)
         how = ", ".join(f"{statuses.count(s)} {s}" for s in (*ENDED_HOW, Status.FAILED) if s in statuses)
