@@ -28,6 +28,7 @@ from reports.schema import (
 from tune.plugins import edited_plugins, load_plugins, load_study_plugins
 from tune.search.clock import StudyClock, budget_seconds
 from tune.search.config import SearchConfig, forget_unstarted, named, one_driver, prepare_study
+from tune.search.node_check import check_nodes_see
 from tune.search.overrides import show_space
 from tune.search.ray_env import private_token, ray_defaults, stop_local_ray
 from tune.search.reach import check_mlflow, check_ray_temp, check_reachable, join_cluster
@@ -151,6 +152,9 @@ def start_study(cfg: SearchConfig, *, new: bool) -> tuple[Study, Cluster]:
             signatures[split] = split_signature(entries[:used])
     if not new:
         study.check_data(signatures)  # before its plan is printed, and any decoding
+    if study.cfg.address:  # trials on other machines: each must see the study's folder and its data
+        for line in check_nodes_see(study.folder, study.root):
+            print(line, file=sys.stderr)
     print(
         f"study {study.cfg.name}: space {space.name} ({' -> '.join(s.name for s in space.stages)}), "
         f"budget {study.budget.name}, data {study.root}"

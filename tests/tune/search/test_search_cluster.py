@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -14,6 +19,8 @@ import ray
 from ray._private import worker
 from ray.cluster_utils import Cluster
 
+from tests.small_disk import on_small_disk
+from tune.search.cli import main
 from tune.search.config import SearchConfig
 from tune.search.driver import init_ray, run_search
 from tune.search.ray_env import stop_local_ray
@@ -24,7 +31,12 @@ pytestmark = pytest.mark.slow
 
 
 def test_trials_run_on_both_nodes_of_a_cluster(
-    own_ray: None, synth_root: Path, tmp_path: Path, own_cache: Path, monkeypatch: pytest.MonkeyPatch
+    own_ray: None,
+    synth_root: Path,
+    tmp_path: Path,
+    own_cache: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
     monkeypatch.setenv("RAY_prestart_worker_first_driver", "1")
@@ -44,6 +56,37 @@ def test_trials_run_on_both_nodes_of_a_cluster(
         )
         assert run_search(cfg) == 0
         assert len({node["NodeID"] for node in ray.nodes() if node["Alive"]}) == 2  # the cluster it joined: kept
+        # a third node that sees neither the study's folder nor its data (its own empty disk at their path, as a
+        # machine without the shared storage): the start is refused in one line naming it, before any trial
+        capsys.readouterr()
+        shared = tmp_path / "shared"
+        data = Path(shutil.copytree(synth_root, shared / "data"))
+        ray_start = [str(Path(sys.executable).parent / "ray"), "start", "--address", cluster.address, "--num-cpus", "1"]
+        blind = subprocess.Popen(
+            on_small_disk(str(shared), "1m", [*ray_start, "--block", "--disable-usage-stats"]),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its group: the node's processes, ended together
+        )
+        try:
+            while len([node for node in ray.nodes() if node["Alive"]]) < 3:
+                assert blind.poll() is None, "the third node did not start"
+                time.sleep(0.2)
+            args = ["--space", "unet", "--data", str(data), "--budget", "smoke", "--out", str(shared / "out")]
+            assert main([*args, "--name", "b", "--address", cluster.address, "--no-dashboard"]) == 2
+        finally:
+            os.killpg(blind.pid, signal.SIGKILL)
+            blind.wait()
+        err = capsys.readouterr().err
+        study = shared / "out" / "b"
+        assert re.search(
+            rf"^error: the study cannot run on this cluster: node [\d.]+ \(\S+, ID \w{{8}}\) does not see the study's "
+            rf"folder {study} \(none is there, or another of that name\): .* --out must be storage every node sees "
+            rf".*; and node [\d.]+ \(\S+, ID \w{{8}}\) does not have the data root {data}: ",
+            err,
+            flags=re.M,
+        ), err
+        assert err.count("\n") == 1 and not (study / "results").exists()  # one line; no trial ran
         # a study without --address beside the running cluster starts a Ray of its own, of the size its trials were
         # planned for (it was refused: Ray joined the cluster it found here, which takes no num_cpus)
         ray.shutdown()
