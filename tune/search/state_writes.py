@@ -39,12 +39,20 @@ def parse_state(name: str, data: bytes) -> None:
             pass
 
 
+# each per-trial file of Ray's (params.json, result.json, progress.csv, its TensorBoard events) as this process last
+# copied it: (source, destination) -> the source's (inode, size, mtime in ns) then
+_COPIED: dict[tuple[Path, Path], tuple[int, int, int]] = {}
+
+
 def replace_files(source: Path, destination: Path) -> None:
     """Copy the file `source`, or the files under the folder `source`, to `destination` (a file, or a folder whose
     missing parents are made), each by a rename over the old one. A file of Ray's state that does not parse (read
     as Ray rewrote it in the staging folder) is left out: the last whole one stays, and the next copy brings it; so
     is a file gone as it was read (Ray renames its temporary files into place as it writes the next state), and
-    those temporary files themselves."""
+    those temporary files themselves. A per-trial file unchanged since this process copied it is not copied again:
+    Ray copies the whole staging folder after every checkpoint, some 5 files a trial, and reading and writing each
+    every time made the gap between trial starts grow with the trials run (1.4 s a trial at the start of a smoke
+    study on 2 CPUs, 4.4 s 180 trials on); Ray's state files, a handful, are copied each time."""
     pairs = (
         [(source, destination)]
         if source.is_file()
@@ -53,6 +61,11 @@ def replace_files(source: Path, destination: Path) -> None:
     pairs = [(src, dst) for src, dst in pairs if not fnmatch.fnmatch(src.name, RAY_TEMPORARY)]
     for src, dst in pairs:
         try:
+            stat = src.stat()
+            version = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+            state = any(fnmatch.fnmatch(src.name, pattern) for pattern in RAY_STATE)
+            if not state and _COPIED.get((src, dst)) == version and dst.exists():
+                continue
             data = src.read_bytes()
         except FileNotFoundError:  # renamed or removed by Ray as it was listed (its temporary files): not a state
             continue
@@ -62,6 +75,8 @@ def replace_files(source: Path, destination: Path) -> None:
             continue
         with atomic_write(dst) as partial:  # .NAME.PID.tmp: not a name a restore looks for
             partial.write_bytes(data)
+        if not state and len(data) == version[1]:  # (what was read is what was stat'ed, unless Ray wrote between)
+            _COPIED[(src, dst)] = version
 
 
 def atomic_state_copies() -> None:

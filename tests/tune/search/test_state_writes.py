@@ -113,3 +113,27 @@ def test_a_file_gone_from_the_staging_folder_as_it_is_copied_is_left_out(tmp_pat
     assert json.loads((study / "experiment_state.json").read_text()) == {"trials": []}
     assert pickle.loads((study / "searcher-state.pkl").read_bytes()) == {"state": 1}
     assert not list(study.glob(".*-tmp-*"))  # Ray's temporary files are not copied (one would stay for good)
+
+
+def test_a_trials_file_unchanged_since_its_last_copy_is_not_copied_again(tmp_path: Path) -> None:
+    """Ray copies its whole staging folder after every checkpoint, with some 5 files of each trial of the run: each
+    read and written again every time, the gap between trial starts grew with the trials run. A trial's file is
+    copied when it changed (Ray appends each result); Ray's state files each time."""
+    files = _state(tmp_path / "staging", 1 << 10)
+    trial = tmp_path / "staging" / "trial_a"
+    trial.mkdir()
+    (trial / "result.json").write_text('{"epoch": 1}\n')
+    stage = tmp_path / "main"
+    replace_files(tmp_path / "staging", stage)
+    for name in [*files, "trial_a/result.json"]:  # marks: a file copied again loses its mark
+        (stage / name).write_bytes(b"mark")
+    replace_files(tmp_path / "staging", stage)
+    assert (stage / "trial_a" / "result.json").read_bytes() == b"mark"
+    assert {name: (stage / name).read_bytes() for name in files} == files
+    with (trial / "result.json").open("a") as log:
+        log.write('{"epoch": 2}\n')
+    (stage / "trial_a" / "result.json").unlink()
+    (trial / "params.json").write_text("{}")
+    replace_files(tmp_path / "staging", stage)
+    assert (stage / "trial_a" / "result.json").read_text() == '{"epoch": 1}\n{"epoch": 2}\n'
+    assert (stage / "trial_a" / "params.json").read_text() == "{}"
