@@ -12,6 +12,7 @@ any checkpoint left over once the stage has ended.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -60,10 +61,22 @@ class CheckpointKeeper(Callback):
             shutil.rmtree(old, ignore_errors=True)
 
 
-def restore_kept(stage_dir: Path) -> list[Path]:
-    """Put back every kept checkpoint Ray has deleted, before Tuner.restore; returns those put back."""
+def resumed_trials(experiment_state: Path) -> set[str]:
+    """The trials a restore from Ray's saved experiment state (its JSON) runs again: those it did not save as ended
+    (TERMINATED or ERROR; a resume does not rerun failed trials)."""
+    trials = json.loads(experiment_state.read_bytes())["trial_data"]
+    states = [json.loads(state) if isinstance(state, str) else state for state, _ in trials]
+    return {state["trial_id"] for state in states if state.get("status") not in ("TERMINATED", "ERROR")}
+
+
+def restore_kept(stage_dir: Path, trial_ids: set[str]) -> list[Path]:
+    """Put back each kept checkpoint Ray has deleted of the trials `trial_ids` (those a restore runs again), before
+    Tuner.restore; returns those put back. An ended trial's are left: Ray deleted them as it kept the best one
+    (a resume of a study of 190 ended trials put back and named 183 checkpoints)."""
     restored = []
     for kept in stage_dir.glob(f"*/{KEPT_DIR}"):
+        if kept.parent.name not in {TRIAL_DIR.format(trial_id) for trial_id in trial_ids}:
+            continue
         for saved in _checkpoints(kept):
             original = kept.parent / saved.name
             if not original.exists():

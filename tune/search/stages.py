@@ -17,7 +17,7 @@ from reports.schema import CHECKPOINT, STAGE, STAGE_DONE, STATUS, TRIAL_ID, Stat
 from tune.search.deadline import DeadlineStopper, reopen_search
 from tune.search.failfast import SYSTEMATIC_FILE, SystematicFailure, first_failures, systematic_failure
 from tune.search.failures import ENDED_UNDER_IT, RETRIES_HINT
-from tune.search.keeper import CheckpointKeeper, drop_kept, restore_kept
+from tune.search.keeper import CheckpointKeeper, drop_kept, restore_kept, resumed_trials
 from tune.search.keys import PARENTS_FILE, TRAINING_ITERATION
 from tune.search.overrides import Override, run_values
 from tune.search.progress import Progress, with_progress
@@ -201,10 +201,11 @@ def make_tuner(study: Study, stage: Stage, job: StageJob, stage_dir: Path) -> tu
         check_state(stage_dir)
         reopen_search(stage_dir, study.resources.concurrent)
         print(f"stage {stage.name}: resuming {stage_dir}")
-        for folder in restore_kept(stage_dir):
-            print(
-                f"stage {stage.name}: put back {folder.parent.name}/{folder.name}, which Ray had deleted as it stopped"
-            )
+        state = newest(stage_dir, "experiment_state-*.json")
+        resumed = resumed_trials(state) if state else set()
+        put_back = [f"{folder.parent.name}/{folder.name}" for folder in restore_kept(stage_dir, resumed)]
+        if put_back:
+            print(f"stage {stage.name}: put back {', '.join(put_back)}, which Ray had deleted as it stopped")
         return with_progress(
             tune.Tuner.restore(
                 str(stage_dir), trainable, resume_unfinished=True, resume_errored=False, restart_errored=False

@@ -3,12 +3,13 @@ experiment state names is put back after Ray deleted it, and nothing is left ove
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 from ray.tune import Checkpoint
 
-from tune.search.keeper import KEPT_DIR, CheckpointKeeper, drop_kept, restore_kept
+from tune.search.keeper import KEPT_DIR, CheckpointKeeper, drop_kept, restore_kept, resumed_trials
 
 
 def _report(trial_dir: Path, index: int, keeper: CheckpointKeeper) -> Path:
@@ -21,14 +22,31 @@ def _report(trial_dir: Path, index: int, keeper: CheckpointKeeper) -> Path:
 
 
 def test_the_checkpoint_ray_deleted_before_a_kill_is_put_back(tmp_path: Path) -> None:
-    keeper, trial = CheckpointKeeper(), tmp_path / "main" / "trial_a"
+    """Of the trials a restore runs again; an ended trial's checkpoints Ray deleted as it kept the best one stay
+    deleted (a resume of 190 ended trials put back and named 183)."""
+    keeper, trial, ended = CheckpointKeeper(), tmp_path / "main" / "trial_a", tmp_path / "main" / "trial_b"
     folders = [_report(trial, k, keeper) for k in range(4)]
     for folder in folders[:3]:  # num_to_keep=1: Ray deleted all but the latest; the saved state names #2
         shutil.rmtree(folder)
+    shutil.rmtree(_report(ended, 0, keeper))
+    _report(ended, 1, keeper)
     assert sorted(p.name for p in (trial / KEPT_DIR).iterdir()) == ["checkpoint_000002", "checkpoint_000003"]
-    assert restore_kept(tmp_path / "main") == [folders[2]]
+    assert restore_kept(tmp_path / "main", {"a"}) == [folders[2]]
     assert (folders[2] / "checkpoint.pt").read_bytes() == bytes([2]) * 10
     assert not folders[0].exists() and not folders[1].exists()
+    assert not (ended / "checkpoint_000000").exists()
+
+
+def test_the_trials_a_restore_runs_again_are_read_from_rays_saved_state(unet_study: Path, tmp_path: Path) -> None:
+    """A real study's state (every trial ended: completed, stopped, the one failed on purpose) names none; a trial
+    saved as running or pending is named."""
+    state = sorted((unet_study / "main").glob("experiment_state-*.json"))[-1]
+    assert resumed_trials(state) == set()
+    saved = json.loads(state.read_text())
+    first = json.loads(saved["trial_data"][0][0])
+    saved["trial_data"][0][0] = json.dumps({**first, "status": "RUNNING"})
+    (tmp_path / "state.json").write_text(json.dumps(saved))
+    assert resumed_trials(tmp_path / "state.json") == {first["trial_id"]}
 
 
 def test_a_stage_that_ended_keeps_only_the_best_and_the_latest_checkpoint(tmp_path: Path) -> None:
