@@ -9,6 +9,7 @@ time). Each figure's docstring says why, where Optuna has a figure of the same k
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 import numpy as np
 import optuna
@@ -42,6 +43,9 @@ from reports.schema import (
     stage_order,
 )
 
+NAMED_CURVES = 10  # the learning curves named in the legend: the best trials'; the others are drawn faint
+
+TIED = "#21918c"  # Viridis's middle: the parallel coordinates' lines where the trials shown all score the same
 STATUS_COLOURS = {
     Status.COMPLETED: "#1f77b4",
     Status.STOPPED: "#ff7f0e",
@@ -70,7 +74,10 @@ def count_ticks(largest: float) -> dict[str, int]:
 
 
 def learning_curves(trials: pd.DataFrame, epochs: pd.DataFrame, stage: str) -> go.Figure | None:
-    """The stage metric per trial over epochs; stopped trials dashed, ASHA's rungs as vertical lines.
+    """The stage metric per trial over epochs; stopped trials dashed, ASHA's rungs as vertical lines. A stage of more
+    than NAMED_CURVES trials names its best NAMED_CURVES in the legend and draws the others thin and faint beneath,
+    one legend entry for each status's (a legend of 239 trials, each completed one the same blue, named none);
+    every curve names its trial as the pointer is over it.
 
     Hand-made rather than optuna.visualization.plot_intermediate_values, which knows neither the
     trials' statuses nor ASHA's rungs, nor the trials Optuna was never told about."""
@@ -81,22 +88,38 @@ def learning_curves(trials: pd.DataFrame, epochs: pd.DataFrame, stage: str) -> g
     if not len(rows):
         return None
     status = stage_trials(trials, stage).set_index(TRIAL_ID)[STATUS]
+    curves = dict(list(rows.groupby(TRIAL_ID, sort=False)))
+    rank = {trial_id: k for k, trial_id in enumerate(ranked(trials, stage)[TRIAL_ID])}  # best first
+    named = (
+        set(curves) if len(curves) <= NAMED_CURVES else {t for t in curves if rank.get(t, NAMED_CURVES) < NAMED_CURVES}
+    )
+    others = Counter(status.get(trial_id, Status.RUNNING) for trial_id in curves if trial_id not in named)
+    shown = set()  # the statuses whose other trials have their legend entry
     fig = go.Figure()
-    for trial_id, curve in rows.groupby(TRIAL_ID, sort=False):
+    order = sorted(curves, key=lambda t: (t in named, rank.get(t, len(rank))))  # the others first, beneath; best first
+    for trial_id, curve in ((t, curves[t]) for t in order):
         state = status.get(trial_id, Status.RUNNING)
+        label = f"{trial_id} ({state})"
+        other = trial_id not in named
         fig.add_trace(
             go.Scatter(
                 x=curve[EPOCH],
                 y=curve[metric],
                 mode="lines+markers",
-                name=f"{trial_id} ({state})",
+                name=f"other {state} trials ({others[state]})" if other else label,
+                hovertemplate=f"{label}<br>epoch %{{x}}<br>{metric} %{{y:.4g}}<extra></extra>",
                 line={
                     "color": STATUS_COLOURS.get(state, "#7f7f7f"),
                     "dash": "dash" if state in (Status.STOPPED, Status.CUT) else "solid",
+                    "width": 1 if other else 2,
                 },
-                legendgroup=state,
+                marker={"size": 3 if other else 6},
+                opacity=0.5 if other else 1.0,
+                legendgroup=f"other {state}" if other else state,
+                showlegend=not other or state not in shown,
             )
         )
+        shown |= {state} if other else set()
     for rung in asha_rungs(stage_trials(trials, stage)):
         fig.add_vline(
             x=rung, line={"color": "#999", "dash": "dot"}, annotation_text=f"rung {rung}", annotation_position="top"
@@ -205,15 +228,19 @@ def parallel_coordinates(trials: pd.DataFrame, stage: str, top_k: int = 20) -> g
                 }
             )
     dims.append({"label": metric, "values": rows[BEST_METRIC]})
+    varied = rows[BEST_METRIC].nunique() > 1  # one value: one colour (plotly's scale went from -0.2 to 0.6 about it)
     fig = go.Figure(
         go.Parcoords(
-            line={"color": rows[BEST_METRIC], "colorscale": "Viridis", "showscale": True},
+            line={"color": rows[BEST_METRIC], "colorscale": "Viridis", "showscale": True}
+            if varied
+            else {"color": TIED},
             dimensions=dims,
             labelangle=-30 if (angled := len(dims) > LEVEL_LABELS_UP_TO) else 0,  # many axes: labels would overlap
         )
     )
     fig.update_layout(
-        title=f"Hyperparameters of the top {len(rows)} trials, stage {stage}, coloured by {metric}",
+        title=f"Hyperparameters of the top {len(rows)} trials, stage {stage}, "
+        + (f"coloured by {metric}" if varied else f"all of {metric} {rows[BEST_METRIC].iloc[0]:.4g}"),
         height=460 + (60 if angled else 0) + (30 if same else 0),
         margin={"t": 170 if angled else 110, "b": 80 if same else 50},
     )

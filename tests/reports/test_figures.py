@@ -106,3 +106,34 @@ def test_counts_and_whole_number_parameters_get_whole_number_ticks() -> None:
         curves = figures.learning_curves(trials, epochs, "train")
         assert curves is not None and curves.layout.xaxis.dtick == step, last
     assert figures.count_ticks(1) == {"tick0": 0, "dtick": 1}
+
+
+def test_a_stage_of_many_trials_names_its_best_curves_and_draws_the_others_faint_beneath() -> None:
+    """A legend of every trial (239 in a study a user ran, each completed one the same blue) named none; the best
+    NAMED_CURVES are named best first, the others drawn beneath with one legend entry for each status's."""
+    ids = [f"t{k:02d}" for k in range(25)]
+    status = {t: "stopped" if k % 5 == 4 else "completed" for k, t in enumerate(ids)}
+    trials = pd.DataFrame([trial_row(t, k / 100, **{schema.STATUS: status[t]}) for k, t in enumerate(ids)])
+    epochs = pd.DataFrame([{**timed_epoch(t, "train", 1, 100.0, 10.0), "val_iou": k / 100} for k, t in enumerate(ids)])
+    fig = figures.learning_curves(trials, epochs, "train")
+    assert fig is not None and len(fig.data) == 25  # every curve drawn
+    legend = [trace.name for trace in fig.data if trace.showlegend is not False]
+    best = ids[::-1][: figures.NAMED_CURVES]
+    assert set(legend[:2]) == {"other completed trials (12)", "other stopped trials (3)"}
+    assert legend[2:] == [f"{t} ({status[t]})" for t in best]
+    faint = [trace for trace in fig.data if trace.name.startswith("other")]
+    assert len(faint) == 15 and {trace.opacity for trace in faint} == {0.5}
+    assert [trace.hovertemplate.split("<br>")[0] for trace in fig.data[-3:]] == [f"{t} (completed)" for t in best[-3:]]
+    few = figures.learning_curves(trials.head(3), epochs.head(3), "train")
+    assert few is not None and [trace.name for trace in few.data] == [
+        "t02 (completed)",
+        "t01 (completed)",
+        "t00 (completed)",
+    ]
+
+
+def test_parallel_coordinates_of_trials_that_all_score_the_same_have_one_colour() -> None:
+    trials = pd.DataFrame([trial_row(t, 0.1075, params={"lr": lr}) for t, lr in (("a", 1e-3), ("b", 2e-4))])
+    fig = figures.parallel_coordinates(trials, "train")
+    assert fig is not None and fig.data[0].line.color == figures.TIED and not fig.data[0].line.showscale
+    assert fig.layout.title.text.endswith("all of val_iou 0.1075")
