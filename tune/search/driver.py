@@ -90,7 +90,8 @@ def _run_search(cfg: SearchConfig, resume: bool, given: frozenset[str], started:
             full = isinstance(err, DiskFull)  # (no signal stopped it: it ends with 1, as a failed stage does)
             print(
                 f"{str(err) or 'stopped at once'}{'' if full else f' ({signals.why()})'}; nothing unfinished is marked "
-                f"finished. {'Free some space, then resume' if full else 'Resume'} with: {study.cfg.resume_command()}",
+                f"finished{'' if full else f'; a report of what it ran: {report_command(study.folder)}'}. "
+                f"{'Free some space, then resume' if full else 'Resume'} with: {study.cfg.resume_command()}",
                 file=sys.stderr,
             )
             return 1 if full else 128 + int(getattr(signal, signals.why()))
@@ -114,6 +115,11 @@ def _run_search(cfg: SearchConfig, resume: bool, given: frozenset[str], started:
         stop_local_ray()
     finish(study, clock, stopped)
     return status
+
+
+def report_command(folder: Path) -> str:
+    """The command that builds a study's report, of what it ran so far where it is stopped or running."""
+    return f"python -m reports.build {shlex.quote(str(folder))}"
 
 
 def start_study(cfg: SearchConfig, *, new: bool) -> tuple[Study, Cluster]:
@@ -153,7 +159,8 @@ def start_study(cfg: SearchConfig, *, new: bool) -> tuple[Study, Cluster]:
     if not new:
         study.check_data(signatures)  # before its plan is printed, and any decoding
     if study.cfg.address:  # trials on other machines: each must see the study's folder and its data
-        for line in check_nodes_see(study.folder, study.root):
+        trial = {"CPU": study.resources.cpus_per_trial, "GPU": study.resources.gpus_per_trial}
+        for line in check_nodes_see(study.folder, study.root, trial):
             print(line, file=sys.stderr)
     print(
         f"study {study.cfg.name}: space {space.name} ({' -> '.join(s.name for s in space.stages)}), "
@@ -297,7 +304,7 @@ def finish(study: Study, clock: StudyClock | None = None, stopped: dict[str, str
     try:
         report = f"report: {build_report([study.folder], study.folder / 'report.html')}"
     except OSError as err:  # a full disk: the summary is still said (the report can be built again)
-        report = f"no report: {error_line(err)}; once there is room: python -m reports.build {shlex.quote(str(study.folder))}"
+        report = f"no report: {error_line(err)}; once there is room: {report_command(study.folder)}"
     print_summary(study)
     if clock is not None:
         print(clock.summary())

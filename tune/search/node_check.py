@@ -24,14 +24,19 @@ def what_a_node_sees(marker: str, token: str, data_root: str) -> tuple[str, bool
     return socket.gethostname(), seen, Path(data_root).is_dir()
 
 
-def check_nodes_see(study_dir: Path, data_root: Path, timeout_s: float = 60.0) -> list[str]:
-    """Refuse (ValueError) a study whose folder or data root some node that can run a trial (one with CPUs) does not
-    see, naming them and what to do; returns a warning line for each node that did not answer in `timeout_s` (busy
-    starting workers, or leaving the cluster), which is not refused."""
+def check_nodes_see(study_dir: Path, data_root: Path, trial: dict[str, float], timeout_s: float = 60.0) -> list[str]:
+    """Refuse (ValueError) a study whose folder or data root some node that can run a trial (one with the resources
+    `trial` names, Ray's names: CPU, GPU) does not see, naming them and what to do; returns a warning line for each
+    node that did not answer in `timeout_s` (busy starting workers, or leaving the cluster), which is not refused.
+    A node no trial fits (a head of no CPUs, a CPU node in a study of GPU trials) is not asked."""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    nodes = {n["NodeID"]: n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"] and n["Resources"].get("CPU")}
+    nodes = {
+        n["NodeID"]: n["NodeManagerAddress"]
+        for n in ray.nodes()
+        if n["Alive"] and all(n["Resources"].get(name, 0) >= need for name, need in trial.items())
+    }
     marker, token = study_dir / MARKER, secrets.token_hex(16)
     marker.write_text(token)
     try:

@@ -107,6 +107,7 @@ def test_a_study_stopped_every_way_resumes_to_the_end(synth_root: Path, tmp_path
     assert pending, output
     started = pending.group(1)
     assert f"stage main was interrupted with {started} of {started} started trials unfinished (SIGINT)" in output
+    assert f"; a report of what it ran: python -m reports.build {folder}. Resume with: " in output  # (none is written)
     assert "Token authentication is enabled" not in output  # Ray's warning at each local start: left out
     assert not (results / "epochs.parquet").exists()
 
