@@ -8,16 +8,11 @@ time). Each figure's docstring says why, where Optuna has a figure of the same k
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 
 import numpy as np
-import optuna
 import pandas as pd
 import plotly.graph_objects as go
-from optuna.importance import FanovaImportanceEvaluator
-from optuna.search_space import intersection_search_space
-from optuna.trial import TrialState
 from plotly.subplots import make_subplots
 
 from reports.schema import (
@@ -88,7 +83,7 @@ def learning_curves(trials: pd.DataFrame, epochs: pd.DataFrame, stage: str) -> g
     if not len(rows):
         return None
     status = stage_trials(trials, stage).set_index(TRIAL_ID)[STATUS]
-    curves = dict(list(rows.groupby(TRIAL_ID, sort=False)))
+    curves = {str(trial_id): curve for trial_id, curve in rows.groupby(TRIAL_ID, sort=False)}
     rank = {trial_id: k for k, trial_id in enumerate(ranked(trials, stage)[TRIAL_ID])}  # best first
     named = (
         set(curves) if len(curves) <= NAMED_CURVES else {t for t in curves if rank.get(t, NAMED_CURVES) < NAMED_CURVES}
@@ -96,7 +91,7 @@ def learning_curves(trials: pd.DataFrame, epochs: pd.DataFrame, stage: str) -> g
     others = Counter(status.get(trial_id, Status.RUNNING) for trial_id in curves if trial_id not in named)
     shown = set()  # the statuses whose other trials have their legend entry
     fig = go.Figure()
-    order = sorted(curves, key=lambda t: (t in named, rank.get(t, len(rank))))  # the others first, beneath; best first
+    order = sorted(curves, key=lambda t: (t in named, -rank.get(t, len(rank))))  # the others beneath; the best on top
     for trial_id, curve in ((t, curves[t]) for t in order):
         state = status.get(trial_id, Status.RUNNING)
         label = f"{trial_id} ({state})"
@@ -116,6 +111,7 @@ def learning_curves(trials: pd.DataFrame, epochs: pd.DataFrame, stage: str) -> g
                 marker={"size": 3 if other else 6},
                 opacity=0.5 if other else 1.0,
                 legendgroup=f"other {state}" if other else state,
+                legendrank=2000 if other else 1000 + rank.get(trial_id, len(rank)),  # the best first, the others last
                 showlegend=not other or state not in shown,
             )
         )
@@ -240,7 +236,7 @@ def parallel_coordinates(trials: pd.DataFrame, stage: str, top_k: int = 20) -> g
     )
     fig.update_layout(
         title=f"Hyperparameters of the top {len(rows)} trials, stage {stage}, "
-        + (f"coloured by {metric}" if varied else f"all of {metric} {rows[BEST_METRIC].iloc[0]:.4g}"),
+        + (f"coloured by {metric}" if varied else f"all scoring {metric} {rows[BEST_METRIC].iloc[0]:.4g}"),
         height=460 + (60 if angled else 0) + (30 if same else 0),
         margin={"t": 170 if angled else 110, "b": 80 if same else 50},
     )
@@ -250,59 +246,6 @@ def parallel_coordinates(trials: pd.DataFrame, stage: str, top_k: int = 20) -> g
             text=text, xref="paper", yref="paper", x=0, y=-0.1, yanchor="top", xanchor="left", showarrow=False
         )
     return fig
-
-
-def importances(trials: pd.DataFrame, stage: str, study: optuna.Study | None) -> go.Figure | None:
-    """Optuna's fANOVA importance of each hyperparameter for the stage metric, over the finished trials
-    of the stage's own Optuna study (its distributions as sampled; the value Optuna was told: a completed
-    trial's last epoch, an ASHA-stopped trial's last rung). Parameters Optuna did not ask in every
-    finished trial (conditional ones) are left out, as fANOVA needs one search space.
-
-    Drawn by optuna.visualization.plot_param_importances: the same bar chart we drew by hand, with each
-    parameter's distribution in its hover text."""
-    if study is None:
-        return None
-    finished = finished_study(study)
-    values = {t.value for t in finished.trials}
-    if len(finished.trials) < 3 or len(values) < 2:  # fANOVA needs a spread of scores
-        return None
-    space = intersection_search_space(finished.trials)
-    varying = sorted(p for p in space if len({repr(t.params[p]) for t in finished.trials}) > 1)
-    if not varying:
-        return None
-    metric, _ = metric_of(trials, stage)
-    try:
-        fig = optuna.visualization.plot_param_importances(
-            finished, evaluator=FanovaImportanceEvaluator(seed=0), params=varying, target_name=metric
-        )
-    except RuntimeError as err:  # scores that no split of the parameters separates: nothing to attribute
-        if "zero total variance" in str(err):
-            return None
-        raise
-    fig.update_layout(
-        title=f"Hyperparameter importance for {metric}, stage {stage} (fANOVA over {len(finished.trials)} trials)",
-        xaxis_title="importance",
-    )
-    return fig
-
-
-def finished_study(study: optuna.Study) -> optuna.Study:
-    """An in-memory copy of a study holding its finished trials, all as COMPLETE.
-
-    Optuna's importance evaluators (and plot_param_importances) read COMPLETE trials only
-    (optuna.importance._base._get_filtered_trials; `target` cannot widen that). ASHA's stopped trials
-    are PRUNED in the journal, and Optuna gave them their last rung's value when they were told; copied
-    as COMPLETE they count, as the stopped trials always did in this figure."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    copy = optuna.create_study(direction=study.direction)
-    copy.add_trials(
-        [
-            optuna.trial.create_trial(params=t.params, distributions=t.distributions, value=t.value)
-            for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
-            if t.value is not None and math.isfinite(t.value)
-        ]
-    )
-    return copy
 
 
 def parent_vs_child(trials: pd.DataFrame, parent_stage: str, child_stage: str) -> go.Figure | None:

@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
-from reports import figures, resource_figures, resources
+from reports import figures, importance_figure, resource_figures, resources
 from reports.load import Experiment, duration
 from reports.schema import (
     BEST_EPOCH,
@@ -221,7 +221,9 @@ def experiment_html(exp: Experiment, index: int) -> str:
         parts.append(figure_html(figures.learning_curves(trials, exp.epochs, stage), f"{prefix}-curves"))
         parts.append(figure_html(figures.optimisation_history(trials, stage), f"{prefix}-history"))
         parts.append(figure_html(figures.parallel_coordinates(trials, stage), f"{prefix}-parallel"))
-        parts.append(figure_html(figures.importances(trials, stage, exp.studies.get(stage)), f"{prefix}-importance"))
+        parts.append(
+            figure_html(importance_figure.importances(trials, stage, exp.studies.get(stage)), f"{prefix}-importance")
+        )
     for k in range(1, len(stages)):
         parts.append(figure_html(figures.parent_vs_child(trials, stages[k - 1], stages[k]), f"e{index}-parents-{k}"))
     parts.append(resources_html(exp, index))

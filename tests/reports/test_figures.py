@@ -1,69 +1,11 @@
-"""Figures from small handmade studies: the importances computed on a real Optuna journal."""
+"""Figures from small handmade result tables."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import optuna
 import pandas as pd
-import plotly.graph_objects as go
 
 from reports import figures, schema
-from tests.reports.study_files import SPREAD, timed_epoch, trial_row, write_journal
-
-TRIALS = pd.DataFrame([trial_row("a", 0.5)])  # only the stage's metric is read from the table
-
-
-def journal_study(tmp_path: Path, trials: list) -> optuna.Study:
-    return write_journal(tmp_path / schema.OPTUNA_FILE, schema.optuna_study_name("s", "train"), trials)
-
-
-def test_importances_are_optunas_bar_chart_of_the_parameters(tmp_path: Path) -> None:
-    fig = figures.importances(TRIALS, "train", journal_study(tmp_path, SPREAD))
-    assert fig is not None
-    (bars,) = fig.data
-    assert isinstance(bars, go.Bar) and bars.orientation == "h"
-    assert list(bars.y)[-1] == "width"  # plotted bottom-up: the most important last
-    assert set(bars.y) == {"lr", "width"}
-    assert "fANOVA over 6 trials" in fig.layout.title.text
-
-
-def test_importances_count_trials_asha_stopped_at_their_last_rung(tmp_path: Path) -> None:
-    study = journal_study(tmp_path, [*SPREAD[:2], ({"lr": 1e-3, "width": 32}, [0.6, 0.7], "pruned")])
-    finished = figures.finished_study(study)
-    assert [t.state for t in finished.trials] == [optuna.trial.TrialState.COMPLETE] * 3
-    assert [t.value for t in finished.trials] == [0.20, 0.21, 0.7]
-
-
-def test_importances_leave_out_failed_trials(tmp_path: Path) -> None:
-    study = journal_study(tmp_path, [*SPREAD[:2], ({"lr": 1e-3, "width": 32}, [0.6], "fail")])
-    assert len(figures.finished_study(study).trials) == 2
-    assert figures.importances(TRIALS, "train", study) is None
-
-
-def test_importances_need_three_finished_trials(tmp_path: Path) -> None:
-    assert figures.importances(TRIALS, "train", journal_study(tmp_path, SPREAD[:2])) is None
-
-
-def test_importances_are_left_out_when_every_trial_scored_the_same(tmp_path: Path) -> None:
-    same = [(params, [0.25], "complete") for params, _, _ in SPREAD]
-    assert figures.importances(TRIALS, "train", journal_study(tmp_path, same)) is None
-
-
-def test_importances_are_left_out_when_no_parameter_varies(tmp_path: Path) -> None:
-    constant = [({"lr": 1e-3, "width": 8}, [value], "complete") for value in (0.1, 0.2, 0.3)]
-    assert figures.importances(TRIALS, "train", journal_study(tmp_path, constant)) is None
-
-
-def test_importances_leave_out_a_conditional_parameter(tmp_path: Path) -> None:
-    conditional = [({**params, "warp": True}, curve, state) for params, curve, state in SPREAD[::2]]
-    fig = figures.importances(TRIALS, "train", journal_study(tmp_path, [*conditional, *SPREAD[1::2]]))
-    assert fig is not None
-    assert set(fig.data[0].y) == {"lr", "width"}
-
-
-def test_no_study_no_importances() -> None:
-    assert figures.importances(TRIALS, "train", None) is None
+from tests.reports.study_files import timed_epoch, trial_row
 
 
 def test_parallel_coordinates_show_the_top_trials_best_first() -> None:
@@ -113,27 +55,25 @@ def test_a_stage_of_many_trials_names_its_best_curves_and_draws_the_others_faint
     NAMED_CURVES are named best first, the others drawn beneath with one legend entry for each status's."""
     ids = [f"t{k:02d}" for k in range(25)]
     status = {t: "stopped" if k % 5 == 4 else "completed" for k, t in enumerate(ids)}
-    trials = pd.DataFrame([trial_row(t, k / 100, **{schema.STATUS: status[t]}) for k, t in enumerate(ids)])
+    trials = pd.DataFrame([{**trial_row(t, k / 100), schema.STATUS: status[t]} for k, t in enumerate(ids)])
     epochs = pd.DataFrame([{**timed_epoch(t, "train", 1, 100.0, 10.0), "val_iou": k / 100} for k, t in enumerate(ids)])
     fig = figures.learning_curves(trials, epochs, "train")
     assert fig is not None and len(fig.data) == 25  # every curve drawn
-    legend = [trace.name for trace in fig.data if trace.showlegend is not False]
+    legend = [t.name for t in sorted(fig.data, key=lambda t: t.legendrank) if t.showlegend is not False]
     best = ids[::-1][: figures.NAMED_CURVES]
-    assert set(legend[:2]) == {"other completed trials (12)", "other stopped trials (3)"}
-    assert legend[2:] == [f"{t} ({status[t]})" for t in best]
+    assert legend[: figures.NAMED_CURVES] == [f"{t} ({status[t]})" for t in best]
+    assert set(legend[figures.NAMED_CURVES :]) == {"other completed trials (12)", "other stopped trials (3)"}
     faint = [trace for trace in fig.data if trace.name.startswith("other")]
     assert len(faint) == 15 and {trace.opacity for trace in faint} == {0.5}
-    assert [trace.hovertemplate.split("<br>")[0] for trace in fig.data[-3:]] == [f"{t} (completed)" for t in best[-3:]]
+    assert fig.data[: len(faint)] == tuple(faint)  # drawn first: beneath the named ones, the best last, on top
+    assert [t.hovertemplate.split("<br>")[0] for t in fig.data[-3:]] == [f"{t} ({status[t]})" for t in best[2::-1]]
     few = figures.learning_curves(trials.head(3), epochs.head(3), "train")
-    assert few is not None and [trace.name for trace in few.data] == [
-        "t02 (completed)",
-        "t01 (completed)",
-        "t00 (completed)",
-    ]
+    assert few is not None
+    assert [t.name for t in sorted(few.data, key=lambda t: t.legendrank)] == [f"t0{k} (completed)" for k in (2, 1, 0)]
 
 
 def test_parallel_coordinates_of_trials_that_all_score_the_same_have_one_colour() -> None:
     trials = pd.DataFrame([trial_row(t, 0.1075, params={"lr": lr}) for t, lr in (("a", 1e-3), ("b", 2e-4))])
     fig = figures.parallel_coordinates(trials, "train")
     assert fig is not None and fig.data[0].line.color == figures.TIED and not fig.data[0].line.showscale
-    assert fig.layout.title.text.endswith("all of val_iou 0.1075")
+    assert fig.layout.title.text.endswith("all scoring val_iou 0.1075")

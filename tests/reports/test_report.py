@@ -16,7 +16,7 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from playwright.sync_api import Browser, sync_playwright
 
-from reports import figures, schema
+from reports import figures, importance_figure, schema
 from reports.build import build_report, main
 from reports.checkpoints import best_checkpoint
 from reports.load import load_experiment
@@ -171,7 +171,7 @@ def test_trials_that_all_score_the_same_leave_out_the_importances(
     trials.loc[trials["best_metric"].notna(), "best_metric"] = 0.25  # e.g. all still at the copy-last start
     trials.to_parquet(same / "results" / "trials.parquet")
     rescore_journal(unet_study / schema.OPTUNA_FILE, same / schema.OPTUNA_FILE, 0.25)  # the importances' source
-    tied = figures.finished_study(load_experiment(same).studies["main"]).trials  # the report reads that study
+    tied = importance_figure.finished_study(load_experiment(same).studies["main"]).trials  # the report reads that study
     assert len(tied) >= 3 and {t.value for t in tied} == {0.25}
     seen = open_report(browser, build_report([same], tmp_path / "report.html"))
     assert seen["errors"] == [] and "no importances" not in seen["text"]

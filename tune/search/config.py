@@ -26,6 +26,7 @@ from reports.schema import (
     read_study_settings,
     resume_command,
 )
+from tune.search.keys import NODE_CHECK
 from tune.search.spaces import get_space
 
 
@@ -276,5 +277,7 @@ def forget_unstarted(folder: Path) -> None:
         return
     for name in (STUDY_FILE, DATA_FILE, SKIPPED_FILE, DRIVER_LOCK):
         (folder / name).unlink(missing_ok=True)
+    for marker in folder.glob(f"{NODE_CHECK}*"):  # (one a kill left as the nodes were checked)
+        marker.unlink(missing_ok=True)
     with contextlib.suppress(OSError):  # not empty: files of the user's
         folder.rmdir()

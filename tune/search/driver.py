@@ -158,9 +158,10 @@ def start_study(cfg: SearchConfig, *, new: bool) -> tuple[Study, Cluster]:
             signatures[split] = split_signature(entries[:used])
     if not new:
         study.check_data(signatures)  # before its plan is printed, and any decoding
-    if study.cfg.address:  # trials on other machines: each must see the study's folder and its data
+    if study.cfg.address and not all(study.finished(stage) for stage in space.stages):  # trials on other machines
         trial = {"CPU": study.resources.cpus_per_trial, "GPU": study.resources.gpus_per_trial}
-        for line in check_nodes_see(study.folder, study.root, trial):
+        read = [split for split in splits if split != "unlabeled" or (study.root / split).is_dir()]
+        for line in check_nodes_see(study.folder, study.root, read, trial):
             print(line, file=sys.stderr)
     print(
         f"study {study.cfg.name}: space {space.name} ({' -> '.join(s.name for s in space.stages)}), "

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback
+from ray.tune.experiment import Trial
 
 from tune.search.keys import TRIAL_DIR
 
@@ -66,16 +67,16 @@ def resumed_trials(experiment_state: Path) -> set[str]:
     (TERMINATED or ERROR; a resume does not rerun failed trials)."""
     trials = json.loads(experiment_state.read_bytes())["trial_data"]
     states = [json.loads(state) if isinstance(state, str) else state for state, _ in trials]
-    return {state["trial_id"] for state in states if state.get("status") not in ("TERMINATED", "ERROR")}
+    return {state["trial_id"] for state in states if state.get("status") not in (Trial.TERMINATED, Trial.ERROR)}
 
 
 def restore_kept(stage_dir: Path, trial_ids: set[str]) -> list[Path]:
     """Put back each kept checkpoint Ray has deleted of the trials `trial_ids` (those a restore runs again), before
     Tuner.restore; returns those put back. An ended trial's are left: Ray deleted them as it kept the best one
     (a resume of a study of 190 ended trials put back and named 183 checkpoints)."""
-    restored = []
+    restored, folders = [], {TRIAL_DIR.format(trial_id) for trial_id in trial_ids}
     for kept in stage_dir.glob(f"*/{KEPT_DIR}"):
-        if kept.parent.name not in {TRIAL_DIR.format(trial_id) for trial_id in trial_ids}:
+        if kept.parent.name not in folders:
             continue
         for saved in _checkpoints(kept):
             original = kept.parent / saved.name

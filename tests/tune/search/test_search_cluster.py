@@ -55,9 +55,33 @@ def test_trials_run_on_both_nodes_of_a_cluster(
             address=cluster.address,
         )
         assert run_search(cfg) == 0
+        trials = pd.read_parquet(tmp_path / "c" / "results" / "trials.parquet")
+        ran = trials[trials["status"].isin(["completed", "stopped"])]
+        assert len(ran) == 2
+        assert ran["node_id"].nunique() == 2
         assert len({node["NodeID"] for node in ray.nodes() if node["Alive"]}) == 2  # the cluster it joined: kept
+        # a study without --address beside the running cluster starts a Ray of its own, of the size its trials were
+        # planned for (it was refused: Ray joined the cluster it found here, which takes no num_cpus)
+        ray.shutdown()
+        assert init_ray(dataclasses.replace(cfg, address=None, dashboard=False), LocalCluster((Node(cpus=3, gpus=0),)))
+        assert len(ray.nodes()) == 1 and ray.cluster_resources()["CPU"] == 3
+        # and no workers prestarted for the driver's tasks (a worker a CPU): a study has none, its trials are actors
+        # in workers of their own, and those idle ones took the CPUs as its first trials were set up. They start as
+        # the driver joins, inside ray.init
+        time.sleep(1)
+        assert _idle_workers(ray.nodes()[0]["ObjectStoreSocketName"]) == []
+        # the Ray a study started is stopped once its stages are done, its autoscaler monitor killed, not given a
+        # second to end on a SIGTERM it does not end on
+        node = worker._global_node
+        assert node is not None and "monitor" in node.all_processes
+        started = [info.process for infos in node.all_processes.values() for info in infos]
+        assert len(started) >= 3  # (raylet, GCS, monitor...)
+        stop_local_ray()
+        assert not ray.is_initialized() and all(process.poll() is not None for process in started)
         # a third node that sees neither the study's folder nor its data (its own empty disk at their path, as a
-        # machine without the shared storage): the start is refused in one line naming it, before any trial
+        # machine without the shared storage): the start is refused in one line naming it, before any trial (last:
+        # where no mount namespace can be made, the test skips here)
+        ray.init(address=cluster.address)  # (the driver joins it again)
         capsys.readouterr()
         shared = tmp_path / "shared"
         data = Path(shutil.copytree(synth_root, shared / "data"))
@@ -82,36 +106,14 @@ def test_trials_run_on_both_nodes_of_a_cluster(
         assert re.search(
             rf"^error: the study cannot run on this cluster: node [\d.]+ \(\S+, ID \w{{8}}\) does not see the study's "
             rf"folder {study} \(none is there, or another of that name\): .* --out must be storage every node sees "
-            rf".*; and node [\d.]+ \(\S+, ID \w{{8}}\) does not have the data root {data}: ",
+            rf".*; node [\d.]+ \(\S+, ID \w{{8}}\) does not have the data \({data}: No such file or directory\): ",
             err,
             flags=re.M,
         ), err
         assert err.count("\n") == 1 and not (study / "results").exists()  # one line; no trial ran
-        # a study without --address beside the running cluster starts a Ray of its own, of the size its trials were
-        # planned for (it was refused: Ray joined the cluster it found here, which takes no num_cpus)
-        ray.shutdown()
-        assert init_ray(dataclasses.replace(cfg, address=None, dashboard=False), LocalCluster((Node(cpus=3, gpus=0),)))
-        assert len(ray.nodes()) == 1 and ray.cluster_resources()["CPU"] == 3
-        # and no workers prestarted for the driver's tasks (a worker a CPU): a study has none, its trials are actors
-        # in workers of their own, and those idle ones took the CPUs as its first trials were set up. They start as
-        # the driver joins, inside ray.init
-        time.sleep(1)
-        assert _idle_workers(ray.nodes()[0]["ObjectStoreSocketName"]) == []
-        # the Ray a study started is stopped once its stages are done, its autoscaler monitor killed, not given a
-        # second to end on a SIGTERM it does not end on
-        node = worker._global_node
-        assert node is not None and "monitor" in node.all_processes
-        started = [info.process for infos in node.all_processes.values() for info in infos]
-        assert len(started) >= 3  # (raylet, GCS, monitor...)
-        stop_local_ray()
-        assert not ray.is_initialized() and all(process.poll() is not None for process in started)
     finally:
         ray.shutdown()
         cluster.shutdown()
-    trials = pd.read_parquet(tmp_path / "c" / "results" / "trials.parquet")
-    ran = trials[trials["status"].isin(["completed", "stopped"])]
-    assert len(ran) == 2
-    assert ran["node_id"].nunique() == 2
 
 
 def _idle_workers(store: str) -> list[str]:
