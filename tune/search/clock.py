@@ -10,6 +10,7 @@ OUT/NAME/budget.json for the summary and the report.
 
 from __future__ import annotations
 
+import shlex
 import time
 from typing import Any
 
@@ -50,8 +51,9 @@ def budget_seconds(cfg: SearchConfig, resources: Resources) -> float | None:
 class StudyClock:
     """Deadlines for the stages of one run of a study, and what its budget cut."""
 
-    def __init__(self, study: Study, seconds: float | None, started: float) -> None:
+    def __init__(self, study: Study, seconds: float | None, started: float, *, idle: bool = False) -> None:
         self.study, self.seconds = study, seconds
+        self.idle = idle  # every stage had ended before this run (a resume that only finishes the study)
         self.started = started
         self.end_at = None if seconds is None else self.started + seconds
         self.cut: dict[str, str] = {}
@@ -121,7 +123,7 @@ class StudyClock:
             by = f" ({', '.join(budgets)})" if own and budgets else ""  # this run's budget is another
             text = f"{n} trial{'s' * (n != 1)} stopped at an earlier run's deadline{by}"
             self.cut[str(stage)] = f"{self.cut[str(stage)]}; {text}" if str(stage) in self.cut else text
-        if self.seconds is not None or path.exists():
+        if (self.seconds is not None or path.exists()) and not self.idle:  # (a run of no stage: the last run's stays)
             record: dict[str, Any] = {
                 BUDGET_SECONDS: self.seconds,
                 BUDGET_TEXT: own or (", ".join(earlier) if self.cut and earlier else None),  # the report's "cut by"
@@ -142,12 +144,21 @@ class StudyClock:
             else 0.0
         )
         lines = [f"compute: {gpu_hours:.3f} GPU-hours, {cpu_hours:.3f} CPU-hours of trials"]
-        if self.seconds is not None:
+        if self.seconds is not None and self.idle:
+            lines.append(f"time budget {duration_text(self.seconds)}: unused, every stage had ended before this run")
+        elif self.seconds is not None:
             used = self.used if self.used is not None else time.time() - self.started
             budget = f"time budget {duration_text(self.seconds)}: the search used {duration_text(used)}"
             if self.study.cfg.gpu_hours:
                 budget += f" (of {self.study.cfg.gpu_hours:g} GPU-hours, {max(0.0, self.study.cfg.gpu_hours - gpu_hours):.2f} left)"
             lines.append(budget + f", {duration_text(max(0.0, self.seconds - used))} left")
+            fits = int(self.study.samples * self.seconds / max(used, 1.0) * 0.9)  # trials a stage, at this run's pace
+            if not self.cut and used < self.seconds / 2 and fits > self.study.samples:
+                lines.append(
+                    f"the budget would fit ~{fits} trials a stage at this run's pace ({self.study.samples} ran): a new "
+                    f"study with --samples {fits} --warm-start {shlex.quote(str(self.study.folder))} begins from "
+                    "these trials"
+                )
         if self.cut:
             lines.append("cut by the time budget: " + "; ".join(f"stage {k}: {v}" for k, v in self.cut.items()))
             if any(not self.study.finished(self.study.space.stage(name)) for name in self.cut):

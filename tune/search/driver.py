@@ -72,13 +72,14 @@ def _run_search(cfg: SearchConfig, resume: bool, given: frozenset[str], started:
             "those before ran the old",
             file=sys.stderr,
         )
-    started_ray = not all(study.finished(stage) for stage in study.space.stages) and init_ray(study.cfg, cluster)
+    left = not all(study.finished(stage) for stage in study.space.stages)
+    started_ray = left and init_ray(study.cfg, cluster)
     # (a resume killed while the report was made, or of a finished study, only finishes it: no Ray to start and stop)
     status = 0
     stopped: dict[str, str] = {}  # stage -> why it stopped the study
     study.record_run(ended=False)
     signals = StopSignals()
-    clock = StudyClock(study, budget_seconds(study.cfg, study.resources), started)
+    clock = StudyClock(study, budget_seconds(study.cfg, study.resources), started, idle=not left)
     for stage in study.space.stages:
         if not clock.start(stage):
             break

@@ -109,7 +109,7 @@ class Progress(Callback):
         at = self.deadline.at() if self.deadline is not None else None  # the stage's (its share of the time budget)
         left = f"; the stage's deadline in {duration_text(max(0.0, at - time.time()))}" if at is not None else ""
         spent = duration_text(time.monotonic() - self._began)
-        self._say(f"{self._counts()}: {named}{more}; {spent} since this run began{left}")
+        self._say(f"{self._counts()}: {named}{more}; {spent} since the stage began in this run{left}")
 
     @_contained
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:

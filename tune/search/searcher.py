@@ -190,7 +190,9 @@ def make_searcher(
     deadline: Deadline | None = None,
     fail_trials: tuple[int, ...] = (),
 ) -> PrunedAwareOptunaSearch:
-    """The stage's searcher; `overrides`: those of this stage."""
+    """The stage's searcher; `overrides`: those of this stage. Optuna's INFO lines ("A new study created in Journal
+    with name: ...", "Using an existing study ...") are left out of the study's output."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     return PrunedAwareOptunaSearch(
         space=DefineByRun(stage, budget, parents, overrides),
         metric=stage.metric,

@@ -103,3 +103,29 @@ def test_trials_an_earlier_budget_cut_are_said_cut_by_it_after_later_runs(
     assert third.cut == {"main": "2 trials stopped at an earlier run's deadline"}
     note = "the study was cut by its time budget (8s): stage main: 2 trials stopped at an earlier run's deadline"
     assert any(n.startswith(note) for n in load_experiment(study.folder).notes), load_experiment(study.folder).notes
+
+
+def test_a_budget_not_half_used_says_how_many_trials_it_would_fit(tmp_path: Path) -> None:
+    """A budget does not add trials: a 2-CPU machine's default budget used 6m45s of a 15-minute one, and nothing said
+    what would fill it. A resume with no stage left to run leaves the record of the run before it."""
+    cfg = SearchConfig(space="unet", data=str(tmp_path), out=str(tmp_path), name="s", samples=8, gpus_per_trial=0.0)
+    study = open_study(cfg, Cluster.local())
+    write_study_folder(study.folder, [trial_row("a", 0.2, stage="main")], settings={"name": "s", "space": "unet"})
+    clock = StudyClock(study, 900.0, time.time() - 405)  # 6m45s of 15m
+    clock.ran(study.space.stage("main"), complete=True)
+    clock.end()
+    summary = clock.summary()
+    assert "time budget 15m00s: the search used 6m45s, 8m15s left\n" in summary
+    fits = "the budget would fit ~15 trials a stage at this run's pace (8 ran): a new study with --samples 15 "
+    assert f"{fits}--warm-start {study.folder} begins from these trials" in summary
+    record = (study.folder / schema.BUDGET_FILE).read_text()
+    (study.folder / "main" / schema.STAGE_DONE).parent.mkdir()
+    (study.folder / "main" / schema.STAGE_DONE).touch()
+    idle = StudyClock(study, 480.0, time.time(), idle=True)  # `--resume --time-budget 8m` of the finished study
+    idle.end()
+    assert (study.folder / schema.BUDGET_FILE).read_text() == record  # its record: the run that used the budget
+    assert "time budget 8m00s: unused, every stage had ended before this run" in idle.summary()
+    assert "would fit" not in idle.summary()
+    hurried = StudyClock(study, 900.0, time.time() - 600)  # used 10 of 15 minutes: no advice
+    hurried.end()
+    assert "would fit" not in hurried.summary()
