@@ -70,7 +70,9 @@ def test_each_trial_s_end_is_one_line_with_the_stage_s_count_and_best(
     assert passed == (
         "stage main: the time budget's deadline passed: no trial starts, the 1 running stop at the end of their epoch"
     )
-    assert len(quiet) == 2 and quiet[0].endswith(" since the stage began in this run; the stage's deadline in 0s")  # (quiet: 0 s)
+    assert len(quiet) == 2 and quiet[0].endswith(
+        " since the stage began in this run; the stage's deadline in 0s"
+    )  # (quiet: 0 s)
     assert not any("deadline passed" in line for line in quiet)
     end(third)
     assert f"trial {third.trial_id} cut at the deadline after 2 epoch(s)" in capsys.readouterr().out
