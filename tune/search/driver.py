@@ -72,7 +72,7 @@ def _run_search(cfg: SearchConfig, resume: bool, given: frozenset[str], started:
             "those before ran the old",
             file=sys.stderr,
         )
-    left = not all(study.finished(stage) for stage in study.space.stages)
+    left = study.stages_left()
     started_ray = left and init_ray(study.cfg, cluster)
     # (a resume killed while the report was made, or of a finished study, only finishes it: no Ray to start and stop)
     status = 0
@@ -159,7 +159,7 @@ def start_study(cfg: SearchConfig, *, new: bool) -> tuple[Study, Cluster]:
             signatures[split] = split_signature(entries[:used])
     if not new:
         study.check_data(signatures)  # before its plan is printed, and any decoding
-    if study.cfg.address and not all(study.finished(stage) for stage in space.stages):  # trials on other machines
+    if study.cfg.address and study.stages_left():  # trials on other machines
         trial = {"CPU": study.resources.cpus_per_trial, "GPU": study.resources.gpus_per_trial}
         read = [split for split in splits if split != "unlabeled" or (study.root / split).is_dir()]
         for line in check_nodes_see(study.folder, study.root, read, trial):

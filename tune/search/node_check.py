@@ -48,7 +48,7 @@ def check_nodes_see(
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     nodes = {
-        n["NodeID"]: f"{n['NodeManagerAddress']}"
+        n["NodeID"]: str(n["NodeManagerAddress"])
         for n in ray.nodes()
         if n["Alive"] and all(n["Resources"].get(name, 0) >= need for name, need in trial.items())
     }

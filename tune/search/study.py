@@ -79,6 +79,10 @@ class Study:
         """Whether `stage`'s experiment has ended (a resume skips it)."""
         return (self.folder / stage.name / STAGE_DONE).exists()
 
+    def stages_left(self) -> bool:
+        """Whether a stage of the study has not ended (a run that has none only finishes the study: no Ray)."""
+        return not all(self.finished(stage) for stage in self.space.stages)
+
     def check_results(self) -> None:
         """A resume's results: readable, and holding the trials of every stage that finished (only Ray's state of a
         running stage can write its trials again). Refused before anything runs, so that no evaluation, submission
