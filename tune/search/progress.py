@@ -78,6 +78,7 @@ class Progress(Callback):
         self._began = self._said = time.monotonic()
         self._starting = self._passed = self._failed = False
         self._looked = -math.inf  # when the deadline was last read
+        self._recovered: set[str] = set()  # the trials --retries ran again in this run
 
     def _say(self, line: str) -> None:
         print(f"stage {self.writer.stage}: {line}", flush=True)
@@ -110,6 +111,20 @@ class Progress(Callback):
         left = f"; the stage's deadline in {duration_text(max(0.0, at - time.time()))}" if at is not None else ""
         spent = duration_text(time.monotonic() - self._began)
         self._say(f"{self._counts()}: {named}{more}; {spent} since the stage began in this run{left}")
+
+    @_contained
+    def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        """A trial a resume goes on with, from its last checkpoint (Ray's worker said it in its own words, after the
+        stop's line where the stop came as the trial restored; its INFO lines are off, ray_env.ray_defaults). One
+        --retries runs again is said by the results writer."""
+        restored = trial.latest_checkpoint_result
+        if restored is not None and trial.trial_id not in self._recovered:
+            epoch = (restored.metrics or {}).get(TRAINING_ITERATION, "?")
+            self._say(f"trial {trial.trial_id} goes on from its checkpoint of epoch {epoch}")
+
+    @_contained
+    def on_trial_recover(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        self._recovered.add(trial.trial_id)
 
     @_contained
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:

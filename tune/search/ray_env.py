@@ -27,6 +27,10 @@ def ray_defaults() -> None:
     # a stage's lines are its own (tune.search.progress, with verbose=0): Ray's new output engine printed its
     # experiment's box, a TensorBoard command into its session's temporary folder and its own error blocks even at 0
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # the INFO lines of Ray's own in the trials' workers: at each resume, "(train_trial pid=...) Restored on IP from
+    # checkpoint: Checkpoint(filesystem=local, path=...)" a trial, which a stop as trials restored left after the
+    # stop's line (the stage says it: "trial ID goes on from its checkpoint of epoch N"); its warnings stay
+    os.environ.setdefault("RAY_LOGGER_LEVEL", "warning")
     # Ray's lines of its workers' ("(raylet) A worker died ..."), written to a log file: without colour codes
     if not (sys.stdout.isatty() and sys.stderr.isatty()):
         os.environ.setdefault("RAY_COLOR_PREFIX", "0")

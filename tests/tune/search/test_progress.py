@@ -110,3 +110,28 @@ def test_a_stage_begun_before_the_lines_takes_them_at_its_resume(tmp_path: Path)
         with_progress(tuner, 5, None)
     used = tuner._local_tuner.get_run_config()  # type: ignore[union-attr]
     assert used.verbose == 0 and [type(c) for c in used.callbacks or []] == [ResultsWriter, Progress]
+
+
+def test_a_trial_a_resume_goes_on_with_is_said_with_the_epoch_of_its_checkpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ray's worker said it in its own words ("(train_trial pid=...) Restored on IP from checkpoint: ..."), a stop as
+    trials restored leaving that line after the stop's; a trial that --retries runs again is said by the writer."""
+    from ray.train._internal.session import _TrainingResult
+
+    writer = ResultsWriter(
+        tmp_path / "results", space="unet", stage="main", metric="val_iou", mode="max", max_epochs=4, run_values={}
+    )
+    writer.setup()
+    progress = Progress(writer, samples=3)
+    fresh, restored, retried = (Trial("train_trial", config={"lr": 0.1}, stub=True) for _ in range(3))
+    (tmp_path / "checkpoint").mkdir()
+    for trial in (restored, retried):
+        checkpoint = tune.Checkpoint.from_directory(str(tmp_path / "checkpoint"))
+        trial.run_metadata.checkpoint_manager.register_checkpoint(  # as Ray restores it from the stage's state
+            _TrainingResult(checkpoint, {TRAINING_ITERATION: 2, "val_iou": 0.3})
+        )
+    progress.on_trial_recover(0, [], retried)
+    for trial in (fresh, restored, retried):
+        progress.on_trial_start(0, [], trial)
+    assert capsys.readouterr().out == f"stage main: trial {restored.trial_id} goes on from its checkpoint of epoch 2\n"
