@@ -128,9 +128,9 @@ def test_a_trial_a_resume_goes_on_with_is_said_with_the_epoch_of_its_checkpoint(
     (tmp_path / "checkpoint").mkdir()
     for trial in (restored, retried):
         checkpoint = tune.Checkpoint.from_directory(str(tmp_path / "checkpoint"))
-        trial.run_metadata.checkpoint_manager.register_checkpoint(  # as Ray restores it from the stage's state
-            _TrainingResult(checkpoint, {TRAINING_ITERATION: 2, "val_iou": 0.3})
-        )
+        manager = trial.run_metadata.checkpoint_manager  # as Ray restores it from the stage's state
+        assert manager is not None
+        manager.register_checkpoint(_TrainingResult(checkpoint, {TRAINING_ITERATION: 2, "val_iou": 0.3}))
     progress.on_trial_recover(0, [], retried)
     for trial in (fresh, restored, retried):
         progress.on_trial_start(0, [], trial)
