@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickletools
 import re
 import shutil
 from pathlib import Path
@@ -62,25 +63,44 @@ class CheckpointKeeper(Callback):
             shutil.rmtree(old, ignore_errors=True)
 
 
-def resumed_trials(experiment_state: Path) -> set[str]:
+def resumed_trials(experiment_state: Path) -> dict[str, set[str] | None]:
     """The trials a restore from Ray's saved experiment state (its JSON) runs again: those it did not save as ended
-    (TERMINATED or ERROR; a resume does not rerun failed trials)."""
+    (TERMINATED or ERROR; a resume does not rerun failed trials), each with the checkpoint folders its saved
+    checkpoint manager names (None where that cannot be read: a Ray that saves it otherwise)."""
     trials = json.loads(experiment_state.read_bytes())["trial_data"]
-    states = [json.loads(state) if isinstance(state, str) else state for state, _ in trials]
-    return {state["trial_id"] for state in states if state.get("status") not in (Trial.TERMINATED, Trial.ERROR)}
+    resumed: dict[str, set[str] | None] = {}
+    for state, metadata in trials:
+        state = json.loads(state) if isinstance(state, str) else state
+        if state.get("status") not in (Trial.TERMINATED, Trial.ERROR):
+            metadata = json.loads(metadata) if isinstance(metadata, str) else metadata
+            resumed[state["trial_id"]] = _named_checkpoints(metadata.get("checkpoint_manager"))
+    return resumed
 
 
-def restore_kept(stage_dir: Path, trial_ids: set[str]) -> list[Path]:
-    """Put back each kept checkpoint Ray has deleted of the trials `trial_ids` (those a restore runs again), before
-    Tuner.restore; returns those put back. An ended trial's are left: Ray deleted them as it kept the best one
-    (a resume of a study of 190 ended trials put back and named 183 checkpoints)."""
-    restored, folders = [], {TRIAL_DIR.format(trial_id) for trial_id in trial_ids}
-    for kept in stage_dir.glob(f"*/{KEPT_DIR}"):
-        if kept.parent.name not in folders:
-            continue
-        for saved in _checkpoints(kept):
+def _named_checkpoints(manager: Any) -> set[str] | None:
+    """The checkpoint folders (checkpoint_N) Ray's saved checkpoint manager of a trial names: its paths read from
+    the pickle (Ray 2.60 saves it cloudpickled, hex in the JSON) opcode by opcode, nothing run."""
+    if not isinstance(manager, dict) or not isinstance(manager.get("value"), str):
+        return None
+    try:
+        strings = [arg for _, arg, _ in pickletools.genops(bytes.fromhex(manager["value"])) if isinstance(arg, str)]
+    except ValueError:
+        return None
+    return {Path(text).name for text in strings if _CHECKPOINT.search(text)}
+
+
+def restore_kept(stage_dir: Path, trials: dict[str, set[str] | None]) -> list[Path]:
+    """Put back each kept checkpoint Ray has deleted that the saved state of the trials a restore runs again names
+    (`trials`, from resumed_trials; all kept ones of a trial whose names are not known), before Tuner.restore;
+    returns those put back. Ray deletes a trial's older checkpoints as it goes (it keeps the latest and the best):
+    one is needed again only where a kill came between that and the save of the state naming the next. All were put
+    back at first (183 in a resume of 190 ended trials), then those of each resumed trial, older than the one used."""
+    restored = []
+    for trial_id, names in trials.items():
+        kept = stage_dir / TRIAL_DIR.format(trial_id) / KEPT_DIR
+        for saved in _checkpoints(kept) if kept.is_dir() else []:
             original = kept.parent / saved.name
-            if not original.exists():
+            if (names is None or saved.name in names) and not original.exists():
                 link_tree(saved, original)
                 restored.append(original)
     return restored

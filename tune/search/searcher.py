@@ -207,8 +207,15 @@ def make_searcher(
 
 
 def fail_orphaned_optuna_trials(experiment_dir: Path, study: str, stage: Stage) -> None:
-    """After a stage, an Optuna trial still RUNNING was asked for by a driver that was killed before
-    Ray recorded it; it will never be told. Mark it FAIL so the stored study is consistent."""
-    loaded = optuna.load_study(study_name=optuna_study_name(study, stage.name), storage=journal_storage(experiment_dir))
+    """After a stage, or as it starts anew, an Optuna trial still RUNNING was asked for by a driver that was killed
+    before Ray recorded it; it will never be told. Mark it FAIL so the stored study is consistent (they stayed
+    RUNNING through the whole stage started anew, optuna-dashboard showing them running). Nothing where the stage has
+    no Optuna study yet."""
+    try:
+        loaded = optuna.load_study(
+            study_name=optuna_study_name(study, stage.name), storage=journal_storage(experiment_dir)
+        )
+    except KeyError:  # (Optuna's "Record does not exist.")
+        return
     for trial in loaded.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         loaded.tell(trial.number, state=optuna.trial.TrialState.FAIL)

@@ -25,7 +25,7 @@ from tune.search.results import ResultsWriter
 from tune.search.scheduler import ResumableASHA
 from tune.search.searcher import fail_orphaned_optuna_trials, make_searcher
 from tune.search.spaces import Stage
-from tune.search.state_writes import RAY_STATE, atomic_state_copies, parse_state
+from tune.search.state_writes import RAY_STATE, atomic_state_copies, check_state, newest
 from tune.search.study import Study
 from tune.search.trainable import StageJob, train_trial, trial_dirname
 from tune.training.pseudo import pseudo_label
@@ -202,10 +202,13 @@ def make_tuner(study: Study, stage: Stage, job: StageJob, stage_dir: Path) -> tu
         reopen_search(stage_dir, study.resources.concurrent)
         print(f"stage {stage.name}: resuming {stage_dir}")
         state = newest(stage_dir, "experiment_state-*.json")
-        resumed = resumed_trials(state) if state else set()
-        put_back = [f"{folder.parent.name}/{folder.name}" for folder in restore_kept(stage_dir, resumed)]
+        put_back = [
+            f"{f.parent.name}/{f.name}" for f in restore_kept(stage_dir, resumed_trials(state) if state else {})
+        ]
         if put_back:
-            print(f"stage {stage.name}: put back {', '.join(put_back)}, which Ray had deleted as it stopped")
+            print(
+                f"stage {stage.name}: put back {', '.join(put_back)}, which Ray's saved state names and it had deleted"
+            )
         return with_progress(
             tune.Tuner.restore(
                 str(stage_dir), trainable, resume_unfinished=True, resume_errored=False, restart_errored=False
@@ -214,6 +217,7 @@ def make_tuner(study: Study, stage: Stage, job: StageJob, stage_dir: Path) -> tu
             study.deadline,
         )
     budget = study.budget
+    fail_orphaned_optuna_trials(study.folder, str(cfg.name), stage)  # asked for by a start killed before Ray saved
     writer = ResultsWriter(
         study.results_dir,
         space=study.space.name,
@@ -311,12 +315,6 @@ def check_trusted(stage_dir: Path) -> list[Path]:
     return checked
 
 
-def newest(stage_dir: Path, pattern: str) -> Path | None:
-    """The file of a kind of Ray's state that a restore reads: the newest name (they are timestamped), as Ray picks."""
-    found = sorted(stage_dir.glob(pattern))
-    return found[-1] if found else None
-
-
 def forget_empty_state(stage_dir: Path, stage: str) -> bool:
     """Remove Ray's state of a stage that holds no trial, so that the stage starts anew: one the time budget ended
     before its first trial started, or one whose driver was killed as it started (tuner.pkl written, whole or not,
@@ -335,25 +333,3 @@ def forget_empty_state(stage_dir: Path, stage: str) -> bool:
         why = "no trial of it had started" if state else "Ray had saved no state of it (its driver stopped as it began)"
         print(f"stage {stage}: {why}; starting it anew")
     return empty
-
-
-def check_state(stage_dir: Path) -> list[Path]:
-    """Refuse to restore from a state file cut short or damaged (a full disk, an edit): with a damaged experiment
-    or searcher state, Ray logs the error and starts the stage with none of its trials, or waits for ever; with a
-    damaged tuner.pkl, a traceback. The file of each kind a restore reads (the newest name, as Ray picks it) is
-    parsed without running anything (`state_writes.parse_state`). Returns the files it read."""
-    checked = []
-    for pattern in RAY_STATE:
-        found = newest(stage_dir, pattern)
-        if found is None:
-            continue
-        data = found.read_bytes()
-        try:
-            parse_state(found.name, data)
-        except Exception as err:
-            raise ValueError(
-                f"cannot resume: {found} is damaged ({len(data)} bytes; {' '.join(str(err).split())}): Ray "
-                "cannot restore the stage from it; restore it from a copy"
-            ) from None
-        checked.append(found)
-    return checked

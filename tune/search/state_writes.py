@@ -97,3 +97,31 @@ def atomic_state_copies() -> None:
 
     upload.whole_files = True  # type: ignore[attr-defined]
     storage._upload_to_fs_path = upload
+
+
+def newest(stage_dir: Path, pattern: str) -> Path | None:
+    """The file of a kind of Ray's state that a restore reads: the newest name (they are timestamped), as Ray picks."""
+    found = sorted(stage_dir.glob(pattern))
+    return found[-1] if found else None
+
+
+def check_state(stage_dir: Path) -> list[Path]:
+    """Refuse to restore from a state file cut short or damaged (a full disk, an edit): with a damaged experiment
+    or searcher state, Ray logs the error and starts the stage with none of its trials, or waits for ever; with a
+    damaged tuner.pkl, a traceback. The file of each kind a restore reads (the newest name, as Ray picks it) is
+    parsed without running anything (`state_writes.parse_state`). Returns the files it read."""
+    checked = []
+    for pattern in RAY_STATE:
+        found = newest(stage_dir, pattern)
+        if found is None:
+            continue
+        data = found.read_bytes()
+        try:
+            parse_state(found.name, data)
+        except Exception as err:
+            raise ValueError(
+                f"cannot resume: {found} is damaged ({len(data)} bytes; {' '.join(str(err).split())}): Ray "
+                "cannot restore the stage from it; restore it from a copy"
+            ) from None
+        checked.append(found)
+    return checked

@@ -20,7 +20,8 @@ from tune.search.driver import init_ray, open_study, splits_used, start_study
 from tune.search.ray_env import private_token
 from tune.search.resources import Cluster, Node
 from tune.search.spaces import get_space
-from tune.search.stages import check_state, check_trusted, forget_empty_state
+from tune.search.stages import check_trusted, forget_empty_state
+from tune.search.state_writes import check_state
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pandas as pd
 from ray.tune import Checkpoint
 
 from tune.search.keeper import KEPT_DIR, CheckpointKeeper, drop_kept, restore_kept, resumed_trials
@@ -31,22 +32,28 @@ def test_the_checkpoint_ray_deleted_before_a_kill_is_put_back(tmp_path: Path) ->
     shutil.rmtree(_report(ended, 0, keeper))
     _report(ended, 1, keeper)
     assert sorted(p.name for p in (trial / KEPT_DIR).iterdir()) == ["checkpoint_000002", "checkpoint_000003"]
-    assert restore_kept(tmp_path / "main", {"a"}) == [folders[2]]
+    assert restore_kept(tmp_path / "main", {"a": {"checkpoint_000003"}}) == []  # the one its state names is there
+    assert restore_kept(tmp_path / "main", {"a": {"checkpoint_000002"}}) == [folders[2]]  # deleted: put back
     assert (folders[2] / "checkpoint.pt").read_bytes() == bytes([2]) * 10
     assert not folders[0].exists() and not folders[1].exists()
     assert not (ended / "checkpoint_000000").exists()
+    shutil.rmtree(folders[2])
+    assert restore_kept(tmp_path / "main", {"a": None}) == [folders[2]]  # names not known: every kept one
 
 
 def test_the_trials_a_restore_runs_again_are_read_from_rays_saved_state(unet_study: Path, tmp_path: Path) -> None:
     """A real study's state (every trial ended: completed, stopped, the one failed on purpose) names none; a trial
     saved as running or pending is named."""
     state = sorted((unet_study / "main").glob("experiment_state-*.json"))[-1]
-    assert resumed_trials(state) == set()
+    assert resumed_trials(state) == {}
     saved = json.loads(state.read_text())
     first = json.loads(saved["trial_data"][0][0])
     saved["trial_data"][0][0] = json.dumps({**first, "status": "RUNNING"})
     (tmp_path / "state.json").write_text(json.dumps(saved))
-    assert resumed_trials(tmp_path / "state.json") == {first["trial_id"]}
+    trials = pd.read_parquet(unet_study / "results" / "trials.parquet").set_index("trial_id")
+    best = Path(trials.loc[first["trial_id"], "checkpoint"]).parent.name  # the one Ray kept: its state names it
+    named = resumed_trials(tmp_path / "state.json")
+    assert list(named) == [first["trial_id"]] and best in (named[first["trial_id"]] or ())
 
 
 def test_a_stage_that_ended_keeps_only_the_best_and_the_latest_checkpoint(tmp_path: Path) -> None:

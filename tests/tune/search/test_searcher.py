@@ -145,3 +145,19 @@ def test_a_journal_line_cut_short_by_a_kill_is_cut_and_the_study_goes_on(
     resumed.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=1)
     again = optuna.load_study(storage=journal_storage(tmp_path), study_name="s")
     assert [t.state.name for t in again.trials] == ["COMPLETE", "COMPLETE", "RUNNING", "COMPLETE"]
+
+
+def test_optuna_trials_a_killed_start_asked_for_are_failed_as_the_stage_starts_anew(tmp_path: Path) -> None:
+    """A start killed before Ray saved its state left the trials it had asked Optuna for RUNNING, through the whole
+    stage started anew (in optuna-dashboard: running): they are FAIL from its start. Nothing for a new stage."""
+    from tune.search.searcher import fail_orphaned_optuna_trials, journal_storage
+    from tune.search.spaces import get_space
+
+    stage = get_space("unet").stage("main")
+    fail_orphaned_optuna_trials(tmp_path, "s", stage)  # no Optuna study yet: nothing, no error
+    study = optuna.create_study(study_name="s/main", storage=journal_storage(tmp_path), direction="maximize")
+    asked = study.ask()
+    study.tell(study.ask(), 0.5)
+    fail_orphaned_optuna_trials(tmp_path, "s", stage)
+    states = [t.state for t in optuna.load_study(study_name="s/main", storage=journal_storage(tmp_path)).trials]
+    assert states == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.COMPLETE] and asked.number == 0
