@@ -51,9 +51,12 @@ def budget_seconds(cfg: SearchConfig, resources: Resources) -> float | None:
 class StudyClock:
     """Deadlines for the stages of one run of a study, and what its budget cut."""
 
-    def __init__(self, study: Study, seconds: float | None, started: float, *, idle: bool = False) -> None:
+    def __init__(
+        self, study: Study, seconds: float | None, started: float, *, idle: bool = False, fresh: bool = False
+    ) -> None:
         self.study, self.seconds = study, seconds
         self.idle = idle  # every stage had ended before this run (a resume that only finishes the study)
+        self.fresh = fresh  # a new study's first run: its pace is its trials' (a resume's is those it had left)
         self.started = started
         self.end_at = None if seconds is None else self.started + seconds
         self.cut: dict[str, str] = {}
@@ -153,7 +156,8 @@ class StudyClock:
                 budget += f" (of {self.study.cfg.gpu_hours:g} GPU-hours, {max(0.0, self.study.cfg.gpu_hours - gpu_hours):.2f} left)"
             lines.append(budget + f", {duration_text(max(0.0, self.seconds - used))} left")
             fits = int(self.study.samples * self.seconds / max(used, 1.0) * 0.9)  # trials a stage, at this run's pace
-            if not self.cut and used < self.seconds / 2 and fits > self.study.samples:
+            whole = self.fresh and not self.cut and not self.study.stages_left()  # (a stage that failed is not done)
+            if whole and used < self.seconds / 2 and fits > self.study.samples:
                 lines.append(
                     f"the budget would fit ~{fits} trials a stage at this run's pace ({self.study.samples} ran): a new "
                     f"study with --samples {fits} --warm-start {shlex.quote(str(self.study.folder))} begins from "

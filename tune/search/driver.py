@@ -79,7 +79,7 @@ def _run_search(cfg: SearchConfig, resume: bool, given: frozenset[str], started:
     stopped: dict[str, str] = {}  # stage -> why it stopped the study
     study.record_run(ended=False)
     signals = StopSignals()
-    clock = StudyClock(study, budget_seconds(study.cfg, study.resources), started, idle=not left)
+    clock = StudyClock(study, budget_seconds(study.cfg, study.resources), started, idle=not left, fresh=not resume)
     for stage in study.space.stages:
         if not clock.start(stage):
             break

@@ -111,21 +111,24 @@ def test_a_budget_not_half_used_says_how_many_trials_it_would_fit(tmp_path: Path
     cfg = SearchConfig(space="unet", data=str(tmp_path), out=str(tmp_path), name="s", samples=8, gpus_per_trial=0.0)
     study = open_study(cfg, Cluster.local())
     write_study_folder(study.folder, [trial_row("a", 0.2, stage="main")], settings={"name": "s", "space": "unet"})
-    clock = StudyClock(study, 900.0, time.time() - 405)  # 6m45s of 15m
+    clock = StudyClock(study, 900.0, time.time() - 405, fresh=True)  # 6m45s of 15m
     clock.ran(study.space.stage("main"), complete=True)
     clock.end()
+    assert "would fit" not in clock.summary()  # its stage not done (a stage that failed): no advice
+    (study.folder / "main").mkdir()
+    (study.folder / "main" / schema.STAGE_DONE).touch()
     summary = clock.summary()
     assert "time budget 15m00s: the search used 6m45s, 8m15s left\n" in summary
     fits = "the budget would fit ~15 trials a stage at this run's pace (8 ran): a new study with --samples 15 "
     assert f"{fits}--warm-start {study.folder} begins from these trials" in summary
+    resumed = StudyClock(study, 900.0, time.time() - 20)  # a resume's run: it ran the trials it had left
+    assert "would fit" not in resumed.summary()
     record = (study.folder / schema.BUDGET_FILE).read_text()
-    (study.folder / "main" / schema.STAGE_DONE).parent.mkdir()
-    (study.folder / "main" / schema.STAGE_DONE).touch()
     idle = StudyClock(study, 480.0, time.time(), idle=True)  # `--resume --time-budget 8m` of the finished study
     idle.end()
     assert (study.folder / schema.BUDGET_FILE).read_text() == record  # its record: the run that used the budget
     assert "time budget 8m00s: unused, every stage had ended before this run" in idle.summary()
     assert "would fit" not in idle.summary()
-    hurried = StudyClock(study, 900.0, time.time() - 600)  # used 10 of 15 minutes: no advice
+    hurried = StudyClock(study, 900.0, time.time() - 600, fresh=True)  # used 10 of 15 minutes: no advice
     hurried.end()
     assert "would fit" not in hurried.summary()
