@@ -27,13 +27,15 @@ def ray_defaults() -> None:
     # a stage's lines are its own (tune.search.progress, with verbose=0): Ray's new output engine printed its
     # experiment's box, a TensorBoard command into its session's temporary folder and its own error blocks even at 0
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    # the INFO lines of Ray's own in the trials' workers: at each resume, "(train_trial pid=...) Restored on IP from
-    # checkpoint: Checkpoint(filesystem=local, path=...)" a trial, which a stop as trials restored left after the
-    # stop's line (the stage says it: "trial ID goes on from its checkpoint of epoch N"); its warnings stay
-    os.environ.setdefault("RAY_LOGGER_LEVEL", "warning")
     # Ray's lines of its workers' ("(raylet) A worker died ..."), written to a log file: without colour codes
     if not (sys.stdout.isatty() and sys.stderr.isatty()):
         os.environ.setdefault("RAY_COLOR_PREFIX", "0")
+    filter_ray_noise()
+
+
+def filter_ray_noise() -> None:
+    """Ray's warnings and lines of _RAY_NOISE left out of this process's log (the driver's; a trial's process, as
+    its module is imported, before Ray restores a trial in it)."""
     for name in _RAY_NOISE:
         logging.getLogger(name).addFilter(_not_noise)  # (once: a filter already there is not added again)
 
@@ -48,6 +50,10 @@ def ray_defaults() -> None:
 _RAY_NOISE = {
     "ray._private.authentication.authentication_token_setup": ("Token authentication is enabled",),
     "ray.tune.analysis.experiment_analysis": ("Failed to fetch metrics for",),
+    # - in a trial's process, as a resume restores a trial: "Restored on IP from checkpoint: Checkpoint(...)" (INFO,
+    #   its worker's; the stage says "trial ID goes on from its checkpoint of epoch N"): it came after the stop's
+    #   line where a stop came as trials restored
+    "ray.tune.trainable.trainable": ("Restored on",),
     "ray.tune.tune": (
         "Experiment has been interrupted, but the most recent state was saved",  # its Tuner.restore line
         "Trials did not complete:",

@@ -22,11 +22,14 @@ from reports.schema import CHECKPOINT_S, EPOCH, FIRST_STEP_AT, NODE_ID, TORCH_TH
 from tune.plugins import load_plugins
 from tune.search.failures import FailedBefore
 from tune.search.keys import CHECKPOINT_NAME, FAILED_KEY, FAULT_KEY, PARENT_KEY, TRIAL_DIR
+from tune.search.ray_env import filter_ray_noise
 from tune.search.resources import Resources, hold_limit_gb, trial_device
 from tune.training.checkpoints import load_checkpoint
 from tune.training.config import RunConfig
 from tune.training.pseudo import pseudo_label
 from tune.training.trainer import Trainer, load_data
+
+filter_ray_noise()  # in each trial's process as Ray imports this module, before it restores a trial there
 
 
 class TrialPlan(NamedTuple):
