@@ -133,10 +133,10 @@ def print_summary(study: Study) -> None:
             )
         if scores and not above:
             print(unbeaten_text(final.model, best, scores))
-    elif final.mode == "max" and not any(task_for(s.model).needs_segmenter for s in study.space.stages):
+    elif references.exists() and not any(task_for(s.model).needs_segmenter for s in study.space.stages):
         print(  # only the rules' ceiling was said: the fair comparison needs a segmenter's masks, this space has none
-            f"no segmenter of space {study.space.name} for the rules to answer from (what says whether learning frame "
-            "22 pays): the mask_space space trains one and sets its model beside them"
+            f"no per-frame segmenter's masks in space {study.space.name} for the rules to answer from (what says whether "
+            "learning frame 22 pays): the mask_space space trains one and sets its model beside them"
         )
     task = task_for(final.model)
     if submission is None and (task.predicts_masks() or task.answer_rule):  # no hidden split, or the writing failed

@@ -143,7 +143,7 @@ def test_the_best_model_is_scored_beside_all_background_and_the_rules_on_the_tru
     printed = capsys.readouterr().out
     assert references_text(table) in printed and "all background (" in printed
     # only the rules' ceiling: nothing beside them on a segmenter's masks, which the space has none of
-    assert "no segmenter of space dual_phase for the rules to answer from (" in printed
+    assert "no per-frame segmenter's masks in space dual_phase for the rules to answer from (" in printed
     # and what to do next: the commands name this study (whose data they read)
     assert (  # the study wrote it (tests/tune/test_predict.py: it is what tune.predict writes)
         f"submission: {dual_study / 'submission.pt'} (the best checkpoint's masks of the 2 hidden videos; another "
