@@ -5,7 +5,8 @@ is registered, and saves the experiment state that names the new one a moment la
 loop step. A kill -9 in between leaves a saved state naming a deleted checkpoint: on --resume that trial
 failed with "Could not recover from checkpoint as it does not exist on storage anymore" (seen in
 tests/tune/search/test_search_resume.py under load). CheckpointKeeper hard-links (no copy) each trial's
-last two checkpoints into TRIAL/.kept when Ray reports them, which is before Ray deletes anything;
+last two checkpoints, and its best so far, into TRIAL/.kept when Ray reports them, which is before Ray deletes
+anything (a better checkpoint has Ray delete the best one too, which the saved state still names);
 `restore_kept` puts back the missing ones before Tuner.restore, and `drop_kept` removes the links and
 any checkpoint left over once the stage has ended.
 """
@@ -59,8 +60,17 @@ class CheckpointKeeper(Callback):
         source = Path(checkpoint.path)
         kept = source.parent / KEPT_DIR
         link_tree(source, kept / source.name)
+        best = _best_name(trial)  # Ray's best so far: this one, if better, has it deleted before the state names it
         for old in _checkpoints(kept)[:-KEPT_PER_TRIAL]:
-            shutil.rmtree(old, ignore_errors=True)
+            if old.name != best:
+                shutil.rmtree(old, ignore_errors=True)
+
+
+def _best_name(trial: Any) -> str | None:
+    """The folder name of the best checkpoint Ray's checkpoint manager of `trial` holds, before this one registers."""
+    manager = getattr(getattr(trial, "run_metadata", None), "checkpoint_manager", None)
+    best = getattr(manager, "best_checkpoint_result", None)
+    return Path(best.checkpoint.path).name if best is not None and best.checkpoint is not None else None
 
 
 def resumed_trials(experiment_state: Path) -> dict[str, set[str] | None]:
@@ -86,7 +96,8 @@ def _named_checkpoints(manager: Any) -> set[str] | None:
         strings = [arg for _, arg, _ in pickletools.genops(bytes.fromhex(manager["value"])) if isinstance(arg, str)]
     except ValueError:
         return None
-    return {Path(text).name for text in strings if _CHECKPOINT.search(text)}
+    named = {Path(text).name for text in strings if _CHECKPOINT.search(text)}
+    return None if not named and "Checkpoint" in strings else named  # a checkpoint whose path is held otherwise
 
 
 def restore_kept(stage_dir: Path, trials: dict[str, set[str] | None]) -> list[Path]:

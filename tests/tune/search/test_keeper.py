@@ -61,3 +61,24 @@ def test_a_stage_that_ended_keeps_only_the_best_and_the_latest_checkpoint(tmp_pa
     folders = [_report(trial, k, keeper) for k in range(4)]  # say a restore put all of them back
     drop_kept(tmp_path / "main", keep={str(folders[1])})
     assert sorted(p.name for p in trial.iterdir()) == ["checkpoint_000001", "checkpoint_000003"]
+
+
+def test_the_best_checkpoint_so_far_is_kept_beside_the_last_two(tmp_path: Path) -> None:
+    """A better checkpoint has Ray delete the best so far too, which the state saved before names: it is kept."""
+    from ray.train._internal.session import _TrainingResult
+    from ray.tune import CheckpointConfig
+    from ray.tune.experiment import Trial
+
+    config = CheckpointConfig(num_to_keep=1, checkpoint_score_attribute="val_iou", checkpoint_score_order="max")
+    trial = Trial("train_trial", stub=True, checkpoint_config=config)
+    keeper, folder = CheckpointKeeper(), tmp_path / "main" / "trial_a"
+    best = _report(folder, 0, keeper)
+    manager = trial.run_metadata.checkpoint_manager
+    assert manager is not None
+    manager.register_checkpoint(_TrainingResult(Checkpoint.from_directory(str(best)), {"val_iou": 0.9}))
+    for index in (1, 2, 3):  # worse ones, as Ray reports them (before it registers each)
+        path = folder / f"checkpoint_{index:06d}"
+        path.mkdir()
+        keeper.on_checkpoint(0, [], trial, Checkpoint.from_directory(str(path)))
+    kept = sorted(path.name for path in (folder / KEPT_DIR).iterdir())
+    assert kept == ["checkpoint_000000", "checkpoint_000002", "checkpoint_000003"]
