@@ -206,11 +206,12 @@ def make_searcher(
     )
 
 
-def fail_orphaned_optuna_trials(experiment_dir: Path, study: str, stage: Stage) -> None:
+def fail_orphaned_optuna_trials(experiment_dir: Path, study: str, stage: Stage, *, requeue: bool = False) -> None:
     """After a stage, or as it starts anew, an Optuna trial still RUNNING was asked for by a driver that was killed
     before Ray recorded it; it will never be told. Mark it FAIL so the stored study is consistent (they stayed
     RUNNING through the whole stage started anew, optuna-dashboard showing them running). Nothing where the stage has
-    no Optuna study yet."""
+    no Optuna study yet. With `requeue` (a stage starting anew), an orphan that was a queued configuration (a warm
+    start's best, a stage's first ones) is queued again: the warm start does not queue into a study with trials."""
     try:
         loaded = optuna.load_study(
             study_name=optuna_study_name(study, stage.name), storage=journal_storage(experiment_dir)
@@ -219,3 +220,6 @@ def fail_orphaned_optuna_trials(experiment_dir: Path, study: str, stage: Stage) 
         return
     for trial in loaded.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         loaded.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+        if requeue and "fixed_params" in trial.system_attrs:  # (Optuna's key of an enqueued trial's parameters)
+            attrs = {k: v for k, v in trial.user_attrs.items() if k != TRIAL_ID_ATTR}
+            loaded.enqueue_trial(trial.system_attrs["fixed_params"], user_attrs=attrs)

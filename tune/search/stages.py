@@ -217,7 +217,7 @@ def make_tuner(study: Study, stage: Stage, job: StageJob, stage_dir: Path) -> tu
             study.deadline,
         )
     budget = study.budget
-    fail_orphaned_optuna_trials(study.folder, str(cfg.name), stage)  # asked for by a start killed before Ray saved
+    fail_orphaned_optuna_trials(study.folder, str(cfg.name), stage, requeue=True)  # (a start killed before Ray saved)
     writer = ResultsWriter(
         study.results_dir,
         space=study.space.name,

@@ -158,6 +158,13 @@ def test_optuna_trials_a_killed_start_asked_for_are_failed_as_the_stage_starts_a
     study = optuna.create_study(study_name="s/main", storage=journal_storage(tmp_path), direction="maximize")
     asked = study.ask()
     study.tell(study.ask(), 0.5)
-    fail_orphaned_optuna_trials(tmp_path, "s", stage)
-    states = [t.state for t in optuna.load_study(study_name="s/main", storage=journal_storage(tmp_path)).trials]
-    assert states == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.COMPLETE] and asked.number == 0
+    study.enqueue_trial({"lr": 0.01}, user_attrs={"segtune.warm_start": "OLD/main #3 (again)"})  # a warm start's
+    queued = study.ask()
+    queued.set_user_attr("segtune.trial_id", "abc")
+    fail_orphaned_optuna_trials(tmp_path, "s", stage, requeue=True)  # as the stage starts anew
+    trials = optuna.load_study(study_name="s/main", storage=journal_storage(tmp_path)).trials
+    states = optuna.trial.TrialState
+    assert [t.state for t in trials] == [states.FAIL, states.COMPLETE, states.FAIL, states.WAITING]
+    assert asked.number == 0 and queued.number == 2  # the queued one asked again first, as the warm start queued it
+    assert trials[3].system_attrs["fixed_params"] == {"lr": 0.01}
+    assert trials[3].user_attrs == {"segtune.warm_start": "OLD/main #3 (again)"}
