@@ -115,7 +115,7 @@ class Progress(Callback):
     @_contained
     def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         """A trial a resume goes on with, from its last checkpoint (Ray's worker said it in its own words, after the
-        stop's line where the stop came as the trial restored; its INFO lines are off, ray_env.ray_defaults). One
+        stop's line where the stop came as the trial restored; that line is filtered, ray_env.filter_ray_noise). One
         --retries runs again is said by the results writer."""
         restored = trial.latest_checkpoint_result
         if restored is not None and trial.trial_id not in self._recovered:

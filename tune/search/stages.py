@@ -25,7 +25,7 @@ from tune.search.results import ResultsWriter
 from tune.search.scheduler import ResumableASHA
 from tune.search.searcher import fail_orphaned_optuna_trials, make_searcher
 from tune.search.spaces import Stage
-from tune.search.state_writes import RAY_STATE, atomic_state_copies, check_state, newest
+from tune.search.state_writes import EXPERIMENT_STATE, RAY_STATE, atomic_state_copies, check_state, newest
 from tune.search.study import Study
 from tune.search.trainable import StageJob, train_trial, trial_dirname
 from tune.training.pseudo import pseudo_label
@@ -201,7 +201,7 @@ def make_tuner(study: Study, stage: Stage, job: StageJob, stage_dir: Path) -> tu
         check_state(stage_dir)
         reopen_search(stage_dir, study.resources.concurrent)
         print(f"stage {stage.name}: resuming {stage_dir}")
-        state = newest(stage_dir, "experiment_state-*.json")
+        state = newest(stage_dir, EXPERIMENT_STATE)
         put_back = [
             f"{f.parent.name}/{f.name}" for f in restore_kept(stage_dir, resumed_trials(state) if state else {})
         ]
@@ -321,7 +321,7 @@ def forget_empty_state(stage_dir: Path, stage: str) -> bool:
     and no experiment state yet). Ray 2.60 cannot restore either (an IndexError in TuneController._restore_trials;
     "no experiment state file"), then runs one trial of the stage and ends as if interrupted, at every resume.
     Whether it did."""
-    state = newest(stage_dir, "experiment_state-*.json")
+    state = newest(stage_dir, EXPERIMENT_STATE)
     try:
         empty = state is None or not json.loads(state.read_bytes())["trial_data"]
     except (ValueError, KeyError, TypeError):  # damaged: check_state says so

@@ -18,10 +18,11 @@ from typing import Any
 
 from data.files import atomic_write
 
+EXPERIMENT_STATE = "experiment_state-*.json"  # Ray's saved trials of a stage (a restore reads the newest)
 # the files a restore reads, each as what it holds (Ray's search_gen_state-*.json is a cloudpickle)
 RAY_STATE = {
     "tuner.pkl": "pickle",
-    "experiment_state-*.json": "json",
+    EXPERIMENT_STATE: "json",
     "search_gen_state-*.json": "pickle",
     "searcher-state-*.pkl": "pickle",
 }
