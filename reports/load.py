@@ -146,7 +146,8 @@ def load_experiment(folder: str | os.PathLike[str]) -> Experiment:
             f"trials and the best model were scored on the first {settings['val_videos']} val videos only (--val-videos)"
         )
     running = int((trials[STATUS] == Status.RUNNING).sum()) if len(trials) else 0
-    resume = resume_command(folder.parent, str(settings.get("name") or folder.name), settings.get("address"))
+    name = str(settings.get("name") or folder.name)
+    resume = resume_command(folder.parent, name, settings.get("address"), settings.get("dashboard") is not False)
     if driver := study_driver(folder):
         notes.append(
             f"the study is running now ({driver}), {running} trial(s) in progress: this report is a snapshot of it"

@@ -220,10 +220,14 @@ def optuna_study_name(study: str, stage: str) -> str:
     return f"{study}/{stage}"
 
 
-def resume_command(out: str | os.PathLike[str], name: str, address: str | None = None) -> str:
+def resume_command(
+    out: str | os.PathLike[str], name: str, address: str | None = None, dashboard: bool = True
+) -> str:
     """The command that resumes the study OUT/NAME, quoted for a shell, with the cluster it joined (`address`): a
-    resume without --address starts a Ray of its own on the machine it runs on."""
-    words = ["--out", str(out), "--name", name, *(["--address", address] if address else []), "--resume"]
+    resume without --address starts a Ray of its own on the machine it runs on, with the dashboard unless the study
+    ran with --no-dashboard (a resume does not read that from the study: it is the run's)."""
+    where = ["--address", address] if address else [] if dashboard else ["--no-dashboard"]
+    words = ["--out", str(out), "--name", name, *where, "--resume"]
     return "python -m tune.search " + shlex.join(words)
 
 

@@ -54,6 +54,9 @@ def test_a_study_stopped_between_stages_or_before_its_end_is_partial_and_a_stage
     joined = f"python -m tune.search --out {tmp_path / 'runs'} --name d --address 10.0.0.5:6379 --resume"
     notes = run(ended=False)
     assert any(n.endswith(joined) for n in notes), notes
+    (folder / schema.STUDY_FILE).write_text(json.dumps({**settings, "address": None, "dashboard": False}))
+    quiet = f"python -m tune.search --out {tmp_path / 'runs'} --name d --no-dashboard --resume"  # as it ran
+    assert any(n.endswith(quiet) for n in run(ended=False)), notes
     run(ended=True, stopped={"train": "no trial succeeded"})  # the record the next lines copy
     stopped = write_study_folder(tmp_path / "runs" / "e", [trial_row("a", 0.2, status="running"), trial_row("b")])
     (stopped / schema.RUN_FILE).write_text((folder / schema.RUN_FILE).read_text())  # a trial training at the stop

@@ -101,7 +101,7 @@ class SearchConfig:
     def resume_command(self, name: str | None = None) -> str:
         """The command that resumes this study (`name`: where it has none yet), quoted for a shell, with the cluster
         it joined (reports.schema.resume_command)."""
-        return resume_command(self.out, name or str(self.name), self.address)
+        return resume_command(self.out, name or str(self.name), self.address, self.dashboard)
 
 
 def named(cfg: SearchConfig, resume: bool) -> SearchConfig:
@@ -111,7 +111,7 @@ def named(cfg: SearchConfig, resume: bool) -> SearchConfig:
     if resume:
         out = Path(cfg.out)
         if (out / STUDY_FILE).is_file():  # --out the study's own folder
-            given = resume_command(str(out.absolute().parent), out.absolute().name, cfg.address)
+            given = resume_command(str(out.absolute().parent), out.absolute().name, cfg.address, cfg.dashboard)
             raise ValueError(
                 f"--resume needs the --name of the study to continue: {out} is a study, resumed by {given}"
             )
@@ -238,7 +238,7 @@ def _check_not_moved(cfg: SearchConfig, made_in: str | None) -> None:
     raise ValueError(
         f"{cfg.experiment_dir} holds a study made in {old}, and its saved state (Ray's, Optuna's) writes there: "
         + (
-            f"resume the study there ({resume_command(old.parent, old.name, cfg.address)}), or start a new one here"
+            f"resume the study there ({resume_command(old.parent, old.name, cfg.address, cfg.dashboard)}), or start a new one here"
             if there
             else f"move the folder back to {old} to resume it"
         )

@@ -264,6 +264,9 @@ def test_the_resume_command_a_study_prints_can_be_pasted_into_a_shell() -> None:
         "--resume",
     ]
     assert SearchConfig(out="runs", name="u").resume_command() == "python -m tune.search --out runs --name u --resume"
+    quiet = SearchConfig(out="runs", name="u", dashboard=False)  # --no-dashboard: a resume would start one
+    assert quiet.resume_command() == "python -m tune.search --out runs --name u --no-dashboard --resume"
+    assert dataclasses.replace(cfg, dashboard=False).resume_command() == command  # a cluster's: never started
 
 
 def test_address_defaults_to_ray_address_as_ray_job_submit_sets_it(

@@ -202,7 +202,7 @@ def test_a_study_whose_disk_fills_stops_in_one_line_and_resumes_once_there_is_ro
     subprocess.run(on_small_disk(str(disk), "64m", ["sh", "-c", script]), cwd=ROOT, env=env, timeout=600, check=True)
     first, second = ((tmp_path / f"{k}.log").read_text() for k in (1, 2))
     assert (tmp_path / "1.rc").read_text().strip() == "1", first[-3000:]
-    resume = f"python -m tune.search --out {disk} --name f --resume"
+    resume = f"python -m tune.search --out {disk} --name f --no-dashboard --resume"  # as it ran
     assert re.search(r"^stage main stopped: No space left on device \(0\.0 kB free for the study's folder\); "
                      rf"nothing unfinished is marked finished\. Free some space, then resume with: {re.escape(resume)}$",
                      first, flags=re.M), first[-3000:]  # fmt: skip
