@@ -29,7 +29,7 @@ import torch
 
 from benchmarks.args import bad_input, count
 from benchmarks.bank_space import FIXED, GRID, METRIC, MODEL
-from data.files import run_command
+from data.files import atomic_write, run_command
 
 OUT = Path(__file__).parent / "results" / "curve_bank.parquet"
 
@@ -82,14 +82,8 @@ def _write(frame: pd.DataFrame, out: Path, command: str) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     table = pa.Table.from_pandas(frame, preserve_index=False)
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), b"command": command.encode()})
-    tmp = out.with_suffix(".tmp")
-    pq.write_table(table, tmp)
-    tmp.replace(out)
-
-
-def bank_command(path: Path) -> str:
-    """The command that made a bank (its Parquet metadata)."""
-    return (pq.read_schema(path).metadata or {}).get(b"command", b"").decode()
+    with atomic_write(out) as tmp:
+        pq.write_table(table, tmp)
 
 
 def read_bank(path: Path) -> pd.DataFrame:

@@ -11,7 +11,6 @@ import numpy as np
 
 FRAME_HEIGHT = 160
 FRAME_WIDTH = 240
-FRAME_SHAPE = (FRAME_HEIGHT, FRAME_WIDTH, 3)  # (H, W, C) as stored in the PNGs
 N_FRAMES = 22  # frames of a labelled or unlabeled video
 N_INPUT_FRAMES = 11  # frames given as input (image_0 .. image_10); the hidden split has only these
 TARGET_FRAME = 21  # index of the frame whose mask is predicted (frame 22)

@@ -40,7 +40,7 @@ from data.classes import NUM_CLASSES, TRACK_CHANNELS
 from data.files import atomic_write, build_folder, error_line, process_pool, run_command
 from data.progress import Progress
 
-TRACKS_FILE = "tracks.parquet"
+_PART, _PARTS = "part-{:05d}.parquet", "part-*.parquet"  # a tracks folder's part files: _CHUNK videos each
 _DONE = "done.json"  # in a tracks folder: the parts it holds and the source it was made from
 _CHUNK = 256  # videos a part file holds
 COLUMNS = (
@@ -115,7 +115,7 @@ def _write_part(job: tuple[str, int, list[int], str, int, int]) -> int:
     """Write one part file; its videos."""
     folder, part, ids, path, start, stop = job
     masks = np.load(path, mmap_mode="r")
-    out = Path(folder) / f"part-{part:05d}.parquet"
+    out = Path(folder) / _PART.format(part)
     try:
         with atomic_write(out) as tmp:  # a write cut short (a full disk, a kill) leaves no part that a resume keeps
             pq.write_table(tracks_table(ids, masks[start:stop]), tmp)
@@ -150,7 +150,7 @@ def write_tracks(
 
     def build(tmp: Path) -> None:
         todo = [(str(tmp), k, part_ids, str(source), start, stop) for k, part_ids, start, stop in chunks]
-        todo = [job for job in todo if not (tmp / f"part-{job[1]:05d}.parquet").exists()]  # resumed
+        todo = [job for job in todo if not (tmp / _PART.format(job[1])).exists()]  # resumed
         processes = min(workers or os.cpu_count() or 1, len(todo))
         done = len(ids) - sum(len(job[2]) for job in todo)
         with Progress(len(ids), "tracks", initial=done, enabled=progress) as bar:
@@ -189,9 +189,9 @@ def dense_tracks(tracks: pd.DataFrame, ids: Sequence[int] | np.ndarray, frames: 
 
 def read_tracks(folder: str | os.PathLike[str], columns: Sequence[str] | None = None) -> pd.DataFrame:
     """A tracks folder as one DataFrame (COLUMNS), rows by video, object and frame."""
-    parts = sorted(Path(folder).glob("part-*.parquet"))
+    parts = sorted(Path(folder).glob(_PARTS))
     if not parts:
-        raise FileNotFoundError(f"{folder} holds no tracks (part-*.parquet)")
+        raise FileNotFoundError(f"{folder} holds no tracks ({_PARTS})")
     return pq.ParquetDataset([str(p) for p in parts]).read(columns=list(columns) if columns else None).to_pandas()
 
 

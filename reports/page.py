@@ -37,6 +37,7 @@ from reports.schema import (
     WALL_TIME_S,
     best_value,
     is_missing,
+    is_number,
     param_columns,
     param_name,
     ranked,
@@ -129,7 +130,7 @@ def leaderboard_html(trials: pd.DataFrame, table_id: str) -> str:
                 _cell(row[STATUS], text=True),
                 _cell(row[METRIC], text=True),
                 _cell(_fmt(row[BEST_METRIC]), row[BEST_METRIC]),
-                *[_cell(_fmt(row[c]), row[c], text=not _is_number(row[c])) for c in params],
+                *[_cell(_fmt(row[c]), row[c], text=not is_number(row[c])) for c in params],
                 _cell(row[EPOCHS], row[EPOCHS]),
                 _cell(_fmt(row[GPU_HOURS]), row[GPU_HOURS]),
                 _cell(_fmt((row[WALL_TIME_S] or 0) / 60), row[WALL_TIME_S]),
@@ -144,14 +145,10 @@ def table_html(frame: pd.DataFrame) -> str:
     """Any table in the leaderboard's style, each column sortable by a click on its head."""
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
     rows = "".join(
-        "<tr>" + "".join(_cell(_fmt(v), v, text=not _is_number(v)) for v in row) + "</tr>"
+        "<tr>" + "".join(_cell(_fmt(v), v, text=not is_number(v)) for v in row) + "</tr>"
         for row in frame.itertuples(index=False)
     )
     return f"<div class='scroll'><table class='leaderboard'><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>"
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _fmt(value: Any) -> str:

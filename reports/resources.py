@@ -78,16 +78,6 @@ def with_setup(epochs: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([added, epochs], ignore_index=True) if len(added) else epochs
 
 
-def has_timings(epochs: pd.DataFrame) -> bool:
-    return bool(len(timed(epochs)))
-
-
-def has_gpu(epochs: pd.DataFrame) -> bool:
-    """Whether some timed epoch has a GPU_BUSY value (not on a CPU-only study, nor an older one)."""
-    rows = timed(epochs)
-    return GPU_BUSY in rows and bool(rows[GPU_BUSY].notna().any())
-
-
 def trial_intervals(epochs: pd.DataFrame) -> pd.DataFrame:
     """When each trial ran: TRIAL_ID, STAGE, START (its first epoch's start), END (its last epoch's end),
     SECONDS; sorted by START. A trial resumed after a crash counts the time it was down as running."""

@@ -105,7 +105,6 @@ class Status(StrEnum):
     FAILED = "failed"  # raised, or lost by a killed driver; FAILURE says why
 
 
-STATUSES = tuple(Status)
 FINISHED = (Status.COMPLETED, Status.STOPPED, Status.CUT)
 STANDING = (*FINISHED, Status.RUNNING)  # the trials a best is told of: a failed trial's model is no answer
 
@@ -178,6 +177,10 @@ def is_missing(value: Any) -> bool:
     return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
 
 
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)  # (a bool is an int)
+
+
 def short_value(value: Any) -> str:
     """A hyperparameter's value in a line of text: 3 significant digits for a float, "-" for none."""
     return "-" if is_missing(value) else f"{value:.3g}" if isinstance(value, float) else str(value)
@@ -220,9 +223,7 @@ def optuna_study_name(study: str, stage: str) -> str:
     return f"{study}/{stage}"
 
 
-def resume_command(
-    out: str | os.PathLike[str], name: str, address: str | None = None, dashboard: bool = True
-) -> str:
+def resume_command(out: str | os.PathLike[str], name: str, address: str | None = None, dashboard: bool = True) -> str:
     """The command that resumes the study OUT/NAME, quoted for a shell, with the cluster it joined (`address`): a
     resume without --address starts a Ray of its own on the machine it runs on, with the dashboard unless the study
     ran with --no-dashboard (a resume does not read that from the study: it is the run's)."""

@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from data.classes import N_INPUT_FRAMES
-from data.files import check_free_space, process_pool
+from data.files import atomic_write, check_free_space, process_pool
 from data.progress import Progress
 from data.synth.scene import SceneConfig, sample_scene
 
@@ -145,7 +145,8 @@ def _check_manifest(root: Path, spec: SynthSpec) -> None:
     elif any(root.iterdir()):
         raise FileExistsError(f"{root} is not empty and holds no {MANIFEST}; refusing to write a data set into it")
     else:
-        path.write_text(json.dumps(wanted, indent=2) + "\n")
+        with atomic_write(path) as tmp:
+            tmp.write_text(json.dumps(wanted, indent=2) + "\n")
 
 
 def _flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:

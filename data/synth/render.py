@@ -40,7 +40,7 @@ def scene_xml(scene: SceneSpec, cfg: SceneConfig) -> str:
     """The MJCF model of a scene: floor, light, camera and one free body per object."""
     cam = cfg.camera
     right, up, _ = cam.axes()
-    bodies = "\n".join(_body_xml(i, obj, cfg) for i, obj in enumerate(scene.objects))
+    bodies = "\n".join(_body_xml(i, obj) for i, obj in enumerate(scene.objects))
     materials = "\n".join(
         f'<material name="{m}_{c}" rgba="{_rgba(rgb, _MATERIAL_SHADE[m])}" {attrs}/>'
         for m, attrs in _MATERIAL_ATTRS.items()
@@ -83,7 +83,7 @@ def _vec(values: tuple[float, ...] | np.ndarray) -> str:
     return " ".join(f"{float(v):.6f}" for v in values)
 
 
-def _body_xml(index: int, obj: ObjectSpec, cfg: SceneConfig) -> str:
+def _body_xml(index: int, obj: ObjectSpec) -> str:
     s = obj.size
     geom = {
         "cube": f'type="box" size="{s} {s} {s}"',

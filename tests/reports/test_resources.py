@@ -108,7 +108,7 @@ def test_stage_use_gathers_each_stages_numbers() -> None:
 
 
 def test_a_cpu_study_has_timings_and_phases_but_no_gpu_numbers() -> None:
-    assert resources.has_timings(CPU) and not resources.has_gpu(CPU)
+    assert len(resources.timed(CPU)) == len(CPU)
     assert resources.gpu_busy_share(CPU) is None
     use = resources.stage_use(CPU)
     assert use[resources.BUSY_SHARE].isna().all() and use[resources.PEAK_GB].isna().all()
@@ -119,7 +119,7 @@ def test_a_cpu_study_has_timings_and_phases_but_no_gpu_numbers() -> None:
 
 @pytest.mark.parametrize("old", [OLD, pd.DataFrame()], ids=["without-timing-columns", "empty"])
 def test_an_old_table_gives_empty_answers_not_errors(old: pd.DataFrame) -> None:
-    assert not resources.has_timings(old) and not resources.has_gpu(old)
+    assert resources.timed(old).empty
     assert resources.trial_intervals(old).empty and resources.idle_gaps(old).empty
     assert resources.idle_totals(resources.idle_gaps(old)) == {"between trials": 0.0, "between stages": 0.0}
     assert resources.gpu_busy_share(old) is None

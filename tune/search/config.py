@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from data.files import not_a
+from data.files import atomic_write, not_a
 from data.locking import run_lock
 from reports.schema import (
     DATA_FILE,
@@ -170,7 +170,8 @@ def prepare_study(cfg: SearchConfig, resume: bool, *, given: frozenset[str] = fr
 def save_settings(cfg: SearchConfig) -> None:
     """The study's settings, as --resume, warm starts, tune.predict and the report read them (read_study_settings)."""
     settings = {**dataclasses.asdict(cfg), _FOLDER: str(cfg.experiment_dir)}  # where Ray's saved state writes
-    (cfg.experiment_dir / STUDY_FILE).write_text(json.dumps(settings, indent=2) + "\n")
+    with atomic_write(cfg.experiment_dir / STUDY_FILE) as tmp:  # a kill while it is written: the old one, whole
+        tmp.write_text(json.dumps(settings, indent=2) + "\n")
 
 
 def _resumed(cfg: SearchConfig, given: frozenset[str]) -> SearchConfig:

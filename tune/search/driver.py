@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 
 from data.cache import decode_split
-from data.files import error_line, os_error_line
+from data.files import atomic_write, error_line, os_error_line
 from data.layout import has_split, index_split, shared_ids, split_signature
 from data.synth.default import default_data_root, default_root_path
 from reports.schema import (
@@ -186,7 +186,8 @@ def start_study(cfg: SearchConfig, *, new: bool) -> tuple[Study, Cluster]:
     if study.cfg.hidden or has_split(study.root, "hidden"):  # predicted at the end: a bad video is found now
         decode_split(study.root, "hidden", hidden=study.cfg.hidden, on_error=study.on_error)
     if any(skipped.values()):
-        (study.folder / SKIPPED_FILE).write_text(json.dumps(skipped, indent=2))
+        with atomic_write(study.folder / SKIPPED_FILE) as tmp:
+            tmp.write_text(json.dumps(skipped, indent=2))
     study.record_data(signatures, new=new)  # (every check passed: a refused start leaves none)
     return dataclasses.replace(study, checked=tuple(c for c in checked if c is not None)), cluster
 

@@ -23,6 +23,7 @@ from PIL import Image
 
 from data.cache import OnError, decode_split
 from data.classes import LAST_INPUT_FRAME, NUM_CLASSES, TARGET_FRAME, class_names, colour_masks
+from data.files import atomic_write
 from data.layout import has_split
 from data.metric import competition_iou, per_class_iou
 from reports.checkpoints import best_checkpoint
@@ -139,7 +140,8 @@ def write_submission(
         return None
     masks, _, _ = predict(checkpoint, data_root, "hidden", hidden=hidden, device=device, on_error=on_error)
     torch_save(masks, out)
-    info.write_text(json.dumps({CHECKPOINT: str(checkpoint), VIDEOS: len(masks)}, indent=1))
+    with atomic_write(info) as tmp:
+        tmp.write_text(json.dumps({CHECKPOINT: str(checkpoint), VIDEOS: len(masks)}, indent=1))
     return out
 
 

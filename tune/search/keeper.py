@@ -27,7 +27,7 @@ from ray.tune.experiment import Trial
 from tune.search.keys import TRIAL_DIR
 
 KEPT_DIR = ".kept"  # in a trial's folder
-KEPT_PER_TRIAL = 2  # the latest and the one before it: a saved state names one of them
+KEPT_PER_TRIAL = 2  # the latest and the one before it: a saved state names one of them (and the best so far)
 _CHECKPOINT = re.compile(r"checkpoint_(\d+)$")
 
 
@@ -54,7 +54,7 @@ def _checkpoints(folder: Path) -> list[Path]:
 
 
 class CheckpointKeeper(Callback):
-    """A Ray Tune callback keeping hard links to each trial's last KEPT_PER_TRIAL checkpoints."""
+    """A Ray Tune callback keeping hard links to each trial's last KEPT_PER_TRIAL checkpoints and its best so far."""
 
     def on_checkpoint(self, iteration: int, trials: list[Any], trial: Any, checkpoint: Any, **info: Any) -> None:
         source = Path(checkpoint.path)

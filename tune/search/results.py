@@ -52,6 +52,7 @@ from reports.schema import (
     Status,
     config_column,
     is_missing,
+    is_number,
     read_results,
 )
 from tune.search.deadline import Deadline
@@ -168,7 +169,7 @@ class ResultsWriter(Callback):
         row = self._row(trial)
         if epoch <= (row.get(EPOCHS) or 0):  # an epoch again: restored from an earlier checkpoint than its last
             self._rewind(trial.trial_id, row, epoch)  # result's (a stop before Ray saved that one, a kill -9)
-        numeric = {k: float(v) for k, v in result.items() if _is_number(v) and not k.startswith(CONFIG_PREFIX)}
+        numeric = {k: float(v) for k, v in result.items() if is_number(v) and not k.startswith(CONFIG_PREFIX)}
         # the trial wrote this epoch's checkpoint before it reported: named now, as a stop (Ctrl-C, SIGTERM) before
         # Ray's on_checkpoint would leave the epoch without its checkpoint
         folder, trial_dir = result.get(CHECKPOINT_DIR_NAME), trial.path if trial.storage else None
@@ -182,7 +183,7 @@ class ResultsWriter(Callback):
             CHECKPOINT: saved,
         }
         value = result.get(self.metric)
-        if isinstance(value, (int, float)) and _is_number(value):
+        if isinstance(value, (int, float)) and is_number(value):
             row[LAST_METRIC] = float(value)
             if self._better(float(value), row.get(BEST_METRIC)):
                 row[BEST_METRIC], row[BEST_EPOCH] = float(value), epoch
@@ -212,7 +213,7 @@ class ResultsWriter(Callback):
         for before in sorted(e for t, e in self._epochs if t == trial_id):
             earlier = self._epochs[(trial_id, before)]
             value = earlier.get(self.metric)
-            if isinstance(value, (int, float)) and _is_number(value) and self._better(float(value), row[BEST_METRIC]):
+            if isinstance(value, (int, float)) and is_number(value) and self._better(float(value), row[BEST_METRIC]):
                 row[BEST_METRIC], row[BEST_EPOCH] = float(value), before
                 if not is_missing(earlier.get(CHECKPOINT)):
                     row[CHECKPOINT] = earlier[CHECKPOINT]
@@ -349,7 +350,3 @@ def _kind(value: Any) -> str:
     if isinstance(value, numbers.Integral):
         return "int"
     return "float" if isinstance(value, numbers.Real) else type(value).__name__
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)

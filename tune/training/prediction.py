@@ -87,7 +87,7 @@ def _predict_by_rule(
     device: torch.device,
     batch_size: int,
 ) -> torch.Tensor:
-    """The rule's mask 22 (N, H, W) uint8 from the segmenter's masks of frames 10 and 11, a chunk at a time."""
+    """The rule's mask 22 (N, H, W) uint8 from the segmenter's masks of frames 9-11 (RULE_FRAMES), a chunk at a time."""
     out = []
     for start in range(0, len(frames), batch_size):
         masks = segment_frames(
