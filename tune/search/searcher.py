@@ -14,7 +14,7 @@ from optuna.storages.journal import JournalFileBackend
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
-from reports.schema import OPTUNA_FILE, optuna_study_name
+from reports.schema import OPTUNA_FILE, is_number, optuna_study_name
 from tune.search.deadline import Deadline
 from tune.search.keys import FAULT_KEY, TRAINING_ITERATION
 from tune.search.overrides import OverriddenTrial, Override
@@ -104,14 +104,17 @@ class PrunedAwareOptunaSearch(OptunaSearch):
             return
         if self._already_told(trial_id):
             return
-        stopped_early = not error and result is not None and result.get(TRAINING_ITERATION, self._max_t) < self._max_t
-        if stopped_early and trial_id in self._ot_trials and trial_id not in self._completed_trials:
-            # Ray hands the result that triggered the stop to on_trial_complete, not on_trial_result:
-            # record it as the last rung's value, which Optuna keeps as the pruned trial's value.
-            ot_trial = self._ot_trials[trial_id]
-            assert result is not None
-            if isinstance(result.get(self.metric), (int, float)):
-                ot_trial.report(float(result[self.metric]), int(result[TRAINING_ITERATION]))
+        if error or result is None or trial_id not in self._ot_trials or trial_id in self._completed_trials:
+            super().on_trial_complete(trial_id, result, error)
+            return
+        # Ray hands a trial's last result (the one that triggered ASHA's stop, or its last epoch's) to
+        # on_trial_complete, not on_trial_result: it is the last intermediate value, and the trial's value
+        ot_trial = self._ot_trials[trial_id]
+        if is_number(value := result.get(self.metric)) and TRAINING_ITERATION in result:
+            with warnings.catch_warnings():  # reported already (a result Ray handed both ways): Optuna keeps it
+                warnings.simplefilter("ignore")
+                ot_trial.report(float(value), int(result[TRAINING_ITERATION]))
+        if result.get(TRAINING_ITERATION, self._max_t) < self._max_t:  # stopped early: the last rung's value
             self._ot_study.tell(ot_trial, state=optuna.trial.TrialState.PRUNED)  # type: ignore[attr-defined]
             self._completed_trials.add(trial_id)
             return

@@ -82,9 +82,10 @@ def test_unet_smoke_records_completed_stopped_and_failed_trials(unet_study: Path
     states = [t.state for t in study.trials]
     assert states.count(optuna.trial.TrialState.PRUNED) == counts["stopped"]
     assert states.count(optuna.trial.TrialState.FAIL) == 1
-    for frozen in study.trials:
-        if frozen.state == optuna.trial.TrialState.PRUNED:
-            assert frozen.last_step is not None
+    for frozen in study.trials:  # a curve as long as its epochs, ending in its value (the journal's last step)
+        if frozen.state in (optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.COMPLETE):
+            ran = trials.loc[trials["trial_id"] == frozen.user_attrs["segtune.trial_id"], "epochs"].item()
+            assert sorted(frozen.intermediate_values) == list(range(1, ran + 1)), (frozen.intermediate_values, ran)
             assert frozen.value == frozen.intermediate_values[frozen.last_step]
     best = trials.sort_values("best_metric", ascending=False).iloc[0]
     assert load_checkpoint(best["checkpoint"])["run"]["model"] == "unet"

@@ -48,6 +48,7 @@ def test_a_trial_stopped_before_max_t_is_pruned_at_its_last_value(searcher: Any,
     assert stopped.state == optuna.trial.TrialState.PRUNED
     assert stopped.intermediate_values == {1: 0.1, 2: 0.2} and stopped.value == 0.2
     assert finished.state == optuna.trial.TrialState.COMPLETE and finished.value == 0.5
+    assert finished.intermediate_values == {1: 0.1, max_t: 0.5}  # its last epoch's too (Ray hands it only here)
     assert searcher._completed_trials == {"stopped", "finished"}
     assert [t.user_attrs["segtune.trial_id"] for t in (stopped, finished)] == ["stopped", "finished"]  # (the report's)
 
