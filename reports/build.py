@@ -32,11 +32,12 @@ if __name__ == "__main__":
         raise
 
 import argparse
+import dataclasses
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from reports.load import CANNOT_READ, load_experiment
+from reports.load import CANNOT_READ, Experiment, load_experiment
 from reports.page import build_page
 from reports.schema import RESULTS_DIR, STUDY_FILE
 
@@ -63,7 +64,11 @@ def build_report(
         raise ValueError(f"--out {out} is a folder; name the HTML file, e.g. {out / 'report.html'}")
     if blocker := next((p for p in out.parents if p.is_file()), None):
         raise ValueError(f"--out {out}: {blocker} is a file, where a folder is needed")
-    experiments = [load_experiment(f) for f in folders]
+    seen: dict[Path, str] = {}
+    for folder in map(str, folders):  # (the side-by-side table would hold one study twice)
+        if (same := seen.setdefault(Path(folder).resolve(), folder)) != folder:
+            raise ValueError(f"{folder} and {same} are the same study folder: name it once")
+    experiments = distinct([load_experiment(f) for f in folders])
     for exp in experiments:
         for note in exp.notes:
             if damaged is not None and note.startswith(CANNOT_READ):
@@ -78,6 +83,18 @@ def build_report(
         tmp.unlink(missing_ok=True)
         raise OSError(err.errno, err.strerror, str(out)) from None
     return out
+
+
+def distinct(experiments: list[Experiment]) -> list[Experiment]:
+    """The studies, those of the same name (OUT/NAME under two --out, a copy) named by as much of their folders'
+    paths as tells them apart (runs/b, copy/b): the side-by-side table and figure, and the headings, name them."""
+    names = given = [exp.name for exp in experiments]
+    parts = [exp.folder.resolve().parts for exp in experiments]
+    for depth in range(2, max(map(len, parts)) + 1):
+        if len(set(names)) == len(names):
+            break
+        names = [n if given.count(n) == 1 else "/".join(p[-depth:]) for n, p in zip(given, parts, strict=True)]
+    return [dataclasses.replace(exp, name=name) for exp, name in zip(experiments, names, strict=True)]
 
 
 def is_study(folder: Path) -> bool:

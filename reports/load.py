@@ -15,12 +15,14 @@ from typing import Any
 import optuna
 import pandas as pd
 
+from reports.checkpoints import found_in
 from reports.schema import (
     BUDGET_CUT,
     BUDGET_FILE,
     BUDGET_SECONDS,
     BUDGET_TEXT,
     BUDGET_USED,
+    CHECKPOINT,
     CUT_BUT_FINISHED,
     DRIVER_LOCK,
     EPOCHS_FILE,
@@ -57,6 +59,7 @@ NO_PER_CLASS = "no per-class IoU: the study has not finished (or had no successf
 NO_JOURNAL = f"no {OPTUNA_FILE}: no hyperparameter importances"
 _DIED = "the study was stopped or its driver died, and is partial"
 
+EMBEDDED = "the embedded synthetic set"  # a study's data where it was given no --data
 CANNOT_READ = "cannot read"  # a note on a damaged file, said on the terminal too (reports.build)
 
 
@@ -70,6 +73,7 @@ class Experiment:
     gallery: pd.DataFrame | None = None  # video_id, order, label, data_uri
     references: pd.DataFrame | None = None  # the best model beside answers that need no training, on val
     space: str = ""
+    data: str = ""  # the data the study ran on: its --data, EMBEDDED (none given), "" where no settings say
     notes: list[str] = field(default_factory=list)  # what is missing or partial, said in the report
     studies: dict[str, optuna.Study] = field(default_factory=dict)  # stage -> its Optuna study, from the journal
     submission: dict[str, Any] | None = None  # what made the study's submission (CHECKPOINT, VIDEOS); None without one
@@ -173,10 +177,17 @@ def load_experiment(folder: str | os.PathLike[str]) -> Experiment:
         gallery=gallery,
         references=references,
         space=space,
+        data=str(settings.get("data") or EMBEDDED) if settings else "",
         notes=notes,
         studies=studies,
-        submission=read_submission(folder),
+        submission=_submission(folder),
     )
+
+
+def _submission(folder: Path) -> dict[str, Any] | None:
+    """read_submission, its checkpoint found where the study folder is now (a moved study's, not the old place's)."""
+    found = read_submission(folder)
+    return found and {**found, CHECKPOINT: str(found_in(folder, found[CHECKPOINT]))}
 
 
 def _partial(folder: Path, trials: pd.DataFrame, run: dict[str, Any]) -> str | None:

@@ -316,8 +316,10 @@ def build_page(experiments: Sequence[Experiment], *, title: str = "Hyperparamete
             + "</tr>"
             for e in experiments
         )
+        apart = len({e.data for e in experiments}) > 1  # (their val videos differ: scores of different sets)
+        said = "<p>These studies ran on different data: their scores are not of the same val videos.</p>" * apart
         sections.append(
-            f"<h2>Side by side</h2><table class='leaderboard'><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+            f"<h2>Side by side</h2>{said}<table class='leaderboard'><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
             + figure_html(figures.comparison([(e.name, e.trials) for e in experiments]), "comparison")
         )
     sections += [experiment_html(exp, k) for k, exp in enumerate(experiments)]
@@ -340,7 +342,7 @@ def html_page(title: str, body: str) -> str:
 """
 
 
-SIDE_BY_SIDE = ("study", "space", "trials", "final stage's metric", "its best", "trial-hours", "GPU-hours")
+SIDE_BY_SIDE = ("study", "space", "data", "trials", "final stage's metric", "its best", "trial-hours", "GPU-hours")
 
 
 def _side(exp: Experiment) -> tuple[Any, ...]:
@@ -350,4 +352,4 @@ def _side(exp: Experiment) -> tuple[Any, ...]:
     spent = [float(trials[c].fillna(0).sum()) if c in trials else math.nan for c in (WALL_TIME_S, GPU_HOURS)]
     best = best_value(trials, final) if final else math.nan
     live = " (running now: a snapshot)" * any(n.startswith("the study is running now") for n in exp.notes)
-    return exp.name + live, exp.space or "?", len(trials), metric, best, spent[0] / 3600, spent[1]
+    return exp.name + live, exp.space or "?", exp.data or "?", len(trials), metric, best, spent[0] / 3600, spent[1]

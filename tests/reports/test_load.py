@@ -202,6 +202,21 @@ def test_a_table_without_its_columns_is_a_note_naming_them_and_the_others_are_ke
     assert capsys.readouterr().err == f"warning: {folder}: {note}\n" and (tmp_path / "r.html").is_file()
 
 
+def test_a_moved_studys_submission_names_its_checkpoint_where_the_study_is_now(tmp_path: Path) -> None:
+    study = tmp_path / "runs" / "s"
+    recorded = study / "main" / "trial_a" / "checkpoint_000002" / "checkpoint.pt"
+    write_study_folder(study, [trial_row("a", 0.3, checkpoint=str(recorded))])
+    recorded.parent.mkdir(parents=True)
+    recorded.write_bytes(b"weights")
+    (study / schema.SUBMISSION_FILE).write_bytes(b"masks")
+    info = {schema.CHECKPOINT: str(recorded), schema.VIDEOS: 2}
+    (study / schema.RESULTS_DIR / schema.SUBMISSION_INFO_FILE).write_text(json.dumps(info))
+    assert load_experiment(study).submission == info
+    moved = tmp_path / "moved"
+    study.rename(moved)
+    assert load_experiment(moved).submission == {**info, schema.CHECKPOINT: str(moved / recorded.relative_to(study))}
+
+
 def test_a_study_whose_driver_runs_is_told_from_one_that_was_stopped(tmp_path: Path) -> None:
     """Trials left running mean the study runs now (its driver holds OUT/NAME/.driver.lock) or was stopped (the
     lock is free): a snapshot, or a study to resume, and the command that does."""

@@ -76,14 +76,24 @@ def test_side_by_side_shows_the_best_of_each_final_stage(tmp_path: Path) -> None
     low = write_study_folder(tmp_path / "low", [trial_row("a", 0.3, mode="min"), trial_row("b", 0.1, mode="min")])
     high = write_study_folder(tmp_path / "high", [trial_row("a", 0.3), trial_row("b", 0.1)])
     page = build_page([load_experiment(low), load_experiment(high)])
-    row = "<td class=text>{}</td><td class=text>unet</td><td>2</td><td class=text>val_iou ({})</td><td>{}</td>"
+    row = "<td class=text>{}</td><td class=text>unet</td><td class=text>?</td><td>2</td><td class=text>val_iou ({})</td><td>{}</td>"
     assert row.format("low", "min", 0.1) in page and row.format("high", "max", 0.3) in page
+    assert "ran on different data" not in page  # (neither says: no search.json)
     assert page.count("<td>0.1</td><td>0.03333</td><td>0</td></tr>") == 1  # 2 trials of 60 s, no GPU
     (high / schema.DRIVER_LOCK).write_text("pid 4242 on node7, since 2026-12-05 10:00:00 UTC\n")
     with open(high / schema.DRIVER_LOCK) as held:  # its driver runs: its row is a snapshot, and says so
         fcntl.flock(held, fcntl.LOCK_EX)
         page = build_page([load_experiment(low), load_experiment(high)])
     assert row.format("high (running now: a snapshot)", "max", 0.3) in page and row.format("low", "min", 0.1) in page
+
+
+def test_side_by_side_names_the_data_of_each_study_and_says_where_they_differ(tmp_path: Path) -> None:
+    own = write_study_folder(tmp_path / "own", [trial_row("a", 0.3)], settings={"space": "unet", "data": "/d/kubric"})
+    embedded = write_study_folder(tmp_path / "e", [trial_row("a", 0.3)], settings={"space": "unet", "data": None})
+    page = build_page([load_experiment(own), load_experiment(embedded)])
+    assert "<td class=text>/d/kubric</td>" in page and "<td class=text>the embedded synthetic set</td>" in page
+    assert "These studies ran on different data: their scores are not of the same val videos." in page
+    assert "ran on different data" not in build_page([load_experiment(own), load_experiment(own)])
 
 
 def test_a_stage_shows_the_rules_measured_at_its_best_trials_best_epoch(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from optuna.storages.journal import JournalFileBackend
 from playwright.sync_api import Browser, sync_playwright
 
 from reports import figures, importance_figure, schema
-from reports.build import build_report, main
+from reports.build import build_report, distinct, main
 from reports.checkpoints import best_checkpoint
 from reports.load import load_experiment
 from reports.page import NO_TIMINGS
@@ -236,6 +236,8 @@ def test_a_missing_folder_or_a_damaged_search_json_is_one_line(
         f"{runs / 'a'} {runs / 'b'}\n"
     )
     assert not (runs / "report.html").exists()
+    assert main([str(runs / "a"), f"{runs}/./a/"]) == 2  # one study twice: the table would hold it twice
+    assert capsys.readouterr().err == f"error: {runs}/./a/ and {runs / 'a'} are the same study folder: name it once\n"
     assert main([str(runs / "mlruns")]) == 2
     assert (
         capsys.readouterr().err
@@ -247,6 +249,16 @@ def test_a_missing_folder_or_a_damaged_search_json_is_one_line(
     err = capsys.readouterr().err
     assert err.startswith(f"error: {tmp_path / 'damaged' / schema.STUDY_FILE}: not a study's settings (not valid JSON")
     assert len(err.strip().splitlines()) == 1
+
+
+def test_studies_of_the_same_name_are_told_apart_by_their_folders(tmp_path: Path) -> None:
+    rows = [trial_row("a", 0.3)]
+    folders = [write_study_folder(tmp_path / p / "b", rows) for p in ("runs", "copy", "x/runs")]
+    folders.append(write_study_folder(tmp_path / "c", rows))
+    named = [e.name for e in distinct([load_experiment(f) for f in folders])]
+    assert named == [f"{tmp_path.name}/runs/b", f"{tmp_path.name}/copy/b", "x/runs/b", "c"]  # as much as tells apart
+    page = (tmp_path / "r.html").read_text() if build_report(folders[:2], tmp_path / "r.html") else ""
+    assert "2 studies: runs/b, copy/b" in page and "<h2>copy/b</h2>" in page
 
 
 def test_an_out_that_cannot_take_the_report_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
