@@ -65,9 +65,9 @@ def build_report(
     if blocker := next((p for p in out.parents if p.is_file()), None):
         raise ValueError(f"--out {out}: {blocker} is a file, where a folder is needed")
     seen: dict[Path, str] = {}
-    for folder in map(str, folders):  # (the side-by-side table would hold one study twice)
-        if (same := seen.setdefault(Path(folder).resolve(), folder)) != folder:
-            raise ValueError(f"{folder} and {same} are the same study folder: name it once")
+    for given in map(str, folders):  # (the side-by-side table would hold one study twice)
+        if (same := seen.setdefault(Path(given).resolve(), given)) != given:
+            raise ValueError(f"{given} and {same} are the same study folder: name it once")
     experiments = distinct([load_experiment(f) for f in folders])
     for exp in experiments:
         for note in exp.notes:

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 import shlex
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import pandas as pd
 
@@ -177,8 +178,8 @@ def is_missing(value: Any) -> bool:
     return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
 
 
-def is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)  # (a bool is an int)
+def is_number(value: Any) -> TypeGuard[float]:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)  # numpy's too; (a bool is an int)
 
 
 def short_value(value: Any) -> str:
@@ -224,9 +225,8 @@ def optuna_study_name(study: str, stage: str) -> str:
 
 
 def resume_command(out: str | os.PathLike[str], name: str, address: str | None = None, dashboard: bool = True) -> str:
-    """The command that resumes the study OUT/NAME, quoted for a shell, with the cluster it joined (`address`): a
-    resume without --address starts a Ray of its own on the machine it runs on, with the dashboard unless the study
-    ran with --no-dashboard (a resume does not read that from the study: it is the run's)."""
+    """The command that resumes the study OUT/NAME, quoted for a shell, with the cluster it joined (`address`; without,
+    a resume starts a Ray of its own where it runs) or the --no-dashboard it ran with (a run's flag, not the study's)."""
     where = ["--address", address] if address else [] if dashboard else ["--no-dashboard"]
     words = ["--out", str(out), "--name", name, *where, "--resume"]
     return "python -m tune.search " + shlex.join(words)

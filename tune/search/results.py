@@ -60,13 +60,15 @@ from tune.search.failures import ENDED_UNDER_IT, error_file, failure_reason
 from tune.search.keys import CHECKPOINT_NAME, FAILED_KEY, PARENT_KEY, TRAINING_ITERATION
 
 LOST = "lost: the driver stopped before Ray saved this trial in its experiment state, so it was not resumed"
+_TEXT = (TRIAL_ID, SPACE, STAGE, STATUS, FAILURE, METRIC, MODE, CHECKPOINT, PARENT_TRIAL, NODE_ID)
 _RESULT_KEYS_KEPT = (NODE_ID,)  # non-numeric result entries copied into the trial row
 
 
 def write_parquet(frame: pd.DataFrame, path: Path) -> None:
-    """Write atomically: a reader sees the old file or the new one, never half of one."""
+    """Write atomically: a reader sees the old file or the new one, never half of one. Text columns are typed as text
+    where no row holds one yet (Parquet's null type otherwise: a reader of several studies' files had to unify it)."""
     with atomic_write(path) as tmp:
-        frame.to_parquet(tmp, index=False)
+        frame.astype({column: "str" for column in _TEXT if column in frame}).to_parquet(tmp, index=False)
 
 
 class ResultsWriter(Callback):
@@ -169,7 +171,7 @@ class ResultsWriter(Callback):
         row = self._row(trial)
         if epoch <= (row.get(EPOCHS) or 0):  # an epoch again: restored from an earlier checkpoint than its last
             self._rewind(trial.trial_id, row, epoch)  # result's (a stop before Ray saved that one, a kill -9)
-        numeric = {k: float(v) for k, v in result.items() if is_number(v) and not k.startswith(CONFIG_PREFIX)}
+        numeric = {k: _plain(v) for k, v in result.items() if is_number(v) and not k.startswith(CONFIG_PREFIX)}
         # the trial wrote this epoch's checkpoint before it reported: named now, as a stop (Ctrl-C, SIGTERM) before
         # Ray's on_checkpoint would leave the epoch without its checkpoint
         folder, trial_dir = result.get(CHECKPOINT_DIR_NAME), trial.path if trial.storage else None
@@ -183,7 +185,7 @@ class ResultsWriter(Callback):
             CHECKPOINT: saved,
         }
         value = result.get(self.metric)
-        if isinstance(value, (int, float)) and is_number(value):
+        if is_number(value):
             row[LAST_METRIC] = float(value)
             if self._better(float(value), row.get(BEST_METRIC)):
                 row[BEST_METRIC], row[BEST_EPOCH] = float(value), epoch
@@ -213,7 +215,7 @@ class ResultsWriter(Callback):
         for before in sorted(e for t, e in self._epochs if t == trial_id):
             earlier = self._epochs[(trial_id, before)]
             value = earlier.get(self.metric)
-            if isinstance(value, (int, float)) and is_number(value) and self._better(float(value), row[BEST_METRIC]):
+            if is_number(value) and self._better(float(value), row[BEST_METRIC]):
                 row[BEST_METRIC], row[BEST_EPOCH] = float(value), before
                 if not is_missing(earlier.get(CHECKPOINT)):
                     row[CHECKPOINT] = earlier[CHECKPOINT]
@@ -318,6 +320,11 @@ class ResultsWriter(Callback):
         write_parquet(_consistent(trials), self.folder / TRIALS_FILE)
         if len(epochs):
             write_parquet(epochs.sort_values([STAGE, TRIAL_ID, EPOCH]), self.folder / EPOCHS_FILE)
+
+
+def _plain(value: Any) -> int | float:
+    """A reported number as Python's: an integer stays one (epochs.parquet's pid, torch_threads: int64, not float)."""
+    return int(value) if isinstance(value, numbers.Integral) else float(value)
 
 
 def _integers(trials: pd.DataFrame) -> pd.DataFrame:

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import torch
 from optuna.storages import JournalStorage
@@ -76,6 +78,9 @@ def test_unet_smoke_records_completed_stopped_and_failed_trials(unet_study: Path
     timed = [DATA_WAIT_S, TRAIN_S, EVAL_S, CHECKPOINT_S, EPOCH_END, EPOCH_SECONDS]
     assert epochs[timed].notna().all().all() and (epochs[TRAIN_S] > 0).all() and (epochs[DATA_WAIT_S] == 0).all()
     assert (epochs[TORCH_THREADS] == 1).all() and GPU_BUSY not in epochs
+    assert {epochs[c].dtype.kind for c in (TORCH_THREADS, "pid", "training_iteration")} == {"i"}  # (were floats)
+    typed = pq.read_schema(exp / "results" / "trials.parquet")  # text where no trial has one (Parquet's null type)
+    assert typed.field("parent_trial").type == typed.field("trial_id").type == pa.large_string()
     assert (trials[CPUS] == 1).all() and (trials[GPUS] == 0).all()
     # Optuna's stored study: ASHA-stopped trials are PRUNED at their last rung, the failure FAIL
     study = _study(exp, "main")
@@ -86,7 +91,7 @@ def test_unet_smoke_records_completed_stopped_and_failed_trials(unet_study: Path
         if frozen.state in (optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.COMPLETE):
             ran = trials.loc[trials["trial_id"] == frozen.user_attrs["segtune.trial_id"], "epochs"].item()
             assert sorted(frozen.intermediate_values) == list(range(1, ran + 1)), (frozen.intermediate_values, ran)
-            assert frozen.value == frozen.intermediate_values[frozen.last_step]
+            assert frozen.last_step is not None and frozen.value == frozen.intermediate_values[frozen.last_step]
     best = trials.sort_values("best_metric", ascending=False).iloc[0]
     assert load_checkpoint(best["checkpoint"])["run"]["model"] == "unet"
     # the budget's epoch_samples reaches each run on the stage's job (not in Optuna's config) and is recorded
