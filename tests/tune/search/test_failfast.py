@@ -123,7 +123,7 @@ def test_a_systematic_failure_stops_the_stage_and_a_resume_after_the_fix_finishe
     line = lines[0]
     assert line.startswith("stage main: stopped: its first 3 trials all failed with the same error")
     assert "ValueError: cannot build a net of width" in line and "/net.py its own fault (traceback: " in line  # 2 lines
-    assert f"python -m tune.search --out {out} --name f --resume" in line
+    assert f"python -m tune.search --out {out} --name f --no-dashboard --resume" in line
     traceback = Path(re.search(r"\(traceback: (\S+)\)", line).group(1))  # type: ignore[union-attr]
     assert traceback.is_relative_to(out / "f" / "main") and traceback.is_file()
     assert "raise ValueError" in traceback.read_text()

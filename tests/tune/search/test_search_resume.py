@@ -119,7 +119,7 @@ def test_a_study_stopped_every_way_resumes_to_the_end(synth_root: Path, tmp_path
     _kill(driver)
     killed = pd.read_parquet(results / "trials.parquet")
     assert len(killed) < 8 or (killed["status"] == "running").any()  # mid-study: trials were left to run
-    resume = f"python -m tune.search --out {tmp_path} --name k --resume"
+    resume = f"python -m tune.search --out {tmp_path} --name k --no-dashboard --resume"  # as it ran
     assert any(n.endswith(resume) for n in load_experiment(folder).notes)  # its report: what finishes it
 
     # 3. SIGTERM as GNU `timeout` sends it, an epoch later: to the driver alone (as Kubernetes sends it), then to its
