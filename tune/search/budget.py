@@ -45,6 +45,9 @@ class Budget:
         return {name: value for name, value in values.items() if value is not None}
 
 
+BUDGETS = ("smoke", "default")  # the names budget_for knows: --budget's choices
+
+
 def budget_for(name: str, *, gpu: bool) -> Budget:
     """The named budget, sized to the machine: the CPU versions search small models only."""
     if name == "smoke":  # the tests' budget: seconds per trial, still enough epochs for ASHA to stop some
@@ -92,4 +95,4 @@ def budget_for(name: str, *, gpu: bool) -> Budget:
             epoch_samples=240,
             top_k=2,
         )
-    raise ValueError(f"unknown budget {name!r}; valid: smoke, default")
+    raise ValueError(f"unknown budget {name!r}; valid: {', '.join(BUDGETS)}")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from data.files import error_line
 from tune.plugins import add_plugin_argument, early_plugins, load_study_plugins
+from tune.search.budget import BUDGETS
 from tune.search.config import SearchConfig, prepare_study
 from tune.search.deadline import parse_duration
 from tune.search.driver import describe_space, run_search
@@ -122,9 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         "finds it for the submission",
     )
     parser.add_argument("--samples", type=int, default=given, help="trials per stage (default: the budget's)")
-    parser.add_argument(
-        "--budget", default=given, choices=["smoke", "default"], help=f"study size (default: {defaults.budget})"
-    )
+    parser.add_argument("--budget", default=given, choices=BUDGETS, help=f"study size (default: {defaults.budget})")
     parser.add_argument("--out", default=defaults.out, help="folder for experiments (shared storage with --address)")
     parser.add_argument("--name", default=None, help="experiment name (default: SPACE-TIME)")
     parser.add_argument(
