@@ -16,6 +16,7 @@ import optuna
 import pandas as pd
 
 from reports.checkpoints import found_in
+from reports.records import read_run, read_study_settings, read_submission, resume_command
 from reports.schema import (
     BUDGET_CUT,
     BUDGET_FILE,
@@ -46,10 +47,6 @@ from reports.schema import (
     optuna_study_name,
     read_parquet,
     read_results,
-    read_run,
-    read_study_settings,
-    read_submission,
-    resume_command,
     stage_order,
 )
 

@@ -25,7 +25,11 @@ from typing import Any
 
 from data.files import atomic_write, not_a
 from models.registry import list_models, model_entry
-from reports.schema import PLUGINS_FILE, STUDY_FILE, read_study_settings
+from reports.records import read_record, read_study_settings
+from reports.schema import (
+    PLUGINS_FILE,
+    STUDY_FILE,
+)
 
 FILE_MODULE = "segtune_plugin_"  # a plugin file's module name: this and its stem
 
@@ -105,13 +109,10 @@ def edited_plugins(folder: Path, specs: Iterable[str]) -> list[str]:
     path = folder / PLUGINS_FILE
     if not now and not path.exists():  # a study of the package's own models and spaces: nothing to record
         return []
-    try:
-        before = json.loads(path.read_text())
-    except (OSError, ValueError):  # none yet (a new study, or one older than this file)
-        before = {}
+    before = read_record(path)  # {}: none yet (a new study, or one older than this file)
     with atomic_write(path) as tmp:
         tmp.write_text(json.dumps(now, indent=1))
-    return [spec for spec, digest in now.items() if isinstance(before, dict) and before.get(spec, digest) != digest]
+    return [spec for spec, digest in now.items() if before.get(spec, digest) != digest]
 
 
 def _digest(spec: str) -> str | None:

@@ -25,7 +25,7 @@ from data.files import ensure_writable, error_line
 from data.layout import index_split
 from reports.checkpoints import best_checkpoint, study_of, trial_stages
 from reports.load import unfinished_text
-from reports.schema import read_study_settings, study_data
+from reports.records import read_study_settings, study_data
 from tune.plugins import add_plugin_argument, early_plugins, load_study_plugins
 from tune.training.checkpoints import torch_save
 from tune.training.prediction import RULES, predict

@@ -41,7 +41,7 @@ from data.locking import run_lock
 from models.registry import list_models, model_entry
 from reports.checkpoints import study_of
 from reports.load import unfinished_text
-from reports.schema import study_data
+from reports.records import study_data
 from tune.plugins import add_plugin_argument, early_plugins, load_study_plugins, study_plugins
 from tune.training.config import RunConfig
 from tune.training.run import (

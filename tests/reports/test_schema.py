@@ -161,15 +161,6 @@ def test_results_read_while_a_study_rewrites_them_are_never_half_files(tmp_path:
     assert len(lengths) > 1  # the reads met several versions of the file
 
 
-def test_the_study_settings_are_read_from_search_json_and_empty_without_it(tmp_path: Path) -> None:
-    write_study_folder(tmp_path / "s", [trial_row("a", 0.2)], settings={"space": "unet", "plugins": ["/p.py"]})
-    assert schema.read_study_settings(tmp_path / "s") == {"space": "unet", "plugins": ["/p.py"]}
-    assert schema.read_study_settings(tmp_path / "nothing") == {}
-    (tmp_path / "s" / schema.STUDY_FILE).write_text("[1, 2]")
-    with pytest.raises(ValueError, match=r"search\.json: not a study's settings \(a JSON list, not an object\)"):
-        schema.read_study_settings(tmp_path / "s")
-
-
 def test_the_references_sentence_sets_the_best_model_against_the_floor_and_the_rules_on_true_masks() -> None:
     answers = [schema.ANSWER_BEST, schema.ANSWER_BACKGROUND, f"copy_last {schema.TRUE_MASKS}", f"x {schema.TRUE_MASKS}"]
     table = pd.DataFrame({schema.ANSWER: answers, schema.IOU: [0.06, 0.02, 0.28, 0.48], schema.VIDEOS: 20})

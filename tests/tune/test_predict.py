@@ -17,7 +17,10 @@ import torch
 from data.cache import decode_split
 from data.metric import competition_iou
 from reports.checkpoints import best_checkpoint
-from reports.schema import ranked, read_submission
+from reports.records import read_submission
+from reports.schema import (
+    ranked,
+)
 from tests.small_disk import on_small_disk
 from tune.predict import main
 

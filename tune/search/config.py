@@ -16,6 +16,7 @@ from pathlib import Path
 
 from data.files import atomic_write, not_a
 from data.locking import run_lock
+from reports.records import read_study_settings, resume_command
 from reports.schema import (
     DATA_FILE,
     DRIVER_LOCK,
@@ -23,8 +24,6 @@ from reports.schema import (
     SKIPPED_FILE,
     STAGE_DONE,
     STUDY_FILE,
-    read_study_settings,
-    resume_command,
 )
 from tune.search.keys import NODE_CHECK
 from tune.search.spaces import get_space
@@ -100,7 +99,7 @@ class SearchConfig:
 
     def resume_command(self, name: str | None = None) -> str:
         """The command that resumes this study (`name`: where it has none yet), quoted for a shell, with the cluster
-        it joined (reports.schema.resume_command)."""
+        it joined (reports.records.resume_command)."""
         return resume_command(self.out, name or str(self.name), self.address, self.dashboard)
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from ray import tune
 
 from data.files import atomic_write
+from reports.records import read_record
 from reports.schema import BUDGET_FILE
 
 DEADLINE_FILE = "deadline.json"  # {"at": unix time or null}: the running stage's deadline
@@ -76,11 +77,7 @@ class DeadlineStopper(tune.Stopper):
 
 def read_budget(folder: Path) -> dict[str, Any]:
     """OUT/NAME/budget.json as the last run wrote it ({} without one, or where it cannot be read)."""
-    try:
-        found = json.loads((Path(folder) / BUDGET_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
-    return found if isinstance(found, dict) else {}
+    return read_record(Path(folder) / BUDGET_FILE)
 
 
 def write_budget(folder: Path, record: dict[str, Any]) -> None:

@@ -17,13 +17,13 @@ from data.cache import decode_split
 from data.files import atomic_write, error_line, os_error_line
 from data.layout import has_split, index_split, shared_ids, split_signature
 from data.synth.default import default_data_root, default_root_path
+from reports.records import read_submission
 from reports.schema import (
     SKIPPED_FILE,
     STAGE,
     STUDY_FILE,
     finished_trials,
     read_results,
-    read_submission,
 )
 from tune.plugins import edited_plugins, load_plugins, load_study_plugins
 from tune.search.clock import StudyClock, budget_seconds

@@ -27,6 +27,7 @@ from data.files import atomic_write
 from data.layout import has_split
 from data.metric import competition_iou, per_class_iou
 from reports.checkpoints import best_checkpoint
+from reports.records import read_submission
 from reports.schema import (
     ANSWER,
     ANSWER_BACKGROUND,
@@ -50,7 +51,6 @@ from reports.schema import (
     TRUE_MASKS,
     VIDEO_ID,
     VIDEOS,
-    read_submission,
 )
 from tune.search.results import write_parquet
 from tune.training.checkpoints import torch_save

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from data.cache import CacheCheck, OnError
 from data.files import atomic_write
+from reports.records import read_record
 from reports.schema import (
     DATA_FILE,
     RESULTS_DIR,
@@ -127,12 +128,7 @@ class Study:
                 tmp.write_text(json.dumps({**before, **signatures}, indent=1))
 
     def _data(self) -> dict[str, object]:
-        path = self.folder / DATA_FILE
-        try:
-            found = json.loads(path.read_text())
-        except (OSError, ValueError):  # none (a study older than the file), or not JSON: nothing to compare
-            return {}
-        return found if isinstance(found, dict) else {}
+        return read_record(self.folder / DATA_FILE)  # {}: none (a study older than the file), nothing to compare
 
     def record_run(self, *, ended: bool, stopped: dict[str, str] | None = None) -> None:
         """OUT/NAME/run.json: this run's stages, whether it reached the study's end, and the stages that stopped it

@@ -10,6 +10,7 @@ import pandas as pd
 
 from data.layout import has_split
 from reports.checkpoints import found_in
+from reports.records import read_submission
 from reports.resources import gpu_busy_share, with_setup
 from reports.schema import (
     BEST_METRIC,
@@ -31,7 +32,6 @@ from reports.schema import (
     param_columns,
     param_name,
     read_results,
-    read_submission,
     references_text,
     short_value,
     status_text,

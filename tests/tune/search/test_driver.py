@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from reports.schema import read_study_settings
+from reports.records import read_study_settings
 from tune.search.config import SearchConfig, prepare_study
 from tune.search.driver import init_ray, open_study, splits_used, start_study
 from tune.search.ray_env import private_token

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from reports.checkpoints import best_checkpoint
-from reports.schema import read_submission
+from reports.records import read_submission
 from tune.search.evaluate import write_submission
 
 pytestmark = pytest.mark.slow

@@ -22,7 +22,12 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
 from reports.load import load_experiment
-from reports.schema import OPTUNA_FILE, RUN_ENDED, read_parquet, read_run
+from reports.records import read_run
+from reports.schema import (
+    OPTUNA_FILE,
+    RUN_ENDED,
+    read_parquet,
+)
 from tests.small_disk import on_small_disk
 
 pytestmark = pytest.mark.slow
