@@ -39,7 +39,7 @@ from pathlib import Path
 
 from reports.load import CANNOT_READ, Experiment, load_experiment
 from reports.page import build_page
-from reports.schema import RESULTS_DIR, STUDY_FILE
+from reports.schema import REPORT_FILE, RESULTS_DIR, STUDY_FILE
 
 
 def build_report(
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out is not None and not args.out.strip():
         print("error: --out is empty; name the HTML file, e.g. --out report.html", file=sys.stderr)
         return 2
-    out = args.out or (Path(args.experiments[0]) / "report.html" if len(args.experiments) == 1 else Path("report.html"))
+    out = args.out or (Path(args.experiments[0]) / REPORT_FILE if len(args.experiments) == 1 else Path(REPORT_FILE))
     try:
         path = build_report(args.experiments, out, lambda note: print(f"warning: {note}", file=sys.stderr))
     except ValueError as err:  # a damaged search.json, a folder as --out

@@ -15,6 +15,7 @@ from reports.schema import (
     RESULTS_DIR,
     STAGE,
     STUDY_FILE,
+    TRIAL_DIR,
     TRIAL_ID,
     Status,
     finished_trials,
@@ -24,13 +25,14 @@ from reports.schema import (
     stage_order,
 )
 
+_TRIAL_PREFIX = TRIAL_DIR.format("")  # a trial's folder's name before its id
 _IN_STUDY = 4  # STAGE/trial_ID/checkpoint_N/FILE: a trial's checkpoint file under its study folder
 
 
 def study_of(checkpoint: str | os.PathLike[str]) -> Path | None:
     """The study folder that holds a trial's checkpoint file (STAGE/trial_ID/checkpoint_N/FILE under it), else None."""
     parts = Path(checkpoint).parts
-    if len(parts) > _IN_STUDY and parts[-3].startswith("trial_") and parts[-2].startswith("checkpoint_"):
+    if len(parts) > _IN_STUDY and parts[-3].startswith(_TRIAL_PREFIX) and parts[-2].startswith("checkpoint_"):
         return Path(*parts[:-_IN_STUDY])
     return None
 
@@ -68,7 +70,7 @@ def best_checkpoint(experiment: str | os.PathLike[str], trial: str | None = None
             raise FileNotFoundError(f"{experiment} is inside the study {inside}: give the study's folder")
         raise FileNotFoundError(f"no results in {results}: is {experiment} a study folder?")
     if trial is not None:
-        row = trials[trials[TRIAL_ID] == trial.removeprefix("trial_")]  # its id, or its folder's name (trial_ID)
+        row = trials[trials[TRIAL_ID] == trial.removeprefix(_TRIAL_PREFIX)]  # its id, or its folder's name (trial_ID)
         checkpoint = row[CHECKPOINT].iloc[0] if len(row) and CHECKPOINT in row else None
         if checkpoint is None or is_missing(checkpoint):
             top = ranked(trials, stage_order(trials)[-1], with_checkpoint=True)[TRIAL_ID].head(5)
@@ -89,5 +91,5 @@ def best_checkpoint(experiment: str | os.PathLike[str], trial: str | None = None
 def trial_stages(experiment: str | os.PathLike[str], trial: str) -> tuple[str, str]:
     """The stage a trial of a study belongs to, and the study's last stage (whose trials answer it)."""
     trials, _ = read_results(Path(experiment) / RESULTS_DIR)
-    row = trials[trials[TRIAL_ID] == trial.removeprefix("trial_")]
+    row = trials[trials[TRIAL_ID] == trial.removeprefix(_TRIAL_PREFIX)]
     return str(row[STAGE].iloc[0]) if len(row) else "?", stage_order(trials)[-1]

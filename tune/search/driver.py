@@ -19,6 +19,7 @@ from data.layout import has_split, index_split, shared_ids, split_signature
 from data.synth.default import default_data_root, default_root_path
 from reports.records import read_submission
 from reports.schema import (
+    REPORT_FILE,
     SKIPPED_FILE,
     STAGE,
     STUDY_FILE,
@@ -305,7 +306,7 @@ def finish(study: Study, clock: StudyClock | None = None, stopped: dict[str, str
         _answer(study)
     study.record_run(ended=True, stopped=stopped)
     try:
-        report = f"report: {build_report([study.folder], study.folder / 'report.html')}"
+        report = f"report: {build_report([study.folder], study.folder / REPORT_FILE)}"
     except OSError as err:  # a full disk: the summary is still said (the report can be built again)
         report = f"no report: {error_line(err)}; once there is room: {report_command(study.folder)}"
     print_summary(study)

@@ -24,7 +24,7 @@ from typing import Any
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 
-from tune.search.keys import TRIAL_DIR
+from reports.schema import TRIAL_DIR
 
 KEPT_DIR = ".kept"  # in a trial's folder
 KEPT_PER_TRIAL = 2  # the latest and the one before it: a saved state names one of them (and the best so far)

@@ -11,7 +11,6 @@ PARENT_KEY = "parent_trial"  # the config entry naming the parent trial a depend
 FAILED_KEY = "failed_before"
 
 # files of a study folder's stages and trials
-TRIAL_DIR = "trial_{}"  # a trial's folder in its stage's, by its id (trainable.trial_dirname)
 CHECKPOINT_NAME = "checkpoint.pt"  # the file in each of a trial's Ray checkpoints
 PARENTS_FILE = "parents.json"  # in a dependent stage's folder: the parent trials its trials choose among
 NODE_CHECK = ".node_check-"  # in a study's folder as it starts on a cluster: a file every node must read back

@@ -24,6 +24,7 @@ from reports.schema import (
     STAGE,
     STATUS,
     SUBMISSION_FILE,
+    TRIAL_DIR,
     TRIAL_ID,
     VIDEOS,
     Status,
@@ -38,7 +39,6 @@ from reports.schema import (
 )
 from reports.spent import epochs_spent_text
 from tune.search.failures import ENDED_UNDER_IT, RETRIES_HINT, error_signature
-from tune.search.keys import TRIAL_DIR
 from tune.search.study import Study
 from tune.training.tasks import task_for
 

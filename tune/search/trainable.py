@@ -18,10 +18,10 @@ import torch
 from data.cache import CacheCheck, OnError
 from data.files import warnings_as_lines
 from models.registry import model_entry
-from reports.schema import CHECKPOINT_S, EPOCH, FIRST_STEP_AT, NODE_ID, TORCH_THREADS, TRAIN_LOSS
+from reports.schema import CHECKPOINT_S, EPOCH, FIRST_STEP_AT, NODE_ID, TORCH_THREADS, TRAIN_LOSS, TRIAL_DIR
 from tune.plugins import load_plugins
 from tune.search.failures import FailedBefore
-from tune.search.keys import CHECKPOINT_NAME, FAILED_KEY, FAULT_KEY, PARENT_KEY, TRIAL_DIR
+from tune.search.keys import CHECKPOINT_NAME, FAILED_KEY, FAULT_KEY, PARENT_KEY
 from tune.search.ray_env import filter_ray_noise
 from tune.search.resources import Resources, hold_limit_gb, trial_device
 from tune.training.checkpoints import load_checkpoint
