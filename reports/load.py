@@ -239,10 +239,14 @@ def unfinished_text(folder: Path) -> str | None:
 
 
 def duration(seconds: float) -> str:
-    """Seconds as the report writes them: 42.0 s, 4.1 min, 2.50 h."""
-    if seconds < 120:
-        return f"{seconds:.1f} s"
-    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.2f} h"
+    """Seconds as the report and the terminal write them: 1h02m, 3m05s, 42s, 4.5s (tenths under a minute: a budget of
+    4.5 s is not shown as 4)."""
+    if seconds < 59.95:
+        return f"{seconds:.1f}".removesuffix(".0") + "s"
+    seconds = round(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
 def _older(path: Path, than: Path) -> bool:

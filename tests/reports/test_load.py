@@ -287,7 +287,7 @@ def test_a_time_budget_that_cut_nothing_is_said_with_what_the_search_used(tmp_pa
         schema.BUDGET_CUT: {},
     }
     (folder / schema.BUDGET_FILE).write_text(json.dumps(record))
-    said = "its last run had a time budget of 5.0 min, which cut nothing: its search used 4.1 min"
+    said = "its last run had a time budget of 5m00s, which cut nothing: its search used 4m06s"
     assert said in load_experiment(folder).notes
     (folder / schema.BUDGET_FILE).write_text(json.dumps({**record, schema.BUDGET_SECONDS: None}))  # a run without
     assert not any("time budget" in n for n in load_experiment(folder).notes)

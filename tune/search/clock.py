@@ -14,6 +14,7 @@ import shlex
 import time
 from typing import Any
 
+from reports.load import duration
 from reports.schema import (
     BUDGET_CUT,
     BUDGET_FILE,
@@ -84,7 +85,7 @@ class StudyClock:
         at = time.time() + max(share, 0.0)
         self.study.deadline.set(at)
         print(
-            f"stage {stage.name}: the time budget gives it {duration_text(max(share, 0.0))}, to "
+            f"stage {stage.name}: the time budget gives it {duration(max(share, 0.0))}, to "
             f"{time.strftime('%H:%M:%S', time.localtime(at))}: no trial starts after, and those running stop at the "
             "end of their epoch"
         )
@@ -113,7 +114,7 @@ class StudyClock:
         still = (
             trials[(trials[STATUS] == Status.CUT) & trials[TRIAL_ID].isin(self.cut_before)] if len(trials) else trials
         )
-        mine = duration_text(self.seconds) if self.seconds is not None else None
+        mine = duration(self.seconds) if self.seconds is not None else None
         own = mine if self.cut else None  # this run's budget cut something (before the earlier cuts join the lines)
         cut = trials[trials[STATUS] == Status.CUT] if len(trials) else trials
         cut_by = {t: (self.cut_by.get(t) if t in self.cut_before else mine) for t in cut[TRIAL_ID]} if len(cut) else {}
@@ -148,13 +149,13 @@ class StudyClock:
         )
         lines = [f"compute: {gpu_hours:.3f} GPU-hours, {cpu_hours:.3f} CPU-hours of trials"]
         if self.seconds is not None and self.idle:
-            lines.append(f"time budget {duration_text(self.seconds)}: unused, every stage had ended before this run")
+            lines.append(f"time budget {duration(self.seconds)}: unused, every stage had ended before this run")
         elif self.seconds is not None:
             used = self.used if self.used is not None else time.time() - self.started
-            budget = f"time budget {duration_text(self.seconds)}: the search used {duration_text(used)}"
+            budget = f"time budget {duration(self.seconds)}: the search used {duration(used)}"
             if self.study.cfg.gpu_hours:
                 budget += f" (of {self.study.cfg.gpu_hours:g} GPU-hours, {max(0.0, self.study.cfg.gpu_hours - gpu_hours):.2f} left)"
-            lines.append(budget + f", {duration_text(max(0.0, self.seconds - used))} left")
+            lines.append(budget + f", {duration(max(0.0, self.seconds - used))} left")
             fits = int(self.study.samples * self.seconds / max(used, 1.0) * 0.9)  # trials a stage, at this run's pace
             whole = self.fresh and not self.cut and not self.study.stages_left()  # (a stage that failed is not done)
             if whole and used < self.seconds / 2 and fits > self.study.samples:
@@ -172,13 +173,3 @@ class StudyClock:
             else:  # every trial started: the trials cut at the deadline are final (told to Optuna as pruned)
                 lines.append(CUT_BUT_FINISHED)
         return "\n".join(lines)
-
-
-def duration_text(seconds: float) -> str:
-    """1h02m, 3m05s, 42s, 4.5s (tenths under a minute: a budget of 4.5 s is not shown as 4)."""
-    if seconds < 59.95:
-        return f"{seconds:.1f}".removesuffix(".0") + "s"
-    seconds = round(seconds)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"

@@ -17,8 +17,8 @@ import pandas as pd
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 
+from reports.load import duration
 from reports.schema import BEST_EPOCH, BEST_METRIC, EPOCHS, STATUS, TRIAL_ID, Status, is_missing, ranked
-from tune.search.clock import duration_text
 from tune.search.deadline import Deadline
 from tune.search.keys import TRAINING_ITERATION
 from tune.search.results import ResultsWriter
@@ -108,8 +108,8 @@ class Progress(Callback):
         )
         more = f" and {len(running) - SHOWN} more" if len(running) > SHOWN else ""
         at = self.deadline.at() if self.deadline is not None else None  # the stage's (its share of the time budget)
-        left = f"; the stage's deadline in {duration_text(max(0.0, at - time.time()))}" if at is not None else ""
-        spent = duration_text(time.monotonic() - self._began)
+        left = f"; the stage's deadline in {duration(max(0.0, at - time.time()))}" if at is not None else ""
+        spent = duration(time.monotonic() - self._began)
         self._say(f"{self._counts()}: {named}{more}; {spent} since the stage began in this run{left}")
 
     @_contained

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from reports import schema
-from reports.load import load_experiment
+from reports.load import duration, load_experiment
 from tests.reports.study_files import trial_row, write_study_folder
-from tune.search.clock import StudyClock, duration_text
+from tune.search.clock import StudyClock
 from tune.search.config import SearchConfig
 from tune.search.driver import open_study
 from tune.search.resources import Cluster
@@ -66,7 +66,7 @@ def test_a_resume_s_budget_is_not_said_to_have_cut_what_an_earlier_budget_cut(tm
 
 def test_durations_are_shown_as_given_under_a_minute_and_rounded_above() -> None:
     """`--time-budget 4.5` was shown as "4s", so that a budget of 4.5 s seemed to stop a study early."""
-    shown = [duration_text(s) for s in (4.5, 6.0, 42.37, 59.97, 185.4, 3725.0)]
+    shown = [duration(s) for s in (4.5, 6.0, 42.37, 59.97, 185.4, 3725.0)]
     assert shown == ["4.5s", "6s", "42.4s", "1m00s", "3m05s", "1h02m"]
 
 
