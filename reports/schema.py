@@ -58,6 +58,9 @@ RUN_STOPPED = "stopped"  # run.json: stage -> why it stopped the study (no trial
 
 # trial-table columns
 TRIAL_ID = "trial_id"  # Ray's trial id, unique within a study
+TRIAL_NUMBER = (
+    "trial_number"  # its place in its stage's trials as the searcher made them (1, 2, ...: the same each run)
+)
 SPACE = "space"  # the registered search space
 STAGE = "stage"  # the stage of the space the trial belongs to
 STATUS = "status"  # a Status
@@ -254,7 +257,7 @@ def ranked(
     trials: pd.DataFrame, stage: str, *, statuses: tuple[str, ...] | None = None, with_checkpoint: bool = False
 ) -> pd.DataFrame:
     """The best-trial rule: the trials of `stage` that have a BEST_METRIC, best first by the stage's MODE (ties: the one
-    trained more epochs first, then their order); only those with a status in `statuses`, and a checkpoint."""
+    trained more epochs first, then the one the searcher made first: TRIAL_NUMBER, else their order); only those with a status in `statuses`, and a checkpoint."""
     if not len(trials):
         return trials
     rows = trials[trials[STAGE] == stage]
@@ -268,8 +271,9 @@ def ranked(
         keep &= rows[STATUS].isin(statuses)
     if with_checkpoint:
         keep &= rows[CHECKPOINT].notna() if CHECKPOINT in rows else False
-    by = [BEST_METRIC, EPOCHS] if EPOCHS in rows else [BEST_METRIC]  # (a cut trial's 1 epoch tied a whole one's)
-    return rows[keep].sort_values(by, ascending=[mode == "min", False][: len(by)], kind="stable")
+    order = {BEST_METRIC: mode == "min", EPOCHS: False, TRIAL_NUMBER: True}  # (a cut trial's 1 epoch tied a whole
+    by = [column for column in order if column in rows]  # one's; trials that start together end in either order)
+    return rows[keep].sort_values(by, ascending=[order[column] for column in by], kind="stable")
 
 
 def finished_trials(trials: pd.DataFrame, stage: str) -> pd.DataFrame:

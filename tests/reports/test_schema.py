@@ -35,7 +35,14 @@ def test_ranked_puts_the_lowest_first_when_the_mode_is_min() -> None:
 
 def test_ranked_keeps_ties_in_table_order() -> None:
     trials = table(*(trial_row(t, 0.4) for t in "edcba"), trial_row("top", 0.9))
-    assert ids(schema.ranked(trials, "train")) == ["top", "e", "d", "c", "b", "a"]
+    assert ids(schema.ranked(trials, "train")) == ["top", "e", "d", "c", "b", "a"]  # (results without trial numbers)
+
+
+def test_ranked_puts_of_tied_trials_the_one_the_searcher_made_first_first() -> None:
+    """Trials started together end in either order (their rows too): a run of the same seed picked another best."""
+    tied = [trial_row(t, 0.4, trial_number=n) for t, n in [("c", 3), ("a", 1), ("b", 2)]]
+    trials = table(*tied, trial_row("d", 0.4, trial_number=4, epochs=4), trial_row("old", 0.4))  # (an older row)
+    assert ids(schema.ranked(trials, "train")) == ["d", "a", "b", "c", "old"]  # more epochs first, as before
 
 
 def test_ranked_leaves_out_other_stages_and_trials_without_a_value() -> None:

@@ -47,6 +47,7 @@ from reports.schema import (
     STARTED_AT,
     STATUS,
     TRIAL_ID,
+    TRIAL_NUMBER,
     TRIALS_FILE,
     WALL_TIME_S,
     Status,
@@ -101,7 +102,6 @@ class ResultsWriter(Callback):
         self._other_epochs = pd.DataFrame()
         self._last_write = 0.0
         self._reconciled = False
-        self._launched: dict[str, pd.Timestamp] = {}  # trial id -> when this driver first saw it
 
     @property
     def rows(self) -> dict[str, dict[str, Any]]:
@@ -114,7 +114,7 @@ class ResultsWriter(Callback):
         self, stop: Any = None, num_samples: int | None = None, total_num_samples: int | None = None, **info: Any
     ) -> None:
         """Read back what an earlier (crashed) run of this study wrote."""
-        self._launched = {}  # also for a writer unpickled from a study made before it had one
+        self._launched: dict[str, pd.Timestamp] = {}  # trial id -> when this run's driver first saw it
         # a writer unpickled from a study made before the budget's values left the trials' config, which holds them
         self.run_values = getattr(self, "run_values", {})
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -278,6 +278,7 @@ class ResultsWriter(Callback):
         if row is None:
             row = {
                 TRIAL_ID: trial.trial_id,
+                TRIAL_NUMBER: int(tag) if (tag := trial.experiment_tag.split("_", 1)[0]).isdigit() else None,
                 SPACE: self.space,
                 STAGE: self.stage,
                 STATUS: Status.RUNNING,

@@ -51,6 +51,7 @@ def test_unet_smoke_records_completed_stopped_and_failed_trials(unet_study: Path
     epochs = pd.read_parquet(exp / "results" / "epochs.parquet")
 
     assert len(trials) == 8 and trials["trial_id"].is_unique
+    assert sorted(trials["trial_number"]) == list(range(1, 9))  # as the searcher made them
     assert not (exp / PLUGINS_FILE).exists()  # no plugin: nothing to record of one
     counts = trials["status"].value_counts().to_dict()
     assert counts.get("failed") == 1 and counts.get("stopped", 0) >= 1 and counts.get("completed", 0) >= 1
