@@ -16,6 +16,7 @@ import optuna
 import pandas as pd
 
 from reports.checkpoints import found_in
+from reports.ran_with import ran_with
 from reports.records import read_run, read_study_settings, read_submission, resume_command
 from reports.schema import (
     BUDGET_CUT,
@@ -70,6 +71,7 @@ class Experiment:
     gallery: pd.DataFrame | None = None  # video_id, order, label, data_uri
     references: pd.DataFrame | None = None  # the best model beside answers that need no training, on val
     space: str = ""
+    ran: str = ""  # what its last run ran with, in a sentence (reports/ran_with.py); "" where no record says
     data: str = ""  # the data the study ran on: its --data, EMBEDDED (none given), "" where no settings say
     notes: list[str] = field(default_factory=list)  # what is missing or partial, said in the report
     studies: dict[str, optuna.Study] = field(default_factory=dict)  # stage -> its Optuna study, from the journal
@@ -175,6 +177,7 @@ def load_experiment(folder: str | os.PathLike[str]) -> Experiment:
         references=references,
         space=space,
         data=str(settings.get("data") or EMBEDDED) if settings else "",
+        ran=ran_with(settings, run),
         notes=notes,
         studies=studies,
         submission=_submission(folder),

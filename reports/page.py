@@ -201,6 +201,7 @@ def experiment_html(exp: Experiment, index: int) -> str:
         f"<h2>{html.escape(exp.name)}</h2>",
         f"<p>space <b>{html.escape(exp.space or '?')}</b>, folder <code>{html.escape(str(exp.folder))}</code></p>",
     ]
+    parts += [f'<p class="ran">{html.escape(exp.ran)}</p>'] if exp.ran else []
     parts += [f'<div class="note">{html.escape(note)}</div>' for note in exp.notes]
     trials = exp.trials
     if not len(trials):

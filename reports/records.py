@@ -12,8 +12,10 @@ from typing import Any
 from reports.schema import (
     CHECKPOINT,
     RESULTS_DIR,
+    RUN_BUDGET,
     RUN_ENDED,
     RUN_FILE,
+    RUN_SOFTWARE,
     RUN_STAGES,
     RUN_STOPPED,
     STUDY_FILE,
@@ -60,7 +62,7 @@ def read_run(folder: str | os.PathLike[str]) -> dict[str, Any]:
     """What a study folder's run.json says of its driver's last run ({} without one, or where it cannot be read:
     a study older than the file, results copied without it, a damaged file)."""
     run = read_record(Path(folder) / RUN_FILE)
-    shapes = {RUN_STAGES: list, RUN_STOPPED: dict, RUN_ENDED: bool}  # what the driver writes (a hand-edited file)
+    shapes = {RUN_STAGES: list, RUN_STOPPED: dict, RUN_ENDED: bool, RUN_BUDGET: dict, RUN_SOFTWARE: dict}  # (edited)
     return run if all(isinstance(run.get(k, t()), t) for k, t in shapes.items()) else {}
 
 

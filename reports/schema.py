@@ -51,10 +51,15 @@ BUDGET_USED = "used_s"  # budget.json: the seconds the last run's search used, f
 CUT_BUT_FINISHED = "nothing is left for --resume to run: the trials stopped at the deadline are final"
 DRIVER_LOCK = ".driver.lock"  # locked by the driver running the study (flock), names it: "pid N on HOST, since T"
 STAGE_DONE = ".done"  # in OUT/NAME/STAGE, the folder of a stage's Ray experiment, once the stage has ended
-RUN_FILE = "run.json"  # the driver's last run: RUN_STAGES, RUN_ENDED, RUN_STOPPED (written by tune/search/study.py)
+RUN_FILE = (
+    "run.json"  # the driver's last run: RUN_STAGES, RUN_ENDED, RUN_STOPPED, ... (written by tune/search/study.py)
+)
 RUN_STAGES = "stages"  # run.json: the space's stages, in the order they run
 RUN_ENDED = "ended"  # run.json: whether the run reached the study's end (the best model evaluated, its submission)
 RUN_STOPPED = "stopped"  # run.json: stage -> why it stopped the study (no trial succeeded, a systematic failure)
+# what the run ran with (run.json), for whoever reruns it: the budget's values as sized to the machine, its trials'
+# resources in words, the versions of what decides its numbers ({package: version}), its command where it had one
+RUN_BUDGET, RUN_RESOURCES, RUN_SOFTWARE, RUN_COMMAND = "budget", "resources", "software", "command"
 
 # trial-table columns
 TRIAL_ID = "trial_id"  # Ray's trial id, unique within a study

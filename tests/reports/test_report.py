@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Iterator
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +142,10 @@ def test_report_of_two_studies_side_by_side(
     assert "Side by side" in seen["text"]
     assert "final stage's metric\tits best\ttrial-hours\tGPU-hours" in seen["text"]  # what each searched and spent
     assert "val_iou (max)" in seen["text"]
+    ran = [
+        line for line in seen["text"].splitlines() if line.startswith("Its last run ran with seed 0; budget smoke (")
+    ]
+    assert len(ran) == 2 and all(f"ray {version('ray')}" in line and "trials at once" in line for line in ran), ran
 
 
 def test_empty_and_partial_studies_say_so(browser: Browser, unet_study: Path, tmp_path: Path) -> None:

@@ -4,8 +4,14 @@ experiment and the trainer with it."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import importlib.metadata
 import json
+import platform
+import shlex
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,8 +21,12 @@ from reports.records import read_record
 from reports.schema import (
     DATA_FILE,
     RESULTS_DIR,
+    RUN_BUDGET,
+    RUN_COMMAND,
     RUN_ENDED,
     RUN_FILE,
+    RUN_RESOURCES,
+    RUN_SOFTWARE,
     RUN_STAGES,
     RUN_STOPPED,
     STAGE,
@@ -134,6 +144,41 @@ class Study:
         """OUT/NAME/run.json: this run's stages, whether it reached the study's end, and the stages that stopped it
         (`stopped`: stage -> why). Written at the start (not ended) and before the report (ended), so that a report
         of a study whose driver died between two stages, or while the best model was evaluated, says it is partial."""
-        record = {RUN_STAGES: [s.name for s in self.space.stages], RUN_ENDED: ended, RUN_STOPPED: stopped or {}}
+        record = {
+            RUN_STAGES: [s.name for s in self.space.stages],
+            RUN_ENDED: ended,
+            RUN_STOPPED: stopped or {},
+            RUN_BUDGET: dataclasses.asdict(self.budget),
+            RUN_RESOURCES: self.resources.describe().removeprefix("resources: "),
+            RUN_SOFTWARE: software(),
+            RUN_COMMAND: command(),
+        }
         with atomic_write(self.folder / RUN_FILE) as tmp:
             tmp.write_text(json.dumps(record, indent=2))
+
+
+_PACKAGES = ("segtune", "torch", "ray", "optuna", "numpy")  # what decides a study's numbers, besides Python
+_CHECKOUT = Path(__file__).resolve().parents[2]  # the project's folder, a git checkout where it runs from one
+
+
+def software() -> dict[str, str]:
+    """The versions a run runs with: Python, _PACKAGES, and the checkout's commit (git describe: `-dirty` where
+    files differ from it) where segtune runs from a git checkout."""
+    found = {"python": platform.python_version()}
+    for package in _PACKAGES:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            found[package] = importlib.metadata.version(package)
+    if (_CHECKOUT / ".git").exists():
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            described = ["git", "-C", str(_CHECKOUT), "describe", "--always", "--dirty", "--abbrev=10"]
+            done = subprocess.run(described, capture_output=True, text=True, timeout=10)
+            if done.returncode == 0 and done.stdout.strip():
+                found["commit"] = done.stdout.strip()
+    return found
+
+
+def command() -> str | None:
+    """The command line of this process where it is `python -m tune.search` (a study run from Python has none)."""
+    if Path(sys.argv[0]).parts[-3:] != ("tune", "search", "__main__.py"):
+        return None
+    return shlex.join(["python", "-m", "tune.search", *sys.argv[1:]])

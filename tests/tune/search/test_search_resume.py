@@ -25,6 +25,7 @@ from reports.load import load_experiment
 from reports.records import read_run
 from reports.schema import (
     OPTUNA_FILE,
+    RUN_COMMAND,
     RUN_ENDED,
     read_parquet,
 )
@@ -161,6 +162,7 @@ def test_a_study_stopped_every_way_resumes_to_the_end(synth_root: Path, tmp_path
     output, _ = driver.communicate(timeout=600)
     assert driver.returncode == 0, output
     assert "stage main: already finished" in output and (folder / "report.html").exists()
+    assert read_run(folder)[RUN_COMMAND] == "python -m tune.search " + shlex.join([*args, "--resume"])  # (to rerun)
     sessions = list(ray_tmp.glob("**/session_*"))
     shutil.rmtree(ray_tmp)
     assert not sessions, "a Ray was started to finish a study whose stages were done"
