@@ -295,6 +295,9 @@ def stage_use_table(row: pd.Series) -> pd.DataFrame:
         lines.append(("GPU busy", "", f"{row[resources.BUSY_SHARE]:.0%} of the stage's time"))
     idle = row[resources.IDLE_TRIALS_S]
     lines.append(("idle between trials", duration(idle), f"{idle / span:.0%} of the stage's time" if span else ""))
+    if (most := row[resources.AT_ONCE]) > 1 and span:  # (with one at a time: the idle time between trials)
+        empty = f"{row[resources.EMPTY_SLOTS_S] / (most * span):.0%} of its {most:.0f} trials at once over the stage"
+        lines.append(("trial slots left empty", duration(row[resources.EMPTY_SLOTS_S]), empty))
     lines.append(("idle before the stage (between stages)", duration(row[resources.IDLE_STAGES_S]), ""))
     if not pd.isna(row[resources.PEAK_GB]):
         lines.append(("peak GPU memory (the largest of any epoch)", f"{row[resources.PEAK_GB]:.2f} GiB", ""))

@@ -43,6 +43,8 @@ BUSY_SHARE = "gpu_busy_share"  # gpu_busy_share of the stage; NaN without GPU_BU
 IDLE_TRIALS_S = "idle_between_trials_s"  # idle gaps inside the stage
 IDLE_STAGES_S = "idle_between_stages_s"  # the idle gap before the stage's first trial, after the stage before
 PEAK_GB = "gpu_peak_gb"  # the largest GPU_PEAK_GB of its epochs; NaN without them
+AT_ONCE = "trials_at_once"  # the most trials of the stage that ran at one time: its trial slots, as it used them
+EMPTY_SLOTS_S = "empty_slots_s"  # the seconds of those AT_ONCE slots over SPAN_S that no trial held
 SPLIT_TRIALS = "trials_split"  # trials whose batch ran out of GPU memory whole (MICRO_BATCHES over 1); 0 without
 
 
@@ -110,6 +112,20 @@ def idle_gaps(epochs: pd.DataFrame, min_gap_s: float = 1.0) -> pd.DataFrame:
     return pd.DataFrame(gaps, columns=[START, END, SECONDS, KIND, BEFORE, AFTER, STAGE])
 
 
+def slots(intervals: pd.DataFrame) -> tuple[int, float]:
+    """The most of these trials (trial_intervals) that ran at once, and the seconds of that many slots over their
+    span that no trial held: time no trial ran, and a slot left empty while others ran (a stage's last trials)."""
+    if not len(intervals):
+        return 0, 0.0
+    ends_first = sorted([(t, 1) for t in intervals[START]] + [(t, -1) for t in intervals[END]])  # (t, -1) < (t, 1)
+    running = most = 0
+    for _, step in ends_first:
+        running += step
+        most = max(most, running)
+    span = float(intervals[END].max() - intervals[START].min())
+    return most, max(0.0, most * span - float(intervals[SECONDS].sum()))
+
+
 def idle_totals(gaps: pd.DataFrame) -> dict[str, float]:
     """Seconds of idle_gaps per kind: {"between trials": s, "between stages": s}, 0.0 where there are none."""
     return {kind: float(gaps.loc[gaps[KIND] == kind, SECONDS].sum()) if len(gaps) else 0.0 for kind in GAP_KINDS}
@@ -164,10 +180,12 @@ def stages_in_time(epochs: pd.DataFrame) -> list[str]:
 
 def stage_use(epochs: pd.DataFrame) -> pd.DataFrame:
     """One row per stage (in the order they ran) of what its trials used: the columns of phase_seconds
-    (NaN without phases), SPAN_S, BUSY_SHARE, IDLE_TRIALS_S, IDLE_STAGES_S, PEAK_GB and SPLIT_TRIALS. Empty when
+    (NaN without phases), SPAN_S, BUSY_SHARE, IDLE_TRIALS_S, IDLE_STAGES_S, AT_ONCE, EMPTY_SLOTS_S, PEAK_GB and
+    SPLIT_TRIALS. Empty when
     no epoch has timings."""
     rows = timed(epochs)
-    columns = [*PHASES, OTHER, EPOCHS_S, SPAN_S, BUSY_SHARE, IDLE_TRIALS_S, IDLE_STAGES_S, PEAK_GB, SPLIT_TRIALS]
+    columns = [*PHASES, OTHER, EPOCHS_S, SPAN_S, BUSY_SHARE, IDLE_TRIALS_S, IDLE_STAGES_S, AT_ONCE, EMPTY_SLOTS_S]
+    columns += [PEAK_GB, SPLIT_TRIALS]
     if not len(rows):
         return pd.DataFrame(columns=columns, index=pd.Index([], name=STAGE))
     intervals = trial_intervals(rows)
@@ -181,6 +199,7 @@ def stage_use(epochs: pd.DataFrame) -> pd.DataFrame:
     for column, kind in ((IDLE_TRIALS_S, GAP_KINDS[0]), (IDLE_STAGES_S, GAP_KINDS[1])):
         mine = gaps[gaps[KIND] == kind] if len(gaps) else gaps
         table[column] = mine.groupby(STAGE)[SECONDS].sum().reindex(stages).fillna(0.0) if len(mine) else 0.0
+    table[AT_ONCE], table[EMPTY_SLOTS_S] = zip(*(slots(intervals[intervals[STAGE] == s]) for s in stages), strict=True)
     table[PEAK_GB] = (
         rows.groupby(STAGE, sort=False)[GPU_PEAK_GB].max().reindex(stages) if GPU_PEAK_GB in rows else np.nan
     )

@@ -39,6 +39,20 @@ def test_a_gap_opens_when_the_last_of_packed_trials_ends() -> None:
     assert (gaps[resources.BEFORE].iloc[0], gaps[resources.AFTER].iloc[0]) == ("a", "d")
 
 
+def test_trial_slots_are_the_most_trials_at_once_and_their_empty_time_counts_a_slot_left_empty_while_others_ran() -> (
+    None
+):
+    use = resources.stage_use(EPOCHS)
+    # pretrain: a 1000-1020 and b 1005-1015 at once, d 1025-1030: 2 slots over 30 s, 35 s held
+    assert use.loc["pretrain", resources.AT_ONCE] == 2 and use.loc["pretrain", resources.EMPTY_SLOTS_S] == 25.0
+    assert use.loc["finetune", resources.AT_ONCE] == 1 and use.loc["finetune", resources.EMPTY_SLOTS_S] == 0.0
+    lines = page.stage_use_table(use.loc["pretrain"]).set_index("")
+    assert tuple(lines.loc["trial slots left empty"]) == ("25s", "42% of its 2 trials at once over the stage")
+    assert "trial slots left empty" not in list(page.stage_use_table(use.loc["finetune"])[""])  # one at a time
+    handed_over = pd.DataFrame([timed_epoch("a", "s", 1, 10.0, 10.0), timed_epoch("b", "s", 1, 20.0, 10.0)])
+    assert resources.slots(resources.trial_intervals(handed_over)) == (1, 0.0)  # one ends as the next starts
+
+
 def test_gaps_shorter_than_min_gap_s_are_the_hand_over_between_trials() -> None:
     epochs = pd.DataFrame([timed_epoch("a", "s", 1, 10.0, 10.0), timed_epoch("b", "s", 1, 20.5, 10.0)])
     assert resources.idle_gaps(epochs).empty
