@@ -42,6 +42,12 @@ def importances(trials: pd.DataFrame, stage: str, study: optuna.Study | None) ->
         if "zero total variance" in str(err):
             return None
         raise
+    except ImportError:  # scikit-learn missing (a dependency: an install that lost it): the rest of the report stands
+        return go.Figure().update_layout(
+            title=f"Hyperparameter importance for {metric}, stage {stage}: not drawn, Optuna's fANOVA needs "
+            "scikit-learn, which is not installed here (pip install scikit-learn)",
+            height=120,
+        )
     fig.update_layout(
         title=f"Hyperparameter importance for {metric}, stage {stage} (fANOVA over {len(finished.trials)} trials)",
         xaxis_title="importance",

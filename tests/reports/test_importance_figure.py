@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import optuna
@@ -12,6 +14,7 @@ from reports import importance_figure as figures
 from reports import schema
 from tests.reports.study_files import SPREAD, trial_row, write_journal
 
+ROOT = Path(__file__).resolve().parents[2]
 TRIALS = pd.DataFrame([trial_row("a", 0.5)])  # only the stage's metric is read from the table
 
 
@@ -40,6 +43,25 @@ def test_importances_leave_out_failed_trials(tmp_path: Path) -> None:
     study = journal_study(tmp_path, [*SPREAD[:2], ({"lr": 1e-3, "width": 32}, [0.6], "fail")])
     assert len(figures.finished_study(study).trials) == 2
     assert figures.importances(TRIALS, "train", study) is None
+
+
+def test_importances_without_scikit_learn_say_so_and_the_report_stands(tmp_path: Path) -> None:
+    """Optuna's fANOVA imports scikit-learn as it computes (a dependency: an install that lost it, or a machine's
+    own Python without it); the study's report, written at its end, lost everything to its ImportError."""
+    script = f"""
+import sys
+sys.modules["sklearn"] = None  # no scikit-learn: importing it raises ImportError
+from pathlib import Path
+from reports import importance_figure
+from tests.reports.test_importance_figure import TRIALS, journal_study
+from tests.reports.study_files import SPREAD
+fig = importance_figure.importances(TRIALS, "train", journal_study(Path({str(tmp_path)!r}), SPREAD))
+print(fig.layout.title.text, len(fig.data))
+"""
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().endswith("not drawn, Optuna's fANOVA needs scikit-learn, which is not installed here "
+                                        "(pip install scikit-learn) 0"), done.stdout  # fmt: skip
 
 
 def test_importances_need_three_finished_trials(tmp_path: Path) -> None:
