@@ -309,6 +309,8 @@ def finish(study: Study, clock: StudyClock | None = None, stopped: dict[str, str
         report = f"report: {build_report([study.folder], study.folder / REPORT_FILE)}"
     except OSError as err:  # a full disk: the summary is still said (the report can be built again)
         report = f"no report: {error_line(err)}; once there is room: {report_command(study.folder)}"
+    except Exception as err:  # a defect of the report's: the study's results, submission and summary stand
+        report = f"no report: {type(err).__name__}: {err} (a defect: please report it); {report_command(study.folder)}"
     print_summary(study)
     if clock is not None:
         print(clock.summary())
