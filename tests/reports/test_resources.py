@@ -46,9 +46,9 @@ def test_trial_slots_are_the_most_trials_at_once_and_their_empty_time_counts_a_s
     # pretrain: a 1000-1020 and b 1005-1015 at once, d 1025-1030: 2 slots over 30 s, 35 s held
     assert use.loc["pretrain", resources.AT_ONCE] == 2 and use.loc["pretrain", resources.EMPTY_SLOTS_S] == 25.0
     assert use.loc["finetune", resources.AT_ONCE] == 1 and use.loc["finetune", resources.EMPTY_SLOTS_S] == 0.0
-    lines = page.stage_use_table(use.loc["pretrain"]).set_index("")
+    lines = page.stage_use_table(use.iloc[0]).set_index("")  # pretrain's
     assert tuple(lines.loc["trial slots left empty"]) == ("25s", "42% of its 2 trials at once over the stage")
-    assert "trial slots left empty" not in list(page.stage_use_table(use.loc["finetune"])[""])  # one at a time
+    assert "trial slots left empty" not in list(page.stage_use_table(use.iloc[1])[""])  # finetune's: one at a time
     handed_over = pd.DataFrame([timed_epoch("a", "s", 1, 10.0, 10.0), timed_epoch("b", "s", 1, 20.0, 10.0)])
     assert resources.slots(resources.trial_intervals(handed_over)) == (1, 0.0)  # one ends as the next starts
 

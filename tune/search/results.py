@@ -1,10 +1,9 @@
 """Study results as Parquet, written while the study runs by a Ray Tune callback.
 
-OUT/NAME/results/trials.parquet holds one row per trial (all stages), epochs.parquet one row per trial
-per epoch; their columns are named in reports.schema, which the report reads them with. Each write goes
-to a temporary file that is renamed over the old one, so a crash leaves readable files holding
-everything finished so far; a resumed study reads them back and updates rows in place, so every trial
-appears exactly once.
+OUT/NAME/results/trials.parquet holds one row per trial (all stages), epochs.parquet one row per trial per epoch;
+their columns are named in reports.schema, which the report reads them with. Each write goes to a temporary file
+renamed over the old one, so a crash leaves readable files holding everything finished so far; a resumed study
+reads them back and updates rows in place, so every trial appears exactly once.
 """
 
 from __future__ import annotations
@@ -102,6 +101,7 @@ class ResultsWriter(Callback):
         self._other_epochs = pd.DataFrame()
         self._last_write = 0.0
         self._reconciled = False
+        self._launched: dict[str, pd.Timestamp] = {}  # trial id -> when this run's driver first saw it
 
     @property
     def rows(self) -> dict[str, dict[str, Any]]:
@@ -114,7 +114,7 @@ class ResultsWriter(Callback):
         self, stop: Any = None, num_samples: int | None = None, total_num_samples: int | None = None, **info: Any
     ) -> None:
         """Read back what an earlier (crashed) run of this study wrote."""
-        self._launched: dict[str, pd.Timestamp] = {}  # trial id -> when this run's driver first saw it
+        self._launched = {}  # also for a writer unpickled from a study made before it had one
         # a writer unpickled from a study made before the budget's values left the trials' config, which holds them
         self.run_values = getattr(self, "run_values", {})
         self.folder.mkdir(parents=True, exist_ok=True)
