@@ -1,7 +1,9 @@
 """Where a study's time went, from its epochs table: when each trial ran, the gaps when none did, the share
 of the time the GPU was busy, and the seconds of each phase of an epoch. Pure pandas, numbers only.
 
-An epoch covers [EPOCH_END - EPOCH_SECONDS, EPOCH_END] (Unix seconds). Epochs without those two columns
+An epoch covers [EPOCH_END - EPOCH_SECONDS, EPOCH_END] (Unix seconds; EPOCH_END is taken from REPORTED_AT where an
+epoch has it: Ray's own is whole seconds, which made trials that ran one after the other seem to overlap by up to a
+second, two slots where one ran). Epochs without those two columns
 (studies made before segtune recorded them) are left out; with none left, every function answers with an
 empty table, zeros or None rather than raising.
 """
@@ -21,6 +23,7 @@ from reports.schema import (
     GPU_PEAK_GB,
     MICRO_BATCHES,
     PHASES,
+    REPORTED_AT,
     SETUP_S,
     STAGE,
     STARTED_AT,
@@ -52,6 +55,8 @@ def timed(epochs: pd.DataFrame) -> pd.DataFrame:
     """The epochs that have both EPOCH_END and EPOCH_SECONDS; none of an older table."""
     if not len(epochs) or EPOCH_END not in epochs or EPOCH_SECONDS not in epochs:
         return epochs.iloc[:0]
+    if REPORTED_AT in epochs:
+        epochs = epochs.assign(**{EPOCH_END: epochs[REPORTED_AT].fillna(epochs[EPOCH_END])})
     return epochs[epochs[EPOCH_END].notna() & epochs[EPOCH_SECONDS].notna()]
 
 

@@ -88,7 +88,8 @@ RESTARTS = "restarts"  # times Ray ran the trial again after its process ended (
 
 EPOCH = "epoch"  # epochs-table column: 1-based epoch (Ray's training_iteration)
 # epochs-table columns of where an epoch's time went (seconds; Ray's EPOCH_END and EPOCH_SECONDS included)
-EPOCH_END = "timestamp"  # when the epoch's result was reported (Unix seconds, Ray's)
+EPOCH_END = "timestamp"  # when the epoch's result was reported (Unix seconds, Ray's: whole ones)
+REPORTED_AT = "reported_at"  # the same moment, the trial's own clock to the microsecond (what the report times by)
 EPOCH_SECONDS = "time_this_iter_s"  # the epoch's wall time in the trial, Ray's
 SETUP_S = "time_setup_s"  # before a trial's first epoch: its process, data and model (reports.resources.with_setup)
 DATA_WAIT_S = "time_data_s"  # training waiting for its next batch (reading, decoding, copying to the device)

@@ -53,6 +53,16 @@ def test_trial_slots_are_the_most_trials_at_once_and_their_empty_time_counts_a_s
     assert resources.slots(resources.trial_intervals(handed_over)) == (1, 0.0)  # one ends as the next starts
 
 
+def test_epochs_are_timed_by_the_trials_own_clock_not_rays_whole_seconds() -> None:
+    """Ray's timestamp is whole seconds: a trial that began 0.1 s after the one before it ended seemed to overlap it."""
+    a, b = timed_epoch("a", "s", 1, 11.0, 10.0), timed_epoch("b", "s", 1, 21.0, 10.2)  # Ray's: a to 11, b from 10.8
+    rounded = pd.DataFrame([a, b])
+    assert resources.slots(resources.trial_intervals(rounded))[0] == 2
+    own = pd.DataFrame([{**a, schema.REPORTED_AT: 10.3}, {**b, schema.REPORTED_AT: 20.6}])  # a to 10.3, b from 10.4
+    assert resources.slots(resources.trial_intervals(own))[0] == 1
+    assert list(resources.trial_intervals(own)[resources.END]) == [10.3, 20.6]
+
+
 def test_gaps_shorter_than_min_gap_s_are_the_hand_over_between_trials() -> None:
     epochs = pd.DataFrame([timed_epoch("a", "s", 1, 10.0, 10.0), timed_epoch("b", "s", 1, 20.5, 10.0)])
     assert resources.idle_gaps(epochs).empty

@@ -244,7 +244,7 @@ def make_tuner(study: Study, stage: Stage, job: StageJob, stage_dir: Path) -> tu
         tuple(job.parents),
         experiment_dir=study.folder,
         study=str(cfg.name),
-        seed=cfg.sampler_seed,
+        seed=study.stage_seed(stage),
         overrides=stage_overrides(study, stage),
         deadline=study.deadline,
         fail_trials=cfg.fail_trials,

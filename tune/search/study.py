@@ -12,6 +12,7 @@ import platform
 import shlex
 import subprocess
 import sys
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,6 +71,12 @@ class Study:
     @property
     def results_dir(self) -> Path:
         return self.folder / RESULTS_DIR
+
+    def stage_seed(self, stage: Stage) -> int:
+        """TPE's seed for `stage`: the study's (SearchConfig.sampler_seed) for its first stage, mixed with the stage's
+        name for the others (each drew the first stage's configurations again: the same lr, weight decay, batch)."""
+        seed = self.cfg.sampler_seed
+        return seed if stage.name == self.space.stages[0].name else (seed + zlib.crc32(stage.name.encode())) % 2**32
 
     @property
     def samples(self) -> int:
@@ -140,6 +147,13 @@ class Study:
     def _data(self) -> dict[str, object]:
         return read_record(self.folder / DATA_FILE)  # {}: none (a study older than the file), nothing to compare
 
+    def _budget_values(self) -> dict[str, object]:
+        """The budget's values as the run takes them: its trials a stage as --samples says (RUN_RESOURCES says the
+        trials at once; the overrides, each stage's --set, are the study's settings)."""
+        values = {**dataclasses.asdict(self.budget), "samples": self.samples}
+        del values["max_concurrent"]
+        return values
+
     def record_run(self, *, ended: bool, stopped: dict[str, str] | None = None) -> None:
         """OUT/NAME/run.json: this run's stages, whether it reached the study's end, and the stages that stopped it
         (`stopped`: stage -> why). Written at the start (not ended) and before the report (ended), so that a report
@@ -148,7 +162,7 @@ class Study:
             RUN_STAGES: [s.name for s in self.space.stages],
             RUN_ENDED: ended,
             RUN_STOPPED: stopped or {},
-            RUN_BUDGET: dataclasses.asdict(self.budget),
+            RUN_BUDGET: self._budget_values(),
             RUN_RESOURCES: self.resources.describe().removeprefix("resources: "),
             RUN_SOFTWARE: software(),
             RUN_COMMAND: command(),

@@ -18,7 +18,16 @@ import torch
 from data.cache import CacheCheck, OnError
 from data.files import warnings_as_lines
 from models.registry import model_entry
-from reports.schema import CHECKPOINT_S, EPOCH, FIRST_STEP_AT, NODE_ID, TORCH_THREADS, TRAIN_LOSS, TRIAL_DIR
+from reports.schema import (
+    CHECKPOINT_S,
+    EPOCH,
+    FIRST_STEP_AT,
+    NODE_ID,
+    REPORTED_AT,
+    TORCH_THREADS,
+    TRAIN_LOSS,
+    TRIAL_DIR,
+)
 from tune.plugins import load_plugins
 from tune.search.failures import FailedBefore
 from tune.search.keys import CHECKPOINT_NAME, FAILED_KEY, FAULT_KEY, PARENT_KEY
@@ -160,6 +169,7 @@ def train_trial(config: dict[str, Any], *, job: StageJob) -> None:
             }
             # Ray's live trial table shows the first 4 metrics of a result: the epoch, the stage's metric first
             first = {key: metrics[key] for key in (EPOCH, job.metric, TRAIN_LOSS) if key in metrics}
+            extra[REPORTED_AT] = time.time()  # (Ray's timestamp is whole seconds: epochs would seem to overlap)
             tune.report({**first, **metrics, **extra}, checkpoint=tune.Checkpoint.from_directory(folder))
 
 

@@ -90,7 +90,7 @@ def warm_start(study: Study, stage: Stage) -> None:
             + (f", the best {len(best)} run again first" if best else "")
             + (f" (the stage runs {study.samples} trials in all)" if asked > study.samples and best else "")
             + (f" ({asked} asked: it has {len(best)} with a result)" if len(best) < min(asked, study.samples) else "")
-            + f" (TPE seeded {study.cfg.sampler_seed}, --seed mixed with that study's name: its random start does not "
+            + f" (TPE seeded {study.stage_seed(stage)}, --seed mixed with that study's name: its random start does not "
             "draw that study's configurations again)"
         )
     for point in stage.first:  # what the overrides leave searched of it; the other parameters sampled as usual
