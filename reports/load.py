@@ -45,6 +45,7 @@ from reports.schema import (
     STUDY_FILE,
     TRIALS_FILE,
     Status,
+    duration,
     optuna_study_name,
     read_parquet,
     read_results,
@@ -176,12 +177,18 @@ def load_experiment(folder: str | os.PathLike[str]) -> Experiment:
         gallery=gallery,
         references=references,
         space=space,
-        data=str(settings.get("data") or EMBEDDED) if settings else "",
+        data=_data(settings),
         ran=ran_with(settings, run),
         notes=notes,
         studies=studies,
         submission=_submission(folder),
     )
+
+
+def _data(settings: dict[str, Any]) -> str:
+    """The data a study ran on, as the side-by-side table says it: its root, and the val videos it was scored on."""
+    first = f" (the first {settings['val_videos']} val videos)" if settings.get("val_videos") is not None else ""
+    return str(settings.get("data") or EMBEDDED) + first if settings else ""
 
 
 def _submission(folder: Path) -> dict[str, Any] | None:
@@ -239,17 +246,6 @@ def unfinished_text(folder: Path) -> str | None:
     running = int((trials[STATUS] == Status.RUNNING).sum()) if len(trials) else 0
     why = f"{running} trial(s) did not end: {_DIED}" if running else len(trials) and _partial(folder, trials, run)
     return f"{folder}: {why}; --resume finishes it. This takes its trials so far" if why else None
-
-
-def duration(seconds: float) -> str:
-    """Seconds as the report and the terminal write them: 1h02m, 3m05s, 42s, 4.5s (tenths under a minute: a budget of
-    4.5 s is not shown as 4)."""
-    if seconds < 59.95:
-        return f"{seconds:.1f}".removesuffix(".0") + "s"
-    seconds = round(seconds)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
 def _older(path: Path, than: Path) -> bool:

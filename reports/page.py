@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,7 +12,7 @@ import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
 from reports import figures, importance_figure, resource_figures, resources
-from reports.load import Experiment, duration
+from reports.load import Experiment
 from reports.schema import (
     BEST_EPOCH,
     BEST_METRIC,
@@ -35,7 +34,7 @@ from reports.schema import (
     VIDEO_ID,
     VIDEOS,
     WALL_TIME_S,
-    best_value,
+    duration,
     is_missing,
     is_number,
     param_columns,
@@ -45,6 +44,7 @@ from reports.schema import (
     stage_order,
     status_text,
 )
+from reports.side_by_side import SIDE_BY_SIDE, side_row
 from reports.spent import epochs_spent_text
 
 STYLE = """
@@ -310,13 +310,13 @@ def stage_use_table(row: pd.Series) -> pd.DataFrame:
 def build_page(experiments: Sequence[Experiment], *, title: str = "Hyperparameter search report") -> str:
     sections = []
     if len(experiments) > 1:
-        first = _side(experiments[0])
+        first = side_row(experiments[0])
         head = "".join(
             f"<th{' class=text' * isinstance(v, str)}>{name}</th>" for name, v in zip(SIDE_BY_SIDE, first, strict=True)
         )
         rows = "".join(
             "<tr>"
-            + "".join(f"<td{' class=text' * isinstance(v, str)}>{html.escape(_fmt(v))}</td>" for v in _side(e))
+            + "".join(f"<td{' class=text' * isinstance(v, str)}>{html.escape(_fmt(v))}</td>" for v in side_row(e))
             + "</tr>"
             for e in experiments
         )
@@ -344,16 +344,3 @@ def html_page(title: str, body: str) -> str:
 <script>{SORT_SCRIPT}</script>
 </body></html>
 """
-
-
-SIDE_BY_SIDE = ("study", "space", "data", "trials", "final stage's metric", "its best", "trial-hours", "GPU-hours")
-
-
-def _side(exp: Experiment) -> tuple[Any, ...]:
-    """A study's row of the side-by-side table (SIDE_BY_SIDE): what it searched, its best, what it spent."""
-    trials, final = exp.trials, exp.stages[-1] if exp.stages else None
-    metric = "{} ({})".format(*figures.metric_of(trials, final)) if final else ""
-    spent = [float(trials[c].fillna(0).sum()) if c in trials else math.nan for c in (WALL_TIME_S, GPU_HOURS)]
-    best = best_value(trials, final) if final else math.nan
-    live = " (running now: a snapshot)" * any(n.startswith("the study is running now") for n in exp.notes)
-    return exp.name + live, exp.space or "?", exp.data or "?", len(trials), metric, best, spent[0] / 3600, spent[1]

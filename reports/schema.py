@@ -191,6 +191,17 @@ def is_number(value: Any) -> TypeGuard[float]:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)  # numpy's too; (a bool is an int)
 
 
+def duration(seconds: float) -> str:
+    """Seconds as the report and the terminal write them: 1h02m, 3m05s, 42s, 4.5s (tenths under a minute: a budget of
+    4.5 s is not shown as 4)."""
+    if seconds < 59.95:
+        return f"{seconds:.1f}".removesuffix(".0") + "s"
+    seconds = round(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
 def short_value(value: Any) -> str:
     """A hyperparameter's value in a line of text: 3 significant digits for a float, "-" for none."""
     return "-" if is_missing(value) else f"{value:.3g}" if isinstance(value, float) else str(value)
@@ -293,13 +304,28 @@ def best_value(trials: pd.DataFrame, stage: str) -> float:
     return float(rows[BEST_METRIC].iloc[0]) if len(rows) else math.nan
 
 
+def times_floor(best: float, floor: float) -> str:
+    """The best model against all background's score: "2.6x ", "below " (not "1.0x"), "" where the floor is 0 or
+    unknown (NaN)."""
+    return ("below " if best < floor else f"{best / floor:.1f}x ") if floor > 0 else ""
+
+
+def against_floor(table: pd.DataFrame | None) -> str:
+    """The references table (REFERENCES_FILE) in a few words: "2.6x all background, on 20 val videos"; "" without."""
+    if table is None or not len(table) or ANSWER not in table:
+        return ""
+    scores = dict(zip(table[ANSWER], table[IOU], strict=True))
+    times = times_floor(scores.get(ANSWER_BEST, math.nan), scores.get(ANSWER_BACKGROUND, math.nan))
+    videos = int(table[VIDEOS].iloc[0])
+    return f"{times}{ANSWER_BACKGROUND}, on {videos} val video{'s' * (videos != 1)}" if times else ""
+
+
 def references_text(table: pd.DataFrame) -> str:
     """The references table (REFERENCES_FILE) in a sentence: "on 20 val videos: the best model 0.0573, 2.6x all
     background (0.0217); the rules on the true masks (...): copy_last 0.2766, extrapolate 0.4811"."""
     scores = dict(zip(table[ANSWER], table[IOU], strict=True))
     best, floor = scores.pop(ANSWER_BEST, math.nan), scores.pop(ANSWER_BACKGROUND, math.nan)
-    # a ratio where the floor is above 0 (False for NaN too); a model under it is said to be, not "1.0x"
-    times = ("below " if best < floor else f"{best / floor:.1f}x ") if floor > 0 else ""
+    times = times_floor(best, floor)
     videos = int(table[VIDEOS].iloc[0])
     digits = next((d for d in range(4, 9) if f"{best:.{d}f}" != f"{floor:.{d}f}"), 4)  # "0.1075, below ... (0.1075)"
     text = (

@@ -79,7 +79,7 @@ def test_side_by_side_shows_the_best_of_each_final_stage(tmp_path: Path) -> None
     row = "<td class=text>{}</td><td class=text>unet</td><td class=text>?</td><td>2</td><td class=text>val_iou ({})</td><td>{}</td>"
     assert row.format("low", "min", 0.1) in page and row.format("high", "max", 0.3) in page
     assert "ran on different data" not in page  # (neither says: no search.json)
-    assert page.count("<td>0.1</td><td>0.03333</td><td>0</td></tr>") == 1  # 2 trials of 60 s, no GPU
+    assert page.count("<td>0.1</td><td class=text></td><td>0.03333</td><td>0</td></tr>") == 1  # 2 trials of 60 s
     (high / schema.DRIVER_LOCK).write_text("pid 4242 on node7, since 2026-12-05 10:00:00 UTC\n")
     with open(high / schema.DRIVER_LOCK) as held:  # its driver runs: its row is a snapshot, and says so
         fcntl.flock(held, fcntl.LOCK_EX)
@@ -94,6 +94,21 @@ def test_side_by_side_names_the_data_of_each_study_and_says_where_they_differ(tm
     assert "<td class=text>/d/kubric</td>" in page and "<td class=text>the embedded synthetic set</td>" in page
     assert "These studies ran on different data: their scores are not of the same val videos." in page
     assert "ran on different data" not in build_page([load_experiment(own), load_experiment(own)])
+    fewer = write_study_folder(tmp_path / "f", [trial_row("a", 0.3)], settings={"data": "/d/kubric", "val_videos": 50})
+    page = build_page([load_experiment(own), load_experiment(fewer)])  # one root, other val videos: not comparable
+    assert "<td class=text>/d/kubric (the first 50 val videos)</td>" in page and "ran on different data" in page
+
+
+def test_side_by_side_sets_each_best_model_against_all_background(tmp_path: Path) -> None:
+    """Three studies at 0.1075 read as a tie at a real score: the floor (all background) said beside each."""
+    folders = [write_study_folder(tmp_path / n, [trial_row("a", 0.3)]) for n in ("floor", "above")]
+    for folder, best in zip(folders, (0.1075, 0.28), strict=True):
+        answers = {schema.ANSWER: [schema.ANSWER_BEST, schema.ANSWER_BACKGROUND], schema.IOU: [best, 0.1075]}
+        pd.DataFrame({**answers, schema.VIDEOS: 20}).to_parquet(folder / schema.RESULTS_DIR / schema.REFERENCES_FILE)
+    page = build_page([load_experiment(f) for f in folders])
+    assert "<th class=text>the best model on val</th>" in page
+    assert "<td class=text>1.0x all background, on 20 val videos</td>" in page
+    assert "<td class=text>2.6x all background, on 20 val videos</td>" in page
 
 
 def test_a_stage_shows_the_rules_measured_at_its_best_trials_best_epoch(tmp_path: Path) -> None:

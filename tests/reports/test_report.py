@@ -140,7 +140,7 @@ def test_report_of_two_studies_side_by_side(
     assert {"comparison", "e1-parents-1", "e1-s0-curves", "e1-s1-curves"} <= ids
     assert all(f["drawn"] for f in seen["figures"])
     assert "Side by side" in seen["text"]
-    assert "final stage's metric\tits best\ttrial-hours\tGPU-hours" in seen["text"]  # what each searched and spent
+    assert "final stage's metric\tits best\tthe best model on val\ttrial-hours\tGPU-hours" in seen["text"]  # (spent)
     assert "val_iou (max)" in seen["text"]
     ran = [
         line for line in seen["text"].splitlines() if line.startswith("Its last run ran with seed 0; budget smoke (")

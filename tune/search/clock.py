@@ -14,7 +14,6 @@ import shlex
 import time
 from typing import Any
 
-from reports.load import duration
 from reports.schema import (
     BUDGET_CUT,
     BUDGET_FILE,
@@ -28,6 +27,7 @@ from reports.schema import (
     TRIAL_ID,
     WALL_TIME_S,
     Status,
+    duration,
     read_results,
 )
 from tune.search.config import SearchConfig

@@ -17,8 +17,7 @@ import pandas as pd
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 
-from reports.load import duration
-from reports.schema import BEST_EPOCH, BEST_METRIC, EPOCHS, STATUS, TRIAL_ID, Status, is_missing, ranked
+from reports.schema import BEST_EPOCH, BEST_METRIC, EPOCHS, STATUS, TRIAL_ID, Status, duration, is_missing, ranked
 from tune.search.deadline import Deadline
 from tune.search.keys import TRAINING_ITERATION
 from tune.search.results import ResultsWriter

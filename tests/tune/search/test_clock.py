@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from reports import schema
-from reports.load import duration, load_experiment
+from reports.load import load_experiment
+from reports.schema import duration
 from tests.reports.study_files import trial_row, write_study_folder
 from tune.search.clock import StudyClock
 from tune.search.config import SearchConfig
