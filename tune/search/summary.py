@@ -128,7 +128,8 @@ def print_summary(study: Study) -> None:
         scores, above = rule_scores(epochs, best), rules_above(epochs, best)
         for rule, score in above.items():
             print(
-                f"the rule {rule} scores {score:.4f} on the best trial's val masks, above it (no training); to submit "
+                f"the rule {rule} scores {score:.4f} on the best trial's val masks (its segmenter's), above it (no "
+                f"training); to submit "
                 f"it: {submit(rule)}"
             )
         if scores and not above:
@@ -154,7 +155,7 @@ def unbeaten_text(model: str, best: pd.Series, scores: dict[str, float]) -> str:
     shown = ", ".join(f"{rule} {score:.4f} ({value - score:+.4f})" for rule, score in scores.items())
     tied = [rule for rule, score in scores.items() if score == value]
     verb = f"ties {', '.join(tied)}, and no rule beats it," if tied else "beats every rule"
-    return f"the best {model} ({best[TRIAL_ID]}) {verb} on the same val masks: {shown}"
+    return f"the best {model} ({best[TRIAL_ID]}) {verb} on the same val masks (its segmenter's): {shown}"
 
 
 def rules_above(epochs: pd.DataFrame, best: pd.Series) -> dict[str, float]:

@@ -39,11 +39,11 @@ def test_a_best_trial_that_ties_a_rule_is_not_said_to_beat_it() -> None:
     """On a tiny set every answer can be all background: the model and the rules score exactly the same."""
     best = pd.Series({"trial_id": "a", "best_metric": 0.16125})
     assert unbeaten_text("mask_predictor", best, {"copy_last": 0.16125, "extrapolate": 0.1}) == (
-        "the best mask_predictor (a) ties copy_last, and no rule beats it, on the same val masks: "
+        "the best mask_predictor (a) ties copy_last, and no rule beats it, on the same val masks (its segmenter's): "
         "copy_last 0.1613 (+0.0000), extrapolate 0.1000 (+0.0612)"
     )
     assert unbeaten_text("mask_predictor", best, {"copy_last": 0.1, "extrapolate": 0.1}).startswith(
-        "the best mask_predictor (a) beats every rule on the same val masks: copy_last 0.1000 (+0.0612)"
+        "the best mask_predictor (a) beats every rule on the same val masks (its segmenter's): copy_last 0.1000 (+0.0612)"
     )
 
 
