@@ -167,7 +167,7 @@ def load_experiment(folder: str | os.PathLike[str]) -> Experiment:
         )
     if not driver:  # a running driver's run has not stopped (yet): what stopped the last one is past
         notes += _stopped_by(run)
-    studies = _load_studies(folder, settings.get("name") or folder.name, stage_order(trials), notes)
+    studies = _load_studies(folder, name, stage_order(trials), notes)
     return Experiment(
         name=folder.name,
         folder=folder,

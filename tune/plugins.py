@@ -26,10 +26,7 @@ from typing import Any
 from data.files import atomic_write, not_a
 from models.registry import list_models, model_entry
 from reports.records import read_record, read_study_settings
-from reports.schema import (
-    PLUGINS_FILE,
-    STUDY_FILE,
-)
+from reports.schema import PLUGINS_FILE, STUDY_FILE
 
 FILE_MODULE = "segtune_plugin_"  # a plugin file's module name: this and its stem
 

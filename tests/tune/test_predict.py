@@ -18,9 +18,7 @@ from data.cache import decode_split
 from data.metric import competition_iou
 from reports.checkpoints import best_checkpoint
 from reports.records import read_submission
-from reports.schema import (
-    ranked,
-)
+from reports.schema import ranked
 from tests.small_disk import on_small_disk
 from tune.predict import main
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import importlib.metadata
 import json
 import platform
@@ -175,6 +176,7 @@ _PACKAGES = ("segtune", "torch", "ray", "optuna", "numpy")  # what decides a stu
 _CHECKOUT = Path(__file__).resolve().parents[2]  # the project's folder, a git checkout where it runs from one
 
 
+@functools.cache  # (a run records it as it starts and as it ends)
 def software() -> dict[str, str]:
     """The versions a run runs with: Python, _PACKAGES, and the checkout's commit (git describe: `-dirty` where
     files differ from it) where segtune runs from a git checkout."""

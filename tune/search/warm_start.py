@@ -26,11 +26,7 @@ from optuna.trial import FrozenTrial, TrialState
 from data.files import not_a
 from reports.load import unfinished_text
 from reports.records import read_study_settings
-from reports.schema import (
-    OPTUNA_FILE,
-    STUDY_FILE,
-    optuna_study_name,
-)
+from reports.schema import OPTUNA_FILE, STUDY_FILE, optuna_study_name
 from tune.search.overrides import NOT_OVERRIDABLE, Param, describe_stage
 from tune.search.searcher import TRIAL_ID_ATTR, journal_storage
 from tune.search.spaces import Stage

@@ -19,9 +19,7 @@ from models.config import config_to_dict
 from models.registry import model_entry
 from reports.checkpoints import beside, best_checkpoint, study_of
 from reports.records import read_study_settings
-from reports.schema import (
-    EPOCH,
-)
+from reports.schema import EPOCH
 from tune.training.checkpoints import checkpoint_run, load_checkpoint, save_checkpoint
 from tune.training.config import RUNTIME_FIELDS, RunConfig, TrainConfig
 from tune.training.inference import resolve_device
