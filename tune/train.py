@@ -195,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
             stop = source.pretrain_stop if not args.pretrain_epochs else None
             stopped = f", stopped after epoch {stop} as the study's part was" if stop else ""
             print(f"  its pretrained part with the training settings it had there: {_epochs(pretrain)}{stopped}")
+        if segmenter is not None:  # the masks it trains on (a mask_space or dynamics model's)
+            print(f"  on the masks of the segmenter {segmenter}{' (--segmenter)' if args.segmenter else ', as it was'}")
     made, locked, held_it = not out.exists(), (out / RUN_LOCK).exists(), False
     try:
         ensure_writable(out)  # before an epoch is spent on a run whose checkpoint could not be saved

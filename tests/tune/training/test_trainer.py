@@ -388,6 +388,7 @@ def test_from_a_mask_space_checkpoint_trains_on_its_segmenters_masks(
     printed = capsys.readouterr().out
     assert f"data: {synth_root} (the study's; --data for another)\n" in printed
     assert "videos: the first 1 unlabeled videos (the study's), the first 1 val videos (the study's)\n" in printed
+    assert f"  on the masks of the segmenter {segmenter}, as it was\n" in printed  # (which one, said)
     state = load_checkpoint(tmp_path / "m" / "checkpoint.pt")
     assert state["run"]["model"] == "mask_predictor" and state["pipeline"] == {"segmenter": segmenter}
 
