@@ -124,6 +124,10 @@ class Resources:
         return {"cpu": self.cpus_per_trial, "gpu": self.gpus_per_trial}
 
     def describe(self) -> str:
+        return f"resources: {self.in_words()}"
+
+    def in_words(self) -> str:
+        """The trials at once, each one's share, and the cluster (the run's record: run.json)."""
         on = f"{self.gpus_per_trial:g} GPU, " if self.on_gpu else ""
         own = (
             "; the study's own work (pseudo-labels, the best model's evaluation, the submission) runs on this "
@@ -132,7 +136,7 @@ class Resources:
             else ""
         )
         return (
-            f"resources: {self.concurrent} trials at once, each {on}{self.cpus_per_trial:g} CPUs "
+            f"{self.concurrent} trials at once, each {on}{self.cpus_per_trial:g} CPUs "
             f"({self.threads} threads){', compiled' if self.compile else ''}; {self.cluster}{own}"
         )
 

@@ -164,7 +164,7 @@ class Study:
             RUN_ENDED: ended,
             RUN_STOPPED: stopped or {},
             RUN_BUDGET: self._budget_values(),
-            RUN_RESOURCES: self.resources.describe().removeprefix("resources: "),
+            RUN_RESOURCES: self.resources.in_words(),
             RUN_SOFTWARE: software(),
             RUN_COMMAND: command(),
         }
