@@ -20,13 +20,24 @@ import math
 from pathlib import Path
 
 import optuna
+import pandas as pd
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from data.files import not_a
 from reports.load import unfinished_text
 from reports.records import read_study_settings
-from reports.schema import OPTUNA_FILE, STUDY_FILE, optuna_study_name
+from reports.schema import (
+    BEST_METRIC,
+    EPOCHS,
+    MODE,
+    OPTUNA_FILE,
+    STAGE,
+    STUDY_FILE,
+    TRIAL_NUMBER,
+    optuna_study_name,
+    ranked,
+)
 from tune.search.overrides import NOT_OVERRIDABLE, Param, describe_stage
 from tune.search.searcher import TRIAL_ID_ATTR, journal_storage
 from tune.search.spaces import Stage
@@ -100,13 +111,22 @@ def _best_first(trials: list[FrozenTrial], mode: str) -> list[FrozenTrial]:
     """OLD's trials by the best-trial rule of its summary and report (reports.schema.ranked): each by its best
     epoch's value (a trial the budget cut or ASHA stopped too: a cut one can be the best), ties to the one trained
     longer; those with no value left out."""
-    scored = []
-    for trial in trials:
-        values = [v for v in (*trial.intermediate_values.values(), trial.value) if v is not None and math.isfinite(v)]
-        if values:
-            best = max(values) if mode == "max" else min(values)
-            scored.append((-best if mode == "max" else best, -len(trial.intermediate_values), trial.number, trial))
-    return [entry[-1] for entry in sorted(scored, key=lambda entry: entry[:3])]
+    pick = max if mode == "max" else min
+    values = [
+        [v for v in (*trial.intermediate_values.values(), trial.value) if v is not None and math.isfinite(v)]
+        for trial in trials
+    ]
+    rows = pd.DataFrame(
+        {
+            STAGE: "",
+            MODE: mode,
+            BEST_METRIC: [pick(found) if found else math.nan for found in values],
+            EPOCHS: [len(trial.intermediate_values) for trial in trials],
+            TRIAL_NUMBER: [trial.number for trial in trials],
+        },
+        index=range(len(trials)),
+    )
+    return [trials[i] for i in ranked(rows, "").index]
 
 
 def _holds(distribution: BaseDistribution, value: object) -> bool:
