@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.registry import model_entry
+from models.registry import InputKind, model_entry
 
 Infer = Callable[[torch.Tensor], Any]  # uint8 batch -> the model's output
 
@@ -43,7 +43,7 @@ def autocast(device: torch.device, enabled: bool = True) -> AbstractContextManag
     return nullcontext()
 
 
-def model_inputs(frames: torch.Tensor, input_kind: str) -> torch.Tensor:
+def model_inputs(frames: torch.Tensor, input_kind: InputKind) -> torch.Tensor:
     """uint8 frames -> the float input a model of `input_kind` takes, on the frames' device (class-id
     masks, for a mask model, go in as they are)."""
     if input_kind == "masks":
@@ -112,7 +112,7 @@ class ModelRunner:
         channels_last: bool = False,
         forward: Callable[..., Any] | None = None,
         input_scale: float = 1.0,
-        input_kind: str | None = None,
+        input_kind: InputKind | None = None,
     ) -> None:
         self.forward = model if forward is None else forward  # not `or`: a compiled module refuses len()
         self.input_kind = input_kind or model_entry(model_name).input_kind
@@ -133,7 +133,7 @@ class ModelRunner:
         """The runner of a RunConfig's model: its registered name and its training input scale."""
         return cls(model, run.model, device, input_scale=run.train.input_scale, **options)
 
-    def with_forward(self, forward: Callable[..., Any], input_kind: str) -> ModelRunner:
+    def with_forward(self, forward: Callable[..., Any], input_kind: InputKind) -> ModelRunner:
         """The same runner (device, autocast, scale) calling another entry point of the model."""
         other = copy.copy(self)
         other.forward, other.input_kind, other.prior_of = forward, input_kind, None
