@@ -31,6 +31,7 @@ from reports.schema import (
     STATUS,
     SUBMISSION_FILE,
     TRIAL_ID,
+    VAL_ORACLE_IOU,
     VIDEO_ID,
     VIDEOS,
     WALL_TIME_S,
@@ -185,14 +186,21 @@ def references_html(trials: pd.DataFrame, epochs: pd.DataFrame, stage: str) -> s
         return ""
     top = best.iloc[0]
     rows = epochs[(epochs[TRIAL_ID] == top[TRIAL_ID]) & (epochs[EPOCH] == top[BEST_EPOCH])]
-    shown = [(label, rows[column].iloc[0]) for column, label in REFERENCES.items() if column in rows and len(rows)]
-    shown = [(label, value) for label, value in shown if not pd.isna(value)]
+    shown = {column: rows[column].iloc[0] for column in REFERENCES if column in rows and len(rows)}
+    shown = {column: value for column, value in shown.items() if not pd.isna(value)}
     if not shown:
         return ""
-    items = "".join(f"<li>{html.escape(label)}: {_fmt(value)}</li>" for label, value in shown)
+    items = "".join(f"<li>{html.escape(REFERENCES[column])}: {_fmt(value)}</li>" for column, value in shown.items())
+    scores = (  # a per-frame segmenter (only it has an oracle): its metric is not the task's, whatever its name
+        f" (its masks of the true frames 11 and 22: a segmenter's, not a prediction of frame 22; the {top[METRIC]} of the "
+        "stage that trains on its masks is the task's)"
+        if VAL_ORACLE_IOU in shown
+        else ""
+    )
     return (
         f'<div class="references"><p>Best trial {html.escape(str(top[TRIAL_ID]))}: {html.escape(str(top[METRIC]))} '
-        f"{_fmt(top[BEST_METRIC])}; the rules on the same masks at its best epoch:</p><ul>{items}</ul></div>"
+        f"{_fmt(top[BEST_METRIC])}{html.escape(scores)}; the rules on the same masks at its best epoch:</p>"
+        f"<ul>{items}</ul></div>"
     )
 
 

@@ -125,6 +125,21 @@ def test_a_stage_shows_the_rules_measured_at_its_best_trials_best_epoch(tmp_path
     assert "oracle" not in page  # not reported by this study
 
 
+def test_a_segmenter_stage_says_its_metric_scores_its_masks_of_true_frames(tmp_path: Path) -> None:
+    """mask_space's two stages both report val_iou: the segmenter's (0.8, its masks of frames 11 and 22) read as
+    the better model beside the predictor's (0.3, frame 22 predicted). A stage with an oracle is a segmenter."""
+    folder = write_study_folder(tmp_path / "s", [trial_row("a", 0.8)])
+    epochs_file = folder / schema.RESULTS_DIR / schema.EPOCHS_FILE
+    epochs = pd.read_parquet(epochs_file)
+    epochs[schema.VAL_ORACLE_IOU] = [0.82]
+    epochs.to_parquet(epochs_file, index=False)
+    page = build_page([load_experiment(folder)])
+    assert (
+        "Best trial a: val_iou 0.8 (its masks of the true frames 11 and 22: a segmenter&#x27;s, not a prediction"
+        in page
+    )
+
+
 def test_a_stage_without_rules_shows_no_references(tmp_path: Path) -> None:
     page = build_page([load_experiment(write_study_folder(tmp_path / "u", ROWS))])
     assert 'class="references"' not in page
