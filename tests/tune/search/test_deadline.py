@@ -28,3 +28,15 @@ def test_a_resumed_stage_runs_as_many_trials_at_once_as_its_new_plan_says(unet_s
     mtime = state.stat().st_mtime_ns
     reopen_search(stage, before + 3)  # the same plan: the file is left as it is
     assert state.stat().st_mtime_ns == mtime
+
+
+def test_a_stage_the_deadline_ended_goes_on_suggesting_trials(unet_study: Path, tmp_path: Path) -> None:
+    """A stage cut by the time budget saved its search as finished: reopened, it suggests trials again (with the
+    same plan, where only `finished` differs)."""
+    stage = Path(shutil.copytree(unet_study / "main", tmp_path / "main"))
+    (state,) = stage.glob("search_gen_state-*.json")
+    saved = cloudpickle.loads(state.read_bytes())
+    state.write_bytes(cloudpickle.dumps({**saved, "finished": True}))
+    reopen_search(stage, saved[LIMITER]["max_concurrent"])
+    reopened = cloudpickle.loads(state.read_bytes())
+    assert reopened["finished"] is False and reopened[LIMITER] == saved[LIMITER]
