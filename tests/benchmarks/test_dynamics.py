@@ -17,6 +17,8 @@ from data.classes import INPUT_FRAMES, TARGET_FRAME
 from data.metric import competition_iou
 from models.motion import extrapolate_masks
 from tune.train import main as train
+from tune.training.checkpoints import load_model
+from tune.training.tasks import segment_frames
 
 
 def _scores(table: str) -> dict[str, float]:
@@ -56,7 +58,7 @@ def test_the_table_scores_the_rule_as_the_pipelines_do_and_the_model_beside_it(
 
 
 @pytest.mark.filterwarnings("ignore:object_dynamics. no object:UserWarning")  # an untrained segmenter finds none
-def test_on_a_segmenters_masks_every_answer_is_drawn_on_its_mask_11(
+def test_on_a_segmenters_masks_the_rules_rows_are_the_rules_on_its_masks(
     synth_root: Path, tmp_path: Path, own_cache: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     segmenter = tmp_path / "seg"
@@ -73,4 +75,10 @@ def test_on_a_segmenters_masks_every_answer_is_drawn_on_its_mask_11(
     truth = competition_iou(masks[:, 10], masks[:, TARGET_FRAME])
     assert scores["copy last (mask 11)"] != pytest.approx(truth, abs=1e-4)  # not the true mask 11's copy-last
     assert scores["the rule (extrapolate)"] != pytest.approx(rule, abs=1e-4)  # nor the rule on the true masks
+    run, model = load_model(segmenter / "checkpoint.pt")  # the rules' rows on its masks, to the digit
+    val = decode_split(synth_root, "val", progress=False)
+    seg = torch.from_numpy(segment_frames(run, model, val.frames, INPUT_FRAMES, "cpu")).long()
+    target = masks[:, TARGET_FRAME]
+    assert scores["copy last (mask 11)"] == pytest.approx(competition_iou(seg[:, -1], target), abs=5e-5)
+    assert scores["the rule (extrapolate)"] == pytest.approx(competition_iou(extrapolate_masks(seg), target), abs=5e-5)
     assert len(scores) == 4

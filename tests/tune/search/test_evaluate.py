@@ -1,4 +1,5 @@
-"""A study's submission, written again from a finished study: the same masks tune.predict writes, none (an earlier
+"""A study's submission, written again from a finished study: the same masks as the study's own (those tune.predict
+writes: test_predict's first test), none (an earlier
 one removed) for data with no hidden split to predict, and an earlier one of the same checkpoint kept where writing
 it again fails."""
 
