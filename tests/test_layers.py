@@ -39,6 +39,17 @@ def _package_of(name: str) -> str:
     return name.split(".")[0]
 
 
+def test_project_modules_import_by_absolute_names() -> None:
+    """The checks below read absolute imports: a relative one (`from . import x`) would pass every one unseen."""
+    relative = [
+        f"{name}: from {'.' * node.level}{node.module or ''} import ..."
+        for name, path in MODULES.items()
+        for node in ast.walk(ast.parse(path.read_text(), str(path)))
+        if isinstance(node, ast.ImportFrom) and node.level
+    ]
+    assert not relative, relative
+
+
 def test_no_import_cycle_between_project_modules() -> None:
     state: dict[str, int] = {}  # 1: on the current path, 2: done
     cycles: list[list[str]] = []

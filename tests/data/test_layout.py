@@ -103,9 +103,14 @@ def test_non_rgb_frames_are_converted(copy_root: Path, mode: str) -> None:
     converted.save(path)
     frame = read_frame(path)
     assert frame.shape == (160, 240, 3) and frame.dtype == np.uint8
-    assert np.array_equal(frame, np.asarray(converted.convert("RGB")))
+    stored = np.asarray(converted)  # what the file holds, read without PIL's conversion
     if mode == "RGBA":
-        assert np.array_equal(frame, rgb)
+        assert np.array_equal(frame, rgb) and np.array_equal(frame, stored[..., :3])
+    if mode == "L":  # gray: each channel the stored value
+        assert all(np.array_equal(frame[..., c], stored) for c in range(3))
+    if mode == "P":  # a palette: each index looked up
+        palette = np.asarray(converted.getpalette(), dtype=np.uint8).reshape(-1, 3)
+        assert np.array_equal(frame, palette[stored])
 
 
 def test_a_16_bit_frame_is_refused_not_clipped_to_white(copy_root: Path) -> None:
