@@ -109,10 +109,11 @@ def _study(tmp_path_factory: pytest.TempPathFactory, synth_root: Path, **setting
     from tune.search.driver import run_search
 
     out = tmp_path_factory.mktemp("studies")
-    os.environ["SEGTUNE_CACHE"] = str(out / "decoded")  # the driver's cache, which its trials use
     shared_ray()
     cfg = SearchConfig(data=str(synth_root), budget="smoke", out=str(out), dashboard=False, **settings)  # type: ignore[arg-type]
-    assert run_search(cfg) == 0
+    with pytest.MonkeyPatch.context() as patch:  # the driver's cache, which its trials use; the suite's after it
+        patch.setenv("SEGTUNE_CACHE", str(out / "decoded"))
+        assert run_search(cfg) == 0
     return out / str(settings["name"])
 
 

@@ -127,7 +127,7 @@ def test_a_ctrl_c_that_lands_where_python_drops_exceptions_is_raised_again_out_o
         began = time.monotonic()
         with pytest.raises(KeyboardInterrupt):
             time.sleep(5)
-        assert time.monotonic() - began < 1
+        assert time.monotonic() - began < 4  # not the sleep's 5 s
     finally:
         signal.signal(signal.SIGINT, previous)
 

@@ -27,7 +27,7 @@ def test_a_run_waits_an_instant_for_a_reader_and_is_refused_by_a_holder(tmp_path
 
     reader = threading.Thread(target=look)
     reader.start()
-    looking.wait()
+    assert looking.wait(timeout=60), "the reader never took its lock"
     with run_lock(lock, "the study in runs/x"):
         assert lock.read_text().startswith(f"pid {os.getpid()} on ")
         again = rf"the study in runs/x is running \(pid {os.getpid()} on "

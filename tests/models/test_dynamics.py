@@ -95,5 +95,6 @@ def test_an_object_hears_the_others_only_through_messages(
     "settings", [{"width": 0}, {"rounds": -1}, {"history": 1}, {"track_frames": 12}, {"dropout": 1.0}, {"retention": 0}]
 )
 def test_a_bad_config_is_refused(settings: dict[str, float]) -> None:
-    with pytest.raises(ValueError):
+    (name,) = settings
+    with pytest.raises(ValueError, match=name):  # the field named, not another check's error
         DynamicsConfig(**settings)  # type: ignore[arg-type]

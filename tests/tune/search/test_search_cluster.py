@@ -93,8 +93,9 @@ def test_trials_run_on_both_nodes_of_a_cluster(
             start_new_session=True,  # its group: the node's processes, ended together
         )
         try:
+            began = time.monotonic()
             while len([node for node in ray.nodes() if node["Alive"]]) < 3:
-                assert blind.poll() is None, "the third node did not start"
+                assert blind.poll() is None and time.monotonic() - began < 180, "the third node did not start"
                 time.sleep(0.2)
             args = ["--space", "unet", "--data", str(data), "--budget", "smoke", "--out", str(shared / "out")]
             assert main([*args, "--name", "b", "--address", cluster.address, "--no-dashboard"]) == 2

@@ -58,7 +58,9 @@ def test_a_kill_during_the_copy_of_the_state_leaves_the_last_whole_file(tmp_path
             start_new_session=True,
         )
         assert copier.stdout is not None and copier.stdout.readline() == "copying\n"
+        began = time.monotonic()
         while not all((stage / name).exists() for name in files):
+            assert copier.poll() is None and time.monotonic() - began < 120, "the copier died or never copied"
             time.sleep(0.01)
         time.sleep(random.uniform(0.05, 0.3))
         os.kill(copier.pid, signal.SIGKILL)

@@ -47,6 +47,9 @@ def test_a_node_without_the_drivers_pseudo_labels_makes_them_once_itself(
     assert arrays and arrays == sorted(p.name for p in here.glob("*.npy"))
     for name in arrays:
         assert np.array_equal(np.load(made / name), np.load(here / name)), name
+    stamp = (here / "manifest.json").stat().st_mtime_ns  # once: a second trial on that node finds them made
+    assert dataclasses.replace(job, cache_dir=str(node)).pseudo_here(torch.device("cpu")) == found
+    assert (here / "manifest.json").stat().st_mtime_ns == stamp
     # and nothing for a stage that trains on no segmenter's masks
     assert dataclasses.replace(job, pseudo_dir=None).pseudo_here(torch.device("cpu")) is None
 
