@@ -33,7 +33,7 @@ def test_no_stage_puts_the_budgets_values_in_optunas_config(space: str) -> None:
         constants = DefineByRun(stage, SMOKE, ("parent",))(trial) or {}
         assert not set(SMOKE.run_values()) & set(trial.params), (stage.name, trial.params)
         own = OWN_EPOCH.get((space, stage.name))
-        fixed = {"epoch_samples": own * SMOKE.epoch_samples} if own else {}
+        fixed = {"epoch_samples": own * (SMOKE.epoch_samples or 0)} if own else {}
         assert {key: constants[key] for key in SMOKE.run_values() if key in constants} == fixed, (stage.name, constants)
 
 
