@@ -4,27 +4,12 @@ bank, a checkpoint, a setting) told as argparse's one line with exit status 2, b
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from data.arguments import at_least
 from data.files import ensure_writable, not_a
-
-
-def at_least(low: int) -> Callable[[str], int]:
-    """An argparse type: a whole number >= `low`."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"{value} must be >= {low}")
-        return value
-
-    return parse
-
 
 count = at_least(1)  # trials, seeds, epochs, a batch
 asha_reduction = at_least(2)  # ASHA's reduction factor: 1 would keep every trial at every rung

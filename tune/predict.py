@@ -21,12 +21,14 @@ import sys
 import warnings
 from pathlib import Path
 
+from data.arguments import at_least
 from data.files import ensure_writable, error_line
 from data.layout import index_split
 from reports.checkpoints import best_checkpoint, study_of, trial_stages
 from reports.load import unfinished_text
 from reports.records import read_study_settings, study_data
 from tune.plugins import add_plugin_argument, early_plugins, load_study_plugins
+from tune.search.keys import CHECKPOINT_NAME
 from tune.training.checkpoints import torch_save
 from tune.training.prediction import RULES, predict
 from tune.training.tasks.base import NoMasks
@@ -53,7 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--experiment", type=Path, default=None, help="study folder (OUT/NAME); its best checkpoint is used"
     )
-    parser.add_argument("--checkpoint", type=Path, default=None, help="a checkpoint.pt to use instead")
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        help="a checkpoint.pt to use instead (or a trial's checkpoint_NNNNNN folder, which holds one)",
+    )
     parser.add_argument(
         "--trial", default=None, metavar="ID", help="with --experiment: this trial's best checkpoint, not the best's"
     )
@@ -66,7 +73,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="the hidden split's folder, when shipped apart (default: the --hidden the study was given)",
     )
-    parser.add_argument("--split", choices=["val", "hidden"], required=True)
+    parser.add_argument(
+        "--split",
+        choices=["val", "hidden"],
+        required=True,
+        help="hidden: the submission (the videos of 11 frames); val: the labelled videos, scored (the val IoU printed)",
+    )
     parser.add_argument("--out", type=Path, required=True, help="a .pt file: torch.save of the (N, 160, 240) tensor")
     parser.add_argument(
         "--skip-bad-videos",
@@ -82,10 +94,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_plugin_argument(parser)
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    parser.add_argument("--batch-size", type=int, default=32, help="videos predicted at once")
+    parser.add_argument(
+        "--batch-size", type=at_least(1), default=32, help="videos predicted at once (default: %(default)s)"
+    )
     args = parser.parse_args(argv)
     if args.checkpoint is None and args.experiment is None:
         parser.error("give --experiment or --checkpoint")
+    if args.checkpoint is not None and args.checkpoint.is_dir():  # a trial's checkpoint_NNNNNN folder
+        if not (args.checkpoint / CHECKPOINT_NAME).is_file():
+            parser.error(f"--checkpoint {args.checkpoint}: a folder without a {CHECKPOINT_NAME}; give the file")
+        args.checkpoint = args.checkpoint / CHECKPOINT_NAME
     if args.trial is not None and (args.experiment is None or args.checkpoint is not None):
         parser.error("--trial names a trial of the study given with --experiment (and no --checkpoint)")
     # a trial's checkpoint without --data: its study's data, hidden folder and plugins; with --data, it stands alone

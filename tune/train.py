@@ -32,9 +32,10 @@ import os
 import shlex
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
+from data.arguments import videos
 from data.files import ensure_writable, error_line
 from data.layout import index_split
 from data.locking import run_lock
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     for flag, split, least in (("--unlabeled", "unlabeled", 0), ("--val-videos", "val", 1)):
         parser.add_argument(
             flag,
-            type=_count(flag, least),
+            type=videos(least),
             default=None,
             metavar="N|all",
             help=f"use the first N {split} videos only (default: --from a study on its data, the study's; else all)",
@@ -231,11 +232,10 @@ def main(argv: list[str] | None = None) -> int:
         code = _failed(err, out)
     except KeyboardInterrupt:  # Ctrl-C: each epoch done has its checkpoint
         given = sys.argv[1:] if argv is None else argv
-        again = shlex.join([*given, *([] if args.resume else ["--resume"])])
-        print(
-            f"\nstopped (SIGINT): {out} keeps every epoch done; go on with: python -m tune.train {again}",
-            file=sys.stderr,
-        )
+        held = run_checkpoints(out)  # none before the first epoch's end: a --resume would find nothing
+        again = shlex.join([*(arg for arg in given if arg != "--resume"), *(["--resume"] if held else [])])
+        kept = "keeps every epoch done; go on with" if held else "holds no epoch yet; start it again with"
+        print(f"\nstopped (SIGINT): {out} {kept}: python -m tune.train {again}", file=sys.stderr)
         return 130
     else:
         study = args.source if from_study else study_of(args.source) if args.source is not None else None
@@ -291,17 +291,6 @@ def next_step(model: str, checkpoint: Path, data_root: str | os.PathLike[str], p
     if task.answer_rule:
         return f"to submit the motion rule's answer on its masks: {command} --rule {task.answer_rule}"
     return f"a {model} does not predict masks of frame 22 (models that do: {', '.join(answering_models())})"
-
-
-def _count(flag: str, least: int) -> Callable[[str], int | str]:
-    """--unlabeled / --val-videos: a number of videos (>= `least`), or "all"."""
-
-    def parse(text: str) -> int | str:
-        if text != "all" and not (text.isdigit() and int(text) >= least):
-            raise argparse.ArgumentTypeError(f"{flag} takes a number of videos >= {least}, or all; got {text!r}")
-        return text if text == "all" else int(text)
-
-    return parse
 
 
 def _subset(args: argparse.Namespace, source: Source | None, data_root: Path, run: RunConfig) -> dict[str, int]:

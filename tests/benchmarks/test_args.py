@@ -60,8 +60,8 @@ def test_bad_input_to_a_benchmark_is_one_line(
             advice.main,
             ("--bank", str(tmp_path / "other.parquet")),
         ): "other.parquet: not a curve bank (no column config_id, epoch, seed, val_iou)",
-        (advice.main, ("--reduction", "1")): "argument --reduction: 1 must be >= 2",
-        (replay.main, ("--trials", "0")): "argument --trials: 0 must be >= 1",
+        (advice.main, ("--reduction", "1")): "argument --reduction: must be a whole number >= 2, got '1'",
+        (replay.main, ("--trials", "0")): "argument --trials: must be a whole number >= 1, got '0'",
         (
             curve_bank.main,
             ("--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "b.parquet")),
@@ -70,17 +70,23 @@ def test_bad_input_to_a_benchmark_is_one_line(
             rules.main,
             ("--data", str(synth_root), "--segmenter", str(tmp_path / "s.pt")),
         ): f"no checkpoint at {tmp_path / 's.pt'}",
-        (quality.main, ("--data", str(synth_root), "--width", "0")): "argument --width: 0 must be >= 1",
+        (
+            quality.main,
+            ("--data", str(synth_root), "--width", "0"),
+        ): "argument --width: must be a whole number >= 1, got '0'",
         (quality.main, ("--data", str(synth_root), "--segmenter", unet)): f"--segmenter {unet}: a 'unet' checkpoint;",
         (rules.main, ("--data", str(synth_root), "--segmenter", unet)): f"--segmenter {unet}: a 'unet' checkpoint;",
         (quality.main, ("--data", str(synth_root), "--out", str(tmp_path))): f"--out {tmp_path}: a folder, where",
         # counts and devices: tracebacks (a ZeroDivisionError, a StatisticsError), or accepted with exit status 0
-        (train_speed.main, ("--videos", "0")): "argument --videos: 0 must be >= 1",
+        (train_speed.main, ("--videos", "0")): "argument --videos: must be a whole number >= 1, got '0'",
         (train_speed.main, ("--device", "gpu0")): "device 'gpu0': ",
-        (synth_speed.main, ("--workers", "1", "0")): "argument --workers: 0 must be >= 1",
-        (ssim_speed.main, ("--runs", "1")): "argument --runs: 1 must be >= 2",
-        (gpu_packing.main, ("--trials", "0")): "argument --trials: 0 must be >= 1",
-        (dynamics.main, ("--data", str(synth_root), "--epochs", "0")): "argument --epochs: 0 must be >= 1",
+        (synth_speed.main, ("--workers", "1", "0")): "argument --workers: must be a whole number >= 1, got '0'",
+        (ssim_speed.main, ("--runs", "1")): "argument --runs: must be a whole number >= 2, got '1'",
+        (gpu_packing.main, ("--trials", "0")): "argument --trials: must be a whole number >= 1, got '0'",
+        (
+            dynamics.main,
+            ("--data", str(synth_root), "--epochs", "0"),
+        ): "argument --epochs: must be a whole number >= 1, got '0'",
         (dynamics.main, ("--data", str(synth_root), "--out", str(tmp_path))): f"--out {tmp_path}: a folder, where",
         (dynamics.main, ("--data", str(synth_root), "--cache", str(tmp_path / "empty.parquet"))): (
             f"--cache {tmp_path / 'empty.parquet'}: a file, where a folder is needed"  # (named no flag)
@@ -93,7 +99,7 @@ def test_bad_input_to_a_benchmark_is_one_line(
         ): "--unlabeled 2: no stage of unet reads",
         (trial_overhead.main, ("--data", str(tmp_path / "nowhere"))): "nowhere does not exist",
         (quality.main, ("--data", str(tmp_path), "--out", str(tmp_path / "q.md"))): "split folder",
-        (predictor_memory.main, ("--batch", "0")): "argument --batch: 0 must be >= 1",
+        (predictor_memory.main, ("--batch", "0")): "argument --batch: must be a whole number >= 1, got '0'",
         # the shipped bank's trials run 10 epochs: a grace period past them stopped no trial (a KeyError's
         # traceback in advice, the rows dropped without a word where another grace was given; replay's budget's)
         (advice.main, ("--grace", "1", "10", "20")): "--grace 10 20: the bank's trials run 10 epochs; a grace period",

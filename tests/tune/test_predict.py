@@ -268,6 +268,22 @@ def test_a_trial_named_predicts_with_its_checkpoint(
         )
 
 
+def test_a_trials_checkpoint_folder_is_taken_for_the_file_it_holds(
+    unet_study: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A user points --checkpoint at what they see in the trial's folder, checkpoint_NNNNNN: it was refused as
+    "give --data" (a folder is no checkpoint of a study), then as a folder."""
+    best = best_checkpoint(unet_study)
+    assert main(["--checkpoint", str(best.parent), "--split", "val", "--out", str(tmp_path / "f.pt")]) == 0
+    assert f"checkpoint: {best}\n" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["--checkpoint", str(tmp_path), "--split", "val", "--out", str(tmp_path / "g.pt")])
+    assert f"--checkpoint {tmp_path}: a folder without a checkpoint.pt; give the file" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--checkpoint", str(best), "--split", "val", "--out", str(tmp_path / "h.pt"), "--batch-size", "0"])
+    assert "argument --batch-size: must be a whole number >= 1, got '0'" in capsys.readouterr().err
+
+
 def test_a_copied_study_predicts_with_its_own_checkpoints(
     mask_study: Path, synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -17,6 +17,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+from data.arguments import ALL, at_least, videos
 from data.files import error_line
 from tune.plugins import add_plugin_argument, early_plugins, load_study_plugins
 from tune.search.budget import BUDGETS
@@ -60,16 +61,6 @@ def _duration(text: str) -> float:
         return parse_duration(text)
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a count (a whole number >= 0), got {text!r}")
-    return value
 
 
 def _number(text: str) -> float:
@@ -140,24 +131,24 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--max-concurrent",
-        type=_count,
+        type=at_least(0),
         default=given,
         metavar="N",
-        help="trials at once (default: as many as the cluster's CPUs and GPUs allow); 1: one at a time, so that "
+        help="trials at once (default 0: as many as the cluster's CPUs and GPUs allow); 1: one at a time, so that "
         "a seed gives the same trials",
     )
     parser.add_argument(
         "--unlabeled",
-        type=_count,
+        type=videos(0),
         default=given,
-        metavar="N",
+        metavar="N|all",
         help="train on the first N unlabeled videos only, for a quick study (default: all; 0: none)",
     )
     parser.add_argument(
         "--val-videos",
-        type=_count,
+        type=videos(1),
         default=given,
-        metavar="N",
+        metavar="N|all",
         help="score trials (and the report's best model) on the first N val videos only, for a quick study: each "
         "epoch evaluates the whole val split otherwise (default: all)",
     )
@@ -202,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--warm-start-best",
-        type=_count,
+        type=at_least(0),
         default=given,
         metavar="K",
         help="with --warm-start: run OLD's best K configurations again first",
@@ -229,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--retries",
-        type=_count,
+        type=at_least(0),
         default=given,
         metavar="N",
         help="run a trial whose process ended under it (its node left the cluster, the OOM killer) again from its last "
@@ -241,6 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fail-trials", type=int, nargs="*", default=given, help=argparse.SUPPRESS)
     args = vars(parser.parse_args(argv))
     settings = {key: args[key] for key in STUDY_FLAGS if key in args}
+    for key in ("unlabeled", "val_videos"):
+        if settings.get(key) == ALL:  # every video: the study's None
+            settings[key] = None
     if "fail_trials" in settings:
         settings["fail_trials"] = tuple(settings["fail_trials"])
     if plugins:

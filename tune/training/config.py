@@ -4,6 +4,7 @@ frozen and travel whole into every checkpoint."""
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -93,7 +94,10 @@ class RunConfig:
 
     def differences(self, other: RunConfig) -> list[str]:
         """The settings `other` has other values of, as "NAME MINE (the checkpoint has OTHERS)", NAME as --set
-        takes it; RUNTIME_FIELDS aside (how a run is computed, not what it computes)."""
+        takes it; RUNTIME_FIELDS aside (how a run is computed, not what it computes). Another model: that alone (its
+        settings are another model's: each differs)."""
+        if self.model != other.model:
+            return [f"model {self.model!r} (the checkpoint is of a {other.model!r} run)"]
         mine, theirs = (
             {"model": run.model, **dotted_values(run.model_config), **dotted_values(run.train)} for run in (self, other)
         )
@@ -102,6 +106,15 @@ class RunConfig:
             for name in sorted(mine.keys() | theirs.keys())
             if mine.get(name) != theirs.get(name) and name not in RUNTIME_FIELDS
         ]
+
+    def refuse_other(self, saved: RunConfig, path: str | os.PathLike[str]) -> None:
+        """A resume of the checkpoint at `path` (of the run `saved`) asking these settings: a ValueError where they
+        differ (differences), naming each."""
+        if differ := self.differences(saved):
+            raise ValueError(
+                f"{path} holds a run with other settings than those given: {'; '.join(differ)}. Give its "
+                "settings to resume it, or another --out for a new run"
+            )
 
     def with_epochs(self, epochs: int) -> RunConfig:
         return replace(self, train=replace(self.train, epochs=epochs))

@@ -25,8 +25,8 @@ def resolve_device(name: str = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)
-    except RuntimeError as err:  # "Expected one of cpu, cuda, ... device type at start of device string: gpu"
-        raise ValueError(f"device {name!r}: {err}") from None
+    except RuntimeError:  # torch's "Expected one of cpu, cuda, ipu, xpu, mkldnn, ... (20 more) ...: gpu"
+        raise ValueError(f"device {name!r}: not a device; give auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if not count:

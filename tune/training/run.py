@@ -146,6 +146,13 @@ def train_run(
         raise ValueError(f"--segmenter {segmenter}: {run.model} does not train on a segmenter's masks")
     if segmenter is not None and not Path(segmenter).is_file():
         raise FileNotFoundError(f"--segmenter {segmenter}: {not_a('file', segmenter)}")
+    part_run = None
+    if part is not None:
+        train = run.train if pretrain is None else pretrain.train
+        part_run = RunConfig(part.model, getattr(run.model_config, part.attribute), train)
+        part_run = part_run.with_epochs(pretrain_epochs or train.epochs)
+    if resume:  # before any data is read or epoch trained
+        _check_resumable(out, {out / CHECKPOINT_FILE: run, out / PRETRAIN_DIR / CHECKPOINT_FILE: part_run})
     dev = resolve_device(device)
     pretrained = None
     subset = subset or {}
@@ -179,13 +186,21 @@ def train_run(
             val=subset.get("val_videos"),
         )
         return phase(run.model, run, out / CHECKPOINT_FILE, pseudo=pseudo, pipeline={"segmenter": str(segmenter)})
-    if part is not None:
-        train = run.train if pretrain is None else pretrain.train
-        part_run = RunConfig(part.model, getattr(run.model_config, part.attribute), train)
-        part_run = part_run.with_epochs(pretrain_epochs or train.epochs)
+    if part_run is not None:
         pretrained = out / PRETRAIN_DIR / CHECKPOINT_FILE
         phase("pretrain", part_run, pretrained, stop=None if pretrain_epochs else pretrain_stop)
     return phase(run.model, run, out / CHECKPOINT_FILE, pretrained=pretrained)
+
+
+def _check_resumable(out: Path, phases: dict[Path, RunConfig | None]) -> None:
+    """--resume: `out` holds a run whose checkpoints (its own, its pretrained part's) have the settings given."""
+    held = {path: run for path, run in phases.items() if run is not None and path.exists()}
+    if not held:
+        raise FileNotFoundError(
+            f"--resume: {out} holds no run to resume (no {CHECKPOINT_FILE}); leave --resume out to start one there"
+        )
+    for path, run in held.items():
+        run.refuse_other(checkpoint_run(load_checkpoint(path), path), path)
 
 
 def _train_phase(

@@ -181,11 +181,7 @@ class Trainer:
         state = load_checkpoint(path)
         run = checkpoint_run(state, path)  # a plugin's model unknown here: the --plugin to pass
         if expect is not None:
-            if differ := expect.differences(run):
-                raise ValueError(
-                    f"{path} holds a run with other settings than those given: {'; '.join(differ)}. Give its "
-                    "settings to resume it, or another --out for a new run"
-                )
+            expect.refuse_other(run, path)
             run = replace(run, train=replace(run.train, **{k: getattr(expect.train, k) for k in RUNTIME_FIELDS}))
         trainer = cls(run, data, device, pipeline=state.get("pipeline"))
         trainer.pretrained = state.get("pretrained")  # its weights are in the state: only where they came from

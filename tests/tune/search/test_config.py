@@ -184,9 +184,22 @@ def test_a_count_of_unlabeled_videos_that_is_none_is_refused_in_one_line(
     with pytest.raises(SystemExit) as stop:
         main(["--unlabeled", count])
     assert stop.value.code == 2
-    assert f"argument --unlabeled: must be a count (a whole number >= 0), got '{count}'" in capsys.readouterr().err
+    assert f"argument --unlabeled: takes a number of videos >= 0, or all; got '{count}'" in capsys.readouterr().err
     with pytest.raises(ValueError, match="--unlabeled must be >= 0"):
         SearchConfig(unlabeled=-1)
+
+
+def test_every_video_is_all_as_tune_train_takes_it(capsys: pytest.CaptureFixture[str]) -> None:
+    """--unlabeled all / --val-videos all: every video, the study's default (tune.train took "all", tune.search
+    refused it); a count that must be >= 1 says so for a word as for 0."""
+    assert main(["--unlabeled", "all", "--val-videos", "all", "--show-space"]) == 0
+    for value in ("0", "some"):
+        with pytest.raises(SystemExit):
+            main(["--val-videos", value])
+        assert f"argument --val-videos: takes a number of videos >= 1, or all; got '{value}'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--max-concurrent", "-1"])
+    assert "argument --max-concurrent: must be a whole number >= 0, got '-1'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

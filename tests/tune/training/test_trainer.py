@@ -189,9 +189,22 @@ def test_cli_resume_continues_after_the_last_saved_epoch(
     (tmp_path / "run" / "pretrain.pt").rename(tmp_path / "run" / "pretrain" / "checkpoint.pt")
     assert main(_args("dual_phase", synth_root, tmp_path / "run", epochs=1)) == 2
     assert "pretrain/checkpoint.pt); pass --resume to continue it" in capsys.readouterr().err
-    # an empty folder: nothing to resume, said, and the run starts
-    assert main([*_args("unet", synth_root, tmp_path / "new", epochs=1), "--resume"]) == 0
-    assert "nothing to resume at" in capsys.readouterr().out
+    # a resume of another model is refused before it trains (it trained a whole pretrain phase into the folder first)
+    (tmp_path / "run" / "pretrain" / "checkpoint.pt").rename(tmp_path / "run" / "checkpoint.pt")
+    assert main([*_args("dual_phase", synth_root, tmp_path / "run", epochs=1), "--resume"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {tmp_path / 'run' / 'checkpoint.pt'} holds a run with other settings than those given: model "
+        "'dual_phase' (the checkpoint is of a 'unet' run). Give its settings to resume it, or another --out for a new "
+        "run\n"
+    )
+    assert not any((tmp_path / "run" / "pretrain").iterdir())
+    # a folder that holds no run (a mistyped --out): refused, not a new run begun where a resume was asked
+    assert main([*_args("unet", synth_root, tmp_path / "new", epochs=1), "--resume"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: --resume: {tmp_path / 'new'} holds no run to resume (no checkpoint.pt); leave --resume out to start "
+        "one there\n"
+    )
+    assert not (tmp_path / "new").exists()
 
 
 def test_ctrl_c_stops_a_run_in_one_line_that_says_how_to_go_on(
@@ -362,7 +375,7 @@ def test_from_a_study_on_its_data_uses_the_videos_it_used(
         with pytest.raises(SystemExit) as usage:
             main([*_from(mask_study, None, tmp_path / "x"), flag, value])
         assert usage.value.code == 2
-        assert f"{flag} takes a number of videos >= " in capsys.readouterr().err
+        assert f"argument {flag}: takes a number of videos >= " in capsys.readouterr().err
     assert main([*_from(mask_study, None, tmp_path / "x"), "--val-videos", "3"]) == 2  # more than the split has
     assert f"error: --val-videos 3: {synth_root / 'val'} has 2 videos; --val-videos all takes them all" in (
         capsys.readouterr().err
