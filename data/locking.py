@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 
 @contextmanager
@@ -25,9 +26,9 @@ def file_lock(path: Path) -> Iterator[None]:
 
 
 @contextmanager
-def try_lock(path: Path, patience: float = 0.0) -> Iterator[bool]:
-    """Take the exclusive lock on `path` if nobody holds it, or lets it go within `patience` seconds: yields
-    whether it was taken (held for the block)."""
+def try_lock(path: Path, patience: float = 0.0) -> Iterator[IO[str] | None]:
+    """Take the exclusive lock on `path` if nobody holds it, or lets it go within `patience` seconds: yields the
+    locked file, open (held for the block), or None where it was not taken."""
     with open(path, "a+") as handle:
         give_up = time.monotonic() + patience
         while True:
@@ -36,11 +37,11 @@ def try_lock(path: Path, patience: float = 0.0) -> Iterator[bool]:
                 break
             except BlockingIOError:
                 if time.monotonic() >= give_up:
-                    yield False
+                    yield None
                     return
                 time.sleep(0.05)
         try:
-            yield True
+            yield handle
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
@@ -52,11 +53,16 @@ def run_lock(path: Path, what: str) -> Iterator[None]:
     anything. The kernel lets the lock go when its holder dies, kill -9 included: a resume after a crash finds it
     free, where a file left behind would refuse it. A reader that looks who holds it (reports.load) holds it for an
     instant: the run waits a second for it before it refuses."""
-    with try_lock(path, patience=1.0) as taken:
-        if not taken:
+    with try_lock(path, patience=1.0) as held:
+        if held is None:
             holder = path.read_text().strip() or "another process"
             raise FileExistsError(
                 f"{what} is running ({holder}): wait for it to end, or stop it (Ctrl-C) and resume it with --resume"
             )
-        path.write_text(f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S %Z')}\n")
-        yield
+        held.truncate(0)
+        held.write(f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S %Z')}\n")
+        held.flush()
+        try:
+            yield
+        finally:  # a run that ended names no pid as if it ran (a kill -9 leaves its line); the file it holds, even
+            held.truncate(0)  # where the run removed it (a refused start's folder)

@@ -49,9 +49,13 @@ def build_report(
 ) -> Path:
     """Write the report of one or more study folders to `out`; `damaged` is told each file it could not read (the
     report says so too, and shows the rest)."""
-    missing = [str(f) for f in folders if not Path(f).is_dir()]
+    missing = [
+        f"{f}: {'a file, not' if Path(f).exists() else 'no such folder, nor'} a study folder"
+        for f in folders
+        if not Path(f).is_dir()
+    ]
     if missing:
-        raise FileNotFoundError(f"not a study folder: {', '.join(missing)}")
+        raise FileNotFoundError("; ".join(missing))
     for folder in map(Path, folders):
         if not is_study(folder):  # e.g. the --out folder of the studies (runs/), not one of them (runs/NAME)
             inside = [str(c) for c in sorted(folder.iterdir()) if c.is_dir() and is_study(c)]

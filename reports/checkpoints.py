@@ -61,6 +61,8 @@ def best_checkpoint(experiment: str | os.PathLike[str], trial: str | None = None
     results = Path(experiment) / RESULTS_DIR
     if Path(experiment).is_file():
         raise NotADirectoryError(f"{experiment} is a file, not a study folder")
+    if not Path(experiment).exists():
+        raise FileNotFoundError(f"{experiment}: no such folder (a study's, OUT/NAME)")
     trials, _ = read_results(results)
     if not len(trials):
         if (Path(experiment) / STUDY_FILE).is_file():  # a study whose deadline came before any trial reported

@@ -102,7 +102,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give --experiment or --checkpoint")
     if args.checkpoint is not None and args.checkpoint.is_dir():  # a trial's checkpoint_NNNNNN folder
         if not (args.checkpoint / CHECKPOINT_NAME).is_file():
-            parser.error(f"--checkpoint {args.checkpoint}: a folder without a {CHECKPOINT_NAME}; give the file")
+            print(
+                f"error: --checkpoint {args.checkpoint} is a folder, where a checkpoint file is needed", file=sys.stderr
+            )
+            return 2
         args.checkpoint = args.checkpoint / CHECKPOINT_NAME
     if args.trial is not None and (args.experiment is None or args.checkpoint is not None):
         parser.error("--trial names a trial of the study given with --experiment (and no --checkpoint)")

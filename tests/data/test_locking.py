@@ -33,4 +33,6 @@ def test_a_run_waits_an_instant_for_a_reader_and_is_refused_by_a_holder(tmp_path
         again = rf"the study in runs/x is running \(pid {os.getpid()} on "
         with pytest.raises(FileExistsError, match=again), run_lock(lock, "the study in runs/x"):
             pass
+        assert lock.read_text().startswith(f"pid {os.getpid()} on ")  # the refused one left the holder's line
+    assert lock.read_text() == ""  # ended: no pid named as if it still ran
     reader.join()

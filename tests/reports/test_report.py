@@ -229,7 +229,7 @@ def test_a_missing_folder_or_a_damaged_search_json_is_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main([str(tmp_path / "nope")]) == 2
-    assert capsys.readouterr().err.startswith("error: not a study folder")
+    assert capsys.readouterr().err == f"error: {tmp_path / 'nope'}: no such folder, nor a study folder\n"
     runs = tmp_path / "runs"  # the studies' --out folder, given for one of them: refused, naming them
     for name in ("b", "a"):
         (runs / name).mkdir(parents=True)
@@ -286,3 +286,18 @@ def test_an_out_that_cannot_take_the_report_is_one_line(tmp_path: Path, capsys: 
     assert not (tmp_path / "empty" / "report.html").exists()
     assert main([str(tmp_path / "empty"), "--out", str(tmp_path / "r.html")]) == 0
     assert (tmp_path / "r.html").read_text().startswith("<!DOCTYPE html>")
+
+
+def test_python_m_reports_is_the_report_command() -> None:
+    """`python -m reports` (what a user tries first) was Python's "'reports' is a package and cannot be directly
+    executed"."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "reports", "--help"],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0 and done.stdout.startswith("usage: python -m reports.build"), done.stderr

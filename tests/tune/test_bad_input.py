@@ -196,7 +196,7 @@ CASES: dict[str, tuple[Setup, str]] = {
     "a damaged search.json": (_damaged_study, "search.json: not a study's settings (not valid JSON"),
     "a resume with other settings": (_contradicting_resume, "--space 'dual_phase' (the study has 'unet')"),
     "a study folder moved away from its name": (_moved_study, "give the folder its name again ("),
-    "an out folder that is a file": (_file_as_out, "a-file: a file, where a folder is needed"),
+    "an out folder that is a file": (_file_as_out, "a-file is a file, where a folder is needed"),
     "an unknown parameter": (lambda r, t: _search(r, t, "--set", "widht=8"), "no parameter 'widht'"),
     "a value out of bounds": (lambda r, t: _search(r, t, "--set", "dropout=1.5"), "UNetConfig.dropout must be"),
     "a plugin that fails": (_broken_plugin, "mine.py: TypeError"),
@@ -237,11 +237,11 @@ CASES: dict[str, tuple[Setup, str]] = {
     "GPU-hours without a GPU": (lambda r, t: _search(r, t, "--gpu-hours", "2"), "--gpu-hours needs trials on GPUs"),
     "more GPUs a trial than any node has": (
         lambda r, t: _search(r, t, "--gpus-per-trial", "2"),
-        "no trial can start: --gpus-per-trial 2 asks more of one node than ",  # this machine / the Ray cluster has
+        "no trial can start: --gpus-per-trial 2 asks more than any one node has (",  # this machine / the Ray cluster has
     ),
     "more CPUs a trial than any node has": (
         lambda r, t: _search(r, t, "--cpus-per-trial", "4096"),
-        "--cpus-per-trial 4096 asks more of one node than ",  # (a Ray already running in the process: the cluster)
+        "--cpus-per-trial 4096 asks more than any one node has (",  # (a Ray already running in the process: the cluster)
     ),
     "no trials": (lambda r, t: _search(r, t, "--samples", "0"), "--samples must be >= 1"),
     "an address where no Ray cluster answers": (
@@ -273,6 +273,10 @@ CASES: dict[str, tuple[Setup, str]] = {
     "a name that is a path": (lambda r, t: _search(r, t, "--name", "../../x"), "--name must be one folder name"),
     "a planted checkpoint": (_planted_checkpoint, "evil.pt"),
     "a study with no results": (_no_results, "empty-study"),
+    "a study that is not there": (  # said as "no results in X/results: is X a study folder?"
+        lambda r, t: ["predict", "--experiment", str(t / "gone"), *_predict_args(r, t)],
+        "scratch/gone: no such folder (a study's, OUT/NAME)",
+    ),
     "a study's results folder for the study": (_results_folder, "results is inside the study "),
     "a study folder that is a file": (
         lambda r, t: ["predict", "--experiment", str(_written(t / "s.tar", b"")), *_predict_args(r, t)],
@@ -366,6 +370,10 @@ CASES: dict[str, tuple[Setup, str]] = {
         lambda r, t: ["train", "--model", "unet", "--data", str(r), "--out", "/proc/segtune-run"],
         "error: /proc/segtune-run: No such file or directory",
     ),
+    "a setting of the wrong type": (  # said as the model config's field alone, not the --set it came from
+        lambda r, t: ["train", "--model", "unet", "--data", str(r), "--out", str(t / "run"), "--set", "width=abc"],
+        "error: --set width=abc: UNetConfig.width expects int, got 'abc'",
+    ),
     "a device this machine lacks": (
         lambda r, t: ["train", "--model", "unet", "--data", str(r), "--out", str(t / "run"), "--device", "cuda:99"],
         "device 'cuda:99': this machine has",
@@ -395,7 +403,7 @@ def test_bad_input_is_one_line_naming_what_is_wrong(
     scratch.mkdir()
     command, *args = setup(copy_root, scratch)
     study_file = scratch / "runs" / "s" / "search.json"
-    planted = study_file.exists()
+    planted, had_runs = study_file.exists(), (scratch / "runs").exists()
     assert COMMANDS[command](args) == 2
     out, err = capsys.readouterr()
     last = err.strip().splitlines()[-1]  # after a decoding progress bar, if any
@@ -403,6 +411,7 @@ def test_bad_input_is_one_line_naming_what_is_wrong(
     assert "Traceback" not in err and last.startswith("error: ") and expected in last, err
     assert not (scratch / "ran").exists()  # nothing planted ran
     assert study_file.exists() == planted  # a refused start leaves no study behind; one set up stays
+    assert (scratch / "runs").exists() == had_runs  # nor an empty --out folder
     if command == "train":  # a refused run leaves no empty folder behind
         assert not Path(args[args.index("--out") + 1]).exists()
 

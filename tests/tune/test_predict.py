@@ -276,9 +276,8 @@ def test_a_trials_checkpoint_folder_is_taken_for_the_file_it_holds(
     best = best_checkpoint(unet_study)
     assert main(["--checkpoint", str(best.parent), "--split", "val", "--out", str(tmp_path / "f.pt")]) == 0
     assert f"checkpoint: {best}\n" in capsys.readouterr().out
-    with pytest.raises(SystemExit):
-        main(["--checkpoint", str(tmp_path), "--split", "val", "--out", str(tmp_path / "g.pt")])
-    assert f"--checkpoint {tmp_path}: a folder without a checkpoint.pt; give the file" in capsys.readouterr().err
+    assert main(["--checkpoint", str(tmp_path), "--split", "val", "--out", str(tmp_path / "g.pt")]) == 2
+    assert capsys.readouterr().err == f"error: --checkpoint {tmp_path} is a folder, where a checkpoint file is needed\n"
     with pytest.raises(SystemExit):
         main(["--checkpoint", str(best), "--split", "val", "--out", str(tmp_path / "h.pt"), "--batch-size", "0"])
     assert "argument --batch-size: must be a whole number >= 1, got '0'" in capsys.readouterr().err

@@ -4,6 +4,10 @@ The product's main job: a staged hyperparameter search with Ray Tune, the Optuna
 ASHA scheduler. Each stage of the space is one Ray Tune experiment in OUT/NAME/STAGE; results go to
 OUT/NAME/results/*.parquet while the study runs; the Optuna studies to OUT/NAME/optuna.journal
 (`optuna-dashboard OUT/NAME/optuna.journal` opens them). `--resume` continues a killed study.
+At its end the study has OUT/NAME/report.html (`python -m reports.build OUT/NAME [OUT/OTHER ...]` makes one
+again, or one of several studies side by side), OUT/NAME/submission.pt where its data has a hidden split, and a
+summary naming its best checkpoint; `python -m tune.predict --experiment OUT/NAME` and `python -m tune.train --from
+OUT/NAME` take the study's folder.
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ from pathlib import Path
 
 from data.arguments import ALL, at_least, videos
 from data.files import error_line
+from data.synth.default import DEFAULT_SPEC, default_synth_dir
 from tune.plugins import add_plugin_argument, early_plugins, load_study_plugins
-from tune.search.budget import BUDGETS
+from tune.search.budget import BUDGETS, budget_for
 from tune.search.config import SearchConfig, prepare_study
 from tune.search.deadline import parse_duration
 from tune.search.driver import describe_space, run_search
@@ -74,6 +79,21 @@ def _number(text: str) -> float:
     return value
 
 
+def _budgets_text() -> str:
+    """Each budget's trials and epochs, on a GPU and on CPUs only, for --help (--show-space says the rest)."""
+    sized = {name: (budget_for(name, gpu=True), budget_for(name, gpu=False)) for name in BUDGETS}
+    return "; ".join(
+        f"{name} {gpu.samples} trials a stage of up to {gpu.max_epochs} epochs with a GPU, "
+        + (
+            "the same"
+            if (cpu.samples, cpu.max_epochs) == (gpu.samples, gpu.max_epochs)
+            else f"{cpu.samples} of {cpu.max_epochs}"
+        )
+        + " on CPUs only"
+        for name, (gpu, cpu) in sized.items()
+    )
+
+
 def _spaces_text() -> str:
     """The spaces --space takes (a plugin's too), each with its stages and what it searches, for --help."""
     lines = ["spaces (--show-space prints one's parameters):"]
@@ -106,7 +126,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--space", default=given, choices=list_spaces(), help=f"search space (default: {defaults.space})"
     )
-    parser.add_argument("--data", default=given, help="data root (default: the embedded synthetic set, generated once)")
+    embedded = DEFAULT_SPEC
+    parser.add_argument(
+        "--data",
+        default=given,
+        help="data root in the competition layout: train/, val/, unlabeled/ and hidden/ of video_N folders, each of "
+        "image_0.png .. image_21.png (hidden: .. image_10.png) and, in train and val, mask.npy (default: the embedded "
+        f"synthetic set, {embedded.train} train, {embedded.val} val, {embedded.unlabeled} unlabeled and "
+        f"{embedded.hidden} hidden videos, generated once into {default_synth_dir()} ($SEGTUNE_SYNTH))",
+    )
     parser.add_argument(
         "--hidden",
         default=given,
@@ -114,8 +142,15 @@ def main(argv: list[str] | None = None) -> int:
         "finds it for the submission",
     )
     parser.add_argument("--samples", type=int, default=given, help="trials per stage (default: the budget's)")
-    parser.add_argument("--budget", default=given, choices=BUDGETS, help=f"study size (default: {defaults.budget})")
-    parser.add_argument("--out", default=defaults.out, help="folder for experiments (shared storage with --address)")
+    parser.add_argument(
+        "--budget", default=given, choices=BUDGETS, help=f"study size (default: {defaults.budget}): {_budgets_text()}"
+    )
+    parser.add_argument(
+        "--out",
+        default=defaults.out,
+        help="folder for experiments, each in OUT/NAME (default: %(default)s, in the current folder; shared storage "
+        "with --address)",
+    )
     parser.add_argument("--name", default=None, help="experiment name (default: SPACE-TIME)")
     parser.add_argument(
         "--gpus-per-trial",

@@ -105,10 +105,12 @@ class SearchConfig:
 
 def named(cfg: SearchConfig, resume: bool) -> SearchConfig:
     """`cfg` with its study's name: the one given, else the space's and the time's (a resume needs the name)."""
+    out = Path(cfg.out)
+    if blocker := next((p for p in (out, *out.parents) if p.is_file()), None):  # said as --out, before any mkdir
+        raise NotADirectoryError(f"--out {cfg.out}: {blocker} is a file, where a folder is needed")
     if cfg.name is not None:
         return cfg
     if resume:
-        out = Path(cfg.out)
         if (out / STUDY_FILE).is_file():  # --out the study's own folder
             given = resume_command(str(out.absolute().parent), out.absolute().name, cfg.address, cfg.dashboard)
             raise ValueError(

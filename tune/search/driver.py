@@ -3,6 +3,7 @@ model's evaluation, the report and a summary."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -50,8 +51,15 @@ def run_search(cfg: SearchConfig, *, resume: bool = False, given: frozenset[str]
     the study settings the user named, which a resume refuses to change."""
     started = time.time()  # a time budget counts from here
     cfg = named(cfg, resume)
-    with one_driver(cfg.experiment_dir, new=not resume):  # refused while another driver runs the study
-        return _run_search(cfg, resume, given, started)
+    made = not Path(cfg.out).exists()
+    try:
+        with one_driver(cfg.experiment_dir, new=not resume):  # refused while another driver runs the study
+            return _run_search(cfg, resume, given, started)
+    except Exception:
+        if made:  # a refused start leaves no empty --out behind (nor a study: forget_unstarted)
+            with contextlib.suppress(OSError):
+                Path(cfg.out).rmdir()
+        raise
 
 
 def _run_search(cfg: SearchConfig, resume: bool, given: frozenset[str], started: float) -> int:
@@ -61,8 +69,8 @@ def _run_search(cfg: SearchConfig, resume: bool, given: frozenset[str], started:
         cfg = prepare_study(cfg, resume, given=given)
         study, cluster = start_study(cfg, new=not resume)
     except Exception:
-        if previous is not None:  # a start refused where a study had not started (one cut before its first trial)
-            before.write_bytes(previous)  # keeps that one, for the --resume it was told to run
+        if previous is not None and (not before.is_file() or before.read_bytes() != previous):  # a start refused
+            before.write_bytes(previous)  # where a study had not started (cut before its first trial): that one kept
         elif not resume:  # a start refused (a bad flag, bad data) leaves no study; Ctrl-C keeps it for --resume
             forget_unstarted(cfg.experiment_dir)
         raise

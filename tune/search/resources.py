@@ -155,7 +155,7 @@ def plan_resources(
     trials that fit on it at once (at least 1). `driver_gpus`: the CUDA GPUs of the driver's machine (default:
     this machine's). Raises ValueError for a request no node can satisfy."""
     gpus = (1.0 if cluster.gpus > 0 else 0.0) if gpus_per_trial is None else float(gpus_per_trial)
-    _check_request(cluster, gpus, cpus_per_trial)
+    _check_request(cluster, gpus, cpus_per_trial, gpus_given=gpus_per_trial is not None)
     sized = budget_for(budget, gpu=gpus > 0)
     cap = max_concurrent or sized.max_concurrent
     cpus = _cpu_share(cluster, gpus, cap) if cpus_per_trial is None else float(cpus_per_trial)
@@ -173,14 +173,20 @@ def plan_resources(
     return resources, sized
 
 
-def _check_request(cluster: Cluster, gpus: float, cpus: float | None) -> None:
-    asked = f"--gpus-per-trial {gpus:g}" if cpus is None else f"--gpus-per-trial {gpus:g} --cpus-per-trial {cpus:g}"
-    if gpus < 0 or (cpus is not None and cpus <= 0):
-        raise ValueError(f"{asked}: GPUs per trial must be >= 0 and CPUs per trial > 0")
+def _check_request(cluster: Cluster, gpus: float, cpus: float | None, *, gpus_given: bool = True) -> None:
+    """The flags given (the default's GPU said as such) name what a request no node can satisfy asked."""
+    if gpus < 0:
+        raise ValueError(f"--gpus-per-trial {gpus:g}: GPUs per trial must be >= 0")
+    if cpus is not None and cpus <= 0:
+        raise ValueError(f"--cpus-per-trial {cpus:g}: CPUs per trial must be > 0")
     if gpus > 1 and gpus != int(gpus):
-        raise ValueError(f"{asked}: more than one GPU per trial must be a whole number")
+        raise ValueError(f"--gpus-per-trial {gpus:g}: more than one GPU per trial must be a whole number")
+    asked = [f"--gpus-per-trial {gpus:g}" if gpus_given else f"{gpus:g} GPU (the default)"]
+    asked += [f"--cpus-per-trial {cpus:g}"] if cpus is not None else []
     if not any(_fits(node, gpus, cpus or min(1.0, node.cpus)) for node in cluster.nodes):
-        raise ValueError(f"no trial can start: {asked} asks more of one node than {cluster.describe()}")
+        raise ValueError(
+            f"no trial can start: {' '.join(asked)} asks more than any one node has ({cluster.describe()})"
+        )
 
 
 def _fits(node: Node, gpus: float, cpus: float) -> int:

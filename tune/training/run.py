@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -45,9 +46,16 @@ def build_run(
         if not sep:
             raise ValueError(f"--set expects FIELD=VALUE, got {assignment!r}")
         values[key] = value
-    if base is not None:
-        return base.updated(values, epochs=epochs, from_text=True)
-    return RunConfig.from_values(model, values, epochs=epochs, from_text=True)
+    try:
+        if base is not None:
+            return base.updated(values, epochs=epochs, from_text=True)
+        return RunConfig.from_values(model, values, epochs=epochs, from_text=True)
+    except ValueError as err:  # "UNetConfig.width expects int, got 'abc'": the --set it came from named
+        field = re.compile(r"\.(\w+)\b")
+        named = [a for a in assignments if a.partition("=")[0].split(".")[-1] in field.findall(str(err))]
+        if not named:
+            raise
+        raise ValueError(f"--set {named[0]}: {err}") from None
 
 
 class Source(NamedTuple):

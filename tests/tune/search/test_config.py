@@ -174,7 +174,9 @@ def test_every_study_flag_is_a_setting() -> None:
 def test_an_out_folder_that_cannot_be_written_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "a-file").write_text("not a folder")
     assert main(["--space", "unet", "--out", str(tmp_path / "a-file"), "--name", "s", "--no-dashboard"]) == 2
-    assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'a-file'}: a file, where a folder is needed"
+    assert capsys.readouterr().err.strip() == (
+        f"error: --out {tmp_path / 'a-file'}: {tmp_path / 'a-file'} is a file, where a folder is needed"
+    )
 
 
 @pytest.mark.parametrize("count", ["-3", "abc", "2.5"])

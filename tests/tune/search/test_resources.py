@@ -65,10 +65,11 @@ def test_cpu_trials_take_one_cpu_each_unless_capped() -> None:
         (
             CPU_2,
             {"gpus_per_trial": 2},
-            "--gpus-per-trial 2 asks more of one node than this machine has 2 CPUs and 0 GPUs",
+            "--gpus-per-trial 2 asks more than any one node has (this machine has 2 CPUs and 0 GPUs)",
         ),
         (CPU_2, {"gpus_per_trial": 0.5}, "this machine has 2 CPUs and 0 GPUs"),
-        (CPU_2, {"cpus_per_trial": 64}, "--cpus-per-trial 64 asks more of one node"),
+        (CPU_2, {"cpus_per_trial": 64}, "no trial can start: 0 GPU (the default) --cpus-per-trial 64 asks more than"),
+        (CPU_2, {"cpus_per_trial": 0}, "--cpus-per-trial 0: CPUs per trial must be > 0"),
         (ONE_GPU_16, {"gpus_per_trial": 2}, "has 16 CPUs and 1 GPUs"),
         (Cluster((Node(8, 1), Node(8, 1))), {"gpus_per_trial": 2}, "on 2 nodes (the largest: 8 CPUs, 1 GPUs)"),
         (ONE_GPU_16, {"gpus_per_trial": 1.5}, "more than one GPU per trial must be a whole number"),
