@@ -207,7 +207,13 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m data.tracks", description=__doc__.split("\n\n")[0])
     parser.add_argument("root", help="a data root in the competition layout")
-    parser.add_argument("--split", default="train", help="a labelled split: train or val")
+    parser.add_argument(
+        "--split",
+        default="train",
+        choices=["train", "val"],
+        help="a labelled split (default: %(default)s); the tracks go to the decoded cache, $SEGTUNE_CACHE or "
+        "~/.cache/segtune/decoded, under tracks/ (the path printed at the end)",
+    )
     parser.add_argument("--workers", type=int, default=None, help="processes (default: one per core)")
     args = parser.parse_args(argv)
     try:

@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument(
             f"--{split}", type=int, default=getattr(defaults, split), help=f"{split} videos (default: %(default)s)"
         )
-    parser.add_argument("--seed", type=int, default=defaults.seed, help="data set seed")
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="data set seed (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
