@@ -24,6 +24,7 @@ from pathlib import Path
 from data.arguments import at_least
 from data.files import ensure_writable, error_line
 from data.layout import index_split
+from reports.build import is_study
 from reports.checkpoints import best_checkpoint, study_of, trial_stages
 from reports.load import unfinished_text
 from reports.records import read_study_settings, study_data
@@ -102,8 +103,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give --experiment or --checkpoint")
     if args.checkpoint is not None and args.checkpoint.is_dir():  # a trial's checkpoint_NNNNNN folder
         if not (args.checkpoint / CHECKPOINT_NAME).is_file():
+            hint = " (a study's folder: give it as --experiment)" if is_study(args.checkpoint) else ""
             print(
-                f"error: --checkpoint {args.checkpoint} is a folder, where a checkpoint file is needed", file=sys.stderr
+                f"error: --checkpoint {args.checkpoint} is a folder, where a checkpoint file is needed{hint}",
+                file=sys.stderr,
             )
             return 2
         args.checkpoint = args.checkpoint / CHECKPOINT_NAME

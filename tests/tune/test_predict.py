@@ -278,6 +278,10 @@ def test_a_trials_checkpoint_folder_is_taken_for_the_file_it_holds(
     assert f"checkpoint: {best}\n" in capsys.readouterr().out
     assert main(["--checkpoint", str(tmp_path), "--split", "val", "--out", str(tmp_path / "g.pt")]) == 2
     assert capsys.readouterr().err == f"error: --checkpoint {tmp_path} is a folder, where a checkpoint file is needed\n"
+    assert main(["--checkpoint", str(unet_study), "--split", "val", "--out", str(tmp_path / "g.pt")]) == 2
+    assert capsys.readouterr().err.endswith(
+        "is a folder, where a checkpoint file is needed (a study's folder: give it as --experiment)\n"
+    )
     with pytest.raises(SystemExit):
         main(["--checkpoint", str(best), "--split", "val", "--out", str(tmp_path / "h.pt"), "--batch-size", "0"])
     assert "argument --batch-size: must be a whole number >= 1, got '0'" in capsys.readouterr().err

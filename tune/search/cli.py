@@ -87,7 +87,7 @@ def _budgets_text() -> str:
         + (
             "the same"
             if (cpu.samples, cpu.max_epochs) == (gpu.samples, gpu.max_epochs)
-            else f"{cpu.samples} of {cpu.max_epochs}"
+            else f"{cpu.samples} trials of up to {cpu.max_epochs} epochs"
         )
         + " on CPUs only"
         for name, (gpu, cpu) in sized.items()

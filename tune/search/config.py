@@ -199,8 +199,8 @@ def _resumed(cfg: SearchConfig, given: frozenset[str]) -> SearchConfig:
             f"where it is (ln -s NEW_PATH {shlex.quote(saved.data)}), to resume the study (its trials read it there)"
         )
     differ = [
-        f"{_FLAGS.get(key, '--' + key.replace('_', '-'))} {_shown(getattr(cfg, key))} "
-        f"(the study has {_shown(getattr(saved, key))})"
+        f"{_FLAGS.get(key, '--' + key.replace('_', '-'))} {_shown(getattr(cfg, key), key)} "
+        f"(the study has {_shown(getattr(saved, key), key)})"
         for key in sorted(given)
         if getattr(cfg, key) != getattr(saved, key)
     ]
@@ -251,11 +251,14 @@ def _check_not_moved(cfg: SearchConfig, made_in: str | None) -> None:
 _FLAGS = {"plugins": "--plugin", "overrides": "--set/--range/--choices/--overrides"}
 
 
-def _shown(value: object) -> str:
-    """A setting as a refusal names it: a flag's several values (--overrides, --plugin) one by one, or none."""
+def _shown(value: object, key: str = "") -> str:
+    """A setting as a refusal names it: a flag's several values (--overrides, --plugin) one by one, or none; every
+    video (None) of --unlabeled and --val-videos as the word given for it, all."""
     if isinstance(value, (tuple, list)):
         return ", ".join(map(repr, value)) or "none"
-    return "the default (unset)" if value is None else repr(value)
+    if value is None:
+        return "all" if key in ("unlabeled", "val_videos") else "the default (unset)"
+    return repr(value)
 
 
 def _restorable(folder: Path) -> bool:

@@ -51,14 +51,15 @@ def run_search(cfg: SearchConfig, *, resume: bool = False, given: frozenset[str]
     the study settings the user named, which a resume refuses to change."""
     started = time.time()  # a time budget counts from here
     cfg = named(cfg, resume)
-    made = not Path(cfg.out).exists()
+    out = Path(cfg.out).absolute()
+    made = [folder for folder in (out, *out.parents) if not folder.exists()]  # the folders --out makes
     try:
         with one_driver(cfg.experiment_dir, new=not resume):  # refused while another driver runs the study
             return _run_search(cfg, resume, given, started)
     except Exception:
-        if made:  # a refused start leaves no empty --out behind (nor a study: forget_unstarted)
-            with contextlib.suppress(OSError):
-                Path(cfg.out).rmdir()
+        with contextlib.suppress(OSError):  # a refused start leaves no empty --out behind (nor a study:
+            for folder in made:  # forget_unstarted); one that holds anything (another study's) stays
+                folder.rmdir()
         raise
 
 
@@ -69,8 +70,9 @@ def _run_search(cfg: SearchConfig, resume: bool, given: frozenset[str], started:
         cfg = prepare_study(cfg, resume, given=given)
         study, cluster = start_study(cfg, new=not resume)
     except Exception:
-        if previous is not None and (not before.is_file() or before.read_bytes() != previous):  # a start refused
-            before.write_bytes(previous)  # where a study had not started (cut before its first trial): that one kept
+        if previous is not None:  # a start refused where a study had not started (cut before its first trial):
+            if not before.is_file() or before.read_bytes() != previous:  # that one kept, for its --resume
+                before.write_bytes(previous)
         elif not resume:  # a start refused (a bad flag, bad data) leaves no study; Ctrl-C keeps it for --resume
             forget_unstarted(cfg.experiment_dir)
         raise

@@ -51,11 +51,15 @@ def build_run(
             return base.updated(values, epochs=epochs, from_text=True)
         return RunConfig.from_values(model, values, epochs=epochs, from_text=True)
     except ValueError as err:  # "UNetConfig.width expects int, got 'abc'": the --set it came from named
-        field = re.compile(r"\.(\w+)\b")
-        named = [a for a in assignments if a.partition("=")[0].split(".")[-1] in field.findall(str(err))]
-        if not named:
-            raise
-        raise ValueError(f"--set {named[0]}: {err}") from None
+        text = str(err)  # begun by the field ("UNetConfig.width ..."), a nested one's by its key ("predictor.hidden: ")
+        field = re.match(r"\w+Config\.(\w+) ", text)
+        for assignment in assignments:
+            key = assignment.partition("=")[0]
+            if text.startswith(f"{key}: "):
+                raise ValueError(f"--set {assignment}: {text.removeprefix(f'{key}: ')}") from None
+            if field and key.split(".")[-1] == field.group(1):
+                raise ValueError(f"--set {assignment}: {text}") from None
+        raise
 
 
 class Source(NamedTuple):

@@ -44,6 +44,12 @@ def test_a_refused_start_keeps_the_unstarted_study_it_would_have_replaced(tmp_pa
     with pytest.raises(ValueError, match="more than one GPU per trial must be a whole number"):
         run_search(cfg)
     assert (tmp_path / "s" / STUDY_FILE).read_bytes() == before
+    same = SearchConfig(
+        space="unet", out=str(tmp_path), name="s", budget="smoke", samples=3, hidden=str(tmp_path / "x")
+    )
+    with pytest.raises(FileNotFoundError, match="--hidden"):  # refused before search.json was written again
+        run_search(same)
+    assert (tmp_path / "s" / STUDY_FILE).read_bytes() == before
 
 
 def test_a_started_study_is_not_overwritten(tmp_path: Path) -> None:
@@ -84,6 +90,9 @@ def test_resume_refuses_settings_that_differ_from_the_saved_study(tmp_path: Path
     given = SearchConfig(space="unet", out=str(tmp_path), name="s", budget="smoke", gpus_per_trial=0)
     with pytest.raises(ValueError, match=r"--gpus-per-trial 0 \(the study has the default \(unset\)\)"):
         prepare_study(given, resume=True, given=frozenset({"gpus_per_trial"}))  # (it said "has None")
+    given = SearchConfig(space="unet", out=str(tmp_path), name="s", budget="smoke", val_videos=5)
+    with pytest.raises(ValueError, match=r"--val-videos 5 \(the study has all\)"):  # every video: as given, all
+        prepare_study(given, resume=True, given=frozenset({"val_videos"}))
 
 
 def test_a_study_whose_data_root_moved_says_to_put_it_back_not_to_leave_out_data(tmp_path: Path) -> None:

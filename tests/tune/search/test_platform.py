@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import optuna
@@ -378,7 +379,9 @@ def test_a_time_budget_cuts_the_study_and_a_resume_completes_it_then_a_warm_star
     base += ["--no-dashboard"]
     # 6 s: trials started before it on a slow machine, and 24 too many to start in it on a fast one (one started 14
     # of 16 within 12 s, 4 within 6 s; once all 16 within 12 s, leaving the resume below nothing to run)
+    began = time.monotonic()
     assert main([*base, "--samples", "24", "--name", "cut", "--time-budget", "6s"]) == 0
+    assert time.monotonic() - began < 6 + 120  # it ended (24 trials of this budget run for minutes uncut)
     out = capsys.readouterr().out
     assert "cut by the time budget: stage main:" in out and "--resume (with --time-budget T, under a new budget)" in out
     exp = tmp_path / "cut"

@@ -15,4 +15,4 @@ def test_differences_name_each_setting_as_set_takes_it_and_leave_the_runtime_one
     ]
     assert asked.differences(asked) == []
     other = RunConfig.from_values("unet", {}, epochs=2)
-    assert "model 'unet' (the checkpoint has 'dual_phase')" in other.differences(saved)
+    assert other.differences(saved) == ["model 'unet' (the checkpoint is of a 'dual_phase' run)"]  # its fields aside
