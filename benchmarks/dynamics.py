@@ -8,8 +8,9 @@ The model is the platform's (models/dynamics.py, `object_dynamics`), trained by 
 (tune/training/tasks/object_dynamics.py) on the tracks of the masks of frames 1-11 of ROOT's train videos, then of
 each --more-train root's, in order (the first N for each N of --train-sizes), each size trained on the same number
 of samples (--samples, in --epochs epochs). The masks are the true ones (a pseudo-label folder of them is written
-once into the cache), or with --segmenter the masks a frame_segmenter checkpoint makes of every video (its
-pseudo-labels, as the dynamics space trains on them). Each row of the table is the competition IoU of mask 22 over
+once into the cache), or with --segmenter the masks a frame_segmenter checkpoint makes of the train and val videos
+(its pseudo-labels, as the dynamics space trains on them; --unlabeled N adds its masks of the first N unlabeled
+videos of each root after its train videos, as the space trains on them too, and --train-sizes count them). Each row of the table is the competition IoU of mask 22 over
 ROOT's val videos, all answers drawn on the same mask 11 (true or the segmenter's): copy-last, the rule, the model
 at each train size, and the rigid ceiling (each object moved by its true move).
 """
@@ -25,8 +26,10 @@ from pathlib import Path
 import torch
 
 from benchmarks.args import bad_input, count, folders, output_files
+from data.arguments import ALL, videos
 from data.cache import default_cache_dir
 from data.files import run_command
+from data.layout import index_split
 from data.metric import competition_iou
 from models.dynamics import draw_moves, rule_moves
 from reports.schema import VAL_COPY_LAST_IOU, VAL_EXTRAPOLATE_IOU, VAL_IOU
@@ -40,10 +43,13 @@ from tune.training.trainer import Trainer
 SETTINGS = ["width=64", "rounds=1", "history=5", "lr=2e-3", "batch_size=64", "weight_decay=1e-4"]  # measured first
 
 
-def masks_folder(root: Path, segmenter: Path | None, cache: Path, device: torch.device) -> Path:
-    """The pseudo-label folder of `root`: the segmenter's masks, or its true masks of frames 1-11 (written once)."""
+def masks_folder(
+    root: Path, segmenter: Path | None, cache: Path, device: torch.device, unlabeled: int | None = 0
+) -> Path:
+    """The pseudo-label folder of `root`: the segmenter's masks (of the first `unlabeled` unlabeled videos too; None:
+    all), or its true masks of frames 1-11 (written once)."""
     if segmenter is not None:
-        return pseudo_label(segmenter, root, device=device, cache_dir=cache, progress=False)
+        return pseudo_label(segmenter, root, device=device, cache_dir=cache, progress=False, unlabeled=unlabeled)
     from benchmarks.true_masks import write_true_masks
     from tune.training.pseudo_store import MANIFEST
 
@@ -66,9 +72,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, required=True, help="a data root with labelled train and val splits")
     parser.add_argument("--more-train", type=Path, nargs="*", default=[], help="more roots whose train videos join")
     parser.add_argument("--segmenter", type=Path, default=None, help="a frame_segmenter checkpoint (default: truth)")
-    parser.add_argument("--train-sizes", type=count, nargs="+", default=[300, 1000, 3000], help="train videos")
-    parser.add_argument("--samples", type=count, default=180_000, help="training samples (videos) of every size")
-    parser.add_argument("--epochs", type=count, default=6, help="epochs the samples are spread over (each evaluated)")
+    parser.add_argument(
+        "--unlabeled",
+        type=videos(0),
+        default=0,
+        metavar="N|all",
+        help="with --segmenter: its masks of the first N unlabeled videos of each root train too, after the train "
+        "videos, as the dynamics space trains, counted by --train-sizes (default: %(default)s: the train videos alone)",
+    )
+    parser.add_argument(
+        "--train-sizes", type=count, nargs="+", default=[300, 1000, 3000], help="train videos (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--samples", type=count, default=180_000, help="training samples (videos) of every size (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--epochs",
+        type=count,
+        default=6,
+        help="epochs the samples are spread over, each evaluated (default: %(default)s)",
+    )
     parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="FIELD=VALUE")
     parser.add_argument("--device", default="cpu")
     # the model's steps are many small ops: on the 2-core machine, loaded, one torch thread trained 14x faster than two
@@ -86,8 +109,14 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         roots = [args.data, *args.more_train]  # a root named twice gives its videos twice
+        unlabeled = None if args.unlabeled == ALL else int(args.unlabeled) if args.segmenter else 0
         options = [
-            LoadOptions(cache_dir=cache, progress=False, pseudo=masks_folder(r, args.segmenter, cache, device))
+            LoadOptions(
+                cache_dir=cache,
+                progress=False,
+                pseudo=masks_folder(r, args.segmenter, cache, device, unlabeled),
+                unlabeled=unlabeled,
+            )
             for r in roots
         ]
         val = val_objects(args.data, device, options[0])
@@ -101,7 +130,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     source = "a segmenter's masks" if args.segmenter else "true masks"
-    print(f"tracks of {len(trains)} train and {len(val)} val videos ({source}): {time.perf_counter() - started:.0f} s")
+    labelled = sum(len(index_split(root, "train")) for root in roots)
+    more = f" (and {len(trains) - labelled} unlabeled)" if len(trains) > labelled else ""
+    print(
+        f"tracks of {labelled} train{more} and {len(val)} val videos ({source}): {time.perf_counter() - started:.0f} s"
+    )
     rule = Trainer(run, TrainData(trains.head(1), val), device).evaluate()  # untrained: the rule
     rows = {"copy last (mask 11)": rule[VAL_COPY_LAST_IOU], "the rule (extrapolate)": rule[VAL_EXTRAPOLATE_IOU]}
     for size in args.train_sizes:

@@ -69,6 +69,10 @@ def test_on_a_segmenters_masks_the_rules_rows_are_the_rules_on_its_masks(
     assert main([*args, "--samples", "8", "--epochs", "1", "--set", "width=8"]) == 0
     printed = capsys.readouterr().out
     assert "(2 val videos, a segmenter's masks)" in printed
+    assert "tracks of 4 train and 2 val videos (a segmenter's masks)" in printed  # its unlabeled ones took as train
+    assert main([*args[:-1], "6", "--samples", "8", "--epochs", "1", "--set", "width=8", "--unlabeled", "all"]) == 0
+    more = capsys.readouterr().out  # asked: after the train videos, as the space trains, counted by --train-sizes
+    assert "tracks of 4 train (and 2 unlabeled) and 2 val videos" in more and "object_dynamics, 6 train videos" in more
     scores = _scores(printed)
     # an untrained segmenter at one epoch: its masks are all or nearly all background, and so is every answer
     masks, rule = _true_val_masks(synth_root)
