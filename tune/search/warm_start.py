@@ -83,6 +83,7 @@ def warm_start(study: Study, stage: Stage) -> None:
     if target.get_trials(deepcopy=False):
         return
     searched = _distributions(study, stage)
+    copies: list[FrozenTrial] = []
     if study.cfg.warm_start is not None:
         if snapshot := unfinished_text(Path(study.cfg.warm_start)):  # as its trials are copied (not on a resume)
             print(f"stage {stage.name}: --warm-start: {snapshot}")
@@ -102,7 +103,9 @@ def warm_start(study: Study, stage: Stage) -> None:
         )
     for point in stage.first:  # what the overrides leave searched of it; the other parameters sampled as usual
         params = {name: value for name, value in point.items() if name in searched and _holds(searched[name], value)}
-        if params:
+        if params and (ran := next((t for t in copies if params.items() <= t.params.items()), None)):  # known
+            print(f"stage {stage.name}: not tried first again: {params}, run by {ran.user_attrs[SOURCE_ATTR]}")
+        elif params:
             target.enqueue_trial(params, user_attrs={SOURCE_ATTR: f"the space's first choice {params}"})
             print(f"stage {stage.name}: tried first: {params}")
 

@@ -123,3 +123,33 @@ def test_warm_start_best_runs_again_the_old_studys_best_by_its_own_rule(
         assert held.system_attrs["fixed_params"].items() <= old.trials[n].params.items()
         assert "lr" in held.system_attrs["fixed_params"]
     assert f"4 finished trials, the best {len(enqueued)} run again first {said}" in capsys.readouterr().out
+
+
+def test_a_first_configuration_the_old_study_ran_is_not_tried_again(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A warm start copies OLD's trials, one of which ran the space's first choice: TPE knows its result, and
+    enqueueing it again spent a trial of the new study on it (one of 3, with --warm-start-best 2 all of them)."""
+    old_folder = tmp_path / "old"
+    old_folder.mkdir()
+    (old_folder / STUDY_FILE).write_text(json.dumps({"name": "old", "space": "mask_space"}))
+    stage = get_space("mask_space").stage("predictor")
+    old = optuna.create_study(
+        study_name=optuna_study_name("old", "predictor"), storage=journal_storage(old_folder), direction="maximize"
+    )
+    old.enqueue_trial({"prior": "motion"})
+    trial = old.ask()
+    DefineByRun(stage, budget_for("smoke", gpu=False), ("p",))(trial)
+    trial.set_user_attr("segtune.trial_id", "t0")
+    trial.report(0.3, 1)
+    old.tell(trial, 0.3)
+    cfg = SearchConfig(
+        space="mask_space", data=str(tmp_path), out=str(tmp_path), name="new", gpus_per_trial=0.0,
+        budget="smoke", warm_start=str(old_folder),
+    )  # fmt: skip
+    study = open_study(cfg, Cluster.local())
+    study.folder.mkdir(parents=True)
+    warm_start(study, stage)
+    new = optuna.load_study(study_name=optuna_study_name("new", "predictor"), storage=journal_storage(study.folder))
+    assert [t.state for t in new.get_trials(deepcopy=False)] == [TrialState.COMPLETE]  # the copy, nothing waiting
+    assert "not tried first again: {'prior': 'motion'}, run by old/predictor #0 (trial t0)" in capsys.readouterr().out
