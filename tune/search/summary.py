@@ -152,9 +152,21 @@ def unbeaten_text(model: str, best: pd.Series, scores: dict[str, float]) -> str:
     """The summary's line where no rule scored above the `best` trial on its masks: it beats them all, or ties
     some (on a set too small to tell them apart, every answer may be all background)."""
     value = float(best[BEST_METRIC])
-    shown = ", ".join(f"{rule} {score:.4f} ({value - score:+.4f})" for rule, score in scores.items())
+    hair = 5e-5  # a margin the 4 digits shown round to 0 (a few hundred pixels of a small val set)
+
+    def margin(by: float) -> str:
+        return f"{by:+.4f}" if by == 0 or abs(by) >= hair else f"{by:+.1e}"
+
+    shown = ", ".join(f"{rule} {score:.4f} ({margin(value - score)})" for rule, score in scores.items())
     tied = [rule for rule, score in scores.items() if score == value]
-    verb = f"ties {', '.join(tied)}, and no rule beats it," if tied else "beats every rule"
+    close = not tied and min(value - score for score in scores.values()) < hair
+    verb = (
+        f"ties {', '.join(tied)}, and no rule beats it,"
+        if tied
+        else "beats every rule by a hair (as good as a tie: more val videos tell them apart)"
+        if close
+        else "beats every rule"
+    )
     return f"the best {model} ({best[TRIAL_ID]}) {verb} on the same val masks (its segmenter's): {shown}"
 
 

@@ -354,6 +354,6 @@ def test_dynamics_learns_object_moves_on_the_best_segmenters_tracks_beside_the_r
     top = dynamics.sort_values("best_metric", ascending=False).iloc[0]
     rules = mine[mine["trial_id"] == top["trial_id"]].iloc[-1]
     value, ceiling = top["best_metric"], max(rules["val_copy_last_iou"], rules["val_extrapolate_iou"])
-    assert ("beats every rule on the same val masks (its segmenter's): copy_last" in printed) == (value > ceiling)
+    assert ("beats every rule" in printed) == (value > ceiling)  # (by a hair, where the 4 digits cannot tell)
     assert ("and no rule beats it, on the same val masks (its segmenter's): copy_last" in printed) == (value == ceiling)
     assert ("above it (no training)" in printed) == (value < ceiling)

@@ -45,6 +45,14 @@ def test_a_best_trial_that_ties_a_rule_is_not_said_to_beat_it() -> None:
     assert unbeaten_text("mask_predictor", best, {"copy_last": 0.1, "extrapolate": 0.1}).startswith(
         "the best mask_predictor (a) beats every rule on the same val masks (its segmenter's): copy_last 0.1000 (+0.0612)"
     )
+    # a margin the 4 digits round away (0.041030 against 0.041028, a few hundred pixels) was "beats ... (+0.0000)"
+    hair = unbeaten_text(
+        "object_dynamics", pd.Series({"trial_id": "b", "best_metric": 0.041030}), {"extrapolate": 0.041028}
+    )
+    assert hair == (
+        "the best object_dynamics (b) beats every rule by a hair (as good as a tie: more val videos tell them apart) on "
+        "the same val masks (its segmenter's): extrapolate 0.0410 (+2.0e-06)"
+    )
 
 
 def test_the_summary_counts_the_trials_that_split_their_batches() -> None:
