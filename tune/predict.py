@@ -6,7 +6,7 @@ submission format. With `--split val` it also prints the IoU exactly as the comp
 the study's (`--experiment`, or the study a trial's `--checkpoint` is in) unless `--data` names another; any other
 `--checkpoint` needs `--data` (a `--checkpoint` with `--data` takes nothing of its study).
 `--rule extrapolate` (or `copy_last`) answers with a rule on a per-frame segmenter's masks instead: the
-checkpoint is a frame_segmenter, or a mask_space predictor whose segmenter is used.
+checkpoint is a frame_segmenter, or a mask_space predictor or dynamics model whose segmenter is used.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from reports.records import read_study_settings, study_data
 from tune.plugins import add_plugin_argument, early_plugins, load_study_plugins
 from tune.search.keys import CHECKPOINT_NAME
 from tune.training.checkpoints import torch_save
-from tune.training.prediction import RULES, predict
+from tune.training.prediction import RULES, predict, rule_source
 from tune.training.tasks.base import NoMasks
 
 SUBMISSION_SUFFIXES = (".pt", ".pth")
@@ -162,7 +162,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if snapshot:
         print(f"note: {snapshot}")
-    print(f"checkpoint: {checkpoint}" + (f" (the rule {args.rule} on the segmenter's masks)" if args.rule else ""))
+    if args.rule and (source := rule_source(checkpoint)) != str(checkpoint):
+        print(f"checkpoint: {checkpoint}, whose segmenter {source} answered (the rule {args.rule} on its masks)")
+    else:
+        print(f"checkpoint: {checkpoint}" + (f" (the rule {args.rule} on the segmenter's masks)" if args.rule else ""))
     print(f"data: {data}" + ("" if args.data else " (the study's; --data for another)"))
     print(f"wrote {args.out}: {tuple(masks.shape)} {masks.dtype}, videos {int(ids[0])}..{int(ids[-1])} in id order")
     if iou is not None:

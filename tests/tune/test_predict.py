@@ -168,6 +168,7 @@ def test_a_rule_answers_from_the_segmenter_of_a_mask_study(
     printed = capsys.readouterr().out
     assert f"val IoU (competition metric, whole set of 2 videos): {iou:.4f}" in printed
     assert f"checkpoint: {segmenter} (the rule {rule} on the segmenter's masks)\n" in printed
+    assert f"checkpoint: {predictor}, whose segmenter {segmenter} answered (the rule {rule} on its masks)\n" in printed
     if rule == "copy_last":  # the study scored its trials on the first val video: a score of the whole set says so
         assert main(["--experiment", str(mask_study), "--split", "val", "--out", str(tmp_path / "v.pt")]) == 0
         assert "(competition metric, whole set of 2 videos; the study scored on its first video (--val-videos)): " in (

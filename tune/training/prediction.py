@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,6 +32,19 @@ RULES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 RULE_FRAMES = TRACKED
 
 
+def _pipeline(state: dict[str, Any], checkpoint: str | os.PathLike[str]) -> dict[str, str]:
+    """The checkpoint's pipeline (its segmenter), found where the study folder is now (a copied or moved study's)."""
+    pipeline = dict(state.get("pipeline") or {})
+    if pipeline.get("segmenter"):
+        pipeline["segmenter"] = str(beside(checkpoint, pipeline["segmenter"]))
+    return pipeline
+
+
+def rule_source(checkpoint: str | os.PathLike[str]) -> str:
+    """The segmenter checkpoint a rule answers from (`predict(rule=...)`): `checkpoint` itself, or the one it names."""
+    return _pipeline(load_checkpoint(checkpoint), checkpoint).get("segmenter") or str(checkpoint)
+
+
 def predict(
     checkpoint: str | os.PathLike[str],
     data: str | os.PathLike[str],
@@ -46,18 +60,18 @@ def predict(
     """(predicted masks (N, H, W) uint8, video ids (N,), competition IoU for val else None), of the split's
     videos or of its `first` ones (by id). With `rule`
     (a key of RULES) the answer is that rule's on the segmenter's masks: the checkpoint is a
-    frame_segmenter, or a model that names its segmenter (a mask_space predictor)."""
+    frame_segmenter, or a model that names its segmenter (a mask_space predictor, an object_dynamics model)."""
     dev = resolve_device(device)
     state = load_checkpoint(checkpoint)
     run, model = model_from_state(state, dev, checkpoint)
+    if rule is None and not task_for(run.model).predicts_masks():  # said before the split is decoded
+        raise task_for(run.model).no_masks(run)
     decoded = decode_split(data, split, hidden=hidden, on_error=on_error).head(first)
     if decoded.n_frames < N_INPUT_FRAMES:
         raise DataError(
             f"split {split!r} of {data} has {decoded.n_frames} frames per video, fewer than the {N_INPUT_FRAMES} inputs"
         )
-    pipeline = dict(state.get("pipeline") or {})
-    if pipeline.get("segmenter"):  # where the study folder is now (a copied or moved study's own)
-        pipeline["segmenter"] = str(beside(checkpoint, pipeline["segmenter"]))
+    pipeline = _pipeline(state, checkpoint)
     if rule is not None:
         if rule not in RULES:
             raise ValueError(f"unknown rule {rule!r}; valid: {', '.join(RULES)}")
@@ -65,7 +79,8 @@ def predict(
             if not pipeline.get("segmenter"):
                 raise ValueError(
                     f"--rule {rule}: {checkpoint} is a {run.model} checkpoint; a rule moves the objects of a segmenter's "
-                    "masks: give a frame_segmenter checkpoint, or one that names its segmenter (a mask_space study's)"
+                    "masks: give a frame_segmenter checkpoint, or one that names its segmenter (a mask_space or "
+                    "dynamics study's)"
                 )
             run, model = load_model(pipeline["segmenter"], dev)
         masks = _predict_by_rule(RULES[rule], run, model, decoded.frames, dev, batch_size)

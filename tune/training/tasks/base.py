@@ -217,8 +217,12 @@ class Task:
         batch_size: int = 32,
     ) -> torch.Tensor:
         """Class ids of mask 22, (N, H, W) uint8 on the CPU, for every video of a decoded split in its row order."""
+        raise self.no_masks(run)
+
+    def no_masks(self, run: RunConfig) -> NoMasks:
+        """The error of a model of this task asked for masks of frame 22 it does not predict."""
         instead = f"; it answers with a rule on its masks (tune.predict --rule {self.answer_rule})"
-        raise NoMasks(
+        return NoMasks(
             f"a {run.model!r} checkpoint ({self.name}) does not predict masks of frame 22; use one of "
             f"{', '.join(answering_models())}{instead if self.answer_rule else ''}",
             run.model,
