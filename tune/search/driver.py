@@ -31,13 +31,12 @@ from tune.plugins import edited_plugins, load_plugins, load_study_plugins
 from tune.search.clock import StudyClock, budget_seconds
 from tune.search.config import SearchConfig, forget_unstarted, named, one_driver, prepare_study
 from tune.search.node_check import check_nodes_see
-from tune.search.overrides import show_space
 from tune.search.ray_env import private_token, ray_defaults, stop_local_ray
 from tune.search.reach import check_mlflow, check_ray_temp, check_reachable, join_cluster
 from tune.search.resources import Cluster, plan_resources
 from tune.search.searcher import mend_journal
 from tune.search.signals import StopSignals, ray_in_own_session
-from tune.search.space_check import check_space
+from tune.search.space_check import check_space, show_space
 from tune.search.spaces import SearchSpace, get_space
 from tune.search.stages import DiskFull, StageInterrupted, run_stage
 from tune.search.study import Study

@@ -1,13 +1,12 @@
-"""Space overrides: fix a value (`--set width=32`), narrow a range (`--range lr=1e-4:3e-3`), restrict
-choices (`--choices batch_size=16,32`), for every stage that has the parameter or for one
-(`--set finetune.freeze_predictor=false`), on the command line or in a TOML file (`--overrides FILE`).
+"""Space overrides: fix a value (`--set width=32`), narrow a range (`--range lr=1e-4:3e-3`), restrict choices
+(`--choices batch_size=16,32`), for every stage that has the parameter or for one (`--set finetune.freeze_predictor=false`),
+on the command line or in a TOML file (`--overrides FILE`).
 
-A study keeps its overrides as text (`set width=32`) in search.json. Before Ray starts they are checked
-against the space as the budget sizes it: each stage's define-by-run function is run once on a trial
-that records what it asks for (`describe_stage`), and every name and value is checked against that,
-with the valid names in the error. During the study `OverriddenTrial` stands between the define
-function and Optuna's trial: a fixed parameter is not searched (it goes into each trial's config as a
-constant), a narrowed one is suggested in its new range or among its new choices.
+A study keeps its overrides as text (`set width=32`) in search.json. Before Ray starts they are checked against the
+space as the budget sizes it: each stage's define-by-run function is run once on a trial that records what it asks
+for (`describe_stage`), and every name and value is checked against that, with the valid names in the error. During
+the study `OverriddenTrial` stands between the define function and Optuna's trial: a fixed parameter is not searched
+(it goes into each trial's config as a constant), a narrowed one is suggested in its new range or among its new choices.
 """
 
 from __future__ import annotations
@@ -50,6 +49,14 @@ class Param:
             return f"one of {', '.join(_short(c) for c in self.choices)}{origin}"
         fixed = "fixed" if self.source else "constant"
         return f"{fixed} {_short(self.choices[0])}{origin}"
+
+    def holds(self, value: Any) -> bool:
+        """Whether a search of it may draw `value` (a stage's first configuration keeps only such values)."""
+        return (
+            value in self.choices
+            if self.kind == "categorical"
+            else self.kind != "constant" and self.low <= value <= self.high
+        )
 
 
 @dataclass(frozen=True)
@@ -279,19 +286,6 @@ class OverriddenTrial(_Deprecated):
         (benchmarks/bank_space.py's fixed settings, `--set width=8` there)."""
         fixed = {o.name: o.value for o in self._overrides.values() if o.kind == "set"}
         return {**values, **{k: v for k, v in fixed.items() if k in values}}
-
-
-def show_space(space: SearchSpace, budget: Budget, overrides: Sequence[Override], samples: int) -> str:
-    """The space as --show-space prints it: every stage's parameters after the overrides, `samples` trials a stage."""
-    lines = [f"space {space.name}, budget {budget.name} ({samples} trials a stage): {space.description}"]
-    for stage in space.stages:
-        params = describe_stage(stage, budget, [o for o in overrides if o.stage == stage.name])
-        lines.append(f"\nstage {stage.name}: model {stage.model}, {stage.mode}imise {stage.metric}")
-        width = max(len(name) for name in params)
-        for name, param in params.items():
-            shown = f"one of the best {stage.parent} trials" if name in NOT_OVERRIDABLE else param.text()
-            lines.append(f"  {name:<{width}}  {shown}")
-    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- values

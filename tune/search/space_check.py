@@ -1,6 +1,6 @@
 """The space a study searches, checked before Ray starts: a plugin's space most of all, whose mistakes failed every
 trial (a misspelled setting, a range upside down, a model never registered) or were a traceback (its define function
-raising)."""
+raising); and shown as --show-space prints it."""
 
 from __future__ import annotations
 
@@ -9,7 +9,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from models.registry import list_models
-from tune.search.overrides import Override, Param, checked_run, dry_run, parse_overrides, run_values
+from tune.search.overrides import (
+    NOT_OVERRIDABLE,
+    Override,
+    Param,
+    checked_run,
+    describe_stage,
+    dry_run,
+    parse_overrides,
+    run_values,
+)
 from tune.search.spaces import Budget, SearchSpace, Stage
 
 
@@ -53,3 +62,18 @@ def _defined(
         raise ValueError(
             f"{where}: its define function raised {type(err).__name__}: {err} ({own[-1].filename}, line {own[-1].lineno})"
         ) from None
+
+
+def show_space(space: SearchSpace, budget: Budget, overrides: Sequence[Override], samples: int) -> str:
+    """The space as --show-space prints it: every stage's parameters after the overrides, `samples` trials a stage."""
+    lines = [f"space {space.name}, budget {budget.name} ({samples} trials a stage): {space.description}"]
+    for stage in space.stages:
+        params = describe_stage(stage, budget, [o for o in overrides if o.stage == stage.name])
+        lines.append(f"\nstage {stage.name}: model {stage.model}, {stage.mode}imise {stage.metric}")
+        for name, param in params.items():
+            shown = f"one of the best {stage.parent} trials" if name in NOT_OVERRIDABLE else param.text()
+            lines.append(f"  {name:<{max(map(len, params))}}  {shown}")
+        for point in stage.first:  # as warm_start enqueues it: the values the overrides leave searched
+            kept = {name: value for name, value in point.items() if name in params and params[name].holds(value)}
+            lines += [f"  tried first (the rest sampled): {kept}"] if kept else []
+    return "\n".join(lines)

@@ -8,9 +8,10 @@ import optuna
 import pytest
 
 from tune.search.budget import Budget, budget_for
-from tune.search.overrides import describe_stage, parse_overrides, run_values, show_space
+from tune.search.overrides import describe_stage, parse_overrides, run_values
 from tune.search.resources import Resources
 from tune.search.searcher import DefineByRun
+from tune.search.space_check import show_space
 from tune.search.spaces import TRACK_EPOCH, get_space
 from tune.search.trainable import StageJob
 from tune.training.config import TrainConfig

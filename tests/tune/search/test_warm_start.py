@@ -153,3 +153,14 @@ def test_a_first_configuration_the_old_study_ran_is_not_tried_again(
     new = optuna.load_study(study_name=optuna_study_name("new", "predictor"), storage=journal_storage(study.folder))
     assert [t.state for t in new.get_trials(deepcopy=False)] == [TrialState.COMPLETE]  # the copy, nothing waiting
     assert "not tried first again: {'prior': 'motion'}, run by old/predictor #0 (trial t0)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("override", "shown"), [((), True), (("set prior=copy",), False)])
+def test_show_space_says_what_a_stage_tries_first(override: tuple[str, ...], shown: bool) -> None:
+    """--show-space named every parameter, and not the configuration the stage runs first (the overrides' rules)."""
+    from tune.search.overrides import parse_overrides
+    from tune.search.space_check import show_space
+
+    space, smoke = get_space("mask_space"), budget_for("smoke", gpu=False)
+    text = show_space(space, smoke, parse_overrides(space, smoke, override), smoke.samples)
+    assert ("  tried first (the rest sampled): {'prior': 'motion'}" in text) == shown
