@@ -175,6 +175,13 @@ def test_the_references_sentence_sets_the_best_model_against_the_floor_and_the_r
         "on 20 val videos: the best model 0.0600, 3.0x all background (0.0200); the rules on the true masks (a "
         "ceiling: what they score from a perfect segmenter's masks): copy_last 0.2800, x 0.4800"
     )
+    # a model that answers from a segmenter's masks: the rules on them first (what it must beat), then the ceiling
+    mine = pd.DataFrame({schema.ANSWER: [f"copy_last {schema.SEGMENTER_MASKS}"], schema.IOU: [0.05], schema.VIDEOS: 20})
+    assert schema.references_text(pd.concat([table.iloc[:2], mine, table.iloc[2:]])) == (
+        "on 20 val videos: the best model 0.0600, 3.0x all background (0.0200); the rules on its segmenter's masks "
+        "(what it must beat): copy_last 0.0500; the rules on the true masks (a ceiling: what they score from a perfect "
+        "segmenter's masks): copy_last 0.2800, x 0.4800"
+    )
     # an all-background truth (a floor of 0) has no ratio; no rules, no second part
     floor = table.iloc[:2].copy()
     floor[schema.IOU], floor[schema.VIDEOS] = [0.5, 0.0], 1

@@ -45,6 +45,7 @@ from reports.schema import (
     PREDICTED_PIXELS,
     REFERENCES_FILE,
     RESULTS_DIR,
+    SEGMENTER_MASKS,
     SUBMISSION_FILE,
     SUBMISSION_INFO_FILE,
     TARGET_PIXELS,
@@ -54,7 +55,7 @@ from reports.schema import (
 )
 from tune.search.results import write_parquet
 from tune.training.checkpoints import torch_save
-from tune.training.prediction import RULE_FRAMES, RULES, predict
+from tune.training.prediction import RULE_FRAMES, RULES, predict, rule_source
 
 GALLERY_FRAMES = (0, 5, 10)
 
@@ -90,7 +91,13 @@ def evaluate_best(
     )
     table[CHECKPOINT] = str(checkpoint)
     write_parquet(table, results / PER_CLASS_FILE)
-    answers = {ANSWER_BEST: iou, **_references(val.masks, target)}  # the IoU the prediction scored
+    answers: dict[str, float | None] = {ANSWER_BEST: iou}  # the IoU the prediction scored
+    if rule_source(checkpoint) != str(checkpoint):  # it answers from a segmenter's masks: each rule on them (the
+        for name in RULES:  # epochs' at its best epoch, on the same masks)
+            answers[f"{name} {SEGMENTER_MASKS}"] = predict(
+                checkpoint, data_root, "val", device=device, on_error=on_error, first=val_videos, rule=name
+            )[2]
+    answers.update(_references(val.masks, target))
     write_parquet(
         pd.DataFrame({ANSWER: list(answers), IOU: list(answers.values()), VIDEOS: len(target)}),
         results / REFERENCES_FILE,

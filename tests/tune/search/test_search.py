@@ -29,8 +29,11 @@ from reports.schema import (
     OPTUNA_FILE,
     PER_CLASS_FILE,
     PLUGINS_FILE,
+    REFERENCES_FILE,
     TORCH_THREADS,
     TRAIN_S,
+    ranked,
+    references_text,
 )
 from tune.search.cli import main
 from tune.search.config import SearchConfig
@@ -252,6 +255,14 @@ def test_mask_space_trains_the_predictor_on_the_best_segmenters_pseudo_labels(
     assert not has_pseudo(folder, "hidden")
     epochs = pd.read_parquet(mask_study / "results" / "epochs.parquet")
     assert epochs.loc[epochs["stage"] == "predictor", "val_copy_last_iou"].notna().all()
+    # the best model beside the rules on its segmenter's masks (what it must beat), as its best epoch scored them
+    top = ranked(trials, "predictor").iloc[0]
+    at_best = epochs[(epochs["trial_id"] == top["trial_id"]) & (epochs["epoch"] == top["best_epoch"])].iloc[0]
+    table = pd.read_parquet(mask_study / "results" / REFERENCES_FILE)
+    scores = dict(zip(table["answer"], table["iou"], strict=True))
+    for rule in ("copy_last", "extrapolate"):
+        assert scores[f"{rule} on its segmenter's masks"] == pytest.approx(at_best[f"val_{rule}_iou"], abs=1e-6)
+    assert "; the rules on its segmenter's masks (what it must beat): copy_last " in references_text(table)
     # the best model's per-class IoU counts the pixels of the one val video scored, not of both
     from reports.load import load_experiment
 
