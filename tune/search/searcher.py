@@ -24,7 +24,10 @@ TRIAL_ID_ATTR = "segtune.trial_id"  # on each Optuna trial: the study's trial id
 
 
 def journal_storage(experiment_dir: Path) -> JournalStorage:
-    """The study folder's Optuna journal (`optuna-dashboard OUT/NAME/optuna.journal` opens it)."""
+    """The study folder's Optuna journal (`optuna-dashboard OUT/NAME/optuna.journal` opens it). Optuna's INFO lines
+    ("A new study created in Journal with name: ...", "Using an existing study ...") are left out of the study's
+    output, wherever it opens one (the searcher, a warm start, a resume's checks)."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     return JournalStorage(JournalFileBackend(str(experiment_dir / OPTUNA_FILE)))
 
 
@@ -193,9 +196,7 @@ def make_searcher(
     deadline: Deadline | None = None,
     fail_trials: tuple[int, ...] = (),
 ) -> PrunedAwareOptunaSearch:
-    """The stage's searcher; `overrides`: those of this stage. Optuna's INFO lines ("A new study created in Journal
-    with name: ...", "Using an existing study ...") are left out of the study's output."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    """The stage's searcher; `overrides`: those of this stage (its journal quiet: journal_storage)."""
     return PrunedAwareOptunaSearch(
         space=DefineByRun(stage, budget, parents, overrides),
         metric=stage.metric,

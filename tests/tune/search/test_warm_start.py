@@ -5,6 +5,7 @@ leave it out."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import optuna
@@ -126,7 +127,7 @@ def test_warm_start_best_runs_again_the_old_studys_best_by_its_own_rule(
 
 
 def test_a_first_configuration_the_old_study_ran_is_not_tried_again(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     """A warm start copies OLD's trials, one of which ran the space's first choice: TPE knows its result, and
     enqueueing it again spent a trial of the new study on it (one of 3, with --warm-start-best 2 all of them)."""
@@ -149,7 +150,14 @@ def test_a_first_configuration_the_old_study_ran_is_not_tried_again(
     )  # fmt: skip
     study = open_study(cfg, Cluster.local())
     study.folder.mkdir(parents=True)
-    warm_start(study, stage)
+    optuna.logging.set_verbosity(optuna.logging.INFO)  # as a study's first stage began: Optuna's INFO lines showed
+    optuna.logging.enable_propagation()
+    try:
+        with caplog.at_level(logging.INFO, logger="optuna"):
+            warm_start(study, stage)
+    finally:
+        optuna.logging.disable_propagation()
+    assert not [r.getMessage() for r in caplog.records if r.name.startswith("optuna")]  # "A new study created ..."
     new = optuna.load_study(study_name=optuna_study_name("new", "predictor"), storage=journal_storage(study.folder))
     assert [t.state for t in new.get_trials(deepcopy=False)] == [TrialState.COMPLETE]  # the copy, nothing waiting
     assert "not tried first again: {'prior': 'motion'}, run by old/predictor #0 (trial t0)" in capsys.readouterr().out
