@@ -45,6 +45,7 @@ from reports.schema import (
     PREDICTED_PIXELS,
     REFERENCES_FILE,
     RESULTS_DIR,
+    RULE_COPY_LAST,
     SEGMENTER_MASKS,
     SUBMISSION_FILE,
     SUBMISSION_INFO_FILE,
@@ -92,11 +93,13 @@ def evaluate_best(
     table[CHECKPOINT] = str(checkpoint)
     write_parquet(table, results / PER_CLASS_FILE)
     answers: dict[str, float | None] = {ANSWER_BEST: iou}  # the IoU the prediction scored
-    if rule_source(checkpoint) != str(checkpoint):  # it answers from a segmenter's masks: each rule on them (the
+    last = ("mask 11 (copy last, at best)", val.masks[:, LAST_INPUT_FRAME])  # the gallery's: the true mask 11, or
+    if rule_source(checkpoint) != str(checkpoint):  # the segmenter's it answers from: each rule on its masks (the
         for name in RULES:  # epochs' at its best epoch, on the same masks)
-            answers[f"{name} {SEGMENTER_MASKS}"] = predict(
+            answer, _, answers[f"{name} {SEGMENTER_MASKS}"] = predict(
                 checkpoint, data_root, "val", device=device, on_error=on_error, first=val_videos, rule=name
-            )[2]
+            )
+            last = ("its segmenter's mask 11 (what it moves)", answer.numpy()) if name == RULE_COPY_LAST else last
     answers.update(_references(val.masks, target))
     write_parquet(
         pd.DataFrame({ANSWER: list(answers), IOU: list(answers.values()), VIDEOS: len(target)}),
@@ -111,7 +114,7 @@ def evaluate_best(
         pictures = {f"frame {t + 1}": np.asarray(val.frames[row, t]) for t in GALLERY_FRAMES}
         pictures["true mask 22"] = colour_masks(np.asarray(val.masks[row, TARGET_FRAME]))
         pictures["predicted mask 22"] = colour_masks(masks[row].numpy())
-        pictures["mask 11 (copy last, at best)"] = colour_masks(np.asarray(val.masks[row, LAST_INPUT_FRAME]))
+        pictures[last[0]] = colour_masks(np.asarray(last[1][row]))
         for order, (label, picture) in enumerate(pictures.items()):
             name = f"video_{vid}_{order}.png"
             Image.fromarray(picture).save(folder / name)
