@@ -13,6 +13,7 @@ from plotly.offline import get_plotlyjs
 
 from reports import figures, importance_figure, resource_figures, resources
 from reports.load import Experiment
+from reports.references import references_text
 from reports.schema import (
     BEST_EPOCH,
     BEST_METRIC,
@@ -41,7 +42,6 @@ from reports.schema import (
     param_columns,
     param_name,
     ranked,
-    references_text,
     stage_order,
     status_text,
 )

@@ -8,7 +8,8 @@ from typing import Any
 
 from reports import figures
 from reports.load import Experiment
-from reports.schema import GPU_HOURS, WALL_TIME_S, against_floor, best_value
+from reports.references import against_floor
+from reports.schema import GPU_HOURS, WALL_TIME_S, best_value
 
 SIDE_BY_SIDE = (
     "study",

@@ -22,6 +22,7 @@ from reports.build import build_report, distinct, main
 from reports.checkpoints import best_checkpoint
 from reports.load import load_experiment
 from reports.page import NO_TIMINGS
+from reports.references import references_text
 from tests.reports.study_files import TIMED_EPOCHS, TIMED_TRIALS, trial_row, write_study_folder
 
 pytestmark = pytest.mark.slow
@@ -101,7 +102,7 @@ def test_report_of_a_study_renders_everything(browser: Browser, unet_study: Path
     # the best model's score read beside what needs no training, on the same val videos
     references = pd.read_parquet(unet_study / "results" / schema.REFERENCES_FILE)
     assert "The best model beside answers that need no training" in seen["text"]
-    assert schema.references_text(references) in seen["text"]
+    assert references_text(references) in seen["text"]
     # and the submission the study wrote
     best = best_checkpoint(unet_study)
     assert (

@@ -168,30 +168,6 @@ def test_results_read_while_a_study_rewrites_them_are_never_half_files(tmp_path:
     assert len(lengths) > 1  # the reads met several versions of the file
 
 
-def test_the_references_sentence_sets_the_best_model_against_the_floor_and_the_rules_on_true_masks() -> None:
-    answers = [schema.ANSWER_BEST, schema.ANSWER_BACKGROUND, f"copy_last {schema.TRUE_MASKS}", f"x {schema.TRUE_MASKS}"]
-    table = pd.DataFrame({schema.ANSWER: answers, schema.IOU: [0.06, 0.02, 0.28, 0.48], schema.VIDEOS: 20})
-    assert schema.references_text(table) == (
-        "on 20 val videos: the best model 0.0600, 3.0x all background (0.0200); the rules on the true masks (a "
-        "ceiling: what they score from a perfect segmenter's masks): copy_last 0.2800, x 0.4800"
-    )
-    # a model that answers from a segmenter's masks: the rules on them first (what it must beat), then the ceiling
-    mine = pd.DataFrame({schema.ANSWER: [f"copy_last {schema.SEGMENTER_MASKS}"], schema.IOU: [0.05], schema.VIDEOS: 20})
-    assert schema.references_text(pd.concat([table.iloc[:2], mine, table.iloc[2:]])) == (
-        "on 20 val videos: the best model 0.0600, 3.0x all background (0.0200); the rules on its segmenter's masks "
-        "(what it must beat): copy_last 0.0500; the rules on the true masks (a ceiling: what they score from a perfect "
-        "segmenter's masks): copy_last 0.2800, x 0.4800"
-    )
-    # an all-background truth (a floor of 0) has no ratio; no rules, no second part
-    floor = table.iloc[:2].copy()
-    floor[schema.IOU], floor[schema.VIDEOS] = [0.5, 0.0], 1
-    assert schema.references_text(floor) == "on 1 val video: the best model 0.5000, all background (0.0000)"
-    # a model under the floor is said to be (a ratio of 0.97 read "1.0x")
-    under = table.iloc[:2].copy()
-    under[schema.IOU] = [0.0315, 0.0326]
-    assert schema.references_text(under) == "on 20 val videos: the best model 0.0315, below all background (0.0326)"
-
-
 def test_status_text_counts_each_stage_in_the_order_they_ran() -> None:
     trials = table(
         trial_row("a", stage="pretrain", status="stopped"),
@@ -202,16 +178,3 @@ def test_status_text_counts_each_stage_in_the_order_they_ran() -> None:
     )
     assert schema.status_text(trials) == "pretrain: 1 completed, 2 stopped; finetune: 1 completed, 1 failed"
     assert schema.status_text(trials.iloc[:0]) == ""
-
-
-def test_a_best_model_below_the_background_is_shown_with_the_digits_that_tell_them_apart() -> None:
-    table = pd.DataFrame(
-        {
-            schema.ANSWER: [schema.ANSWER_BEST, schema.ANSWER_BACKGROUND],
-            schema.IOU: [0.107512, 0.107538],
-            schema.VIDEOS: [2, 2],
-        }
-    )  # both 0.1075 at 4 digits: "the best model 0.1075, below all background (0.1075)"
-    assert schema.references_text(table) == "on 2 val videos: the best model 0.10751, below all background (0.10754)"
-    table[schema.IOU] = [0.2, 0.1]
-    assert schema.references_text(table) == "on 2 val videos: the best model 0.2000, 2.0x all background (0.1000)"

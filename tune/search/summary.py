@@ -11,6 +11,7 @@ import pandas as pd
 from data.layout import has_split
 from reports.checkpoints import found_in
 from reports.records import read_submission
+from reports.references import references_text
 from reports.resources import gpu_busy_share, with_setup
 from reports.schema import (
     BEST_METRIC,
@@ -33,7 +34,6 @@ from reports.schema import (
     param_columns,
     param_name,
     read_results,
-    references_text,
     short_value,
     status_text,
 )

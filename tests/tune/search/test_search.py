@@ -17,6 +17,7 @@ import torch
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
+from reports.references import references_text
 from reports.schema import (
     CHECKPOINT_S,
     CPUS,
@@ -33,7 +34,6 @@ from reports.schema import (
     TORCH_THREADS,
     TRAIN_S,
     ranked,
-    references_text,
 )
 from tune.search.cli import main
 from tune.search.config import SearchConfig
@@ -124,7 +124,6 @@ def test_the_best_model_is_scored_beside_all_background_and_the_rules_on_the_tru
 ) -> None:
     from data.cache import decode_split
     from data.metric import competition_iou
-    from reports.schema import REFERENCES_FILE, references_text
     from tune.search.driver import open_study
     from tune.search.resources import Cluster
     from tune.search.summary import print_summary

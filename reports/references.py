@@ -1,0 +1,69 @@
+"""The best model on val beside answers that need no training (results/references.parquet, REFERENCES_FILE): all
+background (the floor), the rules on its segmenter's masks (what a model answering from them must beat) and on the
+true masks (the rules' ceiling), in the words of the summary, the report and its side-by-side table."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from reports.schema import ANSWER, ANSWER_BACKGROUND, ANSWER_BEST, IOU, SEGMENTER_MASKS, TRUE_MASKS, VIDEOS
+
+
+def times_floor(best: float, floor: float) -> str:
+    """The best model against all background's score: "2.6x ", "below " (not "1.0x"), "equal to " (a model that
+    answers all background, or as good as: "1.0x" read as a real score), "" where the floor is 0 or unknown (NaN)."""
+    if not floor > 0:
+        return ""
+    return "equal to " if best == floor else "below " if best < floor else f"{best / floor:.1f}x "
+
+
+def against_floor(table: pd.DataFrame | None) -> str:
+    """The references table (REFERENCES_FILE) in a few words: "2.6x all background, on 20 val videos"; "" without."""
+    if table is None or not len(table) or ANSWER not in table:
+        return ""
+    scores = dict(zip(table[ANSWER], table[IOU], strict=True))
+    times = times_floor(scores.get(ANSWER_BEST, math.nan), scores.get(ANSWER_BACKGROUND, math.nan))
+    videos = int(table[VIDEOS].iloc[0])
+    return f"{times}{ANSWER_BACKGROUND}, on {videos} val video{'s' * (videos != 1)}" if times else ""
+
+
+def references_text(table: pd.DataFrame) -> str:
+    """The references table (REFERENCES_FILE) in a sentence: "on 20 val videos: the best model 0.0573, 2.6x all
+    background (0.0217); the rules on the true masks (...): copy_last 0.2766, extrapolate 0.4811"."""
+    scores = dict(zip(table[ANSWER], table[IOU], strict=True))
+    best, floor = scores.pop(ANSWER_BEST, math.nan), scores.pop(ANSWER_BACKGROUND, math.nan)
+    times = times_floor(best, floor)
+    videos = int(table[VIDEOS].iloc[0])
+    digits = next((d for d in range(4, 9) if f"{best:.{d}f}" != f"{floor:.{d}f}"), 4)  # "0.1075, below ... (0.1075)"
+    text = (
+        f"on {videos} val video{'s' * (videos != 1)}: {ANSWER_BEST} {best:.{digits}f}, {times}{ANSWER_BACKGROUND} "
+        f"({floor:.{digits}f})"
+    )
+    for masks, what in (
+        (SEGMENTER_MASKS, "what it must beat"),
+        (TRUE_MASKS, "a ceiling: what they score from a perfect segmenter's masks"),
+    ):
+        rules = [
+            f"{answer.removesuffix(masks).strip()} {iou:.4f}"
+            for answer, iou in scores.items()
+            if answer.endswith(masks)
+        ]
+        text += f"; the rules {masks} ({what}): {', '.join(rules)}" if rules else ""
+        if masks == SEGMENTER_MASKS and rules:  # the verdict, as the summary says it
+            mine = {a.removesuffix(masks).strip(): iou for a, iou in scores.items() if a.endswith(masks)}
+            above, tied = [r for r, s in mine.items() if s > best], [r for r, s in mine.items() if s == best]
+            text += (
+                f" ({', '.join(above)} above it: tune.predict --rule {above[0]} submits its answer)"
+                if above
+                else f" (it ties {', '.join(tied)})"
+                if tied
+                else " (it beats them)"
+            )
+    if best < floor:  # a model below doing nothing reads as a broken metric
+        text += (
+            ". The metric averages the IoU of every class in the true or the predicted masks: each class predicted "
+            "where it is not lowers it, so predicting background everywhere can score more than a model"
+        )
+    return text
