@@ -275,7 +275,7 @@ def resources_html(exp: Experiment, index: int) -> str:
         else f"The GPU was busy {share:.0%} of the study's time ({duration(span)}, its first trial's start to its last trial's end)."
     )
     gaps = " and ".join(f"{duration(seconds)} {kind}" for kind, seconds in idle.items() if seconds)
-    idle_text = f"No trial ran for {gaps}." if gaps else "A trial was running throughout."
+    idle_text = f"Time with no trial running: {gaps}." if gaps else "A trial was running throughout."
     parts.append(f"<p class='busy'>{html.escape(busy)} {html.escape(idle_text)}</p>")
     parts.append(figure_html(resource_figures.phase_time(epochs), f"e{index}-phases"))
     use = {str(stage): row for stage, row in resources.stage_use(epochs).iterrows()}

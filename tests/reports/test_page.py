@@ -151,7 +151,7 @@ def test_resource_use_shows_the_gpu_share_the_idle_time_and_each_stages_numbers(
     assert "<h3>Resource use</h3>" in page
     # (10 * 0.5 + 10 * 1.0 + 5 * 0.2 + 10 * 0.8) / 50 s, tests/reports/test_resources.py
     assert "The GPU was busy 48% of the study&#x27;s time (50s," in page
-    assert "No trial ran for 5s between trials and 10s between stages." in page
+    assert "Time with no trial running: 5s between trials and 10s between stages." in page
     assert 'id="e0-phases"' in page and 'id="e0-s0-gpu"' in page and 'id="e0-s1-gpu"' in page
     assert "<h4>Stage pretrain</h4>" in page and "<h4>Stage finetune</h4>" in page
     assert 'data-value="23s">23s</td><td class="text" data-value="66% of the epochs' in page  # training steps

@@ -199,7 +199,7 @@ def test_resource_use_renders_with_the_timing_columns_and_says_when_a_study_lack
     text = seen["text"]
     assert text.count("Resource use") == 2
     assert "The GPU was busy 48% of the study's time" in text
-    assert "No trial ran for 5s between trials and 10s between stages." in text
+    assert "Time with no trial running: 5s between trials and 10s between stages." in text
     assert "idle before the stage (between stages)\t10s" in text  # finetune's row of its table
     assert NO_TIMINGS in text  # the old study
 

@@ -99,7 +99,9 @@ def evaluate_best(
             answer, _, answers[f"{name} {SEGMENTER_MASKS}"] = predict(
                 checkpoint, data_root, "val", device=device, on_error=on_error, first=val_videos, rule=name
             )
-            last = ("its segmenter's mask 11 (what it moves)", answer.numpy()) if name == RULE_COPY_LAST else last
+            last = (
+                ("its segmenter's mask 11 (what it answers from)", answer.numpy()) if name == RULE_COPY_LAST else last
+            )
     answers.update(_references(val.masks, target))
     write_parquet(
         pd.DataFrame({ANSWER: list(answers), IOU: list(answers.values()), VIDEOS: len(target)}),
