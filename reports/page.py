@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import shlex
 from collections.abc import Sequence
 from typing import Any
 
@@ -216,6 +217,21 @@ def experiment_html(exp: Experiment, index: int) -> str:
         parts.append("<p>This experiment has no results yet: nothing to show.</p>")
         return "\n".join(parts)
     parts.append(f"<p>{html.escape(status_text(trials))}</p>")
+    if exp.references is not None and len(exp.references):  # first: what the study came to, then how it got there
+        parts.append(
+            "<h3>The best model beside answers that need no training</h3>"
+            f'<p class="val-references">{html.escape(references_text(exp.references))}</p>'
+        )
+    if exp.submission is not None:
+        another = (
+            f"python -m tune.predict --experiment {shlex.quote(str(exp.folder))} --trial ID --split hidden --out x.pt"
+        )
+        parts.append(
+            f'<p class="submission">Submission: <code>{html.escape(str(exp.folder / SUBMISSION_FILE))}</code>, the best '
+            f"checkpoint's masks of the {exp.submission[VIDEOS]} hidden videos "
+            f"(<code>{html.escape(str(exp.submission[CHECKPOINT]))}</code>); another trial's: "
+            f"<code>{html.escape(another)}</code>.</p>"
+        )
     parts.append("<h3>Leaderboard</h3>" + leaderboard_html(trials, f"leaderboard-{index}"))
     stages = exp.stages
     for k, stage in enumerate(stages):
@@ -233,17 +249,6 @@ def experiment_html(exp: Experiment, index: int) -> str:
     for k in range(1, len(stages)):
         parts.append(figure_html(figures.parent_vs_child(trials, stages[k - 1], stages[k]), f"e{index}-parents-{k}"))
     parts.append(resources_html(exp, index))
-    if exp.references is not None and len(exp.references):
-        parts.append(
-            "<h3>The best model beside answers that need no training</h3>"
-            f'<p class="val-references">{html.escape(references_text(exp.references))}</p>'
-        )
-    if exp.submission is not None:
-        parts.append(
-            f'<p class="submission">Submission: <code>{html.escape(str(exp.folder / SUBMISSION_FILE))}</code>, the best '
-            f"checkpoint's masks of the {exp.submission[VIDEOS]} hidden videos "
-            f"(<code>{html.escape(str(exp.submission[CHECKPOINT]))}</code>).</p>"
-        )
     parts.append(figure_html(figures.per_class_iou(exp.per_class), f"e{index}-per-class"))
     parts.append(gallery_html(exp.gallery))
     return "\n".join(parts)

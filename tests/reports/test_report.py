@@ -103,12 +103,15 @@ def test_report_of_a_study_renders_everything(browser: Browser, unet_study: Path
     references = pd.read_parquet(unet_study / "results" / schema.REFERENCES_FILE)
     assert "The best model beside answers that need no training" in seen["text"]
     assert references_text(references) in seen["text"]
-    # and the submission the study wrote
+    # and the submission the study wrote, and how to submit another trial's; before the leaderboard (what the study
+    # came to first: it was at the page's foot, under the resource use)
     best = best_checkpoint(unet_study)
     assert (
-        f"Submission: {unet_study / 'submission.pt'}, the best checkpoint's masks of the 2 hidden videos ({best})."
+        f"Submission: {unet_study / 'submission.pt'}, the best checkpoint's masks of the 2 hidden videos ({best}); "
+        f"another trial's: python -m tune.predict --experiment {unet_study} --trial ID --split hidden --out x.pt."
         in seen["text"]
     )
+    assert seen["text"].index("Submission: ") < seen["text"].index("Leaderboard") < seen["text"].index("Resource use")
 
 
 def test_the_report_of_a_dynamics_study_shows_its_model_beside_the_rules(
