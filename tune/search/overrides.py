@@ -51,12 +51,17 @@ class Param:
         return f"{fixed} {_short(self.choices[0])}{origin}"
 
     def holds(self, value: Any) -> bool:
-        """Whether a search of it may draw `value` (a stage's first configuration keeps only such values)."""
-        return (
-            value in self.choices
-            if self.kind == "categorical"
-            else self.kind != "constant" and self.low <= value <= self.high
-        )
+        """Whether a search of it may draw `value` (first_points keeps only such values)."""
+        if self.kind == "categorical":
+            return value in self.choices
+        return self.kind != "constant" and isinstance(value, (int, float)) and self.low <= value <= self.high
+
+
+def first_points(stage: Stage, params: dict[str, Param]) -> list[dict[str, Any]]:
+    """The stage's first configurations (Stage.first) as the overrides leave them (`params`: describe_stage's): of
+    each, the values still searched; one left with none is left out."""
+    kept = [{k: v for k, v in point.items() if k in params and params[k].holds(v)} for point in stage.first]
+    return [point for point in kept if point]
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from tune.search.overrides import (
     checked_run,
     describe_stage,
     dry_run,
+    first_points,
     parse_overrides,
     run_values,
 )
@@ -73,7 +74,5 @@ def show_space(space: SearchSpace, budget: Budget, overrides: Sequence[Override]
         for name, param in params.items():
             shown = f"one of the best {stage.parent} trials" if name in NOT_OVERRIDABLE else param.text()
             lines.append(f"  {name:<{max(map(len, params))}}  {shown}")
-        for point in stage.first:  # as warm_start enqueues it: the values the overrides leave searched
-            kept = {name: value for name, value in point.items() if name in params and params[name].holds(value)}
-            lines += [f"  tried first (the rest sampled): {kept}"] if kept else []
+        lines += [f"  tried first (the rest sampled): {point}" for point in first_points(stage, params)]
     return "\n".join(lines)

@@ -38,7 +38,7 @@ from reports.schema import (
     optuna_study_name,
     ranked,
 )
-from tune.search.overrides import NOT_OVERRIDABLE, Param, describe_stage
+from tune.search.overrides import NOT_OVERRIDABLE, Param, describe_stage, first_points
 from tune.search.searcher import TRIAL_ID_ATTR, journal_storage
 from tune.search.spaces import Stage
 from tune.search.study import Study
@@ -61,7 +61,7 @@ def check_warm_start(study: Study) -> None:
     if space != study.space.name:
         raise ValueError(f"--warm-start {old}: a study of space {space!r}, and this one searches {study.space.name!r}")
     for stage in study.space.stages:
-        differ = _differences(_old_trials(study, stage), _distributions(study, stage))
+        differ = _differences(_old_trials(study, stage), _distributions(_described(study, stage)))
         if differ:
             raise ValueError(
                 f"--warm-start {old}: stage {stage.name} searches its parameters differently: {'; '.join(differ)}"
@@ -82,7 +82,8 @@ def warm_start(study: Study, stage: Stage) -> None:
     )
     if target.get_trials(deepcopy=False):
         return
-    searched = _distributions(study, stage)
+    described = _described(study, stage)
+    searched = _distributions(described)
     copies: list[FrozenTrial] = []
     if study.cfg.warm_start is not None:
         if snapshot := unfinished_text(Path(study.cfg.warm_start)):  # as its trials are copied (not on a resume)
@@ -101,11 +102,10 @@ def warm_start(study: Study, stage: Stage) -> None:
             + f" (TPE seeded {study.stage_seed(stage)}, --seed mixed with that study's name: its random start does not "
             "draw that study's configurations again)"
         )
-    for point in stage.first:  # what the overrides leave searched of it; the other parameters sampled as usual
-        params = {name: value for name, value in point.items() if name in searched and _holds(searched[name], value)}
-        if params and (ran := next((t for t in copies if params.items() <= t.params.items()), None)):  # known
+    for params in first_points(stage, described):  # the other parameters sampled as usual
+        if ran := next((t for t in copies if params.items() <= t.params.items()), None):  # TPE knows its result
             print(f"stage {stage.name}: not tried first again: {params}, run by {ran.user_attrs[SOURCE_ATTR]}")
-        elif params:
+        else:
             target.enqueue_trial(params, user_attrs={SOURCE_ATTR: f"the space's first choice {params}"})
             print(f"stage {stage.name}: tried first: {params}")
 
@@ -132,13 +132,6 @@ def _best_first(trials: list[FrozenTrial], mode: str) -> list[FrozenTrial]:
     return [trials[i] for i in ranked(rows, "").index]
 
 
-def _holds(distribution: BaseDistribution, value: object) -> bool:
-    if isinstance(distribution, CategoricalDistribution):
-        return value in distribution.choices
-    assert isinstance(distribution, (FloatDistribution, IntDistribution))
-    return isinstance(value, (int, float)) and distribution.low <= value <= distribution.high
-
-
 def _old_trials(study: Study, stage: Stage) -> list[FrozenTrial]:
     folder = Path(str(study.cfg.warm_start))
     name = read_study_settings(folder).get("name") or folder.name
@@ -154,9 +147,13 @@ def _old_trials(study: Study, stage: Stage) -> list[FrozenTrial]:
     return trials
 
 
-def _distributions(study: Study, stage: Stage) -> dict[str, BaseDistribution]:
-    """What this study's stage searches, as Optuna distributions (constants and fixed values left out)."""
-    params = describe_stage(stage, study.budget, [o for o in study.overrides if o.stage == stage.name])
+def _described(study: Study, stage: Stage) -> dict[str, Param]:
+    """What this study's stage asks for, after its overrides (describe_stage)."""
+    return describe_stage(stage, study.budget, [o for o in study.overrides if o.stage == stage.name])
+
+
+def _distributions(params: dict[str, Param]) -> dict[str, BaseDistribution]:
+    """What a stage searches (its `_described` params), as Optuna distributions (constants and fixed values left out)."""
     return {
         name: dist
         for name, p in params.items()
