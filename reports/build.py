@@ -39,6 +39,7 @@ from pathlib import Path
 
 from reports.load import CANNOT_READ, Experiment, load_experiment
 from reports.page import build_page
+from reports.records import is_study
 from reports.schema import REPORT_FILE, RESULTS_DIR, STUDY_FILE
 
 
@@ -99,11 +100,6 @@ def distinct(experiments: list[Experiment]) -> list[Experiment]:
             break
         names = [n if given.count(n) == 1 else "/".join(p[-depth:]) for n, p in zip(given, parts, strict=True)]
     return [dataclasses.replace(exp, name=name) for exp, name in zip(experiments, names, strict=True)]
-
-
-def is_study(folder: Path) -> bool:
-    """A study folder holds its settings (written before its first trial) or at least its results."""
-    return (folder / STUDY_FILE).is_file() or (folder / RESULTS_DIR).is_dir()
 
 
 def main(argv: list[str] | None = None) -> int:

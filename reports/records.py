@@ -84,3 +84,8 @@ def read_submission(folder: str | os.PathLike[str]) -> dict[str, Any] | None:
         return None
     found = read_record(info)
     return found if {CHECKPOINT, VIDEOS} <= set(found) else None
+
+
+def is_study(folder: Path) -> bool:
+    """A study folder holds its settings (written before its first trial) or at least its results."""
+    return (folder / STUDY_FILE).is_file() or (folder / RESULTS_DIR).is_dir()

@@ -24,10 +24,9 @@ from pathlib import Path
 from data.arguments import at_least
 from data.files import ensure_writable, error_line
 from data.layout import index_split
-from reports.build import is_study
 from reports.checkpoints import best_checkpoint, study_of, trial_stages
 from reports.load import unfinished_text
-from reports.records import read_study_settings, study_data
+from reports.records import is_study, read_study_settings, study_data
 from tune.plugins import add_plugin_argument, early_plugins, load_study_plugins
 from tune.search.keys import CHECKPOINT_NAME
 from tune.training.checkpoints import torch_save
