@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import shlex
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,6 +13,7 @@ from plotly.offline import get_plotlyjs
 
 from reports import figures, importance_figure, resource_figures, resources
 from reports.load import Experiment
+from reports.records import submit_command
 from reports.references import references_text
 from reports.schema import (
     BEST_EPOCH,
@@ -223,9 +223,7 @@ def experiment_html(exp: Experiment, index: int) -> str:
             f'<p class="val-references">{html.escape(references_text(exp.references))}</p>'
         )
     if exp.submission is not None:
-        another = (
-            f"python -m tune.predict --experiment {shlex.quote(str(exp.folder))} --trial ID --split hidden --out x.pt"
-        )
+        another = f"{submit_command(exp.folder)} --trial ID"  # as the summary says it
         parts.append(
             f'<p class="submission">Submission: <code>{html.escape(str(exp.folder / SUBMISSION_FILE))}</code>, the best '
             f"checkpoint's masks of the {exp.submission[VIDEOS]} hidden videos "

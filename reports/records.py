@@ -43,6 +43,14 @@ def resume_command(out: str | os.PathLike[str], name: str, address: str | None =
     return "python -m tune.search " + shlex.join(words)
 
 
+def submit_command(folder: str | os.PathLike[str], rule: str | None = None, hidden: str = "") -> str:
+    """The tune.predict command that writes the hidden split's masks of the study in `folder` (its best checkpoint's;
+    `rule`: that rule's answer on its segmenter's masks; `hidden`: " --hidden DIR" where its data has none), quoted
+    for a shell: the summary and the report give it."""
+    answer = f" --rule {rule}" if rule else ""
+    return f"python -m tune.predict --experiment {shlex.quote(str(folder))}{answer} --split hidden{hidden} --out submission.pt"
+
+
 def read_study_settings(folder: str | os.PathLike[str]) -> dict[str, Any]:
     """The settings a study folder's search.json records ({} without one): tune/search/config.py writes them
     (SearchConfig), and --resume, warm starts, tune.predict and the report read them here."""

@@ -108,7 +108,7 @@ def test_report_of_a_study_renders_everything(browser: Browser, unet_study: Path
     best = best_checkpoint(unet_study)
     assert (
         f"Submission: {unet_study / 'submission.pt'}, the best checkpoint's masks of the 2 hidden videos ({best}); "
-        f"another trial's: python -m tune.predict --experiment {unet_study} --trial ID --split hidden --out x.pt."
+        f"another trial's: python -m tune.predict --experiment {unet_study} --split hidden --out submission.pt --trial ID."
         in seen["text"]
     )
     assert seen["text"].index("Submission: ") < seen["text"].index("Leaderboard") < seen["text"].index("Resource use")

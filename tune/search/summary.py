@@ -10,7 +10,7 @@ import pandas as pd
 
 from data.layout import has_split
 from reports.checkpoints import found_in
-from reports.records import read_submission
+from reports.records import read_submission, submit_command
 from reports.references import references_text
 from reports.resources import gpu_busy_share, with_setup
 from reports.schema import (
@@ -115,9 +115,7 @@ def print_summary(study: Study) -> None:
     hidden = "" if has_split(study.root, "hidden", hidden=study.cfg.hidden) else " --hidden DIR"  # (none in the data)
 
     def submit(rule: str | None = None) -> str:
-        answer = f" --rule {rule}" if rule else ""
-        folder = shlex.quote(str(study.folder))
-        return f"python -m tune.predict --experiment {folder}{answer} --split hidden{hidden} --out submission.pt"
+        return submit_command(study.folder, rule, hidden)
 
     if (submission := read_submission(study.folder)) is not None:
         print(
