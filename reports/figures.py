@@ -15,15 +15,15 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from reports.axes import STATUS_COLOURS, count_ticks, metric_of, stage_trials, steady_range
 from reports.schema import (
     BEST_METRIC,
     CLASS_NAME,
     EPOCH,
     EPOCHS,
     IOU,
-    METRIC,
-    MODE,
     PARENT_TRIAL,
+    PREDICTED_PIXELS,
     STAGE,
     STARTED_AT,
     STATUS,
@@ -41,31 +41,6 @@ from reports.schema import (
 NAMED_CURVES = 10  # the learning curves named in the legend: the best trials'; the others are drawn faint
 
 TIED = "#21918c"  # Viridis's middle: the parallel coordinates' lines where the trials shown all score the same
-STATUS_COLOURS = {
-    Status.COMPLETED: "#1f77b4",
-    Status.STOPPED: "#ff7f0e",
-    Status.CUT: "#9467bd",  # stopped by the time budget
-    Status.FAILED: "#d62728",
-    Status.RUNNING: "#7f7f7f",
-}
-
-
-def stage_trials(trials: pd.DataFrame, stage: str) -> pd.DataFrame:
-    return trials[trials[STAGE] == stage]
-
-
-def metric_of(trials: pd.DataFrame, stage: str) -> tuple[str, str]:
-    rows = stage_trials(trials, stage)
-    return str(rows[METRIC].iloc[0]), str(rows[MODE].iloc[0])
-
-
-def count_ticks(largest: float) -> dict[str, int]:
-    """An axis of counts (epochs, trial numbers) from 1 to `largest`: ticks on whole numbers, 1, 2, 5, 10, 20, ...
-    apart so that at most 10 are drawn (Plotly's own put ticks at 1.5, 2.5 on a short axis)."""
-    step = 1
-    while largest / step > 10:
-        step = step * 5 // 2 if str(step).startswith("2") else step * 2  # 1, 2, 5, 10, 20, 50, ...
-    return {"tick0": 0, "dtick": step}
 
 
 def learning_curves(trials: pd.DataFrame, epochs: pd.DataFrame, stage: str) -> go.Figure | None:
@@ -123,7 +98,7 @@ def learning_curves(trials: pd.DataFrame, epochs: pd.DataFrame, stage: str) -> g
     fig.update_layout(
         title=f"Learning curves, stage {stage}: {metric} per epoch (dashed: stopped by ASHA or the time budget)",
         xaxis_title="epoch",
-        yaxis_title=metric,
+        yaxis={"title": metric, **steady_range(rows[metric])},
         xaxis=count_ticks(rows[EPOCH].max()),
     )
     return fig
@@ -182,7 +157,7 @@ def optimisation_history(trials: pd.DataFrame, stage: str) -> go.Figure | None:
         )
     fig.update_layout(title=f"Optimisation history, stage {stage} ({metric}, {mode})")
     fig.update_xaxes(count_ticks(len(rows)), row=1, col=1)
-    fig.update_yaxes(title_text=metric)
+    fig.update_yaxes(title_text=metric, **steady_range(rows[BEST_METRIC]))
     return fig
 
 
@@ -255,7 +230,9 @@ def parent_vs_child(trials: pd.DataFrame, parent_stage: str, child_stage: str) -
     if PARENT_TRIAL not in children or not len(children) or not len(parents):
         return None
     rows = children[children[PARENT_TRIAL].isin(parents.index) & children[BEST_METRIC].notna()]
-    if not len(rows):
+    if (
+        rows[PARENT_TRIAL].nunique() < 2
+    ):  # all built on one: a column of points, nothing to compare (one_parent says so)
         return None
     parent_metric, _ = metric_of(trials, parent_stage)
     child_metric, _ = metric_of(trials, child_stage)
@@ -270,27 +247,49 @@ def parent_vs_child(trials: pd.DataFrame, parent_stage: str, child_stage: str) -
     )
     fig.update_layout(
         title=f"{parent_stage} trial's {parent_metric} against the {child_metric} of the {child_stage} trials built on it",
-        xaxis_title=f"{parent_stage}: {parent_metric}",
-        yaxis_title=f"{child_stage}: {child_metric}",
+        xaxis={
+            "title": f"{parent_stage}: {parent_metric}",
+            **steady_range(parents.loc[rows[PARENT_TRIAL], BEST_METRIC]),
+        },
+        yaxis={"title": f"{child_stage}: {child_metric}", **steady_range(rows[BEST_METRIC])},
     )
     return fig
 
 
+def one_parent(trials: pd.DataFrame, parent_stage: str, child_stage: str) -> str:
+    """Said instead of parent_vs_child where every trial of `child_stage` with a value was built on one parent trial
+    (as a staged study's second stage is, where it trains on the first stage's best); "" otherwise."""
+    children = stage_trials(trials, child_stage)
+    if PARENT_TRIAL not in children:
+        return ""
+    parents = children.loc[children[BEST_METRIC].notna(), PARENT_TRIAL].dropna().unique()
+    if len(parents) != 1:
+        return ""
+    return (
+        f"Every {child_stage} trial was built on one {parent_stage} trial, {parents[0]}: no figure of "
+        f"{parent_stage} against {child_stage} (it compares the trials built on different ones)."
+    )
+
+
 def per_class_iou(table: pd.DataFrame | None) -> go.Figure | None:
-    """The best model's IoU per class on val; classes absent from both sides left out."""
+    """The best model's IoU per class on val; classes absent from both sides left out, those it predicted where the
+    true masks have none (IoU 0) in grey and counted apart."""
     if table is None or not len(table):
         return None
     rows = table[table[IOU].notna()]
+    true = rows[TARGET_PIXELS] > 0
     fig = go.Figure(
         go.Bar(
             x=rows[CLASS_NAME],
             y=rows[IOU],
-            customdata=rows[TARGET_PIXELS],
-            hovertemplate="%{x}: IoU %{y:.3f}<br>%{customdata} target pixels<extra></extra>",
+            customdata=np.stack([rows[TARGET_PIXELS], rows[PREDICTED_PIXELS]], axis=-1),
+            marker_color=np.where(true, STATUS_COLOURS[Status.COMPLETED], "#9e9e9e"),
+            hovertemplate="%{x}: IoU %{y:.3f}<br>%{customdata[0]} true pixels, %{customdata[1]} predicted<extra></extra>",
         )
     )
+    only = f", {(~true).sum()} more only predicted (grey, IoU 0)" if (~true).any() else ""
     fig.update_layout(
-        title=f"Best model: IoU per class on val ({len(rows)} classes present, mean {rows['iou'].mean():.3f})",
+        title=f"Best model: IoU per class on val ({true.sum()} classes in the true masks{only}; mean {rows[IOU].mean():.3f})",
         yaxis_title="IoU",
         yaxis_range=[0, 1],
     )
@@ -323,7 +322,7 @@ def comparison(experiments: list[tuple[str, pd.DataFrame]]) -> go.Figure | None:
     fig.update_layout(
         title="Best so far, final stage of each study",
         xaxis_title="trial number",
-        yaxis_title="best metric",
+        yaxis={"title": "best metric", **steady_range(np.concatenate([trace.y for trace in fig.data]))},
         xaxis=count_ticks(max(len(trace.x) for trace in fig.data)),
     )
     return fig

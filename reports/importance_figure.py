@@ -12,7 +12,9 @@ from optuna.importance import FanovaImportanceEvaluator
 from optuna.search_space import intersection_search_space
 from optuna.trial import TrialState
 
-from reports.figures import metric_of
+from reports.axes import metric_of
+
+TRUSTED_FROM = 10  # finished trials: fewer, and the figure's title says its importances are a hint, not a finding
 
 
 def importances(trials: pd.DataFrame, stage: str, study: optuna.Study | None) -> go.Figure | None:
@@ -48,8 +50,10 @@ def importances(trials: pd.DataFrame, stage: str, study: optuna.Study | None) ->
             "scikit-learn, which is not installed here (pip install scikit-learn)",
             height=120,
         )
+    count = len(finished.trials)
+    few = f": too few for {len(varying)} parameters, a hint at most" if count < TRUSTED_FROM else ""
     fig.update_layout(
-        title=f"Hyperparameter importance for {metric}, stage {stage} (fANOVA over {len(finished.trials)} trials)",
+        title=f"Hyperparameter importance for {metric}, stage {stage} (fANOVA over {count} trials{few})",
         xaxis_title="importance",
     )
     return fig

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
-from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -12,38 +11,31 @@ import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
 from reports import figures, importance_figure, resource_figures, resources
+from reports.leaderboard import fmt, leaderboard_html, table_html
 from reports.load import Experiment
 from reports.records import submit_command
-from reports.references import references_text
+from reports.references import no_segmenter_text, references_text
 from reports.schema import (
     BEST_EPOCH,
     BEST_METRIC,
     CHECKPOINT,
+    CLASS_ID,
+    CLASS_IDS,
+    CLASS_NAME,
+    COLOUR,
     EPOCH,
-    EPOCHS,
-    FAILURE,
-    FINISHED,
-    GPU_HOURS,
     LABEL,
     METRIC,
     ORDER,
     REFERENCES,
-    STAGE,
     STANDING,
-    STATUS,
     SUBMISSION_FILE,
     TRIAL_ID,
     VAL_ORACLE_IOU,
     VIDEO_ID,
     VIDEOS,
-    WALL_TIME_S,
     duration,
-    is_missing,
-    is_number,
-    param_columns,
-    param_name,
     ranked,
-    stage_order,
     status_text,
 )
 from reports.side_by_side import SIDE_BY_SIDE, side_row
@@ -62,6 +54,7 @@ tr.status-failed { color: #b71c1c; } tr.status-stopped, tr.status-cut { color: #
 .gallery { display: grid; grid-template-columns: repeat(6, minmax(0, 240px)); gap: 4px; align-items: start; }
 .gallery figure { margin: 0; font-size: 0.75rem; text-align: center; min-width: 0; }
 .gallery img { width: 100%; max-width: 240px; height: auto; image-rendering: pixelated; }
+.colour-legend span.swatch { display: inline-block; width: 0.9em; height: 0.9em; border: 1px solid #999; margin: 0 0.25em 0 0.7em; vertical-align: -0.1em; }
 """
 
 SORT_SCRIPT = """
@@ -99,88 +92,32 @@ def figure_html(fig: go.Figure | None, div_id: str) -> str:
     return pio.to_html(fig, full_html=False, include_plotlyjs=False, div_id=div_id, config={"displaylogo": False})
 
 
-def leaderboard_html(trials: pd.DataFrame, table_id: str) -> str:
-    """All trials, ranked within each stage by its metric; those without a value yet (failed early,
-    running) last, unranked."""
-    if not len(trials):
-        return "<p>No trials.</p>"
-    params = param_columns(trials)
-    columns = [
-        "rank",
-        "trial",
-        "stage",
-        "status",
-        "metric",
-        "value",
-        *[param_name(c) for c in params],
-        "epochs",
-        "GPU h",
-        "wall min",
-        "failure",
-    ]
-    body = []
-    for stage in stage_order(trials):
-        by_value = ranked(trials, stage)  # the finished ones ranked; failed and running trials after them, unranked
-        finished = by_value[STATUS].isin(FINISHED)
-        no_value = trials[(trials[STAGE] == stage) & trials[BEST_METRIC].isna()]
-        rest = pd.concat([by_value[~finished], no_value]).to_dict("records")
-        for rank, row in [*enumerate(by_value[finished].to_dict("records"), start=1), *((None, r) for r in rest)]:
-            cells = [
-                _cell(rank if rank is not None else "", rank if rank is not None else 1e9),
-                _cell(row[TRIAL_ID], text=True),
-                _cell(row[STAGE], text=True),
-                _cell(row[STATUS], text=True),
-                _cell(row[METRIC], text=True),
-                _cell(_fmt(row[BEST_METRIC]), row[BEST_METRIC]),
-                *[_cell(_fmt(row[c]), row[c], text=not is_number(row[c])) for c in params],
-                _cell(row[EPOCHS], row[EPOCHS]),
-                _cell(_fmt(row[GPU_HOURS]), row[GPU_HOURS]),
-                _cell(_fmt((row[WALL_TIME_S] or 0) / 60), row[WALL_TIME_S]),
-                _cell("" if is_missing(row.get(FAILURE)) else row[FAILURE], text=True),  # (NaN where none)
-            ]
-            body.append(f'<tr class="status-{html.escape(str(row[STATUS]))}">{"".join(cells)}</tr>')
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    return f'<div class="scroll"><table class="leaderboard" id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
-
-
-def table_html(frame: pd.DataFrame) -> str:
-    """Any table in the leaderboard's style, each column sortable by a click on its head."""
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-    rows = "".join(
-        "<tr>" + "".join(_cell(_fmt(v), v, text=not is_number(v)) for v in row) + "</tr>"
-        for row in frame.itertuples(index=False)
-    )
-    return f"<div class='scroll'><table class='leaderboard'><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>"
-
-
-def _fmt(value: Any) -> str:
-    if is_missing(value):
-        return ""
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
-def _cell(shown: Any, sort_value: Any = None, *, text: bool = False) -> str:
-    key = shown if sort_value is None else sort_value
-    if is_missing(key):
-        key = ""
-    cls = ' class="text"' if text else ""
-    return f'<td{cls} data-value="{html.escape(str(key))}">{html.escape(str(shown))}</td>'
-
-
-def gallery_html(gallery: pd.DataFrame | None) -> str:
+def gallery_html(gallery: pd.DataFrame | None, per_class: pd.DataFrame | None) -> str:
+    """The gallery's pictures, a row per video, under a legend of the colours of the classes its masks show (from
+    the per-class table's colours; none for a study written before they were recorded)."""
     if gallery is None or not len(gallery):
         return ""
     cells = [
         f'<figure><img alt="{html.escape(r[LABEL])} of video {r[VIDEO_ID]}" src="{r["data_uri"]}"><figcaption>video {r[VIDEO_ID]}: {html.escape(r[LABEL])}</figcaption></figure>'
         for r in gallery.sort_values([VIDEO_ID, ORDER]).to_dict("records")
     ]
-    return f'<h3>Gallery: val videos, the best model</h3><div class="gallery">{"".join(cells)}</div>'
+    return f'<h3>Gallery: val videos, the best model</h3>{_legend(gallery, per_class)}<div class="gallery">{"".join(cells)}</div>'
+
+
+def _legend(gallery: pd.DataFrame, per_class: pd.DataFrame | None) -> str:
+    if CLASS_IDS not in gallery or per_class is None or COLOUR not in per_class:
+        return ""
+    shown = sorted({int(c) for ids in gallery[CLASS_IDS] for c in ids})
+    classes = per_class.set_index(CLASS_ID).reindex(shown).dropna(subset=[COLOUR])
+    swatches = "".join(
+        f' <span class="swatch" style="background:{html.escape(str(row[COLOUR]))}"></span>{html.escape(str(row[CLASS_NAME]))}'
+        for _, row in classes.iterrows()
+    )
+    return f'<p class="colour-legend">The masks\' colours:{swatches}</p>' if swatches else ""
 
 
 def references_html(trials: pd.DataFrame, epochs: pd.DataFrame, stage: str) -> str:
-    """The stage's best trial beside the rules measured at its best epoch (copy last, extrapolate,
+    """The stage's best trial beside the rules measured at its best epoch (copy_last, extrapolate,
     oracle), where its task reports them; empty otherwise. Failed trials are not told of (their models answer nothing)."""
     best = ranked(trials, stage, statuses=STANDING)
     if not len(best) or not len(epochs):
@@ -191,7 +128,7 @@ def references_html(trials: pd.DataFrame, epochs: pd.DataFrame, stage: str) -> s
     shown = {column: value for column, value in shown.items() if not pd.isna(value)}
     if not shown:
         return ""
-    items = "".join(f"<li>{html.escape(REFERENCES[column])}: {_fmt(value)}</li>" for column, value in shown.items())
+    items = "".join(f"<li>{html.escape(REFERENCES[column])}: {fmt(value)}</li>" for column, value in shown.items())
     scores = (  # a per-frame segmenter (only it has an oracle): its metric is not the task's, whatever its name
         f" (its masks of the true frames 11 and 22: a segmenter's, not a prediction of frame 22; the {top[METRIC]} of the "
         "stage that trains on its masks is the task's)"
@@ -200,7 +137,7 @@ def references_html(trials: pd.DataFrame, epochs: pd.DataFrame, stage: str) -> s
     )
     return (
         f'<div class="references"><p>Best trial {html.escape(str(top[TRIAL_ID]))}: {html.escape(str(top[METRIC]))} '
-        f"{_fmt(top[BEST_METRIC])}{html.escape(scores)}; the rules on the same masks at its best epoch:</p>"
+        f"{fmt(top[BEST_METRIC])}{html.escape(scores)}; the rules on the same masks at its best epoch:</p>"
         f"<ul>{items}</ul></div>"
     )
 
@@ -218,9 +155,13 @@ def experiment_html(exp: Experiment, index: int) -> str:
         return "\n".join(parts)
     parts.append(f"<p>{html.escape(status_text(trials))}</p>")
     if exp.references is not None and len(exp.references):  # first: what the study came to, then how it got there
+        segmenter = (
+            VAL_ORACLE_IOU in exp.epochs and exp.epochs[VAL_ORACLE_IOU].notna().any()
+        )  # (only one has an oracle)
+        said = references_text(exp.references) + ("" if segmenter else f"; {no_segmenter_text(exp.space or '?')}")
         parts.append(
             "<h3>The best model beside answers that need no training</h3>"
-            f'<p class="val-references">{html.escape(references_text(exp.references))}</p>'
+            f'<p class="val-references">{html.escape(said)}</p>'
         )
     if exp.submission is not None:
         another = f"{submit_command(exp.folder)} --trial ID"  # as the summary says it
@@ -246,9 +187,11 @@ def experiment_html(exp: Experiment, index: int) -> str:
         )
     for k in range(1, len(stages)):
         parts.append(figure_html(figures.parent_vs_child(trials, stages[k - 1], stages[k]), f"e{index}-parents-{k}"))
+        said = figures.one_parent(trials, stages[k - 1], stages[k])
+        parts.append(f'<p class="parents">{html.escape(said)}</p>' if said else "")
     parts.append(resources_html(exp, index))
     parts.append(figure_html(figures.per_class_iou(exp.per_class), f"e{index}-per-class"))
-    parts.append(gallery_html(exp.gallery))
+    parts.append(gallery_html(exp.gallery, exp.per_class))
     return "\n".join(parts)
 
 
@@ -327,7 +270,7 @@ def build_page(experiments: Sequence[Experiment], *, title: str = "Hyperparamete
         )
         rows = "".join(
             "<tr>"
-            + "".join(f"<td{' class=text' * isinstance(v, str)}>{html.escape(_fmt(v))}</td>" for v in side_row(e))
+            + "".join(f"<td{' class=text' * isinstance(v, str)}>{html.escape(fmt(v))}</td>" for v in side_row(e))
             + "</tr>"
             for e in experiments
         )

@@ -29,6 +29,15 @@ def against_floor(table: pd.DataFrame | None) -> str:
     return f"{times}{ANSWER_BACKGROUND}, on {videos} val video{'s' * (videos != 1)}" if times else ""
 
 
+def no_segmenter_text(space: str) -> str:
+    """Said beside the references of a study whose model answers from no segmenter's masks: the rules were measured
+    on the true masks only (their ceiling), and the comparison that tells whether learning pays is another space's."""
+    return (
+        f"no per-frame segmenter's masks in space {space} for the rules to answer from (what says whether learning "
+        "frame 22 pays): the mask_space space trains one and sets its model beside them"
+    )
+
+
 def references_text(table: pd.DataFrame) -> str:
     """The references table (REFERENCES_FILE) in a sentence: "on 20 val videos: the best model 0.0573, 2.6x all
     background (0.0217); the rules on the true masks (...): copy_last 0.2766, extrapolate 0.4811"."""

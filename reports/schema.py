@@ -137,9 +137,10 @@ METRICS = (
 
 CONFIG_PREFIX = "config/"  # a trial's hyperparameters are the columns config/NAME
 
-# epochs-table metrics of the rules a mask stage is measured against, with the segmenter's masks it uses
+# epochs-table metrics of the rules a mask stage is measured against, with the segmenter's masks it uses; each named
+# as `tune.predict --rule` and the references line (reports/references.py) name it
 REFERENCES = {
-    VAL_COPY_LAST_IOU: "copy last (the mask of frame 11)",
+    VAL_COPY_LAST_IOU: "copy_last (the mask of frame 11)",
     VAL_EXTRAPOLATE_IOU: "extrapolate (the objects of frame 11 moved along their tracks)",
     VAL_ORACLE_IOU: "oracle (the segmenter on the true frame 22)",
 }
@@ -156,11 +157,13 @@ CLASS_NAME = "class_name"
 IOU = "iou"  # NaN where a class is absent from both the prediction and the truth
 TARGET_PIXELS = "target_pixels"
 PREDICTED_PIXELS = "predicted_pixels"
+COLOUR = "colour"  # "#rrggbb": the class's colour in the gallery's mask pictures
 # gallery table (GALLERY_FILE): one row per picture of a val video
 VIDEO_ID = "video_id"
 ORDER = "order"  # the picture's place in its video's row
 LABEL = "label"
 FILE = "file"  # path relative to the results folder
+CLASS_IDS = "class_ids"  # the classes a mask picture shows (empty for a frame): the gallery's colour legend
 # references table (REFERENCES_FILE): the competition IoU of mask 22 on the val videos the best model was scored
 # on, for the best model and for answers that need no training: every pixel background (the floor), and the rules
 # on val's true masks (what a perfect segmenter would give them: a ceiling of the rules, since no split to predict

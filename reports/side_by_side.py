@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from reports import figures
+from reports.axes import metric_of
 from reports.load import Experiment
 from reports.references import against_floor
 from reports.schema import GPU_HOURS, WALL_TIME_S, best_value
@@ -27,7 +27,7 @@ SIDE_BY_SIDE = (
 def side_row(exp: Experiment) -> tuple[Any, ...]:
     """A study's row of the side-by-side table (SIDE_BY_SIDE): what it searched, its best, what it spent."""
     trials, final = exp.trials, exp.stages[-1] if exp.stages else None
-    metric = "{} ({})".format(*figures.metric_of(trials, final)) if final else ""
+    metric = "{} ({})".format(*metric_of(trials, final)) if final else ""
     spent = [float(trials[c].fillna(0).sum()) if c in trials else math.nan for c in (WALL_TIME_S, GPU_HOURS)]
     best = best_value(trials, final) if final else math.nan
     live = " (running now: a snapshot)" * any(n.startswith("the study is running now") for n in exp.notes)

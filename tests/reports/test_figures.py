@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
-from reports import figures, schema
+from reports import axes, figures, schema
 from tests.reports.study_files import timed_epoch, trial_row
 
 
@@ -47,7 +48,7 @@ def test_counts_and_whole_number_parameters_get_whole_number_ticks() -> None:
         epochs = pd.DataFrame([timed_epoch("a", "train", e, 100.0 * e, 10.0) for e in range(1, last + 1)])
         curves = figures.learning_curves(trials, epochs, "train")
         assert curves is not None and curves.layout.xaxis.dtick == step, last
-    assert figures.count_ticks(1) == {"tick0": 0, "dtick": 1}
+    assert axes.count_ticks(1) == {"tick0": 0, "dtick": 1}
 
 
 def test_a_stage_of_many_trials_names_its_best_curves_and_draws_the_others_faint_beneath() -> None:
@@ -77,3 +78,61 @@ def test_parallel_coordinates_of_trials_that_all_score_the_same_have_one_colour(
     fig = figures.parallel_coordinates(trials, "train")
     assert fig is not None and fig.data[0].line.color == figures.TIED and not fig.data[0].line.showscale
     assert fig.layout.title.text.endswith("all scoring val_iou 0.1075")
+
+
+def test_the_per_class_title_counts_the_classes_of_the_true_masks_apart_from_those_only_predicted() -> None:
+    """It said "3 classes present" where one of them was only predicted (IoU 0, no true pixel)."""
+    table = pd.DataFrame(
+        {
+            schema.CLASS_ID: [0, 1, 2, 3],
+            schema.CLASS_NAME: ["background", "red cube", "blue cone", "green ball"],
+            schema.IOU: [0.9, 0.5, 0.0, float("nan")],  # green ball: in neither
+            schema.TARGET_PIXELS: [900, 40, 0, 0],
+            schema.PREDICTED_PIXELS: [880, 50, 12, 0],
+        }
+    )
+    fig = figures.per_class_iou(table)
+    assert fig is not None
+    assert list(fig.data[0].x) == ["background", "red cube", "blue cone"]
+    assert fig.layout.title.text == (
+        "Best model: IoU per class on val (2 classes in the true masks, 1 more only predicted (grey, IoU 0); mean 0.467)"
+    )
+    colours = list(fig.data[0].marker.color)
+    assert colours[0] == colours[1] != colours[2]
+    fig = figures.per_class_iou(table[table[schema.TARGET_PIXELS] > 0])
+    assert fig is not None and "(2 classes in the true masks; mean 0.700)" in fig.layout.title.text
+
+
+def test_values_that_barely_differ_are_not_spread_over_the_whole_axis() -> None:
+    """On a tiny set every trial scored 0.0217 give or take 1e-6: Plotly's own axis ran from 0.021699 to 0.021701, the
+    trials looking far apart. Values closer than 2% of their size get an axis 2% wide, centred on them."""
+    trials = pd.DataFrame(
+        [
+            trial_row(t, 0.0217 + d) | {schema.STARTED_AT: n}
+            for n, (t, d) in enumerate(zip("abc", (0, 1e-6, -1e-6), strict=True))
+        ]
+    )
+    fig = figures.optimisation_history(trials, "train")
+    assert fig is not None
+    low, high = fig.layout.yaxis.range
+    assert high - low == pytest.approx(0.02 * 0.021701) and low < 0.0217 - 1e-6 < 0.0217 + 1e-6 < high
+    assert axes.steady_range([0.1, 0.5]) == {} and axes.steady_range([0.0, 0.0]) == {"range": [-0.5, 0.5]}
+    assert axes.steady_range([float("nan")]) == {}
+
+
+def test_stages_whose_trials_are_all_built_on_one_parent_say_so_instead_of_a_scatter() -> None:
+    trials = pd.DataFrame(
+        [
+            trial_row("s1", 0.4, stage="segmenter"),
+            trial_row("s2", 0.5, stage="segmenter"),
+            *(trial_row(f"p{k}", 0.2 + k / 100, stage="predictor", parent_trial="s2") for k in range(3)),
+        ]
+    )
+    assert figures.parent_vs_child(trials, "segmenter", "predictor") is None
+    assert figures.one_parent(trials, "segmenter", "predictor") == (
+        "Every predictor trial was built on one segmenter trial, s2: no figure of segmenter against predictor (it "
+        "compares the trials built on different ones)."
+    )
+    trials.loc[trials["trial_id"] == "p0", "parent_trial"] = "s1"
+    assert figures.parent_vs_child(trials, "segmenter", "predictor") is not None
+    assert figures.one_parent(trials, "segmenter", "predictor") == ""

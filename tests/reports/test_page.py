@@ -10,7 +10,7 @@ import pandas as pd
 
 from reports import schema
 from reports.load import NO_JOURNAL, load_experiment
-from reports.page import NO_TIMINGS, build_page, leaderboard_html
+from reports.page import NO_TIMINGS, build_page, gallery_html, leaderboard_html
 from tests.reports.study_files import (
     SPREAD,
     TIMED_EPOCHS,
@@ -56,6 +56,29 @@ def test_failed_and_running_trials_come_after_the_finished_ones_unranked_and_no_
     rows = re.findall(r'<tr [^>]*><td[^>]*>(\d*)</td><td class="text" data-value="(\w)">', page)
     assert rows == [("1", "d"), ("2", "a"), ("", "b"), ("", "c"), ("", "e")]
     assert ">nan<" not in page
+
+
+def test_each_stage_has_its_own_board_the_final_stage_first_with_the_hyperparameters_it_searched() -> None:
+    """A staged study's leaderboard was one table, ranks restarting at each stage, the final stage (the answer) below
+    the pretraining one, and every stage's hyperparameters in columns mostly empty (37 for a mask_space study)."""
+    trials = pd.DataFrame(
+        [
+            trial_row("p1", 0.5, stage="pretrain", params={"lr": 0.1}),
+            trial_row("p2", 0.6, stage="pretrain", params={"lr": 0.2}),
+            trial_row("f1", 0.05, stage="finetune", metric="val_loss", mode="min", params={"freeze": True}),
+        ]
+    )
+    page = leaderboard_html(trials, "board")
+    finetune, pretrain = page.split('<p class="board">')[1:]
+    assert finetune.startswith("Stage <b>finetune</b> (the final stage: its best is the answer): 1 trial, ranked by ")
+    assert "val_loss, lowest first" in finetune and 'id="board-1"' in finetune
+    assert "<th>freeze</th>" in finetune and "<th>lr</th>" not in finetune and "<th>val_loss</th>" in finetune
+    assert pretrain.startswith("Stage <b>pretrain</b>: 2 trials, ranked by val_iou, highest first")
+    assert "<th>lr</th>" in pretrain and "<th>freeze</th>" not in pretrain and 'id="board-0"' in pretrain
+    assert re.findall(r'<tr [^>]*><td[^>]*>(\d*)</td><td class="text" data-value="(\w+)">', pretrain) == [
+        ("1", "p2"),
+        ("2", "p1"),
+    ]
 
 
 def test_a_study_with_a_journal_shows_its_importances(tmp_path: Path) -> None:
@@ -184,3 +207,32 @@ def test_the_compute_line_counts_asha_apart_from_the_time_budget(tmp_path: Path)
     page = build_page([load_experiment(write_study_folder(tmp_path / "g", TIMED_TRIALS, epochs=TIMED_EPOCHS))])
     assert "4 epochs run, of the 6 that these 3 trials would have cost at the full budget" in page
     assert "(67%; ASHA saved 1, the time budget cut 1)" in page
+
+
+def test_the_gallery_has_a_legend_of_the_colours_of_the_classes_its_masks_show() -> None:
+    gallery = pd.DataFrame(
+        {
+            schema.VIDEO_ID: [3, 3],
+            schema.ORDER: [0, 1],
+            schema.LABEL: ["frame 1", "true mask 22"],
+            "data_uri": ["data:,", "data:,"],
+            schema.CLASS_IDS: [[], [0, 2]],
+        }
+    )
+    per_class = pd.DataFrame(
+        {
+            schema.CLASS_ID: [0, 1, 2],
+            schema.CLASS_NAME: ["background", "red cube", "blue <cone>"],
+            schema.COLOUR: ["#000000", "#ff0000", "#0000ff"],
+        }
+    )
+    page = gallery_html(gallery, per_class)
+    legend = re.search(r'<p class="colour-legend">(.*?)</p>', page)
+    assert legend is not None and page.index("colour-legend") < page.index('<div class="gallery">')
+    assert re.findall(r'background:(#\w+)"></span>([^<]*?) ?(?=<|$)', legend.group(1)) == [
+        ("#000000", "background"),
+        ("#0000ff", "blue &lt;cone&gt;"),  # the classes shown, not red cube
+    ]
+    # a study written before the colours were recorded: its gallery without a legend
+    assert "colour-legend" not in gallery_html(gallery.drop(columns=schema.CLASS_IDS), per_class)
+    assert "colour-legend" not in gallery_html(gallery, per_class.drop(columns=schema.COLOUR))

@@ -22,7 +22,7 @@ from reports.build import build_report, distinct, main
 from reports.checkpoints import best_checkpoint
 from reports.load import load_experiment
 from reports.page import NO_TIMINGS
-from reports.references import references_text
+from reports.references import no_segmenter_text, references_text
 from tests.reports.study_files import TIMED_EPOCHS, TIMED_TRIALS, trial_row, write_study_folder
 
 pytestmark = pytest.mark.slow
@@ -87,6 +87,11 @@ def test_report_of_a_study_renders_everything(browser: Browser, unet_study: Path
     assert "Resource use" in seen["text"] and "no GPU-busy share" in seen["text"]  # a CPU study
     gallery = pd.read_parquet(unet_study / "results" / "gallery.parquet")
     assert len(seen["images"]) == len(gallery) == 2 * 6 and all(seen["images"])  # both val videos, 6 pictures each
+    shown = sorted({int(c) for ids in gallery[schema.CLASS_IDS] for c in ids})  # the masks' classes, in a legend
+    names = pd.read_parquet(unet_study / "results" / schema.PER_CLASS_FILE).set_index(schema.CLASS_ID)[
+        schema.CLASS_NAME
+    ]
+    assert 0 in shown and f"The masks' colours: {' '.join(names[shown])}" in seen["text"]
     # it fits the window: the gallery's last column (copy-last) is not cut off, and the leaderboard's many
     # hyperparameter columns scroll inside the table, not the page
     assert seen["pageWidth"] <= 1400 and 0 < seen["galleryRight"] <= 1400
@@ -102,7 +107,7 @@ def test_report_of_a_study_renders_everything(browser: Browser, unet_study: Path
     # the best model's score read beside what needs no training, on the same val videos
     references = pd.read_parquet(unet_study / "results" / schema.REFERENCES_FILE)
     assert "The best model beside answers that need no training" in seen["text"]
-    assert references_text(references) in seen["text"]
+    assert f"{references_text(references)}; {no_segmenter_text('unet')}" in seen["text"]  # as the summary says
     # and the submission the study wrote, and how to submit another trial's; before the leaderboard (what the study
     # came to first: it was at the page's foot, under the resource use)
     best = best_checkpoint(unet_study)
@@ -120,9 +125,14 @@ def test_the_report_of_a_dynamics_study_shows_its_model_beside_the_rules(
     seen = open_report(browser, dynamics_study / "report.html")  # written by the search itself
     assert seen["errors"] == [] and all(f["drawn"] for f in seen["figures"])
     trials = pd.read_parquet(dynamics_study / "results" / "trials.parquet")
-    assert seen["tables"] == [len(trials)] and set(trials["stage"]) == {"segmenter", "dynamics"}
+    # one leaderboard per stage, the final one (what the study came to) first
+    counts = trials["stage"].value_counts()
+    assert seen["tables"] == [counts["dynamics"], counts["segmenter"]] and len(counts) == 2
+    final, before = "Stage dynamics (the final stage: its best is the answer): ", "Stage segmenter: "
+    assert seen["text"].index(final) < seen["text"].index(before) < seen["text"].index("Resource use")
     assert {"e0-s0-curves", "e0-s1-curves"} <= {f["id"] for f in seen["figures"]}
     text = seen["text"]
+    assert "no per-frame segmenter's masks" not in text  # it has one: the rules were measured on its masks
     # the segmenter's best beside the rules on its masks, then the dynamics model's: each stage's own block
     assert text.count("the rules on the same masks at its best epoch") == 2
     top = schema.ranked(trials, "dynamics").iloc[0]
@@ -138,8 +148,8 @@ def test_report_of_two_studies_side_by_side(
     assert main([str(unet_study), str(dual_study), "--out", str(out)]) == 0
     seen = open_report(browser, out)
     assert seen["errors"] == []
-    trials = [len(pd.read_parquet(s / "results" / "trials.parquet")) for s in (unet_study, dual_study)]
-    assert seen["tables"] == trials
+    unet, dual = (pd.read_parquet(s / "results" / "trials.parquet") for s in (unet_study, dual_study))
+    assert seen["tables"] == [len(unet), *dual["stage"].value_counts()[["finetune", "pretrain"]]]
     ids = {f["id"] for f in seen["figures"]}
     assert {"comparison", "e1-parents-1", "e1-s0-curves", "e1-s1-curves"} <= ids
     assert all(f["drawn"] for f in seen["figures"])

@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 
 from data.cache import OnError, decode_split
-from data.classes import LAST_INPUT_FRAME, NUM_CLASSES, TARGET_FRAME, class_names, colour_masks
+from data.classes import LAST_INPUT_FRAME, NUM_CLASSES, TARGET_FRAME, class_names, class_palette, colour_masks
 from data.files import atomic_write
 from data.layout import has_split
 from data.metric import competition_iou, per_class_iou
@@ -34,7 +34,9 @@ from reports.schema import (
     ANSWER_BEST,
     CHECKPOINT,
     CLASS_ID,
+    CLASS_IDS,
     CLASS_NAME,
+    COLOUR,
     FILE,
     GALLERY_DIR,
     GALLERY_FILE,
@@ -88,12 +90,16 @@ def evaluate_best(
             IOU: scores.numpy(),
             TARGET_PIXELS: torch.bincount(target.reshape(-1).long(), minlength=NUM_CLASSES).numpy(),
             PREDICTED_PIXELS: torch.bincount(masks.reshape(-1).long(), minlength=NUM_CLASSES).numpy(),
+            COLOUR: ["#{:02x}{:02x}{:02x}".format(*rgb) for rgb in class_palette()],
         }
     )
     table[CHECKPOINT] = str(checkpoint)
     write_parquet(table, results / PER_CLASS_FILE)
     answers: dict[str, float | None] = {ANSWER_BEST: iou}  # the IoU the prediction scored
-    last = ("mask 11 (copy last, at best)", val.masks[:, LAST_INPUT_FRAME])  # the gallery's: the true mask 11, or
+    last = (
+        "mask 11 (copy_last's answer, at best)",
+        val.masks[:, LAST_INPUT_FRAME],
+    )  # the gallery's: the true mask 11, or
     if rule_source(checkpoint) != str(checkpoint):  # the segmenter's it answers from: each rule on its masks (the
         for name in RULES:  # epochs' at its best epoch, on the same masks)
             answer, _, answers[f"{name} {SEGMENTER_MASKS}"] = predict(
@@ -114,13 +120,17 @@ def evaluate_best(
     for row in _gallery_rows(val.masks, videos):
         vid = int(ids[row])
         pictures = {f"frame {t + 1}": np.asarray(val.frames[row, t]) for t in GALLERY_FRAMES}
-        pictures["true mask 22"] = colour_masks(np.asarray(val.masks[row, TARGET_FRAME]))
-        pictures["predicted mask 22"] = colour_masks(masks[row].numpy())
-        pictures[last[0]] = colour_masks(np.asarray(last[1][row]))
+        shown = {  # the class-id masks, coloured below
+            "true mask 22": np.asarray(val.masks[row, TARGET_FRAME]),
+            "predicted mask 22": masks[row].numpy(),
+            last[0]: np.asarray(last[1][row]),
+        }
+        pictures |= {label: colour_masks(mask) for label, mask in shown.items()}
         for order, (label, picture) in enumerate(pictures.items()):
             name = f"video_{vid}_{order}.png"
             Image.fromarray(picture).save(folder / name)
-            rows.append({VIDEO_ID: vid, ORDER: order, LABEL: label, FILE: f"{GALLERY_DIR}/{name}"})
+            classes = np.unique(shown[label]).tolist() if label in shown else []
+            rows.append({VIDEO_ID: vid, ORDER: order, LABEL: label, FILE: f"{GALLERY_DIR}/{name}", CLASS_IDS: classes})
     write_parquet(pd.DataFrame(rows), results / GALLERY_FILE)
     return results
 

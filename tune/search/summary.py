@@ -11,7 +11,7 @@ import pandas as pd
 from data.layout import has_split
 from reports.checkpoints import found_in
 from reports.records import read_submission, submit_command
-from reports.references import references_text
+from reports.references import no_segmenter_text, references_text
 from reports.resources import gpu_busy_share, with_setup
 from reports.schema import (
     BEST_METRIC,
@@ -133,10 +133,7 @@ def print_summary(study: Study) -> None:
         if scores and not above:
             print(unbeaten_text(final.model, best, scores))
     elif references.exists() and not any(task_for(s.model).needs_segmenter for s in study.space.stages):
-        print(  # only the rules' ceiling was said: the fair comparison needs a segmenter's masks, this space has none
-            f"no per-frame segmenter's masks in space {study.space.name} for the rules to answer from (what says whether "
-            "learning frame 22 pays): the mask_space space trains one and sets its model beside them"
-        )
+        print(no_segmenter_text(study.space.name))  # only the rules' ceiling was said: this space has no segmenter
     task = task_for(final.model)
     if submission is None and (task.predicts_masks() or task.answer_rule):  # no hidden split, or the writing failed
         print(f"to submit it: {submit(None if task.predicts_masks() else task.answer_rule)}")  # (said above)

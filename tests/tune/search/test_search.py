@@ -265,7 +265,7 @@ def test_mask_space_trains_the_predictor_on_the_best_segmenters_pseudo_labels(
     labels = pd.read_parquet(mask_study / "results" / "gallery.parquet")["label"]  # the mask 11 it moves, not the true
     assert "its segmenter's mask 11 (what it answers from)" in set(
         labels
-    ) and "mask 11 (copy last, at best)" not in set(labels)
+    ) and "mask 11 (copy_last's answer, at best)" not in set(labels)
     # the best model's per-class IoU counts the pixels of the one val video scored, not of both
     from reports.load import load_experiment
 
