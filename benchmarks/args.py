@@ -37,15 +37,26 @@ def output_files(parser: argparse.ArgumentParser, **flags: Path) -> None:
             ensure_writable(path.parent)
 
 
-def check_segmenter(path: Path) -> None:
-    """A --segmenter: the checkpoint of a per-frame segmenter (frame_segmenter, or a plugin's model of that task, as
-    pseudo-labels take it), loaded on the CPU; a ValueError naming it otherwise (for bad_input), before the work."""
+def segmenter_checkpoint(given: Path) -> Path:
+    """A --segmenter, read as tune.predict reads a checkpoint: the file itself, a trial's checkpoint_NNNNNN folder's,
+    or a study folder's best; where that is a model answering from a segmenter's masks (mask_space's predictor, an
+    object_dynamics model), the segmenter it answers from. Returned where it is the checkpoint of a per-frame
+    segmenter (frame_segmenter, or a plugin's model of that task, as pseudo-labels take it), loaded on the CPU; a
+    ValueError naming it otherwise (for bad_input), before the work."""
+    from reports.checkpoints import best_checkpoint
+    from reports.records import is_study
+    from tune.search.keys import CHECKPOINT_NAME
     from tune.training.checkpoints import load_model
+    from tune.training.prediction import rule_source
     from tune.training.tasks import FrameSegmentation, task_for
 
+    path = best_checkpoint(given) if is_study(given) else given
+    path = path / CHECKPOINT_NAME if path.is_dir() and (path / CHECKPOINT_NAME).is_file() else path
+    path = Path(rule_source(path)) if path.is_file() else path  # (not there: load_model names it)
     held = load_model(path, "cpu")[0].model
     if not isinstance(task_for(held), FrameSegmentation):
-        raise ValueError(f"--segmenter {path}: a {held!r} checkpoint; a frame_segmenter's is needed")
+        raise ValueError(f"--segmenter {given}: a {held!r} checkpoint; a frame_segmenter's is needed")
+    return path
 
 
 def folders(parser: argparse.ArgumentParser, **flags: Path | None) -> None:

@@ -1,7 +1,7 @@
 """The object-dynamics model (issue 31) against the motion rule, with a learning curve, on true masks or on a
 segmenter's masks:
 
-    python -m benchmarks.dynamics --data ROOT [--more-train ROOT2 ...] [--segmenter CKPT]
+    python -m benchmarks.dynamics --data ROOT [--more-train ROOT2 ...] [--segmenter CKPT|STUDY]
         [--train-sizes 300 1000 3000] [--samples 180000] [--epochs 6] [--set FIELD=VALUE ...] [--out table.md]
 
 The model is the platform's (models/dynamics.py, `object_dynamics`), trained by its Trainer and task
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.args import bad_input, count, folders, output_files
+from benchmarks.args import bad_input, count, folders, output_files, segmenter_checkpoint
 from data.arguments import ALL, videos
 from data.cache import default_cache_dir
 from data.files import run_command
@@ -71,7 +71,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--data", type=Path, required=True, help="a data root with labelled train and val splits")
     parser.add_argument("--more-train", type=Path, nargs="*", default=[], help="more roots whose train videos join")
-    parser.add_argument("--segmenter", type=Path, default=None, help="a frame_segmenter checkpoint (default: truth)")
+    parser.add_argument(
+        "--segmenter",
+        type=Path,
+        default=None,
+        help="a frame_segmenter checkpoint, a trial's checkpoint folder, or a study folder (its best's segmenter: "
+        "a mask_space or dynamics model's is the one it answers from); default: the true masks",
+    )
     parser.add_argument(
         "--unlabeled",
         type=videos(0),
@@ -102,8 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.out is not None:
         output_files(parser, out=args.out)
     folders(parser, cache=args.cache)
-    with bad_input(parser):
+    with bad_input(parser):  # before the work: the device, and the segmenter whose masks it trains on
         device = resolve_device(args.device)
+        segmenter = segmenter_checkpoint(args.segmenter) if args.segmenter else None
     cache = args.cache or default_cache_dir()
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
@@ -114,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             LoadOptions(
                 cache_dir=cache,
                 progress=False,
-                pseudo=masks_folder(r, args.segmenter, cache, device, unlabeled),
+                pseudo=masks_folder(r, segmenter, cache, device, unlabeled),
                 unlabeled=unlabeled,
             )
             for r in roots
@@ -129,7 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as err:  # a root or checkpoint not there, a folder given for a file, a bad setting
         print(f"error: {err}", file=sys.stderr)
         return 2
-    source = "a segmenter's masks" if args.segmenter else "true masks"
+    source = "a segmenter's masks" if segmenter else "true masks"
+    if segmenter and segmenter != args.segmenter:  # a study's, a folder's, a model's: the checkpoint that segmented
+        print(f"segmenter: {segmenter}")
     labelled = sum(len(index_split(root, "train")) for root in roots)
     more = f" (and {len(trains) - labelled} unlabeled)" if len(trains) > labelled else ""
     print(

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.args import at_least, bad_input, check_segmenter, count, output_files
+from benchmarks.args import at_least, bad_input, count, output_files, segmenter_checkpoint
 from data.files import run_command
 from data.layout import index_split
 from data.synth.generate import SynthSpec, generate
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             for split in ("train", "val"):
                 index_split(args.data, split)
         if args.segmenter is not None:
-            check_segmenter(args.segmenter)
+            args.segmenter = segmenter_checkpoint(args.segmenter)
         device = resolve_device(args.device)
         common = _common(args)
         runs = _runs(args, common)

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.args import bad_input, check_segmenter, count, folders
+from benchmarks.args import bad_input, count, folders, segmenter_checkpoint
 from data.cache import decode_split
 from data.classes import INPUT_FRAMES, LAST_INPUT_FRAME, NUM_CLASSES, TARGET_FRAME
 from data.files import run_command
@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with bad_input(parser):  # refused now, not after the rules' tables
         if args.segmenter is not None:
-            check_segmenter(args.segmenter)
+            args.segmenter = segmenter_checkpoint(args.segmenter)
         root = args.data
         if root is None:
             folders(parser, workdir=args.workdir)

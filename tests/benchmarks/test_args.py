@@ -88,6 +88,9 @@ def test_bad_input_to_a_benchmark_is_one_line(
             ("--data", str(synth_root), "--epochs", "0"),
         ): "argument --epochs: must be a whole number >= 1, got '0'",
         (dynamics.main, ("--data", str(synth_root), "--out", str(tmp_path))): f"--out {tmp_path}: a folder, where",
+        (dynamics.main, ("--data", str(synth_root), "--segmenter", str(unet_study))): (
+            f"--segmenter {unet_study}: a 'unet' checkpoint; a frame_segmenter's is needed"  # its best is a unet's
+        ),
         (dynamics.main, ("--data", str(synth_root), "--cache", str(tmp_path / "empty.parquet"))): (
             f"--cache {tmp_path / 'empty.parquet'}: a file, where a folder is needed"  # (named no flag)
         ),

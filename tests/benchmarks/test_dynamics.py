@@ -8,14 +8,18 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
+from benchmarks.args import segmenter_checkpoint
 from benchmarks.dynamics import main
 from data.cache import decode_split
 from data.classes import INPUT_FRAMES, TARGET_FRAME
 from data.metric import competition_iou
 from models.motion import extrapolate_masks
+from reports.checkpoints import best_checkpoint
+from reports.schema import ranked
 from tune.train import main as train
 from tune.training.checkpoints import load_model
 from tune.training.tasks import segment_frames
@@ -86,3 +90,16 @@ def test_on_a_segmenters_masks_the_rules_rows_are_the_rules_on_its_masks(
     assert scores["copy last (mask 11)"] == pytest.approx(competition_iou(seg[:, -1], target), abs=5e-5)
     assert scores["the rule (extrapolate)"] == pytest.approx(competition_iou(extrapolate_masks(seg), target), abs=5e-5)
     assert len(scores) == 4
+
+
+def test_the_segmenter_may_be_given_as_tune_predict_takes_a_checkpoint(dynamics_study: Path) -> None:
+    """--segmenter (benchmarks.dynamics, rules, quality) took a frame_segmenter's checkpoint file alone: a study folder,
+    a trial's checkpoint folder or a dynamics model's checkpoint (tune.predict takes each) failed. Each now names the
+    segmenter its masks come from."""
+    trials = pd.read_parquet(dynamics_study / "results" / "trials.parquet")
+    segmenter = Path(ranked(trials, "segmenter")["checkpoint"].iloc[0])
+    assert load_model(segmenter)[0].model == "frame_segmenter"  # the segmenter stage's best, which dynamics trains on
+    assert segmenter_checkpoint(dynamics_study) == segmenter  # the study's best answers from it
+    assert segmenter_checkpoint(best_checkpoint(dynamics_study).parent) == segmenter  # its checkpoint folder
+    assert segmenter_checkpoint(best_checkpoint(dynamics_study)) == segmenter  # the dynamics model's checkpoint
+    assert segmenter_checkpoint(segmenter) == segmenter  # the segmenter's own
