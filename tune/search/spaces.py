@@ -256,7 +256,8 @@ TRACK_EPOCH = (
 
 def define_dynamics(trial: optuna.Trial, budget: Budget, parents: Sequence[str]) -> dict[str, Any]:
     """The object-dynamics model (models.dynamics) on the tracks of the segmenter's masks: its size, how many
-    rounds of messages between objects, how much of each track it sees, and its training."""
+    rounds of messages between objects, how much of each track it sees, the motion rule it corrects (as mask_space
+    searches its own: the speed an object keeps a frame, the frames its velocity is fitted over), and its training."""
     if not parents:
         raise ValueError("the dynamics stage needs a finished segmenter trial for its pseudo-labels")
     return {
@@ -268,6 +269,8 @@ def define_dynamics(trial: optuna.Trial, budget: Budget, parents: Sequence[str])
         "rounds": trial.suggest_int("rounds", 0, 2),  # 0: each object alone
         "history": trial.suggest_int("history", 2, 6),
         "dropout": trial.suggest_float("dropout", 0.0, 0.2),
+        "retention": trial.suggest_float("retention", 0.9, 1.0),  # the rule corrected: 0.97 measured (models.motion)
+        "track_frames": trial.suggest_int("track_frames", 2, 5),  # 3 on a segmenter's noisy masks (models.motion)
         "epoch_samples": TRACK_EPOCH * (budget.epoch_samples or 0),  # 0: one pass over the tracks
         PARENT_KEY: parents[0],  # the segmenter that made the pseudo-labels (a constant, not searched)
     }
@@ -288,7 +291,10 @@ register_space(
                 parent_role="pseudo_labels",
                 # measured on 3,000 videos' true tracks (docs/models.md): width 64, one round, lr 2e-3 (0.60 against
                 # the rule's 0.50): tried first
-                first=({"width": 64, "rounds": 1, "history": 5, "lr": 2e-3, "batch_size": 64, "dropout": 0.0},),
+                first=(
+                    {"width": 64, "rounds": 1, "history": 5, "lr": 2e-3, "batch_size": 64, "dropout": 0.0}
+                    | {"retention": 0.97, "track_frames": 3},  # the rule as models.motion measured it
+                ),
             ),
         ),
         "a per-frame U-Net segments every frame (pseudo-labels); an interaction network over the tracks of every "
