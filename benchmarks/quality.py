@@ -10,7 +10,8 @@ of frame 11 as the answer for frame 22), `extrapolate` (its masks of frames 9-11
 its track, no training) and `oracle` (its mask of the true frame 22; an upper bound), and
 `mask_space` (a mask predictor trained on that segmenter's masks of every frame, evaluated on its masks
 of val frames 1-11), in the variants of MASK_VARIANTS (`--mask-variants` picks some).
-`--segmenter CKPT` reuses a trained per-frame segmenter (its copy-last and extrapolate rows then come from
+`--segmenter CKPT` reuses a trained per-frame segmenter (a checkpoint, a trial's checkpoint folder, or a study
+folder: its best's, or the segmenter its best answers from; its copy-last and extrapolate rows then come from
 the mask predictor's val masks, the oracle is not re-measured) and
 `--only mask_space` skips the RGB approaches.
 Without --data, the set is generated (seed 0) into --workdir. Appends a row per approach to a markdown
@@ -106,7 +107,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--mask-variants", nargs="+", choices=list(MASK_VARIANTS), default=list(MASK_VARIANTS))
     parser.add_argument("--only", nargs="+", choices=APPROACHES, default=list(APPROACHES))
-    parser.add_argument("--segmenter", type=Path, default=None, help="a trained frame_segmenter checkpoint to reuse")
+    parser.add_argument(
+        "--segmenter",
+        type=Path,
+        default=None,
+        help="a trained frame_segmenter to reuse: its checkpoint, a trial's checkpoint folder, or a study (its best's segmenter)",
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--no-compile", action="store_true", help="no torch.compile on CUDA (quicker to start)")
     parser.add_argument("--out", type=Path, default=Path("runs/quality.md"))

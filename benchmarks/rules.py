@@ -13,7 +13,8 @@ the retention fitted to the split's true moves (least squares: what a data set o
 want). Competition IoU of mask 22 over the val split.
 Without --data, a val split is generated (--val videos, --seed) into --workdir.
 
-With --segmenter CKPT (a frame_segmenter checkpoint), the same rules are scored again on that segmenter's masks
+With --segmenter CKPT (a frame_segmenter checkpoint; or as tune.predict takes one, a trial's checkpoint folder, a
+study folder or a mask_space/dynamics model's: the segmenter it answers from), the same rules are scored again on that segmenter's masks
 of val frames 1-11 (as its pseudo-labels give them to the mask-space pipeline), with what bounds them there: the
 segmenter's mask 22 (the oracle of issue 12's gap), each object of its mask 11 moved by the velocity fitted to the
 true masks (a perfect track) and by its true displacement (a perfect move), and how it errs on frame 11
@@ -167,7 +168,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--val", type=count, default=200)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--workdir", type=Path, default=Path("runs/rules"))
-    parser.add_argument("--segmenter", type=Path, default=None, help="also score the rules on its masks")
+    parser.add_argument(
+        "--segmenter",
+        type=Path,
+        default=None,
+        help="also score the rules on its masks (a checkpoint, a trial's checkpoint folder, or a study: its best's segmenter)",
+    )
     args = parser.parse_args(argv)
     with bad_input(parser):  # refused now, not after the rules' tables
         if args.segmenter is not None:

@@ -38,18 +38,22 @@ def count_ticks(largest: float) -> dict[str, int]:
 
 
 STEADY = 0.02  # values closer than this share of their size are drawn on an axis that wide, centred on them
+STEADY_FLOOR = 1e-4  # ... and values closer than this (about 0): no metric here tells trials apart by less
 
 
 def steady_range(values: pd.Series | np.ndarray | Sequence[float]) -> dict[str, list[float]]:
-    """An axis's range for metric values that differ by less than STEADY of their size: that wide, centred on them
-    (Plotly's own spreads trials that differ by 1e-6 over the whole axis, as if they differed); {} otherwise."""
+    """An axis's range for metric values that differ by less than STEADY of their size (or STEADY_FLOOR, about 0):
+    that wide, centred on them, from 0 where none is below 0 (an IoU axis shows no negative values); {} where they
+    differ more, for Plotly's own, which spreads trials that differ by 1e-6 over the whole axis as if they differed."""
     finite = np.asarray(values, dtype=float)
     finite = finite[np.isfinite(finite)]
     if not len(finite):
         return {}
     low, high = float(finite.min()), float(finite.max())
-    wide = STEADY * max(abs(low), abs(high)) or 1.0  # all zero: [-0.5, 0.5]
+    wide = max(STEADY * max(abs(low), abs(high)), STEADY_FLOOR)
     if high - low >= wide:
         return {}
-    middle = (low + high) / 2
-    return {"range": [middle - wide / 2, middle + wide / 2]}
+    wide = max(wide, 1.1 * (high - low))  # the outer values inside the axis, not on its edges
+    start = (low + high - wide) / 2
+    start = 0.0 if start < 0 <= low else start
+    return {"range": [start, start + wide]}

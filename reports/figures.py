@@ -225,11 +225,7 @@ def parallel_coordinates(trials: pd.DataFrame, stage: str, top_k: int = 20) -> g
 
 def parent_vs_child(trials: pd.DataFrame, parent_stage: str, child_stage: str) -> go.Figure | None:
     """For a staged space: each parent trial's metric against the metrics of the trials built on it."""
-    children = stage_trials(trials, child_stage)
-    parents = stage_trials(trials, parent_stage).set_index(TRIAL_ID)
-    if PARENT_TRIAL not in children or not len(children) or not len(parents):
-        return None
-    rows = children[children[PARENT_TRIAL].isin(parents.index) & children[BEST_METRIC].notna()]
+    rows, parents = _built_on(trials, parent_stage, child_stage)
     if (
         rows[PARENT_TRIAL].nunique() < 2
     ):  # all built on one: a column of points, nothing to compare (one_parent says so)
@@ -256,18 +252,25 @@ def parent_vs_child(trials: pd.DataFrame, parent_stage: str, child_stage: str) -
     return fig
 
 
-def one_parent(trials: pd.DataFrame, parent_stage: str, child_stage: str) -> str:
-    """Said instead of parent_vs_child where every trial of `child_stage` with a value was built on one parent trial
-    (as a staged study's second stage is, where it trains on the first stage's best); "" otherwise."""
+def _built_on(trials: pd.DataFrame, parent_stage: str, child_stage: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The trials of `child_stage` with a value built on a trial of `parent_stage`, and that stage's trials by id."""
     children = stage_trials(trials, child_stage)
-    if PARENT_TRIAL not in children:
-        return ""
-    parents = children.loc[children[BEST_METRIC].notna(), PARENT_TRIAL].dropna().unique()
+    parents = stage_trials(trials, parent_stage).set_index(TRIAL_ID)
+    children = children if PARENT_TRIAL in children else children.assign(**{PARENT_TRIAL: None})  # (a one-stage space)
+    return children[children[PARENT_TRIAL].isin(parents.index) & children[BEST_METRIC].notna()], parents
+
+
+def one_parent(trials: pd.DataFrame, parent_stage: str, child_stage: str) -> str:
+    """Said instead of parent_vs_child where the trials of `child_stage` with a value were all built on one trial of
+    `parent_stage` (as mask_space's and dynamics' second stage is, trained on the first stage's best); "" otherwise."""
+    rows, _ = _built_on(trials, parent_stage, child_stage)
+    parents = rows[PARENT_TRIAL].unique()
     if len(parents) != 1:
         return ""
     return (
-        f"Every {child_stage} trial was built on one {parent_stage} trial, {parents[0]}: no figure of "
-        f"{parent_stage} against {child_stage} (it compares the trials built on different ones)."
+        f"The {len(rows)} {child_stage} trial{'s were' if len(rows) != 1 else ' was'} all built on one {parent_stage} "
+        f"trial, {parents[0]}: no figure of {parent_stage} against {child_stage} (it compares trials built on "
+        "different ones)."
     )
 
 

@@ -51,7 +51,7 @@ def importances(trials: pd.DataFrame, stage: str, study: optuna.Study | None) ->
             height=120,
         )
     count = len(finished.trials)
-    few = f": too few for {len(varying)} parameters, a hint at most" if count < TRUSTED_FROM else ""
+    few = f": under {TRUSTED_FROM}, a hint at most" if count < TRUSTED_FROM else ""
     fig.update_layout(
         title=f"Hyperparameter importance for {metric}, stage {stage} (fANOVA over {count} trials{few})",
         xaxis_title="importance",

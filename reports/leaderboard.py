@@ -8,14 +8,13 @@ from typing import Any
 
 import pandas as pd
 
+from reports.axes import metric_of
 from reports.schema import (
     BEST_METRIC,
     EPOCHS,
     FAILURE,
     FINISHED,
     GPU_HOURS,
-    METRIC,
-    MODE,
     STAGE,
     STATUS,
     TRIAL_ID,
@@ -47,7 +46,7 @@ def leaderboard_html(trials: pd.DataFrame, table_id: str) -> str:
 
 def _stage_board(rows: pd.DataFrame, stage: str, table_id: str, *, final: bool) -> str:
     params = param_columns(rows)
-    metric, mode = str(rows[METRIC].iloc[0]), rows[MODE].iloc[0]
+    metric, mode = metric_of(rows, stage)
     by_value = ranked(rows, stage)  # the finished ones ranked; failed and running trials after them, unranked
     finished = by_value[STATUS].isin(FINISHED)
     rest = pd.concat([by_value[~finished], rows[rows[BEST_METRIC].isna()]]).to_dict("records")

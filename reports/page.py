@@ -155,13 +155,13 @@ def experiment_html(exp: Experiment, index: int) -> str:
         return "\n".join(parts)
     parts.append(f"<p>{html.escape(status_text(trials))}</p>")
     if exp.references is not None and len(exp.references):  # first: what the study came to, then how it got there
-        segmenter = (
-            VAL_ORACLE_IOU in exp.epochs and exp.epochs[VAL_ORACLE_IOU].notna().any()
-        )  # (only one has an oracle)
-        said = references_text(exp.references) + ("" if segmenter else f"; {no_segmenter_text(exp.space or '?')}")
+        # the summary's line of a space with no segmenter: epochs without an oracle (only a segmenter's stage has one)
+        oracle = VAL_ORACLE_IOU in exp.epochs and exp.epochs[VAL_ORACLE_IOU].notna().any()
+        said = no_segmenter_text(exp.space) if exp.space and len(exp.epochs) and not oracle else ""
         parts.append(
             "<h3>The best model beside answers that need no training</h3>"
-            f'<p class="val-references">{html.escape(said)}</p>'
+            f'<p class="val-references">{html.escape(references_text(exp.references))}</p>'
+            + (f'<p class="no-segmenter">{html.escape(said[:1].upper() + said[1:])}.</p>' if said else "")
         )
     if exp.submission is not None:
         another = f"{submit_command(exp.folder)} --trial ID"  # as the summary says it

@@ -105,7 +105,7 @@ def test_the_per_class_title_counts_the_classes_of_the_true_masks_apart_from_tho
 
 def test_values_that_barely_differ_are_not_spread_over_the_whole_axis() -> None:
     """On a tiny set every trial scored 0.0217 give or take 1e-6: Plotly's own axis ran from 0.021699 to 0.021701, the
-    trials looking far apart. Values closer than 2% of their size get an axis 2% wide, centred on them."""
+    trials looking far apart. Values closer than 2% of their size (or 1e-4, about 0) get an axis that wide."""
     trials = pd.DataFrame(
         [
             trial_row(t, 0.0217 + d) | {schema.STARTED_AT: n}
@@ -115,8 +115,21 @@ def test_values_that_barely_differ_are_not_spread_over_the_whole_axis() -> None:
     fig = figures.optimisation_history(trials, "train")
     assert fig is not None
     low, high = fig.layout.yaxis.range
-    assert high - low == pytest.approx(0.02 * 0.021701) and low < 0.0217 - 1e-6 < 0.0217 + 1e-6 < high
-    assert axes.steady_range([0.1, 0.5]) == {} and axes.steady_range([0.0, 0.0]) == {"range": [-0.5, 0.5]}
+    assert low < 0.0217 - 1e-6 < 0.0217 + 1e-6 < high and 2e-6 / (high - low) < 0.01  # a flat line, as they are
+    assert fig.layout.yaxis2.range == fig.layout.yaxis.range  # both panels
+
+    def shown(values: list[float]) -> list[float]:
+        drawn = axes.steady_range(values)
+        assert drawn, values
+        low, high = drawn["range"]
+        assert low < min(values) or low == 0 == min(values)
+        assert max(values) < high
+        return [low, high]
+
+    assert shown([0.0, 1e-6])[0] == 0 and shown([0.0, 0.0]) == [0.0, 1e-4]  # about 0: no negative IoU drawn
+    assert shown([-10.0, -10.01])[1] - shown([-10.0, -10.01])[0] == pytest.approx(0.2, rel=0.01)  # below 0: about them
+    assert shown([1.0, 1.019])  # nearly 2% apart: both inside the axis, not on its edges
+    assert axes.steady_range([0.1, 0.5]) == {} and axes.steady_range([0.0, 1e-3]) == {}  # apart: Plotly's axis
     assert axes.steady_range([float("nan")]) == {}
 
 
@@ -130,8 +143,8 @@ def test_stages_whose_trials_are_all_built_on_one_parent_say_so_instead_of_a_sca
     )
     assert figures.parent_vs_child(trials, "segmenter", "predictor") is None
     assert figures.one_parent(trials, "segmenter", "predictor") == (
-        "Every predictor trial was built on one segmenter trial, s2: no figure of segmenter against predictor (it "
-        "compares the trials built on different ones)."
+        "The 3 predictor trials were all built on one segmenter trial, s2: no figure of segmenter against predictor (it "
+        "compares trials built on different ones)."
     )
     trials.loc[trials["trial_id"] == "p0", "parent_trial"] = "s1"
     assert figures.parent_vs_child(trials, "segmenter", "predictor") is not None

@@ -29,7 +29,7 @@ def test_importances_are_optunas_bar_chart_of_the_parameters(tmp_path: Path) -> 
     assert isinstance(bars, go.Bar) and bars.orientation == "h"
     assert list(bars.y)[-1] == "width"  # plotted bottom-up: the most important last
     assert set(bars.y) == {"lr", "width"}
-    assert "(fANOVA over 6 trials: too few for 2 parameters, a hint at most)" in fig.layout.title.text
+    assert "(fANOVA over 6 trials: under 10, a hint at most)" in fig.layout.title.text
     (tmp_path / "more").mkdir()
     fig = figures.importances(TRIALS, "train", journal_study(tmp_path / "more", SPREAD * 2))
     assert fig is not None and fig.layout.title.text.endswith("(fANOVA over 12 trials)")  # a finding, not a hint

@@ -92,7 +92,7 @@ def test_report_of_a_study_renders_everything(browser: Browser, unet_study: Path
         schema.CLASS_NAME
     ]
     assert 0 in shown and f"The masks' colours: {' '.join(names[shown])}" in seen["text"]
-    # it fits the window: the gallery's last column (copy-last) is not cut off, and the leaderboard's many
+    # it fits the window: the gallery's last column (mask 11) is not cut off, and the leaderboard's many
     # hyperparameter columns scroll inside the table, not the page
     assert seen["pageWidth"] <= 1400 and 0 < seen["galleryRight"] <= 1400
     assert all(board["shown"] <= 1400 for board in seen["boards"]) and any(
@@ -107,7 +107,8 @@ def test_report_of_a_study_renders_everything(browser: Browser, unet_study: Path
     # the best model's score read beside what needs no training, on the same val videos
     references = pd.read_parquet(unet_study / "results" / schema.REFERENCES_FILE)
     assert "The best model beside answers that need no training" in seen["text"]
-    assert f"{references_text(references)}; {no_segmenter_text('unet')}" in seen["text"]  # as the summary says
+    said = no_segmenter_text("unet")  # as the summary says it, a sentence of its own
+    assert seen["text"].index(references_text(references)) < seen["text"].index(f"{said[:1].upper()}{said[1:]}.")
     # and the submission the study wrote, and how to submit another trial's; before the leaderboard (what the study
     # came to first: it was at the page's foot, under the resource use)
     best = best_checkpoint(unet_study)

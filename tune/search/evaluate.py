@@ -61,6 +61,10 @@ from tune.training.checkpoints import torch_save
 from tune.training.prediction import RULE_FRAMES, RULES, predict, rule_source
 
 GALLERY_FRAMES = (0, 5, 10)
+# the gallery's last picture: the true mask 11 (what copy_last answers at best), or, for a model answering from a
+# segmenter's masks, that segmenter's mask 11
+TRUE_LAST = "mask 11 (copy_last's answer, at best)"
+SEGMENTER_LAST = "its segmenter's mask 11 (what it answers from)"
 
 
 def evaluate_best(
@@ -96,18 +100,13 @@ def evaluate_best(
     table[CHECKPOINT] = str(checkpoint)
     write_parquet(table, results / PER_CLASS_FILE)
     answers: dict[str, float | None] = {ANSWER_BEST: iou}  # the IoU the prediction scored
-    last = (
-        "mask 11 (copy_last's answer, at best)",
-        val.masks[:, LAST_INPUT_FRAME],
-    )  # the gallery's: the true mask 11, or
+    last = (TRUE_LAST, val.masks[:, LAST_INPUT_FRAME])  # the gallery's last picture (or its segmenter's, below)
     if rule_source(checkpoint) != str(checkpoint):  # the segmenter's it answers from: each rule on its masks (the
         for name in RULES:  # epochs' at its best epoch, on the same masks)
             answer, _, answers[f"{name} {SEGMENTER_MASKS}"] = predict(
                 checkpoint, data_root, "val", device=device, on_error=on_error, first=val_videos, rule=name
             )
-            last = (
-                ("its segmenter's mask 11 (what it answers from)", answer.numpy()) if name == RULE_COPY_LAST else last
-            )
+            last = (SEGMENTER_LAST, answer.numpy()) if name == RULE_COPY_LAST else last
     answers.update(_references(val.masks, target))
     write_parquet(
         pd.DataFrame({ANSWER: list(answers), IOU: list(answers.values()), VIDEOS: len(target)}),

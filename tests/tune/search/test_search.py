@@ -38,6 +38,7 @@ from reports.schema import (
 from tune.search.cli import main
 from tune.search.config import SearchConfig
 from tune.search.driver import run_search
+from tune.search.evaluate import SEGMENTER_LAST, TRUE_LAST
 from tune.training.checkpoints import load_checkpoint
 
 pytestmark = pytest.mark.slow
@@ -263,9 +264,7 @@ def test_mask_space_trains_the_predictor_on_the_best_segmenters_pseudo_labels(
         assert scores[f"{rule} on its segmenter's masks"] == pytest.approx(at_best[f"val_{rule}_iou"], abs=1e-6)
     assert "; the rules on its segmenter's masks (what it must beat): copy_last " in references_text(table)
     labels = pd.read_parquet(mask_study / "results" / "gallery.parquet")["label"]  # the mask 11 it moves, not the true
-    assert "its segmenter's mask 11 (what it answers from)" in set(
-        labels
-    ) and "mask 11 (copy_last's answer, at best)" not in set(labels)
+    assert SEGMENTER_LAST in set(labels) and TRUE_LAST not in set(labels)
     # the best model's per-class IoU counts the pixels of the one val video scored, not of both
     from reports.load import load_experiment
 
