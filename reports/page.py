@@ -78,6 +78,38 @@ document.querySelectorAll('table.leaderboard').forEach(function (table) {
 """
 
 
+# Parallel coordinates are drawn with WebGL, three contexts each, and a browser keeps 16 at most: a report of several
+# studies lost the oldest figures' ("Too many active WebGL contexts"), drawn as empty axes. Each is drawn as it comes
+# near the screen and undrawn, its contexts given back, as it leaves.
+GL_SCRIPT = """
+(function () {
+  function undraw(div) {
+    var canvases = div.querySelectorAll('canvas');
+    Plotly.purge(div);
+    canvases.forEach(function (canvas) {  // its contexts given back now, not when the page's garbage is collected
+      var gl = canvas.getContext('webgl') || canvas.getContext('experimental-webgl');
+      var lose = gl && gl.getExtension('WEBGL_lose_context');
+      if (lose) { lose.loseContext(); }
+    });
+    delete div.dataset.drawn;
+  }
+  var seen = new IntersectionObserver(function (entries) {
+    entries.forEach(function (entry) {
+      var div = entry.target;
+      if (entry.isIntersecting && !div.dataset.drawn) {
+        var spec = JSON.parse(document.getElementById(div.id + '-spec').textContent);
+        Plotly.newPlot(div, spec.data, spec.layout, {displaylogo: false});
+        div.dataset.drawn = '1';
+      } else if (!entry.isIntersecting && div.dataset.drawn) {
+        undraw(div);
+      }
+    });
+  }, {rootMargin: '300px 0px'});
+  document.querySelectorAll('div.gl-figure').forEach(function (div) { seen.observe(div); });
+})();
+"""
+
+
 def figure_html(fig: go.Figure | None, div_id: str) -> str:
     if fig is None:
         return ""
@@ -89,6 +121,14 @@ def figure_html(fig: go.Figure | None, div_id: str) -> str:
         height=fig.layout.height or (460 if parallel else 430),
         margin={"t": own.t or (110 if parallel else 60), "l": own.l or 60, "r": own.r or 30, "b": own.b or 50},
     )
+    fig.update_xaxes(exponentformat="e")  # 4e-04, not Plotly's SI "400μ" trial-hours
+    fig.update_yaxes(exponentformat="e")
+    if parallel:  # drawn with WebGL: only while on screen (GL_SCRIPT)
+        spec = pio.to_json(fig, validate=False).replace("</", "<\\/")  # (inside a script element)
+        return (
+            f'<div id="{div_id}" class="plotly-graph-div gl-figure" style="height:{fig.layout.height}px"></div>'
+            f'<script type="application/json" id="{div_id}-spec">{spec}</script>'
+        )
     return pio.to_html(fig, full_html=False, include_plotlyjs=False, div_id=div_id, config={"displaylogo": False})
 
 
@@ -274,8 +314,16 @@ def build_page(experiments: Sequence[Experiment], *, title: str = "Hyperparamete
             + "</tr>"
             for e in experiments
         )
-        apart = len({e.data for e in experiments}) > 1  # (their val videos differ: scores of different sets)
-        said = "<p>These studies ran on different data: their scores are not of the same val videos.</p>" * apart
+        groups: dict[str, list[str]] = {}  # the studies scored on each data (root and val videos)
+        for e in experiments:
+            groups.setdefault(e.data or "?", []).append(e.name)
+        said = (
+            "<p>Not all of them were scored on the same val videos; their scores compare within each group alone: "
+            + html.escape("; ".join(f"{', '.join(names)} on {data}" for data, names in groups.items()))
+            + ".</p>"
+            if len(groups) > 1
+            else ""
+        )
         sections.append(
             f"<h2>Side by side</h2>{said}<table class='leaderboard'><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
             + figure_html(figures.comparison([(e.name, e.trials) for e in experiments]), "comparison")
@@ -295,6 +343,6 @@ def html_page(title: str, body: str) -> str:
 </head><body>
 <h1>{html.escape(title)}</h1>
 {body}
-<script>{SORT_SCRIPT}</script>
+<script>{SORT_SCRIPT}{GL_SCRIPT}</script>
 </body></html>
 """
