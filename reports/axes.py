@@ -10,7 +10,7 @@ import pandas as pd
 
 from reports.schema import METRIC, MODE, STAGE, Status
 
-STATUS_COLOURS = {
+STATUS_COLOURS: dict[str, str] = {  # (a Status is its str)
     Status.COMPLETED: "#1f77b4",
     Status.STOPPED: "#ff7f0e",
     Status.CUT: "#9467bd",  # stopped by the time budget

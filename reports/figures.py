@@ -19,6 +19,7 @@ from reports.axes import STATUS_COLOURS, count_ticks, metric_of, stage_trials, s
 from reports.schema import (
     BEST_METRIC,
     CLASS_NAME,
+    COLOUR,
     EPOCH,
     EPOCHS,
     IOU,
@@ -36,6 +37,7 @@ from reports.schema import (
     ranked,
     short_value,
     stage_order,
+    trial_numbers,
 )
 
 NAMED_CURVES = 10  # the learning curves named in the legend: the best trials'; the others are drawn faint
@@ -120,43 +122,50 @@ def optimisation_history(trials: pd.DataFrame, stage: str) -> go.Figure | None:
     Hand-made rather than optuna.visualization.plot_optimization_history, which has no compute-time
     axis, no status colours, and shows an ASHA-stopped trial at its last rung's value, not its best."""
     rows = stage_trials(trials, stage)
+    number = trial_numbers(rows)
     rows = rows[rows[BEST_METRIC].notna()].sort_values(STARTED_AT)
     if not len(rows):
         return None
     metric, mode = metric_of(trials, stage)
-    best = best_so_far(rows[BEST_METRIC], mode)
-    number = np.arange(1, len(rows) + 1)
-    hours = rows[WALL_TIME_S].fillna(0).cumsum() / 3600
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("against trial number", "against compute time (trial-hours)"))
-    colours = [STATUS_COLOURS.get(s, "#7f7f7f") for s in rows[STATUS]]
-    for col, x in ((1, number), (2, hours)):
+    hours = rows[WALL_TIME_S].fillna(0).cumsum() / 3600  # (the trials' time, in the order they started)
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        subplot_titles=("against trial number (a failed trial has no value)", "against compute time (trial-hours)"),
+    )
+    for col, x in ((1, number[rows.index]), (2, hours)):
+        for state, of in rows.groupby(STATUS, sort=False):  # a legend entry per status: what its colour says
+            fig.add_trace(
+                go.Scatter(
+                    x=x[of.index],
+                    y=of[BEST_METRIC],
+                    mode="markers",
+                    marker={"color": STATUS_COLOURS.get(str(state), "#7f7f7f")},
+                    name=f"{state} trial",
+                    legendgroup=str(state),
+                    text=of[TRIAL_ID],
+                    hovertemplate="%{text}: %{y:.4g}<extra></extra>",
+                    showlegend=col == 1,
+                ),
+                row=1,
+                col=col,
+            )
+        order = x.sort_values(kind="stable").index  # the best so far along the axis
         fig.add_trace(
             go.Scatter(
-                x=x,
-                y=rows[BEST_METRIC],
-                mode="markers",
-                marker={"color": colours},
-                name="trial",
-                text=rows[TRIAL_ID],
-                showlegend=col == 1,
-            ),
-            row=1,
-            col=col,
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=best,
+                x=x[order],
+                y=best_so_far(rows.loc[order, BEST_METRIC], mode),
                 mode="lines",
                 line={"shape": "hv", "color": "#2ca02c"},
                 name="best so far",
+                legendgroup="best",
                 showlegend=col == 1,
             ),
             row=1,
             col=col,
         )
     fig.update_layout(title=f"Optimisation history, stage {stage} ({metric}, {mode})")
-    fig.update_xaxes(count_ticks(len(rows)), row=1, col=1)
+    fig.update_xaxes(count_ticks(number.max()), row=1, col=1)
     fig.update_yaxes(title_text=metric, **steady_range(rows[BEST_METRIC]))
     return fig
 
@@ -198,11 +207,13 @@ def parallel_coordinates(trials: pd.DataFrame, stage: str, top_k: int = 20) -> g
                     "ticktext": list(codes),
                 }
             )
-    dims.append({"label": metric, "values": rows[BEST_METRIC]})
+    steady = steady_range(rows[BEST_METRIC]).get("range")  # values 1e-7 apart: not at the axis's two ends
+    dims.append({"label": metric, "values": rows[BEST_METRIC], **({"range": steady} if steady else {})})
     varied = rows[BEST_METRIC].nunique() > 1  # one value: one colour (plotly's scale went from -0.2 to 0.6 about it)
+    scale = {"cmin": steady[0], "cmax": steady[1]} if steady else {}  # ... nor at the colour scale's
     fig = go.Figure(
         go.Parcoords(
-            line={"color": rows[BEST_METRIC], "colorscale": "Viridis", "showscale": True}
+            line={"color": rows[BEST_METRIC], "colorscale": "Viridis", "showscale": True, **scale}
             if varied
             else {"color": TIED},
             dimensions=dims,
@@ -275,24 +286,32 @@ def one_parent(trials: pd.DataFrame, parent_stage: str, child_stage: str) -> str
 
 
 def per_class_iou(table: pd.DataFrame | None) -> go.Figure | None:
-    """The best model's IoU per class on val; classes absent from both sides left out, those it predicted where the
-    true masks have none (IoU 0) in grey and counted apart."""
+    """The best model's IoU per class on val, each bar in its class's colour in the gallery's masks (where the table
+    has them) and its value written above it (a 0 draws no bar); classes absent from both sides left out, those it
+    found nowhere and those it predicted where the true masks have none (IoU 0 both) counted in the title."""
     if table is None or not len(table):
         return None
     rows = table[table[IOU].notna()]
     true = rows[TARGET_PIXELS] > 0
+    colours = rows[COLOUR] if COLOUR in rows else STATUS_COLOURS[Status.COMPLETED]
     fig = go.Figure(
         go.Bar(
             x=rows[CLASS_NAME],
             y=rows[IOU],
+            text=[f"{iou:.2f}" for iou in rows[IOU]],
+            textposition="outside",
+            cliponaxis=False,  # 0.97's number above its bar, not cut by the axis's 1
             customdata=np.stack([rows[TARGET_PIXELS], rows[PREDICTED_PIXELS]], axis=-1),
-            marker_color=np.where(true, STATUS_COLOURS[Status.COMPLETED], "#9e9e9e"),
+            marker={"color": colours, "line": {"color": "#999", "width": 1}},  # (background's is black)
             hovertemplate="%{x}: IoU %{y:.3f}<br>%{customdata[0]} true pixels, %{customdata[1]} predicted<extra></extra>",
         )
     )
-    only = f", {(~true).sum()} more only predicted (grey, IoU 0)" if (~true).any() else ""
+    missed = int((true & (rows[IOU] == 0)).sum())
+    missed_said = f", {missed} of them at 0" if missed else ""
+    only = f"; {(~true).sum()} more only predicted (IoU 0)" if (~true).any() else ""
     fig.update_layout(
-        title=f"Best model: IoU per class on val ({true.sum()} classes in the true masks{only}; mean {rows[IOU].mean():.3f})",
+        title=f"Best model: IoU per class on val ({true.sum()} classes in the true masks{missed_said}{only}; "
+        f"mean {rows[IOU].mean():.3f})",
         yaxis_title="IoU",
         yaxis_range=[0, 1],
     )
@@ -307,13 +326,15 @@ def comparison(experiments: list[tuple[str, pd.DataFrame]]) -> go.Figure | None:
             continue
         stage = stage_order(trials)[-1]
         rows = stage_trials(trials, stage)
-        rows = rows[rows[BEST_METRIC].notna()].sort_values(STARTED_AT)
+        number = trial_numbers(rows)
+        rows = rows[rows[BEST_METRIC].notna()]
+        rows = rows.loc[number[rows.index].sort_values(kind="stable").index]
         if not len(rows):
             continue
         _, mode = metric_of(trials, stage)
         fig.add_trace(
             go.Scatter(
-                x=np.arange(1, len(rows) + 1),
+                x=number[rows.index],
                 y=best_so_far(rows[BEST_METRIC], mode),
                 mode="lines",
                 line={"shape": "hv"},
@@ -326,6 +347,6 @@ def comparison(experiments: list[tuple[str, pd.DataFrame]]) -> go.Figure | None:
         title="Best so far, final stage of each study",
         xaxis_title="trial number",
         yaxis={"title": "best metric", **steady_range(np.concatenate([trace.y for trace in fig.data]))},
-        xaxis=count_ticks(max(len(trace.x) for trace in fig.data)),
+        xaxis=count_ticks(max(max(trace.x) for trace in fig.data)),
     )
     return fig

@@ -25,6 +25,7 @@ from reports.schema import (
     param_name,
     ranked,
     stage_order,
+    trial_numbers,
 )
 
 
@@ -51,10 +52,12 @@ def _stage_board(rows: pd.DataFrame, stage: str, table_id: str, *, final: bool) 
     finished = by_value[STATUS].isin(FINISHED)
     rest = pd.concat([by_value[~finished], rows[rows[BEST_METRIC].isna()]]).to_dict("records")
     body = []
+    number = dict(zip(rows[TRIAL_ID], trial_numbers(rows), strict=True))  # the history figure's x
     for rank, row in [*enumerate(by_value[finished].to_dict("records"), start=1), *((None, r) for r in rest)]:
         cells = [
             cell(rank if rank is not None else "", rank if rank is not None else 1e9),
             cell(row[TRIAL_ID], text=True),
+            cell(number[row[TRIAL_ID]]),
             cell(row[STATUS], text=True),
             cell(fmt(row[BEST_METRIC]), row[BEST_METRIC]),
             *[cell(fmt(row[c]), row[c], text=not is_number(row[c])) for c in params],
@@ -67,6 +70,7 @@ def _stage_board(rows: pd.DataFrame, stage: str, table_id: str, *, final: bool) 
     columns = [
         "rank",
         "trial",
+        "#",
         "status",
         metric,
         *[param_name(c) for c in params],
@@ -78,8 +82,8 @@ def _stage_board(rows: pd.DataFrame, stage: str, table_id: str, *, final: bool) 
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     said = (
         f"Stage <b>{html.escape(stage)}</b>{' (the final stage: its best is the answer)' * final}: {len(rows)} trial{'s' * (len(rows) != 1)}, "
-        f"ranked by {html.escape(metric)}, {'highest' if mode == 'max' else 'lowest'} first; failed and running trials "
-        "last, unranked"
+        f"ranked by {html.escape(metric)}, {'highest' if mode == 'max' else 'lowest'} first (of equal ones, the one "
+        "trained more epochs, then the lower #: the searcher's trial number); failed and running trials last, unranked"
     )
     return (
         f'<p class="board">{said}</p><div class="scroll"><table class="leaderboard" id="{table_id}">'

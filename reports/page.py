@@ -49,6 +49,11 @@ table.leaderboard { border-collapse: collapse; font-size: 0.85rem; margin: 0.5re
 table.leaderboard th, table.leaderboard td { border: 1px solid #ddd; padding: 0.2rem 0.45rem; text-align: right; }
 table.leaderboard th { background: #f3f3f3; cursor: pointer; position: sticky; top: 0; }
 table.leaderboard td.text, table.leaderboard th.text { text-align: left; }
+table.leaderboard[id] td:nth-child(-n+2), table.leaderboard[id] th:nth-child(-n+2) { position: sticky; background: #fff; z-index: 1; }
+table.leaderboard[id] th:nth-child(-n+2) { background: #f3f3f3; z-index: 2; }
+table.leaderboard[id] td:first-child, table.leaderboard[id] th:first-child { left: 0; min-width: 3.4rem; max-width: 3.4rem; box-sizing: border-box; }
+table.leaderboard[id] td:nth-child(2), table.leaderboard[id] th:nth-child(2) { left: 3.4rem; }
+table.leaderboard[id] td:last-child:not(:empty) { min-width: 22rem; }
 tr.status-failed { color: #b71c1c; } tr.status-stopped, tr.status-cut { color: #8a4b00; } tr.status-running { color: #666; }
 .scroll { max-height: 32rem; max-width: 100%; overflow: auto; }
 .gallery { display: grid; grid-template-columns: repeat(6, minmax(0, 240px)); gap: 4px; align-items: start; }
@@ -211,6 +216,9 @@ def experiment_html(exp: Experiment, index: int) -> str:
             f"(<code>{html.escape(str(exp.submission[CHECKPOINT]))}</code>); another trial's: "
             f"<code>{html.escape(another)}</code>.</p>"
         )
+    # the best model on val, class by class and in pictures: what its score is made of (were at the page's foot)
+    parts.append(figure_html(figures.per_class_iou(exp.per_class), f"e{index}-per-class"))
+    parts.append(gallery_html(exp.gallery, exp.per_class))
     parts.append("<h3>Leaderboard</h3>" + leaderboard_html(trials, f"leaderboard-{index}"))
     stages = exp.stages
     for k, stage in enumerate(stages):
@@ -230,8 +238,6 @@ def experiment_html(exp: Experiment, index: int) -> str:
         said = figures.one_parent(trials, stages[k - 1], stages[k])
         parts.append(f'<p class="parents">{html.escape(said)}</p>' if said else "")
     parts.append(resources_html(exp, index))
-    parts.append(figure_html(figures.per_class_iou(exp.per_class), f"e{index}-per-class"))
-    parts.append(gallery_html(exp.gallery, exp.per_class))
     return "\n".join(parts)
 
 

@@ -70,6 +70,11 @@ def references_text(table: pd.DataFrame) -> str:
                 if tied
                 else " (it beats them)"
             )
+            if all(s <= floor for s in mine.values()):  # the segmenter's masks hold nothing the rules could move
+                text += (
+                    "; on its segmenter's masks the rules score no more than all background: the segmenter finds "
+                    "(next to) no objects, and a better one comes first"
+                )
     if best < floor:  # a model below doing nothing reads as a broken metric
         text += (
             ". The metric averages the IoU of every class in the true or the predicted masks: each class predicted "

@@ -275,6 +275,17 @@ def read_results(folder: str | os.PathLike[str]) -> tuple[pd.DataFrame, pd.DataF
     return read_parquet(folder / TRIALS_FILE), read_parquet(folder / EPOCHS_FILE)
 
 
+def trial_numbers(rows: pd.DataFrame) -> pd.Series:
+    """Each trial's number in its stage, as the leaderboard and the searcher number them (TRIAL_NUMBER); for a study
+    written before they were recorded, its place among the stage's trials by their start (else in the table), failed
+    ones counted."""
+    if TRIAL_NUMBER in rows and rows[TRIAL_NUMBER].notna().all():
+        return rows[TRIAL_NUMBER].astype(int)
+    if STARTED_AT in rows and rows[STARTED_AT].notna().all():
+        return rows[STARTED_AT].rank(method="first").astype(int)
+    return pd.Series(range(1, len(rows) + 1), index=rows.index)
+
+
 def ranked(
     trials: pd.DataFrame, stage: str, *, statuses: tuple[str, ...] | None = None, with_checkpoint: bool = False
 ) -> pd.DataFrame:

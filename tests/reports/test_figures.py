@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 import pytest
 
@@ -80,27 +82,30 @@ def test_parallel_coordinates_of_trials_that_all_score_the_same_have_one_colour(
     assert fig.layout.title.text.endswith("all scoring val_iou 0.1075")
 
 
-def test_the_per_class_title_counts_the_classes_of_the_true_masks_apart_from_those_only_predicted() -> None:
-    """It said "3 classes present" where one of them was only predicted (IoU 0, no true pixel)."""
+def test_the_per_class_title_counts_the_classes_found_nowhere_and_those_only_predicted() -> None:
+    """It said "3 classes present" where one of them was only predicted (IoU 0, no true pixel), and classes at 0
+    drew no bar and no number: a label over nothing, as if not evaluated."""
     table = pd.DataFrame(
         {
-            schema.CLASS_ID: [0, 1, 2, 3],
-            schema.CLASS_NAME: ["background", "red cube", "blue cone", "green ball"],
-            schema.IOU: [0.9, 0.5, 0.0, float("nan")],  # green ball: in neither
-            schema.TARGET_PIXELS: [900, 40, 0, 0],
-            schema.PREDICTED_PIXELS: [880, 50, 12, 0],
+            schema.CLASS_ID: [0, 1, 2, 3, 4],
+            schema.CLASS_NAME: ["background", "red cube", "blue cone", "green ball", "gray cube"],
+            schema.IOU: [0.9, 0.6, 0.0, float("nan"), 0.0],  # green ball: in neither; gray cube: missed
+            schema.TARGET_PIXELS: [900, 40, 0, 0, 30],
+            schema.PREDICTED_PIXELS: [880, 50, 12, 0, 0],
+            schema.COLOUR: ["#000000", "#ad2323", "#2a4bd7", "#1d6914", "#575757"],
         }
     )
     fig = figures.per_class_iou(table)
     assert fig is not None
-    assert list(fig.data[0].x) == ["background", "red cube", "blue cone"]
+    assert list(fig.data[0].x) == ["background", "red cube", "blue cone", "gray cube"]
+    assert list(fig.data[0].text) == ["0.90", "0.60", "0.00", "0.00"]  # each bar's value, a 0 too
+    assert list(fig.data[0].marker.color) == ["#000000", "#ad2323", "#2a4bd7", "#575757"]  # the gallery's colours
     assert fig.layout.title.text == (
-        "Best model: IoU per class on val (2 classes in the true masks, 1 more only predicted (grey, IoU 0); mean 0.467)"
+        "Best model: IoU per class on val (3 classes in the true masks, 1 of them at 0; 1 more only predicted (IoU 0); "
+        "mean 0.375)"
     )
-    colours = list(fig.data[0].marker.color)
-    assert colours[0] == colours[1] != colours[2]
-    fig = figures.per_class_iou(table[table[schema.TARGET_PIXELS] > 0])
-    assert fig is not None and "(2 classes in the true masks; mean 0.700)" in fig.layout.title.text
+    fig = figures.per_class_iou(table[table[schema.IOU] > 0].drop(columns=schema.COLOUR))  # an older study's table
+    assert fig is not None and fig.layout.title.text.endswith("(2 classes in the true masks; mean 0.750)")
 
 
 def test_values_that_barely_differ_are_not_spread_over_the_whole_axis() -> None:
@@ -149,3 +154,38 @@ def test_stages_whose_trials_are_all_built_on_one_parent_say_so_instead_of_a_sca
     trials.loc[trials["trial_id"] == "p0", "parent_trial"] = "s1"
     assert figures.parent_vs_child(trials, "segmenter", "predictor") is not None
     assert figures.one_parent(trials, "segmenter", "predictor") == ""
+
+
+def test_the_history_is_against_the_trials_numbers_with_a_legend_entry_per_status() -> None:
+    """Its x was each trial's place among those with a value: after a failed trial #2, trial #3 was drawn at 2, and
+    no leaderboard column told which trial a point was; its one legend entry "trial" took the first point's colour."""
+    rows = [
+        ("a", 0.3, "stopped"),
+        ("b", math.nan, "failed"),
+        ("c", 0.1, "completed"),
+        ("d", 0.5, "completed"),
+    ]
+    trials = pd.DataFrame(
+        [
+            trial_row(t, v, status=s) | {schema.STARTED_AT: n, schema.TRIAL_NUMBER: n + 1}
+            for n, (t, v, s) in enumerate(rows)
+        ]
+    )
+    fig = figures.optimisation_history(trials, "train")
+    assert fig is not None
+    points = {trace.name: list(trace.x) for trace in fig.data if trace.xaxis == "x" and trace.mode == "markers"}
+    assert points == {"stopped trial": [1], "completed trial": [3, 4]}  # (#2 failed: no value)
+    best = next(trace for trace in fig.data if trace.xaxis == "x" and trace.name == "best so far")
+    assert list(best.x) == [1, 3, 4] and list(best.y) == [0.3, 0.3, 0.5]
+    assert {trace.marker.color for trace in fig.data if trace.name == "stopped trial"} == {"#ff7f0e"}
+
+
+def test_parallel_coordinates_of_values_that_barely_differ_draw_them_close_in_place_and_colour() -> None:
+    trials = pd.DataFrame(
+        [trial_row(t, 0.0070329 + d, params={"lr": lr}) for t, d, lr in [("a", 0, 1e-3), ("b", 1.1e-6, 1e-2)]]
+    )
+    fig = figures.parallel_coordinates(trials, "train")
+    assert fig is not None
+    low, high = fig.data[0].dimensions[-1].range
+    assert (fig.data[0].line.cmin, fig.data[0].line.cmax) == (low, high)
+    assert 1.1e-6 / (high - low) < 0.01  # not one trial at each end of the axis and of the colour scale

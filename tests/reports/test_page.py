@@ -75,6 +75,7 @@ def test_each_stage_has_its_own_board_the_final_stage_first_with_the_hyperparame
     assert "<th>freeze</th>" in finetune and "<th>lr</th>" not in finetune and "<th>val_loss</th>" in finetune
     assert pretrain.startswith("Stage <b>pretrain</b>: 2 trials, ranked by val_iou, highest first")
     assert "<th>lr</th>" in pretrain and "<th>freeze</th>" not in pretrain and 'id="board-0"' in pretrain
+    assert '<td class="text" data-value="p2">p2</td><td data-value="2">2</td>' in pretrain  # its number, #
     assert re.findall(r'<tr [^>]*><td[^>]*>(\d*)</td><td class="text" data-value="(\w+)">', pretrain) == [
         ("1", "p2"),
         ("2", "p1"),
@@ -101,7 +102,7 @@ def test_side_by_side_shows_the_best_of_each_final_stage(tmp_path: Path) -> None
     page = build_page([load_experiment(low), load_experiment(high)])
     row = "<td class=text>{}</td><td class=text>unet</td><td class=text>?</td><td>2</td><td class=text>val_iou ({})</td><td>{}</td>"
     assert row.format("low", "min", 0.1) in page and row.format("high", "max", 0.3) in page
-    assert "ran on different data" not in page  # (neither says: no search.json)
+    assert "Not all of them were scored" not in page  # (neither says: no search.json)
     assert page.count("<td>0.1</td><td class=text></td><td>0.03333</td><td>0</td></tr>") == 1  # 2 trials of 60 s
     (high / schema.DRIVER_LOCK).write_text("pid 4242 on node7, since 2026-12-05 10:00:00 UTC\n")
     with open(high / schema.DRIVER_LOCK) as held:  # its driver runs: its row is a snapshot, and says so
@@ -115,11 +116,17 @@ def test_side_by_side_names_the_data_of_each_study_and_says_where_they_differ(tm
     embedded = write_study_folder(tmp_path / "e", [trial_row("a", 0.3)], settings={"space": "unet", "data": None})
     page = build_page([load_experiment(own), load_experiment(embedded)])
     assert "<td class=text>/d/kubric</td>" in page and "<td class=text>the embedded synthetic set</td>" in page
-    assert "These studies ran on different data: their scores are not of the same val videos." in page
-    assert "ran on different data" not in build_page([load_experiment(own), load_experiment(own)])
+    assert (
+        "Not all of them were scored on the same val videos; their scores compare within each group alone: own on "
+        "/d/kubric; e on the embedded synthetic set." in page
+    )
+    assert "Not all of them were scored" not in build_page([load_experiment(own), load_experiment(own)])
     fewer = write_study_folder(tmp_path / "f", [trial_row("a", 0.3)], settings={"data": "/d/kubric", "val_videos": 50})
     page = build_page([load_experiment(own), load_experiment(fewer)])  # one root, other val videos: not comparable
-    assert "<td class=text>/d/kubric (the first 50 val videos)</td>" in page and "ran on different data" in page
+    assert (
+        "<td class=text>/d/kubric (the first 50 val videos)</td>" in page
+        and "own on /d/kubric; f on /d/kubric (the first 50" in page
+    )
 
 
 def test_side_by_side_sets_each_best_model_against_all_background(tmp_path: Path) -> None:

@@ -73,3 +73,16 @@ def test_the_verdict_against_the_rules_on_its_segmenters_masks_is_said_as_the_su
         {schema.ANSWER: [schema.ANSWER_BEST, schema.ANSWER_BACKGROUND], schema.IOU: [0.05, 0.05], schema.VIDEOS: 4}
     )
     assert references_text(floor) == "on 4 val videos: the best model 0.0500, equal to all background (0.0500)"
+
+
+def test_rules_on_the_segmenters_masks_at_all_background_say_the_segmenter_holds_it_back() -> None:
+    """Every answer at all background, its verdict a tie: the segmenter's masks are empty, the thing to fix first."""
+    answers = [schema.ANSWER_BEST, schema.ANSWER_BACKGROUND]
+    answers += [f"copy_last {schema.SEGMENTER_MASKS}", f"extrapolate {schema.SEGMENTER_MASKS}"]
+    table = pd.DataFrame({schema.ANSWER: answers, schema.IOU: [0.16, 0.16, 0.16, 0.16], schema.VIDEOS: 1})
+    assert references_text(table).endswith(
+        "(it ties copy_last, extrapolate); on its segmenter's masks the rules score no more than all background: the "
+        "segmenter finds (next to) no objects, and a better one comes first"
+    )
+    table[schema.IOU] = [0.16, 0.1, 0.12, 0.11]  # its masks hold objects: nothing said of it
+    assert "the segmenter finds" not in references_text(table)
