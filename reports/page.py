@@ -189,7 +189,7 @@ def references_html(trials: pd.DataFrame, epochs: pd.DataFrame, stage: str) -> s
 
 def experiment_html(exp: Experiment, index: int) -> str:
     parts = [
-        f"<h2>{html.escape(exp.name)}</h2>",
+        f'<h2 id="study-{index}">{html.escape(exp.name)}</h2>',
         f"<p>space <b>{html.escape(exp.space or '?')}</b>, folder <code>{html.escape(str(exp.folder))}</code></p>",
     ]
     parts += [f'<p class="ran">{html.escape(exp.ran)}</p>'] if exp.ran else []
@@ -335,7 +335,8 @@ def build_page(experiments: Sequence[Experiment], *, title: str = "Hyperparamete
             + figure_html(figures.comparison([(e.name, e.trials) for e in experiments]), "comparison")
         )
     sections += [experiment_html(exp, k) for k, exp in enumerate(experiments)]
-    studies = f"{len(experiments)} stud{'y' if len(experiments) == 1 else 'ies'}: {', '.join(html.escape(e.name) for e in experiments)}"
+    links = ", ".join(f'<a href="#study-{k}">{html.escape(e.name)}</a>' for k, e in enumerate(experiments))
+    studies = f"{len(experiments)} stud{'y' if len(experiments) == 1 else 'ies'}: {links}"  # (a long page: links)
     return html_page(title, f"<p>{studies}</p>\n{''.join(sections)}")
 
 
