@@ -123,7 +123,7 @@ def optimisation_history(trials: pd.DataFrame, stage: str) -> go.Figure | None:
     axis, no status colours, and shows an ASHA-stopped trial at its last rung's value, not its best."""
     rows = stage_trials(trials, stage)
     number = trial_numbers(rows)
-    rows = rows[rows[BEST_METRIC].notna()].sort_values(STARTED_AT)
+    rows = rows[rows[BEST_METRIC].notna()].sort_values(STARTED_AT, kind="stable")
     if not len(rows):
         return None
     metric, mode = metric_of(trials, stage)
@@ -131,7 +131,7 @@ def optimisation_history(trials: pd.DataFrame, stage: str) -> go.Figure | None:
     fig = make_subplots(
         rows=1,
         cols=2,
-        subplot_titles=("against trial number (a failed trial has no value)", "against compute time (trial-hours)"),
+        subplot_titles=("against trial number (# in the leaderboard)", "against compute time (trial-hours)"),
     )
     for col, x in ((1, number[rows.index]), (2, hours)):
         for state, of in rows.groupby(STATUS, sort=False):  # a legend entry per status: what its colour says
@@ -298,7 +298,7 @@ def per_class_iou(table: pd.DataFrame | None) -> go.Figure | None:
         go.Bar(
             x=rows[CLASS_NAME],
             y=rows[IOU],
-            text=[f"{iou:.2f}" for iou in rows[IOU]],
+            text=[f"{iou:.2g}" for iou in rows[IOU]],  # 0.004 is not 0
             textposition="outside",
             cliponaxis=False,  # 0.97's number above its bar, not cut by the axis's 1
             customdata=np.stack([rows[TARGET_PIXELS], rows[PREDICTED_PIXELS]], axis=-1),

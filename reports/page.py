@@ -45,8 +45,8 @@ STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; }
 h1 { margin-bottom: 0.2rem; } h2 { border-bottom: 1px solid #ccc; padding-bottom: 0.2rem; margin-top: 2rem; }
 .note { background: #fff4e5; border-left: 4px solid #ff9800; padding: 0.4rem 0.8rem; margin: 0.4rem 0; }
-table.leaderboard { border-collapse: collapse; font-size: 0.85rem; margin: 0.5rem 0; }
-table.leaderboard th, table.leaderboard td { border: 1px solid #ddd; padding: 0.2rem 0.45rem; text-align: right; }
+table.leaderboard { border-collapse: separate; border-spacing: 0; border-top: 1px solid #ddd; border-left: 1px solid #ddd; font-size: 0.85rem; margin: 0.5rem 0; }
+table.leaderboard th, table.leaderboard td { border: 1px solid #ddd; border-width: 0 1px 1px 0; padding: 0.2rem 0.45rem; text-align: right; }
 table.leaderboard th { background: #f3f3f3; cursor: pointer; position: sticky; top: 0; }
 table.leaderboard td.text, table.leaderboard th.text { text-align: left; }
 table.leaderboard[id] td:nth-child(-n+2), table.leaderboard[id] th:nth-child(-n+2) { position: sticky; background: #fff; z-index: 1; }
@@ -85,7 +85,8 @@ document.querySelectorAll('table.leaderboard').forEach(function (table) {
 
 # Parallel coordinates are drawn with WebGL, three contexts each, and a browser keeps 16 at most: a report of several
 # studies lost the oldest figures' ("Too many active WebGL contexts"), drawn as empty axes. Each is drawn as it comes
-# near the screen and undrawn, its contexts given back, as it leaves.
+# near the screen and undrawn, its contexts given back, as it leaves (a printout shows GL_WAIT for those off screen).
+GL_WAIT = "Parallel coordinates: drawn when on screen (a WebGL figure; a browser keeps few at once)"
 GL_SCRIPT = """
 (function () {
   function undraw(div) {
@@ -97,13 +98,16 @@ GL_SCRIPT = """
       if (lose) { lose.loseContext(); }
     });
     delete div.dataset.drawn;
+    div.textContent = div.dataset.wait;  // what it says while not drawn
   }
   var seen = new IntersectionObserver(function (entries) {
     entries.forEach(function (entry) {
       var div = entry.target;
       if (entry.isIntersecting && !div.dataset.drawn) {
         var spec = JSON.parse(document.getElementById(div.id + '-spec').textContent);
-        Plotly.newPlot(div, spec.data, spec.layout, {displaylogo: false});
+        div.dataset.wait = div.dataset.wait || div.textContent;
+        div.textContent = '';
+        Plotly.newPlot(div, spec.data, spec.layout, {displaylogo: false, responsive: true});
         div.dataset.drawn = '1';
       } else if (!entry.isIntersecting && div.dataset.drawn) {
         undraw(div);
@@ -131,7 +135,7 @@ def figure_html(fig: go.Figure | None, div_id: str) -> str:
     if parallel:  # drawn with WebGL: only while on screen (GL_SCRIPT)
         spec = pio.to_json(fig, validate=False).replace("</", "<\\/")  # (inside a script element)
         return (
-            f'<div id="{div_id}" class="plotly-graph-div gl-figure" style="height:{fig.layout.height}px"></div>'
+            f'<div id="{div_id}" class="plotly-graph-div gl-figure" style="height:{fig.layout.height}px">{GL_WAIT}</div>'
             f'<script type="application/json" id="{div_id}-spec">{spec}</script>'
         )
     return pio.to_html(fig, full_html=False, include_plotlyjs=False, div_id=div_id, config={"displaylogo": False})

@@ -70,10 +70,15 @@ def references_text(table: pd.DataFrame) -> str:
                 if tied
                 else " (it beats them)"
             )
-            if all(s <= floor for s in mine.values()):  # the segmenter's masks hold nothing the rules could move
+            if all(math.isclose(s, floor) for s in mine.values()):  # masks with nothing the rules could move
                 text += (
-                    "; on its segmenter's masks the rules score no more than all background: the segmenter finds "
-                    "(next to) no objects, and a better one comes first"
+                    "; on its segmenter's masks the rules score as all background: the segmenter finds (next to) no "
+                    "objects, and a better one comes first"
+                )
+            elif all(s < floor for s in mine.values()):
+                text += (
+                    "; on its segmenter's masks the rules score below all background: the segmenter marks objects "
+                    "where there are none, or of the wrong class, and a better one comes first"
                 )
     if best < floor:  # a model below doing nothing reads as a broken metric
         text += (

@@ -24,6 +24,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeGuard
 
+import numpy as np
 import pandas as pd
 
 STUDY_FILE = "search.json"
@@ -276,14 +277,16 @@ def read_results(folder: str | os.PathLike[str]) -> tuple[pd.DataFrame, pd.DataF
 
 
 def trial_numbers(rows: pd.DataFrame) -> pd.Series:
-    """Each trial's number in its stage, as the leaderboard and the searcher number them (TRIAL_NUMBER); for a study
-    written before they were recorded, its place among the stage's trials by their start (else in the table), failed
-    ones counted."""
-    if TRIAL_NUMBER in rows and rows[TRIAL_NUMBER].notna().all():
-        return rows[TRIAL_NUMBER].astype(int)
-    if STARTED_AT in rows and rows[STARTED_AT].notna().all():
-        return rows[STARTED_AT].rank(method="first").astype(int)
-    return pd.Series(range(1, len(rows) + 1), index=rows.index)
+    """Each trial's number in its stage (from 1, as Ray counts a stage's trials: TRIAL_NUMBER), the leaderboard's # and
+    the best-trial rule's last tie-break; trials without one (rows of a study written before they were recorded)
+    numbered after those with one, by their start (else in the table), failed ones counted."""
+    known = rows[TRIAL_NUMBER].to_numpy(dtype=float, copy=True) if TRIAL_NUMBER in rows else np.full(len(rows), np.nan)
+    missing = np.isnan(known)
+    if missing.any():
+        started = STARTED_AT in rows and rows[STARTED_AT].notna().all()
+        order = pd.Series(rows[STARTED_AT].to_numpy() if started else np.arange(len(rows)))[missing]
+        known[missing] = (np.nanmax(known) if not missing.all() else 0) + order.rank(method="first").to_numpy()
+    return pd.Series(known.astype(int), index=rows.index)
 
 
 def ranked(
@@ -304,9 +307,13 @@ def ranked(
         keep &= rows[STATUS].isin(statuses)
     if with_checkpoint:
         keep &= rows[CHECKPOINT].notna() if CHECKPOINT in rows else False
-    order = {BEST_METRIC: mode == "min", EPOCHS: False, TRIAL_NUMBER: True}  # (a cut trial's 1 epoch tied a whole
-    by = [column for column in order if column in rows]  # one's; trials that start together end in either order)
-    return rows[keep].sort_values(by, ascending=[order[column] for column in by], kind="stable")
+    # ties: more epochs first (a cut trial's 1 epoch tied a whole one's), then the lower number, as the leaderboard's #
+    # shows it (trials that start together end in either order)
+    tie = "_number"  # (a column of its own: the table's TRIAL_NUMBER is returned as it was)
+    numbered = rows.assign(**{tie: trial_numbers(rows).to_numpy()})
+    order = {BEST_METRIC: mode == "min", EPOCHS: False, tie: True}
+    by = [column for column in order if column in numbered]
+    return numbered[keep].sort_values(by, ascending=[order[column] for column in by], kind="stable").drop(columns=tie)
 
 
 def finished_trials(trials: pd.DataFrame, stage: str) -> pd.DataFrame:

@@ -98,7 +98,7 @@ def test_the_per_class_title_counts_the_classes_found_nowhere_and_those_only_pre
     fig = figures.per_class_iou(table)
     assert fig is not None
     assert list(fig.data[0].x) == ["background", "red cube", "blue cone", "gray cube"]
-    assert list(fig.data[0].text) == ["0.90", "0.60", "0.00", "0.00"]  # each bar's value, a 0 too
+    assert list(fig.data[0].text) == ["0.9", "0.6", "0", "0"]  # each bar's value, a 0 too
     assert list(fig.data[0].marker.color) == ["#000000", "#ad2323", "#2a4bd7", "#575757"]  # the gallery's colours
     assert fig.layout.title.text == (
         "Best model: IoU per class on val (3 classes in the true masks, 1 of them at 0; 1 more only predicted (IoU 0); "

@@ -81,8 +81,13 @@ def test_rules_on_the_segmenters_masks_at_all_background_say_the_segmenter_holds
     answers += [f"copy_last {schema.SEGMENTER_MASKS}", f"extrapolate {schema.SEGMENTER_MASKS}"]
     table = pd.DataFrame({schema.ANSWER: answers, schema.IOU: [0.16, 0.16, 0.16, 0.16], schema.VIDEOS: 1})
     assert references_text(table).endswith(
-        "(it ties copy_last, extrapolate); on its segmenter's masks the rules score no more than all background: the "
-        "segmenter finds (next to) no objects, and a better one comes first"
+        "(it ties copy_last, extrapolate); on its segmenter's masks the rules score as all background: the segmenter "
+        "finds (next to) no objects, and a better one comes first"
     )
-    table[schema.IOU] = [0.16, 0.1, 0.12, 0.11]  # its masks hold objects: nothing said of it
-    assert "the segmenter finds" not in references_text(table)
+    table[schema.IOU] = [0.16, 0.16, 0.05, 0.04]  # below: its masks hold objects, in the wrong places
+    assert references_text(table).endswith(
+        "the rules score below all background: the segmenter marks objects where there are none, or of the wrong "
+        "class, and a better one comes first"
+    )
+    table[schema.IOU] = [0.16, 0.1, 0.12, 0.11]  # its masks hold objects the rules move: nothing said of it
+    assert "the segmenter" not in references_text(table)

@@ -178,3 +178,17 @@ def test_status_text_counts_each_stage_in_the_order_they_ran() -> None:
     )
     assert schema.status_text(trials) == "pretrain: 1 completed, 2 stopped; finetune: 1 completed, 1 failed"
     assert schema.status_text(trials.iloc[:0]) == ""
+
+
+def test_trials_without_a_number_are_numbered_after_those_with_one_and_ranked_so() -> None:
+    """The leaderboard's # and the rule's tie-break are one: a row without a number (an older study's) fell back to
+    start order for every trial in #, while the rule put it last."""
+    rows = table(
+        trial_row("a", 0.4, started_at=5.0),
+        trial_row("b", 0.4, trial_number=2, started_at=1.0),
+        trial_row("c", 0.4, trial_number=3, started_at=2.0),
+        trial_row("e", 0.4, started_at=0.0),
+    )
+    assert list(schema.trial_numbers(rows)) == [5, 2, 3, 4]  # e started before a
+    assert ids(schema.ranked(rows, "train")) == ["b", "c", "e", "a"]
+    assert list(schema.trial_numbers(rows.drop(columns=schema.TRIAL_NUMBER))) == [4, 2, 3, 1]  # by their start
