@@ -16,7 +16,9 @@ def ran_with(settings: dict[str, Any], run: dict[str, Any]) -> str:
     parts = [f"seed {settings.get('seed', '?')}"]
     if budget := dict(run.get(RUN_BUDGET) or {}):
         name = budget.pop("name", "?")
-        parts.append(f"budget {name} ({', '.join(f'{key} {_value(v)}' for key, v in budget.items())})")
+        values = ", ".join(f"{key} {_value(v)}" for key, v in budget.items())
+        # a stage of its own kind searches its own (dynamics: widths and batch sizes of tracks, not of frames)
+        parts.append(f"budget {name} ({values}: what the stages draw on; each stage's own values in its leaderboard)")
     if resources := run.get(RUN_RESOURCES):
         parts.append(str(resources))
     if software := run.get(RUN_SOFTWARE):

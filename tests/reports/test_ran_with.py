@@ -15,7 +15,8 @@ RUN = {
 
 def test_a_run_is_said_with_its_seed_budget_values_resources_versions_and_command() -> None:
     assert ran_with({"seed": 3}, RUN) == (
-        "Its last run ran with seed 3; budget smoke (samples 6, max_epochs 4, widths 4/8, epoch_samples None); "
+        "Its last run ran with seed 3; budget smoke (samples 6, max_epochs 4, widths 4/8, epoch_samples None: what the "
+        "stages draw on; each stage's own values in its leaderboard); "
         "2 trials at once, each 1 CPUs (1 threads); this machine has 2 CPUs and 0 GPUs; "
         "python 3.11.9, torch 2.13.0, commit abc1234567-dirty; command: python -m tune.search --budget smoke --seed 3."
     )
