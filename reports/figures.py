@@ -237,9 +237,7 @@ def parallel_coordinates(trials: pd.DataFrame, stage: str, top_k: int = 20) -> g
 def parent_vs_child(trials: pd.DataFrame, parent_stage: str, child_stage: str) -> go.Figure | None:
     """For a staged space: each parent trial's metric against the metrics of the trials built on it."""
     rows, parents = _built_on(trials, parent_stage, child_stage)
-    if (
-        rows[PARENT_TRIAL].nunique() < 2
-    ):  # all built on one: a column of points, nothing to compare (one_parent says so)
+    if rows[PARENT_TRIAL].nunique() < 2:  # all built on one: a column of points (one_parent says so)
         return None
     parent_metric, _ = metric_of(trials, parent_stage)
     child_metric, _ = metric_of(trials, child_stage)

@@ -32,7 +32,8 @@ from reports.schema import (
 def leaderboard_html(trials: pd.DataFrame, table_id: str) -> str:
     """Every trial, one table per stage (ids `table_id`-K, K the stage's place in the run), the final stage first: its
     best is the study's answer; the stages before it made what it trained on. A stage's trials are ranked by its metric,
-    those without a value yet (failed early, running) last, unranked; its columns are the hyperparameters it searched."""
+    those without a value yet (failed early, running) last, unranked; its hyperparameter columns are those its trials
+    set (its constants too)."""
     if not len(trials):
         return "<p>No trials.</p>"
     stages = stage_order(trials)
