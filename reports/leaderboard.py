@@ -28,6 +28,8 @@ from reports.schema import (
     trial_numbers,
 )
 
+TEXT = ' class="text"'  # a cell or head of text: left-aligned
+
 
 def leaderboard_html(trials: pd.DataFrame, table_id: str) -> str:
     """Every trial, one table per stage (ids `table_id`-K, K the stage's place in the run), the final stage first: its
@@ -80,7 +82,8 @@ def _stage_board(rows: pd.DataFrame, stage: str, table_id: str, *, final: bool) 
         "wall min",
         "failure",
     ]
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    texts = {"trial", "status", "failure", *(param_name(c) for c in params if not rows[c].map(is_number).all())}
+    head = "".join(f"<th{TEXT * (c in texts)}>{html.escape(c)}</th>" for c in columns)  # text heads left-aligned
     said = (
         f"Stage <b>{html.escape(stage)}</b>{' (the final stage: its best is the answer)' * final}: {len(rows)} trial{'s' * (len(rows) != 1)}, "
         f"ranked by {html.escape(metric)}, {'highest' if mode == 'max' else 'lowest'} first (of equal ones, the one "
@@ -116,5 +119,4 @@ def cell(shown: Any, sort_value: Any = None, *, text: bool = False) -> str:
     key = shown if sort_value is None else sort_value
     if is_missing(key):
         key = ""
-    cls = ' class="text"' if text else ""
-    return f'<td{cls} data-value="{html.escape(str(key))}">{html.escape(str(shown))}</td>'
+    return f'<td{TEXT * text} data-value="{html.escape(str(key))}">{html.escape(str(shown))}</td>'
