@@ -56,13 +56,14 @@ def _stage_board(rows: pd.DataFrame, stage: str, table_id: str, *, final: bool) 
     rest = pd.concat([by_value[~finished], rows[rows[BEST_METRIC].isna()]]).to_dict("records")
     body = []
     number = dict(zip(rows[TRIAL_ID], trial_numbers(rows), strict=True))  # the history figure's x
+    digits = digits_apart(rows[BEST_METRIC])
     for rank, row in [*enumerate(by_value[finished].to_dict("records"), start=1), *((None, r) for r in rest)]:
         cells = [
             cell(rank if rank is not None else "", rank if rank is not None else 1e9),
             cell(row[TRIAL_ID], text=True),
             cell(number[row[TRIAL_ID]]),
             cell(row[STATUS], text=True),
-            cell(fmt(row[BEST_METRIC]), row[BEST_METRIC]),
+            cell(fmt(row[BEST_METRIC], digits), row[BEST_METRIC]),
             *[cell(fmt(row[c]), row[c], text=not is_number(row[c])) for c in params],
             cell(row[EPOCHS], row[EPOCHS]),
             cell(fmt(row[GPU_HOURS]), row[GPU_HOURS]),
@@ -105,13 +106,20 @@ def table_html(frame: pd.DataFrame) -> str:
     return f"<div class='scroll'><table class='leaderboard'><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>"
 
 
-def fmt(value: Any) -> str:
-    """A table's or sentence's number, to 4 significant digits; empty where missing."""
+def fmt(value: Any, digits: int = 4) -> str:
+    """A table's or sentence's number, to 4 (`digits`) significant digits; empty where missing."""
     if is_missing(value):
         return ""
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return f"{value:.{digits}g}"
     return str(value)
+
+
+def digits_apart(values: pd.Series) -> int:
+    """The significant digits (4 to 8) that write different values differently: trials 4e-7 apart read as tied at 4,
+    and were ranked as if by a tie-break."""
+    distinct = set(values.dropna())
+    return next((d for d in range(4, 9) if len({f"{v:.{d}g}" for v in distinct}) == len(distinct)), 8)
 
 
 def cell(shown: Any, sort_value: Any = None, *, text: bool = False) -> str:

@@ -59,7 +59,7 @@ tr.status-failed { color: #b71c1c; } tr.status-stopped, tr.status-cut { color: #
 .gallery { display: grid; grid-template-columns: repeat(6, minmax(0, 240px)); gap: 4px; align-items: start; }
 .gallery figure { margin: 0; font-size: 0.75rem; text-align: center; min-width: 0; }
 .gallery img { width: 100%; max-width: 240px; height: auto; image-rendering: pixelated; }
-.colour-legend span.swatch { display: inline-block; width: 0.9em; height: 0.9em; border: 1px solid #999; margin: 0 0.25em 0 0.7em; vertical-align: -0.1em; }
+.colour-legend span.class { white-space: nowrap; } .colour-legend span.swatch { display: inline-block; width: 0.9em; height: 0.9em; border: 1px solid #999; margin: 0 0.25em 0 0.7em; vertical-align: -0.1em; }
 """
 
 SORT_SCRIPT = """
@@ -159,7 +159,8 @@ def _legend(gallery: pd.DataFrame, per_class: pd.DataFrame | None) -> str:
     shown = sorted({int(c) for ids in gallery[CLASS_IDS] for c in ids})
     classes = per_class.set_index(CLASS_ID).reindex(shown).dropna(subset=[COLOUR])
     swatches = "".join(
-        f' <span class="swatch" style="background:{html.escape(str(row[COLOUR]))}"></span>{html.escape(str(row[CLASS_NAME]))}'
+        f' <span class="class"><span class="swatch" style="background:{html.escape(str(row[COLOUR]))}"></span>'
+        f"{html.escape(str(row[CLASS_NAME]))}</span>"
         for _, row in classes.iterrows()
     )
     return f'<p class="colour-legend">The masks\' colours:{swatches}</p>' if swatches else ""
@@ -234,8 +235,12 @@ def experiment_html(exp: Experiment, index: int) -> str:
         parts.append(figure_html(figures.learning_curves(trials, exp.epochs, stage), f"{prefix}-curves"))
         parts.append(figure_html(figures.optimisation_history(trials, stage), f"{prefix}-history"))
         parts.append(figure_html(figures.parallel_coordinates(trials, stage), f"{prefix}-parallel"))
+        study = exp.studies.get(stage)  # (none: the study's note says it has no journal)
+        importances = importance_figure.importances(trials, stage, study)
+        parts.append(figure_html(importances, f"{prefix}-importance"))
         parts.append(
-            figure_html(importance_figure.importances(trials, stage, exp.studies.get(stage)), f"{prefix}-importance")
+            f'<p class="importance">{html.escape(NO_IMPORTANCE.format(stage))}</p>'
+            * (importances is None and study is not None)
         )
     for k in range(1, len(stages)):
         parts.append(figure_html(figures.parent_vs_child(trials, stages[k - 1], stages[k]), f"e{index}-parents-{k}"))
@@ -245,6 +250,10 @@ def experiment_html(exp: Experiment, index: int) -> str:
     return "\n".join(parts)
 
 
+NO_IMPORTANCE = (
+    "No hyperparameter importance for stage {}: fANOVA needs 3 finished trials or more whose scores differ, and a "
+    "hyperparameter that varies among them"
+)
 NO_TIMINGS = "No timing columns in this study's epochs (made before segtune recorded them): no resource use to show."
 
 
@@ -329,14 +338,20 @@ def build_page(experiments: Sequence[Experiment], *, title: str = "Hyperparamete
             groups.setdefault(e.data or "?", []).append(e.name)
         said = (
             "<p>Not all of them were scored on the same val videos; their scores compare within each group alone: "
-            + html.escape("; ".join(f"{', '.join(names)} on {data}" for data, names in groups.items()))
+            + html.escape(
+                "; ".join(
+                    f"group {k}: {', '.join(names)} on {data}" for k, (data, names) in enumerate(groups.items(), 1)
+                )
+            )
             + ".</p>"
             if len(groups) > 1
             else ""
         )
+        group = {data: k for k, data in enumerate(groups, 1)}
+        named = [(e.name + f" (group {group[e.data or '?']})" * (len(groups) > 1), e.trials) for e in experiments]
         sections.append(
             f"<h2>Side by side</h2>{said}<table class='leaderboard'><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
-            + figure_html(figures.comparison([(e.name, e.trials) for e in experiments]), "comparison")
+            + figure_html(figures.comparison(named), "comparison")
         )
     sections += [experiment_html(exp, k) for k, exp in enumerate(experiments)]
     links = ", ".join(f'<a href="#study-{k}">{html.escape(e.name)}</a>' for k, e in enumerate(experiments))

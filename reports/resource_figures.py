@@ -101,7 +101,7 @@ def phase_time(epochs: pd.DataFrame) -> go.Figure | None:
         )
     fig.update_layout(
         barmode="stack",
-        title="Where the epochs' time went, per stage (all trials' epochs summed)",
+        title="Where the trials' time went, per stage (all trials' setup and epochs summed, from Ray's start of each)",
         xaxis_title="stage",
         yaxis_title="seconds",
     )

@@ -39,6 +39,13 @@ def test_the_leaderboard_ranks_each_stage_by_its_mode_and_puts_trials_without_a_
     assert re.findall(r'<td class="text" data-value="(\w)">', page) == ["c", "d", "a", "b"]
 
 
+def test_values_that_differ_past_4_digits_are_written_with_the_digits_that_tell_them_apart() -> None:
+    trials = pd.DataFrame([trial_row(t, v, mode="min") for t, v in [("a", 0.0070339123), ("b", 0.0070338726)]])
+    page = leaderboard_html(trials, "board")
+    assert ">0.0070338726<" not in page and ">0.00703387<" in page and ">0.00703391<" in page  # (0.007034 twice)
+    assert ">0.25<" in leaderboard_html(pd.DataFrame([trial_row("a", 0.25), trial_row("b", 0.5)]), "board")
+
+
 def test_failed_and_running_trials_come_after_the_finished_ones_unranked_and_no_failure_reads_nan() -> None:
     """A failed or running trial with a value better than a finished one's is no answer yet (the best rule, the
     docs): it is listed after them without a rank. A trial without a failure shows an empty cell, not NaN."""
@@ -117,15 +124,16 @@ def test_side_by_side_names_the_data_of_each_study_and_says_where_they_differ(tm
     page = build_page([load_experiment(own), load_experiment(embedded)])
     assert "<td class=text>/d/kubric</td>" in page and "<td class=text>the embedded synthetic set</td>" in page
     assert (
-        "Not all of them were scored on the same val videos; their scores compare within each group alone: own on "
-        "/d/kubric; e on the embedded synthetic set." in page
+        "Not all of them were scored on the same val videos; their scores compare within each group alone: group 1: own "
+        "on /d/kubric; group 2: e on the embedded synthetic set." in page
     )
+    assert "own (group 1) (train)" in page and "e (group 2) (train)" in page  # the best-so-far curves say it too
     assert "Not all of them were scored" not in build_page([load_experiment(own), load_experiment(own)])
     fewer = write_study_folder(tmp_path / "f", [trial_row("a", 0.3)], settings={"data": "/d/kubric", "val_videos": 50})
     page = build_page([load_experiment(own), load_experiment(fewer)])  # one root, other val videos: not comparable
     assert (
         "<td class=text>/d/kubric (the first 50 val videos)</td>" in page
-        and "own on /d/kubric; f on /d/kubric (the first 50" in page
+        and "group 1: own on /d/kubric; group 2: f on /d/kubric (the first 50" in page
     )
 
 

@@ -21,7 +21,7 @@ from reports import figures, importance_figure, schema
 from reports.build import build_report, distinct, main
 from reports.checkpoints import best_checkpoint
 from reports.load import load_experiment
-from reports.page import NO_TIMINGS
+from reports.page import NO_IMPORTANCE, NO_TIMINGS
 from reports.references import no_segmenter_text, references_text
 from tests.reports.study_files import TIMED_EPOCHS, TIMED_TRIALS, trial_row, write_study_folder
 
@@ -185,9 +185,9 @@ def test_report_of_four_studies_side_by_side(
     assert all(f["drawn"] for f in seen["figures"])
     # the mask_space study was scored on its first val video alone: the others compare, it does not
     said = seen["text"].split("their scores compare within each group alone: ")[1].split("\n")[0]
-    assert (
-        said
-        == f"{unet_study.name}, {dual_study.name}, {dynamics_study.name} on {synth_root}; {mask_study.name} on {synth_root} (the first 1 val videos)."
+    assert said == (
+        f"group 1: {unet_study.name}, {dual_study.name}, {dynamics_study.name} on {synth_root}; "
+        f"group 2: {mask_study.name} on {synth_root} (the first 1 val videos)."
     )
     assert "Side by side" in seen["text"]
     assert "final stage's metric\tits best\tthe best model on val\ttrial-hours\tGPU-hours" in seen["text"]  # (spent)
@@ -232,6 +232,7 @@ def test_trials_that_all_score_the_same_leave_out_the_importances(
     assert seen["errors"] == [] and "no importances" not in seen["text"]
     ids = {f["id"] for f in seen["figures"]}
     assert "e0-s0-curves" in ids and "e0-s0-importance" not in ids
+    assert NO_IMPORTANCE.format("main") in seen["text"]  # why not: it was left out unsaid
     assert seen["tables"] == [len(trials)]
 
 
