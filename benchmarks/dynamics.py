@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.args import bad_input, count, folders, output_files, segmenter_checkpoint
+from benchmarks.args import bad_input, count, folders, output_files, segmenter_argument, segmenter_checkpoint
 from data.arguments import ALL, videos
 from data.cache import default_cache_dir
 from data.files import run_command
@@ -71,11 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--data", type=Path, required=True, help="a data root with labelled train and val splits")
     parser.add_argument("--more-train", type=Path, nargs="*", default=[], help="more roots whose train videos join")
-    parser.add_argument(
-        "--segmenter",
-        type=Path,
-        default=None,
-        help="a frame_segmenter checkpoint, a trial's checkpoint folder, or a study folder (its best's segmenter: "
+    segmenter_argument(
+        parser,
+        "a frame_segmenter checkpoint, a trial's checkpoint folder, or a study folder (its best's segmenter: "
         "a mask_space or dynamics model's is the one it answers from); default: the true masks",
     )
     parser.add_argument(
@@ -110,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     folders(parser, cache=args.cache)
     with bad_input(parser):  # before the work: the device, and the segmenter whose masks it trains on
         device = resolve_device(args.device)
-        segmenter = segmenter_checkpoint(args.segmenter) if args.segmenter else None
+        segmenter = segmenter_checkpoint(args.segmenter, args.plugin) if args.segmenter else None
     cache = args.cache or default_cache_dir()
     torch.set_num_threads(args.threads)
     started = time.perf_counter()

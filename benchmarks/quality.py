@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.args import at_least, bad_input, count, output_files, segmenter_checkpoint
+from benchmarks.args import at_least, bad_input, count, output_files, segmenter_argument, segmenter_checkpoint
 from data.files import run_command
 from data.layout import index_split
 from data.synth.generate import SynthSpec, generate
@@ -107,11 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--mask-variants", nargs="+", choices=list(MASK_VARIANTS), default=list(MASK_VARIANTS))
     parser.add_argument("--only", nargs="+", choices=APPROACHES, default=list(APPROACHES))
-    parser.add_argument(
-        "--segmenter",
-        type=Path,
-        default=None,
-        help="a trained frame_segmenter to reuse: its checkpoint, a trial's checkpoint folder, or a study (its best's segmenter)",
+    segmenter_argument(
+        parser,
+        "a trained frame_segmenter to reuse: its checkpoint, a trial's checkpoint folder, or a study (its best's segmenter)",
     )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--no-compile", action="store_true", help="no torch.compile on CUDA (quicker to start)")
@@ -123,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             for split in ("train", "val"):
                 index_split(args.data, split)
         if args.segmenter is not None:
-            args.segmenter = segmenter_checkpoint(args.segmenter)
+            args.segmenter = segmenter_checkpoint(args.segmenter, args.plugin)
         device = resolve_device(args.device)
         common = _common(args)
         runs = _runs(args, common)

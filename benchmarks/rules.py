@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.args import bad_input, count, folders, segmenter_checkpoint
+from benchmarks.args import bad_input, count, folders, segmenter_argument, segmenter_checkpoint
 from data.cache import decode_split
 from data.classes import INPUT_FRAMES, LAST_INPUT_FRAME, NUM_CLASSES, TARGET_FRAME
 from data.files import run_command
@@ -168,16 +168,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--val", type=count, default=200)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--workdir", type=Path, default=Path("runs/rules"))
-    parser.add_argument(
-        "--segmenter",
-        type=Path,
-        default=None,
-        help="also score the rules on its masks (a checkpoint, a trial's checkpoint folder, or a study: its best's segmenter)",
+    segmenter_argument(
+        parser,
+        "also score the rules on its masks (a checkpoint, a trial's checkpoint folder, or a study: its best's segmenter)",
     )
     args = parser.parse_args(argv)
     with bad_input(parser):  # refused now, not after the rules' tables
         if args.segmenter is not None:
-            args.segmenter = segmenter_checkpoint(args.segmenter)
+            args.segmenter = segmenter_checkpoint(args.segmenter, args.plugin)
         root = args.data
         if root is None:
             folders(parser, workdir=args.workdir)

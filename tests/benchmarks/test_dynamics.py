@@ -4,7 +4,11 @@ and is scored beside it at each train size."""
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,12 +18,13 @@ import torch
 
 from benchmarks.args import segmenter_checkpoint
 from benchmarks.dynamics import main
+from benchmarks.rules import main as rules
 from data.cache import decode_split
 from data.classes import INPUT_FRAMES, TARGET_FRAME
 from data.metric import competition_iou
 from models.motion import extrapolate_masks
 from reports.checkpoints import best_checkpoint
-from reports.schema import ranked
+from reports.schema import STUDY_FILE, ranked
 from tune.train import main as train
 from tune.training.checkpoints import load_model
 from tune.training.tasks import segment_frames
@@ -103,3 +108,43 @@ def test_the_segmenter_may_be_given_as_tune_predict_takes_a_checkpoint(dynamics_
     assert segmenter_checkpoint(best_checkpoint(dynamics_study).parent) == segmenter  # its checkpoint folder
     assert segmenter_checkpoint(best_checkpoint(dynamics_study)) == segmenter  # the dynamics model's checkpoint
     assert segmenter_checkpoint(segmenter) == segmenter  # the segmenter's own
+
+
+PLUGIN = """from models.registry import register_model
+from models.unet import FrameSegmenterConfig, UNet
+
+
+@register_model("bench_plugin_segmenter", FrameSegmenterConfig, input_kind="frame")
+def build(cfg: FrameSegmenterConfig) -> UNet:
+    return UNet(cfg)
+"""
+
+
+@pytest.mark.slow
+def test_a_plugins_segmenter_is_found_as_tune_predict_finds_it(
+    synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A segmenter of a plugin's model: its study's plugins are loaded (search.json), or --plugin for a checkpoint of
+    no study. The benchmarks had no --plugin and read no study's: such a segmenter was refused with "pass --plugin"."""
+    plugin = tmp_path / "bench_segmenter.py"
+    plugin.write_text(PLUGIN)
+    settings = ["--set", "width=4", "--set", "depth=2", "--epochs", "1", "--quiet"]
+    command = ["--plugin", str(plugin), "--model", "bench_plugin_segmenter", "--data", str(synth_root), *settings]
+    trained = subprocess.run(  # in a process of its own: the plugin is loaded in none of this one's
+        [sys.executable, "-m", "tune.train", *command, "--out", str(tmp_path / "run")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    alone = tmp_path / "run" / "checkpoint.pt"
+    study = tmp_path / "study"
+    in_study = study / "segmenter" / "trial_a" / "checkpoint_000000" / "checkpoint.pt"
+    in_study.parent.mkdir(parents=True)
+    shutil.copy(alone, in_study)
+    (study / STUDY_FILE).write_text(json.dumps({"plugins": [str(plugin)]}))
+
+    with pytest.raises(KeyError) as refused:
+        segmenter_checkpoint(alone)  # a checkpoint of no study, no --plugin: the plugin named
+    assert refused.value.args[0].endswith(f"comes from the plugin {plugin}: pass --plugin {plugin}")
+    assert segmenter_checkpoint(in_study) == in_study  # its study's plugins loaded
+    assert rules(["--data", str(synth_root), "--segmenter", str(alone), "--plugin", str(plugin)]) == 0
+    assert "| oracle (the segmenter's mask 22) |" in capsys.readouterr().out
