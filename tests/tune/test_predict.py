@@ -182,6 +182,26 @@ def test_a_rule_answers_from_the_segmenter_of_a_mask_study(
         )
 
 
+def test_the_rules_answer_together_from_one_segmentation(
+    mask_study: Path, synth_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The study's end scores every rule on its segmenter's masks (tune/search/evaluate.py): the val videos were
+    segmented once per rule, the checkpoints loaded each time; now once for them all, with the answers each rule
+    gives alone."""
+    from tune.training import prediction
+
+    predictor = best_checkpoint(mask_study)
+    alone = {rule: prediction.predict(predictor, synth_root, "val", rule=rule) for rule in prediction.RULES}
+    calls = []
+    segment = prediction.segment_frames
+    monkeypatch.setattr(prediction, "segment_frames", lambda *a, **k: calls.append(1) or segment(*a, **k))
+    together, ids = prediction.predict_rules(predictor, synth_root, "val", tuple(prediction.RULES), batch_size=1)
+    assert len(calls) == 2  # the 2 val videos, a batch of 1 at a time: each segmented once
+    for rule, (masks, _, iou) in alone.items():
+        assert torch.equal(together[rule][0], masks) and together[rule][1] == iou
+        assert torch.equal(ids, alone[rule][1])
+
+
 def test_a_segmenter_trial_given_by_its_id_says_which_trials_answer_and_which_rule_answers_from_it(
     mask_study: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -58,7 +58,7 @@ from reports.schema import (
 )
 from tune.search.results import write_parquet
 from tune.training.checkpoints import torch_save
-from tune.training.prediction import RULE_FRAMES, RULES, predict, rule_source
+from tune.training.prediction import RULE_FRAMES, RULES, predict, predict_rules, rule_source
 
 GALLERY_FRAMES = (0, 5, 10)
 # the gallery's last picture: the true mask 11 (what copy_last answers at best), or, for a model answering from a
@@ -102,11 +102,11 @@ def evaluate_best(
     answers: dict[str, float | None] = {ANSWER_BEST: iou}  # the IoU the prediction scored
     last = (TRUE_LAST, val.masks[:, LAST_INPUT_FRAME])  # the gallery's last picture (or its segmenter's, below)
     if rule_source(checkpoint) != str(checkpoint):  # the segmenter's it answers from: each rule on its masks (the
-        for name in RULES:  # epochs' at its best epoch, on the same masks)
-            answer, _, answers[f"{name} {SEGMENTER_MASKS}"] = predict(
-                checkpoint, data_root, "val", device=device, on_error=on_error, first=val_videos, rule=name
-            )
-            last = (SEGMENTER_LAST, answer.numpy()) if name == RULE_COPY_LAST else last
+        ruled, _ = predict_rules(  # epochs' at its best epoch, on the same masks)
+            checkpoint, data_root, "val", tuple(RULES), device=device, on_error=on_error, first=val_videos
+        )
+        answers |= {f"{name} {SEGMENTER_MASKS}": iou for name, (_, iou) in ruled.items()}
+        last = (SEGMENTER_LAST, ruled[RULE_COPY_LAST][0].numpy())
     answers.update(_references(val.masks, target))
     write_parquet(
         pd.DataFrame({ANSWER: list(answers), IOU: list(answers.values()), VIDEOS: len(target)}),

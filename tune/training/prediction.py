@@ -5,13 +5,13 @@ schema's to say (reports.checkpoints.best_checkpoint)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
-from data.cache import OnError, decode_split
+from data.cache import DecodedSplit, OnError, decode_split
 from data.classes import N_INPUT_FRAMES, TARGET_FRAME
 from data.layout import DataError
 from data.metric import competition_iou
@@ -61,52 +61,102 @@ def predict(
     videos or of its `first` ones (by id). With `rule`
     (a key of RULES) the answer is that rule's on the segmenter's masks: the checkpoint is a
     frame_segmenter, or a model that names its segmenter (a mask_space predictor, an object_dynamics model)."""
+    if rule is not None:
+        answers, ids = predict_rules(
+            checkpoint, data, split, (rule,), hidden=hidden, device=device, batch_size=batch_size, on_error=on_error,
+            first=first,
+        )  # fmt: skip
+        masks, iou = answers[rule]
+        return masks, ids, iou
     dev = resolve_device(device)
     state = load_checkpoint(checkpoint)
     run, model = model_from_state(state, dev, checkpoint)
-    if rule is None and not task_for(run.model).predicts_masks():  # said before the split is decoded
-        raise task_for(run.model).no_masks(run)
+    task = task_for(run.model)
+    if not task.predicts_masks():  # said before the split is decoded
+        raise task.no_masks(run)
+    decoded = _decoded(data, split, hidden, on_error, first)
+    pipeline = _pipeline(state, checkpoint)
+    if task.needs_segmenter and not pipeline.get("segmenter"):
+        raise ValueError(f"{checkpoint} holds a {run.model} but names no segmenter checkpoint")
+    masks = task.predict(run, model, decoded, dev, pipeline=pipeline, batch_size=batch_size)
+    return masks, torch.as_tensor(decoded.ids), _scored(masks, decoded, split)
+
+
+def predict_rules(
+    checkpoint: str | os.PathLike[str],
+    data: str | os.PathLike[str],
+    split: str,
+    rules: Sequence[str],
+    *,
+    hidden: str | os.PathLike[str] | None = None,
+    device: str = "auto",
+    batch_size: int = 32,
+    on_error: OnError = "raise",
+    first: int | None = None,
+) -> tuple[dict[str, tuple[torch.Tensor, float | None]], torch.Tensor]:
+    """Each rule's answer as `predict(rule=...)` gives it ({rule: (masks, IoU)}, video ids), the segmenter's masks
+    of the split made once for them all."""
+    if unknown := [rule for rule in rules if rule not in RULES]:
+        raise ValueError(f"unknown rule {unknown[0]!r}; valid: {', '.join(RULES)}")
+    dev = resolve_device(device)
+    state = load_checkpoint(checkpoint)
+    run, model = model_from_state(state, dev, checkpoint)
+    if not isinstance(task_for(run.model), FrameSegmentation):
+        pipeline = _pipeline(state, checkpoint)
+        if not pipeline.get("segmenter"):
+            raise ValueError(
+                f"--rule {rules[0]}: {checkpoint} is a {run.model} checkpoint; a rule moves the objects of a segmenter's "
+                "masks: give a frame_segmenter checkpoint, or one that names its segmenter (a mask_space or "
+                "dynamics study's)"
+            )
+        run, model = load_model(pipeline["segmenter"], dev)
+    decoded = _decoded(data, split, hidden, on_error, first)
+    answers = _predict_by_rules({rule: RULES[rule] for rule in rules}, run, model, decoded.frames, dev, batch_size)
+    return {rule: (masks, _scored(masks, decoded, split)) for rule, masks in answers.items()}, torch.as_tensor(
+        decoded.ids
+    )
+
+
+def _decoded(
+    data: str | os.PathLike[str],
+    split: str,
+    hidden: str | os.PathLike[str] | None,
+    on_error: OnError,
+    first: int | None,
+) -> DecodedSplit:
+    """The split's (first) videos, refused where they have fewer frames than the inputs."""
     decoded = decode_split(data, split, hidden=hidden, on_error=on_error).head(first)
     if decoded.n_frames < N_INPUT_FRAMES:
         raise DataError(
             f"split {split!r} of {data} has {decoded.n_frames} frames per video, fewer than the {N_INPUT_FRAMES} inputs"
         )
-    pipeline = _pipeline(state, checkpoint)
-    if rule is not None:
-        if rule not in RULES:
-            raise ValueError(f"unknown rule {rule!r}; valid: {', '.join(RULES)}")
-        if not isinstance(task_for(run.model), FrameSegmentation):
-            if not pipeline.get("segmenter"):
-                raise ValueError(
-                    f"--rule {rule}: {checkpoint} is a {run.model} checkpoint; a rule moves the objects of a segmenter's "
-                    "masks: give a frame_segmenter checkpoint, or one that names its segmenter (a mask_space or "
-                    "dynamics study's)"
-                )
-            run, model = load_model(pipeline["segmenter"], dev)
-        masks = _predict_by_rule(RULES[rule], run, model, decoded.frames, dev, batch_size)
-    else:
-        task = task_for(run.model)
-        if task.needs_segmenter and not pipeline.get("segmenter"):
-            raise ValueError(f"{checkpoint} holds a {run.model} but names no segmenter checkpoint")
-        masks = task.predict(run, model, decoded, dev, pipeline=pipeline, batch_size=batch_size)
-    target = torch.from_numpy(np.array(decoded.masks[:, TARGET_FRAME])) if decoded.masks is not None else None
-    iou = competition_iou(masks.long(), target.long()) if split != "hidden" and target is not None else None
-    return masks, torch.as_tensor(decoded.ids), iou
+    return decoded
 
 
-def _predict_by_rule(
-    rule: Callable[[torch.Tensor], torch.Tensor],
+def _scored(masks: torch.Tensor, decoded: DecodedSplit, split: str) -> float | None:
+    """The competition IoU of the masks on the split's mask 22; None for the hidden split, or one without masks."""
+    if split == "hidden" or decoded.masks is None:
+        return None
+    return competition_iou(masks.long(), torch.from_numpy(np.array(decoded.masks[:, TARGET_FRAME])).long())
+
+
+def _predict_by_rules(
+    rules: dict[str, Callable[[torch.Tensor], torch.Tensor]],
     run: RunConfig,
     segmenter: torch.nn.Module,
     frames: np.ndarray,
     device: torch.device,
     batch_size: int,
-) -> torch.Tensor:
-    """The rule's mask 22 (N, H, W) uint8 from the segmenter's masks of frames 9-11 (RULE_FRAMES), a chunk at a time."""
-    out = []
+) -> dict[str, torch.Tensor]:
+    """Each rule's mask 22 (N, H, W) uint8 from the segmenter's masks of frames 9-11 (RULE_FRAMES), a chunk at a
+    time."""
+    out: dict[str, list[torch.Tensor]] = {name: [] for name in rules}
     for start in range(0, len(frames), batch_size):
-        masks = segment_frames(
-            run, segmenter, frames[start : start + batch_size], RULE_FRAMES, device, batch_size=batch_size
-        )
-        out.append(rule(torch.from_numpy(masks).to(device)).to(torch.uint8).cpu())
-    return torch.cat(out)
+        masks = torch.from_numpy(
+            segment_frames(
+                run, segmenter, frames[start : start + batch_size], RULE_FRAMES, device, batch_size=batch_size
+            )
+        ).to(device)
+        for name, rule in rules.items():
+            out[name].append(rule(masks).to(torch.uint8).cpu())
+    return {name: torch.cat(parts) for name, parts in out.items()}
