@@ -77,6 +77,13 @@ class DecodedSplit:
         masks = None if self.masks is None else self.masks[:n]
         return dataclasses.replace(self, ids=self.ids[:n], frames=self.frames[:n], masks=masks)
 
+    def after(self, n: int) -> DecodedSplit:
+        """The videos after the first n (in id order), as views of the same memory-mapped arrays."""
+        if not n:
+            return self
+        masks = None if self.masks is None else self.masks[n:]
+        return dataclasses.replace(self, ids=self.ids[n:], frames=self.frames[n:], masks=masks)
+
 
 def default_cache_dir() -> Path:
     """$SEGTUNE_CACHE, else ~/.cache/segtune/decoded; absolute (a study's trials run in folders of their own)."""

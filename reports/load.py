@@ -147,7 +147,8 @@ def load_experiment(folder: str | os.PathLike[str]) -> Experiment:
         notes.append(f"the study trained on the first {settings['unlabeled']} unlabeled videos only (--unlabeled)")
     if settings.get("val_videos") is not None:
         notes.append(
-            f"trials and the best model were scored on the first {settings['val_videos']} val videos only (--val-videos)"
+            f"trials and the best model were scored on the first {settings['val_videos']} val videos only (--val-videos); "
+            "the best model on the others too, as a score its choice did not flatter (where the split has more)"
         )
     running = int((trials[STATUS] == Status.RUNNING).sum()) if len(trials) else 0
     name = str(settings.get("name") or folder.name)

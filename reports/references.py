@@ -8,7 +8,17 @@ import math
 
 import pandas as pd
 
-from reports.schema import ANSWER, ANSWER_BACKGROUND, ANSWER_BEST, IOU, SEGMENTER_MASKS, TRUE_MASKS, VIDEOS
+from reports.schema import (
+    ANSWER,
+    ANSWER_BACKGROUND,
+    ANSWER_BEST,
+    ANSWER_UNSEEN,
+    ANSWER_UNSEEN_BACKGROUND,
+    IOU,
+    SEGMENTER_MASKS,
+    TRUE_MASKS,
+    VIDEOS,
+)
 
 
 def times_floor(best: float, floor: float) -> str:
@@ -25,8 +35,14 @@ def against_floor(table: pd.DataFrame | None) -> str:
         return ""
     scores = dict(zip(table[ANSWER], table[IOU], strict=True))
     times = times_floor(scores.get(ANSWER_BEST, math.nan), scores.get(ANSWER_BACKGROUND, math.nan))
-    videos = int(table[VIDEOS].iloc[0])
+    videos = _videos(table)
     return f"{times}{ANSWER_BACKGROUND}, on {videos} val video{'s' * (videos != 1)}" if times else ""
+
+
+def _videos(table: pd.DataFrame, answer: str = ANSWER_BEST) -> int:
+    """How many val videos the answer's IoU is over (the first row's, in a table without it)."""
+    counts = dict(zip(table[ANSWER], table[VIDEOS], strict=True))
+    return int(counts.get(answer, table[VIDEOS].iloc[0]))
 
 
 def no_segmenter_text(space: str) -> str:
@@ -43,13 +59,21 @@ def references_text(table: pd.DataFrame) -> str:
     background (0.0217); the rules on the true masks (...): copy_last 0.2766, extrapolate 0.4811"."""
     scores = dict(zip(table[ANSWER], table[IOU], strict=True))
     best, floor = scores.pop(ANSWER_BEST, math.nan), scores.pop(ANSWER_BACKGROUND, math.nan)
+    unseen, unseen_floor = scores.pop(ANSWER_UNSEEN, None), scores.pop(ANSWER_UNSEEN_BACKGROUND, math.nan)
     times = times_floor(best, floor)
-    videos = int(table[VIDEOS].iloc[0])
+    videos = _videos(table)
     digits = next((d for d in range(4, 9) if f"{best:.{d}f}" != f"{floor:.{d}f}"), 4)  # "0.1075, below ... (0.1075)"
     text = (
         f"on {videos} val video{'s' * (videos != 1)}: {ANSWER_BEST} {best:.{digits}f}, {times}{ANSWER_BACKGROUND} "
         f"({floor:.{digits}f})"
     )
+    if unseen is not None:  # the study scored its trials on the first --val-videos: the others chose nothing
+        others = _videos(table, ANSWER_UNSEEN)
+        text += (
+            f"; on the {others} other val video{'s' * (others != 1)}, which no trial was scored on (--val-videos "
+            f"{videos}), {ANSWER_BEST} {unseen:.{digits}f}, {times_floor(unseen, unseen_floor)}{ANSWER_BACKGROUND} "
+            f"there ({unseen_floor:.{digits}f}): a score its choice among the trials did not flatter"
+        )
     for masks, what in (
         (SEGMENTER_MASKS, "what it must beat"),
         (TRUE_MASKS, "a ceiling: what they score from a perfect segmenter's masks"),

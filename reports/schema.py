@@ -173,6 +173,10 @@ ANSWER = "answer"
 VIDEOS = "videos"  # how many val videos the IoU is over
 ANSWER_BEST = "the best model"
 ANSWER_BACKGROUND = "all background"
+# the best model on the val videos after the first --val-videos N, which no trial was scored on: a score its choice
+# among the trials did not flatter (VIDEOS: those videos)
+ANSWER_UNSEEN = "the best model on the val videos no trial was scored on"
+ANSWER_UNSEEN_BACKGROUND = "all background on the val videos no trial was scored on"
 TRUE_MASKS = "on the true masks"  # ANSWER of a rule on the true masks: "RULE on the true masks"
 # ANSWER of a rule on the masks of the segmenter the best model answers from (mask_space, dynamics): what it must beat
 SEGMENTER_MASKS = "on its segmenter's masks"

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -194,7 +195,12 @@ def test_the_rules_answer_together_from_one_segmentation(
     alone = {rule: prediction.predict(predictor, synth_root, "val", rule=rule) for rule in prediction.RULES}
     calls = []
     segment = prediction.segment_frames
-    monkeypatch.setattr(prediction, "segment_frames", lambda *a, **k: calls.append(1) or segment(*a, **k))
+
+    def counted(*args: Any, **kwargs: Any) -> np.ndarray:
+        calls.append(args)
+        return segment(*args, **kwargs)
+
+    monkeypatch.setattr(prediction, "segment_frames", counted)
     together, ids = prediction.predict_rules(predictor, synth_root, "val", tuple(prediction.RULES), batch_size=1)
     assert len(calls) == 2  # the 2 val videos, a batch of 1 at a time: each segmented once
     for rule, (masks, _, iou) in alone.items():

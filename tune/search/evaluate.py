@@ -32,6 +32,8 @@ from reports.schema import (
     ANSWER,
     ANSWER_BACKGROUND,
     ANSWER_BEST,
+    ANSWER_UNSEEN,
+    ANSWER_UNSEEN_BACKGROUND,
     CHECKPOINT,
     CLASS_ID,
     CLASS_IDS,
@@ -82,7 +84,8 @@ def evaluate_best(
     checkpoint = best_checkpoint(experiment)
     masks, ids, iou = predict(checkpoint, data_root, "val", device=device, on_error=on_error, first=val_videos)
     assert iou is not None  # val has masks
-    val = decode_split(data_root, "val", progress=False, on_error=on_error).head(val_videos)
+    whole = decode_split(data_root, "val", progress=False, on_error=on_error)
+    val = whole.head(val_videos)
     assert val.masks is not None
     target = torch.from_numpy(np.array(val.masks[:, TARGET_FRAME]))
     scores = per_class_iou(masks.long(), target.long())
@@ -108,8 +111,18 @@ def evaluate_best(
         answers |= {f"{name} {SEGMENTER_MASKS}": iou for name, (_, iou) in ruled.items()}
         last = (SEGMENTER_LAST, ruled[RULE_COPY_LAST][0].numpy())
     answers.update(_references(val.masks, target))
+    counts = dict.fromkeys(answers, len(target))
+    # trials scored on the first --val-videos: the best's score on the others too, which chose no trial
+    if (unseen := len(whole) - len(val)) > 0:
+        assert whole.masks is not None  # (val's are)
+        rest = torch.from_numpy(np.array(whole.masks[len(val) :, TARGET_FRAME])).long()
+        answers[ANSWER_UNSEEN] = predict(
+            checkpoint, data_root, "val", device=device, on_error=on_error, skip=len(target)
+        )[2]
+        answers[ANSWER_UNSEEN_BACKGROUND] = competition_iou(torch.zeros_like(rest), rest)
+        counts |= dict.fromkeys((ANSWER_UNSEEN, ANSWER_UNSEEN_BACKGROUND), unseen)
     write_parquet(
-        pd.DataFrame({ANSWER: list(answers), IOU: list(answers.values()), VIDEOS: len(target)}),
+        pd.DataFrame({ANSWER: list(answers), IOU: list(answers.values()), VIDEOS: list(counts.values())}),
         results / REFERENCES_FILE,
     )
 

@@ -56,9 +56,10 @@ def predict(
     rule: str | None = None,
     on_error: OnError = "raise",
     first: int | None = None,
+    skip: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor, float | None]:
     """(predicted masks (N, H, W) uint8, video ids (N,), competition IoU for val else None), of the split's
-    videos or of its `first` ones (by id). With `rule`
+    videos or of its `first` ones (by id), or of those after its first `skip`. With `rule`
     (a key of RULES) the answer is that rule's on the segmenter's masks: the checkpoint is a
     frame_segmenter, or a model that names its segmenter (a mask_space predictor, an object_dynamics model)."""
     if rule is not None:
@@ -74,7 +75,7 @@ def predict(
     task = task_for(run.model)
     if not task.predicts_masks():  # said before the split is decoded
         raise task.no_masks(run)
-    decoded = _decoded(data, split, hidden, on_error, first)
+    decoded = _decoded(data, split, hidden, on_error, first).after(skip)
     pipeline = _pipeline(state, checkpoint)
     if task.needs_segmenter and not pipeline.get("segmenter"):
         raise ValueError(f"{checkpoint} holds a {run.model} but names no segmenter checkpoint")

@@ -17,8 +17,12 @@ import torch
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
+from data.cache import decode_split
+from data.metric import competition_iou
 from reports.references import references_text
 from reports.schema import (
+    ANSWER_UNSEEN,
+    ANSWER_UNSEEN_BACKGROUND,
     CHECKPOINT_S,
     CPUS,
     DATA_WAIT_S,
@@ -263,6 +267,23 @@ def test_mask_space_trains_the_predictor_on_the_best_segmenters_pseudo_labels(
     for rule in ("copy_last", "extrapolate"):
         assert scores[f"{rule} on its segmenter's masks"] == pytest.approx(at_best[f"val_{rule}_iou"], abs=1e-6)
     assert "; the rules on its segmenter's masks (what it must beat): copy_last " in references_text(table)
+    # scored on the first val video, the best model is scored on the other too, which chose no trial: its score on
+    # the whole set's second video (the study's first says nothing of how it does on videos it was not chosen on)
+    from tune.training.prediction import predict
+
+    answer, answered, _ = predict(top["checkpoint"], synth_root, "val")
+    val = decode_split(synth_root, "val", progress=False)
+    assert val.masks is not None and answered.tolist() == [4, 5]
+    second = torch.from_numpy(np.array(val.masks[1:, 21])).long()
+    unseen = competition_iou(answer[1:].long(), second)
+    floor = competition_iou(torch.zeros_like(second), second)
+    assert scores[ANSWER_UNSEEN] == pytest.approx(unseen, abs=1e-9)
+    assert scores[ANSWER_UNSEEN_BACKGROUND] == pytest.approx(floor, abs=1e-9)
+    assert dict(zip(table["answer"], table["videos"], strict=True))[ANSWER_UNSEEN] == 1
+    said = f"; on the 1 other val video, which no trial was scored on (--val-videos 1), the best model {unseen:.4f}, "
+    assert said in references_text(table) and f"all background there ({floor:.4f}): a score its choice" in (
+        references_text(table)
+    )
     labels = pd.read_parquet(mask_study / "results" / "gallery.parquet")["label"]  # the mask 11 it moves, not the true
     assert SEGMENTER_LAST in set(labels) and TRUE_LAST not in set(labels)
     # the best model's per-class IoU counts the pixels of the one val video scored, not of both
@@ -275,7 +296,10 @@ def test_mask_space_trains_the_predictor_on_the_best_segmenters_pseudo_labels(
     assert settings["unlabeled"] == 1 and settings["val_videos"] == 1
     notes = load_experiment(mask_study).notes
     assert "the study trained on the first 1 unlabeled videos only (--unlabeled)" in notes
-    assert "trials and the best model were scored on the first 1 val videos only (--val-videos)" in notes
+    assert (
+        "trials and the best model were scored on the first 1 val videos only (--val-videos); the best model on the "
+        "others too, as a score its choice did not flatter (where the split has more)"
+    ) in notes
 
 
 def test_bad_videos_fail_a_study_in_one_line_or_are_skipped_and_listed(
