@@ -19,6 +19,8 @@ from reports.checkpoints import found_in
 from reports.ran_with import ran_with
 from reports.records import read_run, read_study_settings, read_submission, resume_command
 from reports.schema import (
+    ANSWER,
+    ANSWER_UNSEEN,
     BUDGET_CUT,
     BUDGET_FILE,
     BUDGET_SECONDS,
@@ -145,10 +147,11 @@ def load_experiment(folder: str | os.PathLike[str]) -> Experiment:
         notes.append(f"its space as overridden: {'; '.join(overrides)} (--set, --range, --choices)")
     if settings.get("unlabeled") is not None:
         notes.append(f"the study trained on the first {settings['unlabeled']} unlabeled videos only (--unlabeled)")
-    if settings.get("val_videos") is not None:
+    if settings.get("val_videos") is not None:  # (and the best on the others, where its evaluation scored them)
+        unseen = references is not None and ANSWER in references and (references[ANSWER] == ANSWER_UNSEEN).any()
         notes.append(
-            f"trials and the best model were scored on the first {settings['val_videos']} val videos only (--val-videos); "
-            "the best model on the others too, as a score its choice did not flatter (where the split has more)"
+            f"trials and the best model were scored on the first {settings['val_videos']} val videos only (--val-videos)"
+            + "; the best model on the others too, as a score its choice did not flatter" * bool(unseen)
         )
     running = int((trials[STATUS] == Status.RUNNING).sum()) if len(trials) else 0
     name = str(settings.get("name") or folder.name)

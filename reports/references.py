@@ -45,6 +45,11 @@ def _videos(table: pd.DataFrame, answer: str = ANSWER_BEST) -> int:
     return int(counts.get(answer, table[VIDEOS].iloc[0]))
 
 
+def _digits(score: float, floor: float) -> int:
+    """The decimals that tell a score from all background's (4 at least): not "0.1075, below ... (0.1075)"."""
+    return next((d for d in range(4, 9) if f"{score:.{d}f}" != f"{floor:.{d}f}"), 4)
+
+
 def no_segmenter_text(space: str) -> str:
     """Said beside the references of a study whose model answers from no segmenter's masks: the rules were measured
     on the true masks only (their ceiling), and the comparison that tells whether learning pays is another space's."""
@@ -62,17 +67,17 @@ def references_text(table: pd.DataFrame) -> str:
     unseen, unseen_floor = scores.pop(ANSWER_UNSEEN, None), scores.pop(ANSWER_UNSEEN_BACKGROUND, math.nan)
     times = times_floor(best, floor)
     videos = _videos(table)
-    digits = next((d for d in range(4, 9) if f"{best:.{d}f}" != f"{floor:.{d}f}"), 4)  # "0.1075, below ... (0.1075)"
+    digits = _digits(best, floor)
     text = (
         f"on {videos} val video{'s' * (videos != 1)}: {ANSWER_BEST} {best:.{digits}f}, {times}{ANSWER_BACKGROUND} "
         f"({floor:.{digits}f})"
     )
     if unseen is not None:  # the study scored its trials on the first --val-videos: the others chose nothing
-        others = _videos(table, ANSWER_UNSEEN)
+        others, apart = _videos(table, ANSWER_UNSEEN), _digits(unseen, unseen_floor)
         text += (
             f"; on the {others} other val video{'s' * (others != 1)}, which no trial was scored on (--val-videos "
-            f"{videos}), {ANSWER_BEST} {unseen:.{digits}f}, {times_floor(unseen, unseen_floor)}{ANSWER_BACKGROUND} "
-            f"there ({unseen_floor:.{digits}f}): a score its choice among the trials did not flatter"
+            f"{videos}), {ANSWER_BEST} {unseen:.{apart}f}, {times_floor(unseen, unseen_floor)}{ANSWER_BACKGROUND} "
+            f"there ({unseen_floor:.{apart}f}): a score its choice among the trials did not flatter"
         )
     for masks, what in (
         (SEGMENTER_MASKS, "what it must beat"),

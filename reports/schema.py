@@ -168,7 +168,8 @@ CLASS_IDS = "class_ids"  # the classes a mask picture shows (empty for a frame):
 # references table (REFERENCES_FILE): the competition IoU of mask 22 on the val videos the best model was scored
 # on, for the best model and for answers that need no training: every pixel background (the floor), and the rules
 # on val's true masks (what a perfect segmenter would give them: a ceiling of the rules, since no split to predict
-# has masks), so that a study's score can be read without knowing the data
+# has masks), so that a study's score can be read without knowing the data; and ANSWER_UNSEEN's two rows, on the
+# val videos after the first --val-videos (VIDEOS is each row's)
 ANSWER = "answer"
 VIDEOS = "videos"  # how many val videos the IoU is over
 ANSWER_BEST = "the best model"

@@ -145,6 +145,10 @@ def test_a_plugins_segmenter_is_found_as_tune_predict_finds_it(
     with pytest.raises(KeyError) as refused:
         segmenter_checkpoint(alone)  # a checkpoint of no study, no --plugin: the plugin named
     assert refused.value.args[0].endswith(f"comes from the plugin {plugin}: pass --plugin {plugin}")
-    assert segmenter_checkpoint(in_study) == in_study  # its study's plugins loaded
-    assert rules(["--data", str(synth_root), "--segmenter", str(alone), "--plugin", str(plugin)]) == 0
+    scored = subprocess.run(  # its study's plugins loaded (in a process of its own: loaded, it stays so)
+        [sys.executable, "-m", "benchmarks.rules", "--data", str(synth_root), "--segmenter", str(in_study)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert scored.returncode == 0 and "| oracle (the segmenter's mask 22) |" in scored.stdout, scored.stderr
+    assert rules(["--data", str(synth_root), "--segmenter", str(alone), "--plugin", str(plugin)]) == 0  # --plugin
     assert "| oracle (the segmenter's mask 22) |" in capsys.readouterr().out

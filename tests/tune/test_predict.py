@@ -190,9 +190,15 @@ def test_the_rules_answer_together_from_one_segmentation(
     segmented once per rule, the checkpoints loaded each time; now once for them all, with the answers each rule
     gives alone."""
     from tune.training import prediction
+    from tune.training.checkpoints import load_checkpoint, load_model
 
     predictor = best_checkpoint(mask_study)
-    alone = {rule: prediction.predict(predictor, synth_root, "val", rule=rule) for rule in prediction.RULES}
+    val = decode_split(synth_root, "val", progress=False)
+    assert val.masks is not None
+    run, model = load_model(load_checkpoint(predictor)["pipeline"]["segmenter"])
+    segmented = torch.from_numpy(prediction.segment_frames(run, model, val.frames, prediction.RULE_FRAMES, "cpu"))
+    target = torch.from_numpy(np.array(val.masks[:, 21])).long()
+    alone = {name: rule(segmented).to(torch.uint8) for name, rule in prediction.RULES.items()}  # each on its own
     calls = []
     segment = prediction.segment_frames
 
@@ -201,11 +207,12 @@ def test_the_rules_answer_together_from_one_segmentation(
         return segment(*args, **kwargs)
 
     monkeypatch.setattr(prediction, "segment_frames", counted)
-    together, ids = prediction.predict_rules(predictor, synth_root, "val", tuple(prediction.RULES), batch_size=1)
-    assert len(calls) == 2  # the 2 val videos, a batch of 1 at a time: each segmented once
-    for rule, (masks, _, iou) in alone.items():
-        assert torch.equal(together[rule][0], masks) and together[rule][1] == iou
-        assert torch.equal(ids, alone[rule][1])
+    together, ids = prediction.predict_rules(predictor, synth_root, "val", tuple(prediction.RULES))
+    assert len(calls) == 1  # the 2 val videos in one batch, segmented once for both rules
+    assert ids.tolist() == val.ids.tolist()
+    for rule, masks in alone.items():
+        assert torch.equal(together[rule][0], masks)
+        assert together[rule][1] == pytest.approx(competition_iou(masks.long(), target), abs=1e-12)
 
 
 def test_a_segmenter_trial_given_by_its_id_says_which_trials_answer_and_which_rule_answers_from_it(

@@ -5,7 +5,8 @@ OUT/NAME/results/per_class_iou.parquet: class_id, class_name, iou (NaN where a c
 sides), target_pixels, predicted_pixels. OUT/NAME/results/gallery/: PNGs per val video (input frames 1,
 6, 11; the true mask 22; the predicted mask 22; the true mask 11, which is what copy-last answers at
 best) and gallery.parquet listing them. OUT/NAME/results/references.parquet: the best model's competition IoU
-beside all-background's and the rules' on the true masks, on the same videos (reports.schema, REFERENCES_FILE).
+beside all-background's and the rules' on the true masks, on the same videos (reports.schema, REFERENCES_FILE),
+and, for a study scored on the first --val-videos, the best model's and all-background's on the other val videos.
 OUT/NAME/submission.pt: the best checkpoint's masks of the hidden split, as `tune.predict --split hidden` writes
 them, and OUT/NAME/results/submission.json what made it (SUBMISSION_INFO_FILE).
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +25,7 @@ from PIL import Image
 
 from data.cache import OnError, decode_split
 from data.classes import LAST_INPUT_FRAME, NUM_CLASSES, TARGET_FRAME, class_names, class_palette, colour_masks
-from data.files import atomic_write
+from data.files import atomic_write, error_line
 from data.layout import has_split
 from data.metric import competition_iou, per_class_iou
 from reports.checkpoints import best_checkpoint
@@ -112,19 +114,7 @@ def evaluate_best(
         last = (SEGMENTER_LAST, ruled[RULE_COPY_LAST][0].numpy())
     answers.update(_references(val.masks, target))
     counts = dict.fromkeys(answers, len(target))
-    # trials scored on the first --val-videos: the best's score on the others too, which chose no trial
-    if (unseen := len(whole) - len(val)) > 0:
-        assert whole.masks is not None  # (val's are)
-        rest = torch.from_numpy(np.array(whole.masks[len(val) :, TARGET_FRAME])).long()
-        answers[ANSWER_UNSEEN] = predict(
-            checkpoint, data_root, "val", device=device, on_error=on_error, skip=len(target)
-        )[2]
-        answers[ANSWER_UNSEEN_BACKGROUND] = competition_iou(torch.zeros_like(rest), rest)
-        counts |= dict.fromkeys((ANSWER_UNSEEN, ANSWER_UNSEEN_BACKGROUND), unseen)
-    write_parquet(
-        pd.DataFrame({ANSWER: list(answers), IOU: list(answers.values()), VIDEOS: list(counts.values())}),
-        results / REFERENCES_FILE,
-    )
+    _write_references(answers, counts, results)
 
     folder = results / GALLERY_DIR
     folder.mkdir(parents=True, exist_ok=True)
@@ -144,7 +134,29 @@ def evaluate_best(
             classes = np.unique(shown[label]).tolist() if label in shown else []
             rows.append({VIDEO_ID: vid, ORDER: order, LABEL: label, FILE: f"{GALLERY_DIR}/{name}", CLASS_IDS: classes})
     write_parquet(pd.DataFrame(rows), results / GALLERY_FILE)
+    if len(whole) > len(val):  # trials scored on the first --val-videos: the best on the others too (last: the longest)
+        try:
+            answers[ANSWER_UNSEEN] = predict(
+                checkpoint, data_root, "val", device=device, on_error=on_error, skip=len(val)
+            )[2]
+        except (OSError, ValueError, RuntimeError) as err:  # what was written above stays
+            print(
+                f"no score of the best model on the val videos after the first {len(val)}: {error_line(err)}",
+                file=sys.stderr,
+            )
+            return results
+        assert whole.masks is not None  # (val's are)
+        rest = torch.from_numpy(np.array(whole.masks[len(val) :, TARGET_FRAME])).long()
+        answers[ANSWER_UNSEEN_BACKGROUND] = competition_iou(torch.zeros_like(rest), rest)
+        counts |= dict.fromkeys((ANSWER_UNSEEN, ANSWER_UNSEEN_BACKGROUND), len(whole) - len(val))
+        _write_references(answers, counts, results)
     return results
+
+
+def _write_references(answers: dict[str, float | None], counts: dict[str, int], results: Path) -> None:
+    """The references table (REFERENCES_FILE): each answer's IoU, over `counts` val videos."""
+    frame = pd.DataFrame({ANSWER: list(answers), IOU: list(answers.values()), VIDEOS: list(counts.values())})
+    write_parquet(frame, results / REFERENCES_FILE)
 
 
 def write_submission(

@@ -65,7 +65,7 @@ def predict(
     if rule is not None:
         answers, ids = predict_rules(
             checkpoint, data, split, (rule,), hidden=hidden, device=device, batch_size=batch_size, on_error=on_error,
-            first=first,
+            first=first, skip=skip,
         )  # fmt: skip
         masks, iou = answers[rule]
         return masks, ids, iou
@@ -75,7 +75,7 @@ def predict(
     task = task_for(run.model)
     if not task.predicts_masks():  # said before the split is decoded
         raise task.no_masks(run)
-    decoded = _decoded(data, split, hidden, on_error, first).after(skip)
+    decoded = _decoded(data, split, hidden, on_error, first, skip)
     pipeline = _pipeline(state, checkpoint)
     if task.needs_segmenter and not pipeline.get("segmenter"):
         raise ValueError(f"{checkpoint} holds a {run.model} but names no segmenter checkpoint")
@@ -94,11 +94,13 @@ def predict_rules(
     batch_size: int = 32,
     on_error: OnError = "raise",
     first: int | None = None,
+    skip: int = 0,
 ) -> tuple[dict[str, tuple[torch.Tensor, float | None]], torch.Tensor]:
     """Each rule's answer as `predict(rule=...)` gives it ({rule: (masks, IoU)}, video ids), the segmenter's masks
     of the split made once for them all."""
-    if unknown := [rule for rule in rules if rule not in RULES]:
-        raise ValueError(f"unknown rule {unknown[0]!r}; valid: {', '.join(RULES)}")
+    unknown = [rule for rule in rules if rule not in RULES]
+    if unknown or not rules:  # (none: a rule of '')
+        raise ValueError(f"unknown rule {(unknown or [''])[0]!r}; valid: {', '.join(RULES)}")
     dev = resolve_device(device)
     state = load_checkpoint(checkpoint)
     run, model = model_from_state(state, dev, checkpoint)
@@ -111,7 +113,7 @@ def predict_rules(
                 "dynamics study's)"
             )
         run, model = load_model(pipeline["segmenter"], dev)
-    decoded = _decoded(data, split, hidden, on_error, first)
+    decoded = _decoded(data, split, hidden, on_error, first, skip)
     answers = _predict_by_rules({rule: RULES[rule] for rule in rules}, run, model, decoded.frames, dev, batch_size)
     return {rule: (masks, _scored(masks, decoded, split)) for rule, masks in answers.items()}, torch.as_tensor(
         decoded.ids
@@ -124,9 +126,14 @@ def _decoded(
     hidden: str | os.PathLike[str] | None,
     on_error: OnError,
     first: int | None,
+    skip: int,
 ) -> DecodedSplit:
-    """The split's (first) videos, refused where they have fewer frames than the inputs."""
-    decoded = decode_split(data, split, hidden=hidden, on_error=on_error).head(first)
+    """The split's videos to predict (its `first`, after its first `skip`), refused where there are none or they have
+    fewer frames than the inputs."""
+    whole = decode_split(data, split, hidden=hidden, on_error=on_error)
+    decoded = whole.head(first).after(skip)
+    if not len(decoded):
+        raise DataError(f"split {split!r} of {data}: no videos to predict (of {len(whole)}, after the first {skip})")
     if decoded.n_frames < N_INPUT_FRAMES:
         raise DataError(
             f"split {split!r} of {data} has {decoded.n_frames} frames per video, fewer than the {N_INPUT_FRAMES} inputs"
