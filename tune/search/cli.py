@@ -259,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
         default=given,
         metavar="N",
         help="run a trial whose process ended under it (its node left the cluster, the OOM killer) again from its last "
-        "checkpoint, up to N times; one failing on its own error fails again at once, for good (default: 0)",
+        "checkpoint, up to N times; one failing on its own error fails again at once, for good (default: 0); a --resume "
+        "may change it, for the trials it has left",
     )
     parser.add_argument("--resume", action="store_true", help="continue the study OUT/NAME after a crash or kill")
     parser.add_argument("--seed", type=int, default=given, help=f"TPE sampler seed (default: {defaults.seed})")

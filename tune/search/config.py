@@ -201,7 +201,7 @@ def _resumed(cfg: SearchConfig, given: frozenset[str]) -> SearchConfig:
     differ = [
         f"{_FLAGS.get(key, '--' + key.replace('_', '-'))} {_shown(getattr(cfg, key), key)} "
         f"(the study has {_shown(getattr(saved, key), key)})"
-        for key in sorted(given)
+        for key in sorted(given - CHANGEABLE)
         if getattr(cfg, key) != getattr(saved, key)
     ]
     if differ:
@@ -216,10 +216,16 @@ def _resumed(cfg: SearchConfig, given: frozenset[str]) -> SearchConfig:
             f"(--address {saved.address} to go on there)",
             file=sys.stderr,
         )
-    resumed = dataclasses.replace(saved, **{key: getattr(cfg, key) for key in runtime})
-    if made_in != str(resumed.experiment_dir):  # moved where no stage has state to go on with, or made before
-        save_settings(dataclasses.replace(saved, out=cfg.out))  # search.json recorded its folder: now, as it is
+    changed = {key: getattr(cfg, key) for key in given & CHANGEABLE}  # kept for the resumes after this one
+    resumed = dataclasses.replace(saved, **{key: getattr(cfg, key) for key in runtime}, **changed)
+    if made_in != str(resumed.experiment_dir) or resumed.retries != saved.retries:  # moved, or made before; a change
+        save_settings(dataclasses.replace(saved, out=cfg.out, **changed))  # search.json: its folder, as it is now
     return resumed
+
+
+# study settings a resume may change, kept from then on: --retries (for trials whose process ends under them, where
+# a study met the OOM killer or lost nodes; the unfinished trials and those to come)
+CHANGEABLE = frozenset({"retries"})
 
 
 _FOLDER = "folder"  # search.json's record of the study folder's absolute path (no setting: not a SearchConfig field)

@@ -7,11 +7,16 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tune.search.keys import FAILED_KEY
+
 if TYPE_CHECKING:
     from ray.tune.experiment import Trial
 
 ENDED_UNDER_IT = "ended under it (its node left the cluster, the system's OOM killer, a crash)"  # failure_reason's
-RETRIES_HINT = "; a study started with --retries N runs trials whose process ended again, from their last checkpoint"
+RETRIES_HINT = (
+    "; --retries N runs trials whose process ended again, from their last checkpoint (a study's, or a --resume's for "
+    "the trials it has left)"
+)
 _FAILURE_HEAD = re.compile(r"^Failure # \d+ \(occurred at [^)\n]*\)$", flags=re.M)  # Ray's, in a trial's error file
 
 
@@ -81,3 +86,20 @@ def _process_ended(trial: Trial) -> bool | None:
     if isinstance(error, RayTaskError):
         error = error.as_instanceof_cause()
     return isinstance(error, RayActorError) and not error.actor_init_failed
+
+
+def resumed_retries(trials: list[Trial], retries: int) -> None:
+    """The trials of a resumed stage, as its first step sees them: one marked to fail again at once after its own
+    error (on_trial_recover) when the driver stopped is unmarked, and runs again with --retries (the resume follows a
+    fix); the other unfinished ones take the resume's --retries (Ray's saved state holds the one each was made with)."""
+    from ray.tune.experiment import Trial
+
+    for trial in trials:
+        if FAILED_KEY in trial.config and trial.status == Trial.PENDING:
+            del trial.config[FAILED_KEY]
+            trial.max_failures = trial.num_failures + retries
+        elif trial.status in (Trial.PENDING, Trial.PAUSED) and trial.max_failures != retries:
+            trial.max_failures = retries
+        else:
+            continue
+        trial.invalidate_json_state()

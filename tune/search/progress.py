@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
-from ray.tune import Callback
+from ray.tune import Callback, FailureConfig
 from ray.tune.experiment import Trial
 
 from reports.schema import BEST_EPOCH, BEST_METRIC, EPOCHS, STATUS, TRIAL_ID, Status, duration, is_missing, ranked
@@ -47,18 +47,23 @@ def _contained(hook: Callable[..., None]) -> Callable[..., None]:
     return guarded
 
 
-def with_progress(tuner: Any, samples: int, deadline: Deadline | None) -> Any:
-    """A Tuner restored from a stage begun before these lines: Ray's tables off (its older engine printed its status
-    table every 5 s at the verbose it was begun with) and the lines on, after its results writer. Ray keeps the
+def as_resumed(tuner: Any, samples: int, deadline: Deadline | None, retries: int) -> Any:
+    """A restored Tuner, set as this run asks: a stage begun before these lines gets Ray's tables off (its older
+    engine printed its status table every 5 s at the verbose it was begun with) and the lines on, after its results
+    writer; and the resume's --retries, for the trials to come (Ray's saved RunConfig holds the one the stage began
+    with) and the results writer (which gives it to the unfinished ones, failures.resumed_retries). Ray keeps the
     restored RunConfig in its private TunerInternal (Ray 2.60): a Ray without it is left as it is."""
     run_config = getattr(getattr(tuner, "_local_tuner", None), "_run_config", None)
     if run_config is None:
         return tuner
     run_config.verbose = 0
+    run_config.failure_config = FailureConfig(max_failures=retries)
     callbacks = run_config.callbacks = list(run_config.callbacks or [])
     writer = next((c for c in callbacks if isinstance(c, ResultsWriter)), None)
-    if writer is not None and not any(isinstance(c, Progress) for c in callbacks):
-        callbacks.append(Progress(writer, samples, deadline))
+    if writer is not None:
+        writer.retries = retries
+        if not any(isinstance(c, Progress) for c in callbacks):
+            callbacks.append(Progress(writer, samples, deadline))
     return tuner
 
 

@@ -56,7 +56,7 @@ from reports.schema import (
     read_results,
 )
 from tune.search.deadline import Deadline
-from tune.search.failures import ENDED_UNDER_IT, error_file, failure_reason
+from tune.search.failures import ENDED_UNDER_IT, error_file, failure_reason, resumed_retries
 from tune.search.keys import CHECKPOINT_NAME, FAILED_KEY, PARENT_KEY, TRAINING_ITERATION
 
 LOST = "lost: the driver stopped before Ray saved this trial in its experiment state, so it was not resumed"
@@ -138,17 +138,14 @@ class ResultsWriter(Callback):
         a time the resource-use section counts as the trial's setup). Once per (re)start: a row left 'running'
         by a killed driver whose trial Ray's saved state does not hold will never be resumed; say so instead
         of leaving it running forever. And a trial marked to fail again at once after its own error is unmarked,
-        with --retries runs again: the resume follows a fix."""
+        with --retries runs again: the resume follows a fix; the other unfinished ones take a --retries the resume
+        changed."""
         for trial in trials:
             self._launched.setdefault(trial.trial_id, pd.Timestamp.now(tz="UTC"))
         if self._reconciled:
             return
         self._reconciled = True
-        for trial in trials:  # marked to fail again at once (on_trial_recover) when this run's driver stopped
-            if FAILED_KEY in trial.config and trial.status == Trial.PENDING:  # --resume after a fix judges afresh
-                del trial.config[FAILED_KEY]
-                trial.max_failures = trial.num_failures + getattr(self, "retries", 0)
-                trial.invalidate_json_state()
+        resumed_retries(trials, getattr(self, "retries", 0))
         known = {t.trial_id for t in trials}
         lost = [
             row for trial_id, row in self._trials.items() if row[STATUS] == Status.RUNNING and trial_id not in known

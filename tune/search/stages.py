@@ -20,7 +20,7 @@ from tune.search.failures import ENDED_UNDER_IT, RETRIES_HINT
 from tune.search.keeper import CheckpointKeeper, drop_kept, restore_kept, resumed_trials
 from tune.search.keys import PARENTS_FILE, TRAINING_ITERATION
 from tune.search.overrides import Override, run_values
-from tune.search.progress import Progress, with_progress
+from tune.search.progress import Progress, as_resumed
 from tune.search.results import ResultsWriter
 from tune.search.scheduler import ResumableASHA
 from tune.search.searcher import fail_orphaned_optuna_trials, make_searcher
@@ -209,12 +209,13 @@ def make_tuner(study: Study, stage: Stage, job: StageJob, stage_dir: Path) -> tu
             print(
                 f"stage {stage.name}: put back {', '.join(put_back)}, which Ray's saved state names and it had deleted"
             )
-        return with_progress(
+        return as_resumed(
             tune.Tuner.restore(
                 str(stage_dir), trainable, resume_unfinished=True, resume_errored=False, restart_errored=False
             ),
             study.samples,
             study.deadline,
+            cfg.retries,
         )
     budget = study.budget
     fail_orphaned_optuna_trials(study.folder, str(cfg.name), stage, requeue=True)  # (a start killed before Ray saved)

@@ -95,6 +95,16 @@ def test_resume_refuses_settings_that_differ_from_the_saved_study(tmp_path: Path
         prepare_study(given, resume=True, given=frozenset({"val_videos"}))
 
 
+def test_a_resume_may_change_retries_and_the_resumes_after_it_keep_it(tmp_path: Path) -> None:
+    """--retries at a resume (a study whose trials met the OOM killer): refused as another study's setting, where
+    it is the unfinished trials' and those to come (failures.resumed_retries, progress.as_resumed)."""
+    _saved(tmp_path, budget="smoke")
+    given = SearchConfig(space="unet", out=str(tmp_path), name="s", budget="smoke", retries=2)
+    assert prepare_study(given, resume=True, given=frozenset({"retries", "budget"})).retries == 2
+    assert prepare_study(SearchConfig(out=str(tmp_path), name="s"), resume=True).retries == 2  # kept
+    assert json.loads((tmp_path / "s" / STUDY_FILE).read_text())["retries"] == 2
+
+
 def test_a_study_whose_data_root_moved_says_to_put_it_back_not_to_leave_out_data(tmp_path: Path) -> None:
     """Its data moved: `--resume --data NEW` is refused (another setting; nothing says the data is the same), and
     without it the resume failed on the old path's absence; neither said what resumes it."""

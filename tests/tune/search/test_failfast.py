@@ -267,11 +267,13 @@ def test_a_trial_whose_process_ends_under_it_says_so_first(
     # no "fix it": where nodes left there is nothing of the user's to fix (several lost at once stopped a study)
     assert re.search(r"\); where their nodes left the cluster, start the study again under another --name \(its one "
                      r"trial ran: none is left to resume\); where it was memory \(the OOM killer\), start the study "
-                     r"again under another --name with fewer trials at once \(--max-concurrent\) or smaller ones; a "
-                     r"study started with --retries N runs trials whose process ended again, from their last checkpoint$",
+                     r"again under another --name with fewer trials at once \(--max-concurrent\) or smaller ones; "
+                     r"--retries N runs trials whose process ended again, from their last checkpoint \(a study's, or a "
+                     r"--resume's for the trials it has left\)$",
                      err, flags=re.M), err  # fmt: skip
-    assert re.search(r"^  failed: 1 with its process .+; a study started with --retries N runs trials whose process "
-                     r"ended again, from their last checkpoint\)$", out, flags=re.M), out  # fmt: skip
+    assert re.search(r"^  failed: 1 with its process .+; --retries N runs trials whose process ended again, from "
+                     r"their last checkpoint \(a study's, or a --resume's for the trials it has left\)\)$", out,
+                     flags=re.M), out  # fmt: skip
 
 
 DYING_ONCE = """

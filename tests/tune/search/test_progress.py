@@ -13,7 +13,7 @@ from ray.tune.experiment import Trial
 
 from tune.search.deadline import Deadline
 from tune.search.keys import TRAINING_ITERATION
-from tune.search.progress import Progress, with_progress
+from tune.search.progress import Progress, as_resumed
 from tune.search.results import ResultsWriter
 
 
@@ -109,9 +109,12 @@ def test_a_stage_begun_before_the_lines_takes_them_at_its_resume(tmp_path: Path)
     run_config = tune.RunConfig(name="main", storage_path=str(tmp_path), callbacks=[writer], verbose=1)
     tuner = tune.Tuner(lambda config: None, run_config=run_config)
     for _ in range(2):  # (once)
-        with_progress(tuner, 5, None)
+        as_resumed(tuner, 5, None, retries=2)
     used = tuner._local_tuner.get_run_config()  # type: ignore[union-attr]
     assert used.verbose == 0 and [type(c) for c in used.callbacks or []] == [ResultsWriter, Progress]
+    assert (
+        used.failure_config is not None and used.failure_config.max_failures == 2 and writer.retries == 2
+    )  # a resume's --retries
 
 
 def test_a_trial_a_resume_goes_on_with_is_said_with_the_epoch_of_its_checkpoint(

@@ -187,8 +187,13 @@ def test_a_resume_runs_a_trial_marked_to_fail_again_at_once_as_any_other() -> No
     )  # fmt: skip
     marked = Trial("train_trial", config={"lr": 0.1, FAILED_KEY: "ValueError: width 3"}, stub=True)
     marked.run_metadata.num_failures, marked.max_failures = 1, 1
-    writer.on_step_begin(0, [marked])
+    # the other unfinished trials take a --retries the resume changed (Ray's saved state: the one they began with);
+    # ended ones keep theirs
+    pending, paused, ended = (Trial("train_trial", config={"lr": 0.2}, stub=True, max_failures=0) for _ in range(3))
+    paused.status, ended.status = Trial.PAUSED, Trial.TERMINATED
+    writer.on_step_begin(0, [marked, pending, paused, ended])
     assert marked.config == {"lr": 0.1} and marked.max_failures == 3
+    assert (pending.max_failures, paused.max_failures, ended.max_failures) == (2, 2, 0)
 
 
 class _TrialIn(Trial):

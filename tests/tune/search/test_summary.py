@@ -82,7 +82,10 @@ def test_trials_whose_process_ended_say_what_retries_would_do_or_that_they_are_u
         | {"failure": [ended, "ValueError: bad width 3", None]}
     )
     lines = failures_text(_study(tmp_path, retries), trials)
-    again = "; a study started with --retries N runs trials whose process ended again, from their last checkpoint"
+    again = (
+        "; --retries N runs trials whose process ended again, from their last checkpoint (a study's, or a --resume's "
+        "for the trials it has left)"
+    )
     assert lines == [
         f"  failed: 1 with {ended} (a{again if not retries else '; --retries 2 used up'})",
         "  failed: 1 with ValueError: bad width 3 (b)",
