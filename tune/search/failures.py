@@ -4,6 +4,7 @@ its traceback stays, and the signature that tells one error from another across 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -88,18 +89,15 @@ def _process_ended(trial: Trial) -> bool | None:
     return isinstance(error, RayActorError) and not error.actor_init_failed
 
 
-def resumed_retries(trials: list[Trial], retries: int) -> None:
-    """The trials of a resumed stage, as its first step sees them: one marked to fail again at once after its own
-    error (on_trial_recover) when the driver stopped is unmarked, and runs again with --retries (the resume follows a
-    fix); the other unfinished ones take the resume's --retries (Ray's saved state holds the one each was made with)."""
-    from ray.tune.experiment import Trial
-
+def grant_retries(trials: Iterable[Trial], retries: int, granted: set[str]) -> None:
+    """--retries for the trials' runs under this driver, once a run (`granted`: the trials given it): `retries`
+    failures more than each has had (Ray's max_failures counts every failure of a trial's life, and Ray's saved state
+    holds the one it began with: a resume grants its --retries anew, changed or not). One marked to fail again at once
+    after its own error (on_trial_recover) when the driver stopped is unmarked: the resume follows a fix, and judges
+    it afresh."""
     for trial in trials:
-        if FAILED_KEY in trial.config and trial.status == Trial.PENDING:
-            del trial.config[FAILED_KEY]
+        if trial.trial_id not in granted:
+            granted.add(trial.trial_id)
+            trial.config.pop(FAILED_KEY, None)
             trial.max_failures = trial.num_failures + retries
-        elif trial.status in (Trial.PENDING, Trial.PAUSED) and trial.max_failures != retries:
-            trial.max_failures = retries
-        else:
-            continue
-        trial.invalidate_json_state()
+            trial.invalidate_json_state()

@@ -51,7 +51,7 @@ def as_resumed(tuner: Any, samples: int, deadline: Deadline | None, retries: int
     """A restored Tuner, set as this run asks: a stage begun before these lines gets Ray's tables off (its older
     engine printed its status table every 5 s at the verbose it was begun with) and the lines on, after its results
     writer; and the resume's --retries, for the trials to come (Ray's saved RunConfig holds the one the stage began
-    with) and the results writer (which gives it to the unfinished ones, failures.resumed_retries). Ray keeps the
+    with) and the results writer (which gives it to each trial of the run, failures.grant_retries). Ray keeps the
     restored RunConfig in its private TunerInternal (Ray 2.60): a Ray without it is left as it is."""
     run_config = getattr(getattr(tuner, "_local_tuner", None), "_run_config", None)
     if run_config is None:

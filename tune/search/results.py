@@ -9,13 +9,11 @@ reads them back and updates rows in place, so every trial appears exactly once.
 from __future__ import annotations
 
 import math
-import numbers
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from ray.train.constants import CHECKPOINT_DIR_NAME
 from ray.tune import Callback
@@ -55,8 +53,9 @@ from reports.schema import (
     is_number,
     read_results,
 )
+from tune.search.columns import consistent_columns, integer_columns, plain_number
 from tune.search.deadline import Deadline
-from tune.search.failures import ENDED_UNDER_IT, error_file, failure_reason, resumed_retries
+from tune.search.failures import ENDED_UNDER_IT, error_file, failure_reason, grant_retries
 from tune.search.keys import CHECKPOINT_NAME, FAILED_KEY, PARENT_KEY, TRAINING_ITERATION
 
 LOST = "lost: the driver stopped before Ray saved this trial in its experiment state, so it was not resumed"
@@ -102,6 +101,7 @@ class ResultsWriter(Callback):
         self._last_write = 0.0
         self._reconciled = False
         self._launched: dict[str, pd.Timestamp] = {}  # trial id -> when this run's driver first saw it
+        self._granted: set[str] = set()  # the trials given this run's --retries (grant_retries)
 
     @property
     def rows(self) -> dict[str, dict[str, Any]]:
@@ -115,13 +115,16 @@ class ResultsWriter(Callback):
     ) -> None:
         """Read back what an earlier (crashed) run of this study wrote."""
         self._launched = {}  # also for a writer unpickled from a study made before it had one
+        self._granted = set()  # (each run's)
         # a writer unpickled from a study made before the budget's values left the trials' config, which holds them
         self.run_values = getattr(self, "run_values", {})
         self.folder.mkdir(parents=True, exist_ok=True)
         trials, epochs = read_results(self.folder)
         if len(trials):
             mine = trials[STAGE] == self.stage
-            self._others = _integers(trials[~mine])  # read once: concatenated with this stage's rows at each write
+            self._others = integer_columns(
+                trials[~mine]
+            )  # read once: concatenated with this stage's rows at each write
             self._trials = {
                 str(row[TRIAL_ID]): {str(k): v for k, v in row.items()} for row in trials[mine].to_dict("records")
             }
@@ -145,7 +148,8 @@ class ResultsWriter(Callback):
         if self._reconciled:
             return
         self._reconciled = True
-        resumed_retries(trials, getattr(self, "retries", 0))
+        # the trials this run goes on with, before any starts (a mark is in the config a trial is given)
+        grant_retries([t for t in trials if t.status == Trial.PENDING], getattr(self, "retries", 0), self._granted)
         known = {t.trial_id for t in trials}
         lost = [
             row for trial_id, row in self._trials.items() if row[STATUS] == Status.RUNNING and trial_id not in known
@@ -157,6 +161,8 @@ class ResultsWriter(Callback):
             self._write()
 
     def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        # a trial new in this run: a restored stage's new ones were made with the --retries the stage began with
+        grant_retries([trial], getattr(self, "retries", 0), self._granted)
         row = self._row(trial)
         row[STATUS] = Status.RUNNING
         if not row.get(EPOCHS):  # launched again by a resume before its first epoch: its setup is this run's, not
@@ -168,7 +174,7 @@ class ResultsWriter(Callback):
         row = self._row(trial)
         if epoch <= (row.get(EPOCHS) or 0):  # an epoch again: restored from an earlier checkpoint than its last
             self._rewind(trial.trial_id, row, epoch)  # result's (a stop before Ray saved that one, a kill -9)
-        numeric = {k: _plain(v) for k, v in result.items() if is_number(v) and not k.startswith(CONFIG_PREFIX)}
+        numeric = {k: plain_number(v) for k, v in result.items() if is_number(v) and not k.startswith(CONFIG_PREFIX)}
         # the trial wrote this epoch's checkpoint before it reported: named now, as a stop (Ctrl-C, SIGTERM) before
         # Ray's on_checkpoint would leave the epoch without its checkpoint
         folder, trial_dir = result.get(CHECKPOINT_DIR_NAME), trial.path if trial.storage else None
@@ -248,7 +254,8 @@ class ResultsWriter(Callback):
             self._write()
             where = "its last checkpoint" if trial.checkpoint is not None else "its start (it had no checkpoint yet)"
             retries = getattr(self, "retries", 0)  # none: Ray runs a trial of a node it drained again, uncounted
-            count = f"--retries {trial.max_failures}, {trial.num_failures} used" if retries else "its node was drained"
+            used = retries - trial.max_failures + trial.num_failures  # (this run's: grant_retries)
+            count = f"--retries {retries}, {used} used" if retries else "its node was drained"
             print(f"trial {trial.trial_id} failed: {reason}; it runs again from {where} ({count})", file=sys.stderr)
             return
         trial.config[FAILED_KEY] = reason
@@ -313,45 +320,10 @@ class ResultsWriter(Callback):
         if throttle and now - self._last_write < self.min_interval_s:
             return
         self._last_write = now
-        trials = pd.concat([self._others, _integers(pd.DataFrame(list(self._trials.values())))], ignore_index=True)
+        trials = pd.concat(
+            [self._others, integer_columns(pd.DataFrame(list(self._trials.values())))], ignore_index=True
+        )
         epochs = pd.concat([self._other_epochs, pd.DataFrame(list(self._epochs.values()))], ignore_index=True)
-        write_parquet(_consistent(trials), self.folder / TRIALS_FILE)
+        write_parquet(consistent_columns(trials), self.folder / TRIALS_FILE)
         if len(epochs):
             write_parquet(epochs.sort_values([STAGE, TRIAL_ID, EPOCH]), self.folder / EPOCHS_FILE)
-
-
-def _plain(value: Any) -> int | float:
-    """A reported number as Python's: an integer stays one (epochs.parquet's pid, torch_threads: int64, not float)."""
-    return int(value) if isinstance(value, numbers.Integral) else float(value)
-
-
-def _integers(trials: pd.DataFrame) -> pd.DataFrame:
-    """A hyperparameter that is an integer wherever it is set (a width, a batch size) as an integer column that can
-    hold no value (pandas' Int64), so that it stays one beside the rows of stages that leave it unset; one set
-    nowhere in these rows (another stage's, read back by a resume) left out, for the other rows to type."""
-    for column in [c for c in trials.columns if c.startswith(CONFIG_PREFIX)]:
-        kinds = {_kind(v) for v in trials[column] if not is_missing(v)}
-        if not kinds:
-            trials = trials.drop(columns=column)
-        elif kinds == {"int"}:
-            trials[column] = trials[column].astype("Int64")
-    return trials
-
-
-def _consistent(trials: pd.DataFrame) -> pd.DataFrame:
-    """Columns whose values mix types across stages (a config value that is a bool in one stage and
-    absent in another) are stored as strings, so that Parquet accepts them."""
-    for column in trials.columns:
-        kinds = {_kind(v) for v in trials[column] if not is_missing(v)}
-        if len(kinds) > 1 and not kinds <= {"int", "float"}:
-            trials[column] = trials[column].map(lambda v: None if is_missing(v) else str(v))
-    return trials
-
-
-def _kind(value: Any) -> str:
-    """A cell's kind whether pandas gives it as a Python or a numpy scalar (an Int64 column gives numpy.int64)."""
-    if isinstance(value, (bool, np.bool_)):
-        return "bool"
-    if isinstance(value, numbers.Integral):
-        return "int"
-    return "float" if isinstance(value, numbers.Real) else type(value).__name__

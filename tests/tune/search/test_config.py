@@ -97,7 +97,7 @@ def test_resume_refuses_settings_that_differ_from_the_saved_study(tmp_path: Path
 
 def test_a_resume_may_change_retries_and_the_resumes_after_it_keep_it(tmp_path: Path) -> None:
     """--retries at a resume (a study whose trials met the OOM killer): refused as another study's setting, where
-    it is the unfinished trials' and those to come (failures.resumed_retries, progress.as_resumed)."""
+    it is the unfinished trials' and those to come (failures.grant_retries, progress.as_resumed)."""
     _saved(tmp_path, budget="smoke")
     given = SearchConfig(space="unet", out=str(tmp_path), name="s", budget="smoke", retries=2)
     assert prepare_study(given, resume=True, given=frozenset({"retries", "budget"})).retries == 2

@@ -177,23 +177,27 @@ def test_a_trial_whose_node_left_is_told_by_the_exception_ray_pickled(tmp_path: 
         assert reason.startswith("its process ended under it (") == lost and reason.endswith(said), reason
 
 
-def test_a_resume_runs_a_trial_marked_to_fail_again_at_once_as_any_other() -> None:
+def test_a_resume_runs_a_trial_marked_to_fail_again_at_once_as_any_other(tmp_path: Path) -> None:
     """A trial that failed on its own error is marked to fail again at once on the run Ray gives it (--retries); a
     driver stopped before that run leaves the mark in Ray's saved state, and the --resume that follows the user's
-    fix failed it at once with the old error (and counted it for the systematic-failure stop)."""
+    fix failed it at once with the old error (and counted it for the systematic-failure stop). And each run grants
+    its trials its --retries once (a resume may change it): Ray's saved state holds the one each began with, and
+    made the trials new in a resumed stage with it too."""
     writer = ResultsWriter(
-        Path("/nonexistent"), space="unet", stage="main", metric="val_iou", mode="max", max_epochs=4, run_values={},
-        retries=2,
-    )  # fmt: skip
+        tmp_path, space="unet", stage="main", metric="val_iou", mode="max", max_epochs=4, run_values={}, retries=2
+    )
+    writer.setup()
     marked = Trial("train_trial", config={"lr": 0.1, FAILED_KEY: "ValueError: width 3"}, stub=True)
     marked.run_metadata.num_failures, marked.max_failures = 1, 1
-    # the other unfinished trials take a --retries the resume changed (Ray's saved state: the one they began with);
-    # ended ones keep theirs
-    pending, paused, ended = (Trial("train_trial", config={"lr": 0.2}, stub=True, max_failures=0) for _ in range(3))
-    paused.status, ended.status = Trial.PAUSED, Trial.TERMINATED
-    writer.on_step_begin(0, [marked, pending, paused, ended])
+    pending, ended, new = (Trial("train_trial", config={"lr": 0.2}, stub=True, max_failures=0) for _ in range(3))
+    pending.run_metadata.num_failures, ended.status = 1, Trial.TERMINATED
+    writer.on_step_begin(0, [marked, pending, ended])
     assert marked.config == {"lr": 0.1} and marked.max_failures == 3
-    assert (pending.max_failures, paused.max_failures, ended.max_failures) == (2, 2, 0)
+    assert (pending.max_failures, ended.max_failures) == (3, 0)  # 2 more than it has had; an ended one's kept
+    for _ in range(2):  # once a run: a trial that starts again after a failure has what is left of it
+        writer.on_trial_start(0, [new], new)
+        new.run_metadata.num_failures += 1
+    assert new.max_failures == 2
 
 
 class _TrialIn(Trial):
