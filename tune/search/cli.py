@@ -26,7 +26,7 @@ from data.files import error_line
 from data.synth.default import DEFAULT_SPEC, default_synth_dir
 from tune.plugins import add_plugin_argument, early_plugins, load_study_plugins
 from tune.search.budget import BUDGETS, budget_for
-from tune.search.config import SearchConfig, prepare_study
+from tune.search.config import CHANGEABLE, SearchConfig, prepare_study
 from tune.search.deadline import parse_duration
 from tune.search.driver import describe_space, run_search
 from tune.search.overrides import KINDS, overrides_from_file
@@ -304,8 +304,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         if args["show_space"]:
-            if args["resume"]:  # the study's space, as saved (settings that contradict it refused, as a resume does)
-                cfg = prepare_study(cfg, resume=True, given=frozenset(settings))
+            if args["resume"]:  # the study's space, as saved (settings that contradict it refused, as a resume does;
+                cfg = prepare_study(
+                    cfg, resume=True, given=frozenset(settings) - CHANGEABLE
+                )  # one it may change: kept)
                 load_study_plugins(cfg.experiment_dir)
             print(describe_space(cfg))
             return 0

@@ -103,6 +103,9 @@ def test_a_resume_may_change_retries_and_the_resumes_after_it_keep_it(tmp_path: 
     assert prepare_study(given, resume=True, given=frozenset({"retries", "budget"})).retries == 2
     assert prepare_study(SearchConfig(out=str(tmp_path), name="s"), resume=True).retries == 2  # kept
     assert json.loads((tmp_path / "s" / STUDY_FILE).read_text())["retries"] == 2
+    show = ["--out", str(tmp_path), "--name", "s", "--resume", "--retries", "5", "--show-space"]
+    assert main(show) == 0  # a command that shows the space changes no setting
+    assert json.loads((tmp_path / "s" / STUDY_FILE).read_text())["retries"] == 2
 
 
 def test_a_study_whose_data_root_moved_says_to_put_it_back_not_to_leave_out_data(tmp_path: Path) -> None:
