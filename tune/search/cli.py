@@ -24,11 +24,12 @@ from pathlib import Path
 from data.arguments import ALL, at_least, videos
 from data.files import error_line
 from data.synth.default import DEFAULT_SPEC, default_synth_dir
+from reports.schema import RESULTS_DIR
 from tune.plugins import add_plugin_argument, early_plugins, load_study_plugins
 from tune.search.budget import BUDGETS, budget_for
 from tune.search.config import CHANGEABLE, SearchConfig, prepare_study
 from tune.search.deadline import parse_duration
-from tune.search.driver import describe_space, run_search
+from tune.search.driver import describe_space, report_command, run_search
 from tune.search.overrides import KINDS, overrides_from_file
 from tune.search.spaces import get_space, list_spaces
 from tune.training.tasks.base import hold_env_gb
@@ -315,7 +316,9 @@ def main(argv: list[str] | None = None) -> int:
         return run_search(cfg, resume=args["resume"], given=frozenset(settings))
     except KeyboardInterrupt:  # outside a stage's experiment (decoding, the report): nothing half-written stays
         unnamed = "" if cfg.name else " (NAME: the study folder it printed)"
-        print(f"interrupted; resume with: {cfg.resume_command(cfg.name or 'NAME')}{unnamed}", file=sys.stderr)
+        ran = cfg.name is not None and (cfg.experiment_dir / RESULTS_DIR).is_dir()  # (a stop as its end evaluated)
+        report = f"; a report of what it ran: {report_command(cfg.experiment_dir)}" if ran else ""
+        print(f"interrupted{report}; resume with: {cfg.resume_command(cfg.name or 'NAME')}{unnamed}", file=sys.stderr)
         return 130
     except (OSError, ValueError, KeyError) as err:  # bad input; read-only, full disk, no permission: the path named
         message = str(err.args[0]) if isinstance(err, KeyError) else error_line(err)

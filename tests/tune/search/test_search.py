@@ -302,6 +302,26 @@ def test_mask_space_trains_the_predictor_on_the_best_segmenters_pseudo_labels(
     ) in notes
 
 
+def test_a_stop_as_the_study_ends_says_how_to_see_what_it_ran_and_how_to_finish_it(
+    unet_study: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C while the best model is evaluated (the stages done, a copy of a finished study resumed): the line said
+    how to resume, not the report command a stop inside a stage gives (docs: the stop's line says it)."""
+    import tune.search.evaluate
+
+    shutil.copytree(unet_study, tmp_path / "u")
+
+    def ctrl_c(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tune.search.evaluate, "evaluate_best", ctrl_c)
+    assert main(["--out", str(tmp_path), "--name", "u", "--resume", "--no-dashboard"]) == 130
+    assert capsys.readouterr().err.endswith(
+        f"interrupted; a report of what it ran: python -m reports.build {tmp_path / 'u'}; resume with: python -m "
+        f"tune.search --out {tmp_path} --name u --no-dashboard --resume\n"
+    )
+
+
 def test_bad_videos_fail_a_study_in_one_line_or_are_skipped_and_listed(
     local_ray: None,
     synth_root: Path,
