@@ -4,7 +4,7 @@ bank, a checkpoint, a setting) told as argparse's one line with exit status 2, b
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -45,22 +45,30 @@ def segmenter_argument(parser: argparse.ArgumentParser, help: str) -> None:
     add_plugin_argument(parser, default=[])
 
 
-def segmenter_checkpoint(given: Path, plugins: Sequence[str] = ()) -> Path:
+def given_segmenter(args: argparse.Namespace) -> Path | None:
+    """segmenter_argument's flags read: the --plugin files or modules loaded (refused where one is not there, with
+    or without --segmenter), then the --segmenter checkpoint (segmenter_checkpoint), None where none is given."""
+    from tune.plugins import load_plugins, plugin_spec
+
+    load_plugins(tuple(plugin_spec(text) for text in args.plugin))
+    return None if args.segmenter is None else segmenter_checkpoint(args.segmenter)
+
+
+def segmenter_checkpoint(given: Path) -> Path:
     """A --segmenter, read as tune.predict reads a checkpoint: the file itself, a trial's checkpoint_NNNNNN folder's,
     or a study folder's best; where that is a model answering from a segmenter's masks (mask_space's predictor, an
     object_dynamics model), the segmenter it answers from. Returned where it is the checkpoint of a per-frame
     segmenter (frame_segmenter, or a plugin's model of that task, as pseudo-labels take it), loaded on the CPU; a
     ValueError naming it otherwise (for bad_input), before the work. A plugin's model is found as tune.predict
-    finds it: the `plugins` given (--plugin), and those of the studies that hold the checkpoints."""
+    finds it: the --plugin given (given_segmenter), and those of the studies that hold the checkpoints."""
     from reports.checkpoints import best_checkpoint, study_of
     from reports.records import is_study
-    from tune.plugins import load_plugins, load_study_plugins, plugin_spec
+    from tune.plugins import load_study_plugins
     from tune.search.keys import CHECKPOINT_NAME
     from tune.training.checkpoints import load_model
     from tune.training.prediction import rule_source
     from tune.training.tasks import FrameSegmentation, task_for
 
-    load_plugins(tuple(plugin_spec(text) for text in plugins))
     path = best_checkpoint(given) if is_study(given) else given
     path = path / CHECKPOINT_NAME if path.is_dir() and (path / CHECKPOINT_NAME).is_file() else path
     found = Path(rule_source(path)) if path.is_file() else path  # (not there: load_model names it)

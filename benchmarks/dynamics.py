@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.args import bad_input, count, folders, output_files, segmenter_argument, segmenter_checkpoint
+from benchmarks.args import bad_input, count, folders, given_segmenter, output_files, segmenter_argument
 from data.arguments import ALL, videos
 from data.cache import default_cache_dir
 from data.files import run_command
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     folders(parser, cache=args.cache)
     with bad_input(parser):  # before the work: the device, and the segmenter whose masks it trains on
         device = resolve_device(args.device)
-        segmenter = segmenter_checkpoint(args.segmenter, args.plugin) if args.segmenter else None
+        segmenter = given_segmenter(args)
     cache = args.cache or default_cache_dir()
     torch.set_num_threads(args.threads)
     started = time.perf_counter()

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.args import at_least, bad_input, count, output_files, segmenter_argument, segmenter_checkpoint
+from benchmarks.args import at_least, bad_input, count, given_segmenter, output_files, segmenter_argument
 from data.files import run_command
 from data.layout import index_split
 from data.synth.generate import SynthSpec, generate
@@ -120,8 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.data is not None:
             for split in ("train", "val"):
                 index_split(args.data, split)
-        if args.segmenter is not None:
-            args.segmenter = segmenter_checkpoint(args.segmenter, args.plugin)
+        args.segmenter = given_segmenter(args)
         device = resolve_device(args.device)
         common = _common(args)
         runs = _runs(args, common)

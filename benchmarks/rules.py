@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.args import bad_input, count, folders, segmenter_argument, segmenter_checkpoint
+from benchmarks.args import bad_input, count, folders, given_segmenter, segmenter_argument
 from data.cache import decode_split
 from data.classes import INPUT_FRAMES, LAST_INPUT_FRAME, NUM_CLASSES, TARGET_FRAME
 from data.files import run_command
@@ -174,8 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     with bad_input(parser):  # refused now, not after the rules' tables
-        if args.segmenter is not None:
-            args.segmenter = segmenter_checkpoint(args.segmenter, args.plugin)
+        args.segmenter = given_segmenter(args)
         root = args.data
         if root is None:
             folders(parser, workdir=args.workdir)

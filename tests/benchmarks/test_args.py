@@ -76,6 +76,9 @@ def test_bad_input_to_a_benchmark_is_one_line(
         ): "argument --width: must be a whole number >= 1, got '0'",
         (quality.main, ("--data", str(synth_root), "--segmenter", unet)): f"--segmenter {unet}: a 'unet' checkpoint;",
         (rules.main, ("--data", str(synth_root), "--segmenter", unet)): f"--segmenter {unet}: a 'unet' checkpoint;",
+        # a --plugin that is not there: refused without --segmenter too (the table was printed, exit 0)
+        (rules.main, ("--data", str(synth_root), "--plugin", str(tmp_path / "p.py"))): f"--plugin {tmp_path / 'p.py'}:",
+        (dynamics.main, ("--data", str(synth_root), "--plugin", "no_such_module_x")): "no_such_module_x",
         (quality.main, ("--data", str(synth_root), "--out", str(tmp_path))): f"--out {tmp_path}: a folder, where",
         # counts and devices: tracebacks (a ZeroDivisionError, a StatisticsError), or accepted with exit status 0
         (train_speed.main, ("--videos", "0")): "argument --videos: must be a whole number >= 1, got '0'",
