@@ -276,9 +276,6 @@ def main(argv: list[str] | None = None) -> int:
         settings["fail_trials"] = tuple(settings["fail_trials"])
     if plugins:
         settings["plugins"] = plugins
-    for key in ("data", "warm_start", "hidden"):  # found again from another folder (a resume, tune.train/predict)
-        if settings.get(key) is not None:
-            settings[key] = str(Path(settings[key]).absolute())
     if "mlflow" in settings:
         settings["mlflow"] = mlflow_uri(settings["mlflow"])
     try:

@@ -13,6 +13,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from data.files import atomic_write, not_a
 from data.locking import run_lock
@@ -147,6 +148,8 @@ def prepare_study(cfg: SearchConfig, resume: bool, *, given: frozenset[str] = fr
     """Name the experiment, and save or (for --resume) read back its config. `given`: the study settings
     named on the command line; a resume refuses those that differ from the saved study's."""
     cfg = named(cfg, resume)
+    paths: dict[str, Any] = {key: str(Path(p).absolute()) for key in _PATHS if (p := getattr(cfg, key)) is not None}
+    cfg = dataclasses.replace(cfg, **paths)  # found again from another folder (a resume, tune.train/predict)
     path = cfg.experiment_dir / STUDY_FILE
     if resume:
         if not path.exists():
@@ -228,6 +231,7 @@ def _resumed(cfg: SearchConfig, given: frozenset[str]) -> SearchConfig:
 CHANGEABLE = frozenset({"retries"})
 
 
+_PATHS = ("data", "warm_start", "hidden")  # settings that are paths: saved absolute, as given from any folder
 _FOLDER = "folder"  # search.json's record of the study folder's absolute path (no setting: not a SearchConfig field)
 
 

@@ -77,19 +77,31 @@ def _run_search(cfg: SearchConfig, resume: bool, given: frozenset[str], started:
         raise
     edited = edited_plugins(study.folder, study.cfg.plugins)  # each plugin file's digest, kept for the next resume
     for spec in edited if resume else ():  # (a new study started anew where a first start ran nothing: no news)
-        print(
-            f"warning: the plugin {spec} changed since this study last ran: its trials from now on run the new code, "
-            "those before ran the old",
-            file=sys.stderr,
-        )
+        said = "its trials from now on run the new code, those before ran the old"
+        print(f"warning: the plugin {spec} changed since this study last ran: {said}", file=sys.stderr)
     left = study.stages_left()
+    sigterm = signal.getsignal(signal.SIGTERM)  # the caller's (a notebook's kernel), which Ray's start replaces
     started_ray = left and init_ray(study.cfg, cluster)
     # (a resume killed while the report was made, or of a finished study, only finishes it: no Ray to start and stop)
-    status = 0
-    stopped: dict[str, str] = {}  # stage -> why it stopped the study
     study.record_run(ended=False)
     signals = StopSignals()
     clock = StudyClock(study, budget_seconds(study.cfg, study.resources), started, idle=not left, fresh=not resume)
+    try:
+        status, ends, stopped = _run_stages(study, clock, signals)
+    finally:  # (also where a study run from Python stops: its Ray stopped, the SIGTERM handler as it was)
+        if started_ray:
+            stop_local_ray()
+        signal.signal(signal.SIGTERM, sigterm)
+    if ends:
+        finish(study, clock, stopped)
+    return status
+
+
+def _run_stages(study: Study, clock: StudyClock, signals: StopSignals) -> tuple[int, bool, dict[str, str]]:
+    """Each stage in turn, until one stops the study: the exit status, whether the study is to be finished (its
+    evaluation, submission and report: every stage ran, or one stopped it on failing trials), not interrupted, and
+    the stages that stopped it (stage -> why)."""
+    status, stopped = 0, dict[str, str]()
     for stage in study.space.stages:
         if not clock.start(stage):
             break
@@ -105,7 +117,7 @@ def _run_search(cfg: SearchConfig, resume: bool, given: frozenset[str], started:
                 f"{'Free some space, then resume' if full else 'Resume'} with: {study.cfg.resume_command()}",
                 file=sys.stderr,
             )
-            return 1 if full else 128 + int(getattr(signal, signals.why()))
+            return (1 if full else 128 + int(getattr(signal, signals.why()))), False, stopped
         except RuntimeError as err:
             stopped[stage.name] = str(err)
         else:
@@ -122,10 +134,7 @@ def _run_search(cfg: SearchConfig, resume: bool, given: frozenset[str], started:
             status = 1
             break
     clock.end()
-    if started_ray:
-        stop_local_ray()
-    finish(study, clock, stopped)
-    return status
+    return status, True, stopped
 
 
 def report_command(folder: Path) -> str:

@@ -95,6 +95,18 @@ def test_resume_refuses_settings_that_differ_from_the_saved_study(tmp_path: Path
         prepare_study(given, resume=True, given=frozenset({"val_videos"}))
 
 
+def test_paths_given_relative_are_saved_absolute_from_python_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The command line made them absolute; a study started from Python saved "../data", which its resume from
+    another folder (and tune.train/predict) did not find."""
+    (tmp_path / "data" / "hidden").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    _saved(tmp_path / "out", budget="smoke", data="data", hidden="data/hidden")
+    saved = json.loads((tmp_path / "out" / "s" / STUDY_FILE).read_text())
+    assert (saved["data"], saved["hidden"]) == (str(tmp_path / "data"), str(tmp_path / "data" / "hidden"))
+
+
 def test_a_resume_may_change_retries_and_the_resumes_after_it_keep_it(tmp_path: Path) -> None:
     """--retries at a resume (a study whose trials met the OOM killer): refused as another study's setting, where
     it is the unfinished trials' and those to come (failures.grant_retries, progress.as_resumed)."""

@@ -322,6 +322,29 @@ def test_a_stop_as_the_study_ends_says_how_to_see_what_it_ran_and_how_to_finish_
     )
 
 
+def test_a_study_run_from_python_and_stopped_leaves_no_ray_running_nor_its_sigterm_handler(
+    own_ray: None, synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A study run from a notebook, stopped by Ctrl-C as its stage ran: run_search returned 130 and left its local Ray
+    running (the next study ran on it, said it as a cluster's, and never stopped it) and its SIGTERM handler in place
+    (the kernel no longer ended on SIGTERM)."""
+    import ray
+
+    import tune.search.driver
+
+    def ctrl_c(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tune.search.driver, "run_stage", ctrl_c)
+    before = signal.getsignal(signal.SIGTERM)
+    cfg = SearchConfig(
+        space="unet", data=str(synth_root), budget="smoke", samples=1, out=str(tmp_path), name="n", dashboard=False
+    )
+    assert run_search(cfg) == 128 + signal.SIGINT
+    assert "stopped at once (SIGINT); nothing unfinished is marked finished" in capsys.readouterr().err
+    assert not ray.is_initialized() and signal.getsignal(signal.SIGTERM) is before
+
+
 def test_bad_videos_fail_a_study_in_one_line_or_are_skipped_and_listed(
     local_ray: None,
     synth_root: Path,
