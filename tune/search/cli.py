@@ -303,9 +303,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args["show_space"]:
             if args["resume"]:  # the study's space, as saved (settings that contradict it refused, as a resume does;
-                cfg = prepare_study(
-                    cfg, resume=True, given=frozenset(settings) - CHANGEABLE
-                )  # one it may change: kept)
+                shown = frozenset(settings) - CHANGEABLE  # one it may change is left as it is)
+                cfg = prepare_study(cfg, resume=True, given=shown)
                 load_study_plugins(cfg.experiment_dir)
             print(describe_space(cfg))
             return 0

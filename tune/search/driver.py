@@ -91,7 +91,8 @@ def _run_search(cfg: SearchConfig, resume: bool, given: frozenset[str], started:
     finally:  # (also where a study run from Python stops: its Ray stopped, the SIGTERM handler as it was)
         if started_ray:
             stop_local_ray()
-        signal.signal(signal.SIGTERM, sigterm)
+        if sigterm is not None:  # (None: a handler not set from Python, which Python cannot set back)
+            signal.signal(signal.SIGTERM, sigterm)
     if ends:
         finish(study, clock, stopped)
     return status
@@ -295,9 +296,8 @@ def _no_submission(study: Study, why: str) -> None:
     if read_submission(study.folder) is None:
         print(f"no submission written: {why}", file=sys.stderr)
     else:
-        print(
-            f"no new submission written: {why} (the one written before from the same checkpoint stays)", file=sys.stderr
-        )
+        kept = "the one written before from the same checkpoint stays"
+        print(f"no new submission written: {why} ({kept})", file=sys.stderr)
 
 
 def finish(study: Study, clock: StudyClock | None = None, stopped: dict[str, str] | None = None) -> None:

@@ -115,9 +115,8 @@ def predict_rules(
         run, model = load_model(pipeline["segmenter"], dev)
     decoded = _decoded(data, split, hidden, on_error, first, skip)
     answers = _predict_by_rules({rule: RULES[rule] for rule in rules}, run, model, decoded.frames, dev, batch_size)
-    return {rule: (masks, _scored(masks, decoded, split)) for rule, masks in answers.items()}, torch.as_tensor(
-        decoded.ids
-    )
+    scored = {rule: (masks, _scored(masks, decoded, split)) for rule, masks in answers.items()}
+    return scored, torch.as_tensor(decoded.ids)
 
 
 def _decoded(
