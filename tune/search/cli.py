@@ -19,7 +19,6 @@ import os
 import re
 import sys
 import textwrap
-from pathlib import Path
 
 from data.arguments import ALL, at_least, videos
 from data.files import error_line
@@ -55,11 +54,6 @@ STUDY_FLAGS = (
     "retries",
     "fail_trials",
 )
-
-
-def mlflow_uri(text: str) -> str:
-    """A tracking URI as given (http://, sqlite://, file://...), or a folder as a local file store's URI."""
-    return text if "://" in text else Path(text).absolute().as_uri()
 
 
 def _duration(text: str) -> float:
@@ -276,8 +270,6 @@ def main(argv: list[str] | None = None) -> int:
         settings["fail_trials"] = tuple(settings["fail_trials"])
     if plugins:
         settings["plugins"] = plugins
-    if "mlflow" in settings:
-        settings["mlflow"] = mlflow_uri(settings["mlflow"])
     try:
         from_file = overrides_from_file(args["overrides_file"]) if args["overrides_file"] else []
     except (FileNotFoundError, ValueError) as err:

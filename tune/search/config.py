@@ -148,8 +148,7 @@ def prepare_study(cfg: SearchConfig, resume: bool, *, given: frozenset[str] = fr
     """Name the experiment, and save or (for --resume) read back its config. `given`: the study settings
     named on the command line; a resume refuses those that differ from the saved study's."""
     cfg = named(cfg, resume)
-    paths: dict[str, Any] = {key: str(Path(p).absolute()) for key in _PATHS if (p := getattr(cfg, key)) is not None}
-    cfg = dataclasses.replace(cfg, **paths)  # found again from another folder (a resume, tune.train/predict)
+    cfg = _found_anywhere(cfg)
     path = cfg.experiment_dir / STUDY_FILE
     if resume:
         if not path.exists():
@@ -229,6 +228,22 @@ def _resumed(cfg: SearchConfig, given: frozenset[str]) -> SearchConfig:
 # study settings a resume may change, kept from then on: --retries (for trials whose process ends under them, where
 # a study met the OOM killer or lost nodes; the unfinished trials and those to come)
 CHANGEABLE = frozenset({"retries"})
+
+
+def _found_anywhere(cfg: SearchConfig) -> SearchConfig:
+    """The settings that name files as found from any folder (a resume's, tune.train/predict's, a trial's): paths
+    absolute, a plugin file's too, an MLflow folder as its store's URI; as the command line gives them, and as
+    Python may not."""
+    from tune.plugins import plugin_spec
+
+    paths: dict[str, Any] = {key: str(Path(p).absolute()) for key in _PATHS if (p := getattr(cfg, key)) is not None}
+    uri = None if cfg.mlflow is None else mlflow_uri(cfg.mlflow)
+    return dataclasses.replace(cfg, **paths, plugins=tuple(plugin_spec(p) for p in cfg.plugins), mlflow=uri)
+
+
+def mlflow_uri(text: str) -> str:
+    """A tracking URI as given (http://, sqlite://, file://...), or a folder as a local file store's URI."""
+    return text if "://" in text else Path(text).absolute().as_uri()
 
 
 _PATHS = ("data", "warm_start", "hidden")  # settings that are paths: saved absolute, as given from any folder

@@ -35,7 +35,7 @@ from tune.search.ray_env import private_token, ray_defaults, stop_local_ray
 from tune.search.reach import check_mlflow, check_ray_temp, check_reachable, join_cluster
 from tune.search.resources import Cluster, plan_resources
 from tune.search.searcher import mend_journal
-from tune.search.signals import StopSignals, ray_in_own_session
+from tune.search.signals import StopSignals, ray_in_own_session, sigterm_kept
 from tune.search.space_check import check_space, show_space
 from tune.search.spaces import SearchSpace, get_space
 from tune.search.stages import DiskFull, StageInterrupted, run_stage
@@ -80,21 +80,21 @@ def _run_search(cfg: SearchConfig, resume: bool, given: frozenset[str], started:
         said = "its trials from now on run the new code, those before ran the old"
         print(f"warning: the plugin {spec} changed since this study last ran: {said}", file=sys.stderr)
     left = study.stages_left()
-    sigterm = signal.getsignal(signal.SIGTERM)  # the caller's (a notebook's kernel), which Ray's start replaces
-    started_ray = left and init_ray(study.cfg, cluster)
-    # (a resume killed while the report was made, or of a finished study, only finishes it: no Ray to start and stop)
-    study.record_run(ended=False)
-    signals = StopSignals()
-    clock = StudyClock(study, budget_seconds(study.cfg, study.resources), started, idle=not left, fresh=not resume)
-    try:
-        status, ends, stopped = _run_stages(study, clock, signals)
-    finally:  # (also where a study run from Python stops: its Ray stopped, the SIGTERM handler as it was)
-        if started_ray:
-            stop_local_ray()
-        if sigterm is not None:  # (None: a handler not set from Python, which Python cannot set back)
-            signal.signal(signal.SIGTERM, sigterm)
-    if ends:
-        finish(study, clock, stopped)
+    with sigterm_kept():  # (SIGTERM stops the study as Ctrl-C does up to its end, its report included)
+        started_ray = left and init_ray(study.cfg, cluster)
+        # (a resume killed while the report was made, or of a finished study, only finishes it: no Ray to start)
+        try:
+            study.record_run(ended=False)
+            signals = StopSignals()
+            clock = StudyClock(
+                study, budget_seconds(study.cfg, study.resources), started, idle=not left, fresh=not resume
+            )
+            status, ends, stopped = _run_stages(study, clock, signals)
+        finally:  # (also where a study run from Python stops: its Ray stopped)
+            if started_ray:
+                stop_local_ray()
+        if ends:
+            finish(study, clock, stopped)
     return status
 
 

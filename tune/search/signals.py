@@ -14,10 +14,12 @@ Slurm signal the batch shell alone (`#SBATCH --signal=B:TERM@120`) and `exec pyt
 
 from __future__ import annotations
 
+import contextlib
 import math
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 REPEAT_S = 5.0  # a SIGTERM this soon after one passed on is the same stop (`timeout` sends two)
@@ -62,3 +64,15 @@ def ray_in_own_session() -> None:
             super().__init__(*args, **kwargs)
 
     services.ConsolePopen = OwnSession  # type: ignore[misc]
+
+
+@contextlib.contextmanager
+def sigterm_kept() -> Iterator[None]:
+    """Inside: a study, whose Ray start and StopSignals replace the SIGTERM handler; after it, the caller's again (a
+    notebook's kernel ends on SIGTERM again). One not set from Python (getsignal's None) cannot be set back."""
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        yield
+    finally:
+        if before is not None:
+            signal.signal(signal.SIGTERM, before)

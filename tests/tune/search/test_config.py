@@ -101,10 +101,14 @@ def test_paths_given_relative_are_saved_absolute_from_python_too(
     """The command line made them absolute; a study started from Python saved "../data", which its resume from
     another folder (and tune.train/predict) did not find."""
     (tmp_path / "data" / "hidden").mkdir(parents=True)
+    (tmp_path / "mine.py").write_text("")
     monkeypatch.chdir(tmp_path)
-    _saved(tmp_path / "out", budget="smoke", data="data", hidden="data/hidden")
+    given = {"data": "data", "hidden": "data/hidden", "plugins": ("mine.py", "json"), "mlflow": "mlruns"}
+    _saved(tmp_path / "out", budget="smoke", **given)
     saved = json.loads((tmp_path / "out" / "s" / STUDY_FILE).read_text())
     assert (saved["data"], saved["hidden"]) == (str(tmp_path / "data"), str(tmp_path / "data" / "hidden"))
+    assert saved["plugins"] == [str(tmp_path / "mine.py"), "json"]  # a module's name as given
+    assert saved["mlflow"] == (tmp_path / "mlruns").as_uri()  # (as --mlflow FOLDER gives it)
 
 
 def test_a_resume_may_change_retries_and_the_resumes_after_it_keep_it(tmp_path: Path) -> None:

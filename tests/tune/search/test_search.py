@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
+import time
 from pathlib import Path
 
 import numpy as np
@@ -302,24 +304,37 @@ def test_mask_space_trains_the_predictor_on_the_best_segmenters_pseudo_labels(
     ) in notes
 
 
+@pytest.mark.parametrize("sent", [signal.SIGINT, signal.SIGTERM])
 def test_a_stop_as_the_study_ends_says_how_to_see_what_it_ran_and_how_to_finish_it(
-    unet_study: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    sent: signal.Signals,
+    unet_study: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Ctrl-C while the best model is evaluated (the stages done, a copy of a finished study resumed): the line said
-    how to resume, not the report command a stop inside a stage gives (docs: the stop's line says it)."""
+    """Ctrl-C or SIGTERM while the best model is evaluated (the stages done, a copy of a finished study resumed): the
+    line said how to resume but not the report command a stop inside a stage gives (docs: the stop's line says it);
+    SIGTERM stops it as Ctrl-C does there too (the caller's handler, here one that records it, put back after)."""
     import tune.search.evaluate
 
     shutil.copytree(unet_study, tmp_path / "u")
+    caught: list[int] = []
+    before = signal.signal(signal.SIGTERM, lambda signum, frame: caught.append(signum))
 
-    def ctrl_c(*args: object, **kwargs: object) -> None:
-        raise KeyboardInterrupt
+    def stop(*args: object, **kwargs: object) -> None:
+        os.kill(os.getpid(), sent)
+        time.sleep(30)  # (the signal stops it first)
 
-    monkeypatch.setattr(tune.search.evaluate, "evaluate_best", ctrl_c)
-    assert main(["--out", str(tmp_path), "--name", "u", "--resume", "--no-dashboard"]) == 130
+    monkeypatch.setattr(tune.search.evaluate, "evaluate_best", stop)
+    try:
+        assert main(["--out", str(tmp_path), "--name", "u", "--resume", "--no-dashboard"]) == 130
+    finally:
+        signal.signal(signal.SIGTERM, before)
     assert capsys.readouterr().err.endswith(
         f"interrupted; a report of what it ran: python -m reports.build {tmp_path / 'u'}; resume with: python -m "
         f"tune.search --out {tmp_path} --name u --no-dashboard --resume\n"
     )
+    assert caught == []  # the study's own handler took it, not the caller's
 
 
 def test_a_study_run_from_python_and_stopped_leaves_no_ray_running_nor_its_sigterm_handler(
