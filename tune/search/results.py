@@ -122,9 +122,7 @@ class ResultsWriter(Callback):
         trials, epochs = read_results(self.folder)
         if len(trials):
             mine = trials[STAGE] == self.stage
-            self._others = integer_columns(
-                trials[~mine]
-            )  # read once: concatenated with this stage's rows at each write
+            self._others = integer_columns(trials[~mine])  # read once: beside this stage's rows at each write
             self._trials = {
                 str(row[TRIAL_ID]): {str(k): v for k, v in row.items()} for row in trials[mine].to_dict("records")
             }
