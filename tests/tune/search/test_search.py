@@ -315,7 +315,7 @@ def test_a_stop_as_the_study_ends_says_how_to_see_what_it_ran_and_how_to_finish_
     """Ctrl-C or SIGTERM while the best model is evaluated (the stages done, a copy of a finished study resumed): the
     line said how to resume but not the report command a stop inside a stage gives (docs: the stop's line says it);
     SIGTERM stops it as Ctrl-C does there too (the caller's handler, here one that records it, put back after)."""
-    import tune.search.evaluate
+    import tune.search.driver
 
     shutil.copytree(unet_study, tmp_path / "u")
     caught: list[int] = []
@@ -325,7 +325,7 @@ def test_a_stop_as_the_study_ends_says_how_to_see_what_it_ran_and_how_to_finish_
         os.kill(os.getpid(), sent)
         time.sleep(30)  # (the signal stops it first)
 
-    monkeypatch.setattr(tune.search.evaluate, "evaluate_best", stop)
+    monkeypatch.setattr(tune.search.driver, "_answer", stop)  # the end's evaluation and submission
     try:
         assert main(["--out", str(tmp_path), "--name", "u", "--resume", "--no-dashboard"]) == 130
     finally:
