@@ -320,6 +320,8 @@ def test_a_stop_as_the_study_ends_says_how_to_see_what_it_ran_and_how_to_finish_
     shutil.copytree(unet_study, tmp_path / "u")
     caught: list[int] = []
     before = signal.signal(signal.SIGTERM, lambda signum, frame: caught.append(signum))
+    # Python's own Ctrl-C, as a command starts with (a test before may leave another handler: Ray Tune's flag)
+    interrupt = signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def stop(*args: object, **kwargs: object) -> None:
         os.kill(os.getpid(), sent)
@@ -330,6 +332,7 @@ def test_a_stop_as_the_study_ends_says_how_to_see_what_it_ran_and_how_to_finish_
         assert main(["--out", str(tmp_path), "--name", "u", "--resume", "--no-dashboard"]) == 130
     finally:
         signal.signal(signal.SIGTERM, before)
+        signal.signal(signal.SIGINT, interrupt)
     assert capsys.readouterr().err.endswith(
         f"interrupted; a report of what it ran: python -m reports.build {tmp_path / 'u'}; resume with: python -m "
         f"tune.search --out {tmp_path} --name u --no-dashboard --resume\n"
